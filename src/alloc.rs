@@ -1,0 +1,61 @@
+//! Memory accounting: a counting wrapper around jemalloc.
+//!
+//! Redis reports `used_memory` from its own allocator wrapper and compares it with `maxmemory`
+//! before every write, so the number must be exact and cheap to read. Wrapping the global
+//! allocator gives both: one relaxed atomic add per allocation and free. The binary installs it
+//! with `#[global_allocator]`; library users (tests) simply see 0 unless they do the same.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes currently allocated through the counting allocator.
+pub fn used_memory() -> usize {
+    ALLOCATED.load(Ordering::Relaxed)
+}
+
+/// A global allocator that counts bytes in use.
+pub struct Counting<A>(pub A);
+
+// SAFETY: every method forwards to the wrapped allocator with the caller's arguments unchanged,
+// so the wrapped allocator's guarantees carry over; the counter is only bookkeeping.
+#[allow(unsafe_code)]
+unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = self.0.alloc(layout);
+        if !p.is_null() {
+            ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        self.0.dealloc(ptr, layout);
+        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = self.0.alloc_zeroed(layout);
+        if !p.is_null() {
+            ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = self.0.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+            ALLOCATED.fetch_add(new_size, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+/// Resident set size of this process in bytes, from `/proc/self/statm`.
+pub fn rss_bytes() -> usize {
+    let Ok(s) = std::fs::read_to_string("/proc/self/statm") else { return 0 };
+    let pages: usize = s.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    pages * 4096
+}

@@ -1,0 +1,263 @@
+//! Command table and the per-family command files.
+//!
+//! Each family file (`string.rs`, `keys.rs`, ...) begins with its `COMMANDS` table, like the
+//! family registrations of Redis's `t_*.c` / Dragonfly's `*_family.cc`: name, arity, flags, key
+//! positions, handler. [`registry`] merges every family's table into one lookup map. A command
+//! that is not in any table answers Redis's `ERR unknown command`.
+
+pub mod args;
+pub mod bitops;
+pub mod connection;
+pub mod keys;
+pub mod server;
+pub mod string;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+pub use crate::dispatch::Ctx;
+pub use crate::error::{CmdError, CmdResult};
+
+/// Command flags, with Redis's meanings (see `COMMAND INFO`).
+pub mod flags {
+    pub const WRITE: u32 = 1;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    pub const SKIP_SLOWLOG: u32 = 1 << 10;
+    pub const FAST: u32 = 1 << 11;
+    pub const NO_AUTH: u32 = 1 << 12;
+    pub const MAY_REPLICATE: u32 = 1 << 13;
+    pub const NO_MULTI: u32 = 1 << 14;
+    pub const MOVABLE_KEYS: u32 = 1 << 15;
+    pub const ALLOW_BUSY: u32 = 1 << 16;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 17;
+    pub const PROTECTED: u32 = 1 << 18;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 19;
+    pub const SENTINEL: u32 = 1 << 20;
+    pub const ONLY_SENTINEL: u32 = 1 << 21;
+
+    /// Flag names as COMMAND INFO prints them, in Redis's order.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (NO_MULTI, "no_multi"),
+        (MOVABLE_KEYS, "movablekeys"),
+        (ALLOW_BUSY, "allow_busy"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
+    ];
+}
+
+/// A handler: runs the command and writes its reply, or returns an error for the dispatcher
+/// to render. `argv[0]` is the command name as the client sent it.
+pub type Handler = fn(&mut Ctx<'_>, &[&[u8]]) -> CmdResult;
+
+/// Legacy key positions (COMMAND INFO's first key, last key, step; 0 = no keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyPos {
+    pub first: i32,
+    pub last: i32,
+    pub step: i32,
+}
+
+/// One command (or subcommand of a container command such as CONFIG).
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Lowercase name; for a subcommand, just the subcommand (`get` of `config|get`).
+    pub name: &'static str,
+    /// Redis arity: exact argument count including the name when positive, minimum when negative.
+    pub arity: i32,
+    pub flags: u32,
+    pub keys: KeyPos,
+    pub handler: Handler,
+    /// Non-empty for container commands; the dispatcher picks one by `argv[1]`.
+    pub subcommands: &'static [CommandSpec],
+    /// For subcommands, the parent's name (set through [`CommandSpec::sub`]).
+    pub parent: Option<&'static str>,
+}
+
+impl CommandSpec {
+    /// A command whose keys are at `first..=last` stepping `step` (use 0,0,0 for none).
+    pub const fn new(
+        name: &'static str,
+        arity: i32,
+        flags: u32,
+        first: i32,
+        last: i32,
+        step: i32,
+        handler: Handler,
+    ) -> Self {
+        CommandSpec {
+            name,
+            arity,
+            flags,
+            keys: KeyPos { first, last, step },
+            handler,
+            subcommands: &[],
+            parent: None,
+        }
+    }
+
+    /// A container command (CONFIG, CLIENT, OBJECT, ...).
+    pub const fn container(
+        name: &'static str,
+        arity: i32,
+        flags: u32,
+        subcommands: &'static [CommandSpec],
+    ) -> Self {
+        CommandSpec {
+            name,
+            arity,
+            flags,
+            keys: KeyPos { first: 0, last: 0, step: 0 },
+            handler: container_without_subcommand,
+            subcommands,
+            parent: None,
+        }
+    }
+
+    /// A subcommand of `parent`.
+    pub const fn sub(
+        parent: &'static str,
+        name: &'static str,
+        arity: i32,
+        flags: u32,
+        first: i32,
+        last: i32,
+        step: i32,
+        handler: Handler,
+    ) -> Self {
+        CommandSpec {
+            name,
+            arity,
+            flags,
+            keys: KeyPos { first, last, step },
+            handler,
+            subcommands: &[],
+            parent: Some(parent),
+        }
+    }
+
+    /// The name used in errors and COMMAND output: `get`, or `config|get` for a subcommand.
+    pub fn full_name(&self) -> String {
+        match self.parent {
+            Some(p) => format!("{p}|{}", self.name),
+            None => self.name.to_string(),
+        }
+    }
+
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Whether `argc` satisfies the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let a = self.arity;
+        if a >= 0 {
+            argc == a as usize
+        } else {
+            argc >= (-a) as usize
+        }
+    }
+
+    pub fn find_sub(&self, name: &[u8]) -> Option<&'static CommandSpec> {
+        // Subcommand tables are static, so the references live forever.
+        let subs: &'static [CommandSpec] = self.subcommands;
+        subs.iter().find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Only reached when a container is called with no subcommand, which arity rules out for all
+/// containers (they need at least 2 arguments).
+fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    Err(CmdError::WrongArity(String::from_utf8_lossy(argv[0]).to_lowercase()))
+}
+
+/// Every family's table.
+fn families() -> [&'static [CommandSpec]; 5] {
+    [string::COMMANDS, bitops::COMMANDS, keys::COMMANDS, connection::COMMANDS, server::COMMANDS]
+}
+
+/// Command lookup map plus a dense id per top-level command (for per-command statistics).
+pub struct Registry {
+    map: HashMap<&'static [u8], (usize, &'static CommandSpec), foldhash::fast::FixedState>,
+    pub all: Vec<&'static CommandSpec>,
+}
+
+impl Registry {
+    /// Finds a top-level command by name, ignoring case.
+    #[inline]
+    pub fn lookup(&self, name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
+        if name.len() > 32 {
+            return None;
+        }
+        let mut buf = [0u8; 32];
+        let lower = &mut buf[..name.len()];
+        lower.copy_from_slice(name);
+        lower.make_ascii_lowercase();
+        self.map.get(&*lower).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+}
+
+/// The process-wide command registry.
+pub fn registry() -> &'static Registry {
+    static REG: OnceLock<Registry> = OnceLock::new();
+    REG.get_or_init(|| {
+        let mut map = HashMap::with_hasher(foldhash::fast::FixedState::default());
+        let mut all = Vec::new();
+        for fam in families() {
+            for spec in fam {
+                let id = all.len();
+                let prev = map.insert(spec.name.as_bytes(), (id, spec));
+                assert!(prev.is_none(), "command {} registered twice", spec.name);
+                all.push(spec);
+            }
+        }
+        Registry { map, all }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_names_are_lowercase_and_unique() {
+        let reg = registry();
+        for spec in &reg.all {
+            assert_eq!(spec.name, spec.name.to_lowercase());
+            for sub in spec.subcommands {
+                assert_eq!(sub.parent, Some(spec.name), "{} parent", sub.name);
+            }
+        }
+        assert!(reg.lookup(b"GET").is_some());
+        assert!(reg.lookup(b"nosuchcommand").is_none());
+    }
+}

@@ -1,0 +1,219 @@
+//! Command dispatch: Redis's `processCommand()` + `call()`.
+//!
+//! Looks a command up, checks arity and authentication, runs the handler with a [`Ctx`], renders
+//! an error if it failed, updates per-command statistics, and hands the command's effects to the
+//! journal. This is the one place that decides what a command propagates: handlers either let
+//! the dispatcher propagate their argv verbatim (the default for a `WRITE` command that changed
+//! something) or record their own deterministic effects with [`Ctx::propagate`].
+
+use std::time::Instant;
+
+use crate::commands::{self, flags, CommandSpec};
+use crate::error::{CmdError, CmdResult};
+use crate::journal::Effects;
+use crate::keyspace::Keyspace;
+use crate::protocol::ReplyBuf;
+use crate::server::client::Client;
+use crate::server::{Server, ServerState};
+
+/// Everything a handler may touch while it runs.
+pub struct Ctx<'a> {
+    pub ks: &'a mut Keyspace,
+    pub srv: &'a mut ServerState,
+    pub client: &'a mut Client,
+    pub out: &'a mut ReplyBuf,
+    /// Selected database (same as `client.db`; SELECT updates both).
+    pub db: usize,
+    /// Command time in Unix milliseconds: one value for the whole command, like Redis's cached
+    /// `mstime`, so a command never sees a key expire half-way through.
+    pub now: u64,
+    pub cmd: &'static CommandSpec,
+    effects: &'a mut Effects,
+    /// Set once a handler records its own effects; disables default propagation of argv.
+    custom_propagation: bool,
+}
+
+impl<'a> Ctx<'a> {
+    /// Records an effect on the current database. Calling this replaces the default
+    /// propagation of the command's own argv.
+    pub fn propagate<A: AsRef<[u8]>>(&mut self, argv: &[A]) {
+        let db = self.db;
+        self.propagate_db(db, argv);
+    }
+
+    /// Records an effect on database `db`.
+    pub fn propagate_db<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
+        self.custom_propagation = true;
+        if self.srv.journal.is_active() {
+            self.effects.push(db, argv);
+        }
+    }
+
+    /// Declares that this call propagates nothing even though it may have dirtied the dataset.
+    pub fn propagate_nothing(&mut self) {
+        self.custom_propagation = true;
+    }
+
+    /// Counts `n` changes to the dataset (`rdb_changes_since_last_save`); a WRITE command that
+    /// counts none propagates nothing.
+    pub fn dirty(&mut self, n: u64) {
+        self.srv.dirty += n;
+    }
+
+    /// Tells watchers (WATCH, client-side caching) that `key` in `db` changed.
+    pub fn signal_modified_key(&mut self, db: usize, key: &[u8]) {
+        self.srv.touched_keys(db, key);
+    }
+
+    /// Emits a keyspace notification (`notify-keyspace-events`); `class` is Redis's event class
+    /// letter (`g`, `$`, `x`, ...), `event` the event name.
+    pub fn notify(&mut self, class: char, event: &str, db: usize, key: &[u8]) {
+        self.srv.notify_keyspace_event(class, event, db, key);
+    }
+}
+
+/// Runs one command from `client` and writes its reply to `out`.
+pub fn execute(server: &mut Server, client: &mut Client, out: &mut ReplyBuf, argv: &[&[u8]]) {
+    let reg = commands::registry();
+    let Some((id, top)) = reg.lookup(argv[0]) else {
+        reject(server, out, &unknown_command(argv));
+        return;
+    };
+    let spec: &'static CommandSpec = if top.subcommands.is_empty() || argv.len() < 2 {
+        top
+    } else {
+        match top.find_sub(argv[1]) {
+            Some(s) => s,
+            None => {
+                let err = CmdError::UnknownSubcommand {
+                    sub: truncate_arg(argv[1]),
+                    cmd: top.name.to_uppercase(),
+                };
+                reject(server, out, &err);
+                return;
+            }
+        }
+    };
+    if !spec.arity_ok(argv.len()) {
+        reject(server, out, &CmdError::WrongArity(spec.full_name()));
+        return;
+    }
+    if !client.authenticated && !spec.has(flags::NO_AUTH) && server.state.auth_required() {
+        reject(server, out, &CmdError::NoAuth);
+        return;
+    }
+    call(server, client, out, id, spec, argv);
+}
+
+/// Runs an already validated command (also used by MULTI/EXEC and scripts later).
+pub fn call(
+    server: &mut Server,
+    client: &mut Client,
+    out: &mut ReplyBuf,
+    id: usize,
+    spec: &'static CommandSpec,
+    argv: &[&[u8]],
+) {
+    let started = Instant::now();
+    let Server { ks, state, effects } = server;
+    let dirty_before = state.dirty;
+    effects.clear();
+    let mut ctx = Ctx {
+        ks,
+        srv: state,
+        db: client.db,
+        client,
+        out,
+        now: crate::util::time::now_ms(),
+        cmd: spec,
+        effects,
+        custom_propagation: false,
+    };
+    let result: CmdResult = (spec.handler)(&mut ctx, argv);
+    let custom = ctx.custom_propagation;
+    let db = ctx.db;
+    if let Err(e) = &result {
+        ctx.out.error(&e.to_string());
+    }
+    let elapsed = started.elapsed().as_micros() as u64;
+    state.stats.total_commands_processed += 1;
+    let stats = state.cmd_stats_mut(id, spec);
+    stats.calls += 1;
+    stats.usec += elapsed;
+    if let Err(e) = &result {
+        stats.failed_calls += 1;
+        state.count_error(e);
+    }
+    client.last_cmd = spec;
+    let wrote = state.dirty != dirty_before;
+    if spec.has(flags::WRITE) && wrote && !custom && state.journal.is_active() {
+        effects.push(db, argv);
+    }
+    propagate_call(ks, state, effects);
+}
+
+/// Propagates keys deleted by the active expire cycle, each as its own `DEL`.
+pub fn propagate_expired(ks: &mut Keyspace, state: &mut ServerState, effects: &mut Effects) {
+    for (db, key) in std::mem::take(&mut ks.expired) {
+        state.on_key_expired(db, &key);
+        if state.journal.is_active() {
+            effects.clear();
+            effects.push(db, &[b"DEL".as_slice(), &key]);
+            state.journal.append(effects);
+        }
+    }
+    effects.clear();
+}
+
+/// Appends the effects of a call (preceded by DELs for keys that expired during it) to the
+/// journal.
+fn propagate_call(ks: &mut Keyspace, state: &mut ServerState, effects: &mut Effects) {
+    if !ks.expired.is_empty() {
+        let mut all = Effects::default();
+        for (db, key) in ks.expired.drain(..) {
+            state.on_key_expired(db, &key);
+            if state.journal.is_active() {
+                all.push(db, &[b"DEL".as_slice(), &key]);
+            }
+        }
+        for (db, bytes) in effects.iter() {
+            all.push_encoded(db, bytes);
+        }
+        state.journal.append(&all);
+    } else if !effects.is_empty() {
+        state.journal.append(effects);
+    }
+    effects.clear();
+}
+
+fn reject(server: &mut Server, out: &mut ReplyBuf, err: &CmdError) {
+    out.error(&err.to_string());
+    server.state.stats.rejected_calls += 1;
+    server.state.count_error(err);
+}
+
+fn truncate_arg(a: &[u8]) -> String {
+    let s = String::from_utf8_lossy(a);
+    s.chars().take(128).collect()
+}
+
+/// Redis's unknown-command message, listing the first arguments (128 characters at most).
+fn unknown_command(argv: &[&[u8]]) -> CmdError {
+    let mut args = String::new();
+    for a in &argv[1..] {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        let s = String::from_utf8_lossy(a);
+        let s: String = s.chars().take(room).collect();
+        args.push('\'');
+        args.push_str(&s);
+        args.push_str("' ");
+    }
+    CmdError::err(format!(
+        "unknown command '{}', with args beginning with: {}",
+        truncate_arg(argv[0]),
+        args
+    ))
+}

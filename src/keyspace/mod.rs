@@ -1,0 +1,249 @@
+//! The data: numbered databases of keys with values and expiry times.
+//!
+//! This module is pure and synchronous: no I/O, no `async`, no protocol types. Lookups apply
+//! lazy expiry (an expired key is deleted when touched) and record each such deletion in
+//! [`Keyspace::expired`], from where the dispatcher propagates it as `DEL` ahead of the command's
+//! own effects, so the write stream never depends on a replica's clock.
+
+pub mod expire;
+pub mod table;
+pub mod value;
+
+pub use table::{Key, Table};
+pub use value::{RString, Value};
+
+/// Expiry time meaning "never".
+pub const NO_EXPIRE: u64 = 0;
+
+/// One key's value plus its metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub value: Value,
+    /// Absolute Unix time in milliseconds, or [`NO_EXPIRE`].
+    pub expire_at: u64,
+    /// LRU clock (seconds, wrapping) of the last access, for OBJECT IDLETIME and eviction.
+    pub lru: u32,
+}
+
+impl Entry {
+    pub fn new(value: Value) -> Self {
+        Entry { value, expire_at: NO_EXPIRE, lru: 0 }
+    }
+
+    #[inline]
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expire_at != NO_EXPIRE && self.expire_at <= now_ms
+    }
+
+    pub fn expire(&self) -> Option<u64> {
+        (self.expire_at != NO_EXPIRE).then_some(self.expire_at)
+    }
+}
+
+/// One numbered database.
+pub struct Db {
+    pub main: Table<Entry>,
+    /// Keys that have an expiry, with that expiry: the sampling set of the active expire cycle
+    /// and of the `volatile-*` eviction policies. Always mirrors `Entry::expire_at`.
+    pub expires: Table<u64>,
+    /// Running average TTL (ms) of keys seen by the active expire cycle, for INFO keyspace.
+    pub avg_ttl: u64,
+}
+
+impl Default for Db {
+    fn default() -> Self {
+        Db { main: Table::new(), expires: Table::new(), avg_ttl: 0 }
+    }
+}
+
+impl Db {
+    pub fn len(&self) -> usize {
+        self.main.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.main.is_empty()
+    }
+
+    /// Looks a key up without expiring it (for code that must not have side effects, such as
+    /// DEBUG or snapshot writers).
+    pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
+        self.main.get(key)
+    }
+
+    /// Stores `value` under `key`, clearing any expiry (Redis `setKey`). Returns true if the key
+    /// existed.
+    pub fn set(&mut self, key: &[u8], value: Value) -> bool {
+        self.set_with_expire(key, value, NO_EXPIRE)
+    }
+
+    /// Stores `value` under `key` with the given absolute expiry (or [`NO_EXPIRE`]).
+    pub fn set_with_expire(&mut self, key: &[u8], value: Value, expire_at: u64) -> bool {
+        let (e, inserted) = self.main.get_or_insert_with(key, || Entry::new(Value::Str(RString::Int(0))));
+        let had_expire = e.expire_at != NO_EXPIRE;
+        e.value = value;
+        e.expire_at = expire_at;
+        e.lru = expire::lru_clock();
+        if expire_at != NO_EXPIRE {
+            self.expires.insert(key, expire_at);
+        } else if had_expire {
+            self.expires.remove(key);
+        }
+        !inserted
+    }
+
+    /// Replaces the value of an existing key, keeping its expiry (Redis `KEEPTTL`, or an
+    /// in-place overwrite such as SETRANGE). Returns false if the key is absent.
+    pub fn replace_value(&mut self, key: &[u8], value: Value) -> bool {
+        match self.main.get_mut(key) {
+            Some(e) => {
+                e.value = value;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sets the expiry of an existing key. Returns false if the key is absent.
+    pub fn set_expire(&mut self, key: &[u8], at: u64) -> bool {
+        debug_assert!(at != NO_EXPIRE);
+        match self.main.get_mut(key) {
+            Some(e) => {
+                e.expire_at = at;
+                self.expires.insert(key, at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the expiry of a key. Returns true if it had one.
+    pub fn persist(&mut self, key: &[u8]) -> bool {
+        match self.main.get_mut(key) {
+            Some(e) if e.expire_at != NO_EXPIRE => {
+                e.expire_at = NO_EXPIRE;
+                self.expires.remove(key);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Deletes a key. Returns its entry.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let e = self.main.remove(key)?;
+        if e.expire_at != NO_EXPIRE {
+            self.expires.remove(key);
+        }
+        Some(e)
+    }
+
+    /// Inserts a whole entry (used by RENAME, MOVE, COPY and loaders), keeping its expiry.
+    pub fn insert_entry(&mut self, key: &[u8], entry: Entry) {
+        if entry.expire_at != NO_EXPIRE {
+            self.expires.insert(key, entry.expire_at);
+        } else {
+            self.expires.remove(key);
+        }
+        self.main.insert(key, entry);
+    }
+
+    pub fn clear(&mut self) {
+        self.main.clear();
+        self.expires.clear();
+        self.avg_ttl = 0;
+    }
+}
+
+/// Counters the keyspace keeps for INFO stats.
+#[derive(Debug, Default, Clone)]
+pub struct KeyspaceStats {
+    pub expired_keys: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub expired_stale_perc: f64,
+    pub expired_time_cap_reached_count: u64,
+    pub expire_cycle_cpu_milliseconds: u64,
+}
+
+/// All databases.
+pub struct Keyspace {
+    pub dbs: Vec<Db>,
+    /// Keys deleted by lazy or active expiry since the dispatcher last drained this list, with
+    /// their database. Each becomes a propagated `DEL`.
+    pub expired: Vec<(usize, Key)>,
+    pub stats: KeyspaceStats,
+    /// False on replicas: keys are hidden once logically expired but only the master's DEL
+    /// removes them.
+    pub expire_on_access: bool,
+}
+
+impl Keyspace {
+    pub fn new(databases: usize) -> Self {
+        Keyspace {
+            dbs: (0..databases).map(|_| Db::default()).collect(),
+            expired: Vec::new(),
+            stats: KeyspaceStats::default(),
+            expire_on_access: true,
+        }
+    }
+
+    /// Looks a key up for writing, deleting it first if it has expired.
+    #[inline]
+    pub fn lookup_write(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        let Keyspace { dbs, expired, stats, expire_on_access } = self;
+        lookup(&mut dbs[db], db, key, now, *expire_on_access, expired, stats)
+    }
+
+    /// Looks a key up for reading: like [`lookup_write`](Self::lookup_write), and also counts a
+    /// keyspace hit or miss and refreshes the key's LRU clock.
+    #[inline]
+    pub fn lookup_read(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        let Keyspace { dbs, expired, stats, expire_on_access } = self;
+        match lookup(&mut dbs[db], db, key, now, *expire_on_access, expired, stats) {
+            Some(e) => {
+                stats.keyspace_hits += 1;
+                e.lru = expire::lru_clock();
+                Some(e)
+            }
+            None => {
+                stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+
+    /// True if the key exists and has not expired (deleting it if it has).
+    pub fn exists(&mut self, db: usize, key: &[u8], now: u64) -> bool {
+        self.lookup_write(db, key, now).is_some()
+    }
+
+    pub fn db(&mut self, db: usize) -> &mut Db {
+        &mut self.dbs[db]
+    }
+}
+
+/// Single-probe lookup with lazy expiry.
+#[inline]
+fn lookup<'a>(
+    d: &'a mut Db,
+    db: usize,
+    key: &[u8],
+    now: u64,
+    expire_on_access: bool,
+    expired: &mut Vec<(usize, Key)>,
+    stats: &mut KeyspaceStats,
+) -> Option<&'a mut Entry> {
+    if !expire_on_access {
+        return d.main.get_mut(key).filter(|e| !e.is_expired(now));
+    }
+    match d.main.get_mut_unless(key, |e| e.is_expired(now))? {
+        Ok(e) => Some(e),
+        Err((k, _)) => {
+            d.expires.remove(&k);
+            stats.expired_keys += 1;
+            expired.push((db, k));
+            None
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Per-connection state. The part other connections may look at (CLIENT LIST, CLIENT KILL)
+//! lives in [`ClientShared`], behind `Rc` in the server's client registry; the rest is owned by
+//! the connection task and handed to handlers through `Ctx::client`.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+use crate::commands::CommandSpec;
+use crate::protocol::Resp;
+
+/// CLIENT REPLY mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    SkipNext,
+    /// Set while the command after CLIENT REPLY SKIP runs.
+    Skipping,
+}
+
+/// What CLIENT LIST / CLIENT INFO show, kept current by the connection.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub fd: i32,
+    pub name: Option<Vec<u8>>,
+    pub lib_name: Option<Vec<u8>>,
+    pub lib_ver: Option<Vec<u8>>,
+    pub created: Instant,
+    pub last_interaction: Instant,
+    pub db: usize,
+    pub last_cmd: String,
+    pub resp: u8,
+    pub qbuf: usize,
+    pub qbuf_free: usize,
+    pub obl: usize,
+    pub omem: usize,
+    pub tot_mem: usize,
+    pub multi: i64,
+    pub no_evict: bool,
+    pub flags: String,
+    pub user: String,
+}
+
+/// The shared half of a client: readable by every connection, killable from any of them.
+#[derive(Debug)]
+pub struct ClientShared {
+    pub info: RefCell<ClientInfo>,
+    /// Set by CLIENT KILL (or shutdown); the connection closes at its next chance.
+    pub killed: Cell<bool>,
+    /// Wakes the connection task (for kills, and later for pub/sub and unblocking).
+    pub wake: Notify,
+}
+
+impl ClientShared {
+    pub fn kill(&self) {
+        self.killed.set(true);
+        self.wake.notify_one();
+    }
+}
+
+/// The connection-owned half.
+pub struct Client {
+    pub id: u64,
+    pub db: usize,
+    pub authenticated: bool,
+    pub shared: Rc<ClientShared>,
+    pub reply_mode: ReplyMode,
+    /// Close once the replies produced so far are written (QUIT, protocol errors).
+    pub close_after_reply: bool,
+    pub last_cmd: &'static CommandSpec,
+}
+
+impl Client {
+    pub fn new(id: u64, shared: Rc<ClientShared>, authenticated: bool) -> Self {
+        Client {
+            id,
+            db: 0,
+            authenticated,
+            shared,
+            reply_mode: ReplyMode::On,
+            close_after_reply: false,
+            last_cmd: crate::commands::connection::NULL_COMMAND,
+        }
+    }
+
+    /// Protocol version as negotiated with HELLO.
+    pub fn resp(&self) -> Resp {
+        if self.shared.info.borrow().resp == 3 {
+            Resp::V3
+        } else {
+            Resp::V2
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The periodic task (Redis's `serverCron`): active expiry, client timeouts, statistics.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::Server;
+use crate::util::time::now_ms;
+
+/// Share of each cron period the active expire cycle may use (Redis: 25%).
+const EXPIRE_CPU_PERCENT: u64 = 25;
+
+pub async fn run(server: Rc<RefCell<Server>>) {
+    loop {
+        let hz = server.borrow().state.config.hz.clamp(1, 500) as u64;
+        tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
+        let mut srv = server.borrow_mut();
+        tick(&mut srv, hz);
+    }
+}
+
+/// One cron iteration.
+pub fn tick(srv: &mut Server, hz: u64) {
+    if srv.state.active_expire {
+        let budget = Duration::from_micros(1_000_000 * EXPIRE_CPU_PERCENT / hz / 100);
+        let Server { ks, state, effects } = srv;
+        let started = Instant::now();
+        ks.active_expire_cycle(now_ms(), budget, &mut state.rng);
+        ks.stats.expire_cycle_cpu_milliseconds += started.elapsed().as_millis() as u64;
+        crate::dispatch::propagate_expired(ks, state, effects);
+    }
+    sample_ops(srv);
+    close_idle_clients(srv);
+    let used = crate::alloc::used_memory();
+    if used > srv.state.peak_memory {
+        srv.state.peak_memory = used;
+    }
+}
+
+/// Records one sample of commands per second (INFO `instantaneous_ops_per_sec`).
+fn sample_ops(srv: &mut Server) {
+    let st = &mut srv.state.stats;
+    let now = Instant::now();
+    let Some(last) = st.last_sample_time else {
+        st.last_sample_time = Some(now);
+        st.last_sample_commands = st.total_commands_processed;
+        return;
+    };
+    let elapsed = now.duration_since(last).as_millis() as u64;
+    if elapsed < 100 {
+        return;
+    }
+    let ops = st.total_commands_processed - st.last_sample_commands;
+    st.ops_samples[st.ops_sample_idx % 16] = ops * 1000 / elapsed.max(1);
+    st.ops_sample_idx += 1;
+    st.last_sample_time = Some(now);
+    st.last_sample_commands = st.total_commands_processed;
+}
+
+/// Closes clients idle for longer than `timeout` seconds.
+fn close_idle_clients(srv: &mut Server) {
+    let timeout = srv.state.config.timeout;
+    if timeout <= 0 {
+        return;
+    }
+    let limit = Duration::from_secs(timeout as u64);
+    for c in srv.state.clients.values() {
+        let idle = c.info.borrow().last_interaction.elapsed();
+        if idle > limit {
+            c.kill();
+        }
+    }
+}

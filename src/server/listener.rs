@@ -1,0 +1,129 @@
+//! Start-up, the accept loops, and shutdown.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use tokio::net::TcpListener;
+use tokio::task::LocalSet;
+
+use super::{connection, cron, Server, Shutdown};
+use crate::config::Config;
+use crate::error::StartupError;
+
+/// Redis version whose behaviour ferrodis implements (INFO `redis_version`, HELLO `version`).
+pub const REDIS_VERSION: &str = "7.0.15";
+/// ferrodis's own version.
+pub const FERRODIS_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Runs the server until it is shut down. Returns the process exit code.
+pub fn run(config: Config) -> Result<i32, StartupError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let local = LocalSet::new();
+    local.block_on(&rt, serve(config))
+}
+
+/// Binds every address of the `bind` list (a leading `-` marks an address as optional).
+async fn bind_all(config: &Config) -> Result<Vec<TcpListener>, String> {
+    let port = config.port as u16;
+    let mut out = Vec::new();
+    let binds = if config.bind.is_empty() { vec!["*".to_string()] } else { config.bind.clone() };
+    for b in &binds {
+        let (optional, host) = match b.strip_prefix('-') {
+            Some(h) => (true, h),
+            None => (false, b.as_str()),
+        };
+        let host = match host {
+            "*" => "0.0.0.0",
+            "::*" => "::",
+            h => h,
+        };
+        let addr: SocketAddr = match format!("{host}:{port}").parse() {
+            Ok(a) => a,
+            Err(_) => match format!("[{host}]:{port}").parse() {
+                Ok(a) => a,
+                Err(_) => return Err(format!("Invalid bind address '{b}'")),
+            },
+        };
+        match TcpListener::bind(addr).await {
+            Ok(l) => out.push(l),
+            Err(e) if optional => {
+                tracing::debug!("Skipping optional bind {b}: {e}");
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "Warning: Could not create server TCP listening socket {}:{}: bind: {}",
+                    b,
+                    port,
+                    e
+                );
+                return Err(format!("Failed listening on port {port} (TCP), aborting."));
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn serve(config: Config) -> Result<i32, StartupError> {
+    let pid = std::process::id();
+    tracing::warn!("oO0OoO0OoO0Oo ferrodis is starting oO0OoO0OoO0Oo");
+    tracing::warn!(
+        "ferrodis version={FERRODIS_VERSION} (Redis {REDIS_VERSION} compatible), bits=64, pid={pid}, just started"
+    );
+    tracing::warn!("Configuration loaded");
+    let listeners = match bind_all(&config).await {
+        Ok(l) => l,
+        Err(msg) => {
+            tracing::warn!("{msg}");
+            return Ok(1);
+        }
+    };
+    let port = config.port;
+    tracing::info!(
+        "ferrodis {FERRODIS_VERSION} (Redis {REDIS_VERSION} compatible) 64 bit, standalone mode, port {port}, PID: {pid}"
+    );
+    let server = Rc::new(RefCell::new(Server::new(config)));
+    server.borrow_mut().state.tcp_port = port as u16;
+    tracing::warn!("Server initialized");
+    for l in listeners {
+        let srv = server.clone();
+        tokio::task::spawn_local(accept_loop(l, srv));
+    }
+    tokio::task::spawn_local(cron::run(server.clone()));
+    tracing::info!("Ready to accept connections tcp");
+
+    let notify = server.borrow().state.shutdown_notify.clone();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    tokio::select! {
+        _ = sigterm.recv() => {
+            tracing::warn!("Received SIGTERM scheduling shutdown...");
+            server.borrow_mut().state.shutdown = Some(Shutdown::Signal);
+        }
+        _ = sigint.recv() => {
+            tracing::warn!("Received SIGINT scheduling shutdown...");
+            server.borrow_mut().state.shutdown = Some(Shutdown::Signal);
+        }
+        _ = notify.notified() => {}
+    }
+    tracing::warn!("User requested shutdown...");
+    for c in server.borrow().state.clients.values() {
+        c.kill();
+    }
+    tracing::warn!("ferrodis is now ready to exit, bye bye...");
+    Ok(0)
+}
+
+async fn accept_loop(listener: TcpListener, server: Rc<RefCell<Server>>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::task::spawn_local(connection::serve(server.clone(), stream));
+            }
+            Err(e) => {
+                tracing::warn!("Accepting client connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}

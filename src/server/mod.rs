@@ -1,0 +1,206 @@
+//! Sockets, tasks and server-wide state. No command knowledge lives here.
+//!
+//! **Threading model.** One thread runs a Tokio current-thread runtime. Every connection is a
+//! task on it, and all of them share the [`Server`] through `Rc<RefCell<_>>`: a connection
+//! borrows the server only while it executes a batch of parsed commands, never across an
+//! `.await`. So commands execute one at a time, in one total order, exactly as in Redis, with no
+//! locks on the data path. On a two-core machine where the benchmark client takes the other
+//! core, extra threads would only compete for that core.
+
+pub mod client;
+pub mod connection;
+pub mod cron;
+pub mod listener;
+
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::time::Instant;
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use crate::commands::CommandSpec;
+use crate::config::Config;
+use crate::error::CmdError;
+use crate::journal::{Effects, Journal};
+use crate::keyspace::Keyspace;
+use client::ClientShared;
+
+/// Per-command counters for INFO commandstats.
+#[derive(Debug, Default, Clone)]
+pub struct CmdStats {
+    pub name: String,
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected_calls: u64,
+    pub failed_calls: u64,
+}
+
+/// Server-wide counters for INFO stats.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub total_connections_received: u64,
+    pub total_commands_processed: u64,
+    pub rejected_connections: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub rejected_calls: u64,
+    pub total_error_replies: u64,
+    pub evicted_keys: u64,
+    pub evicted_clients: u64,
+    pub client_query_buffer_limit_disconnections: u64,
+    pub unexpected_error_replies: u64,
+    /// Instantaneous ops/sec sampling (ring of the last 16 samples, like Redis).
+    pub ops_samples: [u64; 16],
+    pub ops_sample_idx: usize,
+    pub last_sample_commands: u64,
+    pub last_sample_time: Option<Instant>,
+}
+
+/// Why the server is stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    Signal,
+    Command { save: Option<bool> },
+}
+
+/// Everything except the keyspace (split out so handlers can borrow both at once).
+pub struct ServerState {
+    pub config: Config,
+    pub journal: Journal,
+    /// Changes since the last successful save (`rdb_changes_since_last_save`).
+    pub dirty: u64,
+    pub stats: Stats,
+    pub clients: BTreeMap<u64, Rc<ClientShared>>,
+    pub next_client_id: u64,
+    pub started: Instant,
+    pub run_id: String,
+    pub rng: SmallRng,
+    pub shutdown: Option<Shutdown>,
+    cmd_stats: Vec<Option<CmdStats>>,
+    sub_stats: HashMap<String, CmdStats>,
+    pub error_stats: BTreeMap<String, u64>,
+    /// DEBUG SET-ACTIVE-EXPIRE.
+    pub active_expire: bool,
+    /// Peak of `used_memory`.
+    pub peak_memory: usize,
+    pub executable: String,
+    pub config_file: Option<String>,
+    pub lastsave: u64,
+    /// Monotonic counter bumped by every key modification, for WATCH (see `touched_keys`).
+    pub modification_epoch: u64,
+    /// Wakes the main task when SHUTDOWN was requested.
+    pub shutdown_notify: Rc<tokio::sync::Notify>,
+    /// Address the server listens on (for INFO and logs).
+    pub tcp_port: u16,
+}
+
+impl ServerState {
+    pub fn new(config: Config) -> Self {
+        let mut rng = SmallRng::from_entropy();
+        let run_id: String = (0..40)
+            .map(|_| {
+                let v: u8 = rand::Rng::gen_range(&mut rng, 0..16);
+                char::from_digit(u32::from(v), 16).unwrap_or('0')
+            })
+            .collect();
+        ServerState {
+            config,
+            journal: Journal::new(),
+            dirty: 0,
+            stats: Stats::default(),
+            clients: BTreeMap::new(),
+            next_client_id: 1,
+            started: Instant::now(),
+            run_id,
+            rng,
+            shutdown: None,
+            cmd_stats: Vec::new(),
+            sub_stats: HashMap::new(),
+            error_stats: BTreeMap::new(),
+            active_expire: true,
+            peak_memory: 0,
+            executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+            config_file: None,
+            lastsave: crate::util::time::now_secs(),
+            modification_epoch: 0,
+            shutdown_notify: Rc::new(tokio::sync::Notify::new()),
+            tcp_port: 0,
+        }
+    }
+
+    /// True when clients must AUTH before running commands.
+    pub fn auth_required(&self) -> bool {
+        !self.config.requirepass.is_empty()
+    }
+
+    /// Statistics slot for a command (subcommands are kept by full name).
+    pub fn cmd_stats_mut(&mut self, id: usize, spec: &'static CommandSpec) -> &mut CmdStats {
+        if spec.parent.is_some() {
+            let name = spec.full_name();
+            return self
+                .sub_stats
+                .entry(name.clone())
+                .or_insert_with(|| CmdStats { name, ..CmdStats::default() });
+        }
+        if self.cmd_stats.len() <= id {
+            self.cmd_stats.resize(id + 1, None);
+        }
+        self.cmd_stats[id].get_or_insert_with(|| CmdStats {
+            name: spec.name.to_string(),
+            ..CmdStats::default()
+        })
+    }
+
+    /// All non-empty command statistics, sorted by name.
+    pub fn all_cmd_stats(&self) -> Vec<CmdStats> {
+        let mut v: Vec<CmdStats> = self.cmd_stats.iter().flatten().cloned().collect();
+        v.extend(self.sub_stats.values().cloned());
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    pub fn reset_stats(&mut self) {
+        self.cmd_stats.clear();
+        self.sub_stats.clear();
+        self.error_stats.clear();
+        let samples = self.stats.ops_samples;
+        self.stats = Stats { ops_samples: samples, ..Stats::default() };
+    }
+
+    /// Counts an error reply under its code (INFO errorstats).
+    pub fn count_error(&mut self, e: &CmdError) {
+        self.stats.total_error_replies += 1;
+        *self.error_stats.entry(e.code()).or_insert(0) += 1;
+    }
+
+    /// Hook for WATCH and client-side caching; bumps the modification epoch.
+    pub fn touched_keys(&mut self, _db: usize, _key: &[u8]) {
+        self.modification_epoch += 1;
+    }
+
+    /// Hook for keyspace notifications; nothing subscribes until pub/sub exists.
+    pub fn notify_keyspace_event(&mut self, _class: char, _event: &str, _db: usize, _key: &[u8]) {}
+
+    /// Called for every key removed by expiry, before its DEL is propagated.
+    pub fn on_key_expired(&mut self, db: usize, key: &[u8]) {
+        self.touched_keys(db, key);
+        self.notify_keyspace_event('x', "expired", db, key);
+    }
+}
+
+/// The whole server: keyspace plus state, plus scratch space reused by every call.
+pub struct Server {
+    pub ks: Keyspace,
+    pub state: ServerState,
+    pub effects: Effects,
+}
+
+impl Server {
+    pub fn new(config: Config) -> Self {
+        let dbs = config.databases as usize;
+        Server { ks: Keyspace::new(dbs), state: ServerState::new(config), effects: Effects::default() }
+    }
+}
+
+pub use listener::run;

@@ -1,0 +1,5 @@
+//! Small helpers with Redis-exact behaviour: number parsing and printing, glob matching, time.
+
+pub mod glob;
+pub mod num;
+pub mod time;
