@@ -1,0 +1,211 @@
+//! Test harness: runs the real `ferrodis-server` binary on a free loopback port.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server process that is killed when dropped.
+pub struct TestServer {
+    pub port: u16,
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// Finds a port that is free right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl TestServer {
+    /// Starts a server in a fresh temporary directory with extra `--name value` arguments.
+    pub fn start(extra: &[&str]) -> TestServer {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut s = TestServer::start_in(&dir, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server whose working directory is `dir` (kept by the caller across restarts).
+    pub fn start_in(dir: &Path, extra: &[&str]) -> TestServer {
+        for _ in 0..5 {
+            let port = free_port();
+            let log = std::fs::File::create(dir.join(format!("server-{port}.log"))).unwrap();
+            let mut args: Vec<String> = vec![
+                "--port".into(),
+                port.to_string(),
+                "--bind".into(),
+                "127.0.0.1".into(),
+                "--dir".into(),
+                dir.display().to_string(),
+                "--save".into(),
+                "".into(),
+            ];
+            args.extend(extra.iter().map(|s| s.to_string()));
+            let child = Command::new(env!("CARGO_BIN_EXE_ferrodis-server"))
+                .args(&args)
+                .current_dir(dir)
+                .stdout(Stdio::from(log.try_clone().unwrap()))
+                .stderr(Stdio::from(log))
+                .spawn()
+                .expect("spawn ferrodis-server");
+            let mut s = TestServer { port, child: Some(child), dir: dir.to_path_buf(), _tmp: None };
+            if s.wait_ready(Duration::from_secs(10)) {
+                return s;
+            }
+            s.kill();
+        }
+        panic!("ferrodis-server did not start");
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return false;
+                }
+            }
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+                if s.write_all(b"PING\r\n").is_ok() {
+                    let mut buf = [0u8; 7];
+                    if s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
+                        return true;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// A synchronous `redis` crate connection.
+    pub fn conn(&self) -> redis::Connection {
+        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
+    }
+
+    /// A raw TCP connection for protocol-level tests.
+    pub fn raw(&self) -> RawConn {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        RawConn { s }
+    }
+
+    /// Sends SIGKILL (no clean shutdown) and waits for the process.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(format!("server-{}.log", self.port))).unwrap_or_default()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A plain socket speaking raw bytes.
+pub struct RawConn {
+    pub s: TcpStream,
+}
+
+impl RawConn {
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).unwrap();
+    }
+
+    /// Reads until `n` bytes arrived (or the timeout).
+    pub fn read_exact_n(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        self.s.read_exact(&mut buf).unwrap();
+        buf
+    }
+
+    /// Reads whatever arrives within `wait` after the first bytes.
+    pub fn read_some(&mut self, wait: Duration) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 65536];
+        let _ = self.s.set_read_timeout(Some(Duration::from_secs(5)));
+        if let Ok(n) = self.s.read(&mut buf) {
+            out.extend_from_slice(&buf[..n]);
+        }
+        let _ = self.s.set_read_timeout(Some(wait));
+        while let Ok(n) = self.s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        out
+    }
+
+    /// Sends a command and reads one full reply, returned as raw bytes.
+    pub fn cmd(&mut self, args: &[&str]) -> Vec<u8> {
+        let mut req = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            req.extend_from_slice(format!("${}\r\n{}\r\n", a.len(), a).as_bytes());
+        }
+        self.send(&req);
+        self.read_reply()
+    }
+
+    /// Reads exactly one RESP reply (any type, nested).
+    pub fn read_reply(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.read_value(&mut out);
+        out
+    }
+
+    fn read_line(&mut self, out: &mut Vec<u8>) -> Vec<u8> {
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        loop {
+            self.s.read_exact(&mut b).unwrap();
+            line.push(b[0]);
+            if line.ends_with(b"\r\n") {
+                break;
+            }
+        }
+        out.extend_from_slice(&line);
+        line
+    }
+
+    fn read_value(&mut self, out: &mut Vec<u8>) {
+        let line = self.read_line(out);
+        let n: i64 = std::str::from_utf8(&line[1..line.len() - 2]).unwrap_or("0").parse().unwrap_or(0);
+        match line[0] {
+            b'$' | b'=' | b'!' if n >= 0 => {
+                let mut buf = vec![0u8; n as usize + 2];
+                self.s.read_exact(&mut buf).unwrap();
+                out.extend_from_slice(&buf);
+            }
+            b'*' | b'~' | b'>' if n > 0 => {
+                for _ in 0..n {
+                    self.read_value(out);
+                }
+            }
+            b'%' | b'|' if n > 0 => {
+                for _ in 0..2 * n {
+                    self.read_value(out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
