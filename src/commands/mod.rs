@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod bitops;
+pub mod command;
 pub mod connection;
 pub mod keys;
 pub mod server;
@@ -193,8 +194,15 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 5] {
-    [string::COMMANDS, bitops::COMMANDS, keys::COMMANDS, connection::COMMANDS, server::COMMANDS]
+fn families() -> [&'static [CommandSpec]; 6] {
+    [
+        string::COMMANDS,
+        bitops::COMMANDS,
+        keys::COMMANDS,
+        connection::COMMANDS,
+        server::COMMANDS,
+        command::COMMANDS,
+    ]
 }
 
 /// Command lookup map plus a dense id per top-level command (for per-command statistics).

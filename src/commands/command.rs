@@ -1,0 +1,5 @@
+//! COMMAND and its subcommands: introspection of the command table (Redis `server.c`).
+
+use super::CommandSpec;
+
+pub(crate) const COMMANDS: &[CommandSpec] = &[];
