@@ -1,44 +1,962 @@
 //! Server configuration: one parameter table serves the config file, `--name value` flags,
-//! CONFIG GET, CONFIG SET and CONFIG REWRITE, with Redis's names, defaults, units and errors.
+//! CONFIG GET, CONFIG SET and CONFIG REWRITE, with Redis's names, aliases, defaults, bounds,
+//! units, flags and error texts.
 //!
-//! Values live in typed fields of [`Config`] so the hot path reads them without lookups; the
-//! table in [`PARAMS`] gives each field its name, kind and accessors.
+//! Every parameter Redis 7.0.15 knows is in [`PARAMS`], including those of subsystems ferrodis
+//! has not built yet: those are validated, stored and reported (so clients and config files
+//! written for Redis keep working) and are marked `stored; acted on by <subsystem>` in the
+//! table. Each value is kept as its canonical text (what CONFIG GET prints); the values the
+//! server reads on hot paths are mirrored into typed fields of [`Config`] after every change.
 
 use std::fmt::Write as _;
+
+/// How a numeric parameter is written: plain integer, memory amount (`1gb`), memory amount or
+/// percentage (`10%`), or octal (`unixsocketperm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumFmt {
+    Plain,
+    Memory,
+    MemoryPercent,
+    Octal,
+}
+
+/// Parameters with their own syntax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Special {
+    Dir,
+    Save,
+    ClientOutputBufferLimit,
+    OomScoreAdjValues,
+    NotifyKeyspaceEvents,
+    Bind,
+    ReplicaOf,
+    LatencyPercentiles,
+}
 
 /// How a parameter's value is written and validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Bool,
-    /// Integer within bounds; `memory` accepts units such as `1gb`, `100mb`.
-    Int { min: i64, max: i64, memory: bool },
+    /// Integer within `min..=max` (i128 so that unsigned 64-bit bounds fit).
+    Int { min: i128, max: i128, fmt: NumFmt },
     Enum(&'static [&'static str]),
+    /// A set of enum flags given as several words (`shutdown-on-sigterm "save now"`).
+    MultiEnum(&'static [&'static str]),
     Str,
-    /// Parsed by its own setter (save points, bind lists, ...).
-    Special,
+    Special(Special),
 }
 
+/// CONFIG SET refuses it ("can't set immutable config").
 pub const IMMUTABLE: u32 = 1;
+/// Its value is redacted from logs and SLOWLOG.
 pub const SENSITIVE: u32 = 1 << 1;
+/// CONFIG SET refuses it unless `enable-protected-configs` allows it.
 pub const PROTECTED: u32 = 1 << 2;
+/// Only an exact name (never a pattern) finds it in CONFIG GET.
 pub const HIDDEN: u32 = 1 << 3;
+/// Takes several words (`save 3600 1 300 100`).
+pub const MULTI_ARG: u32 = 1 << 4;
+/// CONFIG SET refuses it while a dataset is loading.
+pub const DENY_LOADING: u32 = 1 << 5;
 
 /// One configuration parameter.
+#[derive(Debug)]
 pub struct Param {
     pub name: &'static str,
     pub alias: Option<&'static str>,
-    pub kind: Kind,
-    pub default: &'static str,
     pub flags: u32,
-    pub get: fn(&Config) -> String,
-    /// Parses and stores a value; the error is the reason Redis gives (without the
-    /// "CONFIG SET failed" prefix).
-    pub set: fn(&mut Config, &str) -> Result<(), String>,
+    pub kind: Kind,
+    /// Default, in canonical form.
+    pub default: &'static str,
 }
 
-/// Every configuration value.
+impl Param {
+    const fn new(
+        name: &'static str,
+        alias: Option<&'static str>,
+        flags: u32,
+        kind: Kind,
+        default: &'static str,
+    ) -> Self {
+        Param { name, alias, flags, kind, default }
+    }
+
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+/// The parameter table, in the order of Redis's own table. Parameters without a note are acted
+/// on by ferrodis today.
+#[rustfmt::skip]
+pub static PARAMS: &[Param] = &[
+    // stored; acted on by snapshots (RDB) (not yet built)
+Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
+    // stored; acted on by process management (not yet built)
+    Param::new("daemonize", None, IMMUTABLE, Kind::Bool, "no"),
+    // stored; acted on by process management (not yet built)
+    Param::new("io-threads-do-reads", None, IMMUTABLE, Kind::Bool, "no"),
+    // stored; acted on by process management (not yet built)
+    Param::new("always-show-logo", None, IMMUTABLE, Kind::Bool, "no"),
+    // stored; acted on by process management (not yet built)
+    Param::new("protected-mode", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by snapshots (RDB) (not yet built)
+    Param::new("rdbcompression", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by snapshots (RDB) (not yet built)
+    Param::new("rdb-del-sync-files", None, 0, Kind::Bool, "no"),
+    // stored; acted on by process management (not yet built)
+    Param::new("activerehashing", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by snapshots (RDB) (not yet built)
+    Param::new("stop-writes-on-bgsave-error", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by process management (not yet built)
+    Param::new("set-proc-title", None, IMMUTABLE, Kind::Bool, "yes"),
+    // stored; acted on by process management (not yet built)
+    Param::new("dynamic-hz", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by eviction (not yet built)
+    Param::new("lazyfree-lazy-eviction", None, 0, Kind::Bool, "no"),
+    // stored; acted on by lazy free (not yet built)
+    Param::new("lazyfree-lazy-expire", None, 0, Kind::Bool, "no"),
+    // stored; acted on by lazy free (not yet built)
+    Param::new("lazyfree-lazy-server-del", None, 0, Kind::Bool, "no"),
+    // stored; acted on by lazy free (not yet built)
+    Param::new("lazyfree-lazy-user-del", None, 0, Kind::Bool, "no"),
+    // stored; acted on by lazy free (not yet built)
+    Param::new("lazyfree-lazy-user-flush", None, 0, Kind::Bool, "no"),
+    // stored; acted on by replication (not yet built)
+    Param::new("repl-disable-tcp-nodelay", None, 0, Kind::Bool, "no"),
+    // stored; acted on by replication (not yet built)
+    Param::new("repl-diskless-sync", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by aof (not yet built)
+    Param::new("aof-rewrite-incremental-fsync", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by aof (not yet built)
+    Param::new("no-appendfsync-on-rewrite", None, 0, Kind::Bool, "no"),
+    // stored; acted on by cluster (not yet built)
+    Param::new("cluster-require-full-coverage", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by snapshots (RDB) (not yet built)
+    Param::new("rdb-save-incremental-fsync", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by aof (not yet built)
+    Param::new("aof-load-truncated", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by aof (not yet built)
+    Param::new("aof-use-rdb-preamble", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by aof (not yet built)
+    Param::new("aof-timestamp-enabled", None, 0, Kind::Bool, "no"),
+    // stored; acted on by cluster (not yet built)
+    Param::new(
+        "cluster-replica-no-failover",
+        Some("cluster-slave-no-failover"),
+        0,
+        Kind::Bool,
+        "no",
+    ),
+    // stored; acted on by replication (not yet built)
+    Param::new("replica-lazy-flush", Some("slave-lazy-flush"), 0, Kind::Bool, "no"),
+    // stored; acted on by replication (not yet built)
+    Param::new("replica-serve-stale-data", Some("slave-serve-stale-data"), 0, Kind::Bool, "yes"),
+    // stored; acted on by replication (not yet built)
+    Param::new("replica-read-only", Some("slave-read-only"), 0, Kind::Bool, "yes"),
+    // stored; acted on by replication (not yet built)
+    Param::new("replica-ignore-maxmemory", Some("slave-ignore-maxmemory"), 0, Kind::Bool, "yes"),
+    // stored; acted on by process management (not yet built)
+    Param::new("jemalloc-bg-thread", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by active defrag (not yet built)
+    Param::new("activedefrag", None, 0, Kind::Bool, "no"),
+    // stored; acted on by process management (not yet built)
+    Param::new("syslog-enabled", None, IMMUTABLE, Kind::Bool, "no"),
+    // stored; acted on by cluster (not yet built)
+    Param::new("cluster-enabled", None, IMMUTABLE, Kind::Bool, "no"),
+    // stored; acted on by aof (not yet built)
+    Param::new("appendonly", None, DENY_LOADING, Kind::Bool, "no"),
+    // stored; acted on by cluster (not yet built)
+    Param::new("cluster-allow-reads-when-down", None, 0, Kind::Bool, "no"),
+    // stored; acted on by cluster (not yet built)
+    Param::new("cluster-allow-pubsubshard-when-down", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by process management (not yet built)
+    Param::new("crash-log-enabled", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by process management (not yet built)
+    Param::new("crash-memcheck-enabled", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by process management (not yet built)
+    Param::new("use-exit-on-panic", None, HIDDEN, Kind::Bool, "no"),
+    // stored; acted on by process management (not yet built)
+    Param::new("disable-thp", None, IMMUTABLE, Kind::Bool, "yes"),
+    // stored; acted on by cluster (not yet built)
+    Param::new("cluster-allow-replica-migration", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by replication (not yet built)
+    Param::new("replica-announced", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by latency monitor (not yet built)
+    Param::new("latency-tracking", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by aof (not yet built)
+    Param::new("aof-disable-auto-gc", None, 0, Kind::Bool, "no"),
+    // stored; acted on by replication (not yet built)
+    Param::new("replica-ignore-disk-write-errors", None, 0, Kind::Bool, "no"),
+    // stored; acted on by ACL (not yet built)
+    Param::new("aclfile", None, IMMUTABLE, Kind::Str, ""),
+    // stored; acted on by process management (not yet built)
+    Param::new("unixsocket", None, IMMUTABLE, Kind::Str, ""),
+    // stored; acted on by process management (not yet built)
+    Param::new("pidfile", None, IMMUTABLE, Kind::Str, ""),
+    // stored; acted on by replication (not yet built)
+    Param::new("replica-announce-ip", Some("slave-announce-ip"), 0, Kind::Str, ""),
+    // stored; acted on by replication (not yet built)
+    Param::new("masteruser", None, SENSITIVE, Kind::Str, ""),
+    // stored; acted on by cluster (not yet built)
+    Param::new("cluster-announce-ip", None, 0, Kind::Str, ""),
+    // stored; acted on by cluster (not yet built)
+    Param::new("cluster-config-file", None, IMMUTABLE, Kind::Str, "nodes.conf"),
+    // stored; acted on by cluster (not yet built)
+    Param::new("cluster-announce-hostname", None, 0, Kind::Str, ""),
+    // stored; acted on by process management (not yet built)
+    Param::new("syslog-ident", None, IMMUTABLE, Kind::Str, "redis"),
+    // stored; acted on by snapshots (RDB) (not yet built)
+    Param::new("dbfilename", None, PROTECTED, Kind::Str, "dump.rdb"),
+    // stored; acted on by aof (not yet built)
+    Param::new("appendfilename", None, IMMUTABLE, Kind::Str, "appendonly.aof"),
+    // stored; acted on by aof (not yet built)
+    Param::new("appenddirname", None, IMMUTABLE, Kind::Str, "appendonlydir"),
+    // stored; acted on by process management (not yet built)
+    Param::new("server_cpulist", None, IMMUTABLE, Kind::Str, ""),
+    // stored; acted on by process management (not yet built)
+    Param::new("bio_cpulist", None, IMMUTABLE, Kind::Str, ""),
+    // stored; acted on by aof (not yet built)
+    Param::new("aof_rewrite_cpulist", None, IMMUTABLE, Kind::Str, ""),
+    // stored; acted on by snapshots (RDB) (not yet built)
+    Param::new("bgsave_cpulist", None, IMMUTABLE, Kind::Str, ""),
+    // stored; acted on by process management (not yet built)
+    Param::new("ignore-warnings", None, 0, Kind::Str, ""),
+    // stored; acted on by process management (not yet built)
+    Param::new("proc-title-template", None, 0, Kind::Str, "{title} {listen-addr} {server-mode}"),
+    // stored; acted on by process management (not yet built)
+    Param::new("bind-source-addr", None, 0, Kind::Str, ""),
+    Param::new("logfile", None, IMMUTABLE, Kind::Str, ""),
+    // stored; acted on by replication (not yet built)
+    Param::new("masterauth", None, SENSITIVE, Kind::Str, ""),
+    Param::new("requirepass", None, SENSITIVE, Kind::Str, ""),
+    // stored; acted on by process management (not yet built)
+    Param::new(
+        "supervised",
+        None,
+        IMMUTABLE,
+        Kind::Enum(&["upstart", "systemd", "auto", "no"]),
+        "no",
+    ),
+    // stored; acted on by process management (not yet built)
+    Param::new(
+        "syslog-facility",
+        None,
+        IMMUTABLE,
+        Kind::Enum(&[
+            "user",
+            "local0",
+            "local1",
+            "local2",
+            "local3",
+            "local4",
+            "local5",
+            "local6",
+            "local7",
+        ]),
+        "local0",
+    ),
+    // stored; acted on by replication (not yet built)
+    Param::new(
+        "repl-diskless-load",
+        None,
+        DENY_LOADING,
+        Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
+        "disabled",
+    ),
+    Param::new(
+        "loglevel",
+        None,
+        0,
+        Kind::Enum(&["debug", "verbose", "notice", "warning"]),
+        "notice",
+    ),
+    // stored; acted on by eviction (not yet built)
+    Param::new(
+        "maxmemory-policy",
+        None,
+        0,
+        Kind::Enum(&[
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "noeviction",
+        ]),
+        "noeviction",
+    ),
+    // stored; acted on by aof (not yet built)
+    Param::new("appendfsync", None, 0, Kind::Enum(&["everysec", "always", "no"]), "everysec"),
+    // stored; acted on by process management (not yet built)
+    Param::new("oom-score-adj", None, 0, Kind::Enum(&["no", "yes", "relative", "absolute"]), "no"),
+    // stored; acted on by ACL (not yet built)
+    Param::new(
+        "acl-pubsub-default",
+        None,
+        0,
+        Kind::Enum(&["allchannels", "resetchannels"]),
+        "resetchannels",
+    ),
+    // stored; acted on by snapshots (RDB) (not yet built)
+    Param::new("sanitize-dump-payload", None, 0, Kind::Enum(&["no", "yes", "clients"]), "no"),
+    // stored; acted on by process management (not yet built)
+    Param::new(
+        "enable-protected-configs",
+        None,
+        IMMUTABLE,
+        Kind::Enum(&["no", "yes", "local"]),
+        "no",
+    ),
+    Param::new("enable-debug-command", None, IMMUTABLE, Kind::Enum(&["no", "yes", "local"]), "no"),
+    // stored; acted on by modules (not yet built)
+    Param::new("enable-module-command", None, IMMUTABLE, Kind::Enum(&["no", "yes", "local"]), "no"),
+    // stored; acted on by cluster (not yet built)
+    Param::new(
+        "cluster-preferred-endpoint-type",
+        None,
+        0,
+        Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
+        "ip",
+    ),
+    // stored; acted on by replication (not yet built)
+    Param::new(
+        "propagation-error-behavior",
+        None,
+        0,
+        Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
+        "ignore",
+    ),
+    // stored; acted on by shutdown handling (not yet built)
+    Param::new(
+        "shutdown-on-sigint",
+        None,
+        MULTI_ARG,
+        Kind::MultiEnum(&["default", "save", "nosave", "now", "force"]),
+        "default",
+    ),
+    // stored; acted on by shutdown handling (not yet built)
+    Param::new(
+        "shutdown-on-sigterm",
+        None,
+        MULTI_ARG,
+        Kind::MultiEnum(&["default", "save", "nosave", "now", "force"]),
+        "default",
+    ),
+    Param::new(
+        "databases",
+        None,
+        IMMUTABLE,
+        Kind::Int { min: 1, max: 2147483647, fmt: NumFmt::Plain },
+        "16",
+    ),
+    Param::new("port", None, 0, Kind::Int { min: 0, max: 65535, fmt: NumFmt::Plain }, "6379"),
+    // stored; acted on by process management (not yet built)
+    Param::new(
+        "io-threads",
+        None,
+        IMMUTABLE,
+        Kind::Int { min: 1, max: 128, fmt: NumFmt::Plain },
+        "1",
+    ),
+    // stored; acted on by aof (not yet built)
+    Param::new(
+        "auto-aof-rewrite-percentage",
+        None,
+        0,
+        Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
+        "100",
+    ),
+    // stored; acted on by cluster (not yet built)
+    Param::new(
+        "cluster-replica-validity-factor",
+        Some("cluster-slave-validity-factor"),
+        0,
+        Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
+        "10",
+    ),
+    // stored; acted on by encodings (not yet built)
+    Param::new(
+        "list-max-listpack-size",
+        Some("list-max-ziplist-size"),
+        0,
+        Kind::Int { min: -2147483648, max: 2147483647, fmt: NumFmt::Plain },
+        "-2",
+    ),
+    // stored; acted on by process management (not yet built)
+    Param::new(
+        "tcp-keepalive",
+        None,
+        0,
+        Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
+        "300",
+    ),
+    // stored; acted on by cluster (not yet built)
+    Param::new(
+        "cluster-migration-barrier",
+        None,
+        0,
+        Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
+        "1",
+    ),
+    // stored; acted on by active defrag (not yet built)
+    Param::new(
+        "active-defrag-cycle-min",
+        None,
+        0,
+        Kind::Int { min: 1, max: 99, fmt: NumFmt::Plain },
+        "1",
+    ),
+    // stored; acted on by active defrag (not yet built)
+    Param::new(
+        "active-defrag-cycle-max",
+        None,
+        0,
+        Kind::Int { min: 1, max: 99, fmt: NumFmt::Plain },
+        "25",
+    ),
+    // stored; acted on by active defrag (not yet built)
+    Param::new(
+        "active-defrag-threshold-lower",
+        None,
+        0,
+        Kind::Int { min: 0, max: 1000, fmt: NumFmt::Plain },
+        "10",
+    ),
+    // stored; acted on by active defrag (not yet built)
+    Param::new(
+        "active-defrag-threshold-upper",
+        None,
+        0,
+        Kind::Int { min: 0, max: 1000, fmt: NumFmt::Plain },
+        "100",
+    ),
+    // stored; acted on by eviction (not yet built)
+    Param::new(
+        "lfu-log-factor",
+        None,
+        0,
+        Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
+        "10",
+    ),
+    // stored; acted on by eviction (not yet built)
+    Param::new(
+        "lfu-decay-time",
+        None,
+        0,
+        Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
+        "1",
+    ),
+    // stored; acted on by replication (not yet built)
+    Param::new(
+        "replica-priority",
+        Some("slave-priority"),
+        0,
+        Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
+        "100",
+    ),
+    // stored; acted on by replication (not yet built)
+    Param::new(
+        "repl-diskless-sync-delay",
+        None,
+        0,
+        Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
+        "5",
+    ),
+    // stored; acted on by eviction (not yet built)
+    Param::new(
+        "maxmemory-samples",
+        None,
+        0,
+        Kind::Int { min: 1, max: 2147483647, fmt: NumFmt::Plain },
+        "5",
+    ),
+    // stored; acted on by eviction (not yet built)
+    Param::new(
+        "maxmemory-eviction-tenacity",
+        None,
+        0,
+        Kind::Int { min: 0, max: 100, fmt: NumFmt::Plain },
+        "10",
+    ),
+    Param::new("timeout", None, 0, Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain }, "0"),
+    // stored; acted on by replication (not yet built)
+    Param::new(
+        "replica-announce-port",
+        Some("slave-announce-port"),
+        0,
+        Kind::Int { min: 0, max: 65535, fmt: NumFmt::Plain },
+        "0",
+    ),
+    // stored; acted on by process management (not yet built)
+    Param::new(
+        "tcp-backlog",
+        None,
+        IMMUTABLE,
+        Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
+        "511",
+    ),
+    // stored; acted on by cluster (not yet built)
+    Param::new(
+        "cluster-port",
+        None,
+        IMMUTABLE,
+        Kind::Int { min: 0, max: 65535, fmt: NumFmt::Plain },
+        "0",
+    ),
+    // stored; acted on by cluster (not yet built)
+    Param::new(
+        "cluster-announce-bus-port",
+        None,
+        0,
+        Kind::Int { min: 0, max: 65535, fmt: NumFmt::Plain },
+        "0",
+    ),
+    // stored; acted on by cluster (not yet built)
+    Param::new(
+        "cluster-announce-port",
+        None,
+        0,
+        Kind::Int { min: 0, max: 65535, fmt: NumFmt::Plain },
+        "0",
+    ),
+    // stored; acted on by cluster (not yet built)
+    Param::new(
+        "cluster-announce-tls-port",
+        None,
+        0,
+        Kind::Int { min: 0, max: 65535, fmt: NumFmt::Plain },
+        "0",
+    ),
+    // stored; acted on by replication (not yet built)
+    Param::new(
+        "repl-timeout",
+        None,
+        0,
+        Kind::Int { min: 1, max: 2147483647, fmt: NumFmt::Plain },
+        "60",
+    ),
+    // stored; acted on by replication (not yet built)
+    Param::new(
+        "repl-ping-replica-period",
+        Some("repl-ping-slave-period"),
+        0,
+        Kind::Int { min: 1, max: 2147483647, fmt: NumFmt::Plain },
+        "10",
+    ),
+    // stored; acted on by encodings (not yet built)
+    Param::new(
+        "list-compress-depth",
+        None,
+        0,
+        Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
+        "0",
+    ),
+    // stored; acted on by snapshots (RDB) (not yet built)
+    Param::new(
+        "rdb-key-save-delay",
+        None,
+        HIDDEN,
+        Kind::Int { min: -2147483648, max: 2147483647, fmt: NumFmt::Plain },
+        "0",
+    ),
+    // stored; acted on by snapshots (RDB) (not yet built)
+    Param::new(
+        "key-load-delay",
+        None,
+        HIDDEN,
+        Kind::Int { min: -2147483648, max: 2147483647, fmt: NumFmt::Plain },
+        "0",
+    ),
+    // stored; acted on by process management (not yet built)
+    Param::new(
+        "active-expire-effort",
+        None,
+        0,
+        Kind::Int { min: 1, max: 10, fmt: NumFmt::Plain },
+        "1",
+    ),
+    Param::new("hz", None, 0, Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain }, "10"),
+    // stored; acted on by replication (not yet built)
+    Param::new(
+        "min-replicas-to-write",
+        Some("min-slaves-to-write"),
+        0,
+        Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
+        "0",
+    ),
+    // stored; acted on by replication (not yet built)
+    Param::new(
+        "min-replicas-max-lag",
+        Some("min-slaves-max-lag"),
+        0,
+        Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
+        "10",
+    ),
+    // stored; acted on by process management (not yet built)
+    Param::new(
+        "watchdog-period",
+        None,
+        HIDDEN,
+        Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
+        "0",
+    ),
+    // stored; acted on by shutdown handling (not yet built)
+    Param::new(
+        "shutdown-timeout",
+        None,
+        0,
+        Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
+        "10",
+    ),
+    // stored; acted on by replication (not yet built)
+    Param::new(
+        "repl-diskless-sync-max-replicas",
+        None,
+        0,
+        Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
+        "0",
+    ),
+    Param::new(
+        "maxclients",
+        None,
+        0,
+        Kind::Int { min: 1, max: 4294967295, fmt: NumFmt::Plain },
+        "10000",
+    ),
+    // stored; acted on by process management (not yet built)
+    Param::new(
+        "unixsocketperm",
+        None,
+        IMMUTABLE,
+        Kind::Int { min: 0, max: 511, fmt: NumFmt::Octal },
+        "0",
+    ),
+    // stored; acted on by process management (not yet built)
+    Param::new(
+        "socket-mark-id",
+        None,
+        IMMUTABLE,
+        Kind::Int { min: 0, max: 4294967295, fmt: NumFmt::Plain },
+        "0",
+    ),
+    // stored; acted on by active defrag (not yet built)
+    Param::new(
+        "active-defrag-max-scan-fields",
+        None,
+        0,
+        Kind::Int { min: 1, max: 9223372036854775807, fmt: NumFmt::Plain },
+        "1000",
+    ),
+    // stored; acted on by slowlog (not yet built)
+    Param::new(
+        "slowlog-max-len",
+        None,
+        0,
+        Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
+        "128",
+    ),
+    // stored; acted on by ACL (not yet built)
+    Param::new(
+        "acllog-max-len",
+        None,
+        0,
+        Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
+        "128",
+    ),
+    // stored; acted on by scripting (not yet built)
+    Param::new(
+        "busy-reply-threshold",
+        Some("lua-time-limit"),
+        0,
+        Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
+        "5000",
+    ),
+    // stored; acted on by cluster (not yet built)
+    Param::new(
+        "cluster-node-timeout",
+        None,
+        0,
+        Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
+        "15000",
+    ),
+    // stored; acted on by slowlog (not yet built)
+    Param::new(
+        "slowlog-log-slower-than",
+        None,
+        0,
+        Kind::Int { min: -1, max: 9223372036854775807, fmt: NumFmt::Plain },
+        "10000",
+    ),
+    // stored; acted on by latency monitor (not yet built)
+    Param::new(
+        "latency-monitor-threshold",
+        None,
+        0,
+        Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
+        "0",
+    ),
+    Param::new(
+        "proto-max-bulk-len",
+        None,
+        0,
+        Kind::Int { min: 1048576, max: 9223372036854775807, fmt: NumFmt::Memory },
+        "536870912",
+    ),
+    // stored; acted on by encodings (not yet built)
+    Param::new(
+        "stream-node-max-entries",
+        None,
+        0,
+        Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
+        "100",
+    ),
+    // stored; acted on by replication (not yet built)
+    Param::new(
+        "repl-backlog-size",
+        None,
+        0,
+        Kind::Int { min: 1, max: 9223372036854775807, fmt: NumFmt::Memory },
+        "1048576",
+    ),
+    // stored; acted on by eviction (not yet built)
+    Param::new(
+        "maxmemory",
+        None,
+        0,
+        Kind::Int { min: 0, max: 18446744073709551615, fmt: NumFmt::Memory },
+        "0",
+    ),
+    // stored; acted on by cluster (not yet built)
+    Param::new(
+        "cluster-link-sendbuf-limit",
+        None,
+        0,
+        Kind::Int { min: 0, max: 18446744073709551615, fmt: NumFmt::Memory },
+        "0",
+    ),
+    // stored; acted on by encodings (not yet built)
+    Param::new(
+        "hash-max-listpack-entries",
+        Some("hash-max-ziplist-entries"),
+        0,
+        Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
+        "512",
+    ),
+    // stored; acted on by encodings (not yet built)
+    Param::new(
+        "set-max-intset-entries",
+        None,
+        0,
+        Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
+        "512",
+    ),
+    // stored; acted on by encodings (not yet built)
+    Param::new(
+        "zset-max-listpack-entries",
+        Some("zset-max-ziplist-entries"),
+        0,
+        Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
+        "128",
+    ),
+    // stored; acted on by active defrag (not yet built)
+    Param::new(
+        "active-defrag-ignore-bytes",
+        None,
+        0,
+        Kind::Int { min: 1, max: 9223372036854775807, fmt: NumFmt::Memory },
+        "104857600",
+    ),
+    // stored; acted on by encodings (not yet built)
+    Param::new(
+        "hash-max-listpack-value",
+        Some("hash-max-ziplist-value"),
+        0,
+        Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Memory },
+        "64",
+    ),
+    // stored; acted on by encodings (not yet built)
+    Param::new(
+        "stream-node-max-bytes",
+        None,
+        0,
+        Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Memory },
+        "4096",
+    ),
+    // stored; acted on by encodings (not yet built)
+    Param::new(
+        "zset-max-listpack-value",
+        Some("zset-max-ziplist-value"),
+        0,
+        Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Memory },
+        "64",
+    ),
+    // stored; acted on by encodings (not yet built)
+    Param::new(
+        "hll-sparse-max-bytes",
+        None,
+        0,
+        Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Memory },
+        "3000",
+    ),
+    // stored; acted on by client tracking (not yet built)
+    Param::new(
+        "tracking-table-max-keys",
+        None,
+        0,
+        Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
+        "1000000",
+    ),
+    Param::new(
+        "client-query-buffer-limit",
+        None,
+        0,
+        Kind::Int { min: 1048576, max: 9223372036854775807, fmt: NumFmt::Memory },
+        "1073741824",
+    ),
+    // stored; acted on by eviction (not yet built)
+    Param::new(
+        "maxmemory-clients",
+        None,
+        0,
+        Kind::Int { min: -100, max: 9223372036854775807, fmt: NumFmt::MemoryPercent },
+        "0",
+    ),
+    // stored; acted on by replication (not yet built)
+    Param::new(
+        "repl-backlog-ttl",
+        None,
+        0,
+        Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
+        "3600",
+    ),
+    // stored; acted on by aof (not yet built)
+    Param::new(
+        "auto-aof-rewrite-min-size",
+        None,
+        0,
+        Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Memory },
+        "67108864",
+    ),
+    // stored; acted on by snapshots (RDB) (not yet built)
+    Param::new(
+        "loading-process-events-interval-bytes",
+        None,
+        HIDDEN,
+        Kind::Int { min: 1024, max: 2147483647, fmt: NumFmt::Plain },
+        "2097152",
+    ),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-port", None, 0, Kind::Int { min: 0, max: 65535, fmt: NumFmt::Plain }, "0"),
+    // stored; acted on by TLS (not yet built)
+    Param::new(
+        "tls-session-cache-size",
+        None,
+        0,
+        Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
+        "20480",
+    ),
+    // stored; acted on by TLS (not yet built)
+    Param::new(
+        "tls-session-cache-timeout",
+        None,
+        0,
+        Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
+        "300",
+    ),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-cluster", None, 0, Kind::Bool, "no"),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-replication", None, 0, Kind::Bool, "no"),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-auth-clients", None, 0, Kind::Enum(&["no", "yes", "optional"]), "yes"),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-prefer-server-ciphers", None, 0, Kind::Bool, "no"),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-session-caching", None, 0, Kind::Bool, "yes"),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-cert-file", None, 0, Kind::Str, ""),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-key-file", None, 0, Kind::Str, ""),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-key-file-pass", None, 0, Kind::Str, ""),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-client-cert-file", None, 0, Kind::Str, ""),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-client-key-file", None, 0, Kind::Str, ""),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-client-key-file-pass", None, 0, Kind::Str, ""),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-dh-params-file", None, 0, Kind::Str, ""),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-ca-cert-file", None, 0, Kind::Str, ""),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-ca-cert-dir", None, 0, Kind::Str, ""),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-protocols", None, 0, Kind::Str, ""),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-ciphers", None, 0, Kind::Str, ""),
+    // stored; acted on by TLS (not yet built)
+    Param::new("tls-ciphersuites", None, 0, Kind::Str, ""),
+    Param::new("dir", None, PROTECTED|DENY_LOADING, Kind::Special(Special::Dir), ""),
+    // stored; acted on by process management (not yet built)
+    Param::new("save", None, MULTI_ARG, Kind::Special(Special::Save), "3600 1 300 100 60 10000"),
+    // stored; acted on by client output buffers (not yet built)
+    Param::new(
+        "client-output-buffer-limit",
+        None,
+        MULTI_ARG,
+        Kind::Special(Special::ClientOutputBufferLimit),
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+    ),
+    // stored; acted on by process management (not yet built)
+    Param::new(
+        "oom-score-adj-values",
+        None,
+        MULTI_ARG,
+        Kind::Special(Special::OomScoreAdjValues),
+        "0 200 800",
+    ),
+    // stored; acted on by keyspace notifications (not yet built)
+    Param::new("notify-keyspace-events", None, 0, Kind::Special(Special::NotifyKeyspaceEvents), ""),
+    Param::new("bind", None, MULTI_ARG, Kind::Special(Special::Bind), "* -::*"),
+    // stored; acted on by replication (not yet built)
+    Param::new(
+        "replicaof",
+        Some("slaveof"),
+        IMMUTABLE|MULTI_ARG,
+        Kind::Special(Special::ReplicaOf),
+        "",
+    ),
+    // stored; acted on by latency monitor (not yet built)
+    Param::new(
+        "latency-tracking-info-percentiles",
+        None,
+        MULTI_ARG,
+        Kind::Special(Special::LatencyPercentiles),
+        "50 99 99.9",
+    ),
+];
+
+/// Finds a parameter's index by name or alias, case-insensitively.
+pub fn find_index(name: &str) -> Option<usize> {
+    let lower = name.to_ascii_lowercase();
+    PARAMS.iter().position(|p| p.name == lower || p.alias == Some(lower.as_str()))
+}
+
+/// Finds a parameter by name or alias, case-insensitively.
+pub fn find_param(name: &str) -> Option<&'static Param> {
+    find_index(name).map(|i| &PARAMS[i])
+}
+
+/// Every configuration value: the canonical text of each parameter, plus typed copies of the
+/// ones the server reads while running.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Canonical value of `PARAMS[i]`.
+    values: Vec<String>,
     pub port: i64,
     pub bind: Vec<String>,
     pub dir: String,
@@ -69,12 +987,15 @@ pub struct Config {
     pub lazyfree_lazy_expire: bool,
     pub lazyfree_lazy_user_del: bool,
     pub lazyfree_lazy_user_flush: bool,
+    /// Not a Redis parameter: DEBUG SET-ACTIVE-EXPIRE's switch lives in ServerState; kept for
+    /// code that reads it from here.
     pub active_expire_enabled: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
         let mut c = Config {
+            values: PARAMS.iter().map(|p| p.default.to_string()).collect(),
             port: 0,
             bind: Vec::new(),
             dir: String::new(),
@@ -107,83 +1028,144 @@ impl Default for Config {
             lazyfree_lazy_user_flush: false,
             active_expire_enabled: true,
         };
-        for p in PARAMS {
-            (p.set)(&mut c, p.default).expect("parameter defaults are valid");
+        if let Some(i) = find_index("dir") {
+            c.values[i] = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
         }
-        c.dir = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+        c.sync_typed();
         c
     }
 }
 
-fn yes_no(b: bool) -> String {
-    if b { "yes" } else { "no" }.to_string()
+/// Parses a memory amount with Redis's units (`1k` = 1000, `1kb` = 1024, ..., case-insensitive).
+/// Negative amounts are refused, as in Redis's `memtoull`.
+pub fn parse_memory(v: &str) -> Option<i64> {
+    parse_memory_u64(v).and_then(|n| i64::try_from(n).ok())
 }
 
-fn parse_bool(v: &str) -> Result<bool, String> {
+fn parse_memory_u64(v: &str) -> Option<u64> {
+    let digits_end = v.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(digits_end);
+    let mul: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1_000_000,
+        "mb" => 1024 * 1024,
+        "g" => 1_000_000_000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    if num.is_empty() {
+        return if unit.is_empty() { None } else { Some(0) };
+    }
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+fn parse_bool(v: &str) -> Result<&'static str, String> {
     match v.to_ascii_lowercase().as_str() {
-        "yes" => Ok(true),
-        "no" => Ok(false),
+        "yes" => Ok("yes"),
+        "no" => Ok("no"),
         _ => Err("argument must be 'yes' or 'no'".into()),
     }
 }
 
-/// Parses a memory amount with Redis's units (`1k` = 1000, `1kb` = 1024, ..., case-insensitive).
-pub fn parse_memory(v: &str) -> Option<i64> {
-    let lower = v.to_ascii_lowercase();
-    let units: [(&str, i64); 7] = [
-        ("gb", 1024 * 1024 * 1024),
-        ("mb", 1024 * 1024),
-        ("kb", 1024),
-        ("g", 1_000_000_000),
-        ("m", 1_000_000),
-        ("k", 1000),
-        ("b", 1),
-    ];
-    for (suffix, mul) in units {
-        if let Some(num) = lower.strip_suffix(suffix) {
-            let n: i64 = crate::util::num::parse_i64(num.as_bytes())?;
-            return n.checked_mul(mul);
-        }
-    }
-    crate::util::num::parse_i64(lower.as_bytes())
-}
-
-fn parse_int(v: &str, min: i64, max: i64, memory: bool) -> Result<i64, String> {
-    let n = if memory { parse_memory(v) } else { crate::util::num::parse_i64(v.as_bytes()) };
-    let Some(n) = n else {
-        return Err("argument couldn't be parsed into an integer".into());
+/// Validates an integer parameter and returns its canonical text.
+fn canon_int(v: &str, min: i128, max: i128, fmt: NumFmt) -> Result<String, String> {
+    let plain = || crate::util::num::parse_i64(v.as_bytes()).map(i128::from);
+    let (n, percent) = match fmt {
+        NumFmt::Plain => (plain(), false),
+        NumFmt::Memory => (parse_memory_u64(v).map(i128::from), false),
+        NumFmt::MemoryPercent => match parse_memory_u64(v) {
+            Some(n) => (Some(i128::from(n)), false),
+            None => {
+                let p = v
+                    .strip_suffix('%')
+                    .filter(|s| !s.is_empty())
+                    .and_then(|s| crate::util::num::parse_i64(s.as_bytes()))
+                    .filter(|n| *n >= 0);
+                (p.map(i128::from), true)
+            }
+        },
+        NumFmt::Octal => (i64::from_str_radix(v, 8).ok().map(i128::from), false),
     };
+    let Some(n) = n else {
+        return Err(match fmt {
+            NumFmt::Plain => "argument couldn't be parsed into an integer",
+            NumFmt::Memory => "argument must be a memory value",
+            NumFmt::MemoryPercent => "argument must be a memory or percent value",
+            NumFmt::Octal => "argument couldn't be parsed as an octal number",
+        }
+        .into());
+    };
+    if percent {
+        // Percentages are bounded by the (negative) lower bound, as Redis stores them negated.
+        if -n < min {
+            return Err(format!("percentage argument must be less or equal to {}", -min));
+        }
+        return Ok(format!("{n}%"));
+    }
     if n < min || n > max {
+        if fmt == NumFmt::Octal {
+            return Err(format!("argument must be between {min:o} and {max:o} inclusive"));
+        }
         return Err(format!("argument must be between {min} and {max} inclusive"));
     }
-    Ok(n)
+    Ok(if fmt == NumFmt::Octal { format!("{n:o}") } else { n.to_string() })
 }
 
-fn parse_enum(v: &str, allowed: &[&str]) -> Result<String, String> {
+fn enum_error(allowed: &[&str]) -> String {
+    format!("argument(s) must be one of the following: {}", allowed.join(", "))
+}
+
+fn canon_enum(name: &str, v: &str, allowed: &[&str]) -> Result<String, String> {
     let lower = v.to_ascii_lowercase();
-    if allowed.contains(&lower.as_str()) {
-        Ok(lower)
-    } else {
-        Err(format!("argument(s) must be one of the following: {}", allowed.join(", ")))
+    if !allowed.contains(&lower.as_str()) {
+        return Err(enum_error(allowed));
     }
+    // `relative` is the same setting as `yes`; Redis reports the first name of a value.
+    if name == "oom-score-adj" && lower == "relative" {
+        return Ok("yes".into());
+    }
+    Ok(lower)
 }
 
-fn save_to_string(points: &[(i64, i64)]) -> String {
-    let mut s = String::new();
-    for (i, (secs, changes)) in points.iter().enumerate() {
-        if i > 0 {
-            s.push(' ');
-        }
-        let _ = write!(s, "{secs} {changes}");
+/// `shutdown-on-sig*`: a set of flags, printed in table order, `default` when empty.
+fn canon_multi_enum(v: &str, allowed: &[&str]) -> Result<String, String> {
+    let mut set = vec![false; allowed.len()];
+    let words: Vec<String> = v.split_whitespace().map(str::to_ascii_lowercase).collect();
+    if words.is_empty() {
+        return Err(enum_error(allowed));
     }
-    s
+    for w in &words {
+        let i = allowed.iter().position(|a| *a == w).ok_or_else(|| enum_error(allowed))?;
+        set[i] = true;
+    }
+    let has = |n: &str| allowed.iter().position(|a| *a == n).is_some_and(|i| set[i]);
+    if has("save") && has("nosave") {
+        return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into());
+    }
+    let names: Vec<&str> =
+        allowed.iter().zip(&set).filter(|(a, s)| **s && **a != "default").map(|(a, _)| *a).collect();
+    Ok(if names.is_empty() { "default".into() } else { names.join(" ") })
+}
+
+fn canon_str(name: &str, v: &str) -> Result<String, String> {
+    match name {
+        "dbfilename" if v.contains('/') => Err("dbfilename can't be a path, just a filename".into()),
+        "appendfilename" if v.is_empty() => Err("appendfilename can't be empty".into()),
+        "appendfilename" if v.contains('/') => {
+            Err("appendfilename can't be a path, just a filename".into())
+        }
+        "appenddirname" if v.is_empty() => Err("appenddirname can't be empty".into()),
+        "appenddirname" if v.contains('/') => {
+            Err("appenddirname can't be a path, just a dirname".into())
+        }
+        _ => Ok(v.to_string()),
+    }
 }
 
 fn parse_save(v: &str) -> Result<Vec<(i64, i64)>, String> {
     let parts: Vec<&str> = v.split_whitespace().collect();
-    if parts.is_empty() {
-        return Ok(Vec::new());
-    }
     if parts.len() % 2 != 0 {
         return Err("Invalid save parameters".into());
     }
@@ -199,194 +1181,342 @@ fn parse_save(v: &str) -> Result<Vec<(i64, i64)>, String> {
     Ok(out)
 }
 
-macro_rules! bool_param {
-    ($name:literal, $field:ident, $default:literal, $flags:expr) => {
-        Param {
-            name: $name,
-            alias: None,
-            kind: Kind::Bool,
-            default: $default,
-            flags: $flags,
-            get: |c| yes_no(c.$field),
-            set: |c, v| {
-                c.$field = parse_bool(v)?;
-                Ok(())
-            },
-        }
-    };
+fn save_to_string(points: &[(i64, i64)]) -> String {
+    let parts: Vec<String> = points.iter().map(|(s, c)| format!("{s} {c}")).collect();
+    parts.join(" ")
 }
 
-macro_rules! int_param {
-    ($name:literal, $field:ident, $min:expr, $max:expr, $mem:expr, $default:literal, $flags:expr) => {
-        Param {
-            name: $name,
-            alias: None,
-            kind: Kind::Int { min: $min, max: $max, memory: $mem },
-            default: $default,
-            flags: $flags,
-            get: |c| c.$field.to_string(),
-            set: |c, v| {
-                c.$field = parse_int(v, $min, $max, $mem)?;
-                Ok(())
-            },
+/// Client output buffer limits: `class hard soft seconds` groups merged into the current ones.
+fn canon_obuf(current: &str, v: &str) -> Result<String, String> {
+    const CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
+    let words: Vec<&str> = v.split_whitespace().collect();
+    if words.is_empty() || words.len() % 4 != 0 {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let cur: Vec<&str> = current.split_whitespace().collect();
+    let mut limits: Vec<[String; 3]> = cur
+        .chunks(4)
+        .map(|c| [c[1].to_string(), c[2].to_string(), c[3].to_string()])
+        .collect();
+    for g in words.chunks(4) {
+        let class = match g[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "slave" | "replica" => 1,
+            "pubsub" => 2,
+            _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
+        };
+        let hard = parse_memory_u64(g[1]);
+        let soft = parse_memory_u64(g[2]);
+        let secs = crate::util::num::parse_i64(g[3].as_bytes()).filter(|n| *n >= 0);
+        let (Some(h), Some(s), Some(t)) = (hard, soft, secs) else {
+            return Err(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+                    .into(),
+            );
+        };
+        limits[class] = [h.to_string(), s.to_string(), t.to_string()];
+    }
+    let mut out = String::new();
+    for (i, l) in limits.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
         }
-    };
+        let _ = write!(out, "{} {} {} {}", CLASSES[i], l[0], l[1], l[2]);
+    }
+    Ok(out)
 }
 
-macro_rules! str_param {
-    ($name:literal, $field:ident, $default:literal, $flags:expr) => {
-        Param {
-            name: $name,
-            alias: None,
-            kind: Kind::Str,
-            default: $default,
-            flags: $flags,
-            get: |c| c.$field.clone(),
-            set: |c, v| {
-                c.$field = v.to_string();
-                Ok(())
-            },
+fn canon_oom_values(v: &str) -> Result<String, String> {
+    let words: Vec<&str> = v.split_whitespace().collect();
+    if words.len() != 3 {
+        return Err("wrong number of arguments".into());
+    }
+    let mut out = Vec::new();
+    for w in words {
+        match crate::util::num::parse_i64(w.as_bytes()) {
+            Some(n) if (-2000..=2000).contains(&n) => out.push(n.to_string()),
+            _ => {
+                return Err(
+                    "Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into()
+                )
+            }
         }
-    };
+    }
+    Ok(out.join(" "))
 }
 
-macro_rules! enum_param {
-    ($name:literal, $field:ident, $allowed:expr, $default:literal, $flags:expr) => {
-        Param {
-            name: $name,
-            alias: None,
-            kind: Kind::Enum($allowed),
-            default: $default,
-            flags: $flags,
-            get: |c| c.$field.clone(),
-            set: |c, v| {
-                c.$field = parse_enum(v, $allowed)?;
-                Ok(())
-            },
+/// Keyspace notification classes, in the order Redis prints them after `A`.
+const NOTIFY_ALL: &str = "g$lshzxetd";
+
+fn canon_notify(v: &str) -> Result<String, String> {
+    let mut set = std::collections::BTreeSet::new();
+    for c in v.chars() {
+        match c {
+            'A' => set.extend(NOTIFY_ALL.chars()),
+            'g' | '$' | 'l' | 's' | 'h' | 'z' | 'x' | 'e' | 'K' | 'E' | 't' | 'm' | 'd' | 'n' => {
+                set.insert(c);
+            }
+            _ => return Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
         }
-    };
+    }
+    let mut out = String::new();
+    if NOTIFY_ALL.chars().all(|c| set.contains(&c)) {
+        out.push('A');
+    } else {
+        out.extend(NOTIFY_ALL.chars().filter(|c| set.contains(c)));
+    }
+    out.extend("KEmn".chars().filter(|c| set.contains(c)));
+    Ok(out)
 }
 
-const MAXMEMORY_POLICIES: &[&str] = &[
-    "volatile-lru",
-    "volatile-lfu",
-    "volatile-random",
-    "volatile-ttl",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
-    "noeviction",
-];
+fn canon_bind(v: &str) -> Result<String, String> {
+    let addrs: Vec<&str> = v.split_whitespace().collect();
+    if addrs.len() > 16 {
+        return Err("Too many bind addresses specified.".into());
+    }
+    Ok(addrs.join(" "))
+}
 
-/// The parameter table, in Redis's names.
-pub static PARAMS: &[Param] = &[
-    int_param!("port", port, 0, 65535, false, "6379", 0),
-    Param {
-        name: "bind",
-        alias: None,
-        kind: Kind::Special,
-        default: "* -::*",
-        flags: 0,
-        get: |c| c.bind.join(" "),
-        set: |c, v| {
-            c.bind = v.split_whitespace().map(str::to_string).collect();
-            Ok(())
-        },
-    },
-    str_param!("dir", dir, "", 0),
-    str_param!("dbfilename", dbfilename, "dump.rdb", PROTECTED),
-    bool_param!("appendonly", appendonly, "no", 0),
-    str_param!("appendfilename", appendfilename, "appendonly.aof", IMMUTABLE),
-    str_param!("appenddirname", appenddirname, "appendonlydir", IMMUTABLE),
-    enum_param!("appendfsync", appendfsync, &["always", "everysec", "no"], "everysec", 0),
-    str_param!("requirepass", requirepass, "", SENSITIVE),
-    int_param!("databases", databases, 1, i32::MAX as i64, false, "16", IMMUTABLE),
-    int_param!("maxclients", maxclients, 1, u32::MAX as i64, false, "10000", 0),
-    int_param!("timeout", timeout, 0, i32::MAX as i64, false, "0", 0),
-    int_param!("tcp-keepalive", tcp_keepalive, 0, i32::MAX as i64, false, "300", 0),
-    int_param!("tcp-backlog", tcp_backlog, 0, i32::MAX as i64, false, "511", IMMUTABLE),
-    enum_param!(
-        "loglevel",
-        loglevel,
-        &["debug", "verbose", "notice", "warning", "nothing"],
-        "notice",
-        0
-    ),
-    str_param!("logfile", logfile, "", IMMUTABLE),
-    Param {
-        name: "save",
-        alias: None,
-        kind: Kind::Special,
-        default: "3600 1 300 100 60 10000",
-        flags: 0,
-        get: |c| save_to_string(&c.save),
-        set: |c, v| {
-            c.save = parse_save(v)?;
-            Ok(())
-        },
-    },
-    int_param!("maxmemory", maxmemory, 0, i64::MAX, true, "0", 0),
-    enum_param!("maxmemory-policy", maxmemory_policy, MAXMEMORY_POLICIES, "noeviction", 0),
-    int_param!("maxmemory-samples", maxmemory_samples, 1, i32::MAX as i64, false, "5", 0),
-    int_param!("proto-max-bulk-len", proto_max_bulk_len, 1024 * 1024, i64::MAX, true, "536870912", 0),
-    int_param!(
-        "client-query-buffer-limit",
-        client_query_buffer_limit,
-        1024 * 1024,
-        i64::MAX,
-        true,
-        "1073741824",
-        0
-    ),
-    int_param!("hz", hz, 0, i32::MAX as i64, false, "10", 0),
-    bool_param!("daemonize", daemonize, "no", IMMUTABLE),
-    bool_param!("protected-mode", protected_mode, "yes", 0),
-    enum_param!("enable-debug-command", enable_debug_command, &["no", "yes", "local"], "no", IMMUTABLE),
-    str_param!("pidfile", pidfile, "", IMMUTABLE),
-    bool_param!("lazyfree-lazy-expire", lazyfree_lazy_expire, "no", 0),
-    bool_param!("lazyfree-lazy-user-del", lazyfree_lazy_user_del, "no", 0),
-    bool_param!("lazyfree-lazy-user-flush", lazyfree_lazy_user_flush, "no", 0),
-];
+fn canon_replicaof(v: &str) -> Result<String, String> {
+    let words: Vec<&str> = v.split_whitespace().collect();
+    if words.is_empty() {
+        return Ok(String::new());
+    }
+    if words.len() != 2 {
+        return Err("wrong number of arguments".into());
+    }
+    if words[0].eq_ignore_ascii_case("no") && words[1].eq_ignore_ascii_case("one") {
+        return Ok(String::new());
+    }
+    match crate::util::num::parse_i64(words[1].as_bytes()) {
+        Some(p) if (0..=65535).contains(&p) => Ok(format!("{} {p}", words[0])),
+        _ => Err("Invalid master port".into()),
+    }
+}
 
-/// Finds a parameter by name or alias, case-insensitively.
-pub fn find_param(name: &str) -> Option<&'static Param> {
-    let lower = name.to_ascii_lowercase();
-    PARAMS.iter().find(|p| p.name == lower || p.alias == Some(lower.as_str()))
+fn canon_percentiles(v: &str) -> Result<String, String> {
+    let mut out = Vec::new();
+    for w in v.split_whitespace() {
+        let f = crate::util::num::parse_f64(w.as_bytes())
+            .ok_or("Invalid latency-tracking-info-percentiles parameters")?;
+        if !(0.0..=100.0).contains(&f) {
+            return Err(
+                "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+                    .into(),
+            );
+        }
+        out.push(f.to_string());
+    }
+    Ok(out.join(" "))
+}
+
+/// `dir`: changes the working directory, as Redis does, and reports the resulting path.
+fn canon_dir(v: &str) -> Result<String, String> {
+    std::env::set_current_dir(v).map_err(|e| io_reason(&e))?;
+    std::env::current_dir().map(|d| d.display().to_string()).map_err(|e| io_reason(&e))
+}
+
+/// The `strerror` text of an I/O error, without Rust's " (os error N)" suffix.
+fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+impl Config {
+    /// The canonical value of a parameter (what CONFIG GET prints).
+    pub fn get(&self, param: &Param) -> &str {
+        let i = PARAMS.iter().position(|p| std::ptr::eq(p, param)).unwrap_or(0);
+        &self.values[i]
+    }
+
+    /// The canonical value of the parameter at `PARAMS[i]`.
+    pub fn get_index(&self, i: usize) -> &str {
+        &self.values[i]
+    }
+
+    /// The value of a parameter by name (`None` if there is no such parameter).
+    pub fn get_by_name(&self, name: &str) -> Option<&str> {
+        find_index(name).map(|i| self.values[i].as_str())
+    }
+
+    /// Validates `value` for `PARAMS[i]` and stores it. The error is Redis's reason text (without
+    /// the "CONFIG SET failed" prefix). Mutability flags are the caller's business.
+    pub fn set_index(&mut self, i: usize, value: &str) -> Result<(), String> {
+        let p = &PARAMS[i];
+        let canon = match p.kind {
+            Kind::Bool => parse_bool(value)?.to_string(),
+            Kind::Int { min, max, fmt } => canon_int(value, min, max, fmt)?,
+            Kind::Enum(allowed) => canon_enum(p.name, value, allowed)?,
+            Kind::MultiEnum(allowed) => canon_multi_enum(value, allowed)?,
+            Kind::Str => canon_str(p.name, value)?,
+            Kind::Special(s) => self.canon_special(i, s, value)?,
+        };
+        self.values[i] = canon;
+        self.sync_typed();
+        Ok(())
+    }
+
+    /// Sets a parameter by name or alias.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let i = find_index(name).ok_or_else(|| format!("Unknown parameter '{name}'"))?;
+        self.set_index(i, value)
+    }
+
+    fn canon_special(&self, i: usize, s: Special, v: &str) -> Result<String, String> {
+        match s {
+            Special::Dir => canon_dir(v),
+            Special::Save => parse_save(v).map(|p| save_to_string(&p)),
+            Special::ClientOutputBufferLimit => canon_obuf(&self.values[i], v),
+            Special::OomScoreAdjValues => canon_oom_values(v),
+            Special::NotifyKeyspaceEvents => canon_notify(v),
+            Special::Bind => canon_bind(v),
+            Special::ReplicaOf => canon_replicaof(v),
+            Special::LatencyPercentiles => canon_percentiles(v),
+        }
+    }
+
+    fn text(&self, name: &str) -> String {
+        self.get_by_name(name).unwrap_or_default().to_string()
+    }
+
+    fn int(&self, name: &str) -> i64 {
+        let v = self.text(name);
+        crate::util::num::parse_i64(v.as_bytes()).unwrap_or(0)
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.text(name) == "yes"
+    }
+
+    /// Refreshes the typed copies from the canonical values.
+    fn sync_typed(&mut self) {
+        self.port = self.int("port");
+        self.bind = self.text("bind").split_whitespace().map(str::to_string).collect();
+        self.dir = self.text("dir");
+        self.dbfilename = self.text("dbfilename");
+        self.appendonly = self.flag("appendonly");
+        self.appendfilename = self.text("appendfilename");
+        self.appenddirname = self.text("appenddirname");
+        self.appendfsync = self.text("appendfsync");
+        self.requirepass = self.text("requirepass");
+        self.databases = self.int("databases");
+        self.maxclients = self.int("maxclients");
+        self.timeout = self.int("timeout");
+        self.tcp_keepalive = self.int("tcp-keepalive");
+        self.tcp_backlog = self.int("tcp-backlog");
+        self.loglevel = self.text("loglevel");
+        self.logfile = self.text("logfile");
+        self.save = parse_save(&self.text("save")).unwrap_or_default();
+        // maxmemory is unsigned in Redis; clamp what does not fit an i64.
+        self.maxmemory = self.text("maxmemory").parse::<u64>().map_or(0, |n| n.min(i64::MAX as u64) as i64);
+        self.maxmemory_policy = self.text("maxmemory-policy");
+        self.maxmemory_samples = self.int("maxmemory-samples");
+        self.proto_max_bulk_len = self.int("proto-max-bulk-len");
+        self.client_query_buffer_limit = self.int("client-query-buffer-limit");
+        self.hz = self.int("hz");
+        self.daemonize = self.flag("daemonize");
+        self.protected_mode = self.flag("protected-mode");
+        self.enable_debug_command = self.text("enable-debug-command");
+        self.pidfile = self.text("pidfile");
+        self.lazyfree_lazy_expire = self.flag("lazyfree-lazy-expire");
+        self.lazyfree_lazy_user_del = self.flag("lazyfree-lazy-user-del");
+        self.lazyfree_lazy_user_flush = self.flag("lazyfree-lazy-user-flush");
+    }
+
+    /// The names and values CONFIG GET reports for the given patterns: an exact name (or alias)
+    /// matches even hidden parameters, a glob matches every visible name and alias.
+    pub fn matching(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
+        let mut out: Vec<(&'static str, String)> = Vec::new();
+        let mut seen_params: Vec<usize> = Vec::new();
+        for pat in patterns {
+            let is_glob = pat.iter().any(|b| matches!(b, b'[' | b'*' | b'?'));
+            if !is_glob {
+                let name = String::from_utf8_lossy(pat).to_ascii_lowercase();
+                let Some(i) = find_index(&name) else { continue };
+                let p = &PARAMS[i];
+                let shown = if p.alias == Some(name.as_str()) { p.alias.unwrap_or(p.name) } else { p.name };
+                if !out.iter().any(|(n, _)| *n == shown) {
+                    out.push((shown, self.values[i].clone()));
+                }
+                seen_params.push(i);
+                continue;
+            }
+            for (i, p) in PARAMS.iter().enumerate() {
+                if p.has(HIDDEN) {
+                    continue;
+                }
+                for n in std::iter::once(p.name).chain(p.alias) {
+                    if !out.iter().any(|(o, _)| *o == n)
+                        && crate::util::glob::matches(pat, n.as_bytes(), true)
+                    {
+                        out.push((n, self.values[i].clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Where an included or main config file's lines came from, for error messages.
+fn fatal(lineno: usize, line: &str, err: &str) -> String {
+    format!(
+        "\n*** FATAL CONFIG FILE ERROR (Redis 7.0.15) ***\n\
+         Reading the configuration file, at line {lineno}\n>>> '{line}'\n{err}"
+    )
 }
 
 impl Config {
     /// Applies the text of a redis.conf-style file (also used for command-line overrides,
     /// which Redis turns into config lines). Unknown directives are errors, as in Redis.
     pub fn apply_text(&mut self, text: &str) -> Result<(), String> {
-        for (lineno, line) in text.lines().enumerate() {
-            let line = line.trim();
+        let mut save_seen = false;
+        self.apply_text_inner(text, &mut save_seen, 0)
+    }
+
+    fn apply_text_inner(&mut self, text: &str, save_seen: &mut bool, depth: u32) -> Result<(), String> {
+        for (idx, raw) in text.split('\n').enumerate() {
+            let line = raw.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             let args = crate::protocol::inline::split_args(line.as_bytes())
-                .ok_or_else(|| format!("line {}: unbalanced quotes", lineno + 1))?;
+                .ok_or_else(|| fatal(idx + 1, line, "Unbalanced quotes in configuration line"))?;
             if args.is_empty() {
                 continue;
             }
             let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
             let values: Vec<String> =
                 args[1..].iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-            let Some(p) = find_param(&name) else {
-                return Err(format!(
-                    "*** FATAL CONFIG FILE ERROR (Redis 7.0.15) ***\nReading the configuration file, at line {}\n>>> '{}'\nBad directive or wrong number of arguments",
-                    lineno + 1,
-                    line
-                ));
+            if name == "include" && values.len() == 1 {
+                if depth > 16 {
+                    return Err(fatal(idx + 1, line, "include nesting is too deep"));
+                }
+                let inc = std::fs::read_to_string(&values[0]).map_err(|e| {
+                    format!("Fatal error, can't open config file '{}': {}", values[0], io_reason(&e))
+                })?;
+                self.apply_text_inner(&inc, save_seen, depth + 1)?;
+                continue;
+            }
+            let Some(i) = find_index(&name) else {
+                return Err(fatal(idx + 1, line, "Bad directive or wrong number of arguments"));
             };
-            let value = values.join(" ");
-            (p.set)(self, &value).map_err(|e| {
-                format!(
-                    "*** FATAL CONFIG FILE ERROR (Redis 7.0.15) ***\nReading the configuration file, at line {}\n>>> '{}'\n{}",
-                    lineno + 1,
-                    line,
-                    e
-                )
-            })?;
+            let p = &PARAMS[i];
+            if !p.has(MULTI_ARG) && values.len() != 1 {
+                return Err(fatal(idx + 1, line, "wrong number of arguments"));
+            }
+            let mut value = values.join(" ");
+            // Several `save` lines accumulate; the first one replaces the defaults.
+            if p.name == "save" && *save_seen && !value.is_empty() {
+                value = format!("{} {}", self.values[i], value);
+            }
+            if p.name == "save" {
+                *save_seen = true;
+            }
+            self.set_index(i, value.trim()).map_err(|e| fatal(idx + 1, line, &e))?;
         }
         Ok(())
     }
@@ -394,13 +1524,25 @@ impl Config {
     /// Builds a config from redis-server's command line: an optional config file path, then
     /// `--name value...` overrides.
     pub fn from_args(args: &[String]) -> Result<Config, String> {
+        Self::from_args_with_file(args).map(|(c, _)| c)
+    }
+
+    /// Like [`from_args`](Self::from_args), also returning the absolute path of the config file
+    /// (CONFIG REWRITE needs it).
+    pub fn from_args_with_file(args: &[String]) -> Result<(Config, Option<String>), String> {
         let mut cfg = Config::default();
         let mut i = 0;
+        let mut file = None;
+        let mut text = String::new();
         if let Some(first) = args.first() {
             if !first.starts_with("--") {
-                let text = std::fs::read_to_string(first)
-                    .map_err(|e| format!("Fatal error, can't open config file '{first}': {e}"))?;
-                cfg.apply_text(&text)?;
+                text = std::fs::read_to_string(first).map_err(|e| {
+                    format!("Fatal error, can't open config file '{first}': {}", io_reason(&e))
+                })?;
+                let abs = std::fs::canonicalize(first)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| first.clone());
+                file = Some(abs);
                 i = 1;
             }
         }
@@ -418,11 +1560,10 @@ impl Config {
             }
             i += 1;
         }
-        cfg.apply_text(&lines)?;
-        if cfg.dir.is_empty() {
-            cfg.dir = ".".into();
-        }
-        Ok(cfg)
+        text.push('\n');
+        text.push_str(&lines);
+        cfg.apply_text(&text)?;
+        Ok((cfg, file))
     }
 }
 
@@ -442,23 +1583,175 @@ fn quote_arg(a: &str) -> String {
     s
 }
 
+/// Marks the start of lines CONFIG REWRITE appended.
+const REWRITE_SIGNATURE: &str = "# Generated by CONFIG REWRITE";
+
+/// `1gb`, `64mb`, `3kb` or plain bytes: how CONFIG REWRITE writes memory amounts.
+fn format_memory(n: u64) -> String {
+    const GB: u64 = 1 << 30;
+    const MB: u64 = 1 << 20;
+    const KB: u64 = 1 << 10;
+    match n {
+        0 => "0".into(),
+        n if n % GB == 0 => format!("{}gb", n / GB),
+        n if n % MB == 0 => format!("{}mb", n / MB),
+        n if n % KB == 0 => format!("{}kb", n / KB),
+        n => n.to_string(),
+    }
+}
+
+/// Quotes a value the way Redis's `sdscatrepr` does (always quoted, non-printables escaped).
+fn repr(v: &str) -> String {
+    let mut s = String::from("\"");
+    for b in v.bytes() {
+        match b {
+            b'\\' => s.push_str("\\\\"),
+            b'"' => s.push_str("\\\""),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            0x07 => s.push_str("\\a"),
+            0x08 => s.push_str("\\b"),
+            0x20..=0x7e => s.push(b as char),
+            _ => {
+                let _ = write!(s, "\\x{b:02x}");
+            }
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// The lines one parameter contributes to a rewritten file, and whether they must be written
+/// even when the old file did not mention the parameter (value differs from the default).
+/// `None` means "remove it from the file".
+fn rewrite_lines(p: &Param, value: &str) -> Option<(Vec<String>, bool)> {
+    let name = p.name;
+    let force = value != p.default;
+    let one = |v: String| Some((vec![format!("{name} {v}")], force));
+    match p.kind {
+        Kind::Bool | Kind::Enum(_) | Kind::MultiEnum(_) => one(value.to_string()),
+        Kind::Int { fmt: NumFmt::Memory | NumFmt::MemoryPercent, .. } => match value.parse::<u64>() {
+            Ok(n) => one(format_memory(n)),
+            Err(_) => one(value.to_string()),
+        },
+        Kind::Int { .. } => one(value.to_string()),
+        Kind::Str => one(repr(value)),
+        Kind::Special(Special::Save) => {
+            let points = parse_save(value).unwrap_or_default();
+            if points.is_empty() {
+                return Some((vec![format!("{name} \"\"")], true));
+            }
+            Some((points.iter().map(|(s, c)| format!("{name} {s} {c}")).collect(), true))
+        }
+        Kind::Special(Special::Dir) => Some((vec![format!("{name} {}", repr(value))], true)),
+        Kind::Special(Special::ReplicaOf) if value.is_empty() => None,
+        Kind::Special(Special::ClientOutputBufferLimit) => {
+            let words: Vec<&str> = value.split_whitespace().collect();
+            let defaults: Vec<&str> = p.default.split_whitespace().collect();
+            let mut lines = Vec::new();
+            let mut any = false;
+            for (g, d) in words.chunks(4).zip(defaults.chunks(4)) {
+                any |= g != d;
+                let class = if g[0] == "slave" { "replica" } else { g[0] };
+                let mem = |s: &str| s.parse::<u64>().map(format_memory).unwrap_or_default();
+                lines.push(format!("{name} {class} {} {} {}", mem(g[1]), mem(g[2]), g[3]));
+            }
+            Some((lines, any))
+        }
+        Kind::Special(Special::NotifyKeyspaceEvents) => {
+            Some((vec![format!("{name} {}", repr(value))], !value.is_empty()))
+        }
+        Kind::Special(_) => one(value.to_string()),
+    }
+}
+
+impl Config {
+    /// CONFIG REWRITE: rewrites `path` so that it holds the current configuration, keeping
+    /// comments, blank lines and lines it does not understand where they were. Each parameter
+    /// reuses the lines that set it before; new non-default parameters are appended after
+    /// [`REWRITE_SIGNATURE`].
+    pub fn rewrite_file(&self, path: &str) -> std::io::Result<()> {
+        let old = match std::fs::read_to_string(path) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        let new = self.rewritten(&old);
+        let tmp = format!("{path}.tmp-{}", std::process::id());
+        std::fs::write(&tmp, new)?;
+        std::fs::rename(&tmp, path)
+    }
+
+    /// The rewritten text of a config file whose current content is `old`.
+    pub fn rewritten(&self, old: &str) -> String {
+        let mut lines: Vec<Option<String>> = Vec::new();
+        // Parameter index -> old line numbers that set it, in order.
+        let mut uses: Vec<Vec<usize>> = vec![Vec::new(); PARAMS.len()];
+        let mut needs_signature = true;
+        for raw in old.lines() {
+            let line = raw.trim();
+            let n = lines.len();
+            lines.push(Some(line.to_string()));
+            if line.is_empty() || line.starts_with('#') {
+                if line == REWRITE_SIGNATURE {
+                    needs_signature = false;
+                }
+                continue;
+            }
+            let Some(args) = crate::protocol::inline::split_args(line.as_bytes()) else { continue };
+            let Some(first) = args.first() else { continue };
+            if let Some(i) = find_index(&String::from_utf8_lossy(first)) {
+                uses[i].push(n);
+            }
+        }
+        for (i, p) in PARAMS.iter().enumerate() {
+            let mut old_lines = std::mem::take(&mut uses[i]).into_iter();
+            if let Some((new_lines, force)) = rewrite_lines(p, &self.values[i]) {
+                for l in new_lines {
+                    if let Some(n) = old_lines.next() {
+                        lines[n] = Some(l);
+                    } else if force {
+                        if needs_signature {
+                            lines.push(Some(REWRITE_SIGNATURE.to_string()));
+                            needs_signature = false;
+                        }
+                        lines.push(Some(l));
+                    }
+                }
+            }
+            // Lines that set this parameter but were not reused are dropped.
+            for n in old_lines {
+                lines[n] = None;
+            }
+        }
+        let mut out = String::new();
+        for l in lines.into_iter().flatten() {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
     #[test]
     fn command_line_overrides_defaults() {
-        let args: Vec<String> =
-            ["--port", "7001", "--save", "", "--maxmemory", "1gb", "--bind", "127.0.0.1", "::1"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-        let c = Config::from_args(&args).unwrap();
+        let a = args(&["--port", "7001", "--save", "", "--maxmemory", "1gb", "--bind", "127.0.0.1", "::1"]);
+        let c = Config::from_args(&a).unwrap();
         assert_eq!(c.port, 7001);
         assert!(c.save.is_empty());
         assert_eq!(c.maxmemory, 1024 * 1024 * 1024);
         assert_eq!(c.bind, vec!["127.0.0.1", "::1"]);
         assert_eq!(c.databases, 16);
+        assert_eq!(c.get_by_name("maxmemory"), Some("1073741824"));
     }
 
     #[test]
@@ -467,5 +1760,84 @@ mod tests {
         assert_eq!(parse_memory("1k"), Some(1000));
         assert_eq!(parse_memory("1GB"), Some(1 << 30));
         assert_eq!(parse_memory("x"), None);
+        assert_eq!(parse_memory("-1"), None);
+    }
+
+    #[test]
+    fn defaults_are_valid_and_canonical() {
+        let c = Config::default();
+        for (i, p) in PARAMS.iter().enumerate() {
+            if p.name == "dir" {
+                continue;
+            }
+            let mut c2 = c.clone();
+            c2.set_index(i, p.default).unwrap_or_else(|e| panic!("{}: {e}", p.name));
+            assert_eq!(c2.get_index(i), p.default, "{}", p.name);
+        }
+        assert_eq!(c.hz, 10);
+        assert_eq!(c.maxclients, 10000);
+        assert_eq!(c.proto_max_bulk_len, 512 * 1024 * 1024);
+    }
+
+    #[test]
+    fn errors_use_redis_wording() {
+        let mut c = Config::default();
+        assert_eq!(c.set("hz", "abc").unwrap_err(), "argument couldn't be parsed into an integer");
+        assert_eq!(
+            c.set("hz", "-1").unwrap_err(),
+            "argument must be between 0 and 2147483647 inclusive"
+        );
+        assert_eq!(c.set("maxmemory", "1xb").unwrap_err(), "argument must be a memory value");
+        assert_eq!(c.set("appendonly", "maybe").unwrap_err(), "argument must be 'yes' or 'no'");
+        assert_eq!(
+            c.set("loglevel", "foo").unwrap_err(),
+            "argument(s) must be one of the following: debug, verbose, notice, warning"
+        );
+        assert_eq!(c.set("save", "1 2 3").unwrap_err(), "Invalid save parameters");
+    }
+
+    #[test]
+    fn special_values_are_canonicalised() {
+        let mut c = Config::default();
+        c.set("notify-keyspace-events", "KEA").unwrap();
+        assert_eq!(c.get_by_name("notify-keyspace-events"), Some("AKE"));
+        c.set("maxmemory-clients", "10%").unwrap();
+        assert_eq!(c.get_by_name("maxmemory-clients"), Some("10%"));
+        c.set("shutdown-on-sigint", "now save").unwrap();
+        assert_eq!(c.get_by_name("shutdown-on-sigint"), Some("save now"));
+        c.set("hash-max-ziplist-entries", "100").unwrap();
+        assert_eq!(c.get_by_name("hash-max-listpack-entries"), Some("100"));
+        c.set("client-output-buffer-limit", "pubsub 1mb 2mb 3").unwrap();
+        assert_eq!(
+            c.get_by_name("client-output-buffer-limit"),
+            Some("normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 2097152 3")
+        );
+    }
+
+    #[test]
+    fn config_file_lines_and_save_accumulation() {
+        let mut c = Config::default();
+        c.apply_text("# comment\nsave 900 1\nsave 300 10\n  hz 20 \n").unwrap();
+        assert_eq!(c.save, vec![(900, 1), (300, 10)]);
+        assert_eq!(c.hz, 20);
+        let e = c.apply_text("nosuch 1").unwrap_err();
+        assert!(e.contains("Bad directive or wrong number of arguments"), "{e}");
+        let e = c.apply_text("hz 1 2").unwrap_err();
+        assert!(e.contains("wrong number of arguments"), "{e}");
+    }
+
+    #[test]
+    fn rewrite_keeps_comments_and_unknown_lines() {
+        let mut c = Config::default();
+        c.set("hz", "50").unwrap();
+        c.set("maxmemory", "2gb").unwrap();
+        let old = "# my comment\nhz 10\nmystery-line 1\nhz 11\n";
+        let new = c.rewritten(old);
+        assert!(new.starts_with("# my comment\nhz 50\nmystery-line 1\n"), "{new}");
+        assert!(new.contains("# Generated by CONFIG REWRITE\n"));
+        assert!(new.contains("\nmaxmemory 2gb\n"));
+        assert!(!new.contains("hz 11"));
+        // Rewriting the rewritten file changes nothing.
+        assert_eq!(c.rewritten(&new), new);
     }
 }
