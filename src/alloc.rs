@@ -59,3 +59,40 @@ pub fn rss_bytes() -> usize {
     let pages: usize = s.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
     pages * 4096
 }
+
+/// CPU time used, in seconds (INFO cpu).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CpuUsage {
+    pub user: f64,
+    pub sys: f64,
+    pub user_children: f64,
+    pub sys_children: f64,
+}
+
+fn tv_secs(tv: libc::timeval) -> f64 {
+    tv.tv_sec as f64 + tv.tv_usec as f64 / 1_000_000.0
+}
+
+fn getrusage(who: libc::c_int) -> Option<libc::rusage> {
+    // SAFETY: libc::rusage is a plain C struct for which all-zero bytes is a valid value, and
+    // getrusage only writes into the struct we own for the duration of the call.
+    #[allow(unsafe_code)]
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        (libc::getrusage(who, &mut ru) == 0).then_some(ru)
+    }
+}
+
+/// CPU time of this process and of its waited-for children, from `getrusage`.
+pub fn rusage() -> CpuUsage {
+    let mut u = CpuUsage::default();
+    if let Some(ru) = getrusage(libc::RUSAGE_SELF) {
+        u.user = tv_secs(ru.ru_utime);
+        u.sys = tv_secs(ru.ru_stime);
+    }
+    if let Some(ru) = getrusage(libc::RUSAGE_CHILDREN) {
+        u.user_children = tv_secs(ru.ru_utime);
+        u.sys_children = tv_secs(ru.ru_stime);
+    }
+    u
+}

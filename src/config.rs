@@ -987,6 +987,9 @@ pub struct Config {
     pub lazyfree_lazy_expire: bool,
     pub lazyfree_lazy_user_del: bool,
     pub lazyfree_lazy_user_flush: bool,
+    /// Not a parameter: absolute path of the config file the server was started with (CONFIG
+    /// REWRITE writes it, INFO shows it).
+    pub config_file: Option<String>,
     /// Not a Redis parameter: DEBUG SET-ACTIVE-EXPIRE's switch lives in ServerState; kept for
     /// code that reads it from here.
     pub active_expire_enabled: bool,
@@ -1027,6 +1030,7 @@ impl Default for Config {
             lazyfree_lazy_user_del: false,
             lazyfree_lazy_user_flush: false,
             active_expire_enabled: true,
+            config_file: None,
         };
         if let Some(i) = find_index("dir") {
             c.values[i] = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
@@ -1524,7 +1528,10 @@ impl Config {
     /// Builds a config from redis-server's command line: an optional config file path, then
     /// `--name value...` overrides.
     pub fn from_args(args: &[String]) -> Result<Config, String> {
-        Self::from_args_with_file(args).map(|(c, _)| c)
+        Self::from_args_with_file(args).map(|(mut c, file)| {
+            c.config_file = file;
+            c
+        })
     }
 
     /// Like [`from_args`](Self::from_args), also returning the absolute path of the config file

@@ -4,11 +4,13 @@
 
 use std::fmt;
 use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer as _;
 
 /// Formats events like Redis's `serverLogRaw`.
 pub struct RedisFormat;
@@ -72,29 +74,66 @@ fn unsafe_zeroed_tm() -> libc::tm {
     }
 }
 
-/// Installs the global subscriber: stdout, or `logfile` when set. `loglevel` uses Redis's names.
-pub fn init(loglevel: &str, logfile: &str) {
-    let level = match loglevel {
+/// Current verbosity (a `tracing::Level` as 0 = TRACE .. 4 = ERROR), changeable at run time by
+/// CONFIG SET loglevel.
+static LEVEL: AtomicU8 = AtomicU8::new(2);
+
+fn level_rank(l: &Level) -> u8 {
+    match *l {
+        Level::TRACE => 0,
+        Level::DEBUG => 1,
+        Level::INFO => 2,
+        Level::WARN => 3,
+        Level::ERROR => 4,
+    }
+}
+
+/// Maps Redis's `loglevel` names to the least severe level that is still written.
+fn redis_level(loglevel: &str) -> Level {
+    match loglevel {
         "debug" => Level::TRACE,
         "verbose" => Level::DEBUG,
         "notice" => Level::INFO,
         _ => Level::WARN,
-    };
-    let builder = tracing_subscriber::fmt().event_format(RedisFormat).with_max_level(level);
+    }
+}
+
+/// Changes the verbosity of the installed logger (CONFIG SET loglevel).
+pub fn set_level(loglevel: &str) {
+    LEVEL.store(level_rank(&redis_level(loglevel)), Ordering::Relaxed);
+}
+
+/// Installs the global subscriber: stdout, or `logfile` when set. `loglevel` uses Redis's names
+/// and can be changed later with [`set_level`].
+pub fn init(loglevel: &str, logfile: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    set_level(loglevel);
+    let filter = tracing_subscriber::filter::filter_fn(|meta| {
+        level_rank(meta.level()) >= LEVEL.load(Ordering::Relaxed)
+    });
+    let layer = tracing_subscriber::fmt::layer().event_format(RedisFormat);
     if logfile.is_empty() {
-        let _ = builder.with_writer(LineStdout).try_init();
-    } else {
-        match std::fs::OpenOptions::new().create(true).append(true).open(logfile) {
-            Ok(f) => {
-                let f = std::sync::Mutex::new(f);
-                let _ = builder.with_writer(f).try_init();
-            }
-            Err(e) => {
-                eprintln!("Can't open the log file: {e}");
-                std::process::exit(1);
-            }
+        let layer = layer.with_writer(LineStdout).with_filter(filter);
+        let _ = tracing_subscriber::registry().with(layer).try_init();
+        return;
+    }
+    match std::fs::OpenOptions::new().create(true).append(true).open(logfile) {
+        Ok(f) => {
+            let layer = layer.with_writer(std::sync::Mutex::new(f)).with_filter(filter);
+            let _ = tracing_subscriber::registry().with(layer).try_init();
+        }
+        Err(e) => {
+            eprintln!("Can't open the log file: {}", io_reason(&e));
+            std::process::exit(1);
         }
     }
+}
+
+/// The `strerror` part of an I/O error.
+fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    s.split(" (os error").next().unwrap_or_default().to_string()
 }
 
 /// Stdout writer that flushes every line, so harnesses tailing our log see lines at once.

@@ -104,6 +104,7 @@ impl ServerState {
                 char::from_digit(u32::from(v), 16).unwrap_or('0')
             })
             .collect();
+        let config_file = config.config_file.clone();
         ServerState {
             config,
             journal: Journal::new(),
@@ -121,7 +122,7 @@ impl ServerState {
             active_expire: true,
             peak_memory: 0,
             executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
-            config_file: None,
+            config_file,
             lastsave: crate::util::time::now_secs(),
             modification_epoch: 0,
             shutdown_notify: Rc::new(tokio::sync::Notify::new()),
