@@ -38,7 +38,11 @@ pub enum Special {
 pub enum Kind {
     Bool,
     /// Integer within `min..=max` (i128 so that unsigned 64-bit bounds fit).
-    Int { min: i128, max: i128, fmt: NumFmt },
+    Int {
+        min: i128,
+        max: i128,
+        fmt: NumFmt,
+    },
     Enum(&'static [&'static str]),
     /// A set of enum flags given as several words (`shutdown-on-sigterm "save now"`).
     MultiEnum(&'static [&'static str]),
@@ -78,7 +82,13 @@ impl Param {
         kind: Kind,
         default: &'static str,
     ) -> Self {
-        Param { name, alias, flags, kind, default }
+        Param {
+            name,
+            alias,
+            flags,
+            kind,
+            default,
+        }
     }
 
     pub fn has(&self, flag: u32) -> bool {
@@ -943,7 +953,9 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
 /// Finds a parameter's index by name or alias, case-insensitively.
 pub fn find_index(name: &str) -> Option<usize> {
     let lower = name.to_ascii_lowercase();
-    PARAMS.iter().position(|p| p.name == lower || p.alias == Some(lower.as_str()))
+    PARAMS
+        .iter()
+        .position(|p| p.name == lower || p.alias == Some(lower.as_str()))
 }
 
 /// Finds a parameter by name or alias, case-insensitively.
@@ -1033,7 +1045,9 @@ impl Default for Config {
             config_file: None,
         };
         if let Some(i) = find_index("dir") {
-            c.values[i] = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+            c.values[i] = std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
         }
         c.sync_typed();
         c
@@ -1047,7 +1061,10 @@ pub fn parse_memory(v: &str) -> Option<i64> {
 }
 
 fn parse_memory_u64(v: &str) -> Option<u64> {
-    let digits_end = v.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(v.len());
+    let digits_end = v
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(v.len());
     let (num, unit) = v.split_at(digits_end);
     let mul: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -1104,21 +1121,35 @@ fn canon_int(v: &str, min: i128, max: i128, fmt: NumFmt) -> Result<String, Strin
     if percent {
         // Percentages are bounded by the (negative) lower bound, as Redis stores them negated.
         if -n < min {
-            return Err(format!("percentage argument must be less or equal to {}", -min));
+            return Err(format!(
+                "percentage argument must be less or equal to {}",
+                -min
+            ));
         }
         return Ok(format!("{n}%"));
     }
     if n < min || n > max {
         if fmt == NumFmt::Octal {
-            return Err(format!("argument must be between {min:o} and {max:o} inclusive"));
+            return Err(format!(
+                "argument must be between {min:o} and {max:o} inclusive"
+            ));
         }
-        return Err(format!("argument must be between {min} and {max} inclusive"));
+        return Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        ));
     }
-    Ok(if fmt == NumFmt::Octal { format!("{n:o}") } else { n.to_string() })
+    Ok(if fmt == NumFmt::Octal {
+        format!("{n:o}")
+    } else {
+        n.to_string()
+    })
 }
 
 fn enum_error(allowed: &[&str]) -> String {
-    format!("argument(s) must be one of the following: {}", allowed.join(", "))
+    format!(
+        "argument(s) must be one of the following: {}",
+        allowed.join(", ")
+    )
 }
 
 fn canon_enum(name: &str, v: &str, allowed: &[&str]) -> Result<String, String> {
@@ -1141,21 +1172,34 @@ fn canon_multi_enum(v: &str, allowed: &[&str]) -> Result<String, String> {
         return Err(enum_error(allowed));
     }
     for w in &words {
-        let i = allowed.iter().position(|a| *a == w).ok_or_else(|| enum_error(allowed))?;
+        let i = allowed
+            .iter()
+            .position(|a| *a == w)
+            .ok_or_else(|| enum_error(allowed))?;
         set[i] = true;
     }
     let has = |n: &str| allowed.iter().position(|a| *a == n).is_some_and(|i| set[i]);
     if has("save") && has("nosave") {
         return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into());
     }
-    let names: Vec<&str> =
-        allowed.iter().zip(&set).filter(|(a, s)| **s && **a != "default").map(|(a, _)| *a).collect();
-    Ok(if names.is_empty() { "default".into() } else { names.join(" ") })
+    let names: Vec<&str> = allowed
+        .iter()
+        .zip(&set)
+        .filter(|(a, s)| **s && **a != "default")
+        .map(|(a, _)| *a)
+        .collect();
+    Ok(if names.is_empty() {
+        "default".into()
+    } else {
+        names.join(" ")
+    })
 }
 
 fn canon_str(name: &str, v: &str) -> Result<String, String> {
     match name {
-        "dbfilename" if v.contains('/') => Err("dbfilename can't be a path, just a filename".into()),
+        "dbfilename" if v.contains('/') => {
+            Err("dbfilename can't be a path, just a filename".into())
+        }
         "appendfilename" if v.is_empty() => Err("appendfilename can't be empty".into()),
         "appendfilename" if v.contains('/') => {
             Err("appendfilename can't be a path, just a filename".into())
@@ -1207,15 +1251,16 @@ fn canon_obuf(current: &str, v: &str) -> Result<String, String> {
             "normal" => 0,
             "slave" | "replica" => 1,
             "pubsub" => 2,
-            _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into())
+            }
         };
         let hard = parse_memory_u64(g[1]);
         let soft = parse_memory_u64(g[2]);
         let secs = crate::util::num::parse_i64(g[3].as_bytes()).filter(|n| *n >= 0);
         let (Some(h), Some(s), Some(t)) = (hard, soft, secs) else {
             return Err(
-                "Error in hard, soft or soft_seconds setting in buffer limit configuration."
-                    .into(),
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.".into(),
             );
         };
         limits[class] = [h.to_string(), s.to_string(), t.to_string()];
@@ -1241,7 +1286,7 @@ fn canon_oom_values(v: &str) -> Result<String, String> {
             Some(n) if (-2000..=2000).contains(&n) => out.push(n.to_string()),
             _ => {
                 return Err(
-                    "Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into()
+                    "Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into(),
                 )
             }
         }
@@ -1317,7 +1362,9 @@ fn canon_percentiles(v: &str) -> Result<String, String> {
 /// `dir`: changes the working directory, as Redis does, and reports the resulting path.
 fn canon_dir(v: &str) -> Result<String, String> {
     std::env::set_current_dir(v).map_err(|e| io_reason(&e))?;
-    std::env::current_dir().map(|d| d.display().to_string()).map_err(|e| io_reason(&e))
+    std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .map_err(|e| io_reason(&e))
 }
 
 /// The `strerror` text of an I/O error, without Rust's " (os error N)" suffix.
@@ -1332,7 +1379,10 @@ fn io_reason(e: &std::io::Error) -> String {
 impl Config {
     /// The canonical value of a parameter (what CONFIG GET prints).
     pub fn get(&self, param: &Param) -> &str {
-        let i = PARAMS.iter().position(|p| std::ptr::eq(p, param)).unwrap_or(0);
+        let i = PARAMS
+            .iter()
+            .position(|p| std::ptr::eq(p, param))
+            .unwrap_or(0);
         &self.values[i]
     }
 
@@ -1398,7 +1448,11 @@ impl Config {
     /// Refreshes the typed copies from the canonical values.
     fn sync_typed(&mut self) {
         self.port = self.int("port");
-        self.bind = self.text("bind").split_whitespace().map(str::to_string).collect();
+        self.bind = self
+            .text("bind")
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
         self.dir = self.text("dir");
         self.dbfilename = self.text("dbfilename");
         self.appendonly = self.flag("appendonly");
@@ -1415,7 +1469,10 @@ impl Config {
         self.logfile = self.text("logfile");
         self.save = parse_save(&self.text("save")).unwrap_or_default();
         // maxmemory is unsigned in Redis; clamp what does not fit an i64.
-        self.maxmemory = self.text("maxmemory").parse::<u64>().map_or(0, |n| n.min(i64::MAX as u64) as i64);
+        self.maxmemory = self
+            .text("maxmemory")
+            .parse::<u64>()
+            .map_or(0, |n| n.min(i64::MAX as u64) as i64);
         self.maxmemory_policy = self.text("maxmemory-policy");
         self.maxmemory_samples = self.int("maxmemory-samples");
         self.proto_max_bulk_len = self.int("proto-max-bulk-len");
@@ -1441,7 +1498,11 @@ impl Config {
                 let name = String::from_utf8_lossy(pat).to_ascii_lowercase();
                 let Some(i) = find_index(&name) else { continue };
                 let p = &PARAMS[i];
-                let shown = if p.alias == Some(name.as_str()) { p.alias.unwrap_or(p.name) } else { p.name };
+                let shown = if p.alias == Some(name.as_str()) {
+                    p.alias.unwrap_or(p.name)
+                } else {
+                    p.name
+                };
                 if !out.iter().any(|(n, _)| *n == shown) {
                     out.push((shown, self.values[i].clone()));
                 }
@@ -1481,7 +1542,12 @@ impl Config {
         self.apply_text_inner(text, &mut save_seen, 0)
     }
 
-    fn apply_text_inner(&mut self, text: &str, save_seen: &mut bool, depth: u32) -> Result<(), String> {
+    fn apply_text_inner(
+        &mut self,
+        text: &str,
+        save_seen: &mut bool,
+        depth: u32,
+    ) -> Result<(), String> {
         for (idx, raw) in text.split('\n').enumerate() {
             let line = raw.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
             if line.is_empty() || line.starts_with('#') {
@@ -1493,20 +1559,30 @@ impl Config {
                 continue;
             }
             let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-            let values: Vec<String> =
-                args[1..].iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            let values: Vec<String> = args[1..]
+                .iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
             if name == "include" && values.len() == 1 {
                 if depth > 16 {
                     return Err(fatal(idx + 1, line, "include nesting is too deep"));
                 }
                 let inc = std::fs::read_to_string(&values[0]).map_err(|e| {
-                    format!("Fatal error, can't open config file '{}': {}", values[0], io_reason(&e))
+                    format!(
+                        "Fatal error, can't open config file '{}': {}",
+                        values[0],
+                        io_reason(&e)
+                    )
                 })?;
                 self.apply_text_inner(&inc, save_seen, depth + 1)?;
                 continue;
             }
             let Some(i) = find_index(&name) else {
-                return Err(fatal(idx + 1, line, "Bad directive or wrong number of arguments"));
+                return Err(fatal(
+                    idx + 1,
+                    line,
+                    "Bad directive or wrong number of arguments",
+                ));
             };
             let p = &PARAMS[i];
             if !p.has(MULTI_ARG) && values.len() != 1 {
@@ -1520,7 +1596,8 @@ impl Config {
             if p.name == "save" {
                 *save_seen = true;
             }
-            self.set_index(i, value.trim()).map_err(|e| fatal(idx + 1, line, &e))?;
+            self.set_index(i, value.trim())
+                .map_err(|e| fatal(idx + 1, line, &e))?;
         }
         Ok(())
     }
@@ -1544,7 +1621,10 @@ impl Config {
         if let Some(first) = args.first() {
             if !first.starts_with("--") {
                 text = std::fs::read_to_string(first).map_err(|e| {
-                    format!("Fatal error, can't open config file '{first}': {}", io_reason(&e))
+                    format!(
+                        "Fatal error, can't open config file '{first}': {}",
+                        io_reason(&e)
+                    )
                 })?;
                 let abs = std::fs::canonicalize(first)
                     .map(|p| p.display().to_string())
@@ -1638,7 +1718,10 @@ fn rewrite_lines(p: &Param, value: &str) -> Option<(Vec<String>, bool)> {
     let one = |v: String| Some((vec![format!("{name} {v}")], force));
     match p.kind {
         Kind::Bool | Kind::Enum(_) | Kind::MultiEnum(_) => one(value.to_string()),
-        Kind::Int { fmt: NumFmt::Memory | NumFmt::MemoryPercent, .. } => match value.parse::<u64>() {
+        Kind::Int {
+            fmt: NumFmt::Memory | NumFmt::MemoryPercent,
+            ..
+        } => match value.parse::<u64>() {
             Ok(n) => one(format_memory(n)),
             Err(_) => one(value.to_string()),
         },
@@ -1649,7 +1732,13 @@ fn rewrite_lines(p: &Param, value: &str) -> Option<(Vec<String>, bool)> {
             if points.is_empty() {
                 return Some((vec![format!("{name} \"\"")], true));
             }
-            Some((points.iter().map(|(s, c)| format!("{name} {s} {c}")).collect(), true))
+            Some((
+                points
+                    .iter()
+                    .map(|(s, c)| format!("{name} {s} {c}"))
+                    .collect(),
+                true,
+            ))
         }
         Kind::Special(Special::Dir) => Some((vec![format!("{name} {}", repr(value))], true)),
         Kind::Special(Special::ReplicaOf) if value.is_empty() => None,
@@ -1662,7 +1751,12 @@ fn rewrite_lines(p: &Param, value: &str) -> Option<(Vec<String>, bool)> {
                 any |= g != d;
                 let class = if g[0] == "slave" { "replica" } else { g[0] };
                 let mem = |s: &str| s.parse::<u64>().map(format_memory).unwrap_or_default();
-                lines.push(format!("{name} {class} {} {} {}", mem(g[1]), mem(g[2]), g[3]));
+                lines.push(format!(
+                    "{name} {class} {} {} {}",
+                    mem(g[1]),
+                    mem(g[2]),
+                    g[3]
+                ));
             }
             Some((lines, any))
         }
@@ -1706,7 +1800,9 @@ impl Config {
                 }
                 continue;
             }
-            let Some(args) = crate::protocol::inline::split_args(line.as_bytes()) else { continue };
+            let Some(args) = crate::protocol::inline::split_args(line.as_bytes()) else {
+                continue;
+            };
             let Some(first) = args.first() else { continue };
             if let Some(i) = find_index(&String::from_utf8_lossy(first)) {
                 uses[i].push(n);
@@ -1751,7 +1847,17 @@ mod tests {
 
     #[test]
     fn command_line_overrides_defaults() {
-        let a = args(&["--port", "7001", "--save", "", "--maxmemory", "1gb", "--bind", "127.0.0.1", "::1"]);
+        let a = args(&[
+            "--port",
+            "7001",
+            "--save",
+            "",
+            "--maxmemory",
+            "1gb",
+            "--bind",
+            "127.0.0.1",
+            "::1",
+        ]);
         let c = Config::from_args(&a).unwrap();
         assert_eq!(c.port, 7001);
         assert!(c.save.is_empty());
@@ -1778,7 +1884,8 @@ mod tests {
                 continue;
             }
             let mut c2 = c.clone();
-            c2.set_index(i, p.default).unwrap_or_else(|e| panic!("{}: {e}", p.name));
+            c2.set_index(i, p.default)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.name));
             assert_eq!(c2.get_index(i), p.default, "{}", p.name);
         }
         assert_eq!(c.hz, 10);
@@ -1789,18 +1896,30 @@ mod tests {
     #[test]
     fn errors_use_redis_wording() {
         let mut c = Config::default();
-        assert_eq!(c.set("hz", "abc").unwrap_err(), "argument couldn't be parsed into an integer");
+        assert_eq!(
+            c.set("hz", "abc").unwrap_err(),
+            "argument couldn't be parsed into an integer"
+        );
         assert_eq!(
             c.set("hz", "-1").unwrap_err(),
             "argument must be between 0 and 2147483647 inclusive"
         );
-        assert_eq!(c.set("maxmemory", "1xb").unwrap_err(), "argument must be a memory value");
-        assert_eq!(c.set("appendonly", "maybe").unwrap_err(), "argument must be 'yes' or 'no'");
+        assert_eq!(
+            c.set("maxmemory", "1xb").unwrap_err(),
+            "argument must be a memory value"
+        );
+        assert_eq!(
+            c.set("appendonly", "maybe").unwrap_err(),
+            "argument must be 'yes' or 'no'"
+        );
         assert_eq!(
             c.set("loglevel", "foo").unwrap_err(),
             "argument(s) must be one of the following: debug, verbose, notice, warning"
         );
-        assert_eq!(c.set("save", "1 2 3").unwrap_err(), "Invalid save parameters");
+        assert_eq!(
+            c.set("save", "1 2 3").unwrap_err(),
+            "Invalid save parameters"
+        );
     }
 
     #[test]
@@ -1814,7 +1933,8 @@ mod tests {
         assert_eq!(c.get_by_name("shutdown-on-sigint"), Some("save now"));
         c.set("hash-max-ziplist-entries", "100").unwrap();
         assert_eq!(c.get_by_name("hash-max-listpack-entries"), Some("100"));
-        c.set("client-output-buffer-limit", "pubsub 1mb 2mb 3").unwrap();
+        c.set("client-output-buffer-limit", "pubsub 1mb 2mb 3")
+            .unwrap();
         assert_eq!(
             c.get_by_name("client-output-buffer-limit"),
             Some("normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 2097152 3")
@@ -1824,11 +1944,15 @@ mod tests {
     #[test]
     fn config_file_lines_and_save_accumulation() {
         let mut c = Config::default();
-        c.apply_text("# comment\nsave 900 1\nsave 300 10\n  hz 20 \n").unwrap();
+        c.apply_text("# comment\nsave 900 1\nsave 300 10\n  hz 20 \n")
+            .unwrap();
         assert_eq!(c.save, vec![(900, 1), (300, 10)]);
         assert_eq!(c.hz, 20);
         let e = c.apply_text("nosuch 1").unwrap_err();
-        assert!(e.contains("Bad directive or wrong number of arguments"), "{e}");
+        assert!(
+            e.contains("Bad directive or wrong number of arguments"),
+            "{e}"
+        );
         let e = c.apply_text("hz 1 2").unwrap_err();
         assert!(e.contains("wrong number of arguments"), "{e}");
     }
@@ -1840,7 +1964,10 @@ mod tests {
         c.set("maxmemory", "2gb").unwrap();
         let old = "# my comment\nhz 10\nmystery-line 1\nhz 11\n";
         let new = c.rewritten(old);
-        assert!(new.starts_with("# my comment\nhz 50\nmystery-line 1\n"), "{new}");
+        assert!(
+            new.starts_with("# my comment\nhz 50\nmystery-line 1\n"),
+            "{new}"
+        );
         assert!(new.contains("# Generated by CONFIG REWRITE\n"));
         assert!(new.contains("\nmaxmemory 2gb\n"));
         assert!(!new.contains("hz 11"));

@@ -51,8 +51,9 @@ fn timestamp() -> String {
     unsafe {
         libc::localtime_r(&secs, &mut tm);
     }
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     format!(
         "{:02} {} {} {:02}:{:02}:{:02}.{:03}",
         tm.tm_mday,
@@ -118,9 +119,15 @@ pub fn init(loglevel: &str, logfile: &str) {
         let _ = tracing_subscriber::registry().with(layer).try_init();
         return;
     }
-    match std::fs::OpenOptions::new().create(true).append(true).open(logfile) {
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(logfile)
+    {
         Ok(f) => {
-            let layer = layer.with_writer(std::sync::Mutex::new(f)).with_filter(filter);
+            let layer = layer
+                .with_writer(std::sync::Mutex::new(f))
+                .with_filter(filter);
             let _ = tracing_subscriber::registry().with(layer).try_init();
         }
         Err(e) => {

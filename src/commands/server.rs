@@ -15,8 +15,26 @@ const CONFIG_FLAGS: u32 = ADMIN | NOSCRIPT | LOADING | STALE;
 const CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec::sub("config", "get", -3, CONFIG_FLAGS, 0, 0, 0, config_get),
     CommandSpec::sub("config", "set", -4, CONFIG_FLAGS, 0, 0, 0, config_set),
-    CommandSpec::sub("config", "resetstat", 2, CONFIG_FLAGS, 0, 0, 0, config_resetstat),
-    CommandSpec::sub("config", "rewrite", 2, CONFIG_FLAGS, 0, 0, 0, config_rewrite),
+    CommandSpec::sub(
+        "config",
+        "resetstat",
+        2,
+        CONFIG_FLAGS,
+        0,
+        0,
+        0,
+        config_resetstat,
+    ),
+    CommandSpec::sub(
+        "config",
+        "rewrite",
+        2,
+        CONFIG_FLAGS,
+        0,
+        0,
+        0,
+        config_rewrite,
+    ),
     CommandSpec::sub("config", "help", 2, LOADING | STALE, 0, 0, 0, config_help),
 ];
 
@@ -34,7 +52,15 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         0,
         shutdown,
     ),
-    CommandSpec::new("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED, 0, 0, 0, debug),
+    CommandSpec::new(
+        "debug",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED,
+        0,
+        0,
+        0,
+        debug,
+    ),
 ];
 
 /// ```text
@@ -77,7 +103,9 @@ fn config_get(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn set_failed(name: &str, reason: &str) -> CmdError {
-    CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {reason}"))
+    CmdError::err(format!(
+        "CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+    ))
 }
 
 /// ```text
@@ -90,8 +118,10 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     if argv.len() % 2 != 0 {
         return Err(CmdError::Syntax);
     }
-    let pairs: Vec<(String, String)> =
-        argv[2..].chunks(2).map(|p| (args::text(p[0]), args::text(p[1]))).collect();
+    let pairs: Vec<(String, String)> = argv[2..]
+        .chunks(2)
+        .map(|p| (args::text(p[0]), args::text(p[1])))
+        .collect();
     let mut indexes: Vec<usize> = Vec::with_capacity(pairs.len());
     for (name, _) in &pairs {
         let Some(i) = config::find_index(name) else {
@@ -113,7 +143,8 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     }
     let mut next: Config = ctx.srv.config.clone();
     for (i, (_, value)) in indexes.iter().zip(&pairs) {
-        next.set_index(*i, value).map_err(|e| set_failed(PARAMS[*i].name, &e))?;
+        next.set_index(*i, value)
+            .map_err(|e| set_failed(PARAMS[*i].name, &e))?;
     }
     let loglevel_changed = next.loglevel != ctx.srv.config.loglevel;
     ctx.srv.config = next;
@@ -155,7 +186,9 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
 /// ```
 fn config_rewrite(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
     let Some(path) = ctx.srv.config_file.clone() else {
-        return Err(CmdError::raw("ERR The server is running without a config file"));
+        return Err(CmdError::raw(
+            "ERR The server is running without a config file",
+        ));
     };
     match ctx.srv.config.rewrite_file(&path) {
         Ok(()) => {
@@ -294,8 +327,13 @@ macro_rules! fields {
 
 /// Redis's `bytesToHuman`: `512B`, `1.04K`, `3.20M`, `1.00G`...
 pub fn bytes_human(n: u64) -> String {
-    const UNITS: [(u64, &str); 5] =
-        [(1 << 50, "P"), (1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
+    const UNITS: [(u64, &str); 5] = [
+        (1 << 50, "P"),
+        (1 << 40, "T"),
+        (1 << 30, "G"),
+        (1 << 20, "M"),
+        (1 << 10, "K"),
+    ];
     for (size, unit) in UNITS {
         if n >= size {
             return format!("{:.2}{unit}", n as f64 / size as f64);
@@ -305,9 +343,18 @@ pub fn bytes_human(n: u64) -> String {
 }
 
 fn os_name() -> String {
-    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).ok();
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .ok()
+    };
     let release = read("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{} {} {}", std::env::consts::OS.replace("linux", "Linux"), release, std::env::consts::ARCH)
+    format!(
+        "{} {} {}",
+        std::env::consts::OS.replace("linux", "Linux"),
+        release,
+        std::env::consts::ARCH
+    )
 }
 
 fn info_server(srv: &ServerState, s: &mut String) {
@@ -364,7 +411,9 @@ fn info_clients(srv: &ServerState, s: &mut String) {
 }
 
 fn total_system_memory() -> u64 {
-    let Ok(m) = std::fs::read_to_string("/proc/meminfo") else { return 0 };
+    let Ok(m) = std::fs::read_to_string("/proc/meminfo") else {
+        return 0;
+    };
     m.lines()
         .find_map(|l| l.strip_prefix("MemTotal:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
@@ -379,7 +428,11 @@ fn info_memory(srv: &mut ServerState, s: &mut String) {
     let peak = srv.peak_memory as u64;
     let rss = crate::alloc::rss_bytes() as u64;
     let sysmem = total_system_memory();
-    let ratio = if used > 0 { rss as f64 / used as f64 } else { 0.0 };
+    let ratio = if used > 0 {
+        rss as f64 / used as f64
+    } else {
+        0.0
+    };
     let maxmem = srv.config.maxmemory.max(0) as u64;
     s.push_str("# Memory\r\n");
     fields!(s,
@@ -520,7 +573,11 @@ fn info_commandstats(srv: &ServerState, s: &mut String) {
         if c.calls == 0 && c.rejected_calls == 0 && c.failed_calls == 0 {
             continue;
         }
-        let per_call = if c.calls > 0 { c.usec as f64 / c.calls as f64 } else { 0.0 };
+        let per_call = if c.calls > 0 {
+            c.usec as f64 / c.calls as f64
+        } else {
+            0.0
+        };
         let _ = write!(
             s,
             "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
@@ -635,7 +692,8 @@ fn debug(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         ("protocol", 3) => debug_protocol(ctx, argv[2]),
         ("stringmatch-len", 2) => {
             stringmatch_fuzz();
-            ctx.out.simple("Apparently Redis did not crash: test passed");
+            ctx.out
+                .simple("Apparently Redis did not crash: test passed");
             Ok(())
         }
         ("change-repl-id", 2) => {
@@ -659,7 +717,10 @@ fn atoi(a: &[u8]) -> i64 {
         Some(r) => (-1, r),
         None => (1, t.strip_prefix('+').unwrap_or(t)),
     };
-    let end = digits.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+    let end = digits
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
     digits[..end].parse::<i64>().map_or(0, |v| sign * v)
 }
 
@@ -772,11 +833,19 @@ fn debug_populate(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         u64::try_from(n).map_err(|_| CmdError::raw("ERR value is out of range, must be positive"))
     };
     let count = positive(argv[2])?;
-    let size = if argv.len() == 5 { positive(argv[4])? as usize } else { 0 };
+    let size = if argv.len() == 5 {
+        positive(argv[4])? as usize
+    } else {
+        0
+    };
     if size as i64 > ctx.srv.config.proto_max_bulk_len {
         return Err(CmdError::StringTooLong);
     }
-    let prefix = if argv.len() >= 4 { argv[3] } else { b"key".as_slice() };
+    let prefix = if argv.len() >= 4 {
+        argv[3]
+    } else {
+        b"key".as_slice()
+    };
     let db = ctx.db;
     for j in 0..count {
         let mut key = prefix.to_vec();
@@ -973,7 +1042,10 @@ mod tests {
     fn info_sections_resolve() {
         assert_eq!(requested_sections(&[]).len(), 11);
         assert_eq!(requested_sections(&[b"ALL"]).len(), SECTIONS.len());
-        assert_eq!(requested_sections(&[b"keyspace", b"cpu"]), vec!["keyspace", "cpu"]);
+        assert_eq!(
+            requested_sections(&[b"keyspace", b"cpu"]),
+            vec!["keyspace", "cpu"]
+        );
         assert!(requested_sections(&[b"nosuch"]).is_empty());
     }
 
