@@ -146,6 +146,7 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         next.set_index(*i, value)
             .map_err(|e| set_failed(PARAMS[*i].name, &e))?;
     }
+    apply_checks(ctx.srv, &next)?;
     let loglevel_changed = next.loglevel != ctx.srv.config.loglevel;
     ctx.srv.config = next;
     if loglevel_changed {
@@ -158,6 +159,41 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     }
     ctx.out.ok();
     Ok(())
+}
+
+/// The checks Redis's "apply" step makes after all values were accepted; a failure leaves the
+/// old configuration in place.
+fn apply_checks(srv: &ServerState, next: &Config) -> CmdResult {
+    if next.port != srv.config.port && next.port != 0 && !port_available(next) {
+        tracing::warn!(
+            "Failed applying new configuration. Possibly related to new port setting. \
+             Restoring previous settings."
+        );
+        return Err(set_failed("port", "Unable to listen on this port. Check server logs."));
+    }
+    Ok(())
+}
+
+/// Whether every address of `bind` can listen on `port` right now (probed, then released).
+fn port_available(cfg: &Config) -> bool {
+    let port = cfg.port as u16;
+    let binds = if cfg.bind.is_empty() { vec!["*".to_string()] } else { cfg.bind.clone() };
+    binds.iter().all(|b| {
+        let (optional, host) = match b.strip_prefix('-') {
+            Some(h) => (true, h),
+            None => (false, b.as_str()),
+        };
+        let host = match host {
+            "*" => "0.0.0.0",
+            "::*" => "::",
+            h => h,
+        };
+        let ok = std::net::TcpListener::bind((host, port)).is_ok();
+        if !ok {
+            tracing::warn!("Could not create server TCP listening socket {host}:{port}");
+        }
+        ok || optional
+    })
 }
 
 /// Whether a protected action (`enable-debug-command`, `enable-protected-configs`) is allowed
