@@ -9,6 +9,7 @@ pub mod args;
 pub mod bitops;
 pub mod command;
 pub mod connection;
+pub mod function;
 pub mod keys;
 pub mod server;
 pub mod string;
@@ -194,7 +195,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 6] {
+fn families() -> [&'static [CommandSpec]; 7] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -202,6 +203,7 @@ fn families() -> [&'static [CommandSpec]; 6] {
         connection::COMMANDS,
         server::COMMANDS,
         command::COMMANDS,
+        function::COMMANDS,
     ]
 }
 
