@@ -174,7 +174,12 @@ fn emit_info(out: &mut ReplyBuf, spec: Option<&'static CommandSpec>) {
     out.array(m.info.len() + 1);
     m.info.iter().for_each(|n| emit(out, n));
     let subs = visible_subs(spec);
-    out.array(subs.len());
+    // Redis sends an empty set, not an empty array, for a command without subcommands.
+    if subs.is_empty() {
+        out.set(0);
+    } else {
+        out.array(subs.len());
+    }
     for (s, _) in subs {
         emit_info(out, Some(s));
     }

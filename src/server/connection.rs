@@ -266,7 +266,7 @@ impl Connection {
                 }
                 Ok(false) => break,
                 Err(e) => {
-                    self.out.error(&e.0);
+                    self.out.error(&format!("ERR {}", e.0));
                     tracing::info!("Protocol error ({}) from client: id={}", e.0, self.client.id);
                     keep = false;
                     break;
