@@ -173,7 +173,9 @@ fn handler_panicked(spec: &CommandSpec, payload: &(dyn std::any::Any + Send)) ->
         .unwrap_or_else(|| "unknown panic".into());
     let name = spec.full_name();
     tracing::warn!("Command '{name}' panicked: {what}");
-    Err(CmdError::err(format!("internal error while executing '{name}'")))
+    Err(CmdError::err(format!(
+        "internal error while executing '{name}'"
+    )))
 }
 
 /// Propagates keys deleted by the active expire cycle, each as its own `DEL`.

@@ -16,7 +16,10 @@ fn pipelined_and_inline_requests() {
     let srv = TestServer::start(&[]);
     let mut r = srv.raw();
     r.send(b"*1\r\n$4\r\nPING\r\nECHO \"a b\"\r\n\r\n*0\r\nPING x\n");
-    assert_eq!(s(r.read_some(Duration::from_millis(200))), "+PONG\r\n$3\r\na b\r\n$1\r\nx\r\n");
+    assert_eq!(
+        s(r.read_some(Duration::from_millis(200))),
+        "+PONG\r\n$3\r\na b\r\n$1\r\nx\r\n"
+    );
 }
 
 #[test]
@@ -28,7 +31,11 @@ fn request_split_at_every_byte() {
         r.send(&req[..split]);
         std::thread::sleep(Duration::from_millis(2));
         r.send(&req[split..]);
-        assert_eq!(s(r.read_exact_n(5 + 11)), "+OK\r\n$5\r\nhello\r\n", "split at {split}");
+        assert_eq!(
+            s(r.read_exact_n(5 + 11)),
+            "+OK\r\n$5\r\nhello\r\n",
+            "split at {split}"
+        );
     }
 }
 
@@ -36,15 +43,32 @@ fn closes_with(input: &[u8], msg: &str) {
     let srv = TestServer::start(&[]);
     let mut r = srv.raw();
     r.send(input);
-    assert_eq!(s(r.read_some(Duration::from_millis(300))), msg, "{:?}", input);
+    assert_eq!(
+        s(r.read_some(Duration::from_millis(300))),
+        msg,
+        "{:?}",
+        input
+    );
 }
 
 #[test]
 fn malformed_requests_close_with_redis_errors() {
-    closes_with(b"*1\r\n$-5\r\n", "-ERR Protocol error: invalid bulk length\r\n");
-    closes_with(b"*3000000000\r\n", "-ERR Protocol error: invalid multibulk length\r\n");
-    closes_with(b"*1\r\nfoo\r\n", "-ERR Protocol error: expected '$', got 'f'\r\n");
-    closes_with(b"SET \"a\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n");
+    closes_with(
+        b"*1\r\n$-5\r\n",
+        "-ERR Protocol error: invalid bulk length\r\n",
+    );
+    closes_with(
+        b"*3000000000\r\n",
+        "-ERR Protocol error: invalid multibulk length\r\n",
+    );
+    closes_with(
+        b"*1\r\nfoo\r\n",
+        "-ERR Protocol error: expected '$', got 'f'\r\n",
+    );
+    closes_with(
+        b"SET \"a\r\n",
+        "-ERR Protocol error: unbalanced quotes in request\r\n",
+    );
     let mut big = b"*1\r\n$".to_vec();
     big.extend(std::iter::repeat(b'1').take(70 * 1024));
     closes_with(&big, "-ERR Protocol error: too big bulk count string\r\n");
@@ -54,5 +78,8 @@ fn malformed_requests_close_with_redis_errors() {
 
 #[test]
 fn pipelined_commands_before_an_error_are_answered() {
-    closes_with(b"PING\r\n*1\r\n$x\r\n", "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n");
+    closes_with(
+        b"PING\r\n*1\r\n$x\r\n",
+        "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n",
+    );
 }

@@ -5,19 +5,24 @@
 //! is visible: a command (or subcommand) that ferrodis does not implement is never listed, so
 //! clients that discover commands through COMMAND see exactly what they can call.
 
+#[rustfmt::skip]
 #[path = "command_meta.rs"]
 mod command_meta;
 
-use command_meta::META;
 use super::flags::*;
 use super::{args, registry, CmdError, CmdResult, CommandSpec, Ctx};
 use crate::protocol::ReplyBuf;
+use command_meta::META;
 
 pub(crate) const COMMANDS: &[CommandSpec] = &[CommandSpec {
     name: "command",
     arity: -1,
     flags: LOADING | STALE | SENTINEL,
-    keys: super::KeyPos { first: 0, last: 0, step: 0 },
+    keys: super::KeyPos {
+        first: 0,
+        last: 0,
+        step: 0,
+    },
     handler: command,
     subcommands: SUBCOMMANDS,
     parent: None,
@@ -28,7 +33,16 @@ const SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec::sub("command", "count", 2, F, 0, 0, 0, count),
     CommandSpec::sub("command", "docs", -2, F, 0, 0, 0, docs),
     CommandSpec::sub("command", "getkeys", -4, F, 0, 0, 0, getkeys),
-    CommandSpec::sub("command", "getkeysandflags", -4, F, 0, 0, 0, getkeysandflags),
+    CommandSpec::sub(
+        "command",
+        "getkeysandflags",
+        -4,
+        F,
+        0,
+        0,
+        0,
+        getkeysandflags,
+    ),
     CommandSpec::sub("command", "help", 2, F, 0, 0, 0, help),
     CommandSpec::sub("command", "info", -2, F, 0, 0, 0, info),
     CommandSpec::sub("command", "list", -2, F, 0, 0, 0, list),
@@ -102,7 +116,10 @@ pub fn meta(full_name: &str) -> Option<&'static CmdMeta> {
         Some((t, _)) => (t, Some(full_name)),
         None => (full_name, None),
     };
-    let m = META.binary_search_by(|m| m.name.cmp(top)).ok().map(|i| &META[i])?;
+    let m = META
+        .binary_search_by(|m| m.name.cmp(top))
+        .ok()
+        .map(|i| &META[i])?;
     match sub {
         None => Some(m),
         Some(full) => m.subcommands.iter().find(|s| s.name == full),
@@ -160,7 +177,11 @@ fn emit(out: &mut ReplyBuf, n: &N) {
 
 /// The implemented subcommands of `spec` that have metadata, in metadata order.
 fn visible_subs(spec: &'static CommandSpec) -> Vec<(&'static CommandSpec, &'static CmdMeta)> {
-    let mut v: Vec<_> = spec.subcommands.iter().filter_map(|s| Some((s, meta_of(s)?))).collect();
+    let mut v: Vec<_> = spec
+        .subcommands
+        .iter()
+        .filter_map(|s| Some((s, meta_of(s)?)))
+        .collect();
     v.sort_by(|a, b| a.1.name.cmp(b.1.name));
     v
 }
@@ -203,7 +224,11 @@ fn emit_docs(out: &mut ReplyBuf, spec: &'static CommandSpec, m: &'static CmdMeta
 
 /// Every registered top-level command that has metadata.
 fn visible_commands() -> impl Iterator<Item = &'static CommandSpec> {
-    registry().all.iter().copied().filter(|s| meta_of(s).is_some())
+    registry()
+        .all
+        .iter()
+        .copied()
+        .filter(|s| meta_of(s).is_some())
 }
 
 /// Information about every command.
@@ -239,7 +264,10 @@ fn docs(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     } else {
         argv[2..].iter().filter_map(|n| lookup_by_name(n)).collect()
     };
-    let found: Vec<_> = specs.into_iter().filter_map(|s| Some((s, meta_of(s)?))).collect();
+    let found: Vec<_> = specs
+        .into_iter()
+        .filter_map(|s| Some((s, meta_of(s)?)))
+        .collect();
     ctx.out.map(found.len());
     for (s, m) in found {
         ctx.out.bulk(m.name.as_bytes());
@@ -273,7 +301,10 @@ fn list(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     while i < argv.len() {
         if args::is(argv[i], "filterby") && argv.len() - 1 - i == 2 {
             let kind = argv[i + 1];
-            if !["module", "aclcat", "pattern"].iter().any(|k| args::is(kind, k)) {
+            if !["module", "aclcat", "pattern"]
+                .iter()
+                .any(|k| args::is(kind, k))
+            {
                 return Err(CmdError::Syntax);
             }
             filter = Some((kind, argv[i + 2]));
@@ -301,7 +332,9 @@ fn list_filter_keeps(m: &CmdMeta, kind: &[u8], arg: &[u8]) -> bool {
     if args::is(kind, "module") {
         false
     } else if args::is(kind, "aclcat") {
-        m.acl.iter().any(|c| c.as_bytes()[1..].eq_ignore_ascii_case(arg))
+        m.acl
+            .iter()
+            .any(|c| c.as_bytes()[1..].eq_ignore_ascii_case(arg))
     } else {
         crate::util::glob::matches(arg, m.name.as_bytes(), true)
     }
@@ -334,10 +367,19 @@ fn getkeys_impl(ctx: &mut Ctx<'_>, argv: &[&[u8]], with_flags: bool) -> CmdResul
     let argc = cmd_argv.len() as i64;
     let arity = i64::from(m.arity);
     if (arity > 0 && arity != argc) || argc < -arity {
-        return Err(CmdError::err("Invalid number of arguments specified for command"));
+        return Err(CmdError::err(
+            "Invalid number of arguments specified for command",
+        ));
     }
-    let varflags = m.key_specs.iter().any(|k| k.flags.contains(&"variable_flags"));
-    let keys = if has_keyspec && !varflags { keys_from_specs(m, cmd_argv) } else { None };
+    let varflags = m
+        .key_specs
+        .iter()
+        .any(|k| k.flags.contains(&"variable_flags"));
+    let keys = if has_keyspec && !varflags {
+        keys_from_specs(m, cmd_argv)
+    } else {
+        None
+    };
     let Some(keys) = keys else {
         if m.flags.contains(&"no_mandatory_keys") {
             ctx.out.array(0);
@@ -372,7 +414,9 @@ pub fn keys_from_specs(
         if spec.flags.contains(&"not_key") {
             continue;
         }
-        let Some(first) = spec_begin(spec, argv) else { continue };
+        let Some(first) = spec_begin(spec, argv) else {
+            continue;
+        };
         let (first, last, step) = spec_range(spec, argv, first)?;
         if last >= argc || last < first || first >= argc {
             return None;
@@ -397,7 +441,11 @@ fn spec_begin(spec: &KeySpec, argv: &[&[u8]]) -> Option<i64> {
         Begin::Index(pos) => Some(i64::from(pos)),
         Begin::Keyword(word, from) => {
             let from = i64::from(from);
-            let (start, end) = if from > 0 { (from, argc - 1) } else { (argc + from, 1) };
+            let (start, end) = if from > 0 {
+                (from, argc - 1)
+            } else {
+                (argc + from, 1)
+            };
             let mut i = start;
             loop {
                 if i >= argc || i < 1 {
@@ -423,7 +471,11 @@ fn spec_range(spec: &KeySpec, argv: &[&[u8]], first: i64) -> Option<(i64, i64, i
     }
     let argc = argv.len() as i64;
     match spec.find {
-        Find::Range { lastkey, step, limit } => {
+        Find::Range {
+            lastkey,
+            step,
+            limit,
+        } => {
             let (lastkey, limit) = (i64::from(lastkey), i64::from(limit));
             let last = if lastkey >= 0 {
                 first + lastkey
@@ -434,7 +486,11 @@ fn spec_range(spec: &KeySpec, argv: &[&[u8]], first: i64) -> Option<(i64, i64, i
             };
             Some((first, last, i64::from(step)))
         }
-        Find::Keynum { idx, first: firstkey, step } => {
+        Find::Keynum {
+            idx,
+            first: firstkey,
+            step,
+        } => {
             let at = first + i64::from(idx);
             if i64::from(idx) >= argc || at >= argc {
                 return None;
@@ -480,7 +536,9 @@ const COMMAND_HELP: &[&str] = &[
 /// a closing entry for HELP itself, all as simple strings.
 pub fn reply_help(out: &mut ReplyBuf, cmd: &str, lines: &[&str]) {
     out.array(lines.len() + 3);
-    out.simple(&format!("{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"));
+    out.simple(&format!(
+        "{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ));
     lines.iter().for_each(|l| out.simple(l));
     out.simple("HELP");
     out.simple("    Prints this help.");
@@ -508,12 +566,23 @@ mod tests {
                 }
                 let k = spec.keys;
                 if (k.first, k.last, k.step) != (m.first, m.last, m.step) {
-                    problems.push(format!("{name}: keys {:?} != {:?}", k, (m.first, m.last, m.step)));
+                    problems.push(format!(
+                        "{name}: keys {:?} != {:?}",
+                        k,
+                        (m.first, m.last, m.step)
+                    ));
                 }
-                let ours: Vec<&str> =
-                    NAMES.iter().filter(|(f, _)| spec.has(*f)).map(|(_, n)| *n).collect();
-                let theirs: Vec<&str> =
-                    m.flags.iter().copied().filter(|f| *f != "movablekeys").collect();
+                let ours: Vec<&str> = NAMES
+                    .iter()
+                    .filter(|(f, _)| spec.has(*f))
+                    .map(|(_, n)| *n)
+                    .collect();
+                let theirs: Vec<&str> = m
+                    .flags
+                    .iter()
+                    .copied()
+                    .filter(|f| *f != "movablekeys")
+                    .collect();
                 let ours: Vec<&str> = ours.into_iter().filter(|f| *f != "movablekeys").collect();
                 let mut a = ours.clone();
                 let mut b = theirs.clone();
@@ -524,24 +593,40 @@ mod tests {
                 }
             }
         }
-        assert!(problems.is_empty(), "metadata mismatches:\n{}", problems.join("\n"));
+        assert!(
+            problems.is_empty(),
+            "metadata mismatches:\n{}",
+            problems.join("\n")
+        );
     }
 
     #[test]
     fn key_specs_find_keys() {
         let m = meta("mset").unwrap();
         let argv: Vec<&[u8]> = vec![b"mset", b"a", b"1", b"b", b"2"];
-        let keys: Vec<usize> = keys_from_specs(m, &argv).unwrap().iter().map(|k| k.0).collect();
+        let keys: Vec<usize> = keys_from_specs(m, &argv)
+            .unwrap()
+            .iter()
+            .map(|k| k.0)
+            .collect();
         assert_eq!(keys, vec![1, 3]);
         let m = meta("eval").unwrap();
         let argv: Vec<&[u8]> = vec![b"eval", b"s", b"2", b"x", b"y", b"z"];
-        let keys: Vec<usize> = keys_from_specs(m, &argv).unwrap().iter().map(|k| k.0).collect();
+        let keys: Vec<usize> = keys_from_specs(m, &argv)
+            .unwrap()
+            .iter()
+            .map(|k| k.0)
+            .collect();
         assert_eq!(keys, vec![3, 4]);
         let argv: Vec<&[u8]> = vec![b"eval", b"s", b"5", b"x"];
         assert!(keys_from_specs(m, &argv).is_none());
         let m = meta("georadius").unwrap();
         let argv: Vec<&[u8]> = vec![b"georadius", b"k", b"1", b"2", b"3", b"m", b"store", b"d"];
-        let keys: Vec<usize> = keys_from_specs(m, &argv).unwrap().iter().map(|k| k.0).collect();
+        let keys: Vec<usize> = keys_from_specs(m, &argv)
+            .unwrap()
+            .iter()
+            .map(|k| k.0)
+            .collect();
         assert_eq!(keys, vec![1, 7]);
     }
 

@@ -177,7 +177,10 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     }
     let resp = ctx.client.shared.info.borrow().resp;
     ctx.out.map(7);
-    for (k, v) in [("server", "redis"), ("version", crate::server::listener::REDIS_VERSION)] {
+    for (k, v) in [
+        ("server", "redis"),
+        ("version", crate::server::listener::REDIS_VERSION),
+    ] {
         ctx.out.bulk_str(k);
         ctx.out.bulk_str(v);
     }
@@ -223,7 +226,11 @@ fn set_name(shared: &ClientShared, name: &[u8]) -> CmdResult {
             "Client names cannot contain spaces, newlines or special characters.",
         ));
     }
-    shared.info.borrow_mut().name = if name.is_empty() { None } else { Some(name.to_vec()) };
+    shared.info.borrow_mut().name = if name.is_empty() {
+        None
+    } else {
+        Some(name.to_vec())
+    };
     Ok(())
 }
 
@@ -303,7 +310,11 @@ fn info_line(c: &ClientShared, current: Option<&[&[u8]]>) -> String {
         flags.push('N');
     }
     let argv_mem: usize = current.map_or(0, |a| a.iter().map(|x| x.len()).sum());
-    let name = i.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+    let name = i
+        .name
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
     let (qbuf, qfree, obl) = (i.qbuf, i.qbuf_free, i.obl);
     let rbs = 16 * 1024;
     let tot = i.tot_mem.max(qbuf + qfree + rbs + argv_mem);
@@ -435,9 +446,15 @@ struct KillFilter<'a> {
 
 fn parse_kill_filter<'a>(argv: &[&'a [u8]]) -> Result<KillFilter<'a>, CmdError> {
     if argv.len() == 3 {
-        return Ok(KillFilter { addr: Some(argv[2]), ..KillFilter::default() });
+        return Ok(KillFilter {
+            addr: Some(argv[2]),
+            ..KillFilter::default()
+        });
     }
-    let mut f = KillFilter { skipme: true, ..KillFilter::default() };
+    let mut f = KillFilter {
+        skipme: true,
+        ..KillFilter::default()
+    };
     let mut i = 2;
     while i < argv.len() {
         let (opt, Some(val)) = (argv[i], argv.get(i + 1).copied()) else {

@@ -80,7 +80,12 @@ pub async fn serve(server: Rc<RefCell<Server>>, stream: TcpStream) {
             return;
         }
         st.clients.insert(id, shared.clone());
-        (id, shared, !st.auth_required(), st.config.proto_max_bulk_len.max(0) as usize)
+        (
+            id,
+            shared,
+            !st.auth_required(),
+            st.config.proto_max_bulk_len.max(0) as usize,
+        )
     };
     let mut conn = Connection {
         server: server.clone(),
@@ -125,7 +130,9 @@ fn is_local(peer: &std::net::SocketAddr) -> bool {
 /// Whether a command is held by a WRITE pause: Redis holds anything that may replicate.
 fn may_write(argv: &[Vec<u8>]) -> bool {
     use crate::commands::flags::{MAY_REPLICATE, WRITE};
-    let Some((_, top)) = crate::commands::registry().lookup(&argv[0]) else { return false };
+    let Some((_, top)) = crate::commands::registry().lookup(&argv[0]) else {
+        return false;
+    };
     let spec = match argv.get(1).and_then(|a| top.find_sub(a)) {
         Some(s) if !top.subcommands.is_empty() => s,
         _ => top,
@@ -204,8 +211,12 @@ impl Connection {
     async fn wait_pause(&mut self) -> bool {
         let shared = self.client.shared.clone();
         loop {
-            let Some(argv) = &self.pending else { return true };
-            let Some(end) = pause::holds(may_write(argv)) else { return true };
+            let Some(argv) = &self.pending else {
+                return true;
+            };
+            let Some(end) = pause::holds(may_write(argv)) else {
+                return true;
+            };
             let changed = pause::changed();
             tokio::select! {
                 _ = tokio::time::sleep_until(end.into()) => {}
@@ -218,7 +229,6 @@ impl Connection {
             }
         }
     }
-
 
     /// Parses and executes everything buffered. Returns false if the connection must close.
     fn process(&mut self, nread: usize) -> bool {
@@ -245,12 +255,18 @@ impl Connection {
             match self.parser.parse(&self.inbuf, auth_required) {
                 Ok(true) => {
                     let argv: SmallVec<[&[u8]; 8]> = match self.parser.args_source() {
-                        ArgSource::Buffer => {
-                            self.parser.ranges().iter().map(|r| &self.inbuf[r.clone()]).collect()
-                        }
-                        ArgSource::Inline => {
-                            self.parser.inline_args().iter().map(Vec::as_slice).collect()
-                        }
+                        ArgSource::Buffer => self
+                            .parser
+                            .ranges()
+                            .iter()
+                            .map(|r| &self.inbuf[r.clone()])
+                            .collect(),
+                        ArgSource::Inline => self
+                            .parser
+                            .inline_args()
+                            .iter()
+                            .map(Vec::as_slice)
+                            .collect(),
                     };
                     if pause::holds(true).is_some() {
                         let owned: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
@@ -267,7 +283,11 @@ impl Connection {
                 Ok(false) => break,
                 Err(e) => {
                     self.out.error(&format!("ERR {}", e.0));
-                    tracing::info!("Protocol error ({}) from client: id={}", e.0, self.client.id);
+                    tracing::info!(
+                        "Protocol error ({}) from client: id={}",
+                        e.0,
+                        self.client.id
+                    );
                     keep = false;
                     break;
                 }
@@ -311,7 +331,12 @@ fn execute(srv: &mut Server, client: &mut Client, out: &mut ReplyBuf, argv: &[&[
 }
 
 /// Applies CLIENT REPLY OFF / SKIP to the reply just written.
-fn apply_reply_mode(client: &mut Client, out: &mut ReplyBuf, before: ReplyMode, reply_start: usize) {
+fn apply_reply_mode(
+    client: &mut Client,
+    out: &mut ReplyBuf,
+    before: ReplyMode,
+    reply_start: usize,
+) {
     let suppress = match (before, client.reply_mode) {
         (_, ReplyMode::Off) => true,
         (_, ReplyMode::SkipNext) => {
