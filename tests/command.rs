@@ -21,7 +21,8 @@ fn command_info_matches_redis_bytes() {
         s(r.cmd(&["COMMAND", "DOCS", "echo", "nosuch"])),
         "*2\r\n$4\r\necho\r\n*10\r\n$7\r\nsummary\r\n$21\r\nEcho the given string\r\n\
          $5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$10\r\nconnection\r\n$10\r\ncomplexity\r\n\
-         $4\r\nO(1)\r\n$9\r\narguments\r\n*1\r\n*4\r\n$4\r\nname\r\n$7\r\nmessage\r\n$4\r\ntype\r\n$6\r\nstring\r\n"
+         $4\r\nO(1)\r\n$9\r\narguments\r\n*1\r\n\
+         *4\r\n$4\r\nname\r\n$7\r\nmessage\r\n$4\r\ntype\r\n$6\r\nstring\r\n"
     );
 }
 
