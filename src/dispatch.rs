@@ -6,6 +6,7 @@
 //! the dispatcher propagate their argv verbatim (the default for a `WRITE` command that changed
 //! something) or record their own deterministic effects with [`Ctx::propagate`].
 
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use crate::commands::{self, flags, CommandSpec};
@@ -129,7 +130,17 @@ pub fn call(
         effects,
         custom_propagation: false,
     };
-    let result: CmdResult = (spec.handler)(&mut ctx, argv);
+    let reply_start = ctx.out.len();
+    // A panicking handler must not take the server down: unwinding costs nothing until it
+    // happens, and then the half-written reply is replaced by an error.
+    let result: CmdResult =
+        match std::panic::catch_unwind(AssertUnwindSafe(|| (spec.handler)(&mut ctx, argv))) {
+            Ok(r) => r,
+            Err(payload) => {
+                ctx.out.truncate(reply_start);
+                handler_panicked(spec, payload.as_ref())
+            }
+        };
     let custom = ctx.custom_propagation;
     let db = ctx.db;
     if let Err(e) = &result {
@@ -150,6 +161,21 @@ pub fn call(
         effects.push(db, argv);
     }
     propagate_call(ks, state, effects);
+}
+
+/// Logs a handler panic and turns it into the command's error reply.
+#[cold]
+fn handler_panicked(spec: &CommandSpec, payload: &(dyn std::any::Any + Send)) -> CmdResult {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    let name = spec.full_name();
+    tracing::warn!("Command '{name}' panicked: {what}");
+    Err(CmdError::err(format!(
+        "internal error while executing '{name}'"
+    )))
 }
 
 /// Propagates keys deleted by the active expire cycle, each as its own `DEL`.

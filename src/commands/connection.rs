@@ -1,13 +1,44 @@
-//! Connection commands: PING, ECHO, QUIT, SELECT, AUTH, HELLO, RESET, CLIENT.
+//! Connection commands: PING, ECHO, QUIT, SELECT, AUTH, HELLO, RESET, CLIENT (Redis
+//! `networking.c`, `acl.c`).
+//!
+//! Per-connection state lives in [`Client`](crate::server::client::Client) (owned by the
+//! connection) and its shared half [`ClientShared`] (visible to CLIENT LIST / KILL). Client
+//! pauses are server-wide and kept in [`crate::server::client::pause`].
 
+use std::time::{Duration, Instant};
+
+use super::command::reply_help;
 use super::flags::*;
 use super::{args, CmdError, CmdResult, CommandSpec, Ctx};
+use crate::server::client::{pause, ClientShared, PauseKind, ReplyMode};
+
+const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY;
 
 pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("ping", -1, FAST | SENTINEL, 0, 0, 0, ping),
-    CommandSpec::new("echo", 2, FAST, 0, 0, 0, echo),
-    CommandSpec::new("quit", -1, ALLOW_BUSY | NO_AUTH | FAST | LOADING | STALE, 0, 0, 0, quit),
+    CommandSpec::new("echo", 2, LOADING | STALE | FAST, 0, 0, 0, echo),
+    CommandSpec::new("quit", -1, CONN, 0, 0, 0, quit),
     CommandSpec::new("select", 2, LOADING | STALE | FAST, 0, 0, 0, select),
+    CommandSpec::new("auth", -2, CONN | SENTINEL, 0, 0, 0, auth),
+    CommandSpec::new("hello", -1, CONN | SENTINEL, 0, 0, 0, hello),
+    CommandSpec::new("reset", 1, CONN, 0, 0, 0, reset),
+    CommandSpec::container("client", -2, SENTINEL, CLIENT),
+];
+
+const CL: u32 = NOSCRIPT | LOADING | STALE;
+const CLA: u32 = ADMIN | NOSCRIPT | LOADING | STALE;
+const CLIENT: &[CommandSpec] = &[
+    CommandSpec::sub("client", "getname", 2, CL, 0, 0, 0, client_getname),
+    CommandSpec::sub("client", "help", 2, LOADING | STALE, 0, 0, 0, client_help),
+    CommandSpec::sub("client", "id", 2, CL, 0, 0, 0, client_id),
+    CommandSpec::sub("client", "info", 2, CL, 0, 0, 0, client_info),
+    CommandSpec::sub("client", "kill", -3, CLA, 0, 0, 0, client_kill),
+    CommandSpec::sub("client", "list", -2, CLA, 0, 0, 0, client_list),
+    CommandSpec::sub("client", "no-evict", 3, CLA, 0, 0, 0, client_no_evict),
+    CommandSpec::sub("client", "pause", -3, CLA, 0, 0, 0, client_pause),
+    CommandSpec::sub("client", "reply", 3, CL, 0, 0, 0, client_reply),
+    CommandSpec::sub("client", "setname", 3, CL, 0, 0, 0, client_setname),
+    CommandSpec::sub("client", "unpause", 2, CLA, 0, 0, 0, client_unpause),
 ];
 
 /// Placeholder "last command" of a client that has run none (CLIENT LIST shows `cmd=NULL`).
@@ -50,12 +81,552 @@ fn quit(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
 /// SELECT index
 /// ```
 fn select(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
-    let idx = args::int(argv[1]).map_err(|_| CmdError::err("value is not an integer or out of range"))?;
+    let idx = args::int(argv[1])?;
     if idx < 0 || idx as usize >= ctx.ks.dbs.len() {
         return Err(CmdError::DbIndexOutOfRange);
     }
     ctx.client.db = idx as usize;
     ctx.db = idx as usize;
+    ctx.out.ok();
+    Ok(())
+}
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Checks `user`/`pass` against the only user there is, `default`, whose password is
+/// `requirepass` (none: any password works, like Redis's `nopass`). Marks the client
+/// authenticated on success.
+fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> bool {
+    let required = ctx.srv.config.requirepass.as_bytes();
+    let ok = user == b"default" && (required.is_empty() || required == pass);
+    if ok {
+        ctx.client.authenticated = true;
+    }
+    ok
+}
+
+/// ```text
+/// AUTH [username] password
+/// ```
+fn auth(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    if argv.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    let (user, pass) = if argv.len() == 2 {
+        if ctx.srv.config.requirepass.is_empty() {
+            return Err(CmdError::err(
+                "AUTH <password> called without any password configured for the default \
+                 user. Are you sure your configuration is correct?",
+            ));
+        }
+        (&b"default"[..], argv[1])
+    } else {
+        (argv[1], argv[2])
+    };
+    if !authenticate(ctx, user, pass) {
+        return Err(CmdError::raw(WRONGPASS));
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Switches protocol, optionally authenticating and naming the client, and describes the
+/// server. The reply is encoded in the protocol just selected.
+///
+/// ```text
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+/// ```
+fn hello(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    let mut ver = None;
+    if argv.len() >= 2 {
+        let v = args::int(argv[1])
+            .map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
+        if !(2..=3).contains(&v) {
+            return Err(CmdError::raw("NOPROTO unsupported protocol version"));
+        }
+        ver = Some(v as u8);
+    }
+    let mut j = 2;
+    while j < argv.len() {
+        let more = argv.len() - 1 - j;
+        if args::is(argv[j], "auth") && more >= 2 {
+            if !authenticate(ctx, argv[j + 1], argv[j + 2]) {
+                return Err(CmdError::raw(WRONGPASS));
+            }
+            j += 3;
+        } else if args::is(argv[j], "setname") && more >= 1 {
+            set_name(&ctx.client.shared, argv[j + 1])?;
+            j += 2;
+        } else {
+            return Err(CmdError::err(format!(
+                "Syntax error in HELLO option '{}'",
+                args::text(argv[j])
+            )));
+        }
+    }
+    if !ctx.client.authenticated && ctx.srv.auth_required() {
+        return Err(CmdError::raw(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+             HELLO AUTH <user> <pass> option can be used to authenticate the client and select \
+             the RESP protocol version at the same time",
+        ));
+    }
+    if let Some(v) = ver {
+        ctx.client.shared.info.borrow_mut().resp = v;
+        ctx.out.resp = ctx.client.resp();
+    }
+    let resp = ctx.client.shared.info.borrow().resp;
+    ctx.out.map(7);
+    for (k, v) in [
+        ("server", "redis"),
+        ("version", crate::server::listener::REDIS_VERSION),
+    ] {
+        ctx.out.bulk_str(k);
+        ctx.out.bulk_str(v);
+    }
+    ctx.out.bulk_str("proto");
+    ctx.out.integer(i64::from(resp));
+    ctx.out.bulk_str("id");
+    ctx.out.integer(ctx.client.id as i64);
+    for (k, v) in [("mode", "standalone"), ("role", "master")] {
+        ctx.out.bulk_str(k);
+        ctx.out.bulk_str(v);
+    }
+    ctx.out.bulk_str("modules");
+    ctx.out.array(0);
+    Ok(())
+}
+
+/// Puts the connection back in its initial state.
+///
+/// ```text
+/// RESET
+/// ```
+fn reset(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
+    ctx.client.db = 0;
+    ctx.db = 0;
+    ctx.client.reply_mode = ReplyMode::On;
+    ctx.client.authenticated = !ctx.srv.auth_required();
+    {
+        let mut info = ctx.client.shared.info.borrow_mut();
+        info.resp = 2;
+        info.name = None;
+        info.no_evict = false;
+    }
+    ctx.out.resp = ctx.client.resp();
+    ctx.out.simple("RESET");
+    Ok(())
+}
+
+/// Sets (or, with an empty name, clears) the connection name; Redis only allows printable
+/// characters other than space, so CLIENT LIST stays parseable.
+fn set_name(shared: &ClientShared, name: &[u8]) -> CmdResult {
+    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(CmdError::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    shared.info.borrow_mut().name = if name.is_empty() {
+        None
+    } else {
+        Some(name.to_vec())
+    };
+    Ok(())
+}
+
+/// ```text
+/// CLIENT GETNAME
+/// ```
+fn client_getname(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
+    match &ctx.client.shared.info.borrow().name {
+        Some(n) => ctx.out.bulk(n),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+/// ```text
+/// CLIENT HELP
+/// ```
+fn client_help(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
+    reply_help(ctx.out, "CLIENT", CLIENT_HELP);
+    Ok(())
+}
+
+const CLIENT_HELP: &[&str] = &[
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+];
+
+/// ```text
+/// CLIENT ID
+/// ```
+fn client_id(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
+    ctx.out.integer(ctx.client.id as i64);
+    Ok(())
+}
+
+/// Renders one CLIENT LIST line (without the newline), fields in Redis 7.0's order.
+fn info_line(c: &ClientShared, current: Option<&[&[u8]]>) -> String {
+    let i = c.info.borrow();
+    let now = Instant::now();
+    let mut flags: String = i.flags.chars().filter(|&f| f != 'N' && f != 'e').collect();
+    if i.no_evict {
+        flags.push('e');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let argv_mem: usize = current.map_or(0, |a| a.iter().map(|x| x.len()).sum());
+    let name = i
+        .name
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let (qbuf, qfree, obl) = (i.qbuf, i.qbuf_free, i.obl);
+    let rbs = 16 * 1024;
+    let tot = i.tot_mem.max(qbuf + qfree + rbs + argv_mem);
+    format!(
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 \
+         multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl={} oll=0 \
+         omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
+        i.id,
+        i.addr,
+        i.laddr,
+        i.fd,
+        name,
+        now.duration_since(i.created).as_secs(),
+        now.duration_since(i.last_interaction).as_secs(),
+        flags,
+        i.db,
+        i.multi,
+        qbuf,
+        qfree,
+        argv_mem,
+        rbs,
+        rbs,
+        obl,
+        i.omem,
+        tot,
+        i.last_cmd,
+        i.user,
+        i.resp
+    )
+}
+
+/// Refreshes the calling client's own CLIENT LIST fields before it is rendered.
+fn refresh_self(ctx: &mut Ctx<'_>) {
+    let mut info = ctx.client.shared.info.borrow_mut();
+    info.db = ctx.client.db;
+    info.last_cmd = ctx.cmd.full_name();
+    info.last_interaction = Instant::now();
+}
+
+/// ```text
+/// CLIENT INFO
+/// ```
+fn client_info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    refresh_self(ctx);
+    let mut s = info_line(&ctx.client.shared, Some(argv));
+    s.push('\n');
+    ctx.out.verbatim("txt", s.as_bytes());
+    Ok(())
+}
+
+/// Parses a client type name (`normal`, `master`, `replica`/`slave`, `pubsub`).
+fn client_type(name: &[u8]) -> Result<&'static str, CmdError> {
+    let t = ["normal", "master", "replica", "slave", "pubsub"]
+        .into_iter()
+        .find(|t| args::is(name, t))
+        .ok_or_else(|| CmdError::err(format!("Unknown client type '{}'", args::text(name))))?;
+    Ok(if t == "slave" { "replica" } else { t })
+}
+
+/// The type of a connected client. Replication and pub/sub do not mark clients yet, so every
+/// connection is a normal client unless its flags say otherwise.
+fn type_of(c: &ClientShared) -> &'static str {
+    let f = &c.info.borrow().flags;
+    if f.contains('M') {
+        "master"
+    } else if f.contains('S') {
+        "replica"
+    } else if f.contains('P') {
+        "pubsub"
+    } else {
+        "normal"
+    }
+}
+
+/// ```text
+/// CLIENT LIST [TYPE NORMAL|MASTER|REPLICA|PUBSUB] [ID client-id [client-id ...]]
+/// ```
+fn client_list(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    refresh_self(ctx);
+    let me = ctx.client.id;
+    let mut ids: Option<Vec<u64>> = None;
+    let mut ty = None;
+    if argv.len() == 4 && args::is(argv[2], "type") {
+        ty = Some(client_type(argv[3])?);
+    } else if argv.len() > 3 && args::is(argv[2], "id") {
+        let mut v = Vec::new();
+        for a in &argv[3..] {
+            let id = args::int(a).map_err(|_| CmdError::err("Invalid client ID"))?;
+            v.push(id as u64);
+        }
+        ids = Some(v);
+    } else if argv.len() != 2 {
+        return Err(CmdError::Syntax);
+    }
+    let mut out = String::new();
+    let line = |c: &ClientShared, id: u64| info_line(c, if id == me { Some(argv) } else { None });
+    match ids {
+        Some(ids) => {
+            for id in ids {
+                if let Some(c) = ctx.srv.clients.get(&id) {
+                    out.push_str(&line(c, id));
+                    out.push('\n');
+                }
+            }
+        }
+        None => {
+            for (id, c) in &ctx.srv.clients {
+                if ty.map_or(true, |t| type_of(c) == t) {
+                    out.push_str(&line(c, *id));
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    ctx.out.verbatim("txt", out.as_bytes());
+    Ok(())
+}
+
+/// Filters of CLIENT KILL.
+#[derive(Default)]
+struct KillFilter<'a> {
+    addr: Option<&'a [u8]>,
+    laddr: Option<&'a [u8]>,
+    ty: Option<&'static str>,
+    id: Option<u64>,
+    user: Option<&'a [u8]>,
+    skipme: bool,
+}
+
+fn parse_kill_filter<'a>(argv: &[&'a [u8]]) -> Result<KillFilter<'a>, CmdError> {
+    if argv.len() == 3 {
+        return Ok(KillFilter {
+            addr: Some(argv[2]),
+            ..KillFilter::default()
+        });
+    }
+    let mut f = KillFilter {
+        skipme: true,
+        ..KillFilter::default()
+    };
+    let mut i = 2;
+    while i < argv.len() {
+        let (opt, Some(val)) = (argv[i], argv.get(i + 1).copied()) else {
+            return Err(CmdError::Syntax);
+        };
+        if args::is(opt, "id") {
+            let id = args::int(val)
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| CmdError::err("client-id should be greater than 0"))?;
+            f.id = Some(id as u64);
+        } else if args::is(opt, "type") {
+            f.ty = Some(client_type(val)?);
+        } else if args::is(opt, "addr") {
+            f.addr = Some(val);
+        } else if args::is(opt, "laddr") {
+            f.laddr = Some(val);
+        } else if args::is(opt, "user") {
+            if val != b"default" {
+                return Err(CmdError::err(format!("No such user '{}'", args::text(val))));
+            }
+            f.user = Some(val);
+        } else if args::is(opt, "skipme") {
+            f.skipme = match () {
+                _ if args::is(val, "yes") => true,
+                _ if args::is(val, "no") => false,
+                _ => return Err(CmdError::Syntax),
+            };
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    Ok(f)
+}
+
+fn kill_matches(f: &KillFilter<'_>, c: &ClientShared, me: u64) -> bool {
+    let i = c.info.borrow();
+    if f.addr.is_some_and(|a| a != i.addr.to_string().as_bytes())
+        || f.laddr.is_some_and(|a| a != i.laddr.to_string().as_bytes())
+        || f.id.is_some_and(|id| id != i.id)
+        || f.user.is_some_and(|u| u != i.user.as_bytes())
+        || (f.skipme && i.id == me)
+    {
+        return false;
+    }
+    drop(i);
+    f.ty.map_or(true, |t| type_of(c) == t)
+}
+
+/// Closes matching connections. The old one-argument form replies OK (or an error when
+/// nothing matched) and may kill the caller; the filter form replies with a count.
+///
+/// ```text
+/// CLIENT KILL ip:port
+/// CLIENT KILL [ID id] [TYPE type] [USER username] [ADDR ip:port] [LADDR ip:port]
+///             [SKIPME yes|no]
+/// ```
+fn client_kill(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    let f = parse_kill_filter(argv)?;
+    let me = ctx.client.id;
+    let mut killed = 0;
+    for (id, c) in &ctx.srv.clients {
+        if !kill_matches(&f, c, me) {
+            continue;
+        }
+        if *id == me {
+            ctx.client.close_after_reply = true;
+        } else {
+            c.kill();
+        }
+        killed += 1;
+    }
+    if argv.len() == 3 {
+        if killed == 0 {
+            return Err(CmdError::err("No such client"));
+        }
+        ctx.out.ok();
+    } else {
+        ctx.out.integer(killed);
+    }
+    Ok(())
+}
+
+/// ```text
+/// CLIENT NO-EVICT ON|OFF
+/// ```
+fn client_no_evict(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    let on = on_off(argv[2])?;
+    ctx.client.shared.info.borrow_mut().no_evict = on;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn on_off(a: &[u8]) -> Result<bool, CmdError> {
+    if args::is(a, "on") {
+        Ok(true)
+    } else if args::is(a, "off") {
+        Ok(false)
+    } else {
+        Err(CmdError::Syntax)
+    }
+}
+
+/// Suspends all clients, or only their writes, for `timeout` milliseconds; the connections
+/// hold their next affected command until the pause ends.
+///
+/// ```text
+/// CLIENT PAUSE timeout [WRITE|ALL]
+/// ```
+fn client_pause(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    if argv.len() > 4 {
+        return Err(CmdError::Syntax);
+    }
+    let mut kind = PauseKind::All;
+    if let Some(m) = argv.get(3) {
+        kind = if args::is(m, "write") {
+            PauseKind::Write
+        } else if args::is(m, "all") {
+            PauseKind::All
+        } else {
+            return Err(CmdError::err("CLIENT PAUSE mode must be WRITE or ALL"));
+        };
+    }
+    let ms = args::int(argv[2]).map_err(|_| CmdError::Timeout)?;
+    if ms < 0 {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    let end = Instant::now().checked_add(Duration::from_millis(ms as u64));
+    let end = end.unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX.into()));
+    pause::start(end, kind);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// ```text
+/// CLIENT UNPAUSE
+/// ```
+fn client_unpause(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
+    pause::stop();
+    ctx.out.ok();
+    Ok(())
+}
+
+/// OFF silences every reply (this one included), SKIP only the next command's, ON restores
+/// them and is acknowledged. The connection applies the mode (see `apply_reply_mode`).
+///
+/// ```text
+/// CLIENT REPLY ON|OFF|SKIP
+/// ```
+fn client_reply(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    let a = argv[2];
+    if args::is(a, "on") {
+        ctx.client.reply_mode = ReplyMode::On;
+        ctx.out.ok();
+    } else if args::is(a, "off") {
+        ctx.client.reply_mode = ReplyMode::Off;
+    } else if args::is(a, "skip") {
+        if ctx.client.reply_mode != ReplyMode::Off {
+            ctx.client.reply_mode = ReplyMode::SkipNext;
+        }
+    } else {
+        return Err(CmdError::Syntax);
+    }
+    Ok(())
+}
+
+/// ```text
+/// CLIENT SETNAME connection-name
+/// ```
+fn client_setname(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    set_name(&ctx.client.shared, argv[2])?;
     ctx.out.ok();
     Ok(())
 }

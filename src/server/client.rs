@@ -100,3 +100,75 @@ impl Client {
         }
     }
 }
+
+/// What CLIENT PAUSE holds back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseKind {
+    /// Every command.
+    All,
+    /// Commands that may write or replicate (`WRITE` or `MAY_REPLICATE` flag).
+    Write,
+}
+
+/// The server-wide client pause (CLIENT PAUSE / UNPAUSE).
+///
+/// Kept per thread because the whole server runs on one thread; connections consult it before
+/// running each command and wait on [`pause::changed`] while held.
+pub mod pause {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use std::time::Instant;
+
+    use tokio::sync::Notify;
+
+    use super::PauseKind;
+
+    thread_local! {
+        static STATE: Cell<Option<(Instant, PauseKind)>> = const { Cell::new(None) };
+        static CHANGED: Rc<Notify> = Rc::new(Notify::new());
+    }
+
+    /// Starts (or extends) a pause. Like Redis, a new pause never shortens a longer one, and
+    /// an ALL pause is not downgraded to WRITE while it lasts.
+    pub fn start(end: Instant, kind: PauseKind) {
+        let now = Instant::now();
+        let merged = match STATE.with(Cell::get) {
+            Some((e, k)) if e > now => {
+                let kind = if k == PauseKind::All || kind == PauseKind::All {
+                    PauseKind::All
+                } else {
+                    PauseKind::Write
+                };
+                (e.max(end), kind)
+            }
+            _ => (end, kind),
+        };
+        STATE.with(|s| s.set(Some(merged)));
+        notify();
+    }
+
+    /// Ends the pause and releases every held client.
+    pub fn stop() {
+        STATE.with(|s| s.set(None));
+        notify();
+    }
+
+    fn notify() {
+        CHANGED.with(|n| n.notify_waiters());
+    }
+
+    /// Wakes waiters whenever the pause starts or stops.
+    pub fn changed() -> Rc<Notify> {
+        CHANGED.with(Rc::clone)
+    }
+
+    /// The end of the pause that holds a command with the given nature, if any.
+    pub fn holds(is_write: bool) -> Option<Instant> {
+        let (end, kind) = STATE.with(Cell::get)?;
+        if end <= Instant::now() {
+            STATE.with(|s| s.set(None));
+            return None;
+        }
+        (kind == PauseKind::All || is_write).then_some(end)
+    }
+}

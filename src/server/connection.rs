@@ -14,7 +14,7 @@ use smallvec::SmallVec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::client::{Client, ClientInfo, ClientShared, ReplyMode};
+use super::client::{pause, Client, ClientInfo, ClientShared, ReplyMode};
 use super::Server;
 use crate::dispatch;
 use crate::protocol::decode::ArgSource;
@@ -65,15 +65,27 @@ pub async fn serve(server: Rc<RefCell<Server>>, stream: TcpStream) {
             killed: std::cell::Cell::new(false),
             wake: tokio::sync::Notify::new(),
         });
-        if st.clients.len() as i64 >= st.config.maxclients {
+        let refusal = if st.clients.len() as i64 >= st.config.maxclients {
+            Some(MAXCLIENTS_REACHED)
+        } else if st.config.protected_mode && !st.auth_required() && !is_local(&peer) {
+            Some(PROTECTED_MODE_DENIED)
+        } else {
+            None
+        };
+        if let Some(msg) = refusal {
             st.stats.rejected_connections += 1;
             drop(srv);
             let mut stream = stream;
-            let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+            let _ = stream.write_all(msg.as_bytes()).await;
             return;
         }
         st.clients.insert(id, shared.clone());
-        (id, shared, !st.auth_required(), st.config.proto_max_bulk_len as usize)
+        (
+            id,
+            shared,
+            !st.auth_required(),
+            st.config.proto_max_bulk_len.max(0) as usize,
+        )
     };
     let mut conn = Connection {
         server: server.clone(),
@@ -82,9 +94,50 @@ pub async fn serve(server: Rc<RefCell<Server>>, stream: TcpStream) {
         parser: RequestParser::new(max_bulk),
         out: ReplyBuf::new(Resp::V2),
         client: Client::new(id, shared.clone(), authed),
+        pending: None,
     };
     conn.run().await;
     server.borrow_mut().state.clients.remove(&id);
+}
+
+const MAXCLIENTS_REACHED: &str = "-ERR max number of clients reached\r\n";
+
+/// Redis's refusal for a non-loopback peer while protected mode is on and no password is set.
+const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode because \
+protected mode is enabled and no password is set for the default user. In this mode \
+connections are only accepted from the loopback interface. If you want to connect from \
+external computers to Redis you may adopt one of the following solutions: 1) Just disable \
+protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface \
+by connecting to Redis from the same host the server is running, however MAKE SURE Redis is \
+not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change \
+permanent. 2) Alternatively you can just disable the protected mode by editing the Redis \
+configuration file, and setting the protected mode option to 'no', and then restarting the \
+server. 3) If you started the server manually just for testing, restart it with the \
+'--protected-mode no' option. 4) Setup a an authentication password for the default user. \
+NOTE: You only need to do one of the above things in order for the server to start accepting \
+connections from the outside.\r\n";
+
+/// Loopback peers (including IPv4-mapped IPv6 ones) are always welcome in protected mode.
+fn is_local(peer: &std::net::SocketAddr) -> bool {
+    match peer.ip() {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// Whether a command is held by a WRITE pause: Redis holds anything that may replicate.
+fn may_write(argv: &[Vec<u8>]) -> bool {
+    use crate::commands::flags::{MAY_REPLICATE, WRITE};
+    let Some((_, top)) = crate::commands::registry().lookup(&argv[0]) else {
+        return false;
+    };
+    let spec = match argv.get(1).and_then(|a| top.find_sub(a)) {
+        Some(s) if !top.subcommands.is_empty() => s,
+        _ => top,
+    };
+    spec.has(WRITE | MAY_REPLICATE)
 }
 
 #[cfg(unix)]
@@ -100,11 +153,23 @@ struct Connection {
     parser: RequestParser,
     out: ReplyBuf,
     client: Client,
+    /// A command held back by CLIENT PAUSE; it runs before anything else once released.
+    pending: Option<Vec<Vec<u8>>>,
 }
 
 impl Connection {
     async fn run(&mut self) {
         loop {
+            if self.pending.is_some() {
+                if !self.wait_pause().await {
+                    return;
+                }
+                let keep = self.process(0);
+                if !self.flush(keep).await {
+                    return;
+                }
+                continue;
+            }
             if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 4 {
                 self.inbuf.reserve(READ_CHUNK);
             }
@@ -124,14 +189,43 @@ impl Connection {
                 return;
             }
             let keep_going = self.process(n);
-            if !self.out.is_empty() {
-                if self.stream.write_all(&self.out.buf).await.is_err() {
-                    return;
-                }
-                self.out.buf.clear();
-            }
-            if !keep_going || self.client.close_after_reply || shared.killed.get() {
+            if !self.flush(keep_going).await {
                 return;
+            }
+        }
+    }
+
+    /// Writes the pending replies. Returns false if the connection must close.
+    async fn flush(&mut self, keep_going: bool) -> bool {
+        if !self.out.is_empty() {
+            if self.stream.write_all(&self.out.buf).await.is_err() {
+                return false;
+            }
+            self.out.buf.clear();
+        }
+        keep_going && !self.client.close_after_reply && !self.client.shared.killed.get()
+    }
+
+    /// Waits while CLIENT PAUSE holds the pending command. Returns false if the client was
+    /// killed meanwhile.
+    async fn wait_pause(&mut self) -> bool {
+        let shared = self.client.shared.clone();
+        loop {
+            let Some(argv) = &self.pending else {
+                return true;
+            };
+            let Some(end) = pause::holds(may_write(argv)) else {
+                return true;
+            };
+            let changed = pause::changed();
+            tokio::select! {
+                _ = tokio::time::sleep_until(end.into()) => {}
+                _ = changed.notified() => {}
+                _ = shared.wake.notified() => {
+                    if shared.killed.get() {
+                        return false;
+                    }
+                }
             }
         }
     }
@@ -143,30 +237,57 @@ impl Connection {
         srv.state.stats.net_input_bytes += nread as u64;
         let out_before = self.out.len();
         let mut keep = true;
+        if let Some(argv) = self.pending.take() {
+            if pause::holds(may_write(&argv)).is_some() {
+                self.pending = Some(argv);
+                return true;
+            }
+            let refs: SmallVec<[&[u8]; 8]> = argv.iter().map(Vec::as_slice).collect();
+            execute(&mut srv, &mut self.client, &mut self.out, &refs);
+        }
         loop {
+            if self.pending.is_some() || self.client.close_after_reply {
+                break;
+            }
             let auth_required = !self.client.authenticated;
+            // Read per request so CONFIG SET proto-max-bulk-len applies to the next one.
+            self.parser.max_bulk_len = srv.state.config.proto_max_bulk_len.max(0) as usize;
             match self.parser.parse(&self.inbuf, auth_required) {
                 Ok(true) => {
                     let argv: SmallVec<[&[u8]; 8]> = match self.parser.args_source() {
-                        ArgSource::Buffer => {
-                            self.parser.ranges().iter().map(|r| &self.inbuf[r.clone()]).collect()
-                        }
-                        ArgSource::Inline => {
-                            self.parser.inline_args().iter().map(Vec::as_slice).collect()
-                        }
+                        ArgSource::Buffer => self
+                            .parser
+                            .ranges()
+                            .iter()
+                            .map(|r| &self.inbuf[r.clone()])
+                            .collect(),
+                        ArgSource::Inline => self
+                            .parser
+                            .inline_args()
+                            .iter()
+                            .map(Vec::as_slice)
+                            .collect(),
                     };
-                    let reply_start = self.out.len();
-                    let mode_before = self.client.reply_mode;
-                    dispatch::execute(&mut srv, &mut self.client, &mut self.out, &argv);
-                    apply_reply_mode(&mut self.client, &mut self.out, mode_before, reply_start);
+                    if pause::holds(true).is_some() {
+                        let owned: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
+                        if pause::holds(may_write(&owned)).is_some() {
+                            self.pending = Some(owned);
+                            break;
+                        }
+                    }
+                    execute(&mut srv, &mut self.client, &mut self.out, &argv);
                     if self.client.close_after_reply || srv.state.shutdown.is_some() {
                         break;
                     }
                 }
                 Ok(false) => break,
                 Err(e) => {
-                    self.out.error(&e.0);
-                    tracing::info!("Protocol error ({}) from client: id={}", e.0, self.client.id);
+                    self.out.error(&format!("ERR {}", e.0));
+                    tracing::info!(
+                        "Protocol error ({}) from client: id={}",
+                        e.0,
+                        self.client.id
+                    );
                     keep = false;
                     break;
                 }
@@ -201,8 +322,21 @@ impl Connection {
     }
 }
 
+/// Runs one command and applies CLIENT REPLY to its reply.
+fn execute(srv: &mut Server, client: &mut Client, out: &mut ReplyBuf, argv: &[&[u8]]) {
+    let reply_start = out.len();
+    let mode_before = client.reply_mode;
+    dispatch::execute(srv, client, out, argv);
+    apply_reply_mode(client, out, mode_before, reply_start);
+}
+
 /// Applies CLIENT REPLY OFF / SKIP to the reply just written.
-fn apply_reply_mode(client: &mut Client, out: &mut ReplyBuf, before: ReplyMode, reply_start: usize) {
+fn apply_reply_mode(
+    client: &mut Client,
+    out: &mut ReplyBuf,
+    before: ReplyMode,
+    reply_start: usize,
+) {
     let suppress = match (before, client.reply_mode) {
         (_, ReplyMode::Off) => true,
         (_, ReplyMode::SkipNext) => {

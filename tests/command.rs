@@ -1,0 +1,86 @@
+//! COMMAND introspection end to end, compared with Redis 7.0.15's replies.
+
+mod common;
+
+use common::TestServer;
+
+fn s(b: Vec<u8>) -> String {
+    String::from_utf8(b).unwrap()
+}
+
+#[test]
+fn command_info_matches_redis_bytes() {
+    let srv = TestServer::start(&[]);
+    let mut r = srv.raw();
+    assert_eq!(
+        s(r.cmd(&["COMMAND", "INFO", "echo", "nosuch"])),
+        "*2\r\n*10\r\n$4\r\necho\r\n:2\r\n*3\r\n+loading\r\n+stale\r\n+fast\r\n:0\r\n:0\r\n:0\r\n\
+         *2\r\n+@fast\r\n+@connection\r\n*0\r\n*0\r\n*0\r\n$-1\r\n"
+    );
+    assert_eq!(
+        s(r.cmd(&["COMMAND", "DOCS", "echo", "nosuch"])),
+        "*2\r\n$4\r\necho\r\n*10\r\n$7\r\nsummary\r\n$21\r\nEcho the given string\r\n\
+         $5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$10\r\nconnection\r\n$10\r\ncomplexity\r\n\
+         $4\r\nO(1)\r\n$9\r\narguments\r\n*1\r\n\
+         *4\r\n$4\r\nname\r\n$7\r\nmessage\r\n$4\r\ntype\r\n$6\r\nstring\r\n"
+    );
+}
+
+#[test]
+fn command_getkeys_uses_key_specs() {
+    let srv = TestServer::start(&[]);
+    let mut r = srv.raw();
+    assert_eq!(
+        s(r.cmd(&["COMMAND", "GETKEYS", "GET", "k"])),
+        "*1\r\n$1\r\nk\r\n"
+    );
+    assert_eq!(
+        s(r.cmd(&["COMMAND", "GETKEYS", "DEL", "a", "b"])),
+        "*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+    );
+    assert_eq!(
+        s(r.cmd(&["COMMAND", "GETKEYSANDFLAGS", "DEL", "k"])),
+        "*1\r\n*2\r\n$1\r\nk\r\n*2\r\n+RM\r\n+delete\r\n"
+    );
+    assert_eq!(
+        s(r.cmd(&["COMMAND", "GETKEYS", "PING", "x"])),
+        "-ERR The command has no key arguments\r\n"
+    );
+    assert_eq!(
+        s(r.cmd(&["COMMAND", "GETKEYS", "NOSUCH", "x"])),
+        "-ERR Invalid command specified\r\n"
+    );
+    assert_eq!(
+        s(r.cmd(&["COMMAND", "GETKEYS", "GET", "a", "b"])),
+        "-ERR Invalid number of arguments specified for command\r\n"
+    );
+    assert_eq!(
+        s(r.cmd(&["COMMAND", "GETKEYS"])),
+        "-ERR wrong number of arguments for 'command|getkeys' command\r\n"
+    );
+}
+
+#[test]
+fn command_count_and_list_only_show_implemented_commands() {
+    let srv = TestServer::start(&[]);
+    let mut r = srv.raw();
+    let count = s(r.cmd(&["COMMAND", "COUNT"]));
+    let all = s(r.cmd(&["COMMAND"]));
+    assert_eq!(all.split("\r\n").next().unwrap()[1..], count.trim()[1..]);
+    let list = s(r.cmd(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "client|*"]));
+    assert!(
+        list.contains("client|kill") && !list.contains("client|tracking"),
+        "{list}"
+    );
+    assert_eq!(
+        s(r.cmd(&["COMMAND", "LIST", "FILTERBY", "MODULE", "x"])),
+        "*0\r\n"
+    );
+    assert_eq!(
+        s(r.cmd(&["COMMAND", "LIST", "FILTERBY", "foo", "x"])),
+        "-ERR syntax error\r\n"
+    );
+    let acl = s(r.cmd(&["COMMAND", "LIST", "FILTERBY", "ACLCAT", "connection"]));
+    assert!(acl.contains("$5\r\nhello\r\n"), "{acl}");
+    assert!(s(r.cmd(&["COMMAND", "HELP"])).starts_with("*21\r\n+COMMAND <subcommand>"));
+}
