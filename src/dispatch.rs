@@ -103,6 +103,12 @@ pub fn execute(server: &mut Server, client: &mut Client, out: &mut ReplyBuf, arg
         reject(server, out, &CmdError::NoAuth);
         return;
     }
+    if spec.has(flags::PROTECTED) {
+        if let Some(err) = commands::server::protected_refusal(&server.state, client, spec.name) {
+            reject(server, out, &err);
+            return;
+        }
+    }
     call(server, client, out, id, spec, argv);
 }
 

@@ -198,12 +198,38 @@ fn port_available(cfg: &Config) -> bool {
 
 /// Whether a protected action (`enable-debug-command`, `enable-protected-configs`) is allowed
 /// for this client: `yes` always, `local` from a loopback address only.
+/// Whether an option with `no`/`yes`/`local` values (`enable-protected-configs`) allows this
+/// client: `yes` allows everyone, `local` only loopback clients.
 fn protected_allowed(ctx: &Ctx<'_>, param: &str) -> bool {
     match ctx.srv.config.get_by_name(param) {
         Some("yes") => true,
         Some("local") => ctx.client.shared.info.borrow().addr.ip().is_loopback(),
         _ => false,
     }
+}
+
+/// The error a PROTECTED command (DEBUG) gets when its enabling option does not allow this
+/// client, or `None` if it may run. `yes` allows everyone, `local` only loopback clients.
+pub(crate) fn protected_refusal(
+    state: &crate::server::ServerState,
+    client: &crate::server::client::Client,
+    name: &str,
+) -> Option<CmdError> {
+    if name != "debug" {
+        return None;
+    }
+    let allowed = match state.config.get_by_name("enable-debug-command") {
+        Some("yes") => true,
+        Some("local") => client.shared.info.borrow().addr.ip().is_loopback(),
+        _ => false,
+    };
+    (!allowed).then(|| {
+        CmdError::raw(
+            "ERR DEBUG command not allowed. If the enable-debug-command option is set to \
+             \"local\", you can run it from a local connection, otherwise you need to set this \
+             option in the configuration file, and then restart the server.",
+        )
+    })
 }
 
 /// ```text
@@ -693,15 +719,9 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// ```text
 /// DEBUG subcommand [arg ...]
 /// ```
-/// Refused unless `enable-debug-command` allows this client (the command is PROTECTED).
+/// The dispatcher refuses it (as a rejected call, like Redis) unless `enable-debug-command`
+/// allows this client; see [`protected_refusal`].
 fn debug(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
-    if !protected_allowed(ctx, "enable-debug-command") {
-        return Err(CmdError::raw(
-            "ERR DEBUG command not allowed. If the enable-debug-command option is set to \
-             \"local\", you can run it from a local connection, otherwise you need to set this \
-             option in the configuration file, and then restart the server.",
-        ));
-    }
     let sub = args::text(argv[1]).to_ascii_lowercase();
     let n = argv.len();
     match (sub.as_str(), n) {

@@ -191,7 +191,10 @@ impl RequestParser {
     /// Reads one inline line. Returns `Ok(None)` for a blank line (skipped, like Redis).
     fn parse_inline(&mut self, buf: &[u8]) -> Result<Option<bool>, ProtocolError> {
         let rest = &buf[self.pos..];
-        let Some(nl) = find_byte(rest, b'\n') else {
+        // Redis looks for the newline with strchr(), which stops at a NUL byte: an inline
+        // request with a NUL before its newline never completes (until the line limit).
+        let nl = rest.iter().position(|&c| c == b'\n' || c == 0).filter(|&i| rest[i] == b'\n');
+        let Some(nl) = nl else {
             if rest.len() > INLINE_MAX_SIZE {
                 return Err(ProtocolError::new("Protocol error: too big inline request"));
             }

@@ -4,6 +4,8 @@
 /// Splits `line` into arguments. Returns `None` on unbalanced quotes, or when a closing quote is
 /// not followed by a space (Redis rejects `"foo"bar`).
 pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    // C-string semantics, as in sdssplitargs: a NUL byte ends the input.
+    let line = &line[..line.iter().position(|&c| c == 0).unwrap_or(line.len())];
     let mut args = Vec::new();
     let mut i = 0;
     loop {
