@@ -508,6 +508,68 @@ fn family_wrongtype() {
     run_family("wrongtype");
 }
 
+/// Everything the server sends on a fresh connection after `req`, until it closes the
+/// connection or stays quiet; a close is shown as `<EOF>`.
+fn raw_exchange(port: u16, req: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(req).expect("send");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => {
+                out.extend_from_slice(b"<EOF>");
+                break;
+            }
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                s.set_read_timeout(Some(Duration::from_millis(150))).unwrap();
+            }
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// `tests/differential/protocol.txt`: each line is one quoted byte string sent as is on a fresh
+/// connection (malformed requests, inline commands, pipelines); the bytes received back,
+/// including whether the server closed the connection, must match.
+#[test]
+fn family_protocol() {
+    let test = "differential[protocol]";
+    let Some(bin) = oracle_binary(test) else { return };
+    let file = "tests/differential/protocol.txt";
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+    let pair = Pair::start(&bin);
+    let (mut total, mut failures) = (0, Vec::new());
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let args = split_args(t.as_bytes()).unwrap_or_else(|| panic!("{file}:{}: bad quoting", i + 1));
+        let req = args.concat();
+        total += 1;
+        let f = raw_exchange(pair.fd.port, &req);
+        let r = raw_exchange(pair.rd.port, &req);
+        if f != r {
+            failures.push(format!(
+                "{file}:{}
+sent:     {}
+ferrodis: {}
+redis:    {}",
+                i + 1,
+                escape(&req),
+                escape(&f),
+                escape(&r)
+            ));
+        }
+    }
+    eprintln!("{test}: {total} exchanges, {} differ", failures.len());
+    assert!(failures.is_empty(), "{test}: {} of {total} exchanges differ:\n\n{}", failures.len(), failures.join("\n\n"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Random sequences
 // ---------------------------------------------------------------------------------------------
