@@ -18,7 +18,9 @@
 //!
 //! Without `redis-server` on `PATH` every test prints a skip notice and passes, unless
 //! `FERRODIS_REQUIRE_ORACLE=1` (CI) makes that a failure. `FERRODIS_DIFF_SEEDS=1,2,3` picks the
-//! random seeds; `FERRODIS_DIFF_STEPS` the commands per seed.
+//! random seeds; `FERRODIS_DIFF_STEPS` the commands per seed. `FERRODIS_DIFF_SELFCHECK=1` runs
+//! everything against a second redis-server instead of ferrodis: every case must then pass,
+//! which shows that a failure is ferrodis's and not the harness's.
 
 mod common;
 
@@ -326,7 +328,10 @@ impl Side {
 }
 
 struct Pair {
-    ferrodis: TestServer,
+    ferrodis: Option<TestServer>,
+    /// Stands in for ferrodis under `FERRODIS_DIFF_SELFCHECK=1` (redis against redis), which
+    /// proves that the cases and the normaliser have no nondeterminism of their own.
+    _twin: Option<Oracle>,
     _oracle: Oracle,
     fd: Side,
     rd: Side,
@@ -334,11 +339,16 @@ struct Pair {
 
 impl Pair {
     fn start(bin: &Path) -> Pair {
-        let ferrodis = TestServer::start(&[]);
         let oracle = Oracle::start(bin);
-        let fd = Side::new(ferrodis.port);
         let rd = Side::new(oracle.port);
-        Pair { ferrodis, _oracle: oracle, fd, rd }
+        if std::env::var("FERRODIS_DIFF_SELFCHECK").as_deref() == Ok("1") {
+            let twin = Oracle::start(bin);
+            let fd = Side::new(twin.port);
+            return Pair { ferrodis: None, _twin: Some(twin), _oracle: oracle, fd, rd };
+        }
+        let ferrodis = TestServer::start(&[]);
+        let fd = Side::new(ferrodis.port);
+        Pair { ferrodis: Some(ferrodis), _twin: None, _oracle: oracle, fd, rd }
     }
 
     /// Fresh connections and empty datasets. If ferrodis cannot FLUSHALL (not implemented on
@@ -351,9 +361,12 @@ impl Pair {
         assert_eq!(raw, b"+OK\r\n", "oracle FLUSHALL failed");
         let (_, raw) = self.fd.run(&flush);
         if raw != b"+OK\r\n" {
-            self.ferrodis.kill();
-            self.ferrodis = TestServer::start(&[]);
-            self.fd = Side::new(self.ferrodis.port);
+            if let Some(f) = self.ferrodis.as_mut() {
+                f.kill();
+            }
+            let f = TestServer::start(&[]);
+            self.fd = Side::new(f.port);
+            self.ferrodis = Some(f);
         }
         self.fd.conn = None;
         self.rd.conn = None;
