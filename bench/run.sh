@@ -89,7 +89,7 @@ bench_one() {
     # --csv: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",
     #        "p99_latency_ms","max_latency_ms"
     echo "$out" | awk -F'","' -v s="$server" -v P="$pipe" '
-        NR > 1 && NF >= 7 {
+        NF >= 7 && $2 ~ /^[0-9.]+$/ {
             t = $1; gsub(/^"/, "", t); sub(/ .*/, "", t)
             print s "\t" t "\t" P "\t" $2 "\t" $7
         }' >>"$WORK/raw.tsv"
@@ -106,9 +106,10 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# Median of the numbers on stdin, "-" if none (the command failed on that server).
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 col() { awk -F'\t' -v s="$1" -v t="$2" -v P="$3" -v c="$4" '$1 == s && $2 == t && $3 == P { print $c }' "$WORK/raw.tsv" | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 == 0) print "n/a"; else printf "%.2f", b / a }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || a + 0 == 0) print "-"; else printf "%.2f", b / a }'; }
 
 {
     echo "# Benchmark: ferrodis vs redis-server"
@@ -117,6 +118,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 == 0) print "n/a"; else pri
     echo "interleaved runs per row; \`redis-benchmark -c $CLIENTS -r $KEYSPACE\`, \`-n $N_P1\` at"
     echo "\`-P 1\` and \`-n $N_PIPE\` otherwise; both servers on loopback without persistence."
     echo "Ratios are ferrodis / redis: above 1 means more requests per second, or a higher p99."
+    echo "A \`-\` means the command failed on that server (not implemented)."
     echo
     echo "| test | pipeline | redis rps | ferrodis rps | rps ratio | redis p99 ms | ferrodis p99 ms | p99 ratio |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
