@@ -53,7 +53,9 @@ impl Drop for Oracle {
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// The oracle binary, or `None` after printing why the test is skipped. Panics instead when
@@ -83,7 +85,11 @@ impl Oracle {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("spawn redis-server");
-            let mut o = Oracle { port, child, _dir: dir };
+            let mut o = Oracle {
+                port,
+                child,
+                _dir: dir,
+            };
             if o.wait_ready() {
                 return o;
             }
@@ -134,7 +140,9 @@ impl Conn {
         let s = TcpStream::connect(("127.0.0.1", port))?;
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         s.set_nodelay(true)?;
-        Ok(Conn { r: BufReader::new(s) })
+        Ok(Conn {
+            r: BufReader::new(s),
+        })
     }
 
     /// Sends `argv` as a multibulk and reads one reply: the parsed value and its raw bytes.
@@ -155,12 +163,18 @@ impl Conn {
         let mut line = Vec::new();
         self.r.read_until(b'\n', &mut line)?;
         if line.len() < 3 || !line.ends_with(b"\r\n") {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
         }
         raw.extend_from_slice(&line);
         let t = line[0];
         let body = line[1..line.len() - 2].to_vec();
-        let n: i64 = std::str::from_utf8(&body).ok().and_then(|s| s.parse().ok()).unwrap_or(-1);
+        let n: i64 = std::str::from_utf8(&body)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(-1);
         Ok(match t {
             b'$' | b'=' | b'!' if n < 0 => Reply::Bulk(t, None),
             b'$' | b'=' | b'!' => {
@@ -223,7 +237,10 @@ fn sort_pairs(items: &mut Vec<Reply>) {
 /// Rewrites the parts of a reply that differ between two correct servers.
 fn normalise(name: &str, mut r: Reply) -> Reply {
     match (name, &mut r) {
-        ("KEYS" | "SMEMBERS" | "SINTER" | "SUNION" | "SDIFF" | "HKEYS" | "HVALS", Reply::Agg(_, Some(v))) => {
+        (
+            "KEYS" | "SMEMBERS" | "SINTER" | "SUNION" | "SDIFF" | "HKEYS" | "HVALS",
+            Reply::Agg(_, Some(v)),
+        ) => {
             v.sort();
         }
         ("CONFIG GET" | "HGETALL", Reply::Agg(_, Some(v))) => sort_pairs(v),
@@ -260,7 +277,10 @@ fn same(argv: &[Vec<u8>], a: &(Reply, Vec<u8>), b: &(Reply, Vec<u8>)) -> bool {
 }
 
 fn is_scan(argv: &[Vec<u8>]) -> bool {
-    matches!(upper(&argv[0]).as_str(), "SCAN" | "SSCAN" | "HSCAN" | "ZSCAN")
+    matches!(
+        upper(&argv[0]).as_str(),
+        "SCAN" | "SSCAN" | "HSCAN" | "ZSCAN"
+    )
 }
 
 /// Runs a SCAN-family command to the end of its iteration and returns the sorted elements, or
@@ -271,7 +291,9 @@ fn scan_all(c: &mut Conn, argv: &[Vec<u8>]) -> std::io::Result<(Reply, Vec<u8>)>
     let mut all = Vec::new();
     for _ in 0..100_000 {
         let (reply, raw) = c.call(&argv)?;
-        let Reply::Agg(b'*', Some(parts)) = &reply else { return Ok((reply, raw)) };
+        let Reply::Agg(b'*', Some(parts)) = &reply else {
+            return Ok((reply, raw));
+        };
         let (Some(Reply::Bulk(_, Some(cursor))), Some(Reply::Agg(_, Some(items)))) =
             (parts.first(), parts.get(1))
         else {
@@ -310,7 +332,11 @@ impl Side {
             self.conn = Some(Conn::connect(self.port).expect("connect"));
         }
         let c = self.conn.as_mut().unwrap();
-        let res = if is_scan(argv) { scan_all(c, argv) } else { c.call(argv) };
+        let res = if is_scan(argv) {
+            scan_all(c, argv)
+        } else {
+            c.call(argv)
+        };
         match res {
             Ok(r) => {
                 if upper(&argv[0]) == "QUIT" {
@@ -321,7 +347,10 @@ impl Side {
             Err(e) => {
                 self.conn = None;
                 let msg = format!("<connection error: {}>", e.kind());
-                (Reply::Line(b'!', msg.clone().into_bytes()), msg.into_bytes())
+                (
+                    Reply::Line(b'!', msg.clone().into_bytes()),
+                    msg.into_bytes(),
+                )
             }
         }
     }
@@ -344,11 +373,23 @@ impl Pair {
         if std::env::var("FERRODIS_DIFF_SELFCHECK").as_deref() == Ok("1") {
             let twin = Oracle::start(bin);
             let fd = Side::new(twin.port);
-            return Pair { ferrodis: None, _twin: Some(twin), _oracle: oracle, fd, rd };
+            return Pair {
+                ferrodis: None,
+                _twin: Some(twin),
+                _oracle: oracle,
+                fd,
+                rd,
+            };
         }
         let ferrodis = TestServer::start(&[]);
         let fd = Side::new(ferrodis.port);
-        Pair { ferrodis: Some(ferrodis), _twin: None, _oracle: oracle, fd, rd }
+        Pair {
+            ferrodis: Some(ferrodis),
+            _twin: None,
+            _oracle: oracle,
+            fd,
+            rd,
+        }
     }
 
     /// Fresh connections and empty datasets. If ferrodis cannot FLUSHALL (not implemented on
@@ -408,7 +449,10 @@ fn escape(b: &[u8]) -> String {
 }
 
 fn show_argv(argv: &[Vec<u8>]) -> String {
-    argv.iter().map(|a| format!("\"{}\"", escape(a))).collect::<Vec<_>>().join(" ")
+    argv.iter()
+        .map(|a| format!("\"{}\"", escape(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -431,7 +475,10 @@ fn parse_cases(text: &str, file: &str) -> Vec<Vec<Step>> {
             }
         } else if t.starts_with('#') {
         } else if let Some(ms) = t.strip_prefix("!sleep ") {
-            let ms = ms.trim().parse().unwrap_or_else(|_| panic!("{file}:{}: bad !sleep", i + 1));
+            let ms = ms
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{file}:{}: bad !sleep", i + 1));
             scenarios.last_mut().unwrap().push(Step::Sleep(ms));
         } else {
             let argv = split_args(t.as_bytes())
@@ -446,7 +493,9 @@ fn parse_cases(text: &str, file: &str) -> Vec<Vec<Step>> {
 /// Runs `tests/differential/<family>.txt` and fails with every mismatch found.
 fn run_family(family: &str) {
     let test = format!("differential[{family}]");
-    let Some(bin) = oracle_binary(&test) else { return };
+    let Some(bin) = oracle_binary(&test) else {
+        return;
+    };
     let file = format!("tests/differential/{family}.txt");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(&file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
@@ -479,7 +528,11 @@ fn run_family(family: &str) {
             "{test}: {} of {total} commands differ from redis-server (first {}):\n\n{}",
             failures.len(),
             shown.len(),
-            shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n\n")
+            shown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n\n")
         );
     }
 }
@@ -528,7 +581,8 @@ fn raw_exchange(port: u16, req: &[u8]) -> Vec<u8> {
     s.write_all(req).expect("send");
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
-    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     loop {
         match s.read(&mut buf) {
             Ok(0) => {
@@ -537,7 +591,8 @@ fn raw_exchange(port: u16, req: &[u8]) -> Vec<u8> {
             }
             Ok(n) => {
                 out.extend_from_slice(&buf[..n]);
-                s.set_read_timeout(Some(Duration::from_millis(150))).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(150)))
+                    .unwrap();
             }
             Err(_) => break,
         }
@@ -551,7 +606,9 @@ fn raw_exchange(port: u16, req: &[u8]) -> Vec<u8> {
 #[test]
 fn family_protocol() {
     let test = "differential[protocol]";
-    let Some(bin) = oracle_binary(test) else { return };
+    let Some(bin) = oracle_binary(test) else {
+        return;
+    };
     let file = "tests/differential/protocol.txt";
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
     let pair = Pair::start(&bin);
@@ -561,7 +618,8 @@ fn family_protocol() {
         if t.is_empty() || t.starts_with('#') {
             continue;
         }
-        let args = split_args(t.as_bytes()).unwrap_or_else(|| panic!("{file}:{}: bad quoting", i + 1));
+        let args =
+            split_args(t.as_bytes()).unwrap_or_else(|| panic!("{file}:{}: bad quoting", i + 1));
         let req = args.concat();
         total += 1;
         let f = raw_exchange(pair.fd.port, &req);
@@ -580,7 +638,12 @@ redis:    {}",
         }
     }
     eprintln!("{test}: {total} exchanges, {} differ", failures.len());
-    assert!(failures.is_empty(), "{test}: {} of {total} exchanges differ:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{test}: {} of {total} exchanges differ:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -616,14 +679,45 @@ impl Rng {
     }
 }
 
-const KEYS: &[&str] = &["k0", "k1", "k2", "k3", "k{a}", "b0", "b1", "n0", "n1", "missing"];
+const KEYS: &[&str] = &[
+    "k0", "k1", "k2", "k3", "k{a}", "b0", "b1", "n0", "n1", "missing",
+];
 const VALUES: &[&str] = &[
-    "", "0", "1", "-1", "10", "42", "007", " 1", "3.5", "-0.25", "1e3", "abc", "hello world",
-    "9223372036854775807", "-9223372036854775808", "9223372036854775808", "inf", "\u{0}\u{ff}x",
+    "",
+    "0",
+    "1",
+    "-1",
+    "10",
+    "42",
+    "007",
+    " 1",
+    "3.5",
+    "-0.25",
+    "1e3",
+    "abc",
+    "hello world",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "9223372036854775808",
+    "inf",
+    "\u{0}\u{ff}x",
     "a fairly long value that is more than forty-four bytes long, so raw",
 ];
-const INTS: &[&str] = &["0", "1", "-1", "2", "5", "-5", "100", "-100", "9223372036854775807",
-    "-9223372036854775808", "x", "1.5", ""];
+const INTS: &[&str] = &[
+    "0",
+    "1",
+    "-1",
+    "2",
+    "5",
+    "-5",
+    "100",
+    "-100",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "x",
+    "1.5",
+    "",
+];
 
 /// Families a random sequence draws from.
 #[derive(Clone, Copy, PartialEq)]
@@ -652,7 +746,11 @@ fn gen_core(r: &mut Rng) -> Vec<String> {
                 }
             }
             if r.chance(25) {
-                let (o, n) = if r.chance(50) { ("EX", r.int(1000, 5000)) } else { ("PX", r.int(1_000_000, 5_000_000)) };
+                let (o, n) = if r.chance(50) {
+                    ("EX", r.int(1000, 5000))
+                } else {
+                    ("PX", r.int(1_000_000, 5_000_000))
+                };
                 v.push(o.into());
                 v.push(n.to_string());
             }
@@ -668,7 +766,13 @@ fn gen_core(r: &mut Rng) -> Vec<String> {
         4 => s(&["SELECT", r.pick(&["0", "1", "2", "16", "-1", "x"])]),
         5 => s(&["DBSIZE"]),
         6 => s(&["ECHO", r.pick(VALUES)]),
-        7 => if r.chance(50) { s(&["PING"]) } else { s(&["PING", r.pick(VALUES)]) },
+        7 => {
+            if r.chance(50) {
+                s(&["PING"])
+            } else {
+                s(&["PING", r.pick(VALUES)])
+            }
+        }
         _ => s(&["SET", k]),
     }
 }
@@ -696,16 +800,31 @@ fn gen_strings(r: &mut Rng) -> Vec<String> {
         },
         9 => s(&["APPEND", k, v]),
         10 => s(&["STRLEN", k]),
-        11 => s(&["SETRANGE", k, r.pick(&["0", "3", "-1", "100", "536870912"]), v]),
+        11 => s(&[
+            "SETRANGE",
+            k,
+            r.pick(&["0", "3", "-1", "100", "536870912"]),
+            v,
+        ]),
         12 => s(&["GETRANGE", k, i, r.pick(INTS)]),
         13 => s(&["SUBSTR", k, i, r.pick(INTS)]),
         14 => s(&["INCR", k]),
         15 => s(&["INCRBY", k, i]),
         16 => s(&["DECR", k]),
         17 => s(&["DECRBY", k, i]),
-        18 => s(&["INCRBYFLOAT", k, r.pick(&["1.5", "-0.1", "1e3", "x", "inf", "5.0e-3", "10"])]),
+        18 => s(&[
+            "INCRBYFLOAT",
+            k,
+            r.pick(&["1.5", "-0.1", "1e3", "x", "inf", "5.0e-3", "10"]),
+        ]),
         19 => s(&["LCS", k, k2]),
-        20 => s(&["LCS", k, k2, r.pick(&["LEN", "IDX", "MINMATCHLEN"]), "WITHMATCHLEN"]),
+        20 => s(&[
+            "LCS",
+            k,
+            k2,
+            r.pick(&["LEN", "IDX", "MINMATCHLEN"]),
+            "WITHMATCHLEN",
+        ]),
         _ => s(&["OBJECT", "ENCODING", k]),
     }
 }
@@ -724,16 +843,37 @@ fn gen_bitmaps(r: &mut Rng) -> Vec<String> {
         4 => match r.below(3) {
             0 => s(&["BITPOS", k, r.pick(&["0", "1"])]),
             1 => s(&["BITPOS", k, r.pick(&["0", "1"]), r.pick(INTS)]),
-            _ => s(&["BITPOS", k, "1", "0", r.pick(INTS), r.pick(&["BIT", "BYTE"])]),
+            _ => s(&[
+                "BITPOS",
+                k,
+                "1",
+                "0",
+                r.pick(INTS),
+                r.pick(&["BIT", "BYTE"]),
+            ]),
         },
-        5 => s(&["BITOP", r.pick(&["AND", "OR", "XOR", "NOT", "bad"]), "b1", k, "b0"]),
+        5 => s(&[
+            "BITOP",
+            r.pick(&["AND", "OR", "XOR", "NOT", "bad"]),
+            "b1",
+            k,
+            "b0",
+        ]),
         6 => {
             let ty = r.pick(&["u8", "i5", "u63", "i64", "u64", "x"]);
             let at = r.pick(&["0", "#1", "3", "-1"]);
             match r.below(3) {
                 0 => s(&["BITFIELD", k, "GET", ty, at]),
-                1 => s(&["BITFIELD", k, "OVERFLOW", r.pick(&["WRAP", "SAT", "FAIL"]), "INCRBY",
-                    ty, at, r.pick(INTS)]),
+                1 => s(&[
+                    "BITFIELD",
+                    k,
+                    "OVERFLOW",
+                    r.pick(&["WRAP", "SAT", "FAIL"]),
+                    "INCRBY",
+                    ty,
+                    at,
+                    r.pick(INTS),
+                ]),
                 _ => s(&["BITFIELD", k, "SET", ty, at, r.pick(INTS), "GET", "u4", "0"]),
             }
         }
@@ -745,7 +885,10 @@ fn gen_generic(r: &mut Rng) -> Vec<String> {
     let k = r.pick(KEYS);
     let k2 = r.pick(KEYS);
     let t = r.int(1000, 5000).to_string();
-    let far = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    let far = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
         + 100_000)
         .to_string();
     match r.below(24) {
@@ -763,7 +906,11 @@ fn gen_generic(r: &mut Rng) -> Vec<String> {
         7 => s(&["MOVE", k, r.pick(&["0", "1", "2", "99"])]),
         8 => {
             let mut v = s(&[r.pick(&["EXPIRE", "PEXPIRE"]), k]);
-            v.push(if v[0] == "EXPIRE" { t } else { format!("{t}000") });
+            v.push(if v[0] == "EXPIRE" {
+                t
+            } else {
+                format!("{t}000")
+            });
             if r.chance(40) {
                 v.push(r.pick(&["NX", "XX", "GT", "LT", "BAD"]).into());
             }
@@ -771,7 +918,11 @@ fn gen_generic(r: &mut Rng) -> Vec<String> {
         }
         9 => s(&["EXPIREAT", k, r.pick(&[far.as_str(), "100", "-5"])]),
         10 => s(&["PEXPIREAT", k, &format!("{far}123")]),
-        11 => s(&["EXPIRE", k, r.pick(&["0", "-1", "x", "9223372036854775807"])]),
+        11 => s(&[
+            "EXPIRE",
+            k,
+            r.pick(&["0", "-1", "x", "9223372036854775807"]),
+        ]),
         12 => s(&["TTL", k]),
         13 => s(&["PTTL", k]),
         14 => s(&["EXPIRETIME", k]),
@@ -828,13 +979,28 @@ fn seeds() -> Vec<u64> {
 }
 
 fn run_random(mix: Mix) {
-    let test = if mix == Mix::Core { "differential[random core]" } else { "differential[random all]" };
-    let Some(bin) = oracle_binary(test) else { return };
-    let steps: usize =
-        std::env::var("FERRODIS_DIFF_STEPS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let test = if mix == Mix::Core {
+        "differential[random core]"
+    } else {
+        "differential[random all]"
+    };
+    let Some(bin) = oracle_binary(test) else {
+        return;
+    };
+    let steps: usize = std::env::var("FERRODIS_DIFF_STEPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
     let gens: Vec<Gen> = match mix {
         Mix::Core => vec![gen_core],
-        Mix::All => vec![gen_core, gen_strings, gen_strings, gen_bitmaps, gen_generic, gen_connection],
+        Mix::All => vec![
+            gen_core,
+            gen_strings,
+            gen_strings,
+            gen_bitmaps,
+            gen_generic,
+            gen_connection,
+        ],
     };
     let mut pair = Pair::start(&bin);
     let mut failures = Vec::new();
@@ -843,10 +1009,17 @@ fn run_random(mix: Mix) {
             failures.push(msg);
         }
     }
-    eprintln!("{test}: {} seeds x {steps} commands, {} seeds diverged", seeds().len(), failures.len());
+    eprintln!(
+        "{test}: {} seeds x {steps} commands, {} seeds diverged",
+        seeds().len(),
+        failures.len()
+    );
     if !failures.is_empty() {
-        panic!("{test}: {} seeds diverged (rerun one with FERRODIS_DIFF_SEEDS=<seed>):\n\n{}",
-            failures.len(), failures.join("\n\n"));
+        panic!(
+            "{test}: {} seeds diverged (rerun one with FERRODIS_DIFF_SEEDS=<seed>):\n\n{}",
+            failures.len(),
+            failures.join("\n\n")
+        );
     }
 }
 
@@ -864,13 +1037,34 @@ fn random_all_families() {
 #[test]
 fn normaliser_rules() {
     let keys = vec![b"KEYS".to_vec(), b"*".to_vec()];
-    let a = Reply::Agg(b'*', Some(vec![Reply::Bulk(b'$', Some(b"a".to_vec())), Reply::Bulk(b'$', Some(b"b".to_vec()))]));
-    let b = Reply::Agg(b'*', Some(vec![Reply::Bulk(b'$', Some(b"b".to_vec())), Reply::Bulk(b'$', Some(b"a".to_vec()))]));
-    assert!(same(&keys, &(a.clone(), b"x".to_vec()), &(b.clone(), b"y".to_vec())));
+    let a = Reply::Agg(
+        b'*',
+        Some(vec![
+            Reply::Bulk(b'$', Some(b"a".to_vec())),
+            Reply::Bulk(b'$', Some(b"b".to_vec())),
+        ]),
+    );
+    let b = Reply::Agg(
+        b'*',
+        Some(vec![
+            Reply::Bulk(b'$', Some(b"b".to_vec())),
+            Reply::Bulk(b'$', Some(b"a".to_vec())),
+        ]),
+    );
+    assert!(same(
+        &keys,
+        &(a.clone(), b"x".to_vec()),
+        &(b.clone(), b"y".to_vec())
+    ));
     let echo = vec![b"ECHO".to_vec(), b"x".to_vec()];
     assert!(!same(&echo, &(a, b"x".to_vec()), &(b, b"y".to_vec())));
     let ttl = vec![b"TTL".to_vec(), b"k".to_vec()];
-    let i = |n: &str| (Reply::Line(b':', n.as_bytes().to_vec()), format!(":{n}\r\n").into_bytes());
+    let i = |n: &str| {
+        (
+            Reply::Line(b':', n.as_bytes().to_vec()),
+            format!(":{n}\r\n").into_bytes(),
+        )
+    };
     assert!(same(&ttl, &i("1000"), &i("999")));
     assert!(!same(&ttl, &i("1000"), &i("990")));
     assert!(!same(&ttl, &i("-1"), &i("-2")));

@@ -15,22 +15,32 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_file())
         .collect();
     files.sort();
-    files.into_iter().map(|p| (p.display().to_string(), std::fs::read(&p).unwrap())).collect()
+    files
+        .into_iter()
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+        .collect()
 }
+
+/// Shell line running `$0` (this binary) for the one ignored test `$1`, with a 2 GB address
+/// space.
+const GUARDED: &str =
+    "ulimit -v 2000000 && exec \"$0\" --exact \"$1\" --ignored --nocapture --test-threads 1";
 
 /// Runs the ignored test `inner` in a child process with memory and time limits.
 fn run_guarded(inner: &str) {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new("bash")
         .arg("-c")
-        .arg("ulimit -v 2000000 && exec \"$0\" --exact \"$1\" --ignored --nocapture --test-threads 1")
+        .arg(GUARDED)
         .arg(&exe)
         .arg(inner)
         .stdout(Stdio::piped())
@@ -50,12 +60,18 @@ fn run_guarded(inner: &str) {
         std::thread::sleep(Duration::from_millis(50));
     };
     let out = child.wait_with_output().map(|o| {
-        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
     });
     let out = out.unwrap_or_default();
     match status {
         Some(s) if s.success() => {}
-        Some(s) => panic!("{inner} failed ({s}); a parser loop shows as an allocation failure:\n{out}"),
+        Some(s) => {
+            panic!("{inner} failed ({s}); a parser loop shows as an allocation failure:\n{out}")
+        }
         None => panic!("{inner} did not finish within 300 s (parser loop?):\n{out}"),
     }
 }
@@ -74,7 +90,10 @@ fn resp_decode_corpus_mutations() {
 #[ignore = "run through resp_decode_corpus, under limits"]
 fn inner_resp_decode_corpus() {
     let files = corpus("resp_decode");
-    assert!(files.len() >= 12, "the seed corpus has at least a dozen files");
+    assert!(
+        files.len() >= 12,
+        "the seed corpus has at least a dozen files"
+    );
     for (name, data) in files {
         eprintln!("checking {name}");
         resp_decode::check(&data);

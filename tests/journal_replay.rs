@@ -66,7 +66,11 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        Harness { server: Server::new(Config::default()), client: new_client(1), out: ReplyBuf::new(Resp::V2) }
+        Harness {
+            server: Server::new(Config::default()),
+            client: new_client(1),
+            out: ReplyBuf::new(Resp::V2),
+        }
     }
 
     /// Runs one command and returns its reply bytes.
@@ -84,12 +88,20 @@ fn parse_stream(bytes: &[u8]) -> Vec<Vec<Vec<u8>>> {
     let mut cmds = Vec::new();
     while p.parse(bytes, false).expect("journal must be valid RESP") {
         let argv = match p.args_source() {
-            ArgSource::Buffer => p.ranges().iter().map(|r| bytes[r.clone()].to_vec()).collect(),
+            ArgSource::Buffer => p
+                .ranges()
+                .iter()
+                .map(|r| bytes[r.clone()].to_vec())
+                .collect(),
             ArgSource::Inline => panic!("journal must not contain inline commands"),
         };
         cmds.push(argv);
     }
-    assert_eq!(p.consumed(), bytes.len(), "journal ends with a partial command");
+    assert_eq!(
+        p.consumed(),
+        bytes.len(),
+        "journal ends with a partial command"
+    );
     cmds
 }
 
@@ -125,7 +137,9 @@ fn replay(cmds: &[Vec<Vec<u8>>]) -> Harness {
 }
 
 fn show(argv: &[Vec<u8>]) -> Vec<String> {
-    argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+    argv.iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
 }
 
 /// A type-independent rendering of a value (its bytes, not its encoding: a replica may encode
@@ -175,7 +189,15 @@ impl Rng {
 }
 
 const KEYS: &[&str] = &["a", "b", "c", "d", "e", "n", "bits"];
-const VALS: &[&str] = &["v", "", "1", "-7", "12345678901234567890", "3.25", "hello world"];
+const VALS: &[&str] = &[
+    "v",
+    "",
+    "1",
+    "-7",
+    "12345678901234567890",
+    "3.25",
+    "hello world",
+];
 
 /// One random command. Relative expiries are kept either tiny (so some keys expire during the
 /// run, exercising lazy-expiry DELs) or long.
@@ -183,7 +205,11 @@ fn workload_command(r: &mut Rng) -> Vec<String> {
     let k = r.pick(KEYS);
     let k2 = r.pick(KEYS);
     let v = r.pick(VALS);
-    let ttl = if r.below(4) == 0 { (1 + r.below(3)).to_string() } else { "100000".to_string() };
+    let ttl = if r.below(4) == 0 {
+        (1 + r.below(3)).to_string()
+    } else {
+        "100000".to_string()
+    };
     let c: Vec<&str> = match r.below(30) {
         0..=5 => vec!["SET", k, v],
         6 => vec!["SET", k, v, "PX", &ttl],
@@ -221,7 +247,10 @@ fn run_workload(seed: u64, steps: usize) {
     let mut journal = Vec::new();
     let mut ran = 0;
     for i in 0..steps {
-        let argv: Vec<Vec<u8>> = workload_command(&mut r).into_iter().map(String::into_bytes).collect();
+        let argv: Vec<Vec<u8>> = workload_command(&mut r)
+            .into_iter()
+            .map(String::into_bytes)
+            .collect();
         let reply = h.run(&argv);
         if !reply.starts_with(b"-ERR unknown command") {
             ran += 1;
@@ -232,7 +261,11 @@ fn run_workload(seed: u64, steps: usize) {
             std::thread::sleep(std::time::Duration::from_millis(3));
         }
     }
-    assert_eq!(journal.len() as u64, h.server.state.journal.offset(), "offset counts every byte");
+    assert_eq!(
+        journal.len() as u64,
+        h.server.state.journal.offset(),
+        "offset counts every byte"
+    );
     let cmds = parse_stream(&journal);
     let replayed = replay(&cmds);
     let now = ferrodis::util::time::now_ms();
@@ -268,13 +301,20 @@ fn journal_selects_databases_and_makes_expiry_absolute() {
     h.run(&argv(&["SET", "k", "w"]));
     h.run(&argv(&["GET", "k"]));
     let cmds = parse_stream(&h.server.state.journal.take_pending());
-    let names: Vec<String> = cmds.iter().map(|c| String::from_utf8_lossy(&c[0]).to_uppercase()).collect();
+    let names: Vec<String> = cmds
+        .iter()
+        .map(|c| String::from_utf8_lossy(&c[0]).to_uppercase())
+        .collect();
     assert_eq!(names, ["SELECT", "SET", "SELECT", "SET"]);
     assert_eq!(cmds[0][1], b"0");
     assert_eq!(cmds[2][1], b"3");
     let set = show(&cmds[1]);
     assert_eq!(&set[..3], ["SET", "k", "v"]);
-    assert_eq!(set[3].to_uppercase(), "PXAT", "relative EX must become absolute PXAT: {set:?}");
+    assert_eq!(
+        set[3].to_uppercase(),
+        "PXAT",
+        "relative EX must become absolute PXAT: {set:?}"
+    );
     let at: u64 = set[4].parse().unwrap();
     let now = ferrodis::util::time::now_ms();
     assert!(at > now + 990_000 && at <= now + 1_000_000, "{at} vs {now}");

@@ -75,7 +75,9 @@ fn args(p: &RequestParser, buf: &[u8]) -> Vec<Vec<u8>> {
 }
 
 fn fnv(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Random chunk sizes (1..=len/2+1) covering `len` bytes.
@@ -83,7 +85,9 @@ fn chunk_sizes(len: usize, seed: &mut u64) -> Vec<usize> {
     let mut sizes = Vec::new();
     let mut left = len;
     while left > 0 {
-        *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        *seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         let n = 1 + (*seed >> 33) as usize % (len / 2 + 1);
         let n = n.min(left);
         sizes.push(n);
