@@ -1,0 +1,121 @@
+//! Replays every file of the fuzz corpus (`fuzz/corpus/<target>/`) through the same property the
+//! fuzz target checks, so the corpus (including crash inputs added to it) is a regression suite
+//! under plain `cargo test` on stable, without cargo-fuzz or nightly.
+//!
+//! A parser bug may loop while allocating (one did: a NUL byte in an inline request), so each
+//! check runs in a child process (this test binary, running the `#[ignore]`d inner test) under
+//! a 2 GB address-space limit and a time limit, and its failure is reported instead of taking
+//! the machine down.
+
+#[path = "../fuzz/check/resp_decode.rs"]
+mod resp_decode;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+        .collect()
+}
+
+/// Shell line running `$0` (this binary) for the one ignored test `$1`, with a 2 GB address
+/// space.
+const GUARDED: &str =
+    "ulimit -v 2000000 && exec \"$0\" --exact \"$1\" --ignored --nocapture --test-threads 1";
+
+/// Runs the ignored test `inner` in a child process with memory and time limits.
+fn run_guarded(inner: &str) {
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(GUARDED)
+        .arg(&exe)
+        .arg(inner)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the guarded child test");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if start.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().map(|o| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    let out = out.unwrap_or_default();
+    match status {
+        Some(s) if s.success() => {}
+        Some(s) => {
+            panic!("{inner} failed ({s}); a parser loop shows as an allocation failure:\n{out}")
+        }
+        None => panic!("{inner} did not finish within 300 s (parser loop?):\n{out}"),
+    }
+}
+
+#[test]
+fn resp_decode_corpus() {
+    run_guarded("inner_resp_decode_corpus");
+}
+
+#[test]
+fn resp_decode_corpus_mutations() {
+    run_guarded("inner_resp_decode_corpus_mutations");
+}
+
+#[test]
+#[ignore = "run through resp_decode_corpus, under limits"]
+fn inner_resp_decode_corpus() {
+    let files = corpus("resp_decode");
+    assert!(
+        files.len() >= 12,
+        "the seed corpus has at least a dozen files"
+    );
+    for (name, data) in files {
+        eprintln!("checking {name}");
+        resp_decode::check(&data);
+    }
+}
+
+/// The property also holds for simple mutations of the corpus: every truncation, and every
+/// single-byte change into a few bytes that matter to RESP.
+#[test]
+#[ignore = "run through resp_decode_corpus_mutations, under limits"]
+fn inner_resp_decode_corpus_mutations() {
+    for (name, data) in corpus("resp_decode") {
+        eprintln!("mutating {name}");
+        for cut in 0..data.len() {
+            resp_decode::check(&data[..cut]);
+        }
+        for i in 0..data.len() {
+            for b in [b'\r', b'\n', b'*', b'$', b'"', b'0', b'-', 0] {
+                let mut d = data.clone();
+                d[i] = b;
+                resp_decode::check(&d);
+            }
+        }
+    }
+}
