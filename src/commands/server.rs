@@ -55,7 +55,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "debug",
         -2,
-        ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED,
+        // `flags::PROTECTED`, not `config::PROTECTED` (a parameter flag of the same name).
+        ADMIN | NOSCRIPT | LOADING | STALE | super::flags::PROTECTED,
         0,
         0,
         0,
