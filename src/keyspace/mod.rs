@@ -153,6 +153,21 @@ impl Db {
         self.expires.clear();
         self.avg_ttl = 0;
     }
+
+    /// Empties the database and hands back its old contents, so that the caller can free them
+    /// wherever it likes (FLUSHALL ASYNC drops them on another thread).
+    pub fn take_all(&mut self) -> Db {
+        std::mem::take(self)
+    }
+
+    /// Moves the entry at `from` to `to` (replacing whatever `to` held), keeping its expiry.
+    /// Returns false if `from` is absent. The caller has already applied lazy expiry to both.
+    pub fn rename(&mut self, from: &[u8], to: &[u8]) -> bool {
+        let Some(entry) = self.remove(from) else { return false };
+        self.remove(to);
+        self.insert_entry(to, entry);
+        true
+    }
 }
 
 /// Counters the keyspace keeps for INFO stats.
@@ -211,6 +226,59 @@ impl Keyspace {
                 None
             }
         }
+    }
+
+    /// Looks a key up for reading without refreshing its LRU clock (Redis `LOOKUP_NOTOUCH`, used
+    /// by TYPE, EXISTS, TTL and OBJECT), still counting a keyspace hit or miss.
+    #[inline]
+    pub fn lookup_read_notouch(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        let Keyspace { dbs, expired, stats, expire_on_access } = self;
+        let found = lookup(&mut dbs[db], db, key, now, *expire_on_access, expired, stats);
+        if found.is_some() {
+            stats.keyspace_hits += 1;
+        } else {
+            stats.keyspace_misses += 1;
+        }
+        found
+    }
+
+    /// A random live key of `db`, deleting (and recording) expired keys it draws on the way,
+    /// like Redis's `dbRandomKey`. On a replica, where expired keys stay until the master's DEL,
+    /// it gives up after 100 expired draws and returns the last one.
+    pub fn random_key<R: rand::Rng + ?Sized>(
+        &mut self,
+        db: usize,
+        now: u64,
+        rng: &mut R,
+    ) -> Option<Key> {
+        let mut tries = 100;
+        loop {
+            let d = &self.dbs[db];
+            let all_volatile = d.main.len() == d.expires.len();
+            let (k, e) = d.main.random_entry(rng)?;
+            if !e.is_expired(now) {
+                return Some(k.clone());
+            }
+            let k = k.clone();
+            if !self.expire_on_access {
+                tries -= 1;
+                if all_volatile && tries == 0 {
+                    return Some(k);
+                }
+                continue;
+            }
+            self.lookup_write(db, &k, now);
+        }
+    }
+
+    /// Exchanges the contents of two databases (SWAPDB).
+    pub fn swap_dbs(&mut self, a: usize, b: usize) {
+        self.dbs.swap(a, b);
+    }
+
+    /// Keys in `db`, counting only those that have not expired at `now` (without deleting any).
+    pub fn live_keys(&self, db: usize, now: u64) -> impl Iterator<Item = (&Key, &Entry)> + '_ {
+        self.dbs[db].main.iter().filter(move |(_, e)| !e.is_expired(now))
     }
 
     /// True if the key exists and has not expired (deleting it if it has).
