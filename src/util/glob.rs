@@ -174,8 +174,9 @@ mod tests {
         assert!(!m(&p, &[0x80]));
         assert!(m(&p, b"0"));
         assert!(!m(&p, b"z"));
-        // Nothing but stars matches the empty string; `?` needs a byte.
-        assert!(m(b"***", b""));
+        // The empty string matches nothing but an empty pattern (KEYS special-cases "*").
+        assert!(!m(b"***", b""));
+        assert!(m(b"", b""));
         assert!(!m(b"?", b""));
         assert!(m(b"*a*", b"a"));
         assert!(!m(b"a*b*c", b"abxcx"));
