@@ -810,4 +810,123 @@ mod tests {
         assert!(lt.allow(-1, 100));
         assert!(!lt.allow(50, 100));
     }
+
+    mod propagation {
+        use std::cell::{Cell, RefCell};
+        use std::rc::Rc;
+        use std::time::Instant;
+
+        use crate::config::Config;
+        use crate::dispatch;
+        use crate::protocol::{ReplyBuf, Resp};
+        use crate::server::client::{Client, ClientInfo, ClientShared};
+        use crate::server::Server;
+
+        fn setup() -> (Server, Client) {
+            let mut srv = Server::new(Config::from_args(&[]).expect("default config"));
+            srv.state.journal.attach();
+            let addr = "127.0.0.1:1".parse().expect("addr");
+            let now = Instant::now();
+            let info = ClientInfo {
+                id: 1,
+                addr,
+                laddr: addr,
+                fd: -1,
+                name: None,
+                lib_name: None,
+                lib_ver: None,
+                created: now,
+                last_interaction: now,
+                db: 0,
+                last_cmd: "NULL".into(),
+                resp: 2,
+                qbuf: 0,
+                qbuf_free: 0,
+                obl: 0,
+                omem: 0,
+                tot_mem: 0,
+                multi: -1,
+                no_evict: false,
+                flags: "N".into(),
+                user: "default".into(),
+            };
+            let shared = Rc::new(ClientShared {
+                info: RefCell::new(info),
+                killed: Cell::new(false),
+                wake: tokio::sync::Notify::new(),
+            });
+            (srv, Client::new(1, shared, true))
+        }
+
+        /// Runs a command and returns (reply, propagated bytes).
+        fn run(srv: &mut Server, c: &mut Client, argv: &[&str]) -> (String, String) {
+            let argv: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
+            let mut out = ReplyBuf::new(Resp::V2);
+            dispatch::execute(srv, c, &mut out, &argv);
+            let reply = String::from_utf8_lossy(&out.buf.to_vec()).into_owned();
+            let effects = String::from_utf8_lossy(&srv.state.journal.take_pending()).into_owned();
+            (reply, effects)
+        }
+
+        fn flat(resp: &str) -> String {
+            let words = resp.split("\r\n").filter(|l| !l.starts_with('*') && !l.starts_with('$'));
+            words.filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+        }
+
+        #[test]
+        fn expire_family_propagates_absolute_pexpireat() {
+            let (mut srv, mut c) = setup();
+            run(&mut srv, &mut c, &["SET", "k", "v"]);
+            let (r, e) = run(&mut srv, &mut c, &["EXPIRE", "k", "100", "nx"]);
+            assert_eq!(r, ":1\r\n");
+            let parts: Vec<String> = flat(&e).split(' ').map(String::from).collect();
+            assert_eq!(&parts[parts.len() - 4..parts.len() - 2], &["PEXPIREAT", "k"]);
+            let at: u64 = parts[parts.len() - 2].parse().expect("ms");
+            let now = crate::util::time::now_ms();
+            assert!(at > now + 95_000 && at <= now + 100_000, "{at} vs {now}");
+            assert_eq!(parts[parts.len() - 1], "nx");
+            // A failed condition propagates nothing.
+            let (r, e) = run(&mut srv, &mut c, &["EXPIRE", "k", "100", "nx"]);
+            assert_eq!((r.as_str(), e.as_str()), (":0\r\n", ""));
+            // A time in the past deletes the key and propagates DEL.
+            let (r, e) = run(&mut srv, &mut c, &["PEXPIREAT", "k", "1"]);
+            assert_eq!(r, ":1\r\n");
+            assert_eq!(flat(&e), "DEL k");
+            let (_, e) = run(&mut srv, &mut c, &["EXPIRE", "k", "10"]);
+            assert_eq!(e, "");
+        }
+
+        #[test]
+        fn past_expire_propagates_unlink_with_lazyfree_lazy_expire() {
+            let (mut srv, mut c) = setup();
+            srv.state.config.lazyfree_lazy_expire = true;
+            run(&mut srv, &mut c, &["SET", "k", "v"]);
+            let (_, e) = run(&mut srv, &mut c, &["EXPIRE", "k", "-5"]);
+            assert!(flat(&e).ends_with("UNLINK k"), "{e}");
+        }
+
+        #[test]
+        fn flush_propagates_even_when_empty_and_rename_as_sent() {
+            let (mut srv, mut c) = setup();
+            let (r, e) = run(&mut srv, &mut c, &["FLUSHDB"]);
+            assert_eq!(r, "+OK\r\n");
+            assert!(flat(&e).ends_with("FLUSHDB"), "{e}");
+            let (_, e) = run(&mut srv, &mut c, &["FLUSHALL", "ASYNC"]);
+            assert!(flat(&e).ends_with("FLUSHALL ASYNC"), "{e}");
+            run(&mut srv, &mut c, &["SET", "a", "1"]);
+            let (_, e) = run(&mut srv, &mut c, &["RENAME", "a", "b"]);
+            assert_eq!(flat(&e), "RENAME a b");
+            let (_, e) = run(&mut srv, &mut c, &["MOVE", "b", "3"]);
+            assert_eq!(flat(&e), "MOVE b 3");
+            let (_, e) = run(&mut srv, &mut c, &["SWAPDB", "0", "3"]);
+            assert_eq!(flat(&e), "SWAPDB 0 3");
+            let (r, _) = run(&mut srv, &mut c, &["EXISTS", "b"]);
+            assert_eq!(r, ":1\r\n");
+            // Nothing changed: nothing propagated.
+            let (_, e) = run(&mut srv, &mut c, &["RENAMENX", "b", "b"]);
+            assert_eq!(e, "");
+            let (_, e) = run(&mut srv, &mut c, &["PERSIST", "b"]);
+            assert_eq!(e, "");
+        }
+    }
 }
