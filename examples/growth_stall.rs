@@ -32,7 +32,10 @@ fn key_into(buf: &mut Vec<u8>, i: usize) {
 }
 
 fn main() {
-    let total: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10_000_000);
+    let total: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000_000);
     let base = SCAN_BASE.min(total / 2);
     let mut db = Db::default();
     let mut lat_ns: Vec<u32> = Vec::with_capacity(total);
@@ -93,10 +96,18 @@ fn main() {
     let _ = writeln!(out, "median insert:     {} ns", pct(0.5));
     let _ = writeln!(out, "p99.9 insert:      {} ns", pct(0.999));
     let _ = writeln!(out, "p99.99 insert:     {} ns", pct(0.9999));
-    let _ = writeln!(out, "worst insert:      {:.3} ms", f64::from(sorted[sorted.len() - 1]) / 1e6);
+    let _ = writeln!(
+        out,
+        "worst insert:      {:.3} ms",
+        f64::from(sorted[sorted.len() - 1]) / 1e6
+    );
     let _ = writeln!(out, "inserts > 1 ms:    {}", slow.len());
     for (i, ns, segs) in slow.iter().take(20) {
-        let _ = writeln!(out, "  at key {i}: {:.3} ms ({segs} segments)", f64::from(*ns) / 1e6);
+        let _ = writeln!(
+            out,
+            "  at key {i}: {:.3} ms ({segs} segments)",
+            f64::from(*ns) / 1e6
+        );
     }
     let _ = writeln!(
         out,

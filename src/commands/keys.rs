@@ -81,7 +81,9 @@ fn del(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// ```
 fn exists(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let db = ctx.db;
-    let n = argv[1..].iter().filter(|k| ctx.ks.lookup_read_notouch(db, k, ctx.now).is_some());
+    let n = argv[1..]
+        .iter()
+        .filter(|k| ctx.ks.lookup_read_notouch(db, k, ctx.now).is_some());
     let n = n.count();
     ctx.out.integer(n as i64);
     Ok(())
@@ -94,7 +96,10 @@ fn exists(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// ```
 fn touch(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let db = ctx.db;
-    let n = argv[1..].iter().filter(|k| ctx.ks.lookup_read(db, k, ctx.now).is_some()).count();
+    let n = argv[1..]
+        .iter()
+        .filter(|k| ctx.ks.lookup_read(db, k, ctx.now).is_some())
+        .count();
     ctx.out.integer(n as i64);
     Ok(())
 }
@@ -139,7 +144,9 @@ fn keys(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// Parses a SCAN cursor the way Redis does with `strtoul`: optional sign (a negative number
 /// wraps), decimal digits, nothing else; an empty string is cursor 0.
 fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    let Some(&first) = arg.first() else { return Some(0) };
+    let Some(&first) = arg.first() else {
+        return Some(0);
+    };
     if matches!(first, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
         return None;
     }
@@ -166,7 +173,11 @@ struct ScanOpts<'a> {
 }
 
 fn parse_scan_opts<'a>(argv: &[&'a [u8]]) -> Result<ScanOpts<'a>, CmdError> {
-    let mut o = ScanOpts { count: 10, pattern: None, type_name: None };
+    let mut o = ScanOpts {
+        count: 10,
+        pattern: None,
+        type_name: None,
+    };
     let mut i = 2;
     while i < argv.len() {
         let has_value = i + 1 < argv.len();
@@ -211,7 +222,10 @@ fn scan(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     });
     batch.retain(|k| match opts.type_name {
         Some(t) => {
-            let name = ctx.ks.lookup_read_notouch(db, k, now).map_or("none", |e| e.value.type_name());
+            let name = ctx
+                .ks
+                .lookup_read_notouch(db, k, now)
+                .map_or("none", |e| e.value.type_name());
             t.eq_ignore_ascii_case(name.as_bytes())
         }
         // Deletes the key if it has expired, as Redis's expireIfNeeded does.
@@ -327,7 +341,11 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         ctx.out.integer(0);
         return Ok(());
     };
-    let mut copy = Entry { value: e.value.clone(), expire_at: e.expire_at, lru: 0 };
+    let mut copy = Entry {
+        value: e.value.clone(),
+        expire_at: e.expire_at,
+        lru: 0,
+    };
     copy.lru = expire::lru_clock();
     if ctx.ks.lookup_write(dst, newkey, now).is_some() {
         if !replace {
@@ -355,8 +373,7 @@ fn move_cmd(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     if src == dst {
         return Err(CmdError::raw(SAME_OBJECT));
     }
-    if ctx.ks.lookup_write(src, key, now).is_none()
-        || ctx.ks.lookup_write(dst, key, now).is_some()
+    if ctx.ks.lookup_write(src, key, now).is_none() || ctx.ks.lookup_write(dst, key, now).is_some()
     {
         ctx.out.integer(0);
         return Ok(());
@@ -394,7 +411,10 @@ fn parse_expire_flags(opts: &[&[u8]]) -> Result<ExpireFlags, CmdError> {
         } else if is(o, "lt") {
             f.lt = true;
         } else {
-            return Err(CmdError::err(format!("Unsupported option {}", args::text(o))));
+            return Err(CmdError::err(format!(
+                "Unsupported option {}",
+                args::text(o)
+            )));
         }
     }
     if f.nx && (f.xx || f.gt || f.lt) {
@@ -403,7 +423,9 @@ fn parse_expire_flags(opts: &[&[u8]]) -> Result<ExpireFlags, CmdError> {
         ));
     }
     if f.gt && f.lt {
-        return Err(CmdError::err("GT and LT options at the same time are not compatible"));
+        return Err(CmdError::err(
+            "GT and LT options at the same time are not compatible",
+        ));
     }
     Ok(f)
 }
@@ -483,7 +505,11 @@ fn expire_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], base: i64, unit: i64) -> Cm
     if when <= now as i64 && ctx.ks.expire_on_access {
         ctx.ks.db(db).remove(key);
         ctx.dirty(1);
-        let del: &[u8] = if ctx.srv.config.lazyfree_lazy_expire { b"UNLINK" } else { b"DEL" };
+        let del: &[u8] = if ctx.srv.config.lazyfree_lazy_expire {
+            b"UNLINK"
+        } else {
+            b"DEL"
+        };
         ctx.propagate(&[del, key]);
         ctx.signal_modified_key(db, key);
         ctx.notify('g', "del", db, key);
@@ -513,7 +539,11 @@ fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], ms: bool, abs: bool) -> CmdResult 
         Some(e) => match e.expire() {
             None => -1,
             Some(at) => {
-                let t = if abs { at as i64 } else { (at as i64 - now as i64).max(0) };
+                let t = if abs {
+                    at as i64
+                } else {
+                    (at as i64 - now as i64).max(0)
+                };
                 if ms {
                     t
                 } else {
@@ -637,7 +667,9 @@ fn object_freq(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         if !lfu {
             return Err(CmdError::raw(LFU_NOT_SELECTED));
         }
-        return Err(CmdError::err("LFU access frequency is not tracked by this server"));
+        return Err(CmdError::err(
+            "LFU access frequency is not tracked by this server",
+        ));
     }
     Ok(())
 }
@@ -654,8 +686,10 @@ fn object_refcount(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let shares = cfg.maxmemory == 0
         || !(cfg.maxmemory_policy.contains("lru") || cfg.maxmemory_policy.contains("lfu"));
     if let Some(e) = object_lookup(ctx, argv[2]) {
-        let shared = shares && matches!(e.value, Value::Str(RString::Int(n)) if (0..10_000).contains(&n));
-        ctx.out.integer(if shared { i64::from(i32::MAX) } else { 1 });
+        let shared =
+            shares && matches!(e.value, Value::Str(RString::Int(n)) if (0..10_000).contains(&n));
+        ctx.out
+            .integer(if shared { i64::from(i32::MAX) } else { 1 });
     }
     Ok(())
 }
@@ -803,10 +837,16 @@ mod tests {
             "ERR GT and LT options at the same time are not compatible"
         );
         assert_eq!(f(&[b"foo"]).unwrap_err(), "ERR Unsupported option foo");
-        let gt = ExpireFlags { gt: true, ..ExpireFlags::default() };
+        let gt = ExpireFlags {
+            gt: true,
+            ..ExpireFlags::default()
+        };
         assert!(!gt.allow(-1, 100));
         assert!(gt.allow(50, 100));
-        let lt = ExpireFlags { lt: true, ..ExpireFlags::default() };
+        let lt = ExpireFlags {
+            lt: true,
+            ..ExpireFlags::default()
+        };
         assert!(lt.allow(-1, 100));
         assert!(!lt.allow(50, 100));
     }
@@ -869,8 +909,13 @@ mod tests {
         }
 
         fn flat(resp: &str) -> String {
-            let words = resp.split("\r\n").filter(|l| !l.starts_with('*') && !l.starts_with('$'));
-            words.filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+            let words = resp
+                .split("\r\n")
+                .filter(|l| !l.starts_with('*') && !l.starts_with('$'));
+            words
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
         }
 
         #[test]
@@ -880,7 +925,10 @@ mod tests {
             let (r, e) = run(&mut srv, &mut c, &["EXPIRE", "k", "100", "nx"]);
             assert_eq!(r, ":1\r\n");
             let parts: Vec<String> = flat(&e).split(' ').map(String::from).collect();
-            assert_eq!(&parts[parts.len() - 4..parts.len() - 2], &["PEXPIREAT", "k"]);
+            assert_eq!(
+                &parts[parts.len() - 4..parts.len() - 2],
+                &["PEXPIREAT", "k"]
+            );
             let at: u64 = parts[parts.len() - 2].parse().expect("ms");
             let now = crate::util::time::now_ms();
             assert!(at > now + 95_000 && at <= now + 100_000, "{at} vs {now}");

@@ -21,14 +21,21 @@ pub const LRU_CLOCK_MAX: u32 = (1 << 24) - 1;
 
 /// Current LRU clock value.
 pub fn lru_clock() -> u32 {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     (secs as u32) & LRU_CLOCK_MAX
 }
 
 /// Milliseconds a key with LRU clock `lru` has been idle.
 pub fn idle_ms(lru: u32) -> u64 {
     let now = lru_clock();
-    let secs = if now >= lru { now - lru } else { (LRU_CLOCK_MAX - lru) + now };
+    let secs = if now >= lru {
+        now - lru
+    } else {
+        (LRU_CLOCK_MAX - lru) + now
+    };
     u64::from(secs) * 1000
 }
 
@@ -63,7 +70,9 @@ impl Keyspace {
                 let mut ttl_sum = 0u64;
                 let mut ttl_samples = 0u64;
                 for _ in 0..samples {
-                    let Some((k, &at)) = d.expires.random_entry(rng) else { break };
+                    let Some((k, &at)) = d.expires.random_entry(rng) else {
+                        break;
+                    };
                     if at <= now_ms {
                         let k = k.clone();
                         d.expires.remove(&k);
@@ -78,7 +87,11 @@ impl Keyspace {
                 if ttl_samples > 0 {
                     let avg = ttl_sum / ttl_samples;
                     // Same smoothing as Redis: the new sample weighs 2%.
-                    d.avg_ttl = if d.avg_ttl == 0 { avg } else { (d.avg_ttl / 50) * 49 + avg / 50 };
+                    d.avg_ttl = if d.avg_ttl == 0 {
+                        avg
+                    } else {
+                        (d.avg_ttl / 50) * 49 + avg / 50
+                    };
                 }
                 report.sampled += samples;
                 report.expired += expired;

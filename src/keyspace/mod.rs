@@ -27,7 +27,11 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(value: Value) -> Self {
-        Entry { value, expire_at: NO_EXPIRE, lru: 0 }
+        Entry {
+            value,
+            expire_at: NO_EXPIRE,
+            lru: 0,
+        }
     }
 
     #[inline]
@@ -52,7 +56,11 @@ pub struct Db {
 
 impl Default for Db {
     fn default() -> Self {
-        Db { main: Table::new(), expires: Table::new(), avg_ttl: 0 }
+        Db {
+            main: Table::new(),
+            expires: Table::new(),
+            avg_ttl: 0,
+        }
     }
 }
 
@@ -79,7 +87,9 @@ impl Db {
 
     /// Stores `value` under `key` with the given absolute expiry (or [`NO_EXPIRE`]).
     pub fn set_with_expire(&mut self, key: &[u8], value: Value, expire_at: u64) -> bool {
-        let (e, inserted) = self.main.get_or_insert_with(key, || Entry::new(Value::Str(RString::Int(0))));
+        let (e, inserted) = self
+            .main
+            .get_or_insert_with(key, || Entry::new(Value::Str(RString::Int(0))));
         let had_expire = e.expire_at != NO_EXPIRE;
         e.value = value;
         e.expire_at = expire_at;
@@ -163,7 +173,9 @@ impl Db {
     /// Moves the entry at `from` to `to` (replacing whatever `to` held), keeping its expiry.
     /// Returns false if `from` is absent. The caller has already applied lazy expiry to both.
     pub fn rename(&mut self, from: &[u8], to: &[u8]) -> bool {
-        let Some(entry) = self.remove(from) else { return false };
+        let Some(entry) = self.remove(from) else {
+            return false;
+        };
         self.remove(to);
         self.insert_entry(to, entry);
         true
@@ -206,16 +218,42 @@ impl Keyspace {
     /// Looks a key up for writing, deleting it first if it has expired.
     #[inline]
     pub fn lookup_write(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        let Keyspace { dbs, expired, stats, expire_on_access } = self;
-        lookup(&mut dbs[db], db, key, now, *expire_on_access, expired, stats)
+        let Keyspace {
+            dbs,
+            expired,
+            stats,
+            expire_on_access,
+        } = self;
+        lookup(
+            &mut dbs[db],
+            db,
+            key,
+            now,
+            *expire_on_access,
+            expired,
+            stats,
+        )
     }
 
     /// Looks a key up for reading: like [`lookup_write`](Self::lookup_write), and also counts a
     /// keyspace hit or miss and refreshes the key's LRU clock.
     #[inline]
     pub fn lookup_read(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        let Keyspace { dbs, expired, stats, expire_on_access } = self;
-        match lookup(&mut dbs[db], db, key, now, *expire_on_access, expired, stats) {
+        let Keyspace {
+            dbs,
+            expired,
+            stats,
+            expire_on_access,
+        } = self;
+        match lookup(
+            &mut dbs[db],
+            db,
+            key,
+            now,
+            *expire_on_access,
+            expired,
+            stats,
+        ) {
             Some(e) => {
                 stats.keyspace_hits += 1;
                 e.lru = expire::lru_clock();
@@ -232,8 +270,21 @@ impl Keyspace {
     /// by TYPE, EXISTS, TTL and OBJECT), still counting a keyspace hit or miss.
     #[inline]
     pub fn lookup_read_notouch(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        let Keyspace { dbs, expired, stats, expire_on_access } = self;
-        let found = lookup(&mut dbs[db], db, key, now, *expire_on_access, expired, stats);
+        let Keyspace {
+            dbs,
+            expired,
+            stats,
+            expire_on_access,
+        } = self;
+        let found = lookup(
+            &mut dbs[db],
+            db,
+            key,
+            now,
+            *expire_on_access,
+            expired,
+            stats,
+        );
         if found.is_some() {
             stats.keyspace_hits += 1;
         } else {
@@ -278,7 +329,10 @@ impl Keyspace {
 
     /// Keys in `db`, counting only those that have not expired at `now` (without deleting any).
     pub fn live_keys(&self, db: usize, now: u64) -> impl Iterator<Item = (&Key, &Entry)> + '_ {
-        self.dbs[db].main.iter().filter(move |(_, e)| !e.is_expired(now))
+        self.dbs[db]
+            .main
+            .iter()
+            .filter(move |(_, e)| !e.is_expired(now))
     }
 
     /// True if the key exists and has not expired (deleting it if it has).

@@ -55,7 +55,11 @@ fn mix(h: u32) -> u64 {
 
 impl<V> Segment<V> {
     fn new(depth: u32, cap: usize) -> Self {
-        Segment { depth, index: HashTable::with_capacity(cap), slots: Vec::with_capacity(cap) }
+        Segment {
+            depth,
+            index: HashTable::with_capacity(cap),
+            slots: Vec::with_capacity(cap),
+        }
     }
 
     #[inline]
@@ -73,7 +77,8 @@ impl<V> Segment<V> {
         let i = self.slots.len();
         self.slots.push(Slot { h, key, val });
         let slots = &self.slots;
-        self.index.insert_unique(mix(h), i as u16, |&j| mix(slots[j as usize].h));
+        self.index
+            .insert_unique(mix(h), i as u16, |&j| mix(slots[j as usize].h));
         i
     }
 
@@ -272,11 +277,15 @@ impl<V> Table<V> {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &V)> + '_ {
-        self.segs.iter().flat_map(|s| s.slots.iter().map(|sl| (&sl.key, &sl.val)))
+        self.segs
+            .iter()
+            .flat_map(|s| s.slots.iter().map(|sl| (&sl.key, &sl.val)))
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Key, &mut V)> + '_ {
-        self.segs.iter_mut().flat_map(|s| s.slots.iter_mut().map(|sl| (&sl.key, &mut sl.val)))
+        self.segs
+            .iter_mut()
+            .flat_map(|s| s.slots.iter_mut().map(|sl| (&sl.key, &mut sl.val)))
     }
 
     /// Picks a random entry: a random segment (weighted by the share of hash space it covers,
@@ -307,7 +316,11 @@ impl<V> Table<V> {
         while c < POS_END {
             let pos = c as u32;
             let seg = &self.segs[self.seg_of(pos.reverse_bits())];
-            let lmask = if seg.depth == 0 { 0 } else { u32::MAX >> (32 - seg.depth) };
+            let lmask = if seg.depth == 0 {
+                0
+            } else {
+                u32::MAX >> (32 - seg.depth)
+            };
             let start = u64::from((pos.reverse_bits() & lmask).reverse_bits());
             let end = start + (1u64 << (32 - seg.depth));
             cand.clear();
@@ -457,7 +470,10 @@ mod tests {
             Some(Err((k, 5))) => assert_eq!(&*k, &key(5)[..]),
             _ => panic!("expected removal"),
         }
-        assert!(matches!(t.get_mut_unless(&key(6), |v| *v == 5), Some(Ok(&mut 6))));
+        assert!(matches!(
+            t.get_mut_unless(&key(6), |v| *v == 5),
+            Some(Ok(&mut 6))
+        ));
         assert_eq!(t.len(), 99);
     }
 }
