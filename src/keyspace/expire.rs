@@ -58,7 +58,9 @@ impl Keyspace {
     ) -> CycleReport {
         let start = Instant::now();
         let mut report = CycleReport::default();
-        for db in 0..self.dbs.len() {
+        let ndbs = self.dbs.len();
+        for step in 0..ndbs {
+            let db = (self.expire_next_db + step) % ndbs;
             loop {
                 let d = &mut self.dbs[db];
                 let n = d.expires.len();
@@ -97,6 +99,8 @@ impl Keyspace {
                 report.expired += expired;
                 self.stats.expired_keys += expired as u64;
                 if start.elapsed() >= budget {
+                    // Resume with this database next time.
+                    self.expire_next_db = db;
                     report.time_limit_hit = true;
                     self.stats.expired_time_cap_reached_count += 1;
                     return report;

@@ -203,6 +203,9 @@ pub struct Keyspace {
     /// False on replicas: keys are hidden once logically expired but only the master's DEL
     /// removes them.
     pub expire_on_access: bool,
+    /// Database the next active expire cycle starts with, so that a cycle cut short by its
+    /// time budget does not starve the higher-numbered databases.
+    pub(crate) expire_next_db: usize,
 }
 
 impl Keyspace {
@@ -212,6 +215,7 @@ impl Keyspace {
             expired: Vec::new(),
             stats: KeyspaceStats::default(),
             expire_on_access: true,
+            expire_next_db: 0,
         }
     }
 
@@ -223,6 +227,7 @@ impl Keyspace {
             expired,
             stats,
             expire_on_access,
+            ..
         } = self;
         lookup(
             &mut dbs[db],
@@ -244,6 +249,7 @@ impl Keyspace {
             expired,
             stats,
             expire_on_access,
+            ..
         } = self;
         match lookup(
             &mut dbs[db],
@@ -275,6 +281,7 @@ impl Keyspace {
             expired,
             stats,
             expire_on_access,
+            ..
         } = self;
         let found = lookup(
             &mut dbs[db],
