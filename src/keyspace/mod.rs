@@ -376,3 +376,52 @@ fn lookup<'a>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::{rngs::SmallRng, SeedableRng};
+
+    use super::*;
+
+    #[test]
+    fn rename_keeps_value_and_expiry_and_replaces_target() {
+        let mut d = Db::default();
+        d.set_with_expire(b"a", Value::from_bytes(b"1"), 5_000);
+        d.set(b"b", Value::from_bytes(b"2"));
+        assert!(d.rename(b"a", b"b"));
+        assert!(d.peek(b"a").is_none());
+        assert_eq!(d.peek(b"b").map(|e| e.expire_at), Some(5_000));
+        assert_eq!(d.expires.len(), 1);
+        assert!(d.expires.contains_key(b"b"));
+        assert!(!d.rename(b"zz", b"b"));
+    }
+
+    #[test]
+    fn random_key_skips_and_deletes_expired_keys() {
+        let mut ks = Keyspace::new(2);
+        for i in 0..50 {
+            let k = format!("dead{i}");
+            ks.dbs[0].set_with_expire(k.as_bytes(), Value::from_bytes(b"v"), 10);
+        }
+        ks.dbs[0].set(b"live", Value::from_bytes(b"v"));
+        let mut rng = SmallRng::seed_from_u64(3);
+        for _ in 0..20 {
+            assert_eq!(ks.random_key(0, 100, &mut rng).as_deref(), Some(&b"live"[..]));
+        }
+        assert!(ks.random_key(1, 100, &mut rng).is_none());
+        // Every expired key drawn was deleted and recorded for propagation.
+        assert_eq!(ks.dbs[0].len() + ks.expired.len(), 51);
+    }
+
+    #[test]
+    fn swap_and_take_all() {
+        let mut ks = Keyspace::new(3);
+        ks.dbs[0].set(b"k", Value::from_bytes(b"v"));
+        ks.swap_dbs(0, 2);
+        assert!(ks.dbs[0].is_empty());
+        assert_eq!(ks.dbs[2].len(), 1);
+        let old = ks.dbs[2].take_all();
+        assert_eq!(old.len(), 1);
+        assert!(ks.dbs[2].is_empty());
+    }
+}
