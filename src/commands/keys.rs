@@ -300,11 +300,14 @@ fn rename_generic(ctx: &mut Ctx<'_>, from: &[u8], to: &[u8], nx: bool) -> Result
     Ok(true)
 }
 
-/// Parses a database number: an `int`, then a range check against `databases`.
-fn db_index(ctx: &Ctx<'_>, arg: &[u8], not_int: CmdError) -> Result<usize, CmdError> {
-    let n = args::int(arg).map_err(|_| not_int.clone())?;
+/// Parses a database number like Redis's `getIntFromObjectOrReply` followed by `selectDb`:
+/// `custom` (when given) replaces both parse errors; then a range check against `databases`.
+fn db_index(ctx: &Ctx<'_>, arg: &[u8], custom: Option<&'static str>) -> Result<usize, CmdError> {
+    let n = args::int(arg).map_err(|e| custom.map_or(e, CmdError::raw))?;
     if i32::try_from(n).is_err() {
-        return Err(not_int);
+        return Err(CmdError::raw(custom.unwrap_or(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        )));
     }
     usize::try_from(n)
         .ok()
@@ -326,7 +329,7 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         if is(argv[i], "replace") {
             replace = true;
         } else if is(argv[i], "db") && i + 1 < argv.len() {
-            dst = db_index(ctx, argv[i + 1], CmdError::NotInteger)?;
+            dst = db_index(ctx, argv[i + 1], None)?;
             i += 1;
         } else {
             return Err(CmdError::Syntax);
@@ -369,7 +372,7 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// ```
 fn move_cmd(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let (src, now, key) = (ctx.db, ctx.now, argv[1]);
-    let dst = db_index(ctx, argv[2], CmdError::NotInteger)?;
+    let dst = db_index(ctx, argv[2], None)?;
     if src == dst {
         return Err(CmdError::raw(SAME_OBJECT));
     }
@@ -547,7 +550,8 @@ fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], ms: bool, abs: bool) -> CmdResult 
                 if ms {
                     t
                 } else {
-                    (t + 500) / 1000
+                    // Rounded to the nearest second; widened because `t` may be near i64::MAX.
+                    ((i128::from(t) + 500) / 1000) as i64
                 }
             }
         },
@@ -734,8 +738,8 @@ fn signal_db_changed(ctx: &mut Ctx<'_>, _db: usize) {
 /// SWAPDB index1 index2
 /// ```
 fn swapdb(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
-    let a = db_index(ctx, argv[1], CmdError::err("invalid first DB index"));
-    let b = db_index(ctx, argv[2], CmdError::err("invalid second DB index"));
+    let a = db_index(ctx, argv[1], Some("ERR invalid first DB index"));
+    let b = db_index(ctx, argv[2], Some("ERR invalid second DB index"));
     // Both arguments must be integers before either is range-checked, as in Redis.
     let (a, b) = match (a, b) {
         (Err(e), _) if e != CmdError::DbIndexOutOfRange => return Err(e),
