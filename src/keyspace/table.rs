@@ -356,6 +356,11 @@ impl<V> Table<V> {
                     next = next.min(u64::from(p));
                 }
             }
+            // If everything left in the segment tied with the cut (32-bit hash collisions), it
+            // has all been emitted: continue after the segment, not at "done".
+            if next == u64::MAX {
+                return if end >= POS_END { 0 } else { end };
+            }
             return next;
         }
         if c >= POS_END {
