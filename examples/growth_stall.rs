@@ -31,6 +31,20 @@ fn key_into(buf: &mut Vec<u8>, i: usize) {
     buf.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
 }
 
+/// Context switches of this process so far: (voluntary, involuntary). Involuntary ones are
+/// preemptions, which show up as multi-millisecond "stalls" on a busy machine.
+fn context_switches() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("voluntary_ctxt_switches:"), field("nonvoluntary_ctxt_switches:"))
+}
+
 fn main() {
     let total: usize = std::env::args()
         .nth(1)
@@ -40,22 +54,33 @@ fn main() {
     let mut db = Db::default();
     let mut lat_ns: Vec<u32> = Vec::with_capacity(total);
     let mut slow: Vec<(usize, u32, usize)> = Vec::new();
+    // Latencies of the inserts that split a segment, kept apart to tell table work from noise
+    // (preemption on a shared machine, allocator purges, page faults).
+    let mut split_ns: Vec<u32> = Vec::new();
+    let mut slow_without_split = 0usize;
     let mut seen: HashSet<Box<[u8]>> = HashSet::new();
     let mut cursor = 0u64;
     let mut scanning = false;
     let mut scan_steps = 0usize;
     let mut buf = Vec::with_capacity(32);
     let value = Value::from_bytes(b"v");
+    let switches_before = context_switches();
     let started = Instant::now();
     for i in 0..total {
         key_into(&mut buf, i);
         let v = value.clone();
+        let segs_before = db.main.segment_count();
         let t = Instant::now();
         db.set(&buf, v);
         let ns = t.elapsed().as_nanos().min(u128::from(u32::MAX)) as u32;
         lat_ns.push(ns);
+        let split = db.main.segment_count() != segs_before;
+        if split {
+            split_ns.push(ns);
+        }
         if ns > 1_000_000 {
             slow.push((i, ns, db.main.segment_count()));
+            slow_without_split += usize::from(!split);
         }
         if i + 1 == base {
             scanning = true;
@@ -71,6 +96,7 @@ fn main() {
         }
     }
     let grow_secs = started.elapsed().as_secs_f64();
+    let switches_after = context_switches();
     // Finish the scan if growth ended first.
     while scanning {
         cursor = db.main.scan(cursor, SCAN_COUNT, |k, _| {
@@ -91,6 +117,12 @@ fn main() {
     let pct = |p: f64| sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)];
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "keys inserted:     {total} in {grow_secs:.1} s");
+    let _ = writeln!(
+        out,
+        "context switches:  {} involuntary, {} voluntary while growing",
+        switches_after.1 - switches_before.1,
+        switches_after.0 - switches_before.0
+    );
     let _ = writeln!(out, "segments:          {}", db.main.segment_count());
     let _ = writeln!(out, "largest segment:   {}", db.main.max_segment_len());
     let _ = writeln!(out, "median insert:     {} ns", pct(0.5));
@@ -101,7 +133,17 @@ fn main() {
         "worst insert:      {:.3} ms",
         f64::from(sorted[sorted.len() - 1]) / 1e6
     );
-    let _ = writeln!(out, "inserts > 1 ms:    {}", slow.len());
+    let _ = writeln!(out, "inserts > 1 ms:    {} ({slow_without_split} without a split)", slow.len());
+    split_ns.sort_unstable();
+    if let (Some(&mid), Some(&max)) = (split_ns.get(split_ns.len() / 2), split_ns.last()) {
+        let _ = writeln!(
+            out,
+            "segment splits:    {} (median {:.3} ms, worst {:.3} ms)",
+            split_ns.len(),
+            f64::from(mid) / 1e6,
+            f64::from(max) / 1e6
+        );
+    }
     for (i, ns, segs) in slow.iter().take(20) {
         let _ = writeln!(
             out,

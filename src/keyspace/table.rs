@@ -248,9 +248,11 @@ impl<V> Table<V> {
         }
         let bit = 1u32 << depth;
         let old_slots = std::mem::take(&mut self.segs[s].slots);
-        let keep = old_slots.iter().filter(|sl| sl.h & bit == 0).count();
-        let mut low = Segment::new(depth + 1, keep.max(SEG_MAX / 2));
-        let mut high = Segment::new(depth + 1, (old_slots.len() - keep).max(SEG_MAX / 2));
+        // Both halves start at full capacity: each holds about SEG_MAX / 2 entries, so a smaller
+        // capacity would be outgrown by the very next insert, and that insert would pay for a
+        // `Vec` copy and an index rehash on top of the split just done.
+        let mut low = Segment::new(depth + 1, SEG_MAX);
+        let mut high = Segment::new(depth + 1, SEG_MAX);
         for sl in old_slots {
             if sl.h & bit == 0 {
                 low.push(sl.h, sl.key, sl.val);
