@@ -216,7 +216,7 @@ fn scan(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let (db, now) = (ctx.db, ctx.now);
     let mut batch: Vec<Key> = Vec::new();
     let next = ctx.ks.dbs[db].main.scan(cursor, opts.count, |k, _| {
-        if opts.pattern.map_or(true, |p| glob::matches(p, k, false)) {
+        if opts.pattern.is_none_or(|p| glob::matches(p, k, false)) {
             batch.push(k.clone());
         }
     });
@@ -907,7 +907,7 @@ mod tests {
             let argv: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
             let mut out = ReplyBuf::new(Resp::V2);
             dispatch::execute(srv, c, &mut out, &argv);
-            let reply = String::from_utf8_lossy(&out.buf.to_vec()).into_owned();
+            let reply = String::from_utf8_lossy(&out.buf).into_owned();
             let effects = String::from_utf8_lossy(&srv.state.journal.take_pending()).into_owned();
             (reply, effects)
         }

@@ -86,8 +86,7 @@ impl Keyspace {
                         ttl_samples += 1;
                     }
                 }
-                if ttl_samples > 0 {
-                    let avg = ttl_sum / ttl_samples;
+                if let Some(avg) = ttl_sum.checked_div(ttl_samples) {
                     // Same smoothing as Redis: the new sample weighs 2%.
                     d.avg_ttl = if d.avg_ttl == 0 {
                         avg

@@ -45,6 +45,7 @@ impl Entry {
 }
 
 /// One numbered database.
+#[derive(Default)]
 pub struct Db {
     pub main: Table<Entry>,
     /// Keys that have an expiry, with that expiry: the sampling set of the active expire cycle
@@ -52,16 +53,6 @@ pub struct Db {
     pub expires: Table<u64>,
     /// Running average TTL (ms) of keys seen by the active expire cycle, for INFO keyspace.
     pub avg_ttl: u64,
-}
-
-impl Default for Db {
-    fn default() -> Self {
-        Db {
-            main: Table::new(),
-            expires: Table::new(),
-            avg_ttl: 0,
-        }
-    }
 }
 
 impl Db {
