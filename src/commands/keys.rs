@@ -765,12 +765,16 @@ fn flush_async(ctx: &Ctx<'_>, argv: &[&[u8]]) -> Result<bool, CmdError> {
     }
 }
 
-/// Empties database `db` and returns how many keys it held. With `lazy`, a large database is
-/// freed on a helper thread so the event loop does not stall on millions of frees.
-fn empty_db(ctx: &mut Ctx<'_>, db: usize, lazy: bool) -> usize {
-    let old: Db = ctx.ks.db(db).take_all();
-    let n = old.len();
-    signal_db_changed(ctx, db);
+/// Empties the given databases and returns how many keys they held. With `lazy`, large
+/// contents are freed on one helper thread so the event loop does not stall on millions of
+/// frees (Redis's lazyfree of a flushed dictionary).
+fn empty_dbs(ctx: &mut Ctx<'_>, dbs: std::ops::Range<usize>, lazy: bool) -> usize {
+    let mut old: Vec<Db> = Vec::with_capacity(dbs.len());
+    for db in dbs {
+        old.push(ctx.ks.db(db).take_all());
+        signal_db_changed(ctx, db);
+    }
+    let n = old.iter().map(Db::len).sum();
     if lazy && n > 64 {
         std::thread::spawn(move || drop(old));
     }
@@ -784,7 +788,7 @@ fn empty_db(ctx: &mut Ctx<'_>, db: usize, lazy: bool) -> usize {
 /// ```
 fn flushdb(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let lazy = flush_async(ctx, argv)?;
-    let n = empty_db(ctx, ctx.db, lazy);
+    let n = empty_dbs(ctx, ctx.db..ctx.db + 1, lazy);
     ctx.dirty(n as u64);
     // Propagated even when the database was already empty (Redis forces it).
     ctx.propagate(argv);
@@ -797,12 +801,12 @@ fn flushdb(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// ```text
 /// FLUSHALL [ASYNC | SYNC]
 /// ```
+///
+/// Counts one extra change on top of the keys removed, as Redis does, so that even a FLUSHALL
+/// of an empty dataset marks it dirty.
 fn flushall(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let lazy = flush_async(ctx, argv)?;
-    let mut n = 0;
-    for db in 0..ctx.ks.dbs.len() {
-        n += empty_db(ctx, db, lazy);
-    }
+    let n = empty_dbs(ctx, 0..ctx.ks.dbs.len(), lazy);
     ctx.dirty(n as u64 + 1);
     ctx.propagate(argv);
     ctx.out.ok();
