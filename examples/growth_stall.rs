@@ -42,7 +42,10 @@ fn context_switches() -> (u64, u64) {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0)
     };
-    (field("voluntary_ctxt_switches:"), field("nonvoluntary_ctxt_switches:"))
+    (
+        field("voluntary_ctxt_switches:"),
+        field("nonvoluntary_ctxt_switches:"),
+    )
 }
 
 fn main() {
@@ -133,7 +136,11 @@ fn main() {
         "worst insert:      {:.3} ms",
         f64::from(sorted[sorted.len() - 1]) / 1e6
     );
-    let _ = writeln!(out, "inserts > 1 ms:    {} ({slow_without_split} without a split)", slow.len());
+    let _ = writeln!(
+        out,
+        "inserts > 1 ms:    {} ({slow_without_split} without a split)",
+        slow.len()
+    );
     split_ns.sort_unstable();
     if let (Some(&mid), Some(&max)) = (split_ns.get(split_ns.len() / 2), split_ns.last()) {
         let _ = writeln!(

@@ -109,10 +109,16 @@ fn extreme_expiry_times_do_not_overflow() {
     let srv = TestServer::start(&[]);
     let mut c = srv.conn();
     let _: () = q(&mut c, &["SET", "k", "v"]);
-    assert_eq!(q::<i64>(&mut c, &["PEXPIREAT", "k", "9223372036854775807"]), 1);
+    assert_eq!(
+        q::<i64>(&mut c, &["PEXPIREAT", "k", "9223372036854775807"]),
+        1
+    );
     assert_eq!(q::<i64>(&mut c, &["PEXPIRETIME", "k"]), i64::MAX);
     assert_eq!(q::<i64>(&mut c, &["EXPIRETIME", "k"]), 9223372036854776);
-    assert_eq!(q::<i64>(&mut c, &["PEXPIRE", "k", "-9223372036854775808"]), 1);
+    assert_eq!(
+        q::<i64>(&mut c, &["PEXPIRE", "k", "-9223372036854775808"]),
+        1
+    );
     assert_eq!(q::<i64>(&mut c, &["EXISTS", "k"]), 0);
 }
 

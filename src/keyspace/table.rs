@@ -9,7 +9,11 @@
 //! Inside a segment, entries sit densely in a `Vec` (`slots`) and a small `hashbrown` index maps
 //! hashes to `u16` slot numbers. The dense layout gives O(1) random sampling (RANDOMKEY, eviction,
 //! active expiry), cheap iteration, and an index that costs 3 bytes a bucket instead of a whole
-//! entry. Each slot keeps 32 bits of its key's hash, so splits and index resizes never re-hash keys.
+//! entry. Each slot keeps 32 bits of its key's hash, so splits and index resizes never re-hash
+//! keys. A split gives both halves full capacity, so no segment regrows right after a split.
+//!
+//! Measured with `examples/growth_stall.rs` (10 million keys, release build): a split costs
+//! about 0.13-0.2 ms; no single insert does more table work than one split.
 //!
 //! **SCAN cursors** are positions in hash space: the position of a key is its 32-bit hash with the
 //! bits reversed. Segments select on the *low* hash bits, so every segment covers one contiguous
