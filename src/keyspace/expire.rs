@@ -21,14 +21,21 @@ pub const LRU_CLOCK_MAX: u32 = (1 << 24) - 1;
 
 /// Current LRU clock value.
 pub fn lru_clock() -> u32 {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     (secs as u32) & LRU_CLOCK_MAX
 }
 
 /// Milliseconds a key with LRU clock `lru` has been idle.
 pub fn idle_ms(lru: u32) -> u64 {
     let now = lru_clock();
-    let secs = if now >= lru { now - lru } else { (LRU_CLOCK_MAX - lru) + now };
+    let secs = if now >= lru {
+        now - lru
+    } else {
+        (LRU_CLOCK_MAX - lru) + now
+    };
     u64::from(secs) * 1000
 }
 
@@ -51,7 +58,9 @@ impl Keyspace {
     ) -> CycleReport {
         let start = Instant::now();
         let mut report = CycleReport::default();
-        for db in 0..self.dbs.len() {
+        let ndbs = self.dbs.len();
+        for step in 0..ndbs {
+            let db = (self.expire_next_db + step) % ndbs;
             loop {
                 let d = &mut self.dbs[db];
                 let n = d.expires.len();
@@ -63,7 +72,9 @@ impl Keyspace {
                 let mut ttl_sum = 0u64;
                 let mut ttl_samples = 0u64;
                 for _ in 0..samples {
-                    let Some((k, &at)) = d.expires.random_entry(rng) else { break };
+                    let Some((k, &at)) = d.expires.random_entry(rng) else {
+                        break;
+                    };
                     if at <= now_ms {
                         let k = k.clone();
                         d.expires.remove(&k);
@@ -75,15 +86,20 @@ impl Keyspace {
                         ttl_samples += 1;
                     }
                 }
-                if ttl_samples > 0 {
-                    let avg = ttl_sum / ttl_samples;
+                if let Some(avg) = ttl_sum.checked_div(ttl_samples) {
                     // Same smoothing as Redis: the new sample weighs 2%.
-                    d.avg_ttl = if d.avg_ttl == 0 { avg } else { (d.avg_ttl / 50) * 49 + avg / 50 };
+                    d.avg_ttl = if d.avg_ttl == 0 {
+                        avg
+                    } else {
+                        (d.avg_ttl / 50) * 49 + avg / 50
+                    };
                 }
                 report.sampled += samples;
                 report.expired += expired;
                 self.stats.expired_keys += expired as u64;
                 if start.elapsed() >= budget {
+                    // Resume with this database next time.
+                    self.expire_next_db = db;
                     report.time_limit_hit = true;
                     self.stats.expired_time_cap_reached_count += 1;
                     return report;

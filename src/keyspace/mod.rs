@@ -27,7 +27,11 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(value: Value) -> Self {
-        Entry { value, expire_at: NO_EXPIRE, lru: 0 }
+        Entry {
+            value,
+            expire_at: NO_EXPIRE,
+            lru: 0,
+        }
     }
 
     #[inline]
@@ -41,6 +45,7 @@ impl Entry {
 }
 
 /// One numbered database.
+#[derive(Default)]
 pub struct Db {
     pub main: Table<Entry>,
     /// Keys that have an expiry, with that expiry: the sampling set of the active expire cycle
@@ -48,12 +53,6 @@ pub struct Db {
     pub expires: Table<u64>,
     /// Running average TTL (ms) of keys seen by the active expire cycle, for INFO keyspace.
     pub avg_ttl: u64,
-}
-
-impl Default for Db {
-    fn default() -> Self {
-        Db { main: Table::new(), expires: Table::new(), avg_ttl: 0 }
-    }
 }
 
 impl Db {
@@ -79,7 +78,9 @@ impl Db {
 
     /// Stores `value` under `key` with the given absolute expiry (or [`NO_EXPIRE`]).
     pub fn set_with_expire(&mut self, key: &[u8], value: Value, expire_at: u64) -> bool {
-        let (e, inserted) = self.main.get_or_insert_with(key, || Entry::new(Value::Str(RString::Int(0))));
+        let (e, inserted) = self
+            .main
+            .get_or_insert_with(key, || Entry::new(Value::Str(RString::Int(0))));
         let had_expire = e.expire_at != NO_EXPIRE;
         e.value = value;
         e.expire_at = expire_at;
@@ -153,6 +154,23 @@ impl Db {
         self.expires.clear();
         self.avg_ttl = 0;
     }
+
+    /// Empties the database and hands back its old contents, so that the caller can free them
+    /// wherever it likes (FLUSHALL ASYNC drops them on another thread).
+    pub fn take_all(&mut self) -> Db {
+        std::mem::take(self)
+    }
+
+    /// Moves the entry at `from` to `to` (replacing whatever `to` held), keeping its expiry.
+    /// Returns false if `from` is absent. The caller has already applied lazy expiry to both.
+    pub fn rename(&mut self, from: &[u8], to: &[u8]) -> bool {
+        let Some(entry) = self.remove(from) else {
+            return false;
+        };
+        self.remove(to);
+        self.insert_entry(to, entry);
+        true
+    }
 }
 
 /// Counters the keyspace keeps for INFO stats.
@@ -176,6 +194,9 @@ pub struct Keyspace {
     /// False on replicas: keys are hidden once logically expired but only the master's DEL
     /// removes them.
     pub expire_on_access: bool,
+    /// Database the next active expire cycle starts with, so that a cycle cut short by its
+    /// time budget does not starve the higher-numbered databases.
+    pub(crate) expire_next_db: usize,
 }
 
 impl Keyspace {
@@ -185,22 +206,51 @@ impl Keyspace {
             expired: Vec::new(),
             stats: KeyspaceStats::default(),
             expire_on_access: true,
+            expire_next_db: 0,
         }
     }
 
     /// Looks a key up for writing, deleting it first if it has expired.
     #[inline]
     pub fn lookup_write(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        let Keyspace { dbs, expired, stats, expire_on_access } = self;
-        lookup(&mut dbs[db], db, key, now, *expire_on_access, expired, stats)
+        let Keyspace {
+            dbs,
+            expired,
+            stats,
+            expire_on_access,
+            ..
+        } = self;
+        lookup(
+            &mut dbs[db],
+            db,
+            key,
+            now,
+            *expire_on_access,
+            expired,
+            stats,
+        )
     }
 
     /// Looks a key up for reading: like [`lookup_write`](Self::lookup_write), and also counts a
     /// keyspace hit or miss and refreshes the key's LRU clock.
     #[inline]
     pub fn lookup_read(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        let Keyspace { dbs, expired, stats, expire_on_access } = self;
-        match lookup(&mut dbs[db], db, key, now, *expire_on_access, expired, stats) {
+        let Keyspace {
+            dbs,
+            expired,
+            stats,
+            expire_on_access,
+            ..
+        } = self;
+        match lookup(
+            &mut dbs[db],
+            db,
+            key,
+            now,
+            *expire_on_access,
+            expired,
+            stats,
+        ) {
             Some(e) => {
                 stats.keyspace_hits += 1;
                 e.lru = expire::lru_clock();
@@ -211,6 +261,76 @@ impl Keyspace {
                 None
             }
         }
+    }
+
+    /// Looks a key up for reading without refreshing its LRU clock (Redis `LOOKUP_NOTOUCH`, used
+    /// by TYPE, EXISTS, TTL and OBJECT), still counting a keyspace hit or miss.
+    #[inline]
+    pub fn lookup_read_notouch(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        let Keyspace {
+            dbs,
+            expired,
+            stats,
+            expire_on_access,
+            ..
+        } = self;
+        let found = lookup(
+            &mut dbs[db],
+            db,
+            key,
+            now,
+            *expire_on_access,
+            expired,
+            stats,
+        );
+        if found.is_some() {
+            stats.keyspace_hits += 1;
+        } else {
+            stats.keyspace_misses += 1;
+        }
+        found
+    }
+
+    /// A random live key of `db`, deleting (and recording) expired keys it draws on the way,
+    /// like Redis's `dbRandomKey`. On a replica, where expired keys stay until the master's DEL,
+    /// it gives up after 100 expired draws and returns the last one.
+    pub fn random_key<R: rand::Rng + ?Sized>(
+        &mut self,
+        db: usize,
+        now: u64,
+        rng: &mut R,
+    ) -> Option<Key> {
+        let mut tries = 100;
+        loop {
+            let d = &self.dbs[db];
+            let all_volatile = d.main.len() == d.expires.len();
+            let (k, e) = d.main.random_entry(rng)?;
+            if !e.is_expired(now) {
+                return Some(k.clone());
+            }
+            let k = k.clone();
+            if !self.expire_on_access {
+                tries -= 1;
+                if all_volatile && tries == 0 {
+                    return Some(k);
+                }
+                continue;
+            }
+            self.lookup_write(db, &k, now);
+        }
+    }
+
+    /// Exchanges the contents of two databases (SWAPDB).
+    pub fn swap_dbs(&mut self, a: usize, b: usize) {
+        self.dbs.swap(a, b);
+    }
+
+    /// Keys in `db`, counting only those that have not expired at `now` (without deleting any).
+    pub fn live_keys(&self, db: usize, now: u64) -> impl Iterator<Item = (&Key, &Entry)> + '_ {
+        self.dbs[db]
+            .main
+            .iter()
+            .filter(move |(_, e)| !e.is_expired(now))
     }
 
     /// True if the key exists and has not expired (deleting it if it has).
@@ -245,5 +365,54 @@ fn lookup<'a>(
             expired.push((db, k));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{rngs::SmallRng, SeedableRng};
+
+    use super::*;
+
+    #[test]
+    fn rename_keeps_value_and_expiry_and_replaces_target() {
+        let mut d = Db::default();
+        d.set_with_expire(b"a", Value::from_bytes(b"1"), 5_000);
+        d.set(b"b", Value::from_bytes(b"2"));
+        assert!(d.rename(b"a", b"b"));
+        assert!(d.peek(b"a").is_none());
+        assert_eq!(d.peek(b"b").map(|e| e.expire_at), Some(5_000));
+        assert_eq!(d.expires.len(), 1);
+        assert!(d.expires.contains_key(b"b"));
+        assert!(!d.rename(b"zz", b"b"));
+    }
+
+    #[test]
+    fn random_key_skips_and_deletes_expired_keys() {
+        let mut ks = Keyspace::new(2);
+        for i in 0..50 {
+            let k = format!("dead{i}");
+            ks.dbs[0].set_with_expire(k.as_bytes(), Value::from_bytes(b"v"), 10);
+        }
+        ks.dbs[0].set(b"live", Value::from_bytes(b"v"));
+        let mut rng = SmallRng::seed_from_u64(3);
+        for _ in 0..20 {
+            assert_eq!(ks.random_key(0, 100, &mut rng).as_deref(), Some(&b"live"[..]));
+        }
+        assert!(ks.random_key(1, 100, &mut rng).is_none());
+        // Every expired key drawn was deleted and recorded for propagation.
+        assert_eq!(ks.dbs[0].len() + ks.expired.len(), 51);
+    }
+
+    #[test]
+    fn swap_and_take_all() {
+        let mut ks = Keyspace::new(3);
+        ks.dbs[0].set(b"k", Value::from_bytes(b"v"));
+        ks.swap_dbs(0, 2);
+        assert!(ks.dbs[0].is_empty());
+        assert_eq!(ks.dbs[2].len(), 1);
+        let old = ks.dbs[2].take_all();
+        assert_eq!(old.len(), 1);
+        assert!(ks.dbs[2].is_empty());
     }
 }

@@ -71,14 +71,16 @@ fn match_impl(
                     } else if p[0] == b']' {
                         break;
                     } else if p.len() >= 3 && p[1] == b'-' {
-                        let (mut start, mut end) = (p[0], p[2]);
-                        let c = lower(s[0], nocase);
+                        // Redis compares C `char`s, which are signed: bytes >= 0x80 sort below
+                        // ASCII in a range.
+                        let (mut start, mut end) = (p[0] as i8, p[2] as i8);
                         if start > end {
                             std::mem::swap(&mut start, &mut end);
                         }
-                        let (start, end) = (lower(start, nocase), lower(end, nocase));
+                        let low = |c: i8| lower(c as u8, nocase) as i8;
+                        let c = low(s[0] as i8);
                         p = &p[2..];
-                        if c >= start && c <= end {
+                        if c >= low(start) && c <= low(end) {
                             matched = true;
                         }
                     } else if lower(p[0], nocase) == lower(s[0], nocase) {
@@ -153,5 +155,31 @@ mod tests {
         assert!(m("*a*b*", "xxaxxbxx"));
         assert!(matches(b"HELLO", b"hello", true));
         assert!(!m("foo", "foobar"));
+    }
+
+    #[test]
+    fn glob_edge_cases_match_redis() {
+        // Each case was checked against Redis 7.0's KEYS.
+        let m = |p: &[u8], s: &[u8]| matches(p, s, false);
+        // An unterminated class swallows the rest of the pattern.
+        assert!(m(b"a[bc", b"ab"));
+        assert!(!m(b"a[bc", b"abx"));
+        // A trailing backslash matches a literal backslash.
+        assert!(m(b"a\\", b"a\\"));
+        // An escaped `]` inside a class.
+        assert!(m(b"[\\]]", b"]"));
+        // Ranges compare signed bytes, like C chars: [a-\xff] is the range -1..=97.
+        let p = [b'[', b'a', b'-', 0xff, b']'];
+        assert!(m(&p, &[0xff]));
+        assert!(!m(&p, &[0x80]));
+        assert!(m(&p, b"0"));
+        assert!(!m(&p, b"z"));
+        // The empty string matches nothing but an empty pattern (KEYS special-cases "*").
+        assert!(!m(b"***", b""));
+        assert!(m(b"", b""));
+        assert!(!m(b"?", b""));
+        assert!(m(b"*a*", b"a"));
+        assert!(!m(b"a*b*c", b"abxcx"));
+        assert!(matches(b"[A-C]x", b"bX", true));
     }
 }
