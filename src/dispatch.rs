@@ -7,7 +7,6 @@
 //! something) or record their own deterministic effects with [`Ctx::propagate`].
 
 use std::panic::AssertUnwindSafe;
-use std::time::Instant;
 
 use crate::commands::{self, flags, CommandSpec};
 use crate::error::{CmdError, CmdResult};
@@ -121,9 +120,10 @@ pub fn call(
     spec: &'static CommandSpec,
     argv: &[&[u8]],
 ) {
-    let started = Instant::now();
+    let started = crate::util::clock::stamp();
     let Server { ks, state, effects } = server;
     let dirty_before = state.dirty;
+    let now = state.now_ms();
     effects.clear();
     let mut ctx = Ctx {
         ks,
@@ -131,7 +131,7 @@ pub fn call(
         db: client.db,
         client,
         out,
-        now: crate::util::time::now_ms(),
+        now,
         cmd: spec,
         effects,
         custom_propagation: false,
@@ -152,7 +152,7 @@ pub fn call(
     if let Err(e) = &result {
         ctx.out.error(&e.to_string());
     }
-    let elapsed = started.elapsed().as_micros() as u64;
+    let elapsed = crate::util::clock::elapsed_us(started);
     state.stats.total_commands_processed += 1;
     let stats = state.cmd_stats_mut(id, spec);
     stats.calls += 1;
@@ -187,32 +187,31 @@ fn handler_panicked(spec: &CommandSpec, payload: &(dyn std::any::Any + Send)) ->
 /// Propagates keys deleted by the active expire cycle, each as its own `DEL`.
 pub fn propagate_expired(ks: &mut Keyspace, state: &mut ServerState, effects: &mut Effects) {
     for (db, key) in std::mem::take(&mut ks.expired) {
-        state.on_key_expired(db, &key);
-        if state.journal.is_active() {
-            effects.clear();
-            effects.push(db, &[b"DEL".as_slice(), &key]);
-            state.journal.append(effects);
-        }
+        propagate_deletion(state, db, &key);
     }
     effects.clear();
 }
 
-/// Appends the effects of a call (preceded by DELs for keys that expired during it) to the
-/// journal.
+/// Propagates one expired key as `DEL` (`UNLINK` with `lazyfree-lazy-expire`). Like Redis, an
+/// expiry found by a command is sent on its own, ahead of and never wrapped with the command's
+/// effects: the key was already logically gone before the command ran.
+fn propagate_deletion(state: &mut ServerState, db: usize, key: &[u8]) {
+    state.on_key_expired(db, key);
+    if state.journal.is_active() {
+        let del: &[u8] = if state.config.lazyfree_lazy_expire { b"UNLINK" } else { b"DEL" };
+        let mut one = Effects::default();
+        one.push(db, &[del, key]);
+        state.journal.append(&one);
+    }
+}
+
+/// Appends the effects of a call to the journal, after the deletions of keys that expired
+/// during it.
 fn propagate_call(ks: &mut Keyspace, state: &mut ServerState, effects: &mut Effects) {
-    if !ks.expired.is_empty() {
-        let mut all = Effects::default();
-        for (db, key) in ks.expired.drain(..) {
-            state.on_key_expired(db, &key);
-            if state.journal.is_active() {
-                all.push(db, &[b"DEL".as_slice(), &key]);
-            }
-        }
-        for (db, bytes) in effects.iter() {
-            all.push_encoded(db, bytes);
-        }
-        state.journal.append(&all);
-    } else if !effects.is_empty() {
+    for (db, key) in ks.expired.drain(..) {
+        propagate_deletion(state, db, &key);
+    }
+    if !effects.is_empty() {
         state.journal.append(effects);
     }
     effects.clear();

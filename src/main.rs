@@ -23,6 +23,7 @@ fn main() {
             std::process::exit(1);
         }
     };
+    ferrodis::util::clock::init();
     ferrodis::log::init(&config.loglevel, &config.logfile);
     match ferrodis::server::run(config) {
         Ok(code) => std::process::exit(code),

@@ -340,7 +340,7 @@ fn info_line(c: &ClientShared, current: Option<&[&[u8]]>) -> String {
         obl,
         i.omem,
         tot,
-        i.last_cmd,
+        i.last_cmd.full_name(),
         i.user,
         i.resp
     )
@@ -350,7 +350,7 @@ fn info_line(c: &ClientShared, current: Option<&[&[u8]]>) -> String {
 fn refresh_self(ctx: &mut Ctx<'_>) {
     let mut info = ctx.client.shared.info.borrow_mut();
     info.db = ctx.client.db;
-    info.last_cmd = ctx.cmd.full_name();
+    info.last_cmd = ctx.cmd;
     info.last_interaction = Instant::now();
 }
 

@@ -5,6 +5,7 @@
 //! expired ones, and keep going while a large share of the sample was expired, within a CPU
 //! budget per cycle so that a mass expiry cannot stall clients.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
@@ -19,13 +20,29 @@ pub const ACCEPTABLE_STALE_PERCENT: usize = 10;
 /// LRU clock resolution is one second; 24 bits like Redis's `LRU_CLOCK_MAX`.
 pub const LRU_CLOCK_MAX: u32 = (1 << 24) - 1;
 
+/// The LRU clock as last set by [`set_lru_clock`]. Like Redis's `server.lruclock` it is cached
+/// rather than read from the system on every key access: its resolution is one second, and the
+/// event loop refreshes it before every batch of commands.
+static LRU_CLOCK: AtomicU32 = AtomicU32::new(0);
+
 /// Current LRU clock value.
+#[inline]
 pub fn lru_clock() -> u32 {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    (secs as u32) & LRU_CLOCK_MAX
+    match LRU_CLOCK.load(Ordering::Relaxed) {
+        0 => {
+            let secs = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            (secs as u32) & LRU_CLOCK_MAX
+        }
+        v => v,
+    }
+}
+
+/// Refreshes the cached LRU clock from a Unix time in milliseconds.
+pub fn set_lru_clock(now_ms: u64) {
+    LRU_CLOCK.store(((now_ms / 1000) as u32 & LRU_CLOCK_MAX).max(1), Ordering::Relaxed);
 }
 
 /// Milliseconds a key with LRU clock `lru` has been idle.

@@ -36,7 +36,8 @@ pub struct ClientInfo {
     pub created: Instant,
     pub last_interaction: Instant,
     pub db: usize,
-    pub last_cmd: String,
+    /// Rendered with `full_name()` only when listed, so the hot path never allocates it.
+    pub last_cmd: &'static CommandSpec,
     pub resp: u8,
     pub qbuf: usize,
     pub qbuf_free: usize,

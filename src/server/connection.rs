@@ -50,7 +50,7 @@ pub async fn serve(server: Rc<RefCell<Server>>, stream: TcpStream) {
                 created: now,
                 last_interaction: now,
                 db: 0,
-                last_cmd: "NULL".into(),
+                last_cmd: crate::commands::connection::NULL_COMMAND,
                 resp: 2,
                 qbuf: 0,
                 qbuf_free: 0,
@@ -234,12 +234,14 @@ impl Connection {
     fn process(&mut self, nread: usize) -> bool {
         let server = self.server.clone();
         let mut srv = server.borrow_mut();
+        srv.state.begin_batch();
         srv.state.stats.net_input_bytes += nread as u64;
         let out_before = self.out.len();
         let mut keep = true;
         if let Some(argv) = self.pending.take() {
             if pause::holds(may_write(&argv)).is_some() {
                 self.pending = Some(argv);
+                srv.state.end_batch();
                 return true;
             }
             let refs: SmallVec<[&[u8]; 8]> = argv.iter().map(Vec::as_slice).collect();
@@ -311,10 +313,11 @@ impl Connection {
         let mut info = self.client.shared.info.borrow_mut();
         info.last_interaction = Instant::now();
         info.db = self.client.db;
-        info.last_cmd = self.client.last_cmd.full_name();
+        info.last_cmd = self.client.last_cmd;
         info.qbuf = self.inbuf.len();
         info.qbuf_free = self.inbuf.capacity() - self.inbuf.len();
         drop(info);
+        srv.state.end_batch();
         if let Some(super::Shutdown::Command { .. }) = srv.state.shutdown {
             srv.state.shutdown_notify.notify_one();
         }

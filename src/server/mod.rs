@@ -91,6 +91,9 @@ pub struct ServerState {
     pub modification_epoch: u64,
     /// Wakes the main task when SHUTDOWN was requested.
     pub shutdown_notify: Rc<tokio::sync::Notify>,
+    /// Wall-clock time shared by every command of the batch being executed (see
+    /// [`ServerState::begin_batch`]); `None` outside a batch.
+    batch_now_ms: Option<u64>,
     /// Address the server listens on (for INFO and logs).
     pub tcp_port: u16,
 }
@@ -126,8 +129,29 @@ impl ServerState {
             lastsave: crate::util::time::now_secs(),
             modification_epoch: 0,
             shutdown_notify: Rc::new(tokio::sync::Notify::new()),
+            batch_now_ms: None,
             tcp_port: 0,
         }
+    }
+
+    /// Starts a batch of commands from one read: they all see the same command time, which
+    /// saves a clock read per command (the batch took one read from the socket, so its commands
+    /// arrived together anyway). Also refreshes the LRU clock.
+    pub fn begin_batch(&mut self) {
+        let now = crate::util::time::now_ms();
+        crate::keyspace::expire::set_lru_clock(now);
+        self.batch_now_ms = Some(now);
+    }
+
+    /// Ends the batch; commands run outside one read the clock themselves.
+    pub fn end_batch(&mut self) {
+        self.batch_now_ms = None;
+    }
+
+    /// Command time in Unix milliseconds.
+    #[inline]
+    pub fn now_ms(&self) -> u64 {
+        self.batch_now_ms.unwrap_or_else(crate::util::time::now_ms)
     }
 
     /// True when clients must AUTH before running commands.

@@ -1,5 +1,6 @@
 //! Small helpers with Redis-exact behaviour: number parsing and printing, glob matching, time.
 
+pub mod clock;
 pub mod glob;
 pub mod num;
 pub mod time;
