@@ -37,7 +37,7 @@ fn new_client(id: u64) -> Client {
         created: now,
         last_interaction: now,
         db: 0,
-        last_cmd: "NULL".into(),
+        last_cmd: ferrodis::commands::connection::NULL_COMMAND,
         resp: 2,
         qbuf: 0,
         qbuf_free: 0,
