@@ -619,6 +619,22 @@ mod tests {
         assert_eq!(bits_op(BitOp::Or, &[Vec::new()]), b"");
     }
 
+    #[test]
+    fn writes_that_change_nothing_propagate_nothing() {
+        use crate::commands::string::tests::{resp, Harness};
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["SETBIT", "b", "3", "0"]), (":0\r\n".into(), resp(&["SETBIT", "b", "3", "0"])));
+        assert_eq!(h.encoding("b"), "raw");
+        assert_eq!(h.run(&["SETBIT", "b", "3", "0"]).1, "");
+        let (reply, prop) = h.run(&["BITFIELD", "b", "OVERFLOW", "FAIL", "INCRBY", "u2", "0", "9"]);
+        assert_eq!((reply.as_str(), prop.as_str()), ("*1\r\n$-1\r\n", ""));
+        assert_eq!(h.run(&["BITFIELD", "b", "SET", "u8", "0", "1"]).1, resp(&["BITFIELD", "b", "SET", "u8", "0", "1"]));
+        assert_eq!(h.run(&["BITOP", "AND", "d", "none"]), (":0\r\n".into(), String::new()));
+        h.run(&["BITOP", "NOT", "d", "b"]);
+        assert_eq!(h.run(&["BITOP", "OR", "d", "none"]).1, resp(&["BITOP", "OR", "d", "none"]));
+        assert_eq!(h.encoding("d"), "none");
+    }
+
     proptest! {
         #[test]
         fn field_roundtrip(off in 0u64..64, bits in 1u32..=64, v: u64) {

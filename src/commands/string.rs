@@ -857,8 +857,167 @@ impl LcsTable {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::protocol::{ReplyBuf, Resp};
+    use crate::server::client::{Client, ClientInfo, ClientShared};
+    use crate::server::Server;
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    use std::time::Instant;
+
+    /// An in-process server with one client and a journal consumer attached, so tests see
+    /// both the reply and the propagated effects of each command.
+    pub(crate) struct Harness {
+        server: Server,
+        client: Client,
+    }
+
+    impl Harness {
+        pub(crate) fn new() -> Harness {
+            let mut server = Server::new(Config::default());
+            server.state.journal.attach();
+            let addr = "127.0.0.1:1".parse().unwrap();
+            let now = Instant::now();
+            let info = ClientInfo {
+                id: 1,
+                addr,
+                laddr: addr,
+                fd: -1,
+                name: None,
+                lib_name: None,
+                lib_ver: None,
+                created: now,
+                last_interaction: now,
+                db: 0,
+                last_cmd: "NULL".into(),
+                resp: 2,
+                qbuf: 0,
+                qbuf_free: 0,
+                obl: 0,
+                omem: 0,
+                tot_mem: 0,
+                multi: -1,
+                no_evict: false,
+                flags: "N".into(),
+                user: "default".into(),
+            };
+            let shared = Rc::new(ClientShared {
+                info: RefCell::new(info),
+                killed: Cell::new(false),
+                wake: tokio::sync::Notify::new(),
+            });
+            Harness { server, client: Client::new(1, shared, true) }
+        }
+
+        /// Runs one command; returns its raw reply and what it propagated (SELECT excluded).
+        pub(crate) fn run(&mut self, args: &[&str]) -> (String, String) {
+            let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            let mut out = ReplyBuf::new(Resp::V2);
+            crate::dispatch::execute(&mut self.server, &mut self.client, &mut out, &argv);
+            let prop = self.server.state.journal.take_pending();
+            let prop = String::from_utf8_lossy(&prop).replace("*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n", "");
+            (String::from_utf8_lossy(&out.buf).into_owned(), prop)
+        }
+
+        /// The encoding of a key's value.
+        pub(crate) fn encoding(&mut self, key: &str) -> &'static str {
+            self.server.ks.db(0).peek(key.as_bytes()).map_or("none", |e| e.value.encoding())
+        }
+
+        pub(crate) fn expire_at(&mut self, key: &str) -> Option<u64> {
+            self.server.ks.db(0).peek(key.as_bytes()).and_then(|e| e.expire())
+        }
+    }
+
+    /// RESP encoding of a command, as the journal writes it.
+    pub(crate) fn resp(args: &[&str]) -> String {
+        let mut out = Vec::new();
+        crate::journal::encode_command(&mut out, args);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn relative_expiry_propagates_as_pxat() {
+        let mut h = Harness::new();
+        let (reply, prop) = h.run(&["SETEX", "k", "100", "v"]);
+        assert_eq!(reply, "+OK\r\n");
+        let at = h.expire_at("k").unwrap().to_string();
+        assert_eq!(prop, resp(&["SET", "k", "v", "PXAT", &at]));
+        let (_, prop) = h.run(&["SET", "k", "v", "NX"]);
+        assert_eq!(prop, "");
+        let (_, prop) = h.run(&["SET", "k", "w", "XX", "GET", "get"]);
+        assert_eq!(prop, resp(&["SET", "k", "w", "XX"]));
+        let (_, prop) = h.run(&["SET", "k", "w", "KEEPTTL"]);
+        assert_eq!(prop, resp(&["SET", "k", "w", "KEEPTTL"]));
+        let (_, prop) = h.run(&["PSETEX", "k", "5000", "x"]);
+        let at = h.expire_at("k").unwrap().to_string();
+        assert_eq!(prop, resp(&["SET", "k", "x", "PXAT", &at]));
+    }
+
+    #[test]
+    fn get_variants_propagate_their_effects() {
+        let mut h = Harness::new();
+        h.run(&["SET", "k", "v"]);
+        assert_eq!(h.run(&["GETSET", "k", "w"]), ("$1\r\nv\r\n".into(), resp(&["SET", "k", "w"])));
+        assert_eq!(h.run(&["GETEX", "k"]).1, "");
+        let (_, prop) = h.run(&["GETEX", "k", "EX", "100"]);
+        let at = h.expire_at("k").unwrap().to_string();
+        assert_eq!(prop, resp(&["PEXPIREAT", "k", &at]));
+        assert_eq!(h.run(&["GETEX", "k", "PERSIST"]).1, resp(&["PERSIST", "k"]));
+        assert_eq!(h.run(&["GETEX", "k", "PERSIST"]).1, "");
+        assert_eq!(h.run(&["GETEX", "k", "PXAT", "1"]).1, resp(&["DEL", "k"]));
+        h.run(&["SET", "k", "v"]);
+        assert_eq!(h.run(&["GETDEL", "k"]), ("$1\r\nv\r\n".into(), resp(&["DEL", "k"])));
+        assert_eq!(h.run(&["GETDEL", "k"]), ("$-1\r\n".into(), String::new()));
+    }
+
+    #[test]
+    fn incrbyfloat_propagates_as_set_keepttl() {
+        let mut h = Harness::new();
+        let (reply, prop) = h.run(&["INCRBYFLOAT", "f", "1.5"]);
+        assert_eq!(reply, "$3\r\n1.5\r\n");
+        assert_eq!(prop, resp(&["SET", "f", "1.5", "KEEPTTL"]));
+        assert_eq!(h.run(&["INCRBYFLOAT", "f", "0.5"]).1, resp(&["SET", "f", "2", "KEEPTTL"]));
+        assert_eq!(h.encoding("f"), "embstr");
+    }
+
+    #[test]
+    fn mset_is_one_effect_and_failures_propagate_nothing() {
+        let mut h = Harness::new();
+        let (reply, prop) = h.run(&["MSET", "a", "1", "b", "2"]);
+        assert_eq!(reply, "+OK\r\n");
+        assert_eq!(prop, resp(&["MSET", "a", "1", "b", "2"]));
+        assert_eq!(h.run(&["MSETNX", "a", "1", "c", "2"]), (":0\r\n".into(), String::new()));
+        assert_eq!(h.run(&["SETRANGE", "a", "0", ""]), (":1\r\n".into(), String::new()));
+        assert_eq!(h.run(&["INCR", "a"]), (":2\r\n".into(), resp(&["INCR", "a"])));
+        assert_eq!(h.encoding("a"), "int");
+    }
+
+    #[test]
+    fn encodings_follow_the_writing_command() {
+        let mut h = Harness::new();
+        h.run(&["APPEND", "n", "12"]);
+        assert_eq!(h.encoding("n"), "int");
+        h.run(&["APPEND", "n", "3"]);
+        assert_eq!(h.encoding("n"), "raw");
+        h.run(&["INCR", "n"]);
+        assert_eq!(h.encoding("n"), "int");
+        h.run(&["SETRANGE", "r", "0", "ab"]);
+        assert_eq!(h.encoding("r"), "raw");
+        h.run(&["SET", "e", "abc"]);
+        assert_eq!(h.encoding("e"), "embstr");
+    }
+
+    #[test]
+    fn size_limits_are_checked_before_allocating() {
+        let mut h = Harness::new();
+        let too_long = "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n";
+        assert_eq!(h.run(&["SETRANGE", "k", "536870912", "x"]).0, too_long);
+        assert_eq!(h.run(&["SETRANGE", "k", "-1", "x"]).0, "-ERR offset is out of range\r\n");
+        assert_eq!(h.encoding("k"), "none");
+    }
 
     #[test]
     fn range_bounds_follow_getrange() {
