@@ -20,7 +20,9 @@ fn err(c: &mut Connection, args: &[&str]) -> String {
     }
     let e = cmd.query::<Value>(c).unwrap_err();
     let code = e.code().unwrap_or("").to_string();
-    format!("{} {}", code, e.detail().unwrap_or("")).trim().to_string()
+    format!("{} {}", code, e.detail().unwrap_or(""))
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -30,22 +32,52 @@ fn set_options_and_conditions() {
     assert_eq!(q::<String>(&mut c, &["SET", "k", "v"]), "OK");
     assert_eq!(q::<Option<String>>(&mut c, &["SET", "k", "w", "NX"]), None);
     assert_eq!(q::<Option<String>>(&mut c, &["SET", "n", "w", "XX"]), None);
-    assert_eq!(q::<Option<String>>(&mut c, &["SET", "k", "w", "XX", "GET"]).as_deref(), Some("v"));
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["SET", "k", "w", "XX", "GET"]).as_deref(),
+        Some("v")
+    );
     assert_eq!(q::<Option<String>>(&mut c, &["SET", "n", "w", "GET"]), None);
-    assert_eq!(q::<Option<String>>(&mut c, &["GET", "n"]).as_deref(), Some("w"));
-    assert_eq!(q::<String>(&mut c, &["SET", "k", "v", "EX", "100", "EX", "200"]), "OK");
-    assert_eq!(err(&mut c, &["SET", "k", "v", "NX", "XX"]), "ERR syntax error");
-    assert_eq!(err(&mut c, &["SET", "k", "v", "EX", "1", "PX", "1"]), "ERR syntax error");
-    assert_eq!(err(&mut c, &["SET", "k", "v", "KEEPTTL", "EX", "1"]), "ERR syntax error");
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["GET", "n"]).as_deref(),
+        Some("w")
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["SET", "k", "v", "EX", "100", "EX", "200"]),
+        "OK"
+    );
+    assert_eq!(
+        err(&mut c, &["SET", "k", "v", "NX", "XX"]),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        err(&mut c, &["SET", "k", "v", "EX", "1", "PX", "1"]),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        err(&mut c, &["SET", "k", "v", "KEEPTTL", "EX", "1"]),
+        "ERR syntax error"
+    );
     assert_eq!(err(&mut c, &["SET", "k", "v", "EX"]), "ERR syntax error");
-    assert_eq!(err(&mut c, &["SET", "k", "v", "EX", "0", "FOO"]), "ERR syntax error");
-    assert_eq!(err(&mut c, &["SET", "k", "v", "EX", "0"]), "ERR invalid expire time in 'set' command");
-    assert_eq!(err(&mut c, &["SET", "k", "v", "PX", "x"]), "ERR value is not an integer or out of range");
+    assert_eq!(
+        err(&mut c, &["SET", "k", "v", "EX", "0", "FOO"]),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        err(&mut c, &["SET", "k", "v", "EX", "0"]),
+        "ERR invalid expire time in 'set' command"
+    );
+    assert_eq!(
+        err(&mut c, &["SET", "k", "v", "PX", "x"]),
+        "ERR value is not an integer or out of range"
+    );
     assert_eq!(
         err(&mut c, &["SET", "k", "v", "EX", "9223372036854775807"]),
         "ERR invalid expire time in 'set' command"
     );
-    assert_eq!(err(&mut c, &["SET", "k"]), "ERR wrong number of arguments for 'set' command");
+    assert_eq!(
+        err(&mut c, &["SET", "k"]),
+        "ERR wrong number of arguments for 'set' command"
+    );
 }
 
 #[test]
@@ -56,12 +88,27 @@ fn setnx_setex_psetex_getset() {
     assert_eq!(q::<i64>(&mut c, &["SETNX", "k", "2"]), 0);
     assert_eq!(q::<String>(&mut c, &["SETEX", "e", "100", "v"]), "OK");
     assert_eq!(q::<String>(&mut c, &["PSETEX", "p", "100000", "v"]), "OK");
-    assert_eq!(err(&mut c, &["SETEX", "e", "0", "v"]), "ERR invalid expire time in 'setex' command");
-    assert_eq!(err(&mut c, &["PSETEX", "e", "-5", "v"]), "ERR invalid expire time in 'psetex' command");
-    assert_eq!(err(&mut c, &["SETEX", "e", "x", "v"]), "ERR value is not an integer or out of range");
-    assert_eq!(q::<Option<String>>(&mut c, &["GETSET", "k", "9"]).as_deref(), Some("1"));
+    assert_eq!(
+        err(&mut c, &["SETEX", "e", "0", "v"]),
+        "ERR invalid expire time in 'setex' command"
+    );
+    assert_eq!(
+        err(&mut c, &["PSETEX", "e", "-5", "v"]),
+        "ERR invalid expire time in 'psetex' command"
+    );
+    assert_eq!(
+        err(&mut c, &["SETEX", "e", "x", "v"]),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["GETSET", "k", "9"]).as_deref(),
+        Some("1")
+    );
     assert_eq!(q::<Option<String>>(&mut c, &["GETSET", "new", "9"]), None);
-    assert_eq!(q::<Option<String>>(&mut c, &["GET", "new"]).as_deref(), Some("9"));
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["GET", "new"]).as_deref(),
+        Some("9")
+    );
 }
 
 #[test]
@@ -78,21 +125,42 @@ fn getdel_and_getex() {
     let srv = TestServer::start(&[]);
     let mut c = srv.conn();
     q::<()>(&mut c, &["SET", "k", "v"]);
-    assert_eq!(q::<Option<String>>(&mut c, &["GETDEL", "k"]).as_deref(), Some("v"));
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["GETDEL", "k"]).as_deref(),
+        Some("v")
+    );
     assert_eq!(q::<Option<String>>(&mut c, &["GETDEL", "k"]), None);
     q::<()>(&mut c, &["SET", "k", "v"]);
-    assert_eq!(q::<Option<String>>(&mut c, &["GETEX", "k", "PX", "50"]).as_deref(), Some("v"));
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["GETEX", "k", "PX", "50"]).as_deref(),
+        Some("v")
+    );
     std::thread::sleep(std::time::Duration::from_millis(120));
     assert_eq!(q::<Option<String>>(&mut c, &["GETEX", "k"]), None);
     q::<()>(&mut c, &["SET", "k", "v"]);
-    assert_eq!(q::<Option<String>>(&mut c, &["GETEX", "k", "EXAT", "1"]).as_deref(), Some("v"));
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["GETEX", "k", "EXAT", "1"]).as_deref(),
+        Some("v")
+    );
     assert_eq!(q::<Option<String>>(&mut c, &["GET", "k"]), None);
-    assert_eq!(q::<Option<String>>(&mut c, &["GETEX", "nokey", "EX", "0"]), None);
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["GETEX", "nokey", "EX", "0"]),
+        None
+    );
     q::<()>(&mut c, &["SET", "k", "v"]);
-    assert_eq!(err(&mut c, &["GETEX", "k", "EX", "0"]), "ERR invalid expire time in 'getex' command");
-    assert_eq!(err(&mut c, &["GETEX", "k", "PERSIST", "EX", "1"]), "ERR syntax error");
+    assert_eq!(
+        err(&mut c, &["GETEX", "k", "EX", "0"]),
+        "ERR invalid expire time in 'getex' command"
+    );
+    assert_eq!(
+        err(&mut c, &["GETEX", "k", "PERSIST", "EX", "1"]),
+        "ERR syntax error"
+    );
     assert_eq!(err(&mut c, &["GETEX", "k", "KEEPTTL"]), "ERR syntax error");
-    assert_eq!(q::<Option<String>>(&mut c, &["GETEX", "k", "PERSIST"]).as_deref(), Some("v"));
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["GETEX", "k", "PERSIST"]).as_deref(),
+        Some("v")
+    );
 }
 
 #[test]
@@ -102,11 +170,17 @@ fn mget_mset_msetnx() {
     assert_eq!(q::<String>(&mut c, &["MSET", "a", "1", "b", "2"]), "OK");
     let v: Vec<Option<String>> = q(&mut c, &["MGET", "a", "nokey", "b"]);
     assert_eq!(v, vec![Some("1".into()), None, Some("2".into())]);
-    assert_eq!(err(&mut c, &["MSET", "a", "1", "b"]), "ERR wrong number of arguments for 'mset' command");
+    assert_eq!(
+        err(&mut c, &["MSET", "a", "1", "b"]),
+        "ERR wrong number of arguments for 'mset' command"
+    );
     assert_eq!(q::<i64>(&mut c, &["MSETNX", "a", "3", "c", "4"]), 0);
     assert_eq!(q::<Option<String>>(&mut c, &["GET", "c"]), None);
     assert_eq!(q::<i64>(&mut c, &["MSETNX", "c", "3", "d", "4"]), 1);
-    assert_eq!(err(&mut c, &["MSETNX", "x", "1", "y"]), "ERR wrong number of arguments for 'msetnx' command");
+    assert_eq!(
+        err(&mut c, &["MSETNX", "x", "1", "y"]),
+        "ERR wrong number of arguments for 'msetnx' command"
+    );
 }
 
 #[test]
@@ -123,7 +197,10 @@ fn append_strlen_setrange_getrange() {
     assert_eq!(q::<Vec<u8>>(&mut c, &["GET", "r"]), b"\0\0\0x");
     assert_eq!(q::<i64>(&mut c, &["SETRANGE", "none", "3", ""]), 0);
     assert_eq!(q::<Option<String>>(&mut c, &["GET", "none"]), None);
-    assert_eq!(err(&mut c, &["SETRANGE", "k", "-1", "x"]), "ERR offset is out of range");
+    assert_eq!(
+        err(&mut c, &["SETRANGE", "k", "-1", "x"]),
+        "ERR offset is out of range"
+    );
     assert_eq!(
         err(&mut c, &["SETRANGE", "k", "536870912", "x"]),
         "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
@@ -131,10 +208,16 @@ fn append_strlen_setrange_getrange() {
     assert_eq!(q::<String>(&mut c, &["GETRANGE", "k", "0", "4"]), "hello");
     assert_eq!(q::<String>(&mut c, &["GETRANGE", "k", "-5", "-1"]), "World");
     assert_eq!(q::<String>(&mut c, &["GETRANGE", "k", "-1", "-5"]), "");
-    assert_eq!(q::<String>(&mut c, &["GETRANGE", "k", "5", "1000"]), " World");
+    assert_eq!(
+        q::<String>(&mut c, &["GETRANGE", "k", "5", "1000"]),
+        " World"
+    );
     assert_eq!(q::<String>(&mut c, &["GETRANGE", "nokey", "0", "-1"]), "");
     assert_eq!(q::<String>(&mut c, &["SUBSTR", "k", "0", "0"]), "h");
-    assert_eq!(err(&mut c, &["GETRANGE", "k", "a", "1"]), "ERR value is not an integer or out of range");
+    assert_eq!(
+        err(&mut c, &["GETRANGE", "k", "a", "1"]),
+        "ERR value is not an integer or out of range"
+    );
 }
 
 #[test]
@@ -157,21 +240,42 @@ fn incr_family() {
     assert_eq!(q::<i64>(&mut c, &["INCRBY", "n", "10"]), 11);
     assert_eq!(q::<i64>(&mut c, &["DECR", "n"]), 10);
     assert_eq!(q::<i64>(&mut c, &["DECRBY", "n", "20"]), -10);
-    assert_eq!(err(&mut c, &["DECRBY", "n", "-9223372036854775808"]), "ERR decrement would overflow");
+    assert_eq!(
+        err(&mut c, &["DECRBY", "n", "-9223372036854775808"]),
+        "ERR decrement would overflow"
+    );
     q::<()>(&mut c, &["SET", "n", "9223372036854775807"]);
-    assert_eq!(err(&mut c, &["INCR", "n"]), "ERR increment or decrement would overflow");
+    assert_eq!(
+        err(&mut c, &["INCR", "n"]),
+        "ERR increment or decrement would overflow"
+    );
     q::<()>(&mut c, &["SET", "n", " 1"]);
-    assert_eq!(err(&mut c, &["INCR", "n"]), "ERR value is not an integer or out of range");
-    assert_eq!(err(&mut c, &["INCRBY", "m", "x"]), "ERR value is not an integer or out of range");
+    assert_eq!(
+        err(&mut c, &["INCR", "n"]),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(
+        err(&mut c, &["INCRBY", "m", "x"]),
+        "ERR value is not an integer or out of range"
+    );
     assert_eq!(q::<String>(&mut c, &["INCRBYFLOAT", "f", "10.5"]), "10.5");
     assert_eq!(q::<String>(&mut c, &["INCRBYFLOAT", "f", "0.1"]), "10.6");
     assert_eq!(q::<String>(&mut c, &["INCRBYFLOAT", "f", "-10.6"]), "0");
     q::<()>(&mut c, &["SET", "g", "5.0e3"]);
     assert_eq!(q::<String>(&mut c, &["INCRBYFLOAT", "g", "2.0e2"]), "5200");
-    assert_eq!(err(&mut c, &["INCRBYFLOAT", "g", "x"]), "ERR value is not a valid float");
-    assert_eq!(err(&mut c, &["INCRBYFLOAT", "g", "inf"]), "ERR increment would produce NaN or Infinity");
+    assert_eq!(
+        err(&mut c, &["INCRBYFLOAT", "g", "x"]),
+        "ERR value is not a valid float"
+    );
+    assert_eq!(
+        err(&mut c, &["INCRBYFLOAT", "g", "inf"]),
+        "ERR increment would produce NaN or Infinity"
+    );
     q::<()>(&mut c, &["SET", "h", "abc"]);
-    assert_eq!(err(&mut c, &["INCRBYFLOAT", "h", "1"]), "ERR value is not a valid float");
+    assert_eq!(
+        err(&mut c, &["INCRBYFLOAT", "h", "1"]),
+        "ERR value is not a valid float"
+    );
 }
 
 #[test]
@@ -194,9 +298,11 @@ fn lcs_variants() {
     assert_eq!(q::<i64>(&mut c, &["LCS", "a", "b", "LEN"]), 6);
     assert_eq!(q::<String>(&mut c, &["LCS", "a", "nokey"]), "");
     let mut r = srv.raw();
+    let reply = r.cmd(&["LCS", "a", "b", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"]);
     assert_eq!(
-        String::from_utf8(r.cmd(&["LCS", "a", "b", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"])).unwrap(),
-        "*4\r\n$7\r\nmatches\r\n*1\r\n*3\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n:4\r\n$3\r\nlen\r\n:6\r\n"
+        String::from_utf8(reply).unwrap(),
+        "*4\r\n$7\r\nmatches\r\n*1\r\n*3\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n:4\r\n\
+         $3\r\nlen\r\n:6\r\n"
     );
     assert_eq!(
         String::from_utf8(r.cmd(&["LCS", "a", "b", "IDX"])).unwrap(),
@@ -208,7 +314,10 @@ fn lcs_variants() {
         "ERR If you want both the length and indexes, please just use IDX."
     );
     assert_eq!(err(&mut c, &["LCS", "a", "b", "FOO"]), "ERR syntax error");
-    assert_eq!(err(&mut c, &["LCS", "a", "b", "MINMATCHLEN"]), "ERR syntax error");
+    assert_eq!(
+        err(&mut c, &["LCS", "a", "b", "MINMATCHLEN"]),
+        "ERR syntax error"
+    );
 }
 
 #[test]

@@ -29,7 +29,9 @@ fn bit_offset(arg: &[u8], hash_bits: Option<u32>, max: u64) -> Result<u64, CmdEr
         (Some(b'#'), Some(bits)) => (&arg[1..], i64::from(bits)),
         _ => (arg, 1),
     };
-    let n = parse_i64(digits).and_then(|n| n.checked_mul(mult)).ok_or(CmdError::BitOffset)?;
+    let n = parse_i64(digits)
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or(CmdError::BitOffset)?;
     let n = u64::try_from(n).map_err(|_| CmdError::BitOffset)?;
     if n >> 3 >= max {
         return Err(CmdError::BitOffset);
@@ -48,7 +50,9 @@ fn bitmap_for_write<'a>(
     let (db, now) = (ctx.db, ctx.now);
     let need = usize::try_from(max_bit / 8 + 1).map_err(|_| CmdError::BitOffset)?;
     if write_string(ctx.ks, db, key, now)?.is_none() {
-        ctx.ks.db(db).set(key, Value::Str(RString::Raw(vec![0; need])));
+        ctx.ks
+            .db(db)
+            .set(key, Value::Str(RString::Raw(vec![0; need])));
         let s = write_string(ctx.ks, db, key, now)?.ok_or(CmdError::NoSuchKey)?;
         return Ok((s.make_raw(), true));
     }
@@ -198,7 +202,9 @@ fn bitop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         _ => return Err(CmdError::Syntax),
     };
     if op == BitOp::Not && argv.len() != 4 {
-        return Err(CmdError::err("BITOP NOT must be called with a single source key."));
+        return Err(CmdError::err(
+            "BITOP NOT must be called with a single source key.",
+        ));
     }
     let (db, now) = (ctx.db, ctx.now);
     let mut srcs = Vec::with_capacity(argv.len() - 3);
@@ -284,7 +290,12 @@ fn parse_field_ops(argv: &[&[u8]], max: u64) -> Result<Vec<FieldOp>, CmdError> {
             _ if is(sub, "set") => FieldOpKind::Set(args::int(argv[j + 3])?),
             _ => FieldOpKind::IncrBy(args::int(argv[j + 3])?),
         };
-        ops.push(FieldOp { kind, ty, offset, overflow });
+        ops.push(FieldOp {
+            kind,
+            ty,
+            offset,
+            overflow,
+        });
         j += 1 + needs;
     }
     Ok(ops)
@@ -302,7 +313,9 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], ro: bool) -> CmdResult {
         return bitfield_read(ctx, key, &ops);
     };
     if ro {
-        return Err(CmdError::err("BITFIELD_RO only supports the GET subcommand"));
+        return Err(CmdError::err(
+            "BITFIELD_RO only supports the GET subcommand",
+        ));
     }
     let (buf, grew) = bitmap_for_write(ctx, key, highest)?;
     let mut replies = Vec::with_capacity(ops.len());
@@ -363,7 +376,11 @@ fn field_apply(buf: &mut [u8], op: &FieldOp) -> (Option<i64>, bool) {
         return (None, false);
     };
     field_set(buf, op.offset, op.ty.bits, new as u64);
-    let reply = if matches!(op.kind, FieldOpKind::Set(_)) { old } else { new };
+    let reply = if matches!(op.kind, FieldOpKind::Set(_)) {
+        old
+    } else {
+        new
+    };
     (Some(reply), new != old)
 }
 
@@ -422,7 +439,10 @@ impl FieldType {
         if !(1..=limit).contains(&bits) {
             return Err(bad());
         }
-        Ok(FieldType { signed, bits: bits as u32 })
+        Ok(FieldType {
+            signed,
+            bits: bits as u32,
+        })
     }
 
     /// The value range as i128.
@@ -511,7 +531,10 @@ fn bits_range(start: i64, end: i64, len: usize, in_bits: bool) -> (i64, i64) {
 /// Counts set bits in the inclusive bit range `sb..=eb` (within `buf`).
 fn bits_count(buf: &[u8], sb: u64, eb: u64) -> u64 {
     let (first, last) = ((sb >> 3) as usize, (eb >> 3) as usize);
-    let whole: u64 = buf[first..=last].iter().map(|b| u64::from(b.count_ones())).sum();
+    let whole: u64 = buf[first..=last]
+        .iter()
+        .map(|b| u64::from(b.count_ones()))
+        .sum();
     let head = buf[first] & !(0xffu8 >> (sb & 7));
     let tail = buf[last] & (0x7fu8 >> (eb & 7));
     whole - u64::from(head.count_ones()) - u64::from(tail.count_ones())
@@ -566,15 +589,33 @@ mod tests {
         assert_eq!(bit_offset(b"#3", Some(8), max), Ok(24));
         assert_eq!(bit_offset(b"#3", None, max), Err(CmdError::BitOffset));
         assert_eq!(bit_offset(b"-1", None, max), Err(CmdError::BitOffset));
-        assert_eq!(bit_offset(b"4294967296", None, max), Err(CmdError::BitOffset));
+        assert_eq!(
+            bit_offset(b"4294967296", None, max),
+            Err(CmdError::BitOffset)
+        );
         assert_eq!(bit_offset(b"4294967295", None, max), Ok(4294967295));
-        assert_eq!(bit_offset(b"#9223372036854775807", Some(2), max), Err(CmdError::BitOffset));
+        assert_eq!(
+            bit_offset(b"#9223372036854775807", Some(2), max),
+            Err(CmdError::BitOffset)
+        );
     }
 
     #[test]
     fn field_types_parse_like_redis() {
-        assert_eq!(FieldType::parse(b"i64"), Ok(FieldType { signed: true, bits: 64 }));
-        assert_eq!(FieldType::parse(b"u63"), Ok(FieldType { signed: false, bits: 63 }));
+        assert_eq!(
+            FieldType::parse(b"i64"),
+            Ok(FieldType {
+                signed: true,
+                bits: 64
+            })
+        );
+        assert_eq!(
+            FieldType::parse(b"u63"),
+            Ok(FieldType {
+                signed: false,
+                bits: 63
+            })
+        );
         assert!(FieldType::parse(b"u64").is_err());
         assert!(FieldType::parse(b"i0").is_err());
         assert!(FieldType::parse(b"I8").is_err());
@@ -583,8 +624,14 @@ mod tests {
 
     #[test]
     fn overflow_policies() {
-        let u8t = FieldType { signed: false, bits: 8 };
-        let i8t = FieldType { signed: true, bits: 8 };
+        let u8t = FieldType {
+            signed: false,
+            bits: 8,
+        };
+        let i8t = FieldType {
+            signed: true,
+            bits: 8,
+        };
         assert_eq!(u8t.fit(256, Overflow::Wrap), Some(0));
         assert_eq!(u8t.fit(-1, Overflow::Wrap), Some(255));
         assert_eq!(u8t.fit(300, Overflow::Sat), Some(255));
@@ -592,8 +639,14 @@ mod tests {
         assert_eq!(u8t.fit(300, Overflow::Fail), None);
         assert_eq!(i8t.fit(128, Overflow::Wrap), Some(-128));
         assert_eq!(i8t.fit(-129, Overflow::Sat), Some(-128));
-        let i64t = FieldType { signed: true, bits: 64 };
-        assert_eq!(i64t.fit(i128::from(i64::MAX) + 1, Overflow::Wrap), Some(i64::MIN));
+        let i64t = FieldType {
+            signed: true,
+            bits: 64,
+        };
+        assert_eq!(
+            i64t.fit(i128::from(i64::MAX) + 1, Overflow::Wrap),
+            Some(i64::MIN)
+        );
     }
 
     #[test]
@@ -623,15 +676,29 @@ mod tests {
     fn writes_that_change_nothing_propagate_nothing() {
         use crate::commands::string::tests::{resp, Harness};
         let mut h = Harness::new();
-        assert_eq!(h.run(&["SETBIT", "b", "3", "0"]), (":0\r\n".into(), resp(&["SETBIT", "b", "3", "0"])));
+        assert_eq!(
+            h.run(&["SETBIT", "b", "3", "0"]),
+            (":0\r\n".into(), resp(&["SETBIT", "b", "3", "0"]))
+        );
         assert_eq!(h.encoding("b"), "raw");
         assert_eq!(h.run(&["SETBIT", "b", "3", "0"]).1, "");
-        let (reply, prop) = h.run(&["BITFIELD", "b", "OVERFLOW", "FAIL", "INCRBY", "u2", "0", "9"]);
+        let (reply, prop) = h.run(&[
+            "BITFIELD", "b", "OVERFLOW", "FAIL", "INCRBY", "u2", "0", "9",
+        ]);
         assert_eq!((reply.as_str(), prop.as_str()), ("*1\r\n$-1\r\n", ""));
-        assert_eq!(h.run(&["BITFIELD", "b", "SET", "u8", "0", "1"]).1, resp(&["BITFIELD", "b", "SET", "u8", "0", "1"]));
-        assert_eq!(h.run(&["BITOP", "AND", "d", "none"]), (":0\r\n".into(), String::new()));
+        assert_eq!(
+            h.run(&["BITFIELD", "b", "SET", "u8", "0", "1"]).1,
+            resp(&["BITFIELD", "b", "SET", "u8", "0", "1"])
+        );
+        assert_eq!(
+            h.run(&["BITOP", "AND", "d", "none"]),
+            (":0\r\n".into(), String::new())
+        );
         h.run(&["BITOP", "NOT", "d", "b"]);
-        assert_eq!(h.run(&["BITOP", "OR", "d", "none"]).1, resp(&["BITOP", "OR", "d", "none"]));
+        assert_eq!(
+            h.run(&["BITOP", "OR", "d", "none"]).1,
+            resp(&["BITOP", "OR", "d", "none"])
+        );
         assert_eq!(h.encoding("d"), "none");
     }
 
@@ -659,7 +726,11 @@ mod tests {
         }
 
         #[test]
-        fn wrap_is_modular(bits in 1u32..=63, signed: bool, exact in -(1i128 << 70)..(1i128 << 70)) {
+        fn wrap_is_modular(
+            bits in 1u32..=63,
+            signed: bool,
+            exact in -(1i128 << 70)..(1i128 << 70),
+        ) {
             let ty = FieldType { signed, bits: if signed { bits + 1 } else { bits } };
             let v = i128::from(ty.fit(exact, Overflow::Wrap).unwrap());
             let (min, max) = ty.bounds();

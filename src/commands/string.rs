@@ -17,8 +17,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("setex", 4, WRITE | DENYOOM, 1, 1, 1, setex), // SET .. PXAT
     CommandSpec::new("psetex", 4, WRITE | DENYOOM, 1, 1, 1, psetex), // SET .. PXAT
     CommandSpec::new("getset", 3, WRITE | DENYOOM | FAST, 1, 1, 1, getset), // SET
-    CommandSpec::new("getdel", 2, WRITE | FAST, 1, 1, 1, getdel), // DEL
-    CommandSpec::new("getex", -2, WRITE | FAST, 1, 1, 1, getex), // PEXPIREAT / PERSIST / DEL
+    CommandSpec::new("getdel", 2, WRITE | FAST, 1, 1, 1, getdel),  // DEL
+    CommandSpec::new("getex", -2, WRITE | FAST, 1, 1, 1, getex),   // PEXPIREAT / PERSIST / DEL
     CommandSpec::new("mget", -2, READONLY | FAST, 1, -1, 1, mget),
     CommandSpec::new("mset", -3, WRITE | DENYOOM, 1, -1, 2, mset),
     CommandSpec::new("msetnx", -3, WRITE | DENYOOM, 1, -1, 2, msetnx),
@@ -31,7 +31,15 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("decr", 2, WRITE | DENYOOM | FAST, 1, 1, 1, decr),
     CommandSpec::new("incrby", 3, WRITE | DENYOOM | FAST, 1, 1, 1, incrby),
     CommandSpec::new("decrby", 3, WRITE | DENYOOM | FAST, 1, 1, 1, decrby),
-    CommandSpec::new("incrbyfloat", 3, WRITE | DENYOOM | FAST, 1, 1, 1, incrbyfloat), // SET
+    CommandSpec::new(
+        "incrbyfloat",
+        3,
+        WRITE | DENYOOM | FAST,
+        1,
+        1,
+        1,
+        incrbyfloat,
+    ), // SET
     CommandSpec::new("lcs", -3, READONLY, 1, 2, 1, lcs),
 ];
 
@@ -145,11 +153,16 @@ pub(crate) fn expire_arg(
     if n <= 0 {
         return Err(invalid());
     }
-    let ms = (n as u64).checked_mul(unit_ms).filter(|&v| v <= i64::MAX as u64).ok_or_else(invalid)?;
+    let ms = (n as u64)
+        .checked_mul(unit_ms)
+        .filter(|&v| v <= i64::MAX as u64)
+        .ok_or_else(invalid)?;
     if absolute {
         return Ok(ms);
     }
-    ms.checked_add(ctx.now).filter(|&v| v <= i64::MAX as u64).ok_or_else(invalid)
+    ms.checked_add(ctx.now)
+        .filter(|&v| v <= i64::MAX as u64)
+        .ok_or_else(invalid)
 }
 
 /// Options shared by SET and GETEX, as parsed from the command line.
@@ -166,15 +179,24 @@ struct SetOpts<'a> {
 
 /// Parses SET (`for_set`) or GETEX options starting at `argv[from]`, rejecting conflicting
 /// combinations with a syntax error like Redis's `parseExtendedStringArgumentsOrReply`.
-fn parse_set_opts<'a>(argv: &[&'a [u8]], from: usize, for_set: bool) -> Result<SetOpts<'a>, CmdError> {
+fn parse_set_opts<'a>(
+    argv: &[&'a [u8]],
+    from: usize,
+    for_set: bool,
+) -> Result<SetOpts<'a>, CmdError> {
     let mut o = SetOpts::default();
     let mut i = from;
     while i < argv.len() {
         let a = argv[i];
         let next = argv.get(i + 1).copied();
-        let expire_kind = [("ex", 1000, false), ("px", 1, false), ("exat", 1000, true), ("pxat", 1, true)]
-            .into_iter()
-            .find(|(name, _, _)| is(a, name));
+        let expire_kind = [
+            ("ex", 1000, false),
+            ("px", 1, false),
+            ("exat", 1000, true),
+            ("pxat", 1, true),
+        ]
+        .into_iter()
+        .find(|(name, _, _)| is(a, name));
         if for_set && is(a, "nx") && !o.xx {
             o.nx = true;
         } else if for_set && is(a, "xx") && !o.nx {
@@ -236,7 +258,10 @@ fn set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         }
     }
     if done && o.get && o.expire.is_none() {
-        let rest = argv.iter().enumerate().filter(|(i, a)| *i < 3 || !is(a, "get"));
+        let rest = argv
+            .iter()
+            .enumerate()
+            .filter(|(i, a)| *i < 3 || !is(a, "get"));
         let effect: Vec<&[u8]> = rest.map(|(_, a)| *a).collect();
         ctx.propagate(&effect);
     }
@@ -345,7 +370,11 @@ fn getdel(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     reply_value(ctx, key)?;
     let db = ctx.db;
     if ctx.ks.db(db).remove(key).is_some() {
-        let verb: &[u8] = if ctx.srv.config.lazyfree_lazy_user_del { b"UNLINK" } else { b"DEL" };
+        let verb: &[u8] = if ctx.srv.config.lazyfree_lazy_user_del {
+            b"UNLINK"
+        } else {
+            b"DEL"
+        };
         ctx.propagate(&[verb, key]);
         ctx.signal_modified_key(db, key);
         ctx.notify('g', "del", db, key);
@@ -367,7 +396,9 @@ fn getex(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let key = argv[1];
     let o = parse_set_opts(argv, 2, false)?;
     // Redis looks the key up before validating the time, so a missing key wins over a bad one.
-    let at = o.expire.map(|(arg, unit, abs)| expire_arg(ctx, arg, unit, abs, "getex"));
+    let at = o
+        .expire
+        .map(|(arg, unit, abs)| expire_arg(ctx, arg, unit, abs, "getex"));
     let (db, now) = (ctx.db, ctx.now);
     let Some(s) = read_str(ctx.ks, db, key, now)? else {
         ctx.out.null();
@@ -578,8 +609,16 @@ fn range_bounds(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
         return None;
     }
     let len = len as i64;
-    let start = if start < 0 { (len + start).max(0) } else { start };
-    let end = if end < 0 { (len + end).max(0) } else { end.min(len - 1) };
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
+    let end = if end < 0 {
+        (len + end).max(0)
+    } else {
+        end.min(len - 1)
+    };
     (start <= end).then(|| (start as usize, end as usize))
 }
 
@@ -618,7 +657,9 @@ fn incrby(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// ```
 fn decrby(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let by = args::int(argv[2])?;
-    let neg = by.checked_neg().ok_or_else(|| CmdError::err("decrement would overflow"))?;
+    let neg = by
+        .checked_neg()
+        .ok_or_else(|| CmdError::err("decrement would overflow"))?;
     incr_decr(ctx, argv[1], neg)
 }
 
@@ -705,7 +746,9 @@ fn parse_lcs_opts(argv: &[&[u8]]) -> Result<LcsOpts, CmdError> {
         i += 1;
     }
     if o.len && o.idx {
-        return Err(CmdError::err("If you want both the length and indexes, please just use IDX."));
+        return Err(CmdError::err(
+            "If you want both the length and indexes, please just use IDX.",
+        ));
     }
     Ok(o)
 }
@@ -714,7 +757,9 @@ fn parse_lcs_opts(argv: &[&[u8]]) -> Result<LcsOpts, CmdError> {
 fn lcs_input(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Vec<u8>, CmdError> {
     match read_string(ctx, key) {
         Ok(s) => Ok(s.map(|s| s.as_bytes().into_owned()).unwrap_or_default()),
-        Err(_) => Err(CmdError::err("The specified keys must contain string values")),
+        Err(_) => Err(CmdError::err(
+            "The specified keys must contain string values",
+        )),
     }
 }
 
@@ -750,7 +795,10 @@ fn lcs(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 
 /// Writes LCS's IDX reply: a map of `matches` (ranges, longest-last-first) and `len`.
 fn write_lcs_idx(ctx: &mut Ctx<'_>, o: &LcsOpts, ranges: &[LcsRange], total: usize) {
-    let kept: Vec<&LcsRange> = ranges.iter().filter(|r| r.len() >= o.min_match_len).collect();
+    let kept: Vec<&LcsRange> = ranges
+        .iter()
+        .filter(|r| r.len() >= o.min_match_len)
+        .collect();
     ctx.out.map(2);
     ctx.out.bulk(b"matches");
     ctx.out.array(kept.len());
@@ -832,7 +880,12 @@ impl LcsTable {
                         ranges.push(*r);
                         cur = None;
                     }
-                    None => cur = Some(LcsRange { a: (i - 1, i - 1), b: (j - 1, j - 1) }),
+                    None => {
+                        cur = Some(LcsRange {
+                            a: (i - 1, i - 1),
+                            b: (j - 1, j - 1),
+                        })
+                    }
                 }
                 i -= 1;
                 j -= 1;
@@ -908,7 +961,10 @@ pub(crate) mod tests {
                 killed: Cell::new(false),
                 wake: tokio::sync::Notify::new(),
             });
-            Harness { server, client: Client::new(1, shared, true) }
+            Harness {
+                server,
+                client: Client::new(1, shared, true),
+            }
         }
 
         /// Runs one command; returns its raw reply and what it propagated (SELECT excluded).
@@ -917,17 +973,26 @@ pub(crate) mod tests {
             let mut out = ReplyBuf::new(Resp::V2);
             crate::dispatch::execute(&mut self.server, &mut self.client, &mut out, &argv);
             let prop = self.server.state.journal.take_pending();
-            let prop = String::from_utf8_lossy(&prop).replace("*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n", "");
+            let prop =
+                String::from_utf8_lossy(&prop).replace("*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n", "");
             (String::from_utf8_lossy(&out.buf).into_owned(), prop)
         }
 
         /// The encoding of a key's value.
         pub(crate) fn encoding(&mut self, key: &str) -> &'static str {
-            self.server.ks.db(0).peek(key.as_bytes()).map_or("none", |e| e.value.encoding())
+            self.server
+                .ks
+                .db(0)
+                .peek(key.as_bytes())
+                .map_or("none", |e| e.value.encoding())
         }
 
         pub(crate) fn expire_at(&mut self, key: &str) -> Option<u64> {
-            self.server.ks.db(0).peek(key.as_bytes()).and_then(|e| e.expire())
+            self.server
+                .ks
+                .db(0)
+                .peek(key.as_bytes())
+                .and_then(|e| e.expire())
         }
     }
 
@@ -960,7 +1025,10 @@ pub(crate) mod tests {
     fn get_variants_propagate_their_effects() {
         let mut h = Harness::new();
         h.run(&["SET", "k", "v"]);
-        assert_eq!(h.run(&["GETSET", "k", "w"]), ("$1\r\nv\r\n".into(), resp(&["SET", "k", "w"])));
+        assert_eq!(
+            h.run(&["GETSET", "k", "w"]),
+            ("$1\r\nv\r\n".into(), resp(&["SET", "k", "w"]))
+        );
         assert_eq!(h.run(&["GETEX", "k"]).1, "");
         let (_, prop) = h.run(&["GETEX", "k", "EX", "100"]);
         let at = h.expire_at("k").unwrap().to_string();
@@ -969,7 +1037,10 @@ pub(crate) mod tests {
         assert_eq!(h.run(&["GETEX", "k", "PERSIST"]).1, "");
         assert_eq!(h.run(&["GETEX", "k", "PXAT", "1"]).1, resp(&["DEL", "k"]));
         h.run(&["SET", "k", "v"]);
-        assert_eq!(h.run(&["GETDEL", "k"]), ("$1\r\nv\r\n".into(), resp(&["DEL", "k"])));
+        assert_eq!(
+            h.run(&["GETDEL", "k"]),
+            ("$1\r\nv\r\n".into(), resp(&["DEL", "k"]))
+        );
         assert_eq!(h.run(&["GETDEL", "k"]), ("$-1\r\n".into(), String::new()));
     }
 
@@ -979,7 +1050,10 @@ pub(crate) mod tests {
         let (reply, prop) = h.run(&["INCRBYFLOAT", "f", "1.5"]);
         assert_eq!(reply, "$3\r\n1.5\r\n");
         assert_eq!(prop, resp(&["SET", "f", "1.5", "KEEPTTL"]));
-        assert_eq!(h.run(&["INCRBYFLOAT", "f", "0.5"]).1, resp(&["SET", "f", "2", "KEEPTTL"]));
+        assert_eq!(
+            h.run(&["INCRBYFLOAT", "f", "0.5"]).1,
+            resp(&["SET", "f", "2", "KEEPTTL"])
+        );
         assert_eq!(h.encoding("f"), "embstr");
     }
 
@@ -989,9 +1063,18 @@ pub(crate) mod tests {
         let (reply, prop) = h.run(&["MSET", "a", "1", "b", "2"]);
         assert_eq!(reply, "+OK\r\n");
         assert_eq!(prop, resp(&["MSET", "a", "1", "b", "2"]));
-        assert_eq!(h.run(&["MSETNX", "a", "1", "c", "2"]), (":0\r\n".into(), String::new()));
-        assert_eq!(h.run(&["SETRANGE", "a", "0", ""]), (":1\r\n".into(), String::new()));
-        assert_eq!(h.run(&["INCR", "a"]), (":2\r\n".into(), resp(&["INCR", "a"])));
+        assert_eq!(
+            h.run(&["MSETNX", "a", "1", "c", "2"]),
+            (":0\r\n".into(), String::new())
+        );
+        assert_eq!(
+            h.run(&["SETRANGE", "a", "0", ""]),
+            (":1\r\n".into(), String::new())
+        );
+        assert_eq!(
+            h.run(&["INCR", "a"]),
+            (":2\r\n".into(), resp(&["INCR", "a"]))
+        );
         assert_eq!(h.encoding("a"), "int");
     }
 
@@ -1015,7 +1098,10 @@ pub(crate) mod tests {
         let mut h = Harness::new();
         let too_long = "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n";
         assert_eq!(h.run(&["SETRANGE", "k", "536870912", "x"]).0, too_long);
-        assert_eq!(h.run(&["SETRANGE", "k", "-1", "x"]).0, "-ERR offset is out of range\r\n");
+        assert_eq!(
+            h.run(&["SETRANGE", "k", "-1", "x"]).0,
+            "-ERR offset is out of range\r\n"
+        );
         assert_eq!(h.encoding("k"), "none");
     }
 
@@ -1033,9 +1119,8 @@ pub(crate) mod tests {
 
     #[test]
     fn set_options_conflicts_are_syntax_errors() {
-        let argv = |s: &'static str| -> Vec<&'static [u8]> {
-            s.split(' ').map(str::as_bytes).collect()
-        };
+        let argv =
+            |s: &'static str| -> Vec<&'static [u8]> { s.split(' ').map(str::as_bytes).collect() };
         assert!(parse_set_opts(&argv("set k v nx xx"), 3, true).is_err());
         assert!(parse_set_opts(&argv("set k v ex 1 px 1"), 3, true).is_err());
         assert!(parse_set_opts(&argv("set k v keepttl ex 1"), 3, true).is_err());
@@ -1046,7 +1131,11 @@ pub(crate) mod tests {
         let o = parse_set_opts(&argv("set k v NX get ex 5 ex 6"), 3, true).unwrap();
         assert!(o.nx && o.get);
         assert_eq!(o.expire, Some((&b"6"[..], 1000, false)));
-        assert!(parse_set_opts(&argv("getex k persist"), 2, false).unwrap().persist);
+        assert!(
+            parse_set_opts(&argv("getex k persist"), 2, false)
+                .unwrap()
+                .persist
+        );
     }
 
     #[test]
@@ -1058,8 +1147,14 @@ pub(crate) mod tests {
         assert_eq!(
             ranges,
             vec![
-                LcsRange { a: (4, 7), b: (5, 8) },
-                LcsRange { a: (2, 3), b: (0, 1) },
+                LcsRange {
+                    a: (4, 7),
+                    b: (5, 8)
+                },
+                LcsRange {
+                    a: (2, 3),
+                    b: (0, 1)
+                },
             ]
         );
         assert_eq!(LcsTable::build(b"", b"abc").len(), 0);
