@@ -321,9 +321,10 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], ro: bool) -> CmdResult {
     let mut replies = Vec::with_capacity(ops.len());
     let mut changes = 0;
     for op in &ops {
-        let (reply, changed) = field_apply(buf, op);
+        let (reply, wrote) = field_apply(buf, op);
         replies.push(reply);
-        if reply.is_some() && (grew || changed) {
+        // Like Redis, any successful write to a key that was just created or grown counts.
+        if wrote.is_some_and(|changed| grew || changed) {
             changes += 1;
         }
     }
@@ -361,19 +362,20 @@ fn bitfield_read(ctx: &mut Ctx<'_>, key: &[u8], ops: &[FieldOp]) -> CmdResult {
     Ok(())
 }
 
-/// Applies a SET or INCRBY to `buf` (already long enough). Returns the reply (`None` when
-/// OVERFLOW FAIL refused the write) and whether the stored bits changed.
-fn field_apply(buf: &mut [u8], op: &FieldOp) -> (Option<i64>, bool) {
+/// Applies one operation to `buf`, which covers every written field (a GET may read past
+/// its end). Returns the reply (`None` when OVERFLOW FAIL refused the write) and, for a
+/// write that happened, whether the stored bits changed.
+fn field_apply(buf: &mut [u8], op: &FieldOp) -> (Option<i64>, Option<bool>) {
     let old = op.ty.to_i64(field_get(buf, op.offset, op.ty.bits));
     let exact = match op.kind {
+        FieldOpKind::Get => return (Some(old), None),
         // An unsigned SET takes the argument's two's complement bits, as Redis's C does.
         FieldOpKind::Set(v) if !op.ty.signed => i128::from(v as u64),
         FieldOpKind::Set(v) => i128::from(v),
         FieldOpKind::IncrBy(d) => i128::from(old) + i128::from(d),
-        FieldOpKind::Get => i128::from(old),
     };
     let Some(new) = op.ty.fit(exact, op.overflow) else {
-        return (None, false);
+        return (None, None);
     };
     field_set(buf, op.offset, op.ty.bits, new as u64);
     let reply = if matches!(op.kind, FieldOpKind::Set(_)) {
@@ -381,7 +383,7 @@ fn field_apply(buf: &mut [u8], op: &FieldOp) -> (Option<i64>, bool) {
     } else {
         new
     };
-    (Some(reply), new != old)
+    (Some(reply), Some(new != old))
 }
 
 // ---- Pure bit arithmetic -------------------------------------------------------------------
@@ -700,6 +702,16 @@ mod tests {
             resp(&["BITOP", "OR", "d", "none"])
         );
         assert_eq!(h.encoding("d"), "none");
+    }
+
+    #[test]
+    fn bitfield_get_past_a_write_reads_zero() {
+        use crate::commands::string::tests::{resp, Harness};
+        let mut h = Harness::new();
+        let args = ["BITFIELD", "k", "SET", "u8", "0", "7", "GET", "u8", "8000", "GET", "u8", "0"];
+        assert_eq!(h.run(&args), ("*3\r\n:0\r\n:0\r\n:7\r\n".into(), resp(&args)));
+        let args = ["BITFIELD", "k", "GET", "u8", "0", "SET", "u8", "0", "7"];
+        assert_eq!(h.run(&args), ("*2\r\n:7\r\n:7\r\n".into(), String::new()));
     }
 
     proptest! {

@@ -209,7 +209,7 @@ fn parse_set_opts<'a>(
             o.persist = true;
         } else if let (Some((_, unit, abs)), Some(n)) = (expire_kind, next) {
             // Repeating the same expiry option is allowed (the last one wins), mixing is not.
-            let same = o.expire.map_or(true, |(_, u, ab)| (u, ab) == (unit, abs));
+            let same = o.expire.is_none_or(|(_, u, ab)| (u, ab) == (unit, abs));
             if o.keepttl || o.persist || !same {
                 return Err(CmdError::Syntax);
             }
@@ -470,7 +470,7 @@ fn mset(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// MSETNX key value [key value ...]
 /// ```
 fn msetnx(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity(args::cmd_name(argv)));
     }
     let (db, now) = (ctx.db, ctx.now);
@@ -488,7 +488,7 @@ fn msetnx(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// Stores every key/value pair of an MSET-style argv; the whole command propagates verbatim
 /// as one effect.
 fn mset_pairs(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity(args::cmd_name(argv)));
     }
     let db = ctx.db;
@@ -619,7 +619,7 @@ fn range_bounds(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     } else {
         end.min(len - 1)
     };
-    (start <= end).then(|| (start as usize, end as usize))
+    (start <= end).then_some((start as usize, end as usize))
 }
 
 /// Increments the integer at `key` by one.
