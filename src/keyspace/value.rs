@@ -69,6 +69,16 @@ impl RString {
         }
     }
 
+    /// Stores a computed string as `embstr` / `raw` without trying the `int` encoding (what
+    /// Redis's `createStringObject` does, e.g. for INCRBYFLOAT results).
+    pub fn from_vec_no_int(v: Vec<u8>) -> RString {
+        if v.len() <= EMBSTR_MAX {
+            RString::Emb(v.into_boxed_slice())
+        } else {
+            RString::Raw(v)
+        }
+    }
+
     pub fn encoding(&self) -> &'static str {
         match self {
             RString::Int(_) => "int",
@@ -133,6 +143,36 @@ impl RString {
         }
     }
 
+    /// Converts to `raw` and zero-pads the buffer to at least `len` bytes (Redis's
+    /// `sdsgrowzero` after `dbUnshareStringValue`). Returns the buffer and whether it grew.
+    pub fn grow_raw(&mut self, len: usize) -> (&mut Vec<u8>, bool) {
+        let v = self.make_raw();
+        let grew = v.len() < len;
+        if grew {
+            v.resize(len, 0);
+        }
+        (v, grew)
+    }
+
+    /// Appends `tail` in place (the result is `raw`) and returns the new length.
+    pub fn append(&mut self, tail: &[u8]) -> usize {
+        let v = self.make_raw();
+        v.extend_from_slice(tail);
+        v.len()
+    }
+
+    /// Overwrites bytes from `offset`, zero-padding a gap, and returns the new length. An empty
+    /// `data` leaves the value (and its encoding) untouched.
+    pub fn set_range(&mut self, offset: usize, data: &[u8]) -> usize {
+        if data.is_empty() {
+            return self.len();
+        }
+        let end = offset + data.len();
+        let (v, _) = self.grow_raw(end);
+        v[offset..end].copy_from_slice(data);
+        v.len()
+    }
+
     /// Heap bytes used (for MEMORY USAGE and DEBUG OBJECT).
     pub fn heap_size(&self) -> usize {
         match self {
@@ -159,5 +199,28 @@ mod tests {
         assert_eq!(s.encoding(), "raw");
         assert_eq!(s.as_bytes().as_ref(), b"100");
         assert_eq!(s.as_i64(), Some(100));
+    }
+
+    #[test]
+    fn in_place_edits_make_raw() {
+        let mut s = RString::from_bytes(b"12");
+        assert_eq!(s.append(b"3"), 3);
+        assert_eq!(s.encoding(), "raw");
+        assert_eq!(s.as_bytes().as_ref(), b"123");
+
+        let mut s = RString::from_bytes(b"hello");
+        assert_eq!(s.set_range(7, b"xy"), 9);
+        assert_eq!(s.as_bytes().as_ref(), b"hello\0\0xy");
+        assert_eq!(s.encoding(), "raw");
+
+        let mut s = RString::from_bytes(b"7");
+        assert_eq!(s.set_range(3, b""), 1);
+        assert_eq!(s.encoding(), "int");
+
+        let mut s = RString::from_bytes(b"ab");
+        let (v, grew) = s.grow_raw(2);
+        assert_eq!((v.len(), grew), (2, false));
+        let (v, grew) = s.grow_raw(4);
+        assert_eq!((v.as_slice(), grew), (&b"ab\0\0"[..], true));
     }
 }
