@@ -999,6 +999,14 @@ pub struct Config {
     pub lazyfree_lazy_expire: bool,
     pub lazyfree_lazy_user_del: bool,
     pub lazyfree_lazy_user_flush: bool,
+    /// Compact-encoding thresholds (the collections convert past these, like Redis).
+    pub list_max_listpack_size: i64,
+    pub list_compress_depth: i64,
+    pub hash_max_listpack_entries: i64,
+    pub hash_max_listpack_value: i64,
+    pub set_max_intset_entries: i64,
+    pub zset_max_listpack_entries: i64,
+    pub zset_max_listpack_value: i64,
     /// Not a parameter: absolute path of the config file the server was started with (CONFIG
     /// REWRITE writes it, INFO shows it).
     pub config_file: Option<String>,
@@ -1041,6 +1049,13 @@ impl Default for Config {
             lazyfree_lazy_expire: false,
             lazyfree_lazy_user_del: false,
             lazyfree_lazy_user_flush: false,
+            list_max_listpack_size: 0,
+            list_compress_depth: 0,
+            hash_max_listpack_entries: 0,
+            hash_max_listpack_value: 0,
+            set_max_intset_entries: 0,
+            zset_max_listpack_entries: 0,
+            zset_max_listpack_value: 0,
             active_expire_enabled: true,
             config_file: None,
         };
@@ -1485,6 +1500,13 @@ impl Config {
         self.lazyfree_lazy_expire = self.flag("lazyfree-lazy-expire");
         self.lazyfree_lazy_user_del = self.flag("lazyfree-lazy-user-del");
         self.lazyfree_lazy_user_flush = self.flag("lazyfree-lazy-user-flush");
+        self.list_max_listpack_size = self.int("list-max-listpack-size");
+        self.list_compress_depth = self.int("list-compress-depth");
+        self.hash_max_listpack_entries = self.int("hash-max-listpack-entries");
+        self.hash_max_listpack_value = self.int("hash-max-listpack-value");
+        self.set_max_intset_entries = self.int("set-max-intset-entries");
+        self.zset_max_listpack_entries = self.int("zset-max-listpack-entries");
+        self.zset_max_listpack_value = self.int("zset-max-listpack-value");
     }
 
     /// The names and values CONFIG GET reports for the given patterns: an exact name (or alias)

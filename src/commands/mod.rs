@@ -10,9 +10,13 @@ pub mod bitops;
 pub mod command;
 pub mod connection;
 pub mod function;
+pub mod hash;
 pub mod keys;
+pub mod list;
 pub mod server;
+pub mod set;
 pub mod string;
+pub mod zset;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -195,7 +199,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 7] {
+fn families() -> [&'static [CommandSpec]; 11] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -204,6 +208,10 @@ fn families() -> [&'static [CommandSpec]; 7] {
         server::COMMANDS,
         command::COMMANDS,
         function::COMMANDS,
+        list::COMMANDS,
+        hash::COMMANDS,
+        set::COMMANDS,
+        zset::COMMANDS,
     ]
 }
 

@@ -866,12 +866,18 @@ fn debug_object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
         return Err(CmdError::NoSuchKey);
     }
     let addr = e as *const Entry as usize;
-    let Value::Str(v) = &e.value;
+    let serialized = match &e.value {
+        Value::Str(v) => rdb_string_len(v),
+        Value::List(v) => v.serialized_len(),
+        Value::Hash(v) => v.serialized_len(),
+        Value::Set(v) => v.serialized_len(),
+        Value::ZSet(v) => v.serialized_len(),
+    };
     let line = format!(
         "Value at:{addr:#x} refcount:1 encoding:{} serializedlength:{} lru:{} \
          lru_seconds_idle:{}",
         e.value.encoding(),
-        rdb_string_len(v),
+        serialized,
         e.lru,
         crate::keyspace::expire::idle_ms(e.lru) / 1000
     );
@@ -943,9 +949,7 @@ fn random_hex40(srv: &mut ServerState) -> String {
 fn value_digest(v: &Value) -> [u8; 20] {
     let mut h = sha1_smol::Sha1::new();
     h.update(v.type_name().as_bytes());
-    match v {
-        Value::Str(s) => s.with_bytes(|b| h.update(b)),
-    }
+    v.digest_into(&mut h);
     h.digest().bytes()
 }
 

@@ -944,7 +944,7 @@ pub(crate) mod tests {
                 created: now,
                 last_interaction: now,
                 db: 0,
-                last_cmd: "NULL".into(),
+                last_cmd: crate::commands::connection::NULL_COMMAND,
                 resp: 2,
                 qbuf: 0,
                 qbuf_free: 0,

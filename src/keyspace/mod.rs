@@ -6,11 +6,15 @@
 //! own effects, so the write stream never depends on a replica's clock.
 
 pub mod expire;
+pub mod hash;
+pub mod list;
+pub mod set;
 pub mod table;
 pub mod value;
+pub mod zset;
 
 pub use table::{Key, Table};
-pub use value::{RString, Value};
+pub use value::{HashValue, ListValue, RString, SetValue, Value, ZSetValue};
 
 /// Expiry time meaning "never".
 pub const NO_EXPIRE: u64 = 0;

@@ -2,6 +2,10 @@
 
 use std::borrow::Cow;
 
+pub use super::hash::HashValue;
+pub use super::list::ListValue;
+pub use super::set::SetValue;
+pub use super::zset::ZSetValue;
 use crate::util::num::parse_i64;
 
 /// Longest string that Redis stores as `embstr` (one allocation with its object header).
@@ -12,6 +16,10 @@ pub const EMBSTR_MAX: usize = 44;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(RString),
+    List(ListValue),
+    Hash(HashValue),
+    Set(SetValue),
+    ZSet(ZSetValue),
 }
 
 impl Value {
@@ -19,6 +27,10 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -26,6 +38,21 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::List(v) => v.encoding(),
+            Value::Hash(v) => v.encoding(),
+            Value::Set(v) => v.encoding(),
+            Value::ZSet(v) => v.encoding(),
+        }
+    }
+
+    /// Feeds the content into a digest (DEBUG DIGEST, DIGEST-VALUE).
+    pub fn digest_into(&self, h: &mut sha1_smol::Sha1) {
+        match self {
+            Value::Str(s) => s.with_bytes(|b| h.update(b)),
+            Value::List(v) => v.digest_into(h),
+            Value::Hash(v) => v.digest_into(h),
+            Value::Set(v) => v.digest_into(h),
+            Value::ZSet(v) => v.digest_into(h),
         }
     }
 

@@ -1,0 +1,5 @@
+//! zset commands. Scaffold: the family owner fills in the table.
+
+use super::CommandSpec;
+
+pub(crate) const COMMANDS: &[CommandSpec] = &[];
