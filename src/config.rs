@@ -1511,24 +1511,20 @@ impl Config {
 
     /// The names and values CONFIG GET reports for the given patterns: an exact name (or alias)
     /// matches even hidden parameters, a glob matches every visible name and alias.
-    pub fn matching(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
-        let mut out: Vec<(&'static str, String)> = Vec::new();
-        let mut seen_params: Vec<usize> = Vec::new();
+    pub fn matching(&self, patterns: &[&[u8]]) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let seen = |out: &Vec<(String, String)>, n: &str| {
+            out.iter().any(|(o, _)| o.eq_ignore_ascii_case(n))
+        };
         for pat in patterns {
             let is_glob = pat.iter().any(|b| matches!(b, b'[' | b'*' | b'?'));
             if !is_glob {
-                let name = String::from_utf8_lossy(pat).to_ascii_lowercase();
-                let Some(i) = find_index(&name) else { continue };
-                let p = &PARAMS[i];
-                let shown = if p.alias == Some(name.as_str()) {
-                    p.alias.unwrap_or(p.name)
-                } else {
-                    p.name
-                };
-                if !out.iter().any(|(n, _)| *n == shown) {
-                    out.push((shown, self.values[i].clone()));
+                // Like Redis, an exact name is echoed back as the client spelled it.
+                let given = String::from_utf8_lossy(pat).into_owned();
+                let Some(i) = find_index(&given.to_ascii_lowercase()) else { continue };
+                if !seen(&out, &given) {
+                    out.push((given, self.values[i].clone()));
                 }
-                seen_params.push(i);
                 continue;
             }
             for (i, p) in PARAMS.iter().enumerate() {
@@ -1536,10 +1532,8 @@ impl Config {
                     continue;
                 }
                 for n in std::iter::once(p.name).chain(p.alias) {
-                    if !out.iter().any(|(o, _)| *o == n)
-                        && crate::util::glob::matches(pat, n.as_bytes(), true)
-                    {
-                        out.push((n, self.values[i].clone()));
+                    if !seen(&out, n) && crate::util::glob::matches(pat, n.as_bytes(), true) {
+                        out.push((n.to_string(), self.values[i].clone()));
                     }
                 }
             }

@@ -97,7 +97,7 @@ fn config_get(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let matches = ctx.srv.config.matching(&argv[2..]);
     ctx.out.map(matches.len());
     for (name, value) in matches {
-        ctx.out.bulk_str(name);
+        ctx.out.bulk_str(&name);
         ctx.out.bulk_str(&value);
     }
     Ok(())
