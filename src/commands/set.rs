@@ -340,8 +340,9 @@ fn spop_all(ctx: &mut Ctx<'_>, key: &[u8], size: usize) -> CmdResult {
 
 /// Parses a count that must be in 0..=i64::MAX (Redis's `getPositiveLongFromObjectOrReply`).
 fn positive_long(arg: &[u8]) -> Result<u64, CmdError> {
-    let n = args::int(arg)?;
-    u64::try_from(n).map_err(|_| CmdError::raw("ERR value is out of range, must be positive"))
+    let err = || CmdError::raw("ERR value is out of range, must be positive");
+    let n = args::int(arg).map_err(|_| err())?;
+    u64::try_from(n).map_err(|_| err())
 }
 
 /// Returns random members without removing them.
@@ -697,4 +698,58 @@ fn parse_scan_opts<'a>(opts: &[&'a [u8]]) -> Result<(usize, Option<&'a [u8]>), C
         i += 2;
     }
     Ok((count, pattern))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::string::tests::{resp, Harness};
+
+    #[test]
+    fn spop_propagates_srem_of_the_popped_member() {
+        let mut h = Harness::new();
+        h.run(&["SADD", "s", "a"]);
+        let (reply, prop) = h.run(&["SPOP", "s"]);
+        assert_eq!(reply, "$1\r\na\r\n");
+        assert_eq!(prop, resp(&["SREM", "s", "a"]));
+        assert_eq!(h.encoding("s"), "none");
+    }
+
+    #[test]
+    fn spop_count_propagates_one_srem_per_member_or_del() {
+        let mut h = Harness::new();
+        h.run(&["SADD", "s", "1", "2", "3", "4", "5", "6"]);
+        let (_, prop) = h.run(&["SPOP", "s", "2"]);
+        assert_eq!(prop.matches("SREM").count(), 2, "{prop}");
+        // Few members left: the keep-the-rest strategy, still one SREM per popped member.
+        let (_, prop) = h.run(&["SPOP", "s", "3"]);
+        assert_eq!(prop.matches("SREM").count(), 3, "{prop}");
+        let (reply, prop) = h.run(&["SPOP", "s", "10"]);
+        assert!(reply.starts_with("*1\r\n"), "{reply}");
+        assert_eq!(prop, resp(&["DEL", "s"]));
+        let (reply, prop) = h.run(&["SPOP", "s", "10"]);
+        assert_eq!((reply.as_str(), prop.as_str()), ("*0\r\n", ""));
+    }
+
+    #[test]
+    fn store_of_empty_result_deletes_and_propagates_only_if_it_existed() {
+        let mut h = Harness::new();
+        let (reply, prop) = h.run(&["SINTERSTORE", "d", "nokey"]);
+        assert_eq!((reply.as_str(), prop.as_str()), (":0\r\n", ""));
+        h.run(&["SADD", "d", "x"]);
+        let (_, prop) = h.run(&["SINTERSTORE", "d", "nokey"]);
+        assert_eq!(prop, resp(&["SINTERSTORE", "d", "nokey"]));
+        assert_eq!(h.encoding("d"), "none");
+    }
+
+    #[test]
+    fn smove_creates_destination_in_first_member_encoding() {
+        let mut h = Harness::new();
+        h.run(&["SADD", "src", "a", "1"]);
+        assert_eq!(h.run(&["SMOVE", "src", "dst", "1"]).0, ":1\r\n");
+        assert_eq!(h.encoding("dst"), "intset");
+        assert_eq!(h.run(&["SMOVE", "src", "dst", "a"]).0, ":1\r\n");
+        assert_eq!(h.encoding("src"), "none");
+        assert_eq!(h.encoding("dst"), "hashtable");
+        assert_eq!(h.run(&["SMOVE", "src", "dst", "a"]).0, ":0\r\n");
+    }
 }
