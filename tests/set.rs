@@ -108,7 +108,8 @@ fn algebra_and_store() {
         err(&mut c, &["SINTERCARD", "3", "a", "b"]),
         "ERR Number of keys can't be greater than number of args"
     );
-    assert_eq!(err(&mut c, &["SINTERCARD", "1", "a", "LIMIT", "-1"]), "ERR LIMIT can't be negative");
+    let limit = err(&mut c, &["SINTERCARD", "1", "a", "LIMIT", "-1"]);
+    assert_eq!(limit, "ERR LIMIT can't be negative");
     assert_eq!(q::<i64>(&mut c, &["SINTERSTORE", "d", "a", "b"]), 2);
     assert_eq!(q::<String>(&mut c, &["OBJECT", "ENCODING", "d"]), "intset");
     assert_eq!(q::<i64>(&mut c, &["SUNIONSTORE", "d", "a", "b"]), 5);
@@ -148,7 +149,8 @@ fn sscan_walks_a_large_set_with_a_cursor() {
     let mut seen = Vec::new();
     let mut calls = 0;
     loop {
-        let (next, batch): (String, Vec<String>) = q(&mut c, &["SSCAN", "s", &cursor, "COUNT", "50"]);
+        let (next, batch): (String, Vec<String>) =
+            q(&mut c, &["SSCAN", "s", &cursor, "COUNT", "50"]);
         seen.extend(batch);
         calls += 1;
         cursor = next;

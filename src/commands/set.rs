@@ -155,6 +155,7 @@ fn reply_set(out: &mut ReplyBuf, set: &SetValue) {
 fn sadd(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let (db, now, max, key) = (ctx.db, ctx.now, max_intset(ctx), argv[1]);
     let set = set_or_create(ctx.ks, db, key, now, argv[2])?;
+    set.reserve(argv.len() - 2);
     let added = argv[2..].iter().filter(|m| set.add(m, max)).count();
     if added > 0 {
         ctx.signal_modified_key(db, key);

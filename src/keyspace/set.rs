@@ -388,6 +388,20 @@ impl SetValue {
         *self = SetValue::Table(Box::new(t));
     }
 
+    /// Makes room for `n` more members of a `hashtable` (a hint from variadic SADD), so a set
+    /// built in one command is allocated at its size.
+    pub fn reserve(&mut self, n: usize) {
+        if let SetValue::Table(t) = self {
+            if t.members.capacity() - t.members.len() >= n {
+                return;
+            }
+            // Never less than the usual growth step, so repeated small SADDs stay amortized.
+            t.members.reserve_exact(n.max(t.members.len() / 2));
+            let (members, hasher) = (&t.members, &t.hasher);
+            t.index.reserve(n, |&i| hasher.hash_one(&*members[i as usize]));
+        }
+    }
+
     pub fn remove(&mut self, m: &[u8]) -> bool {
         match self {
             SetValue::Ints(s) => parse_i64(m).is_some_and(|v| s.remove(v)),
