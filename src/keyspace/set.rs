@@ -1,31 +1,669 @@
-//! The set value type. Scaffold: the family owner replaces the representation.
+//! The set value type (the data side of Redis's `t_set.c`), used by `commands::set`.
+//!
+//! A set starts as an `intset` when its first member is an integer: a sorted array of
+//! little-endian integers packed at the smallest width (2, 4 or 8 bytes) that fits every member,
+//! in one allocation. It becomes a `hashtable` for good once a non-integer member arrives or it
+//! outgrows `set-max-intset-entries`, exactly where Redis 7.0 converts.
+//!
+//! The `hashtable` form keeps members densely in a `Vec` with a `hashbrown` index of positions.
+//! The dense array gives O(1) uniform random members (SPOP, SRANDMEMBER) and a SCAN cursor that
+//! never misses a member present for the whole scan (see [`MemberTable::scan`]).
 
-/// A set value.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct SetValue {
-    _private: (),
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rand::Rng;
+
+use crate::util::num::parse_i64;
+
+/// Redis limits intsets to 2^30 entries whatever `set-max-intset-entries` says.
+const INTSET_MAX_CAP: i64 = 1 << 30;
+
+/// The intset size limit for a `set-max-intset-entries` value.
+pub fn intset_limit(config: i64) -> usize {
+    config.clamp(0, INTSET_MAX_CAP) as usize
 }
 
-impl SetValue {
-    /// Name OBJECT ENCODING reports.
-    pub fn encoding(&self) -> &'static str {
-        unimplemented!("scaffold")
+/// One member as stored: intset members are integers, the rest are bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Member<'a> {
+    Int(i64),
+    Bytes(&'a [u8]),
+}
+
+impl Member<'_> {
+    /// Calls `f` with the member's bytes (integers are formatted on the stack).
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match *self {
+            Member::Int(n) => f(itoa::Buffer::new().format(n).as_bytes()),
+            Member::Bytes(b) => f(b),
+        }
     }
 
-    pub fn len(&self) -> usize {
-        0
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.with_bytes(<[u8]>::to_vec)
+    }
+}
+
+/// A sorted array of distinct integers, all stored at one width.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntSet {
+    width: u8,
+    data: Box<[u8]>,
+}
+
+/// Smallest width (bytes) that holds `v`.
+fn width_for(v: i64) -> u8 {
+    if i16::try_from(v).is_ok() {
+        2
+    } else if i32::try_from(v).is_ok() {
+        4
+    } else {
+        8
+    }
+}
+
+/// Appends `v` in little-endian at `width` bytes (`v` fits: checked by the callers).
+fn push_le(buf: &mut Vec<u8>, v: i64, width: u8) {
+    match width {
+        2 => buf.extend_from_slice(&(v as i16).to_le_bytes()),
+        4 => buf.extend_from_slice(&(v as i32).to_le_bytes()),
+        _ => buf.extend_from_slice(&v.to_le_bytes()),
+    }
+}
+
+impl IntSet {
+    fn new() -> Self {
+        IntSet { width: 2, data: Box::new([]) }
     }
 
-    pub fn is_empty(&self) -> bool {
+    fn len(&self) -> usize {
+        self.data.len() / usize::from(self.width)
+    }
+
+    fn get(&self, i: usize) -> i64 {
+        let w = usize::from(self.width);
+        let b = &self.data[i * w..i * w + w];
+        match w {
+            2 => i64::from(i16::from_le_bytes([b[0], b[1]])),
+            4 => i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            _ => i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+        }
+    }
+
+    /// Binary search: `Ok(position)` if present, else `Err(insertion point)`.
+    fn search(&self, v: i64) -> Result<usize, usize> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.get(mid).cmp(&v) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(lo)
+    }
+
+    fn contains(&self, v: i64) -> bool {
+        width_for(v) <= self.width && self.search(v).is_ok()
+    }
+
+    /// Adds `v`; false if it was already there. Reallocates to the exact size, like Redis.
+    fn insert(&mut self, v: i64) -> bool {
+        let need = width_for(v);
+        if need > self.width {
+            self.widen_and_add(v, need);
+            return true;
+        }
+        let Err(pos) = self.search(v) else {
+            return false;
+        };
+        let w = usize::from(self.width);
+        let mut buf = Vec::with_capacity(self.data.len() + w);
+        buf.extend_from_slice(&self.data[..pos * w]);
+        push_le(&mut buf, v, self.width);
+        buf.extend_from_slice(&self.data[pos * w..]);
+        self.data = buf.into_boxed_slice();
         true
     }
 
-    /// Feeds the content into a digest (DEBUG DIGEST). Ordered types hash in order; sets and
-    /// hashes must give the same digest whatever their internal order.
-    pub fn digest_into(&self, _h: &mut sha1_smol::Sha1) {}
+    /// Re-encodes at `width` and adds `v`, which lies outside the range of every current member
+    /// (that is why it needs more bytes), so it goes first if negative, last otherwise.
+    fn widen_and_add(&mut self, v: i64, width: u8) {
+        let n = self.len();
+        let mut buf = Vec::with_capacity((n + 1) * usize::from(width));
+        if v < 0 {
+            push_le(&mut buf, v, width);
+        }
+        for i in 0..n {
+            push_le(&mut buf, self.get(i), width);
+        }
+        if v >= 0 {
+            push_le(&mut buf, v, width);
+        }
+        self.width = width;
+        self.data = buf.into_boxed_slice();
+    }
 
-    /// Bytes this value would take serialized (DEBUG OBJECT's serializedlength).
+    fn remove(&mut self, v: i64) -> bool {
+        if width_for(v) > self.width {
+            return false;
+        }
+        match self.search(v) {
+            Ok(pos) => {
+                self.remove_at(pos);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn remove_at(&mut self, pos: usize) {
+        let w = usize::from(self.width);
+        let mut buf = Vec::with_capacity(self.data.len() - w);
+        buf.extend_from_slice(&self.data[..pos * w]);
+        buf.extend_from_slice(&self.data[pos * w + w..]);
+        self.data = buf.into_boxed_slice();
+    }
+}
+
+/// Members in a dense array plus a hash index of their positions.
+#[derive(Clone)]
+pub struct MemberTable {
+    members: Vec<Box<[u8]>>,
+    index: HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl std::fmt::Debug for MemberTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.members.iter()).finish()
+    }
+}
+
+impl MemberTable {
+    fn with_capacity(n: usize) -> Self {
+        MemberTable {
+            members: Vec::with_capacity(n),
+            index: HashTable::with_capacity(n),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    fn hash(&self, m: &[u8]) -> u64 {
+        self.hasher.hash_one(m)
+    }
+
+    fn find(&self, m: &[u8]) -> Option<usize> {
+        let members = &self.members;
+        self.index
+            .find(self.hash(m), |&i| &*members[i as usize] == m)
+            .map(|&i| i as usize)
+    }
+
+    fn insert(&mut self, m: &[u8]) -> bool {
+        if self.find(m).is_some() {
+            return false;
+        }
+        let h = self.hash(m);
+        // Grow by half rather than doubling: the array is most of a set's footprint.
+        if self.members.len() == self.members.capacity() {
+            self.members.reserve_exact((self.members.len() / 2).max(4));
+        }
+        let pos = self.members.len() as u32;
+        self.members.push(m.into());
+        let (members, hasher) = (&self.members, &self.hasher);
+        self.index
+            .insert_unique(h, pos, |&i| hasher.hash_one(&*members[i as usize]));
+        true
+    }
+
+    fn remove(&mut self, m: &[u8]) -> bool {
+        match self.find(m) {
+            Some(i) => {
+                self.remove_at(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the member at `pos`, moving the last member into its place.
+    fn remove_at(&mut self, pos: usize) -> Box<[u8]> {
+        let h = self.hash(&self.members[pos]);
+        if let Ok(e) = self.index.find_entry(h, |&i| i as usize == pos) {
+            e.remove();
+        }
+        let last = self.members.len() - 1;
+        if pos != last {
+            let lh = self.hash(&self.members[last]);
+            if let Ok(mut e) = self.index.find_entry(lh, |&i| i as usize == last) {
+                *e.get_mut() = pos as u32;
+            }
+        }
+        let m = self.members.swap_remove(pos);
+        if self.members.capacity() > 16 && self.members.len() < self.members.capacity() / 4 {
+            self.members.shrink_to(self.members.len() * 2);
+            let (members, hasher) = (&self.members, &self.hasher);
+            self.index
+                .shrink_to(members.len(), |&i| hasher.hash_one(&*members[i as usize]));
+        }
+        m
+    }
+
+    /// One SCAN step. A non-zero cursor `c` means positions `0..c` are still to visit; 0 starts
+    /// a new scan. Positions are visited downwards because removal moves only the *last* member
+    /// (already visited, or about to be) into the hole, so a member never moves from the part
+    /// still to visit into the part already visited, and members added during the scan land
+    /// above it. Returns the next cursor, 0 when done.
+    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8])) -> u64 {
+        let len = self.members.len();
+        let mut hi = if cursor == 0 {
+            len
+        } else {
+            usize::try_from(cursor).unwrap_or(usize::MAX).min(len)
+        };
+        let lo = hi.saturating_sub(count.max(1));
+        while hi > lo {
+            hi -= 1;
+            f(&self.members[hi]);
+        }
+        lo as u64
+    }
+}
+
+/// A set value: `intset` or `hashtable`.
+#[derive(Debug, Clone)]
+pub enum SetValue {
+    Ints(IntSet),
+    Table(Box<MemberTable>),
+}
+
+impl Default for SetValue {
+    fn default() -> Self {
+        SetValue::Ints(IntSet::new())
+    }
+}
+
+impl PartialEq for SetValue {
+    /// Sets are equal when they hold the same members, whatever their encodings.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|m| other.contains_member(m))
+    }
+}
+
+impl SetValue {
+    /// An empty set in the encoding Redis's `setTypeCreate` picks for its first member.
+    pub fn for_first(member: &[u8]) -> SetValue {
+        if parse_i64(member).is_some() {
+            SetValue::default()
+        } else {
+            SetValue::Table(Box::new(MemberTable::with_capacity(1)))
+        }
+    }
+
+    /// Name OBJECT ENCODING reports.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            SetValue::Ints(_) => "intset",
+            SetValue::Table(_) => "hashtable",
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            SetValue::Ints(s) => s.len(),
+            SetValue::Table(t) => t.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn contains(&self, m: &[u8]) -> bool {
+        match self {
+            SetValue::Ints(s) => parse_i64(m).is_some_and(|v| s.contains(v)),
+            SetValue::Table(t) => t.find(m).is_some(),
+        }
+    }
+
+    pub fn contains_member(&self, m: Member<'_>) -> bool {
+        match (self, m) {
+            (SetValue::Ints(s), Member::Int(v)) => s.contains(v),
+            (_, m) => m.with_bytes(|b| self.contains(b)),
+        }
+    }
+
+    /// Adds a member; false if it was already there. `max_intset` is the intset size limit
+    /// (see [`intset_limit`]).
+    pub fn add(&mut self, m: &[u8], max_intset: usize) -> bool {
+        if matches!(self, SetValue::Ints(_)) {
+            match parse_i64(m) {
+                Some(v) => return self.add_int_to_intset(v, max_intset),
+                None => self.convert_to_table(1),
+            }
+        }
+        match self {
+            SetValue::Table(t) => t.insert(m),
+            SetValue::Ints(_) => unreachable!("converted above"),
+        }
+    }
+
+    fn add_int_to_intset(&mut self, v: i64, max_intset: usize) -> bool {
+        let SetValue::Ints(s) = self else {
+            return false;
+        };
+        if !s.insert(v) {
+            return false;
+        }
+        if s.len() > max_intset {
+            self.convert_to_table(0);
+        }
+        true
+    }
+
+    pub fn add_member(&mut self, m: Member<'_>, max_intset: usize) -> bool {
+        match (&*self, m) {
+            (SetValue::Ints(_), Member::Int(v)) => self.add_int_to_intset(v, max_intset),
+            (_, m) => m.with_bytes(|b| self.add(b, max_intset)),
+        }
+    }
+
+    /// Converts an intset to a hash table with room for `extra` more members.
+    fn convert_to_table(&mut self, extra: usize) {
+        let SetValue::Ints(s) = self else {
+            return;
+        };
+        let mut t = MemberTable::with_capacity(s.len() + extra);
+        let mut buf = itoa::Buffer::new();
+        for i in 0..s.len() {
+            t.insert(buf.format(s.get(i)).as_bytes());
+        }
+        *self = SetValue::Table(Box::new(t));
+    }
+
+    /// Makes room for `n` more members of a `hashtable` (a hint from variadic SADD), so a set
+    /// built in one command is allocated at its size.
+    pub fn reserve(&mut self, n: usize) {
+        if let SetValue::Table(t) = self {
+            if t.members.capacity() - t.members.len() >= n {
+                return;
+            }
+            // Never less than the usual growth step, so repeated small SADDs stay amortized.
+            t.members.reserve_exact(n.max(t.members.len() / 2));
+            let (members, hasher) = (&t.members, &t.hasher);
+            t.index.reserve(n, |&i| hasher.hash_one(&*members[i as usize]));
+        }
+    }
+
+    pub fn remove(&mut self, m: &[u8]) -> bool {
+        match self {
+            SetValue::Ints(s) => parse_i64(m).is_some_and(|v| s.remove(v)),
+            SetValue::Table(t) => t.remove(m),
+        }
+    }
+
+    /// The member at position `i` (`i < len`): ascending for intsets, storage order otherwise.
+    pub fn member_at(&self, i: usize) -> Member<'_> {
+        match self {
+            SetValue::Ints(s) => Member::Int(s.get(i)),
+            SetValue::Table(t) => Member::Bytes(&t.members[i]),
+        }
+    }
+
+    /// A uniformly random position (the set must not be empty).
+    pub fn random_pos<R: Rng + ?Sized>(&self, rng: &mut R) -> usize {
+        rng.gen_range(0..self.len())
+    }
+
+    /// Removes and returns the member at position `i`.
+    pub fn take_at(&mut self, i: usize) -> Vec<u8> {
+        match self {
+            SetValue::Ints(s) => {
+                let v = s.get(i);
+                s.remove_at(i);
+                itoa::Buffer::new().format(v).as_bytes().to_vec()
+            }
+            SetValue::Table(t) => t.remove_at(i).into_vec(),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Member<'_>> + '_ {
+        (0..self.len()).map(move |i| self.member_at(i))
+    }
+
+    /// The hash table form, for SSCAN's cursor; None for intsets (scanned whole).
+    pub fn table(&self) -> Option<&MemberTable> {
+        match self {
+            SetValue::Table(t) => Some(t),
+            SetValue::Ints(_) => None,
+        }
+    }
+
+    /// Feeds the content into a digest (DEBUG DIGEST). Members are hashed one by one and the
+    /// hashes XORed, so the digest does not depend on the order or the encoding.
+    pub fn digest_into(&self, h: &mut sha1_smol::Sha1) {
+        let mut acc = [0u8; 20];
+        for m in self.iter() {
+            let d = m.with_bytes(|b| sha1_smol::Sha1::from(b).digest().bytes());
+            for (a, x) in acc.iter_mut().zip(d) {
+                *a ^= x;
+            }
+        }
+        h.update(&acc);
+    }
+
+    /// Bytes this value would take serialized like an RDB set (DEBUG OBJECT's
+    /// serializedlength): the intset blob as one string, or a count and every member.
     pub fn serialized_len(&self) -> usize {
-        0
+        match self {
+            SetValue::Ints(s) => {
+                let blob = 8 + s.data.len();
+                rdb_len_size(blob) + blob
+            }
+            SetValue::Table(t) => {
+                let body: usize = t.members.iter().map(|m| rdb_string_size(m)).sum();
+                rdb_len_size(t.len()) + body
+            }
+        }
+    }
+}
+
+/// Size of an RDB length prefix.
+fn rdb_len_size(n: usize) -> usize {
+    match n {
+        0..=63 => 1,
+        64..=16383 => 2,
+        _ if n <= u32::MAX as usize => 5,
+        _ => 9,
+    }
+}
+
+/// Size of an RDB string: small integers are stored in 2, 3 or 5 bytes.
+fn rdb_string_size(s: &[u8]) -> usize {
+    if s.len() <= 11 {
+        match parse_i64(s) {
+            Some(v) if i8::try_from(v).is_ok() => return 2,
+            Some(v) if i16::try_from(v).is_ok() => return 3,
+            Some(v) if i32::try_from(v).is_ok() => return 5,
+            _ => {}
+        }
+    }
+    rdb_len_size(s.len()) + s.len()
+}
+
+/// SINTER's members: those of the smallest set found in every other set, in the smallest
+/// set's order. Stops after `limit` members (0: no limit).
+pub fn intersection<'a>(sets: &[&'a SetValue], limit: usize) -> Vec<Member<'a>> {
+    let Some(first) = sets.iter().min_by_key(|s| s.len()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for m in first.iter() {
+        if sets.iter().all(|s| std::ptr::eq(*s, *first) || s.contains_member(m)) {
+            out.push(m);
+            if limit != 0 && out.len() >= limit {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Builds a result set (SINTERSTORE / SUNION / SDIFF) starting as an intset, like Redis, so
+/// its encoding follows from its content.
+pub fn collect<'a>(members: impl IntoIterator<Item = Member<'a>>, max: usize) -> SetValue {
+    let mut out = SetValue::default();
+    for m in members {
+        out.add_member(m, max);
+    }
+    out
+}
+
+/// SUNION: every member of every set (absent keys are empty sets).
+pub fn union(sets: &[Option<&SetValue>], max: usize) -> SetValue {
+    collect(sets.iter().flatten().flat_map(|s| s.iter()), max)
+}
+
+/// SDIFF: members of the first set found in none of the others. Picks Redis's algorithm for
+/// the input sizes, because the two can leave the result in different encodings.
+pub fn difference(sets: &[Option<&SetValue>], max: usize) -> SetValue {
+    let Some(Some(first)) = sets.first() else {
+        return SetValue::default();
+    };
+    let rest = &sets[1..];
+    if rest.iter().flatten().any(|s| std::ptr::eq(*s, *first)) {
+        return SetValue::default();
+    }
+    let present = sets.iter().flatten();
+    let work_one: usize = present.clone().map(|_| first.len()).sum::<usize>() / 2;
+    let work_two: usize = present.map(|s| s.len()).sum();
+    if work_one <= work_two {
+        collect(first.iter().filter(|m| !rest.iter().flatten().any(|s| s.contains_member(*m))), max)
+    } else {
+        let mut out = collect(first.iter(), max);
+        for s in rest.iter().flatten() {
+            if out.is_empty() {
+                break;
+            }
+            for m in s.iter() {
+                m.with_bytes(|b| out.remove(b));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{rngs::SmallRng, SeedableRng};
+
+    use super::*;
+
+    fn set_of(members: &[&str], max: usize) -> SetValue {
+        let mut s = SetValue::for_first(members[0].as_bytes());
+        for m in members {
+            s.add(m.as_bytes(), max);
+        }
+        s
+    }
+
+    fn sorted(s: &SetValue) -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = s.iter().map(|m| m.to_vec()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn intset_widens_and_stays_sorted() {
+        let s = set_of(&["5", "-3", "70000", "-9000000000", "5", "0"], 512);
+        assert_eq!(s.encoding(), "intset");
+        let SetValue::Ints(is) = &s else { panic!() };
+        assert_eq!(is.width, 8);
+        let got: Vec<i64> = (0..is.len()).map(|i| is.get(i)).collect();
+        assert_eq!(got, vec![-9_000_000_000, -3, 0, 5, 70000]);
+        assert!(s.contains(b"70000") && !s.contains(b"07") && !s.contains(b"x"));
+    }
+
+    #[test]
+    fn converts_on_string_member_or_size() {
+        let mut s = set_of(&["1", "2"], 512);
+        assert!(s.add(b"a", 512));
+        assert_eq!(s.encoding(), "hashtable");
+        assert_eq!(sorted(&s), vec![b"1".to_vec(), b"2".to_vec(), b"a".to_vec()]);
+        let mut s = set_of(&["1", "2"], 2);
+        assert_eq!(s.encoding(), "intset");
+        s.add(b"3", 2);
+        assert_eq!(s.encoding(), "hashtable");
+        assert!(s.remove(b"3") && s.remove(b"1") && !s.remove(b"1"));
+        assert_eq!(s.encoding(), "hashtable");
+    }
+
+    #[test]
+    fn table_removal_keeps_index_consistent() {
+        let mut s = SetValue::for_first(b"a");
+        for i in 0..200 {
+            s.add(format!("m{i}").as_bytes(), 512);
+        }
+        for i in (0..200).step_by(3) {
+            assert!(s.remove(format!("m{i}").as_bytes()));
+        }
+        for i in 0..200 {
+            assert_eq!(s.contains(format!("m{i}").as_bytes()), i % 3 != 0, "m{i}");
+        }
+        let mut rng = SmallRng::seed_from_u64(1);
+        while !s.is_empty() {
+            let p = s.random_pos(&mut rng);
+            let m = s.take_at(p);
+            assert!(!s.contains(&m));
+        }
+    }
+
+    #[test]
+    fn scan_returns_every_stable_member_despite_removals() {
+        let mut s = SetValue::for_first(b"a");
+        for i in 0..100 {
+            s.add(format!("m{i}").as_bytes(), 512);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut round = 0;
+        loop {
+            let t = s.table().unwrap();
+            cursor = t.scan(cursor, 7, |m| {
+                seen.insert(m.to_vec());
+            });
+            // Remove a member that is not in the stable range m0..m49 on every round.
+            round += 1;
+            s.remove(format!("m{}", 50 + round).as_bytes());
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..50 {
+            assert!(seen.contains(format!("m{i}").as_bytes()), "m{i}");
+        }
+    }
+
+    #[test]
+    fn algebra() {
+        let a = set_of(&["1", "2", "3", "x"], 512);
+        let b = set_of(&["2", "3", "4"], 512);
+        let inter: Vec<Vec<u8>> = intersection(&[&a, &b], 0).iter().map(Member::to_vec).collect();
+        assert_eq!(inter.len(), 2);
+        let u = union(&[Some(&a), None, Some(&b)], 512);
+        assert_eq!(u.len(), 5);
+        let d = difference(&[Some(&a), Some(&b)], 512);
+        assert_eq!(sorted(&d), vec![b"1".to_vec(), b"x".to_vec()]);
+        assert_eq!(difference(&[Some(&a), Some(&a)], 512).len(), 0);
+        let ints = union(&[Some(&b)], 512);
+        assert_eq!(ints.encoding(), "intset");
+        assert_eq!(a, set_of(&["x", "3", "2", "1"], 512));
     }
 }
