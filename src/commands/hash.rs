@@ -125,7 +125,10 @@ fn hset(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let key = argv[1];
     let lim = limits(ctx);
     let created = upsert(ctx, key, |h| {
-        Ok(argv[2..].chunks_exact(2).filter(|p| h.set(p[0], p[1], lim)).count())
+        Ok(argv[2..]
+            .chunks_exact(2)
+            .filter(|p| h.set(p[0], p[1], lim))
+            .count())
     })?;
     if ctx.cmd.name == "hset" {
         ctx.out.integer(created as i64);
@@ -144,7 +147,9 @@ fn hset(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 fn hsetnx(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let (key, field, value) = (argv[1], argv[2], argv[3]);
     let lim = limits(ctx);
-    let set = upsert(ctx, key, |h| Ok(!h.contains(field) && h.set(field, value, lim)))?;
+    let set = upsert(ctx, key, |h| {
+        Ok(!h.contains(field) && h.set(field, value, lim))
+    })?;
     ctx.out.integer(i64::from(set));
     if set {
         touched(ctx, key, "hset", 1);
@@ -418,7 +423,11 @@ fn randfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, withvalues: bool) 
     };
     let resp3 = ctx.out.resp == Resp::V3;
     let nested = withvalues && resp3;
-    ctx.out.array(if withvalues && !resp3 { pairs.len() * 2 } else { pairs.len() });
+    ctx.out.array(if withvalues && !resp3 {
+        pairs.len() * 2
+    } else {
+        pairs.len()
+    });
     for (f, v) in pairs {
         if nested {
             ctx.out.array(2);
@@ -528,5 +537,49 @@ mod tests {
         assert_eq!(parse_scan_opts(&argv), Err(CmdError::Syntax));
         let argv: Vec<&[u8]> = vec![b"hscan", b"k", b"0", b"MATCH"];
         assert_eq!(parse_scan_opts(&argv), Err(CmdError::Syntax));
+    }
+
+    #[test]
+    fn hincrbyfloat_propagates_as_hset_with_the_result() {
+        use crate::commands::string::tests::{resp, Harness};
+        let mut h = Harness::new();
+        let (reply, prop) = h.run(&["HINCRBYFLOAT", "h", "f", "1.5"]);
+        assert_eq!(reply, "$3\r\n1.5\r\n");
+        assert_eq!(prop, resp(&["HSET", "h", "f", "1.5"]));
+        assert_eq!(
+            h.run(&["HINCRBYFLOAT", "h", "f", "0.5"]).1,
+            resp(&["HSET", "h", "f", "2"])
+        );
+        assert_eq!(h.encoding("h"), "listpack");
+        let (reply, prop) = h.run(&["HINCRBYFLOAT", "h", "f", "inf"]);
+        assert_eq!(reply, "-ERR value is NaN or Infinity\r\n");
+        assert_eq!(prop, "");
+    }
+
+    #[test]
+    fn writes_that_change_nothing_propagate_nothing() {
+        use crate::commands::string::tests::{resp, Harness};
+        let mut h = Harness::new();
+        assert_eq!(
+            h.run(&["HSET", "h", "a", "1"]).1,
+            resp(&["HSET", "h", "a", "1"])
+        );
+        assert_eq!(
+            h.run(&["HSETNX", "h", "a", "2"]),
+            (":0\r\n".into(), String::new())
+        );
+        assert_eq!(
+            h.run(&["HDEL", "h", "zz"]),
+            (":0\r\n".into(), String::new())
+        );
+        assert_eq!(
+            h.run(&["HDEL", "h", "a", "b"]).1,
+            resp(&["HDEL", "h", "a", "b"])
+        );
+        assert_eq!(h.encoding("h"), "none");
+        let (reply, prop) = h.run(&["HINCRBY", "n", "f", "x"]);
+        assert_eq!(reply, "-ERR value is not an integer or out of range\r\n");
+        assert_eq!(prop, "");
+        assert_eq!(h.encoding("n"), "none");
     }
 }

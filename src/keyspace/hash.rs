@@ -32,7 +32,9 @@ pub struct HashValue {
 
 impl Default for HashValue {
     fn default() -> Self {
-        HashValue { repr: Repr::Packed(Packed::default()) }
+        HashValue {
+            repr: Repr::Packed(Packed::default()),
+        }
     }
 }
 
@@ -48,7 +50,7 @@ struct Big(Table<Box<[u8]>>);
 
 impl std::fmt::Debug for Big {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map().entries(self.0.iter().map(|(k, v)| (k, v))).finish()
+        f.debug_map().entries(self.0.iter()).finish()
     }
 }
 
@@ -65,7 +67,10 @@ impl Clone for Big {
 impl PartialEq for Big {
     fn eq(&self, other: &Self) -> bool {
         self.0.len() == other.0.len()
-            && self.0.iter().all(|(k, v)| other.0.get(k).is_some_and(|w| w == v))
+            && self
+                .0
+                .iter()
+                .all(|(k, v)| other.0.get(k).is_some_and(|w| w == v))
     }
 }
 
@@ -144,18 +149,28 @@ impl<'a> Iterator for PackedIter<'a> {
         let val_hdr = f + flen;
         let (vlen, v) = read_len(self.buf, val_hdr);
         self.pos = v + vlen;
-        let at = PairAt { start, val_hdr, val: v, val_len: vlen };
+        let at = PairAt {
+            start,
+            val_hdr,
+            val: v,
+            val_len: vlen,
+        };
         Some((&self.buf[f..val_hdr], &self.buf[v..v + vlen], at))
     }
 }
 
 impl Packed {
     fn iter(&self) -> PackedIter<'_> {
-        PackedIter { buf: &self.buf, pos: 0 }
+        PackedIter {
+            buf: &self.buf,
+            pos: 0,
+        }
     }
 
     fn find(&self, field: &[u8]) -> Option<(&[u8], PairAt)> {
-        self.iter().find(|(f, _, _)| *f == field).map(|(_, v, at)| (v, at))
+        self.iter()
+            .find(|(f, _, _)| *f == field)
+            .map(|(_, v, at)| (v, at))
     }
 
     /// Sets a field; returns true if it was new.
@@ -293,9 +308,9 @@ impl HashValue {
     pub fn iter(&self) -> Iter<'_> {
         match &self.repr {
             Repr::Packed(p) => Iter(IterRepr::Packed(p.iter())),
-            Repr::Table(t) => {
-                Iter(IterRepr::Table(Box::new(t.0.iter().map(|(k, v)| (&**k, &**v)))))
-            }
+            Repr::Table(t) => Iter(IterRepr::Table(Box::new(
+                t.0.iter().map(|(k, v)| (&**k, &**v)),
+            ))),
         }
     }
 
@@ -443,7 +458,10 @@ mod tests {
 
     use super::*;
 
-    const SMALL: HashLimits = HashLimits { max_entries: 4, max_value: 8 };
+    const SMALL: HashLimits = HashLimits {
+        max_entries: 4,
+        max_value: 8,
+    };
 
     #[test]
     fn packed_keeps_insertion_order_and_updates_in_place() {
@@ -452,7 +470,10 @@ mod tests {
         assert!(h.set(b"b", b"2", SMALL));
         assert!(!h.set(b"a", b"long-ish", SMALL));
         let pairs: Vec<_> = h.iter().collect();
-        assert_eq!(pairs, vec![(&b"a"[..], &b"long-ish"[..]), (&b"b"[..], &b"2"[..])]);
+        assert_eq!(
+            pairs,
+            vec![(&b"a"[..], &b"long-ish"[..]), (&b"b"[..], &b"2"[..])]
+        );
         assert_eq!(h.encoding(), "listpack");
         assert!(h.remove(b"a"));
         assert!(!h.remove(b"a"));
@@ -481,7 +502,10 @@ mod tests {
     fn long_lengths_round_trip() {
         let mut h = HashValue::new();
         let big = vec![b'x'; 70_000];
-        let lim = HashLimits { max_entries: 10, max_value: 1 << 20 };
+        let lim = HashLimits {
+            max_entries: 10,
+            max_value: 1 << 20,
+        };
         h.set(&big, &big, lim);
         h.set(b"z", b"", lim);
         assert_eq!(h.encoding(), "listpack");
@@ -492,7 +516,13 @@ mod tests {
     #[test]
     fn random_distinct_returns_distinct_fields() {
         let mut rng = SmallRng::seed_from_u64(7);
-        for lim in [SMALL, HashLimits { max_entries: 1, max_value: 64 }] {
+        for lim in [
+            SMALL,
+            HashLimits {
+                max_entries: 1,
+                max_value: 64,
+            },
+        ] {
             let mut h = HashValue::new();
             for i in 0..4 {
                 h.set(format!("f{i}").as_bytes(), b"v", lim);
@@ -507,7 +537,10 @@ mod tests {
 
     #[test]
     fn digest_ignores_order() {
-        let lim = HashLimits { max_entries: 100, max_value: 64 };
+        let lim = HashLimits {
+            max_entries: 100,
+            max_value: 64,
+        };
         let (mut a, mut b) = (HashValue::new(), HashValue::new());
         a.set(b"x", b"1", lim);
         a.set(b"y", b"2", lim);
