@@ -125,10 +125,7 @@ fn hset(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let key = argv[1];
     let lim = limits(ctx);
     let created = upsert(ctx, key, |h| {
-        Ok(argv[2..]
-            .chunks_exact(2)
-            .filter(|p| h.set(p[0], p[1], lim))
-            .count())
+        Ok(h.set_many(argv[2..].chunks_exact(2).map(|p| (p[0], p[1])), lim))
     })?;
     if ctx.cmd.name == "hset" {
         ctx.out.integer(created as i64);

@@ -1,9 +1,8 @@
 //! The hash value type: field/value pairs in one of Redis's two encodings.
 //!
-//! Small hashes are `listpack`s: a single byte buffer of alternating field and value entries,
-//! each a LEB128 length followed by its bytes, kept in insertion order (new fields go to the
-//! tail, updates keep their place) so replies list fields in the same order as Redis. Lookups
-//! walk the buffer, which for the few dozen entries a listpack holds is faster than hashing and
+//! Small hashes are `listpack`s: a single byte buffer of field/value pairs (see [`Packed`]),
+//! kept in insertion order (new fields go to the tail, updates keep their place) so replies
+//! list fields in the same order as Redis. Lookups walk the buffer, which for the few dozen entries a listpack holds is faster than hashing and
 //! costs no per-field allocation. Past `hash-max-listpack-entries` fields, or once a field or
 //! value is longer than `hash-max-listpack-value`, the hash becomes a `hashtable` (a segmented
 //! [`Table`] from field to value) and, like Redis, never converts back.
@@ -74,13 +73,20 @@ impl PartialEq for Big {
     }
 }
 
-/// The `listpack` encoding: `[len][field][len][value]...` with LEB128 lengths.
+/// The `listpack` encoding: a sequence of pairs, each a header then the field and value bytes.
+/// A pair whose field is under 15 bytes and value under 16 has a one-byte header
+/// `field_len << 4 | value_len`; any other pair has the byte [`LONG_PAIR`] followed by both
+/// lengths in LEB128. Small hashes mostly hold short pairs, so a pair usually costs its bytes
+/// plus one (a Redis listpack spends two to four).
 #[derive(Debug, Clone, PartialEq, Default)]
 struct Packed {
     buf: Vec<u8>,
     /// Number of fields.
     n: u32,
 }
+
+/// Header byte of a pair with explicit lengths.
+const LONG_PAIR: u8 = 0xff;
 
 /// Reads a LEB128 length at `pos`; returns (length, position after it).
 fn read_len(buf: &[u8], mut pos: usize) -> (usize, usize) {
@@ -114,21 +120,42 @@ fn len_size(mut n: usize) -> usize {
     s
 }
 
+fn is_short_pair(flen: usize, vlen: usize) -> bool {
+    flen < 15 && vlen < 16
+}
+
+/// Encoded size of a pair.
+fn pair_size(field: &[u8], value: &[u8]) -> usize {
+    let (fl, vl) = (field.len(), value.len());
+    let hdr = if is_short_pair(fl, vl) {
+        1
+    } else {
+        1 + len_size(fl) + len_size(vl)
+    };
+    hdr + fl + vl
+}
+
+/// Appends an encoded pair.
+fn write_pair(out: &mut Vec<u8>, field: &[u8], value: &[u8]) {
+    let (fl, vl) = (field.len(), value.len());
+    if is_short_pair(fl, vl) {
+        out.push(((fl as u8) << 4) | vl as u8);
+    } else {
+        out.push(LONG_PAIR);
+        write_len(out, fl);
+        write_len(out, vl);
+    }
+    out.extend_from_slice(field);
+    out.extend_from_slice(value);
+}
+
 /// One pair's position in a packed buffer.
 #[derive(Debug, Clone, Copy)]
 struct PairAt {
-    /// Start of the field's length prefix.
+    /// Start of the pair's header.
     start: usize,
-    /// Start of the value's length prefix.
-    val_hdr: usize,
-    val: usize,
-    val_len: usize,
-}
-
-impl PairAt {
-    fn end(&self) -> usize {
-        self.val + self.val_len
-    }
+    /// One past the value's last byte.
+    end: usize,
 }
 
 /// Walks the pairs of a packed buffer.
@@ -141,21 +168,22 @@ impl<'a> Iterator for PackedIter<'a> {
     type Item = (&'a [u8], &'a [u8], PairAt);
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.pos >= self.buf.len() {
-            return None;
-        }
         let start = self.pos;
-        let (flen, f) = read_len(self.buf, start);
-        let val_hdr = f + flen;
-        let (vlen, v) = read_len(self.buf, val_hdr);
+        let h = *self.buf.get(start)?;
+        let (flen, vlen, f) = if h == LONG_PAIR {
+            let (fl, p) = read_len(self.buf, start + 1);
+            let (vl, p) = read_len(self.buf, p);
+            (fl, vl, p)
+        } else {
+            (usize::from(h >> 4), usize::from(h & 0x0f), start + 1)
+        };
+        let v = f + flen;
         self.pos = v + vlen;
         let at = PairAt {
             start,
-            val_hdr,
-            val: v,
-            val_len: vlen,
+            end: self.pos,
         };
-        Some((&self.buf[f..val_hdr], &self.buf[v..v + vlen], at))
+        Some((&self.buf[f..v], &self.buf[v..self.pos], at))
     }
 }
 
@@ -173,22 +201,17 @@ impl Packed {
             .map(|(_, v, at)| (v, at))
     }
 
-    /// Sets a field; returns true if it was new.
+    /// Sets a field; returns true if it was new. An update rewrites the pair in place.
     fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
         if let Some((_, at)) = self.find(field) {
-            let mut enc = Vec::with_capacity(len_size(value.len()) + value.len());
-            write_len(&mut enc, value.len());
-            enc.extend_from_slice(value);
-            self.buf.splice(at.val_hdr..at.end(), enc);
+            let mut enc = Vec::with_capacity(pair_size(field, value));
+            write_pair(&mut enc, field, value);
+            self.buf.splice(at.start..at.end, enc);
             return false;
         }
-        let need = len_size(field.len()) + field.len() + len_size(value.len()) + value.len();
         // Grow to the exact size, as a listpack does: a small hash then wastes no capacity.
-        self.buf.reserve_exact(need);
-        write_len(&mut self.buf, field.len());
-        self.buf.extend_from_slice(field);
-        write_len(&mut self.buf, value.len());
-        self.buf.extend_from_slice(value);
+        self.buf.reserve_exact(pair_size(field, value));
+        write_pair(&mut self.buf, field, value);
         self.n += 1;
         true
     }
@@ -197,7 +220,7 @@ impl Packed {
         let Some((_, at)) = self.find(field) else {
             return false;
         };
-        self.buf.drain(at.start..at.end());
+        self.buf.drain(at.start..at.end);
         self.n -= 1;
         true
     }
@@ -282,6 +305,27 @@ impl HashValue {
             }
             Repr::Table(t) => t.0.insert(field, value.into()).is_none(),
         }
+    }
+
+    /// Sets several pairs (HSET); returns how many fields were new. A `listpack` grows once
+    /// for the whole batch instead of once per pair, so a large HSET leaves no trail of
+    /// outgrown allocations behind.
+    pub fn set_many<'a>(
+        &mut self,
+        pairs: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+        limits: HashLimits,
+    ) -> usize {
+        if let Repr::Packed(p) = &mut self.repr {
+            let need: usize = pairs.clone().map(|(f, v)| pair_size(f, v)).sum();
+            if pairs.len() > 1 && need <= PACKED_MAX_BYTES {
+                p.buf.reserve_exact(need);
+            }
+        }
+        let created = pairs.filter(|(f, v)| self.set(f, v, limits)).count();
+        if let Repr::Packed(p) = &mut self.repr {
+            p.buf.shrink_to_fit();
+        }
+        created
     }
 
     /// Removes `field`; returns true if it existed.
@@ -552,5 +596,31 @@ mod tests {
             s.digest().bytes()
         };
         assert_eq!(d(&a), d(&b));
+    }
+
+    #[test]
+    fn short_and_long_pairs_mix_and_update_across_header_kinds() {
+        let lim = HashLimits {
+            max_entries: 100,
+            max_value: 1000,
+        };
+        let mut h = HashValue::new();
+        h.set(b"short", b"v", lim);
+        h.set(b"a-field-of-15-b", b"x", lim);
+        h.set(b"k", &[b'y'; 200], lim);
+        h.set(b"short", &[b'z'; 16], lim);
+        h.set(b"k", b"", lim);
+        let got: Vec<_> = h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (b"short".to_vec(), vec![b'z'; 16]),
+                (b"a-field-of-15-b".to_vec(), b"x".to_vec()),
+                (b"k".to_vec(), vec![]),
+            ]
+        );
+        assert!(h.remove(b"a-field-of-15-b"));
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.get(b"k"), Some(&b""[..]));
     }
 }
