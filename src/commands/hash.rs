@@ -4,6 +4,8 @@
 //! conversion live there, this file parses arguments, applies the configured thresholds and
 //! builds replies. Writes propagate verbatim except HINCRBYFLOAT, which propagates as HSET.
 
+use rand::Rng;
+
 use super::args::{self, is};
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
@@ -411,7 +413,11 @@ fn randfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, withvalues: bool) 
         return Err(CmdError::err("value is out of range"));
     }
     let rng = &mut ctx.srv.rng;
-    let pairs: Vec<(&[u8], &[u8])> = if count < 0 {
+    let pairs: Vec<(&[u8], &[u8])> = if count < 0 && h.encoding() == "listpack" {
+        // Index a listpack once rather than walking it for every pick.
+        let all: Vec<_> = h.iter().collect();
+        (0..n).map(|_| all[rng.gen_range(0..all.len())]).collect()
+    } else if count < 0 {
         (0..n).filter_map(|_| h.random_pair(rng)).collect()
     } else if n as usize >= h.len() {
         h.iter().collect()
