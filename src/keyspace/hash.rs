@@ -1,31 +1,626 @@
-//! The hash value type. Scaffold: the family owner replaces the representation.
+//! The hash value type: field/value pairs in one of Redis's two encodings.
+//!
+//! Small hashes are `listpack`s: a single byte buffer of field/value pairs (see [`Packed`]),
+//! kept in insertion order (new fields go to the tail, updates keep their place) so replies
+//! list fields in the same order as Redis. Lookups walk the buffer, which for the few dozen entries a listpack holds is faster than hashing and
+//! costs no per-field allocation. Past `hash-max-listpack-entries` fields, or once a field or
+//! value is longer than `hash-max-listpack-value`, the hash becomes a `hashtable` (a segmented
+//! [`Table`] from field to value) and, like Redis, never converts back.
+
+use rand::Rng;
+
+use super::table::Table;
+
+/// Largest packed buffer before conversion, like Redis's listpack safety limit (1 GiB).
+const PACKED_MAX_BYTES: usize = 1 << 30;
+
+/// Conversion thresholds, read from the configuration by the commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashLimits {
+    /// `hash-max-listpack-entries`.
+    pub max_entries: usize,
+    /// `hash-max-listpack-value`.
+    pub max_value: usize,
+}
 
 /// A hash value.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HashValue {
-    _private: (),
+    repr: Repr,
+}
+
+impl Default for HashValue {
+    fn default() -> Self {
+        HashValue {
+            repr: Repr::Packed(Packed::default()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Repr {
+    Packed(Packed),
+    Table(Box<Big>),
+}
+
+/// The `hashtable` encoding: field -> value.
+#[derive(Default)]
+struct Big(Table<Box<[u8]>>);
+
+impl std::fmt::Debug for Big {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.0.iter()).finish()
+    }
+}
+
+impl Clone for Big {
+    fn clone(&self) -> Self {
+        let mut t = Table::new();
+        for (k, v) in self.0.iter() {
+            t.insert(k, v.clone());
+        }
+        Big(t)
+    }
+}
+
+impl PartialEq for Big {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .all(|(k, v)| other.0.get(k).is_some_and(|w| w == v))
+    }
+}
+
+/// The `listpack` encoding: a sequence of pairs, each a header then the field and value bytes.
+/// A pair whose field is under 15 bytes and value under 16 has a one-byte header
+/// `field_len << 4 | value_len`; any other pair has the byte [`LONG_PAIR`] followed by both
+/// lengths in LEB128. Small hashes mostly hold short pairs, so a pair usually costs its bytes
+/// plus one (a Redis listpack spends two to four).
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Packed {
+    buf: Vec<u8>,
+    /// Number of fields.
+    n: u32,
+}
+
+/// Header byte of a pair with explicit lengths.
+const LONG_PAIR: u8 = 0xff;
+
+/// Reads a LEB128 length at `pos`; returns (length, position after it).
+fn read_len(buf: &[u8], mut pos: usize) -> (usize, usize) {
+    let mut n = 0usize;
+    let mut shift = 0;
+    loop {
+        let b = buf[pos];
+        pos += 1;
+        n |= usize::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return (n, pos);
+        }
+        shift += 7;
+    }
+}
+
+fn write_len(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn len_size(mut n: usize) -> usize {
+    let mut s = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        s += 1;
+    }
+    s
+}
+
+fn is_short_pair(flen: usize, vlen: usize) -> bool {
+    flen < 15 && vlen < 16
+}
+
+/// Encoded size of a pair.
+fn pair_size(field: &[u8], value: &[u8]) -> usize {
+    let (fl, vl) = (field.len(), value.len());
+    let hdr = if is_short_pair(fl, vl) {
+        1
+    } else {
+        1 + len_size(fl) + len_size(vl)
+    };
+    hdr + fl + vl
+}
+
+/// Appends an encoded pair.
+fn write_pair(out: &mut Vec<u8>, field: &[u8], value: &[u8]) {
+    let (fl, vl) = (field.len(), value.len());
+    if is_short_pair(fl, vl) {
+        out.push(((fl as u8) << 4) | vl as u8);
+    } else {
+        out.push(LONG_PAIR);
+        write_len(out, fl);
+        write_len(out, vl);
+    }
+    out.extend_from_slice(field);
+    out.extend_from_slice(value);
+}
+
+/// One pair's position in a packed buffer.
+#[derive(Debug, Clone, Copy)]
+struct PairAt {
+    /// Start of the pair's header.
+    start: usize,
+    /// One past the value's last byte.
+    end: usize,
+}
+
+/// Walks the pairs of a packed buffer.
+struct PackedIter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for PackedIter<'a> {
+    type Item = (&'a [u8], &'a [u8], PairAt);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let start = self.pos;
+        let h = *self.buf.get(start)?;
+        let (flen, vlen, f) = if h == LONG_PAIR {
+            let (fl, p) = read_len(self.buf, start + 1);
+            let (vl, p) = read_len(self.buf, p);
+            (fl, vl, p)
+        } else {
+            (usize::from(h >> 4), usize::from(h & 0x0f), start + 1)
+        };
+        let v = f + flen;
+        self.pos = v + vlen;
+        let at = PairAt {
+            start,
+            end: self.pos,
+        };
+        Some((&self.buf[f..v], &self.buf[v..self.pos], at))
+    }
+}
+
+impl Packed {
+    fn iter(&self) -> PackedIter<'_> {
+        PackedIter {
+            buf: &self.buf,
+            pos: 0,
+        }
+    }
+
+    fn find(&self, field: &[u8]) -> Option<(&[u8], PairAt)> {
+        self.iter()
+            .find(|(f, _, _)| *f == field)
+            .map(|(_, v, at)| (v, at))
+    }
+
+    /// Sets a field; returns true if it was new. An update rewrites the pair in place.
+    fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
+        if let Some((_, at)) = self.find(field) {
+            let mut enc = Vec::with_capacity(pair_size(field, value));
+            write_pair(&mut enc, field, value);
+            self.buf.splice(at.start..at.end, enc);
+            return false;
+        }
+        // Grow to the exact size, as a listpack does: a small hash then wastes no capacity.
+        self.buf.reserve_exact(pair_size(field, value));
+        write_pair(&mut self.buf, field, value);
+        self.n += 1;
+        true
+    }
+
+    fn remove(&mut self, field: &[u8]) -> bool {
+        let Some((_, at)) = self.find(field) else {
+            return false;
+        };
+        self.buf.drain(at.start..at.end);
+        self.n -= 1;
+        true
+    }
+
+    fn nth(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        self.iter().nth(i).map(|(f, v, _)| (f, v))
+    }
+}
+
+/// Iterator over the pairs of a hash, in storage order.
+pub struct Iter<'a>(IterRepr<'a>);
+
+enum IterRepr<'a> {
+    Packed(PackedIter<'a>),
+    Table(Box<dyn Iterator<Item = (&'a [u8], &'a [u8])> + 'a>),
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.0 {
+            IterRepr::Packed(it) => it.next().map(|(f, v, _)| (f, v)),
+            IterRepr::Table(it) => it.next(),
+        }
+    }
 }
 
 impl HashValue {
+    /// An empty hash in the compact encoding (callers add a field before storing it).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Name OBJECT ENCODING reports.
     pub fn encoding(&self) -> &'static str {
-        unimplemented!("scaffold")
+        match &self.repr {
+            Repr::Packed(_) => "listpack",
+            Repr::Table(_) => "hashtable",
+        }
     }
 
     pub fn len(&self) -> usize {
-        0
+        match &self.repr {
+            Repr::Packed(p) => p.n as usize,
+            Repr::Table(t) => t.0.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        true
+        self.len() == 0
+    }
+
+    pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
+        match &self.repr {
+            Repr::Packed(p) => p.find(field).map(|(v, _)| v),
+            Repr::Table(t) => t.0.get(field).map(|v| &**v),
+        }
+    }
+
+    pub fn contains(&self, field: &[u8]) -> bool {
+        self.get(field).is_some()
+    }
+
+    /// Sets `field` to `value`, converting to `hashtable` first when either is longer than the
+    /// listpack limit and afterwards when the field count passes it. Returns true if the field
+    /// is new.
+    pub fn set(&mut self, field: &[u8], value: &[u8], limits: HashLimits) -> bool {
+        if let Repr::Packed(p) = &self.repr {
+            let too_long = field.len() > limits.max_value || value.len() > limits.max_value;
+            if too_long || p.buf.len() + field.len() + value.len() > PACKED_MAX_BYTES {
+                self.convert();
+            }
+        }
+        match &mut self.repr {
+            Repr::Packed(p) => {
+                let created = p.set(field, value);
+                if p.n as usize > limits.max_entries {
+                    self.convert();
+                }
+                created
+            }
+            Repr::Table(t) => t.0.insert(field, value.into()).is_none(),
+        }
+    }
+
+    /// Sets several pairs (HSET); returns how many fields were new. A `listpack` grows once
+    /// for the whole batch instead of once per pair, so a large HSET leaves no trail of
+    /// outgrown allocations behind.
+    pub fn set_many<'a>(
+        &mut self,
+        pairs: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+        limits: HashLimits,
+    ) -> usize {
+        if let Repr::Packed(p) = &mut self.repr {
+            let need: usize = pairs.clone().map(|(f, v)| pair_size(f, v)).sum();
+            if pairs.len() > 1 && need <= PACKED_MAX_BYTES {
+                p.buf.reserve_exact(need);
+            }
+        }
+        let created = pairs.filter(|(f, v)| self.set(f, v, limits)).count();
+        if let Repr::Packed(p) = &mut self.repr {
+            p.buf.shrink_to_fit();
+        }
+        created
+    }
+
+    /// Removes `field`; returns true if it existed.
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        match &mut self.repr {
+            Repr::Packed(p) => p.remove(field),
+            Repr::Table(t) => t.0.remove(field).is_some(),
+        }
+    }
+
+    /// Converts to the `hashtable` encoding (Redis's `hashTypeConvert`).
+    fn convert(&mut self) {
+        let Repr::Packed(p) = &self.repr else {
+            return;
+        };
+        let mut t = Table::new();
+        for (f, v, _) in p.iter() {
+            t.insert(f, v.into());
+        }
+        self.repr = Repr::Table(Box::new(Big(t)));
+    }
+
+    /// All pairs in storage order (insertion order for `listpack`).
+    pub fn iter(&self) -> Iter<'_> {
+        match &self.repr {
+            Repr::Packed(p) => Iter(IterRepr::Packed(p.iter())),
+            Repr::Table(t) => Iter(IterRepr::Table(Box::new(
+                t.0.iter().map(|(k, v)| (&**k, &**v)),
+            ))),
+        }
+    }
+
+    /// A uniformly chosen pair, or None if the hash is empty.
+    pub fn random_pair<R: Rng + ?Sized>(&self, rng: &mut R) -> Option<(&[u8], &[u8])> {
+        match &self.repr {
+            Repr::Packed(p) if p.n > 0 => p.nth(rng.gen_range(0..p.n as usize)),
+            Repr::Packed(_) => None,
+            Repr::Table(t) => t.0.random_entry(rng).map(|(k, v)| (&**k, &**v)),
+        }
+    }
+
+    /// `count` distinct pairs chosen at random (`count` < len), in random order for
+    /// `hashtable` and storage order for `listpack`.
+    pub fn random_distinct<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        count: usize,
+    ) -> Vec<(&[u8], &[u8])> {
+        let len = self.len();
+        let count = count.min(len);
+        // With many pairs wanted, pick indices from the full list; with few, sample the table
+        // directly and drop repeats (Redis's CASE 3 / CASE 4 of HRANDFIELD).
+        if matches!(self.repr, Repr::Packed(_)) || count.saturating_mul(3) > len {
+            let mut all: Vec<(&[u8], &[u8])> = self.iter().collect();
+            let mut keep: Vec<usize> = rand::seq::index::sample(rng, len, count).into_vec();
+            keep.sort_unstable();
+            let mut out = Vec::with_capacity(count);
+            for i in keep.into_iter().rev() {
+                out.push(all.swap_remove(i));
+            }
+            out.reverse();
+            return out;
+        }
+        let mut seen = std::collections::HashSet::with_capacity(count);
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
+            if let Some((f, v)) = self.random_pair(rng) {
+                if seen.insert(f) {
+                    out.push((f, v));
+                }
+            }
+        }
+        out
+    }
+
+    /// One HSCAN step: a `listpack` hash is returned whole with cursor 0, as in Redis; a
+    /// `hashtable` is walked with the table's cursor. Returns the next cursor.
+    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], &[u8])) -> u64 {
+        match &self.repr {
+            Repr::Packed(p) => {
+                for (k, v, _) in p.iter() {
+                    f(k, v);
+                }
+                0
+            }
+            Repr::Table(t) => t.0.scan(cursor, count, |k, v| f(k, v)),
+        }
     }
 
     /// Feeds the content into a digest (DEBUG DIGEST). Ordered types hash in order; sets and
     /// hashes must give the same digest whatever their internal order.
-    pub fn digest_into(&self, _h: &mut sha1_smol::Sha1) {}
+    pub fn digest_into(&self, h: &mut sha1_smol::Sha1) {
+        let mut acc = [0u8; 20];
+        for (f, v) in self.iter() {
+            let mut e = sha1_smol::Sha1::new();
+            e.update(&(f.len() as u64).to_le_bytes());
+            e.update(f);
+            e.update(v);
+            for (a, b) in acc.iter_mut().zip(e.digest().bytes()) {
+                *a ^= b;
+            }
+        }
+        h.update(&acc);
+    }
 
-    /// Bytes this value would take serialized (DEBUG OBJECT's serializedlength).
+    /// Bytes this value would take serialized (DEBUG OBJECT's serializedlength): the listpack
+    /// blob for the compact encoding, length-prefixed strings for the table.
     pub fn serialized_len(&self) -> usize {
-        0
+        match &self.repr {
+            Repr::Packed(p) => {
+                // Listpack: 6-byte header, per entry an encoding byte(s) + data + backlen,
+                // 1-byte terminator; stored as one length-prefixed string.
+                let body: usize = p
+                    .iter()
+                    .map(|(f, v, _)| lp_entry_size(f) + lp_entry_size(v))
+                    .sum::<usize>()
+                    + 7;
+                rdb_len_size(body) + body
+            }
+            Repr::Table(t) => {
+                let items: usize = t
+                    .0
+                    .iter()
+                    .map(|(k, v)| rdb_len_size(k.len()) + k.len() + rdb_len_size(v.len()) + v.len())
+                    .sum();
+                rdb_len_size(t.0.len()) + items
+            }
+        }
+    }
+
+    /// Heap bytes used (for MEMORY USAGE).
+    pub fn heap_size(&self) -> usize {
+        match &self.repr {
+            Repr::Packed(p) => p.buf.capacity(),
+            Repr::Table(t) => {
+                let per = std::mem::size_of::<(u32, Box<[u8]>, Box<[u8]>)>() + 2;
+                t.0.iter().map(|(k, v)| k.len() + v.len() + per).sum()
+            }
+        }
+    }
+}
+
+/// Size of one listpack entry holding `s` (string entries; small integers are shorter).
+fn lp_entry_size(s: &[u8]) -> usize {
+    let hdr = match s.len() {
+        0..=63 => 1,
+        64..=4095 => 2,
+        _ => 5,
+    };
+    let data = hdr + s.len();
+    let backlen = match data {
+        0..=127 => 1,
+        128..=16382 => 2,
+        16383..=2097150 => 3,
+        2097151..=268435454 => 4,
+        _ => 5,
+    };
+    data + backlen
+}
+
+/// Size of an RDB length prefix.
+fn rdb_len_size(n: usize) -> usize {
+    match n {
+        0..=63 => 1,
+        64..=16383 => 2,
+        16384..=0xffff_ffff => 5,
+        _ => 9,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{rngs::SmallRng, SeedableRng};
+
+    use super::*;
+
+    const SMALL: HashLimits = HashLimits {
+        max_entries: 4,
+        max_value: 8,
+    };
+
+    #[test]
+    fn packed_keeps_insertion_order_and_updates_in_place() {
+        let mut h = HashValue::new();
+        assert!(h.set(b"a", b"1", SMALL));
+        assert!(h.set(b"b", b"2", SMALL));
+        assert!(!h.set(b"a", b"long-ish", SMALL));
+        let pairs: Vec<_> = h.iter().collect();
+        assert_eq!(
+            pairs,
+            vec![(&b"a"[..], &b"long-ish"[..]), (&b"b"[..], &b"2"[..])]
+        );
+        assert_eq!(h.encoding(), "listpack");
+        assert!(h.remove(b"a"));
+        assert!(!h.remove(b"a"));
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.get(b"b"), Some(&b"2"[..]));
+    }
+
+    #[test]
+    fn converts_past_entry_and_value_limits() {
+        let mut h = HashValue::new();
+        for i in 0..4 {
+            h.set(format!("f{i}").as_bytes(), b"v", SMALL);
+        }
+        assert_eq!(h.encoding(), "listpack");
+        h.set(b"f4", b"v", SMALL);
+        assert_eq!(h.encoding(), "hashtable");
+        assert_eq!(h.len(), 5);
+        assert_eq!(h.get(b"f0"), Some(&b"v"[..]));
+
+        let mut h = HashValue::new();
+        h.set(b"k", b"123456789", SMALL);
+        assert_eq!(h.encoding(), "hashtable");
+    }
+
+    #[test]
+    fn long_lengths_round_trip() {
+        let mut h = HashValue::new();
+        let big = vec![b'x'; 70_000];
+        let lim = HashLimits {
+            max_entries: 10,
+            max_value: 1 << 20,
+        };
+        h.set(&big, &big, lim);
+        h.set(b"z", b"", lim);
+        assert_eq!(h.encoding(), "listpack");
+        assert_eq!(h.get(&big).map(<[u8]>::len), Some(70_000));
+        assert_eq!(h.get(b"z"), Some(&b""[..]));
+    }
+
+    #[test]
+    fn random_distinct_returns_distinct_fields() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        for lim in [
+            SMALL,
+            HashLimits {
+                max_entries: 1,
+                max_value: 64,
+            },
+        ] {
+            let mut h = HashValue::new();
+            for i in 0..4 {
+                h.set(format!("f{i}").as_bytes(), b"v", lim);
+            }
+            let got = h.random_distinct(&mut rng, 3);
+            let mut fields: Vec<_> = got.iter().map(|p| p.0).collect();
+            fields.sort();
+            fields.dedup();
+            assert_eq!(fields.len(), 3);
+        }
+    }
+
+    #[test]
+    fn digest_ignores_order() {
+        let lim = HashLimits {
+            max_entries: 100,
+            max_value: 64,
+        };
+        let (mut a, mut b) = (HashValue::new(), HashValue::new());
+        a.set(b"x", b"1", lim);
+        a.set(b"y", b"2", lim);
+        b.set(b"y", b"2", lim);
+        b.set(b"x", b"1", lim);
+        let d = |h: &HashValue| {
+            let mut s = sha1_smol::Sha1::new();
+            h.digest_into(&mut s);
+            s.digest().bytes()
+        };
+        assert_eq!(d(&a), d(&b));
+    }
+
+    #[test]
+    fn short_and_long_pairs_mix_and_update_across_header_kinds() {
+        let lim = HashLimits {
+            max_entries: 100,
+            max_value: 1000,
+        };
+        let mut h = HashValue::new();
+        h.set(b"short", b"v", lim);
+        h.set(b"a-field-of-15-b", b"x", lim);
+        h.set(b"k", &[b'y'; 200], lim);
+        h.set(b"short", &[b'z'; 16], lim);
+        h.set(b"k", b"", lim);
+        let got: Vec<_> = h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (b"short".to_vec(), vec![b'z'; 16]),
+                (b"a-field-of-15-b".to_vec(), b"x".to_vec()),
+                (b"k".to_vec(), vec![]),
+            ]
+        );
+        assert!(h.remove(b"a-field-of-15-b"));
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.get(b"k"), Some(&b""[..]));
     }
 }
