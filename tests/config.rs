@@ -22,8 +22,9 @@ fn get_exact_glob_alias_and_several_patterns() {
         b"*2\r\n$2\r\nhz\r\n$2\r\n20\r\n".to_vec()
     );
     assert_eq!(
+        // Redis echoes an exact (non-glob) name as the client spelled it.
         r.cmd(&["CONFIG", "GET", "HASH-MAX-ZIPLIST-ENTRIES"]),
-        b"*2\r\n$24\r\nhash-max-ziplist-entries\r\n$3\r\n512\r\n".to_vec()
+        b"*2\r\n$24\r\nHASH-MAX-ZIPLIST-ENTRIES\r\n$3\r\n512\r\n".to_vec()
     );
     assert_eq!(r.cmd(&["CONFIG", "GET", "nosuch"]), b"*0\r\n".to_vec());
     let mut c = srv.conn();

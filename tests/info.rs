@@ -129,10 +129,10 @@ fn verbatim_in_resp3() {
     let reply = r.cmd(&["INFO", "cluster"]);
     assert_eq!(
         reply,
-        b"=28\r\ntxt:# Cluster\r\ncluster_enabled:0\r\n\r\n".to_vec()
+        b"=34\r\ntxt:# Cluster\r\ncluster_enabled:0\r\n\r\n".to_vec()
     );
     let reply = r.cmd(&["INFO", "cluster"]);
-    assert!(reply.starts_with(b"=28\r\ntxt:"));
+    assert!(reply.starts_with(b"=34\r\ntxt:"));
 }
 
 #[test]

@@ -109,6 +109,11 @@ fn parse_stream(bytes: &[u8]) -> Vec<Vec<Vec<u8>>> {
 /// are run in order (and must be balanced).
 fn replay(cmds: &[Vec<Vec<u8>>]) -> Harness {
     let mut h = Harness::new();
+    // Replay like a load or a replica: the stream's own DELs remove expired keys, the clock
+    // does not. Otherwise an absolute expiry that has passed since it was logged would delete a
+    // key that a later PEXPIREAT in the stream extended.
+    h.server.ks.expire_on_access = false;
+    h.server.ks.loading = true;
     let mut depth = 0;
     for argv in cmds {
         let name = String::from_utf8_lossy(&argv[0]).to_ascii_uppercase();
@@ -133,6 +138,8 @@ fn replay(cmds: &[Vec<Vec<u8>>]) -> Harness {
         }
     }
     assert_eq!(depth, 0, "unterminated MULTI in the journal");
+    h.server.ks.expire_on_access = true;
+    h.server.ks.loading = false;
     h
 }
 

@@ -410,7 +410,8 @@ fn getex(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     };
     s.with_bytes(|b| ctx.out.bulk(b));
     match at {
-        Some((at, true)) if at <= ctx.now => {
+        // Loading and replicas (expire_on_access off) keep the key: only a master judges time.
+        Some((at, true)) if at <= ctx.now && ctx.ks.expire_on_access => {
             ctx.ks.db(db).remove(key);
             let lazy = ctx.srv.config.lazyfree_lazy_expire;
             let verb: &[u8] = if lazy { b"UNLINK" } else { b"DEL" };

@@ -198,6 +198,11 @@ pub struct Keyspace {
     /// False on replicas: keys are hidden once logically expired but only the master's DEL
     /// removes them.
     pub expire_on_access: bool,
+    /// True while a stream of already-executed writes is being applied (loading a log, or the
+    /// master's stream on a replica): nothing counts as expired then, as in Redis, because the
+    /// stream itself carries the DELs and a later PEXPIREAT may extend a key whose earlier
+    /// expiry time has passed since it was written.
+    pub loading: bool,
     /// Database the next active expire cycle starts with, so that a cycle cut short by its
     /// time budget does not starve the higher-numbered databases.
     pub(crate) expire_next_db: usize,
@@ -210,6 +215,7 @@ impl Keyspace {
             expired: Vec::new(),
             stats: KeyspaceStats::default(),
             expire_on_access: true,
+            loading: false,
             expire_next_db: 0,
         }
     }
@@ -217,6 +223,7 @@ impl Keyspace {
     /// Looks a key up for writing, deleting it first if it has expired.
     #[inline]
     pub fn lookup_write(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        let now = if self.loading { 0 } else { now };
         let Keyspace {
             dbs,
             expired,
@@ -239,6 +246,7 @@ impl Keyspace {
     /// keyspace hit or miss and refreshes the key's LRU clock.
     #[inline]
     pub fn lookup_read(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        let now = if self.loading { 0 } else { now };
         let Keyspace {
             dbs,
             expired,
@@ -271,6 +279,7 @@ impl Keyspace {
     /// by TYPE, EXISTS, TTL and OBJECT), still counting a keyspace hit or miss.
     #[inline]
     pub fn lookup_read_notouch(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        let now = if self.loading { 0 } else { now };
         let Keyspace {
             dbs,
             expired,
