@@ -43,10 +43,42 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("zunion", -3, READONLY | MOVABLE_KEYS, 0, 0, 0, zunion),
     CommandSpec::new("zinter", -3, READONLY | MOVABLE_KEYS, 0, 0, 0, zinter),
     CommandSpec::new("zdiff", -3, READONLY | MOVABLE_KEYS, 0, 0, 0, zdiff),
-    CommandSpec::new("zintercard", -3, READONLY | MOVABLE_KEYS, 0, 0, 0, zintercard),
-    CommandSpec::new("zunionstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, 1, 1, 1, zunionstore),
-    CommandSpec::new("zinterstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, 1, 1, 1, zinterstore),
-    CommandSpec::new("zdiffstore", -4, WRITE | DENYOOM | MOVABLE_KEYS, 1, 1, 1, zdiffstore),
+    CommandSpec::new(
+        "zintercard",
+        -3,
+        READONLY | MOVABLE_KEYS,
+        0,
+        0,
+        0,
+        zintercard,
+    ),
+    CommandSpec::new(
+        "zunionstore",
+        -4,
+        WRITE | DENYOOM | MOVABLE_KEYS,
+        1,
+        1,
+        1,
+        zunionstore,
+    ),
+    CommandSpec::new(
+        "zinterstore",
+        -4,
+        WRITE | DENYOOM | MOVABLE_KEYS,
+        1,
+        1,
+        1,
+        zinterstore,
+    ),
+    CommandSpec::new(
+        "zdiffstore",
+        -4,
+        WRITE | DENYOOM | MOVABLE_KEYS,
+        1,
+        1,
+        1,
+        zdiffstore,
+    ),
     CommandSpec::new("zscan", -3, READONLY, 1, 1, 1, zscan),
 ];
 
@@ -170,7 +202,9 @@ fn parse_add_flags(argv: &[&[u8]], incr: bool) -> Result<(AddFlags, usize), CmdE
         return Err(CmdError::Syntax);
     }
     if f.nx && f.xx {
-        return Err(CmdError::err("XX and NX options at the same time are not compatible"));
+        return Err(CmdError::err(
+            "XX and NX options at the same time are not compatible",
+        ));
     }
     if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
         return Err(CmdError::err(
@@ -178,7 +212,9 @@ fn parse_add_flags(argv: &[&[u8]], incr: bool) -> Result<(AddFlags, usize), CmdE
         ));
     }
     if f.incr && pairs > 2 {
-        return Err(CmdError::err("INCR option supports a single increment-element pair"));
+        return Err(CmdError::err(
+            "INCR option supports a single increment-element pair",
+        ));
     }
     Ok((f, i))
 }
@@ -256,7 +292,9 @@ fn zadd_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], incr: bool) -> CmdResult {
         if f.xx {
             return reply_add(ctx, &f, 0, 0, None);
         }
-        ctx.ks.db(db).set(key, Value::ZSet(ZSetValue::new_for(pairs[0].1.len(), lim)));
+        ctx.ks
+            .db(db)
+            .set(key, Value::ZSet(ZSetValue::new_for(pairs[0].1.len(), lim)));
     }
     let Some(z) = write_z(ctx.ks, db, key, now)? else {
         return Ok(());
@@ -286,7 +324,13 @@ fn zadd_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], incr: bool) -> CmdResult {
     }
 }
 
-fn reply_add(ctx: &mut Ctx<'_>, f: &AddFlags, added: i64, upd: i64, last: Option<f64>) -> CmdResult {
+fn reply_add(
+    ctx: &mut Ctx<'_>,
+    f: &AddFlags,
+    added: i64,
+    upd: i64,
+    last: Option<f64>,
+) -> CmdResult {
     if f.incr {
         match last {
             Some(s) => ctx.out.double(s),
@@ -591,8 +635,16 @@ fn parse_bounds<'a>(r: &RangeReq<'a>) -> Result<Bounds<'a>, CmdError> {
 /// Ascending window for ranks `start..=end` counted from the low (or, `rev`, high) end.
 fn rank_window(len: usize, start: i64, end: i64, rev: bool) -> (usize, usize) {
     let llen = len as i64;
-    let mut start = if start < 0 { llen.saturating_add(start) } else { start };
-    let mut end = if end < 0 { llen.saturating_add(end) } else { end };
+    let mut start = if start < 0 {
+        llen.saturating_add(start)
+    } else {
+        start
+    };
+    let mut end = if end < 0 {
+        llen.saturating_add(end)
+    } else {
+        end
+    };
     start = start.max(0);
     if start > end || start >= llen {
         return (0, 0);
@@ -618,7 +670,11 @@ fn window(z: &ZSetValue, b: &Bounds<'_>, rev: bool, offset: i64, limit: i64) -> 
     }
     let offset = usize::try_from(offset).unwrap_or(usize::MAX);
     let avail = (hi - lo).saturating_sub(offset);
-    let n = if limit < 0 { avail } else { avail.min(usize::try_from(limit).unwrap_or(0)) };
+    let n = if limit < 0 {
+        avail
+    } else {
+        avail.min(usize::try_from(limit).unwrap_or(0))
+    };
     if rev {
         (hi - offset.min(hi - lo) - n, hi - offset.min(hi - lo))
     } else {
@@ -627,12 +683,7 @@ fn window(z: &ZSetValue, b: &Bounds<'_>, rev: bool, offset: i64, limit: i64) -> 
 }
 
 /// Shared body of the ZRANGE family: replies with the members in range.
-fn range_reply(
-    ctx: &mut Ctx<'_>,
-    argv: &[&[u8]],
-    kind: RangeKind,
-    rev: Option<bool>,
-) -> CmdResult {
+fn range_reply(ctx: &mut Ctx<'_>, argv: &[&[u8]], kind: RangeKind, rev: Option<bool>) -> CmdResult {
     let r = parse_range_req(argv, 2, false, kind, rev)?;
     let b = parse_bounds(&r)?;
     let Some(z) = read_z(ctx.ks, ctx.db, argv[1], ctx.now)? else {
@@ -1396,15 +1447,24 @@ mod tests {
     fn zadd_flags_and_errors() {
         let mut h = Harness::new();
         assert_eq!(h.run(&["ZADD", "z", "1", "a", "2", "b"]).0, ":2\r\n");
-        assert_eq!(h.run(&["ZADD", "z", "CH", "GT", "0", "a", "3", "b"]).0, ":1\r\n");
+        assert_eq!(
+            h.run(&["ZADD", "z", "CH", "GT", "0", "a", "3", "b"]).0,
+            ":1\r\n"
+        );
         assert_eq!(
             h.run(&["ZADD", "z", "NX", "XX", "1", "a"]).0,
             "-ERR XX and NX options at the same time are not compatible\r\n"
         );
         assert_eq!(h.run(&["ZADD", "z", "NX", "1"]).0, "-ERR syntax error\r\n");
-        assert_eq!(h.run(&["ZADD", "z", "x", "a"]).0, "-ERR value is not a valid float\r\n");
+        assert_eq!(
+            h.run(&["ZADD", "z", "x", "a"]).0,
+            "-ERR value is not a valid float\r\n"
+        );
         assert_eq!(h.run(&["ZADD", "z", "INCR", "inf", "a"]).0, "$3\r\ninf\r\n");
-        assert_eq!(h.run(&["ZADD", "z", "INCR", "-inf", "a"]).0, format!("-{NAN_ERR}\r\n"));
+        assert_eq!(
+            h.run(&["ZADD", "z", "INCR", "-inf", "a"]).0,
+            format!("-{NAN_ERR}\r\n")
+        );
         assert_eq!(h.encoding("z"), "listpack");
     }
 

@@ -215,7 +215,8 @@ impl ZSetValue {
             }
             ZSetValue::Skip(s) => {
                 let mut victims = Vec::with_capacity(hi - lo);
-                s.list.for_range(lo, hi, false, |m, sc| victims.push((m.to_vec(), sc)));
+                s.list
+                    .for_range(lo, hi, false, |m, sc| victims.push((m.to_vec(), sc)));
                 for (m, sc) in victims {
                     s.map.remove(&m);
                     s.list.delete(sc, &m);
@@ -258,10 +259,12 @@ impl ZSetValue {
     pub fn compact_if_fits(&mut self, lim: Limits) {
         if let ZSetValue::Skip(s) = self {
             let mut max = 0;
-            s.list.for_range(0, s.list.len, false, |m, _| max = max.max(m.len()));
+            s.list
+                .for_range(0, s.list.len, false, |m, _| max = max.max(m.len()));
             if s.list.len <= lim.max_entries && max <= lim.max_value {
                 let mut p = Pack::default();
-                s.list.for_range(0, s.list.len, false, |m, sc| p.push_back(m, sc));
+                s.list
+                    .for_range(0, s.list.len, false, |m, sc| p.push_back(m, sc));
                 *self = ZSetValue::Pack(p);
             }
         }
@@ -284,7 +287,8 @@ impl Clone for ZSetValue {
             ZSetValue::Pack(p) => ZSetValue::Pack(p.clone()),
             ZSetValue::Skip(s) => {
                 let mut n = SkipSet::default();
-                s.list.for_range(0, s.list.len, false, |m, sc| n.insert(m, sc));
+                s.list
+                    .for_range(0, s.list.len, false, |m, sc| n.insert(m, sc));
                 ZSetValue::Skip(Box::new(n))
             }
         }
@@ -297,11 +301,15 @@ impl PartialEq for ZSetValue {
             return false;
         }
         let mut a = Vec::new();
-        self.for_range(0, self.len(), false, |m, s| a.push((m.to_vec(), s.to_bits())));
+        self.for_range(0, self.len(), false, |m, s| {
+            a.push((m.to_vec(), s.to_bits()))
+        });
         let mut i = 0;
         let mut same = true;
         other.for_range(0, other.len(), false, |m, s| {
-            same &= a.get(i).is_some_and(|(am, asc)| am == m && *asc == s.to_bits());
+            same &= a
+                .get(i)
+                .is_some_and(|(am, asc)| am == m && *asc == s.to_bits());
             i += 1;
         });
         same
@@ -733,7 +741,16 @@ mod tests {
     #[test]
     fn listpack_scores_round_trip() {
         let mut z = ZSetValue::new_for(1, SMALL);
-        let scores = [0.0, -1.0, 1.5, -7.0, 1e300, f64::INFINITY, f64::NEG_INFINITY, 4e15];
+        let scores = [
+            0.0,
+            -1.0,
+            1.5,
+            -7.0,
+            1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            4e15,
+        ];
         for (i, s) in scores.iter().enumerate() {
             z.insert_new(format!("m{i}").as_bytes(), *s, SMALL);
         }
