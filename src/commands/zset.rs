@@ -995,9 +995,10 @@ fn zrandmember(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     }
     let l = args::int(argv[2])?;
     if l == i64::MIN {
-        return Err(CmdError::err(
-            "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-        ));
+        return Err(CmdError::raw(concat!(
+            "ERR value is out of range, value must between ",
+            "-9223372036854775807 and 9223372036854775807"
+        )));
     }
     if argv.len() > 4 || (argv.len() == 4 && !is(argv[3], "withscores")) {
         return Err(CmdError::Syntax);
