@@ -1,0 +1,169 @@
+//! Sorted set commands against a real ferrodis process.
+
+mod common;
+
+use common::TestServer;
+use redis::Commands;
+
+fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(c).unwrap()
+}
+
+fn err(c: &mut redis::Connection, args: &[&str]) -> String {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    let e = cmd.query::<redis::Value>(c).unwrap_err();
+    format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or(""))
+}
+
+#[test]
+fn zadd_flags_and_scores() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    assert_eq!(q::<i64>(&mut c, &["ZADD", "z", "1", "a", "2", "b"]), 2);
+    assert_eq!(
+        q::<i64>(&mut c, &["ZADD", "z", "CH", "GT", "0", "a", "5", "b"]),
+        1
+    );
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["ZADD", "z", "NX", "INCR", "1", "a"]),
+        None
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["ZINCRBY", "z", "0.1", "a"]),
+        "1.1000000000000001"
+    );
+    assert_eq!(q::<String>(&mut c, &["ZSCORE", "z", "b"]), "5");
+    assert_eq!(
+        err(&mut c, &["ZADD", "z", "GT", "LT", "1", "a"]),
+        "ERR GT, LT, and/or NX options at the same time are not compatible"
+    );
+    assert_eq!(
+        err(&mut c, &["ZADD", "z", "INCR", "1", "a", "2", "b"]),
+        "ERR INCR option supports a single increment-element pair"
+    );
+    q::<i64>(&mut c, &["ZADD", "inf", "inf", "x"]);
+    assert_eq!(
+        err(&mut c, &["ZINCRBY", "inf", "-inf", "x"]),
+        "ERR resulting score is not a number (NaN)"
+    );
+    let _: () = c.set("str", "v").unwrap();
+    assert!(err(&mut c, &["ZADD", "str", "1", "a"]).starts_with("WRONGTYPE"));
+}
+
+#[test]
+fn ranges_by_rank_score_and_lex() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    q::<i64>(
+        &mut c,
+        &["ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d"],
+    );
+    let v: Vec<String> = q(&mut c, &["ZRANGE", "z", "(1", "3", "BYSCORE", "WITHSCORES"]);
+    assert_eq!(v, ["b", "2", "c", "3"]);
+    let v: Vec<String> = q(
+        &mut c,
+        &[
+            "ZRANGE", "z", "+inf", "-inf", "BYSCORE", "REV", "LIMIT", "1", "2",
+        ],
+    );
+    assert_eq!(v, ["c", "b"]);
+    let v: Vec<String> = q(&mut c, &["ZREVRANGE", "z", "0", "1"]);
+    assert_eq!(v, ["d", "c"]);
+    assert_eq!(q::<i64>(&mut c, &["ZCOUNT", "z", "-inf", "(3"]), 2);
+    assert_eq!(q::<i64>(&mut c, &["ZRANK", "z", "c"]), 2);
+    assert_eq!(q::<i64>(&mut c, &["ZREVRANK", "z", "c"]), 1);
+    q::<i64>(&mut c, &["ZADD", "l", "0", "a", "0", "b", "0", "c"]);
+    let v: Vec<String> = q(&mut c, &["ZRANGEBYLEX", "l", "(a", "+"]);
+    assert_eq!(v, ["b", "c"]);
+    assert_eq!(
+        err(&mut c, &["ZRANGEBYLEX", "l", "a", "+"]),
+        "ERR min or max not valid string range item"
+    );
+    assert_eq!(
+        err(&mut c, &["ZCOUNT", "z", "x", "1"]),
+        "ERR min or max is not a float"
+    );
+    assert_eq!(
+        err(&mut c, &["ZRANGE", "z", "0", "1", "LIMIT", "0", "1"]),
+        "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+    );
+    assert_eq!(q::<i64>(&mut c, &["ZRANGESTORE", "dst", "z", "0", "1"]), 2);
+    let v: Vec<String> = q(&mut c, &["ZRANGE", "dst", "0", "-1"]);
+    assert_eq!(v, ["a", "b"]);
+}
+
+#[test]
+fn large_sets_convert_to_skiplist_and_keep_order() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    for i in 0..300 {
+        q::<i64>(
+            &mut c,
+            &["ZADD", "big", &(i * 7 % 300).to_string(), &format!("m{i}")],
+        );
+    }
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "big"]),
+        "skiplist"
+    );
+    assert_eq!(q::<i64>(&mut c, &["ZCARD", "big"]), 300);
+    let v: Vec<String> = q(&mut c, &["ZRANGE", "big", "100", "102", "WITHSCORES"]);
+    assert_eq!(v[1], "100");
+    assert_eq!(q::<i64>(&mut c, &["ZCOUNT", "big", "(10", "20"]), 10);
+    assert_eq!(
+        q::<i64>(&mut c, &["ZREMRANGEBYSCORE", "big", "0", "(100"]),
+        100
+    );
+    assert_eq!(q::<Option<i64>>(&mut c, &["ZRANK", "big", "m0"]), None);
+    let (cursor, items): (String, Vec<String>) = q(&mut c, &["ZSCAN", "big", "0", "COUNT", "1000"]);
+    assert_eq!(cursor, "0");
+    assert_eq!(items.len(), 400);
+}
+
+#[test]
+fn pops_and_set_algebra() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    q::<i64>(&mut c, &["ZADD", "a", "1", "x", "2", "y", "3", "z"]);
+    q::<i64>(&mut c, &["ZADD", "b", "10", "y", "20", "z", "30", "w"]);
+    let v: Vec<String> = q(
+        &mut c,
+        &["ZINTER", "2", "a", "b", "WEIGHTS", "2", "1", "WITHSCORES"],
+    );
+    assert_eq!(v, ["y", "14", "z", "26"]);
+    let v: Vec<String> = q(&mut c, &["ZUNION", "2", "a", "b", "AGGREGATE", "MAX"]);
+    assert_eq!(v, ["x", "y", "z", "w"]);
+    assert_eq!(q::<i64>(&mut c, &["ZDIFFSTORE", "d", "2", "a", "b"]), 1);
+    assert_eq!(
+        q::<i64>(&mut c, &["ZINTERCARD", "2", "a", "b", "LIMIT", "1"]),
+        1
+    );
+    assert_eq!(
+        err(&mut c, &["ZUNION", "0", "a"]),
+        "ERR at least 1 input key is needed for 'zunion' command"
+    );
+    let v: Vec<String> = q(&mut c, &["ZPOPMIN", "a", "2"]);
+    assert_eq!(v, ["x", "1", "y", "2"]);
+    let v: redis::Value = q(&mut c, &["ZMPOP", "2", "nokey", "a", "MAX", "COUNT", "5"]);
+    assert_eq!(
+        redis::from_redis_value::<(String, Vec<(String, String)>)>(&v).unwrap(),
+        ("a".to_string(), vec![("z".to_string(), "3".to_string())])
+    );
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "a"]), 0);
+    assert_eq!(
+        err(&mut c, &["ZMPOP", "0", "a", "MIN"]),
+        "ERR numkeys should be greater than 0"
+    );
+    let v: Vec<String> = q(&mut c, &["ZRANDMEMBER", "b", "-5"]);
+    assert_eq!(v.len(), 5);
+    let mut v: Vec<String> = q(&mut c, &["ZRANDMEMBER", "b", "2"]);
+    v.dedup();
+    assert_eq!(v.len(), 2);
+}
