@@ -13,6 +13,7 @@ pub mod function;
 pub mod hash;
 pub mod keys;
 pub mod list;
+pub mod memory;
 pub mod server;
 pub mod set;
 pub mod string;
@@ -199,7 +200,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 11] {
+fn families() -> [&'static [CommandSpec]; 12] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -212,6 +213,7 @@ fn families() -> [&'static [CommandSpec]; 11] {
         hash::COMMANDS,
         set::COMMANDS,
         zset::COMMANDS,
+        memory::COMMANDS,
     ]
 }
 

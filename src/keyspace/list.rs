@@ -24,6 +24,11 @@ impl ListValue {
     /// hashes must give the same digest whatever their internal order.
     pub fn digest_into(&self, _h: &mut sha1_smol::Sha1) {}
 
+    /// Heap bytes used (MEMORY USAGE).
+    pub fn heap_size(&self) -> usize {
+        0
+    }
+
     /// Bytes this value would take serialized (DEBUG OBJECT's serializedlength).
     pub fn serialized_len(&self) -> usize {
         0

@@ -459,6 +459,19 @@ impl SetValue {
         h.update(&acc);
     }
 
+    /// Heap bytes used (MEMORY USAGE): the intset buffer, or every member allocation plus the
+    /// array slot and index bucket each one costs.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            SetValue::Ints(i) => i.data.len(),
+            SetValue::Table(t) => {
+                let per_member = std::mem::size_of::<Box<[u8]>>() + std::mem::size_of::<u32>() + 1;
+                std::mem::size_of::<MemberTable>()
+                    + t.members.iter().map(|m| m.len() + per_member).sum::<usize>()
+            }
+        }
+    }
+
     /// Bytes this value would take serialized like an RDB set (DEBUG OBJECT's
     /// serializedlength): the intset blob as one string, or a count and every member.
     pub fn serialized_len(&self) -> usize {

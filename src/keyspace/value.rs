@@ -45,6 +45,17 @@ impl Value {
         }
     }
 
+    /// Heap bytes owned by the value (MEMORY USAGE). Lists report their packed chunks.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Value::Str(s) => s.heap_size(),
+            Value::List(v) => v.heap_size(),
+            Value::Hash(v) => v.heap_size(),
+            Value::Set(v) => v.heap_size(),
+            Value::ZSet(v) => v.heap_size(),
+        }
+    }
+
     /// Feeds the content into a digest (DEBUG DIGEST, DIGEST-VALUE).
     pub fn digest_into(&self, h: &mut sha1_smol::Sha1) {
         match self {

@@ -95,6 +95,29 @@ impl ZSetValue {
         });
     }
 
+    /// Heap bytes used (MEMORY USAGE): the packed buffer, or for the skiplist form each node
+    /// (member, links) plus the member's copy and slot in the lookup table.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            ZSetValue::Pack(p) => p.buf.capacity(),
+            ZSetValue::Skip(s) => {
+                let nodes: usize = s
+                    .list
+                    .nodes
+                    .iter()
+                    .map(|n| {
+                        std::mem::size_of::<Node>()
+                            + n.member.len()
+                            + n.links.len() * std::mem::size_of::<Link>()
+                    })
+                    .sum();
+                let map_slot = std::mem::size_of::<(u32, Box<[u8]>, f64)>() + 3;
+                let map: usize = s.map.iter().map(|(k, _)| k.len() + map_slot).sum();
+                std::mem::size_of::<SkipSet>() + nodes + map
+            }
+        }
+    }
+
     /// Bytes this value would take serialized (DEBUG OBJECT's serializedlength): an
     /// estimate from the members and their printed scores.
     pub fn serialized_len(&self) -> usize {
