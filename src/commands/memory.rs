@@ -13,7 +13,7 @@ use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
 use crate::journal::Effects;
 use crate::keyspace::evict::{self, Policy};
-use crate::keyspace::{Entry, Key};
+use crate::keyspace::{Entry, Key, Keyspace};
 use crate::server::{Server, ServerState};
 
 pub(crate) const COMMANDS: &[CommandSpec] = &[CommandSpec::container(
@@ -79,7 +79,11 @@ fn sync_tracking(state: &mut ServerState, full: bool) {
     }
     let lfu = Policy::parse(&state.config.maxmemory_policy).is_lfu();
     let num = |name: &str, default: u32| {
-        state.config.get_by_name(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+        state
+            .config
+            .get_by_name(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
     evict::set_tracking(lfu, num("lfu-log-factor", 10), num("lfu-decay-time", 1));
 }
@@ -100,13 +104,19 @@ fn time_limit(tenacity: u32) -> Option<Duration> {
 /// at the start, counting what each deletion actually released, so that memory taken by the
 /// propagated DELs themselves cannot make it evict without end.
 pub fn perform_evictions(server: &mut Server) -> EvictStatus {
+    evict_with(server, |_| crate::alloc::used_memory())
+}
+
+/// [`perform_evictions`] with the memory reading passed in, so that tests of the library (where
+/// the counting allocator is not installed) can drive it.
+fn evict_with(server: &mut Server, used_memory: impl Fn(&Keyspace) -> usize) -> EvictStatus {
     let Server { ks, state, .. } = server;
     let max = state.config.maxmemory.max(0) as usize;
     // A stream of already executed writes (loading, a master's stream) is never refused.
     if max == 0 || ks.loading {
         return EvictStatus::Ok;
     }
-    let used = crate::alloc::used_memory();
+    let used = used_memory(ks);
     if used <= max {
         return EvictStatus::Ok;
     }
@@ -115,7 +125,11 @@ pub fn perform_evictions(server: &mut Server) -> EvictStatus {
         return EvictStatus::Fail;
     }
     let cfg_num = |name: &str, default: u32| {
-        state.config.get_by_name(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+        state
+            .config
+            .get_by_name(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
     let limit = time_limit(cfg_num("maxmemory-eviction-tenacity", 10));
     let lazy = state.config.get_by_name("lazyfree-lazy-eviction") == Some("yes");
@@ -125,13 +139,13 @@ pub fn perform_evictions(server: &mut Server) -> EvictStatus {
     let mut count = 0u64;
     let started = Instant::now();
     while freed < to_free {
-        let before = crate::alloc::used_memory();
+        let before = used_memory(ks);
         let Some((db, key)) =
             ks.evict_one(&mut state.eviction_pool, policy, samples, &mut state.rng)
         else {
             return EvictStatus::Fail;
         };
-        freed += before.saturating_sub(crate::alloc::used_memory());
+        freed += before.saturating_sub(used_memory(ks));
         on_evicted(state, db, key, lazy);
         count += 1;
         if count % 16 == 0 && limit.is_some_and(|l| started.elapsed() >= l) {
@@ -304,7 +318,12 @@ fn stats(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
         int(out, name, 0);
     }
     int(out, "clients.normal", mh.clients_normal as i64);
-    for name in ["cluster.links", "aof.buffer", "lua.caches", "functions.caches"] {
+    for name in [
+        "cluster.links",
+        "aof.buffer",
+        "lua.caches",
+        "functions.caches",
+    ] {
         int(out, name, 0);
     }
     for &(db, main, expires) in &mh.dbs {
@@ -467,13 +486,68 @@ mod tests {
 
     #[test]
     fn doctor_texts() {
-        assert_eq!(doctor_report(&overhead(1 << 20, 1 << 20, 1 << 20), 1), DOCTOR_EMPTY);
-        assert_eq!(doctor_report(&overhead(50 << 20, 50 << 20, 55 << 20), 1), DOCTOR_FINE);
+        assert_eq!(
+            doctor_report(&overhead(1 << 20, 1 << 20, 1 << 20), 1),
+            DOCTOR_EMPTY
+        );
+        assert_eq!(
+            doctor_report(&overhead(50 << 20, 50 << 20, 55 << 20), 1),
+            DOCTOR_FINE
+        );
         let r = doctor_report(&overhead(50 << 20, 100 << 20, 55 << 20), 1);
         assert!(r.starts_with(DOCTOR_ISSUES) && r.contains(" * Peak memory:"));
         assert!(r.ends_with(DOCTOR_BYE));
         let r = doctor_report(&overhead(50 << 20, 50 << 20, 100 << 20), 1);
         assert!(r.contains(" * High total RSS:") && !r.contains("Peak memory"));
+    }
+
+    /// A server whose "used memory" is 1000 bytes per key, with a journal consumer attached.
+    fn server_with_keys(policy: &str, n: usize) -> Server {
+        let mut cfg = crate::config::Config::from_args(&[]).expect("default config");
+        cfg.set("maxmemory", "5000").expect("maxmemory");
+        cfg.set("maxmemory-policy", policy).expect("policy");
+        let mut srv = Server::new(cfg);
+        srv.state.journal.attach();
+        for i in 0..n {
+            let k = format!("k{i}");
+            let v = crate::keyspace::Value::from_bytes(b"v");
+            srv.ks.dbs[i % 2].set_with_expire(k.as_bytes(), v, 10_000_000 + i as u64);
+        }
+        srv
+    }
+
+    fn fake_memory(ks: &Keyspace) -> usize {
+        ks.dbs.iter().map(|d| d.len()).sum::<usize>() * 1000
+    }
+
+    #[test]
+    fn evictions_are_propagated_counted_and_signalled() {
+        let mut srv = server_with_keys("volatile-ttl", 8);
+        let epoch = srv.state.modification_epoch;
+        // Eight keys "use" 8000 bytes against a limit of 5000: three must go, soonest first.
+        assert_eq!(evict_with(&mut srv, fake_memory), EvictStatus::Ok);
+        assert_eq!(srv.state.stats.evicted_keys, 3);
+        assert!(srv.state.modification_epoch > epoch);
+        let stream = String::from_utf8(srv.state.journal.take_pending().to_vec()).unwrap();
+        assert!(stream.contains("$3\r\nDEL\r\n$2\r\nk0\r\n"), "{stream}");
+        assert!(stream.contains("$3\r\nDEL\r\n$2\r\nk2\r\n"), "{stream}");
+        assert!(!stream.contains("k3"), "{stream}");
+    }
+
+    #[test]
+    fn lazy_eviction_propagates_unlink_and_noeviction_fails() {
+        let mut srv = server_with_keys("allkeys-random", 8);
+        srv.state
+            .config
+            .set("lazyfree-lazy-eviction", "yes")
+            .expect("lazyfree");
+        evict_with(&mut srv, fake_memory);
+        let stream = String::from_utf8(srv.state.journal.take_pending().to_vec()).unwrap();
+        assert!(stream.contains("UNLINK"), "{stream}");
+        let mut srv = server_with_keys("noeviction", 8);
+        assert_eq!(evict_with(&mut srv, fake_memory), EvictStatus::Fail);
+        assert_eq!(srv.ks.dbs[0].len() + srv.ks.dbs[1].len(), 8);
+        assert_eq!(evict_with(&mut srv, |_| 10), EvictStatus::Ok);
     }
 
     #[test]

@@ -64,7 +64,10 @@ impl Policy {
     pub fn volatile_only(self) -> bool {
         matches!(
             self,
-            Policy::VolatileLru | Policy::VolatileLfu | Policy::VolatileRandom | Policy::VolatileTtl
+            Policy::VolatileLru
+                | Policy::VolatileLfu
+                | Policy::VolatileRandom
+                | Policy::VolatileTtl
         )
     }
 
@@ -118,7 +121,11 @@ pub fn touch(lru: &mut u32) {
     let now = minutes_now();
     let decay = LFU_DECAY_TIME.load(Ordering::Relaxed);
     let counter = lfu_decayed(*lru, now, decay);
-    let counter = lfu_log_incr(counter, LFU_LOG_FACTOR.load(Ordering::Relaxed), unit_random());
+    let counter = lfu_log_incr(
+        counter,
+        LFU_LOG_FACTOR.load(Ordering::Relaxed),
+        unit_random(),
+    );
     *lru = (now << 8) | u32::from(counter);
 }
 
@@ -229,9 +236,23 @@ impl EvictionPool {
             }
             // Drop the worst to make room; the insertion point moves down by one.
             self.pool.remove(0);
-            self.pool.insert(at - 1, Candidate { score, db, key: key.into() });
+            self.pool.insert(
+                at - 1,
+                Candidate {
+                    score,
+                    db,
+                    key: key.into(),
+                },
+            );
         } else {
-            self.pool.insert(at, Candidate { score, db, key: key.into() });
+            self.pool.insert(
+                at,
+                Candidate {
+                    score,
+                    db,
+                    key: key.into(),
+                },
+            );
         }
     }
 }
@@ -326,7 +347,11 @@ impl Keyspace {
     ) -> bool {
         let d = &self.dbs[db];
         let volatile = policy.volatile_only();
-        let n = if volatile { d.expires.len() } else { d.main.len() };
+        let n = if volatile {
+            d.expires.len()
+        } else {
+            d.main.len()
+        };
         if n == 0 {
             return false;
         }
@@ -339,7 +364,11 @@ impl Keyspace {
             // A database no bigger than the sample is considered whole: exact, and no
             // duplicate draws.
             if volatile {
-                for (key, e) in d.expires.iter().filter_map(|(k, _)| d.main.get_key_value(k)) {
+                for (key, e) in d
+                    .expires
+                    .iter()
+                    .filter_map(|(k, _)| d.main.get_key_value(k))
+                {
                     pool.offer(score(e), db, key);
                 }
             } else {
@@ -351,7 +380,9 @@ impl Keyspace {
         }
         for _ in 0..samples {
             let picked = if volatile {
-                d.expires.random_entry(rng).and_then(|(k, _)| d.main.get_key_value(k))
+                d.expires
+                    .random_entry(rng)
+                    .and_then(|(k, _)| d.main.get_key_value(k))
             } else {
                 d.main.random_entry(rng)
             };
@@ -419,16 +450,30 @@ mod tests {
         ks.dbs[0].set(b"keep", Value::from_bytes(b"v"));
         let mut pool = EvictionPool::new();
         let mut rng = SmallRng::seed_from_u64(1);
-        let (db, k) = ks.evict_one(&mut pool, Policy::VolatileTtl, 10, &mut rng).unwrap();
+        let (db, k) = ks
+            .evict_one(&mut pool, Policy::VolatileTtl, 10, &mut rng)
+            .unwrap();
         assert_eq!((db, &*k), (1, &b"t0"[..]));
         for _ in 0..9 {
-            ks.evict_one(&mut pool, Policy::VolatileTtl, 10, &mut rng).unwrap();
+            ks.evict_one(&mut pool, Policy::VolatileTtl, 10, &mut rng)
+                .unwrap();
         }
-        assert!(ks.evict_one(&mut pool, Policy::VolatileTtl, 10, &mut rng).is_none());
-        assert!(ks.evict_one(&mut pool, Policy::VolatileRandom, 5, &mut rng).is_none());
+        assert!(ks
+            .evict_one(&mut pool, Policy::VolatileTtl, 10, &mut rng)
+            .is_none());
+        assert!(ks
+            .evict_one(&mut pool, Policy::VolatileRandom, 5, &mut rng)
+            .is_none());
         assert_eq!(ks.dbs[0].len(), 1);
-        assert!(ks.evict_one(&mut pool, Policy::NoEviction, 5, &mut rng).is_none());
-        assert_eq!(ks.evict_one(&mut pool, Policy::AllkeysRandom, 5, &mut rng).unwrap().0, 0);
+        assert!(ks
+            .evict_one(&mut pool, Policy::NoEviction, 5, &mut rng)
+            .is_none());
+        assert_eq!(
+            ks.evict_one(&mut pool, Policy::AllkeysRandom, 5, &mut rng)
+                .unwrap()
+                .0,
+            0
+        );
     }
 
     #[test]
@@ -439,13 +484,19 @@ mod tests {
             let k = format!("k{i}");
             ks.dbs[0].set(k.as_bytes(), Value::from_bytes(b"v"));
             // k0 is the oldest by far; the rest were used recently.
-            let lru = if i == 0 { now.saturating_sub(1000) } else { now };
+            let lru = if i == 0 {
+                now.saturating_sub(1000)
+            } else {
+                now
+            };
             ks.dbs[0].main.get_mut(k.as_bytes()).unwrap().lru = lru;
         }
         let mut pool = EvictionPool::new();
         let mut rng = SmallRng::seed_from_u64(9);
         // Sampling every key guarantees the oldest one is seen.
-        let (_, k) = ks.evict_one(&mut pool, Policy::AllkeysLru, 50, &mut rng).unwrap();
+        let (_, k) = ks
+            .evict_one(&mut pool, Policy::AllkeysLru, 50, &mut rng)
+            .unwrap();
         assert_eq!(&*k, b"k0");
         assert_eq!(ks.dbs[0].len(), 49);
     }
