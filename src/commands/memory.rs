@@ -66,9 +66,9 @@ pub fn cron(server: &mut Server) {
     }
 }
 
-/// Switches key access tracking between LRU and LFU when the policy changed. The LFU tuning
-/// values are re-read on a change, and by the cron (`full`), since reading them by name on
-/// every command would cost more than the command itself.
+/// Switches key access tracking between LRU and LFU when the policy changed. The LFU and
+/// eviction tuning values are re-read on a change, and by the cron (`full`), since reading them
+/// by name on every command would cost more than the command itself.
 fn sync_tracking(state: &mut ServerState, full: bool) {
     if !full && state.eviction_policy_seen == state.config.maxmemory_policy {
         return;
@@ -78,14 +78,17 @@ fn sync_tracking(state: &mut ServerState, full: bool) {
         state.eviction_pool.clear();
     }
     let lfu = Policy::parse(&state.config.maxmemory_policy).is_lfu();
+    let cfg = &state.config;
     let num = |name: &str, default: u32| {
-        state
-            .config
-            .get_by_name(name)
+        cfg.get_by_name(name)
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
     evict::set_tracking(lfu, num("lfu-log-factor", 10), num("lfu-decay-time", 1));
+    state.eviction_pool.tuning = evict::Tuning {
+        tenacity: num("maxmemory-eviction-tenacity", 10),
+        lazy: cfg.get_by_name("lazyfree-lazy-eviction") == Some("yes"),
+    };
 }
 
 /// How long one eviction round may run (Redis `evictionTimeLimitUs`): 50 us per tenacity
@@ -124,15 +127,8 @@ fn evict_with(server: &mut Server, used_memory: impl Fn(&Keyspace) -> usize) -> 
     if policy == Policy::NoEviction {
         return EvictStatus::Fail;
     }
-    let cfg_num = |name: &str, default: u32| {
-        state
-            .config
-            .get_by_name(name)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let limit = time_limit(cfg_num("maxmemory-eviction-tenacity", 10));
-    let lazy = state.config.get_by_name("lazyfree-lazy-eviction") == Some("yes");
+    let limit = time_limit(state.eviction_pool.tuning.tenacity);
+    let lazy = state.eviction_pool.tuning.lazy;
     let samples = state.config.maxmemory_samples.max(1) as usize;
     let to_free = used - max;
     let mut freed = 0usize;
@@ -541,6 +537,7 @@ mod tests {
             .config
             .set("lazyfree-lazy-eviction", "yes")
             .expect("lazyfree");
+        sync_tracking(&mut srv.state, true);
         evict_with(&mut srv, fake_memory);
         let stream = String::from_utf8(srv.state.journal.take_pending().to_vec()).unwrap();
         assert!(stream.contains("UNLINK"), "{stream}");

@@ -197,6 +197,25 @@ struct Candidate {
     key: Key,
 }
 
+/// Eviction tuning read from the configuration when the policy changes and by the cron, so
+/// that a round at the limit does not look parameters up by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// `maxmemory-eviction-tenacity`.
+    pub tenacity: u32,
+    /// `lazyfree-lazy-eviction`: propagate evictions as `UNLINK`.
+    pub lazy: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            tenacity: 10,
+            lazy: false,
+        }
+    }
+}
+
 /// Eviction state kept between rounds: the candidate pool and the random policies' database
 /// cursor.
 #[derive(Debug, Default)]
@@ -204,6 +223,7 @@ pub struct EvictionPool {
     /// Sorted by ascending score; the best candidate is last.
     pool: Vec<Candidate>,
     next_random_db: usize,
+    pub tuning: Tuning,
 }
 
 impl EvictionPool {
