@@ -108,6 +108,10 @@ pub fn execute(server: &mut Server, client: &mut Client, out: &mut ReplyBuf, arg
             return;
         }
     }
+    if let Some(err) = commands::memory::before_command(server, spec) {
+        reject(server, out, &err);
+        return;
+    }
     call(server, client, out, id, spec, argv);
 }
 

@@ -663,17 +663,15 @@ fn object_idletime(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// OBJECT FREQ key
 /// ```
 ///
-/// We do not keep LFU counters yet, so under an LFU policy this answers an error rather than
-/// an invented number.
+/// The counter is reported with the decay due since the key's last access applied.
 fn object_freq(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let lfu = lfu_policy(ctx);
-    if object_lookup(ctx, argv[2]).is_some() {
+    if let Some(e) = object_lookup(ctx, argv[2]) {
         if !lfu {
             return Err(CmdError::raw(LFU_NOT_SELECTED));
         }
-        return Err(CmdError::err(
-            "LFU access frequency is not tracked by this server",
-        ));
+        let freq = crate::keyspace::evict::lfu_counter(e.lru);
+        ctx.out.integer(i64::from(freq));
     }
     Ok(())
 }

@@ -1,19 +1,169 @@
-//! MEMORY: memory introspection (Redis `object.c`, MEMORY command).
+//! MEMORY (Redis `object.c`) and the `maxmemory` enforcement that runs before commands (Redis
+//! `performEvictions` in `evict.c`).
 //!
-//! Only USAGE exists so far; STATS, DOCTOR, MALLOC-STATS and PURGE come with the memory
-//! accounting work and answer Redis's unknown-subcommand error until then.
+//! The choice of which key to evict is pure keyspace logic ([`crate::keyspace::evict`]); this
+//! file holds the server side: when to evict, how long one round may run, and what an eviction
+//! does beyond deleting the key (the `DEL` in the write stream, `evicted_keys`, the `evicted`
+//! keyspace event, WATCH invalidation).
+
+use std::time::{Duration, Instant};
 
 use super::args::{self, is};
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
-use crate::keyspace::Entry;
+use crate::journal::Effects;
+use crate::keyspace::evict::{self, Policy};
+use crate::keyspace::{Entry, Key, Keyspace};
+use crate::server::{Server, ServerState};
 
 pub(crate) const COMMANDS: &[CommandSpec] = &[CommandSpec::container(
     "memory",
     -2,
     0,
-    &[CommandSpec::sub("memory", "usage", -3, READONLY, 2, 2, 1, usage)],
+    &[
+        CommandSpec::sub("memory", "doctor", 2, 0, 0, 0, 0, doctor),
+        CommandSpec::sub("memory", "help", 2, LOADING | STALE, 0, 0, 0, help),
+        CommandSpec::sub("memory", "malloc-stats", 2, 0, 0, 0, 0, malloc_stats),
+        CommandSpec::sub("memory", "purge", 2, 0, 0, 0, 0, purge),
+        CommandSpec::sub("memory", "stats", 2, 0, 0, 0, 0, stats),
+        CommandSpec::sub("memory", "usage", -3, READONLY, 2, 2, 1, usage),
+    ],
 )];
+
+/// Redis's reply to a DENYOOM command that eviction could not make room for.
+pub const OOM_ERROR: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/// Outcome of an eviction round (Redis `EVICT_OK`, `EVICT_RUNNING`, `EVICT_FAIL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvictStatus {
+    /// Under the limit (or no limit).
+    Ok,
+    /// Still over the limit, but the round ran out of time; the cron carries on.
+    Running,
+    /// Over the limit and nothing more may be evicted.
+    Fail,
+}
+
+/// Runs before every command: keeps key access tracking in step with the policy and, under a
+/// memory limit, evicts until used memory fits. Returns the error that rejects the command, if
+/// any: only commands flagged DENYOOM are refused when memory cannot be freed, so reads and
+/// deletions keep working at the limit.
+pub fn before_command(server: &mut Server, spec: &CommandSpec) -> Option<CmdError> {
+    sync_tracking(&mut server.state, false);
+    if server.state.config.maxmemory <= 0 {
+        return None;
+    }
+    let failed = perform_evictions(server) == EvictStatus::Fail;
+    (failed && spec.has(DENYOOM)).then(|| CmdError::raw(OOM_ERROR))
+}
+
+/// The cron's share: refreshes the LFU parameters and continues an eviction round that ran
+/// out of time (or follows a lowered `maxmemory`) without waiting for the next command.
+pub fn cron(server: &mut Server) {
+    sync_tracking(&mut server.state, true);
+    if server.state.config.maxmemory > 0 {
+        perform_evictions(server);
+    }
+}
+
+/// Switches key access tracking between LRU and LFU when the policy changed. The LFU and
+/// eviction tuning values are re-read on a change, and by the cron (`full`), since reading them
+/// by name on every command would cost more than the command itself.
+fn sync_tracking(state: &mut ServerState, full: bool) {
+    if !full && state.eviction_policy_seen == state.config.maxmemory_policy {
+        return;
+    }
+    if state.eviction_policy_seen != state.config.maxmemory_policy {
+        state.eviction_policy_seen = state.config.maxmemory_policy.clone();
+        state.eviction_pool.clear();
+    }
+    let lfu = Policy::parse(&state.config.maxmemory_policy).is_lfu();
+    let cfg = &state.config;
+    let num = |name: &str, default: u32| {
+        cfg.get_by_name(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    evict::set_tracking(lfu, num("lfu-log-factor", 10), num("lfu-decay-time", 1));
+    state.eviction_pool.tuning = evict::Tuning {
+        tenacity: num("maxmemory-eviction-tenacity", 10),
+        lazy: cfg.get_by_name("lazyfree-lazy-eviction") == Some("yes"),
+    };
+}
+
+/// How long one eviction round may run (Redis `evictionTimeLimitUs`): 50 us per tenacity
+/// point up to 10, then 15% more per point, and no limit at 100.
+fn time_limit(tenacity: u32) -> Option<Duration> {
+    match tenacity {
+        0..=10 => Some(Duration::from_micros(50 * u64::from(tenacity))),
+        11..=99 => Some(Duration::from_micros(
+            (500.0 * 1.15f64.powi(tenacity as i32 - 10)) as u64,
+        )),
+        _ => None,
+    }
+}
+
+/// Evicts keys until used memory is under `maxmemory`. Like Redis it frees the excess measured
+/// at the start, counting what each deletion actually released, so that memory taken by the
+/// propagated DELs themselves cannot make it evict without end.
+pub fn perform_evictions(server: &mut Server) -> EvictStatus {
+    evict_with(server, |_| crate::alloc::used_memory())
+}
+
+/// [`perform_evictions`] with the memory reading passed in, so that tests of the library (where
+/// the counting allocator is not installed) can drive it.
+fn evict_with(server: &mut Server, used_memory: impl Fn(&Keyspace) -> usize) -> EvictStatus {
+    let Server { ks, state, .. } = server;
+    let max = state.config.maxmemory.max(0) as usize;
+    // A stream of already executed writes (loading, a master's stream) is never refused.
+    if max == 0 || ks.loading {
+        return EvictStatus::Ok;
+    }
+    let used = used_memory(ks);
+    if used <= max {
+        return EvictStatus::Ok;
+    }
+    let policy = Policy::parse(&state.config.maxmemory_policy);
+    if policy == Policy::NoEviction {
+        return EvictStatus::Fail;
+    }
+    let limit = time_limit(state.eviction_pool.tuning.tenacity);
+    let lazy = state.eviction_pool.tuning.lazy;
+    let samples = state.config.maxmemory_samples.max(1) as usize;
+    let to_free = used - max;
+    let mut freed = 0usize;
+    let mut count = 0u64;
+    let started = Instant::now();
+    while freed < to_free {
+        let before = used_memory(ks);
+        let Some((db, key)) =
+            ks.evict_one(&mut state.eviction_pool, policy, samples, &mut state.rng)
+        else {
+            return EvictStatus::Fail;
+        };
+        freed += before.saturating_sub(used_memory(ks));
+        on_evicted(state, db, key, lazy);
+        count += 1;
+        if count % 16 == 0 && limit.is_some_and(|l| started.elapsed() >= l) {
+            return EvictStatus::Running;
+        }
+    }
+    EvictStatus::Ok
+}
+
+/// What an eviction does besides the deletion: it is a write like an expiry, so it goes to the
+/// write stream on its own as `DEL` (`UNLINK` with `lazyfree-lazy-eviction`).
+fn on_evicted(state: &mut ServerState, db: usize, key: Key, lazy: bool) {
+    state.stats.evicted_keys += 1;
+    state.touched_keys(db, &key);
+    state.notify_keyspace_event('e', "evicted", db, &key);
+    if state.journal.is_active() {
+        let del: &[u8] = if lazy { b"UNLINK" } else { b"DEL" };
+        let mut one = Effects::default();
+        one.push(db, &[del, &key]);
+        state.journal.append(&one);
+    }
+}
 
 /// Bytes a key and its value take: the key, the value's heap, the table slot and the entry.
 ///
@@ -46,4 +196,362 @@ fn usage(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// ```text
+/// MEMORY HELP
+/// ```
+fn help(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
+    super::command::reply_help(
+        ctx.out,
+        "MEMORY",
+        &[
+            "DOCTOR",
+            "    Return memory problems reports.",
+            "MALLOC-STATS",
+            "    Return internal statistics report from the memory allocator.",
+            "PURGE",
+            "    Attempt to purge dirty pages for reclamation by the allocator.",
+            "STATS",
+            "    Return information about the memory usage of the server.",
+            "USAGE <key> [SAMPLES <count>]",
+            "    Return memory in bytes used by <key> and its value. Nested values are",
+            "    sampled up to <count> times (default: 5, 0 means sample all).",
+        ],
+    );
+    Ok(())
+}
+
+/// Table overhead per key of the main table: the slot (hash, key pointer, entry) and about 3
+/// index bytes (see `keyspace::table`).
+const MAIN_SLOT: usize = 4 + std::mem::size_of::<Key>() + std::mem::size_of::<Entry>() + 3;
+/// The same for the expires table, whose values are `u64`.
+const EXPIRES_SLOT: usize = 4 + std::mem::size_of::<Key>() + 8 + 3;
+
+/// The numbers behind MEMORY STATS and MEMORY DOCTOR (Redis `getMemoryOverheadData`).
+struct Overhead {
+    peak: usize,
+    total: usize,
+    startup: usize,
+    clients_normal: usize,
+    /// (db, main table overhead, expires table overhead) for each non-empty database.
+    dbs: Vec<(usize, usize, usize)>,
+    overhead_total: usize,
+    keys: usize,
+    rss: usize,
+}
+
+impl Overhead {
+    fn measure(ctx: &mut Ctx<'_>) -> Overhead {
+        let total = crate::alloc::used_memory();
+        ctx.srv.peak_memory = ctx.srv.peak_memory.max(total);
+        let startup = ctx.srv.startup_memory;
+        // The running client's info may be borrowed by its connection; skip it then.
+        let clients_normal: usize = ctx
+            .srv
+            .clients
+            .values()
+            .filter_map(|c| c.info.try_borrow().ok().map(|i| i.tot_mem))
+            .sum();
+        let dbs: Vec<(usize, usize, usize)> = ctx
+            .ks
+            .dbs
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !d.is_empty())
+            .map(|(i, d)| (i, d.main.len() * MAIN_SLOT, d.expires.len() * EXPIRES_SLOT))
+            .collect();
+        let tables: usize = dbs.iter().map(|&(_, m, e)| m + e).sum();
+        Overhead {
+            peak: ctx.srv.peak_memory,
+            total,
+            startup,
+            clients_normal,
+            overhead_total: startup + clients_normal + tables,
+            keys: ctx.ks.dbs.iter().map(|d| d.len()).sum(),
+            dbs,
+            rss: crate::alloc::rss_bytes(),
+        }
+    }
+
+    /// Memory above what the server had allocated once started.
+    fn net(&self) -> usize {
+        self.total.saturating_sub(self.startup).max(1)
+    }
+
+    fn dataset(&self) -> usize {
+        self.total.saturating_sub(self.overhead_total)
+    }
+}
+
+/// A ratio rounded through `f32`, as Redis computes these (its MEMORY STATS prints floats).
+fn ratio(a: usize, b: usize) -> f64 {
+    f64::from(a as f32 / b.max(1) as f32)
+}
+
+/// Memory usage of the server, with Redis's field names.
+///
+/// ```text
+/// MEMORY STATS
+/// ```
+///
+/// The allocator is only visible through our counting wrapper, so `allocator.allocated` and
+/// `allocator.active` are both the counted bytes and `allocator.resident` is the process RSS:
+/// all of the RSS overhead shows as `allocator-rss`, none as fragmentation or `rss-overhead`.
+/// There is no replication, AOF buffer, cluster or scripting cache yet, so those are 0.
+fn stats(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
+    let mh = Overhead::measure(ctx);
+    let out = &mut *ctx.out;
+    let int = |out: &mut crate::protocol::ReplyBuf, name: &str, v: i64| {
+        out.bulk_str(name);
+        out.integer(v);
+    };
+    out.map(27 + mh.dbs.len());
+    int(out, "peak.allocated", mh.peak as i64);
+    int(out, "total.allocated", mh.total as i64);
+    int(out, "startup.allocated", mh.startup as i64);
+    for name in ["replication.backlog", "clients.slaves"] {
+        int(out, name, 0);
+    }
+    int(out, "clients.normal", mh.clients_normal as i64);
+    for name in [
+        "cluster.links",
+        "aof.buffer",
+        "lua.caches",
+        "functions.caches",
+    ] {
+        int(out, name, 0);
+    }
+    for &(db, main, expires) in &mh.dbs {
+        out.bulk_str(&format!("db.{db}"));
+        out.map(3);
+        int(out, "overhead.hashtable.main", main as i64);
+        int(out, "overhead.hashtable.expires", expires as i64);
+        int(out, "overhead.hashtable.slot-to-keys", 0);
+    }
+    int(out, "overhead.total", mh.overhead_total as i64);
+    int(out, "keys.count", mh.keys as i64);
+    let per_key = if mh.keys == 0 { 0 } else { mh.net() / mh.keys };
+    int(out, "keys.bytes-per-key", per_key as i64);
+    int(out, "dataset.bytes", mh.dataset() as i64);
+    out.bulk_str("dataset.percentage");
+    out.double(f64::from(mh.dataset() as f32 * 100.0 / mh.net() as f32));
+    out.bulk_str("peak.percentage");
+    out.double(f64::from(mh.total as f32 * 100.0 / mh.peak.max(1) as f32));
+    int(out, "allocator.allocated", mh.total as i64);
+    int(out, "allocator.active", mh.total as i64);
+    int(out, "allocator.resident", mh.rss as i64);
+    let rss_extra = mh.rss as i64 - mh.total as i64;
+    out.bulk_str("allocator-fragmentation.ratio");
+    out.double(1.0);
+    int(out, "allocator-fragmentation.bytes", 0);
+    out.bulk_str("allocator-rss.ratio");
+    out.double(ratio(mh.rss, mh.total));
+    int(out, "allocator-rss.bytes", rss_extra);
+    out.bulk_str("rss-overhead.ratio");
+    out.double(1.0);
+    int(out, "rss-overhead.bytes", 0);
+    out.bulk_str("fragmentation");
+    out.double(ratio(mh.rss, mh.total));
+    int(out, "fragmentation.bytes", rss_extra);
+    Ok(())
+}
+
+const DOCTOR_EMPTY: &str = "Hi Sam, this instance is empty or is using very little memory, my \
+    issues detector can't be used in these conditions. Please, leave for your mission on Earth \
+    and fill it with some data. The new Sam and I will be back to our programming as soon as I \
+    finished rebooting.\n";
+const DOCTOR_FINE: &str = "Hi Sam, I can't find any memory issue in your instance. I can only \
+    account for what occurs on this base.\n";
+const DOCTOR_ISSUES: &str =
+    "Sam, I detected a few issues in this Redis instance memory implants:\n\n";
+const DOCTOR_BYE: &str = "I'm here to keep you safe, Sam. I want to help you.\n";
+const DOCTOR_PEAK: &str = " * Peak memory: In the past this instance used more than 150% the \
+    memory that is currently using. The allocator is normally not able to release memory after \
+    a peak, so you can expect to see a big fragmentation ratio, however this is actually \
+    harmless and is only due to the memory peak, and if the Redis instance Resident Set Size \
+    (RSS) is currently bigger than expected, the memory will be used as soon as you fill the \
+    Redis instance with more data. If the memory peak was only occasional and you want to try \
+    to reclaim memory, please try the MEMORY PURGE command, otherwise the only other option is \
+    to shutdown and restart the instance.\n\n";
+const DOCTOR_FRAG: &str = " * High total RSS: This instance has a memory fragmentation and RSS \
+    overhead greater than 1.4 (this means that the Resident Set Size of the Redis process is \
+    much larger than the sum of the logical allocations Redis performed). This problem is \
+    usually due either to a large peak memory (check if there is a peak memory entry above in \
+    the report) or may result from a workload that causes the allocator to fragment memory a \
+    lot. If the problem is a large peak memory, then there is no issue. Otherwise, make sure \
+    you are using the Jemalloc allocator and not the default libc malloc. Note: The currently \
+    used allocator is \"jemalloc\".\n\n";
+const DOCTOR_CLIENTS: &str = " * Big client buffers: The clients output buffers in this \
+    instance are greater than 200K per client (on average). This may result from different \
+    causes, like Pub/Sub clients subscribed to channels bot not receiving data fast enough, so \
+    that data piles on the Redis instance output buffer, or clients sending commands with large \
+    replies or very large sequences of commands in the same pipeline. Please use the CLIENT \
+    LIST command in order to investigate the issue if it causes problems in your instance, or \
+    to understand better why certain clients are using a big amount of memory.\n\n";
+
+/// A human-readable analysis of memory use (Redis's texts, for the checks that apply here).
+///
+/// ```text
+/// MEMORY DOCTOR
+/// ```
+///
+/// Without separate allocator figures, the allocator fragmentation and RSS checks fold into the
+/// total RSS one; there are no replicas or scripts to check.
+fn doctor(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
+    let mh = Overhead::measure(ctx);
+    let nclients = ctx.srv.clients.len().max(1);
+    let text = doctor_report(&mh, nclients);
+    ctx.out.verbatim("txt", text.as_bytes());
+    Ok(())
+}
+
+fn doctor_report(mh: &Overhead, nclients: usize) -> String {
+    if mh.total < 5 << 20 {
+        return DOCTOR_EMPTY.to_string();
+    }
+    let big_peak = mh.peak as f32 / mh.total as f32 > 1.5;
+    let high_frag = ratio(mh.rss, mh.total) > 1.4 && mh.rss.saturating_sub(mh.total) > 10 << 20;
+    let big_clients = mh.clients_normal / nclients > 200 * 1024;
+    let found: Vec<&str> = [(big_peak, DOCTOR_PEAK), (high_frag, DOCTOR_FRAG)]
+        .into_iter()
+        .chain([(big_clients, DOCTOR_CLIENTS)])
+        .filter_map(|(hit, text)| hit.then_some(text))
+        .collect();
+    if found.is_empty() {
+        return DOCTOR_FINE.to_string();
+    }
+    let mut s = String::from(DOCTOR_ISSUES);
+    found.iter().for_each(|t| s.push_str(t));
+    s.push_str(DOCTOR_BYE);
+    s
+}
+
+/// A short report from the memory allocator.
+///
+/// ```text
+/// MEMORY MALLOC-STATS
+/// ```
+///
+/// Redis prints jemalloc's own statistics; we have no access to them, only to the bytes our
+/// counting wrapper saw and the process RSS, so that is what this reports.
+fn malloc_stats(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
+    let used = crate::alloc::used_memory();
+    let text = format!(
+        "ferrodis allocator: jemalloc behind a counting wrapper\n\
+         allocated: {used}\n\
+         peak allocated: {}\n\
+         resident (process RSS): {}\n",
+        ctx.srv.peak_memory.max(used),
+        crate::alloc::rss_bytes()
+    );
+    ctx.out.verbatim("txt", text.as_bytes());
+    Ok(())
+}
+
+/// Asks the allocator to return dirty pages to the system.
+///
+/// ```text
+/// MEMORY PURGE
+/// ```
+///
+/// jemalloc's arena purge is not reachable without its control interface; jemalloc already
+/// returns dirty pages on its own decay timer, so there is nothing else to do and, like Redis
+/// after a successful purge, this answers OK.
+fn purge(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
+    ctx.out.ok();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overhead(total: usize, peak: usize, rss: usize) -> Overhead {
+        Overhead {
+            peak,
+            total,
+            startup: 1 << 20,
+            clients_normal: 0,
+            dbs: Vec::new(),
+            overhead_total: 1 << 20,
+            keys: 0,
+            rss,
+        }
+    }
+
+    #[test]
+    fn doctor_texts() {
+        assert_eq!(
+            doctor_report(&overhead(1 << 20, 1 << 20, 1 << 20), 1),
+            DOCTOR_EMPTY
+        );
+        assert_eq!(
+            doctor_report(&overhead(50 << 20, 50 << 20, 55 << 20), 1),
+            DOCTOR_FINE
+        );
+        let r = doctor_report(&overhead(50 << 20, 100 << 20, 55 << 20), 1);
+        assert!(r.starts_with(DOCTOR_ISSUES) && r.contains(" * Peak memory:"));
+        assert!(r.ends_with(DOCTOR_BYE));
+        let r = doctor_report(&overhead(50 << 20, 50 << 20, 100 << 20), 1);
+        assert!(r.contains(" * High total RSS:") && !r.contains("Peak memory"));
+    }
+
+    /// A server whose "used memory" is 1000 bytes per key, with a journal consumer attached.
+    fn server_with_keys(policy: &str, n: usize) -> Server {
+        let mut cfg = crate::config::Config::from_args(&[]).expect("default config");
+        cfg.set("maxmemory", "5000").expect("maxmemory");
+        cfg.set("maxmemory-policy", policy).expect("policy");
+        let mut srv = Server::new(cfg);
+        srv.state.journal.attach();
+        for i in 0..n {
+            let k = format!("k{i}");
+            let v = crate::keyspace::Value::from_bytes(b"v");
+            srv.ks.dbs[i % 2].set_with_expire(k.as_bytes(), v, 10_000_000 + i as u64);
+        }
+        srv
+    }
+
+    fn fake_memory(ks: &Keyspace) -> usize {
+        ks.dbs.iter().map(|d| d.len()).sum::<usize>() * 1000
+    }
+
+    #[test]
+    fn evictions_are_propagated_counted_and_signalled() {
+        let mut srv = server_with_keys("volatile-ttl", 8);
+        let epoch = srv.state.modification_epoch;
+        // Eight keys "use" 8000 bytes against a limit of 5000: three must go, soonest first.
+        assert_eq!(evict_with(&mut srv, fake_memory), EvictStatus::Ok);
+        assert_eq!(srv.state.stats.evicted_keys, 3);
+        assert!(srv.state.modification_epoch > epoch);
+        let stream = String::from_utf8(srv.state.journal.take_pending().to_vec()).unwrap();
+        assert!(stream.contains("$3\r\nDEL\r\n$2\r\nk0\r\n"), "{stream}");
+        assert!(stream.contains("$3\r\nDEL\r\n$2\r\nk2\r\n"), "{stream}");
+        assert!(!stream.contains("k3"), "{stream}");
+    }
+
+    #[test]
+    fn lazy_eviction_propagates_unlink_and_noeviction_fails() {
+        let mut srv = server_with_keys("allkeys-random", 8);
+        srv.state
+            .config
+            .set("lazyfree-lazy-eviction", "yes")
+            .expect("lazyfree");
+        sync_tracking(&mut srv.state, true);
+        evict_with(&mut srv, fake_memory);
+        let stream = String::from_utf8(srv.state.journal.take_pending().to_vec()).unwrap();
+        assert!(stream.contains("UNLINK"), "{stream}");
+        let mut srv = server_with_keys("noeviction", 8);
+        assert_eq!(evict_with(&mut srv, fake_memory), EvictStatus::Fail);
+        assert_eq!(srv.ks.dbs[0].len() + srv.ks.dbs[1].len(), 8);
+        assert_eq!(evict_with(&mut srv, |_| 10), EvictStatus::Ok);
+    }
+
+    #[test]
+    fn eviction_time_limit_follows_tenacity() {
+        assert_eq!(time_limit(0), Some(Duration::ZERO));
+        assert_eq!(time_limit(10), Some(Duration::from_micros(500)));
+        assert_eq!(time_limit(11), Some(Duration::from_micros(575)));
+        assert_eq!(time_limit(100), None);
+    }
 }

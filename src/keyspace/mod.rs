@@ -5,6 +5,7 @@
 //! [`Keyspace::expired`], from where the dispatcher propagates it as `DEL` ahead of the command's
 //! own effects, so the write stream never depends on a replica's clock.
 
+pub mod evict;
 pub mod expire;
 pub mod hash;
 pub mod list;
@@ -88,7 +89,10 @@ impl Db {
         let had_expire = e.expire_at != NO_EXPIRE;
         e.value = value;
         e.expire_at = expire_at;
-        e.lru = expire::lru_clock();
+        // Like Redis, an overwrite keeps the LFU counter (the key is still as popular).
+        if inserted || !evict::tracking_lfu() {
+            e.lru = evict::new_access();
+        }
         if expire_at != NO_EXPIRE {
             self.expires.insert(key, expire_at);
         } else if had_expire {
@@ -220,7 +224,8 @@ impl Keyspace {
         }
     }
 
-    /// Looks a key up for writing, deleting it first if it has expired.
+    /// Looks a key up for writing, deleting it first if it has expired, and records the access
+    /// (LRU clock or LFU counter) as Redis's `lookupKeyWrite` does.
     #[inline]
     pub fn lookup_write(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
         let now = if self.loading { 0 } else { now };
@@ -231,7 +236,7 @@ impl Keyspace {
             expire_on_access,
             ..
         } = self;
-        lookup(
+        let e = lookup(
             &mut dbs[db],
             db,
             key,
@@ -239,7 +244,9 @@ impl Keyspace {
             *expire_on_access,
             expired,
             stats,
-        )
+        )?;
+        evict::touch(&mut e.lru);
+        Some(e)
     }
 
     /// Looks a key up for reading: like [`lookup_write`](Self::lookup_write), and also counts a
@@ -265,7 +272,7 @@ impl Keyspace {
         ) {
             Some(e) => {
                 stats.keyspace_hits += 1;
-                e.lru = expire::lru_clock();
+                evict::touch(&mut e.lru);
                 Some(e)
             }
             None => {

@@ -29,6 +29,7 @@ pub fn tick(srv: &mut Server, hz: u64) {
         ks.stats.expire_cycle_cpu_milliseconds += started.elapsed().as_millis() as u64;
         crate::dispatch::propagate_expired(ks, state, effects);
     }
+    crate::commands::memory::cron(srv);
     sample_ops(srv);
     close_idle_clients(srv);
     let used = crate::alloc::used_memory();

@@ -96,6 +96,12 @@ pub struct ServerState {
     batch_now_ms: Option<u64>,
     /// Address the server listens on (for INFO and logs).
     pub tcp_port: u16,
+    /// Eviction candidates kept between rounds (see `keyspace::evict`).
+    pub eviction_pool: crate::keyspace::evict::EvictionPool,
+    /// The `maxmemory-policy` key access tracking was last set up for.
+    pub eviction_policy_seen: String,
+    /// `used_memory` once the server state existed (MEMORY STATS `startup.allocated`).
+    pub startup_memory: usize,
 }
 
 impl ServerState {
@@ -131,6 +137,10 @@ impl ServerState {
             shutdown_notify: Rc::new(tokio::sync::Notify::new()),
             batch_now_ms: None,
             tcp_port: 0,
+            eviction_pool: crate::keyspace::evict::EvictionPool::new(),
+            // Differs from every policy, so the first command sets tracking up.
+            eviction_policy_seen: String::new(),
+            startup_memory: crate::alloc::used_memory(),
         }
     }
 
