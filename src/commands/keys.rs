@@ -349,7 +349,7 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         expire_at: e.expire_at,
         lru: 0,
     };
-    copy.lru = expire::lru_clock();
+    copy.lru = crate::keyspace::evict::new_access();
     if ctx.ks.lookup_write(dst, newkey, now).is_some() {
         if !replace {
             ctx.out.integer(0);
