@@ -189,9 +189,10 @@ fn usage(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     match ctx.ks.dbs[ctx.db].peek(key) {
         None => ctx.out.null(),
         Some(e) => {
-            // Table slot: 32-bit hash, boxed key pointer, the entry itself, plus index bytes.
-            let slot = 4 + std::mem::size_of::<Box<[u8]>>() + std::mem::size_of::<Entry>() + 3;
-            let total = key.len() + e.value.heap_size() + slot;
+            // The table slot (32-bit hash, key, entry, index bytes) holds keys of up to
+            // INLINE_KEY bytes itself; longer ones own a heap copy.
+            let heap_key = if key.len() > crate::keyspace::table::INLINE_KEY { key.len() } else { 0 };
+            let total = MAIN_SLOT + heap_key + e.value.heap_size();
             ctx.out.integer(total as i64);
         }
     }

@@ -27,8 +27,117 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 use rand::Rng;
 
-/// Owned key bytes.
-pub type Key = Box<[u8]>;
+/// Owned key bytes. Keys of up to [`INLINE_KEY`] bytes live inside the slot itself: most keys
+/// are short (`user:1042`, `session:9f8e...`), and keeping them inline saves an allocation per
+/// key and, more importantly, the cache miss of chasing a pointer on every lookup.
+#[derive(Clone)]
+pub enum Key {
+    Inline { len: u8, buf: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+/// Longest key stored inline (the enum is then 24 bytes, like a `Vec`).
+pub const INLINE_KEY: usize = 22;
+
+impl Key {
+    pub fn new(b: &[u8]) -> Key {
+        if b.len() <= INLINE_KEY {
+            let mut buf = [0u8; INLINE_KEY];
+            buf[..b.len()].copy_from_slice(b);
+            Key::Inline { len: b.len() as u8, buf }
+        } else {
+            Key::Heap(b.into())
+        }
+    }
+
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, buf } => &buf[..*len as usize],
+            Key::Heap(b) => b,
+        }
+    }
+
+    /// Heap bytes owned beyond the key itself (MEMORY USAGE).
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Key::Inline { .. } => 0,
+            Key::Heap(b) => b.len(),
+        }
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.as_bytes().to_vec()
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl AsRef<[u8]> for Key {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Key) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Key) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+impl From<&[u8]> for Key {
+    fn from(b: &[u8]) -> Key {
+        Key::new(b)
+    }
+}
+
+impl From<Vec<u8>> for Key {
+    fn from(v: Vec<u8>) -> Key {
+        if v.len() <= INLINE_KEY {
+            Key::new(&v)
+        } else {
+            Key::Heap(v.into_boxed_slice())
+        }
+    }
+}
 
 /// Entries per segment before it splits. With `u16` slot numbers this must stay below 65536; at
 /// 7168 a split moves about 3500 entries, which takes on the order of 0.1 ms.
@@ -463,7 +572,7 @@ mod tests {
             }
         }
         for i in 0..5_000 {
-            assert!(seen.contains(&key(i).into_boxed_slice()), "missed key {i}");
+            assert!(seen.contains(key(i).as_slice()), "missed key {i}");
         }
     }
 
