@@ -167,3 +167,64 @@ fn pops_and_set_algebra() {
     v.dedup();
     assert_eq!(v.len(), 2);
 }
+
+#[test]
+fn plain_sets_are_inputs_with_score_one() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    q::<i64>(&mut c, &["SADD", "si", "10", "2", "3"]);
+    q::<i64>(&mut c, &["SADD", "sh", "b", "a", "2"]);
+    q::<i64>(&mut c, &["ZADD", "z", "0.5", "b", "2", "x", "3", "3"]);
+    let _: () = c.set("str", "v").unwrap();
+    // Equal scores sort by member bytes: "10" < "2" < "3" < "a".
+    let v: Vec<String> = q(
+        &mut c,
+        &["ZUNION", "3", "si", "sh", "z", "WEIGHTS", "1", "2", "3", "WITHSCORES"],
+    );
+    assert_eq!(v, ["10", "1", "a", "2", "2", "3", "b", "3.5", "x", "6", "3", "10"]);
+    let v: Vec<String> = q(
+        &mut c,
+        &["ZINTER", "2", "si", "sh", "AGGREGATE", "MIN", "WITHSCORES"],
+    );
+    assert_eq!(v, ["2", "1"]);
+    let v: Vec<String> = q(&mut c, &["ZDIFF", "2", "sh", "z", "WITHSCORES"]);
+    assert_eq!(v, ["2", "1", "a", "1"]);
+    assert_eq!(q::<i64>(&mut c, &["ZINTERCARD", "2", "si", "sh"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["ZUNIONSTORE", "d", "2", "si", "sh"]), 5);
+    assert_eq!(q::<String>(&mut c, &["OBJECT", "ENCODING", "d"]), "listpack");
+    let v: Vec<String> = q(&mut c, &["ZRANGE", "d", "0", "-1", "WITHSCORES"]);
+    assert_eq!(v, ["10", "1", "3", "1", "a", "1", "b", "1", "2", "2"]);
+    let args = ["ZINTERSTORE", "d", "2", "z", "sh", "WEIGHTS", "2", "-1", "AGGREGATE", "MAX"];
+    assert_eq!(q::<i64>(&mut c, &args), 1);
+    let v: Vec<String> = q(&mut c, &["ZRANGE", "d", "0", "-1", "WITHSCORES"]);
+    assert_eq!(v, ["b", "1"]);
+    assert!(err(&mut c, &["ZUNION", "2", "si", "str"]).starts_with("WRONGTYPE"));
+    // The source set may be the destination: it becomes a sorted set.
+    assert_eq!(q::<i64>(&mut c, &["ZDIFFSTORE", "si", "2", "si", "z"]), 2);
+    assert_eq!(q::<String>(&mut c, &["TYPE", "si"]), "zset");
+}
+
+#[test]
+fn plain_set_results_convert_like_redis() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    let mut big = vec!["SADD".to_string(), "big".to_string()];
+    big.extend((0..200).map(|i| i.to_string()));
+    let big: Vec<&str> = big.iter().map(String::as_str).collect();
+    q::<i64>(&mut c, &big);
+    assert_eq!(q::<i64>(&mut c, &["ZUNIONSTORE", "d", "1", "big"]), 200);
+    assert_eq!(q::<String>(&mut c, &["OBJECT", "ENCODING", "d"]), "skiplist");
+    let long = "x".repeat(65);
+    q::<i64>(&mut c, &["SADD", "long", &long, "a"]);
+    assert_eq!(q::<i64>(&mut c, &["ZINTERSTORE", "d", "1", "long"]), 2);
+    assert_eq!(q::<String>(&mut c, &["OBJECT", "ENCODING", "d"]), "skiplist");
+    q::<i64>(&mut c, &["SADD", "small", "5", "7"]);
+    assert_eq!(q::<i64>(&mut c, &["ZINTERCARD", "2", "big", "small", "LIMIT", "1"]), 1);
+    // RESP3 doubles for the set members' scores.
+    let mut r = srv.raw();
+    r.cmd(&["HELLO", "3"]);
+    assert_eq!(
+        r.cmd(&["ZINTER", "2", "small", "big", "WEIGHTS", "1.5", "2", "WITHSCORES"]),
+        b"*2\r\n*2\r\n$1\r\n5\r\n,3.5\r\n*2\r\n$1\r\n7\r\n,3.5\r\n".to_vec()
+    );
+}

@@ -11,7 +11,7 @@ use super::args::{self, is};
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
 use crate::keyspace::zset::{cmp_entry, Limits};
-use crate::keyspace::{Keyspace, Value, ZSetValue};
+use crate::keyspace::{Keyspace, SetValue, Value, ZSetValue};
 use crate::protocol::{ReplyBuf, Resp};
 use crate::util::{glob, num};
 
@@ -1155,23 +1155,56 @@ fn parse_op_opts(
     Ok(o)
 }
 
-/// Checks the input keys' types (WRONGTYPE before any option error, as Redis does).
+/// Checks the input keys' types (WRONGTYPE before any option error, as Redis does): sorted
+/// sets and plain sets are valid inputs.
 fn check_inputs(ctx: &mut Ctx<'_>, keys: &[&[u8]]) -> CmdResult {
     for k in keys {
         if let Some(e) = ctx.ks.lookup_read(ctx.db, k, ctx.now) {
-            match &e.value {
-                Value::ZSet(_) => {}
-                // Plain sets are valid inputs in Redis, but SetValue has no member API on
-                // this branch yet, so they are refused like any other type.
-                _ => return Err(CmdError::WrongType),
+            if !matches!(e.value, Value::ZSet(_) | Value::Set(_)) {
+                return Err(CmdError::WrongType);
             }
         }
     }
     Ok(())
 }
 
+/// One input of the set algebra: a sorted set, or a plain set whose members all score 1.
+#[derive(Clone, Copy)]
+enum Src<'a> {
+    Z(&'a ZSetValue),
+    S(&'a SetValue),
+}
+
+impl Src<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Src::Z(z) => z.len(),
+            Src::S(s) => s.len(),
+        }
+    }
+
+    fn score(&self, member: &[u8]) -> Option<f64> {
+        match self {
+            Src::Z(z) => z.score(member),
+            Src::S(s) => s.contains(member).then_some(1.0),
+        }
+    }
+
+    /// Calls `f` with every (member, score); plain sets in their storage order.
+    fn for_each(&self, mut f: impl FnMut(&[u8], f64)) {
+        match self {
+            Src::Z(z) => z.for_range(0, z.len(), false, f),
+            Src::S(s) => s.iter().for_each(|m| m.with_bytes(|b| f(b, 1.0))),
+        }
+    }
+}
+
+fn src_len(s: &Option<Src<'_>>) -> usize {
+    s.as_ref().map_or(0, Src::len)
+}
+
 /// Computes the result of `op` over the inputs, sorted by (score, member).
-fn compute(srcs: &[Option<&ZSetValue>], o: &OpOpts, op: SetOp) -> Vec<(Vec<u8>, f64)> {
+fn compute(srcs: &[Option<Src<'_>>], o: &OpOpts, op: SetOp) -> Vec<(Vec<u8>, f64)> {
     let mut res: Vec<(Vec<u8>, f64)> = match op {
         SetOp::Union => union(srcs, o),
         SetOp::Inter => inter(srcs, o, usize::MAX),
@@ -1190,13 +1223,13 @@ fn weighted(w: f64, s: f64) -> f64 {
     }
 }
 
-fn union(srcs: &[Option<&ZSetValue>], o: &OpOpts) -> Vec<(Vec<u8>, f64)> {
+fn union(srcs: &[Option<Src<'_>>], o: &OpOpts) -> Vec<(Vec<u8>, f64)> {
     let mut acc: HashMap<Vec<u8>, f64> = HashMap::new();
     let mut order: Vec<usize> = (0..srcs.len()).collect();
-    order.sort_by_key(|&i| srcs[i].map_or(0, ZSetValue::len));
+    order.sort_by_key(|&i| src_len(&srcs[i]));
     for i in order {
         let Some(z) = srcs[i] else { continue };
-        z.for_range(0, z.len(), false, |m, s| {
+        z.for_each(|m, s| {
             let v = weighted(o.weights[i], s);
             match acc.get_mut(m) {
                 Some(cur) => aggregate(cur, v, o.agg),
@@ -1210,14 +1243,14 @@ fn union(srcs: &[Option<&ZSetValue>], o: &OpOpts) -> Vec<(Vec<u8>, f64)> {
 }
 
 /// Intersection, stopping after `limit` members (for ZINTERCARD).
-fn inter(srcs: &[Option<&ZSetValue>], o: &OpOpts, limit: usize) -> Vec<(Vec<u8>, f64)> {
+fn inter(srcs: &[Option<Src<'_>>], o: &OpOpts, limit: usize) -> Vec<(Vec<u8>, f64)> {
     let mut order: Vec<usize> = (0..srcs.len()).collect();
-    order.sort_by_key(|&i| srcs[i].map_or(0, ZSetValue::len));
+    order.sort_by_key(|&i| src_len(&srcs[i]));
     let Some(first) = srcs[order[0]] else {
         return Vec::new();
     };
     let mut res = Vec::new();
-    first.for_range(0, first.len(), false, |m, s| {
+    first.for_each(|m, s| {
         if res.len() >= limit {
             return;
         }
@@ -1233,12 +1266,12 @@ fn inter(srcs: &[Option<&ZSetValue>], o: &OpOpts, limit: usize) -> Vec<(Vec<u8>,
     res
 }
 
-fn diff(srcs: &[Option<&ZSetValue>]) -> Vec<(Vec<u8>, f64)> {
+fn diff(srcs: &[Option<Src<'_>>]) -> Vec<(Vec<u8>, f64)> {
     let Some(first) = srcs[0] else {
         return Vec::new();
     };
     let mut res = Vec::new();
-    first.for_range(0, first.len(), false, |m, s| {
+    first.for_each(|m, s| {
         if !srcs[1..].iter().flatten().any(|z| z.score(m).is_some()) {
             res.push((m.to_vec(), s));
         }
@@ -1255,11 +1288,12 @@ fn setop(ctx: &mut Ctx<'_>, argv: &[&[u8]], at: usize, op: SetOp, card: bool) ->
     let store = at == 2;
     let o = parse_op_opts(&argv[end..], keys.len(), op, store, card)?;
     let d = &ctx.ks.dbs[ctx.db];
-    let srcs: Vec<Option<&ZSetValue>> = keys
+    let srcs: Vec<Option<Src<'_>>> = keys
         .iter()
         .map(|k| match d.peek(k).filter(|e| !e.is_expired(ctx.now)) {
             Some(e) => match &e.value {
-                Value::ZSet(z) => Some(z),
+                Value::ZSet(z) => Some(Src::Z(z)),
+                Value::Set(s) => Some(Src::S(s)),
                 _ => None,
             },
             None => None,
