@@ -61,7 +61,7 @@ fn main() {
     // (preemption on a shared machine, allocator purges, page faults).
     let mut split_ns: Vec<u32> = Vec::new();
     let mut slow_without_split = 0usize;
-    let mut seen: HashSet<Box<[u8]>> = HashSet::new();
+    let mut seen: HashSet<ferrodis::keyspace::Key> = HashSet::new();
     let mut cursor = 0u64;
     let mut scanning = false;
     let mut scan_steps = 0usize;
