@@ -7,6 +7,7 @@
 //! locks on the data path. On a two-core machine where the benchmark client takes the other
 //! core, extra threads would only compete for that core.
 
+pub mod blocking;
 pub mod client;
 pub mod connection;
 pub mod cron;
@@ -96,6 +97,8 @@ pub struct ServerState {
     batch_now_ms: Option<u64>,
     /// Address the server listens on (for INFO and logs).
     pub tcp_port: u16,
+    /// Clients blocked on keys (BLPOP, BLMOVE, ...), see [`blocking`].
+    pub blocking: blocking::Blocking,
 }
 
 impl ServerState {
@@ -131,6 +134,7 @@ impl ServerState {
             shutdown_notify: Rc::new(tokio::sync::Notify::new()),
             batch_now_ms: None,
             tcp_port: 0,
+            blocking: blocking::Blocking::default(),
         }
     }
 
@@ -202,6 +206,24 @@ impl ServerState {
     /// Hook for WATCH and client-side caching; bumps the modification epoch.
     pub fn touched_keys(&mut self, _db: usize, _key: &[u8]) {
         self.modification_epoch += 1;
+    }
+
+    /// Marks `key` of `db` as possibly able to serve clients blocked on it (a list push, an
+    /// LMOVE target; later zset adds). Waiters are woken once the current command completes.
+    pub fn signal_key_ready(&mut self, db: usize, key: &[u8]) {
+        self.blocking.signal(db, key);
+    }
+
+    /// Wakes the first client blocked on each key signalled ready; each re-runs its command.
+    pub fn wake_ready_clients(&mut self) {
+        if !self.blocking.has_ready() {
+            return;
+        }
+        for id in self.blocking.take_ready() {
+            if let Some(c) = self.clients.get(&id) {
+                c.wake.notify_one();
+            }
+        }
     }
 
     /// Hook for keyspace notifications; nothing subscribes until pub/sub exists.
