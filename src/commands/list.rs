@@ -823,6 +823,7 @@ mod tests {
         assert_eq!(lpos_matches(&l, b"a", &o(2, Some(0), 0)), vec![2, 4]);
         assert_eq!(lpos_matches(&l, b"a", &o(-1, Some(2), 0)), vec![4, 2]);
         assert_eq!(lpos_matches(&l, b"a", &o(1, Some(0), 2)), vec![0]);
-        assert_eq!(lpos_matches(&l, b"c", &o(-1, None, 2)), Vec::<usize>::new());
+        assert_eq!(lpos_matches(&l, b"c", &o(-1, None, 2)), vec![3]);
+        assert_eq!(lpos_matches(&l, b"c", &o(-1, None, 1)), Vec::<usize>::new());
     }
 }
