@@ -95,9 +95,13 @@ pub async fn serve(server: Rc<RefCell<Server>>, stream: TcpStream) {
         out: ReplyBuf::new(Resp::V2),
         client: Client::new(id, shared.clone(), authed),
         pending: None,
+        blocked: None,
     };
     conn.run().await;
-    server.borrow_mut().state.clients.remove(&id);
+    let mut srv = server.borrow_mut();
+    srv.state.blocking.unblock(id);
+    srv.state.wake_ready_clients();
+    srv.state.clients.remove(&id);
 }
 
 const MAXCLIENTS_REACHED: &str = "-ERR max number of clients reached\r\n";
@@ -155,11 +159,23 @@ struct Connection {
     client: Client,
     /// A command held back by CLIENT PAUSE; it runs before anything else once released.
     pending: Option<Vec<Vec<u8>>>,
+    /// The command this client is blocked in (BLPOP, ...); re-run whenever the client is woken.
+    blocked: Option<Vec<Vec<u8>>>,
 }
 
 impl Connection {
     async fn run(&mut self) {
         loop {
+            if self.blocked.is_some() {
+                if !self.flush(true).await || !self.wait_blocked().await {
+                    return;
+                }
+                let keep = self.process(0);
+                if !self.flush(keep).await {
+                    return;
+                }
+                continue;
+            }
             if self.pending.is_some() {
                 if !self.wait_pause().await {
                     return;
@@ -230,6 +246,72 @@ impl Connection {
         }
     }
 
+    /// Waits while the client is blocked: until it is woken (its command is then re-run and may
+    /// block again), its timeout fires (null reply), or it disconnects. Input that arrives
+    /// meanwhile stays buffered. Returns false if the connection must close.
+    async fn wait_blocked(&mut self) -> bool {
+        let shared = self.client.shared.clone();
+        while self.blocked.is_some() {
+            let deadline = self.server.borrow().state.blocking.get(self.client.id)
+                .and_then(|b| b.deadline);
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 4 {
+                self.inbuf.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                biased;
+                _ = shared.wake.notified() => {
+                    if shared.killed.get() {
+                        return false;
+                    }
+                    self.rerun_blocked();
+                }
+                _ = sleep => self.time_out_blocked(),
+                r = self.stream.read_buf(&mut self.inbuf) => match r {
+                    Ok(0) | Err(_) => return false,
+                    Ok(_) => {}
+                },
+            }
+        }
+        true
+    }
+
+    /// Re-runs the blocked command after a wake-up.
+    fn rerun_blocked(&mut self) {
+        let Some(argv) = self.blocked.take() else {
+            return;
+        };
+        let server = self.server.clone();
+        let mut srv = server.borrow_mut();
+        srv.state.begin_batch();
+        let out_before = self.out.len();
+        let refs: SmallVec<[&[u8]; 8]> = argv.iter().map(Vec::as_slice).collect();
+        let again = execute_blocking(&mut srv, &mut self.client, &mut self.out, &refs);
+        drop(refs);
+        if again {
+            self.blocked = Some(argv);
+        } else {
+            srv.state.blocking.unblock(self.client.id);
+            srv.state.wake_ready_clients();
+        }
+        srv.state.stats.net_output_bytes += (self.out.len() - out_before) as u64;
+        srv.state.end_batch();
+    }
+
+    /// Ends a block whose timeout fired: Redis replies with a null array.
+    fn time_out_blocked(&mut self) {
+        self.blocked = None;
+        let mut srv = self.server.borrow_mut();
+        srv.state.blocking.unblock(self.client.id);
+        srv.state.wake_ready_clients();
+        self.out.null_array();
+    }
+
     /// Parses and executes everything buffered. Returns false if the connection must close.
     fn process(&mut self, nread: usize) -> bool {
         let server = self.server.clone();
@@ -245,10 +327,14 @@ impl Connection {
                 return true;
             }
             let refs: SmallVec<[&[u8]; 8]> = argv.iter().map(Vec::as_slice).collect();
-            execute(&mut srv, &mut self.client, &mut self.out, &refs);
+            let blocked = execute_blocking(&mut srv, &mut self.client, &mut self.out, &refs);
+            drop(refs);
+            if blocked {
+                self.blocked = Some(argv);
+            }
         }
         loop {
-            if self.pending.is_some() || self.client.close_after_reply {
+            if self.pending.is_some() || self.client.close_after_reply || self.blocked.is_some() {
                 break;
             }
             let auth_required = !self.client.authenticated;
@@ -277,7 +363,10 @@ impl Connection {
                             break;
                         }
                     }
-                    execute(&mut srv, &mut self.client, &mut self.out, &argv);
+                    if execute_blocking(&mut srv, &mut self.client, &mut self.out, &argv) {
+                        self.blocked = Some(argv.iter().map(|a| a.to_vec()).collect());
+                        break;
+                    }
                     if self.client.close_after_reply || srv.state.shutdown.is_some() {
                         break;
                     }
@@ -323,6 +412,16 @@ impl Connection {
         }
         keep
     }
+}
+
+/// Runs one command, then wakes the clients its writes can serve. Returns true if the command
+/// blocked the client (see [`super::blocking`]); it has written no reply then.
+fn execute_blocking(srv: &mut Server, client: &mut Client, out: &mut ReplyBuf, argv: &[&[u8]]) -> bool {
+    srv.state.blocking.reset_request();
+    execute(srv, client, out, argv);
+    let blocked = srv.state.blocking.take_request();
+    srv.state.wake_ready_clients();
+    blocked
 }
 
 /// Runs one command and applies CLIENT REPLY to its reply.

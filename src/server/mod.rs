@@ -7,6 +7,7 @@
 //! locks on the data path. On a two-core machine where the benchmark client takes the other
 //! core, extra threads would only compete for that core.
 
+pub mod blocking;
 pub mod client;
 pub mod connection;
 pub mod cron;
@@ -102,6 +103,8 @@ pub struct ServerState {
     pub eviction_policy_seen: String,
     /// `used_memory` once the server state existed (MEMORY STATS `startup.allocated`).
     pub startup_memory: usize,
+    /// Clients blocked on keys (BLPOP, BLMOVE, ...), see [`blocking`].
+    pub blocking: blocking::Blocking,
 }
 
 impl ServerState {
@@ -141,6 +144,7 @@ impl ServerState {
             // Differs from every policy, so the first command sets tracking up.
             eviction_policy_seen: String::new(),
             startup_memory: crate::alloc::used_memory(),
+            blocking: blocking::Blocking::default(),
         }
     }
 
@@ -212,6 +216,24 @@ impl ServerState {
     /// Hook for WATCH and client-side caching; bumps the modification epoch.
     pub fn touched_keys(&mut self, _db: usize, _key: &[u8]) {
         self.modification_epoch += 1;
+    }
+
+    /// Marks `key` of `db` as possibly able to serve clients blocked on it (a list push, an
+    /// LMOVE target; later zset adds). Waiters are woken once the current command completes.
+    pub fn signal_key_ready(&mut self, db: usize, key: &[u8]) {
+        self.blocking.signal(db, key);
+    }
+
+    /// Wakes the first client blocked on each key signalled ready; each re-runs its command.
+    pub fn wake_ready_clients(&mut self) {
+        if !self.blocking.has_ready() {
+            return;
+        }
+        for id in self.blocking.take_ready() {
+            if let Some(c) = self.clients.get(&id) {
+                c.wake.notify_one();
+            }
+        }
     }
 
     /// Hook for keyspace notifications; nothing subscribes until pub/sub exists.

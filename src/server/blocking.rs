@@ -1,0 +1,166 @@
+//! Clients blocked on keys (BLPOP and friends): Redis's `blocked.c`, redesigned for tasks.
+//!
+//! A handler cannot wait, so a blocking command that finds nothing to serve calls
+//! [`Blocking::block`] and writes no reply. The connection task sees the request after the call
+//! ([`Blocking::take_request`]), stops processing its input, and sleeps on its client's `wake`
+//! notifier (or its timeout). Writes that may satisfy a waiter call
+//! [`super::ServerState::signal_key_ready`]; after each command the ready keys are examined and the
+//! *first* client waiting on each (FIFO per key) is woken. The woken task re-runs its command,
+//! which either serves it (the client is then unblocked, and the keys it waited on are signalled
+//! again so the next waiter gets its turn) or blocks again, keeping its place and deadline.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use crate::keyspace::Key;
+
+/// What one blocked client waits for.
+#[derive(Debug, Clone)]
+pub struct BlockedClient {
+    pub db: usize,
+    pub keys: Vec<Key>,
+    /// When the client gives up; `None` = forever.
+    pub deadline: Option<Instant>,
+}
+
+/// The registry of blocked clients.
+#[derive(Debug, Default)]
+pub struct Blocking {
+    /// (db, key) -> ids of the clients waiting on it, in the order they blocked.
+    waiters: HashMap<(usize, Key), VecDeque<u64>>,
+    clients: HashMap<u64, BlockedClient>,
+    /// Keys signalled ready since the last [`Blocking::take_ready`].
+    ready: Vec<(usize, Key)>,
+    /// Set by [`Blocking::block`] during the current call.
+    requested: bool,
+}
+
+impl Blocking {
+    /// Number of blocked clients (INFO `blocked_clients`).
+    pub fn blocked_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn is_blocked(&self, id: u64) -> bool {
+        self.clients.contains_key(&id)
+    }
+
+    /// The blocked state of a client, if blocked.
+    pub fn get(&self, id: u64) -> Option<&BlockedClient> {
+        self.clients.get(&id)
+    }
+
+    /// Blocks client `id` on `keys` of `db`. A client already blocked (its command is being
+    /// re-run after a wake-up) keeps its queue positions and its original deadline.
+    pub fn block(&mut self, id: u64, db: usize, keys: &[&[u8]], deadline: Option<Instant>) {
+        self.requested = true;
+        if self.clients.contains_key(&id) {
+            return;
+        }
+        let mut owned: Vec<Key> = Vec::with_capacity(keys.len());
+        for k in keys {
+            let k: Key = k.to_vec().into();
+            if owned.contains(&k) {
+                continue;
+            }
+            self.waiters.entry((db, k.clone())).or_default().push_back(id);
+            owned.push(k);
+        }
+        self.clients.insert(id, BlockedClient { db, keys: owned, deadline });
+    }
+
+    /// Clears the block request flag before a call.
+    pub fn reset_request(&mut self) {
+        self.requested = false;
+    }
+
+    /// Whether the last call asked to block.
+    pub fn take_request(&mut self) -> bool {
+        std::mem::take(&mut self.requested)
+    }
+
+    /// Removes a client from every queue (served, timed out, or disconnected). The keys it
+    /// waited on are signalled so that the next waiter in line re-checks them.
+    pub fn unblock(&mut self, id: u64) {
+        let Some(bc) = self.clients.remove(&id) else {
+            return;
+        };
+        for k in bc.keys {
+            let slot = (bc.db, k);
+            if let Some(q) = self.waiters.get_mut(&slot) {
+                q.retain(|&c| c != id);
+                if q.is_empty() {
+                    self.waiters.remove(&slot);
+                } else {
+                    self.ready.push(slot);
+                }
+            }
+        }
+    }
+
+    /// Records that `key` may now serve waiters (only if someone waits on it).
+    pub fn signal(&mut self, db: usize, key: &[u8]) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let slot = (db, Key::from(key.to_vec()));
+        if self.waiters.contains_key(&slot) {
+            self.ready.push(slot);
+        }
+    }
+
+    /// Whether some key was signalled since the last [`Blocking::take_ready`].
+    #[inline]
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// The first waiter of each signalled key, deduplicated, in signal order.
+    pub fn take_ready(&mut self) -> Vec<u64> {
+        let mut heads: Vec<u64> = Vec::new();
+        for slot in std::mem::take(&mut self.ready) {
+            if let Some(&id) = self.waiters.get(&slot).and_then(VecDeque::front) {
+                if !heads.contains(&id) {
+                    heads.push(id);
+                }
+            }
+        }
+        heads
+    }
+
+    /// How many clients wait on `key` of `db`.
+    pub fn waiting_on(&self, db: usize, key: &[u8]) -> usize {
+        self.waiters
+            .get(&(db, Key::from(key.to_vec())))
+            .map_or(0, VecDeque::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_per_key_and_requeue_on_unblock() {
+        let mut b = Blocking::default();
+        b.block(1, 0, &[b"k", b"k"], None);
+        b.block(2, 0, &[b"k", b"j"], None);
+        assert!(b.take_request());
+        assert_eq!(b.blocked_count(), 2);
+        assert_eq!(b.waiting_on(0, b"k"), 2);
+        b.signal(0, b"k");
+        b.signal(0, b"j");
+        assert_eq!(b.take_ready(), vec![1, 2]);
+        // Re-blocking keeps the position.
+        b.block(1, 0, &[b"k"], None);
+        b.signal(0, b"k");
+        assert_eq!(b.take_ready(), vec![1]);
+        b.unblock(1);
+        assert_eq!(b.take_ready(), vec![2]);
+        b.unblock(2);
+        assert_eq!(b.blocked_count(), 0);
+        assert_eq!(b.waiting_on(0, b"j"), 0);
+        b.signal(0, b"k");
+        assert!(!b.has_ready());
+    }
+}
