@@ -166,11 +166,68 @@ pub fn call(
         state.count_error(e);
     }
     client.last_cmd = spec;
+    if !state.monitors.is_empty() && !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
+        feed_monitors(state, client, spec, argv);
+    }
     let wrote = state.dirty != dirty_before;
     if spec.has(flags::WRITE) && wrote && !custom && state.journal.is_active() {
         effects.push(db, argv);
     }
     propagate_call(ks, state, effects);
+}
+
+/// Echoes an executed command to MONITOR clients in Redis's format:
+/// `+<secs>.<usecs> [<db> <peer>] "arg" "arg"`, with passwords redacted.
+fn feed_monitors(state: &mut ServerState, client: &Client, spec: &CommandSpec, argv: &[&[u8]]) {
+    let us = crate::util::time::now_us();
+    let peer = client.shared.info.borrow().addr;
+    let mut line = format!("+{}.{:06} [{} {}]", us / 1_000_000, us % 1_000_000, client.db, peer);
+    for (i, a) in argv.iter().enumerate() {
+        line.push(' ');
+        if redacted(spec, argv, i) {
+            line.push_str("\"(redacted)\"");
+        } else {
+            push_repr(&mut line, a);
+        }
+    }
+    line.push_str("\r\n");
+    state.monitors.retain(|m| !m.killed.get());
+    for m in &state.monitors {
+        if !std::rc::Rc::ptr_eq(m, &client.shared) {
+            m.push(line.as_bytes());
+        }
+    }
+}
+
+/// Whether argument `i` is a secret Redis hides from MONITOR (AUTH passwords, HELLO's AUTH
+/// pair).
+fn redacted(spec: &CommandSpec, argv: &[&[u8]], i: usize) -> bool {
+    match spec.name {
+        "auth" => i >= 1,
+        "hello" => argv[..i].iter().rposition(|a| a.eq_ignore_ascii_case(b"auth")).is_some_and(
+            |p| i <= p + 2 && p >= 2,
+        ),
+        _ => false,
+    }
+}
+
+/// Quotes bytes like Redis's `sdscatrepr`.
+fn push_repr(out: &mut String, a: &[u8]) {
+    out.push('"');
+    for &c in a {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            7 => out.push_str("\\a"),
+            8 => out.push_str("\\b"),
+            0x20..=0x7e => out.push(char::from(c)),
+            _ => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out.push('"');
 }
 
 /// Logs a handler panic and turns it into the command's error reply.

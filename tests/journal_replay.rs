@@ -53,6 +53,7 @@ fn new_client(id: u64) -> Client {
         info: RefCell::new(info),
         killed: std::cell::Cell::new(false),
         wake: tokio::sync::Notify::new(),
+        pushed: Default::default(),
     });
     Client::new(id, shared, true)
 }

@@ -352,6 +352,8 @@ fn refresh_self(ctx: &mut Ctx<'_>) {
     info.db = ctx.client.db;
     info.last_cmd = ctx.cmd;
     info.last_interaction = Instant::now();
+    info.qbuf = ctx.client.qbuf;
+    info.qbuf_free = ctx.client.qbuf_free;
 }
 
 /// ```text

@@ -900,6 +900,7 @@ mod tests {
                 info: RefCell::new(info),
                 killed: Cell::new(false),
                 wake: tokio::sync::Notify::new(),
+                pushed: Default::default(),
             });
             (srv, Client::new(1, shared, true))
         }

@@ -43,6 +43,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("info", -1, LOADING | STALE, 0, 0, 0, info),
     CommandSpec::new("dbsize", 1, READONLY | FAST, 0, 0, 0, dbsize),
     CommandSpec::new("time", 1, LOADING | STALE | FAST, 0, 0, 0, time),
+    CommandSpec::new("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, monitor),
     CommandSpec::new(
         "shutdown",
         -1,
@@ -710,6 +711,23 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     tracing::warn!("User requested shutdown...");
     ctx.srv.shutdown = Some(Shutdown::Command { save: Some(false) });
     ctx.client.close_after_reply = true;
+    Ok(())
+}
+
+/// Streams every command other clients execute to this connection, as status lines.
+///
+/// ```text
+/// MONITOR
+/// ```
+fn monitor(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
+    let me = ctx.client.shared.clone();
+    if !ctx.srv.monitors.iter().any(|m| std::rc::Rc::ptr_eq(m, &me)) {
+        let mut info = me.info.borrow_mut();
+        info.flags = format!("{}O", info.flags.trim_end_matches('N'));
+        drop(info);
+        ctx.srv.monitors.push(me);
+    }
+    ctx.out.ok();
     Ok(())
 }
 

@@ -961,6 +961,7 @@ pub(crate) mod tests {
                 info: RefCell::new(info),
                 killed: Cell::new(false),
                 wake: tokio::sync::Notify::new(),
+                pushed: Default::default(),
             });
             Harness {
                 server,

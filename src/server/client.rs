@@ -58,9 +58,23 @@ pub struct ClientShared {
     pub killed: Cell<bool>,
     /// Wakes the connection task (for kills, and later for pub/sub and unblocking).
     pub wake: Notify,
+    /// Protocol bytes other clients' commands produced for this one (MONITOR lines, later
+    /// pub/sub messages), written by its connection when it is woken.
+    pub pushed: RefCell<Vec<u8>>,
 }
 
 impl ClientShared {
+    /// Queues out-of-band bytes for this client and wakes its connection.
+    pub fn push(&self, bytes: &[u8]) {
+        self.pushed.borrow_mut().extend_from_slice(bytes);
+        self.wake.notify_one();
+    }
+
+    /// Takes the queued out-of-band bytes.
+    pub fn take_pushed(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.pushed.borrow_mut())
+    }
+
     pub fn kill(&self) {
         self.killed.set(true);
         self.wake.notify_one();
@@ -77,6 +91,11 @@ pub struct Client {
     /// Close once the replies produced so far are written (QUIT, protocol errors).
     pub close_after_reply: bool,
     pub last_cmd: &'static CommandSpec,
+    /// Bytes in the query buffer when the current batch started (what Redis's CLIENT LIST
+    /// shows as `qbuf` while a command runs: its query buffer is trimmed only afterwards).
+    pub qbuf: usize,
+    /// Free space in the query buffer at the same moment.
+    pub qbuf_free: usize,
 }
 
 impl Client {
@@ -89,6 +108,8 @@ impl Client {
             reply_mode: ReplyMode::On,
             close_after_reply: false,
             last_cmd: crate::commands::connection::NULL_COMMAND,
+            qbuf: 0,
+            qbuf_free: 0,
         }
     }
 

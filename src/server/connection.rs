@@ -64,6 +64,7 @@ pub async fn serve(server: Rc<RefCell<Server>>, stream: TcpStream) {
             }),
             killed: std::cell::Cell::new(false),
             wake: tokio::sync::Notify::new(),
+            pushed: Default::default(),
         });
         let refusal = if st.clients.len() as i64 >= st.config.maxclients {
             Some(MAXCLIENTS_REACHED)
@@ -102,6 +103,7 @@ pub async fn serve(server: Rc<RefCell<Server>>, stream: TcpStream) {
     srv.state.blocking.unblock(id);
     srv.state.wake_ready_clients();
     srv.state.clients.remove(&id);
+    srv.state.monitors.retain(|m| !Rc::ptr_eq(m, &shared));
 }
 
 const MAXCLIENTS_REACHED: &str = "-ERR max number of clients reached\r\n";
@@ -194,6 +196,10 @@ impl Connection {
                 biased;
                 _ = shared.wake.notified(), if !shared.killed.get() => {
                     if shared.killed.get() { return; }
+                    let pushed = shared.take_pushed();
+                    if !pushed.is_empty() && self.stream.write_all(&pushed).await.is_err() {
+                        return;
+                    }
                     continue;
                 }
                 r = self.stream.read_buf(&mut self.inbuf) => match r {
@@ -318,6 +324,8 @@ impl Connection {
         let mut srv = server.borrow_mut();
         srv.state.begin_batch();
         srv.state.stats.net_input_bytes += nread as u64;
+        self.client.qbuf = self.inbuf.len();
+        self.client.qbuf_free = self.inbuf.capacity() - self.inbuf.len();
         let out_before = self.out.len();
         let mut keep = true;
         if let Some(argv) = self.pending.take() {

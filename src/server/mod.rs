@@ -105,6 +105,8 @@ pub struct ServerState {
     pub startup_memory: usize,
     /// Clients blocked on keys (BLPOP, BLMOVE, ...), see [`blocking`].
     pub blocking: blocking::Blocking,
+    /// Clients in MONITOR mode; every executed command is echoed to them.
+    pub monitors: Vec<Rc<ClientShared>>,
 }
 
 impl ServerState {
@@ -145,6 +147,7 @@ impl ServerState {
             eviction_policy_seen: String::new(),
             startup_memory: crate::alloc::used_memory(),
             blocking: blocking::Blocking::default(),
+            monitors: Vec::new(),
         }
     }
 
