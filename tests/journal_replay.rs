@@ -11,9 +11,7 @@
 //! To cover a new command, add it to `workload_command`; to cover a new type, add its variant
 //! to `render`.
 
-use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Instant;
 
 use ferrodis::config::Config;
 use ferrodis::dispatch::execute;
@@ -25,36 +23,7 @@ use ferrodis::server::Server;
 
 fn new_client(id: u64) -> Client {
     let addr = "127.0.0.1:1".parse().unwrap();
-    let now = Instant::now();
-    let info = ClientInfo {
-        id,
-        addr,
-        laddr: addr,
-        fd: -1,
-        name: None,
-        lib_name: None,
-        lib_ver: None,
-        created: now,
-        last_interaction: now,
-        db: 0,
-        last_cmd: ferrodis::commands::connection::NULL_COMMAND,
-        resp: 2,
-        qbuf: 0,
-        qbuf_free: 0,
-        obl: 0,
-        omem: 0,
-        tot_mem: 0,
-        multi: -1,
-        no_evict: false,
-        flags: "N".into(),
-        user: "default".into(),
-    };
-    let shared = Rc::new(ClientShared {
-        info: RefCell::new(info),
-        killed: std::cell::Cell::new(false),
-        wake: tokio::sync::Notify::new(),
-        pushed: Default::default(),
-    });
+    let shared = Rc::new(ClientShared::new(ClientInfo::new(id, addr, addr, -1)));
     Client::new(id, shared, true)
 }
 

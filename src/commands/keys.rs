@@ -858,9 +858,7 @@ mod tests {
     }
 
     mod propagation {
-        use std::cell::{Cell, RefCell};
         use std::rc::Rc;
-        use std::time::Instant;
 
         use crate::config::Config;
         use crate::dispatch;
@@ -872,36 +870,7 @@ mod tests {
             let mut srv = Server::new(Config::from_args(&[]).expect("default config"));
             srv.state.journal.attach();
             let addr = "127.0.0.1:1".parse().expect("addr");
-            let now = Instant::now();
-            let info = ClientInfo {
-                id: 1,
-                addr,
-                laddr: addr,
-                fd: -1,
-                name: None,
-                lib_name: None,
-                lib_ver: None,
-                created: now,
-                last_interaction: now,
-                db: 0,
-                last_cmd: crate::commands::connection::NULL_COMMAND,
-                resp: 2,
-                qbuf: 0,
-                qbuf_free: 0,
-                obl: 0,
-                omem: 0,
-                tot_mem: 0,
-                multi: -1,
-                no_evict: false,
-                flags: "N".into(),
-                user: "default".into(),
-            };
-            let shared = Rc::new(ClientShared {
-                info: RefCell::new(info),
-                killed: Cell::new(false),
-                wake: tokio::sync::Notify::new(),
-                pushed: Default::default(),
-            });
+            let shared = Rc::new(ClientShared::new(ClientInfo::new(1, addr, addr, -1)));
             (srv, Client::new(1, shared, true))
         }
 

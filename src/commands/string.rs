@@ -917,9 +917,7 @@ pub(crate) mod tests {
     use crate::protocol::{ReplyBuf, Resp};
     use crate::server::client::{Client, ClientInfo, ClientShared};
     use crate::server::Server;
-    use std::cell::{Cell, RefCell};
     use std::rc::Rc;
-    use std::time::Instant;
 
     /// An in-process server with one client and a journal consumer attached, so tests see
     /// both the reply and the propagated effects of each command.
@@ -933,36 +931,7 @@ pub(crate) mod tests {
             let mut server = Server::new(Config::default());
             server.state.journal.attach();
             let addr = "127.0.0.1:1".parse().unwrap();
-            let now = Instant::now();
-            let info = ClientInfo {
-                id: 1,
-                addr,
-                laddr: addr,
-                fd: -1,
-                name: None,
-                lib_name: None,
-                lib_ver: None,
-                created: now,
-                last_interaction: now,
-                db: 0,
-                last_cmd: crate::commands::connection::NULL_COMMAND,
-                resp: 2,
-                qbuf: 0,
-                qbuf_free: 0,
-                obl: 0,
-                omem: 0,
-                tot_mem: 0,
-                multi: -1,
-                no_evict: false,
-                flags: "N".into(),
-                user: "default".into(),
-            };
-            let shared = Rc::new(ClientShared {
-                info: RefCell::new(info),
-                killed: Cell::new(false),
-                wake: tokio::sync::Notify::new(),
-                pushed: Default::default(),
-            });
+            let shared = Rc::new(ClientShared::new(ClientInfo::new(1, addr, addr, -1)));
             Harness {
                 server,
                 client: Client::new(1, shared, true),

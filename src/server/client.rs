@@ -63,7 +63,46 @@ pub struct ClientShared {
     pub pushed: RefCell<Vec<u8>>,
 }
 
+impl ClientInfo {
+    /// The CLIENT LIST fields of a client that just connected.
+    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, fd: i32) -> Self {
+        let now = Instant::now();
+        ClientInfo {
+            id,
+            addr,
+            laddr,
+            fd,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            created: now,
+            last_interaction: now,
+            db: 0,
+            last_cmd: crate::commands::connection::NULL_COMMAND,
+            resp: 2,
+            qbuf: 0,
+            qbuf_free: 0,
+            obl: 0,
+            omem: 0,
+            tot_mem: 0,
+            multi: -1,
+            no_evict: false,
+            flags: "N".into(),
+            user: "default".into(),
+        }
+    }
+}
+
 impl ClientShared {
+    pub fn new(info: ClientInfo) -> Self {
+        ClientShared {
+            info: RefCell::new(info),
+            killed: Cell::new(false),
+            wake: Notify::new(),
+            pushed: RefCell::default(),
+        }
+    }
+
     /// Queues out-of-band bytes for this client and wakes its connection.
     pub fn push(&self, bytes: &[u8]) {
         self.pushed.borrow_mut().extend_from_slice(bytes);

@@ -37,35 +37,7 @@ pub async fn serve(server: Rc<RefCell<Server>>, stream: TcpStream) {
         let id = st.next_client_id;
         st.next_client_id += 1;
         st.stats.total_connections_received += 1;
-        let now = Instant::now();
-        let shared = Rc::new(ClientShared {
-            info: RefCell::new(ClientInfo {
-                id,
-                addr: peer,
-                laddr: local,
-                fd: raw_fd(&stream),
-                name: None,
-                lib_name: None,
-                lib_ver: None,
-                created: now,
-                last_interaction: now,
-                db: 0,
-                last_cmd: crate::commands::connection::NULL_COMMAND,
-                resp: 2,
-                qbuf: 0,
-                qbuf_free: 0,
-                obl: 0,
-                omem: 0,
-                tot_mem: 0,
-                multi: -1,
-                no_evict: false,
-                flags: "N".into(),
-                user: "default".into(),
-            }),
-            killed: std::cell::Cell::new(false),
-            wake: tokio::sync::Notify::new(),
-            pushed: Default::default(),
-        });
+        let shared = Rc::new(ClientShared::new(ClientInfo::new(id, peer, local, raw_fd(&stream))));
         let refusal = if st.clients.len() as i64 >= st.config.maxclients {
             Some(MAXCLIENTS_REACHED)
         } else if st.config.protected_mode && !st.auth_required() && !is_local(&peer) {
