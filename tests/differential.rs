@@ -568,7 +568,27 @@ fn family_server() {
     run_family("server");
 }
 
-/// Wrong-type errors need a non-string type (lists, sets); this family passes once one exists.
+#[test]
+fn family_lists() {
+    run_family("lists");
+}
+
+#[test]
+fn family_hashes() {
+    run_family("hashes");
+}
+
+#[test]
+fn family_sets() {
+    run_family("sets");
+}
+
+#[test]
+fn family_zsets() {
+    run_family("zsets");
+}
+
+/// Wrong-type errors across families (strings against lists and sets, and back).
 #[test]
 fn family_wrongtype() {
     run_family("wrongtype");
