@@ -16,6 +16,7 @@ pub mod list;
 pub mod memory;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod string;
 pub mod zset;
 
@@ -200,7 +201,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 12] {
+fn families() -> [&'static [CommandSpec]; 13] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -214,6 +215,7 @@ fn families() -> [&'static [CommandSpec]; 12] {
         set::COMMANDS,
         zset::COMMANDS,
         memory::COMMANDS,
+        sort::COMMANDS,
     ]
 }
 
