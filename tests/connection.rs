@@ -291,3 +291,27 @@ fn client_unpause_releases_held_clients() {
     assert_eq!(s(a.cmd(&["CLIENT", "UNPAUSE"])), "+OK\r\n");
     assert_eq!(s(b.read_reply()), "+OK\r\n");
 }
+
+#[test]
+fn client_unblock_ends_a_blpop_with_timeout_or_error() {
+    let srv = TestServer::start(&[]);
+    let mut a = srv.raw();
+    let mut b = srv.raw();
+    let id = String::from_utf8(a.cmd(&["CLIENT", "ID"])).unwrap();
+    let id = id.trim_start_matches(':').trim_end().to_string();
+    a.send(b"*3\r\n$5\r\nBLPOP\r\n$5\r\nnokey\r\n$1\r\n0\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(b.cmd(&["CLIENT", "UNBLOCK", &id]), b":1\r\n".to_vec());
+    assert_eq!(a.read_reply(), b"*-1\r\n".to_vec());
+    a.send(b"*3\r\n$5\r\nBLPOP\r\n$5\r\nnokey\r\n$1\r\n0\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(b.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR"]), b":1\r\n".to_vec());
+    assert_eq!(a.read_reply(), b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n".to_vec());
+    assert_eq!(b.cmd(&["CLIENT", "UNBLOCK", &id]), b":0\r\n".to_vec());
+    assert_eq!(
+        b.cmd(&["CLIENT", "UNBLOCK", &id, "FOO"]),
+        b"-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n".to_vec()
+    );
+    // The unblocked client works normally afterwards.
+    assert_eq!(a.cmd(&["PING"]), b"+PONG\r\n".to_vec());
+}

@@ -38,6 +38,7 @@ const CLIENT: &[CommandSpec] = &[
     CommandSpec::sub("client", "pause", -3, CLA, 0, 0, 0, client_pause),
     CommandSpec::sub("client", "reply", 3, CL, 0, 0, 0, client_reply),
     CommandSpec::sub("client", "setname", 3, CL, 0, 0, 0, client_setname),
+    CommandSpec::sub("client", "unblock", -3, CLA, 0, 0, 0, client_unblock),
     CommandSpec::sub("client", "unpause", 2, CLA, 0, 0, 0, client_unpause),
 ];
 
@@ -598,6 +599,39 @@ fn client_pause(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 fn client_unpause(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
     pause::stop();
     ctx.out.ok();
+    Ok(())
+}
+
+/// Ends another client's block (BLPOP and friends): TIMEOUT (the default) makes it reply as if
+/// its timeout fired, ERROR with an `UNBLOCKED` error. Replies 1 if the client was blocked.
+///
+/// ```text
+/// CLIENT UNBLOCK client-id [TIMEOUT | ERROR]
+/// ```
+fn client_unblock(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    use crate::server::blocking::UnblockMode;
+    if argv.len() > 4 {
+        return Err(CmdError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+            args::text(argv[1])
+        )));
+    }
+    let mode = match argv.get(3) {
+        None => UnblockMode::Timeout,
+        Some(a) if args::is(a, "timeout") => UnblockMode::Timeout,
+        Some(a) if args::is(a, "error") => UnblockMode::Error,
+        Some(_) => return Err(CmdError::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
+    };
+    let id = args::int(argv[2])?;
+    let target = u64::try_from(id).ok().and_then(|id| ctx.srv.clients.get(&id).cloned());
+    let unblocked = match target {
+        Some(t) if ctx.srv.blocking.request_unblock(t.info.borrow().id, mode) => {
+            t.wake.notify_one();
+            true
+        }
+        _ => false,
+    };
+    ctx.out.integer(i64::from(unblocked));
     Ok(())
 }
 

@@ -33,9 +33,33 @@ pub struct Blocking {
     ready: Vec<(usize, Key)>,
     /// Set by [`Blocking::block`] during the current call.
     requested: bool,
+    /// CLIENT UNBLOCK requests not yet picked up by the blocked client's connection.
+    unblock_requests: HashMap<u64, UnblockMode>,
+}
+
+/// How CLIENT UNBLOCK ends a block: as if it timed out, or with an `UNBLOCKED` error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnblockMode {
+    Timeout,
+    Error,
 }
 
 impl Blocking {
+    /// Asks blocked client `id` to stop waiting (CLIENT UNBLOCK). Returns false if it is not
+    /// blocked. The caller wakes the client; its connection then answers as `mode` says.
+    pub fn request_unblock(&mut self, id: u64, mode: UnblockMode) -> bool {
+        if !self.clients.contains_key(&id) {
+            return false;
+        }
+        self.unblock_requests.insert(id, mode);
+        true
+    }
+
+    /// Takes a pending CLIENT UNBLOCK request for `id`.
+    pub fn take_unblock(&mut self, id: u64) -> Option<UnblockMode> {
+        self.unblock_requests.remove(&id)
+    }
+
     /// Number of blocked clients (INFO `blocked_clients`).
     pub fn blocked_count(&self) -> usize {
         self.clients.len()

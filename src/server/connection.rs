@@ -14,6 +14,7 @@ use smallvec::SmallVec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::blocking::UnblockMode;
 use super::client::{pause, Client, ClientInfo, ClientShared, ReplyMode};
 use super::Server;
 use crate::dispatch;
@@ -247,7 +248,15 @@ impl Connection {
                     if shared.killed.get() {
                         return false;
                     }
-                    self.rerun_blocked();
+                    let unblock = self.server.borrow_mut().state.blocking.take_unblock(self.client.id);
+                    match unblock {
+                        Some(UnblockMode::Timeout) => self.time_out_blocked(),
+                        Some(UnblockMode::Error) => {
+                            self.end_block();
+                            self.out.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+                        }
+                        None => self.rerun_blocked(),
+                    }
                 }
                 _ = sleep => self.time_out_blocked(),
                 r = self.stream.read_buf(&mut self.inbuf) => match r {
@@ -282,11 +291,17 @@ impl Connection {
     }
 
     /// Ends a block whose timeout fired: Redis replies with a null array.
-    fn time_out_blocked(&mut self) {
+    /// Ends the block without running the command again (timeout, or CLIENT UNBLOCK).
+    fn end_block(&mut self) {
         self.blocked = None;
         let mut srv = self.server.borrow_mut();
         srv.state.blocking.unblock(self.client.id);
         srv.state.wake_ready_clients();
+    }
+
+    /// The block timed out (or CLIENT UNBLOCK ... TIMEOUT): a null array, like Redis.
+    fn time_out_blocked(&mut self) {
+        self.end_block();
         self.out.null_array();
     }
 
