@@ -228,3 +228,107 @@ fn plain_set_results_convert_like_redis() {
         b"*2\r\n*2\r\n$1\r\n5\r\n,3.5\r\n*2\r\n$1\r\n7\r\n,3.5\r\n".to_vec()
     );
 }
+
+fn info_blocked(c: &mut redis::Connection) -> i64 {
+    let info: String = q(c, &["INFO", "clients"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(-1)
+}
+
+/// Waits until `n` clients are blocked (a short sleep if INFO does not report them).
+fn wait_blocked(c: &mut redis::Connection, n: i64) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(5) {
+        match info_blocked(c) {
+            v if v >= n => return,
+            0 if start.elapsed() > std::time::Duration::from_millis(300) => return,
+            _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+}
+
+#[test]
+fn blocking_pops_with_data_and_errors() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    let mut r = srv.raw();
+    r.cmd(&["ZADD", "z", "1", "a", "2", "b", "3", "c"]);
+    assert_eq!(r.cmd(&["BZPOPMIN", "none", "z", "0"]), b"*3\r\n$1\r\nz\r\n$1\r\na\r\n$1\r\n1\r\n");
+    assert_eq!(r.cmd(&["BZPOPMAX", "z", "0"]), b"*3\r\n$1\r\nz\r\n$1\r\nc\r\n$1\r\n3\r\n");
+    assert_eq!(
+        r.cmd(&["BZMPOP", "0", "2", "none", "z", "MIN", "COUNT", "10"]),
+        b"*2\r\n$1\r\nz\r\n*1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n"
+    );
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "z"]), 0);
+    r.cmd(&["HELLO", "3"]);
+    r.cmd(&["ZADD", "z", "1.5", "a"]);
+    assert_eq!(r.cmd(&["BZPOPMIN", "z", "0"]), b"*3\r\n$1\r\nz\r\n$1\r\na\r\n,1.5\r\n");
+    let bad = "ERR timeout is not a float or out of range";
+    assert_eq!(err(&mut c, &["BZPOPMIN", "z", "abc"]), bad);
+    assert_eq!(err(&mut c, &["BZMPOP", "x", "1", "z", "MIN"]), bad);
+    assert_eq!(err(&mut c, &["BZPOPMAX", "z", "-1"]), "ERR timeout is negative");
+    assert_eq!(err(&mut c, &["BZMPOP", "-1", "1", "z", "MAX"]), "ERR timeout is negative");
+    // The arguments are checked before the timeout.
+    assert_eq!(err(&mut c, &["BZMPOP", "x", "1", "z", "FOO"]), "ERR syntax error");
+    assert_eq!(
+        err(&mut c, &["BZMPOP", "0", "0", "z", "MIN"]),
+        "ERR numkeys should be greater than 0"
+    );
+    assert_eq!(
+        err(&mut c, &["BZMPOP", "0", "1", "z", "MIN", "COUNT", "0"]),
+        "ERR count should be greater than 0"
+    );
+    q::<()>(&mut c, &["SET", "s", "x"]);
+    assert_eq!(
+        err(&mut c, &["BZPOPMIN", "none", "s", "0"]),
+        "WRONGTYPE Operation against a key holding the wrong kind of value"
+    );
+}
+
+#[test]
+fn bzpopmin_is_woken_by_zadd_from_another_client() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    let mut w = srv.raw();
+    w.send(b"*4\r\n$8\r\nBZPOPMIN\r\n$2\r\nw1\r\n$2\r\nw2\r\n$1\r\n0\r\n");
+    wait_blocked(&mut c, 1);
+    assert_eq!(q::<i64>(&mut c, &["ZADD", "w2", "7", "m", "8", "n"]), 2);
+    assert_eq!(w.read_reply(), b"*3\r\n$2\r\nw2\r\n$1\r\nm\r\n$1\r\n7\r\n");
+    assert_eq!(q::<Vec<String>>(&mut c, &["ZRANGE", "w2", "0", "-1"]), ["n"]);
+    assert_eq!(w.cmd(&["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn bzmpop_and_bzpopmax_are_woken_by_zadd_and_store() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    let mut w = srv.raw();
+    w.send(b"*7\r\n$6\r\nBZMPOP\r\n$1\r\n0\r\n$1\r\n1\r\n$1\r\nk\r\n");
+    w.send(b"$3\r\nMAX\r\n$5\r\nCOUNT\r\n$1\r\n5\r\n");
+    wait_blocked(&mut c, 1);
+    q::<i64>(&mut c, &["ZADD", "k", "1", "a", "2", "b"]);
+    assert_eq!(
+        w.read_reply(),
+        b"*2\r\n$1\r\nk\r\n*2\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n"
+    );
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "k"]), 0);
+    w.send(b"*3\r\n$8\r\nBZPOPMAX\r\n$1\r\nd\r\n$1\r\n0\r\n");
+    wait_blocked(&mut c, 1);
+    q::<i64>(&mut c, &["ZADD", "src", "4", "x"]);
+    q::<i64>(&mut c, &["ZUNIONSTORE", "d", "1", "src"]);
+    assert_eq!(w.read_reply(), b"*3\r\n$1\r\nd\r\n$1\r\nx\r\n$1\r\n4\r\n");
+}
+
+#[test]
+fn blocking_zset_pops_time_out_with_null() {
+    let srv = TestServer::start(&[]);
+    let mut w = srv.raw();
+    let start = std::time::Instant::now();
+    assert_eq!(w.cmd(&["BZPOPMIN", "nokey", "0.2"]), b"*-1\r\n");
+    assert!(start.elapsed() >= std::time::Duration::from_millis(190));
+    assert_eq!(w.cmd(&["BZMPOP", "0.05", "1", "nokey", "MIN"]), b"*-1\r\n");
+    w.cmd(&["HELLO", "3"]);
+    assert_eq!(w.cmd(&["BZPOPMAX", "nokey", "0.05"]), b"_\r\n");
+}

@@ -1,11 +1,14 @@
-//! Sorted set commands: ZADD, ZRANGE and friends (Redis `t_zset.c`), without the blocking
-//! pops.
+//! Sorted set commands: ZADD, ZRANGE, the blocking pops and friends (Redis `t_zset.c`).
 //!
 //! Values are [`ZSetValue`]s. Every range query (by rank, score or lex) is turned into a window
 //! of ascending ranks (see `keyspace::zset`), then either replied or stored. Writes propagate
-//! verbatim, except ZMPOP, which Redis replicates as `ZPOPMIN|ZPOPMAX key count`.
+//! verbatim, except the pops: ZMPOP / BZMPOP replicate as `ZPOPMIN|ZPOPMAX key count` and
+//! BZPOPMIN / BZPOPMAX as `ZPOPMIN|ZPOPMAX key`. Commands that create a sorted set signal the
+//! key ready, so clients blocked on it (see `server::blocking`) re-run their command once this
+//! one completes; a blocking pop that finds nothing blocks the client and replies later.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use super::args::{self, is};
 use super::flags::*;
@@ -39,6 +42,10 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("zpopmin", -2, WRITE | FAST, 1, 1, 1, zpopmin),
     CommandSpec::new("zpopmax", -2, WRITE | FAST, 1, 1, 1, zpopmax),
     CommandSpec::new("zmpop", -4, WRITE | MOVABLE_KEYS, 0, 0, 0, zmpop), // ZPOPMIN/MAX k n
+    // BZPOPMIN / BZPOPMAX propagate as ZPOPMIN / ZPOPMAX key.
+    CommandSpec::new("bzpopmin", -3, WRITE | NOSCRIPT | FAST | BLOCKING, 1, -2, 1, bzpopmin),
+    CommandSpec::new("bzpopmax", -3, WRITE | NOSCRIPT | FAST | BLOCKING, 1, -2, 1, bzpopmax),
+    CommandSpec::new("bzmpop", -5, WRITE | BLOCKING | MOVABLE_KEYS, 0, 0, 0, bzmpop), // k n
     CommandSpec::new("zrandmember", -2, READONLY, 1, 1, 1, zrandmember),
     CommandSpec::new("zunion", -3, READONLY | MOVABLE_KEYS, 0, 0, 0, zunion),
     CommandSpec::new("zinter", -3, READONLY | MOVABLE_KEYS, 0, 0, 0, zinter),
@@ -317,6 +324,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], incr: bool) -> CmdResult {
         ctx.dirty((added + updated) as u64);
         ctx.signal_modified_key(db, key);
         ctx.notify('z', if f.incr { "zincr" } else { "zadd" }, db, key);
+        ctx.srv.signal_key_ready(db, key);
     }
     match failure {
         Some(e) => Err(e),
@@ -783,6 +791,7 @@ fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], z: ZSetValue, event: &str) -> Cmd
         ctx.ks.db(db).set(dst, Value::ZSet(z));
         ctx.signal_modified_key(db, dst);
         ctx.notify('z', event, db, dst);
+        ctx.srv.signal_key_ready(db, dst);
         ctx.dirty(1);
     } else if ctx.ks.lookup_write(db, dst, ctx.now).is_some() {
         ctx.ks.db(db).remove(dst);
@@ -903,20 +912,21 @@ fn zpop_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], max: bool) -> CmdResult {
     Ok(())
 }
 
-/// Pops from the first non-empty sorted set among the keys.
-///
-/// ```text
-/// ZMPOP numkeys key [key ...] MIN | MAX [COUNT count]
-/// ```
-///
-/// Replicated as `ZPOPMIN|ZPOPMAX key n` with the number actually popped.
-fn zmpop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+/// Parsed `numkeys key [key ...] MIN|MAX [COUNT count]` of ZMPOP / BZMPOP.
+struct MpopArgs<'a> {
+    keys: &'a [&'a [u8]],
+    max: bool,
+    count: usize,
+}
+
+/// Parses the ZMPOP arguments starting with `numkeys` at `at`.
+fn parse_mpop<'a>(argv: &'a [&'a [u8]], at: usize) -> Result<MpopArgs<'a>, CmdError> {
     const NUMKEYS: &str = "ERR numkeys should be greater than 0";
-    let numkeys = args::int(argv[1]).map_err(|_| CmdError::raw(NUMKEYS))?;
+    let numkeys = args::int(argv[at]).map_err(|_| CmdError::raw(NUMKEYS))?;
     if numkeys < 1 {
         return Err(CmdError::raw(NUMKEYS));
     }
-    let where_at = usize::try_from(numkeys).map_or(usize::MAX, |n| n.saturating_add(2));
+    let where_at = usize::try_from(numkeys).map_or(usize::MAX, |n| n.saturating_add(at + 1));
     let Some(dir) = argv.get(where_at) else {
         return Err(CmdError::Syntax);
     };
@@ -926,19 +936,28 @@ fn zmpop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         _ => return Err(CmdError::Syntax),
     };
     let count = parse_mpop_count(&argv[where_at + 1..])?;
-    let mut found = None;
-    for key in &argv[2..where_at] {
+    Ok(MpopArgs { keys: &argv[at + 1..where_at], max, count })
+}
+
+/// The first of `keys` holding a non-empty sorted set (WRONGTYPE if a key before it holds
+/// another type).
+fn first_nonempty<'k>(
+    ctx: &mut Ctx<'_>,
+    keys: &[&'k [u8]],
+) -> Result<Option<&'k [u8]>, CmdError> {
+    for &key in keys {
         if let Some(z) = write_z(ctx.ks, ctx.db, key, ctx.now)? {
             if !z.is_empty() {
-                found = Some(*key);
-                break;
+                return Ok(Some(key));
             }
         }
     }
-    let Some(key) = found else {
-        ctx.out.null_array();
-        return Ok(());
-    };
+    Ok(None)
+}
+
+/// Pops up to `count` members of `key` replying `[key, [[member, score] ...]]`, and
+/// propagates `ZPOPMIN|ZPOPMAX key n` with the number actually popped.
+fn mpop_serve(ctx: &mut Ctx<'_>, key: &[u8], count: usize, max: bool) -> CmdResult {
     let items = pop(ctx, key, count, max);
     let n = itoa::Buffer::new().format(items.len()).to_string();
     let verb: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
@@ -953,6 +972,99 @@ fn zmpop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         out.double(*s);
     }
     Ok(())
+}
+
+/// Pops from the first non-empty sorted set among the keys.
+///
+/// ```text
+/// ZMPOP numkeys key [key ...] MIN | MAX [COUNT count]
+/// ```
+///
+/// Replicated as `ZPOPMIN|ZPOPMAX key n` with the number actually popped.
+fn zmpop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    let a = parse_mpop(argv, 1)?;
+    match first_nonempty(ctx, a.keys)? {
+        Some(key) => mpop_serve(ctx, key, a.count, a.max),
+        None => {
+            ctx.out.null_array();
+            Ok(())
+        }
+    }
+}
+
+/// Parses a blocking timeout in seconds into milliseconds (0 = forever), rounding up like
+/// Redis (same rules as BLPOP's). Values too large for a millisecond count are "negative", as
+/// Redis's cast makes them.
+fn timeout_arg(arg: &[u8]) -> Result<u64, CmdError> {
+    let f = num::parse_f64(arg)
+        .filter(|f| !f.is_nan())
+        .ok_or(CmdError::raw("ERR timeout is not a float or out of range"))?;
+    let ms = (f * 1000.0).ceil();
+    if !(0.0..9.2e18).contains(&ms) {
+        return Err(CmdError::raw("ERR timeout is negative"));
+    }
+    Ok(ms as u64)
+}
+
+/// Blocks the client on `keys` for `ms` milliseconds (0 = forever); the reply comes when a
+/// key is signalled ready (the command is then re-run) or the timeout fires (null array).
+fn block(ctx: &mut Ctx<'_>, keys: &[&[u8]], ms: u64) -> CmdResult {
+    let deadline = (ms > 0).then(|| Instant::now() + Duration::from_millis(ms));
+    ctx.srv.blocking.block(ctx.client.id, ctx.db, keys, deadline);
+    Ok(())
+}
+
+/// Shared body of BZPOPMIN / BZPOPMAX: replies `[key, member, score]`.
+fn bzpop_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], max: bool) -> CmdResult {
+    let ms = timeout_arg(argv[argv.len() - 1])?;
+    let keys = &argv[1..argv.len() - 1];
+    let Some(key) = first_nonempty(ctx, keys)? else {
+        return block(ctx, keys, ms);
+    };
+    let items = pop(ctx, key, 1, max);
+    let verb: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+    ctx.propagate(&[verb, key]);
+    let out = &mut *ctx.out;
+    out.array(1 + items.len() * 2);
+    out.bulk(key);
+    for (m, s) in &items {
+        out.bulk(m);
+        out.double(*s);
+    }
+    Ok(())
+}
+
+/// Pops the lowest-scored member of the first non-empty sorted set, blocking until one
+/// exists or the timeout (seconds, fractional, 0 = forever) expires.
+///
+/// ```text
+/// BZPOPMIN key [key ...] timeout
+/// ```
+fn bzpopmin(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    bzpop_generic(ctx, argv, false)
+}
+
+/// Like BZPOPMIN, for the highest-scored member.
+///
+/// ```text
+/// BZPOPMAX key [key ...] timeout
+/// ```
+fn bzpopmax(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    bzpop_generic(ctx, argv, true)
+}
+
+/// Blocking ZMPOP. The arguments are checked before the timeout, as Redis does.
+///
+/// ```text
+/// BZMPOP timeout numkeys key [key ...] MIN | MAX [COUNT count]
+/// ```
+fn bzmpop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    let a = parse_mpop(argv, 2)?;
+    let ms = timeout_arg(argv[1])?;
+    match first_nonempty(ctx, a.keys)? {
+        Some(key) => mpop_serve(ctx, key, a.count, a.max),
+        None => block(ctx, a.keys, ms),
+    }
 }
 
 fn parse_mpop_count(opts: &[&[u8]]) -> Result<usize, CmdError> {
@@ -1501,6 +1613,19 @@ mod tests {
             format!("-{NAN_ERR}\r\n")
         );
         assert_eq!(h.encoding("z"), "listpack");
+    }
+
+    #[test]
+    fn blocking_timeouts_parse_like_blpop() {
+        assert_eq!(timeout_arg(b"0"), Ok(0));
+        assert_eq!(timeout_arg(b"0.0001"), Ok(1));
+        assert_eq!(timeout_arg(b"2.5"), Ok(2500));
+        let neg = Err(CmdError::raw("ERR timeout is negative"));
+        assert_eq!(timeout_arg(b"-1"), neg);
+        assert_eq!(timeout_arg(b"1e30"), neg);
+        let bad = Err(CmdError::raw("ERR timeout is not a float or out of range"));
+        assert_eq!(timeout_arg(b"x"), bad);
+        assert_eq!(timeout_arg(b"nan"), bad);
     }
 
     #[test]
