@@ -39,14 +39,16 @@ pub fn cmd_name(argv: &[&[u8]]) -> String {
     text(argv[0]).to_lowercase()
 }
 
-/// Parses a timeout in seconds given as a float (BLPOP style), into milliseconds; 0 = forever.
-pub fn timeout_secs(arg: &[u8]) -> Result<u64, CmdError> {
-    let f = num::parse_f64(arg).ok_or(CmdError::raw("ERR timeout is not a float or out of range"))?;
-    if f < 0.0 {
+/// Parses a blocking timeout in seconds (BLPOP, BZPOPMIN, ...) into milliseconds, 0 meaning
+/// forever. Like Redis 7.0 it rounds up, and a value too large for a millisecond count is
+/// reported as negative (that is what Redis's cast makes of it).
+pub fn timeout_ms(arg: &[u8]) -> Result<u64, CmdError> {
+    let f = num::parse_f64(arg)
+        .filter(|f| !f.is_nan())
+        .ok_or(CmdError::raw("ERR timeout is not a float or out of range"))?;
+    let ms = (f * 1000.0).ceil();
+    if !(0.0..9.2e18).contains(&ms) {
         return Err(CmdError::raw("ERR timeout is negative"));
     }
-    if !f.is_finite() || f * 1000.0 > i64::MAX as f64 {
-        return Err(CmdError::raw("ERR timeout is out of range"));
-    }
-    Ok((f * 1000.0).round() as u64)
+    Ok(ms as u64)
 }

@@ -114,21 +114,10 @@ fn int_at_least(arg: &[u8], min: i64, msg: &'static str) -> Result<i64, CmdError
     }
 }
 
-/// Parses a blocking timeout in seconds into milliseconds (0 = forever), rounding up like
-/// Redis. Values too large for a millisecond count are "negative", as Redis's cast makes them.
-fn timeout_arg(arg: &[u8]) -> Result<u64, CmdError> {
-    let f = crate::util::num::parse_f64(arg)
-        .filter(|f| !f.is_nan())
-        .ok_or(CmdError::raw("ERR timeout is not a float or out of range"))?;
-    let ms = (f * 1000.0).ceil();
-    if !(0.0..9.2e18).contains(&ms) {
-        return Err(CmdError::raw("ERR timeout is negative"));
-    }
-    Ok(ms as u64)
-}
-
-/// Blocks the client on `keys` for `ms` milliseconds (0 = forever); the reply comes later.
-fn block(ctx: &mut Ctx<'_>, keys: &[&[u8]], ms: u64) -> CmdResult {
+/// Blocks the client on `keys` for `ms` milliseconds (0 = forever); the reply comes when a key
+/// is signalled ready (the command is then re-run) or the timeout fires (null array). Shared
+/// by every blocking command (BLPOP and friends, BZPOPMIN and friends).
+pub(crate) fn block(ctx: &mut Ctx<'_>, keys: &[&[u8]], ms: u64) -> CmdResult {
     let deadline = (ms > 0).then(|| Instant::now() + Duration::from_millis(ms));
     ctx.srv.blocking.block(ctx.client.id, ctx.db, keys, deadline);
     Ok(())
@@ -699,7 +688,7 @@ fn lmpop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 
 /// Shared body of BLPOP / BRPOP.
 fn bpop(ctx: &mut Ctx<'_>, argv: &[&[u8]], end: End) -> CmdResult {
-    let ms = timeout_arg(argv[argv.len() - 1])?;
+    let ms = args::timeout_ms(argv[argv.len() - 1])?;
     let keys = &argv[1..argv.len() - 1];
     let Some((key, _)) = first_nonempty(ctx, keys)? else {
         return block(ctx, keys, ms);
@@ -756,7 +745,7 @@ fn bmove(ctx: &mut Ctx<'_>, argv: &[&[u8]], from: End, to: End, ms: u64, as_rpop
 /// BRPOPLPUSH source destination timeout
 /// ```
 fn brpoplpush(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
-    let ms = timeout_arg(argv[3])?;
+    let ms = args::timeout_ms(argv[3])?;
     bmove(ctx, argv, End::Tail, End::Head, ms, true)
 }
 
@@ -768,7 +757,7 @@ fn brpoplpush(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 fn blmove(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let from = end_arg(argv[3])?;
     let to = end_arg(argv[4])?;
-    let ms = timeout_arg(argv[5])?;
+    let ms = args::timeout_ms(argv[5])?;
     bmove(ctx, argv, from, to, ms, false)
 }
 
@@ -779,7 +768,7 @@ fn blmove(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// ```
 fn blmpop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let a = mpop_args(argv, 2)?;
-    let ms = timeout_arg(argv[1])?;
+    let ms = args::timeout_ms(argv[1])?;
     match first_nonempty(ctx, &a.keys)? {
         Some((key, len)) => mpop_serve(ctx, key, len, a.end, a.count),
         None => block(ctx, &a.keys, ms),
@@ -804,15 +793,15 @@ mod tests {
 
     #[test]
     fn timeouts_round_up_and_reject_bad_values() {
-        assert_eq!(timeout_arg(b"0"), Ok(0));
-        assert_eq!(timeout_arg(b"0.0000001"), Ok(1));
-        assert_eq!(timeout_arg(b"1.5"), Ok(1500));
-        assert_eq!(timeout_arg(b"-0.0001"), Ok(0));
+        assert_eq!(args::timeout_ms(b"0"), Ok(0));
+        assert_eq!(args::timeout_ms(b"0.0000001"), Ok(1));
+        assert_eq!(args::timeout_ms(b"1.5"), Ok(1500));
+        assert_eq!(args::timeout_ms(b"-0.0001"), Ok(0));
         let neg = Err(CmdError::raw("ERR timeout is negative"));
-        assert_eq!(timeout_arg(b"-1"), neg);
-        assert_eq!(timeout_arg(b"1e30"), neg);
+        assert_eq!(args::timeout_ms(b"-1"), neg);
+        assert_eq!(args::timeout_ms(b"1e30"), neg);
         let bad = Err(CmdError::raw("ERR timeout is not a float or out of range"));
-        assert_eq!(timeout_arg(b"abc"), bad);
+        assert_eq!(args::timeout_ms(b"abc"), bad);
     }
 
     #[test]

@@ -8,7 +8,6 @@
 //! one completes; a blocking pop that finds nothing blocks the client and replies later.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use super::args::{self, is};
 use super::flags::*;
@@ -992,34 +991,12 @@ fn zmpop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     }
 }
 
-/// Parses a blocking timeout in seconds into milliseconds (0 = forever), rounding up like
-/// Redis (same rules as BLPOP's). Values too large for a millisecond count are "negative", as
-/// Redis's cast makes them.
-fn timeout_arg(arg: &[u8]) -> Result<u64, CmdError> {
-    let f = num::parse_f64(arg)
-        .filter(|f| !f.is_nan())
-        .ok_or(CmdError::raw("ERR timeout is not a float or out of range"))?;
-    let ms = (f * 1000.0).ceil();
-    if !(0.0..9.2e18).contains(&ms) {
-        return Err(CmdError::raw("ERR timeout is negative"));
-    }
-    Ok(ms as u64)
-}
-
-/// Blocks the client on `keys` for `ms` milliseconds (0 = forever); the reply comes when a
-/// key is signalled ready (the command is then re-run) or the timeout fires (null array).
-fn block(ctx: &mut Ctx<'_>, keys: &[&[u8]], ms: u64) -> CmdResult {
-    let deadline = (ms > 0).then(|| Instant::now() + Duration::from_millis(ms));
-    ctx.srv.blocking.block(ctx.client.id, ctx.db, keys, deadline);
-    Ok(())
-}
-
 /// Shared body of BZPOPMIN / BZPOPMAX: replies `[key, member, score]`.
 fn bzpop_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], max: bool) -> CmdResult {
-    let ms = timeout_arg(argv[argv.len() - 1])?;
+    let ms = args::timeout_ms(argv[argv.len() - 1])?;
     let keys = &argv[1..argv.len() - 1];
     let Some(key) = first_nonempty(ctx, keys)? else {
-        return block(ctx, keys, ms);
+        return super::list::block(ctx, keys, ms);
     };
     let items = pop(ctx, key, 1, max);
     let verb: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
@@ -1060,10 +1037,10 @@ fn bzpopmax(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// ```
 fn bzmpop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let a = parse_mpop(argv, 2)?;
-    let ms = timeout_arg(argv[1])?;
+    let ms = args::timeout_ms(argv[1])?;
     match first_nonempty(ctx, a.keys)? {
         Some(key) => mpop_serve(ctx, key, a.count, a.max),
-        None => block(ctx, a.keys, ms),
+        None => super::list::block(ctx, a.keys, ms),
     }
 }
 
@@ -1617,15 +1594,15 @@ mod tests {
 
     #[test]
     fn blocking_timeouts_parse_like_blpop() {
-        assert_eq!(timeout_arg(b"0"), Ok(0));
-        assert_eq!(timeout_arg(b"0.0001"), Ok(1));
-        assert_eq!(timeout_arg(b"2.5"), Ok(2500));
+        assert_eq!(args::timeout_ms(b"0"), Ok(0));
+        assert_eq!(args::timeout_ms(b"0.0001"), Ok(1));
+        assert_eq!(args::timeout_ms(b"2.5"), Ok(2500));
         let neg = Err(CmdError::raw("ERR timeout is negative"));
-        assert_eq!(timeout_arg(b"-1"), neg);
-        assert_eq!(timeout_arg(b"1e30"), neg);
+        assert_eq!(args::timeout_ms(b"-1"), neg);
+        assert_eq!(args::timeout_ms(b"1e30"), neg);
         let bad = Err(CmdError::raw("ERR timeout is not a float or out of range"));
-        assert_eq!(timeout_arg(b"x"), bad);
-        assert_eq!(timeout_arg(b"nan"), bad);
+        assert_eq!(args::timeout_ms(b"x"), bad);
+        assert_eq!(args::timeout_ms(b"nan"), bad);
     }
 
     #[test]
