@@ -402,6 +402,41 @@ fn store_items(ctx: &mut Ctx<'_>, dst: &[u8], items: &[Vec<u8>], gets: &[&[u8]])
     ctx.out.integer(i64::try_from(n).unwrap_or(i64::MAX));
 }
 
+/// Key flags of the sorted key (COMMAND GETKEYSANDFLAGS).
+#[allow(dead_code)]
+const SRC_FLAGS: &[&str] = &["RO", "access"];
+/// Key flags of the STORE destination.
+#[allow(dead_code)]
+const DST_FLAGS: &[&str] = &["OW", "update"];
+
+/// Redis's `sortGetKeys` / `sortROGetKeys` for COMMAND GETKEYS: positions (in `argv`, which
+/// starts with the command name) of the sorted key and, for SORT, of the last STORE
+/// destination. Like Redis, the scan skips the arguments of LIMIT (2), GET and BY (1) but
+/// otherwise does not validate the syntax.
+// Called by COMMAND GETKEYS once `command.rs` wires it in (see the SORT report).
+#[allow(dead_code)]
+pub(crate) fn get_keys(argv: &[&[u8]], readonly: bool) -> Vec<(usize, &'static [&'static str])> {
+    let mut keys = vec![(1, SRC_FLAGS)];
+    if readonly {
+        return keys;
+    }
+    let mut store = None;
+    let mut i = 2;
+    while i < argv.len() {
+        let a = argv[i];
+        if is(a, "limit") {
+            i += 2;
+        } else if is(a, "get") || is(a, "by") {
+            i += 1;
+        } else if is(a, "store") && i + 1 < argv.len() {
+            store = Some(i + 1);
+        }
+        i += 1;
+    }
+    keys.extend(store.map(|p| (p, DST_FLAGS)));
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,6 +464,17 @@ mod tests {
         assert_eq!(clamp_limit(-3, 100, 5), (0, 4));
         assert_eq!(clamp_limit(0, 0, 5), (0, -1));
         assert_eq!(clamp_limit(0, -1, 0), (-1, -2));
+    }
+
+    #[test]
+    fn store_key_extraction() {
+        let argv: Vec<&[u8]> =
+            vec![b"sort", b"abc", b"store", b"x", b"store", b"y", b"store", b"def"];
+        let pos: Vec<usize> = get_keys(&argv, false).iter().map(|k| k.0).collect();
+        assert_eq!(pos, [1, 7]);
+        let argv: Vec<&[u8]> = vec![b"sort", b"abc", b"get", b"store", b"x"];
+        assert_eq!(get_keys(&argv, false).len(), 1);
+        assert_eq!(get_keys(&argv, true).len(), 1);
     }
 
     #[test]
