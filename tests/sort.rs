@@ -123,3 +123,14 @@ fn resp3_nulls_for_missing_get() {
     raw.cmd(&["HELLO", "3"]);
     assert_eq!(raw.cmd(&["SORT", "l", "GET", "x_*", "GET", "#"]), b"*2\r\n_\r\n$1\r\n1\r\n");
 }
+
+#[test]
+fn sorting_a_small_zset_converts_it_to_skiplist() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    q::<i64>(&mut c, &["ZADD", "z", "2", "b", "1", "a"]);
+    assert_eq!(q::<String>(&mut c, &["OBJECT", "ENCODING", "z"]), "listpack");
+    assert_eq!(strs(&mut c, &["SORT_RO", "z", "BY", "nosort", "DESC"]), ["b", "a"]);
+    assert_eq!(q::<String>(&mut c, &["OBJECT", "ENCODING", "z"]), "skiplist");
+    assert_eq!(strs(&mut c, &["ZRANGE", "z", "0", "-1", "WITHSCORES"]), ["a", "1", "b", "2"]);
+}

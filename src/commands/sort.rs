@@ -10,6 +10,7 @@ use std::cmp::Ordering;
 use super::args::{self, is};
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
+use crate::keyspace::zset::{Limits, ZSetValue};
 use crate::keyspace::{ListValue, Value};
 
 pub(crate) const COMMANDS: &[CommandSpec] = &[
@@ -120,6 +121,9 @@ fn load_source(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Source, CmdError> {
     let Some(e) = ctx.ks.lookup_read(db, key, now) else {
         return Ok(Source::List(Vec::new()));
     };
+    if let Value::ZSet(z) = &mut e.value {
+        to_skiplist(z);
+    }
     Ok(match &e.value {
         Value::List(l) => Source::List(l.iter().map(|b| b.to_vec()).collect()),
         Value::Set(s) => Source::Set(s.iter().map(|m| m.to_vec()).collect()),
@@ -130,6 +134,19 @@ fn load_source(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Source, CmdError> {
         }
         _ => return Err(CmdError::WrongType),
     })
+}
+
+/// Like Redis, SORT (and SORT_RO) converts a listpack sorted set to a skiplist for good, so
+/// OBJECT ENCODING reports `skiplist` afterwards.
+fn to_skiplist(z: &mut ZSetValue) {
+    if matches!(z, ZSetValue::Skip(_)) {
+        return;
+    }
+    // Zero limits make the new set a skiplist and keep it one while it is filled.
+    let lim = Limits { max_entries: 0, max_value: 0 };
+    let mut skip = ZSetValue::for_len(1, lim);
+    z.for_range(0, z.len(), false, |m, sc| skip.insert_new(m, sc, lim));
+    *z = skip;
 }
 
 /// Redis's LIMIT clamping: returns the inclusive `(start, end)` range of the output, where
