@@ -375,7 +375,11 @@ fn getkeys_impl(ctx: &mut Ctx<'_>, argv: &[&[u8]], with_flags: bool) -> CmdResul
         .key_specs
         .iter()
         .any(|k| k.flags.contains(&"variable_flags"));
-    let keys = if has_keyspec && !varflags {
+    // SORT's STORE key can sit anywhere among its options, which key specs cannot express;
+    // like Redis, it has its own key finder.
+    let keys = if m.name == "sort" || m.name == "sort_ro" {
+        Some(super::sort::get_keys(cmd_argv, m.name == "sort_ro"))
+    } else if has_keyspec && !varflags {
         keys_from_specs(m, cmd_argv)
     } else {
         None

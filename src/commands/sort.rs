@@ -420,18 +420,14 @@ fn store_items(ctx: &mut Ctx<'_>, dst: &[u8], items: &[Vec<u8>], gets: &[&[u8]])
 }
 
 /// Key flags of the sorted key (COMMAND GETKEYSANDFLAGS).
-#[allow(dead_code)]
 const SRC_FLAGS: &[&str] = &["RO", "access"];
 /// Key flags of the STORE destination.
-#[allow(dead_code)]
 const DST_FLAGS: &[&str] = &["OW", "update"];
 
 /// Redis's `sortGetKeys` / `sortROGetKeys` for COMMAND GETKEYS: positions (in `argv`, which
 /// starts with the command name) of the sorted key and, for SORT, of the last STORE
 /// destination. Like Redis, the scan skips the arguments of LIMIT (2), GET and BY (1) but
 /// otherwise does not validate the syntax.
-// Called by COMMAND GETKEYS once `command.rs` wires it in (see the SORT report).
-#[allow(dead_code)]
 pub(crate) fn get_keys(argv: &[&[u8]], readonly: bool) -> Vec<(usize, &'static [&'static str])> {
     let mut keys = vec![(1, SRC_FLAGS)];
     if readonly {
