@@ -3,27 +3,8 @@
 
 mod common;
 
-use common::TestServer;
-use redis::{Connection, Value};
-
-fn q<T: redis::FromRedisValue>(c: &mut Connection, args: &[&str]) -> T {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap()
-}
-
-fn err(c: &mut Connection, args: &[&str]) -> String {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    let e = cmd.query::<Value>(c).unwrap_err();
-    format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or(""))
-        .trim()
-        .to_string()
-}
+use common::{q, err, TestServer};
+use redis::Connection;
 
 fn set_bytes(c: &mut Connection, key: &str, v: &[u8]) {
     redis::cmd("SET").arg(key).arg(v).query::<()>(c).unwrap();

@@ -2,16 +2,7 @@
 
 mod common;
 
-use common::TestServer;
-use redis::Connection;
-
-fn q<T: redis::FromRedisValue>(c: &mut Connection, args: &[&str]) -> T {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
+use common::{q, TestServer};
 
 /// Sends a command on a raw connection and returns the error line Redis would send.
 fn err(r: &mut common::RawConn, args: &[&str]) -> String {

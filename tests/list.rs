@@ -5,25 +5,7 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::TestServer;
-use redis::Value;
-
-fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap()
-}
-
-fn err(c: &mut redis::Connection, args: &[&str]) -> String {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    let e = cmd.query::<Value>(c).unwrap_err();
-    format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or("")).trim().to_string()
-}
+use common::{q, err, TestServer};
 
 #[test]
 fn push_range_and_index() {

@@ -5,16 +5,8 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::TestServer;
+use common::{q, TestServer};
 use redis::Connection;
-
-fn q<T: redis::FromRedisValue>(c: &mut Connection, args: &[&str]) -> T {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
 
 fn err(r: &mut common::RawConn, args: &[&str]) -> String {
     let line = String::from_utf8_lossy(&r.cmd(args)).into_owned();

@@ -212,3 +212,23 @@ impl RawConn {
         }
     }
 }
+
+/// Runs a command through the `redis` crate and converts its reply (panics on an error reply).
+pub fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(c).unwrap()
+}
+
+/// Runs a command that must fail and returns its error line without the `-`
+/// (`"WRONGTYPE Operation against ..."`), as the `redis` crate splits it into code and detail.
+pub fn err(c: &mut redis::Connection, args: &[&str]) -> String {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    let e = cmd.query::<redis::Value>(c).unwrap_err();
+    format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or("")).trim().to_string()
+}
