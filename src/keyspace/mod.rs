@@ -228,87 +228,42 @@ impl Keyspace {
     /// (LRU clock or LFU counter) as Redis's `lookupKeyWrite` does.
     #[inline]
     pub fn lookup_write(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        let now = if self.loading { 0 } else { now };
-        let Keyspace {
-            dbs,
-            expired,
-            stats,
-            expire_on_access,
-            ..
-        } = self;
-        let e = lookup(
-            &mut dbs[db],
-            db,
-            key,
-            now,
-            *expire_on_access,
-            expired,
-            stats,
-        )?;
-        evict::touch(&mut e.lru);
-        Some(e)
+        self.find(db, key, now, Access { count_hit: false, touch: true })
     }
 
     /// Looks a key up for reading: like [`lookup_write`](Self::lookup_write), and also counts a
-    /// keyspace hit or miss and refreshes the key's LRU clock.
+    /// keyspace hit or miss.
     #[inline]
     pub fn lookup_read(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        let now = if self.loading { 0 } else { now };
-        let Keyspace {
-            dbs,
-            expired,
-            stats,
-            expire_on_access,
-            ..
-        } = self;
-        match lookup(
-            &mut dbs[db],
-            db,
-            key,
-            now,
-            *expire_on_access,
-            expired,
-            stats,
-        ) {
-            Some(e) => {
-                stats.keyspace_hits += 1;
-                evict::touch(&mut e.lru);
-                Some(e)
-            }
-            None => {
-                stats.keyspace_misses += 1;
-                None
-            }
-        }
+        self.find(db, key, now, Access { count_hit: true, touch: true })
     }
 
     /// Looks a key up for reading without refreshing its LRU clock (Redis `LOOKUP_NOTOUCH`, used
     /// by TYPE, EXISTS, TTL and OBJECT), still counting a keyspace hit or miss.
     #[inline]
     pub fn lookup_read_notouch(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        self.find(db, key, now, Access { count_hit: true, touch: false })
+    }
+
+    /// The one lookup behind the three above: lazy expiry (none while loading), then the
+    /// hit/miss statistics and the access record that `access` asks for.
+    #[inline]
+    fn find(&mut self, db: usize, key: &[u8], now: u64, access: Access) -> Option<&mut Entry> {
         let now = if self.loading { 0 } else { now };
-        let Keyspace {
-            dbs,
-            expired,
-            stats,
-            expire_on_access,
-            ..
-        } = self;
-        let found = lookup(
-            &mut dbs[db],
-            db,
-            key,
-            now,
-            *expire_on_access,
-            expired,
-            stats,
-        );
-        if found.is_some() {
-            stats.keyspace_hits += 1;
-        } else {
-            stats.keyspace_misses += 1;
+        let Keyspace { dbs, expired, stats, expire_on_access, .. } = self;
+        let found = lookup(&mut dbs[db], db, key, now, *expire_on_access, expired, stats);
+        if access.count_hit {
+            if found.is_some() {
+                stats.keyspace_hits += 1;
+            } else {
+                stats.keyspace_misses += 1;
+            }
         }
-        found
+        let e = found?;
+        if access.touch {
+            evict::touch(&mut e.lru);
+        }
+        Some(e)
     }
 
     /// A random live key of `db`, deleting (and recording) expired keys it draws on the way,
@@ -361,6 +316,15 @@ impl Keyspace {
     pub fn db(&mut self, db: usize) -> &mut Db {
         &mut self.dbs[db]
     }
+}
+
+/// What a lookup records besides finding the key.
+#[derive(Clone, Copy)]
+struct Access {
+    /// Count a keyspace hit or miss (read lookups).
+    count_hit: bool,
+    /// Refresh the LRU clock / LFU counter.
+    touch: bool,
 }
 
 /// Single-probe lookup with lazy expiry.
