@@ -588,6 +588,11 @@ fn family_zsets() {
     run_family("zsets");
 }
 
+#[test]
+fn family_sorts() {
+    run_family("sorts");
+}
+
 /// Wrong-type errors across families (strings against lists and sets, and back).
 #[test]
 fn family_wrongtype() {
