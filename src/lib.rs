@@ -34,5 +34,6 @@ pub mod journal;
 pub mod keyspace;
 pub mod log;
 pub mod protocol;
+pub mod scripting;
 pub mod server;
 pub mod util;
