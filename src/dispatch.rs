@@ -31,6 +31,8 @@ pub struct Ctx<'a> {
     effects: &'a mut Effects,
     /// Set once a handler records its own effects; disables default propagation of argv.
     custom_propagation: bool,
+    /// Running inside EXEC or a script (see [`Ctx::call_nested`]).
+    nested: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -65,6 +67,58 @@ impl<'a> Ctx<'a> {
         self.srv.touched_keys(db, key);
     }
 
+    /// Whether this command may block its client (BLPOP and friends): not inside EXEC or a
+    /// script, where Redis answers as if the timeout had already expired.
+    pub fn may_block(&self) -> bool {
+        !self.nested
+    }
+
+    /// Whether this command runs inside EXEC or a script.
+    pub fn is_nested(&self) -> bool {
+        self.nested
+    }
+
+    /// Runs an already validated command inside this one (EXEC's queued commands), as the
+    /// same client and into the same reply. Its effects join this command's, so the journal
+    /// records the whole EXEC as one atomic unit (wrapped in MULTI/EXEC when it holds more than
+    /// one write), and keys it makes ready wake blocked clients only after the outer command
+    /// finishes. Returns whether it succeeded.
+    pub fn call_nested(&mut self, id: usize, spec: &'static CommandSpec, argv: &[&[u8]]) -> bool {
+        // The nested command propagates through `effects` itself (here and in
+        // `call_nested_as`); the outer command must not also propagate its own argv.
+        self.custom_propagation = true;
+        let mut parts = Parts {
+            ks: &mut *self.ks,
+            srv: &mut *self.srv,
+            effects: &mut *self.effects,
+            nested: true,
+        };
+        let ok = run(&mut parts, self.client, self.out, id, spec, argv);
+        // A nested SELECT moves the caller.
+        self.db = self.client.db;
+        ok
+    }
+
+    /// Like [`Ctx::call_nested`], but as another client (a script's own) and into another
+    /// reply buffer.
+    pub fn call_nested_as(
+        &mut self,
+        client: &mut Client,
+        out: &mut ReplyBuf,
+        id: usize,
+        spec: &'static CommandSpec,
+        argv: &[&[u8]],
+    ) -> bool {
+        self.custom_propagation = true;
+        let mut parts = Parts {
+            ks: &mut *self.ks,
+            srv: &mut *self.srv,
+            effects: &mut *self.effects,
+            nested: true,
+        };
+        run(&mut parts, client, out, id, spec, argv)
+    }
+
     /// Emits a keyspace notification (`notify-keyspace-events`); `class` is Redis's event class
     /// letter (`g`, `$`, `x`, ...), `event` the event name.
     pub fn notify(&mut self, class: char, event: &str, db: usize, key: &[u8]) {
@@ -74,30 +128,13 @@ impl<'a> Ctx<'a> {
 
 /// Runs one command from `client` and writes its reply to `out`.
 pub fn execute(server: &mut Server, client: &mut Client, out: &mut ReplyBuf, argv: &[&[u8]]) {
-    let reg = commands::registry();
-    let Some((id, top)) = reg.lookup(argv[0]) else {
-        reject(server, out, &unknown_command(argv));
-        return;
-    };
-    let spec: &'static CommandSpec = if top.subcommands.is_empty() || argv.len() < 2 {
-        top
-    } else {
-        match top.find_sub(argv[1]) {
-            Some(s) => s,
-            None => {
-                let err = CmdError::UnknownSubcommand {
-                    sub: truncate_arg(argv[1]),
-                    cmd: top.name.to_uppercase(),
-                };
-                reject(server, out, &err);
-                return;
-            }
+    let (id, spec) = match resolve(argv) {
+        Ok(found) => found,
+        Err(err) => {
+            reject(server, out, &err);
+            return;
         }
     };
-    if !spec.arity_ok(argv.len()) {
-        reject(server, out, &CmdError::WrongArity(spec.full_name()));
-        return;
-    }
     if !client.authenticated && !spec.has(flags::NO_AUTH) && server.state.auth_required() {
         reject(server, out, &CmdError::NoAuth);
         return;
@@ -115,7 +152,8 @@ pub fn execute(server: &mut Server, client: &mut Client, out: &mut ReplyBuf, arg
     call(server, client, out, id, spec, argv);
 }
 
-/// Runs an already validated command (also used by MULTI/EXEC and scripts later).
+/// Runs an already validated command as a unit of its own: its effects (and the deletions of
+/// keys that expired under it) reach the journal before the next command runs.
 pub fn call(
     server: &mut Server,
     client: &mut Client,
@@ -124,21 +162,48 @@ pub fn call(
     spec: &'static CommandSpec,
     argv: &[&[u8]],
 ) {
-    let started = crate::util::clock::stamp();
     let Server { ks, state, effects } = server;
-    let dirty_before = state.dirty;
-    let now = state.now_ms();
     effects.clear();
+    let mut parts = Parts { ks, srv: state, effects, nested: false };
+    run(&mut parts, client, out, id, spec, argv);
+    propagate_call(ks, state, effects);
+}
+
+/// The server state a command runs against, split so a command can run others inside itself
+/// (EXEC, scripts) while holding it.
+struct Parts<'p> {
+    ks: &'p mut Keyspace,
+    srv: &'p mut ServerState,
+    effects: &'p mut Effects,
+    /// Inside EXEC or a script: effects accumulate with the outer command's, and the command
+    /// may not block.
+    nested: bool,
+}
+
+/// Runs one command: the handler, its error reply, statistics, MONITOR, and the default
+/// propagation of its argv. Does not flush effects: the outermost [`call`] does.
+fn run(
+    p: &mut Parts<'_>,
+    client: &mut Client,
+    out: &mut ReplyBuf,
+    id: usize,
+    spec: &'static CommandSpec,
+    argv: &[&[u8]],
+) -> bool {
+    let started = crate::util::clock::stamp();
+    let dirty_before = p.srv.dirty;
+    let now = p.srv.now_ms();
     let mut ctx = Ctx {
-        ks,
-        srv: state,
+        ks: &mut *p.ks,
+        srv: &mut *p.srv,
         db: client.db,
         client,
         out,
         now,
         cmd: spec,
-        effects,
+        effects: &mut *p.effects,
         custom_propagation: false,
+        nested: p.nested,
     };
     let reply_start = ctx.out.len();
     // A panicking handler must not take the server down: unwinding costs nothing until it
@@ -156,6 +221,7 @@ pub fn call(
     if let Err(e) = &result {
         ctx.out.error(&e.to_string());
     }
+    let Parts { srv: state, effects, .. } = p;
     let elapsed = crate::util::clock::elapsed_us(started);
     state.stats.total_commands_processed += 1;
     let stats = state.cmd_stats_mut(id, spec);
@@ -173,7 +239,7 @@ pub fn call(
     if spec.has(flags::WRITE) && wrote && !custom && state.journal.is_active() {
         effects.push(db, argv);
     }
-    propagate_call(ks, state, effects);
+    result.is_ok()
 }
 
 /// Echoes an executed command to MONITOR clients in Redis's format:
@@ -276,6 +342,27 @@ fn propagate_call(ks: &mut Keyspace, state: &mut ServerState, effects: &mut Effe
         state.journal.append(effects);
     }
     effects.clear();
+}
+
+/// Finds the command (or subcommand) `argv` names and checks its arity: the checks every
+/// command passes before anything else, whether it is run, queued by MULTI or called by a script.
+pub fn resolve(argv: &[&[u8]]) -> Result<(usize, &'static CommandSpec), CmdError> {
+    let reg = commands::registry();
+    let Some((id, top)) = reg.lookup(argv[0]) else {
+        return Err(unknown_command(argv));
+    };
+    let spec: &'static CommandSpec = if top.subcommands.is_empty() || argv.len() < 2 {
+        top
+    } else {
+        top.find_sub(argv[1]).ok_or_else(|| CmdError::UnknownSubcommand {
+            sub: truncate_arg(argv[1]),
+            cmd: top.name.to_uppercase(),
+        })?
+    };
+    if !spec.arity_ok(argv.len()) {
+        return Err(CmdError::WrongArity(spec.full_name()));
+    }
+    Ok((id, spec))
 }
 
 fn reject(server: &mut Server, out: &mut ReplyBuf, err: &CmdError) {
