@@ -249,6 +249,26 @@ pub(crate) mod test_support {
         )
         .exec()
         .expect("hex helper");
+        // mlua hands Rust errors to Lua as userdata; like the engine, give `pcall` callers the
+        // message text instead.
+        let pcall = lua
+            .create_function(|lua, (f, args): (mlua::Function, mlua::MultiValue)| {
+                let mut out = mlua::MultiValue::new();
+                match f.call::<mlua::MultiValue>(args) {
+                    Ok(vals) => {
+                        out.push_back(mlua::Value::Boolean(true));
+                        out.extend(vals);
+                    }
+                    Err(e) => {
+                        out.push_back(mlua::Value::Boolean(false));
+                        let text = super::error_text(&e);
+                        out.push_back(mlua::Value::String(lua.create_string(&text)?));
+                    }
+                }
+                Ok(out)
+            })
+            .expect("pcall");
+        lua.globals().set("pcall", pcall).expect("set pcall");
         lua
     }
 
