@@ -13,7 +13,7 @@ pub mod cjson;
 pub mod cmsgpack;
 pub mod structlib;
 
-use mlua::{Either, FromLua, Lua, Value};
+use mlua::{Lua, Value};
 
 /// Installs `bit`, `cjson`, `cmsgpack` and `struct` as globals of `lua`.
 pub fn register_all(lua: &Lua) -> mlua::Result<()> {
@@ -194,37 +194,9 @@ fn strip_fraction_zeros(s: &str) -> &str {
     }
 }
 
-/// A Lua string argument seen as such (not a number converted to a string).
-pub(crate) struct LuaStr(pub mlua::String);
-
-impl FromLua for LuaStr {
-    fn from_lua(value: Value, _: &Lua) -> mlua::Result<Self> {
-        match value {
-            Value::String(s) => Ok(LuaStr(s)),
-            other => Err(mlua::Error::FromLuaConversionError {
-                from: other.type_name(),
-                to: "string".into(),
-                message: None,
-            }),
-        }
-    }
-}
-
-/// One argument read without losing a number's exact value: mlua turns numbers that look
-/// integral (including `-0` and magnitudes below `f64::EPSILON`) into integers when it makes
-/// a `Value`, while reading an `f64` directly keeps every bit.
-pub(crate) type ExactArg = Either<LuaStr, Either<f64, Value>>;
-
-/// The `Value` an [`ExactArg`] stands for, numbers kept exact.
-pub(crate) fn exact_value(arg: ExactArg) -> Value {
-    match arg {
-        Either::Left(LuaStr(s)) => Value::String(s),
-        Either::Right(Either::Left(n)) => Value::Number(n),
-        Either::Right(Either::Right(v)) => v,
-    }
-}
-
-/// Re-reads a number stored in table `t` under `key` exactly (see [`ExactArg`]).
+/// Re-reads a number stored in table `t` under `key` exactly: mlua turns numbers that look
+/// integral (including `-0` and magnitudes below `f64::EPSILON`) into the integer 0 when it
+/// makes a `Value`, while reading an `f64` directly keeps every bit.
 pub(crate) fn exact_field(t: &mlua::Table, key: &Value, v: Value) -> Value {
     match v {
         Value::Integer(0) => t.raw_get::<f64>(key.clone()).map_or(v, Value::Number),
