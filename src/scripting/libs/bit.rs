@@ -67,7 +67,12 @@ fn add_fold(lua: &Lua, t: &Table, name: &'static str, op: fn(u32, u32) -> u32) -
 }
 
 /// Shifts and rotations: the count is taken modulo 32.
-fn add_shift(lua: &Lua, t: &Table, name: &'static str, op: fn(u32, u32) -> u32) -> mlua::Result<()> {
+fn add_shift(
+    lua: &Lua,
+    t: &Table,
+    name: &'static str,
+    op: fn(u32, u32) -> u32,
+) -> mlua::Result<()> {
     let f = lua.create_function(move |lua, args: MultiValue| {
         let args: Vec<Value> = args.into_iter().collect();
         let b = barg(lua, &args, 1)?;
@@ -81,7 +86,11 @@ fn add_shift(lua: &Lua, t: &Table, name: &'static str, op: fn(u32, u32) -> u32) 
 fn tohex(lua: &Lua, args: MultiValue) -> mlua::Result<mlua::String> {
     let args: Vec<Value> = args.into_iter().collect();
     let mut b = barg(lua, &args, 1)?;
-    let mut n = if args.len() < 2 { 8 } else { barg(lua, &args, 2)? as i32 };
+    let mut n = if args.len() < 2 {
+        8
+    } else {
+        barg(lua, &args, 2)? as i32
+    };
     let digits: &[u8; 16] = if n < 0 {
         n = n.wrapping_neg();
         b"0123456789ABCDEF"
@@ -115,10 +124,22 @@ mod tests {
             ("bit.tobit(\"0x10\")", "16"),
             ("bit.tobit(2^53)", "0"),
             ("bit.tobit(-2^31)", "-2147483648"),
-            ("bit.tobit()", "ERR:user_script:1: bad argument #1 to 'tobit' (number expected, got no value)"),
-            ("bit.tobit(nil)", "ERR:user_script:1: bad argument #1 to 'tobit' (number expected, got nil)"),
-            ("bit.tobit({})", "ERR:user_script:1: bad argument #1 to 'tobit' (number expected, got table)"),
-            ("bit.tobit(\"abc\")", "ERR:user_script:1: bad argument #1 to 'tobit' (number expected, got string)"),
+            (
+                "bit.tobit()",
+                "ERR:user_script:1: bad argument #1 to 'tobit' (number expected, got no value)",
+            ),
+            (
+                "bit.tobit(nil)",
+                "ERR:user_script:1: bad argument #1 to 'tobit' (number expected, got nil)",
+            ),
+            (
+                "bit.tobit({})",
+                "ERR:user_script:1: bad argument #1 to 'tobit' (number expected, got table)",
+            ),
+            (
+                "bit.tobit(\"abc\")",
+                "ERR:user_script:1: bad argument #1 to 'tobit' (number expected, got string)",
+            ),
             ("bit.tobit(0/0)", "0"),
             ("bit.tobit(1/0)", "0"),
             ("bit.bnot(0)", "-1"),
@@ -127,9 +148,18 @@ mod tests {
             ("bit.band(1)", "1"),
             ("bit.bor(1, 2, 4, 8)", "15"),
             ("bit.bxor(5, 3)", "6"),
-            ("bit.band(1, nil, 3)", "ERR:user_script:1: bad argument #2 to 'band' (number expected, got nil)"),
-            ("bit.band(1, \"x\", nil)", "ERR:user_script:1: bad argument #3 to 'band' (number expected, got nil)"),
-            ("bit.bor()", "ERR:user_script:1: bad argument #1 to 'bor' (number expected, got no value)"),
+            (
+                "bit.band(1, nil, 3)",
+                "ERR:user_script:1: bad argument #2 to 'band' (number expected, got nil)",
+            ),
+            (
+                "bit.band(1, \"x\", nil)",
+                "ERR:user_script:1: bad argument #3 to 'band' (number expected, got nil)",
+            ),
+            (
+                "bit.bor()",
+                "ERR:user_script:1: bad argument #1 to 'bor' (number expected, got no value)",
+            ),
             ("bit.lshift(1, 31)", "-2147483648"),
             ("bit.lshift(1, 32)", "1"),
             ("bit.lshift(1, 33)", "2"),
@@ -141,7 +171,10 @@ mod tests {
             ("bit.rol(1, -1)", "-2147483648"),
             ("bit.bswap(0x12345678)", "2018915346"),
             ("bit.bswap(-1)", "-1"),
-            ("bit.lshift(1)", "ERR:user_script:1: bad argument #2 to 'lshift' (number expected, got no value)"),
+            (
+                "bit.lshift(1)",
+                "ERR:user_script:1: bad argument #2 to 'lshift' (number expected, got no value)",
+            ),
             ("bit.tohex(255)", "000000ff"),
             ("bit.tohex(-1)", "ffffffff"),
             ("bit.tohex(255, 2)", "ff"),
@@ -149,7 +182,10 @@ mod tests {
             ("bit.tohex(0xabcdef, 12)", "00abcdef"),
             ("bit.tohex(0xabcdef, -12)", "00ABCDEF"),
             ("bit.tohex(1, 0)", ""),
-            ("bit.tohex(1, nil)", "ERR:user_script:1: bad argument #2 to 'tohex' (number expected, got nil)"),
+            (
+                "bit.tohex(1, nil)",
+                "ERR:user_script:1: bad argument #2 to 'tohex' (number expected, got nil)",
+            ),
             ("bit.tohex(-2^31, -2^31)", "80000000"),
         ]);
     }

@@ -167,7 +167,9 @@ fn enum_option(
     if *setting <= 1 {
         Ok(Value::Boolean(*setting == 1))
     } else {
-        Ok(Value::String(lua.create_string(options[usize::from(*setting)])?))
+        Ok(Value::String(
+            lua.create_string(options[usize::from(*setting)])?,
+        ))
     }
 }
 
@@ -236,7 +238,14 @@ fn encode(lua: &Lua, cfg: &Cfg, args: &[Value]) -> mlua::Result<MultiValue> {
     }
     let next: Function = lua.named_registry_value(NEXT_KEY)?;
     let cfg = cfg.borrow().clone();
-    let mut enc = Encoder { lua, cfg, next, out: Vec::new(), stack: Vec::new(), slots: 1 };
+    let mut enc = Encoder {
+        lua,
+        cfg,
+        next,
+        out: Vec::new(),
+        stack: Vec::new(),
+        slots: 1,
+    };
     enc.run(args[0].clone())?;
     Ok(one(Value::String(lua.create_string(&enc.out)?)))
 }
@@ -267,7 +276,10 @@ struct Encoder<'a> {
 
 impl Encoder<'_> {
     fn fail(&self, v: &Value, reason: &str) -> mlua::Error {
-        lua_err(self.lua, format!("Cannot serialise {}: {reason}", type_name(v)))
+        lua_err(
+            self.lua,
+            format!("Cannot serialise {}: {reason}", type_name(v)),
+        )
     }
 
     /// Writes `root`, then each element of every table opened along the way.
@@ -323,7 +335,9 @@ impl Encoder<'_> {
             Value::String(s) => append_string(&mut self.out, &s.as_bytes()),
             Value::Integer(i) => self.number(*i as f64, &v)?,
             Value::Number(n) => self.number(*n, &v)?,
-            Value::Boolean(b) => self.out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Value::Boolean(b) => self
+                .out
+                .extend_from_slice(if *b { b"true" } else { b"false" }),
             Value::Nil => self.out.extend_from_slice(b"null"),
             Value::LightUserData(p) if p.0.is_null() => self.out.extend_from_slice(b"null"),
             Value::Table(t) => self.open(t, &v)?,
@@ -344,7 +358,8 @@ impl Encoder<'_> {
         let len = self.array_length(t, v)?;
         if len > 0 {
             self.out.push(b'[');
-            self.stack.push(EncFrame::Array(t.clone(), 0, i64::from(len)));
+            self.stack
+                .push(EncFrame::Array(t.clone(), 0, i64::from(len)));
             self.slots += 1;
         } else {
             self.out.push(b'{');
@@ -516,7 +531,10 @@ fn decode(lua: &Lua, cfg: &Cfg, args: &[Value]) -> mlua::Result<MultiValue> {
     }
     let data = check_bytes(lua, args, 1)?;
     if data.len() >= 2 && (data[0] == 0 || data[1] == 0) {
-        return Err(lua_err(lua, "JSON parser does not support UTF-16 or UTF-32"));
+        return Err(lua_err(
+            lua,
+            "JSON parser does not support UTF-16 or UTF-32",
+        ));
     }
     let cfg = cfg.borrow().clone();
     let mut p = Parser {
@@ -637,7 +655,9 @@ impl Parser<'_> {
                 if closes {
                     self.ascend(!closer);
                     val = match stack.pop() {
-                        Some(Frame::Array(table, _) | Frame::Object(table, _)) => Value::Table(table),
+                        Some(Frame::Array(table, _) | Frame::Object(table, _)) => {
+                            Value::Table(table)
+                        }
                         None => Value::Nil,
                     };
                     continue;
@@ -690,19 +710,28 @@ impl Parser<'_> {
         }
         let rest = &self.data[index.min(self.data.len())..];
         match c {
-            0 => Token { tok: Tok::End, index },
+            0 => Token {
+                tok: Tok::End,
+                index,
+            },
             b'"' => self.string_token(),
             b'-' | b'0'..=b'9' => {
                 if !self.invalid_numbers && self.is_invalid_number() {
-                    return Token { tok: Tok::Error("invalid number"), index };
+                    return Token {
+                        tok: Tok::Error("invalid number"),
+                        index,
+                    };
                 }
                 self.number_token()
             }
             b'f' | b'i' | b'I' | b'n' | b'N' | b't' | b'+' => {
-                let literal = [(&b"true"[..], Tok::Bool(true)), (b"false", Tok::Bool(false))]
-                    .into_iter()
-                    .chain([(&b"null"[..], Tok::Null)])
-                    .find(|(word, _)| rest.starts_with(word));
+                let literal = [
+                    (&b"true"[..], Tok::Bool(true)),
+                    (b"false", Tok::Bool(false)),
+                ]
+                .into_iter()
+                .chain([(&b"null"[..], Tok::Null)])
+                .find(|(word, _)| rest.starts_with(word));
                 if let Some((word, tok)) = literal {
                     self.pos += word.len();
                     return Token { tok, index };
@@ -710,9 +739,15 @@ impl Parser<'_> {
                 if self.invalid_numbers && self.is_invalid_number() {
                     return self.number_token();
                 }
-                Token { tok: Tok::Error("invalid token"), index }
+                Token {
+                    tok: Tok::Error("invalid token"),
+                    index,
+                }
             }
-            _ => Token { tok: Tok::Error("invalid token"), index },
+            _ => Token {
+                tok: Tok::Error("invalid token"),
+                index,
+            },
         }
     }
 
@@ -742,9 +777,15 @@ impl Parser<'_> {
         match strtod(self.data, self.pos) {
             Some((n, end)) => {
                 self.pos = end;
-                Token { tok: Tok::Num(n), index }
+                Token {
+                    tok: Tok::Num(n),
+                    index,
+                }
             }
-            None => Token { tok: Tok::Error("invalid number"), index },
+            None => Token {
+                tok: Tok::Error("invalid number"),
+                index,
+            },
         }
     }
 
@@ -785,11 +826,17 @@ impl Parser<'_> {
             }
         }
         self.pos += 1;
-        Token { tok: Tok::Str(s), index }
+        Token {
+            tok: Tok::Str(s),
+            index,
+        }
     }
 
     fn token_error(&self, why: &'static str) -> Token {
-        Token { tok: Tok::Error(why), index: self.pos }
+        Token {
+            tok: Tok::Error(why),
+            index: self.pos,
+        }
     }
 
     fn hex4(&self, at: usize) -> Option<u32> {
@@ -802,14 +849,17 @@ impl Parser<'_> {
     /// Decodes `\uXXXX` (a surrogate pair when it is a high surrogate followed by `\uXXXX`
     /// holding a low one) at the cursor into UTF-8; false if malformed.
     fn unicode_escape(&mut self, out: &mut Vec<u8>) -> bool {
-        let Some(mut cp) = self.hex4(self.pos + 2) else { return false };
+        let Some(mut cp) = self.hex4(self.pos + 2) else {
+            return false;
+        };
         let mut len = 6;
         if cp & 0xF800 == 0xD800 {
-            if cp & 0x400 != 0 || self.at(self.pos + 6) != b'\\' || self.at(self.pos + 7) != b'u'
-            {
+            if cp & 0x400 != 0 || self.at(self.pos + 6) != b'\\' || self.at(self.pos + 7) != b'u' {
                 return false;
             }
-            let Some(low) = self.hex4(self.pos + 8) else { return false };
+            let Some(low) = self.hex4(self.pos + 8) else {
+                return false;
+            };
             if low & 0xFC00 != 0xDC00 {
                 return false;
             }
@@ -904,7 +954,9 @@ fn hex_float(s: &[u8], start: usize) -> Option<(f64, usize)> {
             j += 1;
             continue;
         }
-        let Some(d) = char::from(c).to_digit(16) else { break };
+        let Some(d) = char::from(c).to_digit(16) else {
+            break;
+        };
         digits += 1;
         if mant < 1 << 59 {
             mant = mant << 4 | u64::from(d);
@@ -1080,6 +1132,32 @@ mod tests {
             ("(function() cjson.decode_invalid_numbers(false) local ok, e = pcall(cjson.decode, '-01') cjson.decode_invalid_numbers(true) return e end)()", "Expected value but found invalid number at character 1"),
             ("(function() cjson.decode_invalid_numbers(false) local r = cjson.decode('[-0.5, 10]') cjson.decode_invalid_numbers(true) return r[1] + r[2] end)()", "9.5"),
             ("(function() local ok, e = pcall(cjson.decode, '[') return e end)()", "Expected value but found T_END at character 2"),
+        ]);
+    }
+
+    /// With the depth limits raised, Redis nests until Lua's stack is full (about 8000
+    /// arrays); we stop at our own bound, with the same message, instead of crashing.
+    #[test]
+    fn raised_limits_stop_at_our_bound() {
+        check(&[
+            (
+                "(function() cjson.decode_max_depth(100000) \
+                 local ok, e = pcall(cjson.decode, string.rep('[', 100000)) \
+                 cjson.decode_max_depth(1000) return e end)()",
+                "Found too many nested data structures (2501) at character 2501",
+            ),
+            (
+                "(function() cjson.encode_max_depth(100000) local t = {} \
+                 for i = 1, 10000 do t = {t} end local ok, e = pcall(cjson.encode, t) \
+                 cjson.encode_max_depth(1000) return e end)()",
+                "Cannot serialise, excessive nesting (2501)",
+            ),
+            (
+                "(function() cjson.decode_max_depth(2000) \
+                 local s = string.rep('{\"a\":', 2000) .. '1' .. string.rep('}', 2000) \
+                 return cjson.decode(s).a.a.a.a ~= nil end)()",
+                "true",
+            ),
         ]);
     }
 

@@ -9,8 +9,8 @@
 use mlua::{Lua, MultiValue, Table, Value};
 
 use super::{
-    arg_err, check_bytes, check_integer, exact_field, f64_to_i32, f64_to_i64, lua_err,
-    opt_integer, plain_err, LUA_MAX_CSTACK,
+    arg_err, check_bytes, check_integer, exact_field, f64_to_i32, f64_to_i64, lua_err, opt_integer,
+    plain_err, LUA_MAX_CSTACK,
 };
 
 /// Tables nested deeper than this pack as `nil`.
@@ -258,8 +258,18 @@ fn unpack_full(
         return Err(lua_err(lua, msg));
     }
     let decode_all = limit == 0 && offset == 0;
-    let limit = if decode_all { i64::from(i32::MAX) } else { limit };
-    let mut d = Decoder { lua, s: &s, pos: offset as usize, slots: base_slots, held: 0 };
+    let limit = if decode_all {
+        i64::from(i32::MAX)
+    } else {
+        limit
+    };
+    let mut d = Decoder {
+        lua,
+        s: &s,
+        pos: offset as usize,
+        slots: base_slots,
+        held: 0,
+    };
     let mut results = MultiValue::new();
     let mut count = 0;
     while d.pos < s.len() && count < limit {
@@ -330,7 +340,9 @@ impl Decoder<'_> {
         self.need(header + len)?;
         let start = self.pos + header;
         self.pos += header + len;
-        Ok(Value::String(self.lua.create_string(&self.s[start..start + len])?))
+        Ok(Value::String(
+            self.lua.create_string(&self.s[start..start + len])?,
+        ))
     }
 
     /// One complete value. Iterative (an explicit stack of open tables), so nesting never
@@ -342,7 +354,9 @@ impl Decoder<'_> {
             // Attach finished values to their tables, closing the tables they complete.
             loop {
                 let Some(v) = done.take() else { break };
-                let Some(frame) = stack.last_mut() else { return Ok(v) };
+                let Some(frame) = stack.last_mut() else {
+                    return Ok(v);
+                };
                 match frame {
                     Frame::Array(t, index, left) => {
                         t.raw_set(*index, v)?;
@@ -443,7 +457,10 @@ impl Decoder<'_> {
             }
             0xda => {
                 self.need(3)?;
-                let len = usize::from(u16::from_be_bytes([self.s[self.pos + 1], self.s[self.pos + 2]]));
+                let len = usize::from(u16::from_be_bytes([
+                    self.s[self.pos + 1],
+                    self.s[self.pos + 2],
+                ]));
                 return self.string(3, len).map(Some);
             }
             0xdb => {
@@ -479,7 +496,11 @@ impl Decoder<'_> {
         // The table stays on the C stack, plus the array index pushed for each element.
         self.slots += if map { 1 } else { 2 };
         self.held += 1;
-        stack.push(if map { Frame::Map(t, None, len) } else { Frame::Array(t, 1, len) });
+        stack.push(if map {
+            Frame::Map(t, None, len)
+        } else {
+            Frame::Array(t, 1, len)
+        });
         Ok(None)
     }
 }
@@ -542,6 +563,18 @@ mod tests {
             ("cmsgpack._COPYRIGHT", "Copyright (C) 2012, Salvatore Sanfilippo"),
             ("cmsgpack._DESCRIPTION", "MessagePack C implementation for Lua"),
         ]);
+    }
+
+    /// Redis nests maps until Lua's stack is full (about 4000 deep); we stop earlier, at our
+    /// reference budget, with the same message, instead of crashing.
+    #[test]
+    fn deep_maps_stop_at_our_bound() {
+        check(&[(
+            "(function() local ok, e = pcall(cmsgpack.unpack, \
+             string.rep('\\129\\161a', 3500) .. '\\1') return e end)()",
+            "stack overflow (too many return values at once; \
+             use unpack_one or unpack_limit instead.)",
+        )]);
     }
 
     #[test]

@@ -43,7 +43,11 @@ pub(crate) fn lua_err(lua: &Lua, msg: impl AsRef<str>) -> mlua::Error {
         .inspect_stack(1)
         .filter(|ar| ar.curr_line() > 0)
         .map(|ar| {
-            let src = ar.source().short_src.map(|s| s.into_owned()).unwrap_or_default();
+            let src = ar
+                .source()
+                .short_src
+                .map(|s| s.into_owned())
+                .unwrap_or_default();
             format!("{src}:{}: ", ar.curr_line())
         })
         .unwrap_or_default();
@@ -114,7 +118,8 @@ pub(crate) fn to_number(lua: &Lua, v: &Value) -> Option<f64> {
 /// `luaL_checknumber` on argument `n` (1-based) of `args`.
 pub(crate) fn check_number(lua: &Lua, args: &[Value], n: usize) -> mlua::Result<f64> {
     let v = args.get(n - 1);
-    v.and_then(|v| to_number(lua, v)).ok_or_else(|| type_err(lua, n, "number", v))
+    v.and_then(|v| to_number(lua, v))
+        .ok_or_else(|| type_err(lua, n, "number", v))
 }
 
 /// `luaL_checkinteger`: a number truncated toward zero, as Lua 5.1 casts it.
@@ -178,7 +183,12 @@ pub(crate) fn fmt_g(v: f64, prec: usize) -> String {
     let exp: i32 = exp.parse().unwrap_or(0);
     if exp < -4 || exp >= p as i32 {
         let sign = if exp < 0 { '-' } else { '+' };
-        format!("{}e{}{:02}", strip_fraction_zeros(mant), sign, exp.unsigned_abs())
+        format!(
+            "{}e{}{:02}",
+            strip_fraction_zeros(mant),
+            sign,
+            exp.unsigned_abs()
+        )
     } else {
         let decimals = (p as i32 - 1 - exp).max(0) as usize;
         strip_fraction_zeros(&format!("{:.*}", decimals, v)).to_string()
@@ -247,7 +257,11 @@ pub(crate) mod test_support {
     /// Evaluates `expr` in `lua`; `tostring` of its value or `ERR:<message>`.
     pub fn run(lua: &Lua, expr: &str) -> String {
         let code = format!("return tostring({expr})");
-        match lua.load(&code).set_name("@user_script").eval::<mlua::String>() {
+        match lua
+            .load(&code)
+            .set_name("@user_script")
+            .eval::<mlua::String>()
+        {
             Ok(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
             Err(e) => format!("ERR:{}", super::error_text(&e)),
         }

@@ -11,8 +11,7 @@
 use mlua::{Lua, MultiValue, Value};
 
 use super::{
-    arg_err, check_bytes, check_number, f64_to_i64, lua_err, opt_integer, to_number,
-    LUA_MAX_CSTACK,
+    arg_err, check_bytes, check_number, f64_to_i64, lua_err, opt_integer, to_number, LUA_MAX_CSTACK,
 };
 
 /// Largest `i`/`I` size accepted.
@@ -37,7 +36,10 @@ struct Header {
 
 impl Default for Header {
     fn default() -> Self {
-        Header { little: true, align: 1 }
+        Header {
+            little: true,
+            align: 1,
+        }
     }
 }
 
@@ -131,7 +133,10 @@ fn padding(len: usize, h: &Header, opt: u8, size: usize) -> usize {
 }
 
 fn is_integer_opt(opt: u8) -> bool {
-    matches!(opt, b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I')
+    matches!(
+        opt,
+        b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I'
+    )
 }
 
 /// A C double-to-`unsigned long` conversion as x86-64 code performs it.
@@ -163,19 +168,31 @@ fn pack(lua: &Lua, args: MultiValue) -> mlua::Result<mlua::String> {
             _ if is_integer_opt(opt) => {
                 let n = check_number(lua, &args, arg)?;
                 arg += 1;
-                let value = if n < 0.0 { f64_to_i64(n) as u64 } else { f64_to_u64(n) };
+                let value = if n < 0.0 {
+                    f64_to_i64(n) as u64
+                } else {
+                    f64_to_u64(n)
+                };
                 put_integer(&mut out, value, size, h.little);
             }
             b'x' => out.push(0),
             b'f' => {
                 let f = check_number(lua, &args, arg)? as f32;
                 arg += 1;
-                out.extend_from_slice(&if h.little { f.to_le_bytes() } else { f.to_be_bytes() });
+                out.extend_from_slice(&if h.little {
+                    f.to_le_bytes()
+                } else {
+                    f.to_be_bytes()
+                });
             }
             b'd' => {
                 let d = check_number(lua, &args, arg)?;
                 arg += 1;
-                out.extend_from_slice(&if h.little { d.to_le_bytes() } else { d.to_be_bytes() });
+                out.extend_from_slice(&if h.little {
+                    d.to_le_bytes()
+                } else {
+                    d.to_be_bytes()
+                });
             }
             b'c' | b's' => {
                 let s = check_bytes(lua, &args, arg)?;
@@ -214,7 +231,11 @@ fn put_integer(out: &mut Vec<u8>, value: u64, size: usize, little: bool) {
 fn get_integer(bytes: &[u8], little: bool, signed: bool) -> f64 {
     let size = bytes.len();
     let fold = |acc: u64, b: &u8| (acc << 8) | u64::from(*b);
-    let l = if little { bytes.iter().rev().fold(0, fold) } else { bytes.iter().fold(0, fold) };
+    let l = if little {
+        bytes.iter().rev().fold(0, fold)
+    } else {
+        bytes.iter().fold(0, fold)
+    };
     if !signed {
         return l as f64;
     }
@@ -226,7 +247,11 @@ fn get_integer(bytes: &[u8], little: bool, signed: bool) -> f64 {
 fn float_at(bytes: &[u8], little: bool) -> f64 {
     let mut b = [0u8; 4];
     b.copy_from_slice(bytes);
-    f64::from(if little { f32::from_le_bytes(b) } else { f32::from_be_bytes(b) })
+    f64::from(if little {
+        f32::from_le_bytes(b)
+    } else {
+        f32::from_be_bytes(b)
+    })
 }
 
 fn double_at(bytes: &[u8], little: bool) -> f64 {
@@ -278,8 +303,11 @@ fn unpack(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
                     let Some(prev) = prev else {
                         return Err(lua_err(lua, "format 'c0' needs a previous size"));
                     };
-                    size = if prev < 0.0 { f64_to_i64(prev) as u64 } else { f64_to_u64(prev) }
-                        as usize;
+                    size = if prev < 0.0 {
+                        f64_to_i64(prev) as u64
+                    } else {
+                        f64_to_u64(prev)
+                    } as usize;
                     results.pop();
                     if size > ld || pos > ld - size {
                         return Err(too_short());
@@ -363,75 +391,228 @@ mod tests {
             ("hex(struct.pack('s', 'ab'))", "616200"),
             ("hex(struct.pack('x x'))", "0000"),
             ("hex(struct.pack('!4 b i', 1, 2))", "0100000002000000"),
-            ("hex(struct.pack('!b d', 1, 2))", "01000000000000000000000000000040"),
+            (
+                "hex(struct.pack('!b d', 1, 2))",
+                "01000000000000000000000000000040",
+            ),
             ("hex(struct.pack('!2 b i', 1, 2))", "010002000000"),
-            ("hex(struct.pack('!8 b h b l', 1, 2, 3, 4))", "01000200030000000400000000000000"),
-            ("hex(struct.pack('!4 b c2 i', 1, 'xy', 3))", "0178790003000000"),
+            (
+                "hex(struct.pack('!8 b h b l', 1, 2, 3, 4))",
+                "01000200030000000400000000000000",
+            ),
+            (
+                "hex(struct.pack('!4 b c2 i', 1, 'xy', 3))",
+                "0178790003000000",
+            ),
             ("hex(struct.pack('!4 b i3', 1, 2))", "010000020000"),
             ("hex(struct.pack('b', '12'))", "0c"),
             ("hex(struct.pack('c2', 12))", "3132"),
-            ("struct.pack('b')", "ERR:user_script:1: bad argument #2 to 'pack' (number expected, got nil)"),
-            ("struct.pack('b', 'x')", "ERR:user_script:1: bad argument #2 to 'pack' (number expected, got string)"),
-            ("struct.pack('b', {})", "ERR:user_script:1: bad argument #2 to 'pack' (number expected, got table)"),
-            ("struct.pack('c5', 'ab')", "ERR:user_script:1: bad argument #3 to 'pack' (string too short)"),
-            ("struct.pack('b c5', 1, 'ab')", "ERR:user_script:1: bad argument #4 to 'pack' (string too short)"),
-            ("struct.pack('s', nil)", "ERR:user_script:1: bad argument #2 to 'pack' (string expected, got nil)"),
-            ("struct.pack('y', 1)", "ERR:user_script:1: bad argument #1 to 'pack' (invalid format option 'y')"),
-            ("struct.pack('!3', 1)", "ERR:user_script:1: alignment 3 is not a power of 2"),
-            ("struct.pack('!0', 1)", "ERR:user_script:1: alignment 0 is not a power of 2"),
-            ("struct.pack('i33', 1)", "ERR:user_script:1: integral size 33 is larger than limit of 32"),
-            ("struct.pack('i99999999999', 1)", "ERR:user_script:1: integral size overflow"),
-            ("struct.pack('c2147483648', 'a')", "ERR:user_script:1: integral size overflow"),
-            ("struct.pack()", "ERR:user_script:1: bad argument #1 to 'pack' (string expected, got no value)"),
-            ("struct.pack(5)", "ERR:user_script:1: bad argument #1 to 'pack' (invalid format option '5')"),
+            (
+                "struct.pack('b')",
+                "ERR:user_script:1: bad argument #2 to 'pack' (number expected, got nil)",
+            ),
+            (
+                "struct.pack('b', 'x')",
+                "ERR:user_script:1: bad argument #2 to 'pack' (number expected, got string)",
+            ),
+            (
+                "struct.pack('b', {})",
+                "ERR:user_script:1: bad argument #2 to 'pack' (number expected, got table)",
+            ),
+            (
+                "struct.pack('c5', 'ab')",
+                "ERR:user_script:1: bad argument #3 to 'pack' (string too short)",
+            ),
+            (
+                "struct.pack('b c5', 1, 'ab')",
+                "ERR:user_script:1: bad argument #4 to 'pack' (string too short)",
+            ),
+            (
+                "struct.pack('s', nil)",
+                "ERR:user_script:1: bad argument #2 to 'pack' (string expected, got nil)",
+            ),
+            (
+                "struct.pack('y', 1)",
+                "ERR:user_script:1: bad argument #1 to 'pack' (invalid format option 'y')",
+            ),
+            (
+                "struct.pack('!3', 1)",
+                "ERR:user_script:1: alignment 3 is not a power of 2",
+            ),
+            (
+                "struct.pack('!0', 1)",
+                "ERR:user_script:1: alignment 0 is not a power of 2",
+            ),
+            (
+                "struct.pack('i33', 1)",
+                "ERR:user_script:1: integral size 33 is larger than limit of 32",
+            ),
+            (
+                "struct.pack('i99999999999', 1)",
+                "ERR:user_script:1: integral size overflow",
+            ),
+            (
+                "struct.pack('c2147483648', 'a')",
+                "ERR:user_script:1: integral size overflow",
+            ),
+            (
+                "struct.pack()",
+                "ERR:user_script:1: bad argument #1 to 'pack' (string expected, got no value)",
+            ),
+            (
+                "struct.pack(5)",
+                "ERR:user_script:1: bad argument #1 to 'pack' (invalid format option '5')",
+            ),
             ("hex(struct.pack('b\\0b', 1, 2))", "01"),
             ("table.concat({struct.unpack('b', '\\255')}, ',')", "-1,2"),
             ("table.concat({struct.unpack('B', '\\255')}, ',')", "255,2"),
-            ("table.concat({struct.unpack('<h', '\\1\\2')}, ',')", "513,3"),
-            ("table.concat({struct.unpack('>h', '\\255\\254')}, ',')", "-2,3"),
-            ("table.concat({struct.unpack('<i3', '\\255\\255\\255')}, ',')", "-1,4"),
-            ("table.concat({struct.unpack('<I3', '\\255\\255\\255')}, ',')", "16777215,4"),
-            ("table.concat({struct.unpack('<i12', string.rep('\\255', 12))}, ',')", "-1,13"),
-            ("table.concat({struct.unpack('>i12', '\\1' .. string.rep('\\0', 11))}, ',')", "0,13"),
-            ("table.concat({struct.unpack('<i9', '\\1\\0\\0\\0\\0\\0\\0\\0\\128')}, ',')", "1,10"),
-            ("table.concat({struct.unpack('<L', string.rep('\\255', 8))}, ',')", "1.844674407371e+19,9"),
-            ("table.concat({struct.unpack('<l', string.rep('\\255', 8))}, ',')", "-1,9"),
-            ("table.concat({struct.unpack('f', struct.pack('f', 0.1))}, ',')", "0.10000000149012,5"),
-            ("table.concat({struct.unpack('>d', struct.pack('>d', 1/3))}, ',')", "0.33333333333333,9"),
-            ("table.concat({struct.unpack('c3', 'abcdef')}, ',')", "abc,4"),
-            ("table.concat({struct.unpack('b c0', '\\3abcdef')}, ',')", "abc,5"),
-            ("table.concat({struct.unpack('s c0', '2\\0abc')}, ',')", "ab,5"),
-            ("table.concat({struct.unpack('s s', 'ab\\0cd\\0ef')}, ',')", "ab,cd,7"),
-            ("table.concat({struct.unpack('c0', 'abc')}, ',')", "ERR:user_script:1: format 'c0' needs a previous size"),
-            ("table.concat({struct.unpack('s', 'abc')}, ',')", "ERR:user_script:1: unfinished string in data"),
-            ("table.concat({struct.unpack('b c0', '\\9abc')}, ',')", "ERR:user_script:1: bad argument #2 to 'unpack' (data string too short)"),
+            (
+                "table.concat({struct.unpack('<h', '\\1\\2')}, ',')",
+                "513,3",
+            ),
+            (
+                "table.concat({struct.unpack('>h', '\\255\\254')}, ',')",
+                "-2,3",
+            ),
+            (
+                "table.concat({struct.unpack('<i3', '\\255\\255\\255')}, ',')",
+                "-1,4",
+            ),
+            (
+                "table.concat({struct.unpack('<I3', '\\255\\255\\255')}, ',')",
+                "16777215,4",
+            ),
+            (
+                "table.concat({struct.unpack('<i12', string.rep('\\255', 12))}, ',')",
+                "-1,13",
+            ),
+            (
+                "table.concat({struct.unpack('>i12', '\\1' .. string.rep('\\0', 11))}, ',')",
+                "0,13",
+            ),
+            (
+                "table.concat({struct.unpack('<i9', '\\1\\0\\0\\0\\0\\0\\0\\0\\128')}, ',')",
+                "1,10",
+            ),
+            (
+                "table.concat({struct.unpack('<L', string.rep('\\255', 8))}, ',')",
+                "1.844674407371e+19,9",
+            ),
+            (
+                "table.concat({struct.unpack('<l', string.rep('\\255', 8))}, ',')",
+                "-1,9",
+            ),
+            (
+                "table.concat({struct.unpack('f', struct.pack('f', 0.1))}, ',')",
+                "0.10000000149012,5",
+            ),
+            (
+                "table.concat({struct.unpack('>d', struct.pack('>d', 1/3))}, ',')",
+                "0.33333333333333,9",
+            ),
+            (
+                "table.concat({struct.unpack('c3', 'abcdef')}, ',')",
+                "abc,4",
+            ),
+            (
+                "table.concat({struct.unpack('b c0', '\\3abcdef')}, ',')",
+                "abc,5",
+            ),
+            (
+                "table.concat({struct.unpack('s c0', '2\\0abc')}, ',')",
+                "ab,5",
+            ),
+            (
+                "table.concat({struct.unpack('s s', 'ab\\0cd\\0ef')}, ',')",
+                "ab,cd,7",
+            ),
+            (
+                "table.concat({struct.unpack('c0', 'abc')}, ',')",
+                "ERR:user_script:1: format 'c0' needs a previous size",
+            ),
+            (
+                "table.concat({struct.unpack('s', 'abc')}, ',')",
+                "ERR:user_script:1: unfinished string in data",
+            ),
+            (
+                "table.concat({struct.unpack('b c0', '\\9abc')}, ',')",
+                "ERR:user_script:1: bad argument #2 to 'unpack' (data string too short)",
+            ),
             ("table.concat({struct.unpack('b', 'ab', 2)}, ',')", "98,3"),
-            ("table.concat({struct.unpack('b', 'ab', 3)}, ',')", "ERR:user_script:1: bad argument #2 to 'unpack' (data string too short)"),
+            (
+                "table.concat({struct.unpack('b', 'ab', 3)}, ',')",
+                "ERR:user_script:1: bad argument #2 to 'unpack' (data string too short)",
+            ),
             ("table.concat({struct.unpack('<', 'ab', 3)}, ',')", "3"),
-            ("table.concat({struct.unpack('<', 'ab', 4)}, ',')", "ERR:user_script:1: bad argument #2 to 'unpack' (data string too short)"),
-            ("table.concat({struct.unpack('b', 'ab', 0)}, ',')", "ERR:user_script:1: bad argument #3 to 'unpack' (offset must be 1 or greater)"),
-            ("table.concat({struct.unpack('b', 'ab', -1)}, ',')", "ERR:user_script:1: bad argument #2 to 'unpack' (data string too short)"),
-            ("table.concat({struct.unpack('b', 'ab', 'x')}, ',')", "ERR:user_script:1: bad argument #3 to 'unpack' (number expected, got string)"),
-            ("table.concat({struct.unpack('!4 b i', '\\1\\0\\0\\0\\2\\0\\0\\0')}, ',')", "1,2,9"),
+            (
+                "table.concat({struct.unpack('<', 'ab', 4)}, ',')",
+                "ERR:user_script:1: bad argument #2 to 'unpack' (data string too short)",
+            ),
+            (
+                "table.concat({struct.unpack('b', 'ab', 0)}, ',')",
+                "ERR:user_script:1: bad argument #3 to 'unpack' (offset must be 1 or greater)",
+            ),
+            (
+                "table.concat({struct.unpack('b', 'ab', -1)}, ',')",
+                "ERR:user_script:1: bad argument #2 to 'unpack' (data string too short)",
+            ),
+            (
+                "table.concat({struct.unpack('b', 'ab', 'x')}, ',')",
+                "ERR:user_script:1: bad argument #3 to 'unpack' (number expected, got string)",
+            ),
+            (
+                "table.concat({struct.unpack('!4 b i', '\\1\\0\\0\\0\\2\\0\\0\\0')}, ',')",
+                "1,2,9",
+            ),
             ("table.concat({struct.unpack('x b', '\\1\\2')}, ',')", "2,3"),
-            ("table.concat({struct.unpack('i', 'abc')}, ',')", "ERR:user_script:1: bad argument #2 to 'unpack' (data string too short)"),
-            ("table.concat({struct.unpack('y', 'abc')}, ',')", "ERR:user_script:1: bad argument #1 to 'unpack' (invalid format option 'y')"),
-            ("table.concat({struct.unpack('b')}, ',')", "ERR:user_script:1: bad argument #2 to 'unpack' (string expected, got no value)"),
+            (
+                "table.concat({struct.unpack('i', 'abc')}, ',')",
+                "ERR:user_script:1: bad argument #2 to 'unpack' (data string too short)",
+            ),
+            (
+                "table.concat({struct.unpack('y', 'abc')}, ',')",
+                "ERR:user_script:1: bad argument #1 to 'unpack' (invalid format option 'y')",
+            ),
+            (
+                "table.concat({struct.unpack('b')}, ',')",
+                "ERR:user_script:1: bad argument #2 to 'unpack' (string expected, got no value)",
+            ),
             ("table.concat({struct.unpack('b', 'a', 1.9)}, ',')", "97,2"),
-            ("select('#', struct.unpack(string.rep('b', 5000), string.rep('a', 5000)))", "5001"),
-            ("select('#', struct.unpack(string.rep('b', 7998), string.rep('a', 7998)))", "ERR:user_script:1: stack overflow (too many results)"),
+            (
+                "select('#', struct.unpack(string.rep('b', 5000), string.rep('a', 5000)))",
+                "5001",
+            ),
+            (
+                "select('#', struct.unpack(string.rep('b', 7998), string.rep('a', 7998)))",
+                "ERR:user_script:1: stack overflow (too many results)",
+            ),
             ("struct.size('b h i l d')", "23"),
             ("struct.size('!b h i l d')", "24"),
             ("struct.size('!4 b d')", "12"),
             ("struct.size('c10 x i7')", "18"),
-            ("struct.size('s')", "ERR:user_script:1: bad argument #1 to 'size' (option 's' has no fixed size)"),
-            ("struct.size('c0')", "ERR:user_script:1: bad argument #1 to 'size' (option 'c0' has no fixed size)"),
+            (
+                "struct.size('s')",
+                "ERR:user_script:1: bad argument #1 to 'size' (option 's' has no fixed size)",
+            ),
+            (
+                "struct.size('c0')",
+                "ERR:user_script:1: bad argument #1 to 'size' (option 'c0' has no fixed size)",
+            ),
             ("struct.size('c')", "1"),
             ("struct.size('y')", "0"),
-            ("struct.size('#')", "ERR:user_script:1: bad argument #1 to 'size' (invalid format option '#')"),
+            (
+                "struct.size('#')",
+                "ERR:user_script:1: bad argument #1 to 'size' (invalid format option '#')",
+            ),
             ("struct.size('<>! ')", "0"),
-            ("struct.size('i33')", "ERR:user_script:1: integral size 33 is larger than limit of 32"),
-            ("struct.size()", "ERR:user_script:1: bad argument #1 to 'size' (string expected, got no value)"),
+            (
+                "struct.size('i33')",
+                "ERR:user_script:1: integral size 33 is larger than limit of 32",
+            ),
+            (
+                "struct.size()",
+                "ERR:user_script:1: bad argument #1 to 'size' (string expected, got no value)",
+            ),
         ]);
     }
 }
