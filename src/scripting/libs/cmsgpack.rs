@@ -91,7 +91,7 @@ fn put_header(out: &mut Vec<u8>, n: usize, fix: Option<u8>, codes: (u8, u8, u8))
 }
 
 fn encode_bytes(out: &mut Vec<u8>, s: &[u8]) {
-    let fix = (s.len() < 32).then(|| 0xa0 | s.len() as u8);
+    let fix = (s.len() < 32).then_some(0xa0 | s.len() as u8);
     put_header(out, s.len(), fix, (0xd9, 0xda, 0xdb));
     out.extend_from_slice(s);
 }
@@ -187,7 +187,7 @@ fn is_array(t: &Table) -> mlua::Result<bool> {
 
 fn encode_array(out: &mut Vec<u8>, t: &Table, level: usize) -> mlua::Result<()> {
     let len = t.raw_len();
-    let fix = (len <= 15).then(|| 0x90 | len as u8);
+    let fix = (len <= 15).then_some(0x90 | len as u8);
     put_header(out, len, fix, (0, 0xdc, 0xdd));
     for i in 1..=len as i64 {
         let key = Value::Integer(i);
@@ -199,7 +199,7 @@ fn encode_array(out: &mut Vec<u8>, t: &Table, level: usize) -> mlua::Result<()> 
 
 fn encode_map(out: &mut Vec<u8>, t: &Table, level: usize) -> mlua::Result<()> {
     let len = t.pairs::<Value, Value>().count();
-    let fix = (len <= 15).then(|| 0x80 | len as u8);
+    let fix = (len <= 15).then_some(0x80 | len as u8);
     put_header(out, len, fix, (0, 0xde, 0xdf));
     for pair in t.pairs::<Value, Value>() {
         let (k, v) = pair?;
@@ -468,7 +468,7 @@ impl Decoder<'_> {
                 self.pos -= 5;
                 return self.string(5, len).map(Some);
             }
-            0xdc | 0xdd | 0xde | 0xdf => {
+            0xdc..=0xdf => {
                 let len = self.be(if c & 1 == 0 { 2 } else { 4 })? as usize;
                 return self.open(stack, c >= 0xde, len);
             }

@@ -69,7 +69,7 @@ pub(crate) fn arg_err(lua: &Lua, n: usize, msg: &str) -> mlua::Error {
         .map(|ar| {
             let names = ar.names();
             let name = names.name.map(|s| s.into_owned());
-            let method = names.name_what.as_deref() == Some("method");
+            let method = names.name_what == Some("method");
             (name, method)
         })
         .unwrap_or((None, false));
@@ -149,7 +149,7 @@ pub(crate) fn check_bytes(lua: &Lua, args: &[Value], n: usize) -> mlua::Result<V
 /// A C double-to-int64 cast as x86-64 performs it: truncation, and `i64::MIN` for anything
 /// out of range (NaN included).
 pub(crate) fn f64_to_i64(x: f64) -> i64 {
-    if x >= -9_223_372_036_854_775_808.0 && x < 9_223_372_036_854_775_808.0 {
+    if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&x) {
         x as i64
     } else {
         i64::MIN
