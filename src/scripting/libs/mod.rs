@@ -275,3 +275,25 @@ pub(crate) mod test_support {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::check;
+
+    /// The module tables hold the same names as Redis's, and tables iterate in the same
+    /// order (same Lua 5.1 hashing), which decides the order of encoded objects and maps.
+    #[test]
+    fn module_tables_match_redis() {
+        check(&[
+            // CASES-TABLES
+            ("(function() local k = {} for n in pairs(cjson) do k[#k+1] = n end table.sort(k) return table.concat(k, ' ') end)()", "_NAME _VERSION decode decode_invalid_numbers decode_max_depth encode encode_invalid_numbers encode_keep_buffer encode_max_depth encode_number_precision encode_sparse_array new null"),
+            ("(function() local k = {} for n in pairs(cmsgpack) do k[#k+1] = n end table.sort(k) return table.concat(k, ' ') end)()", "_COPYRIGHT _DESCRIPTION _NAME _VERSION pack unpack unpack_limit unpack_one"),
+            ("(function() local k = {} for n in pairs(struct) do k[#k+1] = n end table.sort(k) return table.concat(k, ' ') end)()", "pack size unpack"),
+            ("(function() local k = {} for n in pairs(bit) do k[#k+1] = n end table.sort(k) return table.concat(k, ' ') end)()", "arshift band bnot bor bswap bxor lshift rol ror rshift tobit tohex"),
+            ("cjson.encode({a=1,b=2,c=3,d=4,e=5})", "{\"a\":1,\"c\":3,\"b\":2,\"e\":5,\"d\":4}"),
+            ("cjson.encode({[\"1\"]=1, [2]=2})", "{\"1\":1,\"2\":2}"),
+            ("cmsgpack.unpack(cmsgpack.pack({a=1,b=2,c=3})).c", "3"),
+            ("hex(cmsgpack.pack({a=1,b=2,c=3,d=4,e=5}))", "85a16101a16303a16202a16505a16404"),
+        ]);
+    }
+}
