@@ -903,7 +903,8 @@ pub(crate) fn strtod(s: &[u8], start: usize) -> Option<(f64, usize)> {
                 end = k + 1;
             }
         }
-        return Some((sign * f64::NAN, end));
+        // Negation (not multiplication) sets a NaN's sign bit reliably.
+        return Some((if neg { -f64::NAN } else { f64::NAN }, end));
     }
     if at(i) == b'0' && at(i + 1) | 0x20 == b'x' {
         return Some(hex_float(s, i + 2).map_or((sign * 0.0, i + 1), |(v, e)| (sign * v, e)));
@@ -1158,6 +1159,73 @@ mod tests {
                  return cjson.decode(s).a.a.a.a ~= nil end)()",
                 "true",
             ),
+        ]);
+    }
+
+    #[test]
+    fn edge_cases_match_redis() {
+        check(&[
+            // CASES-MORE
+            ("(function() local t = {} for i = 0, 255 do t[#t+1] = string.char(i) end return hex(cjson.encode(table.concat(t))) end)()", "225c75303030305c75303030315c75303030325c75303030335c75303030345c75303030355c75303030365c75303030375c625c745c6e5c75303030625c665c725c75303030655c75303030665c75303031305c75303031315c75303031325c75303031335c75303031345c75303031355c75303031365c75303031375c75303031385c75303031395c75303031615c75303031625c75303031635c75303031645c75303031655c753030316620215c22232425262728292a2b2c2d2e5c2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e5c7530303766808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff22"),
+            ("(function() local t = {} for i = 0, 255 do t[#t+1] = string.char(i) end local s = table.concat(t) return cjson.decode(cjson.encode(s)) == s end)()", "true"),
+            ("(function() local t = {} for i = 1, 255 do t[#t+1] = string.char(i) end return hex(cjson.decode('\"' .. string.gsub(table.concat(t), '[\"\\\\\\\\]', '') .. '\"')) end)()", "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"),
+            ("hex(cjson.decode('\"\\\\u00ff\\\\u0100\\\\u07ff\\\\u0800\\\\uffff\\\\ud800\\\\udc00\\\\udbff\\\\udfff\"'))", "c3bfc480dfbfe0a080efbfbff0908080f48fbfbf"),
+            ("hex(cjson.decode('\"\\\\uD83D\\\\uDE00\\\\u00E9\"'))", "f09f9880c3a9"),
+            ("cjson.decode('\"\\\\ud83d\\\\ude0\"')", "ERR:user_script:1: Expected value but found invalid unicode escape code at character 2"),
+            ("cjson.decode('\"\\\\ud83d\\\\x\"')", "ERR:user_script:1: Expected value but found invalid unicode escape code at character 2"),
+            ("cjson.decode('\"\\\\ud83d\"')", "ERR:user_script:1: Expected value but found invalid unicode escape code at character 2"),
+            ("cjson.decode('\"\\\\')", "ERR:user_script:1: Expected value but found invalid escape code at character 2"),
+            ("cjson.decode('[1,{\"a\":[true,false,null,\"x\"]},-2.5e-3]')[2].a[4]", "x"),
+            ("cjson.encode(cjson.decode('[1,{\"a\":[true,false,null,\"x\"]},-2.5e-3]'))", "[1,{\"a\":[true,false,null,\"x\"]},-0.0025]"),
+            ("cjson.encode(cjson.decode('{\"b\":{\"c\":{\"d\":[[],{}]}}}'))", "{\"b\":{\"c\":{\"d\":[{},{}]}}}"),
+            ("cjson.decode('{\"a\":1}   \\n\\t\\r ').a", "1"),
+            ("cjson.decode('\\t[\\n1\\r,\\r\\n2 ] ')[2]", "2"),
+            ("cjson.decode('[1,2,3,]')", "ERR:user_script:1: Expected value but found T_ARR_END at character 8"),
+            ("cjson.decode('{\"a\":}')", "ERR:user_script:1: Expected value but found T_OBJ_END at character 6"),
+            ("cjson.decode('{\"a\"')", "ERR:user_script:1: Expected colon but found T_END at character 5"),
+            ("cjson.decode('{')", "ERR:user_script:1: Expected object key string but found T_END at character 2"),
+            ("cjson.decode('[')", "ERR:user_script:1: Expected value but found T_END at character 2"),
+            ("cjson.decode('}')", "ERR:user_script:1: Expected value but found T_OBJ_END at character 1"),
+            ("cjson.decode(':')", "ERR:user_script:1: Expected value but found T_COLON at character 1"),
+            ("cjson.decode('\"x\":1')", "ERR:user_script:1: Expected the end but found T_COLON at character 4"),
+            ("cjson.decode('-inf')", "-inf"),
+            ("cjson.decode('-nan')", "-nan"),
+            ("cjson.decode('infinity')", "inf"),
+            ("cjson.decode('-0x10')", "-16"),
+            ("cjson.decode('1e5x')", "ERR:user_script:1: Expected the end but found invalid token at character 4"),
+            ("cjson.decode('0.5.5')", "ERR:user_script:1: Expected the end but found invalid token at character 4"),
+            ("cjson.decode('--1')", "ERR:user_script:1: Expected value but found invalid number at character 1"),
+            ("cjson.decode('1 2')", "ERR:user_script:1: Expected the end but found T_NUMBER at character 3"),
+            ("cjson.decode('nulls')", "ERR:user_script:1: Expected the end but found invalid token at character 5"),
+            ("cjson.decode('truefalse')", "ERR:user_script:1: Expected the end but found T_BOOLEAN at character 5"),
+            ("cjson.decode('[nan]')[1]", "nan"),
+            ("cjson.decode('[NaN, Infinity]')[2]", "inf"),
+            ("cjson.decode('Nan')", "nan"),
+            ("cjson.decode('nan(123)')", "nan"),
+            ("cjson.decode('nan(12 3)')", "ERR:user_script:1: Expected the end but found invalid token at character 4"),
+            ("cjson.decode('0xg')", "ERR:user_script:1: Expected the end but found invalid token at character 2"),
+            ("cjson.decode('0x1.')", "1"),
+            ("cjson.decode('0x1p')", "ERR:user_script:1: Expected the end but found invalid token at character 4"),
+            ("cjson.decode('1e')", "ERR:user_script:1: Expected the end but found invalid token at character 2"),
+            ("cjson.decode('1E+2')", "100"),
+            ("cjson.decode('00')", "0"),
+            ("cjson.decode('-0.0')", "-0"),
+            ("cjson.encode({1, 2, nil, 4})", "[1,2,null,4]"),
+            ("cjson.encode({[1]=1, [2]=2, [3]=3, [20]=4})", "ERR:user_script:1: Cannot serialise table: excessively sparse array"),
+            ("cjson.encode({[1]='a', [2]='b', n=2})", "{\"1\":\"a\",\"2\":\"b\",\"n\":2}"),
+            ("cjson.encode({[2^31-1]=1})", "ERR:user_script:1: Cannot serialise table: excessively sparse array"),
+            ("cjson.encode({[1e300]=1})", "{\"1e+300\":1}"),
+            ("cjson.encode({[-0.5]=1})", "{\"-0.5\":1}"),
+            ("cjson.encode({[0/0 ~= 0/0 and 1 or 2]=true})", "[true]"),
+            ("cjson.encode({{}, {{}}, {a={}}})", "[{},[{}],{\"a\":{}}]"),
+            ("cjson.encode({x=cjson.null})", "{\"x\":null}"),
+            ("cjson.encode(string.rep('a', 10))", "\"aaaaaaaaaa\""),
+            ("cjson.encode(\"\\226\\130\\172\")", "\"€\""),
+            ("cjson.encode(-1e-7)", "-1e-07"),
+            ("cjson.encode(123456.789e3)", "123456789"),
+            ("cjson.encode(1e100)", "1e+100"),
+            ("cjson.encode(-2^63)", "-9.2233720368548e+18"),
+            ("cjson.encode({5e-324})", "[4.9406564584125e-324]"),
         ]);
     }
 
