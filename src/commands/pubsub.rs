@@ -7,7 +7,8 @@
 use super::command::reply_help;
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
-use crate::server::client::Client;
+use crate::protocol::ReplyBuf;
+use crate::server::client::{Client, ReplyMode};
 use crate::server::pubsub::Kind;
 
 const SUB: u32 = PUBSUB | NOSCRIPT | LOADING | STALE;
@@ -76,14 +77,24 @@ pub fn reset_client(ctx: &mut Ctx<'_>) {
 }
 
 /// One subscription confirmation or notice: `[tag, name|null, count]`.
+///
+/// Like Redis, these are pushes that CLIENT REPLY OFF / SKIP do not silence: while replies are
+/// off the notice is queued as a message to the client itself, which the connection places
+/// where the reply would have gone.
 fn notice(ctx: &mut Ctx<'_>, tag: &str, name: Option<&[u8]>, count: usize) {
-    ctx.out.push(3);
-    ctx.out.bulk_str(tag);
+    let silenced = ctx.client.reply_mode != ReplyMode::On;
+    let mut own = ReplyBuf::new(ctx.client.resp());
+    let out = if silenced { &mut own } else { &mut *ctx.out };
+    out.push(3);
+    out.bulk_str(tag);
     match name {
-        Some(n) => ctx.out.bulk(n),
-        None => ctx.out.null(),
+        Some(n) => out.bulk(n),
+        None => out.null(),
     }
-    ctx.out.integer(count as i64);
+    out.integer(count as i64);
+    if silenced {
+        ctx.client.shared.pushed.borrow_mut().extend_from_slice(&own.buf);
+    }
 }
 
 /// Subscribes to each name in turn, confirming each with the count after it.
