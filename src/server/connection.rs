@@ -440,21 +440,25 @@ async fn write_killable(stream: &mut TcpStream, buf: &[u8], shared: &ClientShare
         return false;
     }
     shared.inflight.set(buf.len());
+    let consumed = std::cell::Cell::new(false);
     let killed = async {
         loop {
             shared.wake.notified().await;
+            consumed.set(true);
             if shared.killed.get() {
                 return;
             }
         }
     };
     let ok = tokio::select! {
+        biased;
         r = stream.write_all(buf) => r.is_ok(),
         _ = killed => false,
     };
     shared.inflight.set(0);
-    // The kill watcher may have consumed a wake-up meant for queued messages.
-    if ok && !shared.pushed.borrow().is_empty() {
+    // A wake-up the kill watcher swallowed may have been meant for queued messages or an
+    // unblocked command: hand it back.
+    if ok && consumed.get() {
         shared.wake.notify_one();
     }
     ok
