@@ -244,6 +244,10 @@ impl Connection {
     async fn wait_blocked(&mut self) -> bool {
         let shared = self.client.shared.clone();
         while self.blocked.is_some() {
+            // Messages for a blocked (RESP3, subscribed) client go out while it waits.
+            if !self.out.is_empty() && !self.flush(true).await {
+                return false;
+            }
             let deadline = self.server.borrow().state.blocking.get(self.client.id)
                 .and_then(|b| b.deadline);
             let sleep = async {
