@@ -149,6 +149,10 @@ pub fn execute(server: &mut Server, client: &mut Client, out: &mut ReplyBuf, arg
         reject(server, out, &err);
         return;
     }
+    if let Some(err) = commands::pubsub::subscribed_mode_refusal(client, spec) {
+        reject(server, out, &err);
+        return;
+    }
     call(server, client, out, id, spec, argv);
 }
 

@@ -14,6 +14,7 @@ pub mod hash;
 pub mod keys;
 pub mod list;
 pub mod memory;
+pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -51,7 +52,8 @@ pub mod flags {
     pub const SENTINEL: u32 = 1 << 20;
     pub const ONLY_SENTINEL: u32 = 1 << 21;
 
-    /// Flag names as COMMAND INFO prints them, in Redis's order.
+    /// Flag names as COMMAND INFO prints them, in Redis's order (`may_replicate` is hidden
+    /// there on purpose).
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
         (READONLY, "readonly"),
@@ -66,7 +68,6 @@ pub mod flags {
         (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
-        (MAY_REPLICATE, "may_replicate"),
         (NO_MULTI, "no_multi"),
         (MOVABLE_KEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
@@ -201,7 +202,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 13] {
+fn families() -> [&'static [CommandSpec]; 14] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -216,6 +217,7 @@ fn families() -> [&'static [CommandSpec]; 13] {
         zset::COMMANDS,
         memory::COMMANDS,
         sort::COMMANDS,
+        pubsub::COMMANDS,
     ]
 }
 

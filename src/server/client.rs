@@ -36,6 +36,10 @@ pub struct ClientInfo {
     pub created: Instant,
     pub last_interaction: Instant,
     pub db: usize,
+    /// Channels, patterns and shard channels subscribed to (`sub=`, `psub=`, `ssub=`).
+    pub sub: usize,
+    pub psub: usize,
+    pub ssub: usize,
     /// Rendered with `full_name()` only when listed, so the hot path never allocates it.
     pub last_cmd: &'static CommandSpec,
     pub resp: u8,
@@ -61,6 +65,12 @@ pub struct ClientShared {
     /// Protocol bytes other clients' commands produced for this one (MONITOR lines, later
     /// pub/sub messages), written by its connection when it is woken.
     pub pushed: RefCell<Vec<u8>>,
+    /// Bytes taken out of `pushed` (or replies) that the connection is still writing: with
+    /// `pushed`, the client's pending output, which `client-output-buffer-limit` bounds.
+    pub inflight: Cell<usize>,
+    /// When the pending output first exceeded the soft output buffer limit (Redis's
+    /// `obuf_soft_limit_reached_time`); `None` while below it.
+    pub soft_limit_since: Cell<Option<Instant>>,
 }
 
 impl ClientInfo {
@@ -78,6 +88,9 @@ impl ClientInfo {
             created: now,
             last_interaction: now,
             db: 0,
+            sub: 0,
+            psub: 0,
+            ssub: 0,
             last_cmd: crate::commands::connection::NULL_COMMAND,
             resp: 2,
             qbuf: 0,
@@ -100,6 +113,8 @@ impl ClientShared {
             killed: Cell::new(false),
             wake: Notify::new(),
             pushed: RefCell::default(),
+            inflight: Cell::new(0),
+            soft_limit_since: Cell::new(None),
         }
     }
 
@@ -109,6 +124,27 @@ impl ClientShared {
         self.wake.notify_one();
     }
 
+    /// Queues a message assembled from parts (a protocol-specific header and a shared body).
+    pub fn push_parts(&self, parts: &[&[u8]]) {
+        let mut p = self.pushed.borrow_mut();
+        for part in parts {
+            p.extend_from_slice(part);
+        }
+        drop(p);
+        self.wake.notify_one();
+    }
+
+    /// Output queued for this client and not yet written (Redis's `omem`).
+    pub fn pending_output(&self) -> usize {
+        self.pushed.borrow().len() + self.inflight.get()
+    }
+
+    /// Whether the client is in Pub/Sub mode (subscribed to anything).
+    pub fn subscribed(&self) -> bool {
+        let i = self.info.borrow();
+        i.sub + i.psub + i.ssub > 0
+    }
+
     /// Takes the queued out-of-band bytes.
     pub fn take_pushed(&self) -> Vec<u8> {
         std::mem::take(&mut *self.pushed.borrow_mut())
@@ -116,6 +152,8 @@ impl ClientShared {
 
     pub fn kill(&self) {
         self.killed.set(true);
+        // Nothing queued will ever be written now; free it at once.
+        *self.pushed.borrow_mut() = Vec::new();
         self.wake.notify_one();
     }
 }

@@ -12,6 +12,7 @@ pub mod client;
 pub mod connection;
 pub mod cron;
 pub mod listener;
+pub mod pubsub;
 
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -107,6 +108,8 @@ pub struct ServerState {
     pub blocking: blocking::Blocking,
     /// Clients in MONITOR mode; every executed command is echoed to them.
     pub monitors: Vec<Rc<ClientShared>>,
+    /// Channel, pattern and shard-channel subscriptions (Pub/Sub, keyspace notifications).
+    pub pubsub: pubsub::PubSub,
 }
 
 impl ServerState {
@@ -148,6 +151,7 @@ impl ServerState {
             startup_memory: crate::alloc::used_memory(),
             blocking: blocking::Blocking::default(),
             monitors: Vec::new(),
+            pubsub: pubsub::PubSub::default(),
         }
     }
 
@@ -239,8 +243,43 @@ impl ServerState {
         }
     }
 
-    /// Hook for keyspace notifications; nothing subscribes until pub/sub exists.
-    pub fn notify_keyspace_event(&mut self, _class: char, _event: &str, _db: usize, _key: &[u8]) {}
+    /// Emits a keyspace notification (Redis `notifyKeyspaceEvent`): `event` on
+    /// `__keyspace@<db>__:<key>` and `key` on `__keyevent@<db>__:<event>`, as enabled by
+    /// `notify-keyspace-events`. With notifications off this costs one branch.
+    #[inline]
+    pub fn notify_keyspace_event(&mut self, class: char, event: &str, db: usize, key: &[u8]) {
+        if self.config.notify_keyspace_events != 0 {
+            self.publish_keyspace_event(class, event, db, key);
+        }
+    }
+
+    #[inline(never)]
+    fn publish_keyspace_event(&mut self, class: char, event: &str, db: usize, key: &[u8]) {
+        use crate::config::notify;
+        let flags = self.config.notify_keyspace_events;
+        let enabled = notify::bit(class).is_some_and(|b| flags & b != 0);
+        if !enabled || self.pubsub.is_empty() {
+            return;
+        }
+        let d = self.delivery();
+        let mut chan = Vec::with_capacity(24 + key.len().max(event.len()));
+        if flags & notify::KEYSPACE != 0 {
+            chan.extend_from_slice(format!("__keyspace@{db}__:").as_bytes());
+            chan.extend_from_slice(key);
+            self.pubsub.publish(pubsub::Kind::Channel, &chan, event.as_bytes(), &d);
+        }
+        if flags & notify::KEYEVENT != 0 {
+            chan.clear();
+            chan.extend_from_slice(format!("__keyevent@{db}__:{event}").as_bytes());
+            self.pubsub.publish(pubsub::Kind::Channel, &chan, key, &d);
+        }
+    }
+
+    /// How messages are delivered now (the `pubsub` output buffer limits).
+    pub fn delivery(&self) -> pubsub::Delivery {
+        let limit = self.config.obuf_limits[crate::config::ObufClass::Pubsub as usize];
+        pubsub::Delivery { limit }
+    }
 
     /// Called for every key removed by expiry, before its DEL is propagated.
     pub fn on_key_expired(&mut self, db: usize, key: &[u8]) {
