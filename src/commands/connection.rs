@@ -204,6 +204,7 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// RESET
 /// ```
 fn reset(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
+    super::multi::reset(ctx.srv, ctx.client);
     ctx.client.db = 0;
     ctx.db = 0;
     ctx.client.reply_mode = ReplyMode::On;

@@ -726,8 +726,9 @@ fn object_help(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
 
 /// Tells WATCH and client-side caching that every key of a database may have changed (Redis
 /// `signalFlushedDb` / `touchAllWatchedKeysInDb`).
-fn signal_db_changed(ctx: &mut Ctx<'_>, _db: usize) {
+fn signal_db_changed(ctx: &mut Ctx<'_>, db: usize, other: Option<usize>) {
     ctx.srv.modification_epoch += 1;
+    super::multi::touch_db(ctx, db, other);
 }
 
 /// Exchanges two databases: clients connected to one see the other's data at once.
@@ -745,9 +746,9 @@ fn swapdb(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         (Ok(a), Ok(b)) => (a, b),
         _ => return Err(CmdError::DbIndexOutOfRange),
     };
+    signal_db_changed(ctx, a, Some(b));
+    signal_db_changed(ctx, b, Some(a));
     ctx.ks.swap_dbs(a, b);
-    signal_db_changed(ctx, a);
-    signal_db_changed(ctx, b);
     ctx.dirty(1);
     ctx.out.ok();
     Ok(())
@@ -769,8 +770,8 @@ fn flush_async(ctx: &Ctx<'_>, argv: &[&[u8]]) -> Result<bool, CmdError> {
 fn empty_dbs(ctx: &mut Ctx<'_>, dbs: std::ops::Range<usize>, lazy: bool) -> usize {
     let mut old: Vec<Db> = Vec::with_capacity(dbs.len());
     for db in dbs {
+        signal_db_changed(ctx, db, None);
         old.push(ctx.ks.db(db).take_all());
-        signal_db_changed(ctx, db);
     }
     let n = old.iter().map(Db::len).sum();
     if lazy && n > 64 {

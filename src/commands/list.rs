@@ -117,7 +117,12 @@ fn int_at_least(arg: &[u8], min: i64, msg: &'static str) -> Result<i64, CmdError
 /// Blocks the client on `keys` for `ms` milliseconds (0 = forever); the reply comes when a key
 /// is signalled ready (the command is then re-run) or the timeout fires (null array). Shared
 /// by every blocking command (BLPOP and friends, BZPOPMIN and friends).
+/// Inside EXEC or a script, where nothing may block, it answers at once as a timeout would.
 pub(crate) fn block(ctx: &mut Ctx<'_>, keys: &[&[u8]], ms: u64) -> CmdResult {
+    if !ctx.may_block() {
+        ctx.out.null_array();
+        return Ok(());
+    }
     let deadline = (ms > 0).then(|| Instant::now() + Duration::from_millis(ms));
     ctx.srv.blocking.block(ctx.client.id, ctx.db, keys, deadline);
     Ok(())
@@ -725,6 +730,11 @@ fn bmove(ctx: &mut Ctx<'_>, argv: &[&[u8]], from: End, to: End, ms: u64, as_rpop
     -> CmdResult {
     let after_block = served_after_block(ctx);
     if !move_element(ctx, argv[1], argv[2], from, to)? {
+        if !ctx.may_block() {
+            // Redis answers a null bulk here, not block()'s null array.
+            ctx.out.null();
+            return Ok(());
+        }
         return block(ctx, &argv[1..2], ms);
     }
     if as_rpoplpush {

@@ -135,6 +135,8 @@ pub struct Client {
     pub qbuf: usize,
     /// Free space in the query buffer at the same moment.
     pub qbuf_free: usize,
+    /// The transaction being queued between MULTI and EXEC/DISCARD (see `commands::multi`).
+    pub multi: Option<Box<crate::commands::multi::MultiState>>,
 }
 
 impl Client {
@@ -149,6 +151,7 @@ impl Client {
             last_cmd: crate::commands::connection::NULL_COMMAND,
             qbuf: 0,
             qbuf_free: 0,
+            multi: None,
         }
     }
 

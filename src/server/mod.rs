@@ -12,6 +12,7 @@ pub mod client;
 pub mod connection;
 pub mod cron;
 pub mod listener;
+pub mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -107,6 +108,8 @@ pub struct ServerState {
     pub blocking: blocking::Blocking,
     /// Clients in MONITOR mode; every executed command is echoed to them.
     pub monitors: Vec<Rc<ClientShared>>,
+    /// WATCHed keys and the clients whose next EXEC they doom.
+    pub watches: watch::Watches,
 }
 
 impl ServerState {
@@ -148,6 +151,7 @@ impl ServerState {
             startup_memory: crate::alloc::used_memory(),
             blocking: blocking::Blocking::default(),
             monitors: Vec::new(),
+            watches: watch::Watches::default(),
         }
     }
 
@@ -216,9 +220,12 @@ impl ServerState {
         *self.error_stats.entry(e.code()).or_insert(0) += 1;
     }
 
-    /// Hook for WATCH and client-side caching; bumps the modification epoch.
-    pub fn touched_keys(&mut self, _db: usize, _key: &[u8]) {
+    /// A key was modified: its watchers' transactions fail (WATCH), and the modification
+    /// epoch moves on.
+    #[inline]
+    pub fn touched_keys(&mut self, db: usize, key: &[u8]) {
         self.modification_epoch += 1;
+        self.watches.touch(db, key);
     }
 
     /// Marks `key` of `db` as possibly able to serve clients blocked on it (a list push, an
@@ -244,7 +251,8 @@ impl ServerState {
 
     /// Called for every key removed by expiry, before its DEL is propagated.
     pub fn on_key_expired(&mut self, db: usize, key: &[u8]) {
-        self.touched_keys(db, key);
+        self.modification_epoch += 1;
+        self.watches.expired(db, key);
         self.notify_keyspace_event('x', "expired", db, key);
     }
 }
