@@ -136,22 +136,22 @@ pub fn execute(server: &mut Server, client: &mut Client, out: &mut ReplyBuf, arg
         }
     };
     if !client.authenticated && !spec.has(flags::NO_AUTH) && server.state.auth_required() {
-        reject(server, client, out, Some(spec), argv, &CmdError::NoAuth);
+        reject(server, client, out, Some((id, spec)), argv, &CmdError::NoAuth);
         return;
     }
     if let Some(err) = commands::multi::refusal(client, spec) {
-        reject(server, client, out, Some(spec), argv, &err);
+        reject(server, client, out, Some((id, spec)), argv, &err);
         return;
     }
     if spec.has(flags::PROTECTED) {
         if let Some(err) = commands::server::protected_refusal(&server.state, client, spec.name) {
-            reject(server, client, out, Some(spec), argv, &err);
+            reject(server, client, out, Some((id, spec)), argv, &err);
             return;
         }
     }
     let deny_oom = commands::multi::deny_oom(client, spec);
     if let Some(err) = commands::memory::before_command(server, deny_oom) {
-        reject(server, client, out, Some(spec), argv, &err);
+        reject(server, client, out, Some((id, spec)), argv, &err);
         return;
     }
     if commands::multi::queue(&server.state, client, out, id, spec, argv) {
@@ -379,14 +379,15 @@ fn reject(
     server: &mut Server,
     client: &mut Client,
     out: &mut ReplyBuf,
-    spec: Option<&'static CommandSpec>,
+    found: Option<(usize, &'static CommandSpec)>,
     argv: &[&[u8]],
     err: &CmdError,
 ) {
     let state = &mut server.state;
-    let replaced = commands::multi::rejected(state, client, spec, err);
-    if let (Some(spec), Some(_)) = (spec, &replaced) {
-        if !state.monitors.is_empty() {
+    let replaced = commands::multi::rejected(state, client, found.map(|f| f.1), err);
+    if let Some((id, spec)) = found {
+        state.cmd_stats_mut(id, spec).rejected_calls += 1;
+        if replaced.is_some() && !state.monitors.is_empty() {
             feed_monitors(state, client, spec, argv);
         }
     }

@@ -264,19 +264,22 @@ fn exec(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
         ctx.srv.watches.mark_dirty(id);
     }
     let dirty = ctx.srv.watches.is_dirty(id);
-    end_transaction(ctx.srv, ctx.client);
-    if state.aborted {
-        return Err(CmdError::Msg(EXECABORT.into()));
-    }
-    if dirty {
+    if state.aborted || dirty {
+        end_transaction(ctx.srv, ctx.client);
+        if state.aborted {
+            return Err(CmdError::Msg(EXECABORT.into()));
+        }
         ctx.out.null_array();
         return Ok(());
     }
+    ctx.srv.watches.forget(id);
     ctx.out.array(state.len());
     for q in &state.cmds {
         let argv = state.argv(q);
         ctx.call_nested(q.id, q.spec, &argv);
     }
+    // CLIENT LIST still shows the transaction while it runs, as in Redis.
+    end_transaction(ctx.srv, ctx.client);
     Ok(())
 }
 
