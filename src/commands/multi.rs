@@ -18,7 +18,15 @@ const TX: u32 = NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY;
 
 pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("discard", 1, TX, 0, 0, 0, discard),
-    CommandSpec::new("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, 0, 0, 0, exec),
+    CommandSpec::new(
+        "exec",
+        1,
+        NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG,
+        0,
+        0,
+        0,
+        exec,
+    ),
     CommandSpec::new("multi", 1, TX, 0, 0, 0, multi),
     CommandSpec::new("unwatch", 1, TX, 0, 0, 0, unwatch),
     CommandSpec::new("watch", -2, TX, 1, -1, 1, watch),
@@ -59,7 +67,12 @@ impl MultiState {
             self.args.extend_from_slice(a);
             self.ends.push(self.args.len());
         }
-        self.cmds.push(Queued { id, spec, first, argc: argv.len() });
+        self.cmds.push(Queued {
+            id,
+            spec,
+            first,
+            argc: argv.len(),
+        });
         self.flags |= spec.flags;
     }
 
@@ -86,7 +99,11 @@ impl MultiState {
 
     /// Arguments of queued command `q`.
     fn argv(&self, q: &Queued) -> smallvec::SmallVec<[&[u8]; 8]> {
-        let mut start = if q.first == 0 { 0 } else { self.ends[q.first - 1] };
+        let mut start = if q.first == 0 {
+            0
+        } else {
+            self.ends[q.first - 1]
+        };
         self.ends[q.first..q.first + q.argc]
             .iter()
             .map(|&end| {
@@ -104,7 +121,10 @@ impl MultiState {
 /// Commands that run at once even inside MULTI.
 fn runs_in_multi(spec: &CommandSpec) -> bool {
     spec.parent.is_none()
-        && matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset")
+        && matches!(
+            spec.name,
+            "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+        )
 }
 
 /// Queues the command if the client is in MULTI, answering `+QUEUED`. Returns whether it did;
@@ -175,7 +195,9 @@ pub fn rejected(
     end_transaction(srv, client);
     let reason = err.to_string();
     let reason = reason.strip_prefix('-').unwrap_or(&reason);
-    Some(CmdError::Msg(format!("EXECABORT Transaction discarded because of: {reason}").into()))
+    Some(CmdError::Msg(
+        format!("EXECABORT Transaction discarded because of: {reason}").into(),
+    ))
 }
 
 /// RESET and disconnect: drops the transaction and every watch.
@@ -195,7 +217,11 @@ fn refresh_info(client: &Client) {
     let mut info = client.shared.info.borrow_mut();
     let in_multi = client.multi.is_some();
     if info.flags.contains('x') != in_multi {
-        let mut flags: String = info.flags.chars().filter(|&c| c != 'x' && c != 'N').collect();
+        let mut flags: String = info
+            .flags
+            .chars()
+            .filter(|&c| c != 'x' && c != 'N')
+            .collect();
         if in_multi {
             flags.push('x');
         }
@@ -221,10 +247,12 @@ fn refresh_info(client: &Client) {
 /// FLUSHALL) or swapped with `replaced` (SWAPDB). Call before the change.
 pub fn touch_db(ctx: &mut Ctx<'_>, db: usize, replaced: Option<usize>) {
     let (ks, now) = (&*ctx.ks, ctx.now);
-    ctx.srv.watches.touch_db(db, replaced, |d, key| match ks.dbs.get(d).and_then(|x| x.peek(key)) {
-        None => Presence::Absent,
-        Some(e) if e.is_expired(now) => Presence::Stale,
-        Some(_) => Presence::Live,
+    ctx.srv.watches.touch_db(db, replaced, |d, key| {
+        match ks.dbs.get(d).and_then(|x| x.peek(key)) {
+            None => Presence::Absent,
+            Some(e) if e.is_expired(now) => Presence::Stale,
+            Some(_) => Presence::Live,
+        }
     });
 }
 
@@ -286,9 +314,17 @@ fn exec(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
 /// Whether a key the client watched while it was live has logically expired since.
 fn watched_key_expired(ctx: &Ctx<'_>) -> bool {
     let now = ctx.now;
-    ctx.srv.watches.live_watched(ctx.client.id).into_iter().any(|(db, key)| {
-        ctx.ks.dbs.get(db).and_then(|d| d.peek(key)).is_some_and(|e| e.is_expired(now))
-    })
+    ctx.srv
+        .watches
+        .live_watched(ctx.client.id)
+        .into_iter()
+        .any(|(db, key)| {
+            ctx.ks
+                .dbs
+                .get(db)
+                .and_then(|d| d.peek(key))
+                .is_some_and(|e| e.is_expired(now))
+        })
 }
 
 /// Abandons the transaction and unwatches every key.
@@ -341,7 +377,10 @@ mod tests {
     use super::*;
 
     fn spec(name: &str) -> &'static CommandSpec {
-        crate::commands::registry().lookup(name.as_bytes()).unwrap().1
+        crate::commands::registry()
+            .lookup(name.as_bytes())
+            .unwrap()
+            .1
     }
 
     #[test]

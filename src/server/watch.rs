@@ -54,7 +54,10 @@ impl Watches {
         if self.by_key.len() <= db {
             self.by_key.resize_with(db + 1, HashMap::new);
         }
-        self.by_key[db].entry(key.to_vec()).or_default().push(Watcher { client, stale });
+        self.by_key[db]
+            .entry(key.to_vec())
+            .or_default()
+            .push(Watcher { client, stale });
     }
 
     /// Stops watching every key of `client` (the dirty flag is left alone).
@@ -223,7 +226,13 @@ mod tests {
         w.touch_db(0, None, |_, _| Presence::Stale);
         assert!(!w.is_dirty(2));
         w.watch(3, 0, b"z", false);
-        w.touch_db(0, Some(1), |db, _| if db == 0 { Presence::Absent } else { Presence::Live });
+        w.touch_db(0, Some(1), |db, _| {
+            if db == 0 {
+                Presence::Absent
+            } else {
+                Presence::Live
+            }
+        });
         assert!(w.is_dirty(3));
     }
 }
