@@ -269,6 +269,27 @@ fn pushes_inside_exec_wake_blocked_clients_after_exec() {
 }
 
 #[test]
+fn blocked_client_ignores_a_key_that_exec_left_with_another_type() {
+    let srv = TestServer::start(&[]);
+    let mut waiter = srv.raw();
+    let mut c = srv.raw();
+    waiter.send(b"*3\r\n$5\r\nBLPOP\r\n$4\r\nlist\r\n$1\r\n0\r\n");
+    std::thread::sleep(Duration::from_millis(100));
+    let r = transaction(
+        &mut c,
+        &[
+            &["LPUSH", "list", "a"],
+            &["DEL", "list"],
+            &["SET", "list", "foo"],
+        ],
+    );
+    assert_eq!(r, "*3\r\n:1\r\n:1\r\n+OK\r\n");
+    cmd(&mut c, &["DEL", "list"]);
+    cmd(&mut c, &["LPUSH", "list", "b"]);
+    assert_eq!(s(waiter.read_reply()), "*2\r\n$4\r\nlist\r\n$1\r\nb\r\n");
+}
+
+#[test]
 fn exec_is_atomic_for_other_clients() {
     let srv = TestServer::start(&[]);
     let mut a = srv.raw();
