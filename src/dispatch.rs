@@ -131,7 +131,15 @@ pub fn execute(server: &mut Server, client: &mut Client, out: &mut ReplyBuf, arg
     let (id, spec) = match resolve(argv) {
         Ok(found) => found,
         Err(err) => {
-            reject(server, client, out, None, argv, &err);
+            // A known command with the wrong arity is still that command's rejection (its
+            // `rejected_calls`, and EXEC's abort).
+            let found = match err {
+                CmdError::WrongArity(_) => commands::registry()
+                    .lookup(argv[0])
+                    .filter(|(_, s)| s.subcommands.is_empty()),
+                _ => None,
+            };
+            reject(server, client, out, found, argv, &err);
             return;
         }
     };

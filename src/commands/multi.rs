@@ -180,21 +180,24 @@ pub fn deny_oom(client: &Client, spec: &CommandSpec) -> bool {
 
 /// A command was rejected before running: a rejected command dooms the transaction being
 /// queued, and a rejected EXEC discards it, answering `EXECABORT` with the reason. Returns the
-/// error to reply.
+/// error that replaces `err`, if any.
 pub fn rejected(
     srv: &mut ServerState,
     client: &mut Client,
     spec: Option<&CommandSpec>,
     err: &CmdError,
 ) -> Option<CmdError> {
-    let m = client.multi.as_mut()?;
+    // Even outside MULTI, a refused EXEC answers EXECABORT, as in Redis.
     if !spec.is_some_and(|s| s.parent.is_none() && s.name == "exec") {
-        m.aborted = true;
+        if let Some(m) = client.multi.as_mut() {
+            m.aborted = true;
+        }
         return None;
     }
     end_transaction(srv, client);
+    // Redis builds the generic errors without their `ERR` code here; coded ones keep theirs.
     let reason = err.to_string();
-    let reason = reason.strip_prefix('-').unwrap_or(&reason);
+    let reason = reason.strip_prefix("ERR ").unwrap_or(&reason);
     Some(CmdError::Msg(
         format!("EXECABORT Transaction discarded because of: {reason}").into(),
     ))
