@@ -598,6 +598,11 @@ fn family_pubsub() {
     run_family("pubsub");
 }
 
+#[test]
+fn family_multi() {
+    run_family("multi");
+}
+
 /// Wrong-type errors across families (strings against lists and sets, and back).
 #[test]
 fn family_wrongtype() {

@@ -212,6 +212,7 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// ```
 fn reset(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
     super::pubsub::reset_client(ctx);
+    super::multi::reset(ctx.srv, ctx.client);
     ctx.client.db = 0;
     ctx.db = 0;
     ctx.client.reply_mode = ReplyMode::On;
@@ -330,7 +331,7 @@ fn info_line(c: &ClientShared, current: Option<&[&[u8]]>) -> String {
     let tot = i.tot_mem.max(qbuf + qfree + rbs + argv_mem + omem);
     format!(
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} \
-         multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl={} oll=0 \
+         multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll=0 \
          omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
         i.id,
         i.addr,
@@ -348,6 +349,7 @@ fn info_line(c: &ClientShared, current: Option<&[&[u8]]>) -> String {
         qbuf,
         qfree,
         argv_mem,
+        i.multi_mem,
         rbs,
         rbs,
         obl,

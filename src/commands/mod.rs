@@ -15,6 +15,7 @@ pub mod keys;
 pub mod list;
 pub mod memory;
 pub mod pubsub;
+pub mod multi;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -202,7 +203,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 14] {
+fn families() -> [&'static [CommandSpec]; 15] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -218,6 +219,7 @@ fn families() -> [&'static [CommandSpec]; 14] {
         memory::COMMANDS,
         sort::COMMANDS,
         pubsub::COMMANDS,
+        multi::COMMANDS,
     ]
 }
 

@@ -49,6 +49,8 @@ pub struct ClientInfo {
     pub omem: usize,
     pub tot_mem: usize,
     pub multi: i64,
+    /// Bytes held by the MULTI queue (`multi-mem`).
+    pub multi_mem: usize,
     pub no_evict: bool,
     pub flags: String,
     pub user: String,
@@ -99,6 +101,7 @@ impl ClientInfo {
             omem: 0,
             tot_mem: 0,
             multi: -1,
+            multi_mem: 0,
             no_evict: false,
             flags: "N".into(),
             user: "default".into(),
@@ -173,6 +176,8 @@ pub struct Client {
     pub qbuf: usize,
     /// Free space in the query buffer at the same moment.
     pub qbuf_free: usize,
+    /// The transaction being queued between MULTI and EXEC/DISCARD (see `commands::multi`).
+    pub multi: Option<Box<crate::commands::multi::MultiState>>,
 }
 
 impl Client {
@@ -187,6 +192,7 @@ impl Client {
             last_cmd: crate::commands::connection::NULL_COMMAND,
             qbuf: 0,
             qbuf_free: 0,
+            multi: None,
         }
     }
 

@@ -73,6 +73,7 @@ pub async fn serve(server: Rc<RefCell<Server>>, stream: TcpStream) {
     };
     conn.run().await;
     let mut srv = server.borrow_mut();
+    crate::commands::multi::reset(&mut srv.state, &mut conn.client);
     srv.state.blocking.unblock(id);
     srv.state.wake_ready_clients();
     srv.state.clients.remove(&id);
@@ -107,12 +108,16 @@ fn is_local(peer: &std::net::SocketAddr) -> bool {
     }
 }
 
-/// Whether a command is held by a WRITE pause: Redis holds anything that may replicate.
-fn may_write(argv: &[Vec<u8>]) -> bool {
+/// Whether a command is held by a WRITE pause: Redis holds anything that may replicate,
+/// including the EXEC of a transaction that queued such a command.
+fn may_write(client: &Client, argv: &[Vec<u8>]) -> bool {
     use crate::commands::flags::{MAY_REPLICATE, WRITE};
     let Some((_, top)) = crate::commands::registry().lookup(&argv[0]) else {
         return false;
     };
+    if top.name == "exec" {
+        return client.multi.as_ref().is_some_and(|m| m.any_has(WRITE | MAY_REPLICATE));
+    }
     let spec = match argv.get(1).and_then(|a| top.find_sub(a)) {
         Some(s) if !top.subcommands.is_empty() => s,
         _ => top,
@@ -222,7 +227,7 @@ impl Connection {
             let Some(argv) = &self.pending else {
                 return true;
             };
-            let Some(end) = pause::holds(may_write(argv)) else {
+            let Some(end) = pause::holds(may_write(&self.client, argv)) else {
                 return true;
             };
             let changed = pause::changed();
@@ -333,7 +338,7 @@ impl Connection {
         let out_before = self.out.len();
         let mut keep = true;
         if let Some(argv) = self.pending.take() {
-            if pause::holds(may_write(&argv)).is_some() {
+            if pause::holds(may_write(&self.client, &argv)).is_some() {
                 self.pending = Some(argv);
                 srv.state.end_batch();
                 return true;
@@ -370,7 +375,7 @@ impl Connection {
                     };
                     if pause::holds(true).is_some() {
                         let owned: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
-                        if pause::holds(may_write(&owned)).is_some() {
+                        if pause::holds(may_write(&self.client, &owned)).is_some() {
                             self.pending = Some(owned);
                             break;
                         }

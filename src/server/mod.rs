@@ -13,6 +13,7 @@ pub mod connection;
 pub mod cron;
 pub mod listener;
 pub mod pubsub;
+pub mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -110,6 +111,8 @@ pub struct ServerState {
     pub monitors: Vec<Rc<ClientShared>>,
     /// Channel, pattern and shard-channel subscriptions (Pub/Sub, keyspace notifications).
     pub pubsub: pubsub::PubSub,
+    /// WATCHed keys and the clients whose next EXEC they doom.
+    pub watches: watch::Watches,
 }
 
 impl ServerState {
@@ -152,6 +155,7 @@ impl ServerState {
             blocking: blocking::Blocking::default(),
             monitors: Vec::new(),
             pubsub: pubsub::PubSub::default(),
+            watches: watch::Watches::default(),
         }
     }
 
@@ -220,9 +224,12 @@ impl ServerState {
         *self.error_stats.entry(e.code()).or_insert(0) += 1;
     }
 
-    /// Hook for WATCH and client-side caching; bumps the modification epoch.
-    pub fn touched_keys(&mut self, _db: usize, _key: &[u8]) {
+    /// A key was modified: its watchers' transactions fail (WATCH), and the modification
+    /// epoch moves on.
+    #[inline]
+    pub fn touched_keys(&mut self, db: usize, key: &[u8]) {
         self.modification_epoch += 1;
+        self.watches.touch(db, key);
     }
 
     /// Marks `key` of `db` as possibly able to serve clients blocked on it (a list push, an
@@ -283,7 +290,8 @@ impl ServerState {
 
     /// Called for every key removed by expiry, before its DEL is propagated.
     pub fn on_key_expired(&mut self, db: usize, key: &[u8]) {
-        self.touched_keys(db, key);
+        self.modification_epoch += 1;
+        self.watches.expired(db, key);
         self.notify_keyspace_event('x', "expired", db, key);
     }
 }
