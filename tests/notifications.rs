@@ -656,3 +656,178 @@ fn lazy_expiry_inside_a_write_comes_first_like_redis() {
     let scripts: &[(&str, &[&str])] = &[("lazy-expiry-writes", LAZY_EXPIRY_WRITES)];
     differential("lazy_expiry_inside_a_write_comes_first_like_redis", ALL_AND_NEW, scripts);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hand-written expectations (no oracle needed)
+// ---------------------------------------------------------------------------------------------
+
+/// Expected keyevent-only messages (`E` flag) in db 0.
+fn keyevents(pairs: &[(&str, &str)]) -> Vec<String> {
+    pairs.iter().map(|(e, k)| format!("__keyevent@0__:{e} {k}")).collect()
+}
+
+#[test]
+fn no_op_writes_emit_nothing() {
+    let s = ferrodis();
+    let script = [
+        "SADD s a",
+        "SADD s a",
+        "SREM s zz",
+        "SREM nosuch a",
+        "ZADD z 1 a",
+        "ZADD z 1 a",
+        "ZREM z zz",
+        "ZREMRANGEBYSCORE z 5 6",
+        "HDEL h f",
+        "HSETNX h2 f v",
+        "HSETNX h2 f w",
+        "LREM nosuch 0 a",
+        "LPUSHX nosuch a",
+        "LINSERT nosuch BEFORE a b",
+        "DEL nosuch",
+        "EXPIRE nosuch 10",
+        "PERSIST s",
+        "SETBIT b 0 0",
+        "SETBIT b 0 0",
+        "SET s2 v NX",
+        "SET s2 w NX",
+        "SET nosuch v XX",
+        "GETEX s2",
+        "SMOVE s s a",
+        "RENAMENX s s2",
+        "COPY s s2",
+        "MOVE nosuch 1",
+        "SINTERSTORE d nosuch s",
+        "BITOP AND d n1 n2",
+        "SORT nosuch STORE d",
+        "ZRANGESTORE d nosuch 0 -1",
+        "FLUSHDB",
+        "SWAPDB 0 1",
+    ];
+    let want = expect(&[
+        ("sadd", "s"),
+        ("zadd", "z"),
+        ("hset", "h2"),
+        ("setbit", "b"),
+        ("set", "s2"),
+    ]);
+    assert_eq!(events(s.port, "KEA", &script), want);
+}
+
+#[test]
+fn emptied_collections_emit_del_after_their_type_event() {
+    let s = ferrodis();
+    let script = [
+        "RPUSH l a",
+        "LPOP l",
+        "HSET h f v",
+        "HDEL h f",
+        "SADD s a",
+        "SPOP s",
+        "ZADD z 1 a",
+        "ZPOPMIN z",
+        "RPUSH l a",
+        "LMOVE l l2 LEFT LEFT",
+        "SET str v",
+        "GETEX str PXAT 1",
+    ];
+    let want = expect(&[
+        ("rpush", "l"),
+        ("lpop", "l"),
+        ("del", "l"),
+        ("hset", "h"),
+        ("hdel", "h"),
+        ("del", "h"),
+        ("sadd", "s"),
+        ("spop", "s"),
+        ("del", "s"),
+        ("zadd", "z"),
+        ("zpopmin", "z"),
+        ("del", "z"),
+        ("rpush", "l"),
+        ("lpush", "l2"),
+        ("lpop", "l"),
+        ("del", "l"),
+        ("set", "str"),
+        ("del", "str"),
+    ]);
+    assert_eq!(events(s.port, "KEA", &script), want);
+}
+
+#[test]
+fn key_moves_and_expiry_changes() {
+    let s = ferrodis();
+    let script = [
+        "SET a 1",
+        "RENAME a b",
+        "COPY b c",
+        "EXPIRE c 100",
+        "PERSIST c",
+        "EXPIRE c -1",
+        "INCR n",
+        "DECRBY n 3",
+        "INCRBYFLOAT n 1.5",
+        "SETEX e 100 v",
+        "GETSET e w",
+        "SETRANGE e 0 x",
+        "APPEND e y",
+    ];
+    let want = expect(&[
+        ("set", "a"),
+        ("rename_from", "a"),
+        ("rename_to", "b"),
+        ("copy_to", "c"),
+        ("expire", "c"),
+        ("persist", "c"),
+        ("del", "c"),
+        ("incrby", "n"),
+        ("incrby", "n"),
+        ("incrbyfloat", "n"),
+        ("set", "e"),
+        ("expire", "e"),
+        ("set", "e"),
+        ("setrange", "e"),
+        ("append", "e"),
+    ]);
+    assert_eq!(events(s.port, "KEA", &script), want);
+}
+
+#[test]
+fn new_key_events_only_with_the_n_class() {
+    let s = ferrodis();
+    let script = ["SET foo bar", "SET foo baz", "SET bar bar", "RPUSH l a", "RPUSH l b"];
+    let want = keyevents(&[("new", "foo"), ("new", "bar"), ("new", "l")]);
+    assert_eq!(events(s.port, "En", &script), want);
+    let want = keyevents(&[("set", "foo"), ("set", "foo"), ("set", "bar")]);
+    assert_eq!(events(s.port, "E$", &script), want);
+    assert_eq!(events(s.port, "EA", &script).len(), 5);
+}
+
+#[test]
+fn expired_events_from_lazy_and_active_expiry() {
+    let s = ferrodis();
+    let script = [
+        "DEBUG SET-ACTIVE-EXPIRE 0",
+        "SET lazy v PX 10",
+        "@sleep 50",
+        "GET lazy",
+        "DEBUG SET-ACTIVE-EXPIRE 1",
+        "SET active v PX 10",
+        "@sleep 500",
+    ];
+    let want = keyevents(&[("expired", "lazy"), ("expired", "active")]);
+    assert_eq!(events(s.port, "Ex", &script), want);
+}
+
+#[test]
+fn evicted_events_under_maxmemory() {
+    let s = ferrodis();
+    let script = [
+        "SET foo bar",
+        "CONFIG SET maxmemory-policy allkeys-lru",
+        "CONFIG SET maxmemory 1",
+        "CONFIG SET maxmemory 0",
+        "CONFIG SET maxmemory-policy noeviction",
+    ];
+    assert_eq!(events(s.port, "Ee", &script), keyevents(&[("evicted", "foo")]));
+}
