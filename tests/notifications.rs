@@ -9,9 +9,10 @@
 //!   `redis-server` they print a skip notice, unless `FERRODIS_REQUIRE_ORACLE=1` (CI) makes that
 //!   a failure.
 //!
-//! Script lines are split like inline commands (quotes allowed). Two pseudo-commands steer the
-//! harness instead of going to the server: `@sleep <ms>` pauses, and `@flags <classes>` sets
-//! `notify-keyspace-events`.
+//! Script lines are split like inline commands (quotes allowed). Pseudo-commands steer the
+//! harness instead of going to the server: `@sleep <ms>` pauses, `@flags <classes>` sets
+//! `notify-keyspace-events`, and `@block <command>` sends a (blocking) command from a second
+//! client without waiting for its reply; the harness waits until that client shows as blocked.
 
 mod common;
 
@@ -124,14 +125,24 @@ fn events(port: u16, flags: &str, script: &[&str]) -> Vec<String> {
     c.cmd(&format!("CONFIG SET notify-keyspace-events {flags}"));
     let mut sub = Conn::connect(port).unwrap();
     sub.cmd("PSUBSCRIBE __key*__:*");
+    // Clients sent a blocking command since the last regular command (which serves them).
+    let (mut blocked, mut pending) = (Vec::new(), 0);
     for line in script {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["@sleep", ms] => std::thread::sleep(Duration::from_millis(ms.parse().unwrap())),
+            ["@block", ..] => {
+                let mut b = Conn::connect(port).unwrap();
+                b.send(&split_args(line["@block".len()..].as_bytes()).unwrap());
+                pending += 1;
+                wait_blocked(&mut c, pending);
+                blocked.push(b);
+            }
             ["@flags", f] => {
                 c.cmd(&format!("CONFIG SET notify-keyspace-events {f}"));
             }
             _ => {
+                pending = 0;
                 c.cmd(line);
             }
         }
@@ -149,6 +160,18 @@ fn events(port: u16, flags: &str, script: &[&str]) -> Vec<String> {
     c.cmd("CONFIG SET maxmemory 0");
     c.cmd("DEBUG SET-ACTIVE-EXPIRE 1");
     got
+}
+
+/// Waits until `n` clients are blocked (INFO clients), so script order is event order.
+fn wait_blocked(c: &mut Conn, n: usize) {
+    let want = format!("blocked_clients:{n}\r");
+    for _ in 0..500 {
+        if text(&c.cmd("INFO clients")).contains(&want) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("client did not block");
 }
 
 /// Shorthand for an expected keyspace + keyevent pair in db 0.
@@ -260,6 +283,7 @@ fn differential(test: &str, flags: &str, scripts: &[(&str, &[&str])]) {
     for (name, script) in scripts {
         let want = events(oracle.port, flags, script);
         let got = events(ours.port, flags, script);
+        eprintln!("{test} [{name}]: {} events", got.len());
         if want != got {
             failures.push(format!("[{name}] {}", divergence(&want, &got)));
         }
@@ -608,6 +632,108 @@ const LAZY_EXPIRY_WRITES: &[&str] = &[
     "DEBUG SET-ACTIVE-EXPIRE 1",
 ];
 
+/// Blocked clients served by a later write report their pops after the write's events.
+const BLOCKED: &[&str] = &[
+    "@block BLPOP l 0",
+    "RPUSH l a b",
+    "@block BRPOP l2 0",
+    "LPUSH l2 a",
+    "@block BLMOVE src dst RIGHT LEFT 0",
+    "RPUSH src x",
+    "@block BRPOPLPUSH src2 src2 0",
+    "RPUSH src2 y",
+    "@block BLMPOP 0 2 m1 m2 LEFT COUNT 2",
+    "RPUSH m2 a b c",
+    "@block BZPOPMIN z 0",
+    "ZADD z 1 a 2 b",
+    "@block BZPOPMAX z2 0",
+    "ZADD z2 1 a",
+    "@block BZMPOP 0 1 z3 MAX COUNT 5",
+    "ZADD z3 1 a 2 b",
+    "@block BLPOP ml 0",
+    "@block BLPOP ml 0",
+    "RPUSH ml a b c",
+    "@block BLMOVE s1 s1 LEFT RIGHT 0",
+    "LMOVE l l4 LEFT LEFT",
+    "RPUSH s1 a",
+];
+
+/// Variants and corner cases of each family, beyond the basic scripts.
+const MORE: &[&str] = &[
+    "ZADD z GT 1 a",
+    "ZADD z GT 0 a",
+    "ZADD z LT CH 0 a",
+    "ZADD z XX GT 5 a",
+    "ZADD z NX INCR 1 b",
+    "ZADD z2 2 a 3 c",
+    "ZINTERSTORE d 2 z z2 WEIGHTS 1 2 AGGREGATE MAX",
+    "ZUNIONSTORE d 2 z nosuch",
+    "ZDIFFSTORE d 1 nosuch",
+    "ZRANGESTORE d z (0 +inf BYSCORE LIMIT 0 1",
+    "ZRANGESTORE d2 z2 [a [z BYLEX",
+    "ZREMRANGEBYRANK z 0 -1",
+    "ZINCRBY z 1 a",
+    "ZINCRBY z -1 a",
+    "RPUSH l 3 1 2",
+    "MSET w_1 3 w_2 1 w_3 2 o_1 x o_2 y o_3 z",
+    "SORT l BY w_* GET o_* GET # STORE dst",
+    "SORT l BY nosort LIMIT 0 1 STORE dst",
+    "SORT l LIMIT 5 1 STORE dst",
+    "HSET h f 1.5",
+    "HINCRBYFLOAT h f 1",
+    "HINCRBYFLOAT h f abc",
+    "HINCRBY h f 1",
+    "HINCRBYFLOAT h g 0",
+    "SETRANGE w_1 0 \"\"",
+    "SETRANGE w_1 5 \"\"",
+    "SETRANGE w_1 0 abc",
+    "SET k v EX 100",
+    "GETEX k PX 100000",
+    "GETEX k EXAT 99999999999",
+    "GETEX k PXAT 99999999999000",
+    "GETEX k PERSIST",
+    "EXPIRE k 100 XX",
+    "EXPIRE k 100 NX",
+    "EXPIRE k 100 XX",
+    "EXPIRE k 50 GT",
+    "EXPIRE k 50 LT",
+    "PEXPIRE k 0",
+    "SET k v GET",
+    "RPUSH wrong a",
+    "SET wrong v GET",
+    "INCR wrong",
+    "APPEND wrong x",
+    "SADD wrong x",
+    "HSET wrong f v",
+    "ZADD wrong 1 a",
+    "SETBIT wrong 1 1",
+    "MSETNX a 1 b 2",
+    "MSETNX a 1 c 3",
+    "SELECT 3",
+    "SET x 1",
+    "RPUSH y a",
+    "RENAME x x2",
+    "MOVE x2 0",
+    "COPY y y DB 0",
+    "SELECT 0",
+    "SADD si 1 2 3",
+    "SPOP si 2",
+    "SREM si 1 2 3",
+    "SADD si 1 2 3",
+    "SPOP si 3",
+    "LPUSH ll a b c d",
+    "LINSERT ll AFTER a z",
+    "LSET ll 10 x",
+    "LSET ll -1 x",
+    "LPOP ll 10",
+    "BITFIELD nb OVERFLOW FAIL INCRBY u8 0 1000",
+    "BITFIELD nb2 SET u8 0 0",
+    "BITFIELD nb2 SET u8 0 0",
+    "DEL a b c nosuch",
+    "UNLINK y",
+    "DEBUG POPULATE 2 pop",
+];
+
 const EVICTION: &[&str] = &[
     "SET victim v",
     "CONFIG SET maxmemory-policy allkeys-lru",
@@ -628,6 +754,8 @@ const FAMILIES: &[(&str, &[&str])] = &[
     ("sort", SORTS),
     ("expiry", EXPIRY),
     ("eviction", EVICTION),
+    ("blocked", BLOCKED),
+    ("more", MORE),
 ];
 
 // ---------------------------------------------------------------------------------------------
