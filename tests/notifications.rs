@@ -734,6 +734,52 @@ const MORE: &[&str] = &[
     "DEBUG POPULATE 2 pop",
 ];
 
+/// Reads and key-space walks that find a key logically expired (one key at a time, so that
+/// hash order cannot matter).
+const LAZY_EXPIRY_READS: &[&str] = &[
+    "DEBUG SET-ACTIVE-EXPIRE 0",
+    "SET a v PX 10",
+    "@sleep 30",
+    "EXISTS a",
+    "SET a v PX 10",
+    "@sleep 30",
+    "TTL a",
+    "SET a v PX 10",
+    "@sleep 30",
+    "TYPE a",
+    "SET a v PX 10",
+    "@sleep 30",
+    "SCAN 0",
+    "SET a v PX 10",
+    "@sleep 30",
+    "RANDOMKEY",
+    "SET a v PX 10",
+    "@sleep 30",
+    "KEYS *",
+    "DBSIZE",
+    "STRLEN a",
+    "RPUSH l x",
+    "PEXPIRE l 10",
+    "@sleep 30",
+    "LRANGE l 0 -1",
+    "SADD s x",
+    "PEXPIRE s 10",
+    "@sleep 30",
+    "SUNION s s",
+    "ZADD z 1 x",
+    "PEXPIRE z 10",
+    "@sleep 30",
+    "ZUNION 1 z",
+    "HSET h f v",
+    "PEXPIRE h 10",
+    "@sleep 30",
+    "HGETALL h",
+    "SET a v PX 10",
+    "@sleep 30",
+    "OBJECT ENCODING a",
+    "DEBUG SET-ACTIVE-EXPIRE 1",
+];
+
 const EVICTION: &[&str] = &[
     "SET victim v",
     "CONFIG SET maxmemory-policy allkeys-lru",
@@ -754,6 +800,7 @@ const FAMILIES: &[(&str, &[&str])] = &[
     ("sort", SORTS),
     ("expiry", EXPIRY),
     ("eviction", EVICTION),
+    ("lazy-expiry-reads", LAZY_EXPIRY_READS),
     ("blocked", BLOCKED),
     ("more", MORE),
 ];
@@ -958,4 +1005,18 @@ fn evicted_events_under_maxmemory() {
         "CONFIG SET maxmemory-policy noeviction",
     ];
     assert_eq!(events(s.port, "Ee", &script), keyevents(&[("evicted", "foo")]));
+}
+
+/// `A` does not include `n`, but `An` does; CONFIG GET shows `A` alone either way (as in
+/// Redis), which must not drop the `n` bit.
+#[test]
+#[ignore = "needs src/config.rs to keep the n bit that the canonical text hides under A"]
+fn all_classes_plus_new_keeps_new_events() {
+    let s = ferrodis();
+    let want = expect(&[("new", "foo"), ("set", "foo")]);
+    assert_eq!(events(s.port, "KEAn", &["SET foo bar"]), want);
+    let mut c = Conn::connect(s.port).unwrap();
+    c.cmd("CONFIG SET notify-keyspace-events KEAn");
+    let Reply::Array(Some(v)) = c.cmd("CONFIG GET notify-keyspace-events") else { panic!() };
+    assert_eq!(text(&v[1]), "AKE");
 }
