@@ -1020,3 +1020,46 @@ fn all_classes_plus_new_keeps_new_events() {
     let Reply::Array(Some(v)) = c.cmd("CONFIG GET notify-keyspace-events") else { panic!() };
     assert_eq!(text(&v[1]), "AKE");
 }
+
+/// Read lookups of missing keys (`keymiss`, class `m`, not part of `A`).
+const KEY_MISSES: &[&str] = &[
+    "GET nosuch",
+    "MGET a nosuch b",
+    "EXISTS nosuch",
+    "TYPE nosuch",
+    "TTL nosuch",
+    "STRLEN nosuch",
+    "LRANGE nosuch 0 -1",
+    "LLEN nosuch",
+    "HGET nosuch f",
+    "HGETALL nosuch",
+    "SMEMBERS nosuch",
+    "SUNION nosuch nosuch2",
+    "ZSCORE nosuch a",
+    "ZRANGE nosuch 0 -1",
+    "ZUNION 2 nosuch nosuch2",
+    "GETBIT nosuch 0",
+    "BITCOUNT nosuch",
+    "RPUSH l 2 1",
+    "SET w_1 1",
+    "SORT l BY w_* GET o_*",
+    "SORT nosuch",
+    "SET x v GET",
+    "GETDEL nosuch",
+    "GETEX nosuch",
+    "LPOP nosuch",
+    "DEL nosuch",
+    "INCR counter",
+    "SET e v PX 10",
+    "DEBUG SET-ACTIVE-EXPIRE 0",
+    "@sleep 30",
+    "GET e",
+    "DEBUG SET-ACTIVE-EXPIRE 1",
+];
+
+#[test]
+#[ignore = "needs keymiss recording in src/keyspace and its reporting in src/dispatch.rs"]
+fn key_misses_match_redis() {
+    let scripts: &[(&str, &[&str])] = &[("keymiss", KEY_MISSES)];
+    differential("key_misses_match_redis", "KEg$lshzxetnm", scripts);
+}
