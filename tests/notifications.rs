@@ -264,13 +264,13 @@ fn ferrodis() -> TestServer {
 /// Where two streams part: the index of the first difference and a few events from there.
 fn divergence(want: &[String], got: &[String]) -> String {
     let i = want.iter().zip(got).take_while(|(a, b)| a == b).count();
-    let show = |v: &[String]| v.iter().skip(i.saturating_sub(2)).take(8).cloned().collect::<Vec<_>>();
+    let show = |v: &[String]| v.iter().skip(i.saturating_sub(2)).take(8).cloned().collect();
+    let (w, g): (Vec<String>, Vec<String>) = (show(want), show(got));
     format!(
-        "first difference at event {i} (redis {} events, ferrodis {}):\n  redis:    {:?}\n  ferrodis: {:?}",
+        "first difference at event {i} (redis {} events, ferrodis {}):\n  redis:    {w:?}\n  \
+         ferrodis: {g:?}",
         want.len(),
         got.len(),
-        show(want),
-        show(got)
     )
 }
 
