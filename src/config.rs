@@ -1516,6 +1516,10 @@ impl Config {
         };
         self.values[i] = canon;
         self.sync_typed();
+        if matches!(p.kind, Kind::Special(Special::NotifyKeyspaceEvents)) {
+            // The text hides `n` under `A` (as CONFIG GET does in Redis); the bit stays set.
+            self.notify_keyspace_events = notify::parse(value).unwrap_or(0);
+        }
         Ok(())
     }
 
@@ -1599,8 +1603,10 @@ impl Config {
         self.zset_max_listpack_entries = self.int("zset-max-listpack-entries");
         self.zset_max_listpack_value = self.int("zset-max-listpack-value");
         self.obuf_limits = parse_obuf_limits(&self.text("client-output-buffer-limit"));
-        self.notify_keyspace_events = notify::parse(&self.text("notify-keyspace-events"))
-            .unwrap_or(0);
+        let parsed = notify::parse(&self.text("notify-keyspace-events")).unwrap_or(0);
+        // `A` hides `n` in the text, so a set `n` bit survives while the text still says `A`.
+        let kept = if parsed & notify::ALL == notify::ALL { notify::NEW } else { 0 };
+        self.notify_keyspace_events = parsed | (self.notify_keyspace_events & kept);
     }
 
     /// The names and values CONFIG GET reports for the given patterns: an exact name (or alias)

@@ -122,6 +122,9 @@ impl<'a> Ctx<'a> {
     /// Emits a keyspace notification (`notify-keyspace-events`); `class` is Redis's event class
     /// letter (`g`, `$`, `x`, ...), `event` the event name.
     pub fn notify(&mut self, class: char, event: &str, db: usize, key: &[u8]) {
+        // What this command's lookups found (expired or missing keys) is reported first, as
+        // Redis does at lookup time.
+        report_lookups(self.ks, self.srv);
         self.srv.notify_keyspace_event(class, event, db, key);
     }
 }
@@ -183,6 +186,8 @@ pub fn call(
     argv: &[&[u8]],
 ) {
     let Server { ks, state, effects } = server;
+    // Misses are only remembered while someone wants `keymiss` events.
+    ks.record_misses = state.config.notify_keyspace_events & crate::config::notify::KEY_MISS != 0;
     effects.clear();
     let mut parts = Parts { ks, srv: state, effects, nested: false };
     run(&mut parts, client, out, id, spec, argv);
@@ -352,12 +357,25 @@ fn propagate_deletion(state: &mut ServerState, db: usize, key: &[u8]) {
     }
 }
 
+/// Reports keys that lookups found expired (`expired`, and their DEL propagated) and keys that
+/// read lookups missed (`keymiss`).
+fn report_lookups(ks: &mut Keyspace, state: &mut ServerState) {
+    if !ks.expired.is_empty() {
+        for (db, key) in std::mem::take(&mut ks.expired) {
+            propagate_deletion(state, db, &key);
+        }
+    }
+    if !ks.missed.is_empty() {
+        for (db, key) in std::mem::take(&mut ks.missed) {
+            state.notify_keyspace_event('m', "keymiss", db, &key);
+        }
+    }
+}
+
 /// Appends the effects of a call to the journal, after the deletions of keys that expired
 /// during it.
 fn propagate_call(ks: &mut Keyspace, state: &mut ServerState, effects: &mut Effects) {
-    for (db, key) in ks.expired.drain(..) {
-        propagate_deletion(state, db, &key);
-    }
+    report_lookups(ks, state);
     if !effects.is_empty() {
         state.journal.append(effects);
     }

@@ -53,6 +53,8 @@ fn bitmap_for_write<'a>(
         ctx.ks
             .db(db)
             .set(key, Value::Str(RString::Raw(vec![0; need])));
+        // Redis creates the key even if no bit ends up written (BITFIELD OVERFLOW FAIL).
+        ctx.notify('n', "new", db, key);
         let s = write_string(ctx.ks, db, key, now)?.ok_or(CmdError::NoSuchKey)?;
         return Ok((s.make_raw(), true));
     }
@@ -216,8 +218,12 @@ fn bitop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let res = bits_op(op, &srcs);
     let len = res.len();
     if len > 0 {
+        let existed = ctx.ks.lookup_write(db, dest, now).is_some();
         ctx.ks.db(db).set(dest, Value::Str(RString::Raw(res)));
         ctx.signal_modified_key(db, dest);
+        if !existed {
+            ctx.notify('n', "new", db, dest);
+        }
         ctx.notify('$', "set", db, dest);
         ctx.dirty(1);
     } else if ctx.ks.lookup_write(db, dest, now).is_some() {

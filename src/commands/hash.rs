@@ -102,6 +102,7 @@ fn upsert<T>(
     let r = f(&mut h)?;
     if !h.is_empty() {
         ctx.ks.db(db).set(key, Value::Hash(h));
+        ctx.notify('n', "new", db, key);
     }
     Ok(r)
 }

@@ -295,6 +295,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, from: &[u8], to: &[u8], nx: bool) -> Result
     ctx.signal_modified_key(db, from);
     ctx.signal_modified_key(db, to);
     ctx.srv.signal_key_ready(db, to);
+    // Redis deletes an existing destination and adds the key anew, so `to` is always new.
+    ctx.notify('n', "new", db, to);
     ctx.notify('g', "rename_from", db, from);
     ctx.notify('g', "rename_to", db, to);
     ctx.dirty(1);
@@ -361,6 +363,7 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     ctx.ks.db(dst).insert_entry(newkey, copy);
     ctx.signal_modified_key(dst, newkey);
     ctx.srv.signal_key_ready(dst, newkey);
+    ctx.notify('n', "new", dst, newkey);
     ctx.notify('g', "copy_to", dst, newkey);
     ctx.dirty(1);
     ctx.out.integer(1);
@@ -389,6 +392,7 @@ fn move_cmd(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     ctx.signal_modified_key(src, key);
     ctx.signal_modified_key(dst, key);
     ctx.srv.signal_key_ready(dst, key);
+    ctx.notify('n', "new", dst, key);
     ctx.notify('g', "move_from", src, key);
     ctx.notify('g', "move_to", dst, key);
     ctx.dirty(1);

@@ -156,6 +156,7 @@ fn push_values(ctx: &mut Ctx<'_>, key: &[u8], values: &[&[u8]], end: End, only_e
         None if only_existing => return Ok(0),
         None => {
             ctx.ks.db(db).set(key, Value::List(ListValue::new()));
+            ctx.notify('n', "new", db, key);
             match write_list(ctx.ks, db, key, now)? {
                 Some(l) => l,
                 None => return Err(CmdError::err("list creation failed")),
@@ -565,11 +566,14 @@ fn move_element(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from: End, to: End)
         list.push(to, &value, fill);
         ctx.signal_modified_key(db, dst);
         ctx.notify('l', if to == End::Head { "lpush" } else { "rpush" }, db, dst);
+        // Redis reports the pop too, after the push, even when both ends are the same list.
+        ctx.notify('l', if from == End::Head { "lpop" } else { "rpop" }, db, src);
         ctx.srv.signal_key_ready(db, dst);
     } else {
         let empty = list.is_empty();
         if !dst_exists {
             ctx.ks.db(db).set(dst, Value::List(ListValue::new()));
+            ctx.notify('n', "new", db, dst);
         }
         if let Some(d) = write_list(ctx.ks, db, dst, now)? {
             d.push(to, &value, fill);

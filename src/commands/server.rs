@@ -943,6 +943,7 @@ fn debug_populate(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         }
         ctx.ks.dbs[db].set(&key, Value::from_bytes(&val));
         ctx.signal_modified_key(db, &key);
+        ctx.notify('n', "new", db, &key);
     }
     ctx.propagate_nothing();
     ctx.out.ok();

@@ -155,8 +155,13 @@ fn reply_set(out: &mut ReplyBuf, set: &SetValue) {
 fn sadd(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let (db, now, max, key) = (ctx.db, ctx.now, max_intset(ctx), argv[1]);
     let set = set_or_create(ctx.ks, db, key, now, argv[2])?;
+    // Stored sets are never empty, so an empty one was just created.
+    let created = set.is_empty();
     set.reserve(argv.len() - 2);
     let added = argv[2..].iter().filter(|m| set.add(m, max)).count();
+    if created {
+        ctx.notify('n', "new", db, key);
+    }
     if added > 0 {
         ctx.signal_modified_key(db, key);
         ctx.notify('s', "sadd", db, key);
@@ -472,7 +477,13 @@ fn smove(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     delete_if_empty(ctx, src);
     ctx.signal_modified_key(db, src);
     ctx.dirty(1);
-    if set_or_create(ctx.ks, db, dst, now, member)?.add(member, max) {
+    let set = set_or_create(ctx.ks, db, dst, now, member)?;
+    let created = set.is_empty();
+    let added = set.add(member, max);
+    if created {
+        ctx.notify('n', "new", db, dst);
+    }
+    if added {
         ctx.dirty(1);
         ctx.signal_modified_key(db, dst);
         ctx.notify('s', "sadd", db, dst);
@@ -557,9 +568,12 @@ fn store(ctx: &mut Ctx<'_>, dst: &[u8], result: SetValue, event: &str) -> CmdRes
     let db = ctx.db;
     let n = result.len();
     if n > 0 {
-        ctx.ks.lookup_write(db, dst, ctx.now);
+        let existed = ctx.ks.lookup_write(db, dst, ctx.now).is_some();
         ctx.ks.dbs[db].set(dst, Value::Set(result));
         ctx.signal_modified_key(db, dst);
+        if !existed {
+            ctx.notify('n', "new", db, dst);
+        }
         ctx.notify('s', event, db, dst);
         ctx.dirty(1);
     } else {

@@ -404,15 +404,20 @@ fn store_items(ctx: &mut Ctx<'_>, dst: &[u8], items: &[Vec<u8>], gets: &[&[u8]])
     }
     let db = ctx.db;
     let n = out.len();
+    // Looked up first so that an expired destination is expired, not deleted, and counts as new.
+    let existed = ctx.ks.lookup_write(db, dst, ctx.now).is_some();
     if n > 0 {
         let fill = ctx.srv.config.list_max_listpack_size;
         let list = ListValue::from_iter(out.iter().map(Vec::as_slice), fill);
         ctx.ks.db(db).set(dst, Value::List(list));
         ctx.signal_modified_key(db, dst);
         ctx.srv.signal_key_ready(db, dst);
+        if !existed {
+            ctx.notify('n', "new", db, dst);
+        }
         ctx.notify('l', "sortstore", db, dst);
         ctx.dirty(n as u64);
-    } else if ctx.ks.db(db).remove(dst).is_some() {
+    } else if existed && ctx.ks.db(db).remove(dst).is_some() {
         ctx.signal_modified_key(db, dst);
         ctx.notify('g', "del", db, dst);
         ctx.dirty(1);

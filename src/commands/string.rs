@@ -299,6 +299,9 @@ fn set_generic(ctx: &mut Ctx<'_>, key: &[u8], val: &[u8], expire: ExpireOpt, con
     }
     ctx.dirty(1);
     ctx.signal_modified_key(db, key);
+    if !exists {
+        ctx.notify('n', "new", db, key);
+    }
     ctx.notify('$', "set", db, key);
     if let ExpireOpt::At(at) = expire {
         ctx.notify('g', "expire", db, key);
@@ -492,10 +495,15 @@ fn mset_pairs(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     if argv.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity(args::cmd_name(argv)));
     }
-    let db = ctx.db;
+    let (db, now) = (ctx.db, ctx.now);
     for pair in argv[1..].chunks_exact(2) {
+        // Looked up first so that an expired key counts as new, as in Redis's `setKey`.
+        let existed = ctx.ks.lookup_write(db, pair[0], now).is_some();
         ctx.ks.db(db).set(pair[0], Value::from_bytes(pair[1]));
         ctx.signal_modified_key(db, pair[0]);
+        if !existed {
+            ctx.notify('n', "new", db, pair[0]);
+        }
         ctx.notify('$', "set", db, pair[0]);
     }
     ctx.dirty((argv.len() as u64 - 1) / 2);
@@ -518,6 +526,7 @@ fn append(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         None => {
             // A new key is stored like SET would store it (possibly `int` / `embstr`).
             ctx.ks.db(db).set(key, Value::from_bytes(tail));
+            ctx.notify('n', "new", db, key);
             tail.len()
         }
     };
@@ -566,6 +575,7 @@ fn setrange(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
             let mut s = RString::Raw(Vec::new());
             let len = s.set_range(offset, data);
             ctx.ks.db(db).set(key, Value::Str(s));
+            ctx.notify('n', "new", db, key);
             len
         }
     };
@@ -677,6 +687,7 @@ fn incr_decr(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
         }
         None => {
             ctx.ks.db(db).set(key, Value::Str(RString::Int(by)));
+            ctx.notify('n', "new", db, key);
             by
         }
     };
@@ -709,6 +720,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         ctx.ks.db(db).replace_value(key, value);
     } else {
         ctx.ks.db(db).set(key, value);
+        ctx.notify('n', "new", db, key);
     }
     ctx.signal_modified_key(db, key);
     ctx.notify('$', "incrbyfloat", db, key);

@@ -301,6 +301,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], incr: bool) -> CmdResult {
         ctx.ks
             .db(db)
             .set(key, Value::ZSet(ZSetValue::new_for(pairs[0].1.len(), lim)));
+        ctx.notify('n', "new", db, key);
     }
     let Some(z) = write_z(ctx.ks, db, key, now)? else {
         return Ok(());
@@ -786,9 +787,12 @@ fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], z: ZSetValue, event: &str) -> Cmd
     let db = ctx.db;
     let n = z.len();
     if n > 0 {
-        ctx.ks.lookup_write(db, dst, ctx.now);
+        let existed = ctx.ks.lookup_write(db, dst, ctx.now).is_some();
         ctx.ks.db(db).set(dst, Value::ZSet(z));
         ctx.signal_modified_key(db, dst);
+        if !existed {
+            ctx.notify('n', "new", db, dst);
+        }
         ctx.notify('z', event, db, dst);
         ctx.srv.signal_key_ready(db, dst);
         ctx.dirty(1);

@@ -198,6 +198,10 @@ pub struct Keyspace {
     /// Keys deleted by lazy or active expiry since the dispatcher last drained this list, with
     /// their database. Each becomes a propagated `DEL`.
     pub expired: Vec<(usize, Key)>,
+    /// Keys that read lookups did not find, recorded only while `record_misses` is set (the `m`
+    /// class of `notify-keyspace-events`) for `keymiss` events.
+    pub missed: Vec<(usize, Key)>,
+    pub record_misses: bool,
     pub stats: KeyspaceStats,
     /// False on replicas: keys are hidden once logically expired but only the master's DEL
     /// removes them.
@@ -217,6 +221,8 @@ impl Keyspace {
         Keyspace {
             dbs: (0..databases).map(|_| Db::default()).collect(),
             expired: Vec::new(),
+            missed: Vec::new(),
+            record_misses: false,
             stats: KeyspaceStats::default(),
             expire_on_access: true,
             loading: false,
@@ -250,13 +256,16 @@ impl Keyspace {
     #[inline]
     fn find(&mut self, db: usize, key: &[u8], now: u64, access: Access) -> Option<&mut Entry> {
         let now = if self.loading { 0 } else { now };
-        let Keyspace { dbs, expired, stats, expire_on_access, .. } = self;
+        let Keyspace { dbs, expired, missed, record_misses, stats, expire_on_access, .. } = self;
         let found = lookup(&mut dbs[db], db, key, now, *expire_on_access, expired, stats);
         if access.count_hit {
             if found.is_some() {
                 stats.keyspace_hits += 1;
             } else {
                 stats.keyspace_misses += 1;
+                if *record_misses {
+                    missed.push((db, Key::new(key)));
+                }
             }
         }
         let e = found?;
