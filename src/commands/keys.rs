@@ -4,7 +4,7 @@
 use super::args::{self, is};
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
-use crate::keyspace::{expire, Db, Entry, Key, RString, Value};
+use crate::keyspace::{expire, Db, Entry, Key, RString, Value, NO_EXPIRE};
 use crate::util::glob;
 
 pub(crate) const COMMANDS: &[CommandSpec] = &[
@@ -344,12 +344,9 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         ctx.out.integer(0);
         return Ok(());
     };
-    let mut copy = Entry {
-        value: e.value.clone(),
-        expire_at: e.expire_at,
-        lru: 0,
-    };
+    let mut copy = Entry::new(e.value.clone());
     copy.lru = crate::keyspace::evict::new_access();
+    let expire_at = ctx.ks.dbs[src].expire_of(key).unwrap_or(NO_EXPIRE);
     if ctx.ks.lookup_write(dst, newkey, now).is_some() {
         if !replace {
             ctx.out.integer(0);
@@ -357,7 +354,7 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         }
         ctx.ks.db(dst).remove(newkey);
     }
-    ctx.ks.db(dst).insert_entry(newkey, copy);
+    ctx.ks.db(dst).insert_entry(newkey, copy, expire_at);
     ctx.signal_modified_key(dst, newkey);
     ctx.notify('g', "copy_to", dst, newkey);
     ctx.dirty(1);
@@ -381,8 +378,8 @@ fn move_cmd(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         ctx.out.integer(0);
         return Ok(());
     }
-    if let Some(entry) = ctx.ks.db(src).remove(key) {
-        ctx.ks.db(dst).insert_entry(key, entry);
+    if let Some((entry, at)) = ctx.ks.db(src).take(key) {
+        ctx.ks.db(dst).insert_entry(key, entry, at);
     }
     ctx.signal_modified_key(src, key);
     ctx.signal_modified_key(dst, key);
@@ -495,11 +492,11 @@ fn expire_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], base: i64, unit: i64) -> Cm
     let when = when.checked_mul(unit).ok_or_else(bad_time)?;
     let when = when.checked_add(base).ok_or_else(bad_time)?;
     let (db, now) = (ctx.db, ctx.now);
-    let Some(e) = ctx.ks.lookup_write(db, key, now) else {
+    if ctx.ks.lookup_write(db, key, now).is_none() {
         ctx.out.integer(0);
         return Ok(());
-    };
-    let current = e.expire().map_or(-1, |t| t as i64);
+    }
+    let current = ctx.ks.dbs[db].expire_of(key).map_or(-1, |t| t as i64);
     if !flags.allow(current, when) {
         ctx.out.integer(0);
         return Ok(());
@@ -539,7 +536,7 @@ fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], ms: bool, abs: bool) -> CmdResult 
     let now = ctx.now;
     let reply = match ctx.ks.lookup_read_notouch(ctx.db, key, now) {
         None => -2,
-        Some(e) => match e.expire() {
+        Some(_) => match ctx.ks.dbs[ctx.db].expire_of(key) {
             None => -1,
             Some(at) => {
                 let t = if abs {

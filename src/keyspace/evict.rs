@@ -375,8 +375,8 @@ impl Keyspace {
         if n == 0 {
             return false;
         }
-        let score = |e: &Entry| match policy {
-            Policy::VolatileTtl => u64::MAX - e.expire_at,
+        let score = |key: &Key, e: &Entry| match policy {
+            Policy::VolatileTtl => u64::MAX - d.expire_at(key, e),
             p if p.is_lfu() => 255 - u64::from(lfu_counter(e.lru)),
             _ => expire::idle_ms(e.lru),
         };
@@ -389,11 +389,11 @@ impl Keyspace {
                     .iter()
                     .filter_map(|(k, _)| d.main.get_key_value(k))
                 {
-                    pool.offer(score(e), db, key);
+                    pool.offer(score(key, e), db, key);
                 }
             } else {
                 for (key, e) in d.main.iter() {
-                    pool.offer(score(e), db, key);
+                    pool.offer(score(key, e), db, key);
                 }
             }
             return true;
@@ -407,7 +407,7 @@ impl Keyspace {
                 d.main.random_entry(rng)
             };
             if let Some((key, e)) = picked {
-                pool.offer(score(e), db, key);
+                pool.offer(score(key, e), db, key);
             }
         }
         true

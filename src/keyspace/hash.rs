@@ -32,14 +32,15 @@ pub struct HashValue {
 impl Default for HashValue {
     fn default() -> Self {
         HashValue {
-            repr: Repr::Packed(Packed::default()),
+            repr: Repr::Packed(Box::default()),
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 enum Repr {
-    Packed(Packed),
+    /// Boxed so that a [`Value`](super::Value) stays 24 bytes.
+    Packed(Box<Packed>),
     Table(Box<Big>),
 }
 

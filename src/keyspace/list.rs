@@ -190,7 +190,8 @@ impl<'a> DoubleEndedIterator for ChunkIter<'a> {
 /// A list value.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListValue {
-    chunks: VecDeque<Chunk>,
+    /// Boxed so that a [`Value`](super::Value) stays 24 bytes.
+    chunks: Box<VecDeque<Chunk>>,
     len: usize,
 }
 

@@ -21,31 +21,33 @@ pub use value::{HashValue, ListValue, RString, SetValue, Value, ZSetValue};
 pub const NO_EXPIRE: u64 = 0;
 
 /// One key's value plus its metadata.
+///
+/// The expiry time is not here: it lives only in [`Db::expires`] (as Redis keeps a separate
+/// expires dict), and the entry just says whether it has one. An entry is therefore 32 bytes,
+/// and with its key a main-table slot is 56, which matters when there are millions of them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub value: Value,
-    /// Absolute Unix time in milliseconds, or [`NO_EXPIRE`].
-    pub expire_at: u64,
     /// LRU clock (seconds, wrapping) of the last access, for OBJECT IDLETIME and eviction.
     pub lru: u32,
+    /// True if the key has an entry in [`Db::expires`]. Lookups test this before paying for a
+    /// second probe into that table.
+    volatile: bool,
 }
 
 impl Entry {
     pub fn new(value: Value) -> Self {
         Entry {
             value,
-            expire_at: NO_EXPIRE,
             lru: 0,
+            volatile: false,
         }
     }
 
+    /// True if the key has an expiry (its time is in [`Db::expires`]).
     #[inline]
-    pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expire_at != NO_EXPIRE && self.expire_at <= now_ms
-    }
-
-    pub fn expire(&self) -> Option<u64> {
-        (self.expire_at != NO_EXPIRE).then_some(self.expire_at)
+    pub fn has_expire(&self) -> bool {
+        self.volatile
     }
 }
 
@@ -54,7 +56,8 @@ impl Entry {
 pub struct Db {
     pub main: Table<Entry>,
     /// Keys that have an expiry, with that expiry: the sampling set of the active expire cycle
-    /// and of the `volatile-*` eviction policies. Always mirrors `Entry::expire_at`.
+    /// and of the `volatile-*` eviction policies. Holds exactly the keys whose entry has
+    /// [`Entry::has_expire`].
     pub expires: Table<u64>,
     /// Running average TTL (ms) of keys seen by the active expire cycle, for INFO keyspace.
     pub avg_ttl: u64,
@@ -75,6 +78,34 @@ impl Db {
         self.main.get(key)
     }
 
+    /// Like [`peek`](Self::peek), but treats a key that has expired at `now` as absent (still
+    /// without deleting it).
+    pub fn peek_live(&self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.main.get(key).filter(|e| !self.is_expired(key, e, now))
+    }
+
+    /// The absolute expiry (Unix ms) of `key`, if it exists and has one.
+    pub fn expire_of(&self, key: &[u8]) -> Option<u64> {
+        self.expires.get(key).copied()
+    }
+
+    /// The expiry of `key`, whose entry is `e`, or [`NO_EXPIRE`]. Costs a probe only for keys
+    /// that have an expiry.
+    #[inline]
+    pub fn expire_at(&self, key: &[u8], e: &Entry) -> u64 {
+        if e.volatile {
+            self.expires.get(key).copied().unwrap_or(NO_EXPIRE)
+        } else {
+            NO_EXPIRE
+        }
+    }
+
+    /// True if `key` (whose entry is `e`) has an expiry at or before `now`.
+    #[inline]
+    pub fn is_expired(&self, key: &[u8], e: &Entry, now: u64) -> bool {
+        e.volatile && expired_at(self.expires.get(key).copied().unwrap_or(NO_EXPIRE), now)
+    }
+
     /// Stores `value` under `key`, clearing any expiry (Redis `setKey`). Returns true if the key
     /// existed.
     pub fn set(&mut self, key: &[u8], value: Value) -> bool {
@@ -86,9 +117,9 @@ impl Db {
         let (e, inserted) = self
             .main
             .get_or_insert_with(key, || Entry::new(Value::Str(RString::Int(0))));
-        let had_expire = e.expire_at != NO_EXPIRE;
+        let had_expire = e.volatile;
         e.value = value;
-        e.expire_at = expire_at;
+        e.volatile = expire_at != NO_EXPIRE;
         // Like Redis, an overwrite keeps the LFU counter (the key is still as popular).
         if inserted || !evict::tracking_lfu() {
             e.lru = evict::new_access();
@@ -118,7 +149,7 @@ impl Db {
         debug_assert!(at != NO_EXPIRE);
         match self.main.get_mut(key) {
             Some(e) => {
-                e.expire_at = at;
+                e.volatile = true;
                 self.expires.insert(key, at);
                 true
             }
@@ -129,8 +160,8 @@ impl Db {
     /// Removes the expiry of a key. Returns true if it had one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
         match self.main.get_mut(key) {
-            Some(e) if e.expire_at != NO_EXPIRE => {
-                e.expire_at = NO_EXPIRE;
+            Some(e) if e.volatile => {
+                e.volatile = false;
                 self.expires.remove(key);
                 true
             }
@@ -140,17 +171,27 @@ impl Db {
 
     /// Deletes a key. Returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let e = self.main.remove(key)?;
-        if e.expire_at != NO_EXPIRE {
-            self.expires.remove(key);
-        }
-        Some(e)
+        self.take(key).map(|(e, _)| e)
     }
 
-    /// Inserts a whole entry (used by RENAME, MOVE, COPY and loaders), keeping its expiry.
-    pub fn insert_entry(&mut self, key: &[u8], entry: Entry) {
-        if entry.expire_at != NO_EXPIRE {
-            self.expires.insert(key, entry.expire_at);
+    /// Deletes a key. Returns its entry and its expiry (or [`NO_EXPIRE`]), for moving it
+    /// elsewhere with [`insert_entry`](Self::insert_entry).
+    pub fn take(&mut self, key: &[u8]) -> Option<(Entry, u64)> {
+        let e = self.main.remove(key)?;
+        let at = if e.volatile {
+            self.expires.remove(key).unwrap_or(NO_EXPIRE)
+        } else {
+            NO_EXPIRE
+        };
+        Some((e, at))
+    }
+
+    /// Inserts a whole entry with the given expiry or [`NO_EXPIRE`] (used by RENAME, MOVE, COPY
+    /// and loaders).
+    pub fn insert_entry(&mut self, key: &[u8], mut entry: Entry, expire_at: u64) {
+        entry.volatile = expire_at != NO_EXPIRE;
+        if entry.volatile {
+            self.expires.insert(key, expire_at);
         } else {
             self.expires.remove(key);
         }
@@ -172,13 +213,19 @@ impl Db {
     /// Moves the entry at `from` to `to` (replacing whatever `to` held), keeping its expiry.
     /// Returns false if `from` is absent. The caller has already applied lazy expiry to both.
     pub fn rename(&mut self, from: &[u8], to: &[u8]) -> bool {
-        let Some(entry) = self.remove(from) else {
+        let Some((entry, at)) = self.take(from) else {
             return false;
         };
         self.remove(to);
-        self.insert_entry(to, entry);
+        self.insert_entry(to, entry, at);
         true
     }
+}
+
+/// True if an expiry time (or [`NO_EXPIRE`]) has passed at `now`.
+#[inline]
+fn expired_at(at: u64, now: u64) -> bool {
+    at != NO_EXPIRE && at <= now
 }
 
 /// Counters the keyspace keeps for INFO stats.
@@ -280,7 +327,7 @@ impl Keyspace {
             let d = &self.dbs[db];
             let all_volatile = d.main.len() == d.expires.len();
             let (k, e) = d.main.random_entry(rng)?;
-            if !e.is_expired(now) {
+            if !d.is_expired(k, e, now) {
                 return Some(k.clone());
             }
             let k = k.clone();
@@ -302,10 +349,8 @@ impl Keyspace {
 
     /// Keys in `db`, counting only those that have not expired at `now` (without deleting any).
     pub fn live_keys(&self, db: usize, now: u64) -> impl Iterator<Item = (&Key, &Entry)> + '_ {
-        self.dbs[db]
-            .main
-            .iter()
-            .filter(move |(_, e)| !e.is_expired(now))
+        let d = &self.dbs[db];
+        d.main.iter().filter(move |(k, e)| !d.is_expired(k, e, now))
     }
 
     /// True if the key exists and has not expired (deleting it if it has).
@@ -338,10 +383,14 @@ fn lookup<'a>(
     expired: &mut Vec<(usize, Key)>,
     stats: &mut KeyspaceStats,
 ) -> Option<&'a mut Entry> {
+    let expires = &d.expires;
+    let dead = |e: &Entry| {
+        e.volatile && expired_at(expires.get(key).copied().unwrap_or(NO_EXPIRE), now)
+    };
     if !expire_on_access {
-        return d.main.get_mut(key).filter(|e| !e.is_expired(now));
+        return d.main.get_mut(key).filter(|e| !dead(e));
     }
-    match d.main.get_mut_unless(key, |e| e.is_expired(now))? {
+    match d.main.get_mut_unless(key, dead)? {
         Ok(e) => Some(e),
         Err((k, _)) => {
             d.expires.remove(&k);
@@ -365,7 +414,8 @@ mod tests {
         d.set(b"b", Value::from_bytes(b"2"));
         assert!(d.rename(b"a", b"b"));
         assert!(d.peek(b"a").is_none());
-        assert_eq!(d.peek(b"b").map(|e| e.expire_at), Some(5_000));
+        assert_eq!(d.expire_of(b"b"), Some(5_000));
+        assert!(d.peek(b"b").is_some_and(Entry::has_expire));
         assert_eq!(d.expires.len(), 1);
         assert!(d.expires.contains_key(b"b"));
         assert!(!d.rename(b"zz", b"b"));

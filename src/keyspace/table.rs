@@ -6,11 +6,11 @@
 //! more hash bit. Growing the table therefore costs one segment split (about 0.1 ms) at a time,
 //! plus an occasional directory doubling that copies only pointers.
 //!
-//! Inside a segment, entries sit densely in a `Vec` (`slots`) and a small `hashbrown` index maps
-//! hashes to `u16` slot numbers. The dense layout gives O(1) random sampling (RANDOMKEY, eviction,
-//! active expiry), cheap iteration, and an index that costs 3 bytes a bucket instead of a whole
-//! entry. Each slot keeps 32 bits of its key's hash, so splits and index resizes never re-hash
-//! keys. A split gives both halves full capacity, so no segment regrows right after a split.
+//! Inside a segment, entries sit densely in fixed-size chunks (see [`Segment`]) and a small
+//! `hashbrown` index maps hashes to `u16` slot numbers. The dense layout gives O(1) random
+//! sampling (RANDOMKEY, eviction, active expiry), cheap iteration, and an index that costs 3 bytes
+//! a bucket instead of a whole entry. Each key carries 32 bits of its hash (in bytes its enum
+//! would otherwise pad), so splits and index resizes never re-hash keys.
 //!
 //! Measured with `examples/growth_stall.rs` (10 million keys, release build): a split costs
 //! about 0.13-0.2 ms; no single insert does more table work than one split.
@@ -30,39 +30,58 @@ use rand::Rng;
 /// Owned key bytes. Keys of up to [`INLINE_KEY`] bytes live inside the slot itself: most keys
 /// are short (`user:1042`, `session:9f8e...`), and keeping them inline saves an allocation per
 /// key and, more importantly, the cache miss of chasing a pointer on every lookup.
+///
+/// A key also carries 32 bits of its hash, set by the [`Table`] that stores it (0 elsewhere). It
+/// sits in bytes the enum would otherwise pad, so the table gets it for free: splits, index
+/// resizes and SCAN positions never re-hash keys. Equality and hashing use the bytes only.
 #[derive(Clone)]
-pub enum Key {
-    Inline { len: u8, buf: [u8; INLINE_KEY] },
-    Heap(Box<[u8]>),
+pub struct Key(KeyRepr);
+
+#[derive(Clone)]
+enum KeyRepr {
+    Inline { h: u32, len: u8, buf: [u8; INLINE_KEY] },
+    Heap { h: u32, bytes: Box<[u8]> },
 }
 
-/// Longest key stored inline (the enum is then 24 bytes, like a `Vec`).
-pub const INLINE_KEY: usize = 22;
+/// Longest key stored inline (the key, with its hash, is then 24 bytes, like a `Vec`).
+pub const INLINE_KEY: usize = 18;
 
 impl Key {
     pub fn new(b: &[u8]) -> Key {
+        Key::with_hash(b, 0)
+    }
+
+    fn with_hash(b: &[u8], h: u32) -> Key {
         if b.len() <= INLINE_KEY {
             let mut buf = [0u8; INLINE_KEY];
             buf[..b.len()].copy_from_slice(b);
-            Key::Inline { len: b.len() as u8, buf }
+            Key(KeyRepr::Inline { h, len: b.len() as u8, buf })
         } else {
-            Key::Heap(b.into())
+            Key(KeyRepr::Heap { h, bytes: b.into() })
+        }
+    }
+
+    /// The table hash stored with the key.
+    #[inline]
+    fn h(&self) -> u32 {
+        match &self.0 {
+            KeyRepr::Inline { h, .. } | KeyRepr::Heap { h, .. } => *h,
         }
     }
 
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            Key::Inline { len, buf } => &buf[..*len as usize],
-            Key::Heap(b) => b,
+        match &self.0 {
+            KeyRepr::Inline { len, buf, .. } => &buf[..*len as usize],
+            KeyRepr::Heap { bytes, .. } => bytes,
         }
     }
 
     /// Heap bytes owned beyond the key itself (MEMORY USAGE).
     pub fn heap_size(&self) -> usize {
-        match self {
-            Key::Inline { .. } => 0,
-            Key::Heap(b) => b.len(),
+        match &self.0 {
+            KeyRepr::Inline { .. } => 0,
+            KeyRepr::Heap { bytes, .. } => bytes.len(),
         }
     }
 
@@ -134,7 +153,7 @@ impl From<Vec<u8>> for Key {
         if v.len() <= INLINE_KEY {
             Key::new(&v)
         } else {
-            Key::Heap(v.into_boxed_slice())
+            Key(KeyRepr::Heap { h: 0, bytes: v.into_boxed_slice() })
         }
     }
 }
@@ -146,17 +165,29 @@ pub const SEG_MAX: usize = 7168;
 /// Positions live in a 32-bit space; a cursor equal to this value means "done".
 const POS_END: u64 = 1 << 32;
 
+/// Slots per storage chunk: 256 keeps a chunk of main-table entries (56 bytes each) within one
+/// allocator size class (14 KiB) and the slack of a segment to one partly filled chunk.
+const CHUNK: usize = 256;
+
 struct Slot<V> {
-    h: u32,
+    /// The key, carrying its hash (see [`Key`]).
     key: Key,
     val: V,
 }
 
+/// A segment's slots sit in fixed-size chunks rather than one `Vec`: a `Vec` doubles, and
+/// segments all split at about the same time (hashing spreads keys evenly), so a table of
+/// single-`Vec` segments spends up to half its slot memory on capacity nobody uses. With chunks
+/// the waste is at most one chunk per segment, and growth never copies slots. Only the first
+/// chunk grows gradually, so small tables (a hash's fields) stay small. Every chunk but the last
+/// is full, and at most one empty chunk is kept as a spare so that a push and a pop at a chunk
+/// boundary don't allocate and free over and over.
 struct Segment<V> {
     /// How many low hash bits all keys of this segment share.
     depth: u32,
     index: HashTable<u16>,
-    slots: Vec<Slot<V>>,
+    chunks: Vec<Vec<Slot<V>>>,
+    len: usize,
 }
 
 /// Spreads a 32-bit hash over 64 bits for the segment's index. All keys in a segment share their
@@ -171,47 +202,100 @@ impl<V> Segment<V> {
         Segment {
             depth,
             index: HashTable::with_capacity(cap),
-            slots: Vec::with_capacity(cap),
+            chunks: Vec::new(),
+            len: 0,
         }
     }
 
     #[inline]
+    fn slot(&self, i: usize) -> &Slot<V> {
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, i: usize) -> &mut Slot<V> {
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+
+    fn slots(&self) -> impl Iterator<Item = &Slot<V>> + '_ {
+        self.chunks.iter().flatten()
+    }
+
+    #[inline]
     fn find(&self, h: u32, key: &[u8]) -> Option<usize> {
-        let slots = &self.slots;
         self.index
             .find(mix(h), |&i| {
-                let s = &slots[i as usize];
-                s.h == h && &*s.key == key
+                let s = self.slot(i as usize);
+                s.key.h() == h && &*s.key == key
             })
             .map(|&i| i as usize)
     }
 
-    fn push(&mut self, h: u32, key: Key, val: V) -> usize {
-        let i = self.slots.len();
-        self.slots.push(Slot { h, key, val });
-        let slots = &self.slots;
-        self.index
-            .insert_unique(mix(h), i as u16, |&j| mix(slots[j as usize].h));
+    /// Appends a slot at position `len`, opening a new chunk when the last one is full.
+    fn push_slot(&mut self, slot: Slot<V>) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => {
+                if c.len() == c.capacity() {
+                    // Only the first chunk is ever short of capacity: grow it by doubling.
+                    let want = (c.capacity() * 2).clamp(4, CHUNK);
+                    c.reserve_exact(want - c.len());
+                }
+                c.push(slot);
+            }
+            _ => {
+                let mut c = Vec::with_capacity(if self.chunks.is_empty() { 4 } else { CHUNK });
+                c.push(slot);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn push(&mut self, key: Key, val: V) -> usize {
+        let i = self.len;
+        let h = key.h();
+        self.push_slot(Slot { key, val });
+        let chunks = &self.chunks;
+        self.index.insert_unique(mix(h), i as u16, |&j| {
+            mix(chunks[j as usize / CHUNK][j as usize % CHUNK].key.h())
+        });
         i
+    }
+
+    /// Removes and returns the last slot, dropping a spare empty chunk first.
+    fn pop_slot(&mut self) -> Slot<V> {
+        if self.chunks.len() > 1 && self.chunks.last().is_some_and(Vec::is_empty) {
+            self.chunks.pop();
+        }
+        self.len -= 1;
+        match self.chunks.last_mut().and_then(Vec::pop) {
+            Some(s) => s,
+            None => unreachable!("pop from an empty segment"),
+        }
     }
 
     /// Removes slot `i`, moving the last slot into its place.
     fn remove_at(&mut self, i: usize) -> Slot<V> {
-        let h = self.slots[i].h;
+        let h = self.slot(i).key.h();
         match self.index.find_entry(mix(h), |&j| j as usize == i) {
             Ok(e) => {
                 e.remove();
             }
             Err(_) => unreachable!("slot {i} missing from its index"),
         }
-        let last = self.slots.len() - 1;
+        let last = self.len - 1;
         if i != last {
-            let lh = self.slots[last].h;
+            let lh = self.slot(last).key.h();
             if let Ok(mut e) = self.index.find_entry(mix(lh), |&j| j as usize == last) {
                 *e.get_mut() = i as u16;
             }
         }
-        self.slots.swap_remove(i)
+        let tail = self.pop_slot();
+        if i == last {
+            tail
+        } else {
+            std::mem::replace(self.slot_mut(i), tail)
+        }
     }
 }
 
@@ -270,20 +354,20 @@ impl<V> Table<V> {
 
     pub fn get(&self, key: &[u8]) -> Option<&V> {
         let (_, s, i) = self.locate(key);
-        i.map(|i| &self.segs[s].slots[i].val)
+        i.map(|i| &self.segs[s].slot(i).val)
     }
 
     pub fn get_key_value(&self, key: &[u8]) -> Option<(&Key, &V)> {
         let (_, s, i) = self.locate(key);
         i.map(|i| {
-            let slot = &self.segs[s].slots[i];
+            let slot = self.segs[s].slot(i);
             (&slot.key, &slot.val)
         })
     }
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
         let (_, s, i) = self.locate(key);
-        i.map(move |i| &mut self.segs[s].slots[i].val)
+        i.map(move |i| &mut self.segs[s].slot_mut(i).val)
     }
 
     pub fn contains_key(&self, key: &[u8]) -> bool {
@@ -294,9 +378,9 @@ impl<V> Table<V> {
     pub fn insert(&mut self, key: &[u8], val: V) -> Option<V> {
         let (h, s, i) = self.locate(key);
         if let Some(i) = i {
-            return Some(std::mem::replace(&mut self.segs[s].slots[i].val, val));
+            return Some(std::mem::replace(&mut self.segs[s].slot_mut(i).val, val));
         }
-        self.insert_new(h, s, key.into(), val);
+        self.insert_new(h, s, key, val);
         None
     }
 
@@ -305,10 +389,10 @@ impl<V> Table<V> {
     pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> V) -> (&mut V, bool) {
         let (h, s, i) = self.locate(key);
         match i {
-            Some(i) => (&mut self.segs[s].slots[i].val, false),
+            Some(i) => (&mut self.segs[s].slot_mut(i).val, false),
             None => {
-                let (s, i) = self.insert_new(h, s, key.into(), make());
-                (&mut self.segs[s].slots[i].val, true)
+                let (s, i) = self.insert_new(h, s, key, make());
+                (&mut self.segs[s].slot_mut(i).val, true)
             }
         }
     }
@@ -322,12 +406,12 @@ impl<V> Table<V> {
     ) -> Option<Result<&mut V, (Key, V)>> {
         let (_, s, i) = self.locate(key);
         let i = i?;
-        if expired(&self.segs[s].slots[i].val) {
+        if expired(&self.segs[s].slot(i).val) {
             let slot = self.segs[s].remove_at(i);
             self.len -= 1;
             return Some(Err((slot.key, slot.val)));
         }
-        Some(Ok(&mut self.segs[s].slots[i].val))
+        Some(Ok(&mut self.segs[s].slot_mut(i).val))
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
@@ -341,13 +425,13 @@ impl<V> Table<V> {
         Some((slot.key, slot.val))
     }
 
-    fn insert_new(&mut self, h: u32, mut s: usize, key: Key, val: V) -> (usize, usize) {
-        if self.segs[s].slots.len() >= SEG_MAX {
+    fn insert_new(&mut self, h: u32, mut s: usize, key: &[u8], val: V) -> (usize, usize) {
+        if self.segs[s].len >= SEG_MAX {
             self.split(s);
             s = self.seg_of(h);
         }
         self.len += 1;
-        (s, self.segs[s].push(h, key, val))
+        (s, self.segs[s].push(Key::with_hash(key, h), val))
     }
 
     /// Splits segment `s` on its next hash bit, doubling the directory first if needed.
@@ -360,17 +444,17 @@ impl<V> Table<V> {
             self.global_depth += 1;
         }
         let bit = 1u32 << depth;
-        let old_slots = std::mem::take(&mut self.segs[s].slots);
+        let old_chunks = std::mem::take(&mut self.segs[s].chunks);
         // Both halves start at full capacity: each holds about SEG_MAX / 2 entries, so a smaller
         // capacity would be outgrown by the very next insert, and that insert would pay for a
         // `Vec` copy and an index rehash on top of the split just done.
         let mut low = Segment::new(depth + 1, SEG_MAX);
         let mut high = Segment::new(depth + 1, SEG_MAX);
-        for sl in old_slots {
-            if sl.h & bit == 0 {
-                low.push(sl.h, sl.key, sl.val);
+        for sl in old_chunks.into_iter().flatten() {
+            if sl.key.h() & bit == 0 {
+                low.push(sl.key, sl.val);
             } else {
-                high.push(sl.h, sl.key, sl.val);
+                high.push(sl.key, sl.val);
             }
         }
         let hi_idx = self.segs.len() as u32;
@@ -394,13 +478,13 @@ impl<V> Table<V> {
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &V)> + '_ {
         self.segs
             .iter()
-            .flat_map(|s| s.slots.iter().map(|sl| (&sl.key, &sl.val)))
+            .flat_map(|s| s.slots().map(|sl| (&sl.key, &sl.val)))
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Key, &mut V)> + '_ {
         self.segs
             .iter_mut()
-            .flat_map(|s| s.slots.iter_mut().map(|sl| (&sl.key, &mut sl.val)))
+            .flat_map(|s| s.chunks.iter_mut().flatten().map(|sl| (&sl.key, &mut sl.val)))
     }
 
     /// Picks a random entry: a random segment (weighted by the share of hash space it covers,
@@ -412,10 +496,10 @@ impl<V> Table<V> {
         loop {
             let d = rng.gen_range(0..self.dir.len());
             let seg = &self.segs[self.dir[d] as usize];
-            if seg.slots.is_empty() {
+            if seg.len == 0 {
                 continue;
             }
-            let sl = &seg.slots[rng.gen_range(0..seg.slots.len())];
+            let sl = seg.slot(rng.gen_range(0..seg.len));
             return Some((&sl.key, &sl.val));
         }
     }
@@ -440,15 +524,14 @@ impl<V> Table<V> {
             let end = start + (1u64 << (32 - seg.depth));
             cand.clear();
             cand.extend(
-                seg.slots
-                    .iter()
+                seg.slots()
                     .enumerate()
-                    .map(|(i, sl)| (sl.h.reverse_bits(), i as u32))
+                    .map(|(i, sl)| (sl.key.h().reverse_bits(), i as u32))
                     .filter(|&(p, _)| u64::from(p) >= c),
             );
             if cand.len() <= budget {
                 for &(_, i) in &cand {
-                    let sl = &seg.slots[i as usize];
+                    let sl = seg.slot(i as usize);
                     f(&sl.key, &sl.val);
                 }
                 budget -= cand.len();
@@ -465,7 +548,7 @@ impl<V> Table<V> {
             let mut next = u64::MAX;
             for &(p, i) in &cand {
                 if p <= cut {
-                    let sl = &seg.slots[i as usize];
+                    let sl = seg.slot(i as usize);
                     f(&sl.key, &sl.val);
                 } else {
                     next = next.min(u64::from(p));
@@ -487,7 +570,7 @@ impl<V> Table<V> {
 
     /// Entries in the largest segment (for tests and `DEBUG HTSTATS`).
     pub fn max_segment_len(&self) -> usize {
-        self.segs.iter().map(|s| s.slots.len()).max().unwrap_or(0)
+        self.segs.iter().map(|s| s.len).max().unwrap_or(0)
     }
 
     pub fn segment_count(&self) -> usize {

@@ -30,13 +30,14 @@ pub struct Limits {
 
 /// A sorted set value.
 pub enum ZSetValue {
-    Pack(Pack),
+    /// Boxed so that a [`Value`](super::Value) stays 24 bytes.
+    Pack(Box<Pack>),
     Skip(Box<SkipSet>),
 }
 
 impl Default for ZSetValue {
     fn default() -> Self {
-        ZSetValue::Pack(Pack::default())
+        ZSetValue::Pack(Box::default())
     }
 }
 
@@ -289,7 +290,7 @@ impl ZSetValue {
                 let mut p = Pack::default();
                 s.list
                     .for_range(0, s.list.len, false, |m, sc| p.push_back(m, sc));
-                *self = ZSetValue::Pack(p);
+                *self = ZSetValue::Pack(Box::new(p));
             }
         }
     }
