@@ -344,8 +344,7 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         ctx.out.integer(0);
         return Ok(());
     };
-    let mut copy = Entry::new(e.value.clone());
-    copy.lru = crate::keyspace::evict::new_access();
+    let copy = Entry::new(e.value.clone());
     let expire_at = ctx.ks.dbs[src].expire_of(key).unwrap_or(NO_EXPIRE);
     if ctx.ks.lookup_write(dst, newkey, now).is_some() {
         if !replace {
@@ -354,7 +353,8 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         }
         ctx.ks.db(dst).remove(newkey);
     }
-    ctx.ks.db(dst).insert_entry(newkey, copy, expire_at);
+    let lru = crate::keyspace::evict::new_access();
+    ctx.ks.db(dst).insert_entry(newkey, copy, expire_at, lru);
     ctx.signal_modified_key(dst, newkey);
     ctx.notify('g', "copy_to", dst, newkey);
     ctx.dirty(1);
@@ -378,8 +378,8 @@ fn move_cmd(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         ctx.out.integer(0);
         return Ok(());
     }
-    if let Some((entry, at)) = ctx.ks.db(src).take(key) {
-        ctx.ks.db(dst).insert_entry(key, entry, at);
+    if let Some((entry, at, lru)) = ctx.ks.db(src).take(key) {
+        ctx.ks.db(dst).insert_entry(key, entry, at, lru);
     }
     ctx.signal_modified_key(src, key);
     ctx.signal_modified_key(dst, key);
@@ -644,11 +644,12 @@ fn object_encoding(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// ```
 fn object_idletime(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let lfu = lfu_policy(ctx);
-    if let Some(e) = object_lookup(ctx, argv[2]) {
+    if object_lookup(ctx, argv[2]).is_some() {
         if lfu {
             return Err(CmdError::raw(LFU_SELECTED));
         }
-        let idle = expire::idle_ms(e.lru) / 1000;
+        let lru = ctx.ks.dbs[ctx.db].lru_of(argv[2]).unwrap_or(0);
+        let idle = expire::idle_ms(lru) / 1000;
         ctx.out.integer(idle as i64);
     }
     Ok(())
@@ -663,11 +664,12 @@ fn object_idletime(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// The counter is reported with the decay due since the key's last access applied.
 fn object_freq(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let lfu = lfu_policy(ctx);
-    if let Some(e) = object_lookup(ctx, argv[2]) {
+    if object_lookup(ctx, argv[2]).is_some() {
         if !lfu {
             return Err(CmdError::raw(LFU_NOT_SELECTED));
         }
-        let freq = crate::keyspace::evict::lfu_counter(e.lru);
+        let lru = ctx.ks.dbs[ctx.db].lru_of(argv[2]).unwrap_or(0);
+        let freq = crate::keyspace::evict::lfu_counter(lru);
         ctx.out.integer(i64::from(freq));
     }
     Ok(())

@@ -881,6 +881,7 @@ fn debug_object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
         return Err(CmdError::NoSuchKey);
     };
     let addr = e as *const Entry as usize;
+    let lru = ctx.ks.dbs[ctx.db].lru_of(key).unwrap_or(0);
     let serialized = match &e.value {
         Value::Str(v) => rdb_string_len(v),
         Value::List(v) => v.serialized_len(),
@@ -893,8 +894,8 @@ fn debug_object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
          lru_seconds_idle:{}",
         e.value.encoding(),
         serialized,
-        e.lru,
-        crate::keyspace::expire::idle_ms(e.lru) / 1000
+        lru,
+        crate::keyspace::expire::idle_ms(lru) / 1000
     );
     ctx.out.simple(&line);
     Ok(())
@@ -974,7 +975,7 @@ fn dataset_digest(ctx: &mut Ctx<'_>) -> [u8; 20] {
     let mut acc = [0u8; 20];
     for (dbi, db) in ctx.ks.dbs.iter().enumerate() {
         for (k, e) in db.main.iter() {
-            let expire_at = db.expire_at(k, e);
+            let expire_at = db.expire_of(k).unwrap_or(crate::keyspace::NO_EXPIRE);
             if expire_at != crate::keyspace::NO_EXPIRE && expire_at <= ctx.now {
                 continue;
             }

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use rand::Rng;
 
-use super::{expire, Entry, Key, Keyspace};
+use super::{expire, Entry, Key, Keyspace, NO_EXPIRE};
 
 /// Candidates kept between eviction rounds (Redis `EVPOOL_SIZE`).
 pub const POOL_SIZE: usize = 16;
@@ -375,10 +375,10 @@ impl Keyspace {
         if n == 0 {
             return false;
         }
-        let score = |key: &Key, e: &Entry| match policy {
-            Policy::VolatileTtl => u64::MAX - d.expire_at(key, e),
-            p if p.is_lfu() => 255 - u64::from(lfu_counter(e.lru)),
-            _ => expire::idle_ms(e.lru),
+        let score = |key: &Key, _: &Entry| match policy {
+            Policy::VolatileTtl => u64::MAX - d.expire_of(key).unwrap_or(NO_EXPIRE),
+            p if p.is_lfu() => 255 - u64::from(lfu_counter(d.lru_of(key).unwrap_or(0))),
+            _ => expire::idle_ms(d.lru_of(key).unwrap_or(0)),
         };
         if samples >= n {
             // A database no bigger than the sample is considered whole: exact, and no
@@ -509,7 +509,7 @@ mod tests {
             } else {
                 now
             };
-            ks.dbs[0].main.get_mut(k.as_bytes()).unwrap().lru = lru;
+            ks.dbs[0].set_lru(k.as_bytes(), lru);
         }
         let mut pool = EvictionPool::new();
         let mut rng = SmallRng::seed_from_u64(9);

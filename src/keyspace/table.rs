@@ -9,8 +9,8 @@
 //! Inside a segment, entries sit densely in fixed-size chunks (see [`Segment`]) and a small
 //! `hashbrown` index maps hashes to `u16` slot numbers. The dense layout gives O(1) random
 //! sampling (RANDOMKEY, eviction, active expiry), cheap iteration, and an index that costs 3 bytes
-//! a bucket instead of a whole entry. Each key carries 32 bits of its hash (in bytes its enum
-//! would otherwise pad), so splits and index resizes never re-hash keys.
+//! a bucket instead of a whole entry. Slots do not store hashes: the few operations that need
+//! the hash of a stored key (a split, an index rehash, SCAN positions) recompute it.
 //!
 //! Measured with `examples/growth_stall.rs` (10 million keys, release build): a split costs
 //! about 0.13-0.2 ms; no single insert does more table work than one split.
@@ -31,41 +31,45 @@ use rand::Rng;
 /// are short (`user:1042`, `session:9f8e...`), and keeping them inline saves an allocation per
 /// key and, more importantly, the cache miss of chasing a pointer on every lookup.
 ///
-/// A key also carries 32 bits of its hash, set by the [`Table`] that stores it (0 elsewhere). It
-/// sits in bytes the enum would otherwise pad, so the table gets it for free: splits, index
-/// resizes and SCAN positions never re-hash keys. Equality and hashing use the bytes only.
+/// A key also carries a 32-bit `meta` word that the [`Table`] storing it lends to its user (the
+/// keyspace keeps each key's LRU/LFU data and an "has expiry" bit there; 0 elsewhere). It sits
+/// in bytes the enum would otherwise pad, so it costs nothing: a main-table slot is this key
+/// plus a 24-byte value, 48 bytes. Equality and hashing use the bytes only.
 #[derive(Clone)]
 pub struct Key(KeyRepr);
 
 #[derive(Clone)]
 enum KeyRepr {
-    Inline { h: u32, len: u8, buf: [u8; INLINE_KEY] },
-    Heap { h: u32, bytes: Box<[u8]> },
+    Inline { meta: u32, len: u8, buf: [u8; INLINE_KEY] },
+    Heap { meta: u32, bytes: Box<[u8]> },
 }
 
-/// Longest key stored inline (the key, with its hash, is then 24 bytes, like a `Vec`).
+/// Longest key stored inline (the key, with its meta word, is then 24 bytes, like a `Vec`).
 pub const INLINE_KEY: usize = 18;
 
 impl Key {
     pub fn new(b: &[u8]) -> Key {
-        Key::with_hash(b, 0)
-    }
-
-    fn with_hash(b: &[u8], h: u32) -> Key {
         if b.len() <= INLINE_KEY {
             let mut buf = [0u8; INLINE_KEY];
             buf[..b.len()].copy_from_slice(b);
-            Key(KeyRepr::Inline { h, len: b.len() as u8, buf })
+            Key(KeyRepr::Inline { meta: 0, len: b.len() as u8, buf })
         } else {
-            Key(KeyRepr::Heap { h, bytes: b.into() })
+            Key(KeyRepr::Heap { meta: 0, bytes: b.into() })
         }
     }
 
-    /// The table hash stored with the key.
+    /// The meta word (see the type's docs).
     #[inline]
-    fn h(&self) -> u32 {
+    pub fn meta(&self) -> u32 {
         match &self.0 {
-            KeyRepr::Inline { h, .. } | KeyRepr::Heap { h, .. } => *h,
+            KeyRepr::Inline { meta, .. } | KeyRepr::Heap { meta, .. } => *meta,
+        }
+    }
+
+    #[inline]
+    fn meta_mut(&mut self) -> &mut u32 {
+        match &mut self.0 {
+            KeyRepr::Inline { meta, .. } | KeyRepr::Heap { meta, .. } => meta,
         }
     }
 
@@ -153,7 +157,7 @@ impl From<Vec<u8>> for Key {
         if v.len() <= INLINE_KEY {
             Key::new(&v)
         } else {
-            Key(KeyRepr::Heap { h: 0, bytes: v.into_boxed_slice() })
+            Key(KeyRepr::Heap { meta: 0, bytes: v.into_boxed_slice() })
         }
     }
 }
@@ -165,12 +169,12 @@ pub const SEG_MAX: usize = 7168;
 /// Positions live in a 32-bit space; a cursor equal to this value means "done".
 const POS_END: u64 = 1 << 32;
 
-/// Slots per storage chunk: 256 keeps a chunk of main-table entries (56 bytes each) within one
-/// allocator size class (14 KiB) and the slack of a segment to one partly filled chunk.
-const CHUNK: usize = 256;
+/// Slots per storage chunk: 128 main-table entries (48 bytes each) fill one allocator size class
+/// (6 KiB) exactly, and a segment's slack is at most one partly filled chunk.
+const CHUNK: usize = 128;
 
 struct Slot<V> {
-    /// The key, carrying its hash (see [`Key`]).
+    /// The key, carrying the slot's meta word (see [`Key`]).
     key: Key,
     val: V,
 }
@@ -188,6 +192,14 @@ struct Segment<V> {
     index: HashTable<u16>,
     chunks: Vec<Vec<Slot<V>>>,
     len: usize,
+}
+
+type Hasher = foldhash::fast::RandomState;
+
+/// The 32-bit hash of a key under a table's hasher.
+#[inline]
+fn hash32(hs: &Hasher, key: &[u8]) -> u32 {
+    hs.hash_one(key) as u32
 }
 
 /// Spreads a 32-bit hash over 64 bits for the segment's index. All keys in a segment share their
@@ -224,10 +236,7 @@ impl<V> Segment<V> {
     #[inline]
     fn find(&self, h: u32, key: &[u8]) -> Option<usize> {
         self.index
-            .find(mix(h), |&i| {
-                let s = self.slot(i as usize);
-                s.key.h() == h && &*s.key == key
-            })
+            .find(mix(h), |&i| &*self.slot(i as usize).key == key)
             .map(|&i| i as usize)
     }
 
@@ -251,13 +260,14 @@ impl<V> Segment<V> {
         self.len += 1;
     }
 
-    fn push(&mut self, key: Key, val: V) -> usize {
+    fn push(&mut self, hs: &Hasher, h: u32, key: Key, val: V) -> usize {
         let i = self.len;
-        let h = key.h();
         self.push_slot(Slot { key, val });
         let chunks = &self.chunks;
+        // The closure only runs when the index grows or rehashes in place (rare: a split gives
+        // each half a full-size index), so re-hashing keys there beats storing every hash.
         self.index.insert_unique(mix(h), i as u16, |&j| {
-            mix(chunks[j as usize / CHUNK][j as usize % CHUNK].key.h())
+            mix(hash32(hs, &chunks[j as usize / CHUNK][j as usize % CHUNK].key))
         });
         i
     }
@@ -274,9 +284,8 @@ impl<V> Segment<V> {
         }
     }
 
-    /// Removes slot `i`, moving the last slot into its place.
-    fn remove_at(&mut self, i: usize) -> Slot<V> {
-        let h = self.slot(i).key.h();
+    /// Removes slot `i`, whose key hashes to `h`, moving the last slot into its place.
+    fn remove_at(&mut self, hs: &Hasher, h: u32, i: usize) -> Slot<V> {
         match self.index.find_entry(mix(h), |&j| j as usize == i) {
             Ok(e) => {
                 e.remove();
@@ -285,7 +294,7 @@ impl<V> Segment<V> {
         }
         let last = self.len - 1;
         if i != last {
-            let lh = self.slot(last).key.h();
+            let lh = hash32(hs, &self.slot(last).key);
             if let Ok(mut e) = self.index.find_entry(mix(lh), |&j| j as usize == last) {
                 *e.get_mut() = i as u16;
             }
@@ -336,7 +345,7 @@ impl<V> Table<V> {
 
     #[inline]
     fn hash(&self, key: &[u8]) -> u32 {
-        self.hasher.hash_one(key) as u32
+        hash32(&self.hasher, key)
     }
 
     #[inline]
@@ -399,19 +408,49 @@ impl<V> Table<V> {
 
     /// Looks `key` up once; if `expired(&value)` holds, removes the entry and returns it as
     /// `Err`, otherwise returns the value. This is the single-probe path for lazy expiry.
+    /// `expired` sees the slot's meta word and value; a live entry comes back with both.
+    #[allow(clippy::type_complexity)]
     pub fn get_mut_unless(
         &mut self,
         key: &[u8],
-        expired: impl FnOnce(&V) -> bool,
-    ) -> Option<Result<&mut V, (Key, V)>> {
-        let (_, s, i) = self.locate(key);
+        expired: impl FnOnce(u32, &V) -> bool,
+    ) -> Option<Result<(&mut u32, &mut V), (Key, V)>> {
+        let (h, s, i) = self.locate(key);
         let i = i?;
-        if expired(&self.segs[s].slot(i).val) {
-            let slot = self.segs[s].remove_at(i);
+        let sl = self.segs[s].slot(i);
+        if expired(sl.key.meta(), &sl.val) {
+            let slot = self.segs[s].remove_at(&self.hasher, h, i);
             self.len -= 1;
             return Some(Err((slot.key, slot.val)));
         }
-        Some(Ok(&mut self.segs[s].slot_mut(i).val))
+        let sl = self.segs[s].slot_mut(i);
+        Some(Ok((sl.key.meta_mut(), &mut sl.val)))
+    }
+
+    /// The meta word and value of `key` (see [`Key`] for the meta word).
+    pub fn get_meta_mut(&mut self, key: &[u8]) -> Option<(&mut u32, &mut V)> {
+        let (_, s, i) = self.locate(key);
+        let sl = self.segs[s].slot_mut(i?);
+        Some((sl.key.meta_mut(), &mut sl.val))
+    }
+
+    /// Like [`get_or_insert_with`](Self::get_or_insert_with), also lending the meta word (0
+    /// for a new entry).
+    pub fn get_or_insert_meta(
+        &mut self,
+        key: &[u8],
+        make: impl FnOnce() -> V,
+    ) -> (&mut u32, &mut V, bool) {
+        let (h, s, i) = self.locate(key);
+        let (s, i, inserted) = match i {
+            Some(i) => (s, i, false),
+            None => {
+                let (s, i) = self.insert_new(h, s, key, make());
+                (s, i, true)
+            }
+        };
+        let sl = self.segs[s].slot_mut(i);
+        (sl.key.meta_mut(), &mut sl.val, inserted)
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
@@ -419,8 +458,8 @@ impl<V> Table<V> {
     }
 
     pub fn remove_entry(&mut self, key: &[u8]) -> Option<(Key, V)> {
-        let (_, s, i) = self.locate(key);
-        let slot = self.segs[s].remove_at(i?);
+        let (h, s, i) = self.locate(key);
+        let slot = self.segs[s].remove_at(&self.hasher, h, i?);
         self.len -= 1;
         Some((slot.key, slot.val))
     }
@@ -431,7 +470,7 @@ impl<V> Table<V> {
             s = self.seg_of(h);
         }
         self.len += 1;
-        (s, self.segs[s].push(Key::with_hash(key, h), val))
+        (s, self.segs[s].push(&self.hasher, h, Key::new(key), val))
     }
 
     /// Splits segment `s` on its next hash bit, doubling the directory first if needed.
@@ -451,10 +490,11 @@ impl<V> Table<V> {
         let mut low = Segment::new(depth + 1, SEG_MAX);
         let mut high = Segment::new(depth + 1, SEG_MAX);
         for sl in old_chunks.into_iter().flatten() {
-            if sl.key.h() & bit == 0 {
-                low.push(sl.key, sl.val);
+            let h = hash32(&self.hasher, &sl.key);
+            if h & bit == 0 {
+                low.push(&self.hasher, h, sl.key, sl.val);
             } else {
-                high.push(sl.key, sl.val);
+                high.push(&self.hasher, h, sl.key, sl.val);
             }
         }
         let hi_idx = self.segs.len() as u32;
@@ -526,7 +566,7 @@ impl<V> Table<V> {
             cand.extend(
                 seg.slots()
                     .enumerate()
-                    .map(|(i, sl)| (sl.key.h().reverse_bits(), i as u32))
+                    .map(|(i, sl)| (hash32(&self.hasher, &sl.key).reverse_bits(), i as u32))
                     .filter(|&(p, _)| u64::from(p) >= c),
             );
             if cand.len() <= budget {
@@ -669,13 +709,13 @@ mod tests {
         }
         let (k, v) = t.random_entry(&mut rng).unwrap();
         assert_eq!(&**k, &key(*v)[..]);
-        match t.get_mut_unless(&key(5), |v| *v == 5) {
+        match t.get_mut_unless(&key(5), |_, v| *v == 5) {
             Some(Err((k, 5))) => assert_eq!(&*k, &key(5)[..]),
             _ => panic!("expected removal"),
         }
         assert!(matches!(
-            t.get_mut_unless(&key(6), |v| *v == 5),
-            Some(Ok(&mut 6))
+            t.get_mut_unless(&key(6), |_, v| *v == 5),
+            Some(Ok((&mut 0, &mut 6)))
         ));
         assert_eq!(t.len(), 99);
     }
