@@ -392,14 +392,40 @@ fn get_varint(buf: &[u8], pos: &mut usize) -> u64 {
     v
 }
 
+/// Exact powers of ten for decimal scores (index = number of decimals).
+const POW10: [f64; 5] = [1.0, 10.0, 100.0, 1_000.0, 10_000.0];
+
+fn zigzag(n: i64) -> u64 {
+    ((n << 1) ^ (n >> 63)) as u64
+}
+
+fn unzigzag(zz: u64) -> i64 {
+    ((zz >> 1) as i64) ^ -((zz & 1) as i64)
+}
+
+/// `score` as `m / 10^d` with 1 <= d <= 4, if that division gives back exactly the same double
+/// (true of the nearest double to any short decimal such as 2.5 or 0.1).
+fn as_decimal(score: f64) -> Option<(i64, usize)> {
+    (1..POW10.len()).find_map(|d| {
+        let m = (score * POW10[d]).round();
+        (m.abs() < INT_SCORE_MAX && (m / POW10[d]).to_bits() == score.to_bits())
+            .then_some((m as i64, d))
+    })
+}
+
+/// Appends an entry: `varint(member len) member score`. The score starts with a varint tag
+/// whose low bits pick its form: `..0` an integer (zigzag, shifted left once); `..11` a short
+/// decimal `m / 10^d` (tag = zigzag(m) << 4 | (d - 1) << 2 | 3), which Redis's listpack would
+/// store as a string such as `25.5`; the single byte `1` a raw little-endian double that
+/// follows.
 fn encode_entry(out: &mut Vec<u8>, member: &[u8], score: f64) {
     put_varint(out, member.len() as u64);
     out.extend_from_slice(member);
     // -0 is stored as 0, as Redis's listpack keeps the score as the integer 0.
     if score.fract() == 0.0 && score.abs() < INT_SCORE_MAX {
-        let n = score as i64;
-        let zz = ((n << 1) ^ (n >> 63)) as u64;
-        put_varint(out, zz << 1);
+        put_varint(out, zigzag(score as i64) << 1);
+    } else if let Some((m, d)) = as_decimal(score) {
+        put_varint(out, (zigzag(m) << 4) | ((d as u64 - 1) << 2) | 3);
     } else {
         out.push(1);
         out.extend_from_slice(&score.to_le_bytes());
@@ -426,8 +452,10 @@ impl<'a> Iterator for PackIter<'a> {
         p += n;
         let tag = get_varint(self.buf, &mut p);
         let score = if tag & 1 == 0 {
-            let zz = tag >> 1;
-            (((zz >> 1) as i64) ^ -((zz & 1) as i64)) as f64
+            unzigzag(tag >> 1) as f64
+        } else if tag & 3 == 3 {
+            let d = ((tag >> 2) & 3) as usize + 1;
+            unzigzag(tag >> 4) as f64 / POW10[d]
         } else {
             let bytes: [u8; 8] = self.buf.get(p..p + 8)?.try_into().ok()?;
             p += 8;
@@ -766,6 +794,21 @@ mod tests {
         let mut v = Vec::new();
         z.for_range(0, z.len(), rev, |m, s| v.push((m.to_vec(), s)));
         v
+    }
+
+    #[test]
+    fn decimal_scores_are_short_and_exact() {
+        let mut buf = Vec::new();
+        encode_entry(&mut buf, b"m", 25.5);
+        assert_eq!(buf.len(), 1 + 1 + 2);
+        for s in [0.1, -0.3, 25.5, 1.0001, -1234.5678, 0.1 + 0.2, 1e-5, 3.14159, 1e17 + 0.5] {
+            let mut buf = Vec::new();
+            encode_entry(&mut buf, b"m", s);
+            let got = PackIter { buf: &buf, pos: 0 }.next().unwrap().score;
+            assert_eq!(got.to_bits(), s.to_bits(), "{s}");
+        }
+        assert_eq!(as_decimal(0.1 + 0.2), None);
+        assert_eq!(as_decimal(-1234.5678), Some((-12_345_678, 4)));
     }
 
     #[test]
