@@ -400,9 +400,8 @@ fn lrange(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         return Ok(());
     };
     ctx.out.array(e - s + 1);
-    for v in list.iter_from(s).take(e - s + 1) {
-        ctx.out.bulk(&v);
-    }
+    let out = &mut *ctx.out;
+    list.for_range(s, e - s + 1, |v| out.bulk(v));
     Ok(())
 }
 

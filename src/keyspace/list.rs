@@ -111,8 +111,9 @@ fn encode_entry(out: &mut Vec<u8>, anchor: &[u8], data: &[u8]) {
     out[b..].reverse();
 }
 
-/// Decodes the entry starting at `start`: its value and the position after it.
-fn decode_entry<'a>(buf: &'a [u8], anchor: &'a [u8], start: usize) -> (Cow<'a, [u8]>, usize) {
+/// Parses the entry starting at `start`: the anchor bytes it shares, its suffix and the
+/// position after it.
+fn entry_parts(buf: &[u8], start: usize) -> (usize, &[u8], usize) {
     let (h, l1) = get_varint(buf, start);
     let mut p = start + l1;
     let shared = if h & 1 == 1 {
@@ -124,7 +125,12 @@ fn decode_entry<'a>(buf: &'a [u8], anchor: &'a [u8], start: usize) -> (Cow<'a, [
     };
     let suffix = &buf[p..p + (h >> 1)];
     let end = p + (h >> 1);
-    let end = end + varint_len(end - start);
+    (shared, suffix, end + varint_len(end - start))
+}
+
+/// Decodes the entry starting at `start`: its value and the position after it.
+fn decode_entry<'a>(buf: &'a [u8], anchor: &'a [u8], start: usize) -> (Cow<'a, [u8]>, usize) {
+    let (shared, suffix, end) = entry_parts(buf, start);
     let value = if shared == 0 {
         Cow::Borrowed(suffix)
     } else {
@@ -337,6 +343,39 @@ impl ListValue {
         self.chunks.range(..take).rev().flat_map(|c| c.iter().rev()).skip(skip)
     }
 
+    /// Calls `f` with up to `n` elements from element `start` towards the tail, rebuilding
+    /// prefixed elements in one reused buffer (LRANGE: no allocation per element).
+    pub fn for_range(&self, start: usize, n: usize, mut f: impl FnMut(&[u8])) {
+        let Some((ci, mut off)) = self.locate(start) else {
+            return;
+        };
+        let mut left = n;
+        let mut scratch = Vec::new();
+        for c in self.chunks.range(ci..) {
+            let mut pos = 0;
+            while pos < c.buf.len() && left > 0 {
+                let (shared, suffix, end) = entry_parts(&c.buf, pos);
+                pos = end;
+                if off > 0 {
+                    off -= 1;
+                    continue;
+                }
+                if shared == 0 {
+                    f(suffix);
+                } else {
+                    scratch.clear();
+                    scratch.extend_from_slice(&c.anchor[..shared]);
+                    scratch.extend_from_slice(suffix);
+                    f(&scratch);
+                }
+                left -= 1;
+            }
+            if left == 0 {
+                break;
+            }
+        }
+    }
+
     /// Chunk index and offset inside it of element `idx`.
     fn locate(&self, mut idx: usize) -> Option<(usize, usize)> {
         if idx >= self.len {
@@ -414,7 +453,14 @@ impl ListValue {
 
     /// Position of the first element equal to `pivot`.
     pub fn position(&self, pivot: &[u8]) -> Option<usize> {
-        self.iter().position(|e| *e == *pivot)
+        let (mut i, mut found) = (0, None);
+        self.for_range(0, self.len, |e| {
+            if found.is_none() && e == pivot {
+                found = Some(i);
+            }
+            i += 1;
+        });
+        found
     }
 
     /// Removes up to `count` elements equal to `value` (0 = all), scanning from the head, or
@@ -473,10 +519,10 @@ impl ListValue {
 
     /// Feeds the content into a digest (DEBUG DIGEST), in order.
     pub fn digest_into(&self, h: &mut sha1_smol::Sha1) {
-        for e in self.iter() {
+        self.for_range(0, self.len, |e| {
             h.update(&(e.len() as u64).to_le_bytes());
-            h.update(&e);
-        }
+            h.update(e);
+        });
     }
 
     /// Bytes this value would take serialized (DEBUG OBJECT's serializedlength): one packed
@@ -543,6 +589,10 @@ mod tests {
         let bytes: usize = prefixed.chunks.iter().map(|c| c.buf.len()).sum();
         assert!(bytes < 1000 * 7, "anchor-coded: {bytes}");
         assert_eq!(prefixed.get(999).as_deref(), Some(&b"item:999"[..]));
+        let mut seen = Vec::new();
+        l.for_range(3, 50, |e| seen.push(e.to_vec()));
+        assert_eq!(seen, model.iter().skip(3).take(50).cloned().collect::<Vec<_>>());
+        assert_eq!(l.position(&model[7]), model.iter().position(|e| *e == model[7]));
     }
 
     #[test]
