@@ -41,11 +41,18 @@ pub struct Key(KeyRepr);
 #[derive(Clone)]
 enum KeyRepr {
     Inline { meta: u32, len: u8, buf: [u8; INLINE_KEY] },
+    /// A key a little too long for `Inline`, kept inline without a meta word: tables whose
+    /// user never asks for the meta word (hash fields, sorted-set members) store keys of up to
+    /// [`INLINE_KEY_NO_META`] bytes without an allocation. Asking for the meta word moves the
+    /// key to the heap.
+    InlineLong { len: u8, buf: [u8; INLINE_KEY_NO_META] },
     Heap { meta: u32, bytes: Box<[u8]> },
 }
 
-/// Longest key stored inline (the key, with its meta word, is then 24 bytes, like a `Vec`).
+/// Longest key stored inline with its meta word (the key is then 24 bytes, like a `Vec`).
 pub const INLINE_KEY: usize = 18;
+/// Longest key stored inline in a table that does not use the meta word.
+pub const INLINE_KEY_NO_META: usize = 22;
 
 impl Key {
     pub fn new(b: &[u8]) -> Key {
@@ -53,6 +60,10 @@ impl Key {
             let mut buf = [0u8; INLINE_KEY];
             buf[..b.len()].copy_from_slice(b);
             Key(KeyRepr::Inline { meta: 0, len: b.len() as u8, buf })
+        } else if b.len() <= INLINE_KEY_NO_META {
+            let mut buf = [0u8; INLINE_KEY_NO_META];
+            buf[..b.len()].copy_from_slice(b);
+            Key(KeyRepr::InlineLong { len: b.len() as u8, buf })
         } else {
             Key(KeyRepr::Heap { meta: 0, bytes: b.into() })
         }
@@ -63,13 +74,19 @@ impl Key {
     pub fn meta(&self) -> u32 {
         match &self.0 {
             KeyRepr::Inline { meta, .. } | KeyRepr::Heap { meta, .. } => *meta,
+            KeyRepr::InlineLong { .. } => 0,
         }
     }
 
     #[inline]
     fn meta_mut(&mut self) -> &mut u32 {
+        if let KeyRepr::InlineLong { len, buf } = &self.0 {
+            let bytes = buf[..usize::from(*len)].into();
+            self.0 = KeyRepr::Heap { meta: 0, bytes };
+        }
         match &mut self.0 {
             KeyRepr::Inline { meta, .. } | KeyRepr::Heap { meta, .. } => meta,
+            KeyRepr::InlineLong { .. } => unreachable!("moved to the heap above"),
         }
     }
 
@@ -77,6 +94,7 @@ impl Key {
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             KeyRepr::Inline { len, buf, .. } => &buf[..*len as usize],
+            KeyRepr::InlineLong { len, buf } => &buf[..*len as usize],
             KeyRepr::Heap { bytes, .. } => bytes,
         }
     }
@@ -84,7 +102,7 @@ impl Key {
     /// Heap bytes owned beyond the key itself (MEMORY USAGE).
     pub fn heap_size(&self) -> usize {
         match &self.0 {
-            KeyRepr::Inline { .. } => 0,
+            KeyRepr::Inline { .. } | KeyRepr::InlineLong { .. } => 0,
             KeyRepr::Heap { bytes, .. } => bytes.len(),
         }
     }
@@ -154,7 +172,7 @@ impl From<&[u8]> for Key {
 
 impl From<Vec<u8>> for Key {
     fn from(v: Vec<u8>) -> Key {
-        if v.len() <= INLINE_KEY {
+        if v.len() <= INLINE_KEY_NO_META {
             Key::new(&v)
         } else {
             Key(KeyRepr::Heap { meta: 0, bytes: v.into_boxed_slice() })
@@ -697,6 +715,25 @@ mod tests {
         for i in 0..5_000 {
             assert!(seen.contains(key(i).as_slice()), "missed key {i}");
         }
+    }
+
+    #[test]
+    fn keys_carry_a_meta_word() {
+        assert_eq!(std::mem::size_of::<Key>(), 24);
+        let mut t = Table::new();
+        let long = b"twenty-byte-field-00";
+        t.insert(b"short", 1);
+        t.insert(long, 2);
+        assert_eq!(t.get_key_value(long).map(|(k, _)| k.heap_size()), Some(0));
+        let (m, v) = t.get_meta_mut(long).unwrap();
+        assert_eq!((*m, *v), (0, 2));
+        *m = 0xABC;
+        let (k, v) = t.get_key_value(long).unwrap();
+        assert_eq!((k.meta(), k.heap_size(), &**k, *v), (0xABC, 20, &long[..], 2));
+        *t.get_meta_mut(b"short").unwrap().0 = 7;
+        assert_eq!(t.get_key_value(b"short").map(|(k, _)| k.meta()), Some(7));
+        let (m, v, new) = t.get_or_insert_meta(b"fresh", || 9);
+        assert_eq!((*m, *v, new), (0, 9, true));
     }
 
     #[test]
