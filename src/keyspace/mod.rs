@@ -197,7 +197,8 @@ impl Db {
         } else {
             self.expires.remove(key);
         }
-        let (m, e, _) = self.main.get_or_insert_meta(key, || Entry::new(Value::Str(RString::Int(0))));
+        let blank = || Entry::new(Value::Str(RString::Int(0)));
+        let (m, e, _) = self.main.get_or_insert_meta(key, blank);
         *e = entry;
         *m = with_lru(if volatile { VOLATILE } else { 0 }, lru);
     }
