@@ -22,6 +22,7 @@
 //! the whole scan is returned exactly once however the table grows in between (Redis gives the
 //! same guarantee with its reverse-binary bucket cursor, but may repeat keys).
 
+use std::cell::RefCell;
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
@@ -334,6 +335,22 @@ pub struct Table<V> {
     segs: Vec<Segment<V>>,
     len: usize,
     hasher: foldhash::fast::RandomState,
+    /// Bumped by every insert and removal (which may move slots); see [`ScanMemo`].
+    version: u64,
+    scan_memo: RefCell<ScanMemo>,
+}
+
+/// SCAN's memo of one segment's slots sorted by position. Slots do not store their hash, so
+/// finding the next keys of a segment means hashing all of its keys; a scan with a small COUNT
+/// visits the same segment many times in a row, and while the table is unchanged the sorted
+/// positions from the first visit serve the rest.
+#[derive(Default)]
+struct ScanMemo {
+    seg: usize,
+    version: u64,
+    valid: bool,
+    /// (position, slot) pairs, ascending.
+    pos: Vec<(u32, u32)>,
 }
 
 impl<V> Default for Table<V> {
@@ -350,6 +367,8 @@ impl<V> Table<V> {
             segs: vec![Segment::new(0, 0)],
             len: 0,
             hasher: foldhash::fast::RandomState::default(),
+            version: 0,
+            scan_memo: RefCell::default(),
         }
     }
 
@@ -439,6 +458,7 @@ impl<V> Table<V> {
         if expired(sl.key.meta(), &sl.val) {
             let slot = self.segs[s].remove_at(&self.hasher, h, i);
             self.len -= 1;
+            self.version += 1;
             return Some(Err((slot.key, slot.val)));
         }
         let sl = self.segs[s].slot_mut(i);
@@ -479,6 +499,7 @@ impl<V> Table<V> {
         let (h, s, i) = self.locate(key);
         let slot = self.segs[s].remove_at(&self.hasher, h, i?);
         self.len -= 1;
+        self.version += 1;
         Some((slot.key, slot.val))
     }
 
@@ -488,6 +509,7 @@ impl<V> Table<V> {
             s = self.seg_of(h);
         }
         self.len += 1;
+        self.version += 1;
         (s, self.segs[s].push(&self.hasher, h, Key::new(key), val))
     }
 
@@ -565,14 +587,30 @@ impl<V> Table<V> {
     /// Visits up to about `count` entries starting at `cursor` in hash-position order and
     /// returns the cursor to continue from (0 when the scan is complete). See the module docs
     /// for the guarantee.
-    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&Key, &V)) -> u64 {
+    pub fn scan(&self, cursor: u64, count: usize, f: impl FnMut(&Key, &V)) -> u64 {
+        let mut memo = self.scan_memo.borrow_mut();
+        let next = self.scan_step(&mut memo, cursor, count, f);
+        if next == 0 {
+            // A finished scan frees the memo.
+            *memo = ScanMemo::default();
+        }
+        next
+    }
+
+    fn scan_step(
+        &self,
+        memo: &mut ScanMemo,
+        cursor: u64,
+        count: usize,
+        mut f: impl FnMut(&Key, &V),
+    ) -> u64 {
         let count = count.max(1);
         let mut c = cursor;
         let mut budget = count;
-        let mut cand: Vec<(u32, u32)> = Vec::new();
         while c < POS_END {
             let pos = c as u32;
-            let seg = &self.segs[self.seg_of(pos.reverse_bits())];
+            let si = self.seg_of(pos.reverse_bits());
+            let seg = &self.segs[si];
             let lmask = if seg.depth == 0 {
                 0
             } else {
@@ -580,15 +618,20 @@ impl<V> Table<V> {
             };
             let start = u64::from((pos.reverse_bits() & lmask).reverse_bits());
             let end = start + (1u64 << (32 - seg.depth));
-            cand.clear();
-            cand.extend(
-                seg.slots()
-                    .enumerate()
-                    .map(|(i, sl)| (hash32(&self.hasher, &sl.key).reverse_bits(), i as u32))
-                    .filter(|&(p, _)| u64::from(p) >= c),
-            );
+            if !(memo.valid && memo.seg == si && memo.version == self.version) {
+                memo.pos.clear();
+                memo.pos.extend(
+                    seg.slots()
+                        .enumerate()
+                        .map(|(i, sl)| (hash32(&self.hasher, &sl.key).reverse_bits(), i as u32)),
+                );
+                memo.pos.sort_unstable();
+                (memo.seg, memo.version, memo.valid) = (si, self.version, true);
+            }
+            let from = memo.pos.partition_point(|&(p, _)| u64::from(p) < c);
+            let cand = &memo.pos[from..];
             if cand.len() <= budget {
-                for &(_, i) in &cand {
+                for &(_, i) in cand {
                     let sl = seg.slot(i as usize);
                     f(&sl.key, &sl.val);
                 }
@@ -601,23 +644,19 @@ impl<V> Table<V> {
             }
             // More than the budget left in this segment: emit the `budget` lowest positions
             // (and any ties with the last one), then stop at the next distinct position.
-            cand.select_nth_unstable_by_key(budget - 1, |&(p, _)| p);
             let cut = cand[budget - 1].0;
-            let mut next = u64::MAX;
-            for &(p, i) in &cand {
-                if p <= cut {
-                    let sl = seg.slot(i as usize);
-                    f(&sl.key, &sl.val);
-                } else {
-                    next = next.min(u64::from(p));
-                }
+            let upto = cand.partition_point(|&(p, _)| p <= cut);
+            for &(_, i) in &cand[..upto] {
+                let sl = seg.slot(i as usize);
+                f(&sl.key, &sl.val);
             }
             // If everything left in the segment tied with the cut (32-bit hash collisions), it
             // has all been emitted: continue after the segment, not at "done".
-            if next == u64::MAX {
-                return if end >= POS_END { 0 } else { end };
-            }
-            return next;
+            return match cand.get(upto) {
+                Some(&(p, _)) => u64::from(p),
+                None if end >= POS_END => 0,
+                None => end,
+            };
         }
         if c >= POS_END {
             0
@@ -734,6 +773,35 @@ mod tests {
         assert_eq!(t.get_key_value(b"short").map(|(k, _)| k.meta()), Some(7));
         let (m, v, new) = t.get_or_insert_meta(b"fresh", || 9);
         assert_eq!((*m, *v, new), (0, 9, true));
+    }
+
+    #[test]
+    fn scan_memo_follows_removals() {
+        let mut t = Table::new();
+        for i in 0..20_000 {
+            t.insert(&key(i), ());
+        }
+        let mut seen = HashSet::new();
+        let (mut c, mut gone) = (0, 10_000);
+        loop {
+            c = t.scan(c, 7, |k, _| {
+                seen.insert(k.clone());
+            });
+            // Removals move slots around inside segments: the memo must not serve stale slots.
+            for _ in 0..5 {
+                if gone < 20_000 {
+                    t.remove(&key(gone));
+                    gone += 1;
+                }
+            }
+            if c == 0 {
+                break;
+            }
+        }
+        for i in 0..10_000 {
+            assert!(seen.contains(key(i).as_slice()), "missed key {i}");
+        }
+        assert!(t.scan_memo.borrow().pos.is_empty());
     }
 
     #[test]
