@@ -146,7 +146,7 @@ def main():
             os.unlink(path)
         ratio = f_bytes / r_bytes if r_bytes > 0 else float("nan")
         rows.append((title if a.scale == 1.0 else "%s (x%g)" % (title, a.scale),
-                     r_bytes, f_bytes, ratio, r_ok and f_ok))
+                     r_bytes, f_bytes, ratio, r_ok and f_ok, n))
         print("%-40s redis %8.1f MB  ferrodis %8.1f MB  ratio %.2f%s" % (
             rows[-1][0], r_bytes / 1e6, f_bytes / 1e6, ratio, "" if rows[-1][4] else "  (load errors!)"),
             flush=True)
@@ -155,10 +155,12 @@ def main():
         out.write("Resident memory added by loading each data set into a fresh server (RSS after "
                   "load minus RSS of the empty server), measured by `bench/memory.py` on %s. "
                   "Target (issue 3): ratio <= 0.80.\n\n" % datetime.date.today().isoformat())
-        out.write("| data | redis-server | ferrodis | ratio |\n| --- | ---: | ---: | ---: |\n")
-        for title, rb, fb, ratio, ok in rows:
-            out.write("| %s | %.1f MB | %.1f MB | %.2f%s |\n" % (
-                title, rb / 1e6, fb / 1e6, ratio, "" if ok else " (load errors)"))
+        out.write("| data | redis-server | ferrodis | ratio | bytes per key (redis / ferrodis) |\n"
+                  "| --- | ---: | ---: | ---: | ---: |\n")
+        for title, rb, fb, ratio, ok, n in rows:
+            out.write("| %s | %.1f MB | %.1f MB | %.2f%s | %d / %d |\n" % (
+                title, rb / 1e6, fb / 1e6, ratio, "" if ok else " (load errors)",
+                rb / n, fb / n))
     return 0
 
 

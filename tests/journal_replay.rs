@@ -135,8 +135,8 @@ fn snapshot(server: &Server, now: u64) -> Vec<(usize, Vec<u8>, String, u64)> {
     for (i, db) in server.ks.dbs.iter().enumerate() {
         for (k, e) in db.main.iter() {
             let e: &Entry = e;
-            if !e.is_expired(now) {
-                out.push((i, k.to_vec(), render(&e.value), e.expire_at));
+            if !db.is_expired(k, now) {
+                out.push((i, k.to_vec(), render(&e.value), db.expire_of(k).unwrap_or(0)));
             }
         }
     }

@@ -4,6 +4,8 @@
 //! conversion live there, this file parses arguments, applies the configured thresholds and
 //! builds replies. Writes propagate verbatim except HINCRBYFLOAT, which propagates as HSET.
 
+use std::borrow::Cow;
+
 use rand::Rng;
 
 use super::args::{self, is};
@@ -205,14 +207,17 @@ fn reply_all(ctx: &mut Ctx<'_>, key: &[u8], part: Part) -> CmdResult {
     } else {
         ctx.out.array(len);
     }
-    for (f, v) in h.into_iter().flat_map(HashValue::iter) {
-        if part != Part::Values {
-            ctx.out.bulk(f);
-        }
-        if part != Part::Fields {
-            ctx.out.bulk(v);
-        }
-    }
+    let out = &mut *ctx.out;
+    h.into_iter().for_each(|h| {
+        h.for_each(|f, v| {
+            if part != Part::Values {
+                out.bulk(f);
+            }
+            if part != Part::Fields {
+                out.bulk(v);
+            }
+        });
+    });
     Ok(())
 }
 
@@ -380,7 +385,7 @@ fn hrandfield(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     if argv.len() == 2 {
         let h = read_hash(ctx.ks, ctx.db, argv[1], ctx.now)?;
         match h.and_then(|h| h.random_pair(&mut ctx.srv.rng)) {
-            Some((f, _)) => ctx.out.bulk(f),
+            Some((f, _)) => ctx.out.bulk(&f),
             None => ctx.out.null(),
         }
         return Ok(());
@@ -414,10 +419,10 @@ fn randfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, withvalues: bool) 
         return Err(CmdError::err("value is out of range"));
     }
     let rng = &mut ctx.srv.rng;
-    let pairs: Vec<(&[u8], &[u8])> = if count < 0 && h.encoding() == "listpack" {
+    let pairs: Vec<(Cow<'_, [u8]>, &[u8])> = if count < 0 && h.encoding() == "listpack" {
         // Index a listpack once rather than walking it for every pick.
         let all: Vec<_> = h.iter().collect();
-        (0..n).map(|_| all[rng.gen_range(0..all.len())]).collect()
+        (0..n).map(|_| all[rng.gen_range(0..all.len())].clone()).collect()
     } else if count < 0 {
         (0..n).filter_map(|_| h.random_pair(rng)).collect()
     } else if n as usize >= h.len() {
@@ -436,7 +441,7 @@ fn randfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, withvalues: bool) 
         if nested {
             ctx.out.array(2);
         }
-        ctx.out.bulk(f);
+        ctx.out.bulk(&f);
         if withvalues {
             ctx.out.bulk(v);
         }

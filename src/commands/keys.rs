@@ -4,7 +4,7 @@
 use super::args::{self, is};
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
-use crate::keyspace::{expire, Db, Entry, Key, RString, Value};
+use crate::keyspace::{expire, Db, Entry, Key, RString, Value, NO_EXPIRE};
 use crate::util::glob;
 
 pub(crate) const COMMANDS: &[CommandSpec] = &[
@@ -347,12 +347,8 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         ctx.out.integer(0);
         return Ok(());
     };
-    let mut copy = Entry {
-        value: e.value.clone(),
-        expire_at: e.expire_at,
-        lru: 0,
-    };
-    copy.lru = crate::keyspace::evict::new_access();
+    let copy = Entry::new(e.value.clone());
+    let expire_at = ctx.ks.dbs[src].expire_of(key).unwrap_or(NO_EXPIRE);
     if ctx.ks.lookup_write(dst, newkey, now).is_some() {
         if !replace {
             ctx.out.integer(0);
@@ -360,7 +356,8 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         }
         ctx.ks.db(dst).remove(newkey);
     }
-    ctx.ks.db(dst).insert_entry(newkey, copy);
+    let lru = crate::keyspace::evict::new_access();
+    ctx.ks.db(dst).insert_entry(newkey, copy, expire_at, lru);
     ctx.signal_modified_key(dst, newkey);
     ctx.srv.signal_key_ready(dst, newkey);
     ctx.notify('n', "new", dst, newkey);
@@ -386,8 +383,8 @@ fn move_cmd(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         ctx.out.integer(0);
         return Ok(());
     }
-    if let Some(entry) = ctx.ks.db(src).remove(key) {
-        ctx.ks.db(dst).insert_entry(key, entry);
+    if let Some((entry, at, lru)) = ctx.ks.db(src).take(key) {
+        ctx.ks.db(dst).insert_entry(key, entry, at, lru);
     }
     ctx.signal_modified_key(src, key);
     ctx.signal_modified_key(dst, key);
@@ -502,11 +499,11 @@ fn expire_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], base: i64, unit: i64) -> Cm
     let when = when.checked_mul(unit).ok_or_else(bad_time)?;
     let when = when.checked_add(base).ok_or_else(bad_time)?;
     let (db, now) = (ctx.db, ctx.now);
-    let Some(e) = ctx.ks.lookup_write(db, key, now) else {
+    if ctx.ks.lookup_write(db, key, now).is_none() {
         ctx.out.integer(0);
         return Ok(());
-    };
-    let current = e.expire().map_or(-1, |t| t as i64);
+    }
+    let current = ctx.ks.dbs[db].expire_of(key).map_or(-1, |t| t as i64);
     if !flags.allow(current, when) {
         ctx.out.integer(0);
         return Ok(());
@@ -546,7 +543,7 @@ fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], ms: bool, abs: bool) -> CmdResult 
     let now = ctx.now;
     let reply = match ctx.ks.lookup_read_notouch(ctx.db, key, now) {
         None => -2,
-        Some(e) => match e.expire() {
+        Some(_) => match ctx.ks.dbs[ctx.db].expire_of(key) {
             None => -1,
             Some(at) => {
                 let t = if abs {
@@ -654,11 +651,12 @@ fn object_encoding(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// ```
 fn object_idletime(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let lfu = lfu_policy(ctx);
-    if let Some(e) = object_lookup(ctx, argv[2]) {
+    if object_lookup(ctx, argv[2]).is_some() {
         if lfu {
             return Err(CmdError::raw(LFU_SELECTED));
         }
-        let idle = expire::idle_ms(e.lru) / 1000;
+        let lru = ctx.ks.dbs[ctx.db].lru_of(argv[2]).unwrap_or(0);
+        let idle = expire::idle_ms(lru) / 1000;
         ctx.out.integer(idle as i64);
     }
     Ok(())
@@ -673,11 +671,12 @@ fn object_idletime(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// The counter is reported with the decay due since the key's last access applied.
 fn object_freq(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let lfu = lfu_policy(ctx);
-    if let Some(e) = object_lookup(ctx, argv[2]) {
+    if object_lookup(ctx, argv[2]).is_some() {
         if !lfu {
             return Err(CmdError::raw(LFU_NOT_SELECTED));
         }
-        let freq = crate::keyspace::evict::lfu_counter(e.lru);
+        let lru = ctx.ks.dbs[ctx.db].lru_of(argv[2]).unwrap_or(0);
+        let freq = crate::keyspace::evict::lfu_counter(lru);
         ctx.out.integer(i64::from(freq));
     }
     Ok(())

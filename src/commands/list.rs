@@ -6,6 +6,7 @@
 //! find data behave like their non-blocking twin and propagate as it (BLPOP -> LPOP, BLMOVE ->
 //! LMOVE, BLMPOP -> LPOP key count); one that finds nothing blocks the client and replies later.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use super::args::{self, is};
@@ -364,7 +365,7 @@ fn lindex(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     };
     let index = args::int(argv[2])?;
     match resolve_index(index, list.len()).and_then(|i| list.get(i)) {
-        Some(v) => ctx.out.bulk(v),
+        Some(v) => ctx.out.bulk(&v),
         None => ctx.out.null(),
     }
     Ok(())
@@ -405,9 +406,8 @@ fn lrange(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         return Ok(());
     };
     ctx.out.array(e - s + 1);
-    for v in list.iter_from(s).take(e - s + 1) {
-        ctx.out.bulk(v);
-    }
+    let out = &mut *ctx.out;
+    list.for_range(s, e - s + 1, |v| out.bulk(v));
     Ok(())
 }
 
@@ -481,7 +481,7 @@ fn lpos_matches(list: &ListValue, ele: &[u8], o: &LposOpts) -> Vec<usize> {
     let limit = if o.maxlen == 0 { len } else { o.maxlen.min(len) };
     let want = o.count.map_or(1, |c| if c == 0 { usize::MAX } else { c });
     let skip = usize::try_from(o.rank.unsigned_abs() - 1).unwrap_or(usize::MAX);
-    let hits = |(i, e): (usize, &[u8])| (e == ele).then_some(i);
+    let hits = |(i, e): (usize, Cow<'_, [u8]>)| (*e == *ele).then_some(i);
     if o.rank > 0 {
         list.iter().take(limit).enumerate().filter_map(hits).skip(skip).take(want).collect()
     } else {

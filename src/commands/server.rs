@@ -879,13 +879,11 @@ fn rdb_string_len(v: &crate::keyspace::RString) -> usize {
 /// DEBUG OBJECT key
 /// ```
 fn debug_object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
-    let Some(e) = ctx.ks.dbs[ctx.db].peek(key) else {
+    let Some(e) = ctx.ks.dbs[ctx.db].peek_live(key, ctx.now) else {
         return Err(CmdError::NoSuchKey);
     };
-    if e.is_expired(ctx.now) {
-        return Err(CmdError::NoSuchKey);
-    }
     let addr = e as *const Entry as usize;
+    let lru = ctx.ks.dbs[ctx.db].lru_of(key).unwrap_or(0);
     let serialized = match &e.value {
         Value::Str(v) => rdb_string_len(v),
         Value::List(v) => v.serialized_len(),
@@ -898,8 +896,8 @@ fn debug_object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
          lru_seconds_idle:{}",
         e.value.encoding(),
         serialized,
-        e.lru,
-        crate::keyspace::expire::idle_ms(e.lru) / 1000
+        lru,
+        crate::keyspace::expire::idle_ms(lru) / 1000
     );
     ctx.out.simple(&line);
     Ok(())
@@ -980,7 +978,8 @@ fn dataset_digest(ctx: &mut Ctx<'_>) -> [u8; 20] {
     let mut acc = [0u8; 20];
     for (dbi, db) in ctx.ks.dbs.iter().enumerate() {
         for (k, e) in db.main.iter() {
-            if e.is_expired(ctx.now) {
+            let expire_at = db.expire_of(k).unwrap_or(crate::keyspace::NO_EXPIRE);
+            if expire_at != crate::keyspace::NO_EXPIRE && expire_at <= ctx.now {
                 continue;
             }
             let mut h = sha1_smol::Sha1::new();
@@ -988,7 +987,7 @@ fn dataset_digest(ctx: &mut Ctx<'_>) -> [u8; 20] {
             h.update(&(k.len() as u64).to_le_bytes());
             h.update(k);
             h.update(&value_digest(&e.value));
-            h.update(&e.expire_at.to_le_bytes());
+            h.update(&expire_at.to_le_bytes());
             for (a, b) in acc.iter_mut().zip(h.digest().bytes()) {
                 *a ^= b;
             }
@@ -1004,8 +1003,8 @@ fn dataset_digest(ctx: &mut Ctx<'_>) -> [u8; 20] {
 fn debug_digest_value(ctx: &mut Ctx<'_>, keys: &[&[u8]]) -> CmdResult {
     ctx.out.array(keys.len());
     for k in keys {
-        let d = match ctx.ks.dbs[ctx.db].peek(k) {
-            Some(e) if !e.is_expired(ctx.now) => value_digest(&e.value),
+        let d = match ctx.ks.dbs[ctx.db].peek_live(k, ctx.now) {
+            Some(e) => value_digest(&e.value),
             _ => [0u8; 20],
         };
         ctx.out.simple(&hex(&d));

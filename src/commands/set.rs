@@ -122,8 +122,8 @@ fn read_sets<'a>(
     let d = &ks.dbs[db];
     Ok(keys
         .iter()
-        .map(|k| match d.main.get(k) {
-            Some(e) if !e.is_expired(now) => match &e.value {
+        .map(|k| match d.peek_live(k, now) {
+            Some(e) => match &e.value {
                 Value::Set(s) => Some(s),
                 _ => None,
             },

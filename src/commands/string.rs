@@ -974,8 +974,7 @@ pub(crate) mod tests {
             self.server
                 .ks
                 .db(0)
-                .peek(key.as_bytes())
-                .and_then(|e| e.expire())
+                .expire_of(key.as_bytes())
         }
     }
 

@@ -1387,7 +1387,7 @@ fn setop(ctx: &mut Ctx<'_>, argv: &[&[u8]], at: usize, op: SetOp, card: bool) ->
     let d = &ctx.ks.dbs[ctx.db];
     let srcs: Vec<Option<Src<'_>>> = keys
         .iter()
-        .map(|k| match d.peek(k).filter(|e| !e.is_expired(ctx.now)) {
+        .map(|k| match d.peek_live(k, ctx.now) {
             Some(e) => match &e.value {
                 Value::ZSet(z) => Some(Src::Z(z)),
                 Value::Set(s) => Some(Src::S(s)),

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use rand::Rng;
 
-use super::{expire, Entry, Key, Keyspace};
+use super::{expire, Entry, Key, Keyspace, NO_EXPIRE};
 
 /// Candidates kept between eviction rounds (Redis `EVPOOL_SIZE`).
 pub const POOL_SIZE: usize = 16;
@@ -375,10 +375,10 @@ impl Keyspace {
         if n == 0 {
             return false;
         }
-        let score = |e: &Entry| match policy {
-            Policy::VolatileTtl => u64::MAX - e.expire_at,
-            p if p.is_lfu() => 255 - u64::from(lfu_counter(e.lru)),
-            _ => expire::idle_ms(e.lru),
+        let score = |key: &Key, _: &Entry| match policy {
+            Policy::VolatileTtl => u64::MAX - d.expire_of(key).unwrap_or(NO_EXPIRE),
+            p if p.is_lfu() => 255 - u64::from(lfu_counter(d.lru_of(key).unwrap_or(0))),
+            _ => expire::idle_ms(d.lru_of(key).unwrap_or(0)),
         };
         if samples >= n {
             // A database no bigger than the sample is considered whole: exact, and no
@@ -389,11 +389,11 @@ impl Keyspace {
                     .iter()
                     .filter_map(|(k, _)| d.main.get_key_value(k))
                 {
-                    pool.offer(score(e), db, key);
+                    pool.offer(score(key, e), db, key);
                 }
             } else {
                 for (key, e) in d.main.iter() {
-                    pool.offer(score(e), db, key);
+                    pool.offer(score(key, e), db, key);
                 }
             }
             return true;
@@ -407,7 +407,7 @@ impl Keyspace {
                 d.main.random_entry(rng)
             };
             if let Some((key, e)) = picked {
-                pool.offer(score(e), db, key);
+                pool.offer(score(key, e), db, key);
             }
         }
         true
@@ -509,7 +509,7 @@ mod tests {
             } else {
                 now
             };
-            ks.dbs[0].main.get_mut(k.as_bytes()).unwrap().lru = lru;
+            ks.dbs[0].set_lru(k.as_bytes(), lru);
         }
         let mut pool = EvictionPool::new();
         let mut rng = SmallRng::seed_from_u64(9);

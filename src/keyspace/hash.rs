@@ -7,6 +7,8 @@
 //! value is longer than `hash-max-listpack-value`, the hash becomes a `hashtable` (a segmented
 //! [`Table`] from field to value) and, like Redis, never converts back.
 
+use std::borrow::Cow;
+
 use rand::Rng;
 
 use super::table::Table;
@@ -32,14 +34,15 @@ pub struct HashValue {
 impl Default for HashValue {
     fn default() -> Self {
         HashValue {
-            repr: Repr::Packed(Packed::default()),
+            repr: Repr::Packed(Box::default()),
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 enum Repr {
-    Packed(Packed),
+    /// Boxed so that a [`Value`](super::Value) stays 24 bytes.
+    Packed(Box<Packed>),
     Table(Box<Big>),
 }
 
@@ -73,11 +76,19 @@ impl PartialEq for Big {
     }
 }
 
-/// The `listpack` encoding: a sequence of pairs, each a header then the field and value bytes.
-/// A pair whose field is under 15 bytes and value under 16 has a one-byte header
-/// `field_len << 4 | value_len`; any other pair has the byte [`LONG_PAIR`] followed by both
-/// lengths in LEB128. Small hashes mostly hold short pairs, so a pair usually costs its bytes
-/// plus one (a Redis listpack spends two to four).
+/// The `listpack` encoding: a sequence of pairs in insertion order, each a header, the field's
+/// bytes and the value's bytes. A field that shares a prefix of two or more bytes with the field
+/// before it stores only the rest (front coding): hash fields are often numbered or namespaced
+/// (`field17`, `user:name`...), so neighbours mostly differ in a byte or two. Header forms:
+///
+/// - one byte `field_len << 4 | value_len` (field under 15 bytes, value under 16, no prefix);
+/// - `0xf0 | suffix_len` then `shared << 4 | value_len` (suffix under 15, 2..=15 shared bytes,
+///   value under 16);
+/// - [`LONG_PAIR`] then `shared`, `suffix_len` and `value_len` in LEB128 (anything else).
+///
+/// A short pair costs its bytes plus one or two (a Redis listpack spends two to four per field
+/// and per value, and stores every field whole). Pairs are read front to back (see
+/// [`PackedCursor`]); removing a pair re-encodes the one after it against its new predecessor.
 #[derive(Debug, Clone, PartialEq, Default)]
 struct Packed {
     buf: Vec<u8>,
@@ -87,6 +98,10 @@ struct Packed {
 
 /// Header byte of a pair with explicit lengths.
 const LONG_PAIR: u8 = 0xff;
+/// Header tag of a short pair with a shared prefix (low nibble: suffix length).
+const SHARED_PAIR: u8 = 0xf0;
+/// Shortest shared prefix worth front-coding.
+const MIN_SHARED: usize = 2;
 
 /// Reads a LEB128 length at `pos`; returns (length, position after it).
 fn read_len(buf: &[u8], mut pos: usize) -> (usize, usize) {
@@ -120,30 +135,37 @@ fn len_size(mut n: usize) -> usize {
     s
 }
 
-fn is_short_pair(flen: usize, vlen: usize) -> bool {
-    flen < 15 && vlen < 16
-}
-
-/// Encoded size of a pair.
+/// Upper bound of a pair's encoded size (whatever the field before it).
 fn pair_size(field: &[u8], value: &[u8]) -> usize {
-    let (fl, vl) = (field.len(), value.len());
-    let hdr = if is_short_pair(fl, vl) {
-        1
-    } else {
-        1 + len_size(fl) + len_size(vl)
-    };
-    hdr + fl + vl
+    1 + len_size(0) + len_size(field.len()) + len_size(value.len()) + field.len() + value.len()
 }
 
-/// Appends an encoded pair.
-fn write_pair(out: &mut Vec<u8>, field: &[u8], value: &[u8]) {
+/// Appends an encoded pair, front-coding `field` against `prev` (the field before it, or
+/// empty).
+fn write_pair(out: &mut Vec<u8>, prev: &[u8], field: &[u8], value: &[u8]) {
     let (fl, vl) = (field.len(), value.len());
-    if is_short_pair(fl, vl) {
+    let common = prev.iter().zip(field).take_while(|(a, b)| a == b).count();
+    if common >= MIN_SHARED && vl < 16 {
+        let shared = common.min(15);
+        if fl - shared < 15 {
+            out.push(SHARED_PAIR | (fl - shared) as u8);
+            out.push(((shared as u8) << 4) | vl as u8);
+            out.extend_from_slice(&field[shared..]);
+            out.extend_from_slice(value);
+            return;
+        }
+    }
+    if common < MIN_SHARED && fl < 15 && vl < 16 {
         out.push(((fl as u8) << 4) | vl as u8);
     } else {
+        let shared = if common >= MIN_SHARED { common } else { 0 };
         out.push(LONG_PAIR);
-        write_len(out, fl);
+        write_len(out, shared);
+        write_len(out, fl - shared);
         write_len(out, vl);
+        out.extend_from_slice(&field[shared..]);
+        out.extend_from_slice(value);
+        return;
     }
     out.extend_from_slice(field);
     out.extend_from_slice(value);
@@ -158,79 +180,169 @@ struct PairAt {
     end: usize,
 }
 
-/// Walks the pairs of a packed buffer.
-struct PackedIter<'a> {
-    buf: &'a [u8],
-    pos: usize,
+/// One decoded pair: the field is in the cursor's `field`.
+struct Pair<'a> {
+    value: &'a [u8],
+    at: PairAt,
+    /// The field when it is stored whole (no shared prefix), borrowed from the buffer.
+    whole: Option<&'a [u8]>,
 }
 
-impl<'a> Iterator for PackedIter<'a> {
-    type Item = (&'a [u8], &'a [u8], PairAt);
+/// Walks the pairs of a packed buffer, rebuilding each field into `field`.
+struct PackedCursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    field: Vec<u8>,
+}
 
-    fn next(&mut self) -> Option<Self::Item> {
+impl<'a> PackedCursor<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        PackedCursor {
+            buf,
+            pos: 0,
+            field: Vec::new(),
+        }
+    }
+
+    fn next(&mut self) -> Option<Pair<'a>> {
         let start = self.pos;
         let h = *self.buf.get(start)?;
-        let (flen, vlen, f) = if h == LONG_PAIR {
-            let (fl, p) = read_len(self.buf, start + 1);
-            let (vl, p) = read_len(self.buf, p);
-            (fl, vl, p)
-        } else {
-            (usize::from(h >> 4), usize::from(h & 0x0f), start + 1)
+        let (shared, sl, vl, f) = match h {
+            LONG_PAIR => {
+                let (sh, p) = read_len(self.buf, start + 1);
+                let (sl, p) = read_len(self.buf, p);
+                let (vl, p) = read_len(self.buf, p);
+                (sh, sl, vl, p)
+            }
+            SHARED_PAIR..=0xfe => {
+                let b = self.buf[start + 1];
+                (usize::from(b >> 4), usize::from(h & 0x0f), usize::from(b & 0x0f), start + 2)
+            }
+            _ => (0, usize::from(h >> 4), usize::from(h & 0x0f), start + 1),
         };
-        let v = f + flen;
-        self.pos = v + vlen;
-        let at = PairAt {
-            start,
-            end: self.pos,
+        let v = f + sl;
+        self.pos = v + vl;
+        let suffix = &self.buf[f..v];
+        self.field.truncate(shared);
+        self.field.extend_from_slice(suffix);
+        Some(Pair {
+            value: &self.buf[v..self.pos],
+            at: PairAt {
+                start,
+                end: self.pos,
+            },
+            whole: (shared == 0).then_some(suffix),
+        })
+    }
+}
+
+/// Iterator over packed pairs; a front-coded field comes back owned.
+struct PackedIter<'a>(PackedCursor<'a>);
+
+impl<'a> Iterator for PackedIter<'a> {
+    type Item = (Cow<'a, [u8]>, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let pair = self.0.next()?;
+        let field = match pair.whole {
+            Some(f) => Cow::Borrowed(f),
+            None => Cow::Owned(self.0.field.clone()),
         };
-        Some((&self.buf[f..v], &self.buf[v..self.pos], at))
+        Some((field, pair.value))
     }
 }
 
 impl Packed {
-    fn iter(&self) -> PackedIter<'_> {
-        PackedIter {
-            buf: &self.buf,
-            pos: 0,
+    fn cursor(&self) -> PackedCursor<'_> {
+        PackedCursor::new(&self.buf)
+    }
+
+    /// Calls `f(field, value)` for each pair in order.
+    fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
+        let mut c = self.cursor();
+        while let Some(p) = c.next() {
+            f(&c.field, p.value);
         }
     }
 
-    fn find(&self, field: &[u8]) -> Option<(&[u8], PairAt)> {
-        self.iter()
-            .find(|(f, _, _)| *f == field)
-            .map(|(_, v, at)| (v, at))
+    fn find(&self, field: &[u8]) -> Option<&[u8]> {
+        let mut c = self.cursor();
+        while let Some(p) = c.next() {
+            if c.field == field {
+                return Some(p.value);
+            }
+        }
+        None
+    }
+
+    /// Finds `field`: its span and the field before it, with the cursor left just after it.
+    fn locate<'a>(&'a self, field: &[u8]) -> Option<(PairAt, Vec<u8>, PackedCursor<'a>)> {
+        let mut c = self.cursor();
+        let mut prev = Vec::new();
+        while let Some(p) = c.next() {
+            if c.field == field {
+                return Some((p.at, prev, c));
+            }
+            prev.clone_from(&c.field);
+        }
+        None
     }
 
     /// Sets a field; returns true if it was new. An update rewrites the pair in place.
     fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
-        if let Some((_, at)) = self.find(field) {
-            let mut enc = Vec::with_capacity(pair_size(field, value));
-            write_pair(&mut enc, field, value);
-            self.buf.splice(at.start..at.end, enc);
-            return false;
+        let mut c = self.cursor();
+        let mut prev = Vec::new();
+        while let Some(p) = c.next() {
+            if c.field == field {
+                let mut enc = Vec::with_capacity(pair_size(field, value));
+                write_pair(&mut enc, &prev, field, value);
+                let at = p.at;
+                self.splice(at.start, at.end, enc);
+                return false;
+            }
+            prev.clone_from(&c.field);
         }
-        // Grow to the exact size, as a listpack does: a small hash then wastes no capacity.
-        self.buf.reserve_exact(pair_size(field, value));
-        write_pair(&mut self.buf, field, value);
+        let mut enc = Vec::with_capacity(pair_size(field, value));
+        write_pair(&mut enc, &prev, field, value);
+        let end = self.buf.len();
+        self.splice(end, end, enc);
         self.n += 1;
         true
     }
 
+    /// Replaces bytes `a..b` with `enc`, growing to the exact size, as a listpack does: a
+    /// small hash then wastes no capacity.
+    fn splice(&mut self, a: usize, b: usize, enc: Vec<u8>) {
+        if enc.len() > b - a {
+            self.buf.reserve_exact(enc.len() - (b - a));
+        }
+        self.buf.splice(a..b, enc);
+    }
+
     fn remove(&mut self, field: &[u8]) -> bool {
-        let Some((_, at)) = self.find(field) else {
+        let Some((at, prev, mut c)) = self.locate(field) else {
             return false;
         };
-        self.buf.drain(at.start..at.end);
+        // The next pair was front-coded against the removed field: re-encode it against the
+        // field before.
+        let mut enc = Vec::new();
+        let mut end = at.end;
+        if let Some(next) = c.next() {
+            write_pair(&mut enc, &prev, &c.field, next.value);
+            end = next.at.end;
+        }
+        self.splice(at.start, end, enc);
         self.n -= 1;
         true
     }
 
-    fn nth(&self, i: usize) -> Option<(&[u8], &[u8])> {
-        self.iter().nth(i).map(|(f, v, _)| (f, v))
+    fn nth(&self, i: usize) -> Option<(Cow<'_, [u8]>, &[u8])> {
+        PackedIter(self.cursor()).nth(i)
     }
 }
 
-/// Iterator over the pairs of a hash, in storage order.
+/// Iterator over the pairs of a hash, in storage order. Fields of the compact encoding may be
+/// front-coded in storage, so they come back as [`Cow`]; values are always borrowed.
 pub struct Iter<'a>(IterRepr<'a>);
 
 enum IterRepr<'a> {
@@ -239,12 +351,12 @@ enum IterRepr<'a> {
 }
 
 impl<'a> Iterator for Iter<'a> {
-    type Item = (&'a [u8], &'a [u8]);
+    type Item = (Cow<'a, [u8]>, &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.0 {
-            IterRepr::Packed(it) => it.next().map(|(f, v, _)| (f, v)),
-            IterRepr::Table(it) => it.next(),
+            IterRepr::Packed(it) => it.next(),
+            IterRepr::Table(it) => it.next().map(|(f, v)| (Cow::Borrowed(f), v)),
         }
     }
 }
@@ -276,7 +388,7 @@ impl HashValue {
 
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.repr {
-            Repr::Packed(p) => p.find(field).map(|(v, _)| v),
+            Repr::Packed(p) => p.find(field),
             Repr::Table(t) => t.0.get(field).map(|v| &**v),
         }
     }
@@ -342,16 +454,16 @@ impl HashValue {
             return;
         };
         let mut t = Table::new();
-        for (f, v, _) in p.iter() {
+        p.for_each(|f, v| {
             t.insert(f, v.into());
-        }
+        });
         self.repr = Repr::Table(Box::new(Big(t)));
     }
 
     /// All pairs in storage order (insertion order for `listpack`).
     pub fn iter(&self) -> Iter<'_> {
         match &self.repr {
-            Repr::Packed(p) => Iter(IterRepr::Packed(p.iter())),
+            Repr::Packed(p) => Iter(IterRepr::Packed(PackedIter(p.cursor()))),
             Repr::Table(t) => Iter(IterRepr::Table(Box::new(
                 t.0.iter().map(|(k, v)| (&**k, &**v)),
             ))),
@@ -359,11 +471,11 @@ impl HashValue {
     }
 
     /// A uniformly chosen pair, or None if the hash is empty.
-    pub fn random_pair<R: Rng + ?Sized>(&self, rng: &mut R) -> Option<(&[u8], &[u8])> {
+    pub fn random_pair<R: Rng + ?Sized>(&self, rng: &mut R) -> Option<(Cow<'_, [u8]>, &[u8])> {
         match &self.repr {
             Repr::Packed(p) if p.n > 0 => p.nth(rng.gen_range(0..p.n as usize)),
             Repr::Packed(_) => None,
-            Repr::Table(t) => t.0.random_entry(rng).map(|(k, v)| (&**k, &**v)),
+            Repr::Table(t) => t.0.random_entry(rng).map(|(k, v)| (Cow::Borrowed(&**k), &**v)),
         }
     }
 
@@ -373,13 +485,13 @@ impl HashValue {
         &self,
         rng: &mut R,
         count: usize,
-    ) -> Vec<(&[u8], &[u8])> {
+    ) -> Vec<(Cow<'_, [u8]>, &[u8])> {
         let len = self.len();
         let count = count.min(len);
         // With many pairs wanted, pick indices from the full list; with few, sample the table
         // directly and drop repeats (Redis's CASE 3 / CASE 4 of HRANDFIELD).
         if matches!(self.repr, Repr::Packed(_)) || count.saturating_mul(3) > len {
-            let mut all: Vec<(&[u8], &[u8])> = self.iter().collect();
+            let mut all: Vec<_> = self.iter().collect();
             let mut keep: Vec<usize> = rand::seq::index::sample(rng, len, count).into_vec();
             keep.sort_unstable();
             let mut out = Vec::with_capacity(count);
@@ -393,7 +505,7 @@ impl HashValue {
         let mut out = Vec::with_capacity(count);
         while out.len() < count {
             if let Some((f, v)) = self.random_pair(rng) {
-                if seen.insert(f) {
+                if seen.insert(f.clone()) {
                     out.push((f, v));
                 }
             }
@@ -401,14 +513,21 @@ impl HashValue {
         out
     }
 
+    /// Calls `f(field, value)` for every pair in storage order, without copying front-coded
+    /// fields (HGETALL, HKEYS, HVALS).
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
+        match &self.repr {
+            Repr::Packed(p) => p.for_each(f),
+            Repr::Table(t) => t.0.iter().for_each(|(k, v)| f(k, v)),
+        }
+    }
+
     /// One HSCAN step: a `listpack` hash is returned whole with cursor 0, as in Redis; a
     /// `hashtable` is walked with the table's cursor. Returns the next cursor.
     pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], &[u8])) -> u64 {
         match &self.repr {
             Repr::Packed(p) => {
-                for (k, v, _) in p.iter() {
-                    f(k, v);
-                }
+                p.for_each(f);
                 0
             }
             Repr::Table(t) => t.0.scan(cursor, count, |k, v| f(k, v)),
@@ -419,7 +538,7 @@ impl HashValue {
     /// hashes must give the same digest whatever their internal order.
     pub fn digest_into(&self, h: &mut sha1_smol::Sha1) {
         let mut acc = [0u8; 20];
-        for (f, v) in self.iter() {
+        self.for_each(|f, v| {
             let mut e = sha1_smol::Sha1::new();
             e.update(&(f.len() as u64).to_le_bytes());
             e.update(f);
@@ -427,7 +546,7 @@ impl HashValue {
             for (a, b) in acc.iter_mut().zip(e.digest().bytes()) {
                 *a ^= b;
             }
-        }
+        });
         h.update(&acc);
     }
 
@@ -438,11 +557,8 @@ impl HashValue {
             Repr::Packed(p) => {
                 // Listpack: 6-byte header, per entry an encoding byte(s) + data + backlen,
                 // 1-byte terminator; stored as one length-prefixed string.
-                let body: usize = p
-                    .iter()
-                    .map(|(f, v, _)| lp_entry_size(f) + lp_entry_size(v))
-                    .sum::<usize>()
-                    + 7;
+                let mut body = 7;
+                p.for_each(|f, v| body += lp_entry_size(f) + lp_entry_size(v));
                 rdb_len_size(body) + body
             }
             Repr::Table(t) => {
@@ -508,15 +624,68 @@ mod tests {
     };
 
     #[test]
+    fn packed_front_codes_fields_and_survives_edits() {
+        use rand::Rng;
+        let lim = HashLimits {
+            max_entries: 1000,
+            max_value: 64,
+        };
+        let mut rng = SmallRng::seed_from_u64(11);
+        let mut h = HashValue::new();
+        let mut model: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for _ in 0..3000 {
+            let f = match rng.gen_range(0..3) {
+                0 => format!("field{}", rng.gen_range(0..40)),
+                1 => format!("a-rather-long-common-prefix:{}", rng.gen_range(0..20)),
+                _ => format!("f{}", rng.gen_range(0..10)),
+            }
+            .into_bytes();
+            let v = vec![b'v'; rng.gen_range(0..20)];
+            if rng.gen_range(0..3) == 0 {
+                let pos = model.iter().position(|(x, _)| *x == f);
+                assert_eq!(h.remove(&f), pos.is_some());
+                if let Some(i) = pos {
+                    model.remove(i);
+                }
+            } else {
+                let pos = model.iter().position(|(x, _)| *x == f);
+                assert_eq!(h.set(&f, &v, lim), pos.is_none());
+                match pos {
+                    Some(i) => model[i].1 = v,
+                    None => model.push((f, v)),
+                }
+            }
+            let got: Vec<_> = h.iter().map(|(f, v)| (f.into_owned(), v.to_vec())).collect();
+            assert_eq!(got, model);
+        }
+        for (f, v) in &model {
+            assert_eq!(h.get(f), Some(&v[..]));
+        }
+        let mut fresh = HashValue::new();
+        model.iter().for_each(|(f, v)| {
+            fresh.set(f, v, lim);
+        });
+        assert_eq!(h, fresh, "edits keep the encoding canonical");
+        let Repr::Packed(p) = &fresh.repr else { panic!() };
+        let mut seq = HashValue::new();
+        for i in 0..100 {
+            seq.set(format!("field{i}").as_bytes(), format!("value{i}").as_bytes(), lim);
+        }
+        let Repr::Packed(q) = &seq.repr else { panic!() };
+        assert!(q.buf.len() <= 100 * 10 + 10, "front-coded: {}", q.buf.len());
+        assert!(p.n as usize == model.len());
+    }
+
+    #[test]
     fn packed_keeps_insertion_order_and_updates_in_place() {
         let mut h = HashValue::new();
         assert!(h.set(b"a", b"1", SMALL));
         assert!(h.set(b"b", b"2", SMALL));
         assert!(!h.set(b"a", b"long-ish", SMALL));
-        let pairs: Vec<_> = h.iter().collect();
+        let pairs: Vec<_> = h.iter().map(|(f, v)| (f.into_owned(), v)).collect();
         assert_eq!(
             pairs,
-            vec![(&b"a"[..], &b"long-ish"[..]), (&b"b"[..], &b"2"[..])]
+            vec![(b"a".to_vec(), &b"long-ish"[..]), (b"b".to_vec(), &b"2"[..])]
         );
         assert_eq!(h.encoding(), "listpack");
         assert!(h.remove(b"a"));
@@ -572,7 +741,7 @@ mod tests {
                 h.set(format!("f{i}").as_bytes(), b"v", lim);
             }
             let got = h.random_distinct(&mut rng, 3);
-            let mut fields: Vec<_> = got.iter().map(|p| p.0).collect();
+            let mut fields: Vec<_> = got.iter().map(|p| p.0.clone()).collect();
             fields.sort();
             fields.dedup();
             assert_eq!(fields.len(), 3);

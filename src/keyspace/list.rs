@@ -1,8 +1,15 @@
 //! The list value type: a deque of packed chunks (Redis's quicklist of listpacks).
 //!
 //! Each [`Chunk`] is one contiguous buffer of entries, each entry laid out as
-//! `varint(len) bytes backlen(len)`, where `backlen` is the same varint stored byte-reversed so
-//! that a chunk can be walked from either end (like a listpack). A chunk accepts a new entry
+//! `varint(suffix_len << 1 | coded) [varint(shared)] suffix backlen`. An entry is the chunk's
+//! anchor (a copy of the first element the chunk received) cut to `shared` bytes, followed by
+//! `suffix`: list elements often share a prefix (`job:1041`, `job:1042`...), which is then
+//! stored once per chunk instead of once per element. `coded` is 0 for an entry stored whole.
+//! The anchor is at most 32 bytes. `backlen` is the varint of the entry's size up to the
+//! suffix's end, stored byte-reversed so that a chunk can be walked from either end (like a
+//! listpack). Coding against a fixed anchor
+//! rather than against the previous entry keeps every entry decodable on its own, so pops,
+//! pushes and walks in either direction stay O(1) per entry. A chunk accepts a new entry
 //! while it stays within `list-max-listpack-size` (negative = a byte limit of 4..64 KiB, positive
 //! = an entry count capped at 8 KiB), so a small list is one buffer with no per-element
 //! allocation, and pushes or pops at either end touch one chunk only.
@@ -10,6 +17,7 @@
 //! Redis 7.0 reports every list as `quicklist` (the `listpack` list encoding arrived in 7.2),
 //! so [`ListValue::encoding`] does too.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 /// Byte limits for negative `list-max-listpack-size` values -1..-5.
@@ -31,7 +39,15 @@ pub enum End {
 struct Chunk {
     buf: Vec<u8>,
     count: u32,
+    /// Prefix source for the entries (see the module docs).
+    anchor: Box<[u8]>,
 }
+
+/// Shortest shared prefix worth coding.
+const MIN_SHARED: usize = 2;
+/// Longest anchor: prefixes worth sharing are short, and a chunk's byte size (which the fill
+/// rule limits) then stays close to the size of its elements.
+const ANCHOR_MAX: usize = 32;
 
 fn varint_len(mut n: usize) -> usize {
     let mut l = 1;
@@ -78,17 +94,58 @@ fn get_backlen(buf: &[u8], end: usize) -> (usize, usize) {
     }
 }
 
-/// Bytes an entry of `len` bytes takes in a chunk.
-fn entry_size(len: usize) -> usize {
-    2 * varint_len(len) + len
+/// Appends an entry for `data`, coded against `anchor`.
+fn encode_entry(out: &mut Vec<u8>, anchor: &[u8], data: &[u8]) {
+    let start = out.len();
+    let common = anchor.iter().zip(data).take_while(|(a, b)| a == b).count();
+    let shared = if common >= MIN_SHARED { common } else { 0 };
+    let suffix = &data[shared..];
+    put_varint(out, (suffix.len() << 1) | usize::from(shared > 0));
+    if shared > 0 {
+        put_varint(out, shared);
+    }
+    out.extend_from_slice(suffix);
+    let body = out.len() - start;
+    let b = out.len();
+    put_varint(out, body);
+    out[b..].reverse();
 }
 
-fn encode_entry(out: &mut Vec<u8>, data: &[u8]) {
-    put_varint(out, data.len());
-    out.extend_from_slice(data);
-    let start = out.len();
-    put_varint(out, data.len());
-    out[start..].reverse();
+/// Parses the entry starting at `start`: the anchor bytes it shares, its suffix and the
+/// position after it.
+fn entry_parts(buf: &[u8], start: usize) -> (usize, &[u8], usize) {
+    let (h, l1) = get_varint(buf, start);
+    let mut p = start + l1;
+    let shared = if h & 1 == 1 {
+        let (sh, l2) = get_varint(buf, p);
+        p += l2;
+        sh
+    } else {
+        0
+    };
+    let suffix = &buf[p..p + (h >> 1)];
+    let end = p + (h >> 1);
+    (shared, suffix, end + varint_len(end - start))
+}
+
+/// Decodes the entry starting at `start`: its value and the position after it.
+fn decode_entry<'a>(buf: &'a [u8], anchor: &'a [u8], start: usize) -> (Cow<'a, [u8]>, usize) {
+    let (shared, suffix, end) = entry_parts(buf, start);
+    let value = if shared == 0 {
+        Cow::Borrowed(suffix)
+    } else {
+        let mut v = Vec::with_capacity(shared + suffix.len());
+        v.extend_from_slice(&anchor[..shared]);
+        v.extend_from_slice(suffix);
+        Cow::Owned(v)
+    };
+    (value, end)
+}
+
+/// Start of the entry that ends at `end`.
+fn entry_start(buf: &[u8], end: usize) -> usize {
+    let (body, bl) = get_backlen(buf, end);
+    end - bl - body
 }
 
 /// Whether a chunk of `sz` bytes and `count` entries may take one more entry of `len` bytes.
@@ -106,91 +163,87 @@ impl Chunk {
         allows(self.buf.len(), self.count, len, fill)
     }
 
+    /// Makes the first element of an empty chunk (its first [`ANCHOR_MAX`] bytes) its anchor.
+    fn anchor_on(&mut self, data: &[u8]) {
+        if self.count == 0 {
+            self.anchor = data[..data.len().min(ANCHOR_MAX)].into();
+        }
+    }
+
     fn push_back(&mut self, data: &[u8]) {
-        encode_entry(&mut self.buf, data);
+        self.anchor_on(data);
+        // Grow to the exact size, as a listpack does (the allocator resizes in place within a
+        // size class): a doubling `Vec` would leave up to half of every chunk unused.
+        self.buf.reserve_exact(data.len() + 2 * varint_len(data.len() + 10) + 1);
+        encode_entry(&mut self.buf, &self.anchor, data);
         self.count += 1;
     }
 
     fn push_front(&mut self, data: &[u8]) {
-        let mut e = Vec::with_capacity(entry_size(data.len()) + self.buf.len());
-        encode_entry(&mut e, data);
+        self.anchor_on(data);
+        let mut e = Vec::with_capacity(data.len() + 8 + self.buf.len());
+        encode_entry(&mut e, &self.anchor, data);
         e.extend_from_slice(&self.buf);
         self.buf = e;
         self.count += 1;
     }
 
-    /// Byte range of the first entry's data and the entry's total size.
-    fn first(&self) -> (std::ops::Range<usize>, usize) {
-        let (len, hl) = get_varint(&self.buf, 0);
-        (hl..hl + len, hl + len + varint_len(len))
-    }
-
-    /// Byte range of the last entry's data and the entry's total size.
-    fn last(&self) -> (std::ops::Range<usize>, usize) {
-        let end = self.buf.len();
-        let (len, bl) = get_backlen(&self.buf, end);
-        let data_end = end - bl;
-        (data_end - len..data_end, len + 2 * bl)
-    }
-
     fn pop_front(&mut self) -> Vec<u8> {
-        let (r, total) = self.first();
-        let v = self.buf[r].to_vec();
-        self.buf.drain(..total);
+        let (v, end) = decode_entry(&self.buf, &self.anchor, 0);
+        let v = v.into_owned();
+        self.buf.drain(..end);
         self.count -= 1;
         v
     }
 
     fn pop_back(&mut self) -> Vec<u8> {
-        let (r, total) = self.last();
-        let v = self.buf[r].to_vec();
-        let keep = self.buf.len() - total;
-        self.buf.truncate(keep);
+        let start = entry_start(&self.buf, self.buf.len());
+        let v = decode_entry(&self.buf, &self.anchor, start).0.into_owned();
+        self.buf.truncate(start);
         self.count -= 1;
         v
     }
 
     fn iter(&self) -> ChunkIter<'_> {
-        ChunkIter { buf: &self.buf, front: 0, back: self.buf.len() }
+        ChunkIter { buf: &self.buf, anchor: &self.anchor, front: 0, back: self.buf.len() }
     }
 }
 
 /// Iterates the entries of one chunk in either direction.
 struct ChunkIter<'a> {
     buf: &'a [u8],
+    anchor: &'a [u8],
     front: usize,
     back: usize,
 }
 
 impl<'a> Iterator for ChunkIter<'a> {
-    type Item = &'a [u8];
-    fn next(&mut self) -> Option<&'a [u8]> {
+    type Item = Cow<'a, [u8]>;
+    fn next(&mut self) -> Option<Cow<'a, [u8]>> {
         if self.front >= self.back {
             return None;
         }
-        let (len, hl) = get_varint(self.buf, self.front);
-        let start = self.front + hl;
-        self.front = start + len + varint_len(len);
-        Some(&self.buf[start..start + len])
+        let (v, end) = decode_entry(self.buf, self.anchor, self.front);
+        self.front = end;
+        Some(v)
     }
 }
 
 impl<'a> DoubleEndedIterator for ChunkIter<'a> {
-    fn next_back(&mut self) -> Option<&'a [u8]> {
+    fn next_back(&mut self) -> Option<Cow<'a, [u8]>> {
         if self.front >= self.back {
             return None;
         }
-        let (len, bl) = get_backlen(self.buf, self.back);
-        let end = self.back - bl;
-        self.back = end - len - varint_len(len);
-        Some(&self.buf[end - len..end])
+        self.back = entry_start(self.buf, self.back);
+        Some(decode_entry(self.buf, self.anchor, self.back).0)
     }
 }
 
 /// A list value.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListValue {
-    chunks: VecDeque<Chunk>,
+    /// Boxed so that a [`Value`](super::Value) stays 24 bytes.
+    chunks: Box<VecDeque<Chunk>>,
     len: usize,
 }
 
@@ -271,23 +324,56 @@ impl ListValue {
         Some(v)
     }
 
-    /// Iterates from head to tail.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> + '_ {
+    /// Iterates from head to tail. Elements stored with their chunk's prefix come back owned.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Cow<'_, [u8]>> + '_ {
         self.chunks.iter().flat_map(Chunk::iter)
     }
 
     /// Iterates from element `start` (0-based from the head) to the tail, skipping whole chunks.
-    pub fn iter_from(&self, start: usize) -> impl Iterator<Item = &[u8]> + '_ {
+    pub fn iter_from(&self, start: usize) -> impl Iterator<Item = Cow<'_, [u8]>> + '_ {
         let (ci, off) = self.locate(start).unwrap_or((self.chunks.len(), 0));
         self.chunks.range(ci..).flat_map(Chunk::iter).skip(off)
     }
 
     /// Iterates from element `start` (0-based from the head) towards the head.
-    pub fn iter_rev_from(&self, start: usize) -> impl Iterator<Item = &[u8]> + '_ {
+    pub fn iter_rev_from(&self, start: usize) -> impl Iterator<Item = Cow<'_, [u8]>> + '_ {
         let (ci, off) = self.locate(start).unwrap_or((0, 0));
         let take = if start < self.len { ci + 1 } else { 0 };
         let skip = if start < self.len { self.chunks[ci].count as usize - 1 - off } else { 0 };
         self.chunks.range(..take).rev().flat_map(|c| c.iter().rev()).skip(skip)
+    }
+
+    /// Calls `f` with up to `n` elements from element `start` towards the tail, rebuilding
+    /// prefixed elements in one reused buffer (LRANGE: no allocation per element).
+    pub fn for_range(&self, start: usize, n: usize, mut f: impl FnMut(&[u8])) {
+        let Some((ci, mut off)) = self.locate(start) else {
+            return;
+        };
+        let mut left = n;
+        let mut scratch = Vec::new();
+        for c in self.chunks.range(ci..) {
+            let mut pos = 0;
+            while pos < c.buf.len() && left > 0 {
+                let (shared, suffix, end) = entry_parts(&c.buf, pos);
+                pos = end;
+                if off > 0 {
+                    off -= 1;
+                    continue;
+                }
+                if shared == 0 {
+                    f(suffix);
+                } else {
+                    scratch.clear();
+                    scratch.extend_from_slice(&c.anchor[..shared]);
+                    scratch.extend_from_slice(suffix);
+                    f(&scratch);
+                }
+                left -= 1;
+            }
+            if left == 0 {
+                break;
+            }
+        }
     }
 
     /// Chunk index and offset inside it of element `idx`.
@@ -306,7 +392,7 @@ impl ListValue {
     }
 
     /// The element at `idx` (0-based from the head).
-    pub fn get(&self, idx: usize) -> Option<&[u8]> {
+    pub fn get(&self, idx: usize) -> Option<Cow<'_, [u8]>> {
         let (ci, off) = self.locate(idx)?;
         self.chunks[ci].iter().nth(off)
     }
@@ -341,7 +427,7 @@ impl ListValue {
         let Some((ci, off)) = self.locate(idx) else {
             return false;
         };
-        let mut entries: Vec<Vec<u8>> = self.chunks[ci].iter().map(<[u8]>::to_vec).collect();
+        let mut entries: Vec<Vec<u8>> = self.chunks[ci].iter().map(Cow::into_owned).collect();
         let before = entries.len();
         edit(&mut entries, off);
         self.len = self.len + entries.len() - before;
@@ -367,7 +453,14 @@ impl ListValue {
 
     /// Position of the first element equal to `pivot`.
     pub fn position(&self, pivot: &[u8]) -> Option<usize> {
-        self.iter().position(|e| e == pivot)
+        let (mut i, mut found) = (0, None);
+        self.for_range(0, self.len, |e| {
+            if found.is_none() && e == pivot {
+                found = Some(i);
+            }
+            i += 1;
+        });
+        found
     }
 
     /// Removes up to `count` elements equal to `value` (0 = all), scanning from the head, or
@@ -375,8 +468,8 @@ impl ListValue {
     pub fn remove_matching(&mut self, value: &[u8], count: usize, from_tail: bool, fill: i64) -> usize {
         let mut removed = 0;
         let mut keep: Vec<bool> = Vec::with_capacity(self.len);
-        let mut decide = |e: &[u8]| {
-            let hit = e == value && (count == 0 || removed < count);
+        let mut decide = |e: Cow<'_, [u8]>| {
+            let hit = *e == *value && (count == 0 || removed < count);
             removed += usize::from(hit);
             !hit
         };
@@ -388,8 +481,8 @@ impl ListValue {
         }
         if removed > 0 {
             let mut flags = keep.into_iter();
-            let kept = self.iter().filter(|_| flags.next().unwrap_or(true));
-            *self = ListValue::from_iter(kept.collect::<Vec<_>>(), fill);
+            let kept: Vec<_> = self.iter().filter(|_| flags.next().unwrap_or(true)).collect();
+            *self = ListValue::from_iter(kept.iter().map(|e| &**e), fill);
         }
         removed
     }
@@ -426,10 +519,10 @@ impl ListValue {
 
     /// Feeds the content into a digest (DEBUG DIGEST), in order.
     pub fn digest_into(&self, h: &mut sha1_smol::Sha1) {
-        for e in self.iter() {
+        self.for_range(0, self.len, |e| {
             h.update(&(e.len() as u64).to_le_bytes());
             h.update(e);
-        }
+        });
     }
 
     /// Bytes this value would take serialized (DEBUG OBJECT's serializedlength): one packed
@@ -444,7 +537,62 @@ mod tests {
     use super::*;
 
     fn items(l: &ListValue) -> Vec<String> {
-        l.iter().map(|e| String::from_utf8_lossy(e).into_owned()).collect()
+        l.iter().map(|e| String::from_utf8_lossy(&e).into_owned()).collect()
+    }
+
+    #[test]
+    fn anchor_coding_matches_a_plain_deque() {
+        use std::collections::VecDeque;
+        let mut l = ListValue::new();
+        let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut seed = 7u64;
+        let mut rnd = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for i in 0..4000 {
+            let v = match rnd(3) {
+                0 => format!("item:{}", rnd(1000)),
+                1 => format!("x{i}"),
+                _ => String::new(),
+            }
+            .into_bytes();
+            match rnd(6) {
+                0 => assert_eq!(l.pop(End::Head), model.pop_front()),
+                1 => assert_eq!(l.pop(End::Tail), model.pop_back()),
+                2 if !model.is_empty() => {
+                    let at = rnd(model.len() as u64) as usize;
+                    assert!(l.set(at, &v, -2));
+                    model[at] = v;
+                }
+                3 => {
+                    l.push(End::Head, &v, 128);
+                    model.push_front(v);
+                }
+                _ => {
+                    l.push(End::Tail, &v, -1);
+                    model.push_back(v);
+                }
+            }
+            assert_eq!(l.len(), model.len());
+        }
+        let got: Vec<Vec<u8>> = l.iter().map(Cow::into_owned).collect();
+        assert_eq!(got, Vec::from(model.clone()));
+        let back: Vec<Vec<u8>> = l.iter().rev().map(Cow::into_owned).collect();
+        assert_eq!(back, model.iter().rev().cloned().collect::<Vec<_>>());
+        let prefixed = ListValue::from_iter(
+            (0..1000).map(|i| format!("item:{i}").into_bytes()).collect::<Vec<_>>().iter().map(
+                |v| &v[..],
+            ),
+            -2,
+        );
+        let bytes: usize = prefixed.chunks.iter().map(|c| c.buf.len()).sum();
+        assert!(bytes < 1000 * 7, "anchor-coded: {bytes}");
+        assert_eq!(prefixed.get(999).as_deref(), Some(&b"item:999"[..]));
+        let mut seen = Vec::new();
+        l.for_range(3, 50, |e| seen.push(e.to_vec()));
+        assert_eq!(seen, model.iter().skip(3).take(50).cloned().collect::<Vec<_>>());
+        assert_eq!(l.position(&model[7]), model.iter().position(|e| *e == model[7]));
     }
 
     #[test]
@@ -456,11 +604,11 @@ mod tests {
         }
         assert_eq!(l.len(), 2000);
         assert!(l.chunk_count() >= 400);
-        assert_eq!(l.get(0), Some(&b"h999"[..]));
-        assert_eq!(l.get(1999), Some(&b"v999"[..]));
+        assert_eq!(l.get(0).as_deref(), Some(&b"h999"[..]));
+        assert_eq!(l.get(1999).as_deref(), Some(&b"v999"[..]));
         assert_eq!(l.pop(End::Tail).as_deref(), Some(&b"v999"[..]));
         assert_eq!(l.pop(End::Head).as_deref(), Some(&b"h999"[..]));
-        assert_eq!(l.iter().rev().next(), Some(&b"v998"[..]));
+        assert_eq!(l.iter().rev().next().as_deref(), Some(&b"v998"[..]));
         assert_eq!(l.iter_from(1997).count(), 1);
         assert_eq!(l.iter_rev_from(2).collect::<Vec<_>>(), vec![&b"h996"[..], b"h997", b"h998"]);
     }
@@ -473,7 +621,7 @@ mod tests {
         l.push(End::Tail, &big, -2);
         l.push(End::Tail, b"b", -2);
         assert_eq!(l.chunk_count(), 3);
-        assert_eq!(l.iter().rev().nth(1).map(<[u8]>::len), Some(100_000));
+        assert_eq!(l.iter().rev().nth(1).map(|e| e.len()), Some(100_000));
         assert_eq!(l.pop(End::Tail).as_deref(), Some(&b"b"[..]));
         assert_eq!(l.pop(End::Tail).map(|v| v.len()), Some(100_000));
     }

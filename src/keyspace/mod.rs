@@ -20,33 +20,32 @@ pub use value::{HashValue, ListValue, RString, SetValue, Value, ZSetValue};
 /// Expiry time meaning "never".
 pub const NO_EXPIRE: u64 = 0;
 
-/// One key's value plus its metadata.
+/// One key's value.
+///
+/// A key's metadata is not here, to keep the millions of main-table slots small (48 bytes: a
+/// 24-byte [`Key`] and this): the expiry time lives only in [`Db::expires`] (as Redis keeps a
+/// separate expires dict), and the LRU/LFU data plus a "has expiry" bit live in the meta word
+/// that the table keeps inside each stored key (see [`Db::lru_of`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub value: Value,
-    /// Absolute Unix time in milliseconds, or [`NO_EXPIRE`].
-    pub expire_at: u64,
-    /// LRU clock (seconds, wrapping) of the last access, for OBJECT IDLETIME and eviction.
-    pub lru: u32,
 }
 
 impl Entry {
     pub fn new(value: Value) -> Self {
-        Entry {
-            value,
-            expire_at: NO_EXPIRE,
-            lru: 0,
-        }
+        Entry { value }
     }
+}
 
-    #[inline]
-    pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expire_at != NO_EXPIRE && self.expire_at <= now_ms
-    }
+/// Bits of a key's meta word holding its LRU clock or LFU data (24, as in Redis).
+const LRU_MASK: u32 = 0x00FF_FFFF;
+/// Meta bit: the key has an entry in [`Db::expires`], so lookups know when to probe it.
+const VOLATILE: u32 = 1 << 31;
 
-    pub fn expire(&self) -> Option<u64> {
-        (self.expire_at != NO_EXPIRE).then_some(self.expire_at)
-    }
+/// Meta word with its LRU/LFU bits replaced by `lru`.
+#[inline]
+fn with_lru(meta: u32, lru: u32) -> u32 {
+    (meta & !LRU_MASK) | (lru & LRU_MASK)
 }
 
 /// One numbered database.
@@ -54,7 +53,8 @@ impl Entry {
 pub struct Db {
     pub main: Table<Entry>,
     /// Keys that have an expiry, with that expiry: the sampling set of the active expire cycle
-    /// and of the `volatile-*` eviction policies. Always mirrors `Entry::expire_at`.
+    /// and of the `volatile-*` eviction policies. Holds exactly the keys whose entry has
+    /// [`Entry::has_expire`].
     pub expires: Table<u64>,
     /// Running average TTL (ms) of keys seen by the active expire cycle, for INFO keyspace.
     pub avg_ttl: u64,
@@ -75,6 +75,38 @@ impl Db {
         self.main.get(key)
     }
 
+    /// Like [`peek`](Self::peek), but treats a key that has expired at `now` as absent (still
+    /// without deleting it).
+    pub fn peek_live(&self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.main.get(key).filter(|_| !self.is_expired(key, now))
+    }
+
+    /// The absolute expiry (Unix ms) of `key`, if it exists and has one.
+    pub fn expire_of(&self, key: &[u8]) -> Option<u64> {
+        if self.expires.is_empty() {
+            return None;
+        }
+        self.expires.get(key).copied()
+    }
+
+    /// True if `key` has an expiry at or before `now`.
+    #[inline]
+    pub fn is_expired(&self, key: &[u8], now: u64) -> bool {
+        self.expire_of(key).is_some_and(|at| at <= now)
+    }
+
+    /// The LRU clock or LFU data of `key` (OBJECT IDLETIME / FREQ, DEBUG OBJECT).
+    pub fn lru_of(&self, key: &[u8]) -> Option<u32> {
+        self.main.get_key_value(key).map(|(k, _)| k.meta() & LRU_MASK)
+    }
+
+    /// Overwrites the LRU clock or LFU data of `key`.
+    pub fn set_lru(&mut self, key: &[u8], lru: u32) {
+        if let Some((m, _)) = self.main.get_meta_mut(key) {
+            *m = with_lru(*m, lru);
+        }
+    }
+
     /// Stores `value` under `key`, clearing any expiry (Redis `setKey`). Returns true if the key
     /// existed.
     pub fn set(&mut self, key: &[u8], value: Value) -> bool {
@@ -83,16 +115,17 @@ impl Db {
 
     /// Stores `value` under `key` with the given absolute expiry (or [`NO_EXPIRE`]).
     pub fn set_with_expire(&mut self, key: &[u8], value: Value, expire_at: u64) -> bool {
-        let (e, inserted) = self
+        let (m, e, inserted) = self
             .main
-            .get_or_insert_with(key, || Entry::new(Value::Str(RString::Int(0))));
-        let had_expire = e.expire_at != NO_EXPIRE;
+            .get_or_insert_meta(key, || Entry::new(Value::Str(RString::Int(0))));
+        let had_expire = *m & VOLATILE != 0;
         e.value = value;
-        e.expire_at = expire_at;
+        let mut meta = if expire_at != NO_EXPIRE { *m | VOLATILE } else { *m & !VOLATILE };
         // Like Redis, an overwrite keeps the LFU counter (the key is still as popular).
         if inserted || !evict::tracking_lfu() {
-            e.lru = evict::new_access();
+            meta = with_lru(meta, evict::new_access());
         }
+        *m = meta;
         if expire_at != NO_EXPIRE {
             self.expires.insert(key, expire_at);
         } else if had_expire {
@@ -116,9 +149,9 @@ impl Db {
     /// Sets the expiry of an existing key. Returns false if the key is absent.
     pub fn set_expire(&mut self, key: &[u8], at: u64) -> bool {
         debug_assert!(at != NO_EXPIRE);
-        match self.main.get_mut(key) {
-            Some(e) => {
-                e.expire_at = at;
+        match self.main.get_meta_mut(key) {
+            Some((m, _)) => {
+                *m |= VOLATILE;
                 self.expires.insert(key, at);
                 true
             }
@@ -128,9 +161,9 @@ impl Db {
 
     /// Removes the expiry of a key. Returns true if it had one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
-        match self.main.get_mut(key) {
-            Some(e) if e.expire_at != NO_EXPIRE => {
-                e.expire_at = NO_EXPIRE;
+        match self.main.get_meta_mut(key) {
+            Some((m, _)) if *m & VOLATILE != 0 => {
+                *m &= !VOLATILE;
                 self.expires.remove(key);
                 true
             }
@@ -140,21 +173,34 @@ impl Db {
 
     /// Deletes a key. Returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let e = self.main.remove(key)?;
-        if e.expire_at != NO_EXPIRE {
-            self.expires.remove(key);
-        }
-        Some(e)
+        self.take(key).map(|(e, _, _)| e)
     }
 
-    /// Inserts a whole entry (used by RENAME, MOVE, COPY and loaders), keeping its expiry.
-    pub fn insert_entry(&mut self, key: &[u8], entry: Entry) {
-        if entry.expire_at != NO_EXPIRE {
-            self.expires.insert(key, entry.expire_at);
+    /// Deletes a key. Returns its entry, its expiry (or [`NO_EXPIRE`]) and its LRU/LFU data, for
+    /// moving it elsewhere with [`insert_entry`](Self::insert_entry).
+    pub fn take(&mut self, key: &[u8]) -> Option<(Entry, u64, u32)> {
+        let (k, e) = self.main.remove_entry(key)?;
+        let at = if k.meta() & VOLATILE != 0 {
+            self.expires.remove(key).unwrap_or(NO_EXPIRE)
+        } else {
+            NO_EXPIRE
+        };
+        Some((e, at, k.meta() & LRU_MASK))
+    }
+
+    /// Inserts a whole entry with the given expiry or [`NO_EXPIRE`] and LRU/LFU data (used by
+    /// RENAME, MOVE, COPY and loaders).
+    pub fn insert_entry(&mut self, key: &[u8], entry: Entry, expire_at: u64, lru: u32) {
+        let volatile = expire_at != NO_EXPIRE;
+        if volatile {
+            self.expires.insert(key, expire_at);
         } else {
             self.expires.remove(key);
         }
-        self.main.insert(key, entry);
+        let blank = || Entry::new(Value::Str(RString::Int(0)));
+        let (m, e, _) = self.main.get_or_insert_meta(key, blank);
+        *e = entry;
+        *m = with_lru(if volatile { VOLATILE } else { 0 }, lru);
     }
 
     pub fn clear(&mut self) {
@@ -172,13 +218,19 @@ impl Db {
     /// Moves the entry at `from` to `to` (replacing whatever `to` held), keeping its expiry.
     /// Returns false if `from` is absent. The caller has already applied lazy expiry to both.
     pub fn rename(&mut self, from: &[u8], to: &[u8]) -> bool {
-        let Some(entry) = self.remove(from) else {
+        let Some((entry, at, lru)) = self.take(from) else {
             return false;
         };
         self.remove(to);
-        self.insert_entry(to, entry);
+        self.insert_entry(to, entry, at, lru);
         true
     }
+}
+
+/// True if an expiry time (or [`NO_EXPIRE`]) has passed at `now`.
+#[inline]
+fn expired_at(at: u64, now: u64) -> bool {
+    at != NO_EXPIRE && at <= now
 }
 
 /// Counters the keyspace keeps for INFO stats.
@@ -268,9 +320,11 @@ impl Keyspace {
                 }
             }
         }
-        let e = found?;
+        let (m, e) = found?;
         if access.touch {
-            evict::touch(&mut e.lru);
+            let mut lru = *m & LRU_MASK;
+            evict::touch(&mut lru);
+            *m = with_lru(*m, lru);
         }
         Some(e)
     }
@@ -288,8 +342,8 @@ impl Keyspace {
         loop {
             let d = &self.dbs[db];
             let all_volatile = d.main.len() == d.expires.len();
-            let (k, e) = d.main.random_entry(rng)?;
-            if !e.is_expired(now) {
+            let (k, _) = d.main.random_entry(rng)?;
+            if !d.is_expired(k, now) {
                 return Some(k.clone());
             }
             let k = k.clone();
@@ -311,10 +365,8 @@ impl Keyspace {
 
     /// Keys in `db`, counting only those that have not expired at `now` (without deleting any).
     pub fn live_keys(&self, db: usize, now: u64) -> impl Iterator<Item = (&Key, &Entry)> + '_ {
-        self.dbs[db]
-            .main
-            .iter()
-            .filter(move |(_, e)| !e.is_expired(now))
+        let d = &self.dbs[db];
+        d.main.iter().filter(move |(k, _)| !d.is_expired(k, now))
     }
 
     /// True if the key exists and has not expired (deleting it if it has).
@@ -346,12 +398,16 @@ fn lookup<'a>(
     expire_on_access: bool,
     expired: &mut Vec<(usize, Key)>,
     stats: &mut KeyspaceStats,
-) -> Option<&'a mut Entry> {
+) -> Option<(&'a mut u32, &'a mut Entry)> {
+    let expires = &d.expires;
+    let dead = |meta: u32, _: &Entry| {
+        meta & VOLATILE != 0 && expired_at(expires.get(key).copied().unwrap_or(NO_EXPIRE), now)
+    };
     if !expire_on_access {
-        return d.main.get_mut(key).filter(|e| !e.is_expired(now));
+        return d.main.get_meta_mut(key).filter(|(m, e)| !dead(**m, e));
     }
-    match d.main.get_mut_unless(key, |e| e.is_expired(now))? {
-        Ok(e) => Some(e),
+    match d.main.get_mut_unless(key, dead)? {
+        Ok(found) => Some(found),
         Err((k, _)) => {
             d.expires.remove(&k);
             stats.expired_keys += 1;
@@ -374,7 +430,8 @@ mod tests {
         d.set(b"b", Value::from_bytes(b"2"));
         assert!(d.rename(b"a", b"b"));
         assert!(d.peek(b"a").is_none());
-        assert_eq!(d.peek(b"b").map(|e| e.expire_at), Some(5_000));
+        assert_eq!(d.expire_of(b"b"), Some(5_000));
+        assert!(d.is_expired(b"b", 5_000) && !d.is_expired(b"b", 4_999));
         assert_eq!(d.expires.len(), 1);
         assert!(d.expires.contains_key(b"b"));
         assert!(!d.rename(b"zz", b"b"));

@@ -45,50 +45,79 @@ impl Member<'_> {
     }
 }
 
-/// A sorted array of distinct integers, all stored at one width.
+/// A sorted array of distinct integers (the `intset` encoding), stored frame-of-reference: one
+/// buffer holding a width byte, the smallest member as a little-endian `i64` (the base), then
+/// each member minus the base in `width` bytes (1, 2, 4 or 8, the fewest that hold the largest
+/// difference). A set of nearby integers (ids, timestamps) thus costs one or two bytes a member
+/// where Redis's intset spends at least two, and binary search still works. The encoding is
+/// kept canonical (base = minimum, smallest width), so equal sets have equal buffers. An empty
+/// set has an empty buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntSet {
-    width: u8,
     data: Box<[u8]>,
 }
 
-/// Smallest width (bytes) that holds `v`.
-fn width_for(v: i64) -> u8 {
-    if i16::try_from(v).is_ok() {
+/// Bytes before the first member: the width byte and the base.
+const INTSET_HDR: usize = 9;
+
+/// Smallest width (bytes) that holds the difference `d` between a member and the base.
+fn width_for(d: u64) -> u8 {
+    if d <= u64::from(u8::MAX) {
+        1
+    } else if d <= u64::from(u16::MAX) {
         2
-    } else if i32::try_from(v).is_ok() {
+    } else if d <= u64::from(u32::MAX) {
         4
     } else {
         8
     }
 }
 
-/// Appends `v` in little-endian at `width` bytes (`v` fits: checked by the callers).
-fn push_le(buf: &mut Vec<u8>, v: i64, width: u8) {
-    match width {
-        2 => buf.extend_from_slice(&(v as i16).to_le_bytes()),
-        4 => buf.extend_from_slice(&(v as i32).to_le_bytes()),
-        _ => buf.extend_from_slice(&v.to_le_bytes()),
-    }
-}
-
 impl IntSet {
     fn new() -> Self {
-        IntSet { width: 2, data: Box::new([]) }
+        IntSet { data: Box::new([]) }
+    }
+
+    /// Encodes sorted, distinct `members` canonically.
+    fn from_sorted(members: &[i64]) -> Self {
+        let (Some(&lo), Some(&hi)) = (members.first(), members.last()) else {
+            return IntSet::new();
+        };
+        let width = width_for(hi.wrapping_sub(lo) as u64);
+        let w = usize::from(width);
+        let mut buf = Vec::with_capacity(INTSET_HDR + members.len() * w);
+        buf.push(width);
+        buf.extend_from_slice(&lo.to_le_bytes());
+        for &v in members {
+            buf.extend_from_slice(&(v.wrapping_sub(lo) as u64).to_le_bytes()[..w]);
+        }
+        IntSet { data: buf.into_boxed_slice() }
+    }
+
+    fn width(&self) -> usize {
+        self.data.first().map_or(1, |&w| usize::from(w))
+    }
+
+    fn base(&self) -> i64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.data[1..INTSET_HDR]);
+        i64::from_le_bytes(b)
     }
 
     fn len(&self) -> usize {
-        self.data.len() / usize::from(self.width)
+        self.data.len().saturating_sub(INTSET_HDR) / self.width()
     }
 
     fn get(&self, i: usize) -> i64 {
-        let w = usize::from(self.width);
-        let b = &self.data[i * w..i * w + w];
-        match w {
-            2 => i64::from(i16::from_le_bytes([b[0], b[1]])),
-            4 => i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            _ => i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-        }
+        let w = self.width();
+        let at = INTSET_HDR + i * w;
+        let mut d = [0u8; 8];
+        d[..w].copy_from_slice(&self.data[at..at + w]);
+        self.base().wrapping_add(u64::from_le_bytes(d) as i64)
+    }
+
+    fn to_vec(&self) -> Vec<i64> {
+        (0..self.len()).map(|i| self.get(i)).collect()
     }
 
     /// Binary search: `Ok(position)` if present, else `Err(insertion point)`.
@@ -106,50 +135,35 @@ impl IntSet {
     }
 
     fn contains(&self, v: i64) -> bool {
-        width_for(v) <= self.width && self.search(v).is_ok()
+        self.search(v).is_ok()
     }
 
-    /// Adds `v`; false if it was already there. Reallocates to the exact size, like Redis.
+    /// Adds `v`; false if it was already there. Reallocates to the exact size, like Redis. A
+    /// member inside the current range is spliced in; a new minimum or maximum re-encodes.
     fn insert(&mut self, v: i64) -> bool {
-        let need = width_for(v);
-        if need > self.width {
-            self.widen_and_add(v, need);
+        let pos = match self.search(v) {
+            Ok(_) => return false,
+            Err(pos) => pos,
+        };
+        let n = self.len();
+        if pos == 0 || pos == n {
+            let mut all = self.to_vec();
+            all.insert(pos, v);
+            *self = IntSet::from_sorted(&all);
             return true;
         }
-        let Err(pos) = self.search(v) else {
-            return false;
-        };
-        let w = usize::from(self.width);
+        let w = self.width();
+        let at = INTSET_HDR + pos * w;
+        let d = v.wrapping_sub(self.base()) as u64;
         let mut buf = Vec::with_capacity(self.data.len() + w);
-        buf.extend_from_slice(&self.data[..pos * w]);
-        push_le(&mut buf, v, self.width);
-        buf.extend_from_slice(&self.data[pos * w..]);
+        buf.extend_from_slice(&self.data[..at]);
+        buf.extend_from_slice(&d.to_le_bytes()[..w]);
+        buf.extend_from_slice(&self.data[at..]);
         self.data = buf.into_boxed_slice();
         true
     }
 
-    /// Re-encodes at `width` and adds `v`, which lies outside the range of every current member
-    /// (that is why it needs more bytes), so it goes first if negative, last otherwise.
-    fn widen_and_add(&mut self, v: i64, width: u8) {
-        let n = self.len();
-        let mut buf = Vec::with_capacity((n + 1) * usize::from(width));
-        if v < 0 {
-            push_le(&mut buf, v, width);
-        }
-        for i in 0..n {
-            push_le(&mut buf, self.get(i), width);
-        }
-        if v >= 0 {
-            push_le(&mut buf, v, width);
-        }
-        self.width = width;
-        self.data = buf.into_boxed_slice();
-    }
-
     fn remove(&mut self, v: i64) -> bool {
-        if width_for(v) > self.width {
-            return false;
-        }
         match self.search(v) {
             Ok(pos) => {
                 self.remove_at(pos);
@@ -159,11 +173,21 @@ impl IntSet {
         }
     }
 
+    /// Removes the member at `pos`. Removing the minimum or maximum re-encodes (the base or the
+    /// width may shrink); an inner member is simply cut out.
     fn remove_at(&mut self, pos: usize) {
-        let w = usize::from(self.width);
+        let n = self.len();
+        if pos == 0 || pos + 1 == n {
+            let mut all = self.to_vec();
+            all.remove(pos);
+            *self = IntSet::from_sorted(&all);
+            return;
+        }
+        let w = self.width();
+        let at = INTSET_HDR + pos * w;
         let mut buf = Vec::with_capacity(self.data.len() - w);
-        buf.extend_from_slice(&self.data[..pos * w]);
-        buf.extend_from_slice(&self.data[pos * w + w..]);
+        buf.extend_from_slice(&self.data[..at]);
+        buf.extend_from_slice(&self.data[at + w..]);
         self.data = buf.into_boxed_slice();
     }
 }
@@ -598,10 +622,36 @@ mod tests {
         let s = set_of(&["5", "-3", "70000", "-9000000000", "5", "0"], 512);
         assert_eq!(s.encoding(), "intset");
         let SetValue::Ints(is) = &s else { panic!() };
-        assert_eq!(is.width, 8);
+        assert_eq!(is.width(), 8);
         let got: Vec<i64> = (0..is.len()).map(|i| is.get(i)).collect();
         assert_eq!(got, vec![-9_000_000_000, -3, 0, 5, 70000]);
         assert!(s.contains(b"70000") && !s.contains(b"07") && !s.contains(b"x"));
+    }
+
+    #[test]
+    fn intset_frame_of_reference_is_canonical() {
+        let mut a = IntSet::new();
+        for v in [1000, 1010, 1005, 999, 1300] {
+            assert!(a.insert(v));
+        }
+        assert!(!a.insert(1005));
+        assert_eq!(a.to_vec(), vec![999, 1000, 1005, 1010, 1300]);
+        assert_eq!((a.width(), a.base()), (2, 999));
+        assert!(a.remove(1300) && a.remove(999) && !a.remove(7));
+        assert_eq!(a, IntSet::from_sorted(&[1000, 1005, 1010]));
+        assert_eq!((a.width(), a.base(), a.data.len()), (1, 1000, INTSET_HDR + 3));
+        a.remove_at(1);
+        assert_eq!(a.to_vec(), vec![1000, 1010]);
+        let mut x = IntSet::new();
+        for v in [i64::MAX, i64::MIN, 0, -1] {
+            assert!(x.insert(v));
+        }
+        assert_eq!(x.to_vec(), vec![i64::MIN, -1, 0, i64::MAX]);
+        assert!(x.contains(i64::MIN) && x.contains(-1) && !x.contains(1));
+        for v in [i64::MIN, 0, i64::MAX, -1] {
+            assert!(x.remove(v));
+        }
+        assert_eq!((x.len(), x.data.len()), (0, 0));
     }
 
     #[test]

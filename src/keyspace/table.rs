@@ -6,11 +6,11 @@
 //! more hash bit. Growing the table therefore costs one segment split (about 0.1 ms) at a time,
 //! plus an occasional directory doubling that copies only pointers.
 //!
-//! Inside a segment, entries sit densely in a `Vec` (`slots`) and a small `hashbrown` index maps
-//! hashes to `u16` slot numbers. The dense layout gives O(1) random sampling (RANDOMKEY, eviction,
-//! active expiry), cheap iteration, and an index that costs 3 bytes a bucket instead of a whole
-//! entry. Each slot keeps 32 bits of its key's hash, so splits and index resizes never re-hash
-//! keys. A split gives both halves full capacity, so no segment regrows right after a split.
+//! Inside a segment, entries sit densely in fixed-size chunks (see [`Segment`]) and a small
+//! `hashbrown` index maps hashes to `u16` slot numbers. The dense layout gives O(1) random
+//! sampling (RANDOMKEY, eviction, active expiry), cheap iteration, and an index that costs 3 bytes
+//! a bucket instead of a whole entry. Slots do not store hashes: the few operations that need
+//! the hash of a stored key (a split, an index rehash, SCAN positions) recompute it.
 //!
 //! Measured with `examples/growth_stall.rs` (10 million keys, release build): a split costs
 //! about 0.13-0.2 ms; no single insert does more table work than one split.
@@ -22,6 +22,7 @@
 //! the whole scan is returned exactly once however the table grows in between (Redis gives the
 //! same guarantee with its reverse-binary bucket cursor, but may repeat keys).
 
+use std::cell::RefCell;
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
@@ -30,39 +31,80 @@ use rand::Rng;
 /// Owned key bytes. Keys of up to [`INLINE_KEY`] bytes live inside the slot itself: most keys
 /// are short (`user:1042`, `session:9f8e...`), and keeping them inline saves an allocation per
 /// key and, more importantly, the cache miss of chasing a pointer on every lookup.
+///
+/// A key also carries a 32-bit `meta` word that the [`Table`] storing it lends to its user (the
+/// keyspace keeps each key's LRU/LFU data and an "has expiry" bit there; 0 elsewhere). It sits
+/// in bytes the enum would otherwise pad, so it costs nothing: a main-table slot is this key
+/// plus a 24-byte value, 48 bytes. Equality and hashing use the bytes only.
 #[derive(Clone)]
-pub enum Key {
-    Inline { len: u8, buf: [u8; INLINE_KEY] },
-    Heap(Box<[u8]>),
+pub struct Key(KeyRepr);
+
+#[derive(Clone)]
+enum KeyRepr {
+    Inline { meta: u32, len: u8, buf: [u8; INLINE_KEY] },
+    /// A key a little too long for `Inline`, kept inline without a meta word: tables whose
+    /// user never asks for the meta word (hash fields, sorted-set members) store keys of up to
+    /// [`INLINE_KEY_NO_META`] bytes without an allocation. Asking for the meta word moves the
+    /// key to the heap.
+    InlineLong { len: u8, buf: [u8; INLINE_KEY_NO_META] },
+    Heap { meta: u32, bytes: Box<[u8]> },
 }
 
-/// Longest key stored inline (the enum is then 24 bytes, like a `Vec`).
-pub const INLINE_KEY: usize = 22;
+/// Longest key stored inline with its meta word (the key is then 24 bytes, like a `Vec`).
+pub const INLINE_KEY: usize = 18;
+/// Longest key stored inline in a table that does not use the meta word.
+pub const INLINE_KEY_NO_META: usize = 22;
 
 impl Key {
     pub fn new(b: &[u8]) -> Key {
         if b.len() <= INLINE_KEY {
             let mut buf = [0u8; INLINE_KEY];
             buf[..b.len()].copy_from_slice(b);
-            Key::Inline { len: b.len() as u8, buf }
+            Key(KeyRepr::Inline { meta: 0, len: b.len() as u8, buf })
+        } else if b.len() <= INLINE_KEY_NO_META {
+            let mut buf = [0u8; INLINE_KEY_NO_META];
+            buf[..b.len()].copy_from_slice(b);
+            Key(KeyRepr::InlineLong { len: b.len() as u8, buf })
         } else {
-            Key::Heap(b.into())
+            Key(KeyRepr::Heap { meta: 0, bytes: b.into() })
+        }
+    }
+
+    /// The meta word (see the type's docs).
+    #[inline]
+    pub fn meta(&self) -> u32 {
+        match &self.0 {
+            KeyRepr::Inline { meta, .. } | KeyRepr::Heap { meta, .. } => *meta,
+            KeyRepr::InlineLong { .. } => 0,
+        }
+    }
+
+    #[inline]
+    fn meta_mut(&mut self) -> &mut u32 {
+        if let KeyRepr::InlineLong { len, buf } = &self.0 {
+            let bytes = buf[..usize::from(*len)].into();
+            self.0 = KeyRepr::Heap { meta: 0, bytes };
+        }
+        match &mut self.0 {
+            KeyRepr::Inline { meta, .. } | KeyRepr::Heap { meta, .. } => meta,
+            KeyRepr::InlineLong { .. } => unreachable!("moved to the heap above"),
         }
     }
 
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            Key::Inline { len, buf } => &buf[..*len as usize],
-            Key::Heap(b) => b,
+        match &self.0 {
+            KeyRepr::Inline { len, buf, .. } => &buf[..*len as usize],
+            KeyRepr::InlineLong { len, buf } => &buf[..*len as usize],
+            KeyRepr::Heap { bytes, .. } => bytes,
         }
     }
 
     /// Heap bytes owned beyond the key itself (MEMORY USAGE).
     pub fn heap_size(&self) -> usize {
-        match self {
-            Key::Inline { .. } => 0,
-            Key::Heap(b) => b.len(),
+        match &self.0 {
+            KeyRepr::Inline { .. } | KeyRepr::InlineLong { .. } => 0,
+            KeyRepr::Heap { bytes, .. } => bytes.len(),
         }
     }
 
@@ -131,10 +173,10 @@ impl From<&[u8]> for Key {
 
 impl From<Vec<u8>> for Key {
     fn from(v: Vec<u8>) -> Key {
-        if v.len() <= INLINE_KEY {
+        if v.len() <= INLINE_KEY_NO_META {
             Key::new(&v)
         } else {
-            Key::Heap(v.into_boxed_slice())
+            Key(KeyRepr::Heap { meta: 0, bytes: v.into_boxed_slice() })
         }
     }
 }
@@ -146,17 +188,37 @@ pub const SEG_MAX: usize = 7168;
 /// Positions live in a 32-bit space; a cursor equal to this value means "done".
 const POS_END: u64 = 1 << 32;
 
+/// Slots per storage chunk: 128 main-table entries (48 bytes each) fill one allocator size class
+/// (6 KiB) exactly, and a segment's slack is at most one partly filled chunk.
+const CHUNK: usize = 128;
+
 struct Slot<V> {
-    h: u32,
+    /// The key, carrying the slot's meta word (see [`Key`]).
     key: Key,
     val: V,
 }
 
+/// A segment's slots sit in fixed-size chunks rather than one `Vec`: a `Vec` doubles, and
+/// segments all split at about the same time (hashing spreads keys evenly), so a table of
+/// single-`Vec` segments spends up to half its slot memory on capacity nobody uses. With chunks
+/// the waste is at most one chunk per segment, and growth never copies slots. Only the first
+/// chunk grows gradually, so small tables (a hash's fields) stay small. Every chunk but the last
+/// is full, and at most one empty chunk is kept as a spare so that a push and a pop at a chunk
+/// boundary don't allocate and free over and over.
 struct Segment<V> {
     /// How many low hash bits all keys of this segment share.
     depth: u32,
     index: HashTable<u16>,
-    slots: Vec<Slot<V>>,
+    chunks: Vec<Vec<Slot<V>>>,
+    len: usize,
+}
+
+type Hasher = foldhash::fast::RandomState;
+
+/// The 32-bit hash of a key under a table's hasher.
+#[inline]
+fn hash32(hs: &Hasher, key: &[u8]) -> u32 {
+    hs.hash_one(key) as u32
 }
 
 /// Spreads a 32-bit hash over 64 bits for the segment's index. All keys in a segment share their
@@ -171,47 +233,97 @@ impl<V> Segment<V> {
         Segment {
             depth,
             index: HashTable::with_capacity(cap),
-            slots: Vec::with_capacity(cap),
+            chunks: Vec::new(),
+            len: 0,
         }
     }
 
     #[inline]
+    fn slot(&self, i: usize) -> &Slot<V> {
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, i: usize) -> &mut Slot<V> {
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+
+    fn slots(&self) -> impl Iterator<Item = &Slot<V>> + '_ {
+        self.chunks.iter().flatten()
+    }
+
+    #[inline]
     fn find(&self, h: u32, key: &[u8]) -> Option<usize> {
-        let slots = &self.slots;
         self.index
-            .find(mix(h), |&i| {
-                let s = &slots[i as usize];
-                s.h == h && &*s.key == key
-            })
+            .find(mix(h), |&i| &*self.slot(i as usize).key == key)
             .map(|&i| i as usize)
     }
 
-    fn push(&mut self, h: u32, key: Key, val: V) -> usize {
-        let i = self.slots.len();
-        self.slots.push(Slot { h, key, val });
-        let slots = &self.slots;
-        self.index
-            .insert_unique(mix(h), i as u16, |&j| mix(slots[j as usize].h));
+    /// Appends a slot at position `len`, opening a new chunk when the last one is full.
+    fn push_slot(&mut self, slot: Slot<V>) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => {
+                if c.len() == c.capacity() {
+                    // Only the first chunk is ever short of capacity: grow it by doubling.
+                    let want = (c.capacity() * 2).clamp(4, CHUNK);
+                    c.reserve_exact(want - c.len());
+                }
+                c.push(slot);
+            }
+            _ => {
+                let mut c = Vec::with_capacity(if self.chunks.is_empty() { 4 } else { CHUNK });
+                c.push(slot);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn push(&mut self, hs: &Hasher, h: u32, key: Key, val: V) -> usize {
+        let i = self.len;
+        self.push_slot(Slot { key, val });
+        let chunks = &self.chunks;
+        // The closure only runs when the index grows or rehashes in place (rare: a split gives
+        // each half a full-size index), so re-hashing keys there beats storing every hash.
+        self.index.insert_unique(mix(h), i as u16, |&j| {
+            mix(hash32(hs, &chunks[j as usize / CHUNK][j as usize % CHUNK].key))
+        });
         i
     }
 
-    /// Removes slot `i`, moving the last slot into its place.
-    fn remove_at(&mut self, i: usize) -> Slot<V> {
-        let h = self.slots[i].h;
+    /// Removes and returns the last slot, dropping a spare empty chunk first.
+    fn pop_slot(&mut self) -> Slot<V> {
+        if self.chunks.len() > 1 && self.chunks.last().is_some_and(Vec::is_empty) {
+            self.chunks.pop();
+        }
+        self.len -= 1;
+        match self.chunks.last_mut().and_then(Vec::pop) {
+            Some(s) => s,
+            None => unreachable!("pop from an empty segment"),
+        }
+    }
+
+    /// Removes slot `i`, whose key hashes to `h`, moving the last slot into its place.
+    fn remove_at(&mut self, hs: &Hasher, h: u32, i: usize) -> Slot<V> {
         match self.index.find_entry(mix(h), |&j| j as usize == i) {
             Ok(e) => {
                 e.remove();
             }
             Err(_) => unreachable!("slot {i} missing from its index"),
         }
-        let last = self.slots.len() - 1;
+        let last = self.len - 1;
         if i != last {
-            let lh = self.slots[last].h;
+            let lh = hash32(hs, &self.slot(last).key);
             if let Ok(mut e) = self.index.find_entry(mix(lh), |&j| j as usize == last) {
                 *e.get_mut() = i as u16;
             }
         }
-        self.slots.swap_remove(i)
+        let tail = self.pop_slot();
+        if i == last {
+            tail
+        } else {
+            std::mem::replace(self.slot_mut(i), tail)
+        }
     }
 }
 
@@ -223,6 +335,22 @@ pub struct Table<V> {
     segs: Vec<Segment<V>>,
     len: usize,
     hasher: foldhash::fast::RandomState,
+    /// Bumped by every insert and removal (which may move slots); see [`ScanMemo`].
+    version: u64,
+    scan_memo: RefCell<ScanMemo>,
+}
+
+/// SCAN's memo of one segment's slots sorted by position. Slots do not store their hash, so
+/// finding the next keys of a segment means hashing all of its keys; a scan with a small COUNT
+/// visits the same segment many times in a row, and while the table is unchanged the sorted
+/// positions from the first visit serve the rest.
+#[derive(Default)]
+struct ScanMemo {
+    seg: usize,
+    version: u64,
+    valid: bool,
+    /// (position, slot) pairs, ascending.
+    pos: Vec<(u32, u32)>,
 }
 
 impl<V> Default for Table<V> {
@@ -239,6 +367,8 @@ impl<V> Table<V> {
             segs: vec![Segment::new(0, 0)],
             len: 0,
             hasher: foldhash::fast::RandomState::default(),
+            version: 0,
+            scan_memo: RefCell::default(),
         }
     }
 
@@ -252,7 +382,7 @@ impl<V> Table<V> {
 
     #[inline]
     fn hash(&self, key: &[u8]) -> u32 {
-        self.hasher.hash_one(key) as u32
+        hash32(&self.hasher, key)
     }
 
     #[inline]
@@ -270,20 +400,20 @@ impl<V> Table<V> {
 
     pub fn get(&self, key: &[u8]) -> Option<&V> {
         let (_, s, i) = self.locate(key);
-        i.map(|i| &self.segs[s].slots[i].val)
+        i.map(|i| &self.segs[s].slot(i).val)
     }
 
     pub fn get_key_value(&self, key: &[u8]) -> Option<(&Key, &V)> {
         let (_, s, i) = self.locate(key);
         i.map(|i| {
-            let slot = &self.segs[s].slots[i];
+            let slot = self.segs[s].slot(i);
             (&slot.key, &slot.val)
         })
     }
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
         let (_, s, i) = self.locate(key);
-        i.map(move |i| &mut self.segs[s].slots[i].val)
+        i.map(move |i| &mut self.segs[s].slot_mut(i).val)
     }
 
     pub fn contains_key(&self, key: &[u8]) -> bool {
@@ -294,9 +424,9 @@ impl<V> Table<V> {
     pub fn insert(&mut self, key: &[u8], val: V) -> Option<V> {
         let (h, s, i) = self.locate(key);
         if let Some(i) = i {
-            return Some(std::mem::replace(&mut self.segs[s].slots[i].val, val));
+            return Some(std::mem::replace(&mut self.segs[s].slot_mut(i).val, val));
         }
-        self.insert_new(h, s, key.into(), val);
+        self.insert_new(h, s, key, val);
         None
     }
 
@@ -305,29 +435,60 @@ impl<V> Table<V> {
     pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> V) -> (&mut V, bool) {
         let (h, s, i) = self.locate(key);
         match i {
-            Some(i) => (&mut self.segs[s].slots[i].val, false),
+            Some(i) => (&mut self.segs[s].slot_mut(i).val, false),
             None => {
-                let (s, i) = self.insert_new(h, s, key.into(), make());
-                (&mut self.segs[s].slots[i].val, true)
+                let (s, i) = self.insert_new(h, s, key, make());
+                (&mut self.segs[s].slot_mut(i).val, true)
             }
         }
     }
 
     /// Looks `key` up once; if `expired(&value)` holds, removes the entry and returns it as
     /// `Err`, otherwise returns the value. This is the single-probe path for lazy expiry.
+    /// `expired` sees the slot's meta word and value; a live entry comes back with both.
+    #[allow(clippy::type_complexity)]
     pub fn get_mut_unless(
         &mut self,
         key: &[u8],
-        expired: impl FnOnce(&V) -> bool,
-    ) -> Option<Result<&mut V, (Key, V)>> {
-        let (_, s, i) = self.locate(key);
+        expired: impl FnOnce(u32, &V) -> bool,
+    ) -> Option<Result<(&mut u32, &mut V), (Key, V)>> {
+        let (h, s, i) = self.locate(key);
         let i = i?;
-        if expired(&self.segs[s].slots[i].val) {
-            let slot = self.segs[s].remove_at(i);
+        let sl = self.segs[s].slot(i);
+        if expired(sl.key.meta(), &sl.val) {
+            let slot = self.segs[s].remove_at(&self.hasher, h, i);
             self.len -= 1;
+            self.version += 1;
             return Some(Err((slot.key, slot.val)));
         }
-        Some(Ok(&mut self.segs[s].slots[i].val))
+        let sl = self.segs[s].slot_mut(i);
+        Some(Ok((sl.key.meta_mut(), &mut sl.val)))
+    }
+
+    /// The meta word and value of `key` (see [`Key`] for the meta word).
+    pub fn get_meta_mut(&mut self, key: &[u8]) -> Option<(&mut u32, &mut V)> {
+        let (_, s, i) = self.locate(key);
+        let sl = self.segs[s].slot_mut(i?);
+        Some((sl.key.meta_mut(), &mut sl.val))
+    }
+
+    /// Like [`get_or_insert_with`](Self::get_or_insert_with), also lending the meta word (0
+    /// for a new entry).
+    pub fn get_or_insert_meta(
+        &mut self,
+        key: &[u8],
+        make: impl FnOnce() -> V,
+    ) -> (&mut u32, &mut V, bool) {
+        let (h, s, i) = self.locate(key);
+        let (s, i, inserted) = match i {
+            Some(i) => (s, i, false),
+            None => {
+                let (s, i) = self.insert_new(h, s, key, make());
+                (s, i, true)
+            }
+        };
+        let sl = self.segs[s].slot_mut(i);
+        (sl.key.meta_mut(), &mut sl.val, inserted)
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
@@ -335,19 +496,21 @@ impl<V> Table<V> {
     }
 
     pub fn remove_entry(&mut self, key: &[u8]) -> Option<(Key, V)> {
-        let (_, s, i) = self.locate(key);
-        let slot = self.segs[s].remove_at(i?);
+        let (h, s, i) = self.locate(key);
+        let slot = self.segs[s].remove_at(&self.hasher, h, i?);
         self.len -= 1;
+        self.version += 1;
         Some((slot.key, slot.val))
     }
 
-    fn insert_new(&mut self, h: u32, mut s: usize, key: Key, val: V) -> (usize, usize) {
-        if self.segs[s].slots.len() >= SEG_MAX {
+    fn insert_new(&mut self, h: u32, mut s: usize, key: &[u8], val: V) -> (usize, usize) {
+        if self.segs[s].len >= SEG_MAX {
             self.split(s);
             s = self.seg_of(h);
         }
         self.len += 1;
-        (s, self.segs[s].push(h, key, val))
+        self.version += 1;
+        (s, self.segs[s].push(&self.hasher, h, Key::new(key), val))
     }
 
     /// Splits segment `s` on its next hash bit, doubling the directory first if needed.
@@ -360,17 +523,18 @@ impl<V> Table<V> {
             self.global_depth += 1;
         }
         let bit = 1u32 << depth;
-        let old_slots = std::mem::take(&mut self.segs[s].slots);
+        let old_chunks = std::mem::take(&mut self.segs[s].chunks);
         // Both halves start at full capacity: each holds about SEG_MAX / 2 entries, so a smaller
         // capacity would be outgrown by the very next insert, and that insert would pay for a
         // `Vec` copy and an index rehash on top of the split just done.
         let mut low = Segment::new(depth + 1, SEG_MAX);
         let mut high = Segment::new(depth + 1, SEG_MAX);
-        for sl in old_slots {
-            if sl.h & bit == 0 {
-                low.push(sl.h, sl.key, sl.val);
+        for sl in old_chunks.into_iter().flatten() {
+            let h = hash32(&self.hasher, &sl.key);
+            if h & bit == 0 {
+                low.push(&self.hasher, h, sl.key, sl.val);
             } else {
-                high.push(sl.h, sl.key, sl.val);
+                high.push(&self.hasher, h, sl.key, sl.val);
             }
         }
         let hi_idx = self.segs.len() as u32;
@@ -394,13 +558,13 @@ impl<V> Table<V> {
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &V)> + '_ {
         self.segs
             .iter()
-            .flat_map(|s| s.slots.iter().map(|sl| (&sl.key, &sl.val)))
+            .flat_map(|s| s.slots().map(|sl| (&sl.key, &sl.val)))
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Key, &mut V)> + '_ {
         self.segs
             .iter_mut()
-            .flat_map(|s| s.slots.iter_mut().map(|sl| (&sl.key, &mut sl.val)))
+            .flat_map(|s| s.chunks.iter_mut().flatten().map(|sl| (&sl.key, &mut sl.val)))
     }
 
     /// Picks a random entry: a random segment (weighted by the share of hash space it covers,
@@ -412,10 +576,10 @@ impl<V> Table<V> {
         loop {
             let d = rng.gen_range(0..self.dir.len());
             let seg = &self.segs[self.dir[d] as usize];
-            if seg.slots.is_empty() {
+            if seg.len == 0 {
                 continue;
             }
-            let sl = &seg.slots[rng.gen_range(0..seg.slots.len())];
+            let sl = seg.slot(rng.gen_range(0..seg.len));
             return Some((&sl.key, &sl.val));
         }
     }
@@ -423,14 +587,30 @@ impl<V> Table<V> {
     /// Visits up to about `count` entries starting at `cursor` in hash-position order and
     /// returns the cursor to continue from (0 when the scan is complete). See the module docs
     /// for the guarantee.
-    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&Key, &V)) -> u64 {
+    pub fn scan(&self, cursor: u64, count: usize, f: impl FnMut(&Key, &V)) -> u64 {
+        let mut memo = self.scan_memo.borrow_mut();
+        let next = self.scan_step(&mut memo, cursor, count, f);
+        if next == 0 {
+            // A finished scan frees the memo.
+            *memo = ScanMemo::default();
+        }
+        next
+    }
+
+    fn scan_step(
+        &self,
+        memo: &mut ScanMemo,
+        cursor: u64,
+        count: usize,
+        mut f: impl FnMut(&Key, &V),
+    ) -> u64 {
         let count = count.max(1);
         let mut c = cursor;
         let mut budget = count;
-        let mut cand: Vec<(u32, u32)> = Vec::new();
         while c < POS_END {
             let pos = c as u32;
-            let seg = &self.segs[self.seg_of(pos.reverse_bits())];
+            let si = self.seg_of(pos.reverse_bits());
+            let seg = &self.segs[si];
             let lmask = if seg.depth == 0 {
                 0
             } else {
@@ -438,17 +618,21 @@ impl<V> Table<V> {
             };
             let start = u64::from((pos.reverse_bits() & lmask).reverse_bits());
             let end = start + (1u64 << (32 - seg.depth));
-            cand.clear();
-            cand.extend(
-                seg.slots
-                    .iter()
-                    .enumerate()
-                    .map(|(i, sl)| (sl.h.reverse_bits(), i as u32))
-                    .filter(|&(p, _)| u64::from(p) >= c),
-            );
+            if !(memo.valid && memo.seg == si && memo.version == self.version) {
+                memo.pos.clear();
+                memo.pos.extend(
+                    seg.slots()
+                        .enumerate()
+                        .map(|(i, sl)| (hash32(&self.hasher, &sl.key).reverse_bits(), i as u32)),
+                );
+                memo.pos.sort_unstable();
+                (memo.seg, memo.version, memo.valid) = (si, self.version, true);
+            }
+            let from = memo.pos.partition_point(|&(p, _)| u64::from(p) < c);
+            let cand = &memo.pos[from..];
             if cand.len() <= budget {
-                for &(_, i) in &cand {
-                    let sl = &seg.slots[i as usize];
+                for &(_, i) in cand {
+                    let sl = seg.slot(i as usize);
                     f(&sl.key, &sl.val);
                 }
                 budget -= cand.len();
@@ -460,23 +644,19 @@ impl<V> Table<V> {
             }
             // More than the budget left in this segment: emit the `budget` lowest positions
             // (and any ties with the last one), then stop at the next distinct position.
-            cand.select_nth_unstable_by_key(budget - 1, |&(p, _)| p);
             let cut = cand[budget - 1].0;
-            let mut next = u64::MAX;
-            for &(p, i) in &cand {
-                if p <= cut {
-                    let sl = &seg.slots[i as usize];
-                    f(&sl.key, &sl.val);
-                } else {
-                    next = next.min(u64::from(p));
-                }
+            let upto = cand.partition_point(|&(p, _)| p <= cut);
+            for &(_, i) in &cand[..upto] {
+                let sl = seg.slot(i as usize);
+                f(&sl.key, &sl.val);
             }
             // If everything left in the segment tied with the cut (32-bit hash collisions), it
             // has all been emitted: continue after the segment, not at "done".
-            if next == u64::MAX {
-                return if end >= POS_END { 0 } else { end };
-            }
-            return next;
+            return match cand.get(upto) {
+                Some(&(p, _)) => u64::from(p),
+                None if end >= POS_END => 0,
+                None => end,
+            };
         }
         if c >= POS_END {
             0
@@ -487,7 +667,7 @@ impl<V> Table<V> {
 
     /// Entries in the largest segment (for tests and `DEBUG HTSTATS`).
     pub fn max_segment_len(&self) -> usize {
-        self.segs.iter().map(|s| s.slots.len()).max().unwrap_or(0)
+        self.segs.iter().map(|s| s.len).max().unwrap_or(0)
     }
 
     pub fn segment_count(&self) -> usize {
@@ -577,6 +757,54 @@ mod tests {
     }
 
     #[test]
+    fn keys_carry_a_meta_word() {
+        assert_eq!(std::mem::size_of::<Key>(), 24);
+        let mut t = Table::new();
+        let long = b"twenty-byte-field-00";
+        t.insert(b"short", 1);
+        t.insert(long, 2);
+        assert_eq!(t.get_key_value(long).map(|(k, _)| k.heap_size()), Some(0));
+        let (m, v) = t.get_meta_mut(long).unwrap();
+        assert_eq!((*m, *v), (0, 2));
+        *m = 0xABC;
+        let (k, v) = t.get_key_value(long).unwrap();
+        assert_eq!((k.meta(), k.heap_size(), &**k, *v), (0xABC, 20, &long[..], 2));
+        *t.get_meta_mut(b"short").unwrap().0 = 7;
+        assert_eq!(t.get_key_value(b"short").map(|(k, _)| k.meta()), Some(7));
+        let (m, v, new) = t.get_or_insert_meta(b"fresh", || 9);
+        assert_eq!((*m, *v, new), (0, 9, true));
+    }
+
+    #[test]
+    fn scan_memo_follows_removals() {
+        let mut t = Table::new();
+        for i in 0..20_000 {
+            t.insert(&key(i), ());
+        }
+        let mut seen = HashSet::new();
+        let (mut c, mut gone) = (0, 10_000);
+        loop {
+            c = t.scan(c, 7, |k, _| {
+                seen.insert(k.clone());
+            });
+            // Removals move slots around inside segments: the memo must not serve stale slots.
+            for _ in 0..5 {
+                if gone < 20_000 {
+                    t.remove(&key(gone));
+                    gone += 1;
+                }
+            }
+            if c == 0 {
+                break;
+            }
+        }
+        for i in 0..10_000 {
+            assert!(seen.contains(key(i).as_slice()), "missed key {i}");
+        }
+        assert!(t.scan_memo.borrow().pos.is_empty());
+    }
+
+    #[test]
     fn random_entry_and_lazy_removal() {
         let mut t = Table::new();
         let mut rng = SmallRng::seed_from_u64(1);
@@ -586,13 +814,13 @@ mod tests {
         }
         let (k, v) = t.random_entry(&mut rng).unwrap();
         assert_eq!(&**k, &key(*v)[..]);
-        match t.get_mut_unless(&key(5), |v| *v == 5) {
+        match t.get_mut_unless(&key(5), |_, v| *v == 5) {
             Some(Err((k, 5))) => assert_eq!(&*k, &key(5)[..]),
             _ => panic!("expected removal"),
         }
         assert!(matches!(
-            t.get_mut_unless(&key(6), |v| *v == 5),
-            Some(Ok(&mut 6))
+            t.get_mut_unless(&key(6), |_, v| *v == 5),
+            Some(Ok((&mut 0, &mut 6)))
         ));
         assert_eq!(t.len(), 99);
     }

@@ -262,3 +262,14 @@ mod tests {
         assert_eq!((v.as_slice(), grew), (&b"ab\0\0"[..], true));
     }
 }
+
+#[cfg(test)]
+mod layout {
+    /// A main-table slot is a key (24 bytes) plus an entry (24): keep it at 48 bytes.
+    #[test]
+    fn value_and_entry_sizes() {
+        assert_eq!(std::mem::size_of::<super::Value>(), 24);
+        assert_eq!(std::mem::size_of::<crate::keyspace::Entry>(), 24);
+        assert_eq!(std::mem::size_of::<crate::keyspace::Key>(), 24);
+    }
+}

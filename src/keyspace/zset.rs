@@ -30,13 +30,14 @@ pub struct Limits {
 
 /// A sorted set value.
 pub enum ZSetValue {
-    Pack(Pack),
+    /// Boxed so that a [`Value`](super::Value) stays 24 bytes.
+    Pack(Box<Pack>),
     Skip(Box<SkipSet>),
 }
 
 impl Default for ZSetValue {
     fn default() -> Self {
-        ZSetValue::Pack(Pack::default())
+        ZSetValue::Pack(Box::default())
     }
 }
 
@@ -132,7 +133,7 @@ impl ZSetValue {
     /// Score of `member`.
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match self {
-            ZSetValue::Pack(p) => p.find(member).map(|(_, _, s)| s),
+            ZSetValue::Pack(p) => p.find(member).map(|(_, s)| s),
             ZSetValue::Skip(s) => s.map.get(member).copied(),
         }
     }
@@ -155,8 +156,7 @@ impl ZSetValue {
     pub fn update(&mut self, member: &[u8], old: f64, new: f64) {
         match self {
             ZSetValue::Pack(p) => {
-                if let Some((a, b, _)) = p.find(member) {
-                    p.remove_bytes(a, b);
+                if p.remove(member).is_some() {
                     p.insert(member, new);
                 }
             }
@@ -173,11 +173,7 @@ impl ZSetValue {
     /// Removes `member`; returns its score if it was there.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
         match self {
-            ZSetValue::Pack(p) => {
-                let (a, b, s) = p.find(member)?;
-                p.remove_bytes(a, b);
-                Some(s)
-            }
+            ZSetValue::Pack(p) => p.remove(member),
             ZSetValue::Skip(s) => {
                 let score = s.map.remove(member)?;
                 s.list.delete(score, member);
@@ -190,7 +186,7 @@ impl ZSetValue {
     /// `before` must hold for a prefix of the order and fail for the rest.
     pub fn count_before(&self, before: impl Fn(f64, &[u8]) -> bool) -> usize {
         match self {
-            ZSetValue::Pack(p) => p.iter().take_while(|e| before(e.score, e.member)).count(),
+            ZSetValue::Pack(p) => p.count_while(before),
             ZSetValue::Skip(s) => s.list.count_before(before),
         }
     }
@@ -210,13 +206,28 @@ impl ZSetValue {
             return;
         }
         match self {
+            ZSetValue::Pack(p) if rev => {
+                // Entries only decode forwards: collect the range, then replay it backwards.
+                let mut items = Vec::with_capacity(hi - lo);
+                let mut i = 0;
+                p.each(|m, s| {
+                    if i >= lo {
+                        items.push((m.to_vec(), s));
+                    }
+                    i += 1;
+                    i < hi
+                });
+                items.iter().rev().for_each(|(m, s)| f(m, *s));
+            }
             ZSetValue::Pack(p) => {
-                let items: Vec<Entry<'_>> = p.iter().skip(lo).take(hi - lo).collect();
-                if rev {
-                    items.iter().rev().for_each(|e| f(e.member, e.score));
-                } else {
-                    items.iter().for_each(|e| f(e.member, e.score));
-                }
+                let mut i = 0;
+                p.each(|m, s| {
+                    if i >= lo {
+                        f(m, s);
+                    }
+                    i += 1;
+                    i < hi
+                });
             }
             ZSetValue::Skip(s) => s.list.for_range(lo, hi, rev, f),
         }
@@ -230,11 +241,7 @@ impl ZSetValue {
         }
         match self {
             ZSetValue::Pack(p) => {
-                let mut span = p.iter().skip(lo).take(hi - lo).map(|e| (e.start, e.end));
-                let first = span.next().unwrap_or((0, 0));
-                let (start, end) = (first.0, span.last().unwrap_or(first).1);
-                p.buf.drain(start..end);
-                p.len -= (hi - lo) as u32;
+                p.remove_ranks(lo, hi);
                 p.buf.shrink_to_fit();
             }
             ZSetValue::Skip(s) => {
@@ -271,7 +278,10 @@ impl ZSetValue {
     pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], f64)) -> u64 {
         match self {
             ZSetValue::Pack(p) => {
-                p.iter().for_each(|e| f(e.member, e.score));
+                p.each(|m, s| {
+                    f(m, s);
+                    true
+                });
                 0
             }
             ZSetValue::Skip(s) => s.map.scan(cursor, count, |k, v| f(k, *v)),
@@ -286,10 +296,10 @@ impl ZSetValue {
             s.list
                 .for_range(0, s.list.len, false, |m, _| max = max.max(m.len()));
             if s.list.len <= lim.max_entries && max <= lim.max_value {
-                let mut p = Pack::default();
+                let mut b = PackBuilder::default();
                 s.list
-                    .for_range(0, s.list.len, false, |m, sc| p.push_back(m, sc));
-                *self = ZSetValue::Pack(p);
+                    .for_range(0, s.list.len, false, |m, sc| b.push(m, sc));
+                *self = ZSetValue::Pack(Box::new(b.pack));
             }
         }
     }
@@ -297,9 +307,10 @@ impl ZSetValue {
     fn convert_to_skiplist(&mut self) {
         if let ZSetValue::Pack(p) = self {
             let mut s = SkipSet::default();
-            for e in p.iter() {
-                s.insert(e.member, e.score);
-            }
+            p.each(|m, sc| {
+                s.insert(m, sc);
+                true
+            });
             *self = ZSetValue::Skip(Box::new(s));
         }
     }
@@ -350,19 +361,18 @@ impl fmt::Debug for ZSetValue {
 // listpack
 
 /// The compact encoding: entries sorted by (score, member) in one buffer.
+///
+/// An entry is `varint(suffix_len << 1 | shared_flag) [varint(shared)] suffix score`: a member
+/// that shares a prefix of two or more bytes with the previous member stores only the rest (front
+/// coding, as in sorted-string tables). Neighbours in a sorted set often share a prefix
+/// (`member:17`, `member:18`, ids, timestamps), so they cost a few bytes each, where a listpack
+/// stores every member whole. Entries are read front to back, rebuilding each member from the
+/// previous one (see [`Cursor`]); an edit re-encodes the entry after it against its new
+/// predecessor.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Pack {
     buf: Vec<u8>,
     len: u32,
-}
-
-/// One decoded listpack entry with its byte span.
-#[derive(Debug, Clone, Copy)]
-pub struct Entry<'a> {
-    pub member: &'a [u8],
-    pub score: f64,
-    start: usize,
-    end: usize,
 }
 
 /// Largest magnitude stored as an integer score (exact in a double, and the zigzag shifted by
@@ -391,92 +401,239 @@ fn get_varint(buf: &[u8], pos: &mut usize) -> u64 {
     v
 }
 
-fn encode_entry(out: &mut Vec<u8>, member: &[u8], score: f64) {
-    put_varint(out, member.len() as u64);
-    out.extend_from_slice(member);
+/// Exact powers of ten for decimal scores (index = number of decimals).
+const POW10: [f64; 5] = [1.0, 10.0, 100.0, 1_000.0, 10_000.0];
+
+fn zigzag(n: i64) -> u64 {
+    ((n << 1) ^ (n >> 63)) as u64
+}
+
+fn unzigzag(zz: u64) -> i64 {
+    ((zz >> 1) as i64) ^ -((zz & 1) as i64)
+}
+
+/// `score` as `m / 10^d` with 1 <= d <= 4, if that division gives back exactly the same double
+/// (true of the nearest double to any short decimal such as 2.5 or 0.1).
+fn as_decimal(score: f64) -> Option<(i64, usize)> {
+    (1..POW10.len()).find_map(|d| {
+        let m = (score * POW10[d]).round();
+        (m.abs() < INT_SCORE_MAX && (m / POW10[d]).to_bits() == score.to_bits())
+            .then_some((m as i64, d))
+    })
+}
+
+/// Appends the encoded score (see [`Pack`]): a varint tag whose low bits pick the form: `..0` an
+/// integer (zigzag, shifted left once); `..11` a short decimal `m / 10^d` (tag =
+/// zigzag(m) << 4 | (d - 1) << 2 | 3), which Redis's listpack would store as a string such as
+/// `25.5`; the single byte `1` a raw little-endian double that follows.
+fn encode_score(out: &mut Vec<u8>, score: f64) {
     // -0 is stored as 0, as Redis's listpack keeps the score as the integer 0.
     if score.fract() == 0.0 && score.abs() < INT_SCORE_MAX {
-        let n = score as i64;
-        let zz = ((n << 1) ^ (n >> 63)) as u64;
-        put_varint(out, zz << 1);
+        put_varint(out, zigzag(score as i64) << 1);
+    } else if let Some((m, d)) = as_decimal(score) {
+        put_varint(out, (zigzag(m) << 4) | ((d as u64 - 1) << 2) | 3);
     } else {
         out.push(1);
         out.extend_from_slice(&score.to_le_bytes());
     }
 }
 
-/// Iterator over listpack entries.
-pub struct PackIter<'a> {
-    buf: &'a [u8],
-    pos: usize,
+fn decode_score(buf: &[u8], pos: &mut usize) -> Option<f64> {
+    let tag = get_varint(buf, pos);
+    Some(if tag & 1 == 0 {
+        unzigzag(tag >> 1) as f64
+    } else if tag & 3 == 3 {
+        let d = ((tag >> 2) & 3) as usize + 1;
+        unzigzag(tag >> 4) as f64 / POW10[d]
+    } else {
+        let bytes: [u8; 8] = buf.get(*pos..*pos + 8)?.try_into().ok()?;
+        *pos += 8;
+        f64::from_le_bytes(bytes)
+    })
 }
 
-impl<'a> Iterator for PackIter<'a> {
-    type Item = Entry<'a>;
+/// Shortest shared prefix worth front-coding (one byte would cost its own length varint).
+const MIN_SHARED: usize = 2;
 
-    fn next(&mut self) -> Option<Entry<'a>> {
+/// Appends an entry for `member`, front-coded against `prev` (the member before it, or empty).
+fn encode_entry(out: &mut Vec<u8>, prev: &[u8], member: &[u8], score: f64) {
+    let shared = prev.iter().zip(member).take_while(|(a, b)| a == b).count();
+    let shared = if shared >= MIN_SHARED { shared } else { 0 };
+    let suffix = &member[shared..];
+    put_varint(out, ((suffix.len() as u64) << 1) | u64::from(shared > 0));
+    if shared > 0 {
+        put_varint(out, shared as u64);
+    }
+    out.extend_from_slice(suffix);
+    encode_score(out, score);
+}
+
+/// Walks a pack in order, rebuilding each member into `member`.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    member: Vec<u8>,
+}
+
+impl Cursor<'_> {
+    /// Decodes the next entry (its member into `self.member`); returns its byte span and
+    /// score.
+    fn next(&mut self) -> Option<(usize, usize, f64)> {
         if self.pos >= self.buf.len() {
             return None;
         }
         let start = self.pos;
         let mut p = self.pos;
-        let n = get_varint(self.buf, &mut p) as usize;
-        let member = self.buf.get(p..p + n)?;
-        p += n;
-        let tag = get_varint(self.buf, &mut p);
-        let score = if tag & 1 == 0 {
-            let zz = tag >> 1;
-            (((zz >> 1) as i64) ^ -((zz & 1) as i64)) as f64
+        let h = get_varint(self.buf, &mut p);
+        let shared = if h & 1 == 1 {
+            get_varint(self.buf, &mut p) as usize
         } else {
-            let bytes: [u8; 8] = self.buf.get(p..p + 8)?.try_into().ok()?;
-            p += 8;
-            f64::from_le_bytes(bytes)
+            0
         };
+        let n = (h >> 1) as usize;
+        let suffix = self.buf.get(p..p + n)?;
+        p += n;
+        self.member.truncate(shared);
+        self.member.extend_from_slice(suffix);
+        let score = decode_score(self.buf, &mut p)?;
         self.pos = p;
-        Some(Entry {
-            member,
-            score,
-            start,
-            end: p,
-        })
+        Some((start, p, score))
     }
 }
 
+/// Where an edit applies: the whole entries in bytes `a..b`, the member before them, and the
+/// entry right after them (its end, member and score), which must be re-encoded.
+struct Span {
+    a: usize,
+    b: usize,
+    prev: Vec<u8>,
+    next: Option<(usize, Vec<u8>, f64)>,
+}
+
 impl Pack {
-    pub fn iter(&self) -> PackIter<'_> {
-        PackIter {
+    fn cursor(&self) -> Cursor<'_> {
+        Cursor {
             buf: &self.buf,
             pos: 0,
+            member: Vec::new(),
         }
     }
 
-    fn find(&self, member: &[u8]) -> Option<(usize, usize, f64)> {
-        self.iter()
-            .find(|e| e.member == member)
-            .map(|e| (e.start, e.end, e.score))
+    /// Calls `f(member, score)` for each entry in order while it returns true.
+    fn each(&self, mut f: impl FnMut(&[u8], f64) -> bool) {
+        let mut c = self.cursor();
+        while let Some((_, _, s)) = c.next() {
+            if !f(&c.member, s) {
+                break;
+            }
+        }
+    }
+
+    /// Number of leading entries for which `pred(score, member)` holds.
+    fn count_while(&self, mut pred: impl FnMut(f64, &[u8]) -> bool) -> usize {
+        let mut n = 0;
+        self.each(|m, s| {
+            let go = pred(s, m);
+            n += usize::from(go);
+            go
+        });
+        n
+    }
+
+    /// Rank and score of `member`.
+    fn find(&self, member: &[u8]) -> Option<(usize, f64)> {
+        let (mut i, mut found) = (0, None);
+        self.each(|m, s| {
+            if m == member {
+                found = Some((i, s));
+                return false;
+            }
+            i += 1;
+            true
+        });
+        found
+    }
+
+    /// The span of the entries of ranks `lo..hi` (`lo == hi`: the insertion point `lo`).
+    fn span(&self, lo: usize, hi: usize) -> Span {
+        let mut c = self.cursor();
+        let mut a = self.buf.len();
+        let mut prev = Vec::new();
+        let mut i = 0;
+        loop {
+            if i == lo {
+                a = c.pos;
+                prev.clone_from(&c.member);
+            }
+            if i == hi || c.next().is_none() {
+                break;
+            }
+            i += 1;
+        }
+        let b = c.pos;
+        let next = c.next().map(|(_, end, s)| (end, c.member, s));
+        Span { a, b, prev, next }
+    }
+
+    /// Replaces the entries of `span` with `new` (sorted, and in order with the neighbours),
+    /// re-encoding the entry after them.
+    fn replace(&mut self, span: Span, new: &[(&[u8], f64)]) {
+        let mut enc = Vec::new();
+        let mut last: &[u8] = &span.prev;
+        for &(m, s) in new {
+            encode_entry(&mut enc, last, m, s);
+            last = m;
+        }
+        let end = match &span.next {
+            Some((end, m, s)) => {
+                encode_entry(&mut enc, last, m, *s);
+                *end
+            }
+            None => span.b,
+        };
+        // Grow to the exact size, as a listpack does: a small set then wastes no capacity.
+        let removed = end - span.a;
+        if enc.len() > removed {
+            self.buf.reserve_exact(enc.len() - removed);
+        }
+        self.buf.splice(span.a..end, enc);
     }
 
     fn insert(&mut self, member: &[u8], score: f64) {
-        let at = self
-            .iter()
-            .find(|e| cmp_entry(e.score, e.member, score, member) == Ordering::Greater)
-            .map_or(self.buf.len(), |e| e.start);
-        let mut enc = Vec::with_capacity(member.len() + 12);
-        encode_entry(&mut enc, member, score);
-        self.buf.reserve_exact(enc.len());
-        self.buf.splice(at..at, enc);
+        let at = self.count_while(|s, m| cmp_entry(s, m, score, member) != Ordering::Greater);
+        let span = self.span(at, at);
+        self.replace(span, &[(member, score)]);
         self.len += 1;
     }
 
-    /// Appends an entry known to sort after every present one.
-    fn push_back(&mut self, member: &[u8], score: f64) {
-        encode_entry(&mut self.buf, member, score);
-        self.len += 1;
+    /// Removes `member`; returns its score.
+    fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        let (i, s) = self.find(member)?;
+        self.remove_ranks(i, i + 1);
+        Some(s)
     }
 
-    fn remove_bytes(&mut self, a: usize, b: usize) {
-        self.buf.drain(a..b);
-        self.len -= 1;
+    /// Removes the entries of ranks `lo..hi` (within the pack).
+    fn remove_ranks(&mut self, lo: usize, hi: usize) {
+        let span = self.span(lo, hi);
+        self.replace(span, &[]);
+        self.len -= (hi - lo) as u32;
+    }
+}
+
+/// Builds a pack from entries in ascending order.
+#[derive(Default)]
+struct PackBuilder {
+    pack: Pack,
+    last: Vec<u8>,
+}
+
+impl PackBuilder {
+    fn push(&mut self, member: &[u8], score: f64) {
+        encode_entry(&mut self.pack.buf, &self.last, member, score);
+        self.pack.len += 1;
+        self.last.clear();
+        self.last.extend_from_slice(member);
     }
 }
 
@@ -765,6 +922,64 @@ mod tests {
         let mut v = Vec::new();
         z.for_range(0, z.len(), rev, |m, s| v.push((m.to_vec(), s)));
         v
+    }
+
+    #[test]
+    fn front_coded_pack_survives_edits() {
+        use rand::Rng;
+        let mut rng = SmallRng::seed_from_u64(7);
+        let mut z = ZSetValue::new_for(1, SMALL);
+        let mut model: Vec<(Vec<u8>, f64)> = Vec::new();
+        for _ in 0..3000 {
+            let m = format!("member:{}", rng.gen_range(0..60)).into_bytes();
+            let score = f64::from(rng.gen_range(0..8)) * 0.5;
+            match rng.gen_range(0..4) {
+                0 => {
+                    let old = z.remove(&m);
+                    let pos = model.iter().position(|(x, _)| *x == m);
+                    assert_eq!(old, pos.map(|i| model.remove(i).1));
+                }
+                1 if model.len() > 3 => {
+                    let lo = rng.gen_range(0..model.len() - 2);
+                    assert_eq!(z.remove_range(lo, lo + 2), 2);
+                    model.drain(lo..lo + 2);
+                }
+                _ => match z.score(&m) {
+                    Some(old) => {
+                        z.update(&m, old, score);
+                        model.iter_mut().filter(|(x, _)| *x == m).for_each(|e| e.1 = score);
+                    }
+                    None => {
+                        z.insert_new(&m, score, SMALL);
+                        model.push((m, score));
+                    }
+                },
+            }
+            model.sort_by(|a, b| cmp_entry(a.1, &a.0, b.1, &b.0));
+            assert_eq!(members(&z, false), model);
+        }
+        assert_eq!(z.encoding(), "listpack");
+        let ZSetValue::Pack(p) = &z else { panic!() };
+        let mut b = PackBuilder::default();
+        model.iter().for_each(|(m, s)| b.push(m, *s));
+        assert_eq!(**p, b.pack, "edits keep the encoding canonical");
+        assert!(p.buf.len() < model.len() * 6, "neighbours share their prefix");
+    }
+
+    #[test]
+    fn decimal_scores_are_short_and_exact() {
+        let mut buf = Vec::new();
+        encode_entry(&mut buf, b"", b"m", 25.5);
+        assert_eq!(buf.len(), 1 + 1 + 2);
+        for s in [0.1, -0.3, 25.5, 1.0001, -1234.5678, 0.1 + 0.2, 1e-5, 3.14159, 1e17 + 0.5] {
+            let mut buf = Vec::new();
+            encode_entry(&mut buf, b"", b"m", s);
+            let mut c = Cursor { buf: &buf, pos: 0, member: Vec::new() };
+            let got = c.next().unwrap().2;
+            assert_eq!(got.to_bits(), s.to_bits(), "{s}");
+        }
+        assert_eq!(as_decimal(0.1 + 0.2), None);
+        assert_eq!(as_decimal(-1234.5678), Some((-12_345_678, 4)));
     }
 
     #[test]
