@@ -224,9 +224,9 @@ fn help(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// Table overhead per key of the main table: the slot (hash, key pointer, entry) and about 3
+/// Table overhead per key of the main table: the slot (key with its metadata, entry) and about 3
 /// index bytes (see `keyspace::table`).
-const MAIN_SLOT: usize = 4 + std::mem::size_of::<Key>() + std::mem::size_of::<Entry>() + 3;
+const MAIN_SLOT: usize = std::mem::size_of::<Key>() + std::mem::size_of::<Entry>() + 3;
 /// The same for the expires table, whose values are `u64`.
 const EXPIRES_SLOT: usize = 4 + std::mem::size_of::<Key>() + 8 + 3;
 

@@ -253,10 +253,15 @@ fn refresh_info(client: &Client) {
 pub fn touch_db(ctx: &mut Ctx<'_>, db: usize, replaced: Option<usize>) {
     let (ks, now) = (&*ctx.ks, ctx.now);
     ctx.srv.watches.touch_db(db, replaced, |d, key| {
-        match ks.dbs.get(d).and_then(|x| x.peek(key)) {
-            None => Presence::Absent,
-            Some(e) if e.is_expired(now) => Presence::Stale,
-            Some(_) => Presence::Live,
+        match ks.dbs.get(d) {
+            Some(x) if x.peek(key).is_some() => {
+                if x.is_expired(key, now) {
+                    Presence::Stale
+                } else {
+                    Presence::Live
+                }
+            }
+            _ => Presence::Absent,
         }
     });
 }
@@ -324,11 +329,7 @@ fn watched_key_expired(ctx: &Ctx<'_>) -> bool {
         .live_watched(ctx.client.id)
         .into_iter()
         .any(|(db, key)| {
-            ctx.ks
-                .dbs
-                .get(db)
-                .and_then(|d| d.peek(key))
-                .is_some_and(|e| e.is_expired(now))
+            ctx.ks.dbs.get(db).is_some_and(|d| d.peek(key).is_some() && d.is_expired(&key, now))
         })
 }
 
@@ -359,7 +360,8 @@ fn watch(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     for key in &argv[1..] {
         // A key already expired but not yet deleted is "stale": its deletion by expiry
         // later is no change.
-        let stale = ctx.ks.dbs[db].peek(key).is_some_and(|e| e.is_expired(now));
+        let d = &ctx.ks.dbs[db];
+        let stale = d.peek(key).is_some() && d.is_expired(key, now);
         ctx.srv.watches.watch(id, db, key, stale);
     }
     ctx.out.ok();
