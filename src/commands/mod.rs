@@ -14,6 +14,7 @@ pub mod hash;
 pub mod keys;
 pub mod list;
 pub mod memory;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -201,7 +202,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 13] {
+fn families() -> [&'static [CommandSpec]; 14] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -216,6 +217,7 @@ fn families() -> [&'static [CommandSpec]; 13] {
         zset::COMMANDS,
         memory::COMMANDS,
         sort::COMMANDS,
+        scripting::COMMANDS,
     ]
 }
 

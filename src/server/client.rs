@@ -61,6 +61,12 @@ pub struct ClientShared {
     /// Protocol bytes other clients' commands produced for this one (MONITOR lines, later
     /// pub/sub messages), written by its connection when it is woken.
     pub pushed: RefCell<Vec<u8>>,
+    /// A duplicate of the client's socket, through which a busy script answers it `-BUSY`
+    /// (see `scripting::busy`).
+    pub dup: RefCell<Option<std::net::TcpStream>>,
+    /// Input a busy script read from `dup` but could not answer yet (an incomplete command);
+    /// the connection puts it in front of its own input before reading again.
+    pub stolen: RefCell<Vec<u8>>,
 }
 
 impl ClientInfo {
@@ -100,6 +106,8 @@ impl ClientShared {
             killed: Cell::new(false),
             wake: Notify::new(),
             pushed: RefCell::default(),
+            dup: RefCell::default(),
+            stolen: RefCell::default(),
         }
     }
 

@@ -107,6 +107,8 @@ pub struct ServerState {
     pub blocking: blocking::Blocking,
     /// Clients in MONITOR mode; every executed command is echoed to them.
     pub monitors: Vec<Rc<ClientShared>>,
+    /// Lua interpreters, the script cache and function libraries.
+    pub scripting: crate::scripting::Scripting,
 }
 
 impl ServerState {
@@ -148,6 +150,7 @@ impl ServerState {
             startup_memory: crate::alloc::used_memory(),
             blocking: blocking::Blocking::default(),
             monitors: Vec::new(),
+            scripting: crate::scripting::Scripting::new(),
         }
     }
 
