@@ -363,3 +363,100 @@ mod tests {
         assert_eq!(parse_metadata(b"#!lua\n").err().unwrap(), "Library name was not given");
     }
 }
+
+/// Magic bytes that open a FUNCTION DUMP payload (see `formats/functions.md`).
+const DUMP_MAGIC: &[u8; 4] = b"FDFN";
+/// Version of the payload format.
+const DUMP_VERSION: u16 = 1;
+
+/// Serializes every library's code (FUNCTION DUMP): magic, version, count, then each code as
+/// a length-prefixed string, and a CRC32 of everything before it.
+pub fn dump(libs: &Libraries) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(DUMP_MAGIC);
+    out.extend_from_slice(&DUMP_VERSION.to_le_bytes());
+    out.extend_from_slice(&(libs.libs.len() as u32).to_le_bytes());
+    for lib in libs.libs.values() {
+        out.extend_from_slice(&(lib.code.len() as u32).to_le_bytes());
+        out.extend_from_slice(&lib.code);
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Reads a FUNCTION DUMP payload back into the libraries' codes; `None` when the magic,
+/// version, checksum or structure is wrong.
+pub fn parse_dump(payload: &[u8]) -> Option<Vec<Vec<u8>>> {
+    if payload.len() < 14 || &payload[..4] != DUMP_MAGIC {
+        return None;
+    }
+    let (body, crc) = payload.split_at(payload.len() - 4);
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        return None;
+    }
+    if u16::from_le_bytes([body[4], body[5]]) != DUMP_VERSION {
+        return None;
+    }
+    let count = u32::from_le_bytes(body[6..10].try_into().ok()?) as usize;
+    let mut pos = 10;
+    let mut codes = Vec::new();
+    for _ in 0..count {
+        let len = u32::from_le_bytes(body.get(pos..pos + 4)?.try_into().ok()?) as usize;
+        pos += 4;
+        codes.push(body.get(pos..pos.checked_add(len)?)?.to_vec());
+        pos += len;
+    }
+    (pos == body.len()).then_some(codes)
+}
+
+/// Merges `src` into `dst` (FUNCTION RESTORE APPEND / REPLACE): a library that exists in both
+/// is an error unless `replace`; a function name taken by another library always is. On error
+/// `dst` is unchanged.
+pub fn join(dst: &mut Libraries, src: Libraries, replace: bool) -> Result<(), String> {
+    let mut replaced = Vec::new();
+    for name in src.libs.keys() {
+        if dst.libs.contains_key(name) {
+            if !replace {
+                restore_all(dst, replaced);
+                return Err(format!("Library {name} already exists"));
+            }
+            if let Some(old) = dst.unlink(name) {
+                replaced.push(old);
+            }
+        }
+    }
+    for lib in src.libs.values() {
+        if let Some(f) = lib.functions.keys().find(|f| dst.functions.contains_key(*f)) {
+            let err = format!("Function {f} already exists");
+            restore_all(dst, replaced);
+            return Err(err);
+        }
+    }
+    for (_, lib) in src.libs {
+        dst.link(lib);
+    }
+    Ok(())
+}
+
+fn restore_all(dst: &mut Libraries, libs: Vec<Library>) {
+    for lib in libs {
+        dst.link(lib);
+    }
+}
+
+#[cfg(test)]
+mod dump_tests {
+    use super::*;
+
+    #[test]
+    fn dump_payload_round_trips_and_rejects_garbage() {
+        let libs = Libraries::default();
+        let payload = dump(&libs);
+        assert_eq!(parse_dump(&payload), Some(vec![]));
+        assert_eq!(parse_dump(b"garbage"), None);
+        let mut bad = payload.clone();
+        bad[8] ^= 1;
+        assert_eq!(parse_dump(&bad), None);
+    }
+}
