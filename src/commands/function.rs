@@ -76,6 +76,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], read_only: bool) -> CmdResul
     }
     let nkeys = n as usize;
     let inv = run::Invocation {
+        argv,
         func,
         keys: &argv[3..3 + nkeys],
         args: &argv[3 + nkeys..],

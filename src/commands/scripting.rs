@@ -101,6 +101,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], by_sha: bool, read_only: bool
         return Err(CmdError::raw(NOSCRIPT_ERR));
     };
     let inv = run::Invocation {
+        argv,
         func: script.func.clone(),
         keys: &argv[3..3 + nkeys],
         args: &argv[3 + nkeys..],
@@ -137,12 +138,15 @@ pub fn shebang_flags(body: &[u8]) -> Result<(u32, usize), String> {
     let Some(end) = body.iter().position(|&c| c == b'\n') else {
         return Err("Invalid script shebang".into());
     };
-    let line = String::from_utf8_lossy(&body[..end]);
-    let parts: Vec<&str> = line.split_whitespace().collect();
+    let parts: Vec<String> = crate::protocol::inline::split_args(&body[..end])
+        .unwrap_or_default()
+        .iter()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
     let Some(engine) = parts.first() else {
         return Err("Invalid engine in script shebang".into());
     };
-    if *engine != "#!lua" {
+    if engine != "#!lua" {
         return Err(format!("Unexpected engine in script shebang: {engine}"));
     }
     let mut flags = 0;

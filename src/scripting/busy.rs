@@ -20,7 +20,7 @@ use super::Busy;
 use crate::commands::args::is;
 use crate::dispatch::Ctx;
 use crate::protocol::decode::ArgSource;
-use crate::protocol::RequestParser;
+use crate::protocol::{ReplyBuf, RequestParser, Resp};
 use crate::server::client::ClientShared;
 
 /// Minimum time between two polls of the clients.
@@ -36,7 +36,7 @@ against the dataset. You can either wait the script termination or kill the serv
 way using the SHUTDOWN NOSAVE command.";
 
 /// Serves the other clients once (at most every [`POLL_EVERY`]).
-pub fn poll(ctx: &mut Ctx<'_>, busy: &Rc<Busy>) {
+pub fn poll(ctx: &mut Ctx<'_>, busy: &Rc<Busy>, argv: &[&[u8]]) {
     let now = Instant::now();
     if busy.last_poll.get().is_some_and(|t| now.duration_since(t) < POLL_EVERY) {
         return;
@@ -51,16 +51,26 @@ pub fn poll(ctx: &mut Ctx<'_>, busy: &Rc<Busy>) {
         .map(|(_, c)| c.clone())
         .collect();
     let max_bulk = ctx.srv.config.proto_max_bulk_len.max(0) as usize;
+    let libs = &ctx.srv.scripting.libs;
+    let view = View { busy, argv, libraries: libs.libs.len(), functions: libs.function_count() };
     for c in clients {
         if c.killed.get() || c.info.borrow().qbuf > 0 {
             continue;
         }
-        serve_client(&c, busy, max_bulk);
+        serve_client(&c, &view, max_bulk);
     }
 }
 
+/// What the answers to other clients need to know about the running script.
+struct View<'v> {
+    busy: &'v Busy,
+    argv: &'v [&'v [u8]],
+    libraries: usize,
+    functions: usize,
+}
+
 /// Reads what `c` sent, answers its complete commands, keeps the incomplete rest.
-fn serve_client(c: &ClientShared, busy: &Busy, max_bulk: usize) {
+fn serve_client(c: &ClientShared, view: &View<'_>, max_bulk: usize) {
     let mut dup = c.dup.borrow_mut();
     let Some(sock) = dup.as_mut() else {
         return;
@@ -96,7 +106,8 @@ fn serve_client(c: &ClientShared, busy: &Busy, max_bulk: usize) {
                     }
                     ArgSource::Inline => parser.inline_args().to_vec(),
                 };
-                answer(&argv, busy, &mut replies);
+                let resp = if c.info.borrow().resp == 3 { Resp::V3 } else { Resp::V2 };
+                answer(&argv, view, resp, &mut replies);
             }
             Ok(false) => break,
             Err(_) => break,
@@ -108,13 +119,21 @@ fn serve_client(c: &ClientShared, busy: &Busy, max_bulk: usize) {
 }
 
 /// The reply to one command received while busy.
-fn answer(argv: &[Vec<u8>], busy: &Busy, out: &mut Vec<u8>) {
+fn answer(argv: &[Vec<u8>], view: &View<'_>, resp: Resp, out: &mut Vec<u8>) {
+    let busy = view.busy;
     let name = &argv[0];
     let sub = argv.get(1).map(Vec::as_slice).unwrap_or(b"");
     let reply: Option<String> = if (is(name, "script") && is(sub, "kill") && argv.len() == 2)
         || (is(name, "function") && is(sub, "kill") && argv.len() == 2)
     {
         Some(kill(busy, is(name, "script")))
+    } else if is(name, "function") && is(sub, "stats") && argv.len() == 2 {
+        if busy.eval_mode.get() {
+            Some(format!("-{BUSY_EVAL}\r\n"))
+        } else {
+            out.extend_from_slice(&function_stats(view, resp));
+            None
+        }
     } else if is(name, "shutdown") && argv.len() == 2 && is(sub, "nosave") {
         busy.shutdown.set(true);
         busy.killed.set(true);
@@ -127,6 +146,33 @@ fn answer(argv: &[Vec<u8>], busy: &Busy, out: &mut Vec<u8>) {
     if let Some(r) = reply {
         out.extend_from_slice(r.as_bytes());
     }
+}
+
+/// FUNCTION STATS while a function runs: its name, command and running time.
+fn function_stats(view: &View<'_>, resp: Resp) -> Vec<u8> {
+    let mut out = ReplyBuf::new(resp);
+    out.map(2);
+    out.bulk(b"running_script");
+    out.map(3);
+    out.bulk(b"name");
+    out.bulk(view.busy.name.borrow().as_bytes());
+    out.bulk(b"command");
+    out.array(view.argv.len());
+    for a in view.argv {
+        out.bulk(a);
+    }
+    out.bulk(b"duration_ms");
+    let ms = view.busy.started.get().map_or(0, |t| t.elapsed().as_millis() as i64);
+    out.integer(ms);
+    out.bulk(b"engines");
+    out.map(1);
+    out.bulk(b"LUA");
+    out.map(2);
+    out.bulk(b"libraries_count");
+    out.integer(view.libraries as i64);
+    out.bulk(b"functions_count");
+    out.integer(view.functions as i64);
+    out.buf.to_vec()
 }
 
 /// SCRIPT KILL / FUNCTION KILL against the running script.

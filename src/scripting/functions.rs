@@ -37,7 +37,8 @@ pub struct Library {
     pub functions: BTreeMap<String, FunctionDef>,
 }
 
-/// Every loaded library, plus an index of function names.
+/// Every loaded library, plus an index of function names. Library and function names are
+/// case-insensitive like Redis's: maps are keyed by the lowercase name.
 #[derive(Default, Clone)]
 pub struct Libraries {
     pub libs: BTreeMap<String, Library>,
@@ -47,21 +48,23 @@ pub struct Libraries {
 
 impl Libraries {
     pub fn function(&self, name: &str) -> Option<&FunctionDef> {
-        let lib = self.functions.get(name)?;
-        self.libs.get(lib)?.functions.get(name)
+        let key = name.to_ascii_lowercase();
+        let lib = self.functions.get(&key)?;
+        self.libs.get(lib)?.functions.get(&key)
     }
 
     /// Adds a library, indexing its functions.
     pub fn link(&mut self, lib: Library) {
+        let key = lib.name.to_ascii_lowercase();
         for f in lib.functions.keys() {
-            self.functions.insert(f.clone(), lib.name.clone());
+            self.functions.insert(f.clone(), key.clone());
         }
-        self.libs.insert(lib.name.clone(), lib);
+        self.libs.insert(key, lib);
     }
 
     /// Removes a library and its functions.
     pub fn unlink(&mut self, name: &str) -> Option<Library> {
-        let lib = self.libs.remove(name)?;
+        let lib = self.libs.remove(&name.to_ascii_lowercase())?;
         for f in lib.functions.keys() {
             self.functions.remove(f);
         }
@@ -88,15 +91,18 @@ fn parse_metadata(code: &[u8]) -> Result<Metadata, String> {
     let Some(end) = code.iter().position(|&c| c == b'\n') else {
         return Err("Invalid library metadata".into());
     };
-    let line = String::from_utf8_lossy(&code[..end]);
-    let parts: Vec<&str> = line.split_whitespace().collect();
+    let parts: Vec<String> = crate::protocol::inline::split_args(&code[..end])
+        .unwrap_or_default()
+        .iter()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
     let Some(first) = parts.first() else {
         return Err("Invalid library metadata".into());
     };
-    let engine = first[2..].to_string();
+    let engine = first.get(2..).unwrap_or("").to_string();
     let mut name = None;
     for part in &parts[1..] {
-        if part.len() >= 5 && part[..5].eq_ignore_ascii_case("name=") {
+        if part.len() >= 5 && part.is_char_boundary(5) && part[..5].eq_ignore_ascii_case("name=") {
             if name.is_some() {
                 return Err(
                     "Invalid metadata value, name argument was given multiple times".into()
@@ -134,19 +140,20 @@ pub fn create(
     if !valid_name(&md.name) {
         return Err(BAD_NAME.into());
     }
-    if md.engine != "lua" {
+    if !md.engine.eq_ignore_ascii_case("lua") {
         return Err(format!("Engine '{}' not found", md.engine));
     }
-    if libs.libs.contains_key(&md.name) && !replace {
+    let key = md.name.to_ascii_lowercase();
+    if libs.libs.contains_key(&key) && !replace {
         return Err(format!("Library '{}' already exists", md.name));
     }
     let functions = run_library(engine, busy, &code[md.code_start..])?;
     if functions.is_empty() {
         return Err("No functions registered".into());
     }
-    for f in functions.keys() {
-        if libs.functions.get(f).is_some_and(|owner| *owner != md.name) {
-            return Err(format!("Function {f} already exists"));
+    for (f, def) in &functions {
+        if libs.functions.get(f).is_some_and(|owner| *owner != key) {
+            return Err(format!("Function {} already exists", def.name));
         }
     }
     Ok(Library { name: md.name, engine: md.engine, code: code.to_vec(), functions })
@@ -234,10 +241,11 @@ fn register_function(
     let Some(map) = reg.as_mut() else {
         return fail("redis.register_function can only be called on FUNCTION LOAD command");
     };
-    if map.contains_key(&def.name) {
+    let key = def.name.to_ascii_lowercase();
+    if map.contains_key(&key) {
         return fail("Function already exists in the library");
     }
-    map.insert(def.name.clone(), def);
+    map.insert(key, def);
     Ok(())
 }
 
@@ -419,7 +427,7 @@ pub fn join(dst: &mut Libraries, src: Libraries, replace: bool) -> Result<(), St
         if dst.libs.contains_key(name) {
             if !replace {
                 restore_all(dst, replaced);
-                return Err(format!("Library {name} already exists"));
+                return Err(format!("Library {} already exists", src.libs[name].name));
             }
             if let Some(old) = dst.unlink(name) {
                 replaced.push(old);
@@ -427,8 +435,8 @@ pub fn join(dst: &mut Libraries, src: Libraries, replace: bool) -> Result<(), St
         }
     }
     for lib in src.libs.values() {
-        if let Some(f) = lib.functions.keys().find(|f| dst.functions.contains_key(*f)) {
-            let err = format!("Function {f} already exists");
+        if let Some(f) = lib.functions.iter().find(|(f, _)| dst.functions.contains_key(*f)) {
+            let err = format!("Function {} already exists", f.1.name);
             restore_all(dst, replaced);
             return Err(err);
         }

@@ -22,6 +22,8 @@ use crate::server::client::Client;
 
 /// What to run.
 pub struct Invocation<'i> {
+    /// The whole EVAL / FCALL command (FUNCTION STATS shows it while busy).
+    pub argv: &'i [&'i [u8]],
     pub func: Function,
     pub keys: &'i [&'i [u8]],
     pub args: &'i [&'i [u8]],
@@ -179,7 +181,7 @@ fn execute(
         let poll = scope.create_function(|_, ()| {
             let mut st = cell.borrow_mut();
             let st = &mut *st;
-            super::busy::poll(st.ctx, &st.busy);
+            super::busy::poll(st.ctx, &st.busy, inv.argv);
             Ok(())
         })?;
         engine.private.raw_set("bridge", bridge)?;
