@@ -45,7 +45,13 @@ pub struct Engine {
     pub set_lookup: Function,
     /// `function(f) -> ok, err`: runs a library's top level under a plain pcall.
     pub run_library: Function,
+    /// Arguments of the `redis.*` call being forwarded to the bridge (passing thousands of
+    /// arguments through a second Lua call would overflow the Lua stack).
+    pub mailbox: Mailbox,
 }
+
+/// See [`Engine::mailbox`].
+pub type Mailbox = Rc<std::cell::RefCell<Vec<Value>>>;
 
 impl Engine {
     /// Creates an interpreter. `rng` is the lrand48 state behind `math.random`, `busy` the
@@ -54,7 +60,8 @@ impl Engine {
         let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH;
         let lua = Lua::new_with(libs, LuaOptions::default())?;
         let private = lua.create_table()?;
-        register_redis_api(&lua, &private)?;
+        let mailbox = Mailbox::default();
+        register_redis_api(&lua, &private, &mailbox)?;
         let rand = lua.create_function(move |_, (op, seed): (i64, Option<f64>)| {
             if op == 1 {
                 lrand48_seed(&rng, seed.unwrap_or(0.0) as i64 as i32);
@@ -87,6 +94,7 @@ impl Engine {
             library_api: sandbox.get("library_api")?,
             set_lookup: sandbox.get("set_lookup")?,
             run_library: sandbox.get("run_library")?,
+            mailbox,
             invoke,
             private,
             lua,
@@ -184,8 +192,12 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
     let table = match err {
         Value::Table(t) => t,
         Value::Error(e) if table_error(&e).is_some() => {
+            let carried = table_error_full(&e).unwrap_or(TableError(String::new(), false));
             let t = lua.create_table()?;
-            t.raw_set("err", lua.create_string(table_error(&e).unwrap_or_default())?)?;
+            t.raw_set("err", lua.create_string(&carried.0)?)?;
+            if carried.1 {
+                t.raw_set("ignore_error_stats_update", true)?;
+            }
             t
         }
         other => {
@@ -239,7 +251,7 @@ pub fn lua_error_text(e: &mlua::Error) -> String {
 /// Defines the `redis` table. `redis.call`, `pcall`, `setresp` and `set_repl` forward to the
 /// per-execution bridge that `run` stores in `private` (C functions, like Redis's: a Lua
 /// wrapper would be tail-called and hide the script line from error messages).
-fn register_redis_api(lua: &Lua, private: &Table) -> mlua::Result<()> {
+fn register_redis_api(lua: &Lua, private: &Table, mailbox: &Mailbox) -> mlua::Result<()> {
     let redis = lua.create_table()?;
     for (name, op, raise, what) in [
         ("call", 1, true, "redis.call/pcall"),
@@ -247,9 +259,9 @@ fn register_redis_api(lua: &Lua, private: &Table) -> mlua::Result<()> {
         ("setresp", 2, true, "redis.setresp"),
         ("set_repl", 3, true, "redis.set_repl"),
     ] {
-        let p = private.clone();
+        let (p, m) = (private.clone(), mailbox.clone());
         let f = lua.create_function(move |_, args: mlua::MultiValue| {
-            forward(&p, op, raise, what, args)
+            forward(&p, &m, op, raise, what, args)
         })?;
         redis.set(name, f)?;
     }
@@ -274,6 +286,7 @@ fn register_redis_api(lua: &Lua, private: &Table) -> mlua::Result<()> {
 /// Calls the bridge with operation `op`; `raise` turns an error outcome into a Lua error.
 fn forward(
     private: &Table,
+    mailbox: &Mailbox,
     op: i64,
     raise: bool,
     what: &str,
@@ -282,10 +295,8 @@ fn forward(
     let Value::Function(bridge) = private.raw_get::<Value>("bridge")? else {
         return Err(raise_table(&format!("{what} can only be called inside a script invocation")));
     };
-    let mut all = mlua::MultiValue::new();
-    all.push_back(Value::Integer(op));
-    all.extend(args);
-    let (ok, v): (bool, Value) = bridge.call(all)?;
+    *mailbox.borrow_mut() = args.into_vec();
+    let (ok, v): (bool, Value) = bridge.call(op)?;
     if !ok && raise {
         let msg = match &v {
             Value::Table(t) => t.raw_get::<Value>("err")?,
@@ -295,7 +306,11 @@ fn forward(
             Value::String(s) => s.to_string_lossy(),
             _ => String::new(),
         };
-        return Err(mlua::Error::external(TableError(msg)));
+        let counted = match &v {
+            Value::Table(t) => t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false),
+            _ => false,
+        };
+        return Err(mlua::Error::external(TableError(msg, counted)));
     }
     Ok(v)
 }
@@ -432,7 +447,7 @@ fn log(lua: &Lua, args: mlua::MultiValue) -> mlua::Result<()> {
 /// as userdata, not tables); the error handler and `pcall` turn it back into the table or its
 /// message.
 #[derive(Debug, Clone)]
-pub struct TableError(pub String);
+pub struct TableError(pub String, pub bool);
 
 impl std::fmt::Display for TableError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -445,16 +460,20 @@ impl std::error::Error for TableError {}
 /// Raises `{err="ERR msg"}` (or `{err="CODE msg"}` for a `-CODE msg`).
 pub fn raise_table(msg: &str) -> mlua::Error {
     let text = String::from_utf8_lossy(&error_text(msg.as_bytes())).into_owned();
-    mlua::Error::external(TableError(text))
+    mlua::Error::external(TableError(text, false))
 }
 
 /// The error-table message inside an mlua error, if it carries one.
 pub fn table_error(e: &mlua::Error) -> Option<String> {
+    table_error_full(e).map(|t| t.0)
+}
+
+/// The error table carried by an mlua error: message, and whether the error reply was already
+/// counted in the error statistics (it came from a command the script ran).
+pub fn table_error_full(e: &mlua::Error) -> Option<TableError> {
     match e {
-        mlua::Error::ExternalError(inner) => {
-            inner.downcast_ref::<TableError>().map(|t| t.0.clone())
-        }
-        mlua::Error::CallbackError { cause, .. } => table_error(cause),
+        mlua::Error::ExternalError(inner) => inner.downcast_ref::<TableError>().cloned(),
+        mlua::Error::CallbackError { cause, .. } => table_error_full(cause),
         _ => None,
     }
 }

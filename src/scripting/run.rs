@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
 
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Function, Lua, Table, Value};
 
 use super::engine::{self, error_table, Engine, REPL_AOF, REPL_REPLICA};
 use super::{convert, flags, Busy};
@@ -127,17 +127,56 @@ pub fn run(ctx: &mut Ctx<'_>, inv: Invocation<'_>) -> CmdResult {
         ctx.srv.shutdown = Some(crate::server::Shutdown::Command { save: Some(false) });
     }
     match result {
-        Ok((true, v)) => {
-            convert::lua_to_reply(ctx.out, &v, resp3);
-            Ok(())
+        Ok((true, v)) => match returned_error(&v) {
+            Some((msg, counted)) => Err(uncounted(ctx, CmdError::Msg(msg.into()), counted)),
+            None => {
+                convert::lua_to_reply(ctx.out, &v, resp3);
+                Ok(())
+            }
+        },
+        Ok((false, v)) => {
+            let counted = match &v {
+                Value::Table(t) => t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false),
+                _ => false,
+            };
+            Err(uncounted(ctx, script_error(&v, &inv.name), counted))
         }
-        Ok((false, v)) => Err(script_error(&v, &inv.name)),
         Err(e) => Err(CmdError::err(format!(
             "Error running script {}, {:.100}",
             inv.name,
             engine::lua_error_text(&e)
         ))),
     }
+}
+
+/// A top-level `{err=...}` the script returned: its message, and whether it was already counted
+/// in the error statistics (a `redis.pcall` error).
+fn returned_error(v: &Value) -> Option<(String, bool)> {
+    let Value::Table(t) = v else {
+        return None;
+    };
+    let Ok(Value::String(msg)) = t.raw_get::<Value>("err") else {
+        return None;
+    };
+    let counted = t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false);
+    Some((msg.to_string_lossy(), counted))
+}
+
+/// The dispatcher counts every error a command returns; an error the script's command already
+/// counted must not count twice (Redis's `ignore_err_stats_update`), so take one back first.
+fn uncounted(ctx: &mut Ctx<'_>, e: CmdError, counted: bool) -> CmdError {
+    if counted {
+        let code = e.code();
+        let srv = &mut *ctx.srv;
+        srv.stats.total_error_replies = srv.stats.total_error_replies.saturating_sub(1);
+        if let Some(n) = srv.error_stats.get_mut(&code) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                srv.error_stats.remove(&code);
+            }
+        }
+    }
+    e
 }
 
 /// The error reply of a failed script: `<err> script: <name>, on <source>:<line>.`
@@ -174,9 +213,10 @@ fn execute(
         engine.globals.raw_set("ARGV", args.clone())?;
     }
     lua.scope(|scope| {
-        let bridge = scope.create_function(|lua, args: MultiValue| {
+        let bridge = scope.create_function(|lua, op: i64| {
+            let args = std::mem::take(&mut *engine.mailbox.borrow_mut());
             let mut st = cell.borrow_mut();
-            bridge(lua, &mut st, args)
+            bridge(lua, &mut st, op, args)
         })?;
         let poll = scope.create_function(|_, ()| {
             let mut st = cell.borrow_mut();
@@ -214,13 +254,12 @@ fn fail(lua: &Lua, msg: &str) -> mlua::Result<Outcome> {
 
 /// The per-execution entry point of `sandbox.lua`: op 1 runs a command, 2 is `setresp`, 3 is
 /// `set_repl`.
-fn bridge(lua: &Lua, st: &mut RunState<'_, '_>, args: MultiValue) -> mlua::Result<Outcome> {
-    let mut args = args.into_iter();
-    let op = match args.next() {
-        Some(Value::Integer(i)) => i,
-        _ => 0,
-    };
-    let rest: Vec<Value> = args.collect();
+fn bridge(
+    lua: &Lua,
+    st: &mut RunState<'_, '_>,
+    op: i64,
+    rest: Vec<Value>,
+) -> mlua::Result<Outcome> {
     match op {
         1 => command(lua, st, &rest),
         2 => set_resp(lua, st, &rest),
@@ -287,12 +326,12 @@ fn command(lua: &Lua, st: &mut RunState<'_, '_>, args: &[Value]) -> mlua::Result
     let (id, spec) = match crate::dispatch::resolve(&refs) {
         Ok(found) => found,
         Err(CmdError::WrongArity(_)) => {
-            return fail(lua, "Wrong number of args calling Redis command from script")
+            return rejected(lua, st, None, "Wrong number of args calling Redis command from script")
         }
-        Err(_) => return fail(lua, "Unknown Redis command called from script"),
+        Err(_) => return rejected(lua, st, None, "Unknown Redis command called from script"),
     };
     if let Some(err) = refuse(st, spec) {
-        return fail(lua, err);
+        return rejected(lua, st, Some((id, spec)), err);
     }
     if spec.has(cmdflags::WRITE) {
         st.wrote = true;
@@ -304,6 +343,25 @@ fn command(lua: &Lua, st: &mut RunState<'_, '_>, args: &[Value]) -> mlua::Result
     let failed = convert::is_error(&st.out.buf);
     let v = convert::reply_to_lua(lua, &st.out.buf)?;
     Ok((!failed, v))
+}
+
+/// A command the script may not run: counted like Redis's rejected calls, and returned as an
+/// error table marked as already counted.
+fn rejected(
+    lua: &Lua,
+    st: &mut RunState<'_, '_>,
+    cmd: Option<(usize, &'static crate::commands::CommandSpec)>,
+    msg: &str,
+) -> mlua::Result<Outcome> {
+    let srv = &mut *st.ctx.srv;
+    if let Some((id, spec)) = cmd {
+        srv.cmd_stats_mut(id, spec).rejected_calls += 1;
+    }
+    let text = String::from_utf8_lossy(&engine::error_text(msg.as_bytes())).into_owned();
+    srv.count_error(&CmdError::Msg(text.into()));
+    let t = error_table(lua, msg.as_bytes())?;
+    t.raw_set("ignore_error_stats_update", true)?;
+    Ok((false, Value::Table(t)))
 }
 
 /// Why a script may not run `spec` now (Redis's `scriptCall` checks), if it may not.
