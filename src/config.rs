@@ -913,7 +913,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
     Param::new("dir", None, PROTECTED|DENY_LOADING, Kind::Special(Special::Dir), ""),
     // stored; acted on by process management (not yet built)
     Param::new("save", None, MULTI_ARG, Kind::Special(Special::Save), "3600 1 300 100 60 10000"),
-    // stored; acted on by client output buffers (not yet built)
     Param::new(
         "client-output-buffer-limit",
         None,
@@ -929,7 +928,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Special(Special::OomScoreAdjValues),
         "0 200 800",
     ),
-    // stored; acted on by keyspace notifications (not yet built)
     Param::new("notify-keyspace-events", None, 0, Kind::Special(Special::NotifyKeyspaceEvents), ""),
     Param::new("bind", None, MULTI_ARG, Kind::Special(Special::Bind), "* -::*"),
     // stored; acted on by replication (not yet built)
@@ -1007,6 +1005,10 @@ pub struct Config {
     pub set_max_intset_entries: i64,
     pub zset_max_listpack_entries: i64,
     pub zset_max_listpack_value: i64,
+    /// `client-output-buffer-limit`, indexed by [`ObufClass`].
+    pub obuf_limits: [ObufLimit; 3],
+    /// `notify-keyspace-events` as Redis's `NOTIFY_*` bit set (see [`notify`]).
+    pub notify_keyspace_events: u32,
     /// Not a parameter: absolute path of the config file the server was started with (CONFIG
     /// REWRITE writes it, INFO shows it).
     pub config_file: Option<String>,
@@ -1056,6 +1058,8 @@ impl Default for Config {
             set_max_intset_entries: 0,
             zset_max_listpack_entries: 0,
             zset_max_listpack_value: 0,
+            obuf_limits: [ObufLimit::default(); 3],
+            notify_keyspace_events: 0,
             active_expire_enabled: true,
             config_file: None,
         };
@@ -1309,28 +1313,115 @@ fn canon_oom_values(v: &str) -> Result<String, String> {
     Ok(out.join(" "))
 }
 
-/// Keyspace notification classes, in the order Redis prints them after `A`.
-const NOTIFY_ALL: &str = "g$lshzxetd";
-
 fn canon_notify(v: &str) -> Result<String, String> {
-    let mut set = std::collections::BTreeSet::new();
-    for c in v.chars() {
-        match c {
-            'A' => set.extend(NOTIFY_ALL.chars()),
-            'g' | '$' | 'l' | 's' | 'h' | 'z' | 'x' | 'e' | 'K' | 'E' | 't' | 'm' | 'd' | 'n' => {
-                set.insert(c);
-            }
-            _ => return Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
+    notify::parse(v)
+        .map(notify::to_string)
+        .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into())
+}
+
+/// Keyspace notification classes: Redis's `NOTIFY_*` bits and their letters.
+pub mod notify {
+    pub const KEYSPACE: u32 = 1 << 0;
+    pub const KEYEVENT: u32 = 1 << 1;
+    pub const GENERIC: u32 = 1 << 2;
+    pub const STRING: u32 = 1 << 3;
+    pub const LIST: u32 = 1 << 4;
+    pub const SET: u32 = 1 << 5;
+    pub const HASH: u32 = 1 << 6;
+    pub const ZSET: u32 = 1 << 7;
+    pub const EXPIRED: u32 = 1 << 8;
+    pub const EVICTED: u32 = 1 << 9;
+    pub const STREAM: u32 = 1 << 10;
+    pub const KEY_MISS: u32 = 1 << 11;
+    pub const MODULE: u32 = 1 << 13;
+    pub const NEW: u32 = 1 << 14;
+    /// What `A` stands for: every class except key-miss and new-key events.
+    pub const ALL: u32 =
+        GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+
+    /// The bit of one class letter (`K`, `E`, `g`, `$`, ...), `A` included.
+    pub fn bit(c: char) -> Option<u32> {
+        Some(match c {
+            'A' => ALL,
+            'g' => GENERIC,
+            '$' => STRING,
+            'l' => LIST,
+            's' => SET,
+            'h' => HASH,
+            'z' => ZSET,
+            'x' => EXPIRED,
+            'e' => EVICTED,
+            'K' => KEYSPACE,
+            'E' => KEYEVENT,
+            't' => STREAM,
+            'm' => KEY_MISS,
+            'd' => MODULE,
+            'n' => NEW,
+            _ => return None,
+        })
+    }
+
+    /// Parses a flag string; `None` if it has a letter that is no class.
+    pub fn parse(v: &str) -> Option<u32> {
+        v.chars().try_fold(0, |acc, c| bit(c).map(|b| acc | b))
+    }
+
+    /// The canonical text CONFIG GET shows. Like Redis, `A` replaces the classes it covers and
+    /// then hides `n` too (Redis prints `n` only in the per-class branch).
+    pub fn to_string(flags: u32) -> String {
+        const CLASSES: [(u32, char); 11] = [
+            (GENERIC, 'g'),
+            (STRING, '$'),
+            (LIST, 'l'),
+            (SET, 's'),
+            (HASH, 'h'),
+            (ZSET, 'z'),
+            (EXPIRED, 'x'),
+            (EVICTED, 'e'),
+            (STREAM, 't'),
+            (MODULE, 'd'),
+            (NEW, 'n'),
+        ];
+        let mut out = String::new();
+        if flags & ALL == ALL {
+            out.push('A');
+        } else {
+            out.extend(CLASSES.iter().filter(|(b, _)| flags & b != 0).map(|(_, c)| *c));
         }
+        for (b, c) in [(KEYSPACE, 'K'), (KEYEVENT, 'E'), (KEY_MISS, 'm')] {
+            if flags & b != 0 {
+                out.push(c);
+            }
+        }
+        out
     }
-    let mut out = String::new();
-    if NOTIFY_ALL.chars().all(|c| set.contains(&c)) {
-        out.push('A');
-    } else {
-        out.extend(NOTIFY_ALL.chars().filter(|c| set.contains(c)));
+}
+
+/// Client classes of `client-output-buffer-limit`, in the order the parameter lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObufClass {
+    Normal = 0,
+    Replica = 1,
+    Pubsub = 2,
+}
+
+/// One class's output buffer limits; 0 disables a limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ObufLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_secs: u64,
+}
+
+/// Reads the canonical `client-output-buffer-limit` text (`normal h s t slave h s t pubsub ...`).
+fn parse_obuf_limits(text: &str) -> [ObufLimit; 3] {
+    let mut out = [ObufLimit::default(); 3];
+    let words: Vec<&str> = text.split_whitespace().collect();
+    for (i, g) in words.chunks(4).enumerate().take(3) {
+        let n = |j: usize| g.get(j).and_then(|w| w.parse::<u64>().ok()).unwrap_or(0);
+        out[i] = ObufLimit { hard: n(1), soft: n(2), soft_secs: n(3) };
     }
-    out.extend("KEmn".chars().filter(|c| set.contains(c)));
-    Ok(out)
+    out
 }
 
 fn canon_bind(v: &str) -> Result<String, String> {
@@ -1507,6 +1598,9 @@ impl Config {
         self.set_max_intset_entries = self.int("set-max-intset-entries");
         self.zset_max_listpack_entries = self.int("zset-max-listpack-entries");
         self.zset_max_listpack_value = self.int("zset-max-listpack-value");
+        self.obuf_limits = parse_obuf_limits(&self.text("client-output-buffer-limit"));
+        self.notify_keyspace_events = notify::parse(&self.text("notify-keyspace-events"))
+            .unwrap_or(0);
     }
 
     /// The names and values CONFIG GET reports for the given patterns: an exact name (or alias)
@@ -1943,6 +2037,11 @@ mod tests {
         let mut c = Config::default();
         c.set("notify-keyspace-events", "KEA").unwrap();
         assert_eq!(c.get_by_name("notify-keyspace-events"), Some("AKE"));
+        assert_eq!(c.notify_keyspace_events, notify::ALL | notify::KEYSPACE | notify::KEYEVENT);
+        c.set("notify-keyspace-events", "Kn").unwrap();
+        assert_eq!(c.get_by_name("notify-keyspace-events"), Some("nK"));
+        c.set("notify-keyspace-events", "An").unwrap();
+        assert_eq!(c.get_by_name("notify-keyspace-events"), Some("A"));
         c.set("maxmemory-clients", "10%").unwrap();
         assert_eq!(c.get_by_name("maxmemory-clients"), Some("10%"));
         c.set("shutdown-on-sigint", "now save").unwrap();

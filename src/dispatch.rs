@@ -137,27 +137,47 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Runs one command from `client` and writes its reply to `out`.
+/// Runs one command from `client` and writes its reply to `out` (or queues it, inside MULTI).
 pub fn execute(server: &mut Server, client: &mut Client, out: &mut ReplyBuf, argv: &[&[u8]]) {
     let (id, spec) = match resolve(argv) {
         Ok(found) => found,
         Err(err) => {
-            reject(server, out, &err);
+            // A known command with the wrong arity is still that command's rejection (its
+            // `rejected_calls`, and EXEC's abort).
+            let found = match err {
+                CmdError::WrongArity(_) => commands::registry()
+                    .lookup(argv[0])
+                    .filter(|(_, s)| s.subcommands.is_empty()),
+                _ => None,
+            };
+            reject(server, client, out, found, argv, &err);
             return;
         }
     };
     if !client.authenticated && !spec.has(flags::NO_AUTH) && server.state.auth_required() {
-        reject(server, out, &CmdError::NoAuth);
+        reject(server, client, out, Some((id, spec)), argv, &CmdError::NoAuth);
+        return;
+    }
+    if let Some(err) = commands::multi::refusal(client, spec) {
+        reject(server, client, out, Some((id, spec)), argv, &err);
         return;
     }
     if spec.has(flags::PROTECTED) {
         if let Some(err) = commands::server::protected_refusal(&server.state, client, spec.name) {
-            reject(server, out, &err);
+            reject(server, client, out, Some((id, spec)), argv, &err);
             return;
         }
     }
-    if let Some(err) = commands::memory::before_command(server, spec) {
-        reject(server, out, &err);
+    let deny_oom = commands::multi::deny_oom(client, spec);
+    if let Some(err) = commands::memory::before_command(server, deny_oom) {
+        reject(server, client, out, Some((id, spec)), argv, &err);
+        return;
+    }
+    if let Some(err) = commands::pubsub::subscribed_mode_refusal(client, spec) {
+        reject(server, client, out, Some((id, spec)), argv, &err);
+        return;
+    }
+    if commands::multi::queue(&server.state, client, out, id, spec, argv) {
         return;
     }
     call(server, client, out, id, spec, argv);
@@ -376,10 +396,28 @@ pub fn resolve(argv: &[&[u8]]) -> Result<(usize, &'static CommandSpec), CmdError
     Ok((id, spec))
 }
 
-fn reject(server: &mut Server, out: &mut ReplyBuf, err: &CmdError) {
+/// Answers a command refused before it ran. Inside MULTI the refusal dooms the transaction,
+/// and a refused EXEC discards it (answering EXECABORT with the reason, echoed to MONITOR).
+fn reject(
+    server: &mut Server,
+    client: &mut Client,
+    out: &mut ReplyBuf,
+    found: Option<(usize, &'static CommandSpec)>,
+    argv: &[&[u8]],
+    err: &CmdError,
+) {
+    let state = &mut server.state;
+    let replaced = commands::multi::rejected(state, client, found.map(|f| f.1), err);
+    if let Some((id, spec)) = found {
+        state.cmd_stats_mut(id, spec).rejected_calls += 1;
+        if replaced.is_some() && !state.monitors.is_empty() {
+            feed_monitors(state, client, spec, argv);
+        }
+    }
+    let err = replaced.as_ref().unwrap_or(err);
     out.error(&err.to_string());
-    server.state.stats.rejected_calls += 1;
-    server.state.count_error(err);
+    state.stats.rejected_calls += 1;
+    state.count_error(err);
 }
 
 fn truncate_arg(a: &[u8]) -> String {

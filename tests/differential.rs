@@ -593,6 +593,16 @@ fn family_sorts() {
     run_family("sorts");
 }
 
+#[test]
+fn family_pubsub() {
+    run_family("pubsub");
+}
+
+#[test]
+fn family_multi() {
+    run_family("multi");
+}
+
 /// Wrong-type errors across families (strings against lists and sets, and back).
 #[test]
 fn family_wrongtype() {

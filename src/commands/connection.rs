@@ -52,6 +52,13 @@ fn ping(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     if argv.len() > 2 {
         return Err(CmdError::WrongArity("ping".into()));
     }
+    if super::pubsub::in_resp2_subscribed_mode(ctx.client) {
+        // Replies must look like messages to a client in Pub/Sub mode.
+        ctx.out.array(2);
+        ctx.out.bulk_str("pong");
+        ctx.out.bulk(argv.get(1).copied().unwrap_or(b""));
+        return Ok(());
+    }
     match argv.get(1) {
         Some(m) => ctx.out.bulk(m),
         None => ctx.out.simple("PONG"),
@@ -204,6 +211,8 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// RESET
 /// ```
 fn reset(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
+    super::pubsub::reset_client(ctx);
+    super::multi::reset(ctx.srv, ctx.client);
     ctx.client.db = 0;
     ctx.db = 0;
     ctx.client.reply_mode = ReplyMode::On;
@@ -318,10 +327,11 @@ fn info_line(c: &ClientShared, current: Option<&[&[u8]]>) -> String {
         .unwrap_or_default();
     let (qbuf, qfree, obl) = (i.qbuf, i.qbuf_free, i.obl);
     let rbs = 16 * 1024;
-    let tot = i.tot_mem.max(qbuf + qfree + rbs + argv_mem);
+    let omem = i.omem.max(c.pending_output());
+    let tot = i.tot_mem.max(qbuf + qfree + rbs + argv_mem + omem);
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 \
-         multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl={} oll=0 \
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} \
+         multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll=0 \
          omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
         i.id,
         i.addr,
@@ -332,14 +342,18 @@ fn info_line(c: &ClientShared, current: Option<&[&[u8]]>) -> String {
         now.duration_since(i.last_interaction).as_secs(),
         flags,
         i.db,
+        i.sub,
+        i.psub,
+        i.ssub,
         i.multi,
         qbuf,
         qfree,
         argv_mem,
+        i.multi_mem,
         rbs,
         rbs,
         obl,
-        i.omem,
+        omem,
         tot,
         i.last_cmd.full_name(),
         i.user,

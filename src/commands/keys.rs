@@ -294,6 +294,7 @@ fn rename_generic(ctx: &mut Ctx<'_>, from: &[u8], to: &[u8], nx: bool) -> Result
     ctx.ks.db(db).rename(from, to);
     ctx.signal_modified_key(db, from);
     ctx.signal_modified_key(db, to);
+    ctx.srv.signal_key_ready(db, to);
     ctx.notify('g', "rename_from", db, from);
     ctx.notify('g', "rename_to", db, to);
     ctx.dirty(1);
@@ -359,6 +360,7 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     }
     ctx.ks.db(dst).insert_entry(newkey, copy);
     ctx.signal_modified_key(dst, newkey);
+    ctx.srv.signal_key_ready(dst, newkey);
     ctx.notify('g', "copy_to", dst, newkey);
     ctx.dirty(1);
     ctx.out.integer(1);
@@ -386,6 +388,7 @@ fn move_cmd(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     }
     ctx.signal_modified_key(src, key);
     ctx.signal_modified_key(dst, key);
+    ctx.srv.signal_key_ready(dst, key);
     ctx.notify('g', "move_from", src, key);
     ctx.notify('g', "move_to", dst, key);
     ctx.dirty(1);
@@ -726,8 +729,9 @@ fn object_help(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
 
 /// Tells WATCH and client-side caching that every key of a database may have changed (Redis
 /// `signalFlushedDb` / `touchAllWatchedKeysInDb`).
-fn signal_db_changed(ctx: &mut Ctx<'_>, _db: usize) {
+fn signal_db_changed(ctx: &mut Ctx<'_>, db: usize, other: Option<usize>) {
     ctx.srv.modification_epoch += 1;
+    super::multi::touch_db(ctx, db, other);
 }
 
 /// Exchanges two databases: clients connected to one see the other's data at once.
@@ -745,9 +749,9 @@ fn swapdb(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         (Ok(a), Ok(b)) => (a, b),
         _ => return Err(CmdError::DbIndexOutOfRange),
     };
+    signal_db_changed(ctx, a, Some(b));
+    signal_db_changed(ctx, b, Some(a));
     ctx.ks.swap_dbs(a, b);
-    signal_db_changed(ctx, a);
-    signal_db_changed(ctx, b);
     ctx.dirty(1);
     ctx.out.ok();
     Ok(())
@@ -769,8 +773,8 @@ fn flush_async(ctx: &Ctx<'_>, argv: &[&[u8]]) -> Result<bool, CmdError> {
 fn empty_dbs(ctx: &mut Ctx<'_>, dbs: std::ops::Range<usize>, lazy: bool) -> usize {
     let mut old: Vec<Db> = Vec::with_capacity(dbs.len());
     for db in dbs {
+        signal_db_changed(ctx, db, None);
         old.push(ctx.ks.db(db).take_all());
-        signal_db_changed(ctx, db);
     }
     let n = old.iter().map(Db::len).sum();
     if lazy && n > 64 {

@@ -117,7 +117,12 @@ fn int_at_least(arg: &[u8], min: i64, msg: &'static str) -> Result<i64, CmdError
 /// Blocks the client on `keys` for `ms` milliseconds (0 = forever); the reply comes when a key
 /// is signalled ready (the command is then re-run) or the timeout fires (null array). Shared
 /// by every blocking command (BLPOP and friends, BZPOPMIN and friends).
+/// Inside EXEC or a script, where nothing may block, it answers at once as a timeout would.
 pub(crate) fn block(ctx: &mut Ctx<'_>, keys: &[&[u8]], ms: u64) -> CmdResult {
+    if !ctx.may_block() {
+        ctx.out.null_array();
+        return Ok(());
+    }
     let deadline = (ms > 0).then(|| Instant::now() + Duration::from_millis(ms));
     ctx.srv.blocking.block(ctx.client.id, ctx.db, keys, deadline);
     Ok(())
@@ -656,6 +661,26 @@ fn first_nonempty<'k>(ctx: &mut Ctx<'_>, keys: &[&'k [u8]]) -> Result<Option<(&'
     Ok(None)
 }
 
+/// [`first_nonempty`] for a blocking pop. When the client is re-run after a wake-up, a key that
+/// now holds another type is skipped instead of failing: Redis serves a blocked client only
+/// from a key of the type it waits for, and keeps it blocked otherwise.
+fn first_nonempty_blocking<'k>(
+    ctx: &mut Ctx<'_>,
+    keys: &[&'k [u8]],
+) -> Result<Option<(&'k [u8], usize)>, CmdError> {
+    if !served_after_block(ctx) {
+        return first_nonempty(ctx, keys);
+    }
+    for &k in keys {
+        match write_list(ctx.ks, ctx.db, k, ctx.now) {
+            Ok(Some(l)) if !l.is_empty() => return Ok(Some((k, l.len()))),
+            Ok(_) | Err(CmdError::WrongType) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
 /// Pops up to `count` elements from `key` replying `[key, [elements]]`, and propagates the
 /// deterministic `LPOP|RPOP key n`.
 fn mpop_serve(ctx: &mut Ctx<'_>, key: &[u8], len: usize, end: End, count: usize) -> CmdResult {
@@ -690,7 +715,7 @@ fn lmpop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 fn bpop(ctx: &mut Ctx<'_>, argv: &[&[u8]], end: End) -> CmdResult {
     let ms = args::timeout_ms(argv[argv.len() - 1])?;
     let keys = &argv[1..argv.len() - 1];
-    let Some((key, _)) = first_nonempty(ctx, keys)? else {
+    let Some((key, _)) = first_nonempty_blocking(ctx, keys)? else {
         return block(ctx, keys, ms);
     };
     ctx.out.array(2);
@@ -725,6 +750,11 @@ fn bmove(ctx: &mut Ctx<'_>, argv: &[&[u8]], from: End, to: End, ms: u64, as_rpop
     -> CmdResult {
     let after_block = served_after_block(ctx);
     if !move_element(ctx, argv[1], argv[2], from, to)? {
+        if !ctx.may_block() {
+            // Redis answers a null bulk here, not block()'s null array.
+            ctx.out.null();
+            return Ok(());
+        }
         return block(ctx, &argv[1..2], ms);
     }
     if as_rpoplpush {
@@ -769,7 +799,7 @@ fn blmove(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 fn blmpop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let a = mpop_args(argv, 2)?;
     let ms = args::timeout_ms(argv[1])?;
-    match first_nonempty(ctx, &a.keys)? {
+    match first_nonempty_blocking(ctx, &a.keys)? {
         Some((key, len)) => mpop_serve(ctx, key, len, a.end, a.count),
         None => block(ctx, &a.keys, ms),
     }

@@ -46,15 +46,16 @@ pub enum EvictStatus {
 
 /// Runs before every command: keeps key access tracking in step with the policy and, under a
 /// memory limit, evicts until used memory fits. Returns the error that rejects the command, if
-/// any: only commands flagged DENYOOM are refused when memory cannot be freed, so reads and
-/// deletions keep working at the limit.
-pub fn before_command(server: &mut Server, spec: &CommandSpec) -> Option<CmdError> {
+/// any: only commands the dispatcher marks `deny_oom` (DENYOOM ones, anything queued inside
+/// MULTI, EXEC of a queue holding a DENYOOM command) are refused when memory cannot be freed,
+/// so reads and deletions keep working at the limit.
+pub fn before_command(server: &mut Server, deny_oom: bool) -> Option<CmdError> {
     sync_tracking(&mut server.state, false);
     if server.state.config.maxmemory <= 0 {
         return None;
     }
     let failed = perform_evictions(server) == EvictStatus::Fail;
-    (failed && spec.has(DENYOOM)).then(|| CmdError::raw(OOM_ERROR))
+    (failed && deny_oom).then(|| CmdError::raw(OOM_ERROR))
 }
 
 /// The cron's share: refreshes the LFU parameters and continues an eviction round that ran

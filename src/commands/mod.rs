@@ -15,6 +15,8 @@ pub mod keys;
 pub mod list;
 pub mod memory;
 pub mod scripting;
+pub mod pubsub;
+pub mod multi;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -52,7 +54,8 @@ pub mod flags {
     pub const SENTINEL: u32 = 1 << 20;
     pub const ONLY_SENTINEL: u32 = 1 << 21;
 
-    /// Flag names as COMMAND INFO prints them, in Redis's order.
+    /// Flag names as COMMAND INFO prints them, in Redis's order (`may_replicate` is hidden
+    /// there on purpose).
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
         (READONLY, "readonly"),
@@ -67,7 +70,6 @@ pub mod flags {
         (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
-        (MAY_REPLICATE, "may_replicate"),
         (NO_MULTI, "no_multi"),
         (MOVABLE_KEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
@@ -202,7 +204,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 14] {
+fn families() -> [&'static [CommandSpec]; 16] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -218,6 +220,8 @@ fn families() -> [&'static [CommandSpec]; 14] {
         memory::COMMANDS,
         sort::COMMANDS,
         scripting::COMMANDS,
+        pubsub::COMMANDS,
+        multi::COMMANDS,
     ]
 }
 

@@ -568,6 +568,7 @@ fn info_persistence(srv: &ServerState, s: &mut String) {
 fn info_stats(ctx: &mut Ctx<'_>, s: &mut String) {
     let st = &ctx.srv.stats;
     let ks = &ctx.ks.stats;
+    let (channels, patterns, shard_channels) = ctx.srv.pubsub.totals();
     let samples = st.ops_samples.iter().filter(|v| **v > 0).count().max(1) as u64;
     let ops = st.ops_samples.iter().sum::<u64>() / samples;
     s.push_str("# Stats\r\n");
@@ -591,8 +592,9 @@ fn info_stats(ctx: &mut Ctx<'_>, s: &mut String) {
         "evicted_clients" => st.evicted_clients,
         "keyspace_hits" => ks.keyspace_hits,
         "keyspace_misses" => ks.keyspace_misses,
-        "pubsub_channels" => 0,
-        "pubsub_patterns" => 0,
+        "pubsub_channels" => channels,
+        "pubsub_patterns" => patterns,
+        "pubsubshard_channels" => shard_channels,
         "latest_fork_usec" => 0,
         "total_forks" => 0,
         "unexpected_error_replies" => st.unexpected_error_replies,

@@ -409,6 +409,7 @@ fn store_items(ctx: &mut Ctx<'_>, dst: &[u8], items: &[Vec<u8>], gets: &[&[u8]])
         let list = ListValue::from_iter(out.iter().map(Vec::as_slice), fill);
         ctx.ks.db(db).set(dst, Value::List(list));
         ctx.signal_modified_key(db, dst);
+        ctx.srv.signal_key_ready(db, dst);
         ctx.notify('l', "sortstore", db, dst);
         ctx.dirty(n as u64);
     } else if ctx.ks.db(db).remove(dst).is_some() {

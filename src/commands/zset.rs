@@ -944,11 +944,15 @@ fn first_nonempty<'k>(
     ctx: &mut Ctx<'_>,
     keys: &[&'k [u8]],
 ) -> Result<Option<&'k [u8]>, CmdError> {
+    // Re-run after a wake-up, a key now holding another type is skipped: Redis serves a
+    // blocked client only from a sorted set and keeps it blocked otherwise.
+    let rerun = ctx.srv.blocking.is_blocked(ctx.client.id);
     for &key in keys {
-        if let Some(z) = write_z(ctx.ks, ctx.db, key, ctx.now)? {
-            if !z.is_empty() {
-                return Ok(Some(key));
-            }
+        match write_z(ctx.ks, ctx.db, key, ctx.now) {
+            Ok(Some(z)) if !z.is_empty() => return Ok(Some(key)),
+            Err(CmdError::WrongType) if rerun => {}
+            Err(e) => return Err(e),
+            Ok(_) => {}
         }
     }
     Ok(None)

@@ -59,6 +59,7 @@ impl Engine {
     pub fn new(rng: Rc<Cell<u64>>, busy: Rc<Busy>) -> mlua::Result<Engine> {
         let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH;
         let lua = Lua::new_with(libs, LuaOptions::default())?;
+        super::libs::register_all(&lua)?;
         let private = lua.create_table()?;
         let mailbox = Mailbox::default();
         register_redis_api(&lua, &private, &mailbox)?;

@@ -36,6 +36,10 @@ pub struct ClientInfo {
     pub created: Instant,
     pub last_interaction: Instant,
     pub db: usize,
+    /// Channels, patterns and shard channels subscribed to (`sub=`, `psub=`, `ssub=`).
+    pub sub: usize,
+    pub psub: usize,
+    pub ssub: usize,
     /// Rendered with `full_name()` only when listed, so the hot path never allocates it.
     pub last_cmd: &'static CommandSpec,
     pub resp: u8,
@@ -45,6 +49,8 @@ pub struct ClientInfo {
     pub omem: usize,
     pub tot_mem: usize,
     pub multi: i64,
+    /// Bytes held by the MULTI queue (`multi-mem`).
+    pub multi_mem: usize,
     pub no_evict: bool,
     pub flags: String,
     pub user: String,
@@ -67,6 +73,12 @@ pub struct ClientShared {
     /// Input a busy script read from `dup` but could not answer yet (an incomplete command);
     /// the connection puts it in front of its own input before reading again.
     pub stolen: RefCell<Vec<u8>>,
+    /// Bytes taken out of `pushed` (or replies) that the connection is still writing: with
+    /// `pushed`, the client's pending output, which `client-output-buffer-limit` bounds.
+    pub inflight: Cell<usize>,
+    /// When the pending output first exceeded the soft output buffer limit (Redis's
+    /// `obuf_soft_limit_reached_time`); `None` while below it.
+    pub soft_limit_since: Cell<Option<Instant>>,
 }
 
 impl ClientInfo {
@@ -84,6 +96,9 @@ impl ClientInfo {
             created: now,
             last_interaction: now,
             db: 0,
+            sub: 0,
+            psub: 0,
+            ssub: 0,
             last_cmd: crate::commands::connection::NULL_COMMAND,
             resp: 2,
             qbuf: 0,
@@ -92,6 +107,7 @@ impl ClientInfo {
             omem: 0,
             tot_mem: 0,
             multi: -1,
+            multi_mem: 0,
             no_evict: false,
             flags: "N".into(),
             user: "default".into(),
@@ -108,6 +124,8 @@ impl ClientShared {
             pushed: RefCell::default(),
             dup: RefCell::default(),
             stolen: RefCell::default(),
+            inflight: Cell::new(0),
+            soft_limit_since: Cell::new(None),
         }
     }
 
@@ -117,6 +135,27 @@ impl ClientShared {
         self.wake.notify_one();
     }
 
+    /// Queues a message assembled from parts (a protocol-specific header and a shared body).
+    pub fn push_parts(&self, parts: &[&[u8]]) {
+        let mut p = self.pushed.borrow_mut();
+        for part in parts {
+            p.extend_from_slice(part);
+        }
+        drop(p);
+        self.wake.notify_one();
+    }
+
+    /// Output queued for this client and not yet written (Redis's `omem`).
+    pub fn pending_output(&self) -> usize {
+        self.pushed.borrow().len() + self.inflight.get()
+    }
+
+    /// Whether the client is in Pub/Sub mode (subscribed to anything).
+    pub fn subscribed(&self) -> bool {
+        let i = self.info.borrow();
+        i.sub + i.psub + i.ssub > 0
+    }
+
     /// Takes the queued out-of-band bytes.
     pub fn take_pushed(&self) -> Vec<u8> {
         std::mem::take(&mut *self.pushed.borrow_mut())
@@ -124,6 +163,8 @@ impl ClientShared {
 
     pub fn kill(&self) {
         self.killed.set(true);
+        // Nothing queued will ever be written now; free it at once.
+        *self.pushed.borrow_mut() = Vec::new();
         self.wake.notify_one();
     }
 }
@@ -143,6 +184,8 @@ pub struct Client {
     pub qbuf: usize,
     /// Free space in the query buffer at the same moment.
     pub qbuf_free: usize,
+    /// The transaction being queued between MULTI and EXEC/DISCARD (see `commands::multi`).
+    pub multi: Option<Box<crate::commands::multi::MultiState>>,
 }
 
 impl Client {
@@ -157,6 +200,7 @@ impl Client {
             last_cmd: crate::commands::connection::NULL_COMMAND,
             qbuf: 0,
             qbuf_free: 0,
+            multi: None,
         }
     }
 

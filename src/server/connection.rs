@@ -74,10 +74,12 @@ pub async fn serve(server: Rc<RefCell<Server>>, stream: TcpStream) {
     };
     conn.run().await;
     let mut srv = server.borrow_mut();
+    crate::commands::multi::reset(&mut srv.state, &mut conn.client);
     srv.state.blocking.unblock(id);
     srv.state.wake_ready_clients();
     srv.state.clients.remove(&id);
     srv.state.monitors.retain(|m| !Rc::ptr_eq(m, &shared));
+    srv.state.pubsub.remove_client(&shared);
 }
 
 const MAXCLIENTS_REACHED: &str = "-ERR max number of clients reached\r\n";
@@ -107,12 +109,16 @@ fn is_local(peer: &std::net::SocketAddr) -> bool {
     }
 }
 
-/// Whether a command is held by a WRITE pause: Redis holds anything that may replicate.
-fn may_write(argv: &[Vec<u8>]) -> bool {
+/// Whether a command is held by a WRITE pause: Redis holds anything that may replicate,
+/// including the EXEC of a transaction that queued such a command.
+fn may_write(client: &Client, argv: &[Vec<u8>]) -> bool {
     use crate::commands::flags::{MAY_REPLICATE, WRITE};
     let Some((_, top)) = crate::commands::registry().lookup(&argv[0]) else {
         return false;
     };
+    if top.name == "exec" {
+        return client.multi.as_ref().is_some_and(|m| m.any_has(WRITE | MAY_REPLICATE));
+    }
     let spec = match argv.get(1).and_then(|a| top.find_sub(a)) {
         Some(s) if !top.subcommands.is_empty() => s,
         _ => top,
@@ -187,11 +193,7 @@ impl Connection {
             let n = tokio::select! {
                 biased;
                 _ = shared.wake.notified(), if !shared.killed.get() => {
-                    if shared.killed.get() { return; }
-                    let pushed = shared.take_pushed();
-                    if !pushed.is_empty() && self.stream.write_all(&pushed).await.is_err() {
-                        return;
-                    }
+                    if shared.killed.get() || !self.write_pushed().await { return; }
                     continue;
                 }
                 r = self.stream.read_buf(&mut self.inbuf) => match r {
@@ -212,12 +214,28 @@ impl Connection {
     /// Writes the pending replies. Returns false if the connection must close.
     async fn flush(&mut self, keep_going: bool) -> bool {
         if !self.out.is_empty() {
-            if self.stream.write_all(&self.out.buf).await.is_err() {
+            let shared = self.client.shared.clone();
+            if !write_killable(&mut self.stream, &self.out.buf, &shared).await {
                 return false;
             }
             self.out.buf.clear();
         }
         keep_going && !self.client.close_after_reply && !self.client.shared.killed.get()
+    }
+
+    /// Writes what other clients queued for this one (Pub/Sub messages, MONITOR lines) until
+    /// nothing is left. Returns false if the connection must close.
+    async fn write_pushed(&mut self) -> bool {
+        let shared = self.client.shared.clone();
+        loop {
+            let pushed = shared.take_pushed();
+            if pushed.is_empty() {
+                return !shared.killed.get();
+            }
+            if !write_killable(&mut self.stream, &pushed, &shared).await {
+                return false;
+            }
+        }
     }
 
     /// Waits while CLIENT PAUSE holds the pending command. Returns false if the client was
@@ -228,7 +246,7 @@ impl Connection {
             let Some(argv) = &self.pending else {
                 return true;
             };
-            let Some(end) = pause::holds(may_write(argv)) else {
+            let Some(end) = pause::holds(may_write(&self.client, argv)) else {
                 return true;
             };
             let changed = pause::changed();
@@ -250,6 +268,10 @@ impl Connection {
     async fn wait_blocked(&mut self) -> bool {
         let shared = self.client.shared.clone();
         while self.blocked.is_some() {
+            // Messages for a blocked (RESP3, subscribed) client go out while it waits.
+            if !self.out.is_empty() && !self.flush(true).await {
+                return false;
+            }
             let deadline = self.server.borrow().state.blocking.get(self.client.id)
                 .and_then(|b| b.deadline);
             let sleep = async {
@@ -335,7 +357,7 @@ impl Connection {
         let out_before = self.out.len();
         let mut keep = true;
         if let Some(argv) = self.pending.take() {
-            if pause::holds(may_write(&argv)).is_some() {
+            if pause::holds(may_write(&self.client, &argv)).is_some() {
                 self.pending = Some(argv);
                 srv.state.end_batch();
                 return true;
@@ -372,7 +394,7 @@ impl Connection {
                     };
                     if pause::holds(true).is_some() {
                         let owned: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
-                        if pause::holds(may_write(&owned)).is_some() {
+                        if pause::holds(may_write(&self.client, &owned)).is_some() {
                             self.pending = Some(owned);
                             break;
                         }
@@ -438,12 +460,67 @@ fn execute_blocking(srv: &mut Server, client: &mut Client, out: &mut ReplyBuf, a
     blocked
 }
 
+/// Writes `buf`, giving up as soon as the client is killed: a peer that stopped reading must
+/// not keep a killed connection (and its buffers) alive. While the write is pending its bytes
+/// count as the client's pending output (`omem`, output buffer limits).
+async fn write_killable(stream: &mut TcpStream, buf: &[u8], shared: &ClientShared) -> bool {
+    if shared.killed.get() {
+        return false;
+    }
+    shared.inflight.set(buf.len());
+    let consumed = std::cell::Cell::new(false);
+    let killed = async {
+        loop {
+            shared.wake.notified().await;
+            consumed.set(true);
+            if shared.killed.get() {
+                return;
+            }
+        }
+    };
+    let ok = tokio::select! {
+        biased;
+        r = stream.write_all(buf) => r.is_ok(),
+        _ = killed => false,
+    };
+    shared.inflight.set(0);
+    // A wake-up the kill watcher swallowed may have been meant for queued messages or an
+    // unblocked command: hand it back.
+    if ok && consumed.get() {
+        shared.wake.notify_one();
+    }
+    ok
+}
+
 /// Runs one command and applies CLIENT REPLY to its reply.
+///
+/// Messages other clients queued for this one before it ran go out first; messages the
+/// command itself caused for its own client (a RESP3 client publishing to a channel it listens
+/// to, or its own keyspace events) go right before the command's reply, where Redis puts them,
+/// and are not silenced by CLIENT REPLY OFF (Redis 7.0 delivers pushes regardless).
 fn execute(srv: &mut Server, client: &mut Client, out: &mut ReplyBuf, argv: &[&[u8]]) {
+    take_pushed_into(client, out, None);
     let reply_start = out.len();
     let mode_before = client.reply_mode;
     dispatch::execute(srv, client, out, argv);
     apply_reply_mode(client, out, mode_before, reply_start);
+    take_pushed_into(client, out, Some(reply_start));
+}
+
+/// Moves the client's queued messages into its reply buffer, at `at` or at the end.
+fn take_pushed_into(client: &Client, out: &mut ReplyBuf, at: Option<usize>) {
+    if client.shared.pushed.borrow().is_empty() {
+        return;
+    }
+    let pushed = client.shared.take_pushed();
+    match at {
+        Some(at) if at < out.len() => {
+            let tail = out.buf.split_off(at);
+            out.buf.extend_from_slice(&pushed);
+            out.buf.extend_from_slice(&tail);
+        }
+        _ => out.buf.extend_from_slice(&pushed),
+    }
 }
 
 /// Applies CLIENT REPLY OFF / SKIP to the reply just written.

@@ -12,6 +12,8 @@ pub mod client;
 pub mod connection;
 pub mod cron;
 pub mod listener;
+pub mod pubsub;
+pub mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -109,6 +111,10 @@ pub struct ServerState {
     pub monitors: Vec<Rc<ClientShared>>,
     /// Lua interpreters, the script cache and function libraries.
     pub scripting: crate::scripting::Scripting,
+    /// Channel, pattern and shard-channel subscriptions (Pub/Sub, keyspace notifications).
+    pub pubsub: pubsub::PubSub,
+    /// WATCHed keys and the clients whose next EXEC they doom.
+    pub watches: watch::Watches,
 }
 
 impl ServerState {
@@ -151,6 +157,8 @@ impl ServerState {
             blocking: blocking::Blocking::default(),
             monitors: Vec::new(),
             scripting: crate::scripting::Scripting::new(),
+            pubsub: pubsub::PubSub::default(),
+            watches: watch::Watches::default(),
         }
     }
 
@@ -219,9 +227,12 @@ impl ServerState {
         *self.error_stats.entry(e.code()).or_insert(0) += 1;
     }
 
-    /// Hook for WATCH and client-side caching; bumps the modification epoch.
-    pub fn touched_keys(&mut self, _db: usize, _key: &[u8]) {
+    /// A key was modified: its watchers' transactions fail (WATCH), and the modification
+    /// epoch moves on.
+    #[inline]
+    pub fn touched_keys(&mut self, db: usize, key: &[u8]) {
         self.modification_epoch += 1;
+        self.watches.touch(db, key);
     }
 
     /// Marks `key` of `db` as possibly able to serve clients blocked on it (a list push, an
@@ -242,12 +253,48 @@ impl ServerState {
         }
     }
 
-    /// Hook for keyspace notifications; nothing subscribes until pub/sub exists.
-    pub fn notify_keyspace_event(&mut self, _class: char, _event: &str, _db: usize, _key: &[u8]) {}
+    /// Emits a keyspace notification (Redis `notifyKeyspaceEvent`): `event` on
+    /// `__keyspace@<db>__:<key>` and `key` on `__keyevent@<db>__:<event>`, as enabled by
+    /// `notify-keyspace-events`. With notifications off this costs one branch.
+    #[inline]
+    pub fn notify_keyspace_event(&mut self, class: char, event: &str, db: usize, key: &[u8]) {
+        if self.config.notify_keyspace_events != 0 {
+            self.publish_keyspace_event(class, event, db, key);
+        }
+    }
+
+    #[inline(never)]
+    fn publish_keyspace_event(&mut self, class: char, event: &str, db: usize, key: &[u8]) {
+        use crate::config::notify;
+        let flags = self.config.notify_keyspace_events;
+        let enabled = notify::bit(class).is_some_and(|b| flags & b != 0);
+        if !enabled || self.pubsub.is_empty() {
+            return;
+        }
+        let d = self.delivery();
+        let mut chan = Vec::with_capacity(24 + key.len().max(event.len()));
+        if flags & notify::KEYSPACE != 0 {
+            chan.extend_from_slice(format!("__keyspace@{db}__:").as_bytes());
+            chan.extend_from_slice(key);
+            self.pubsub.publish(pubsub::Kind::Channel, &chan, event.as_bytes(), &d);
+        }
+        if flags & notify::KEYEVENT != 0 {
+            chan.clear();
+            chan.extend_from_slice(format!("__keyevent@{db}__:{event}").as_bytes());
+            self.pubsub.publish(pubsub::Kind::Channel, &chan, key, &d);
+        }
+    }
+
+    /// How messages are delivered now (the `pubsub` output buffer limits).
+    pub fn delivery(&self) -> pubsub::Delivery {
+        let limit = self.config.obuf_limits[crate::config::ObufClass::Pubsub as usize];
+        pubsub::Delivery { limit }
+    }
 
     /// Called for every key removed by expiry, before its DEL is propagated.
     pub fn on_key_expired(&mut self, db: usize, key: &[u8]) {
-        self.touched_keys(db, key);
+        self.modification_epoch += 1;
+        self.watches.expired(db, key);
         self.notify_keyspace_event('x', "expired", db, key);
     }
 }
