@@ -115,6 +115,8 @@ pub struct Scripting {
     pub busy: Rc<Busy>,
     /// The scripts' own client, lent to each execution.
     pub client: Option<Client>,
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may run NOSCRIPT commands (tests only).
+    pub disable_deny_scripts: bool,
 }
 
 impl Scripting {
@@ -130,6 +132,7 @@ impl Scripting {
             libs: functions::Libraries::default(),
             busy,
             client: Some(script_client()),
+            disable_deny_scripts: false,
         }
     }
 

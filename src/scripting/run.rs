@@ -366,7 +366,7 @@ fn rejected(
 
 /// Why a script may not run `spec` now (Redis's `scriptCall` checks), if it may not.
 fn refuse(st: &RunState<'_, '_>, spec: &crate::commands::CommandSpec) -> Option<&'static str> {
-    if spec.has(cmdflags::NOSCRIPT) {
+    if spec.has(cmdflags::NOSCRIPT) && !st.ctx.srv.scripting.disable_deny_scripts {
         return Some("This Redis command is not allowed from script");
     }
     if st.read_only && spec.has(cmdflags::WRITE | cmdflags::MAY_REPLICATE) {
