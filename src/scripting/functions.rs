@@ -37,8 +37,8 @@ pub struct Library {
     pub functions: BTreeMap<String, FunctionDef>,
 }
 
-/// Every loaded library, plus an index of function names. Library and function names are
-/// case-insensitive like Redis's: maps are keyed by the lowercase name.
+/// Every loaded library, plus an index of function names. Function names are case-insensitive
+/// like Redis's (keyed by the lowercase name); library names are case-sensitive.
 #[derive(Default, Clone)]
 pub struct Libraries {
     pub libs: BTreeMap<String, Library>,
@@ -55,7 +55,7 @@ impl Libraries {
 
     /// Adds a library, indexing its functions.
     pub fn link(&mut self, lib: Library) {
-        let key = lib.name.to_ascii_lowercase();
+        let key = lib.name.clone();
         for f in lib.functions.keys() {
             self.functions.insert(f.clone(), key.clone());
         }
@@ -64,7 +64,7 @@ impl Libraries {
 
     /// Removes a library and its functions.
     pub fn unlink(&mut self, name: &str) -> Option<Library> {
-        let lib = self.libs.remove(&name.to_ascii_lowercase())?;
+        let lib = self.libs.remove(name)?;
         for f in lib.functions.keys() {
             self.functions.remove(f);
         }
@@ -143,7 +143,7 @@ pub fn create(
     if !md.engine.eq_ignore_ascii_case("lua") {
         return Err(format!("Engine '{}' not found", md.engine));
     }
-    let key = md.name.to_ascii_lowercase();
+    let key = md.name.clone();
     if libs.libs.contains_key(&key) && !replace {
         return Err(format!("Library '{}' already exists", md.name));
     }
