@@ -297,3 +297,30 @@ fn function_load_and_fcall() {
          nonexistent global variable 'call'"
     );
 }
+
+#[test]
+fn shutdown_nosave_stops_a_busy_script() {
+    let mut s = TestServer::start(&["--busy-reply-threshold", "50"]);
+    let mut other = s.raw();
+    let mut runner = s.raw();
+    let body = "redis.call('set', 'x', 1) while true do end";
+    runner.send(
+        format!("*3\r\n$4\r\nEVAL\r\n${}\r\n{}\r\n$1\r\n0\r\n", body.len(), body).as_bytes(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    other.send(b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n");
+    let mut buf = [0u8; 64];
+    // The caller's connection is closed without a reply, and the server exits.
+    let n = std::io::Read::read(&mut runner.s, &mut buf).unwrap_or(0);
+    assert_eq!(n, 0);
+    let child = s.child.as_mut().unwrap();
+    let mut exited = false;
+    for _ in 0..100 {
+        if let Ok(Some(_)) = child.try_wait() {
+            exited = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(exited, "server still running after SHUTDOWN NOSAVE");
+}

@@ -124,7 +124,10 @@ pub fn run(ctx: &mut Ctx<'_>, inv: Invocation<'_>) -> CmdResult {
     let ctx = state.ctx;
     ctx.srv.scripting.client = Some(state.client);
     if busy.shutdown.replace(false) {
+        // SHUTDOWN NOSAVE while busy: the server exits without answering the script's caller.
         ctx.srv.shutdown = Some(crate::server::Shutdown::Command { save: Some(false) });
+        ctx.client.close_after_reply = true;
+        return Ok(());
     }
     match result {
         Ok((true, v)) => match returned_error(&v) {
