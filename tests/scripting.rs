@@ -241,7 +241,7 @@ fn busy_script_that_wrote_is_unkillable() {
     let mut other = s.conn();
     let mut runner = s.raw();
     let body = "redis.call('set', 'x', 1) local t = redis.call('time')[1] \
-                while tonumber(redis.call('time')[1]) < t + 1 do end return 'done'";
+                while tonumber(redis.call('time')[1]) < t + 2 do end return 'done'";
     runner.send(
         format!("*3\r\n$4\r\nEVAL\r\n${}\r\n{}\r\n$1\r\n0\r\n", body.len(), body).as_bytes(),
     );
