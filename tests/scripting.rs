@@ -78,8 +78,8 @@ fn replies_convert_to_lua_values() {
     assert_eq!(v, bulk("OK"));
     let v = q(&mut c, &["EVAL", "return redis.pcall('incr', 'l').err", "0"]).unwrap();
     assert_eq!(v, bulk("WRONGTYPE Operation against a key holding the wrong kind of value"));
-    let v = q(&mut c, &["EVAL", "redis.setresp(3); return redis.call('hgetall', 'nokey').map ~= nil", "0"])
-        .unwrap();
+    let body = "redis.setresp(3); return redis.call('hgetall', 'nokey').map ~= nil";
+    let v = q(&mut c, &["EVAL", body, "0"]).unwrap();
     assert_eq!(v, Value::Int(1));
     // Numbers are sent to commands with %.17g.
     let v = q(&mut c, &["EVAL", "redis.call('set', 'n', 0.1); return redis.call('get', 'n')", "0"])
@@ -140,8 +140,9 @@ fn evalsha_and_script_cache() {
     let mut c = s.conn();
     let body = "return 'cached'";
     let sha = sha1(body);
-    assert_eq!(err(&mut c, &["EVALSHA", &sha, "0"]), "NOSCRIPT No matching script. Please use EVAL.");
-    assert_eq!(err(&mut c, &["EVALSHA", "short", "0"]), "NOSCRIPT No matching script. Please use EVAL.");
+    let noscript = "NOSCRIPT No matching script. Please use EVAL.";
+    assert_eq!(err(&mut c, &["EVALSHA", &sha, "0"]), noscript);
+    assert_eq!(err(&mut c, &["EVALSHA", "short", "0"]), noscript);
     assert_eq!(q(&mut c, &["SCRIPT", "LOAD", body]).unwrap(), bulk(&sha));
     assert_eq!(q(&mut c, &["EVALSHA", &sha.to_uppercase(), "0"]).unwrap(), bulk("cached"));
     assert_eq!(
@@ -262,7 +263,8 @@ fn function_load_and_fcall() {
     let s = TestServer::start(&[]);
     let mut c = s.conn();
     let lib = "#!lua name=mylib\n\
-               redis.register_function('echo', function(keys, args) return {keys[1], args[1]} end)\n\
+               redis.register_function('echo', function(keys, args) \
+               return {keys[1], args[1]} end)\n\
                redis.register_function{function_name='ro', callback=function() \
                return redis.call('set', 'a', 1) end, flags={'no-writes'}}";
     assert_eq!(q(&mut c, &["FUNCTION", "LOAD", lib]).unwrap(), bulk("mylib"));

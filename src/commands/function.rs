@@ -359,8 +359,8 @@ policy to",
     "    control how to handle existing libraries (default APPEND):",
     "    * FLUSH: delete all existing libraries.",
     "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
-    "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace \
-the old",
+    "    * REPLACE: appends the restored libraries to the existing libraries, On collision, \
+replace the old",
     "      libraries with the new libraries (notice that even on this option there is a chance of \
 failure",
     "      in case of functions name collision with another library).",

@@ -60,7 +60,8 @@ fn parse(lua: &Lua, buf: &[u8], pos: &mut usize) -> mlua::Result<Value> {
             *pos = (end + 2).min(buf.len());
             let data = &buf[start..end];
             if kind == b'=' {
-                let (format, text) = if data.len() >= 4 { data.split_at(4) } else { (data, &[][..]) };
+                let (format, text) =
+                    if data.len() >= 4 { data.split_at(4) } else { (data, &[][..]) };
                 let v = lua.create_table()?;
                 v.raw_set("string", lua.create_string(text)?)?;
                 v.raw_set("format", lua.create_string(&format[..format.len().min(3)])?)?;
@@ -197,8 +198,8 @@ fn write_table(out: &mut ReplyBuf, t: &Table, resp3: bool, depth: usize) {
         return;
     }
     if let Ok(Value::Table(vt)) = t.raw_get::<Value>("verbatim_string") {
-        if let (Some(format), Some(text)) = (string_field(&vt, "format"), string_field(&vt, "string"))
-        {
+        let format = string_field(&vt, "format");
+        if let (Some(format), Some(text)) = (format, string_field(&vt, "string")) {
             let mut f = format;
             f.resize(3, b' ');
             out.verbatim(&String::from_utf8_lossy(&f), &text);

@@ -27,6 +27,10 @@ local target_of = {}  -- proxy -> real table
 rawsetmt(proxy_of, { __mode = "k" })
 rawsetmt(target_of, { __mode = "k" })
 
+local function missing_global(k)
+  rawerror("Script attempted to access nonexistent global variable '" .. rawtostring(k) .. "'", 3)
+end
+
 local function deny_write()
   rawerror(READONLY, 2)
 end
@@ -169,9 +173,7 @@ rawsetmt(env_mt_proxy, { __index = {}, __newindex = deny_write, __metatable = fa
 rawsetmt(env, {
   __index = function(_, k)
     local v = lookup[k]
-    if v == nil then
-      rawerror("Script attempted to access nonexistent global variable '" .. rawtostring(k) .. "'", 2)
-    end
+    if v == nil then missing_global(k) end
     return v
   end,
   __newindex = deny_write,
@@ -204,9 +206,7 @@ local function library_api(register_function)
   local shadow = mt_of[api_redis_proxy].__index
   mt_of[api_redis_proxy].__index = function(_, k)
     local v = shadow[k]
-    if v == nil then
-      rawerror("Script attempted to access nonexistent global variable '" .. rawtostring(k) .. "'", 2)
-    end
+    if v == nil then missing_global(k) end
     return v
   end
   return { redis = api_redis_proxy }
