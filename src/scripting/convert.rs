@@ -249,3 +249,50 @@ fn big_number(out: &mut ReplyBuf, digits: &[u8]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(lua: &Lua, reply: &[u8], resp: Resp) -> Vec<u8> {
+        let v = reply_to_lua(lua, reply).unwrap();
+        let mut out = ReplyBuf::new(resp);
+        lua_to_reply(&mut out, &v, false);
+        out.buf.to_vec()
+    }
+
+    #[test]
+    fn resp2_replies_survive_a_round_trip() {
+        let lua = Lua::new();
+        assert_eq!(roundtrip(&lua, b":42\r\n", Resp::V2), b":42\r\n");
+        assert_eq!(roundtrip(&lua, b"$3\r\nabc\r\n", Resp::V2), b"$3\r\nabc\r\n");
+        assert_eq!(roundtrip(&lua, b"+OK\r\n", Resp::V2), b"+OK\r\n");
+        assert_eq!(roundtrip(&lua, b"-WRONGTYPE x\r\n", Resp::V2), b"-WRONGTYPE x\r\n");
+        // Null bulk becomes false, which a RESP2 script returns as a null bulk.
+        assert_eq!(roundtrip(&lua, b"$-1\r\n", Resp::V2), b"$-1\r\n");
+        assert_eq!(
+            roundtrip(&lua, b"*2\r\n:1\r\n$1\r\na\r\n", Resp::V2),
+            b"*2\r\n:1\r\n$1\r\na\r\n"
+        );
+    }
+
+    #[test]
+    fn resp3_types_convert_like_redis() {
+        let lua = Lua::new();
+        assert_eq!(roundtrip(&lua, b",1.5\r\n", Resp::V3), b",1.5\r\n");
+        assert_eq!(roundtrip(&lua, b",1.5\r\n", Resp::V2), b"$3\r\n1.5\r\n");
+        assert_eq!(roundtrip(&lua, b"%1\r\n$1\r\nk\r\n:1\r\n", Resp::V3), b"%1\r\n$1\r\nk\r\n:1\r\n");
+        assert_eq!(roundtrip(&lua, b"(123\r\n", Resp::V3), b"(123\r\n");
+        assert_eq!(roundtrip(&lua, b"=7\r\ntxt:abc\r\n", Resp::V3), b"=7\r\ntxt:abc\r\n");
+        assert!(reply_to_lua(&lua, b"_\r\n").unwrap().is_nil());
+    }
+
+    #[test]
+    fn numbers_truncate_and_arrays_stop_at_nil() {
+        let lua = Lua::new();
+        let v: Value = lua.load("return {1.9, -2.9, nil, 4}").eval().unwrap();
+        let mut out = ReplyBuf::new(Resp::V2);
+        lua_to_reply(&mut out, &v, false);
+        assert_eq!(&out.buf[..], b"*2\r\n:1\r\n:-2\r\n");
+    }
+}
