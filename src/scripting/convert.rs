@@ -281,7 +281,8 @@ mod tests {
         let lua = Lua::new();
         assert_eq!(roundtrip(&lua, b",1.5\r\n", Resp::V3), b",1.5\r\n");
         assert_eq!(roundtrip(&lua, b",1.5\r\n", Resp::V2), b"$3\r\n1.5\r\n");
-        assert_eq!(roundtrip(&lua, b"%1\r\n$1\r\nk\r\n:1\r\n", Resp::V3), b"%1\r\n$1\r\nk\r\n:1\r\n");
+        let map = b"%1\r\n$1\r\nk\r\n:1\r\n";
+        assert_eq!(roundtrip(&lua, map, Resp::V3), map);
         assert_eq!(roundtrip(&lua, b"(123\r\n", Resp::V3), b"(123\r\n");
         assert_eq!(roundtrip(&lua, b"=7\r\ntxt:abc\r\n", Resp::V3), b"=7\r\ntxt:abc\r\n");
         assert!(reply_to_lua(&lua, b"_\r\n").unwrap().is_nil());
