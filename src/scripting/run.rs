@@ -88,12 +88,7 @@ pub fn run(ctx: &mut Ctx<'_>, inv: Invocation<'_>) -> CmdResult {
     };
     client.db = ctx.db;
     client.shared.info.borrow_mut().resp = 2;
-    let threshold = ctx
-        .srv
-        .config
-        .get_by_name("busy-reply-threshold")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(5000);
+    let threshold = ctx.srv.config.busy_reply_threshold.max(0) as u64;
     busy.started.set(Some(Instant::now()));
     busy.eval_mode.set(inv.eval_mode);
     *busy.name.borrow_mut() = inv.name.clone();
