@@ -676,7 +676,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
         "128",
     ),
-    // stored; acted on by scripting (not yet built)
+    // acted on by scripting (the busy-script hook)
     Param::new(
         "busy-reply-threshold",
         Some("lua-time-limit"),
@@ -1005,6 +1005,8 @@ pub struct Config {
     pub set_max_intset_entries: i64,
     pub zset_max_listpack_entries: i64,
     pub zset_max_listpack_value: i64,
+    /// `busy-reply-threshold` (`lua-time-limit`) in milliseconds, read by every script run.
+    pub busy_reply_threshold: i64,
     /// `client-output-buffer-limit`, indexed by [`ObufClass`].
     pub obuf_limits: [ObufLimit; 3],
     /// `notify-keyspace-events` as Redis's `NOTIFY_*` bit set (see [`notify`]).
@@ -1058,6 +1060,7 @@ impl Default for Config {
             set_max_intset_entries: 0,
             zset_max_listpack_entries: 0,
             zset_max_listpack_value: 0,
+            busy_reply_threshold: 0,
             obuf_limits: [ObufLimit::default(); 3],
             notify_keyspace_events: 0,
             active_expire_enabled: true,
@@ -1602,6 +1605,7 @@ impl Config {
         self.set_max_intset_entries = self.int("set-max-intset-entries");
         self.zset_max_listpack_entries = self.int("zset-max-listpack-entries");
         self.zset_max_listpack_value = self.int("zset-max-listpack-value");
+        self.busy_reply_threshold = self.int("busy-reply-threshold");
         self.obuf_limits = parse_obuf_limits(&self.text("client-output-buffer-limit"));
         let parsed = notify::parse(&self.text("notify-keyspace-events")).unwrap_or(0);
         // `A` hides `n` in the text, so a set `n` bit survives while the text still says `A`.

@@ -109,13 +109,24 @@ impl<'a> Ctx<'a> {
         spec: &'static CommandSpec,
         argv: &[&[u8]],
     ) -> bool {
+        self.call_nested_as_with(client, out, id, spec, argv, true)
+    }
+
+    /// [`Ctx::call_nested_as`] whose effects are dropped when `propagate` is false (a script's
+    /// `redis.set_repl(redis.REPL_NONE)`).
+    pub fn call_nested_as_with(
+        &mut self,
+        client: &mut Client,
+        out: &mut ReplyBuf,
+        id: usize,
+        spec: &'static CommandSpec,
+        argv: &[&[u8]],
+        propagate: bool,
+    ) -> bool {
         self.custom_propagation = true;
-        let mut parts = Parts {
-            ks: &mut *self.ks,
-            srv: &mut *self.srv,
-            effects: &mut *self.effects,
-            nested: true,
-        };
+        let mut dropped = Effects::default();
+        let effects = if propagate { &mut *self.effects } else { &mut dropped };
+        let mut parts = Parts { ks: &mut *self.ks, srv: &mut *self.srv, effects, nested: true };
         run(&mut parts, client, out, id, spec, argv)
     }
 

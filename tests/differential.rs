@@ -603,6 +603,11 @@ fn family_multi() {
     run_family("multi");
 }
 
+#[test]
+fn family_scripting() {
+    run_family("scripting");
+}
+
 /// Wrong-type errors across families (strings against lists and sets, and back).
 #[test]
 fn family_wrongtype() {

@@ -14,6 +14,7 @@ pub mod hash;
 pub mod keys;
 pub mod list;
 pub mod memory;
+pub mod scripting;
 pub mod pubsub;
 pub mod multi;
 pub mod server;
@@ -203,7 +204,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 15] {
+fn families() -> [&'static [CommandSpec]; 16] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -218,6 +219,7 @@ fn families() -> [&'static [CommandSpec]; 15] {
         zset::COMMANDS,
         memory::COMMANDS,
         sort::COMMANDS,
+        scripting::COMMANDS,
         pubsub::COMMANDS,
         multi::COMMANDS,
     ]

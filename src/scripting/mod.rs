@@ -1,7 +1,163 @@
 //! Lua scripting: EVAL / EVALSHA / SCRIPT and FUNCTION / FCALL (Redis's `eval.c`,
-//! `script_lua.c`, `function_lua.c`).
+//! `script.c`, `script_lua.c`, `function_lua.c`).
 //!
-//! One Lua 5.1 interpreter (mlua, vendored) runs scripts on the event loop thread, so a script
-//! is atomic with respect to every other client exactly like any other command.
+//! Two Lua 5.1 interpreters (mlua, vendored) run on the event loop thread, one for EVAL
+//! scripts and one for function libraries, like Redis. A script runs inside its command's
+//! handler, so it is atomic with respect to every other client exactly like any other command.
+//!
+//! - [`engine`]: interpreter setup, the `redis` API and the sandbox (`sandbox.lua`).
+//! - [`convert`]: RESP replies to Lua values and Lua values to replies.
+//! - [`run`]: one execution: `redis.call` / `pcall`, the script-side command checks.
+//! - [`busy`]: serving other clients while a slow script runs (BUSY, SCRIPT KILL).
+//! - [`functions`]: function libraries (FUNCTION LOAD and friends).
 
+pub mod busy;
+pub mod convert;
+pub mod engine;
+pub mod functions;
 pub mod libs;
+pub mod run;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::server::client::{Client, ClientInfo, ClientShared};
+use engine::Engine;
+
+/// Script flags (`#!lua flags=...` for EVAL, `flags` of `redis.register_function`).
+pub mod flags {
+    pub const NO_WRITES: u32 = 1;
+    pub const ALLOW_OOM: u32 = 1 << 1;
+    pub const ALLOW_STALE: u32 = 1 << 2;
+    pub const NO_CLUSTER: u32 = 1 << 3;
+    pub const ALLOW_CROSS_SLOT: u32 = 1 << 4;
+    /// An EVAL script without a shebang: the pre-7.0 semantics.
+    pub const EVAL_COMPAT: u32 = 1 << 5;
+
+    /// Flag names, as shebangs and FUNCTION LIST spell them.
+    pub const NAMES: &[(u32, &str)] = &[
+        (NO_WRITES, "no-writes"),
+        (ALLOW_OOM, "allow-oom"),
+        (ALLOW_STALE, "allow-stale"),
+        (NO_CLUSTER, "no-cluster"),
+        (ALLOW_CROSS_SLOT, "allow-cross-slot-keys"),
+    ];
+
+    pub fn parse(name: &[u8]) -> Option<u32> {
+        NAMES.iter().find(|(_, n)| n.as_bytes() == name).map(|(f, _)| *f)
+    }
+}
+
+/// A script in the EVAL cache.
+pub struct Script {
+    pub body: Vec<u8>,
+    pub flags: u32,
+    pub func: mlua::Function,
+}
+
+/// State of the script running now, shared with the instruction hook and with the handlers
+/// of SCRIPT KILL / FUNCTION KILL that run while it is busy.
+#[derive(Debug, Default)]
+pub struct Busy {
+    /// When the running script started (`None`: nothing runs).
+    pub started: Cell<Option<Instant>>,
+    /// EVAL (true) or FCALL (false).
+    pub eval_mode: Cell<bool>,
+    /// The script's sha or the function's name, for logs.
+    pub name: RefCell<String>,
+    /// `busy-reply-threshold` in milliseconds (0 = never busy).
+    pub threshold_ms: Cell<u64>,
+    /// The script passed the threshold: other clients now get BUSY.
+    pub timed_out: Cell<bool>,
+    /// SCRIPT KILL / FUNCTION KILL asked the script to stop.
+    pub killed: Cell<bool>,
+    /// The script already wrote: it cannot be killed any more.
+    pub wrote: Cell<bool>,
+    /// The hook runs on every line too (set once a kill was delivered).
+    pub kill_hook_armed: Cell<bool>,
+    /// FUNCTION LOAD's deadline for running a library's top level.
+    pub load_deadline: Cell<Option<Instant>>,
+    /// Last time the hook served other clients.
+    pub last_poll: Cell<Option<Instant>>,
+    /// SHUTDOWN NOSAVE arrived while busy.
+    pub shutdown: Cell<bool>,
+    /// Self reference, so the hook can re-register itself.
+    me: RefCell<std::rc::Weak<Busy>>,
+}
+
+impl Busy {
+    pub fn new() -> Rc<Busy> {
+        let b = Rc::new(Busy::default());
+        *b.me.borrow_mut() = Rc::downgrade(&b);
+        b
+    }
+
+    pub fn clone_rc(&self) -> Rc<Busy> {
+        self.me.borrow().upgrade().unwrap_or_else(Busy::new)
+    }
+
+    /// Whether a script runs now and passed the busy threshold.
+    pub fn is_busy(&self) -> bool {
+        self.started.get().is_some() && self.timed_out.get()
+    }
+}
+
+/// All scripting state of the server.
+pub struct Scripting {
+    pub eval: Engine,
+    pub func: Engine,
+    /// EVAL script cache by lowercase sha1 hex.
+    pub scripts: HashMap<String, Script>,
+    /// Function libraries.
+    pub libs: functions::Libraries,
+    pub busy: Rc<Busy>,
+    /// The scripts' own client, lent to each execution.
+    pub client: Option<Client>,
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may run NOSCRIPT commands (tests only).
+    pub disable_deny_scripts: bool,
+}
+
+impl Scripting {
+    pub fn new() -> Scripting {
+        let rng = Rc::new(Cell::new(engine::LRAND48_INIT));
+        let busy = Busy::new();
+        let eval = Engine::new(rng.clone(), busy.clone()).expect("creating the Lua interpreter");
+        let func = Engine::new(rng, busy.clone()).expect("creating the Lua interpreter");
+        Scripting {
+            eval,
+            func,
+            scripts: HashMap::new(),
+            libs: functions::Libraries::default(),
+            busy,
+            client: Some(script_client()),
+            disable_deny_scripts: false,
+        }
+    }
+
+    /// Memory used by the EVAL interpreter, in bytes.
+    pub fn eval_memory(&self) -> usize {
+        self.eval.lua.used_memory()
+    }
+}
+
+impl Default for Scripting {
+    fn default() -> Self {
+        Scripting::new()
+    }
+}
+
+/// The fake client scripts run their commands as.
+fn script_client() -> Client {
+    let addr: std::net::SocketAddr = ([0, 0, 0, 0], 0).into();
+    let mut info = ClientInfo::new(0, addr, addr, -1);
+    info.flags = "S".into();
+    let shared = Rc::new(ClientShared::new(info));
+    Client::new(0, shared, true)
+}
+
+/// Lowercase hex SHA1 of `data` (script ids, `redis.sha1hex`).
+pub fn sha1_hex(data: &[u8]) -> String {
+    sha1_smol::Sha1::from(data).digest().to_string()
+}

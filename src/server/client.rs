@@ -67,6 +67,12 @@ pub struct ClientShared {
     /// Protocol bytes other clients' commands produced for this one (MONITOR lines, later
     /// pub/sub messages), written by its connection when it is woken.
     pub pushed: RefCell<Vec<u8>>,
+    /// A duplicate of the client's socket, through which a busy script answers it `-BUSY`
+    /// (see `scripting::busy`).
+    pub dup: RefCell<Option<std::net::TcpStream>>,
+    /// Input a busy script read from `dup` but could not answer yet (an incomplete command);
+    /// the connection puts it in front of its own input before reading again.
+    pub stolen: RefCell<Vec<u8>>,
     /// Bytes taken out of `pushed` (or replies) that the connection is still writing: with
     /// `pushed`, the client's pending output, which `client-output-buffer-limit` bounds.
     pub inflight: Cell<usize>,
@@ -116,6 +122,8 @@ impl ClientShared {
             killed: Cell::new(false),
             wake: Notify::new(),
             pushed: RefCell::default(),
+            dup: RefCell::default(),
+            stolen: RefCell::default(),
             inflight: Cell::new(0),
             soft_limit_since: Cell::new(None),
         }

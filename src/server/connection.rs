@@ -53,6 +53,7 @@ pub async fn serve(server: Rc<RefCell<Server>>, stream: TcpStream) {
             let _ = stream.write_all(msg.as_bytes()).await;
             return;
         }
+        *shared.dup.borrow_mut() = dup_socket(&stream);
         st.clients.insert(id, shared.clone());
         (
             id,
@@ -125,6 +126,14 @@ fn may_write(client: &Client, argv: &[Vec<u8>]) -> bool {
     spec.has(WRITE | MAY_REPLICATE)
 }
 
+/// A second handle on the client's socket, for a busy script to answer it (see
+/// `scripting::busy`). The file description is shared, so it is already non-blocking.
+#[cfg(unix)]
+fn dup_socket(s: &TcpStream) -> Option<std::net::TcpStream> {
+    use std::os::fd::AsFd;
+    s.as_fd().try_clone_to_owned().ok().map(std::net::TcpStream::from)
+}
+
 #[cfg(unix)]
 fn raw_fd(s: &TcpStream) -> i32 {
     use std::os::fd::AsRawFd;
@@ -171,6 +180,16 @@ impl Connection {
                 self.inbuf.reserve(READ_CHUNK);
             }
             let shared = self.client.shared.clone();
+            let stolen = std::mem::take(&mut *shared.stolen.borrow_mut());
+            if !stolen.is_empty() {
+                // Input a busy script read from our socket comes before anything read now.
+                self.inbuf.extend_from_slice(&stolen);
+                let keep = self.process(stolen.len());
+                if !self.flush(keep).await {
+                    return;
+                }
+                continue;
+            }
             let n = tokio::select! {
                 biased;
                 _ = shared.wake.notified(), if !shared.killed.get() => {

@@ -109,6 +109,8 @@ pub struct ServerState {
     pub blocking: blocking::Blocking,
     /// Clients in MONITOR mode; every executed command is echoed to them.
     pub monitors: Vec<Rc<ClientShared>>,
+    /// Lua interpreters, the script cache and function libraries.
+    pub scripting: crate::scripting::Scripting,
     /// Channel, pattern and shard-channel subscriptions (Pub/Sub, keyspace notifications).
     pub pubsub: pubsub::PubSub,
     /// WATCHed keys and the clients whose next EXEC they doom.
@@ -154,6 +156,7 @@ impl ServerState {
             startup_memory: crate::alloc::used_memory(),
             blocking: blocking::Blocking::default(),
             monitors: Vec::new(),
+            scripting: crate::scripting::Scripting::new(),
             pubsub: pubsub::PubSub::default(),
             watches: watch::Watches::default(),
         }

@@ -1,0 +1,205 @@
+//! Serving other clients while a slow script runs (Redis's `processEventsWhileBlocked` during
+//! a script past `busy-reply-threshold`).
+//!
+//! A script runs inside its command's handler on the event loop thread, so no other
+//! connection task can run until it returns. Instead, the instruction hook calls [`poll`]:
+//! it reads, without blocking, from a duplicate of each idle client's socket (kept in its
+//! `ClientShared` since accept), answers every complete command with `-BUSY` (or runs SCRIPT
+//! KILL / FUNCTION KILL / SHUTDOWN NOSAVE), and writes the replies straight to the socket.
+//! An incomplete trailing command is kept in the client's `stolen` buffer, which its
+//! connection task moves in front of its input once it runs again.
+//!
+//! Clients whose task holds unparsed input, and blocked clients, are left alone: their input
+//! waits in the kernel until the script ends, which keeps every client's replies in order.
+
+use std::io::{ErrorKind, Read, Write};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::Busy;
+use crate::commands::args::is;
+use crate::dispatch::Ctx;
+use crate::protocol::decode::ArgSource;
+use crate::protocol::{ReplyBuf, RequestParser, Resp};
+use crate::server::client::ClientShared;
+
+/// Minimum time between two polls of the clients.
+const POLL_EVERY: Duration = Duration::from_millis(10);
+
+pub const BUSY_EVAL: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+pub const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+pub const NOTBUSY: &str = "NOTBUSY No scripts in execution right now.";
+pub const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write commands \
+against the dataset. You can either wait the script termination or kill the server in a hard \
+way using the SHUTDOWN NOSAVE command.";
+
+/// Serves the other clients once (at most every [`POLL_EVERY`]).
+pub fn poll(ctx: &mut Ctx<'_>, busy: &Rc<Busy>, argv: &[&[u8]]) {
+    let now = Instant::now();
+    if busy.last_poll.get().is_some_and(|t| now.duration_since(t) < POLL_EVERY) {
+        return;
+    }
+    busy.last_poll.set(Some(now));
+    let me = ctx.client.id;
+    let clients: Vec<Rc<ClientShared>> = ctx
+        .srv
+        .clients
+        .iter()
+        .filter(|(id, _)| **id != me && !ctx.srv.blocking.is_blocked(**id))
+        .map(|(_, c)| c.clone())
+        .collect();
+    let max_bulk = ctx.srv.config.proto_max_bulk_len.max(0) as usize;
+    let libs = &ctx.srv.scripting.libs;
+    let view = View { busy, argv, libraries: libs.libs.len(), functions: libs.function_count() };
+    for c in clients {
+        if c.killed.get() || c.info.borrow().qbuf > 0 {
+            continue;
+        }
+        serve_client(&c, &view, max_bulk);
+    }
+}
+
+/// What the answers to other clients need to know about the running script.
+struct View<'v> {
+    busy: &'v Busy,
+    argv: &'v [&'v [u8]],
+    libraries: usize,
+    functions: usize,
+}
+
+/// Reads what `c` sent, answers its complete commands, keeps the incomplete rest.
+fn serve_client(c: &ClientShared, view: &View<'_>, max_bulk: usize) {
+    let mut dup = c.dup.borrow_mut();
+    let Some(sock) = dup.as_mut() else {
+        return;
+    };
+    let mut stolen = c.stolen.borrow_mut();
+    let before = stolen.len();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match sock.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => stolen.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+        if stolen.len() > 1 << 20 {
+            break;
+        }
+    }
+    if stolen.len() == before {
+        return;
+    }
+    // The connection task must look at the stolen bytes before reading again.
+    c.wake.notify_one();
+    let mut parser = RequestParser::new(max_bulk);
+    let mut replies = Vec::new();
+    let authed = true;
+    loop {
+        match parser.parse(&stolen, !authed) {
+            Ok(true) => {
+                let argv: Vec<Vec<u8>> = match parser.args_source() {
+                    ArgSource::Buffer => {
+                        parser.ranges().iter().map(|r| stolen[r.clone()].to_vec()).collect()
+                    }
+                    ArgSource::Inline => parser.inline_args().to_vec(),
+                };
+                let resp = if c.info.borrow().resp == 3 { Resp::V3 } else { Resp::V2 };
+                answer(&argv, view, resp, &mut replies);
+            }
+            Ok(false) => break,
+            Err(_) => break,
+        }
+    }
+    let consumed = parser.consumed();
+    stolen.drain(..consumed);
+    write_all(sock, &replies);
+}
+
+/// The reply to one command received while busy.
+fn answer(argv: &[Vec<u8>], view: &View<'_>, resp: Resp, out: &mut Vec<u8>) {
+    let busy = view.busy;
+    let name = &argv[0];
+    let sub = argv.get(1).map(Vec::as_slice).unwrap_or(b"");
+    let reply: Option<String> = if (is(name, "script") && is(sub, "kill") && argv.len() == 2)
+        || (is(name, "function") && is(sub, "kill") && argv.len() == 2)
+    {
+        Some(kill(busy, is(name, "script")))
+    } else if is(name, "function") && is(sub, "stats") && argv.len() == 2 {
+        if busy.eval_mode.get() {
+            Some(format!("-{BUSY_EVAL}\r\n"))
+        } else {
+            out.extend_from_slice(&function_stats(view, resp));
+            None
+        }
+    } else if is(name, "shutdown") && argv.len() == 2 && is(sub, "nosave") {
+        busy.shutdown.set(true);
+        busy.killed.set(true);
+        None
+    } else if busy.eval_mode.get() {
+        Some(format!("-{BUSY_EVAL}\r\n"))
+    } else {
+        Some(format!("-{BUSY_FUNCTION}\r\n"))
+    };
+    if let Some(r) = reply {
+        out.extend_from_slice(r.as_bytes());
+    }
+}
+
+/// FUNCTION STATS while a function runs: its name, command and running time.
+fn function_stats(view: &View<'_>, resp: Resp) -> Vec<u8> {
+    let mut out = ReplyBuf::new(resp);
+    out.map(2);
+    out.bulk(b"running_script");
+    out.map(3);
+    out.bulk(b"name");
+    out.bulk(view.busy.name.borrow().as_bytes());
+    out.bulk(b"command");
+    out.array(view.argv.len());
+    for a in view.argv {
+        out.bulk(a);
+    }
+    out.bulk(b"duration_ms");
+    let ms = view.busy.started.get().map_or(0, |t| t.elapsed().as_millis() as i64);
+    out.integer(ms);
+    out.bulk(b"engines");
+    out.map(1);
+    out.bulk(b"LUA");
+    out.map(2);
+    out.bulk(b"libraries_count");
+    out.integer(view.libraries as i64);
+    out.bulk(b"functions_count");
+    out.integer(view.functions as i64);
+    out.buf.to_vec()
+}
+
+/// SCRIPT KILL / FUNCTION KILL against the running script.
+fn kill(busy: &Busy, from_script_kill: bool) -> String {
+    if busy.wrote.get() {
+        return format!("-{UNKILLABLE}\r\n");
+    }
+    if from_script_kill && !busy.eval_mode.get() {
+        return format!("-{BUSY_FUNCTION}\r\n");
+    }
+    if !from_script_kill && busy.eval_mode.get() {
+        return format!("-{BUSY_EVAL}\r\n");
+    }
+    busy.killed.set(true);
+    "+OK\r\n".into()
+}
+
+/// Writes `bytes` to a non-blocking socket, waiting briefly when its buffer is full.
+fn write_all(sock: &mut std::net::TcpStream, mut bytes: &[u8]) {
+    let deadline = Instant::now() + Duration::from_millis(100);
+    while !bytes.is_empty() && Instant::now() < deadline {
+        match sock.write(bytes) {
+            Ok(0) => return,
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::yield_now(),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}

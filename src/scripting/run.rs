@@ -1,0 +1,382 @@
+//! One script execution (Redis's `scriptPrepareForRun`, `luaCallFunction`, `scriptCall`).
+//!
+//! The script's commands run through [`Ctx::call_nested_as_with`] as the scripts' own client,
+//! so their effects join the EVAL / FCALL's: the journal records the script's writes as one
+//! atomic unit, and the EVAL itself is never propagated (Redis 7.0's effect replication).
+//! `redis.call` reaches [`bridge`] through a function created with `Lua::scope`, which lets it
+//! borrow the command's `Ctx` for exactly the duration of the call.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Instant;
+
+use mlua::{Function, Lua, Table, Value};
+
+use super::engine::{self, error_table, Engine, REPL_AOF, REPL_REPLICA};
+use super::{convert, flags, Busy};
+use crate::commands::flags as cmdflags;
+use crate::dispatch::Ctx;
+use crate::error::{CmdError, CmdResult};
+use crate::protocol::{ReplyBuf, Resp};
+use crate::server::client::Client;
+
+/// What to run.
+pub struct Invocation<'i> {
+    /// The whole EVAL / FCALL command (FUNCTION STATS shows it while busy).
+    pub argv: &'i [&'i [u8]],
+    pub func: Function,
+    pub keys: &'i [&'i [u8]],
+    pub args: &'i [&'i [u8]],
+    /// EVAL (true) or FCALL (false).
+    pub eval_mode: bool,
+    /// The script's sha or the function's name (error messages, logs).
+    pub name: String,
+    /// Script flags ([`flags`]).
+    pub flags: u32,
+    /// Called as EVAL_RO / EVALSHA_RO / FCALL_RO.
+    pub read_only: bool,
+}
+
+/// Per-execution state `redis.call` works with.
+struct RunState<'c, 'a> {
+    ctx: &'c mut Ctx<'a>,
+    client: Client,
+    /// Reply buffer of the script's commands.
+    out: ReplyBuf,
+    read_only: bool,
+    allow_oom: bool,
+    /// The server was over `maxmemory` when the script started.
+    oom_at_start: bool,
+    /// The script ran a write command (`SCRIPT_WRITE_DIRTY`).
+    wrote: bool,
+    /// `redis.set_repl` flags.
+    repl: i64,
+    busy: Rc<Busy>,
+}
+
+/// Whether the server is over `maxmemory` now.
+pub fn over_maxmemory(ctx: &Ctx<'_>) -> bool {
+    let max = ctx.srv.config.maxmemory;
+    max > 0 && crate::alloc::used_memory() as i64 > max
+}
+
+/// The checks Redis makes before running a script with flags (a shebang or a function).
+fn prepare_checks(ctx: &Ctx<'_>, inv: &Invocation<'_>) -> CmdResult {
+    if inv.flags & flags::EVAL_COMPAT != 0 {
+        return Ok(());
+    }
+    if inv.flags & flags::NO_WRITES == 0 && inv.read_only {
+        return Err(CmdError::err("Can not execute a script with write flag using *_ro command."));
+    }
+    if inv.flags & (flags::ALLOW_OOM | flags::NO_WRITES) == 0 && over_maxmemory(ctx) {
+        return Err(CmdError::raw(
+            "OOM allow-oom flag is not set on the script, can not run it when used memory > \
+             'maxmemory'",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs a script or function and writes its reply (or returns its error).
+pub fn run(ctx: &mut Ctx<'_>, inv: Invocation<'_>) -> CmdResult {
+    prepare_checks(ctx, &inv)?;
+    let scripting = &mut ctx.srv.scripting;
+    let engine = if inv.eval_mode { scripting.eval.clone() } else { scripting.func.clone() };
+    let busy = scripting.busy.clone();
+    let Some(mut client) = scripting.client.take() else {
+        return Err(CmdError::err("script already running"));
+    };
+    client.db = ctx.db;
+    client.shared.info.borrow_mut().resp = 2;
+    let threshold = ctx.srv.config.busy_reply_threshold.max(0) as u64;
+    busy.started.set(Some(Instant::now()));
+    busy.eval_mode.set(inv.eval_mode);
+    *busy.name.borrow_mut() = inv.name.clone();
+    busy.threshold_ms.set(threshold);
+    busy.timed_out.set(false);
+    busy.killed.set(false);
+    busy.wrote.set(false);
+    busy.last_poll.set(None);
+    let no_flags = inv.flags & flags::EVAL_COMPAT != 0;
+    let state = RunState {
+        oom_at_start: over_maxmemory(ctx),
+        ctx,
+        client,
+        out: ReplyBuf::new(Resp::V2),
+        read_only: inv.read_only || (!no_flags && inv.flags & flags::NO_WRITES != 0),
+        allow_oom: !no_flags && inv.flags & flags::ALLOW_OOM != 0,
+        wrote: false,
+        repl: REPL_AOF | REPL_REPLICA,
+        busy: busy.clone(),
+    };
+    let cell = RefCell::new(state);
+    let result = execute(&engine, &cell, &inv);
+    let state = cell.into_inner();
+    busy.started.set(None);
+    busy.timed_out.set(false);
+    engine::reset_hook(&engine, &busy);
+    let resp3 = state.client.shared.info.borrow().resp == 3;
+    let ctx = state.ctx;
+    ctx.srv.scripting.client = Some(state.client);
+    if busy.shutdown.replace(false) {
+        // SHUTDOWN NOSAVE while busy: the server exits without answering the script's caller.
+        ctx.srv.shutdown = Some(crate::server::Shutdown::Command { save: Some(false) });
+        ctx.client.close_after_reply = true;
+        return Ok(());
+    }
+    match result {
+        Ok((true, v)) => match returned_error(&v) {
+            Some((msg, counted)) => Err(uncounted(ctx, CmdError::Msg(msg.into()), counted)),
+            None => {
+                convert::lua_to_reply(ctx.out, &v, resp3);
+                Ok(())
+            }
+        },
+        Ok((false, v)) => {
+            let counted = match &v {
+                Value::Table(t) => t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false),
+                _ => false,
+            };
+            Err(uncounted(ctx, script_error(&v, &inv.name), counted))
+        }
+        Err(e) => Err(CmdError::err(format!(
+            "Error running script {}, {:.100}",
+            inv.name,
+            engine::lua_error_text(&e)
+        ))),
+    }
+}
+
+/// A top-level `{err=...}` the script returned: its message, and whether it was already counted
+/// in the error statistics (a `redis.pcall` error).
+fn returned_error(v: &Value) -> Option<(String, bool)> {
+    let Value::Table(t) = v else {
+        return None;
+    };
+    let Ok(Value::String(msg)) = t.raw_get::<Value>("err") else {
+        return None;
+    };
+    let counted = t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false);
+    Some((msg.to_string_lossy(), counted))
+}
+
+/// The dispatcher counts every error a command returns; an error the script's command already
+/// counted must not count twice (Redis's `ignore_err_stats_update`), so take one back first.
+fn uncounted(ctx: &mut Ctx<'_>, e: CmdError, counted: bool) -> CmdError {
+    if counted {
+        let code = e.code();
+        let srv = &mut *ctx.srv;
+        srv.stats.total_error_replies = srv.stats.total_error_replies.saturating_sub(1);
+        if let Some(n) = srv.error_stats.get_mut(&code) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                srv.error_stats.remove(&code);
+            }
+        }
+    }
+    e
+}
+
+/// The error reply of a failed script: `<err> script: <name>, on <source>:<line>.`
+fn script_error(v: &Value, name: &str) -> CmdError {
+    let Value::Table(t) = v else {
+        return CmdError::err(format!("Error running script {name}, execution failure"));
+    };
+    let text = |k: &str| -> Option<String> {
+        match t.raw_get::<Value>(k) {
+            Ok(Value::String(s)) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+            Ok(Value::Integer(i)) => Some(i.to_string()),
+            Ok(Value::Number(n)) => Some((n as i64).to_string()),
+            _ => None,
+        }
+    };
+    let mut msg = text("err").unwrap_or_default();
+    if let (Some(source), Some(line)) = (text("source"), text("line")) {
+        msg.push_str(&format!(" script: {name}, on {source}:{line}."));
+    }
+    CmdError::Msg(msg.into())
+}
+
+/// Calls the function with the bridge in place.
+fn execute(
+    engine: &Engine,
+    cell: &RefCell<RunState<'_, '_>>,
+    inv: &Invocation<'_>,
+) -> mlua::Result<(bool, Value)> {
+    let lua = &engine.lua;
+    let keys = string_array(lua, inv.keys)?;
+    let args = string_array(lua, inv.args)?;
+    if inv.eval_mode {
+        engine.globals.raw_set("KEYS", keys.clone())?;
+        engine.globals.raw_set("ARGV", args.clone())?;
+    }
+    lua.scope(|scope| {
+        let bridge = scope.create_function(|lua, op: i64| {
+            let args = std::mem::take(&mut *engine.mailbox.borrow_mut());
+            let mut st = cell.borrow_mut();
+            bridge(lua, &mut st, op, args)
+        })?;
+        let poll = scope.create_function(|_, ()| {
+            let mut st = cell.borrow_mut();
+            let st = &mut *st;
+            super::busy::poll(st.ctx, &st.busy, inv.argv);
+            Ok(())
+        })?;
+        engine.private.raw_set("bridge", bridge)?;
+        engine.private.raw_set("busy", poll)?;
+        let result = if inv.eval_mode {
+            engine.invoke.call::<(bool, Value)>((inv.func.clone(), Value::Nil, Value::Nil))
+        } else {
+            engine.invoke.call::<(bool, Value)>((inv.func.clone(), keys, args))
+        };
+        engine.private.raw_set("bridge", Value::Nil)?;
+        engine.private.raw_set("busy", Value::Nil)?;
+        result
+    })
+}
+
+fn string_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, a) in items.iter().enumerate() {
+        t.raw_set(i + 1, lua.create_string(a)?)?;
+    }
+    Ok(t)
+}
+
+/// What the bridge answers the Lua wrappers: `(ok, value)`.
+type Outcome = (bool, Value);
+
+fn fail(lua: &Lua, msg: &str) -> mlua::Result<Outcome> {
+    Ok((false, Value::Table(error_table(lua, msg.as_bytes())?)))
+}
+
+/// The per-execution entry point of `sandbox.lua`: op 1 runs a command, 2 is `setresp`, 3 is
+/// `set_repl`.
+fn bridge(
+    lua: &Lua,
+    st: &mut RunState<'_, '_>,
+    op: i64,
+    rest: Vec<Value>,
+) -> mlua::Result<Outcome> {
+    match op {
+        1 => command(lua, st, &rest),
+        2 => set_resp(lua, st, &rest),
+        3 => set_repl(lua, st, &rest),
+        _ => fail(lua, "unknown scripting operation"),
+    }
+}
+
+/// `redis.setresp(2|3)`.
+fn set_resp(lua: &Lua, st: &mut RunState<'_, '_>, args: &[Value]) -> mlua::Result<Outcome> {
+    if args.len() != 1 {
+        return fail(lua, "redis.setresp() requires one argument.");
+    }
+    let v = lua.coerce_number(args[0].clone())?.unwrap_or(0.0) as i64;
+    if v != 2 && v != 3 {
+        return fail(lua, "RESP version must be 2 or 3.");
+    }
+    st.client.shared.info.borrow_mut().resp = v as u8;
+    st.out.resp = if v == 3 { Resp::V3 } else { Resp::V2 };
+    Ok((true, Value::Nil))
+}
+
+/// `redis.set_repl(flags)`. Our journal feeds the AOF and the replicas from one stream, so
+/// any flag other than `REPL_NONE` propagates to both.
+fn set_repl(lua: &Lua, st: &mut RunState<'_, '_>, args: &[Value]) -> mlua::Result<Outcome> {
+    if args.len() != 1 {
+        return fail(lua, "redis.set_repl() requires two arguments.");
+    }
+    let v = lua.coerce_number(args[0].clone())?.unwrap_or(-1.0) as i64;
+    if v & !(REPL_AOF | REPL_REPLICA) != 0 {
+        return fail(
+            lua,
+            "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+        );
+    }
+    st.repl = v;
+    Ok((true, Value::Nil))
+}
+
+/// Converts `redis.call` arguments: strings as they are, numbers with `%.17g`.
+fn command_argv(args: &[Value]) -> Option<Vec<Vec<u8>>> {
+    let mut argv = Vec::with_capacity(args.len());
+    for a in args {
+        argv.push(match a {
+            Value::String(s) => s.as_bytes().to_vec(),
+            Value::Integer(i) if i.unsigned_abs() < 1 << 53 => i.to_string().into_bytes(),
+            Value::Integer(i) => crate::util::num::fmt_double_17g(*i as f64).into_bytes(),
+            Value::Number(n) => crate::util::num::fmt_double_17g(*n).into_bytes(),
+            _ => return None,
+        });
+    }
+    Some(argv)
+}
+
+/// `redis.call` / `redis.pcall`: the script-side checks, then the command itself.
+fn command(lua: &Lua, st: &mut RunState<'_, '_>, args: &[Value]) -> mlua::Result<Outcome> {
+    if args.is_empty() {
+        return fail(lua, "Please specify at least one argument for this redis lib call");
+    }
+    let Some(argv) = command_argv(args) else {
+        return fail(lua, "Lua redis lib command arguments must be strings or integers");
+    };
+    let refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+    let (id, spec) = match crate::dispatch::resolve(&refs) {
+        Ok(found) => found,
+        Err(CmdError::WrongArity(_)) => {
+            return rejected(lua, st, None, "Wrong number of args calling Redis command from script")
+        }
+        Err(_) => return rejected(lua, st, None, "Unknown Redis command called from script"),
+    };
+    if let Some(err) = refuse(st, spec) {
+        return rejected(lua, st, Some((id, spec)), err);
+    }
+    if spec.has(cmdflags::WRITE) {
+        st.wrote = true;
+        st.busy.wrote.set(true);
+    }
+    st.out.buf.clear();
+    let propagate = st.repl != 0;
+    st.ctx.call_nested_as_with(&mut st.client, &mut st.out, id, spec, &refs, propagate);
+    let failed = convert::is_error(&st.out.buf);
+    let v = convert::reply_to_lua(lua, &st.out.buf)?;
+    Ok((!failed, v))
+}
+
+/// A command the script may not run: counted like Redis's rejected calls, and returned as an
+/// error table marked as already counted.
+fn rejected(
+    lua: &Lua,
+    st: &mut RunState<'_, '_>,
+    cmd: Option<(usize, &'static crate::commands::CommandSpec)>,
+    msg: &str,
+) -> mlua::Result<Outcome> {
+    let srv = &mut *st.ctx.srv;
+    if let Some((id, spec)) = cmd {
+        srv.cmd_stats_mut(id, spec).rejected_calls += 1;
+    }
+    let text = String::from_utf8_lossy(&engine::error_text(msg.as_bytes())).into_owned();
+    srv.count_error(&CmdError::Msg(text.into()));
+    let t = error_table(lua, msg.as_bytes())?;
+    t.raw_set("ignore_error_stats_update", true)?;
+    Ok((false, Value::Table(t)))
+}
+
+/// Why a script may not run `spec` now (Redis's `scriptCall` checks), if it may not.
+fn refuse(st: &RunState<'_, '_>, spec: &crate::commands::CommandSpec) -> Option<&'static str> {
+    if spec.has(cmdflags::NOSCRIPT) && !st.ctx.srv.scripting.disable_deny_scripts {
+        return Some("This Redis command is not allowed from script");
+    }
+    if st.read_only && spec.has(cmdflags::WRITE | cmdflags::MAY_REPLICATE) {
+        return Some("Write commands are not allowed from read-only scripts.");
+    }
+    if !st.allow_oom
+        && !st.wrote
+        && st.oom_at_start
+        && spec.has(cmdflags::DENYOOM)
+        && st.ctx.srv.config.maxmemory > 0
+    {
+        return Some("-OOM command not allowed when used memory > 'maxmemory'.");
+    }
+    None
+}
