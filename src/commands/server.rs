@@ -509,6 +509,9 @@ fn info_memory(srv: &mut ServerState, s: &mut String) {
         "used_memory_peak_perc" => format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64),
         "total_system_memory" => sysmem,
         "total_system_memory_human" => bytes_human(sysmem),
+    );
+    info_memory_scripts(srv, s);
+    fields!(s,
         "maxmemory" => maxmem,
         "maxmemory_human" => bytes_human(maxmem),
         "maxmemory_policy" => &srv.config.maxmemory_policy,
@@ -524,6 +527,28 @@ fn info_memory(srv: &mut ServerState, s: &mut String) {
         "active_defrag_running" => 0,
         "lazyfree_pending_objects" => 0,
         "lazyfreed_objects" => 0,
+    );
+}
+
+/// The scripting part of INFO memory: both Lua interpreters, the EVAL cache, the libraries.
+fn info_memory_scripts(srv: &ServerState, s: &mut String) {
+    let sc = &srv.scripting;
+    let (vm_eval, vm_func) = (sc.eval_memory() as u64, sc.functions_vm_memory() as u64);
+    let (cache, funcs) = (sc.cache_memory() as u64, sc.functions_memory() as u64);
+    fields!(s,
+        "used_memory_lua" => vm_eval,
+        "used_memory_vm_eval" => vm_eval,
+        "used_memory_lua_human" => bytes_human(vm_eval),
+        "used_memory_scripts_eval" => cache,
+        "number_of_cached_scripts" => sc.scripts.len(),
+        "number_of_functions" => sc.libs.functions.len(),
+        "number_of_libraries" => sc.libs.libs.len(),
+        "used_memory_vm_functions" => vm_func,
+        "used_memory_vm_total" => vm_eval + vm_func,
+        "used_memory_vm_total_human" => bytes_human(vm_eval + vm_func),
+        "used_memory_functions" => funcs,
+        "used_memory_scripts" => cache + funcs,
+        "used_memory_scripts_human" => bytes_human(cache + funcs),
     );
 }
 
@@ -753,6 +778,11 @@ fn debug(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
             ctx.out.ok();
             Ok(())
         }
+        ("set-disable-deny-scripts", 3) => {
+            ctx.srv.scripting.disable_deny_scripts = atoi(argv[2]) != 0;
+            ctx.out.ok();
+            Ok(())
+        }
         ("object", 3) => debug_object(ctx, argv[2]),
         ("populate", 3..=5) => debug_populate(ctx, argv),
         ("digest", 2) => {
@@ -879,7 +909,9 @@ fn rdb_string_len(v: &crate::keyspace::RString) -> usize {
 /// DEBUG OBJECT key
 /// ```
 fn debug_object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
-    let Some(e) = ctx.ks.dbs[ctx.db].peek_live(key, ctx.now) else {
+    // Like Redis's, this looks at the table directly: a logically expired key not yet deleted
+    // is still shown, and looking does not delete it.
+    let Some(e) = ctx.ks.dbs[ctx.db].peek(key) else {
         return Err(CmdError::NoSuchKey);
     };
     let addr = e as *const Entry as usize;

@@ -168,8 +168,10 @@ fn clamp_limit(start: i64, count: i64, len: usize) -> (i64, i64) {
 fn sort_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], readonly: bool) -> CmdResult {
     let mut o = parse(argv, readonly)?;
     let src = load_source(ctx, argv[1])?;
-    // Sets have no stable order: when the result is stored, sort it so it is reproducible.
-    if o.dontsort && matches!(src, Source::Set(_)) && o.store.is_some() {
+    // Sets have no stable order: when the result is stored or goes to a script, sort it so it
+    // is the same on every replica and in the log.
+    let for_script = ctx.client.id == crate::scripting::SCRIPT_CLIENT_ID;
+    if o.dontsort && matches!(src, Source::Set(_)) && (o.store.is_some() || for_script) {
         o.dontsort = false;
         o.alpha = true;
         o.by = None;

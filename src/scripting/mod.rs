@@ -140,6 +140,22 @@ impl Scripting {
     pub fn eval_memory(&self) -> usize {
         self.eval.lua.used_memory()
     }
+
+    /// Memory used by the FUNCTION interpreter, in bytes.
+    pub fn functions_vm_memory(&self) -> usize {
+        self.func.lua.used_memory()
+    }
+
+    /// Bytes held by the EVAL script cache outside Lua (bodies, ids, table entries).
+    pub fn cache_memory(&self) -> usize {
+        self.scripts.iter().map(|(sha, s)| sha.len() + s.body.len() + 64).sum()
+    }
+
+    /// Bytes held by the loaded libraries' code and their function index.
+    pub fn functions_memory(&self) -> usize {
+        let code: usize = self.libs.libs.values().map(|l| l.name.len() + l.code.len() + 64).sum();
+        code + self.libs.functions.iter().map(|(k, v)| k.len() + v.len() + 64).sum::<usize>()
+    }
 }
 
 impl Default for Scripting {
@@ -148,13 +164,16 @@ impl Default for Scripting {
     }
 }
 
+/// Client id of the scripts' own client (real clients count from 1).
+pub const SCRIPT_CLIENT_ID: u64 = 0;
+
 /// The fake client scripts run their commands as.
 fn script_client() -> Client {
     let addr: std::net::SocketAddr = ([0, 0, 0, 0], 0).into();
-    let mut info = ClientInfo::new(0, addr, addr, -1);
+    let mut info = ClientInfo::new(SCRIPT_CLIENT_ID, addr, addr, -1);
     info.flags = "S".into();
     let shared = Rc::new(ClientShared::new(info));
-    Client::new(0, shared, true)
+    Client::new(SCRIPT_CLIENT_ID, shared, true)
 }
 
 /// Lowercase hex SHA1 of `data` (script ids, `redis.sha1hex`).
