@@ -83,6 +83,8 @@ pub struct Busy {
     pub last_poll: Cell<Option<Instant>>,
     /// SHUTDOWN NOSAVE arrived while busy.
     pub shutdown: Cell<bool>,
+    /// Scripts run since the last garbage-collection step.
+    pub calls_since_gc: Cell<u32>,
     /// Self reference, so the hook can re-register itself.
     me: RefCell<std::rc::Weak<Busy>>,
 }
