@@ -197,8 +197,7 @@ fn script_flush(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     if !ok {
         return Err(CmdError::err("SCRIPT FLUSH only support SYNC|ASYNC option"));
     }
-    ctx.srv.scripting.scripts.clear();
-    ctx.srv.scripting.eval.lua.gc_collect().ok();
+    ctx.srv.scripting.flush_eval();
     ctx.out.ok();
     Ok(())
 }

@@ -119,6 +119,8 @@ pub struct Scripting {
     pub client: Option<Client>,
     /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may run NOSCRIPT commands (tests only).
     pub disable_deny_scripts: bool,
+    /// The lrand48 state behind `math.random`, shared by both interpreters.
+    rng: Rc<Cell<u64>>,
 }
 
 impl Scripting {
@@ -126,7 +128,7 @@ impl Scripting {
         let rng = Rc::new(Cell::new(engine::LRAND48_INIT));
         let busy = Busy::new();
         let eval = Engine::new(rng.clone(), busy.clone()).expect("creating the Lua interpreter");
-        let func = Engine::new(rng, busy.clone()).expect("creating the Lua interpreter");
+        let func = Engine::new(rng.clone(), busy.clone()).expect("creating the Lua interpreter");
         Scripting {
             eval,
             func,
@@ -135,6 +137,21 @@ impl Scripting {
             busy,
             client: Some(script_client()),
             disable_deny_scripts: false,
+            rng,
+        }
+    }
+
+    /// SCRIPT FLUSH: forgets every cached script and starts a fresh EVAL interpreter, as Redis
+    /// does, so nothing a script left behind survives the flush.
+    pub fn flush_eval(&mut self) {
+        self.scripts.clear();
+        match Engine::new(self.rng.clone(), self.busy.clone()) {
+            Ok(fresh) => self.eval = fresh,
+            // Creating an interpreter only fails when memory is exhausted; the old one stays
+            // usable, so keep it after a full collection.
+            Err(_) => {
+                let _ = self.eval.lua.gc_collect();
+            }
         }
     }
 
