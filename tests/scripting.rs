@@ -236,6 +236,30 @@ fn busy_script_answers_busy_and_can_be_killed() {
     assert_eq!(q(&mut other, &["PING"]).unwrap(), Value::SimpleString("PONG".into()));
 }
 
+/// A connection opened while the script is busy is accepted and answered: `redis-cli script
+/// kill` from a new shell must work.
+#[test]
+fn busy_script_can_be_killed_from_a_new_connection() {
+    let s = TestServer::start(&["--busy-reply-threshold", "50"]);
+    let mut runner = s.raw();
+    let body = "while true do end";
+    runner.send(
+        format!("*3\r\n$4\r\nEVAL\r\n${}\r\n{}\r\n$1\r\n0\r\n", body.len(), body).as_bytes(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let mut late = s.raw();
+    let busy: &[u8] =
+        b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+    assert_eq!(late.cmd(&["PING"]), [busy, b"\r\n"].concat());
+    assert_eq!(late.cmd(&["SCRIPT", "KILL"]), b"+OK\r\n");
+    let reply = runner.read_reply();
+    assert!(reply.starts_with(b"-ERR Script killed by user with SCRIPT KILL..."));
+    assert_eq!(late.cmd(&["PING"]), b"+PONG\r\n");
+    let mut c = s.conn();
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut c).unwrap();
+    assert_eq!(clients.lines().count(), 3, "{clients}");
+}
+
 #[test]
 fn busy_script_that_wrote_is_unkillable() {
     let s = TestServer::start(&["--busy-reply-threshold", "50"]);

@@ -22,6 +22,7 @@ use crate::dispatch::Ctx;
 use crate::protocol::decode::ArgSource;
 use crate::protocol::{ReplyBuf, RequestParser, Resp};
 use crate::server::client::ClientShared;
+use crate::server::ServerState;
 
 /// Minimum time between two polls of the clients.
 const POLL_EVERY: Duration = Duration::from_millis(10);
@@ -42,6 +43,7 @@ pub fn poll(ctx: &mut Ctx<'_>, busy: &Rc<Busy>, argv: &[&[u8]]) {
         return;
     }
     busy.last_poll.set(Some(now));
+    accept_new_clients(ctx.srv);
     let me = ctx.client.id;
     let clients: Vec<Rc<ClientShared>> = ctx
         .srv
@@ -59,6 +61,32 @@ pub fn poll(ctx: &mut Ctx<'_>, busy: &Rc<Busy>, argv: &[&[u8]]) {
         }
         serve_client(&c, &view, max_bulk);
     }
+}
+
+/// Admits connections that arrived while the script runs, so that `redis-cli script kill` from a
+/// new shell works as it does with Redis. They are registered clients at once (the loop below
+/// answers them); an accept loop starts their connection tasks when the script ends.
+fn accept_new_clients(st: &mut ServerState) {
+    let mut accepted = Vec::new();
+    for l in &st.listener_dups {
+        while let Ok((sock, _)) = l.accept() {
+            accepted.push(sock);
+        }
+    }
+    if accepted.is_empty() {
+        return;
+    }
+    for sock in accepted {
+        if sock.set_nonblocking(true).is_err() {
+            continue;
+        }
+        let Ok(stream) = tokio::net::TcpStream::from_std(sock) else {
+            continue;
+        };
+        let admission = crate::server::connection::admit(st, &stream);
+        st.admitted_while_busy.push((stream, admission));
+    }
+    st.admitted_notify.notify_one();
 }
 
 /// What the answers to other clients need to know about the running script.

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 
 use super::blocking::UnblockMode;
 use super::client::{pause, Client, ClientInfo, ClientShared, ReplyMode};
-use super::Server;
+use super::{Server, ServerState};
 use crate::dispatch;
 use crate::protocol::decode::ArgSource;
 use crate::protocol::{ReplyBuf, RequestParser, Resp};
@@ -26,41 +26,62 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// Registers the client, runs it to completion, and unregisters it.
 pub async fn serve(server: Rc<RefCell<Server>>, stream: TcpStream) {
+    let admission = admit(&mut server.borrow_mut().state, &stream);
+    run_admitted(server, stream, admission).await;
+}
+
+/// The outcome of accepting a connection.
+pub enum Admission {
+    /// Registered in `ServerState::clients`.
+    Client { id: u64, shared: Rc<ClientShared>, authed: bool, max_bulk: usize },
+    /// Refused with this reply (maxclients, protected mode).
+    Refused(&'static str),
+    /// The peer was already gone.
+    Gone,
+}
+
+/// Registers a new connection as a client (Redis's `acceptCommonHandler`). A pure state change,
+/// so that a busy script can admit connections too (see `scripting::busy`).
+pub fn admit(st: &mut ServerState, stream: &TcpStream) -> Admission {
     let _ = stream.set_nodelay(true);
-    let peer = match stream.peer_addr() {
-        Ok(a) => a,
-        Err(_) => return,
+    let Ok(peer) = stream.peer_addr() else {
+        return Admission::Gone;
     };
     let local = stream.local_addr().unwrap_or(peer);
-    let (id, shared, authed, max_bulk) = {
-        let mut srv = server.borrow_mut();
-        let st = &mut srv.state;
-        let id = st.next_client_id;
-        st.next_client_id += 1;
-        st.stats.total_connections_received += 1;
-        let shared = Rc::new(ClientShared::new(ClientInfo::new(id, peer, local, raw_fd(&stream))));
-        let refusal = if st.clients.len() as i64 >= st.config.maxclients {
-            Some(MAXCLIENTS_REACHED)
-        } else if st.config.protected_mode && !st.auth_required() && !is_local(&peer) {
-            Some(PROTECTED_MODE_DENIED)
-        } else {
-            None
-        };
-        if let Some(msg) = refusal {
-            st.stats.rejected_connections += 1;
-            drop(srv);
-            let mut stream = stream;
+    let id = st.next_client_id;
+    st.next_client_id += 1;
+    st.stats.total_connections_received += 1;
+    let refusal = if st.clients.len() as i64 >= st.config.maxclients {
+        Some(MAXCLIENTS_REACHED)
+    } else if st.config.protected_mode && !st.auth_required() && !is_local(&peer) {
+        Some(PROTECTED_MODE_DENIED)
+    } else {
+        None
+    };
+    if let Some(msg) = refusal {
+        st.stats.rejected_connections += 1;
+        return Admission::Refused(msg);
+    }
+    let shared = Rc::new(ClientShared::new(ClientInfo::new(id, peer, local, raw_fd(stream))));
+    *shared.dup.borrow_mut() = dup_socket(stream);
+    st.clients.insert(id, shared.clone());
+    Admission::Client {
+        id,
+        shared,
+        authed: !st.auth_required(),
+        max_bulk: st.config.proto_max_bulk_len.max(0) as usize,
+    }
+}
+
+/// Serves an admitted connection until it closes, then unregisters it.
+pub async fn run_admitted(server: Rc<RefCell<Server>>, mut stream: TcpStream, adm: Admission) {
+    let (id, shared, authed, max_bulk) = match adm {
+        Admission::Client { id, shared, authed, max_bulk } => (id, shared, authed, max_bulk),
+        Admission::Refused(msg) => {
             let _ = stream.write_all(msg.as_bytes()).await;
             return;
         }
-        *shared.dup.borrow_mut() = dup_socket(&stream);
-        st.clients.insert(id, shared.clone());
-        (
-            id,
-            shared,
-            !st.auth_required(),
-            st.config.proto_max_bulk_len.max(0) as usize,
-        )
+        Admission::Gone => return,
     };
     let mut conn = Connection {
         server: server.clone(),

@@ -86,6 +86,9 @@ async fn serve(config: Config) -> Result<i32, StartupError> {
     server.borrow_mut().state.tcp_port = port as u16;
     tracing::warn!("Server initialized");
     for l in listeners {
+        if let Some(dup) = dup_listener(&l) {
+            server.borrow_mut().state.listener_dups.push(dup);
+        }
         let srv = server.clone();
         tokio::task::spawn_local(accept_loop(l, srv));
     }
@@ -115,15 +118,32 @@ async fn serve(config: Config) -> Result<i32, StartupError> {
 }
 
 async fn accept_loop(listener: TcpListener, server: Rc<RefCell<Server>>) {
+    let admitted = server.borrow().state.admitted_notify.clone();
     loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::task::spawn_local(connection::serve(server.clone(), stream));
-            }
-            Err(e) => {
-                tracing::warn!("Accepting client connection: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => {
+                    tokio::task::spawn_local(connection::serve(server.clone(), stream));
+                }
+                Err(e) => {
+                    tracing::warn!("Accepting client connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            },
+            _ = admitted.notified() => {
+                let early = std::mem::take(&mut server.borrow_mut().state.admitted_while_busy);
+                for (stream, admission) in early {
+                    let srv = server.clone();
+                    tokio::task::spawn_local(connection::run_admitted(srv, stream, admission));
+                }
             }
         }
     }
+}
+
+/// A second handle on a listening socket (same file description, so already non-blocking).
+#[cfg(unix)]
+fn dup_listener(l: &TcpListener) -> Option<std::net::TcpListener> {
+    use std::os::fd::AsFd;
+    l.as_fd().try_clone_to_owned().ok().map(std::net::TcpListener::from)
 }

@@ -94,6 +94,13 @@ pub struct ServerState {
     pub modification_epoch: u64,
     /// Wakes the main task when SHUTDOWN was requested.
     pub shutdown_notify: Rc<tokio::sync::Notify>,
+    /// Second handles on the listening sockets, through which a busy script accepts
+    /// connections while the accept loops cannot run (see `scripting::busy`).
+    pub listener_dups: Vec<std::net::TcpListener>,
+    /// Connections a busy script admitted; an accept loop starts serving them once it runs.
+    pub admitted_while_busy: Vec<(tokio::net::TcpStream, connection::Admission)>,
+    /// Wakes the accept loops when `admitted_while_busy` has connections.
+    pub admitted_notify: Rc<tokio::sync::Notify>,
     /// Wall-clock time shared by every command of the batch being executed (see
     /// [`ServerState::begin_batch`]); `None` outside a batch.
     batch_now_ms: Option<u64>,
@@ -148,6 +155,9 @@ impl ServerState {
             lastsave: crate::util::time::now_secs(),
             modification_epoch: 0,
             shutdown_notify: Rc::new(tokio::sync::Notify::new()),
+            listener_dups: Vec::new(),
+            admitted_while_busy: Vec::new(),
+            admitted_notify: Rc::new(tokio::sync::Notify::new()),
             batch_now_ms: None,
             tcp_port: 0,
             eviction_pool: crate::keyspace::evict::EvictionPool::new(),
