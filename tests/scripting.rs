@@ -260,6 +260,40 @@ fn busy_script_can_be_killed_from_a_new_connection() {
     assert_eq!(clients.lines().count(), 3, "{clients}");
 }
 
+/// Transactions meet a busy script as in Redis: MULTI is accepted, a command refused with BUSY
+/// dooms the transaction, and EXEC is refused with EXECABORT and ends it.
+#[test]
+fn transactions_during_a_busy_script() {
+    let s = TestServer::start(&["--busy-reply-threshold", "50"]);
+    let mut early = s.raw();
+    let mut queued = s.raw();
+    assert_eq!(queued.cmd(&["MULTI"]), b"+OK\r\n");
+    assert_eq!(queued.cmd(&["INCR", "xx"]), b"+QUEUED\r\n");
+    let mut runner = s.raw();
+    let body = "while true do end";
+    runner.send(
+        format!("*3\r\n$4\r\nEVAL\r\n${}\r\n{}\r\n$1\r\n0\r\n", body.len(), body).as_bytes(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let busy =
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+    assert_eq!(early.cmd(&["MULTI"]), b"+OK\r\n");
+    assert_eq!(early.cmd(&["INCR", "xx"]), format!("-{busy}\r\n").into_bytes());
+    assert_eq!(
+        queued.cmd(&["EXEC"]),
+        format!("-EXECABORT Transaction discarded because of: {busy}\r\n").into_bytes()
+    );
+    assert_eq!(early.cmd(&["SCRIPT", "KILL"]), b"+OK\r\n");
+    assert!(runner.read_reply().starts_with(b"-ERR Script killed"));
+    assert_eq!(early.cmd(&["INCR", "xx"]), b"+QUEUED\r\n");
+    assert_eq!(
+        early.cmd(&["EXEC"]),
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    assert_eq!(queued.cmd(&["PING"]), b"+PONG\r\n");
+    assert_eq!(early.cmd(&["GET", "xx"]), b"$-1\r\n");
+}
+
 #[test]
 fn busy_script_that_wrote_is_unkillable() {
     let s = TestServer::start(&["--busy-reply-threshold", "50"]);

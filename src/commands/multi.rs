@@ -203,6 +203,29 @@ pub fn rejected(
     ))
 }
 
+/// Applies what a busy script answered on the client's behalf (see `scripting::busy`), in
+/// order, before the client runs anything else.
+pub fn apply_busy_changes(srv: &mut ServerState, client: &mut Client) {
+    use crate::server::client::BusyMulti;
+    let changes = std::mem::take(&mut *client.shared.busy_multi.borrow_mut());
+    for change in changes {
+        match change {
+            BusyMulti::Begin => {
+                if client.multi.is_none() {
+                    client.multi = Some(Box::default());
+                }
+            }
+            BusyMulti::Doom => {
+                if let Some(m) = client.multi.as_mut() {
+                    m.aborted = true;
+                }
+            }
+            BusyMulti::End => end_transaction(srv, client),
+        }
+    }
+    refresh_info(client);
+}
+
 /// RESET and disconnect: drops the transaction and every watch.
 pub fn reset(srv: &mut ServerState, client: &mut Client) {
     end_transaction(srv, client);

@@ -21,7 +21,7 @@ use crate::commands::args::is;
 use crate::dispatch::Ctx;
 use crate::protocol::decode::ArgSource;
 use crate::protocol::{ReplyBuf, RequestParser, Resp};
-use crate::server::client::ClientShared;
+use crate::server::client::{BusyMulti, ClientShared};
 use crate::server::ServerState;
 
 /// Minimum time between two polls of the clients.
@@ -135,7 +135,9 @@ fn serve_client(c: &ClientShared, view: &View<'_>, max_bulk: usize) {
                     ArgSource::Inline => parser.inline_args().to_vec(),
                 };
                 let resp = if c.info.borrow().resp == 3 { Resp::V3 } else { Resp::V2 };
-                answer(&argv, view, resp, &mut replies);
+                if !answer_transaction(c, &argv, view, &mut replies) {
+                    answer(&argv, view, resp, &mut replies);
+                }
             }
             Ok(false) => break,
             Err(_) => break,
@@ -144,6 +146,54 @@ fn serve_client(c: &ClientShared, view: &View<'_>, max_bulk: usize) {
     let consumed = parser.consumed();
     stolen.drain(..consumed);
     write_all(sock, &replies);
+}
+
+/// MULTI, EXEC and DISCARD while busy, as Redis treats them: MULTI is allowed (so that a
+/// pipelined transaction is never half refused), a command refused inside MULTI dooms the
+/// transaction, and EXEC is refused with `EXECABORT`, ending it. The connection applies the
+/// recorded changes when it runs again. Returns false for every other command.
+fn answer_transaction(c: &ClientShared, argv: &[Vec<u8>], view: &View<'_>, out: &mut Vec<u8>)
+    -> bool {
+    let name = &argv[0];
+    let in_multi = c.in_multi();
+    let mut changes = c.busy_multi.borrow_mut();
+    if is(name, "multi") && argv.len() == 1 {
+        if in_multi {
+            out.extend_from_slice(b"-ERR MULTI calls can not be nested\r\n");
+        } else {
+            changes.push(BusyMulti::Begin);
+            out.extend_from_slice(b"+OK\r\n");
+        }
+        return true;
+    }
+    if is(name, "discard") && argv.len() == 1 && in_multi {
+        changes.push(BusyMulti::End);
+        out.extend_from_slice(b"+OK\r\n");
+        return true;
+    }
+    if is(name, "exec") && argv.len() == 1 {
+        if in_multi {
+            changes.push(BusyMulti::End);
+        }
+        let busy = if view.busy.eval_mode.get() { BUSY_EVAL } else { BUSY_FUNCTION };
+        let line = format!("-EXECABORT Transaction discarded because of: {busy}\r\n");
+        out.extend_from_slice(line.as_bytes());
+        return true;
+    }
+    if in_multi && !is_busy_control(argv) {
+        // Refused below with -BUSY; inside MULTI that refusal dooms the transaction.
+        changes.push(BusyMulti::Doom);
+    }
+    false
+}
+
+/// The commands a busy script runs itself instead of refusing.
+fn is_busy_control(argv: &[Vec<u8>]) -> bool {
+    let name = &argv[0];
+    let sub = argv.get(1).map(Vec::as_slice).unwrap_or(b"");
+    (argv.len() == 2 && (is(name, "script") || is(name, "function")) && is(sub, "kill"))
+        || (argv.len() == 2 && is(name, "function") && is(sub, "stats"))
+        || (argv.len() == 2 && is(name, "shutdown") && is(sub, "nosave"))
 }
 
 /// The reply to one command received while busy.

@@ -73,6 +73,10 @@ pub struct ClientShared {
     /// Input a busy script read from `dup` but could not answer yet (an incomplete command);
     /// the connection puts it in front of its own input before reading again.
     pub stolen: RefCell<Vec<u8>>,
+    /// Transaction changes a busy script made while answering this client (its MULTI, a
+    /// command refused with `-BUSY` inside MULTI, its EXEC or DISCARD); the connection applies
+    /// them in order before it runs anything else.
+    pub busy_multi: RefCell<Vec<BusyMulti>>,
     /// Bytes taken out of `pushed` (or replies) that the connection is still writing: with
     /// `pushed`, the client's pending output, which `client-output-buffer-limit` bounds.
     pub inflight: Cell<usize>,
@@ -115,7 +119,28 @@ impl ClientInfo {
     }
 }
 
+/// A change to a client's transaction made while a busy script answered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusyMulti {
+    /// MULTI was accepted.
+    Begin,
+    /// A command was refused inside MULTI: EXEC must answer EXECABORT.
+    Doom,
+    /// EXEC (refused, EXECABORT) or DISCARD ended the transaction.
+    End,
+}
+
 impl ClientShared {
+    /// Whether the client is in MULTI, counting the changes a busy script made for it.
+    pub fn in_multi(&self) -> bool {
+        let pending = self.busy_multi.borrow();
+        match pending.iter().rev().find(|e| **e != BusyMulti::Doom) {
+            Some(BusyMulti::Begin) => true,
+            Some(_) => false,
+            None => self.info.borrow().multi >= 0,
+        }
+    }
+
     pub fn new(info: ClientInfo) -> Self {
         ClientShared {
             info: RefCell::new(info),
@@ -124,6 +149,7 @@ impl ClientShared {
             pushed: RefCell::default(),
             dup: RefCell::default(),
             stolen: RefCell::default(),
+            busy_multi: RefCell::default(),
             inflight: Cell::new(0),
             soft_limit_since: Cell::new(None),
         }

@@ -201,6 +201,11 @@ impl Connection {
                 self.inbuf.reserve(READ_CHUNK);
             }
             let shared = self.client.shared.clone();
+            if !shared.busy_multi.borrow().is_empty() {
+                let server = self.server.clone();
+                let mut srv = server.borrow_mut();
+                crate::commands::multi::apply_busy_changes(&mut srv.state, &mut self.client);
+            }
             let stolen = std::mem::take(&mut *shared.stolen.borrow_mut());
             if !stolen.is_empty() {
                 // Input a busy script read from our socket comes before anything read now.
