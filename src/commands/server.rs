@@ -163,39 +163,49 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// The checks Redis's "apply" step makes after all values were accepted; a failure leaves the
-/// old configuration in place.
-fn apply_checks(srv: &ServerState, next: &Config) -> CmdResult {
-    if next.port != srv.config.port && next.port != 0 && !port_available(next) {
-        tracing::warn!(
-            "Failed applying new configuration. Possibly related to new port setting. \
-             Restoring previous settings."
-        );
-        return Err(set_failed("port", "Unable to listen on this port. Check server logs."));
+/// Redis's "apply" step for the parameters with effects outside the configuration: a new
+/// `port` or `bind` is bound right here, so that a failure refuses the whole CONFIG SET with
+/// the old addresses still listening; on success the accept loops switch once this command
+/// returns. Like Redis, a new port is bound before the old one is closed, while a new bind list
+/// needs the old sockets closed first (they may hold the same addresses) and restores them if
+/// the new list cannot be bound.
+fn apply_checks(srv: &mut ServerState, next: &Config) -> CmdResult {
+    use crate::server::listener;
+    if next.port == srv.config.port && next.bind == srv.config.bind {
+        return Ok(());
     }
-    Ok(())
-}
-
-/// Whether every address of `bind` can listen on `port` right now (probed, then released).
-fn port_available(cfg: &Config) -> bool {
-    let port = cfg.port as u16;
-    let binds = if cfg.bind.is_empty() { vec!["*".to_string()] } else { cfg.bind.clone() };
-    binds.iter().all(|b| {
-        let (optional, host) = match b.strip_prefix('-') {
-            Some(h) => (true, h),
-            None => (false, b.as_str()),
-        };
-        let host = match host {
-            "*" => "0.0.0.0",
-            "::*" => "::",
-            h => h,
-        };
-        let ok = std::net::TcpListener::bind((host, port)).is_ok();
-        if !ok {
-            tracing::warn!("Could not create server TCP listening socket {host}:{port}");
+    let (param, why) = if next.bind == srv.config.bind {
+        ("port", "Unable to listen on this port. Check server logs.")
+    } else {
+        ("bind", "Failed to bind to specified addresses.")
+    };
+    if param == "bind" {
+        listener::close_listeners(&srv.listener_dups);
+    }
+    match listener::bind_all(next) {
+        Ok(listeners) => {
+            if param == "port" {
+                listener::close_listeners(&srv.listener_dups);
+            }
+            srv.replace_listeners(listeners);
+            srv.tcp_port = next.port.max(0) as u16;
+            Ok(())
         }
-        ok || optional
-    })
+        Err(e) => {
+            tracing::warn!("{e}");
+            tracing::warn!(
+                "Failed applying new configuration. Possibly related to new {param} setting. \
+                 Restoring previous settings."
+            );
+            if param == "bind" {
+                match listener::bind_all(&srv.config) {
+                    Ok(old) => srv.replace_listeners(old),
+                    Err(e) => tracing::warn!("Failed to restore the old listeners: {e}"),
+                }
+            }
+            Err(set_failed(param, why))
+        }
+    }
 }
 
 /// Whether a protected action (`enable-debug-command`, `enable-protected-configs`) is allowed

@@ -23,8 +23,10 @@ pub fn run(config: Config) -> Result<i32, StartupError> {
     local.block_on(&rt, serve(config))
 }
 
-/// Binds every address of the `bind` list (a leading `-` marks an address as optional).
-async fn bind_all(config: &Config) -> Result<Vec<TcpListener>, String> {
+/// Binds every address of the `bind` list (a leading `-` marks an address as optional) on
+/// `port`. Synchronous, so that CONFIG SET port / bind can bind inside the command and refuse
+/// the change when it fails. Port 0 listens nowhere, as in Redis.
+pub fn bind_all(config: &Config) -> Result<Vec<std::net::TcpListener>, String> {
     let port = config.port as u16;
     let mut out = Vec::new();
     let binds = if config.bind.is_empty() { vec!["*".to_string()] } else { config.bind.clone() };
@@ -45,7 +47,11 @@ async fn bind_all(config: &Config) -> Result<Vec<TcpListener>, String> {
                 Err(_) => return Err(format!("Invalid bind address '{b}'")),
             },
         };
-        match TcpListener::bind(addr).await {
+        if port == 0 {
+            continue;
+        }
+        // std sets SO_REUSEADDR on Unix, as tokio and Redis do.
+        match std::net::TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|_| l)) {
             Ok(l) => out.push(l),
             Err(e) if optional => {
                 tracing::debug!("Skipping optional bind {b}: {e}");
@@ -71,7 +77,7 @@ async fn serve(config: Config) -> Result<i32, StartupError> {
         "ferrodis version={FERRODIS_VERSION} (Redis {REDIS_VERSION} compatible), bits=64, pid={pid}, just started"
     );
     tracing::warn!("Configuration loaded");
-    let listeners = match bind_all(&config).await {
+    let listeners = match bind_all(&config) {
         Ok(l) => l,
         Err(msg) => {
             tracing::warn!("{msg}");
@@ -85,13 +91,9 @@ async fn serve(config: Config) -> Result<i32, StartupError> {
     let server = Rc::new(RefCell::new(Server::new(config)));
     server.borrow_mut().state.tcp_port = port as u16;
     tracing::warn!("Server initialized");
-    for l in listeners {
-        if let Some(dup) = dup_listener(&l) {
-            server.borrow_mut().state.listener_dups.push(dup);
-        }
-        let srv = server.clone();
-        tokio::task::spawn_local(accept_loop(l, srv));
-    }
+    let generation = server.borrow_mut().state.next_listen_generation();
+    start_listening(&server, generation, listeners);
+    tokio::task::spawn_local(relisten(server.clone()));
     tokio::task::spawn_local(cron::run(server.clone()));
     tracing::info!("Ready to accept connections tcp");
 
@@ -117,14 +119,59 @@ async fn serve(config: Config) -> Result<i32, StartupError> {
     Ok(0)
 }
 
-async fn accept_loop(listener: TcpListener, server: Rc<RefCell<Server>>) {
+/// Starts one accept loop per listener, as listener generation `generation`; the loops of
+/// earlier generations stop (dropping their sockets) when they see a newer one.
+fn start_listening(
+    server: &Rc<RefCell<Server>>,
+    generation: u64,
+    listeners: Vec<std::net::TcpListener>,
+) {
+    let mut srv = server.borrow_mut();
+    let st = &mut srv.state;
+    st.listener_dups.clear();
+    for l in listeners {
+        let Ok(l) = TcpListener::from_std(l) else {
+            continue;
+        };
+        if let Some(dup) = dup_listener(&l) {
+            st.listener_dups.push(dup);
+        }
+        let rx = st.listen_generation.subscribe();
+        tokio::task::spawn_local(accept_loop(l, server.clone(), rx, generation));
+    }
+}
+
+/// Applies CONFIG SET port / bind: swaps in the listeners the command already bound.
+async fn relisten(server: Rc<RefCell<Server>>) {
+    let notify = server.borrow().state.relisten_notify.clone();
+    loop {
+        notify.notified().await;
+        let new = server.borrow_mut().state.new_listeners.take();
+        if let Some((generation, listeners)) = new {
+            start_listening(&server, generation, listeners);
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    server: Rc<RefCell<Server>>,
+    mut generation: tokio::sync::watch::Receiver<u64>,
+    mine: u64,
+) {
     let admitted = server.borrow().state.admitted_notify.clone();
     loop {
         tokio::select! {
+            _ = generation.changed() => {
+                if *generation.borrow() != mine {
+                    return;
+                }
+            }
             r = listener.accept() => match r {
                 Ok((stream, _)) => {
                     tokio::task::spawn_local(connection::serve(server.clone(), stream));
                 }
+                Err(_) if *generation.borrow() != mine => return,
                 Err(e) => {
                     tracing::warn!("Accepting client connection: {e}");
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -137,6 +184,21 @@ async fn accept_loop(listener: TcpListener, server: Rc<RefCell<Server>>) {
                     tokio::task::spawn_local(connection::run_admitted(srv, stream, admission));
                 }
             }
+        }
+    }
+}
+
+/// Stops the listening sockets behind `dups` at once (their accept loops exit when they next
+/// run), freeing their addresses for a new `bind` inside the same CONFIG SET, as Redis closes
+/// its listeners before binding the new addresses.
+pub fn close_listeners(dups: &[std::net::TcpListener]) {
+    use std::os::fd::AsRawFd;
+    for l in dups {
+        // SAFETY: `l` owns a valid open descriptor for the whole call; shutdown() changes the
+        // socket's state and touches no memory.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::shutdown(l.as_raw_fd(), libc::SHUT_RDWR);
         }
     }
 }

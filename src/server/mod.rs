@@ -101,6 +101,13 @@ pub struct ServerState {
     pub admitted_while_busy: Vec<(tokio::net::TcpStream, connection::Admission)>,
     /// Wakes the accept loops when `admitted_while_busy` has connections.
     pub admitted_notify: Rc<tokio::sync::Notify>,
+    /// Listeners CONFIG SET port / bind bound, waiting to replace the current ones (see
+    /// `listener::relisten`), with their generation; an empty list stops listening (port 0).
+    pub new_listeners: Option<(u64, Vec<std::net::TcpListener>)>,
+    /// Wakes the task that swaps listeners.
+    pub relisten_notify: Rc<tokio::sync::Notify>,
+    /// Generation of the accept loops that should be running; older ones exit.
+    pub listen_generation: tokio::sync::watch::Sender<u64>,
     /// Wall-clock time shared by every command of the batch being executed (see
     /// [`ServerState::begin_batch`]); `None` outside a batch.
     batch_now_ms: Option<u64>,
@@ -158,6 +165,9 @@ impl ServerState {
             listener_dups: Vec::new(),
             admitted_while_busy: Vec::new(),
             admitted_notify: Rc::new(tokio::sync::Notify::new()),
+            new_listeners: None,
+            relisten_notify: Rc::new(tokio::sync::Notify::new()),
+            listen_generation: tokio::sync::watch::Sender::new(0),
             batch_now_ms: None,
             tcp_port: 0,
             eviction_pool: crate::keyspace::evict::EvictionPool::new(),
@@ -299,6 +309,20 @@ impl ServerState {
     pub fn delivery(&self) -> pubsub::Delivery {
         let limit = self.config.obuf_limits[crate::config::ObufClass::Pubsub as usize];
         pubsub::Delivery { limit }
+    }
+
+    /// Starts a new generation of listeners: accept loops of older ones exit from now on.
+    pub fn next_listen_generation(&mut self) -> u64 {
+        let generation = *self.listen_generation.borrow() + 1;
+        self.listen_generation.send_replace(generation);
+        generation
+    }
+
+    /// Hands listeners bound by CONFIG SET to the accept machinery (see `listener::relisten`).
+    pub fn replace_listeners(&mut self, listeners: Vec<std::net::TcpListener>) {
+        let generation = self.next_listen_generation();
+        self.new_listeners = Some((generation, listeners));
+        self.relisten_notify.notify_one();
     }
 
     /// Called for every key removed by expiry, before its DEL is propagated.
