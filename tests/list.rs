@@ -215,3 +215,70 @@ fn wait_blocked(c: &mut redis::Connection, n: i64) {
         }
     }
 }
+
+#[test]
+fn debug_packed_threshold_makes_plain_nodes_with_identical_results() {
+    let srv = TestServer::start(&["--enable-debug-command", "yes"]);
+    let mut c = srv.conn();
+    let bad = "ERR argument must be a memory value bigger than 1 and smaller than 4gb";
+    for v in ["abc", "-1", "4gb", "1.5", "4294967295"] {
+        assert_eq!(err(&mut c, &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", v]), bad);
+    }
+    for v in ["", "b", "4095mb", "0"] {
+        assert_eq!(q::<String>(&mut c, &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", v]), "OK");
+    }
+    assert_eq!(q::<String>(&mut c, &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "5b"]), "OK");
+    q::<i64>(&mut c, &["RPUSH", "l", "aa", "bb", "cc", "dd", "ee"]);
+    q::<String>(&mut c, &["LSET", "l", "2", "eeeeeeeeee"]);
+    q::<i64>(&mut c, &["LINSERT", "l", "BEFORE", "eeeeeeeeee", "xxxxxxx"]);
+    q::<i64>(&mut c, &["LPUSH", "l", "yyyyyyyyyyyy"]);
+    q::<String>(&mut c, &["LSET", "l", "0", "y"]);
+    let all = ["y", "aa", "bb", "xxxxxxx", "eeeeeeeeee", "dd", "ee"];
+    assert_eq!(q::<Vec<String>>(&mut c, &["LRANGE", "l", "0", "-1"]), all);
+    assert_eq!(q::<i64>(&mut c, &["LPOS", "l", "eeeeeeeeee"]), 4);
+    assert_eq!(q::<String>(&mut c, &["LINDEX", "l", "3"]), "xxxxxxx");
+    assert_eq!(q::<String>(&mut c, &["OBJECT", "ENCODING", "l"]), "quicklist");
+    assert_eq!(q::<i64>(&mut c, &["LREM", "l", "0", "xxxxxxx"]), 1);
+    q::<String>(&mut c, &["LTRIM", "l", "1", "-1"]);
+    assert_eq!(q::<String>(&mut c, &["LMOVE", "l", "m", "LEFT", "RIGHT"]), "aa");
+    assert_eq!(q::<String>(&mut c, &["RPOP", "l"]), "ee");
+    assert_eq!(q::<Vec<String>>(&mut c, &["LRANGE", "l", "0", "-1"]), ["bb", "eeeeeeeeee", "dd"]);
+    assert_eq!(q::<String>(&mut c, &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "0"]), "OK");
+}
+
+#[test]
+fn swapdb_wakes_clients_blocked_on_keys_it_brings() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    q::<String>(&mut c, &["SELECT", "1"]);
+    q::<i64>(&mut c, &["RPUSH", "k", "hello"]);
+    let mut waiter = srv.raw();
+    assert_eq!(waiter.cmd(&["SELECT", "9"]), b"+OK\r\n");
+    waiter.send(b"*3\r\n$5\r\nBRPOP\r\n$1\r\nk\r\n$1\r\n5\r\n");
+    wait_blocked(&mut c, 1);
+    assert_eq!(q::<String>(&mut c, &["SWAPDB", "1", "9"]), "OK");
+    assert_eq!(waiter.read_reply(), b"*2\r\n$1\r\nk\r\n$5\r\nhello\r\n");
+    assert_eq!(info_blocked(&mut c), 0);
+}
+
+#[test]
+fn swapdb_leaves_client_blocked_when_the_key_expired() {
+    let srv = TestServer::start(&["--enable-debug-command", "yes"]);
+    let mut c = srv.conn();
+    q::<String>(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    q::<String>(&mut c, &["SELECT", "1"]);
+    q::<i64>(&mut c, &["RPUSH", "k", "hello"]);
+    q::<i64>(&mut c, &["PEXPIRE", "k", "100"]);
+    let mut waiter = srv.raw();
+    assert_eq!(waiter.cmd(&["SELECT", "9"]), b"+OK\r\n");
+    waiter.send(b"*3\r\n$5\r\nBRPOP\r\n$1\r\nk\r\n$1\r\n0\r\n");
+    wait_blocked(&mut c, 1);
+    thread::sleep(Duration::from_millis(150));
+    assert_eq!(q::<String>(&mut c, &["SWAPDB", "1", "9"]), "OK");
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(info_blocked(&mut c), 1);
+    q::<String>(&mut c, &["SELECT", "9"]);
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "k"]), 0);
+    q::<i64>(&mut c, &["RPUSH", "k", "again"]);
+    assert_eq!(waiter.read_reply(), b"*2\r\n$1\r\nk\r\n$5\r\nagain\r\n");
+}

@@ -755,9 +755,22 @@ fn swapdb(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     signal_db_changed(ctx, a, Some(b));
     signal_db_changed(ctx, b, Some(a));
     ctx.ks.swap_dbs(a, b);
+    signal_waited_keys(ctx, a);
+    signal_waited_keys(ctx, b);
     ctx.dirty(1);
     ctx.out.ok();
     Ok(())
+}
+
+/// After SWAPDB, signals every key of `db` that a blocked client waits on and that now holds
+/// a value, so those clients re-run their command against the new data. Expired keys are
+/// signalled too, as in Redis: the re-run finds them gone (deleting them) and blocks again.
+fn signal_waited_keys(ctx: &mut Ctx<'_>, db: usize) {
+    for key in ctx.srv.blocking.keys_waited_in(db) {
+        if ctx.ks.db(db).peek(&key).is_some() {
+            ctx.srv.signal_key_ready(db, &key);
+        }
+    }
 }
 
 /// Parses the optional ASYNC / SYNC of FLUSHDB and FLUSHALL; true means free asynchronously.

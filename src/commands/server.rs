@@ -807,6 +807,7 @@ fn debug(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
             Ok(())
         }
         ("protocol", 3) => debug_protocol(ctx, argv[2]),
+        ("quicklist-packed-threshold", 3) => debug_packed_threshold(ctx, argv[2]),
         ("stringmatch-len", 2) => {
             stringmatch_fuzz();
             ctx.out
@@ -865,6 +866,9 @@ fn debug_help(ctx: &mut Ctx<'_>) -> CmdResult {
             "    Reply with a test value of the specified type. <type> can be: string,",
             "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
             "    true, false.",
+            "QUICKLIST-PACKED-THRESHOLD <size>",
+            "    Sets the threshold for elements to be inserted as plain vs packed nodes",
+            "    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Setting it to 0 disables expiring keys in background when they are not",
             "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
@@ -875,6 +879,32 @@ fn debug_help(ctx: &mut Ctx<'_>) -> CmdResult {
             "    Run a fuzz tester against the stringmatchlen() function.",
         ],
     );
+    Ok(())
+}
+
+/// Sets the size from which list elements are stored as plain chunks of their own (see
+/// [`crate::keyspace::list::set_packed_threshold`]); tests lower it to exercise plain chunks
+/// with small values. An empty size or `0` restores the 1 GB default, as Redis's `memtoull`
+/// reads an empty string as 0.
+///
+/// ```text
+/// DEBUG QUICKLIST-PACKED-THRESHOLD <size>
+/// ```
+fn debug_packed_threshold(ctx: &mut Ctx<'_>, arg: &[u8]) -> CmdResult {
+    let size = match std::str::from_utf8(arg) {
+        Ok("") => Some(0),
+        Ok(s) => crate::config::parse_memory(s),
+        Err(_) => None,
+    };
+    let ok = size
+        .and_then(|n| u64::try_from(n).ok())
+        .is_some_and(crate::keyspace::list::set_packed_threshold);
+    if !ok {
+        return Err(CmdError::err(
+            "argument must be a memory value bigger than 1 and smaller than 4gb",
+        ));
+    }
+    ctx.out.ok();
     Ok(())
 }
 

@@ -14,11 +14,62 @@
 //! = an entry count capped at 8 KiB), so a small list is one buffer with no per-element
 //! allocation, and pushes or pops at either end touch one chunk only.
 //!
+//! Elements at least [`packed_threshold`] bytes long are *plain*: each lives alone in a chunk
+//! flagged [`Chunk::plain`], which never takes another element (Redis's plain quicklist nodes,
+//! meant for huge elements; `DEBUG QUICKLIST-PACKED-THRESHOLD` lowers the limit for tests).
+//!
 //! Redis 7.0 reports every list as `quicklist` (the `listpack` list encoding arrived in 7.2),
 //! so [`ListValue::encoding`] does too.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Default size from which an element is stored as a plain chunk (1 GiB, as in Redis).
+const DEFAULT_PACKED_THRESHOLD: usize = 1 << 30;
+/// Largest accepted threshold: Redis refuses anything above 4 GiB minus 1 MiB.
+const MAX_PACKED_THRESHOLD: u64 = (1 << 32) - (1 << 20);
+
+/// The plain-element threshold. It is process-wide, like Redis's `packed_threshold`: a debug
+/// knob (`DEBUG QUICKLIST-PACKED-THRESHOLD`) rather than a per-database or per-list setting,
+/// and an atomic keeps it out of every push's argument list. It only decides how *new*
+/// elements are stored; chunks already built keep their kind. Unit tests run in parallel
+/// threads, so under `cfg(test)` each thread has its own copy instead.
+#[cfg(not(test))]
+static PACKED_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_PACKED_THRESHOLD);
+
+#[cfg(test)]
+thread_local! {
+    static PACKED_THRESHOLD: AtomicUsize = const { AtomicUsize::new(DEFAULT_PACKED_THRESHOLD) };
+}
+
+/// Sets the plain-element threshold; 0 restores the 1 GiB default. Returns false (and changes
+/// nothing) above 4 GiB minus 1 MiB, the range Redis accepts.
+pub fn set_packed_threshold(size: u64) -> bool {
+    if size > MAX_PACKED_THRESHOLD {
+        return false;
+    }
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    let size = if size == 0 { DEFAULT_PACKED_THRESHOLD } else { size };
+    #[cfg(not(test))]
+    PACKED_THRESHOLD.store(size, Ordering::Relaxed);
+    #[cfg(test)]
+    PACKED_THRESHOLD.with(|t| t.store(size, Ordering::Relaxed));
+    true
+}
+
+/// The current plain-element threshold in bytes.
+pub fn packed_threshold() -> usize {
+    #[cfg(not(test))]
+    return PACKED_THRESHOLD.load(Ordering::Relaxed);
+    #[cfg(test)]
+    PACKED_THRESHOLD.with(|t| t.load(Ordering::Relaxed))
+}
+
+/// Whether an element of `len` bytes is stored as a plain chunk of its own.
+fn is_large(len: usize) -> bool {
+    len >= packed_threshold()
+}
 
 /// Byte limits for negative `list-max-listpack-size` values -1..-5.
 const SIZE_LIMITS: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
@@ -41,6 +92,8 @@ struct Chunk {
     count: u32,
     /// Prefix source for the entries (see the module docs).
     anchor: Box<[u8]>,
+    /// A plain chunk holds exactly one large element and never takes another.
+    plain: bool,
 }
 
 /// Shortest shared prefix worth coding.
@@ -159,8 +212,17 @@ fn allows(sz: usize, count: u32, len: usize, fill: i64) -> bool {
 }
 
 impl Chunk {
+    /// A chunk holding only `data`, plain if `data` is large.
+    fn single(data: &[u8]) -> Chunk {
+        let mut c = Chunk { plain: is_large(data.len()), ..Chunk::default() };
+        c.push_back(data);
+        c
+    }
+
+    /// Whether this chunk may take one more element of `len` bytes: never for a plain chunk
+    /// or a large element, otherwise as the fill rule says.
     fn allows(&self, len: usize, fill: i64) -> bool {
-        allows(self.buf.len(), self.count, len, fill)
+        !self.plain && !is_large(len) && allows(self.buf.len(), self.count, len, fill)
     }
 
     /// Makes the first element of an empty chunk (its first [`ANCHOR_MAX`] bytes) its anchor.
@@ -291,8 +353,7 @@ impl ListValue {
                 End::Tail => c.push_back(data),
             },
             _ => {
-                let mut c = Chunk::default();
-                c.push_back(data);
+                let c = Chunk::single(data);
                 match end {
                     End::Head => self.chunks.push_front(c),
                     End::Tail => self.chunks.push_back(c),
@@ -403,11 +464,7 @@ impl ListValue {
         for e in entries {
             match fresh.last_mut() {
                 Some(c) if c.allows(e.len(), fill) => c.push_back(e),
-                _ => {
-                    let mut c = Chunk::default();
-                    c.push_back(e);
-                    fresh.push(c);
-                }
+                _ => fresh.push(Chunk::single(e)),
             }
         }
         self.chunks.remove(ci);
@@ -638,5 +695,139 @@ mod tests {
         assert_eq!(items(&l), ["B", "c"]);
         l.trim(None);
         assert!(l.is_empty());
+    }
+
+    /// Checks the content against `model` and the chunk invariants: every large element
+    /// sits alone in a plain chunk, and a plain chunk holds one element.
+    fn check(l: &ListValue, model: &[Vec<u8>], threshold: usize) {
+        let got: Vec<Vec<u8>> = l.iter().map(Cow::into_owned).collect();
+        assert_eq!(got, model);
+        assert_eq!(l.len(), model.len());
+        assert_eq!(l.chunks.iter().map(|c| c.count as usize).sum::<usize>(), model.len());
+        for c in l.chunks.iter() {
+            assert!(c.count > 0);
+            if c.plain {
+                assert_eq!(c.count, 1);
+            }
+            for e in c.iter() {
+                if e.len() >= threshold {
+                    assert!(c.plain && c.count == 1, "large element packed");
+                }
+            }
+        }
+    }
+
+    fn element(rng: &mut impl rand::Rng) -> Vec<u8> {
+        let len = if rng.gen_bool(0.4) { rng.gen_range(5..40) } else { rng.gen_range(0..5) };
+        (0..len).map(|i| b"xyz"[(i + rng.gen_range(0..2)) % 3]).collect()
+    }
+
+    #[test]
+    fn plain_chunks_match_a_vec_model() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        assert!(set_packed_threshold(5));
+        for fill in [-2i64, 1, 3] {
+            let mut l = ListValue::new();
+            let mut m: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..3000 {
+                let e = element(&mut rng);
+                let n = m.len();
+                match rng.gen_range(0..10) {
+                    0 => {
+                        l.push(End::Head, &e, fill);
+                        m.insert(0, e);
+                    }
+                    1 | 2 => {
+                        l.push(End::Tail, &e, fill);
+                        m.push(e);
+                    }
+                    3 => assert_eq!(l.pop(End::Head), (n > 0).then(|| m.remove(0))),
+                    4 => assert_eq!(l.pop(End::Tail), m.pop()),
+                    5 if n > 0 => {
+                        let i = rng.gen_range(0..n);
+                        assert!(l.set(i, &e, fill));
+                        m[i] = e;
+                    }
+                    6 if n > 0 => {
+                        let (i, after) = (rng.gen_range(0..n), rng.gen_bool(0.5));
+                        assert!(l.insert(i, after, &e, fill));
+                        m.insert(i + usize::from(after), e);
+                    }
+                    7 if n > 0 => {
+                        let v = m[rng.gen_range(0..n)].clone();
+                        let (count, tail) = (rng.gen_range(0..3), rng.gen_bool(0.5));
+                        let removed = l.remove_matching(&v, count, tail, fill);
+                        let mut idx: Vec<usize> = (0..n).filter(|&i| m[i] == v).collect();
+                        if tail {
+                            idx.reverse();
+                        }
+                        idx.truncate(if count == 0 { n } else { count });
+                        assert_eq!(removed, idx.len());
+                        idx.sort_unstable();
+                        for i in idx.into_iter().rev() {
+                            m.remove(i);
+                        }
+                    }
+                    8 if n > 2 && rng.gen_bool(0.1) => {
+                        let start = rng.gen_range(0..n);
+                        let end = rng.gen_range(start..n);
+                        l.trim(Some((start, end)));
+                        m = m[start..=end].to_vec();
+                    }
+                    9 if n > 0 => {
+                        let i = rng.gen_range(0..n);
+                        assert_eq!(l.get(i).as_deref(), Some(&m[i][..]));
+                        assert_eq!(l.position(&m[i]), m.iter().position(|x| *x == m[i]));
+                        let fwd: Vec<Vec<u8>> = l.iter_from(i).map(Cow::into_owned).collect();
+                        assert_eq!(fwd, m[i..]);
+                        let back: Vec<Vec<u8>> =
+                            l.iter_rev_from(i).map(Cow::into_owned).collect();
+                        let want: Vec<Vec<u8>> = m[..=i].iter().rev().cloned().collect();
+                        assert_eq!(back, want);
+                        let mut range = Vec::new();
+                        l.for_range(i, 3, |e| range.push(e.to_vec()));
+                        assert_eq!(range, m[i..(i + 3).min(n)]);
+                    }
+                    _ => {}
+                }
+                check(&l, &m, 5);
+            }
+        }
+        assert!(set_packed_threshold(0));
+        assert_eq!(packed_threshold(), DEFAULT_PACKED_THRESHOLD);
+    }
+
+    #[test]
+    fn lset_splits_a_packed_chunk_around_a_plain_element() {
+        assert!(set_packed_threshold(5));
+        let mut l = ListValue::from_iter([&b"aa"[..], b"bb", b"cc", b"dd", b"ee"], -2);
+        assert_eq!(l.chunk_count(), 1);
+        assert!(l.set(2, b"eeeeeeeeee", -2));
+        assert_eq!(items(&l), ["aa", "bb", "eeeeeeeeee", "dd", "ee"]);
+        assert_eq!(l.chunk_count(), 3);
+        assert!(l.chunks[1].plain);
+        // plain -> packed: the element is stored packed again.
+        assert!(l.set(2, b"c", -2));
+        assert!(!l.chunks.iter().any(|c| c.plain));
+        assert_eq!(items(&l), ["aa", "bb", "c", "dd", "ee"]);
+        // A small push never joins a plain chunk.
+        let mut p = ListValue::new();
+        p.push(End::Tail, b"xxxxxxxxxx", -2);
+        p.push(End::Tail, b"a", -2);
+        p.push(End::Head, b"b", -2);
+        assert_eq!(p.chunk_count(), 3);
+        assert!(set_packed_threshold(0));
+    }
+
+    #[test]
+    fn packed_threshold_range() {
+        assert!(!set_packed_threshold((1 << 32) - (1 << 20) + 1));
+        assert!(set_packed_threshold((1 << 32) - (1 << 20)));
+        assert_eq!(packed_threshold(), (1 << 32) - (1 << 20));
+        assert!(set_packed_threshold(1));
+        assert_eq!(packed_threshold(), 1);
+        assert!(set_packed_threshold(0));
+        assert_eq!(packed_threshold(), 1 << 30);
     }
 }

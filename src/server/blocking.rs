@@ -152,6 +152,12 @@ impl Blocking {
         heads
     }
 
+    /// The keys of `db` that at least one client waits on (SWAPDB re-checks them all, since
+    /// a whole database changed under its waiters).
+    pub fn keys_waited_in(&self, db: usize) -> Vec<Key> {
+        self.waiters.keys().filter(|(d, _)| *d == db).map(|(_, k)| k.clone()).collect()
+    }
+
     /// How many clients wait on `key` of `db`.
     pub fn waiting_on(&self, db: usize, key: &[u8]) -> usize {
         self.waiters
@@ -186,5 +192,20 @@ mod tests {
         assert_eq!(b.waiting_on(0, b"j"), 0);
         b.signal(0, b"k");
         assert!(!b.has_ready());
+    }
+
+    #[test]
+    fn keys_waited_in_one_db() {
+        let mut b = Blocking::default();
+        b.block(1, 0, &[b"a", b"b"], None);
+        b.block(2, 3, &[b"c"], None);
+        b.block(3, 0, &[b"a"], None);
+        let mut keys = b.keys_waited_in(0);
+        keys.sort();
+        assert_eq!(keys, vec![Key::from(b"a".to_vec()), Key::from(b"b".to_vec())]);
+        assert_eq!(b.keys_waited_in(3), vec![Key::from(b"c".to_vec())]);
+        assert!(b.keys_waited_in(1).is_empty());
+        b.unblock(2);
+        assert!(b.keys_waited_in(3).is_empty());
     }
 }
