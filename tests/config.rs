@@ -377,3 +377,46 @@ fn loglevel_and_logfile() {
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     f.write_all(b"").unwrap();
 }
+
+/// CONFIG SET port / bind listen for real: the new address answers, the old one is closed,
+/// open connections stay, and an address that cannot be bound refuses the change with
+/// Redis's error while the old one keeps listening.
+#[test]
+fn config_set_port_and_bind_relisten() {
+    let srv = TestServer::start(&[]);
+    let mut r = srv.raw();
+    let new_port = free_port();
+    let port_arg = new_port.to_string();
+    assert_eq!(r.cmd(&["CONFIG", "SET", "port", &port_arg]), b"+OK\r\n");
+    std::thread::sleep(Duration::from_millis(100));
+    let mut moved = TcpStream::connect(("127.0.0.1", new_port)).unwrap();
+    moved.write_all(b"PING\r\n").unwrap();
+    let mut buf = [0u8; 7];
+    moved.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"+PONG\r\n");
+    assert!(TcpStream::connect(("127.0.0.1", srv.port)).is_err());
+    assert_eq!(r.cmd(&["PING"]), b"+PONG\r\n", "open connections survive the switch");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port().to_string();
+    assert_eq!(
+        err(r.cmd(&["CONFIG", "SET", "port", &taken_port])),
+        "-ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on \
+         this port. Check server logs.\r\n"
+    );
+    assert_eq!(
+        r.cmd(&["CONFIG", "GET", "port"]),
+        format!("*2\r\n$4\r\nport\r\n${}\r\n{}\r\n", port_arg.len(), port_arg).into_bytes()
+    );
+    assert_eq!(
+        err(r.cmd(&["CONFIG", "SET", "bind", "127.0.0.1 192.0.2.1"])),
+        "-ERR CONFIG SET failed (possibly related to argument 'bind') - Failed to bind to \
+         specified addresses.\r\n"
+    );
+    assert_eq!(r.cmd(&["CONFIG", "SET", "bind", "127.0.0.1 -::1"]), b"+OK\r\n");
+    std::thread::sleep(Duration::from_millis(100));
+    let mut again = TcpStream::connect(("127.0.0.1", new_port)).unwrap();
+    again.write_all(b"PING\r\n").unwrap();
+    again.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"+PONG\r\n");
+}
