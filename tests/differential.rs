@@ -26,95 +26,17 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use common::{free_port, TestServer};
+use common::TestServer;
 use ferrodis::protocol::inline::split_args;
 
 // ---------------------------------------------------------------------------------------------
 // The oracle process
 // ---------------------------------------------------------------------------------------------
 
-/// A `redis-server` child, killed on drop.
-struct Oracle {
-    port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Oracle {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// The oracle binary, or `None` after printing why the test is skipped. Panics instead when
-/// `FERRODIS_REQUIRE_ORACLE=1`.
-fn oracle_binary(test: &str) -> Option<PathBuf> {
-    if let Some(p) = find_on_path("redis-server") {
-        return Some(p);
-    }
-    if std::env::var("FERRODIS_REQUIRE_ORACLE").as_deref() == Ok("1") {
-        panic!("{test}: redis-server not found on PATH and FERRODIS_REQUIRE_ORACLE=1");
-    }
-    eprintln!("SKIPPED {test}: redis-server not found on PATH (install redis-server to run it)");
-    None
-}
-
-impl Oracle {
-    fn start(bin: &Path) -> Oracle {
-        for _ in 0..5 {
-            let dir = tempfile::tempdir().unwrap();
-            let port = free_port();
-            let child = Command::new(bin)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .arg("--dir")
-                .arg(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn redis-server");
-            let mut o = Oracle {
-                port,
-                child,
-                _dir: dir,
-            };
-            if o.wait_ready() {
-                return o;
-            }
-        }
-        panic!("redis-server did not start");
-    }
-
-    fn wait_ready(&mut self) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if let Ok(mut c) = Conn::connect(self.port) {
-                if let Ok((_, raw)) = c.call(&[b"PING".to_vec()]) {
-                    if raw == b"+PONG\r\n" {
-                        return true;
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-}
+use common::oracle::Oracle;
 
 // ---------------------------------------------------------------------------------------------
 // RESP client
@@ -368,10 +290,10 @@ struct Pair {
 
 impl Pair {
     fn start(bin: &Path) -> Pair {
-        let oracle = Oracle::start(bin);
+        let oracle = Oracle::start(bin, &[]);
         let rd = Side::new(oracle.port);
         if std::env::var("FERRODIS_DIFF_SELFCHECK").as_deref() == Ok("1") {
-            let twin = Oracle::start(bin);
+            let twin = Oracle::start(bin, &[]);
             let fd = Side::new(twin.port);
             return Pair {
                 ferrodis: None,
@@ -493,7 +415,7 @@ fn parse_cases(text: &str, file: &str) -> Vec<Vec<Step>> {
 /// Runs `tests/differential/<family>.txt` and fails with every mismatch found.
 fn run_family(family: &str) {
     let test = format!("differential[{family}]");
-    let Some(bin) = oracle_binary(&test) else {
+    let Some(bin) = common::oracle::binary(&test) else {
         return;
     };
     let file = format!("tests/differential/{family}.txt");
@@ -646,7 +568,7 @@ fn raw_exchange(port: u16, req: &[u8]) -> Vec<u8> {
 #[test]
 fn family_protocol() {
     let test = "differential[protocol]";
-    let Some(bin) = oracle_binary(test) else {
+    let Some(bin) = common::oracle::binary(test) else {
         return;
     };
     let file = "tests/differential/protocol.txt";
@@ -1024,7 +946,7 @@ fn run_random(mix: Mix) {
     } else {
         "differential[random all]"
     };
-    let Some(bin) = oracle_binary(test) else {
+    let Some(bin) = common::oracle::binary(test) else {
         return;
     };
     let steps: usize = std::env::var("FERRODIS_DIFF_STEPS")

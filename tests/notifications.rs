@@ -18,11 +18,9 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{free_port, TestServer};
+use common::TestServer;
 use ferrodis::protocol::inline::split_args;
 
 /// The channel the harness publishes to after a script; its message marks the end of the
@@ -35,6 +33,8 @@ const MARK: &str = "__keymark__:end";
 
 #[derive(Debug)]
 enum Reply {
+    /// Status and error lines; read only through `Debug` in failure messages.
+    #[allow(dead_code)]
     Line(u8, String),
     Bulk(Option<Vec<u8>>),
     Array(Option<Vec<Reply>>),
@@ -187,75 +187,7 @@ fn expect(pairs: &[(&str, &str)]) -> Vec<String> {
 // The oracle
 // ---------------------------------------------------------------------------------------------
 
-/// A `redis-server` child, killed on drop.
-struct Oracle {
-    port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Oracle {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
-}
-
-fn oracle_binary(test: &str) -> Option<PathBuf> {
-    if let Some(p) = find_on_path("redis-server") {
-        return Some(p);
-    }
-    if std::env::var("FERRODIS_REQUIRE_ORACLE").as_deref() == Ok("1") {
-        panic!("{test}: redis-server not found on PATH and FERRODIS_REQUIRE_ORACLE=1");
-    }
-    eprintln!("SKIPPED {test}: redis-server not found on PATH (install redis-server to run it)");
-    None
-}
-
-impl Oracle {
-    fn start(bin: &Path) -> Oracle {
-        for _ in 0..5 {
-            let dir = tempfile::tempdir().unwrap();
-            let port = free_port();
-            let child = Command::new(bin)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .args(["--enable-debug-command", "yes"])
-                .arg("--dir")
-                .arg(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn redis-server");
-            let mut o = Oracle { port, child, _dir: dir };
-            if o.wait_ready() {
-                return o;
-            }
-        }
-        panic!("redis-server did not start");
-    }
-
-    fn wait_ready(&mut self) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if let Ok(mut c) = Conn::connect(self.port) {
-                if matches!(c.cmd("PING"), Reply::Line(b'+', ref s) if s == "PONG") {
-                    return true;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-}
+use common::oracle::Oracle;
 
 fn ferrodis() -> TestServer {
     TestServer::start(&["--enable-debug-command", "yes"])
@@ -276,8 +208,8 @@ fn divergence(want: &[String], got: &[String]) -> String {
 
 /// Runs every script on both servers and fails listing each script whose streams differ.
 fn differential(test: &str, flags: &str, scripts: &[(&str, &[&str])]) {
-    let Some(bin) = oracle_binary(test) else { return };
-    let oracle = Oracle::start(&bin);
+    let Some(bin) = common::oracle::binary(test) else { return };
+    let oracle = Oracle::start(&bin, &["--enable-debug-command", "yes"]);
     let ours = ferrodis();
     let mut failures = Vec::new();
     for (name, script) in scripts {

@@ -1,6 +1,8 @@
 //! Test harness: runs the real `ferrodis-server` binary on a free loopback port.
 #![allow(dead_code)]
 
+pub mod oracle;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
