@@ -6,11 +6,14 @@
 # is the median over ROUNDS runs. Every knob is an environment variable:
 #
 #   ROUNDS=3              runs per (server, test, pipeline)
-#   TESTS=set,get,incr,mset
+#   TESTS=set,get,...,evalsha redis-benchmark -t names, plus these rows of our own:
+#                         publish1 / publish100  PUBLISH to a channel with 1 / 100 subscribers
+#                         evalsha                EVALSHA of a small script (one redis.call)
 #   PIPELINES="1 16"
 #   CLIENTS=50
 #   N_P1=200000           requests per run at -P 1   (size so that a run lasts ~2-3 s)
 #   N_PIPE=2000000        requests per run at -P > 1
+#   N_DIV_FANOUT=20       publish100 runs N/N_DIV_FANOUT requests (each is 100 messages)
 #   KEYSPACE=100000       -r: random keys (0 = one key)
 #   RESULTS=bench/RESULTS.md
 #   SKIP_BUILD=1          use the existing target/release/ferrodis-server
@@ -20,12 +23,13 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROUNDS="${ROUNDS:-3}"
-TESTS="${TESTS:-set,get,incr,mset}"
+TESTS="${TESTS:-set,get,incr,mset,lpush,rpop,sadd,hset,spop,zadd,lrange_100,publish1,publish100,evalsha}"
 PIPELINES="${PIPELINES:-1 16}"
 CLIENTS="${CLIENTS:-50}"
 N_P1="${N_P1:-200000}"
 N_PIPE="${N_PIPE:-2000000}"
 KEYSPACE="${KEYSPACE:-100000}"
+N_DIV_FANOUT="${N_DIV_FANOUT:-20}"
 RESULTS="${RESULTS:-$ROOT/bench/RESULTS.md}"
 
 for tool in redis-server redis-benchmark redis-cli; do
@@ -80,17 +84,68 @@ FERRODIS_PORT="$(free_port)"
 PIDS+=($!)
 wait_ready "$FERRODIS_PORT"
 
+# Split TESTS into redis-benchmark's own tests and our custom rows.
+STD_TESTS=""
+CUSTOM=()
+for t in ${TESTS//,/ }; do
+    case "$t" in
+        publish1 | publish100 | evalsha) CUSTOM+=("$t") ;;
+        *) STD_TESTS="${STD_TESTS:+$STD_TESTS,}$t" ;;
+    esac
+done
+
+# A small script for the evalsha row: one redis.call per run, like a typical helper script.
+SCRIPT="return redis.call('INCR', 'evalsha:counter')"
+SCRIPT_SHA=""
+# Subscribers for the publish rows, on both servers; killed by PID in cleanup.
+start_subscribers() {
+    local port="$1" chan="$2" count="$3" ready="$WORK/sub.$1.$2"
+    python3 "$ROOT/bench/subscribers.py" "$port" "$chan" "$count" >"$ready" &
+    PIDS+=($!)
+    for _ in $(seq 1 200); do
+        [[ "$(cat "$ready")" == ready ]] && return 0
+        sleep 0.05
+    done
+    echo "bench: subscribers on port $port did not start" >&2
+    exit 1
+}
+for t in "${CUSTOM[@]}"; do
+    for port in "$REDIS_PORT" "$FERRODIS_PORT"; do
+        case "$t" in
+            publish1) start_subscribers "$port" bench:ch1 1 ;;
+            publish100) start_subscribers "$port" bench:ch100 100 ;;
+            evalsha) SCRIPT_SHA="$(redis-cli -p "$port" script load "$SCRIPT")" ;;
+        esac
+    done
+done
+
 # One redis-benchmark run; appends "server test pipeline rps p99" lines to $WORK/raw.tsv.
 bench_one() {
     local server="$1" port="$2" pipe="$3" n="$4" out
     redis-cli -p "$port" flushall >/dev/null
     out="$(redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -n "$n" -P "$pipe" \
-        -r "$KEYSPACE" -t "$TESTS" --csv -q 2>&1)" || true
+        -r "$KEYSPACE" -t "$STD_TESTS" --csv -q 2>&1)" || true
+    parse_csv "$server" "$pipe" "" <<<"$out"
+}
+
+# One run of a custom row: redis-benchmark with an explicit command, reported as $label.
+bench_custom() {
+    local server="$1" port="$2" pipe="$3" n="$4" label="$5" out
+    shift 5
+    redis-cli -p "$port" flushall >/dev/null
+    out="$(redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -n "$n" -P "$pipe" \
+        --csv -q "$@" 2>&1)" || true
+    parse_csv "$server" "$pipe" "$label" <<<"$out"
+}
+
+# Appends the rows of redis-benchmark's --csv output on stdin to raw.tsv (named $3 if set).
+parse_csv() {
     # --csv: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",
     #        "p99_latency_ms","max_latency_ms"
-    echo "$out" | awk -F'","' -v s="$server" -v P="$pipe" '
+    awk -F'","' -v s="$1" -v P="$2" -v label="$3" '
         NF >= 7 && $2 ~ /^[0-9.]+$/ {
             t = $1; gsub(/^"/, "", t); sub(/ .*/, "", t)
+            if (label != "") t = label
             print s "\t" t "\t" P "\t" $2 "\t" $7
         }' >>"$WORK/raw.tsv"
 }
@@ -101,8 +156,24 @@ for round in $(seq 1 "$ROUNDS"); do
         n="$N_P1"
         [[ "$pipe" != 1 ]] && n="$N_PIPE"
         echo "bench: round $round/$ROUNDS, -P $pipe, -n $n" >&2
-        bench_one redis "$REDIS_PORT" "$pipe" "$n"
-        bench_one ferrodis "$FERRODIS_PORT" "$pipe" "$n"
+        if [[ -n "$STD_TESTS" ]]; then
+            bench_one redis "$REDIS_PORT" "$pipe" "$n"
+            bench_one ferrodis "$FERRODIS_PORT" "$pipe" "$n"
+        fi
+        for t in "${CUSTOM[@]}"; do
+            for s in redis ferrodis; do
+                port="$REDIS_PORT"
+                [[ "$s" == ferrodis ]] && port="$FERRODIS_PORT"
+                case "$t" in
+                    publish1) bench_custom "$s" "$port" "$pipe" "$n" PUBLISH_1_SUB \
+                        PUBLISH bench:ch1 hello-subscriber ;;
+                    publish100) bench_custom "$s" "$port" "$pipe" "$((n / N_DIV_FANOUT))" \
+                        PUBLISH_100_SUBS PUBLISH bench:ch100 hello-subscriber ;;
+                    evalsha) bench_custom "$s" "$port" "$pipe" "$n" EVALSHA \
+                        EVALSHA "$SCRIPT_SHA" 0 ;;
+                esac
+            done
+        done
     done
 done
 

@@ -91,10 +91,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], by_sha: bool, read_only: bool
     } else {
         scripting::sha1_hex(argv[1])
     };
-    if !ctx.srv.scripting.scripts.contains_key(&sha) {
-        if by_sha {
-            return Err(CmdError::raw(NOSCRIPT_ERR));
-        }
+    if !by_sha && !ctx.srv.scripting.scripts.contains_key(&sha) {
         create_script(ctx, &sha, argv[1])?;
     }
     let Some(script) = ctx.srv.scripting.scripts.get(&sha) else {

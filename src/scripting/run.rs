@@ -221,36 +221,40 @@ fn execute(
     inv: &Invocation<'_>,
 ) -> mlua::Result<(bool, Value)> {
     let lua = &engine.lua;
+    let names = &engine.names;
     let keys = string_array(lua, inv.keys)?;
     let args = string_array(lua, inv.args)?;
     if inv.eval_mode {
-        engine.globals.raw_set("KEYS", keys.clone())?;
-        engine.globals.raw_set("ARGV", args.clone())?;
+        engine.globals.raw_set(&names.keys, &keys)?;
+        engine.globals.raw_set(&names.argv, &args)?;
     }
     lua.scope(|scope| {
+        // Why one scoped function for both the Lua API and the busy hook: each one costs a
+        // closure, a registry slot and a destructor per call, a large share of a small script.
         let bridge = scope.create_function(|lua, op: i64| {
+            if op == OP_POLL {
+                let mut st = cell.borrow_mut();
+                let st = &mut *st;
+                super::busy::poll(st.ctx, &st.busy, inv.argv);
+                return Ok((true, Value::Nil));
+            }
             let args = std::mem::take(&mut *engine.mailbox.borrow_mut());
             let mut st = cell.borrow_mut();
             bridge(lua, &mut st, op, args)
         })?;
-        let poll = scope.create_function(|_, ()| {
-            let mut st = cell.borrow_mut();
-            let st = &mut *st;
-            super::busy::poll(st.ctx, &st.busy, inv.argv);
-            Ok(())
-        })?;
-        engine.private.raw_set("bridge", bridge)?;
-        engine.private.raw_set("busy", poll)?;
+        engine.private.raw_set(&names.bridge, &bridge)?;
         let result = if inv.eval_mode {
-            engine.invoke.call::<(bool, Value)>((inv.func.clone(), Value::Nil, Value::Nil))
+            engine.invoke0.call::<(bool, Value)>(&inv.func)
         } else {
-            engine.invoke.call::<(bool, Value)>((inv.func.clone(), keys, args))
+            engine.invoke.call::<(bool, Value)>((&inv.func, keys, args))
         };
-        engine.private.raw_set("bridge", Value::Nil)?;
-        engine.private.raw_set("busy", Value::Nil)?;
+        engine.private.raw_set(&names.bridge, Value::Nil)?;
         result
     })
 }
+
+/// Bridge operation of the instruction hook: serve other clients while a script is busy.
+pub const OP_POLL: i64 = 0;
 
 fn string_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
     let t = lua.create_table_with_capacity(items.len(), 0)?;

@@ -167,18 +167,19 @@ for k, v in rawnext, G do
   globals_shadow[k] = v
 end
 
-local lookup = globals_shadow
+-- Why a chain of tables rather than one __index function: a global that exists is then found
+-- by the VM itself (env -> lookup table), without a Lua call per access; only a missing one
+-- reaches the function that raises the error.
+local missing_mt = { __index = function(_, k) missing_global(k) end }
+rawsetmt(globals_shadow, missing_mt)
 local env_mt_proxy = {}
 rawsetmt(env_mt_proxy, { __index = {}, __newindex = deny_write, __metatable = false })
-rawsetmt(env, {
-  __index = function(_, k)
-    local v = lookup[k]
-    if v == nil then missing_global(k) end
-    return v
-  end,
+local env_mt = {
+  __index = globals_shadow,
   __newindex = deny_write,
   __metatable = env_mt_proxy,
-})
+}
+rawsetmt(env, env_mt)
 proxy_of[G] = env
 target_of[env] = globals_shadow
 globals_shadow._G = env
@@ -213,7 +214,8 @@ local function library_api(register_function)
 end
 
 local function set_lookup(which)
-  lookup = which or globals_shadow
+  if which and getmetatable_raw(which) == nil then rawsetmt(which, missing_mt) end
+  env_mt.__index = which or globals_shadow
 end
 
 return {
