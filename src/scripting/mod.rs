@@ -149,7 +149,7 @@ impl Scripting {
     pub fn flush_eval(&mut self) {
         self.scripts.clear();
         match Engine::new(self.rng.clone(), self.busy.clone()) {
-            Ok(fresh) => self.eval = fresh,
+            Ok(fresh) => self.eval = Rc::new(fresh),
             // Creating an interpreter only fails when memory is exhausted; the old one stays
             // usable, so keep it after a full collection.
             Err(_) => {
