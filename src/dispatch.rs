@@ -100,21 +100,9 @@ impl<'a> Ctx<'a> {
     }
 
     /// Like [`Ctx::call_nested`], but as another client (a script's own) and into another
-    /// reply buffer.
-    pub fn call_nested_as(
-        &mut self,
-        client: &mut Client,
-        out: &mut ReplyBuf,
-        id: usize,
-        spec: &'static CommandSpec,
-        argv: &[&[u8]],
-    ) -> bool {
-        self.call_nested_as_with(client, out, id, spec, argv, true)
-    }
-
-    /// [`Ctx::call_nested_as`] whose effects are dropped when `propagate` is false (a script's
+    /// reply buffer; its effects are dropped when `propagate` is false (a script's
     /// `redis.set_repl(redis.REPL_NONE)`).
-    pub fn call_nested_as_with(
+    pub fn call_nested_as(
         &mut self,
         client: &mut Client,
         out: &mut ReplyBuf,

@@ -5,7 +5,7 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{q, err, TestServer};
+use common::{err, info_blocked, q, wait_blocked, TestServer};
 
 #[test]
 fn push_range_and_index() {
@@ -192,28 +192,6 @@ fn disconnected_waiter_is_forgotten() {
     }
     q::<i64>(&mut c, &["RPUSH", "z", "kept"]);
     assert_eq!(q::<i64>(&mut c, &["LLEN", "z"]), 1);
-}
-
-/// `blocked_clients` from INFO clients.
-fn info_blocked(c: &mut redis::Connection) -> i64 {
-    let info: String = q(c, &["INFO", "clients"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix("blocked_clients:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(-1)
-}
-
-/// Waits until `n` clients are blocked; falls back to a short sleep if INFO does not report
-/// blocked clients.
-fn wait_blocked(c: &mut redis::Connection, n: i64) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(5) {
-        match info_blocked(c) {
-            v if v >= n => return,
-            0 if start.elapsed() > Duration::from_millis(300) => return,
-            _ => thread::sleep(Duration::from_millis(10)),
-        }
-    }
 }
 
 #[test]

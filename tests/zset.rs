@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{q, err, TestServer};
+use common::{err, q, wait_blocked, TestServer};
 use redis::Commands;
 
 #[test]
@@ -210,26 +210,6 @@ fn plain_set_results_convert_like_redis() {
         r.cmd(&["ZINTER", "2", "small", "big", "WEIGHTS", "1.5", "2", "WITHSCORES"]),
         b"*2\r\n*2\r\n$1\r\n5\r\n,3.5\r\n*2\r\n$1\r\n7\r\n,3.5\r\n".to_vec()
     );
-}
-
-fn info_blocked(c: &mut redis::Connection) -> i64 {
-    let info: String = q(c, &["INFO", "clients"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix("blocked_clients:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(-1)
-}
-
-/// Waits until `n` clients are blocked (a short sleep if INFO does not report them).
-fn wait_blocked(c: &mut redis::Connection, n: i64) {
-    let start = std::time::Instant::now();
-    while start.elapsed() < std::time::Duration::from_secs(5) {
-        match info_blocked(c) {
-            v if v >= n => return,
-            0 if start.elapsed() > std::time::Duration::from_millis(300) => return,
-            _ => std::thread::sleep(std::time::Duration::from_millis(10)),
-        }
-    }
 }
 
 #[test]

@@ -103,36 +103,18 @@ const SHARED_PAIR: u8 = 0xf0;
 /// Shortest shared prefix worth front-coding.
 const MIN_SHARED: usize = 2;
 
-/// Reads a LEB128 length at `pos`; returns (length, position after it).
+/// Reads a length at `pos`; returns (length, position after it).
 fn read_len(buf: &[u8], mut pos: usize) -> (usize, usize) {
-    let mut n = 0usize;
-    let mut shift = 0;
-    loop {
-        let b = buf[pos];
-        pos += 1;
-        n |= usize::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return (n, pos);
-        }
-        shift += 7;
-    }
+    let n = super::varint::get(buf, &mut pos) as usize;
+    (n, pos)
 }
 
-fn write_len(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push((n as u8 & 0x7f) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
+fn write_len(out: &mut Vec<u8>, n: usize) {
+    super::varint::put(out, n as u64);
 }
 
-fn len_size(mut n: usize) -> usize {
-    let mut s = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        s += 1;
-    }
-    s
+fn len_size(n: usize) -> usize {
+    super::varint::len(n as u64)
 }
 
 /// Upper bound of a pair's encoded size (whatever the field before it).

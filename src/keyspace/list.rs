@@ -102,35 +102,19 @@ const MIN_SHARED: usize = 2;
 /// rule limits) then stays close to the size of its elements.
 const ANCHOR_MAX: usize = 32;
 
-fn varint_len(mut n: usize) -> usize {
-    let mut l = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        l += 1;
-    }
-    l
+fn varint_len(n: usize) -> usize {
+    super::varint::len(n as u64)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push((n as u8 & 0x7f) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
+fn put_varint(out: &mut Vec<u8>, n: usize) {
+    super::varint::put(out, n as u64);
 }
 
 /// Reads a forward varint at `pos`; returns (value, bytes used).
 fn get_varint(buf: &[u8], pos: usize) -> (usize, usize) {
-    let (mut n, mut shift, mut i) = (0usize, 0u32, pos);
-    loop {
-        let b = buf[i];
-        n |= usize::from(b & 0x7f) << shift;
-        i += 1;
-        if b & 0x80 == 0 {
-            return (n, i - pos);
-        }
-        shift += 7;
-    }
+    let mut end = pos;
+    let n = super::varint::get(buf, &mut end) as usize;
+    (n, end - pos)
 }
 
 /// Reads a back-length varint that ends just before `end`; returns (value, bytes used).

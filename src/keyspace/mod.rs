@@ -12,6 +12,7 @@ pub mod list;
 pub mod set;
 pub mod table;
 pub mod value;
+mod varint;
 pub mod zset;
 
 pub use table::{Key, Table};

@@ -379,27 +379,7 @@ pub struct Pack {
 /// one still fits a u64).
 const INT_SCORE_MAX: f64 = 4_503_599_627_370_496.0; // 2^52
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_varint(buf: &[u8], pos: &mut usize) -> u64 {
-    let mut v = 0u64;
-    let mut shift = 0;
-    while let Some(&b) = buf.get(*pos) {
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            break;
-        }
-        shift += 7;
-    }
-    v
-}
+use super::varint::{get as get_varint, put as put_varint};
 
 /// Exact powers of ten for decimal scores (index = number of decimals).
 const POW10: [f64; 5] = [1.0, 10.0, 100.0, 1_000.0, 10_000.0];

@@ -1,6 +1,6 @@
 //! One script execution (Redis's `scriptPrepareForRun`, `luaCallFunction`, `scriptCall`).
 //!
-//! The script's commands run through [`Ctx::call_nested_as_with`] as the scripts' own client,
+//! The script's commands run through [`Ctx::call_nested_as`] as the scripts' own client,
 //! so their effects join the EVAL / FCALL's: the journal records the script's writes as one
 //! atomic unit, and the EVAL itself is never propagated (Redis 7.0's effect replication).
 //! `redis.call` reaches [`bridge`] through a function created with `Lua::scope`, which lets it
@@ -358,7 +358,7 @@ fn command(lua: &Lua, st: &mut RunState<'_, '_>, args: &[Value]) -> mlua::Result
     }
     st.out.buf.clear();
     let propagate = st.repl != 0;
-    st.ctx.call_nested_as_with(&mut st.client, &mut st.out, id, spec, &refs, propagate);
+    st.ctx.call_nested_as(&mut st.client, &mut st.out, id, spec, &refs, propagate);
     let failed = convert::is_error(&st.out.buf);
     let v = convert::reply_to_lua(lua, &st.out.buf)?;
     Ok((!failed, v))

@@ -234,3 +234,25 @@ pub fn err(c: &mut redis::Connection, args: &[&str]) -> String {
     let e = cmd.query::<redis::Value>(c).unwrap_err();
     format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or("")).trim().to_string()
 }
+
+/// `blocked_clients` from INFO clients (-1 if absent).
+pub fn info_blocked(c: &mut redis::Connection) -> i64 {
+    let info: String = q(c, &["INFO", "clients"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(-1)
+}
+
+/// Waits until `n` clients are blocked; falls back to a short sleep if INFO does not report
+/// blocked clients.
+pub fn wait_blocked(c: &mut redis::Connection, n: i64) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        match info_blocked(c) {
+            v if v >= n => return,
+            0 if start.elapsed() > Duration::from_millis(300) => return,
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}

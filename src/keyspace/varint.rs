@@ -1,0 +1,52 @@
+//! LEB128 varints: the length and delta prefixes of every compact encoding (hash and sorted-set
+//! listpacks, list chunks), so that one small number costs one byte.
+
+/// Bytes `n` takes.
+pub fn len(mut n: u64) -> usize {
+    let mut l = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        l += 1;
+    }
+    l
+}
+
+/// Appends `n`.
+pub fn put(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Reads the varint at `*pos` and moves `*pos` past it. The buffers are our own encodings, so
+/// a varint is never cut short; at the end of `buf` it stops with what it has.
+pub fn get(buf: &[u8], pos: &mut usize) -> u64 {
+    let mut n = 0u64;
+    let mut shift = 0;
+    while let Some(&b) = buf.get(*pos) {
+        *pos += 1;
+        n |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            break;
+        }
+        shift += 7;
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn round_trip_and_lengths() {
+        for n in [0u64, 1, 127, 128, 300, 16_383, 16_384, u32::MAX as u64, u64::MAX] {
+            let mut b = Vec::new();
+            super::put(&mut b, n);
+            assert_eq!(b.len(), super::len(n));
+            let mut pos = 0;
+            assert_eq!(super::get(&b, &mut pos), n);
+            assert_eq!(pos, b.len());
+        }
+    }
+}
