@@ -36,4 +36,5 @@ pub mod log;
 pub mod protocol;
 pub mod scripting;
 pub mod server;
+pub mod snapshot;
 pub mod util;

@@ -1,0 +1,6 @@
+//! Point-in-time snapshots: the file format (`file`), the encoding of one key's records
+//! (`codec`), and how a snapshot is taken while the server keeps serving (`engine`).
+//! The format is specified in `formats/snapshot.md`.
+
+pub mod codec;
+pub mod file;
