@@ -213,7 +213,13 @@ impl Db {
     /// Empties the database and hands back its old contents, so that the caller can free them
     /// wherever it likes (FLUSHALL ASYNC drops them on another thread).
     pub fn take_all(&mut self) -> Db {
-        std::mem::take(self)
+        // A running snapshot keeps its hold on this database slot: the old contents are
+        // captured before they leave.
+        let (main, expires) = (self.main.detach_capture(), self.expires.detach_capture());
+        let old = std::mem::take(self);
+        self.main.attach_capture(main);
+        self.expires.attach_capture(expires);
+        old
     }
 
     /// Moves the entry at `from` to `to` (replacing whatever `to` held), keeping its expiry.

@@ -208,6 +208,8 @@ struct Slot<V> {
 struct Segment<V> {
     /// How many low hash bits all keys of this segment share.
     depth: u32,
+    /// The running snapshot has not captured this segment yet (see [`Capture`]).
+    pending: bool,
     index: HashTable<u16>,
     chunks: Vec<Vec<Slot<V>>>,
     len: usize,
@@ -232,6 +234,7 @@ impl<V> Segment<V> {
     fn new(depth: u32, cap: usize) -> Self {
         Segment {
             depth,
+            pending: false,
             index: HashTable::with_capacity(cap),
             chunks: Vec::new(),
             len: 0,
@@ -338,6 +341,37 @@ pub struct Table<V> {
     /// Bumped by every insert and removal (which may move slots); see [`ScanMemo`].
     version: u64,
     scan_memo: RefCell<ScanMemo>,
+    /// Set while a snapshot is being taken: the write barrier of [`Capture`].
+    capture: Option<Box<Capture<V>>>,
+}
+
+/// A running snapshot's hold on one table: the write barrier that makes a fork-less snapshot
+/// point-in-time.
+///
+/// When a snapshot starts, every segment is marked pending. Before any `&mut` access to a
+/// pending segment (a write, or a lookup that may write), the whole segment is encoded into
+/// [`out`](Self::out) as it is at that instant and unmarked; the snapshot also captures pending
+/// segments on its own, a few at a time, between batches. Either way each segment is encoded
+/// exactly once, before its first change, so the records equal the table at the snapshot
+/// point, while the extra memory is only the encoded bytes not yet handed to the writer.
+/// (Dragonfly's versioned-bucket snapshot works the same way.) Segments born of a split after
+/// the snapshot point are never pending: the split's segment was captured before it split.
+pub struct Capture<V> {
+    /// Encodes one entry as a snapshot record.
+    encode: fn(&Key, &V, &mut Vec<u8>),
+    /// Records captured and not yet collected by the snapshot.
+    pub out: Vec<u8>,
+    /// Segments still pending.
+    remaining: usize,
+    /// What the records are, for the snapshot (its database number and table kind).
+    pub tag: u32,
+}
+
+impl<V> Capture<V> {
+    /// Segments not captured yet.
+    pub fn remaining(&self) -> usize {
+        self.remaining
+    }
 }
 
 /// SCAN's memo of one segment's slots sorted by position. Slots do not store their hash, so
@@ -369,6 +403,7 @@ impl<V> Table<V> {
             hasher: foldhash::fast::RandomState::default(),
             version: 0,
             scan_memo: RefCell::default(),
+            capture: None,
         }
     }
 
@@ -413,6 +448,7 @@ impl<V> Table<V> {
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
         let (_, s, i) = self.locate(key);
+        self.barrier(s);
         i.map(move |i| &mut self.segs[s].slot_mut(i).val)
     }
 
@@ -423,6 +459,7 @@ impl<V> Table<V> {
     /// Inserts or replaces. Returns the previous value; the stored key is kept on replace.
     pub fn insert(&mut self, key: &[u8], val: V) -> Option<V> {
         let (h, s, i) = self.locate(key);
+        self.barrier(s);
         if let Some(i) = i {
             return Some(std::mem::replace(&mut self.segs[s].slot_mut(i).val, val));
         }
@@ -434,6 +471,7 @@ impl<V> Table<V> {
     /// whether an insert happened.
     pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> V) -> (&mut V, bool) {
         let (h, s, i) = self.locate(key);
+        self.barrier(s);
         match i {
             Some(i) => (&mut self.segs[s].slot_mut(i).val, false),
             None => {
@@ -454,6 +492,7 @@ impl<V> Table<V> {
     ) -> Option<Result<(&mut u32, &mut V), (Key, V)>> {
         let (h, s, i) = self.locate(key);
         let i = i?;
+        self.barrier(s);
         let sl = self.segs[s].slot(i);
         if expired(sl.key.meta(), &sl.val) {
             let slot = self.segs[s].remove_at(&self.hasher, h, i);
@@ -468,7 +507,9 @@ impl<V> Table<V> {
     /// The meta word and value of `key` (see [`Key`] for the meta word).
     pub fn get_meta_mut(&mut self, key: &[u8]) -> Option<(&mut u32, &mut V)> {
         let (_, s, i) = self.locate(key);
-        let sl = self.segs[s].slot_mut(i?);
+        let i = i?;
+        self.barrier(s);
+        let sl = self.segs[s].slot_mut(i);
         Some((sl.key.meta_mut(), &mut sl.val))
     }
 
@@ -480,6 +521,7 @@ impl<V> Table<V> {
         make: impl FnOnce() -> V,
     ) -> (&mut u32, &mut V, bool) {
         let (h, s, i) = self.locate(key);
+        self.barrier(s);
         let (s, i, inserted) = match i {
             Some(i) => (s, i, false),
             None => {
@@ -497,7 +539,9 @@ impl<V> Table<V> {
 
     pub fn remove_entry(&mut self, key: &[u8]) -> Option<(Key, V)> {
         let (h, s, i) = self.locate(key);
-        let slot = self.segs[s].remove_at(&self.hasher, h, i?);
+        let i = i?;
+        self.barrier(s);
+        let slot = self.segs[s].remove_at(&self.hasher, h, i);
         self.len -= 1;
         self.version += 1;
         Some((slot.key, slot.val))
@@ -550,9 +594,11 @@ impl<V> Table<V> {
 
     /// Removes everything and releases the memory.
     pub fn clear(&mut self) {
+        let capture = self.detach_capture();
         let hasher = std::mem::take(&mut self.hasher);
         *self = Table::new();
         self.hasher = hasher;
+        self.capture = capture;
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &V)> + '_ {
@@ -562,6 +608,7 @@ impl<V> Table<V> {
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Key, &mut V)> + '_ {
+        self.capture_pending(usize::MAX);
         self.segs
             .iter_mut()
             .flat_map(|s| s.chunks.iter_mut().flatten().map(|sl| (&sl.key, &mut sl.val)))
@@ -665,6 +712,104 @@ impl<V> Table<V> {
         }
     }
 
+    /// Pre-sizes an empty table for about `n` entries (loaders know the count up front), so
+    /// that filling it splits no segment: every split would re-hash and move half a segment.
+    pub fn reserve(&mut self, n: usize) {
+        if self.len != 0 || self.capture.is_some() {
+            return;
+        }
+        // Segments filled to about 3/4 leave room before the first split.
+        let per_seg = SEG_MAX * 3 / 4;
+        let mut depth = 0;
+        while (1usize << depth) * per_seg < n && depth < 24 {
+            depth += 1;
+        }
+        if depth == 0 {
+            return;
+        }
+        let cap = (n >> depth).min(SEG_MAX) + 16;
+        self.global_depth = depth;
+        self.dir = (0..1u32 << depth).collect();
+        self.segs = (0..1usize << depth).map(|_| Segment::new(depth, cap)).collect();
+    }
+
+    /// Starts a snapshot's capture of this table (see [`Capture`]): every segment becomes
+    /// pending. `tag` is handed back with the records.
+    pub fn start_capture(&mut self, encode: fn(&Key, &V, &mut Vec<u8>), tag: u32) {
+        let mut remaining = 0;
+        for seg in &mut self.segs {
+            seg.pending = seg.len > 0;
+            remaining += usize::from(seg.pending);
+        }
+        self.capture = Some(Box::new(Capture { encode, out: Vec::new(), remaining, tag }));
+    }
+
+    /// The running capture, if any (to collect its records).
+    pub fn capture_mut(&mut self) -> Option<&mut Capture<V>> {
+        self.capture.as_deref_mut()
+    }
+
+    /// Ends the capture, whether complete or abandoned, and returns it (with any records not
+    /// collected yet). Segments still pending are simply unmarked.
+    pub fn end_capture(&mut self) -> Option<Box<Capture<V>>> {
+        for seg in &mut self.segs {
+            seg.pending = false;
+        }
+        self.capture.take()
+    }
+
+    /// Captures every pending segment, then hands the capture over (for a table about to be
+    /// emptied or moved away: its records must reach the snapshot all the same).
+    pub fn detach_capture(&mut self) -> Option<Box<Capture<V>>> {
+        self.capture_pending(usize::MAX);
+        self.capture.take()
+    }
+
+    /// Puts back a capture taken with [`detach_capture`](Self::detach_capture).
+    pub fn attach_capture(&mut self, capture: Option<Box<Capture<V>>>) {
+        debug_assert!(self.segs.iter().all(|s| !s.pending));
+        self.capture = capture;
+    }
+
+    /// Captures pending segments until about `max_entries` entries have been encoded (at least
+    /// one segment). Returns the number of segments still pending.
+    pub fn capture_pending(&mut self, max_entries: usize) -> usize {
+        let Some(c) = &self.capture else { return 0 };
+        if c.remaining == 0 {
+            return 0;
+        }
+        let mut done = 0;
+        for s in 0..self.segs.len() {
+            if self.segs[s].pending {
+                done += self.segs[s].len;
+                self.capture_segment(s);
+                if done >= max_entries {
+                    break;
+                }
+            }
+        }
+        self.capture.as_ref().map_or(0, |c| c.remaining)
+    }
+
+    /// The write barrier: captures segment `s` before its first change under a snapshot.
+    #[inline]
+    fn barrier(&mut self, s: usize) {
+        if self.capture.is_some() && self.segs[s].pending {
+            self.capture_segment(s);
+        }
+    }
+
+    #[cold]
+    fn capture_segment(&mut self, s: usize) {
+        let Some(c) = self.capture.as_deref_mut() else { return };
+        let seg = &mut self.segs[s];
+        for sl in seg.chunks.iter().flatten() {
+            (c.encode)(&sl.key, &sl.val, &mut c.out);
+        }
+        seg.pending = false;
+        c.remaining -= 1;
+    }
+
     /// Entries in the largest segment (for tests and `DEBUG HTSTATS`).
     pub fn max_segment_len(&self) -> usize {
         self.segs.iter().map(|s| s.len).max().unwrap_or(0)
@@ -685,6 +830,93 @@ mod tests {
 
     fn key(i: usize) -> Vec<u8> {
         format!("key:{i}").into_bytes()
+    }
+
+    /// Encodes `key` and a `usize` value as "key=value;" for the capture tests.
+    fn enc(k: &Key, v: &usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(k);
+        out.extend_from_slice(format!("={v};").as_bytes());
+    }
+
+    fn decode(out: &[u8]) -> std::collections::HashMap<Vec<u8>, usize> {
+        let mut m = std::collections::HashMap::new();
+        for rec in out.split(|&b| b == b';').filter(|r| !r.is_empty()) {
+            let eq = rec.iter().position(|&b| b == b'=').unwrap();
+            let v = std::str::from_utf8(&rec[eq + 1..]).unwrap().parse().unwrap();
+            assert!(m.insert(rec[..eq].to_vec(), v).is_none(), "a key captured twice");
+        }
+        m
+    }
+
+    #[test]
+    fn capture_is_point_in_time_under_writes_splits_and_clear() {
+        let mut rng = SmallRng::seed_from_u64(11);
+        for round in 0..3 {
+            let mut t = Table::new();
+            for i in 0..40_000 {
+                t.insert(&key(i), i);
+            }
+            let before: std::collections::HashMap<Vec<u8>, usize> =
+                t.iter().map(|(k, v)| (k.to_vec(), *v)).collect();
+            t.start_capture(enc, 7);
+            let mut out = Vec::new();
+            for step in 0..20_000 {
+                let k = key(rng.gen_range(0..80_000));
+                match rng.gen_range(0..4) {
+                    0 => {
+                        t.insert(&k, step + 1_000_000);
+                    }
+                    1 => {
+                        t.remove(&k);
+                    }
+                    2 => {
+                        if let Some(v) = t.get_mut(&k) {
+                            *v += 1;
+                        }
+                    }
+                    _ => {
+                        t.capture_pending(500);
+                    }
+                }
+                if round == 1 && step == 10_000 {
+                    t.clear();
+                }
+                out.append(&mut t.capture_mut().unwrap().out);
+            }
+            t.capture_pending(usize::MAX);
+            let c = t.end_capture().unwrap();
+            assert_eq!(c.remaining(), 0);
+            assert_eq!(c.tag, 7);
+            out.extend_from_slice(&c.out);
+            assert_eq!(decode(&out), before, "round {round}");
+            // Without a capture, writes leave no records.
+            t.insert(b"after", 1);
+            assert!(t.capture_mut().is_none());
+        }
+    }
+
+    #[test]
+    fn reserve_presizes_without_splits() {
+        let mut t = Table::new();
+        t.reserve(100_000);
+        let segs = t.segment_count();
+        assert!(segs >= 16);
+        for i in 0..100_000 {
+            t.insert(&key(i), i);
+        }
+        assert_eq!(t.segment_count(), segs);
+        for i in 0..100_000 {
+            assert_eq!(t.get(&key(i)), Some(&i));
+        }
+        let mut n = 0;
+        let mut c = 0;
+        loop {
+            c = t.scan(c, 1000, |_, _| n += 1);
+            if c == 0 {
+                break;
+            }
+        }
+        assert_eq!(n, 100_000);
     }
 
     #[test]
