@@ -100,7 +100,7 @@ impl Param {
 /// on by ferrodis today.
 #[rustfmt::skip]
 pub static PARAMS: &[Param] = &[
-    // stored; acted on by snapshots (RDB) (not yet built)
+    // snapshots
 Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
     // stored; acted on by process management (not yet built)
     Param::new("daemonize", None, IMMUTABLE, Kind::Bool, "no"),
@@ -110,13 +110,13 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
     Param::new("always-show-logo", None, IMMUTABLE, Kind::Bool, "no"),
     // stored; acted on by process management (not yet built)
     Param::new("protected-mode", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by snapshots (RDB) (not yet built)
+    // snapshots
     Param::new("rdbcompression", None, 0, Kind::Bool, "yes"),
     // stored; acted on by snapshots (RDB) (not yet built)
     Param::new("rdb-del-sync-files", None, 0, Kind::Bool, "no"),
     // stored; acted on by process management (not yet built)
     Param::new("activerehashing", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by snapshots (RDB) (not yet built)
+    // snapshots
     Param::new("stop-writes-on-bgsave-error", None, 0, Kind::Bool, "yes"),
     // stored; acted on by process management (not yet built)
     Param::new("set-proc-title", None, IMMUTABLE, Kind::Bool, "yes"),
@@ -572,7 +572,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: -2147483648, max: 2147483647, fmt: NumFmt::Plain },
         "0",
     ),
-    // stored; acted on by snapshots (RDB) (not yet built)
+    // snapshots: microseconds slept per loaded key (a test hook, as in Redis)
     Param::new(
         "key-load-delay",
         None,
@@ -1005,6 +1005,10 @@ pub struct Config {
     pub set_max_intset_entries: i64,
     pub zset_max_listpack_entries: i64,
     pub zset_max_listpack_value: i64,
+    pub rdbcompression: bool,
+    pub rdbchecksum: bool,
+    pub stop_writes_on_bgsave_error: bool,
+    pub key_load_delay: i64,
     /// `busy-reply-threshold` (`lua-time-limit`) in milliseconds, read by every script run.
     pub busy_reply_threshold: i64,
     /// `client-output-buffer-limit`, indexed by [`ObufClass`].
@@ -1060,6 +1064,10 @@ impl Default for Config {
             set_max_intset_entries: 0,
             zset_max_listpack_entries: 0,
             zset_max_listpack_value: 0,
+            rdbcompression: true,
+            rdbchecksum: true,
+            stop_writes_on_bgsave_error: true,
+            key_load_delay: 0,
             busy_reply_threshold: 0,
             obuf_limits: [ObufLimit::default(); 3],
             notify_keyspace_events: 0,
@@ -1605,6 +1613,10 @@ impl Config {
         self.set_max_intset_entries = self.int("set-max-intset-entries");
         self.zset_max_listpack_entries = self.int("zset-max-listpack-entries");
         self.zset_max_listpack_value = self.int("zset-max-listpack-value");
+        self.rdbcompression = self.flag("rdbcompression");
+        self.rdbchecksum = self.flag("rdbchecksum");
+        self.stop_writes_on_bgsave_error = self.flag("stop-writes-on-bgsave-error");
+        self.key_load_delay = self.int("key-load-delay");
         self.busy_reply_threshold = self.int("busy-reply-threshold");
         self.obuf_limits = parse_obuf_limits(&self.text("client-output-buffer-limit"));
         let parsed = notify::parse(&self.text("notify-keyspace-events")).unwrap_or(0);

@@ -164,7 +164,15 @@ pub fn execute(server: &mut Server, client: &mut Client, out: &mut ReplyBuf, arg
         reject(server, client, out, Some((id, spec)), argv, &err);
         return;
     }
+    if let Some(err) = commands::persistence::disk_error_refusal(&server.state, client, spec) {
+        reject(server, client, out, Some((id, spec)), argv, &err);
+        return;
+    }
     if let Some(err) = commands::pubsub::subscribed_mode_refusal(client, spec) {
+        reject(server, client, out, Some((id, spec)), argv, &err);
+        return;
+    }
+    if let Some(err) = commands::persistence::loading_refusal(&server.state, spec) {
         reject(server, client, out, Some((id, spec)), argv, &err);
         return;
     }

@@ -826,6 +826,12 @@ fn flushall(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let lazy = flush_async(ctx, argv)?;
     let n = empty_dbs(ctx, 0..ctx.ks.dbs.len(), lazy);
     ctx.dirty(n as u64 + 1);
+    // As in Redis, a snapshot in progress is abandoned and, with save points configured, the
+    // empty dataset is saved at once, so a restart cannot bring the flushed keys back.
+    crate::snapshot::engine::bgsave_abort(ctx.ks, ctx.srv);
+    if !ctx.srv.config.save.is_empty() {
+        let _ = crate::snapshot::engine::save(ctx.ks, ctx.srv);
+    }
     ctx.propagate(argv);
     ctx.out.ok();
     Ok(())

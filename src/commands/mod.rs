@@ -17,6 +17,7 @@ pub mod memory;
 pub mod scripting;
 pub mod pubsub;
 pub mod multi;
+pub mod persistence;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -203,7 +204,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 16] {
+fn families() -> [&'static [CommandSpec]; 17] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -221,6 +222,7 @@ fn families() -> [&'static [CommandSpec]; 16] {
         scripting::COMMANDS,
         pubsub::COMMANDS,
         multi::COMMANDS,
+        persistence::COMMANDS,
     ]
 }
 

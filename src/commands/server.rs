@@ -6,7 +6,7 @@ use super::args::{self, is};
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
 use crate::config::{self, Config, IMMUTABLE, PARAMS, PROTECTED, SENSITIVE};
-use crate::keyspace::{Entry, Value};
+use crate::keyspace::{Entry, Keyspace, Value};
 use crate::protocol::Resp;
 use crate::server::{ServerState, Shutdown};
 
@@ -562,29 +562,31 @@ fn info_memory_scripts(srv: &ServerState, s: &mut String) {
     );
 }
 
-/// Persistence: ferrodis has no snapshots or AOF yet, so nothing is ever saved or loading;
-/// `rdb_changes_since_last_save` is the real dirty counter.
+/// Persistence (Redis's field names). There is no fork, so the copy-on-write fields stay 0;
+/// `current_save_keys_total` is the key count at the snapshot point.
 fn info_persistence(srv: &ServerState, s: &mut String) {
+    let p = &srv.persist;
+    let bg = p.bgsave.as_ref();
     s.push_str("# Persistence\r\n");
     fields!(s,
-        "loading" => 0,
+        "loading" => u8::from(p.loading.is_some()),
         "async_loading" => 0,
         "current_cow_peak" => 0,
         "current_cow_size" => 0,
         "current_cow_size_age" => 0,
         "current_fork_perc" => "0.00",
         "current_save_keys_processed" => 0,
-        "current_save_keys_total" => 0,
+        "current_save_keys_total" => bg.map_or(0, |b| b.keys_total),
         "rdb_changes_since_last_save" => srv.dirty,
-        "rdb_bgsave_in_progress" => 0,
+        "rdb_bgsave_in_progress" => u8::from(bg.is_some()),
         "rdb_last_save_time" => srv.lastsave,
-        "rdb_last_bgsave_status" => "ok",
-        "rdb_last_bgsave_time_sec" => -1,
-        "rdb_current_bgsave_time_sec" => -1,
-        "rdb_saves" => 0,
+        "rdb_last_bgsave_status" => if p.last_bgsave_ok { "ok" } else { "err" },
+        "rdb_last_bgsave_time_sec" => p.last_bgsave_secs,
+        "rdb_current_bgsave_time_sec" => bg.map_or(-1, |b| b.elapsed_secs() as i64),
+        "rdb_saves" => p.saves,
         "rdb_last_cow_size" => 0,
-        "rdb_last_load_keys_expired" => 0,
-        "rdb_last_load_keys_loaded" => 0,
+        "rdb_last_load_keys_expired" => p.last_load_keys_expired,
+        "rdb_last_load_keys_loaded" => p.last_load_keys_loaded,
         "aof_enabled" => 0,
         "aof_rewrite_in_progress" => 0,
         "aof_rewrite_scheduled" => 0,
@@ -598,6 +600,21 @@ fn info_persistence(srv: &ServerState, s: &mut String) {
         "module_fork_in_progress" => 0,
         "module_fork_last_cow_size" => 0,
     );
+    if let Some(l) = &p.loading {
+        let loaded = l.loaded_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        let perc = if l.total_bytes == 0 { 0.0 } else { loaded as f64 * 100.0 / l.total_bytes as f64 };
+        let elapsed = l.started.elapsed().as_secs();
+        let remaining = l.total_bytes.saturating_sub(loaded).max(1);
+        let eta = if elapsed == 0 { 1 } else { elapsed * remaining / (loaded + 1) };
+        fields!(s,
+            "loading_start_time" => l.start_secs,
+            "loading_total_bytes" => l.total_bytes,
+            "loading_rdb_used_mem" => l.used_memory,
+            "loading_loaded_bytes" => loaded,
+            "loading_loaded_perc" => format!("{perc:.2}"),
+            "loading_eta_seconds" => eta,
+        );
+    }
 }
 
 fn info_stats(ctx: &mut Ctx<'_>, s: &mut String) {
@@ -717,18 +734,20 @@ fn info_keyspace(ctx: &mut Ctx<'_>, s: &mut String) {
 /// ```text
 /// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
 /// ```
-/// ferrodis cannot write snapshots yet, so `SAVE` fails (as a failed save does in Redis) instead
-/// of pretending; plain SHUTDOWN and NOSAVE stop the server. Nothing is replied on success: the
-/// connection closes.
+/// Saves a snapshot first when asked to, or when save points are configured and NOSAVE was
+/// not given (a running BGSAVE is abandoned for it); a failed save keeps the server running
+/// unless FORCE. Nothing is replied on success: the connection closes.
 fn shutdown(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
-    let (mut save, mut nosave, mut abort) = (false, false, false);
+    let (mut save, mut nosave, mut abort, mut force) = (false, false, false, false);
     for a in &argv[1..] {
         if is(a, "nosave") {
             nosave = true;
         } else if is(a, "save") {
             save = true;
-        } else if is(a, "now") || is(a, "force") {
-            // No save to wait for and no replicas to wait on: both are already the behaviour.
+        } else if is(a, "now") {
+            // No replicas to wait for yet: NOW is already the behaviour.
+        } else if is(a, "force") {
+            force = true;
         } else if is(a, "abort") {
             abort = true;
         } else {
@@ -741,14 +760,82 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     if abort {
         return Err(CmdError::err("No shutdown in progress."));
     }
-    if save {
-        tracing::warn!("Error trying to save the DB: snapshots are not supported by this server");
+    tracing::warn!("User requested shutdown...");
+    if !prepare_shutdown(ctx.ks, ctx.srv, save, nosave) && !force {
         return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
     }
-    tracing::warn!("User requested shutdown...");
     ctx.srv.shutdown = Some(Shutdown::Command { save: Some(false) });
     ctx.client.close_after_reply = true;
     Ok(())
+}
+
+/// Saves a snapshot and loads it back (Redis's test of the whole persistence path).
+///
+/// ```text
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]
+/// ```
+/// NOSAVE loads the existing file; NOFLUSH keeps the current data, so loading a key or library
+/// that exists fails unless MERGE lets the file's version replace it.
+fn debug_reload(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    use crate::snapshot::engine;
+    let (mut merge, mut flush, mut save) = (false, true, true);
+    for opt in &argv[2..] {
+        if is(opt, "merge") {
+            merge = true;
+        } else if is(opt, "noflush") {
+            flush = false;
+        } else if is(opt, "nosave") {
+            save = false;
+        } else {
+            return Err(CmdError::err(
+                "DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+            ));
+        }
+    }
+    if save && engine::save(ctx.ks, ctx.srv).is_err() {
+        return Err(CmdError::Msg("ERR".into()));
+    }
+    if flush {
+        for db in &mut ctx.ks.dbs {
+            db.clear();
+        }
+        ctx.srv.scripting.libs = Default::default();
+    }
+    let path = engine::snapshot_path(ctx.srv);
+    let limits = engine::encoding_limits(ctx.srv);
+    let opts = engine::LoadOptions { skip_expired: true, merge, ..Default::default() };
+    let loaded = engine::load_file(&path, ctx.ks, limits, opts).and_then(|(stats, aux)| {
+        engine::restore_functions(ctx.srv, &aux, merge)?;
+        Ok(stats)
+    });
+    match loaded {
+        Ok(stats) => {
+            ctx.srv.persist.last_load_keys_loaded = stats.keys_loaded;
+            ctx.srv.persist.last_load_keys_expired = stats.keys_expired;
+            tracing::warn!("DB reloaded by DEBUG RELOAD");
+            ctx.out.ok();
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!("Error loading the snapshot: {e}");
+            Err(CmdError::err("Error trying to load the RDB dump"))
+        }
+    }
+}
+
+/// What must happen before the process exits (Redis `prepareForShutdown`): a running BGSAVE
+/// is abandoned, then a snapshot is saved if `save` or if save points are configured and not
+/// `nosave`. Returns false if that save failed.
+pub fn prepare_shutdown(ks: &mut Keyspace, srv: &mut ServerState, save: bool, nosave: bool) -> bool {
+    crate::snapshot::engine::bgsave_abort(ks, srv);
+    if save || (!nosave && !srv.config.save.is_empty()) {
+        tracing::warn!("Saving the final RDB snapshot before exiting.");
+        if crate::snapshot::engine::save(ks, srv).is_err() {
+            tracing::warn!("Error trying to save the DB, can't exit.");
+            return false;
+        }
+    }
+    true
 }
 
 /// Streams every command other clients execute to this connection, as status lines.
@@ -795,6 +882,7 @@ fn debug(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         }
         ("object", 3) => debug_object(ctx, argv[2]),
         ("populate", 3..=5) => debug_populate(ctx, argv),
+        ("reload", _) => debug_reload(ctx, argv),
         ("digest", 2) => {
             let d = dataset_digest(ctx);
             ctx.out.simple(&hex(&d));

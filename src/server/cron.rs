@@ -30,6 +30,7 @@ pub fn tick(srv: &mut Server, hz: u64) {
         crate::dispatch::propagate_expired(ks, state, effects);
     }
     crate::commands::memory::cron(srv);
+    crate::snapshot::engine::cron(srv);
     sample_ops(srv);
     close_idle_clients(srv);
     let used = crate::alloc::used_memory();

@@ -95,21 +95,31 @@ async fn serve(config: Config) -> Result<i32, StartupError> {
     start_listening(&server, generation, listeners);
     tokio::task::spawn_local(relisten(server.clone()));
     tokio::task::spawn_local(cron::run(server.clone()));
+    tokio::task::spawn_local(crate::snapshot::engine::driver(server.clone()));
+    if !server.borrow().state.config.appendonly {
+        crate::snapshot::engine::start_loading(&server);
+    }
     tracing::info!("Ready to accept connections tcp");
 
     let notify = server.borrow().state.shutdown_notify.clone();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    tokio::select! {
-        _ = sigterm.recv() => {
-            tracing::warn!("Received SIGTERM scheduling shutdown...");
-            server.borrow_mut().state.shutdown = Some(Shutdown::Signal);
+    loop {
+        let signal = tokio::select! {
+            _ = sigterm.recv() => "SIGTERM",
+            _ = sigint.recv() => "SIGINT",
+            _ = notify.notified() => break,
+        };
+        tracing::warn!("Received {signal} scheduling shutdown...");
+        let mut srv = server.borrow_mut();
+        let Server { ks, state, .. } = &mut *srv;
+        if crate::commands::server::prepare_shutdown(ks, state, false, false) {
+            state.shutdown = Some(Shutdown::Signal);
+            break;
         }
-        _ = sigint.recv() => {
-            tracing::warn!("Received SIGINT scheduling shutdown...");
-            server.borrow_mut().state.shutdown = Some(Shutdown::Signal);
-        }
-        _ = notify.notified() => {}
+        tracing::warn!(
+            "{signal} received but errors trying to shut down the server, check the logs for more information"
+        );
     }
     tracing::warn!("User requested shutdown...");
     for c in server.borrow().state.clients.values() {

@@ -3,4 +3,5 @@
 //! The format is specified in `formats/snapshot.md`.
 
 pub mod codec;
+pub mod engine;
 pub mod file;

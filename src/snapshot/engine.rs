@@ -1,0 +1,754 @@
+//! Taking and loading snapshots: SAVE, the fork-less point-in-time BGSAVE, save points, and
+//! loading at start-up or for DEBUG RELOAD.
+//!
+//! **BGSAVE without fork.** Redis forks and lets copy-on-write keep the child's view frozen,
+//! which can double memory under write load. Here the snapshot point is the instant BGSAVE
+//! runs: every table of every database gets a write barrier ([`crate::keyspace::table::Capture`])
+//! that encodes a segment as it was before its first change; between batches, the
+//! [`driver`] task encodes the untouched segments a few thousand entries at a time. The encoded
+//! records go to a writer thread that compresses, checksums and writes them
+//! ([`super::file::SnapshotWriter`]), so the event loop never waits on the disk. Extra memory is
+//! only the records in flight to that thread, capped by [`HARD_IN_FLIGHT`]: past it the event
+//! loop waits for the writer (back-pressure) instead of growing.
+//!
+//! **Durability of a save.** The file is written under a temporary name, fsynced, renamed over
+//! `dbfilename`, and the directory fsynced, so a crash at any point leaves either the old file
+//! or the new one.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use super::codec::{self, BlockKind, EncodingLimits};
+use super::file::{self, DbCount, LoadSink, Meta, SnapshotWriter, WriteOptions};
+use crate::keyspace::{hash::HashLimits, table::Key, zset, Entry, Keyspace, Value, NO_EXPIRE};
+use crate::server::{Server, ServerState};
+use crate::util::time::{now_ms, now_secs};
+
+/// Raw record bytes collected into one block before it is handed to the writer.
+const BLOCK_BYTES: usize = 128 * 1024;
+/// Entries the driver encodes per step, between which clients are served (about 0.3 ms).
+const STEP_ENTRIES: usize = 4096;
+/// Records in flight to the writer above which the driver stops encoding on its own.
+const SOFT_IN_FLIGHT: usize = 16 << 20;
+/// Records in flight above which the event loop waits for the writer (barrier captures keep
+/// coming while clients write, so this is what bounds a snapshot's extra memory).
+const HARD_IN_FLIGHT: usize = 64 << 20;
+/// Redis waits this long after a failed BGSAVE before a save point may try again.
+const BGSAVE_RETRY_SECS: u64 = 5;
+/// Aux field holding the function libraries (a FUNCTION DUMP payload).
+pub const AUX_FUNCTIONS: &str = "functions";
+
+/// Persistence state for INFO and the save logic (`ServerState::persist`).
+#[derive(Default)]
+pub struct Persistence {
+    pub last_bgsave_ok: bool,
+    /// Duration of the last BGSAVE in seconds, -1 before the first.
+    pub last_bgsave_secs: i64,
+    /// Successful saves (`rdb_saves`).
+    pub saves: u64,
+    /// Unix seconds of the last BGSAVE attempt (the save-point retry delay after a failure).
+    pub last_bgsave_try: u64,
+    pub bgsave: Option<BgSave>,
+    /// BGSAVE SCHEDULE while another save runs: start one as soon as it ends.
+    pub bgsave_scheduled: bool,
+    /// Set while a start-up load runs on its thread.
+    pub loading: Option<Loading>,
+    pub last_load_keys_loaded: u64,
+    pub last_load_keys_expired: u64,
+    /// Wakes the [`driver`] when a BGSAVE starts.
+    pub wake: Rc<tokio::sync::Notify>,
+}
+
+impl Persistence {
+    pub fn new() -> Self {
+        Persistence { last_bgsave_ok: true, last_bgsave_secs: -1, ..Persistence::default() }
+    }
+
+    pub fn bgsave_in_progress(&self) -> bool {
+        self.bgsave.is_some()
+    }
+}
+
+/// A background save in progress.
+pub struct BgSave {
+    tx: mpsc::Sender<Msg>,
+    in_flight: Arc<AtomicUsize>,
+    /// Set by the writer thread when it stops (done or failed): nobody drains `in_flight` then.
+    stopped: Arc<AtomicBool>,
+    result: Option<tokio::sync::oneshot::Receiver<Result<u64, String>>>,
+    started: Instant,
+    /// `dirty` when the save started: changes after it are still unsaved when it ends.
+    dirty_at_start: u64,
+    /// Keys at the snapshot point (`current_save_keys_total`).
+    pub keys_total: u64,
+}
+
+impl BgSave {
+    pub fn elapsed_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+}
+
+/// A load in progress, for INFO's `loading_*` fields.
+pub struct Loading {
+    pub started: Instant,
+    pub start_secs: u64,
+    pub total_bytes: u64,
+    pub loaded_bytes: Arc<AtomicU64>,
+    /// `used_memory` recorded in the snapshot (`loading_rdb_used_mem`).
+    pub used_memory: u64,
+}
+
+/// What the event loop sends the writer thread.
+enum Msg {
+    Block(u32, BlockKind, Vec<u8>),
+    Finish,
+}
+
+/// The path snapshots are saved to and loaded from (the process runs in `dir`).
+pub fn snapshot_path(srv: &ServerState) -> PathBuf {
+    PathBuf::from(&srv.config.dbfilename)
+}
+
+/// Encoding thresholds from the configuration, for the loader.
+pub fn encoding_limits(srv: &ServerState) -> EncodingLimits {
+    let c = &srv.config;
+    let us = |v: i64| usize::try_from(v).unwrap_or(0);
+    EncodingLimits {
+        hash: HashLimits {
+            max_entries: us(c.hash_max_listpack_entries),
+            max_value: us(c.hash_max_listpack_value),
+        },
+        zset: zset::Limits {
+            max_entries: us(c.zset_max_listpack_entries),
+            max_value: us(c.zset_max_listpack_value),
+        },
+        set_max_intset: crate::keyspace::set::intset_limit(c.set_max_intset_entries),
+        list_fill: c.list_max_listpack_size,
+    }
+}
+
+/// The header of a snapshot of `ks` taken now.
+fn meta_for(ks: &Keyspace, srv: &ServerState) -> Meta {
+    let dbs = ks
+        .dbs
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| !d.is_empty())
+        .map(|(i, d)| DbCount { db: i as u32, keys: d.len() as u64, expires: d.expires.len() as u64 })
+        .collect();
+    let mut aux = Vec::new();
+    if !srv.scripting.libs.libs.is_empty() {
+        aux.push((AUX_FUNCTIONS.to_string(), crate::scripting::functions::dump(&srv.scripting.libs)));
+    }
+    Meta {
+        created_ms: now_ms(),
+        server_version: env!("CARGO_PKG_VERSION").to_string(),
+        repl_id: srv.run_id.clone(),
+        repl_offset: srv.journal.offset(),
+        used_memory: crate::alloc::used_memory() as u64,
+        dbs,
+        aux,
+    }
+}
+
+fn write_options(srv: &ServerState) -> WriteOptions {
+    WriteOptions { compress: srv.config.rdbcompression, checksum: srv.config.rdbchecksum }
+}
+
+fn encode_entry(k: &Key, e: &Entry, out: &mut Vec<u8>) {
+    codec::encode_value(out, k, &e.value);
+}
+
+fn encode_expire(k: &Key, at: &u64, out: &mut Vec<u8>) {
+    codec::encode_expire(out, k, *at);
+}
+
+/// Creates the temporary file a save writes, next to its destination.
+fn temp_file(dest: &Path) -> std::io::Result<(PathBuf, File)> {
+    let name = format!("temp-{}-{}.rdb", std::process::id(), now_ms());
+    let path = dest.parent().map_or_else(|| PathBuf::from(&name), |d| d.join(&name));
+    let f = File::create(&path)?;
+    Ok((path, f))
+}
+
+/// Makes a finished temporary file the snapshot: fsync, rename, fsync the directory.
+fn commit_file(file: File, temp: &Path, dest: &Path) -> std::io::Result<()> {
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(temp, dest)?;
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+// ---------------------------------------------------------------------------------------------
+// SAVE
+// ---------------------------------------------------------------------------------------------
+
+/// Writes a snapshot of `ks` synchronously (SAVE, SHUTDOWN, DEBUG RELOAD). Nothing else runs
+/// meanwhile, so no barrier is needed: the tables are simply walked.
+pub fn save(ks: &Keyspace, srv: &mut ServerState) -> Result<(), String> {
+    let dest = snapshot_path(srv);
+    let meta = meta_for(ks, srv);
+    let opts = write_options(srv);
+    let result = write_sync(ks, &meta, opts, &dest);
+    match &result {
+        Ok(()) => {
+            tracing::warn!("DB saved on disk");
+            srv.dirty = 0;
+            srv.lastsave = now_secs();
+            srv.persist.saves += 1;
+        }
+        Err(e) => tracing::warn!("Failed saving the DB: {e}"),
+    }
+    result
+}
+
+fn write_sync(ks: &Keyspace, meta: &Meta, opts: WriteOptions, dest: &Path) -> Result<(), String> {
+    let (temp, file) = temp_file(dest).map_err(|e| {
+        format!("Failed opening the temp RDB file for saving: {e}")
+    })?;
+    let written = (|| -> std::io::Result<File> {
+        let mut w = SnapshotWriter::new(BufWriter::new(file), meta, opts)?;
+        let mut buf = Vec::with_capacity(BLOCK_BYTES + 4096);
+        for (i, db) in ks.dbs.iter().enumerate() {
+            let i = i as u32;
+            for (k, e) in db.main.iter() {
+                codec::encode_value(&mut buf, k, &e.value);
+                if buf.len() >= BLOCK_BYTES {
+                    w.write_block(i, BlockKind::Values, &buf)?;
+                    buf.clear();
+                }
+            }
+            if !buf.is_empty() {
+                w.write_block(i, BlockKind::Values, &buf)?;
+                buf.clear();
+            }
+            for (k, at) in db.expires.iter() {
+                codec::encode_expire(&mut buf, k, *at);
+                if buf.len() >= BLOCK_BYTES {
+                    w.write_block(i, BlockKind::Expires, &buf)?;
+                    buf.clear();
+                }
+            }
+            if !buf.is_empty() {
+                w.write_block(i, BlockKind::Expires, &buf)?;
+                buf.clear();
+            }
+        }
+        let mut bw = w.finish()?;
+        bw.flush()?;
+        bw.into_inner().map_err(|e| e.into_error())
+    })();
+    let result = written.and_then(|f| commit_file(f, &temp, dest));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result.map_err(|e| e.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// BGSAVE
+// ---------------------------------------------------------------------------------------------
+
+/// Starts a background save: opens the file on a writer thread and puts the write barrier on
+/// every non-empty table. The snapshot point is now.
+pub fn bgsave_start(ks: &mut Keyspace, srv: &mut ServerState) -> Result<(), String> {
+    if srv.persist.bgsave.is_some() {
+        return Err("Background save already in progress".into());
+    }
+    let dest = snapshot_path(srv);
+    let meta = meta_for(ks, srv);
+    let opts = write_options(srv);
+    let (temp, file) = temp_file(&dest).map_err(|e| e.to_string())?;
+    let (tx, rx) = mpsc::channel();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let stopped = Arc::new(AtomicBool::new(false));
+    let (counter, stop) = (in_flight.clone(), stopped.clone());
+    std::thread::Builder::new()
+        .name("ferrodis-bgsave".into())
+        .spawn(move || {
+            let r = writer_thread(file, &temp, &dest, &meta, opts, rx, &counter);
+            stop.store(true, Ordering::Release);
+            if r.is_err() {
+                let _ = std::fs::remove_file(&temp);
+            }
+            let _ = done_tx.send(r);
+        })
+        .map_err(|e| e.to_string())?;
+    let mut keys_total = 0;
+    for (i, db) in ks.dbs.iter_mut().enumerate() {
+        if db.is_empty() {
+            continue;
+        }
+        keys_total += db.len() as u64;
+        db.main.start_capture(encode_entry, i as u32);
+        db.expires.start_capture(encode_expire, i as u32);
+    }
+    srv.persist.last_bgsave_try = now_secs();
+    srv.persist.bgsave = Some(BgSave {
+        tx,
+        in_flight,
+        stopped,
+        result: Some(done_rx),
+        started: Instant::now(),
+        dirty_at_start: srv.dirty,
+        keys_total,
+    });
+    srv.persist.wake.notify_one();
+    tracing::warn!("Background saving started");
+    Ok(())
+}
+
+/// The writer thread: compresses and writes blocks as they come, then commits the file.
+fn writer_thread(
+    file: File,
+    temp: &Path,
+    dest: &Path,
+    meta: &Meta,
+    opts: WriteOptions,
+    rx: mpsc::Receiver<Msg>,
+    in_flight: &AtomicUsize,
+) -> Result<u64, String> {
+    let io = |e: std::io::Error| e.to_string();
+    let mut w = SnapshotWriter::new(BufWriter::with_capacity(1 << 20, file), meta, opts).map_err(io)?;
+    loop {
+        match rx.recv() {
+            Ok(Msg::Block(db, kind, raw)) => {
+                let r = w.write_block(db, kind, &raw);
+                in_flight.fetch_sub(raw.len(), Ordering::AcqRel);
+                r.map_err(io)?;
+            }
+            Ok(Msg::Finish) => break,
+            // The server gave up on this save.
+            Err(_) => return Err("background save aborted".into()),
+        }
+    }
+    let bytes = w.bytes_written();
+    let mut bw = w.finish().map_err(io)?;
+    bw.flush().map_err(io)?;
+    let file = bw.into_inner().map_err(|e| e.into_error().to_string())?;
+    commit_file(file, temp, dest).map_err(io)?;
+    Ok(bytes)
+}
+
+/// Hands every table's captured records to the writer; waits for the writer while too much is
+/// in flight. Returns the bytes now in flight.
+fn collect(ks: &mut Keyspace, save: &BgSave) -> usize {
+    let send = |tag: u32, kind: BlockKind, out: &mut Vec<u8>| {
+        if out.is_empty() {
+            return;
+        }
+        let raw = std::mem::take(out);
+        save.in_flight.fetch_add(raw.len(), Ordering::AcqRel);
+        // A send fails only if the writer stopped on an error; the driver then reports it.
+        let _ = save.tx.send(Msg::Block(tag, kind, raw));
+    };
+    for db in &mut ks.dbs {
+        if let Some(c) = db.main.capture_mut() {
+            send(c.tag, BlockKind::Values, &mut c.out);
+        }
+        if let Some(c) = db.expires.capture_mut() {
+            send(c.tag, BlockKind::Expires, &mut c.out);
+        }
+    }
+    let mut n = save.in_flight.load(Ordering::Acquire);
+    while n > HARD_IN_FLIGHT && !save.stopped.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_micros(200));
+        n = save.in_flight.load(Ordering::Acquire);
+    }
+    n
+}
+
+/// Encodes up to [`STEP_ENTRIES`] entries of untouched segments. Returns true when every table
+/// is fully captured.
+fn capture_step(ks: &mut Keyspace) -> bool {
+    for db in &mut ks.dbs {
+        if db.main.capture_mut().is_some_and(|c| c.remaining() > 0) {
+            db.main.capture_pending(STEP_ENTRIES);
+            return false;
+        }
+        if db.expires.capture_mut().is_some_and(|c| c.remaining() > 0) {
+            db.expires.capture_pending(STEP_ENTRIES);
+            return false;
+        }
+    }
+    true
+}
+
+/// Removes the barriers from every table.
+fn end_captures(ks: &mut Keyspace) {
+    for db in &mut ks.dbs {
+        db.main.end_capture();
+        db.expires.end_capture();
+    }
+}
+
+/// The task that drives background saves: sleeps until one starts, then alternates capture
+/// steps with serving clients until the snapshot is complete, and records the outcome.
+pub async fn driver(server: Rc<RefCell<Server>>) {
+    let wake = server.borrow().state.persist.wake.clone();
+    loop {
+        let running = server.borrow().state.persist.bgsave.is_some();
+        if !running {
+            wake.notified().await;
+            continue;
+        }
+        // Capture until complete, yielding to clients between steps.
+        loop {
+            let (complete, in_flight) = {
+                let mut srv = server.borrow_mut();
+                let Server { ks, state, .. } = &mut *srv;
+                let Some(save) = state.persist.bgsave.as_ref() else { break };
+                let in_flight = collect(ks, save);
+                let complete = if in_flight < SOFT_IN_FLIGHT { capture_step(ks) } else { false };
+                let in_flight = collect(ks, save);
+                (complete, in_flight)
+            };
+            if complete {
+                let srv = server.borrow();
+                if let Some(save) = srv.state.persist.bgsave.as_ref() {
+                    let _ = save.tx.send(Msg::Finish);
+                }
+                break;
+            }
+            if in_flight >= SOFT_IN_FLIGHT {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            } else {
+                tokio::task::yield_now().await;
+            }
+        }
+        // Wait for the writer to commit the file.
+        let rx = server.borrow_mut().state.persist.bgsave.as_mut().and_then(|s| s.result.take());
+        let result = match rx {
+            Some(rx) => rx.await.unwrap_or_else(|_| Err("background save thread died".into())),
+            None => Err("background save aborted".into()),
+        };
+        let mut srv = server.borrow_mut();
+        let Server { ks, state, .. } = &mut *srv;
+        end_captures(ks);
+        finish_bgsave(state, result);
+        if state.persist.bgsave_scheduled {
+            state.persist.bgsave_scheduled = false;
+            if let Err(e) = bgsave_start(ks, state) {
+                tracing::warn!("Can't start the scheduled BGSAVE: {e}");
+            }
+        }
+    }
+}
+
+/// Records the outcome of a background save.
+fn finish_bgsave(state: &mut ServerState, result: Result<u64, String>) {
+    let Some(save) = state.persist.bgsave.take() else { return };
+    let p = &mut state.persist;
+    p.last_bgsave_secs = save.started.elapsed().as_secs() as i64;
+    match result {
+        Ok(_) => {
+            tracing::warn!("Background saving terminated with success");
+            p.last_bgsave_ok = true;
+            p.saves += 1;
+            state.dirty = state.dirty.saturating_sub(save.dirty_at_start);
+            state.lastsave = now_secs();
+        }
+        Err(e) => {
+            tracing::warn!("Background saving error: {e}");
+            p.last_bgsave_ok = false;
+        }
+    }
+}
+
+/// Abandons a running background save (SHUTDOWN, FLUSHALL, DEBUG RELOAD): the barriers go,
+/// the writer thread stops and deletes its temporary file.
+pub fn bgsave_abort(ks: &mut Keyspace, state: &mut ServerState) {
+    if let Some(save) = state.persist.bgsave.take() {
+        // Dropping the sender makes the writer thread stop with an error and clean up.
+        drop(save);
+        end_captures(ks);
+        tracing::warn!("Background saving terminated by the server");
+    }
+}
+
+/// The save points (`save <seconds> <changes>`): called from the cron. Starts a BGSAVE when
+/// one is due, as Redis's `serverCron` does.
+pub fn cron(srv: &mut Server) {
+    let Server { ks, state, .. } = srv;
+    if state.persist.bgsave.is_some() || state.persist.loading.is_some() {
+        return;
+    }
+    let now = now_secs();
+    let p = &state.persist;
+    let retry_ok = p.last_bgsave_ok || now.saturating_sub(p.last_bgsave_try) > BGSAVE_RETRY_SECS;
+    let since = now.saturating_sub(state.lastsave);
+    let due = state.config.save.iter().any(|&(secs, changes)| {
+        state.dirty >= changes.max(0) as u64 && since > secs.max(0) as u64
+    });
+    if due && retry_ok {
+        tracing::warn!("{} changes in {since} seconds. Saving...", state.dirty);
+        if let Err(e) = bgsave_start(ks, state) {
+            tracing::warn!("Can't save in background: {e}");
+            state.persist.last_bgsave_ok = false;
+            state.persist.last_bgsave_try = now;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------------------------
+
+/// Counts of a finished load.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LoadStats {
+    pub keys_loaded: u64,
+    pub keys_expired: u64,
+}
+
+/// A [`LoadSink`] that fills a keyspace.
+pub struct KeyspaceSink<'a> {
+    ks: &'a mut Keyspace,
+    /// Skip keys already expired (a master does; a replica keeps them for the master's DEL).
+    now: Option<u64>,
+    /// DEBUG RELOAD MERGE: a key that exists is replaced instead of being an error.
+    merge: bool,
+    /// Expiries whose key had not been loaded yet (the two tables are captured independently).
+    early_expires: Vec<(u32, Vec<u8>, u64)>,
+    pub stats: LoadStats,
+    pub aux: Vec<(String, Vec<u8>)>,
+    progress: Option<Arc<AtomicU64>>,
+    /// `key-load-delay`: microseconds to sleep per key (Redis's test hook for slow loads).
+    key_delay_us: i64,
+}
+
+impl<'a> KeyspaceSink<'a> {
+    pub fn new(ks: &'a mut Keyspace, now: Option<u64>, merge: bool) -> Self {
+        KeyspaceSink {
+            ks,
+            now,
+            merge,
+            early_expires: Vec::new(),
+            stats: LoadStats::default(),
+            aux: Vec::new(),
+            progress: None,
+            key_delay_us: 0,
+        }
+    }
+
+    fn db(&mut self, db: u32) -> Result<&mut crate::keyspace::Db, String> {
+        let n = self.ks.dbs.len();
+        self.ks
+            .dbs
+            .get_mut(db as usize)
+            .ok_or_else(|| format!("database {db} out of range (the server has {n})"))
+    }
+
+    /// Applies the expiries that arrived before their keys, then drops keys already expired.
+    fn finish(&mut self) -> Result<(), String> {
+        for (db, key, at) in std::mem::take(&mut self.early_expires) {
+            let d = self.db(db)?;
+            if !d.set_expire(&key, at) {
+                return Err(format!(
+                    "expiry for key '{}' in db {db} which the snapshot does not hold",
+                    String::from_utf8_lossy(&key)
+                ));
+            }
+        }
+        let Some(now) = self.now else { return Ok(()) };
+        for d in &mut self.ks.dbs {
+            if d.expires.is_empty() {
+                continue;
+            }
+            let dead: Vec<Key> =
+                d.expires.iter().filter(|(_, &at)| at <= now).map(|(k, _)| k.clone()).collect();
+            for k in dead {
+                d.remove(&k);
+                self.stats.keys_expired += 1;
+                self.stats.keys_loaded -= 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LoadSink for KeyspaceSink<'_> {
+    fn meta(&mut self, meta: &Meta) -> Result<(), String> {
+        for c in &meta.dbs {
+            let d = self.db(c.db)?;
+            if d.is_empty() {
+                d.main.reserve(c.keys as usize);
+                d.expires.reserve(c.expires as usize);
+            }
+        }
+        self.aux = meta.aux.clone();
+        Ok(())
+    }
+
+    fn value(&mut self, db: u32, key: &[u8], value: Value) -> Result<(), String> {
+        if self.key_delay_us > 0 {
+            std::thread::sleep(Duration::from_micros(self.key_delay_us as u64));
+        }
+        let merge = self.merge;
+        let d = self.db(db)?;
+        if d.main.contains_key(key) {
+            if !merge {
+                return Err(format!(
+                    "duplicate key '{}' in db {db}",
+                    String::from_utf8_lossy(key)
+                ));
+            }
+            d.remove(key);
+        }
+        let lru = crate::keyspace::evict::new_access();
+        d.insert_entry(key, Entry::new(value), NO_EXPIRE, lru);
+        self.stats.keys_loaded += 1;
+        Ok(())
+    }
+
+    fn expire(&mut self, db: u32, key: &[u8], at_ms: u64) -> Result<(), String> {
+        if at_ms == NO_EXPIRE {
+            return Err("expiry time 0".into());
+        }
+        let d = self.db(db)?;
+        if !d.set_expire(key, at_ms) {
+            self.early_expires.push((db, key.to_vec(), at_ms));
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, done: u64, _total: u64) {
+        if let Some(p) = &self.progress {
+            p.store(done, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Loads the snapshot file at `path` into `ks` (which the caller has emptied, unless merging).
+/// `progress`, if given, follows the bytes read. Returns the counts and the aux fields.
+pub fn load_file(
+    path: &Path,
+    ks: &mut Keyspace,
+    limits: EncodingLimits,
+    opts: LoadOptions,
+) -> Result<(LoadStats, Vec<(String, Vec<u8>)>), String> {
+    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    if len == 0 {
+        return Err(format!("{}: offset 0: empty file", path.display()));
+    }
+    // SAFETY: the file is ours (written by a save and renamed into place); nothing truncates it
+    // while it is mapped, and the bytes are only read.
+    #[allow(unsafe_code)]
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| e.to_string())?;
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::Sequential);
+    let mut sink = KeyspaceSink::new(ks, opts.skip_expired.then(now_ms), opts.merge);
+    sink.progress = opts.progress;
+    sink.key_delay_us = opts.key_delay_us;
+    file::load(&map, limits, &mut sink).map_err(|e| format!("{}: {e}", path.display()))?;
+    sink.finish().map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((sink.stats, std::mem::take(&mut sink.aux)))
+}
+
+/// How [`load_file`] treats what it reads.
+#[derive(Default, Clone)]
+pub struct LoadOptions {
+    pub skip_expired: bool,
+    pub merge: bool,
+    pub progress: Option<Arc<AtomicU64>>,
+    pub key_delay_us: i64,
+}
+
+/// Restores the function libraries saved in a snapshot's aux fields. `replace` lets them
+/// replace libraries of the same name (DEBUG RELOAD MERGE).
+pub fn restore_functions(
+    state: &mut ServerState,
+    aux: &[(String, Vec<u8>)],
+    replace: bool,
+) -> Result<(), String> {
+    let Some((_, payload)) = aux.iter().find(|(k, _)| k == AUX_FUNCTIONS) else {
+        return Ok(());
+    };
+    let codes = crate::scripting::functions::parse_dump(payload)
+        .ok_or_else(|| "bad function libraries payload".to_string())?;
+    let sc = &mut state.scripting;
+    let mut loaded = crate::scripting::functions::Libraries::default();
+    for code in &codes {
+        let lib = crate::scripting::functions::create(&sc.func, &sc.busy, &loaded, code, false)?;
+        loaded.link(lib);
+    }
+    crate::scripting::functions::join(&mut sc.libs, loaded, replace)
+}
+
+/// Loads the snapshot at start-up, if there is one, on a thread of its own: meanwhile the
+/// event loop serves connections and answers `-LOADING` (INFO shows the progress), as Redis
+/// does between its loading chunks. The loaded keyspace replaces the empty one in one step.
+/// A file that cannot be loaded stops the server: it must never run on partial data.
+pub fn start_loading(server: &Rc<RefCell<Server>>) {
+    let mut srv = server.borrow_mut();
+    let path = snapshot_path(&srv.state);
+    let Ok(md) = std::fs::metadata(&path) else { return };
+    let limits = encoding_limits(&srv.state);
+    let dbs = srv.ks.dbs.len();
+    let progress = Arc::new(AtomicU64::new(0));
+    srv.state.persist.loading = Some(Loading {
+        started: Instant::now(),
+        start_secs: now_secs(),
+        total_bytes: md.len(),
+        loaded_bytes: progress.clone(),
+        used_memory: 0,
+    });
+    let opts = LoadOptions {
+        skip_expired: true,
+        merge: false,
+        progress: Some(progress),
+        key_delay_us: srv.state.config.key_load_delay,
+    };
+    drop(srv);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new().name("ferrodis-load".into()).spawn(move || {
+        let mut ks = Keyspace::new(dbs);
+        let r = load_file(&path, &mut ks, limits, opts).map(|(stats, aux)| (ks, stats, aux));
+        let _ = tx.send(r);
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("Fatal error loading the DB: {e}. Exiting.");
+        std::process::exit(1);
+    }
+    let server = server.clone();
+    tokio::task::spawn_local(async move {
+        let result = rx.await.unwrap_or_else(|_| Err("the loading thread died".into()));
+        let mut srv = server.borrow_mut();
+        let Server { ks, state, .. } = &mut *srv;
+        let started = state.persist.loading.take().map(|l| l.started);
+        let (loaded, stats, aux) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("Fatal error loading the DB: {e}. Exiting.");
+                std::process::exit(1);
+            }
+        };
+        ks.dbs = loaded.dbs;
+        if let Err(e) = restore_functions(state, &aux, false) {
+            tracing::warn!("Fatal error loading the DB: function libraries: {e}. Exiting.");
+            std::process::exit(1);
+        }
+        state.persist.last_load_keys_loaded = stats.keys_loaded;
+        state.persist.last_load_keys_expired = stats.keys_expired;
+        let secs = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        tracing::warn!(
+            "Done loading RDB, keys loaded: {}, keys expired: {}.",
+            stats.keys_loaded,
+            stats.keys_expired
+        );
+        tracing::warn!("DB loaded from disk: {secs:.3} seconds");
+    });
+}
