@@ -1,1 +1,582 @@
 //! Encoding and decoding of the records inside a snapshot block (see `formats/snapshot.md`).
+//!
+//! A `Values` block holds value records (`key type payload`), an `Expires` block holds expiry
+//! records (`key at_ms`). Every length is a LEB128 varint, so a short key or value costs one
+//! byte of framing. Collections carry their payload's byte length up front: a record can then
+//! be skipped (or found incomplete) in O(1), and an element count can be checked against the
+//! bytes actually present before anything is allocated.
+//!
+//! Decoding borrows keys and elements from the block and allocates only the value it builds.
+//! The loaded value gets the encoding Redis gives it on load: the compact encoding when the
+//! value fits the configured limits, the large one otherwise, whatever encoding was recorded.
+
+use crate::keyspace::hash::HashLimits;
+use crate::keyspace::list::ListValue;
+use crate::keyspace::set::{Member, SetValue};
+use crate::keyspace::zset::{self, ZSetValue};
+use crate::keyspace::{HashValue, RString, Value};
+
+/// Which table a block's records come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockKind {
+    Values,
+    Expires,
+}
+
+impl BlockKind {
+    /// The byte that stands for the kind in a block header.
+    pub fn to_byte(self) -> u8 {
+        match self {
+            BlockKind::Values => 0,
+            BlockKind::Expires => 1,
+        }
+    }
+
+    pub fn from_byte(b: u8) -> Option<BlockKind> {
+        match b {
+            0 => Some(BlockKind::Values),
+            1 => Some(BlockKind::Expires),
+            _ => None,
+        }
+    }
+}
+
+/// Thresholds the loader converts with (from the config: hash/zset-max-listpack-*,
+/// set-max-intset-entries, list-max-listpack-size), so a loaded value gets the encoding Redis
+/// would give it on load.
+#[derive(Clone, Copy, Debug)]
+pub struct EncodingLimits {
+    pub hash: HashLimits,
+    pub zset: zset::Limits,
+    pub set_max_intset: usize,
+    pub list_fill: i64,
+}
+
+impl Default for EncodingLimits {
+    /// Redis 7.0's defaults.
+    fn default() -> Self {
+        EncodingLimits {
+            hash: HashLimits { max_entries: 128, max_value: 64 },
+            zset: zset::Limits { max_entries: 128, max_value: 64 },
+            set_max_intset: 512,
+            list_fill: -2,
+        }
+    }
+}
+
+/// Record type ids (one per type and encoding). Ids are part of the format: never reuse one.
+pub mod types {
+    pub const STR_RAW: u8 = 0;
+    pub const STR_INT: u8 = 1;
+    pub const LIST_QUICKLIST: u8 = 2;
+    pub const LIST_LISTPACK: u8 = 3;
+    pub const HASH_LISTPACK: u8 = 4;
+    pub const HASH_TABLE: u8 = 5;
+    pub const SET_INTSET: u8 = 6;
+    pub const SET_TABLE: u8 = 7;
+    pub const ZSET_LISTPACK: u8 = 8;
+    pub const ZSET_SKIPLIST: u8 = 9;
+    /// Highest id a version 1.0 reader knows.
+    pub const MAX_KNOWN: u8 = 9;
+
+    /// (type, encoding) names of a type id, as TYPE and OBJECT ENCODING print them.
+    pub fn names(id: u8) -> (&'static str, &'static str) {
+        match id {
+            STR_RAW => ("string", "raw"),
+            STR_INT => ("string", "int"),
+            LIST_QUICKLIST => ("list", "quicklist"),
+            LIST_LISTPACK => ("list", "listpack"),
+            HASH_LISTPACK => ("hash", "listpack"),
+            HASH_TABLE => ("hash", "hashtable"),
+            SET_INTSET => ("set", "intset"),
+            SET_TABLE => ("set", "hashtable"),
+            ZSET_LISTPACK => ("zset", "listpack"),
+            ZSET_SKIPLIST => ("zset", "skiplist"),
+            _ => ("unknown", "unknown"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// encoding
+
+/// Appends `n` as a LEB128 varint.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn zigzag(n: i64) -> u64 {
+    ((n << 1) ^ (n >> 63)) as u64
+}
+
+fn unzigzag(z: u64) -> i64 {
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
+}
+
+/// Inserts the varint of the byte length of `out[start..]` at `start` (the payload is written
+/// first because its size is only known afterwards; moving it is one memmove).
+fn prefix_len(out: &mut Vec<u8>, start: usize) {
+    let body = (out.len() - start) as u64;
+    let mut v = [0u8; 10];
+    let mut n = 0;
+    let mut x = body;
+    loop {
+        let more = x >= 0x80;
+        v[n] = (x as u8 & 0x7f) | if more { 0x80 } else { 0 };
+        n += 1;
+        x >>= 7;
+        if !more {
+            break;
+        }
+    }
+    let old = out.len();
+    out.resize(old + n, 0);
+    out.copy_within(start..old, start + n);
+    out[start..start + n].copy_from_slice(&v[..n]);
+}
+
+/// Appends one key's value record (key + value in its current encoding) to `out`.
+pub fn encode_value(out: &mut Vec<u8>, key: &[u8], value: &Value) {
+    put_bytes(out, key);
+    match value {
+        Value::Str(RString::Int(n)) => {
+            out.push(types::STR_INT);
+            put_varint(out, zigzag(*n));
+        }
+        Value::Str(s) => {
+            out.push(types::STR_RAW);
+            s.with_bytes(|b| put_bytes(out, b));
+        }
+        Value::List(l) => encode_list(out, l),
+        Value::Hash(h) => encode_hash(out, h),
+        Value::Set(s) => encode_set(out, s),
+        Value::ZSet(z) => encode_zset(out, z),
+    }
+}
+
+fn encode_list(out: &mut Vec<u8>, l: &ListValue) {
+    // Redis 7.0 lists are all quicklists; LIST_LISTPACK is kept for the 7.2 encoding.
+    out.push(types::LIST_QUICKLIST);
+    let start = out.len();
+    put_varint(out, l.len() as u64);
+    l.for_range(0, l.len(), |e| put_bytes(out, e));
+    prefix_len(out, start);
+}
+
+fn encode_hash(out: &mut Vec<u8>, h: &HashValue) {
+    out.push(match h.encoding() {
+        "listpack" => types::HASH_LISTPACK,
+        _ => types::HASH_TABLE,
+    });
+    let start = out.len();
+    put_varint(out, h.len() as u64);
+    h.for_each(|f, v| {
+        put_bytes(out, f);
+        put_bytes(out, v);
+    });
+    prefix_len(out, start);
+}
+
+fn encode_set(out: &mut Vec<u8>, s: &SetValue) {
+    let ints = matches!(s, SetValue::Ints(_));
+    out.push(if ints { types::SET_INTSET } else { types::SET_TABLE });
+    let start = out.len();
+    put_varint(out, s.len() as u64);
+    let mut prev: Option<i64> = None;
+    for m in s.iter() {
+        match m {
+            // Intset members come in ascending order: the first as a zigzag varint, then
+            // each as its (positive) distance from the one before.
+            Member::Int(v) if ints => {
+                match prev {
+                    None => put_varint(out, zigzag(v)),
+                    Some(p) => put_varint(out, v.wrapping_sub(p) as u64),
+                }
+                prev = Some(v);
+            }
+            m => m.with_bytes(|b| put_bytes(out, b)),
+        }
+    }
+    prefix_len(out, start);
+}
+
+fn encode_zset(out: &mut Vec<u8>, z: &ZSetValue) {
+    out.push(match z {
+        ZSetValue::Pack(_) => types::ZSET_LISTPACK,
+        ZSetValue::Skip(_) => types::ZSET_SKIPLIST,
+    });
+    let start = out.len();
+    put_varint(out, z.len() as u64);
+    z.for_range(0, z.len(), false, |m, s| {
+        put_bytes(out, m);
+        out.extend_from_slice(&s.to_le_bytes());
+    });
+    prefix_len(out, start);
+}
+
+/// Appends one expiry record (key + absolute Unix ms).
+pub fn encode_expire(out: &mut Vec<u8>, key: &[u8], at_ms: u64) {
+    put_bytes(out, key);
+    put_varint(out, at_ms);
+}
+
+// ---------------------------------------------------------------------------------------------
+// decoding
+
+/// Why decoding stopped: the reason and the position (within the buffer read) it refers to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeError {
+    pub pos: usize,
+    pub reason: String,
+}
+
+type DResult<T> = Result<T, DecodeError>;
+
+/// A bounds-checked reader over a byte slice.
+#[derive(Clone)]
+pub(crate) struct Cur<'a> {
+    pub buf: &'a [u8],
+    pub pos: usize,
+}
+
+impl<'a> Cur<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Cur { buf, pos: 0 }
+    }
+
+    pub fn at_end(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    pub fn left(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+
+    pub fn err<T>(&self, reason: impl Into<String>) -> DResult<T> {
+        Err(DecodeError { pos: self.pos, reason: reason.into() })
+    }
+
+    pub fn eof<T>(&self, what: &str) -> DResult<T> {
+        self.err(format!("unexpected end of {what}"))
+    }
+
+    pub fn u8(&mut self, what: &str) -> DResult<u8> {
+        match self.buf.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => self.eof(what),
+        }
+    }
+
+    pub fn take(&mut self, n: usize, what: &str) -> DResult<&'a [u8]> {
+        if n > self.left() {
+            return self.eof(what);
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    pub fn u32_le(&mut self, what: &str) -> DResult<u32> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A LEB128 varint of at most 10 bytes whose value fits a u64.
+    pub fn varint(&mut self, what: &str) -> DResult<u64> {
+        let start = self.pos;
+        let mut n = 0u64;
+        for i in 0..10 {
+            let Some(&b) = self.buf.get(self.pos) else {
+                return self.eof(what);
+            };
+            self.pos += 1;
+            if i == 9 && b > 1 {
+                break;
+            }
+            n |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Ok(n);
+            }
+        }
+        Err(DecodeError { pos: start, reason: format!("varint overflow in {what}") })
+    }
+
+    /// A varint length, checked against the bytes left.
+    pub fn len(&mut self, what: &str) -> DResult<usize> {
+        let at = self.pos;
+        let n = self.varint(what)?;
+        if n > self.left() as u64 {
+            return Err(DecodeError {
+                pos: at,
+                reason: format!("{what} length {n} exceeds the {} bytes left", self.left()),
+            });
+        }
+        Ok(n as usize)
+    }
+
+    /// A length-prefixed byte string.
+    pub fn bytes(&mut self, what: &str) -> DResult<&'a [u8]> {
+        let n = self.len(what)?;
+        self.take(n, what)
+    }
+}
+
+/// One decoded value record, with the stored type id (for statistics).
+pub(crate) struct ValueRecord<'a> {
+    pub key: &'a [u8],
+    pub type_id: u8,
+    pub value: Value,
+}
+
+/// Reads one value record at `c`. `newer` names the file's version when it is newer than this
+/// reader, for the unknown-type error.
+pub(crate) fn decode_value<'a>(
+    c: &mut Cur<'a>,
+    lim: &EncodingLimits,
+    newer: Option<&str>,
+) -> DResult<ValueRecord<'a>> {
+    let key = c.bytes("key")?;
+    let at = c.pos;
+    let type_id = c.u8("record type")?;
+    let value = match type_id {
+        types::STR_RAW => Value::Str(RString::from_bytes(c.bytes("string")?)),
+        types::STR_INT => Value::Str(RString::Int(unzigzag(c.varint("integer")?))),
+        types::LIST_QUICKLIST..=types::MAX_KNOWN => {
+            let body = c.bytes("value")?;
+            let start = c.pos - body.len();
+            decode_collection(type_id, body, lim).map_err(|mut e| {
+                e.pos += start;
+                e
+            })?
+        }
+        t => {
+            let version = newer.map(|v| format!(" (the file's format {v} is newer)"));
+            return Err(DecodeError {
+                pos: at,
+                reason: format!("unknown record type {t}{}", version.unwrap_or_default()),
+            });
+        }
+    };
+    Ok(ValueRecord { key, type_id, value })
+}
+
+/// Decodes a collection payload (`count elements...`), which must be consumed exactly.
+fn decode_collection(type_id: u8, body: &[u8], lim: &EncodingLimits) -> DResult<Value> {
+    let mut c = Cur::new(body);
+    let at = c.pos;
+    let count = c.varint("element count")?;
+    if count == 0 || count > body.len() as u64 {
+        return Err(DecodeError { pos: at, reason: format!("bad element count {count}") });
+    }
+    let count = count as usize;
+    let v = match type_id {
+        types::LIST_QUICKLIST | types::LIST_LISTPACK => decode_list(&mut c, count, lim)?,
+        types::HASH_LISTPACK | types::HASH_TABLE => decode_hash(&mut c, count, lim)?,
+        types::SET_INTSET => decode_intset(&mut c, count, lim)?,
+        types::SET_TABLE => decode_set(&mut c, count, lim)?,
+        _ => decode_zset(&mut c, count, lim)?,
+    };
+    if !c.at_end() {
+        return c.err(format!("{} trailing bytes in value", c.left()));
+    }
+    Ok(v)
+}
+
+/// Checks that `count` strings follow (`per` strings each, with `extra` fixed bytes after
+/// each group), returning the longest string; leaves `c` after them.
+fn scan_strings(c: &mut Cur<'_>, count: usize, per: usize, extra: usize) -> DResult<usize> {
+    let mut max = 0;
+    for _ in 0..count {
+        for _ in 0..per {
+            max = max.max(c.bytes("element")?.len());
+        }
+        c.take(extra, "score")?;
+    }
+    Ok(max)
+}
+
+fn decode_list(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Value> {
+    let start = c.clone();
+    scan_strings(c, count, 1, 0)?;
+    let mut r = start;
+    let items = (0..count).map(|_| r.bytes("element").unwrap_or_default());
+    Ok(Value::List(ListValue::from_iter(items, lim.list_fill)))
+}
+
+fn decode_hash(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Value> {
+    let at = c.pos;
+    let mut r = c.clone();
+    let max = scan_strings(c, count, 2, 0)?;
+    let mut h = HashValue::new();
+    let lim_h = if count > lim.hash.max_entries || max > lim.hash.max_value {
+        // Straight to the table: a large hash is never built up as a listpack first.
+        HashLimits { max_entries: 0, max_value: 0 }
+    } else {
+        lim.hash
+    };
+    for _ in 0..count {
+        let f = r.bytes("field")?;
+        let v = r.bytes("value")?;
+        if !h.set(f, v, lim_h) {
+            return Err(DecodeError { pos: at, reason: "duplicate hash field".into() });
+        }
+    }
+    Ok(Value::Hash(h))
+}
+
+fn decode_intset(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Value> {
+    let mut s = if count > lim.set_max_intset {
+        table_set(count)
+    } else {
+        SetValue::default()
+    };
+    let mut prev = unzigzag(c.varint("member")?);
+    s.add_member(Member::Int(prev), usize::MAX);
+    for _ in 1..count {
+        let at = c.pos;
+        let d = c.varint("member delta")?;
+        let next = i64::try_from(d).ok().filter(|&d| d > 0).and_then(|d| prev.checked_add(d));
+        let Some(next) = next else {
+            return Err(DecodeError { pos: at, reason: "intset members not ascending".into() });
+        };
+        s.add_member(Member::Int(next), usize::MAX);
+        prev = next;
+    }
+    Ok(Value::Set(s))
+}
+
+/// An empty `hashtable` set with room for `n` members.
+fn table_set(n: usize) -> SetValue {
+    // An empty string is not an integer, so this is the table encoding.
+    let mut s = SetValue::for_first(b"");
+    s.reserve(n);
+    s
+}
+
+fn decode_set(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Value> {
+    let (mut s, max) = if count > lim.set_max_intset {
+        (table_set(count), usize::MAX)
+    } else {
+        (SetValue::default(), lim.set_max_intset)
+    };
+    for _ in 0..count {
+        let at = c.pos;
+        let m = c.bytes("member")?;
+        if !s.add(m, max) {
+            return Err(DecodeError { pos: at, reason: "duplicate set member".into() });
+        }
+    }
+    Ok(Value::Set(s))
+}
+
+fn decode_zset(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Value> {
+    let mut r = c.clone();
+    let max = scan_strings(c, count, 1, 8)?;
+    let mut z = if count > lim.zset.max_entries {
+        ZSetValue::for_len(count, lim.zset)
+    } else {
+        ZSetValue::new_for(max, lim.zset)
+    };
+    for _ in 0..count {
+        let at = r.pos;
+        let m = r.bytes("member")?;
+        let b = r.take(8, "score")?;
+        let score = f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        if score.is_nan() {
+            return Err(DecodeError { pos: at, reason: "NaN score".into() });
+        }
+        if z.score(m).is_some() {
+            return Err(DecodeError { pos: at, reason: "duplicate sorted set member".into() });
+        }
+        z.insert_new(m, score, lim.zset);
+    }
+    Ok(Value::ZSet(z))
+}
+
+/// Reads one expiry record: (key, absolute Unix ms).
+pub(crate) fn decode_expire<'a>(c: &mut Cur<'a>) -> DResult<(&'a [u8], u64)> {
+    let key = c.bytes("key")?;
+    let at = c.varint("expiry time")?;
+    Ok((key, at))
+}
+
+/// Length of the record at `c` (moving past it) without decoding its value: the writer uses
+/// it to count records and to cut blocks at record boundaries.
+pub(crate) fn skip_record(c: &mut Cur<'_>, kind: BlockKind) -> DResult<()> {
+    c.bytes("key")?;
+    match kind {
+        BlockKind::Expires => {
+            c.varint("expiry time")?;
+        }
+        BlockKind::Values => match c.u8("record type")? {
+            types::STR_INT => {
+                c.varint("integer")?;
+            }
+            t if t <= types::MAX_KNOWN => {
+                c.bytes("value")?;
+            }
+            t => return c.err(format!("unknown record type {t}")),
+        },
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(v: &Value) -> Value {
+        let mut out = Vec::new();
+        encode_value(&mut out, b"k", v);
+        let mut c = Cur::new(&out);
+        let r = decode_value(&mut c, &EncodingLimits::default(), None).unwrap();
+        assert!(c.at_end());
+        assert_eq!(r.key, b"k");
+        let mut c = Cur::new(&out);
+        skip_record(&mut c, BlockKind::Values).unwrap();
+        assert!(c.at_end());
+        r.value
+    }
+
+    #[test]
+    fn strings_round_trip() {
+        for s in [&b"12"[..], b"-9223372036854775808", b"012", b"", &[7u8; 300]] {
+            let v = Value::from_bytes(s);
+            let back = round_trip(&v);
+            assert_eq!(back, v);
+            assert_eq!(back.encoding(), v.encoding());
+        }
+    }
+
+    #[test]
+    fn varints_are_strict() {
+        let mut c = Cur::new(&[0x80; 11]);
+        assert!(c.varint("x").unwrap_err().reason.contains("overflow"));
+        let mut c = Cur::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        assert_eq!(c.varint("x").unwrap(), u64::MAX);
+        let mut c = Cur::new(&[0x80]);
+        assert_eq!(c.varint("key").unwrap_err().reason, "unexpected end of key");
+    }
+
+    #[test]
+    fn lying_counts_are_refused() {
+        // list, body of 2 bytes claiming 100 elements.
+        let rec = [1, b'k', types::LIST_QUICKLIST, 2, 100, 0];
+        let mut c = Cur::new(&rec);
+        let e = decode_value(&mut c, &EncodingLimits::default(), None).err().unwrap();
+        assert_eq!(e.reason, "bad element count 100");
+        assert_eq!(e.pos, 4);
+    }
+}
