@@ -269,7 +269,18 @@ pub fn bgsave_start(ks: &mut Keyspace, srv: &mut ServerState) -> Result<(), Stri
     let dest = snapshot_path(srv);
     let meta = meta_for(ks, srv);
     let opts = write_options(srv);
-    let (temp, file) = temp_file(&dest).map_err(|e| e.to_string())?;
+    let (temp, file) = match temp_file(&dest) {
+        Ok(f) => f,
+        Err(e) => {
+            // Redis's forked child would fail the same way after "started" was replied: the
+            // save is reported as failed (and MISCONF may follow), not the command.
+            tracing::warn!("Failed opening the temp RDB file for saving: {e}");
+            tracing::warn!("Background saving error");
+            srv.persist.last_bgsave_ok = false;
+            srv.persist.last_bgsave_try = now_secs();
+            return Ok(());
+        }
+    };
     let (tx, rx) = mpsc::channel();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -399,7 +410,11 @@ fn end_captures(ks: &mut Keyspace) {
 pub async fn driver(server: Rc<RefCell<Server>>) {
     let wake = server.borrow().state.persist.wake.clone();
     loop {
-        let running = server.borrow().state.persist.bgsave.is_some();
+        let running = {
+            let mut srv = server.borrow_mut();
+            start_scheduled(&mut srv);
+            srv.state.persist.bgsave.is_some()
+        };
         if !running {
             wake.notified().await;
             continue;
@@ -438,11 +453,17 @@ pub async fn driver(server: Rc<RefCell<Server>>) {
         let Server { ks, state, .. } = &mut *srv;
         end_captures(ks);
         finish_bgsave(state, result);
-        if state.persist.bgsave_scheduled {
-            state.persist.bgsave_scheduled = false;
-            if let Err(e) = bgsave_start(ks, state) {
-                tracing::warn!("Can't start the scheduled BGSAVE: {e}");
-            }
+    }
+}
+
+/// Starts the BGSAVE that BGSAVE SCHEDULE (or BGSAVE inside MULTI) asked for, once no other
+/// save runs.
+fn start_scheduled(srv: &mut Server) {
+    let Server { ks, state, .. } = srv;
+    if state.persist.bgsave_scheduled && state.persist.bgsave.is_none() {
+        state.persist.bgsave_scheduled = false;
+        if let Err(e) = bgsave_start(ks, state) {
+            tracing::warn!("Can't start the scheduled BGSAVE: {e}");
         }
     }
 }

@@ -34,6 +34,16 @@ impl TestServer {
 
     /// Starts a server whose working directory is `dir` (kept by the caller across restarts).
     pub fn start_in(dir: &Path, extra: &[&str]) -> TestServer {
+        TestServer::spawn_in(dir, extra, false)
+    }
+
+    /// Like [`start_in`](Self::start_in), but a server still loading its data (answering
+    /// `-LOADING`) counts as started.
+    pub fn start_in_loading(dir: &Path, extra: &[&str]) -> TestServer {
+        TestServer::spawn_in(dir, extra, true)
+    }
+
+    fn spawn_in(dir: &Path, extra: &[&str], loading_ok: bool) -> TestServer {
         for _ in 0..5 {
             let port = free_port();
             let log = std::fs::File::create(dir.join(format!("server-{port}.log"))).unwrap();
@@ -56,7 +66,7 @@ impl TestServer {
                 .spawn()
                 .expect("spawn ferrodis-server");
             let mut s = TestServer { port, child: Some(child), dir: dir.to_path_buf(), _tmp: None };
-            if s.wait_ready(Duration::from_secs(10)) {
+            if s.wait_ready(Duration::from_secs(10), loading_ok) {
                 return s;
             }
             s.kill();
@@ -64,7 +74,7 @@ impl TestServer {
         panic!("ferrodis-server did not start");
     }
 
-    fn wait_ready(&mut self, timeout: Duration) -> bool {
+    fn wait_ready(&mut self, timeout: Duration, loading_ok: bool) -> bool {
         let start = Instant::now();
         while start.elapsed() < timeout {
             if let Some(c) = self.child.as_mut() {
@@ -78,7 +88,9 @@ impl TestServer {
                     // A server with requirepass answers -NOAUTH: it is up all the same.
                     let mut buf = [0u8; 7];
                     if s.read_exact(&mut buf).is_ok()
-                        && (&buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH"))
+                        && (&buf == b"+PONG\r\n"
+                            || buf.starts_with(b"-NOAUTH")
+                            || (loading_ok && buf.starts_with(b"-LOADIN")))
                     {
                         return true;
                     }

@@ -1,0 +1,391 @@
+//! Snapshots end to end: SAVE / BGSAVE / DEBUG RELOAD, restarts, point-in-time consistency of
+//! a BGSAVE taken under write load, failures (MISCONF, corrupt files), loading state.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{err, q, TestServer};
+
+fn info_field(c: &mut redis::Connection, field: &str) -> String {
+    let info: String = q(c, &["INFO", "persistence"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_string))
+        .unwrap_or_else(|| panic!("no {field} in INFO persistence"))
+}
+
+fn wait_bgsave(c: &mut redis::Connection) {
+    let start = Instant::now();
+    while info_field(c, "rdb_bgsave_in_progress") == "1" {
+        assert!(start.elapsed() < Duration::from_secs(60), "BGSAVE never finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Builds one key of every type in every encoding (and a few expiries) across two databases.
+fn fill_every_encoding(c: &mut redis::Connection) {
+    let _: () = q(c, &["SET", "str:int", "12345"]);
+    let _: () = q(c, &["SET", "str:emb", "hello"]);
+    let _: () = q(c, &["SET", "str:raw", &"r".repeat(100)]);
+    let _: i64 = q(c, &["APPEND", "str:appended", "grown in place"]);
+    let _: () = q(c, &["SET", "str:bin", "a\0b\r\n\u{ff}"]);
+    let _: i64 = q(c, &["RPUSH", "list:small", "a", "b", "1", "-7"]);
+    for i in 0..2000 {
+        let _: i64 = q(c, &["RPUSH", "list:big", &format!("element-{i}")]);
+    }
+    let _: i64 = q(c, &["RPUSH", "list:plainnode", &"p".repeat(20_000), "tail"]);
+    let _: i64 = q(c, &["HSET", "hash:small", "f1", "v1", "f2", "2"]);
+    for i in 0..300 {
+        let _: i64 = q(c, &["HSET", "hash:big", &format!("field{i}"), &format!("value{i}")]);
+    }
+    let _: i64 = q(c, &["SADD", "set:int", "1", "-5", "1000000000000"]);
+    let _: i64 = q(c, &["SADD", "set:str", "a", "b", "c"]);
+    for i in 0..1000 {
+        let _: i64 = q(c, &["SADD", "set:bigint", &i.to_string()]);
+    }
+    let _: i64 = q(c, &["ZADD", "zset:small", "1.5", "a", "-inf", "b", "3", "c"]);
+    for i in 0..500 {
+        let _: i64 = q(c, &["ZADD", "zset:big", &format!("{}.25", i), &format!("m{i}")]);
+    }
+    let _: i64 = q(c, &["ZADD", "zset:big", "inf", "top"]);
+    let _: () = q(c, &["SET", "vol:str", "v", "PX", "5000000"]);
+    let _: i64 = q(c, &["HSET", "vol:hash", "f", "v"]);
+    let _: i64 = q(c, &["PEXPIRE", "vol:hash", "9000000"]);
+    let _: () = q(c, &["SELECT", "9"]);
+    let _: () = q(c, &["SET", "other:db", "nine"]);
+    let _: () = q(c, &["SET", "other:vol", "nine", "EX", "1000"]);
+    let _: () = q(c, &["SELECT", "0"]);
+}
+
+/// What a restart must preserve: the digest, and each key's encoding and expiry time.
+fn fingerprint(c: &mut redis::Connection) -> (String, Vec<(String, String, i64)>) {
+    let digest: String = q(c, &["DEBUG", "DIGEST"]);
+    let mut keys = Vec::new();
+    for db in ["0", "9"] {
+        let _: () = q(c, &["SELECT", db]);
+        let mut names: Vec<String> = q(c, &["KEYS", "*"]);
+        names.sort();
+        for k in names {
+            let enc: String = q(c, &["OBJECT", "ENCODING", &k]);
+            let at: i64 = q(c, &["PEXPIRETIME", &k]);
+            keys.push((format!("{db}/{k}"), enc, at));
+        }
+    }
+    let _: () = q(c, &["SELECT", "0"]);
+    (digest, keys)
+}
+
+#[test]
+fn save_and_restart_restore_every_type_encoding_and_expiry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = TestServer::start_in(tmp.path(), &["--enable-debug-command", "yes"]);
+    let mut c = s.conn();
+    fill_every_encoding(&mut c);
+    let before = fingerprint(&mut c);
+    assert_eq!(before.1.len(), 19);
+    assert_eq!(q::<String>(&mut c, &["SAVE"]), "OK");
+    assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "0");
+    s.kill();
+    let s = TestServer::start_in(tmp.path(), &["--enable-debug-command", "yes"]);
+    let mut c = s.conn();
+    assert_eq!(fingerprint(&mut c), before);
+    assert_eq!(info_field(&mut c, "rdb_last_load_keys_loaded"), "19");
+    let list: Vec<String> = q(&mut c, &["LRANGE", "list:big", "1998", "-1"]);
+    assert_eq!(list, ["element-1998", "element-1999"]);
+    let score: String = q(&mut c, &["ZSCORE", "zset:small", "b"]);
+    assert_eq!(score, "-inf");
+    assert_eq!(q::<Vec<u8>>(&mut c, &["GET", "str:bin"]), "a\0b\r\n\u{ff}".as_bytes());
+}
+
+#[test]
+fn bgsave_and_debug_reload_round_trip() {
+    let s = TestServer::start(&["--enable-debug-command", "yes"]);
+    let mut c = s.conn();
+    fill_every_encoding(&mut c);
+    let _: () = q(&mut c, &["DEBUG", "POPULATE", "50000"]);
+    let before = fingerprint(&mut c);
+    assert_eq!(q::<String>(&mut c, &["BGSAVE"]), "Background saving started");
+    wait_bgsave(&mut c);
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    assert_eq!(q::<String>(&mut c, &["DEBUG", "RELOAD", "NOSAVE"]), "OK");
+    assert_eq!(fingerprint(&mut c), before);
+    assert_eq!(q::<String>(&mut c, &["DEBUG", "RELOAD"]), "OK");
+    assert_eq!(fingerprint(&mut c), before);
+    // NOFLUSH finds every key already there; MERGE lets the file's copy win.
+    assert_eq!(err(&mut c, &["DEBUG", "RELOAD", "NOFLUSH"]), "ERR Error trying to load the RDB dump");
+    let _: () = q(&mut c, &["SET", "str:int", "changed"]);
+    assert_eq!(q::<String>(&mut c, &["DEBUG", "RELOAD", "NOSAVE", "NOFLUSH", "MERGE"]), "OK");
+    assert_eq!(q::<String>(&mut c, &["GET", "str:int"]), "12345");
+    assert_eq!(
+        err(&mut c, &["DEBUG", "RELOAD", "BOGUS"]),
+        "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options."
+    );
+}
+
+#[test]
+fn function_libraries_survive_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = TestServer::start_in(tmp.path(), &[]);
+    let mut c = s.conn();
+    let code = "#!lua name=lib1\nredis.register_function('f1', function() return 'hi' end)";
+    let _: String = q(&mut c, &["FUNCTION", "LOAD", code]);
+    let _: String = q(&mut c, &["SAVE"]);
+    s.kill();
+    let s = TestServer::start_in(tmp.path(), &[]);
+    let mut c = s.conn();
+    assert_eq!(q::<String>(&mut c, &["FCALL", "f1", "0"]), "hi");
+}
+
+/// The snapshot of a BGSAVE taken while a client writes holds exactly a prefix of that
+/// client's writes: every write acknowledged before BGSAVE was sent, none sent after its reply,
+/// and for keys overwritten along the way, the value of the last write in the prefix.
+#[test]
+fn bgsave_is_point_in_time_under_concurrent_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = TestServer::start_in(tmp.path(), &["--enable-debug-command", "yes"]);
+    let mut c = s.conn();
+    // Enough data that the snapshot takes a while, spread over many table segments.
+    let _: () = q(&mut c, &["DEBUG", "POPULATE", "200000", "bulk", "32"]);
+    let acked = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (acked, stop) = (acked.clone(), stop.clone());
+        let mut w = s.conn();
+        std::thread::spawn(move || {
+            let mut n: u64 = 0;
+            while !stop.load(Ordering::Acquire) {
+                // Write n: a new key, an overwrite of one of 3000 slots, and (every third) the
+                // deletion of an older key, so that every kind of change crosses the snapshot.
+                let mut p = redis::pipe();
+                p.cmd("SET").arg(format!("seq:{n}")).arg(n).ignore();
+                p.cmd("SET").arg(format!("slot:{}", n % 3000)).arg(n).ignore();
+                if n % 3 == 0 && n >= 500 {
+                    p.cmd("DEL").arg(format!("seq:{}", n - 500)).ignore();
+                }
+                let _: () = p.query(&mut w).unwrap();
+                n += 1;
+                acked.store(n, Ordering::Release);
+            }
+            n
+        })
+    };
+    while acked.load(Ordering::Acquire) < 5000 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let acked_before = acked.load(Ordering::Acquire);
+    assert_eq!(q::<String>(&mut c, &["BGSAVE"]), "Background saving started");
+    let sent_after = acked.load(Ordering::Acquire) + 1;
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Release);
+    let total = writer.join().unwrap();
+    wait_bgsave(&mut c);
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    assert!(total > sent_after, "the writer kept writing during the save");
+    s.kill();
+
+    let s = TestServer::start_in(tmp.path(), &[]);
+    let mut c = s.conn();
+    let seq: Vec<String> = q(&mut c, &["KEYS", "seq:*"]);
+    let nums: Vec<u64> = seq.iter().map(|k| k[4..].parse().unwrap()).collect();
+    let p = nums.iter().max().map_or(0, |m| m + 1);
+    assert!(p >= acked_before && p <= sent_after, "prefix {p} not in [{acked_before}, {sent_after}]");
+    // The exact state after writes 0..p.
+    let mut expect_seq: Vec<u64> = (0..p).collect();
+    let deleted: Vec<u64> = (500..p).filter(|n| n % 3 == 0).map(|n| n - 500).collect();
+    expect_seq.retain(|n| !deleted.contains(n));
+    let mut got = nums.clone();
+    got.sort_unstable();
+    assert_eq!(got, expect_seq);
+    let mut expect_slots: HashMap<String, String> = HashMap::new();
+    for n in 0..p {
+        expect_slots.insert(format!("slot:{}", n % 3000), n.to_string());
+    }
+    let slots: Vec<String> = q(&mut c, &["KEYS", "slot:*"]);
+    assert_eq!(slots.len(), expect_slots.len());
+    for k in slots {
+        assert_eq!(q::<String>(&mut c, &["GET", &k]), expect_slots[&k], "{k}");
+    }
+    let populated: i64 = q(&mut c, &["EVAL", "return #redis.call('keys','bulk:*')", "0"]);
+    assert_eq!(populated, 200_000);
+}
+
+#[test]
+fn failed_bgsave_refuses_writes_with_misconf_until_a_save_succeeds() {
+    let s = TestServer::start(&["--save", "3600 1", "--enable-protected-configs", "yes"]);
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "k", "v"]);
+    let gone = tempfile::tempdir().unwrap();
+    let gone_path = gone.path().to_path_buf();
+    let _: () = q(&mut c, &["CONFIG", "SET", "dir", gone_path.to_str().unwrap()]);
+    drop(gone);
+    assert_eq!(q::<String>(&mut c, &["BGSAVE"]), "Background saving started");
+    wait_bgsave(&mut c);
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "err");
+    let misconf = err(&mut c, &["SET", "k", "w"]);
+    assert!(misconf.starts_with("MISCONF Redis is configured to save RDB snapshots"), "{misconf}");
+    assert!(err(&mut c, &["PING"]).starts_with("MISCONF"));
+    assert_eq!(q::<String>(&mut c, &["GET", "k"]), "v");
+    // Without save points, or with stop-writes-on-bgsave-error off, writes go through.
+    let _: () = q(&mut c, &["CONFIG", "SET", "stop-writes-on-bgsave-error", "no"]);
+    let _: () = q(&mut c, &["SET", "k", "w"]);
+    let _: () = q(&mut c, &["CONFIG", "SET", "stop-writes-on-bgsave-error", "yes"]);
+    assert!(err(&mut c, &["SET", "k", "x"]).starts_with("MISCONF"));
+    let _: () = q(&mut c, &["CONFIG", "SET", "dir", s.dir.to_str().unwrap()]);
+    assert_eq!(q::<String>(&mut c, &["BGSAVE"]), "Background saving started");
+    wait_bgsave(&mut c);
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    let _: () = q(&mut c, &["SET", "k", "x"]);
+}
+
+#[test]
+fn bgsave_replies_and_schedule() {
+    let s = TestServer::start(&["--enable-debug-command", "yes"]);
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["DEBUG", "POPULATE", "300000"]);
+    assert_eq!(err(&mut c, &["BGSAVE", "NOW"]), "ERR syntax error");
+    assert_eq!(q::<String>(&mut c, &["BGSAVE"]), "Background saving started");
+    assert_eq!(err(&mut c, &["BGSAVE"]), "ERR Background save already in progress");
+    assert_eq!(err(&mut c, &["SAVE"]), "ERR Background save already in progress");
+    wait_bgsave(&mut c);
+    let before: i64 = q(&mut c, &["LASTSAVE"]);
+    assert!(before > 1_700_000_000);
+    // Inside MULTI a BGSAVE is scheduled for after the transaction.
+    let mut p = redis::pipe();
+    p.atomic().cmd("SET").arg("a").arg("1").cmd("BGSAVE");
+    let (ok, status): (String, String) = p.query(&mut c).unwrap();
+    assert_eq!((ok.as_str(), status.as_str()), ("OK", "Background saving scheduled"));
+    let start = Instant::now();
+    while info_field(&mut c, "rdb_saves") != "2" {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn save_points_trigger_a_background_save() {
+    let s = TestServer::start(&["--save", "1 2"]);
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "a", "1"]);
+    let _: () = q(&mut c, &["SET", "b", "2"]);
+    let start = Instant::now();
+    while info_field(&mut c, "rdb_saves") == "0" {
+        assert!(start.elapsed() < Duration::from_secs(10), "no save after the save point");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_bgsave(&mut c);
+    assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "0");
+    assert!(s.dir.join("dump.rdb").exists());
+}
+
+#[test]
+fn shutdown_saves_unless_nosave_and_flushall_saves_an_empty_dataset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = TestServer::start_in(tmp.path(), &[]);
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "kept", "1"]);
+    let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut c);
+    drop(s);
+    let s = TestServer::start_in(tmp.path(), &[]);
+    let mut c = s.conn();
+    assert_eq!(q::<String>(&mut c, &["GET", "kept"]), "1");
+    let _: () = q(&mut c, &["SET", "lost", "1"]);
+    let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut c);
+    drop(s);
+    let s = TestServer::start_in(tmp.path(), &["--save", "3600 1"]);
+    let mut c = s.conn();
+    assert_eq!(q::<Option<String>>(&mut c, &["GET", "lost"]), None);
+    assert_eq!(q::<String>(&mut c, &["GET", "kept"]), "1");
+    // With save points, FLUSHALL saves the empty dataset at once.
+    let _: () = q(&mut c, &["FLUSHALL"]);
+    assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "0");
+    drop(c);
+    drop(s);
+    let s = TestServer::start_in(tmp.path(), &[]);
+    let mut c = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 0);
+}
+
+#[test]
+fn keys_expired_while_down_are_not_loaded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = TestServer::start_in(tmp.path(), &[]);
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "short", "v", "PX", "300"]);
+    let _: () = q(&mut c, &["SET", "long", "v", "EX", "1000"]);
+    let _: String = q(&mut c, &["SAVE"]);
+    s.kill();
+    std::thread::sleep(Duration::from_millis(400));
+    let s = TestServer::start_in(tmp.path(), &[]);
+    let mut c = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 1);
+    assert_eq!(info_field(&mut c, "rdb_last_load_keys_expired"), "1");
+    assert_eq!(info_field(&mut c, "rdb_last_load_keys_loaded"), "1");
+}
+
+#[test]
+fn loading_answers_loading_and_reports_progress() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = TestServer::start_in(tmp.path(), &["--enable-debug-command", "yes"]);
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["DEBUG", "POPULATE", "2000"]);
+    let _: String = q(&mut c, &["SAVE"]);
+    s.kill();
+    // 2000 keys at 1 ms each: two seconds of loading.
+    let s = TestServer::start_in_loading(tmp.path(), &["--key-load-delay", "1000"]);
+    let mut c = s.conn();
+    assert_eq!(err(&mut c, &["GET", "key:1"]), "LOADING Redis is loading the dataset in memory");
+    assert_eq!(info_field(&mut c, "loading"), "1");
+    let info: String = q(&mut c, &["INFO", "persistence"]);
+    assert!(info.contains("loading_loaded_perc:"), "{info}");
+    assert!(info.contains("loading_total_bytes:"), "{info}");
+    let start = Instant::now();
+    while info_field(&mut c, "loading") == "1" {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 2000);
+    assert!(s.log().contains("DB loaded from disk"));
+}
+
+/// Starts a server on `dir` expecting it to refuse to start; returns its log.
+fn refused_start(dir: &std::path::Path) -> String {
+    let log = dir.join("refused.log");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_ferrodis-server"))
+        .args(["--port", &common::free_port().to_string(), "--dir", dir.to_str().unwrap()])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the server started on a damaged snapshot");
+    std::fs::read_to_string(log).unwrap()
+}
+
+#[test]
+fn damaged_snapshots_are_refused_with_path_offset_and_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = TestServer::start_in(tmp.path(), &["--enable-debug-command", "yes"]);
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["DEBUG", "POPULATE", "20000"]);
+    let _: String = q(&mut c, &["SAVE"]);
+    s.kill();
+    let path = tmp.path().join("dump.rdb");
+    let good = std::fs::read(&path).unwrap();
+    // A flipped bit in the middle.
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x10;
+    std::fs::write(&path, &bad).unwrap();
+    let log = refused_start(tmp.path());
+    assert!(log.contains("dump.rdb") && log.contains("offset"), "{log}");
+    // A torn tail.
+    std::fs::write(&path, &good[..good.len() - 7]).unwrap();
+    let log = refused_start(tmp.path());
+    assert!(log.contains("dump.rdb") && log.contains("offset"), "{log}");
+    // Not a snapshot at all.
+    std::fs::write(&path, b"REDIS0009garbage").unwrap();
+    let log = refused_start(tmp.path());
+    assert!(log.contains("dump.rdb"), "{log}");
+}
