@@ -167,11 +167,6 @@ fn shutdown_variants() {
         r.cmd(&["SHUTDOWN", "SAVE", "NOSAVE"]),
         b"-ERR syntax error\r\n".to_vec()
     );
-    // No snapshot support yet: an explicit SAVE fails rather than pretending.
-    assert_eq!(
-        r.cmd(&["SHUTDOWN", "SAVE"]),
-        b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n".to_vec()
-    );
     r.send(b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n");
     let mut buf = [0u8; 16];
     assert_eq!(r.s.read(&mut buf).unwrap_or(0), 0);

@@ -233,6 +233,8 @@ fn failed_bgsave_refuses_writes_with_misconf_until_a_save_succeeds() {
     let _: () = q(&mut c, &["SET", "k", "w"]);
     let _: () = q(&mut c, &["CONFIG", "SET", "stop-writes-on-bgsave-error", "yes"]);
     assert!(err(&mut c, &["SET", "k", "x"]).starts_with("MISCONF"));
+    // A save that fails keeps SHUTDOWN from exiting, unless FORCE.
+    assert_eq!(err(&mut c, &["SHUTDOWN", "SAVE"]), "ERR Errors trying to SHUTDOWN. Check logs.");
     let _: () = q(&mut c, &["CONFIG", "SET", "dir", s.dir.to_str().unwrap()]);
     assert_eq!(q::<String>(&mut c, &["BGSAVE"]), "Background saving started");
     wait_bgsave(&mut c);

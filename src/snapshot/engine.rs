@@ -111,9 +111,12 @@ enum Msg {
     Finish,
 }
 
-/// The path snapshots are saved to and loaded from (the process runs in `dir`).
+/// The path snapshots are saved to and loaded from: `dbfilename` in `dir` (the process's
+/// working directory), made absolute so that a CONFIG SET dir during a BGSAVE does not move
+/// the file the writer thread renames into place.
 pub fn snapshot_path(srv: &ServerState) -> PathBuf {
-    PathBuf::from(&srv.config.dbfilename)
+    let name = PathBuf::from(&srv.config.dbfilename);
+    std::env::current_dir().map_or(name.clone(), |d| d.join(name))
 }
 
 /// Encoding thresholds from the configuration, for the loader.
@@ -602,6 +605,10 @@ impl<'a> KeyspaceSink<'a> {
 
 impl LoadSink for KeyspaceSink<'_> {
     fn meta(&mut self, meta: &Meta) -> Result<(), String> {
+        tracing::info!("Loading RDB produced by ferrodis version {}", meta.server_version);
+        let age = now_ms().saturating_sub(meta.created_ms) / 1000;
+        tracing::info!("RDB age {age} seconds");
+        tracing::info!("RDB memory usage when created {:.2} Mb", meta.used_memory as f64 / 1048576.0);
         for c in &meta.dbs {
             let d = self.db(c.db)?;
             if d.is_empty() {
@@ -746,7 +753,7 @@ pub fn start_loading(server: &Rc<RefCell<Server>>) {
     }
     let server = server.clone();
     tokio::task::spawn_local(async move {
-        let result = rx.await.unwrap_or_else(|_| Err("the loading thread died".into()));
+        let result = wait_logging_progress(&server, rx).await;
         let mut srv = server.borrow_mut();
         let Server { ks, state, .. } = &mut *srv;
         let started = state.persist.loading.take().map(|l| l.started);
@@ -772,4 +779,29 @@ pub fn start_loading(server: &Rc<RefCell<Server>>) {
         );
         tracing::warn!("DB loaded from disk: {secs:.3} seconds");
     });
+}
+
+/// Waits for the loading thread, logging its progress every second as Redis does.
+async fn wait_logging_progress<T>(
+    server: &Rc<RefCell<Server>>,
+    mut rx: tokio::sync::oneshot::Receiver<Result<T, String>>,
+) -> Result<T, String> {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            r = &mut rx => return r.unwrap_or_else(|_| Err("the loading thread died".into())),
+            _ = tick.tick() => {
+                let srv = server.borrow();
+                if let Some(l) = &srv.state.persist.loading {
+                    let done = l.loaded_bytes.load(Ordering::Relaxed);
+                    let perc = done as f64 * 100.0 / l.total_bytes.max(1) as f64;
+                    tracing::warn!(
+                        "Loading the snapshot: {perc:.2}% ({done} of {} bytes)",
+                        l.total_bytes
+                    );
+                }
+            }
+        }
+    }
 }

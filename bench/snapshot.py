@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Snapshots, ferrodis vs redis-server 7.0 on the same data, written to bench/SNAPSHOT.md.
+
+Part 1, restart and size: for each data shape of bench/memory.py, a fresh server of each kind
+is filled through `redis-cli --pipe`, SAVEs, and is restarted `--rounds` times (interleaved
+with the other server); the restart time is the wall time from spawning the process until it
+answers PING with PONG instead of -LOADING. The snapshot file sizes are compared too.
+
+Part 2, BGSAVE under write load: each server is filled with `--bg-keys` 64-byte strings
+(about 2 GB of RSS in ferrodis at the default), then `redis-benchmark -t set -P 16 -c 50` runs
+for the whole measurement. Memory is sampled every 20 ms as the summed PSS of the server and
+its children (Redis's forked child shares pages with its parent until either writes: PSS
+counts each physical page once). A probe client sends GET every millisecond on its own
+connection; its p99 round trip during the BGSAVE is compared with its p99 over the same
+length of time just before, under the same write load.
+
+Usage: bench/snapshot.py [--scale 1.0] [--rounds 3] [--bg-keys 17000000] [--skip-bg]
+(needs redis-server, redis-cli, redis-benchmark and `cargo build --release`).
+"""
+import argparse
+import datetime
+import importlib.util
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FERRODIS = os.path.join(ROOT, "target", "release", "ferrodis-server")
+OUT = os.path.join(ROOT, "bench", "SNAPSHOT.md")
+
+spec = importlib.util.spec_from_file_location("memory", os.path.join(ROOT, "bench", "memory.py"))
+memory = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(memory)
+
+SHAPES = [
+    ("1M 64-byte strings", memory.gen_strings, 1_000_000),
+    ("10k hashes x 100 fields", memory.gen_hashes, 10_000),
+    ("10k sets x 100 integers", memory.gen_sets, 10_000),
+    ("10k zsets x 100 members", memory.gen_zsets, 10_000),
+    ("1k lists x 1000 items", memory.gen_lists, 1_000),
+]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def command(kind, port, d):
+    exe = FERRODIS if kind == "ferrodis" else "redis-server"
+    return [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", d, "--save", "",
+            "--appendonly", "no", "--dbfilename", "dump.rdb", "--logfile", "server.log",
+            "--enable-debug-command", "yes"]
+
+
+def ping(port):
+    """PONG, LOADING or None (not listening yet)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            r = s.recv(64)
+            return "PONG" if r.startswith(b"+PONG") else "LOADING" if b"LOADING" in r else r
+    except OSError:
+        return None
+
+
+def start(kind, d, wait_loaded=True):
+    port = free_port()
+    t0 = time.perf_counter()
+    p = subprocess.Popen(command(kind, port, d), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:
+        r = ping(port)
+        if r == "PONG" or (r == "LOADING" and not wait_loaded):
+            return p, port, time.perf_counter() - t0
+        if p.poll() is not None:
+            raise RuntimeError(f"{kind} exited: {open(os.path.join(d, 'server.log')).read()[-2000:]}")
+        time.sleep(0.002)
+
+
+def cli(port, *args):
+    return subprocess.run(["redis-cli", "-p", str(port), *map(str, args)], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def stop(p, port):
+    try:
+        cli(port, "SHUTDOWN", "NOSAVE")
+    except subprocess.CalledProcessError:
+        pass
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def fill(port, gen, n):
+    data = b"".join(gen(n))
+    r = subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input=data, capture_output=True)
+    if r.returncode != 0:
+        raise RuntimeError(r.stdout + r.stderr)
+
+
+def restart_part(scale, rounds):
+    rows = []
+    for name, gen, n in SHAPES:
+        n = max(1, int(n * scale))
+        dirs, sizes, times = {}, {}, {"redis": [], "ferrodis": []}
+        for kind in ("redis", "ferrodis"):
+            d = tempfile.mkdtemp(prefix=f"snapbench-{kind}-")
+            p, port, _ = start(kind, d)
+            fill(port, gen, n)
+            cli(port, "SAVE")
+            keys = cli(port, "DBSIZE")
+            stop(p, port)
+            dirs[kind] = (d, keys)
+            sizes[kind] = os.path.getsize(os.path.join(d, "dump.rdb"))
+        for _ in range(rounds):
+            for kind in ("redis", "ferrodis"):
+                d, keys = dirs[kind]
+                p, port, secs = start(kind, d)
+                got = cli(port, "DBSIZE")
+                stop(p, port)
+                assert got == keys, f"{kind} loaded {got} keys, saved {keys}"
+                times[kind].append(secs)
+        rt, ft = statistics.median(times["redis"]), statistics.median(times["ferrodis"])
+        rows.append((name, n, rt, ft, sizes["redis"], sizes["ferrodis"]))
+        print(f"{name}: restart redis {rt:.3f}s ferrodis {ft:.3f}s ({rt / ft:.2f}x), "
+              f"file redis {sizes['redis']} ferrodis {sizes['ferrodis']}", file=sys.stderr)
+    return rows
+
+
+def pss_tree(pid):
+    """Summed PSS (bytes) of `pid` and its children."""
+    total = 0
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            pids += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    for q in pids:
+        try:
+            with open(f"/proc/{q}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            pass
+    return total
+
+
+class Probe(threading.Thread):
+    """GET every millisecond on its own connection, recording (time, round trip)."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port, self.samples, self.stop = port, [], False
+
+    def run(self):
+        s = socket.create_connection(("127.0.0.1", self.port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        req = b"*2\r\n$3\r\nGET\r\n$5\r\nprobe\r\n"
+        while not self.stop:
+            t0 = time.perf_counter()
+            s.sendall(req)
+            buf = b""
+            while not buf.endswith(b"\r\n"):
+                buf += s.recv(4096)
+            self.samples.append((t0, time.perf_counter() - t0))
+            time.sleep(0.001)
+        s.close()
+
+
+def p99(xs):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * 0.99))] if xs else float("nan")
+
+
+def bgsave_part(kind, keys):
+    d = tempfile.mkdtemp(prefix=f"snapbench-bg-{kind}-")
+    p, port, _ = start(kind, d)
+    # The same data in both: key:N -> value:N padded to 64 bytes.
+    cli(port, "DEBUG", "POPULATE", keys, "key", 64)
+    bench = subprocess.Popen(["redis-benchmark", "-p", str(port), "-t", "set", "-P", "16",
+                              "-c", "50", "-r", str(keys), "-d", "64", "-n", "2000000000", "-q"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    probe = Probe(port)
+    probe.start()
+    time.sleep(3)
+    base = pss_tree(p.pid)
+    t_start = time.perf_counter()
+    cli(port, "BGSAVE")
+    peak = base
+    while True:
+        peak = max(peak, pss_tree(p.pid))
+        info = cli(port, "INFO", "persistence")
+        if "rdb_bgsave_in_progress:0" in info:
+            break
+        time.sleep(0.02)
+    t_end = time.perf_counter()
+    peak = max(peak, pss_tree(p.pid))
+    probe.stop = True
+    probe.join()
+    bench.kill()
+    bench.wait()
+    status = [l for l in info.splitlines() if l.startswith("rdb_last_bgsave_status")][0]
+    dur = t_end - t_start
+    during = [rt for t, rt in probe.samples if t_start <= t <= t_end]
+    before = [rt for t, rt in probe.samples if t_start - max(dur, 1.0) <= t < t_start]
+    stop(p, port)
+    return {"kind": kind, "base": base, "peak": peak, "secs": dur, "status": status,
+            "p99_idle": p99(before) * 1000, "p99_save": p99(during) * 1000}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--bg-keys", type=int, default=17_000_000)
+    ap.add_argument("--skip-bg", action="store_true")
+    a = ap.parse_args()
+    rows = restart_part(a.scale, a.rounds)
+    bg = [] if a.skip_bg else [bgsave_part(k, a.bg_keys) for k in ("redis", "ferrodis")]
+    for r in bg:
+        print(r, file=sys.stderr)
+    with open(OUT, "w") as f:
+        f.write("# Snapshots: ferrodis vs redis-server\n\n")
+        f.write(f"Produced by `bench/snapshot.py` on "
+                f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC (scale {a.scale}, median of "
+                f"{a.rounds} interleaved restarts). Restart = spawn until PING answers PONG.\n\n")
+        f.write("| data | redis restart s | ferrodis restart s | speed-up | redis file bytes "
+                "| ferrodis file bytes | size ratio |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+        for name, n, rt, ft, rs, fs in rows:
+            f.write(f"| {name} | {rt:.3f} | {ft:.3f} | {rt / ft:.2f}x | {rs} | {fs} | {fs / rs:.2f} |\n")
+        if bg:
+            f.write(f"\n## BGSAVE under `redis-benchmark -t set -P 16 -c 50` ({a.bg_keys} keys of "
+                    "64 bytes)\n\nMemory is the summed PSS of the server and its forked child. "
+                    "p99 is a GET probe's round trip during the save vs the same length of time "
+                    "before it, under the same load.\n\n")
+            f.write("| server | before MB | peak MB | peak / before | save s | p99 before ms "
+                    "| p99 during ms | p99 ratio | status |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+            for r in bg:
+                f.write(f"| {r['kind']} | {r['base'] / 2**20:.0f} | {r['peak'] / 2**20:.0f} | "
+                        f"{r['peak'] / r['base']:.2f} | {r['secs']:.1f} | {r['p99_idle']:.2f} | "
+                        f"{r['p99_save']:.2f} | {r['p99_save'] / r['p99_idle']:.2f} | {r['status']} |\n")
+        f.write(f"\nMachine: {os.cpu_count()} cores; load average at the end "
+                f"{open('/proc/loadavg').read().split()[:3]}.\n")
+    print(open(OUT).read())
+
+
+if __name__ == "__main__":
+    main()
