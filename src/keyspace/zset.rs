@@ -138,6 +138,43 @@ impl ZSetValue {
         }
     }
 
+    /// Builds a sorted set from members in (score, member) order, each once (a loader's
+    /// input), in the encoding `lim` calls for; a `listpack` is written in one pass instead of
+    /// being searched for each insert. Returns `None` if the order is wrong, a member repeats
+    /// or a score is NaN.
+    pub fn from_sorted(entries: &[(&[u8], f64)], lim: Limits) -> Option<ZSetValue> {
+        let ordered = entries.windows(2).all(|w| {
+            cmp_entry(w[0].1, w[0].0, w[1].1, w[1].0) == Ordering::Less
+        });
+        if !ordered || entries.iter().any(|(_, s)| s.is_nan()) {
+            return None;
+        }
+        let longest = entries.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
+        if entries.len() > lim.max_entries || longest > lim.max_value {
+            let mut z = ZSetValue::Skip(Box::default());
+            for (m, sc) in entries {
+                if z.score(m).is_some() {
+                    return None;
+                }
+                z.insert_new(m, *sc, lim);
+            }
+            return Some(z);
+        }
+        let mut members: Vec<&[u8]> = entries.iter().map(|(m, _)| *m).collect();
+        members.sort_unstable();
+        if members.windows(2).any(|w| w[0] == w[1]) {
+            return None;
+        }
+        let mut buf = Vec::new();
+        let mut prev: &[u8] = &[];
+        for (m, sc) in entries {
+            encode_entry(&mut buf, prev, m, *sc);
+            prev = m;
+        }
+        buf.shrink_to_fit();
+        Some(ZSetValue::Pack(Box::new(Pack { buf, len: entries.len() as u32 })))
+    }
+
     /// Inserts a member known to be absent, converting to `skiplist` first when the listpack
     /// would outgrow `lim`.
     pub fn insert_new(&mut self, member: &[u8], score: f64, lim: Limits) {
@@ -886,6 +923,32 @@ impl SkipSet {
 #[cfg(test)]
 mod tests {
     use rand::{rngs::SmallRng, SeedableRng};
+
+    #[test]
+    fn from_sorted_matches_insert_by_insert() {
+        for (n, lim) in [(10, SMALL), (200, SMALL), (5, TINY)] {
+            let names: Vec<String> = (0..n).map(|i| format!("member:{i:04}")).collect();
+            let entries: Vec<(&[u8], f64)> =
+                names.iter().enumerate().map(|(i, m)| (m.as_bytes(), i as f64 * 1.5)).collect();
+            let z = ZSetValue::from_sorted(&entries, lim).unwrap();
+            let mut one = ZSetValue::new_for(0, lim);
+            for (m, sc) in &entries {
+                one.insert_new(m, *sc, lim);
+            }
+            assert_eq!(z.encoding(), one.encoding());
+            assert_eq!(z.len(), n);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            z.for_range(0, n - 1, false, |m, s| a.push((m.to_vec(), s)));
+            one.for_range(0, n - 1, false, |m, s| b.push((m.to_vec(), s)));
+            assert_eq!(a, b);
+        }
+        let unordered: Vec<(&[u8], f64)> = vec![(b"b", 1.0), (b"a", 1.0)];
+        assert!(ZSetValue::from_sorted(&unordered, SMALL).is_none());
+        let repeated: Vec<(&[u8], f64)> = vec![(b"a", 1.0), (b"a", 2.0)];
+        assert!(ZSetValue::from_sorted(&repeated, SMALL).is_none());
+        let nan: Vec<(&[u8], f64)> = vec![(b"a", f64::NAN)];
+        assert!(ZSetValue::from_sorted(&nan, SMALL).is_none());
+    }
 
     use super::*;
 
