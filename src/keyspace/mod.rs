@@ -201,7 +201,9 @@ impl Db {
         let blank = || Entry::new(Value::Str(RString::Int(0)));
         let (m, e, _) = self.main.get_or_insert_meta(key, blank);
         *e = entry;
-        *m = with_lru(if volatile { VOLATILE } else { 0 }, lru);
+        // The table's own bit (snapshot capture) is not ours to reset.
+        let kept = *m & table::SNAP_BIT;
+        *m = with_lru(kept | if volatile { VOLATILE } else { 0 }, lru);
     }
 
     pub fn clear(&mut self) {

@@ -185,6 +185,18 @@ impl From<Vec<u8>> for Key {
 /// 7168 a split moves about 3500 entries, which takes on the order of 0.1 ms.
 pub const SEG_MAX: usize = 7168;
 
+/// True if `key` was captured by the snapshot whose parity is `parity` (see [`Capture`]).
+#[inline]
+fn captured(key: &Key, parity: bool) -> bool {
+    (key.meta() & SNAP_BIT != 0) == parity
+}
+
+#[inline]
+fn set_captured(key: &mut Key, parity: bool) {
+    let m = key.meta_mut();
+    *m = if parity { *m | SNAP_BIT } else { *m & !SNAP_BIT };
+}
+
 /// Positions live in a 32-bit space; a cursor equal to this value means "done".
 const POS_END: u64 = 1 << 32;
 
@@ -210,6 +222,10 @@ struct Segment<V> {
     depth: u32,
     /// The running snapshot has not captured this segment yet (see [`Capture`]).
     pending: bool,
+    /// Per-key capture: slots `0..unscanned` have not been walked by the snapshot yet. The walk
+    /// goes from the end down, so the swap-remove of a slot (the last slot moves into the hole)
+    /// only ever moves a walked, captured key into the unwalked part, never the reverse.
+    unscanned: u32,
     index: HashTable<u16>,
     chunks: Vec<Vec<Slot<V>>>,
     len: usize,
@@ -235,6 +251,7 @@ impl<V> Segment<V> {
         Segment {
             depth,
             pending: false,
+            unscanned: 0,
             index: HashTable::with_capacity(cap),
             chunks: Vec::new(),
             len: 0,
@@ -343,19 +360,28 @@ pub struct Table<V> {
     scan_memo: RefCell<ScanMemo>,
     /// Set while a snapshot is being taken: the write barrier of [`Capture`].
     capture: Option<Box<Capture<V>>>,
+    /// Value of [`SNAP_BIT`] that means "captured" (per-key capture): flipped at each start.
+    parity: bool,
 }
 
 /// A running snapshot's hold on one table: the write barrier that makes a fork-less snapshot
 /// point-in-time.
 ///
-/// When a snapshot starts, every segment is marked pending. Before any `&mut` access to a
-/// pending segment (a write, or a lookup that may write), the whole segment is encoded into
-/// [`out`](Self::out) as it is at that instant and unmarked; the snapshot also captures pending
-/// segments on its own, a few at a time, between batches. Either way each segment is encoded
-/// exactly once, before its first change, so the records equal the table at the snapshot
-/// point, while the extra memory is only the encoded bytes not yet handed to the writer.
-/// (Dragonfly's versioned-bucket snapshot works the same way.) Segments born of a split after
-/// the snapshot point are never pending: the split's segment was captured before it split.
+/// When a snapshot starts, every segment is marked pending, and the snapshot encodes pending
+/// segments on its own, a few at a time, between batches. Before any `&mut` access that could
+/// change point-in-time data not encoded yet, the barrier encodes it first, as it is at that
+/// instant. Two granularities:
+///
+/// - **per key** (the main table): each key carries a captured bit ([`SNAP_BIT`] of its meta
+///   word, compared with the table's parity, which flips at each snapshot start so that no
+///   pass over the keys is needed). A write encodes just the key it touches; keys inserted
+///   after the snapshot point are born captured. So what a write load forces out early is
+///   only the keys it actually changes, and the extra memory is their records in flight.
+/// - **per segment** (the expires table, whose entries are 8 bytes): the first change to a
+///   pending segment encodes the whole segment.
+///
+/// Either way every entry present at the snapshot point is encoded exactly once, as it was at
+/// that point. (Dragonfly's versioned-bucket snapshot works the same way.)
 pub struct Capture<V> {
     /// Encodes one entry as a snapshot record.
     encode: fn(&Key, &V, &mut Vec<u8>),
@@ -363,8 +389,9 @@ pub struct Capture<V> {
     pub out: Vec<u8>,
     /// Segments still pending.
     remaining: usize,
-    /// What the records are, for the snapshot (its database number and table kind).
+    /// What the records are, for the snapshot (its database number).
     pub tag: u32,
+    per_key: bool,
 }
 
 impl<V> Capture<V> {
@@ -373,6 +400,10 @@ impl<V> Capture<V> {
         self.remaining
     }
 }
+
+/// Meta-word bit a [`Table`] keeps for itself: "captured by the snapshot of parity 1". Users of
+/// the meta word must preserve it.
+pub const SNAP_BIT: u32 = 1 << 30;
 
 /// SCAN's memo of one segment's slots sorted by position. Slots do not store their hash, so
 /// finding the next keys of a segment means hashing all of its keys; a scan with a small COUNT
@@ -404,6 +435,7 @@ impl<V> Table<V> {
             version: 0,
             scan_memo: RefCell::default(),
             capture: None,
+            parity: false,
         }
     }
 
@@ -448,7 +480,7 @@ impl<V> Table<V> {
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
         let (_, s, i) = self.locate(key);
-        self.barrier(s);
+        self.barrier(s, i);
         i.map(move |i| &mut self.segs[s].slot_mut(i).val)
     }
 
@@ -459,7 +491,7 @@ impl<V> Table<V> {
     /// Inserts or replaces. Returns the previous value; the stored key is kept on replace.
     pub fn insert(&mut self, key: &[u8], val: V) -> Option<V> {
         let (h, s, i) = self.locate(key);
-        self.barrier(s);
+        self.barrier(s, i);
         if let Some(i) = i {
             return Some(std::mem::replace(&mut self.segs[s].slot_mut(i).val, val));
         }
@@ -471,7 +503,7 @@ impl<V> Table<V> {
     /// whether an insert happened.
     pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> V) -> (&mut V, bool) {
         let (h, s, i) = self.locate(key);
-        self.barrier(s);
+        self.barrier(s, i);
         match i {
             Some(i) => (&mut self.segs[s].slot_mut(i).val, false),
             None => {
@@ -492,7 +524,7 @@ impl<V> Table<V> {
     ) -> Option<Result<(&mut u32, &mut V), (Key, V)>> {
         let (h, s, i) = self.locate(key);
         let i = i?;
-        self.barrier(s);
+        self.barrier(s, Some(i));
         let sl = self.segs[s].slot(i);
         if expired(sl.key.meta(), &sl.val) {
             let slot = self.segs[s].remove_at(&self.hasher, h, i);
@@ -508,7 +540,7 @@ impl<V> Table<V> {
     pub fn get_meta_mut(&mut self, key: &[u8]) -> Option<(&mut u32, &mut V)> {
         let (_, s, i) = self.locate(key);
         let i = i?;
-        self.barrier(s);
+        self.barrier(s, Some(i));
         let sl = self.segs[s].slot_mut(i);
         Some((sl.key.meta_mut(), &mut sl.val))
     }
@@ -521,7 +553,7 @@ impl<V> Table<V> {
         make: impl FnOnce() -> V,
     ) -> (&mut u32, &mut V, bool) {
         let (h, s, i) = self.locate(key);
-        self.barrier(s);
+        self.barrier(s, i);
         let (s, i, inserted) = match i {
             Some(i) => (s, i, false),
             None => {
@@ -540,7 +572,7 @@ impl<V> Table<V> {
     pub fn remove_entry(&mut self, key: &[u8]) -> Option<(Key, V)> {
         let (h, s, i) = self.locate(key);
         let i = i?;
-        self.barrier(s);
+        self.barrier(s, Some(i));
         let slot = self.segs[s].remove_at(&self.hasher, h, i);
         self.len -= 1;
         self.version += 1;
@@ -554,7 +586,12 @@ impl<V> Table<V> {
         }
         self.len += 1;
         self.version += 1;
-        (s, self.segs[s].push(&self.hasher, h, Key::new(key), val))
+        let mut k = Key::new(key);
+        if self.parity {
+            // Not part of the running (or last) snapshot: see [`Capture`].
+            *k.meta_mut() |= SNAP_BIT;
+        }
+        (s, self.segs[s].push(&self.hasher, h, k, val))
     }
 
     /// Splits segment `s` on its next hash bit, doubling the directory first if needed.
@@ -581,6 +618,16 @@ impl<V> Table<V> {
                 high.push(&self.hasher, h, sl.key, sl.val);
             }
         }
+        // In per-key capture a pending segment's keys stay pending wherever they go.
+        if self.segs[s].pending {
+            low.pending = true;
+            high.pending = true;
+            low.unscanned = low.len as u32;
+            high.unscanned = high.len as u32;
+            if let Some(c) = self.capture.as_deref_mut() {
+                c.remaining += 1;
+            }
+        }
         let hi_idx = self.segs.len() as u32;
         self.segs[s] = low;
         self.segs.push(high);
@@ -595,10 +642,11 @@ impl<V> Table<V> {
     /// Removes everything and releases the memory.
     pub fn clear(&mut self) {
         let capture = self.detach_capture();
-        let hasher = std::mem::take(&mut self.hasher);
+        let (hasher, parity) = (std::mem::take(&mut self.hasher), self.parity);
         *self = Table::new();
         self.hasher = hasher;
         self.capture = capture;
+        self.parity = parity;
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &V)> + '_ {
@@ -734,14 +782,19 @@ impl<V> Table<V> {
     }
 
     /// Starts a snapshot's capture of this table (see [`Capture`]): every segment becomes
-    /// pending. `tag` is handed back with the records.
-    pub fn start_capture(&mut self, encode: fn(&Key, &V, &mut Vec<u8>), tag: u32) {
+    /// pending. `tag` is handed back with the records; `per_key` picks the granularity.
+    pub fn start_capture(&mut self, encode: fn(&Key, &V, &mut Vec<u8>), tag: u32, per_key: bool) {
         let mut remaining = 0;
         for seg in &mut self.segs {
             seg.pending = seg.len > 0;
+            seg.unscanned = seg.len as u32;
             remaining += usize::from(seg.pending);
         }
-        self.capture = Some(Box::new(Capture { encode, out: Vec::new(), remaining, tag }));
+        if per_key {
+            self.parity = !self.parity;
+        }
+        let c = Capture { encode, out: Vec::new(), remaining, tag, per_key };
+        self.capture = Some(Box::new(c));
     }
 
     /// The running capture, if any (to collect its records).
@@ -750,10 +803,17 @@ impl<V> Table<V> {
     }
 
     /// Ends the capture, whether complete or abandoned, and returns it (with any records not
-    /// collected yet). Segments still pending are simply unmarked.
+    /// collected yet). The keys of segments still pending are marked captured without being
+    /// encoded, so that the next snapshot's parity flip finds every key uncaptured.
     pub fn end_capture(&mut self) -> Option<Box<Capture<V>>> {
+        let parity = self.parity;
         for seg in &mut self.segs {
-            seg.pending = false;
+            if seg.pending {
+                seg.pending = false;
+                for sl in seg.chunks.iter_mut().flatten() {
+                    set_captured(&mut sl.key, parity);
+                }
+            }
         }
         self.capture.take()
     }
@@ -771,39 +831,93 @@ impl<V> Table<V> {
         self.capture = capture;
     }
 
-    /// Captures pending segments until about `max_entries` entries have been encoded (at least
-    /// one segment). Returns the number of segments still pending.
+    /// Captures pending entries until about `max_entries` slots have been looked at. Returns
+    /// the number of segments still pending.
     pub fn capture_pending(&mut self, max_entries: usize) -> usize {
         let Some(c) = &self.capture else { return 0 };
         if c.remaining == 0 {
             return 0;
         }
-        let mut done = 0;
-        for s in 0..self.segs.len() {
+        let per_key = c.per_key;
+        let mut budget = max_entries;
+        // Splits append segments, so the bound is re-read: a pending segment's keys that a
+        // split moved to the end are still reached.
+        let mut s = 0;
+        while s < self.segs.len() && budget > 0 {
             if self.segs[s].pending {
-                done += self.segs[s].len;
-                self.capture_segment(s);
-                if done >= max_entries {
-                    break;
+                if per_key {
+                    budget -= self.capture_walk(s, budget);
+                } else {
+                    budget = budget.saturating_sub(self.segs[s].len);
+                    self.capture_segment(s);
                 }
             }
+            s += 1;
         }
         self.capture.as_ref().map_or(0, |c| c.remaining)
     }
 
-    /// The write barrier: captures segment `s` before its first change under a snapshot.
+    /// Per-key capture: walks up to `budget` unwalked slots of pending segment `s`, encoding
+    /// the uncaptured ones; returns the slots walked. The segment stops being pending once
+    /// walked to its start.
+    fn capture_walk(&mut self, s: usize, budget: usize) -> usize {
+        let Some(c) = self.capture.as_deref_mut() else { return budget };
+        let parity = self.parity;
+        let seg = &mut self.segs[s];
+        let end = (seg.unscanned as usize).min(seg.len);
+        let start = end.saturating_sub(budget);
+        for i in (start..end).rev() {
+            let sl = &mut seg.chunks[i / CHUNK][i % CHUNK];
+            if !captured(&sl.key, parity) {
+                (c.encode)(&sl.key, &sl.val, &mut c.out);
+                set_captured(&mut sl.key, parity);
+            }
+        }
+        seg.unscanned = start as u32;
+        if start == 0 {
+            seg.pending = false;
+            c.remaining -= 1;
+        }
+        (end - start).max(1)
+    }
+
+    /// The write barrier: captures what slot `i` of segment `s` (or, per segment, all of `s`)
+    /// held at the snapshot point before it changes.
     #[inline]
-    fn barrier(&mut self, s: usize) {
+    fn barrier(&mut self, s: usize, i: Option<usize>) {
         if self.capture.is_some() && self.segs[s].pending {
-            self.capture_segment(s);
+            self.barrier_slow(s, i);
         }
     }
 
     #[cold]
+    fn barrier_slow(&mut self, s: usize, i: Option<usize>) {
+        let Some(c) = self.capture.as_deref_mut() else { return };
+        if !c.per_key {
+            self.capture_segment(s);
+            return;
+        }
+        let Some(i) = i else { return };
+        let parity = self.parity;
+        let sl = self.segs[s].slot_mut(i);
+        if captured(&sl.key, parity) {
+            return;
+        }
+        (c.encode)(&sl.key, &sl.val, &mut c.out);
+        set_captured(&mut sl.key, parity);
+    }
+
     fn capture_segment(&mut self, s: usize) {
         let Some(c) = self.capture.as_deref_mut() else { return };
+        let (per_key, parity) = (c.per_key, self.parity);
         let seg = &mut self.segs[s];
-        for sl in seg.chunks.iter().flatten() {
+        for sl in seg.chunks.iter_mut().flatten() {
+            if per_key {
+                if captured(&sl.key, parity) {
+                    continue;
+                }
+                set_captured(&mut sl.key, parity);
+            }
             (c.encode)(&sl.key, &sl.val, &mut c.out);
         }
         seg.pending = false;
@@ -851,16 +965,17 @@ mod tests {
     #[test]
     fn capture_is_point_in_time_under_writes_splits_and_clear() {
         let mut rng = SmallRng::seed_from_u64(11);
-        for round in 0..3 {
+        for round in 0..6 {
+            let per_key = round % 2 == 0;
             let mut t = Table::new();
             for i in 0..40_000 {
                 t.insert(&key(i), i);
             }
             let before: std::collections::HashMap<Vec<u8>, usize> =
                 t.iter().map(|(k, v)| (k.to_vec(), *v)).collect();
-            t.start_capture(enc, 7);
+            t.start_capture(enc, 7, per_key);
             let mut out = Vec::new();
-            for step in 0..20_000 {
+            for step in 0..8_000 {
                 let k = key(rng.gen_range(0..80_000));
                 match rng.gen_range(0..4) {
                     0 => {
@@ -878,7 +993,7 @@ mod tests {
                         t.capture_pending(500);
                     }
                 }
-                if round == 1 && step == 10_000 {
+                if round >= 4 && step == 4_000 {
                     t.clear();
                 }
                 out.append(&mut t.capture_mut().unwrap().out);
@@ -892,6 +1007,18 @@ mod tests {
             // Without a capture, writes leave no records.
             t.insert(b"after", 1);
             assert!(t.capture_mut().is_none());
+            // A second snapshot (after an abandoned one) again captures everything once.
+            t.start_capture(enc, 7, per_key);
+            t.insert(b"x", 1);
+            t.end_capture();
+            let now: std::collections::HashMap<Vec<u8>, usize> =
+                t.iter().map(|(k, v)| (k.to_vec(), *v)).collect();
+            t.start_capture(enc, 8, per_key);
+            t.insert(b"during", 5);
+            t.remove(b"x");
+            t.capture_pending(usize::MAX);
+            let c = t.end_capture().unwrap();
+            assert_eq!(decode(&c.out), now, "round {round}, second snapshot");
         }
     }
 

@@ -32,13 +32,18 @@ use crate::util::time::{now_ms, now_secs};
 
 /// Raw record bytes collected into one block before it is handed to the writer.
 const BLOCK_BYTES: usize = 128 * 1024;
-/// Entries the driver encodes per step, between which clients are served (about 0.3 ms).
-const STEP_ENTRIES: usize = 4096;
-/// Records in flight to the writer above which the driver stops encoding on its own.
-const SOFT_IN_FLIGHT: usize = 16 << 20;
-/// Records in flight above which the event loop waits for the writer (barrier captures keep
-/// coming while clients write, so this is what bounds a snapshot's extra memory).
-const HARD_IN_FLIGHT: usize = 64 << 20;
+/// Entries the driver walks per step, between which clients are served (about 0.1 ms).
+const STEP_ENTRIES: usize = 2048;
+/// Bounds on the records in flight to the writer, as a fraction of the memory in use when the
+/// save starts (the budget for a snapshot is a quarter of the dataset). Past the soft
+/// limit the driver stops encoding on its own and leaves the writer to catch up; past the hard
+/// limit (barrier captures keep coming while clients write) the event loop waits for the
+/// writer, which bounds the extra memory at the price of latency.
+const SOFT_IN_FLIGHT_DIV: usize = 40;
+const HARD_IN_FLIGHT_DIV: usize = 8;
+/// Floors of the two limits, for small datasets.
+const MIN_SOFT_IN_FLIGHT: usize = 8 << 20;
+const MIN_HARD_IN_FLIGHT: usize = 64 << 20;
 /// Redis waits this long after a failed BGSAVE before a save point may try again.
 const BGSAVE_RETRY_SECS: u64 = 5;
 /// Aux field holding the function libraries (a FUNCTION DUMP payload).
@@ -87,6 +92,8 @@ pub struct BgSave {
     dirty_at_start: u64,
     /// Keys at the snapshot point (`current_save_keys_total`).
     pub keys_total: u64,
+    soft_limit: usize,
+    hard_limit: usize,
 }
 
 impl BgSave {
@@ -292,6 +299,7 @@ pub fn bgsave_start(ks: &mut Keyspace, srv: &mut ServerState) -> Result<(), Stri
     std::thread::Builder::new()
         .name("ferrodis-bgsave".into())
         .spawn(move || {
+            lower_priority();
             let r = writer_thread(file, &temp, &dest, &meta, opts, rx, &counter);
             stop.store(true, Ordering::Release);
             if r.is_err() {
@@ -300,14 +308,15 @@ pub fn bgsave_start(ks: &mut Keyspace, srv: &mut ServerState) -> Result<(), Stri
             let _ = done_tx.send(r);
         })
         .map_err(|e| e.to_string())?;
+    let used = crate::alloc::used_memory();
     let mut keys_total = 0;
     for (i, db) in ks.dbs.iter_mut().enumerate() {
         if db.is_empty() {
             continue;
         }
         keys_total += db.len() as u64;
-        db.main.start_capture(encode_entry, i as u32);
-        db.expires.start_capture(encode_expire, i as u32);
+        db.main.start_capture(encode_entry, i as u32, true);
+        db.expires.start_capture(encode_expire, i as u32, false);
     }
     srv.persist.last_bgsave_try = now_secs();
     srv.persist.bgsave = Some(BgSave {
@@ -318,10 +327,26 @@ pub fn bgsave_start(ks: &mut Keyspace, srv: &mut ServerState) -> Result<(), Stri
         started: Instant::now(),
         dirty_at_start: srv.dirty,
         keys_total,
+        soft_limit: (used / SOFT_IN_FLIGHT_DIV).max(MIN_SOFT_IN_FLIGHT),
+        hard_limit: (used / HARD_IN_FLIGHT_DIV).max(MIN_HARD_IN_FLIGHT),
     });
     srv.persist.wake.notify_one();
     tracing::warn!("Background saving started");
     Ok(())
+}
+
+/// Makes the calling thread yield the CPU to the event loop: on two cores shared with clients,
+/// a compressing writer of equal priority would preempt the event loop for whole scheduler
+/// slices (milliseconds of latency); at the lowest priority it uses the time the event loop
+/// leaves idle, and the in-flight limits throttle the event loop only when it falls behind.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread, with no pointers involved.
+    #[allow(unsafe_code)]
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+    }
 }
 
 /// The writer thread: compresses and writes blocks as they come, then commits the file.
@@ -377,7 +402,7 @@ fn collect(ks: &mut Keyspace, save: &BgSave) -> usize {
         }
     }
     let mut n = save.in_flight.load(Ordering::Acquire);
-    while n > HARD_IN_FLIGHT && !save.stopped.load(Ordering::Acquire) {
+    while n > save.hard_limit && !save.stopped.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_micros(200));
         n = save.in_flight.load(Ordering::Acquire);
     }
@@ -424,14 +449,13 @@ pub async fn driver(server: Rc<RefCell<Server>>) {
         }
         // Capture until complete, yielding to clients between steps.
         loop {
-            let (complete, in_flight) = {
+            let (complete, backlogged) = {
                 let mut srv = server.borrow_mut();
                 let Server { ks, state, .. } = &mut *srv;
                 let Some(save) = state.persist.bgsave.as_ref() else { break };
                 let in_flight = collect(ks, save);
-                let complete = if in_flight < SOFT_IN_FLIGHT { capture_step(ks) } else { false };
-                let in_flight = collect(ks, save);
-                (complete, in_flight)
+                let complete = in_flight < save.soft_limit && capture_step(ks);
+                (complete, collect(ks, save) >= save.soft_limit)
             };
             if complete {
                 let srv = server.borrow();
@@ -440,7 +464,7 @@ pub async fn driver(server: Rc<RefCell<Server>>) {
                 }
                 break;
             }
-            if in_flight >= SOFT_IN_FLIGHT {
+            if backlogged {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             } else {
                 tokio::task::yield_now().await;
