@@ -362,6 +362,10 @@ fn read_header(bytes: &[u8]) -> Result<Header, LoadError> {
     if checksums && crc32fast::hash(&bytes[..body_at + len]) != stored_crc {
         return lerr(body_at + len, "header checksum mismatch");
     }
+    // Without checksums every checksum field is 0, so a damaged flags byte is still caught.
+    if !checksums && stored_crc != 0 {
+        return lerr(body_at + len, "header checksum present but the checksum flag is off");
+    }
     let meta = read_meta(body, newer.is_some()).map_err(at(body_at))?;
     Ok(Header { meta, newer, checksums, end: c.pos })
 }
@@ -538,7 +542,8 @@ impl<'a> BlockReader<'a, '_> {
                 if n_blocks != *blocks {
                     return lerr(offset, format!("end marker counts {n_blocks} blocks, file has {blocks}"));
                 }
-                if self.hdr.checksums && file_crc.clone().finalize() != crc {
+                let want = if self.hdr.checksums { file_crc.clone().finalize() } else { 0 };
+                if want != crc {
                     return lerr(crc_at, "file checksum mismatch");
                 }
                 if !c.at_end() {
@@ -603,6 +608,8 @@ impl<'a> BlockReader<'a, '_> {
             if bh.finalize() != crc {
                 return Ok(lerr(offset, "block checksum mismatch"));
             }
+        } else if crc != 0 {
+            return Ok(lerr(head_end, "block checksum present but the checksum flag is off"));
         }
         file_crc.update(&self.bytes[offset..head_end + 4]);
         file_crc.combine(&h);
