@@ -658,6 +658,7 @@ fn decode_all(
     sink: &mut impl LoadSink,
 ) -> Result<(), LoadError> {
     let mut counts = Counts::default();
+    let newer = hdr.newer.as_deref();
     let mut carry: Vec<u8> = Vec::new();
     let mut carry_records = 0u64;
     let mut carry_offset = 0usize;
@@ -695,13 +696,13 @@ fn decode_all(
                 continue;
             }
             let seg = std::mem::take(&mut carry);
-            let r = decode_segment(&seg, carry_offset, b.db, b.kind, carry_records, hdr, lim, sink, &mut counts);
+            let r = decode_segment(&seg, carry_offset, (b.db, b.kind), carry_records, newer, lim, sink, &mut counts);
             carry = seg;
             carry.clear();
             r?;
         } else {
             let seg = b.data.bytes();
-            decode_segment(seg, b.offset, b.db, b.kind, b.records, hdr, lim, sink, &mut counts)?;
+            decode_segment(seg, b.offset, (b.db, b.kind), b.records, newer, lim, sink, &mut counts)?;
         }
         if let Data::Owned(v) = b.data {
             let _ = recycle.send(v);
@@ -716,10 +717,9 @@ fn decode_all(
 fn decode_segment(
     seg: &[u8],
     offset: usize,
-    db: u32,
-    kind: BlockKind,
+    (db, kind): (u32, BlockKind),
     records: u64,
-    hdr: &Header,
+    newer: Option<&str>,
     lim: &EncodingLimits,
     sink: &mut impl LoadSink,
     counts: &mut Counts,
@@ -730,7 +730,6 @@ fn decode_segment(
     };
     let mut c = Cur::new(seg);
     let mut n = 0u64;
-    let newer = hdr.newer.as_deref();
     while !c.at_end() {
         let rec = c.pos;
         match kind {
@@ -752,4 +751,23 @@ fn decode_segment(
         return Err(fail(seg.len(), format!("block header counts {records} records, found {n}")));
     }
     Ok(())
+}
+
+/// Decodes the raw records of one block (as passed to [`SnapshotWriter::write_block`]) into
+/// `sink`, without a file around them; returns how many there were. For tests and fuzzing.
+pub fn decode_records(
+    raw: &[u8],
+    db: u32,
+    kind: BlockKind,
+    lim: &EncodingLimits,
+    sink: &mut impl LoadSink,
+) -> Result<u64, LoadError> {
+    let mut counts = Counts::default();
+    let mut c = Cur::new(raw);
+    let mut n = 0u64;
+    while !c.at_end() && codec::skip_record(&mut c, kind).is_ok() {
+        n += 1;
+    }
+    decode_segment(raw, 0, (db, kind), n, None, lim, sink, &mut counts)?;
+    Ok(counts.values + counts.expires)
 }
