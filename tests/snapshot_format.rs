@@ -88,7 +88,9 @@ fn write(data: &Data, meta: &Meta, opts: WriteOptions, per_block: usize) -> Vec<
         let rows: Vec<_> = data.iter().filter(|d| d.0 == db).collect();
         for chunk in rows.chunks(per_block.max(1)) {
             let mut raw = Vec::new();
-            chunk.iter().for_each(|(_, k, v, _)| encode_value(&mut raw, k, v));
+            chunk
+                .iter()
+                .for_each(|(_, k, v, _)| encode_value(&mut raw, k, v));
             w.write_block(db, BlockKind::Values, &raw).unwrap();
             let mut raw = Vec::new();
             for (_, k, _, e) in chunk {
@@ -133,7 +135,11 @@ fn meta_for(data: &Data) -> Meta {
     };
     for (db, _, _, e) in data {
         if m.dbs.last().map(|d| d.db) != Some(*db) {
-            m.dbs.push(DbCount { db: *db, keys: 0, expires: 0 });
+            m.dbs.push(DbCount {
+                db: *db,
+                keys: 0,
+                expires: 0,
+            });
         }
         let d = m.dbs.last_mut().unwrap();
         d.keys += 1;
@@ -206,7 +212,8 @@ fn score_s() -> impl Strategy<Value = f64> {
     prop_oneof![
         (-1000i64..1000).prop_map(|n| n as f64),
         (-1000i64..1000).prop_map(|n| n as f64 / 8.0),
-        any::<f64>().prop_filter("no NaN, no -0", |f| !f.is_nan() && f.to_bits() != (-0.0f64).to_bits()),
+        any::<f64>().prop_filter("no NaN, no -0", |f| !f.is_nan()
+            && f.to_bits() != (-0.0f64).to_bits()),
         Just(f64::INFINITY),
         Just(f64::NEG_INFINITY),
     ]
@@ -224,17 +231,19 @@ fn value_s() -> impl Strategy<Value = Value> {
 }
 
 fn data_s() -> impl Strategy<Value = Data> {
-    prop::collection::vec((0u32..3, value_s(), prop::option::of(0u64..u64::MAX)), 0..25).prop_map(
-        |rows| {
-            let mut d: Data = rows
-                .into_iter()
-                .enumerate()
-                .map(|(i, (db, v, e))| (db, format!("key:{i}").into_bytes(), v, e))
-                .collect();
-            d.sort_by_key(|r| r.0);
-            d
-        },
+    prop::collection::vec(
+        (0u32..3, value_s(), prop::option::of(0u64..u64::MAX)),
+        0..25,
     )
+    .prop_map(|rows| {
+        let mut d: Data = rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, (db, v, e))| (db, format!("key:{i}").into_bytes(), v, e))
+            .collect();
+        d.sort_by_key(|r| r.0);
+        d
+    })
 }
 
 proptest! {
@@ -251,31 +260,72 @@ proptest! {
 fn every_encoding() -> Data {
     let lim = limits();
     let long = vec![b'x'; 100];
-    let ints: Vec<Vec<u8>> = (0..600).map(|n: i64| (n * 7 - 50).to_string().into_bytes()).collect();
-    let many: Vec<(Vec<u8>, f64)> = (0..200).map(|n| (format!("m{n}").into_bytes(), n as f64)).collect();
+    let ints: Vec<Vec<u8>> = (0..600)
+        .map(|n: i64| (n * 7 - 50).to_string().into_bytes())
+        .collect();
+    let many: Vec<(Vec<u8>, f64)> = (0..200)
+        .map(|n| (format!("m{n}").into_bytes(), n as f64))
+        .collect();
     let rows: Vec<(&str, Value)> = vec![
         ("s:int", Value::Str(RString::Int(-42))),
         ("s:emb", Value::from_bytes(b"hello")),
         ("s:raw", Value::Str(RString::Raw(long.clone()))),
-        ("l", Value::List(ListValue::from_iter([&b"a"[..], b"", b"12"], -2))),
+        (
+            "l",
+            Value::List(ListValue::from_iter([&b"a"[..], b"", b"12"], -2)),
+        ),
         ("h:lp", hash(&[(b"f", b"v"), (b"g", b"")], lim.hash)),
         ("h:ht", hash(&[(b"f", &long), (b"g", b"1")], lim.hash)),
         ("set:int", set(&[b"3", b"-9", b"9223372036854775807"], 512)),
         ("set:ht", set(&[b"a", b"1"], 512)),
-        ("set:bigint", set(&ints.iter().map(|e| &e[..]).collect::<Vec<_>>(), 512)),
-        ("z:lp", zset(&[(b"a", 1.5), (b"b", f64::INFINITY), (b"c", -3.0)], lim.zset)),
-        ("z:sk", zset(&many.iter().map(|(m, s)| (&m[..], *s)).collect::<Vec<_>>(), lim.zset)),
+        (
+            "set:bigint",
+            set(&ints.iter().map(|e| &e[..]).collect::<Vec<_>>(), 512),
+        ),
+        (
+            "z:lp",
+            zset(
+                &[(b"a", 1.5), (b"b", f64::INFINITY), (b"c", -3.0)],
+                lim.zset,
+            ),
+        ),
+        (
+            "z:sk",
+            zset(
+                &many.iter().map(|(m, s)| (&m[..], *s)).collect::<Vec<_>>(),
+                lim.zset,
+            ),
+        ),
         ("z:long", zset(&[(&long, f64::NEG_INFINITY)], lim.zset)),
     ];
     let encs: Vec<&str> = rows.iter().map(|r| r.1.encoding()).collect();
     assert_eq!(
         encs,
-        ["int", "embstr", "raw", "quicklist", "listpack", "hashtable", "intset", "hashtable",
-         "hashtable", "listpack", "skiplist", "skiplist"]
+        [
+            "int",
+            "embstr",
+            "raw",
+            "quicklist",
+            "listpack",
+            "hashtable",
+            "intset",
+            "hashtable",
+            "hashtable",
+            "listpack",
+            "skiplist",
+            "skiplist"
+        ]
     );
     rows.into_iter()
         .enumerate()
-        .map(|(i, (k, v))| (0, k.as_bytes().to_vec(), v, (i % 3 == 0).then_some(1000 + i as u64)))
+        .map(|(i, (k, v))| {
+            (
+                0,
+                k.as_bytes().to_vec(),
+                v,
+                (i % 3 == 0).then_some(1000 + i as u64),
+            )
+        })
         .collect()
 }
 
@@ -283,7 +333,14 @@ fn every_encoding() -> Data {
 fn every_encoding_round_trips() {
     let d = every_encoding();
     for opts in [(true, true), (false, true), (true, false), (false, false)] {
-        round_trip(&d, WriteOptions { compress: opts.0, checksum: opts.1 }, 3);
+        round_trip(
+            &d,
+            WriteOptions {
+                compress: opts.0,
+                checksum: opts.1,
+            },
+            3,
+        );
     }
 }
 
@@ -301,8 +358,9 @@ fn loading_applies_the_configured_limits() {
 #[test]
 fn records_larger_than_a_block_span_continued_blocks() {
     let big = vec![7u8; MAX_BLOCK_RAW * 2 + 5];
-    let pairs: Vec<(Vec<u8>, Vec<u8>)> =
-        (0..3000).map(|i| (format!("f{i}").into_bytes(), vec![b'v'; 300])).collect();
+    let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..3000)
+        .map(|i| (format!("f{i}").into_bytes(), vec![b'v'; 300]))
+        .collect();
     let p: Vec<(&[u8], &[u8])> = pairs.iter().map(|(f, v)| (&f[..], &v[..])).collect();
     let d: Data = vec![
         (0, b"a".to_vec(), Value::from_bytes(b"1"), None),
@@ -311,7 +369,14 @@ fn records_larger_than_a_block_span_continued_blocks() {
         (1, b"z".to_vec(), Value::from_bytes(b"small"), None),
     ];
     for compress in [true, false] {
-        round_trip(&d, WriteOptions { compress, checksum: true }, 10);
+        round_trip(
+            &d,
+            WriteOptions {
+                compress,
+                checksum: true,
+            },
+            10,
+        );
     }
 }
 
@@ -333,7 +398,10 @@ fn every_truncation_is_refused_with_its_offset() {
     for cut in 0..f.len() {
         let e = load_err(&f[..cut]);
         assert!(e.offset <= cut as u64, "cut {cut}: {e}");
-        assert!(e.reason.contains("unexpected end of file"), "cut {cut}: {e}");
+        assert!(
+            e.reason.contains("unexpected end of file"),
+            "cut {cut}: {e}"
+        );
     }
 }
 
@@ -357,7 +425,10 @@ fn trailing_bytes_and_wrong_magic_are_refused() {
     f.push(0);
     assert!(load_err(&f).reason.contains("1 bytes after the end marker"));
     let e = load_err(b"REDIS0011");
-    assert_eq!(e.to_string(), "offset 0: not a ferrodis snapshot (bad magic)");
+    assert_eq!(
+        e.to_string(),
+        "offset 0: not a ferrodis snapshot (bad magic)"
+    );
 }
 
 #[test]
@@ -372,13 +443,23 @@ fn versions_are_checked() {
     // A newer minor whose only novelty is an unknown item: refused, naming the version. The
     // checksums are off so that the edit itself is not what is caught.
     let d = every_encoding();
-    let mut f = write(&d, &meta_for(&d), WriteOptions { compress: true, checksum: false }, 4);
+    let mut f = write(
+        &d,
+        &meta_for(&d),
+        WriteOptions {
+            compress: true,
+            checksum: false,
+        },
+        4,
+    );
     f[9] = 7;
     let end = f.iter().rposition(|&b| b == b'E').unwrap();
     f.insert(end, 0x51);
     let e = load_err(&f);
     assert!(
-        e.reason.ends_with("unknown item type 0x51 (the file's format 1.7 is newer than this reader's 1.0)"),
+        e.reason.ends_with(
+            "unknown item type 0x51 (the file's format 1.7 is newer than this reader's 1.0)"
+        ),
         "{e}"
     );
 }
@@ -395,17 +476,62 @@ fn vector_data() -> (Data, Meta) {
     let m70 = vec![b'm'; 70];
     let d: Data = vec![
         (0, b"str:int".to_vec(), Value::from_bytes(b"12345"), None),
-        (0, b"str:raw".to_vec(), Value::from_bytes(b"hello world"), Some(4_102_444_800_000)),
+        (
+            0,
+            b"str:raw".to_vec(),
+            Value::from_bytes(b"hello world"),
+            Some(4_102_444_800_000),
+        ),
         (0, b"str:long".to_vec(), Value::from_bytes(&long), None),
-        (0, b"list".to_vec(), Value::List(ListValue::from_iter([&b"a"[..], b"b", b"1"], -2)), None),
-        (0, b"hash:lp".to_vec(), hash(&[(b"f1", b"v1"), (b"f2", b"v2")], lim.hash), None),
-        (0, b"hash:ht".to_vec(), hash(&[(b"field", &long)], lim.hash), None),
-        (0, b"set:int".to_vec(), set(&[b"1", b"2", b"-5", b"1000000"], 512), None),
-        (0, b"set:ht".to_vec(), set(&[b"apple", b"banana", b"3"], 512), None),
-        (0, b"zset:lp".to_vec(), zset(&[(b"a", 1.0), (b"b", 2.5), (b"c", f64::INFINITY)], lim.zset), None),
-        (0, b"zset:sk".to_vec(), zset(&[(&m70, f64::NEG_INFINITY), (b"x", 0.1)], lim.zset), None),
+        (
+            0,
+            b"list".to_vec(),
+            Value::List(ListValue::from_iter([&b"a"[..], b"b", b"1"], -2)),
+            None,
+        ),
+        (
+            0,
+            b"hash:lp".to_vec(),
+            hash(&[(b"f1", b"v1"), (b"f2", b"v2")], lim.hash),
+            None,
+        ),
+        (
+            0,
+            b"hash:ht".to_vec(),
+            hash(&[(b"field", &long)], lim.hash),
+            None,
+        ),
+        (
+            0,
+            b"set:int".to_vec(),
+            set(&[b"1", b"2", b"-5", b"1000000"], 512),
+            None,
+        ),
+        (
+            0,
+            b"set:ht".to_vec(),
+            set(&[b"apple", b"banana", b"3"], 512),
+            None,
+        ),
+        (
+            0,
+            b"zset:lp".to_vec(),
+            zset(&[(b"a", 1.0), (b"b", 2.5), (b"c", f64::INFINITY)], lim.zset),
+            None,
+        ),
+        (
+            0,
+            b"zset:sk".to_vec(),
+            zset(&[(&m70, f64::NEG_INFINITY), (b"x", 0.1)], lim.zset),
+            None,
+        ),
         (3, b"other".to_vec(), Value::from_bytes(b"db3 value"), None),
-        (3, b"list3".to_vec(), Value::List(ListValue::from_iter([&b"x"[..]], -2)), None),
+        (
+            3,
+            b"list3".to_vec(),
+            Value::List(ListValue::from_iter([&b"x"[..]], -2)),
+            None,
+        ),
     ];
     let meta = Meta {
         created_ms: 1_700_000_000_000,
@@ -414,8 +540,16 @@ fn vector_data() -> (Data, Meta) {
         repl_offset: 12345,
         used_memory: 1_048_576,
         dbs: vec![
-            DbCount { db: 0, keys: 10, expires: 1 },
-            DbCount { db: 3, keys: 2, expires: 0 },
+            DbCount {
+                db: 0,
+                keys: 10,
+                expires: 1,
+            },
+            DbCount {
+                db: 3,
+                keys: 2,
+                expires: 0,
+            },
         ],
         aux: vec![("note".into(), b"test vector".to_vec())],
     };
@@ -438,7 +572,11 @@ fn write_test_vector() {
 #[test]
 fn test_vector_decodes_to_its_contents_and_re_encodes_identically() {
     let bytes = std::fs::read(VECTOR).unwrap();
-    assert_eq!(bytes, vector_bytes(), "the writer still produces the committed bytes");
+    assert_eq!(
+        bytes,
+        vector_bytes(),
+        "the writer still produces the committed bytes"
+    );
     let mut got = Collect::default();
     let meta = load(&bytes, limits(), &mut got).unwrap();
     let (d, want_meta) = vector_data();
@@ -454,27 +592,65 @@ fn test_vector_decodes_to_its_contents_and_re_encodes_identically() {
     assert_eq!(s(0, "str:raw"), (b"hello world".to_vec(), "embstr"));
     assert_eq!(s(0, "str:long"), (vec![b'a'; 100], "raw"));
     assert_eq!(s(3, "other"), (b"db3 value".to_vec(), "embstr"));
-    let Value::List(l) = v(0, "list") else { panic!() };
-    assert_eq!(l.iter().map(|e| e.into_owned()).collect::<Vec<_>>(), [b"a", b"b", b"1"]);
-    let Value::Hash(h) = v(0, "hash:lp") else { panic!() };
-    let pairs: Vec<_> = h.iter().map(|(f, v)| (f.into_owned(), v.to_vec())).collect();
-    assert_eq!(pairs, [(b"f1".to_vec(), b"v1".to_vec()), (b"f2".to_vec(), b"v2".to_vec())]);
-    let Value::Hash(h) = v(0, "hash:ht") else { panic!() };
-    assert_eq!((h.encoding(), h.get(b"field")), ("hashtable", Some(&[b'a'; 100][..])));
-    let Value::Set(st) = v(0, "set:int") else { panic!() };
+    let Value::List(l) = v(0, "list") else {
+        panic!()
+    };
+    assert_eq!(
+        l.iter().map(|e| e.into_owned()).collect::<Vec<_>>(),
+        [b"a", b"b", b"1"]
+    );
+    let Value::Hash(h) = v(0, "hash:lp") else {
+        panic!()
+    };
+    let pairs: Vec<_> = h
+        .iter()
+        .map(|(f, v)| (f.into_owned(), v.to_vec()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            (b"f1".to_vec(), b"v1".to_vec()),
+            (b"f2".to_vec(), b"v2".to_vec())
+        ]
+    );
+    let Value::Hash(h) = v(0, "hash:ht") else {
+        panic!()
+    };
+    assert_eq!(
+        (h.encoding(), h.get(b"field")),
+        ("hashtable", Some(&[b'a'; 100][..]))
+    );
+    let Value::Set(st) = v(0, "set:int") else {
+        panic!()
+    };
     let m: Vec<_> = st.iter().map(|m| m.to_vec()).collect();
     assert_eq!(m, [&b"-5"[..], b"1", b"2", b"1000000"]);
-    let Value::Set(st) = v(0, "set:ht") else { panic!() };
+    let Value::Set(st) = v(0, "set:ht") else {
+        panic!()
+    };
     assert_eq!((st.encoding(), st.len()), ("hashtable", 3));
     assert!(st.contains(b"apple") && st.contains(b"banana") && st.contains(b"3"));
     let mut z = Vec::new();
-    let Value::ZSet(zs) = v(0, "zset:lp") else { panic!() };
+    let Value::ZSet(zs) = v(0, "zset:lp") else {
+        panic!()
+    };
     zs.for_range(0, zs.len(), false, |m, s| z.push((m.to_vec(), s)));
     assert_eq!(zs.encoding(), "listpack");
-    assert_eq!(z, [(b"a".to_vec(), 1.0), (b"b".to_vec(), 2.5), (b"c".to_vec(), f64::INFINITY)]);
-    let Value::ZSet(zs) = v(0, "zset:sk") else { panic!() };
-    assert_eq!((zs.encoding(), zs.score(&[b'm'; 70]), zs.score(b"x")),
-        ("skiplist", Some(f64::NEG_INFINITY), Some(0.1)));
+    assert_eq!(
+        z,
+        [
+            (b"a".to_vec(), 1.0),
+            (b"b".to_vec(), 2.5),
+            (b"c".to_vec(), f64::INFINITY)
+        ]
+    );
+    let Value::ZSet(zs) = v(0, "zset:sk") else {
+        panic!()
+    };
+    assert_eq!(
+        (zs.encoding(), zs.score(&[b'm'; 70]), zs.score(b"x")),
+        ("skiplist", Some(f64::NEG_INFINITY), Some(0.1))
+    );
     assert_eq!(got.expires.len(), 1);
     assert_eq!(got.expires[&(0, b"str:raw".to_vec())], 4_102_444_800_000);
     assert_eq!(got.values.len(), 12);
@@ -523,8 +699,12 @@ fn million_strings() {
     let mut c = Count(0);
     load(&bytes, limits(), &mut c).unwrap();
     assert_eq!(c.0, u64::from(n));
-    println!("1M x 64-byte strings: file {} bytes, write {:?}, load (decode only) {:?}",
-        bytes.len(), wt, t.elapsed());
+    println!(
+        "1M x 64-byte strings: file {} bytes, write {:?}, load (decode only) {:?}",
+        bytes.len(),
+        wt,
+        t.elapsed()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -540,17 +720,37 @@ fn write_fuzz_seeds() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/snapshot_load");
     std::fs::create_dir_all(dir).unwrap();
     let put = |name: &str, b: &[u8]| std::fs::write(format!("{dir}/{name}"), b).unwrap();
-    let nock = |compress| WriteOptions { compress, checksum: false };
+    let nock = |compress| WriteOptions {
+        compress,
+        checksum: false,
+    };
     let d = small_every_encoding();
     let m = meta_for(&d);
     let vector = vector_bytes();
     put("01-test-vector", &vector);
-    put("02-every-encoding-lz4-nochecksum", &write(&d, &m, nock(true), 4));
-    put("03-every-encoding-stored-nochecksum", &write(&d, &m, nock(false), 2));
+    put(
+        "02-every-encoding-lz4-nochecksum",
+        &write(&d, &m, nock(true), 4),
+    );
+    put(
+        "03-every-encoding-stored-nochecksum",
+        &write(&d, &m, nock(false), 2),
+    );
     let empty: Data = Vec::new();
-    put("04-empty", &write(&empty, &meta_for(&empty), WriteOptions::default(), 1));
-    let big: Data = vec![(2, b"big".to_vec(), Value::Str(RString::Raw(vec![b'q'; (256 << 10) + 1])), Some(9))];
-    put("05-continued-blocks-nochecksum", &write(&big, &meta_for(&big), nock(true), 1));
+    put(
+        "04-empty",
+        &write(&empty, &meta_for(&empty), WriteOptions::default(), 1),
+    );
+    let big: Data = vec![(
+        2,
+        b"big".to_vec(),
+        Value::Str(RString::Raw(vec![b'q'; (256 << 10) + 1])),
+        Some(9),
+    )];
+    put(
+        "05-continued-blocks-nochecksum",
+        &write(&big, &meta_for(&big), nock(true), 1),
+    );
     let mut raw = Vec::new();
     for (_, k, v, _) in &d {
         encode_value(&mut raw, k, v);
@@ -574,22 +774,41 @@ fn write_fuzz_seeds() {
 /// Every type in both encodings, kept tiny by building with tiny limits (a file stays valid
 /// under any limits; the loader converts).
 fn small_every_encoding() -> Data {
-    let h = HashLimits { max_entries: 2, max_value: 4 };
-    let z = zset::Limits { max_entries: 2, max_value: 4 };
+    let h = HashLimits {
+        max_entries: 2,
+        max_value: 4,
+    };
+    let z = zset::Limits {
+        max_entries: 2,
+        max_value: 4,
+    };
     let rows: Vec<(&str, Value)> = vec![
         ("i", Value::Str(RString::Int(-7))),
         ("s", Value::from_bytes(b"abc")),
-        ("l", Value::List(ListValue::from_iter([&b"a"[..], b"1"], -2))),
+        (
+            "l",
+            Value::List(ListValue::from_iter([&b"a"[..], b"1"], -2)),
+        ),
         ("h", hash(&[(b"f", b"v")], h)),
         ("H", hash(&[(b"a", b"1"), (b"b", b"2"), (b"c", b"3")], h)),
         ("n", set(&[b"1", b"300"], 2)),
         ("N", set(&[b"1", b"2", b"3"], 2)),
         ("S", set(&[b"x"], 2)),
         ("z", zset(&[(b"a", 1.0)], z)),
-        ("Z", zset(&[(b"a", 1.0), (b"b", 0.5), (b"c", f64::INFINITY)], z)),
+        (
+            "Z",
+            zset(&[(b"a", 1.0), (b"b", 0.5), (b"c", f64::INFINITY)], z),
+        ),
     ];
     rows.into_iter()
         .enumerate()
-        .map(|(i, (k, v))| (u32::from(i > 7), k.as_bytes().to_vec(), v, (i % 4 == 0).then_some(7)))
+        .map(|(i, (k, v))| {
+            (
+                u32::from(i > 7),
+                k.as_bytes().to_vec(),
+                v,
+                (i % 4 == 0).then_some(7),
+            )
+        })
         .collect()
 }

@@ -32,7 +32,10 @@ impl LoadSink for Counter {
 
     fn value(&mut self, _db: u32, _key: &[u8], value: Value) -> Result<(), String> {
         assert!(self.meta, "a value before the header");
-        assert!(!matches!(&value, Value::List(l) if l.is_empty()), "empty list loaded");
+        assert!(
+            !matches!(&value, Value::List(l) if l.is_empty()),
+            "empty list loaded"
+        );
         self.values += 1;
         Ok(())
     }
@@ -46,8 +49,14 @@ impl LoadSink for Counter {
 
 fn tiny() -> EncodingLimits {
     EncodingLimits {
-        hash: HashLimits { max_entries: 2, max_value: 4 },
-        zset: zset::Limits { max_entries: 2, max_value: 4 },
+        hash: HashLimits {
+            max_entries: 2,
+            max_value: 4,
+        },
+        zset: zset::Limits {
+            max_entries: 2,
+            max_value: 4,
+        },
         set_max_intset: 2,
         list_fill: 2,
     }
@@ -59,12 +68,18 @@ pub fn check(data: &[u8]) {
         match load(data, lim, &mut c) {
             Ok(_) => assert!(c.meta, "loaded without a header"),
             Err(e) => {
-                assert!(e.offset <= data.len() as u64, "error offset past the input: {e}");
+                assert!(
+                    e.offset <= data.len() as u64,
+                    "error offset past the input: {e}"
+                );
                 assert!(!e.reason.is_empty());
             }
         }
         for kind in [BlockKind::Values, BlockKind::Expires] {
-            let mut c = Counter { meta: true, ..Counter::default() };
+            let mut c = Counter {
+                meta: true,
+                ..Counter::default()
+            };
             if let Ok(n) = decode_records(data, 0, kind, &lim, &mut c) {
                 assert_eq!(n, c.values + c.expires);
             }

@@ -44,7 +44,13 @@ impl LoadSink for Stats {
     }
 
     fn stored_type(&mut self, db: u32, type_id: u8) {
-        *self.dbs.entry(db).or_default().by_type.entry(types::names(type_id)).or_default() += 1;
+        *self
+            .dbs
+            .entry(db)
+            .or_default()
+            .by_type
+            .entry(types::names(type_id))
+            .or_default() += 1;
     }
 
     fn block(&mut self, _db: u32, kind: BlockKind, raw_len: u64, stored_len: u64) {
@@ -95,7 +101,10 @@ fn print_summary(path: &str, bytes: &[u8], meta: &Meta, s: &Stats) {
     for (db, d) in &s.dbs {
         let hdr = meta.dbs.iter().find(|c| c.db == *db);
         let (hk, he) = hdr.map_or((0, 0), |c| (c.keys, c.expires));
-        println!("db {db}: keys={} expires={} (header: keys={hk} expires={he})", d.keys, d.expires);
+        println!(
+            "db {db}: keys={} expires={} (header: keys={hk} expires={he})",
+            d.keys, d.expires
+        );
         for ((ty, enc), n) in &d.by_type {
             println!("  {ty} {enc}: {n}");
         }

@@ -56,8 +56,14 @@ impl Default for EncodingLimits {
     /// Redis 7.0's defaults.
     fn default() -> Self {
         EncodingLimits {
-            hash: HashLimits { max_entries: 128, max_value: 64 },
-            zset: zset::Limits { max_entries: 128, max_value: 64 },
+            hash: HashLimits {
+                max_entries: 128,
+                max_value: 64,
+            },
+            zset: zset::Limits {
+                max_entries: 128,
+                max_value: 64,
+            },
             set_max_intset: 512,
             list_fill: -2,
         }
@@ -188,7 +194,11 @@ fn encode_hash(out: &mut Vec<u8>, h: &HashValue) {
 
 fn encode_set(out: &mut Vec<u8>, s: &SetValue) {
     let ints = matches!(s, SetValue::Ints(_));
-    out.push(if ints { types::SET_INTSET } else { types::SET_TABLE });
+    out.push(if ints {
+        types::SET_INTSET
+    } else {
+        types::SET_TABLE
+    });
     let start = out.len();
     put_varint(out, s.len() as u64);
     let mut prev: Option<i64> = None;
@@ -262,7 +272,10 @@ impl<'a> Cur<'a> {
     }
 
     pub fn err<T>(&self, reason: impl Into<String>) -> DResult<T> {
-        Err(DecodeError { pos: self.pos, reason: reason.into() })
+        Err(DecodeError {
+            pos: self.pos,
+            reason: reason.into(),
+        })
     }
 
     pub fn eof<T>(&self, what: &str) -> DResult<T> {
@@ -310,7 +323,10 @@ impl<'a> Cur<'a> {
                 return Ok(n);
             }
         }
-        Err(DecodeError { pos: start, reason: format!("varint overflow in {what}") })
+        Err(DecodeError {
+            pos: start,
+            reason: format!("varint overflow in {what}"),
+        })
     }
 
     /// A varint length, checked against the bytes left.
@@ -369,7 +385,11 @@ pub(crate) fn decode_value<'a>(
             });
         }
     };
-    Ok(ValueRecord { key, type_id, value })
+    Ok(ValueRecord {
+        key,
+        type_id,
+        value,
+    })
 }
 
 /// Decodes a collection payload (`count elements...`), which must be consumed exactly.
@@ -378,7 +398,10 @@ fn decode_collection(type_id: u8, body: &[u8], lim: &EncodingLimits) -> DResult<
     let at = c.pos;
     let count = c.varint("element count")?;
     if count == 0 || count > body.len() as u64 {
-        return Err(DecodeError { pos: at, reason: format!("bad element count {count}") });
+        return Err(DecodeError {
+            pos: at,
+            reason: format!("bad element count {count}"),
+        });
     }
     let count = count as usize;
     let v = match type_id {
@@ -422,7 +445,10 @@ fn decode_hash(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<V
     let mut h = HashValue::new();
     let lim_h = if count > lim.hash.max_entries || max > lim.hash.max_value {
         // Straight to the table: a large hash is never built up as a listpack first.
-        HashLimits { max_entries: 0, max_value: 0 }
+        HashLimits {
+            max_entries: 0,
+            max_value: 0,
+        }
     } else {
         lim.hash
     };
@@ -430,7 +456,10 @@ fn decode_hash(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<V
         let f = r.bytes("field")?;
         let v = r.bytes("value")?;
         if !h.set(f, v, lim_h) {
-            return Err(DecodeError { pos: at, reason: "duplicate hash field".into() });
+            return Err(DecodeError {
+                pos: at,
+                reason: "duplicate hash field".into(),
+            });
         }
     }
     Ok(Value::Hash(h))
@@ -447,9 +476,15 @@ fn decode_intset(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult
     for _ in 1..count {
         let at = c.pos;
         let d = c.varint("member delta")?;
-        let next = i64::try_from(d).ok().filter(|&d| d > 0).and_then(|d| prev.checked_add(d));
+        let next = i64::try_from(d)
+            .ok()
+            .filter(|&d| d > 0)
+            .and_then(|d| prev.checked_add(d));
         let Some(next) = next else {
-            return Err(DecodeError { pos: at, reason: "intset members not ascending".into() });
+            return Err(DecodeError {
+                pos: at,
+                reason: "intset members not ascending".into(),
+            });
         };
         s.add_member(Member::Int(next), usize::MAX);
         prev = next;
@@ -475,7 +510,10 @@ fn decode_set(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Va
         let at = c.pos;
         let m = c.bytes("member")?;
         if !s.add(m, max) {
-            return Err(DecodeError { pos: at, reason: "duplicate set member".into() });
+            return Err(DecodeError {
+                pos: at,
+                reason: "duplicate set member".into(),
+            });
         }
     }
     Ok(Value::Set(s))
@@ -495,10 +533,16 @@ fn decode_zset(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<V
         let b = r.take(8, "score")?;
         let score = f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
         if score.is_nan() {
-            return Err(DecodeError { pos: at, reason: "NaN score".into() });
+            return Err(DecodeError {
+                pos: at,
+                reason: "NaN score".into(),
+            });
         }
         if z.score(m).is_some() {
-            return Err(DecodeError { pos: at, reason: "duplicate sorted set member".into() });
+            return Err(DecodeError {
+                pos: at,
+                reason: "duplicate sorted set member".into(),
+            });
         }
         z.insert_new(m, score, lim.zset);
     }
@@ -552,7 +596,13 @@ mod tests {
 
     #[test]
     fn strings_round_trip() {
-        for s in [&b"12"[..], b"-9223372036854775808", b"012", b"", &[7u8; 300]] {
+        for s in [
+            &b"12"[..],
+            b"-9223372036854775808",
+            b"012",
+            b"",
+            &[7u8; 300],
+        ] {
             let v = Value::from_bytes(s);
             let back = round_trip(&v);
             assert_eq!(back, v);
@@ -575,7 +625,9 @@ mod tests {
         // list, body of 2 bytes claiming 100 elements.
         let rec = [1, b'k', types::LIST_QUICKLIST, 2, 100, 0];
         let mut c = Cur::new(&rec);
-        let e = decode_value(&mut c, &EncodingLimits::default(), None).err().unwrap();
+        let e = decode_value(&mut c, &EncodingLimits::default(), None)
+            .err()
+            .unwrap();
         assert_eq!(e.reason, "bad element count 100");
         assert_eq!(e.pos, 4);
     }
