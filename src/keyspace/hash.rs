@@ -379,6 +379,22 @@ impl HashValue {
         self.get(field).is_some()
     }
 
+    /// A `listpack` hash of `pairs` appended in order, with no per-pair lookup (snapshot
+    /// loading). The caller guarantees distinct fields within the listpack limits.
+    pub fn packed_from_distinct<'a>(
+        pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> Self {
+        let mut p = Packed::default();
+        let mut prev: &[u8] = &[];
+        for (f, v) in pairs {
+            write_pair(&mut p.buf, prev, f, v);
+            p.n += 1;
+            prev = f;
+        }
+        p.buf.shrink_to_fit();
+        HashValue { repr: Repr::Packed(Box::new(p)) }
+    }
+
     /// Sets `field` to `value`, converting to `hashtable` first when either is longer than the
     /// listpack limit and afterwards when the field count passes it. Returns true if the field
     /// is new.

@@ -70,6 +70,17 @@ impl ZSetValue {
         }
     }
 
+    /// A `listpack` set of `entries` given in ascending (score, member) order, with no
+    /// per-entry search (snapshot loading). The caller guarantees the order, distinct members
+    /// and the listpack limits.
+    pub fn packed_from_sorted<'a>(entries: impl IntoIterator<Item = (&'a [u8], f64)>) -> Self {
+        let mut b = PackBuilder::default();
+        for (m, s) in entries {
+            b.push(m, s);
+        }
+        ZSetValue::Pack(Box::new(b.pack))
+    }
+
     /// Name OBJECT ENCODING reports.
     pub fn encoding(&self) -> &'static str {
         match self {
