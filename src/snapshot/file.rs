@@ -885,3 +885,28 @@ pub fn decode_records(
     decode_segment(raw, 0, (db, kind), n, None, lim, sink, &mut counts)?;
     Ok(counts.values + counts.expires)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writer runs on a thread of its own.
+    #[test]
+    fn writer_is_send() {
+        fn send<T: Send>() {}
+        send::<SnapshotWriter<std::fs::File>>();
+        send::<SnapshotWriter<Vec<u8>>>();
+    }
+
+    #[test]
+    fn raw_blocks_must_hold_whole_records() {
+        let mut w = SnapshotWriter::new(Vec::new(), &Meta::default(), WriteOptions::default())
+            .expect("in memory");
+        let mut raw = Vec::new();
+        codec::encode_value(&mut raw, b"key", &Value::from_bytes(b"value"));
+        raw.pop();
+        let e = w.write_block(0, BlockKind::Values, &raw).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(e.to_string(), "raw block: value length 5 exceeds the 4 bytes left");
+    }
+}
