@@ -659,28 +659,26 @@ fn test_vector_decodes_to_its_contents_and_re_encodes_identically() {
 // ---------------------------------------------------------------------------------------------
 // speed (release build, by hand)
 
-/// Writes and loads 1M keys with 64-byte string values, printing size and times:
-/// `cargo test --release --test snapshot_format -- --ignored --nocapture million`.
+/// The 64-byte value of key `i` in the measurements: zero-padded decimal (compressible, like
+/// DEBUG POPULATE) or hex of four multiplicative hashes (hardly compressible).
+fn bench_value(i: u64, hex: bool) -> String {
+    if !hex {
+        return format!("{:064}", i * 2_654_435_761 % 1_000_000_007);
+    }
+    (0..4u64)
+        .map(|j| {
+            let m = 0x9E37_79B9_7F4A_7C15u64.wrapping_add(j.wrapping_mul(0x632B_E59B_D9B4_E019));
+            format!("{:016x}", (i + 1).wrapping_mul(m))
+        })
+        .collect()
+}
+
+/// Writes and loads 1M keys (`key:%012d`) with 64-byte string values, printing size and
+/// times: `cargo test --release --test snapshot_format -- --ignored --nocapture million`.
 #[test]
 #[ignore = "measurement"]
 fn million_strings() {
     use std::time::Instant;
-    let n = 1_000_000u32;
-    let t = Instant::now();
-    let mut w = SnapshotWriter::new(Vec::new(), &Meta::default(), WriteOptions::default()).unwrap();
-    let mut raw = Vec::new();
-    for i in 0..n {
-        let key = format!("key:{i:012}");
-        let val = format!("{:064}", u64::from(i) * 2_654_435_761 % 1_000_000_007);
-        encode_value(&mut raw, key.as_bytes(), &Value::from_bytes(val.as_bytes()));
-        if raw.len() > 128 << 10 {
-            w.write_block(0, BlockKind::Values, &raw).unwrap();
-            raw.clear();
-        }
-    }
-    w.write_block(0, BlockKind::Values, &raw).unwrap();
-    let bytes = w.finish().unwrap();
-    let wt = t.elapsed();
     struct Count(u64);
     impl LoadSink for Count {
         fn meta(&mut self, _: &Meta) -> Result<(), String> {
@@ -695,16 +693,37 @@ fn million_strings() {
             Ok(())
         }
     }
-    let t = Instant::now();
-    let mut c = Count(0);
-    load(&bytes, limits(), &mut c).unwrap();
-    assert_eq!(c.0, u64::from(n));
-    println!(
-        "1M x 64-byte strings: file {} bytes, write {:?}, load (decode only) {:?}",
-        bytes.len(),
-        wt,
-        t.elapsed()
-    );
+    let n = 1_000_000u64;
+    for hex in [false, true] {
+        let values: Vec<(String, Value)> = (0..n)
+            .map(|i| (format!("key:{i:012}"), Value::from_bytes(bench_value(i, hex).as_bytes())))
+            .collect();
+        let t = Instant::now();
+        let mut w =
+            SnapshotWriter::new(Vec::new(), &Meta::default(), WriteOptions::default()).unwrap();
+        let mut raw = Vec::new();
+        for (k, v) in &values {
+            encode_value(&mut raw, k.as_bytes(), v);
+            if raw.len() > 128 << 10 {
+                w.write_block(0, BlockKind::Values, &raw).unwrap();
+                raw.clear();
+            }
+        }
+        w.write_block(0, BlockKind::Values, &raw).unwrap();
+        let bytes = w.finish().unwrap();
+        let wt = t.elapsed();
+        let t = Instant::now();
+        let mut c = Count(0);
+        load(&bytes, limits(), &mut c).unwrap();
+        assert_eq!(c.0, n);
+        let kind = if hex { "hex" } else { "zero-padded" };
+        println!(
+            "1M x 64-byte {kind} strings: file {} bytes, write {:?}, load (decode only) {:?}",
+            bytes.len(),
+            wt,
+            t.elapsed()
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
