@@ -831,3 +831,84 @@ fn small_every_encoding() -> Data {
         })
         .collect()
 }
+
+/// Decode speed of collections (100k keys of each type, 50 elements each, in the compact
+/// encodings and the large ones): `cargo test --release --test snapshot_format -- --ignored
+/// --nocapture collection_shapes`.
+#[test]
+#[ignore = "measurement"]
+fn collection_shapes() {
+    use std::time::Instant;
+    struct Count(u64);
+    impl LoadSink for Count {
+        fn meta(&mut self, _: &Meta) -> Result<(), String> {
+            Ok(())
+        }
+        fn value(&mut self, _: u32, _: &[u8], _: Value) -> Result<(), String> {
+            self.0 += 1;
+            Ok(())
+        }
+        fn expire(&mut self, _: u32, _: &[u8], _: u64) -> Result<(), String> {
+            Ok(())
+        }
+    }
+    let (n, per) = (100_000u64, 50u64);
+    let small = limits();
+    let big = EncodingLimits {
+        hash: HashLimits { max_entries: 0, max_value: 0 },
+        zset: zset::Limits { max_entries: 0, max_value: 0 },
+        set_max_intset: 0,
+        list_fill: -2,
+    };
+    let shapes: [(&str, fn(u64, u64, &EncodingLimits) -> Value); 4] = [
+        ("hash", |i, per, l| {
+            let f: Vec<(Vec<u8>, Vec<u8>)> = (0..per)
+                .map(|j| (format!("field:{j}").into_bytes(), format!("v{}", i * j).into_bytes()))
+                .collect();
+            let p: Vec<(&[u8], &[u8])> = f.iter().map(|(a, b)| (&a[..], &b[..])).collect();
+            hash(&p, l.hash)
+        }),
+        ("zset", |i, per, l| {
+            let m: Vec<Vec<u8>> = (0..per).map(|j| format!("member:{j}").into_bytes()).collect();
+            let e: Vec<(&[u8], f64)> =
+                m.iter().enumerate().map(|(j, m)| (&m[..], (i + j as u64) as f64 * 0.5)).collect();
+            zset(&e, l.zset)
+        }),
+        ("set", |i, per, l| {
+            let m: Vec<Vec<u8>> = (0..per).map(|j| (i * 1000 + j).to_string().into_bytes()).collect();
+            set(&m.iter().map(|m| &m[..]).collect::<Vec<_>>(), l.set_max_intset)
+        }),
+        ("list", |i, per, l| {
+            let m: Vec<Vec<u8>> = (0..per).map(|j| format!("item:{}", i + j).into_bytes()).collect();
+            Value::List(ListValue::from_iter(m.iter().map(|m| &m[..]), l.list_fill))
+        }),
+    ];
+    for (name, make) in shapes {
+        for lim in [small, big] {
+            let mut w =
+                SnapshotWriter::new(Vec::new(), &Meta::default(), WriteOptions::default()).unwrap();
+            let mut raw = Vec::new();
+            let mut enc = "";
+            for i in 0..n {
+                let v = make(i, per, &lim);
+                enc = v.encoding();
+                encode_value(&mut raw, format!("key:{i}").as_bytes(), &v);
+                if raw.len() > 128 << 10 {
+                    w.write_block(0, BlockKind::Values, &raw).unwrap();
+                    raw.clear();
+                }
+            }
+            w.write_block(0, BlockKind::Values, &raw).unwrap();
+            let bytes = w.finish().unwrap();
+            let t = Instant::now();
+            let mut c = Count(0);
+            load(&bytes, lim, &mut c).unwrap();
+            assert_eq!(c.0, n);
+            println!(
+                "100k {name} x {per} ({enc}): file {} bytes, load (decode only) {:?}",
+                bytes.len(),
+                t.elapsed()
+            );
+        }
+    }
+}

@@ -476,28 +476,26 @@ fn has_duplicates<'a>(items: impl Iterator<Item = &'a [u8]>) -> bool {
 }
 
 fn decode_intset(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Value> {
-    let mut s = if count > lim.set_max_intset {
-        table_set(count)
-    } else {
-        SetValue::default()
-    };
+    // Members are decoded on the stack (up to 512, Redis's default limit), then encoded once.
+    let mut members: smallvec::SmallVec<[i64; 512]> = smallvec::SmallVec::new();
     let mut prev = unzigzag(c.varint("member")?);
-    s.add_member(Member::Int(prev), usize::MAX);
+    members.push(prev);
     for _ in 1..count {
         let at = c.pos;
         let d = c.varint("member delta")?;
-        let next = i64::try_from(d)
-            .ok()
-            .filter(|&d| d > 0)
-            .and_then(|d| prev.checked_add(d));
+        let next = i64::try_from(d).ok().filter(|&d| d > 0).and_then(|d| prev.checked_add(d));
         let Some(next) = next else {
-            return Err(DecodeError {
-                pos: at,
-                reason: "intset members not ascending".into(),
-            });
+            return Err(DecodeError { pos: at, reason: "intset members not ascending".into() });
         };
-        s.add_member(Member::Int(next), usize::MAX);
+        members.push(next);
         prev = next;
+    }
+    if count <= lim.set_max_intset {
+        return Ok(Value::Set(SetValue::intset_from_sorted(&members)));
+    }
+    let mut s = table_set(count);
+    for m in members {
+        s.add_member(Member::Int(m), 0);
     }
     Ok(Value::Set(s))
 }
