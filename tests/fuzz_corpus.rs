@@ -9,6 +9,8 @@
 
 #[path = "../fuzz/check/resp_decode.rs"]
 mod resp_decode;
+#[path = "../fuzz/check/snapshot_load.rs"]
+mod snapshot_load;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -115,6 +117,50 @@ fn inner_resp_decode_corpus_mutations() {
                 let mut d = data.clone();
                 d[i] = b;
                 resp_decode::check(&d);
+            }
+        }
+    }
+}
+
+#[test]
+fn snapshot_load_corpus() {
+    run_guarded("inner_snapshot_load_corpus");
+}
+
+#[test]
+fn snapshot_load_corpus_mutations() {
+    run_guarded("inner_snapshot_load_corpus_mutations");
+}
+
+#[test]
+#[ignore = "run through snapshot_load_corpus, under limits"]
+fn inner_snapshot_load_corpus() {
+    let files = corpus("snapshot_load");
+    assert!(files.len() >= 10, "the seed corpus has at least ten files");
+    for (name, data) in files {
+        eprintln!("checking {name}");
+        snapshot_load::check(&data);
+    }
+}
+
+/// The property also holds for simple mutations of the corpus: truncations and single-byte
+/// changes into a few bytes that matter to the format (varint continuation, maximal and zero
+/// bytes, item types), at every position of a small file and at about 256 spread positions of
+/// a larger one (each load of those decompresses a quarter megabyte).
+#[test]
+#[ignore = "run through snapshot_load_corpus_mutations, under limits"]
+fn inner_snapshot_load_corpus_mutations() {
+    for (name, data) in corpus("snapshot_load") {
+        eprintln!("mutating {name}");
+        let step = (data.len() / 256).max(1);
+        for cut in (0..data.len()).step_by(step) {
+            snapshot_load::check(&data[..cut]);
+        }
+        for i in (0..data.len()).step_by(step) {
+            for b in [0, 1, 0x7f, 0x80, 0xff, b'B', b'E'] {
+                let mut d = data.clone();
+                d[i] = b;
+                snapshot_load::check(&d);
             }
         }
     }

@@ -379,36 +379,20 @@ impl HashValue {
         self.get(field).is_some()
     }
 
-    /// Builds a hash from pairs known to hold each field once (a loader's input), in the
-    /// encoding `limits` call for, in one pass: filling a `listpack` field by field would
-    /// search it for the field every time. Returns `None` if a field repeats after all.
-    pub fn from_unique_pairs(pairs: &[(&[u8], &[u8])], limits: HashLimits) -> Option<HashValue> {
-        let longest = pairs.iter().map(|(f, v)| f.len().max(v.len())).max().unwrap_or(0);
-        let bytes: usize = pairs.iter().map(|(f, v)| pair_size(f, v)).sum();
-        if pairs.len() > limits.max_entries || longest > limits.max_value || bytes > PACKED_MAX_BYTES
-        {
-            let mut t = Table::new();
-            t.reserve(pairs.len());
-            for (f, v) in pairs {
-                if t.insert(f, (*v).into()).is_some() {
-                    return None;
-                }
-            }
-            return Some(HashValue { repr: Repr::Table(Box::new(Big(t))) });
-        }
-        let mut seen: Vec<&[u8]> = pairs.iter().map(|(f, _)| *f).collect();
-        seen.sort_unstable();
-        if seen.windows(2).any(|w| w[0] == w[1]) {
-            return None;
-        }
-        let mut buf = Vec::with_capacity(bytes);
+    /// A `listpack` hash of `pairs` appended in order, with no per-pair lookup (snapshot
+    /// loading). The caller guarantees distinct fields within the listpack limits.
+    pub fn packed_from_distinct<'a>(
+        pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> Self {
+        let mut p = Packed::default();
         let mut prev: &[u8] = &[];
         for (f, v) in pairs {
-            write_pair(&mut buf, prev, f, v);
+            write_pair(&mut p.buf, prev, f, v);
+            p.n += 1;
             prev = f;
         }
-        buf.shrink_to_fit();
-        Some(HashValue { repr: Repr::Packed(Box::new(Packed { buf, n: pairs.len() as u32 })) })
+        p.buf.shrink_to_fit();
+        HashValue { repr: Repr::Packed(Box::new(p)) }
     }
 
     /// Sets `field` to `value`, converting to `hashtable` first when either is longer than the
@@ -629,27 +613,6 @@ fn rdb_len_size(n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use rand::{rngs::SmallRng, SeedableRng};
-
-    #[test]
-    fn from_unique_pairs_matches_field_by_field_building() {
-        let big = HashLimits { max_entries: 128, max_value: 64 };
-        for (n, lim) in [(3, SMALL), (4, SMALL), (5, SMALL), (100, big)] {
-            let names: Vec<String> = (0..n).map(|i| format!("field{i}")).collect();
-            let pairs: Vec<(&[u8], &[u8])> =
-                names.iter().map(|f| (f.as_bytes(), &b"v"[..])).collect();
-            let built = HashValue::from_unique_pairs(&pairs, lim).unwrap();
-            let mut one = HashValue::new();
-            for (f, v) in &pairs {
-                one.set(f, v, lim);
-            }
-            assert_eq!(built.encoding(), one.encoding(), "{n}");
-            assert_eq!(built, one);
-        }
-        let dup: Vec<(&[u8], &[u8])> = vec![(b"a", b"1"), (b"b", b"2"), (b"a", b"3")];
-        assert!(HashValue::from_unique_pairs(&dup, SMALL).is_none());
-        let long: Vec<(&[u8], &[u8])> = vec![(b"a", b"a value too long")];
-        assert_eq!(HashValue::from_unique_pairs(&long, SMALL).unwrap().encoding(), "hashtable");
-    }
 
     use super::*;
 

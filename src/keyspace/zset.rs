@@ -70,6 +70,17 @@ impl ZSetValue {
         }
     }
 
+    /// A `listpack` set of `entries` given in ascending (score, member) order, with no
+    /// per-entry search (snapshot loading). The caller guarantees the order, distinct members
+    /// and the listpack limits.
+    pub fn packed_from_sorted<'a>(entries: impl IntoIterator<Item = (&'a [u8], f64)>) -> Self {
+        let mut b = PackBuilder::default();
+        for (m, s) in entries {
+            b.push(m, s);
+        }
+        ZSetValue::Pack(Box::new(b.pack))
+    }
+
     /// Name OBJECT ENCODING reports.
     pub fn encoding(&self) -> &'static str {
         match self {
@@ -136,43 +147,6 @@ impl ZSetValue {
             ZSetValue::Pack(p) => p.find(member).map(|(_, s)| s),
             ZSetValue::Skip(s) => s.map.get(member).copied(),
         }
-    }
-
-    /// Builds a sorted set from members in (score, member) order, each once (a loader's
-    /// input), in the encoding `lim` calls for; a `listpack` is written in one pass instead of
-    /// being searched for each insert. Returns `None` if the order is wrong, a member repeats
-    /// or a score is NaN.
-    pub fn from_sorted(entries: &[(&[u8], f64)], lim: Limits) -> Option<ZSetValue> {
-        let ordered = entries.windows(2).all(|w| {
-            cmp_entry(w[0].1, w[0].0, w[1].1, w[1].0) == Ordering::Less
-        });
-        if !ordered || entries.iter().any(|(_, s)| s.is_nan()) {
-            return None;
-        }
-        let longest = entries.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
-        if entries.len() > lim.max_entries || longest > lim.max_value {
-            let mut z = ZSetValue::Skip(Box::default());
-            for (m, sc) in entries {
-                if z.score(m).is_some() {
-                    return None;
-                }
-                z.insert_new(m, *sc, lim);
-            }
-            return Some(z);
-        }
-        let mut members: Vec<&[u8]> = entries.iter().map(|(m, _)| *m).collect();
-        members.sort_unstable();
-        if members.windows(2).any(|w| w[0] == w[1]) {
-            return None;
-        }
-        let mut buf = Vec::new();
-        let mut prev: &[u8] = &[];
-        for (m, sc) in entries {
-            encode_entry(&mut buf, prev, m, *sc);
-            prev = m;
-        }
-        buf.shrink_to_fit();
-        Some(ZSetValue::Pack(Box::new(Pack { buf, len: entries.len() as u32 })))
     }
 
     /// Inserts a member known to be absent, converting to `skiplist` first when the listpack
@@ -923,49 +897,6 @@ impl SkipSet {
 #[cfg(test)]
 mod tests {
     use rand::{rngs::SmallRng, SeedableRng};
-
-    #[test]
-    fn from_sorted_matches_insert_by_insert() {
-        for (n, lim) in [(10, SMALL), (200, SMALL), (5, TINY)] {
-            let names: Vec<String> = (0..n).map(|i| format!("member:{i:04}")).collect();
-            let entries: Vec<(&[u8], f64)> =
-                names.iter().enumerate().map(|(i, m)| (m.as_bytes(), i as f64 * 1.5)).collect();
-            let z = ZSetValue::from_sorted(&entries, lim).unwrap();
-            let mut one = ZSetValue::new_for(0, lim);
-            for (m, sc) in &entries {
-                one.insert_new(m, *sc, lim);
-            }
-            assert_eq!(z.encoding(), one.encoding());
-            assert_eq!(z.len(), n);
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            z.for_range(0, n - 1, false, |m, s| a.push((m.to_vec(), s)));
-            one.for_range(0, n - 1, false, |m, s| b.push((m.to_vec(), s)));
-            assert_eq!(a, b);
-        }
-        let unordered: Vec<(&[u8], f64)> = vec![(b"b", 1.0), (b"a", 1.0)];
-        assert!(ZSetValue::from_sorted(&unordered, SMALL).is_none());
-        let repeated: Vec<(&[u8], f64)> = vec![(b"a", 1.0), (b"a", 2.0)];
-        assert!(ZSetValue::from_sorted(&repeated, SMALL).is_none());
-        let nan: Vec<(&[u8], f64)> = vec![(b"a", f64::NAN)];
-        assert!(ZSetValue::from_sorted(&nan, SMALL).is_none());
-    }
-
-    use super::*;
-
-    const SMALL: Limits = Limits {
-        max_entries: 128,
-        max_value: 64,
-    };
-    const TINY: Limits = Limits {
-        max_entries: 0,
-        max_value: 64,
-    };
-
-    fn members(z: &ZSetValue, rev: bool) -> Vec<(Vec<u8>, f64)> {
-        let mut v = Vec::new();
-        z.for_range(0, z.len(), rev, |m, s| v.push((m.to_vec(), s)));
-        v
-    }
 
     #[test]
     fn front_coded_pack_survives_edits() {

@@ -10,6 +10,8 @@
 //! The loaded value gets the encoding Redis gives it on load: the compact encoding when the
 //! value fits the configured limits, the large one otherwise, whatever encoding was recorded.
 
+use std::cmp::Ordering;
+
 use crate::keyspace::hash::HashLimits;
 use crate::keyspace::list::ListValue;
 use crate::keyspace::set::{Member, SetValue};
@@ -56,8 +58,14 @@ impl Default for EncodingLimits {
     /// Redis 7.0's defaults.
     fn default() -> Self {
         EncodingLimits {
-            hash: HashLimits { max_entries: 128, max_value: 64 },
-            zset: zset::Limits { max_entries: 128, max_value: 64 },
+            hash: HashLimits {
+                max_entries: 128,
+                max_value: 64,
+            },
+            zset: zset::Limits {
+                max_entries: 128,
+                max_value: 64,
+            },
             set_max_intset: 512,
             list_fill: -2,
         }
@@ -188,7 +196,11 @@ fn encode_hash(out: &mut Vec<u8>, h: &HashValue) {
 
 fn encode_set(out: &mut Vec<u8>, s: &SetValue) {
     let ints = matches!(s, SetValue::Ints(_));
-    out.push(if ints { types::SET_INTSET } else { types::SET_TABLE });
+    out.push(if ints {
+        types::SET_INTSET
+    } else {
+        types::SET_TABLE
+    });
     let start = out.len();
     put_varint(out, s.len() as u64);
     let mut prev: Option<i64> = None;
@@ -262,7 +274,10 @@ impl<'a> Cur<'a> {
     }
 
     pub fn err<T>(&self, reason: impl Into<String>) -> DResult<T> {
-        Err(DecodeError { pos: self.pos, reason: reason.into() })
+        Err(DecodeError {
+            pos: self.pos,
+            reason: reason.into(),
+        })
     }
 
     pub fn eof<T>(&self, what: &str) -> DResult<T> {
@@ -310,7 +325,10 @@ impl<'a> Cur<'a> {
                 return Ok(n);
             }
         }
-        Err(DecodeError { pos: start, reason: format!("varint overflow in {what}") })
+        Err(DecodeError {
+            pos: start,
+            reason: format!("varint overflow in {what}"),
+        })
     }
 
     /// A varint length, checked against the bytes left.
@@ -369,7 +387,11 @@ pub(crate) fn decode_value<'a>(
             });
         }
     };
-    Ok(ValueRecord { key, type_id, value })
+    Ok(ValueRecord {
+        key,
+        type_id,
+        value,
+    })
 }
 
 /// Decodes a collection payload (`count elements...`), which must be consumed exactly.
@@ -378,7 +400,10 @@ fn decode_collection(type_id: u8, body: &[u8], lim: &EncodingLimits) -> DResult<
     let at = c.pos;
     let count = c.varint("element count")?;
     if count == 0 || count > body.len() as u64 {
-        return Err(DecodeError { pos: at, reason: format!("bad element count {count}") });
+        return Err(DecodeError {
+            pos: at,
+            reason: format!("bad element count {count}"),
+        });
     }
     let count = count as usize;
     let v = match type_id {
@@ -419,31 +444,42 @@ fn decode_hash(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<V
     let at = c.pos;
     let mut r = c.clone();
     let max = scan_strings(c, count, 2, 0)?;
+    let dup = || DecodeError { pos: at, reason: "duplicate hash field".into() };
+    let pairs = (0..count).map(move |_| {
+        let f = r.bytes("field").unwrap_or_default();
+        (f, r.bytes("value").unwrap_or_default())
+    });
+    if count <= lim.hash.max_entries && max <= lim.hash.max_value {
+        // A listpack is appended pair by pair, so duplicates are looked for separately.
+        if has_duplicates(pairs.clone().map(|p| p.0)) {
+            return Err(dup());
+        }
+        return Ok(Value::Hash(HashValue::packed_from_distinct(pairs)));
+    }
+    // Straight to the table: a large hash is never built up as a listpack first.
+    let table = HashLimits { max_entries: 0, max_value: 0 };
     let mut h = HashValue::new();
-    let lim_h = if count > lim.hash.max_entries || max > lim.hash.max_value {
-        // Straight to the table: a large hash is never built up as a listpack first.
-        HashLimits { max_entries: 0, max_value: 0 }
-    } else {
-        lim.hash
-    };
-    for _ in 0..count {
-        let f = r.bytes("field")?;
-        let v = r.bytes("value")?;
-        if !h.set(f, v, lim_h) {
-            return Err(DecodeError { pos: at, reason: "duplicate hash field".into() });
+    for (f, v) in pairs {
+        if !h.set(f, v, table) {
+            return Err(dup());
         }
     }
     Ok(Value::Hash(h))
 }
 
+/// Whether two of the (few: a listpack's worth) `items` are equal. Sorts references on the
+/// stack, so no allocation up to 128 items.
+fn has_duplicates<'a>(items: impl Iterator<Item = &'a [u8]>) -> bool {
+    let mut v: smallvec::SmallVec<[&[u8]; 128]> = items.collect();
+    v.sort_unstable();
+    v.windows(2).any(|w| w[0] == w[1])
+}
+
 fn decode_intset(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Value> {
-    let mut s = if count > lim.set_max_intset {
-        table_set(count)
-    } else {
-        SetValue::default()
-    };
+    // Members are decoded on the stack (up to 512, Redis's default limit), then encoded once.
+    let mut members: smallvec::SmallVec<[i64; 512]> = smallvec::SmallVec::new();
     let mut prev = unzigzag(c.varint("member")?);
-    s.add_member(Member::Int(prev), usize::MAX);
+    members.push(prev);
     for _ in 1..count {
         let at = c.pos;
         let d = c.varint("member delta")?;
@@ -451,8 +487,15 @@ fn decode_intset(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult
         let Some(next) = next else {
             return Err(DecodeError { pos: at, reason: "intset members not ascending".into() });
         };
-        s.add_member(Member::Int(next), usize::MAX);
+        members.push(next);
         prev = next;
+    }
+    if count <= lim.set_max_intset {
+        return Ok(Value::Set(SetValue::intset_from_sorted(&members)));
+    }
+    let mut s = table_set(count);
+    for m in members {
+        s.add_member(Member::Int(m), 0);
     }
     Ok(Value::Set(s))
 }
@@ -475,7 +518,10 @@ fn decode_set(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Va
         let at = c.pos;
         let m = c.bytes("member")?;
         if !s.add(m, max) {
-            return Err(DecodeError { pos: at, reason: "duplicate set member".into() });
+            return Err(DecodeError {
+                pos: at,
+                reason: "duplicate set member".into(),
+            });
         }
     }
     Ok(Value::Set(s))
@@ -483,26 +529,49 @@ fn decode_set(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Va
 
 fn decode_zset(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Value> {
     let mut r = c.clone();
-    let max = scan_strings(c, count, 1, 8)?;
-    let mut z = if count > lim.zset.max_entries {
-        ZSetValue::for_len(count, lim.zset)
-    } else {
-        ZSetValue::new_for(max, lim.zset)
-    };
-    for _ in 0..count {
-        let at = r.pos;
-        let m = r.bytes("member")?;
-        let b = r.take(8, "score")?;
-        let score = f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-        if score.is_nan() {
-            return Err(DecodeError { pos: at, reason: "NaN score".into() });
+    let max = scan_zset(c, count)?;
+    let entries = (0..count).map(move |_| {
+        let m = r.bytes("member").unwrap_or_default();
+        let b = r.take(8, "score").unwrap_or_default();
+        (m, f64::from_le_bytes(b.try_into().unwrap_or_default()))
+    });
+    let dup = || DecodeError { pos: c.pos, reason: "duplicate sorted set member".into() };
+    if count <= lim.zset.max_entries && max <= lim.zset.max_value {
+        if has_duplicates(entries.clone().map(|e| e.0)) {
+            return Err(dup());
         }
+        return Ok(Value::ZSet(ZSetValue::packed_from_sorted(entries)));
+    }
+    let mut z = ZSetValue::for_len(usize::MAX, lim.zset);
+    for (m, score) in entries {
         if z.score(m).is_some() {
-            return Err(DecodeError { pos: at, reason: "duplicate sorted set member".into() });
+            return Err(dup());
         }
         z.insert_new(m, score, lim.zset);
     }
     Ok(Value::ZSet(z))
+}
+
+/// Checks the entries of a sorted set (strictly ascending by (score, member), no NaN) and
+/// returns the longest member; leaves `c` after them.
+fn scan_zset(c: &mut Cur<'_>, count: usize) -> DResult<usize> {
+    let mut max = 0;
+    let mut prev: Option<(&[u8], f64)> = None;
+    for _ in 0..count {
+        let at = c.pos;
+        let m = c.bytes("member")?;
+        let b = c.take(8, "score")?;
+        let score = f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        if score.is_nan() {
+            return Err(DecodeError { pos: at, reason: "NaN score".into() });
+        }
+        if prev.is_some_and(|(pm, ps)| zset::cmp_entry(ps, pm, score, m) != Ordering::Less) {
+            return Err(DecodeError { pos: at, reason: "sorted set entries out of order".into() });
+        }
+        prev = Some((m, score));
+        max = max.max(m.len());
+    }
+    Ok(max)
 }
 
 /// Reads one expiry record: (key, absolute Unix ms).
@@ -552,7 +621,13 @@ mod tests {
 
     #[test]
     fn strings_round_trip() {
-        for s in [&b"12"[..], b"-9223372036854775808", b"012", b"", &[7u8; 300]] {
+        for s in [
+            &b"12"[..],
+            b"-9223372036854775808",
+            b"012",
+            b"",
+            &[7u8; 300],
+        ] {
             let v = Value::from_bytes(s);
             let back = round_trip(&v);
             assert_eq!(back, v);
@@ -575,8 +650,31 @@ mod tests {
         // list, body of 2 bytes claiming 100 elements.
         let rec = [1, b'k', types::LIST_QUICKLIST, 2, 100, 0];
         let mut c = Cur::new(&rec);
-        let e = decode_value(&mut c, &EncodingLimits::default(), None).err().unwrap();
+        let e = decode_value(&mut c, &EncodingLimits::default(), None)
+            .err()
+            .unwrap();
         assert_eq!(e.reason, "bad element count 100");
         assert_eq!(e.pos, 4);
+    }
+
+    fn decode_err(rec: &[u8]) -> String {
+        let mut c = Cur::new(rec);
+        decode_value(&mut c, &EncodingLimits::default(), None).err().unwrap().reason
+    }
+
+    #[test]
+    fn duplicates_and_disorder_are_refused() {
+        let hash = [1, b'k', types::HASH_LISTPACK, 9, 2, 1, b'f', 1, b'v', 1, b'f', 1, b'w'];
+        assert_eq!(decode_err(&hash), "duplicate hash field");
+        let set = [1, b'k', types::SET_TABLE, 5, 2, 1, b'a', 1, b'a'];
+        assert_eq!(decode_err(&set), "duplicate set member");
+        let mut z = vec![1, b'k', types::ZSET_SKIPLIST, 21, 2, 1, b'b'];
+        z.extend_from_slice(&2.0f64.to_le_bytes());
+        z.extend_from_slice(&[1, b'a']);
+        z.extend_from_slice(&1.0f64.to_le_bytes());
+        assert_eq!(decode_err(&z), "sorted set entries out of order");
+        let ints = [1, b'k', types::SET_INTSET, 3, 2, 4, 0];
+        assert_eq!(decode_err(&ints), "intset members not ascending");
+        assert_eq!(decode_err(&[1, b'k', 200]), "unknown record type 200");
     }
 }

@@ -70,7 +70,10 @@ pub struct WriteOptions {
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { compress: true, checksum: true }
+        WriteOptions {
+            compress: true,
+            checksum: true,
+        }
     }
 }
 
@@ -108,7 +111,11 @@ impl<W: Write> SnapshotWriter<W> {
         };
         let header = encode_header(meta, opts.checksum)?;
         sw.put(&header)?;
-        let crc = if opts.checksum { crc32fast::hash(&header) } else { 0 };
+        let crc = if opts.checksum {
+            crc32fast::hash(&header)
+        } else {
+            0
+        };
         sw.put(&crc.to_le_bytes())?;
         Ok(sw)
     }
@@ -129,7 +136,10 @@ impl<W: Write> SnapshotWriter<W> {
         while !c.at_end() {
             let rec = c.pos;
             codec::skip_record(&mut c, kind).map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("raw block: {}", e.reason))
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("raw block: {}", e.reason),
+                )
             })?;
             total += 1;
             if c.pos - start > BLOCK_TARGET && rec > start {
@@ -177,7 +187,8 @@ impl<W: Write> SnapshotWriter<W> {
         let mut flags = if continued { BLOCK_CONTINUED } else { 0 };
         let mut lz4 = false;
         if self.opts.compress {
-            self.packed.resize(lz4_flex::block::get_maximum_output_size(raw.len()), 0);
+            self.packed
+                .resize(lz4_flex::block::get_maximum_output_size(raw.len()), 0);
             if let Ok(n) = lz4_flex::block::compress_into(raw, &mut self.packed) {
                 self.packed.truncate(n);
                 lz4 = n < raw.len();
@@ -196,7 +207,11 @@ impl<W: Write> SnapshotWriter<W> {
         codec::put_varint(&mut head, records);
         codec::put_varint(&mut head, raw.len() as u64);
         codec::put_varint(&mut head, stored_len as u64);
-        let stored = if lz4 { std::mem::take(&mut self.packed) } else { Vec::new() };
+        let stored = if lz4 {
+            std::mem::take(&mut self.packed)
+        } else {
+            Vec::new()
+        };
         let body: &[u8] = if lz4 { &stored } else { raw };
         let crc = if self.opts.checksum {
             let mut h = crc32fast::Hasher::new();
@@ -224,7 +239,11 @@ impl<W: Write> SnapshotWriter<W> {
         codec::put_varint(&mut end, self.value_records);
         codec::put_varint(&mut end, self.expire_records);
         self.put(&end)?;
-        let crc = if self.opts.checksum { self.crc.clone().finalize() } else { 0 };
+        let crc = if self.opts.checksum {
+            self.crc.clone().finalize()
+        } else {
+            0
+        };
         self.put(&crc.to_le_bytes())?;
         self.w.flush()?;
         Ok(self.w)
@@ -263,7 +282,11 @@ fn encode_header(meta: &Meta, checksum: bool) -> io::Result<Vec<u8>> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "snapshot header too large"))?;
     let mut out = Vec::with_capacity(FIXED_HEADER + body.len());
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&[VERSION.0, VERSION.1, if checksum { FLAG_CHECKSUMS } else { 0 }]);
+    out.extend_from_slice(&[
+        VERSION.0,
+        VERSION.1,
+        if checksum { FLAG_CHECKSUMS } else { 0 },
+    ]);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&body);
     Ok(out)
@@ -303,12 +326,18 @@ impl std::fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 fn lerr<T>(offset: usize, reason: impl Into<String>) -> Result<T, LoadError> {
-    Err(LoadError { offset: offset as u64, reason: reason.into() })
+    Err(LoadError {
+        offset: offset as u64,
+        reason: reason.into(),
+    })
 }
 
 /// Converts a decode error at `base + e.pos` into a load error.
 fn at(base: usize) -> impl Fn(DecodeError) -> LoadError {
-    move |e| LoadError { offset: (base + e.pos) as u64, reason: e.reason }
+    move |e| LoadError {
+        offset: (base + e.pos) as u64,
+        reason: e.reason,
+    }
 }
 
 /// The format version of a snapshot file, if it starts with the magic.
@@ -337,9 +366,14 @@ fn read_header(bytes: &[u8]) -> Result<Header, LoadError> {
     c.pos = 8;
     let hdr_eof = |e: DecodeError| LoadError {
         offset: e.pos as u64,
-        reason: e.reason.replace("unexpected end of ", "unexpected end of file in the "),
+        reason: e
+            .reason
+            .replace("unexpected end of ", "unexpected end of file in the "),
     };
-    let (major, minor) = (c.u8("version").map_err(hdr_eof)?, c.u8("version").map_err(hdr_eof)?);
+    let (major, minor) = (
+        c.u8("version").map_err(hdr_eof)?,
+        c.u8("version").map_err(hdr_eof)?,
+    );
     if major != VERSION.0 {
         return lerr(
             8,
@@ -362,15 +396,29 @@ fn read_header(bytes: &[u8]) -> Result<Header, LoadError> {
     if checksums && crc32fast::hash(&bytes[..body_at + len]) != stored_crc {
         return lerr(body_at + len, "header checksum mismatch");
     }
+    // Without checksums every checksum field is 0, so a damaged flags byte is still caught.
+    if !checksums && stored_crc != 0 {
+        return lerr(
+            body_at + len,
+            "header checksum present but the checksum flag is off",
+        );
+    }
     let meta = read_meta(body, newer.is_some()).map_err(at(body_at))?;
-    Ok(Header { meta, newer, checksums, end: c.pos })
+    Ok(Header {
+        meta,
+        newer,
+        checksums,
+        end: c.pos,
+    })
 }
 
 fn read_string(c: &mut Cur<'_>, what: &str) -> Result<String, DecodeError> {
     let at = c.pos;
     let b = c.bytes(what)?;
-    String::from_utf8(b.to_vec())
-        .map_err(|_| DecodeError { pos: at, reason: format!("{what} is not UTF-8") })
+    String::from_utf8(b.to_vec()).map_err(|_| DecodeError {
+        pos: at,
+        reason: format!("{what} is not UTF-8"),
+    })
 }
 
 fn read_meta(body: &[u8], newer: bool) -> Result<Meta, DecodeError> {
@@ -387,8 +435,10 @@ fn read_meta(body: &[u8], newer: bool) -> Result<Meta, DecodeError> {
     for _ in 0..n {
         let at = c.pos;
         let db = c.varint("header: db")?;
-        let db = u32::try_from(db)
-            .map_err(|_| DecodeError { pos: at, reason: format!("db number {db} too large") })?;
+        let db = u32::try_from(db).map_err(|_| DecodeError {
+            pos: at,
+            reason: format!("db number {db} too large"),
+        })?;
         let keys = c.varint("header: keys")?;
         let expires = c.varint("header: expires")?;
         m.dbs.push(DbCount { db, keys, expires });
@@ -449,14 +499,22 @@ pub fn load(
     sink: &mut impl LoadSink,
 ) -> Result<Meta, LoadError> {
     let hdr = read_header(bytes)?;
-    sink.meta(&hdr.meta).map_err(|r| LoadError { offset: 0, reason: r })?;
+    sink.meta(&hdr.meta).map_err(|r| LoadError {
+        offset: 0,
+        reason: r,
+    })?;
     let start = hdr.end;
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel(PIPELINE_DEPTH);
         let (recycle_tx, recycle_rx) = std::sync::mpsc::channel();
         let hdr_ref = &hdr;
         s.spawn(move || {
-            let mut r = BlockReader { bytes, hdr: hdr_ref, tx, recycle: recycle_rx };
+            let mut r = BlockReader {
+                bytes,
+                hdr: hdr_ref,
+                tx,
+                recycle: recycle_rx,
+            };
             r.run(start);
         });
         decode_all(bytes.len(), &hdr, rx, recycle_tx, &limits, sink)
@@ -494,8 +552,10 @@ impl<'a> BlockReader<'a, '_> {
 
     fn newer_note(&self) -> String {
         match &self.hdr.newer {
-            Some(v) => format!(" (the file's format {v} is newer than this reader's {}.{})",
-                VERSION.0, VERSION.1),
+            Some(v) => format!(
+                " (the file's format {v} is newer than this reader's {}.{})",
+                VERSION.0, VERSION.1
+            ),
             None => String::new(),
         }
     }
@@ -511,14 +571,19 @@ impl<'a> BlockReader<'a, '_> {
         let offset = c.pos;
         let eof = |e: DecodeError| LoadError {
             offset: e.pos as u64,
-            reason: e.reason.replace("unexpected end of ", "unexpected end of file in "),
+            reason: e
+                .reason
+                .replace("unexpected end of ", "unexpected end of file in "),
         };
         match c.u8("item type").map_err(eof)? {
             ITEM_BLOCK => {
                 let b = self.block(c, offset, file_crc).map_err(eof)??;
                 if let Some((db, kind)) = *pending {
                     if (db, kind) != (b.db, b.kind) {
-                        return lerr(offset, "continued block followed by a block of another db or kind");
+                        return lerr(
+                            offset,
+                            "continued block followed by a block of another db or kind",
+                        );
                     }
                 }
                 *pending = b.continued.then_some((b.db, b.kind));
@@ -536,9 +601,17 @@ impl<'a> BlockReader<'a, '_> {
                 let crc_at = c.pos;
                 let crc = c.u32_le("end marker").map_err(eof)?;
                 if n_blocks != *blocks {
-                    return lerr(offset, format!("end marker counts {n_blocks} blocks, file has {blocks}"));
+                    return lerr(
+                        offset,
+                        format!("end marker counts {n_blocks} blocks, file has {blocks}"),
+                    );
                 }
-                if self.hdr.checksums && file_crc.clone().finalize() != crc {
+                let want = if self.hdr.checksums {
+                    file_crc.clone().finalize()
+                } else {
+                    0
+                };
+                if want != crc {
                     return lerr(crc_at, "file checksum mismatch");
                 }
                 if !c.at_end() {
@@ -546,7 +619,10 @@ impl<'a> BlockReader<'a, '_> {
                 }
                 Ok(Msg::End(values, expires, offset))
             }
-            t => lerr(offset, format!("unknown item type {t:#04x}{}", self.newer_note())),
+            t => lerr(
+                offset,
+                format!("unknown item type {t:#04x}{}", self.newer_note()),
+            ),
         }
     }
 
@@ -576,22 +652,31 @@ impl<'a> BlockReader<'a, '_> {
             return Ok(lerr(db_at, format!("db number {db} too large")));
         };
         let Some(kind) = BlockKind::from_byte(kind) else {
-            return Ok(lerr(kind_at, format!("unknown block kind {kind}{}", self.newer_note())));
+            return Ok(lerr(
+                kind_at,
+                format!("unknown block kind {kind}{}", self.newer_note()),
+            ));
         };
         if flags & !(BLOCK_LZ4 | BLOCK_CONTINUED) != 0 {
-            return Ok(lerr(flags_at, format!("unknown block flags {flags:#04x}{}", self.newer_note())));
+            return Ok(lerr(
+                flags_at,
+                format!("unknown block flags {flags:#04x}{}", self.newer_note()),
+            ));
         }
         if raw_len == 0 || raw_len > MAX_BLOCK_RAW as u64 {
-            return Ok(lerr(raw_at, format!("block raw length {raw_len} out of range 1..={MAX_BLOCK_RAW}")));
+            return Ok(lerr(
+                raw_at,
+                format!("block raw length {raw_len} out of range 1..={MAX_BLOCK_RAW}"),
+            ));
         }
         let lz4 = flags & BLOCK_LZ4 != 0;
-        let max_stored = if lz4 {
-            lz4_flex::block::get_maximum_output_size(raw_len as usize) as u64
-        } else {
-            raw_len
-        };
+        // lz4 is only used when it makes the block smaller.
+        let max_stored = if lz4 { raw_len - 1 } else { raw_len };
         if (!lz4 && stored_len != raw_len) || stored_len == 0 || stored_len > max_stored {
-            return Ok(lerr(stored_at, format!("block stored length {stored_len} does not fit raw length {raw_len}")));
+            return Ok(lerr(
+                stored_at,
+                format!("block stored length {stored_len} does not fit raw length {raw_len}"),
+            ));
         }
         let stored = c.take(stored_len as usize, "block")?;
         let mut h = crc32fast::Hasher::new();
@@ -603,6 +688,11 @@ impl<'a> BlockReader<'a, '_> {
             if bh.finalize() != crc {
                 return Ok(lerr(offset, "block checksum mismatch"));
             }
+        } else if crc != 0 {
+            return Ok(lerr(
+                head_end,
+                "block checksum present but the checksum flag is off",
+            ));
         }
         file_crc.update(&self.bytes[offset..head_end + 4]);
         file_crc.combine(&h);
@@ -613,7 +703,10 @@ impl<'a> BlockReader<'a, '_> {
             match lz4_flex::block::decompress_into(stored, &mut buf) {
                 Ok(n) if n == raw_len as usize => Data::Owned(buf),
                 Ok(n) => {
-                    return Ok(lerr(offset, format!("lz4 block holds {n} bytes, header says {raw_len}")))
+                    return Ok(lerr(
+                        offset,
+                        format!("lz4 block holds {n} bytes, header says {raw_len}"),
+                    ))
                 }
                 Err(e) => return Ok(lerr(offset, format!("bad lz4 block: {e}"))),
             }
@@ -651,6 +744,7 @@ fn decode_all(
     sink: &mut impl LoadSink,
 ) -> Result<(), LoadError> {
     let mut counts = Counts::default();
+    let newer = hdr.newer.as_deref();
     let mut carry: Vec<u8> = Vec::new();
     let mut carry_records = 0u64;
     let mut carry_offset = 0usize;
@@ -676,7 +770,12 @@ fn decode_all(
                 return Ok(());
             }
         };
-        sink.block(b.db, b.kind, b.data.bytes().len() as u64, b.stored_len as u64);
+        sink.block(
+            b.db,
+            b.kind,
+            b.data.bytes().len() as u64,
+            b.stored_len as u64,
+        );
         if b.continued || !carry.is_empty() {
             if carry.is_empty() {
                 carry_offset = b.offset;
@@ -688,13 +787,31 @@ fn decode_all(
                 continue;
             }
             let seg = std::mem::take(&mut carry);
-            let r = decode_segment(&seg, carry_offset, b.db, b.kind, carry_records, hdr, lim, sink, &mut counts);
+            let r = decode_segment(
+                &seg,
+                carry_offset,
+                (b.db, b.kind),
+                carry_records,
+                newer,
+                lim,
+                sink,
+                &mut counts,
+            );
             carry = seg;
             carry.clear();
             r?;
         } else {
             let seg = b.data.bytes();
-            decode_segment(seg, b.offset, b.db, b.kind, b.records, hdr, lim, sink, &mut counts)?;
+            decode_segment(
+                seg,
+                b.offset,
+                (b.db, b.kind),
+                b.records,
+                newer,
+                lim,
+                sink,
+                &mut counts,
+            )?;
         }
         if let Data::Owned(v) = b.data {
             let _ = recycle.send(v);
@@ -709,10 +826,9 @@ fn decode_all(
 fn decode_segment(
     seg: &[u8],
     offset: usize,
-    db: u32,
-    kind: BlockKind,
+    (db, kind): (u32, BlockKind),
     records: u64,
-    hdr: &Header,
+    newer: Option<&str>,
     lim: &EncodingLimits,
     sink: &mut impl LoadSink,
     counts: &mut Counts,
@@ -723,18 +839,19 @@ fn decode_segment(
     };
     let mut c = Cur::new(seg);
     let mut n = 0u64;
-    let newer = hdr.newer.as_deref();
     while !c.at_end() {
         let rec = c.pos;
         match kind {
             BlockKind::Values => {
-                let r = codec::decode_value(&mut c, lim, newer).map_err(|e| fail(e.pos, e.reason))?;
+                let r =
+                    codec::decode_value(&mut c, lim, newer).map_err(|e| fail(e.pos, e.reason))?;
                 sink.stored_type(db, r.type_id);
                 sink.value(db, r.key, r.value).map_err(|e| fail(rec, e))?;
                 counts.values += 1;
             }
             BlockKind::Expires => {
-                let (key, at_ms) = codec::decode_expire(&mut c).map_err(|e| fail(e.pos, e.reason))?;
+                let (key, at_ms) =
+                    codec::decode_expire(&mut c).map_err(|e| fail(e.pos, e.reason))?;
                 sink.expire(db, key, at_ms).map_err(|e| fail(rec, e))?;
                 counts.expires += 1;
             }
@@ -742,7 +859,54 @@ fn decode_segment(
         n += 1;
     }
     if n != records {
-        return Err(fail(seg.len(), format!("block header counts {records} records, found {n}")));
+        return Err(fail(
+            seg.len(),
+            format!("block header counts {records} records, found {n}"),
+        ));
     }
     Ok(())
+}
+
+/// Decodes the raw records of one block (as passed to [`SnapshotWriter::write_block`]) into
+/// `sink`, without a file around them; returns how many there were. For tests and fuzzing.
+pub fn decode_records(
+    raw: &[u8],
+    db: u32,
+    kind: BlockKind,
+    lim: &EncodingLimits,
+    sink: &mut impl LoadSink,
+) -> Result<u64, LoadError> {
+    let mut counts = Counts::default();
+    let mut c = Cur::new(raw);
+    let mut n = 0u64;
+    while !c.at_end() && codec::skip_record(&mut c, kind).is_ok() {
+        n += 1;
+    }
+    decode_segment(raw, 0, (db, kind), n, None, lim, sink, &mut counts)?;
+    Ok(counts.values + counts.expires)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writer runs on a thread of its own.
+    #[test]
+    fn writer_is_send() {
+        fn send<T: Send>() {}
+        send::<SnapshotWriter<std::fs::File>>();
+        send::<SnapshotWriter<Vec<u8>>>();
+    }
+
+    #[test]
+    fn raw_blocks_must_hold_whole_records() {
+        let mut w = SnapshotWriter::new(Vec::new(), &Meta::default(), WriteOptions::default())
+            .expect("in memory");
+        let mut raw = Vec::new();
+        codec::encode_value(&mut raw, b"key", &Value::from_bytes(b"value"));
+        raw.pop();
+        let e = w.write_block(0, BlockKind::Values, &raw).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(e.to_string(), "raw block: value length 5 exceeds the 4 bytes left");
+    }
 }
