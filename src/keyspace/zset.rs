@@ -898,6 +898,23 @@ impl SkipSet {
 mod tests {
     use rand::{rngs::SmallRng, SeedableRng};
 
+    use super::*;
+
+    const SMALL: Limits = Limits {
+        max_entries: 128,
+        max_value: 64,
+    };
+    const TINY: Limits = Limits {
+        max_entries: 0,
+        max_value: 64,
+    };
+
+    fn members(z: &ZSetValue, rev: bool) -> Vec<(Vec<u8>, f64)> {
+        let mut v = Vec::new();
+        z.for_range(0, z.len(), rev, |m, s| v.push((m.to_vec(), s)));
+        v
+    }
+
     #[test]
     fn front_coded_pack_survives_edits() {
         use rand::Rng;

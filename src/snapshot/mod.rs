@@ -3,5 +3,6 @@
 //! The format is specified in `formats/snapshot.md`.
 
 pub mod codec;
+pub mod dump;
 pub mod engine;
 pub mod file;
