@@ -391,3 +391,53 @@ fn damaged_snapshots_are_refused_with_path_offset_and_reason() {
     let log = refused_start(tmp.path());
     assert!(log.contains("dump.rdb"), "{log}");
 }
+
+#[test]
+fn dump_and_restore_round_trip_every_type_with_options() {
+    let s = TestServer::start(&["--enable-debug-command", "yes"]);
+    let mut c = s.conn();
+    fill_every_encoding(&mut c);
+    let keys: Vec<String> = q(&mut c, &["KEYS", "*"]);
+    assert!(keys.len() > 10);
+    for k in &keys {
+        let payload: Vec<u8> = q(&mut c, &["DUMP", k]);
+        let digest: Vec<String> = q(&mut c, &["DEBUG", "DIGEST-VALUE", k]);
+        let enc: String = q(&mut c, &["OBJECT", "ENCODING", k]);
+        let copy = format!("copy:{k}");
+        let ok: String = redis::cmd("RESTORE").arg(&copy).arg(0).arg(&payload).query(&mut c).unwrap();
+        assert_eq!(ok, "OK");
+        assert_eq!(q::<Vec<String>>(&mut c, &["DEBUG", "DIGEST-VALUE", &copy]), digest, "{k}");
+        assert_eq!(q::<String>(&mut c, &["OBJECT", "ENCODING", &copy]), enc, "{k}");
+        assert_eq!(q::<i64>(&mut c, &["PTTL", &copy]), -1);
+        // Without REPLACE an existing key is refused; with it, replaced.
+        let busy = redis::cmd("RESTORE").arg(&copy).arg(0).arg(&payload).query::<()>(&mut c);
+        assert_eq!(busy.unwrap_err().to_string(), "BUSYKEY: Target key name already exists.");
+        let ok: String = redis::cmd("RESTORE")
+            .arg(&copy)
+            .arg(100_000)
+            .arg(&payload)
+            .arg("REPLACE")
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(ok, "OK");
+        let pttl: i64 = q(&mut c, &["PTTL", &copy]);
+        assert!(pttl > 90_000 && pttl <= 100_000, "{pttl}");
+    }
+    assert_eq!(q::<Option<Vec<u8>>>(&mut c, &["DUMP", "nosuchkey"]), None);
+    let payload: Vec<u8> = q(&mut c, &["DUMP", "str:emb"]);
+    // ABSTTL in the past creates nothing; IDLETIME backdates the LRU clock.
+    let ok: String =
+        redis::cmd("RESTORE").arg("past").arg(1000).arg(&payload).arg("ABSTTL").query(&mut c).unwrap();
+    assert_eq!(ok, "OK");
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "past"]), 0);
+    let ok: String =
+        redis::cmd("RESTORE").arg("idle").arg(0).arg(&payload).arg("IDLETIME").arg(1000).query(&mut c).unwrap();
+    assert_eq!(ok, "OK");
+    let idle: i64 = q(&mut c, &["OBJECT", "IDLETIME", "idle"]);
+    assert!((1000..1010).contains(&idle), "{idle}");
+    // Damaged payloads.
+    let mut bad = payload.clone();
+    bad[1] ^= 0x55;
+    let e = redis::cmd("RESTORE").arg("bad").arg(0).arg(&bad).query::<()>(&mut c).unwrap_err();
+    assert!(e.to_string().contains("DUMP payload version or checksum are wrong"), "{e}");
+}

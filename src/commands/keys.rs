@@ -1,5 +1,6 @@
 //! Generic key commands: DEL, EXISTS, EXPIRE*, TTL, TYPE, RENAME, COPY, MOVE, SCAN, KEYS,
-//! OBJECT, SWAPDB, FLUSH* ... (Redis `db.c`, `expire.c`, `object.c`).
+//! OBJECT, SWAPDB, FLUSH*, DUMP, RESTORE ... (Redis `db.c`, `expire.c`, `object.c`,
+//! `cluster.c`).
 
 use super::args::{self, is};
 use super::flags::*;
@@ -33,6 +34,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("swapdb", 3, WRITE | FAST, 0, 0, 0, swapdb),
     CommandSpec::new("flushdb", -1, WRITE, 0, 0, 0, flushdb),
     CommandSpec::new("flushall", -1, WRITE, 0, 0, 0, flushall),
+    CommandSpec::new("dump", 2, READONLY, 1, 1, 1, dump),
+    CommandSpec::new("restore", -4, WRITE | DENYOOM, 1, 1, 1, restore),
 ];
 
 const OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
@@ -833,6 +836,112 @@ fn flushall(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         let _ = crate::snapshot::engine::save(ctx.ks, ctx.srv);
     }
     ctx.propagate(argv);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// The serialized value of a key (`formats/dump.md`), for RESTORE.
+///
+/// ```text
+/// DUMP key
+/// ```
+fn dump(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    match ctx.ks.lookup_read(ctx.db, argv[1], ctx.now) {
+        Some(e) => {
+            let payload = crate::snapshot::dump::payload(&e.value);
+            ctx.out.bulk(&payload);
+        }
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+/// Creates a key from a DUMP payload.
+///
+/// ```text
+/// RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
+/// ```
+/// A relative TTL is propagated as an absolute one (`ABSTTL`), so replicas and the log expire
+/// the key at the same instant; a TTL already in the past creates nothing (and deletes the key
+/// a REPLACE removed, which is what propagates).
+fn restore(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    use crate::snapshot::dump::{self, PayloadError};
+    let (db, key, now) = (ctx.db, argv[1], ctx.now);
+    let (mut replace, mut absttl) = (false, false);
+    let (mut idle, mut freq): (Option<u64>, Option<u8>) = (None, None);
+    let mut j = 4;
+    while j < argv.len() {
+        let more = j + 1 < argv.len();
+        if is(argv[j], "replace") {
+            replace = true;
+        } else if is(argv[j], "absttl") {
+            absttl = true;
+        } else if is(argv[j], "idletime") && more && freq.is_none() {
+            let v = args::int(argv[j + 1])?;
+            if v < 0 {
+                return Err(CmdError::err("Invalid IDLETIME value, must be >= 0"));
+            }
+            idle = Some(v as u64);
+            j += 1;
+        } else if is(argv[j], "freq") && more && idle.is_none() {
+            let v = args::int(argv[j + 1])?;
+            if !(0..=255).contains(&v) {
+                return Err(CmdError::err("Invalid FREQ value, must be >= 0 and <= 255"));
+            }
+            freq = Some(v as u8);
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    if !replace && ctx.ks.lookup_write(db, key, now).is_some() {
+        return Err(CmdError::raw("BUSYKEY Target key name already exists."));
+    }
+    let ttl = args::int(argv[2])?;
+    if ttl < 0 {
+        return Err(CmdError::err("Invalid TTL value, must be >= 0"));
+    }
+    let limits = crate::snapshot::engine::encoding_limits(ctx.srv);
+    let value = dump::parse(argv[3], limits).map_err(|e| match e {
+        PayloadError::VersionOrChecksum => {
+            CmdError::err("DUMP payload version or checksum are wrong")
+        }
+        PayloadError::BadData => CmdError::err("Bad data format"),
+    })?;
+    let deleted = replace && ctx.ks.lookup_write(db, key, now).is_some() && {
+        ctx.ks.db(db).remove(key);
+        true
+    };
+    let at = match (ttl, absttl) {
+        (0, _) => NO_EXPIRE,
+        (t, true) => t as u64,
+        (t, false) => now.saturating_add(t as u64),
+    };
+    if at != NO_EXPIRE && at <= now {
+        if deleted {
+            ctx.signal_modified_key(db, key);
+            ctx.notify('g', "del", db, key);
+            ctx.dirty(1);
+            ctx.propagate(&[&b"DEL"[..], key]);
+        }
+        ctx.out.ok();
+        return Ok(());
+    }
+    let lru = crate::keyspace::evict::restored_access(freq, idle);
+    ctx.ks.db(db).insert_entry(key, Entry::new(value), at, lru);
+    if at != NO_EXPIRE && !absttl {
+        let at = at.to_string();
+        let mut rewritten: Vec<&[u8]> = argv.to_vec();
+        rewritten[2] = at.as_bytes();
+        rewritten.push(b"ABSTTL");
+        ctx.propagate(&rewritten);
+    }
+    ctx.signal_modified_key(db, key);
+    ctx.srv.signal_key_ready(db, key);
+    ctx.notify('n', "new", db, key);
+    ctx.notify('g', "restore", db, key);
+    ctx.dirty(1);
     ctx.out.ok();
     Ok(())
 }

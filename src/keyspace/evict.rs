@@ -111,6 +111,24 @@ pub fn new_access() -> u32 {
     }
 }
 
+/// Access data for a key RESTOREd with IDLETIME or FREQ (Redis `objectSetLRUOrLFU`): under an
+/// LFU policy `freq` becomes the counter; otherwise `idle_secs` backdates the LRU clock (an idle
+/// time longer than the clock can hold lands half a clock period back, as in Redis).
+pub fn restored_access(freq: Option<u8>, idle_secs: Option<u64>) -> u32 {
+    match (tracking_lfu(), freq, idle_secs) {
+        (true, Some(f), _) => (minutes_now() << 8) | u32::from(f),
+        (false, _, Some(idle)) => {
+            let clock = u64::from(expire::lru_clock());
+            let max = u64::from(expire::LRU_CLOCK_MAX);
+            match clock.checked_sub(idle) {
+                Some(at) => at as u32,
+                None => ((clock + max / 2) % max) as u32,
+            }
+        }
+        _ => new_access(),
+    }
+}
+
 /// Records an access to a key.
 #[inline]
 pub fn touch(lru: &mut u32) {
