@@ -228,6 +228,14 @@ fn failed_bgsave_refuses_writes_with_misconf_until_a_save_succeeds() {
     assert!(misconf.starts_with("MISCONF Redis is configured to save RDB snapshots"), "{misconf}");
     assert!(err(&mut c, &["PING"]).starts_with("MISCONF"));
     assert_eq!(q::<String>(&mut c, &["GET", "k"]), "v");
+    // Scripts: a write inside is refused; a script with flags is refused up front unless it
+    // declares no-writes.
+    let e = err(&mut c, &["EVAL", "return redis.call('set', 'k', 'z')", "0"]);
+    assert!(e.starts_with("MISCONF Redis is configured to save RDB snapshots"), "{e}");
+    let e = err(&mut c, &["EVAL", "#!lua\nreturn 1", "0"]);
+    assert!(e.ends_with("Writable scripts are blocked. Use 'no-writes' flag for read only scripts."), "{e}");
+    let v: i64 = q(&mut c, &["EVAL", "#!lua flags=no-writes\nreturn 1", "0"]);
+    assert_eq!(v, 1);
     // Without save points, or with stop-writes-on-bgsave-error off, writes go through.
     let _: () = q(&mut c, &["CONFIG", "SET", "stop-writes-on-bgsave-error", "no"]);
     let _: () = q(&mut c, &["SET", "k", "w"]);

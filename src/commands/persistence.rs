@@ -15,12 +15,27 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, 0, 0, 0, lastsave),
 ];
 
-/// Redis's reply to writes after a failed background save (`stop-writes-on-bgsave-error`).
-pub const MISCONF_RDB: &str = "MISCONF Redis is configured to save RDB snapshots, but it's \
-currently unable to persist to disk. Commands that may modify the data set are disabled, \
-because this instance is configured to report errors during writes if RDB snapshotting fails \
-(stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB \
-error.";
+/// The text of Redis's refusal of writes after a failed background save
+/// (`stop-writes-on-bgsave-error`).
+macro_rules! misconf_rdb {
+    () => {
+        "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist \
+         to disk. Commands that may modify the data set are disabled, because this instance is \
+         configured to report errors during writes if RDB snapshotting fails \
+         (stop-writes-on-bgsave-error option). Please check the Redis logs for details about \
+         the RDB error."
+    };
+}
+
+/// Redis's reply to writes after a failed background save.
+pub const MISCONF_RDB: &str = misconf_rdb!();
+/// The same, as a script's `redis.call` error (the leading `-` keeps the code).
+pub const MISCONF_RDB_IN_SCRIPT: &str = concat!("-", misconf_rdb!());
+
+/// Redis's refusal of a script with flags (not `no-writes`) while writes are denied.
+pub const MISCONF_SCRIPT: &str = "MISCONF Redis is configured to save RDB snapshots, but it's \
+currently unable to persist to disk. Writable scripts are blocked. Use 'no-writes' flag for \
+read only scripts.";
 
 /// Redis's reply to most commands while the dataset loads.
 pub const LOADING_ERROR: &str = "LOADING Redis is loading the dataset in memory";
@@ -84,15 +99,21 @@ fn lastsave(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
 /// `-MISCONF` for a write (or PING, as in Redis) while the last background save failed and
 /// `stop-writes-on-bgsave-error` is on, with save points configured.
 pub fn disk_error_refusal(state: &ServerState, client: &Client, spec: &CommandSpec) -> Option<CmdError> {
-    let p = &state.persist;
-    let denied =
-        state.config.stop_writes_on_bgsave_error && !state.config.save.is_empty() && !p.last_bgsave_ok;
-    if !denied {
+    if !writes_denied(state) {
         return None;
     }
     let is_write = spec.has(WRITE)
         || (spec.name == "exec" && client.multi.as_ref().is_some_and(|m| m.any_has(WRITE)));
     (is_write || spec.name == "ping").then(|| CmdError::Msg(MISCONF_RDB.into()))
+}
+
+/// True while writes are refused because a background save failed (Redis
+/// `writeCommandsDeniedByDiskError`): `stop-writes-on-bgsave-error`, save points configured,
+/// and the last BGSAVE failed.
+pub fn writes_denied(state: &ServerState) -> bool {
+    state.config.stop_writes_on_bgsave_error
+        && !state.config.save.is_empty()
+        && !state.persist.last_bgsave_ok
 }
 
 /// `-LOADING` for commands not flagged `loading` while a snapshot loads.

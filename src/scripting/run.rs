@@ -68,6 +68,9 @@ fn prepare_checks(ctx: &Ctx<'_>, inv: &Invocation<'_>) -> CmdResult {
     if inv.flags & flags::NO_WRITES == 0 && inv.read_only {
         return Err(CmdError::err("Can not execute a script with write flag using *_ro command."));
     }
+    if inv.flags & flags::NO_WRITES == 0 && crate::commands::persistence::writes_denied(ctx.srv) {
+        return Err(CmdError::raw(crate::commands::persistence::MISCONF_SCRIPT));
+    }
     if inv.flags & (flags::ALLOW_OOM | flags::NO_WRITES) == 0 && over_maxmemory(ctx) {
         return Err(CmdError::raw(
             "OOM allow-oom flag is not set on the script, can not run it when used memory > \
@@ -390,6 +393,9 @@ fn refuse(st: &RunState<'_, '_>, spec: &crate::commands::CommandSpec) -> Option<
     }
     if st.read_only && spec.has(cmdflags::WRITE | cmdflags::MAY_REPLICATE) {
         return Some("Write commands are not allowed from read-only scripts.");
+    }
+    if spec.has(cmdflags::WRITE) && crate::commands::persistence::writes_denied(st.ctx.srv) {
+        return Some(crate::commands::persistence::MISCONF_RDB_IN_SCRIPT);
     }
     if !st.allow_oom
         && !st.wrote
