@@ -564,7 +564,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
         "0",
     ),
-    // stored; acted on by snapshots (RDB) (not yet built)
+    // snapshots: microseconds per key a BGSAVE takes (a test hook, as in Redis)
     Param::new(
         "rdb-key-save-delay",
         None,
@@ -1009,6 +1009,7 @@ pub struct Config {
     pub rdbchecksum: bool,
     pub stop_writes_on_bgsave_error: bool,
     pub key_load_delay: i64,
+    pub rdb_key_save_delay: i64,
     /// `busy-reply-threshold` (`lua-time-limit`) in milliseconds, read by every script run.
     pub busy_reply_threshold: i64,
     /// `client-output-buffer-limit`, indexed by [`ObufClass`].
@@ -1068,6 +1069,7 @@ impl Default for Config {
             rdbchecksum: true,
             stop_writes_on_bgsave_error: true,
             key_load_delay: 0,
+            rdb_key_save_delay: 0,
             busy_reply_threshold: 0,
             obuf_limits: [ObufLimit::default(); 3],
             notify_keyspace_events: 0,
@@ -1617,6 +1619,7 @@ impl Config {
         self.rdbchecksum = self.flag("rdbchecksum");
         self.stop_writes_on_bgsave_error = self.flag("stop-writes-on-bgsave-error");
         self.key_load_delay = self.int("key-load-delay");
+        self.rdb_key_save_delay = self.int("rdb-key-save-delay");
         self.busy_reply_threshold = self.int("busy-reply-threshold");
         self.obuf_limits = parse_obuf_limits(&self.text("client-output-buffer-limit"));
         let parsed = notify::parse(&self.text("notify-keyspace-events")).unwrap_or(0);

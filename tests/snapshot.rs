@@ -449,3 +449,51 @@ fn dump_and_restore_round_trip_every_type_with_options() {
     let e = redis::cmd("RESTORE").arg("bad").arg(0).arg(&bad).query::<()>(&mut c).unwrap_err();
     assert!(e.to_string().contains("DUMP payload version or checksum are wrong"), "{e}");
 }
+
+#[test]
+fn slow_bgsave_with_rdb_key_save_delay_stays_point_in_time_and_flushall_aborts_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = TestServer::start_in(tmp.path(), &["--enable-debug-command", "yes"]);
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["DEBUG", "POPULATE", "3000"]);
+    // 3000 keys at 500 us each: a save of about 1.5 s.
+    let _: () = q(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "500"]);
+    assert_eq!(q::<String>(&mut c, &["BGSAVE"]), "Background saving started");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(info_field(&mut c, "rdb_bgsave_in_progress"), "1");
+    assert_eq!(info_field(&mut c, "current_save_keys_total"), "3000");
+    // Writes during the save: new keys, overwrites, deletes. None may reach the file.
+    for i in 0..3000 {
+        let k = format!("key:{i}");
+        match i % 3 {
+            0 => {
+                let _: () = q(&mut c, &["SET", &k, "changed"]);
+            }
+            1 => {
+                let _: i64 = q(&mut c, &["DEL", &k]);
+            }
+            _ => {
+                let _: () = q(&mut c, &["SET", &format!("new:{i}"), "x"]);
+            }
+        }
+    }
+    wait_bgsave(&mut c);
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    // FLUSHALL abandons a running save (the old file stays), leaving the counter alone.
+    assert_eq!(q::<String>(&mut c, &["BGSAVE"]), "Background saving started");
+    std::thread::sleep(Duration::from_millis(100));
+    let _: () = q(&mut c, &["FLUSHALL"]);
+    assert_eq!(info_field(&mut c, "rdb_bgsave_in_progress"), "0");
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    let changes: u64 = info_field(&mut c, "rdb_changes_since_last_save").parse().unwrap();
+    assert!(changes > 2000, "{changes}");
+    let _: () = q(&mut c, &["SET", "x", "xx"]);
+    s.kill();
+    let s = TestServer::start_in(tmp.path(), &[]);
+    let mut c = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 3000);
+    for i in 0..3000 {
+        let v: String = q(&mut c, &["GET", &format!("key:{i}")]);
+        assert_eq!(v, format!("value:{i}"));
+    }
+}

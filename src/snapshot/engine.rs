@@ -409,20 +409,34 @@ fn collect(ks: &mut Keyspace, save: &BgSave) -> usize {
     n
 }
 
-/// Encodes up to [`STEP_ENTRIES`] entries of untouched segments. Returns true when every table
-/// is fully captured.
-fn capture_step(ks: &mut Keyspace) -> bool {
+/// Encodes about `entries` entries of untouched segments. Returns true when every table is
+/// fully captured.
+fn capture_step(ks: &mut Keyspace, entries: usize) -> bool {
     for db in &mut ks.dbs {
         if db.main.capture_mut().is_some_and(|c| c.remaining() > 0) {
-            db.main.capture_pending(STEP_ENTRIES);
+            db.main.capture_pending(entries);
             return false;
         }
         if db.expires.capture_mut().is_some_and(|c| c.remaining() > 0) {
-            db.expires.capture_pending(STEP_ENTRIES);
+            db.expires.capture_pending(entries);
             return false;
         }
     }
     true
+}
+
+/// Entries per driver step, and the pause after it: `rdb-key-save-delay` (Redis's test hook)
+/// slows a save down to that many microseconds per key, or, negative, one microsecond every
+/// |delay| keys.
+fn step_pace(delay: i64) -> (usize, Option<Duration>) {
+    match delay {
+        0 => (STEP_ENTRIES, None),
+        d if d > 0 => {
+            let n = (1000 / d).max(1) as usize;
+            (n, Some(Duration::from_micros(n as u64 * d as u64)))
+        }
+        d => (1000, Some(Duration::from_micros((1000 / d.unsigned_abs()).max(1)))),
+    }
 }
 
 /// Removes the barriers from every table.
@@ -449,13 +463,14 @@ pub async fn driver(server: Rc<RefCell<Server>>) {
         }
         // Capture until complete, yielding to clients between steps.
         loop {
-            let (complete, backlogged) = {
+            let (complete, backlogged, pause) = {
                 let mut srv = server.borrow_mut();
                 let Server { ks, state, .. } = &mut *srv;
+                let (entries, pause) = step_pace(state.config.rdb_key_save_delay);
                 let Some(save) = state.persist.bgsave.as_ref() else { break };
                 let in_flight = collect(ks, save);
-                let complete = in_flight < save.soft_limit && capture_step(ks);
-                (complete, collect(ks, save) >= save.soft_limit)
+                let complete = in_flight < save.soft_limit && capture_step(ks, entries);
+                (complete, collect(ks, save) >= save.soft_limit, pause)
             };
             if complete {
                 let srv = server.borrow();
@@ -464,7 +479,9 @@ pub async fn driver(server: Rc<RefCell<Server>>) {
                 }
                 break;
             }
-            if backlogged {
+            if let Some(pause) = pause {
+                tokio::time::sleep(pause).await;
+            } else if backlogged {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             } else {
                 tokio::task::yield_now().await;
