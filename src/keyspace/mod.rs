@@ -195,15 +195,28 @@ impl Db {
         let volatile = expire_at != NO_EXPIRE;
         if volatile {
             self.expires.insert(key, expire_at);
-        } else {
+        } else if !self.expires.is_empty() {
             self.expires.remove(key);
         }
-        let blank = || Entry::new(Value::Str(RString::Int(0)));
         let (m, e, _) = self.main.get_or_insert_meta(key, blank);
         *e = entry;
         // The table's own bit (snapshot capture) is not ours to reset.
         let kept = *m & table::SNAP_BIT;
         *m = with_lru(kept | if volatile { VOLATILE } else { 0 }, lru);
+    }
+
+    /// Inserts `key` with `entry`, no expiry and LRU/LFU data `lru`, unless the key exists:
+    /// then nothing changes and the entry comes back (a loader's duplicate check and insert in
+    /// one probe).
+    pub fn insert_new(&mut self, key: &[u8], entry: Entry, lru: u32) -> Result<(), Entry> {
+        let mut entry = Some(entry);
+        let (m, _, inserted) =
+            self.main.get_or_insert_meta(key, || entry.take().unwrap_or_else(blank));
+        if !inserted {
+            return Err(entry.unwrap_or_else(blank));
+        }
+        *m = with_lru(*m & table::SNAP_BIT, lru);
+        Ok(())
     }
 
     pub fn clear(&mut self) {
@@ -234,6 +247,11 @@ impl Db {
         self.insert_entry(to, entry, at, lru);
         true
     }
+}
+
+/// A placeholder value for a slot about to be filled.
+fn blank() -> Entry {
+    Entry::new(Value::Str(RString::Int(0)))
 }
 
 /// True if an expiry time (or [`NO_EXPIRE`]) has passed at `now`.

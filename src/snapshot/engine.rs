@@ -592,6 +592,9 @@ pub struct KeyspaceSink<'a> {
     progress: Option<Arc<AtomicU64>>,
     /// `key-load-delay`: microseconds to sleep per key (Redis's test hook for slow loads).
     key_delay_us: i64,
+    /// LRU/LFU data of every loaded key (read once: the loading thread has no LRU clock of
+    /// its own, so each read would be a system call).
+    lru: u32,
 }
 
 impl<'a> KeyspaceSink<'a> {
@@ -605,6 +608,7 @@ impl<'a> KeyspaceSink<'a> {
             aux: Vec::new(),
             progress: None,
             key_delay_us: 0,
+            lru: crate::keyspace::evict::new_access(),
         }
     }
 
@@ -665,19 +669,14 @@ impl LoadSink for KeyspaceSink<'_> {
         if self.key_delay_us > 0 {
             std::thread::sleep(Duration::from_micros(self.key_delay_us as u64));
         }
-        let merge = self.merge;
+        let (merge, lru) = (self.merge, self.lru);
         let d = self.db(db)?;
-        if d.main.contains_key(key) {
+        if let Err(entry) = d.insert_new(key, Entry::new(value), lru) {
             if !merge {
-                return Err(format!(
-                    "duplicate key '{}' in db {db}",
-                    String::from_utf8_lossy(key)
-                ));
+                return Err(format!("duplicate key '{}' in db {db}", String::from_utf8_lossy(key)));
             }
-            d.remove(key);
+            d.insert_entry(key, entry, NO_EXPIRE, lru);
         }
-        let lru = crate::keyspace::evict::new_access();
-        d.insert_entry(key, Entry::new(value), NO_EXPIRE, lru);
         self.stats.keys_loaded += 1;
         Ok(())
     }
