@@ -65,17 +65,25 @@ fn save(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
 /// BGSAVE [SCHEDULE]
 /// ```
 /// Inside MULTI, Redis cannot fork and schedules the save for after the transaction; the reply
-/// says so, and the save starts as soon as the EXEC is done.
+/// says so, and the save starts as soon as the EXEC is done. While another snapshot runs (for
+/// the append-only log or a replica), SCHEDULE queues the save behind it.
 fn bgsave(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     match argv.len() {
         1 => {}
         2 if is(argv[1], "schedule") => {}
         _ => return Err(CmdError::Syntax),
     }
+    let schedule = argv.len() == 2;
     if ctx.srv.persist.bgsave_in_progress() {
         return Err(CmdError::err("Background save already in progress"));
     }
-    if ctx.is_nested() {
+    if ctx.srv.persist.snapshot_in_progress() && !schedule && !ctx.is_nested() {
+        return Err(CmdError::err(
+            "Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE \
+             SCHEDULE in order to schedule a BGSAVE whenever possible.",
+        ));
+    }
+    if ctx.srv.persist.snapshot_in_progress() || ctx.is_nested() {
         ctx.srv.persist.bgsave_scheduled = true;
         ctx.srv.persist.wake.notify_one();
         ctx.out.simple("Background saving scheduled");

@@ -566,7 +566,7 @@ fn info_memory_scripts(srv: &ServerState, s: &mut String) {
 /// `current_save_keys_total` is the key count at the snapshot point.
 fn info_persistence(srv: &ServerState, s: &mut String) {
     let p = &srv.persist;
-    let bg = p.bgsave.as_ref();
+    let bg = p.bgsave.as_ref().filter(|b| b.is_bgsave());
     s.push_str("# Persistence\r\n");
     fields!(s,
         "loading" => u8::from(p.loading.is_some()),

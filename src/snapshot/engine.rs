@@ -75,7 +75,13 @@ impl Persistence {
         Persistence { last_bgsave_ok: true, last_bgsave_secs: -1, ..Persistence::default() }
     }
 
+    /// A BGSAVE proper is running (`rdb_bgsave_in_progress`).
     pub fn bgsave_in_progress(&self) -> bool {
+        self.bgsave.as_ref().is_some_and(BgSave::is_bgsave)
+    }
+
+    /// Some snapshot is running (only one can at a time).
+    pub fn snapshot_in_progress(&self) -> bool {
         self.bgsave.is_some()
     }
 }
@@ -94,11 +100,20 @@ pub struct BgSave {
     pub keys_total: u64,
     soft_limit: usize,
     hard_limit: usize,
+    is_bgsave: bool,
+    on_done: Option<OnDone>,
+    /// The file being written, for the log.
+    dest: PathBuf,
 }
 
 impl BgSave {
     pub fn elapsed_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
+    }
+
+    /// A BGSAVE proper, rather than a snapshot for the append-only log or a replica.
+    pub fn is_bgsave(&self) -> bool {
+        self.is_bgsave
     }
 }
 
@@ -270,13 +285,40 @@ fn write_sync(ks: &Keyspace, meta: &Meta, opts: WriteOptions, dest: &Path) -> Re
 // BGSAVE
 // ---------------------------------------------------------------------------------------------
 
-/// Starts a background save: opens the file on a writer thread and puts the write barrier on
-/// every non-empty table. The snapshot point is now.
+/// What a background snapshot is for, and what happens when it is complete.
+pub struct SnapshotJob {
+    /// Where the file goes (written under a temporary name next to it, then renamed).
+    pub dest: PathBuf,
+    /// A BGSAVE proper: its outcome sets the `rdb_*` statistics, LASTSAVE and the dirty
+    /// counter. Snapshots taken for another purpose (an append-only base, a replica's full
+    /// sync) leave them alone, as Redis's AOF rewrite and replication do.
+    pub is_bgsave: bool,
+    /// Runs on the event loop once the file is in place, or the snapshot failed or was
+    /// abandoned (then with the error).
+    pub on_done: Option<OnDone>,
+}
+
+/// Completion callback of a [`SnapshotJob`]: the file's size, or why there is no file.
+pub type OnDone = Box<dyn FnOnce(&mut Keyspace, &mut ServerState, Result<u64, String>)>;
+
+/// Starts a background save of the dataset to `dbfilename` (BGSAVE, save points).
 pub fn bgsave_start(ks: &mut Keyspace, srv: &mut ServerState) -> Result<(), String> {
+    let job = SnapshotJob { dest: snapshot_path(srv), is_bgsave: true, on_done: None };
+    start_snapshot(ks, srv, job)
+}
+
+/// Starts a background snapshot: opens the file on a writer thread and puts the write barrier
+/// on every non-empty table. The snapshot point is now. One runs at a time.
+pub fn start_snapshot(
+    ks: &mut Keyspace,
+    srv: &mut ServerState,
+    job: SnapshotJob,
+) -> Result<(), String> {
     if srv.persist.bgsave.is_some() {
         return Err("Background save already in progress".into());
     }
-    let dest = snapshot_path(srv);
+    let SnapshotJob { dest, is_bgsave, on_done } = job;
+    let dest_for_info = dest.clone();
     let meta = meta_for(ks, srv);
     let opts = write_options(srv);
     let (temp, file) = match temp_file(&dest) {
@@ -285,6 +327,9 @@ pub fn bgsave_start(ks: &mut Keyspace, srv: &mut ServerState) -> Result<(), Stri
             // Redis's forked child would fail the same way after "started" was replied: the
             // save is reported as failed (and MISCONF may follow), not the command.
             tracing::warn!("Failed opening the temp RDB file for saving: {e}");
+            if !is_bgsave {
+                return Err(e.to_string());
+            }
             tracing::warn!("Background saving error");
             srv.persist.last_bgsave_ok = false;
             srv.persist.last_bgsave_try = now_secs();
@@ -318,7 +363,9 @@ pub fn bgsave_start(ks: &mut Keyspace, srv: &mut ServerState) -> Result<(), Stri
         db.main.start_capture(encode_entry, i as u32, true);
         db.expires.start_capture(encode_expire, i as u32, false);
     }
-    srv.persist.last_bgsave_try = now_secs();
+    if is_bgsave {
+        srv.persist.last_bgsave_try = now_secs();
+    }
     srv.persist.bgsave = Some(BgSave {
         tx,
         in_flight,
@@ -327,6 +374,9 @@ pub fn bgsave_start(ks: &mut Keyspace, srv: &mut ServerState) -> Result<(), Stri
         started: Instant::now(),
         dirty_at_start: srv.dirty,
         keys_total,
+        is_bgsave,
+        on_done,
+        dest: dest_for_info,
         soft_limit: (used / SOFT_IN_FLIGHT_DIV).max(MIN_SOFT_IN_FLIGHT),
         hard_limit: (used / HARD_IN_FLIGHT_DIV).max(MIN_HARD_IN_FLIGHT),
     });
@@ -496,7 +546,9 @@ pub async fn driver(server: Rc<RefCell<Server>>) {
         let mut srv = server.borrow_mut();
         let Server { ks, state, .. } = &mut *srv;
         end_captures(ks);
-        finish_bgsave(state, result);
+        if let Some(f) = finish_bgsave(state, result.clone()) {
+            f(ks, state, result);
+        }
     }
 }
 
@@ -513,8 +565,16 @@ fn start_scheduled(srv: &mut Server) {
 }
 
 /// Records the outcome of a background save.
-fn finish_bgsave(state: &mut ServerState, result: Result<u64, String>) {
-    let Some(save) = state.persist.bgsave.take() else { return };
+fn finish_bgsave(state: &mut ServerState, result: Result<u64, String>) -> Option<OnDone> {
+    let Some(mut save) = state.persist.bgsave.take() else { return None };
+    let on_done = save.on_done.take();
+    if !save.is_bgsave {
+        match &result {
+            Ok(_) => tracing::info!("Background snapshot for {} done", save_name(&save)),
+            Err(e) => tracing::warn!("Background snapshot for {} failed: {e}", save_name(&save)),
+        }
+        return on_done;
+    }
     let p = &mut state.persist;
     p.last_bgsave_secs = save.started.elapsed().as_secs() as i64;
     match result {
@@ -530,16 +590,26 @@ fn finish_bgsave(state: &mut ServerState, result: Result<u64, String>) {
             p.last_bgsave_ok = false;
         }
     }
+    on_done
+}
+
+fn save_name(save: &BgSave) -> String {
+    save.dest.display().to_string()
 }
 
 /// Abandons a running background save (SHUTDOWN, FLUSHALL, DEBUG RELOAD): the barriers go,
 /// the writer thread stops and deletes its temporary file.
+/// The completion callback of a non-BGSAVE snapshot runs with the error, so that whoever
+/// waited for the file hears of it.
 pub fn bgsave_abort(ks: &mut Keyspace, state: &mut ServerState) {
-    if let Some(save) = state.persist.bgsave.take() {
-        // Dropping the sender makes the writer thread stop with an error and clean up.
-        drop(save);
-        end_captures(ks);
-        tracing::warn!("Background saving terminated by the server");
+    let Some(mut save) = state.persist.bgsave.take() else { return };
+    let on_done = save.on_done.take();
+    // Dropping the sender makes the writer thread stop with an error and clean up.
+    drop(save);
+    end_captures(ks);
+    tracing::warn!("Background saving terminated by the server");
+    if let Some(f) = on_done {
+        f(ks, state, Err("snapshot abandoned".into()));
     }
 }
 
