@@ -203,7 +203,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 16] {
+fn families() -> [&'static [CommandSpec]; 17] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -221,6 +221,7 @@ fn families() -> [&'static [CommandSpec]; 16] {
         scripting::COMMANDS,
         pubsub::COMMANDS,
         multi::COMMANDS,
+        crate::aof::waitaof::COMMANDS,
     ]
 }
 

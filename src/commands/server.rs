@@ -565,6 +565,7 @@ fn info_memory_scripts(srv: &ServerState, s: &mut String) {
 /// Persistence: ferrodis has no snapshots or AOF yet, so nothing is ever saved or loading;
 /// `rdb_changes_since_last_save` is the real dirty counter.
 fn info_persistence(srv: &ServerState, s: &mut String) {
+    let aof = crate::aof::info(srv);
     s.push_str("# Persistence\r\n");
     fields!(s,
         "loading" => 0,
@@ -585,7 +586,7 @@ fn info_persistence(srv: &ServerState, s: &mut String) {
         "rdb_last_cow_size" => 0,
         "rdb_last_load_keys_expired" => 0,
         "rdb_last_load_keys_loaded" => 0,
-        "aof_enabled" => 0,
+        "aof_enabled" => u8::from(aof.enabled),
         "aof_rewrite_in_progress" => 0,
         "aof_rewrite_scheduled" => 0,
         "aof_last_rewrite_time_sec" => -1,
@@ -593,11 +594,21 @@ fn info_persistence(srv: &ServerState, s: &mut String) {
         "aof_last_bgrewrite_status" => "ok",
         "aof_rewrites" => 0,
         "aof_rewrites_consecutive_failures" => 0,
-        "aof_last_write_status" => "ok",
+        "aof_last_write_status" => if aof.last_write_ok { "ok" } else { "err" },
         "aof_last_cow_size" => 0,
         "module_fork_in_progress" => 0,
         "module_fork_last_cow_size" => 0,
     );
+    if aof.enabled {
+        fields!(s,
+            "aof_current_size" => aof.current_size,
+            "aof_base_size" => aof.base_size,
+            "aof_pending_rewrite" => 0,
+            "aof_buffer_length" => aof.buffer_length,
+            "aof_pending_bio_fsync" => u8::from(aof.pending_bio_fsync),
+            "aof_delayed_fsync" => aof.delayed_fsync,
+        );
+    }
 }
 
 fn info_stats(ctx: &mut Ctx<'_>, s: &mut String) {
@@ -783,6 +794,10 @@ fn debug(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     match (sub.as_str(), n) {
         ("help", 2) => debug_help(ctx),
         ("sleep", 3) => debug_sleep(ctx, argv[2]),
+        ("aof-fail-writes", 3) if crate::aof::debug_fail_writes(ctx.srv, atoi(argv[2]) != 0) => {
+            ctx.out.ok();
+            Ok(())
+        }
         ("set-active-expire", 3) => {
             ctx.srv.active_expire = atoi(argv[2]) != 0;
             ctx.out.ok();

@@ -249,6 +249,9 @@ impl Connection {
     /// Writes the pending replies. Returns false if the connection must close.
     async fn flush(&mut self, keep_going: bool) -> bool {
         if !self.out.is_empty() {
+            if !self.await_durable().await {
+                return false;
+            }
             let shared = self.client.shared.clone();
             if !write_killable(&mut self.stream, &self.out.buf, &shared).await {
                 return false;
@@ -256,6 +259,18 @@ impl Connection {
             self.out.buf.clear();
         }
         keep_going && !self.client.close_after_reply && !self.client.shared.killed.get()
+    }
+
+    /// Group commit (`appendfsync always`): hands the journal's new bytes to the log and holds
+    /// the replies until the log is fsynced up to the journal's current offset, so no reply
+    /// reveals a write that a crash could lose. Every client of the event-loop turn waits for
+    /// the same fsync. Returns false if the log stopped (the connection then closes unanswered).
+    async fn await_durable(&mut self) -> bool {
+        let wait = crate::aof::commit_point(&mut self.server.borrow_mut().state);
+        match wait {
+            Some((mut rx, target)) => rx.wait_for(|d| *d >= target).await.is_ok(),
+            None => true,
+        }
     }
 
     /// Writes what other clients queued for this one (Pub/Sub messages, MONITOR lines) until

@@ -129,6 +129,8 @@ pub struct ServerState {
     pub pubsub: pubsub::PubSub,
     /// WATCHed keys and the clients whose next EXEC they doom.
     pub watches: watch::Watches,
+    /// The append-only log and WAITAOF waiters (see `crate::aof`).
+    pub aof: crate::aof::AofState,
 }
 
 impl ServerState {
@@ -179,6 +181,7 @@ impl ServerState {
             scripting: crate::scripting::Scripting::new(),
             pubsub: pubsub::PubSub::default(),
             watches: watch::Watches::default(),
+            aof: crate::aof::AofState::default(),
         }
     }
 
