@@ -16,6 +16,16 @@ fn incr_file(dir: &Path) -> PathBuf {
     dir.join("appendonlydir").join("appendonly.aof.1.incr.aof")
 }
 
+/// The first bytes of a frame whose write was cut short (a torn tail).
+fn torn_frame() -> Vec<u8> {
+    let payload = b"*3\r\n$3\r\nSET\r\n$4\r\ntorn\r\n$1\r\nx\r\n";
+    let mut f = Vec::new();
+    ferrodis::aof::format::frame_header(&mut f, payload);
+    f.extend_from_slice(payload);
+    f.truncate(f.len() - 5);
+    f
+}
+
 /// Starts a server that must refuse to start; returns its exit code and log.
 fn start_refused(dir: &Path, extra: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ferrodis-server"))
@@ -81,7 +91,7 @@ fn torn_tail_is_truncated_or_refused() {
     let f = incr_file(tmp.path());
     let good = std::fs::metadata(&f).unwrap().len();
     let mut bytes = std::fs::read(&f).unwrap();
-    bytes.extend_from_slice(b"#F 40 0badf00d\r\n*3\r\n$3\r\nSET\r\n$1\r\nz");
+    bytes.extend_from_slice(&torn_frame());
     std::fs::write(&f, &bytes).unwrap();
 
     let (code, log) = start_refused(tmp.path(), &["--appendonly", "yes", "--aof-load-truncated", "no"]);
@@ -141,7 +151,7 @@ fn check_aof_reports_and_fixes() {
     let f = incr_file(tmp.path());
     let good = std::fs::metadata(&f).unwrap().len();
     let mut bytes = std::fs::read(&f).unwrap();
-    bytes.extend_from_slice(b"#F 12 00000000\r\n*1\r\n");
+    bytes.extend_from_slice(&torn_frame());
     std::fs::write(&f, &bytes).unwrap();
     let (code, out) = check_aof(&[d]);
     assert_eq!(code, 1, "{out}");

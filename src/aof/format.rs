@@ -6,7 +6,7 @@ use std::io::Read;
 
 /// Version of the record framing (`formats/aof.md`).
 pub const FRAME_VERSION: u32 = 1;
-/// Prefix of a frame header line: `#F <len> <crc32-hex>\r\n`.
+/// Prefix of a frame header line: `#F <len> <crc32-hex> <header-crc32-hex>\r\n`.
 const FRAME_TAG: &[u8] = b"#F ";
 /// Longest annotation line accepted (Redis's `AOF_ANNOTATION_LINE_MAX_LEN`).
 const LINE_MAX: usize = 1024;
@@ -15,8 +15,9 @@ const CHUNK: usize = 256 * 1024;
 
 /// Appends the frame header for `payload` to `out`.
 pub fn frame_header(out: &mut Vec<u8>, payload: &[u8]) {
-    let crc = crc32fast::hash(payload);
-    out.extend_from_slice(format!("#F {} {:08x}\r\n", payload.len(), crc).as_bytes());
+    let fields = format!("{} {:08x}", payload.len(), crc32fast::hash(payload));
+    let check = crc32fast::hash(fields.as_bytes());
+    out.extend_from_slice(format!("#F {fields} {check:08x}\r\n").as_bytes());
 }
 
 /// Parses one RESP multibulk command at the start of `buf`, strictly (as Redis's loader does:
@@ -183,13 +184,19 @@ impl<R: Read> Scanner<R> {
         let line = window[..nl].strip_suffix(b"\r").unwrap_or(&window[..nl]).to_vec();
         self.pos += nl + 1;
         if !line.starts_with(FRAME_TAG) {
+            // Redis's own annotations (`#TS:`) are skipped; once frames began, only frames
+            // may follow (a damaged header must not pass for an annotation).
+            if self.frames > 0 {
+                return Ok(Some(Step::Corrupt { offset: at, reason: "unframed data after a frame".into() }));
+            }
             return Ok(None);
         }
         if self.plain > 0 && self.multi_at.is_some() {
             return Ok(Some(Step::Corrupt { offset: at, reason: "frame inside a MULTI".into() }));
         }
         let Some((len, crc)) = parse_frame_header(&line[FRAME_TAG.len()..]) else {
-            return Ok(Some(Step::Corrupt { offset: at, reason: "malformed frame header".into() }));
+            let reason = "malformed frame header (or header checksum mismatch)".into();
+            return Ok(Some(Step::Corrupt { offset: at, reason }));
         };
         // A length past the end of the file is a torn tail, never an allocation.
         self.fill(len.min(CHUNK))?;
@@ -218,6 +225,9 @@ impl<R: Read> Scanner<R> {
     /// One plain RESP command (a file written by Redis).
     fn plain_command(&mut self) -> std::io::Result<Step> {
         let at = self.offset();
+        if self.frames > 0 {
+            return Ok(Step::Corrupt { offset: at, reason: "unframed data after a frame".into() });
+        }
         loop {
             match parse_command(&self.buf[self.pos..]) {
                 Ok(Some((argv, used))) => {
@@ -241,16 +251,16 @@ impl<R: Read> Scanner<R> {
     }
 }
 
-/// Parses `<len> <crc32-hex>`.
+/// Parses `<len> <crc32-hex> <header-crc32-hex>`, checking the header's own checksum so that
+/// a damaged length is reported as corruption, never taken for a torn tail.
 fn parse_frame_header(rest: &[u8]) -> Option<(usize, u32)> {
     let s = std::str::from_utf8(rest).ok()?;
-    let mut it = s.split(' ');
-    let len = it.next()?.parse::<usize>().ok()?;
-    let crc = u32::from_str_radix(it.next()?, 16).ok()?;
-    if it.next().is_some() {
+    let (fields, check) = s.rsplit_once(' ')?;
+    if u32::from_str_radix(check, 16).ok()? != crc32fast::hash(fields.as_bytes()) {
         return None;
     }
-    Some((len, crc))
+    let (len, crc) = fields.split_once(' ')?;
+    Some((len.parse::<usize>().ok()?, u32::from_str_radix(crc, 16).ok()?))
 }
 
 /// Parses a frame's payload: whole commands only.
@@ -326,11 +336,15 @@ mod tests {
 
     #[test]
     fn frames_and_plain_commands_scan() {
-        let mut f = framed(&[&["SET", "a", "1"], &["SET", "b", "2"]]);
-        f.extend_from_slice(b"#TS:123\r\n*2\r\n$3\r\nDEL\r\n$1\r\na\r\n");
+        // A Redis-written file we appended to: plain commands, then frames.
+        let mut f = b"#TS:123\r\n*2\r\n$3\r\nDEL\r\n$1\r\na\r\n".to_vec();
+        f.extend_from_slice(&framed(&[&["SET", "a", "1"], &["SET", "b", "2"]]));
         let v = check(&f[..]).unwrap();
         assert!(v.damage.is_none());
         assert_eq!((v.commands, v.frames, v.valid), (3, 1, f.len() as u64));
+        // Never the other way round: a damaged frame header must not pass for plain data.
+        f.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        assert!(!check(&f[..]).unwrap().damage.unwrap().2);
     }
 
     #[test]
@@ -363,8 +377,13 @@ mod tests {
 
     #[test]
     fn lying_lengths_do_not_allocate() {
-        let f = b"#F 99999999999 00000000\r\n*1\r\n";
-        assert!(check(&f[..]).unwrap().damage.unwrap().2);
+        let fields = "99999999999 00000000";
+        let f = format!("#F {fields} {:08x}\r\n*1\r\n", crc32fast::hash(fields.as_bytes()));
+        assert!(check(f.as_bytes()).unwrap().damage.unwrap().2);
+        // A damaged length is corruption, not a torn tail.
+        let mut f = framed(&[&["SET", "a", "1"]]);
+        f[3] = b'9';
+        assert!(!check(&f[..]).unwrap().damage.unwrap().2);
         let f = b"*2147483647\r\n$999999999999\r\n";
         assert!(check(&f[..]).unwrap().damage.is_some());
     }
