@@ -209,21 +209,42 @@ pub fn feed(state: &mut ServerState) {
     log.writer.push(&log.header, &payload, state.journal.offset());
 }
 
-/// Called before a connection writes replies: feeds the journal to the writer and, with
-/// `appendfsync always`, returns what the replies must wait for (the durable offset reaching
-/// the journal's current offset), so no reply reveals a write that is not yet on disk.
-pub fn commit_point(state: &mut ServerState) -> Option<(tokio::sync::watch::Receiver<u64>, u64)> {
+/// What a connection's replies wait for before they are written (see [`commit_point`]).
+pub struct Commit {
+    rx: tokio::sync::watch::Receiver<u64>,
+    target: u64,
+    shared: std::sync::Arc<writer::Shared>,
+    always: bool,
+}
+
+impl Commit {
+    /// Waits until the replies may go out. False if the log stopped meanwhile.
+    pub async fn wait(mut self) -> bool {
+        let Commit { shared, target, always, .. } = self;
+        let failing = move || !always && shared.write_errno.load(Relaxed) != 0;
+        self.rx.wait_for(|d| *d >= target || failing()).await.is_ok()
+    }
+}
+
+/// Called before a connection writes replies: feeds the journal to the writer and returns
+/// what the replies must wait for: with `appendfsync always`, the durable (fsynced) offset
+/// reaching the journal's current offset, so no reply reveals a write that a power loss could
+/// undo; otherwise the written offset, so that a crash of the process loses no acknowledged
+/// write (Redis writes before replying too). While writes fail, `everysec` and `no` replies go
+/// out unheld, as in Redis (the bytes stay queued and are retried); `always` ones stay held.
+pub fn commit_point(state: &mut ServerState) -> Option<Commit> {
     feed(state);
     let shared = &state.aof.log.as_ref()?.writer.shared;
-    if shared.policy() != Policy::Always {
+    let target = state.journal.offset();
+    let always = shared.policy() == Policy::Always;
+    if !always && shared.write_errno.load(Relaxed) != 0 {
         return None;
     }
-    let target = state.journal.offset();
-    let rx = shared.durable.subscribe();
+    let rx = if always { shared.durable.subscribe() } else { shared.written_watch.subscribe() };
     if *rx.borrow() >= target {
         return None;
     }
-    Some((rx, target))
+    Some(Commit { rx, target, shared: shared.clone(), always })
 }
 
 /// The journal offset durable now, if the log is open.

@@ -63,6 +63,9 @@ pub struct Shared {
     pub durable: tokio::sync::watch::Sender<u64>,
     /// Journal offset written to the file.
     pub written: AtomicU64,
+    /// The same, for connections to await (`everysec`, `no`: a reply waits until its write
+    /// is in the file, so a crash of the process alone loses no acknowledged write, as Redis).
+    pub written_watch: tokio::sync::watch::Sender<u64>,
     /// errno of the last failed write, 0 once a write succeeds.
     pub write_errno: AtomicI32,
     /// errno of the last failed fsync, 0 once an fsync succeeds.
@@ -127,6 +130,7 @@ impl Writer {
             cv: Condvar::new(),
             durable: tokio::sync::watch::Sender::new(offset),
             written: AtomicU64::new(offset),
+            written_watch: tokio::sync::watch::Sender::new(offset),
             write_errno: AtomicI32::new(0),
             fsync_errno: AtomicI32::new(0),
             delayed_fsync: AtomicU64::new(0),
@@ -225,6 +229,7 @@ fn write_loop(sh: &Shared, mut file: File, mut good_len: u64) {
                     sh.queued.fetch_sub(pending.len() as u64, Relaxed);
                     pending.clear();
                     sh.written.store(pending_end, Release);
+                    sh.written_watch.send_replace(pending_end);
                     sh.file_size.store(good_len, Relaxed);
                     if sh.write_errno.swap(0, Relaxed) != 0 {
                         tracing::warn!("AOF write error looks solved, the server can write again.");
@@ -233,6 +238,8 @@ fn write_loop(sh: &Shared, mut file: File, mut good_len: u64) {
                 }
                 Err(e) => {
                     sh.write_errno.store(e.raw_os_error().unwrap_or(libc::EIO), Relaxed);
+                    // Replies held for this write re-check: they go out while writes fail.
+                    sh.written_watch.send_modify(|_| {});
                     if last_log.map_or(true, |t| t.elapsed() > Duration::from_secs(30)) {
                         tracing::warn!("Error writing to the AOF file: {e}");
                         last_log = Some(Instant::now());

@@ -261,14 +261,15 @@ impl Connection {
         keep_going && !self.client.close_after_reply && !self.client.shared.killed.get()
     }
 
-    /// Group commit (`appendfsync always`): hands the journal's new bytes to the log and holds
-    /// the replies until the log is fsynced up to the journal's current offset, so no reply
-    /// reveals a write that a crash could lose. Every client of the event-loop turn waits for
-    /// the same fsync. Returns false if the log stopped (the connection then closes unanswered).
+    /// Hands the journal's new bytes to the append-only log and holds the replies until the log
+    /// has them up to the journal's current offset: fsynced with `appendfsync always` (group
+    /// commit: every client of the event-loop turn waits for the same fsync), written
+    /// otherwise. So no reply reveals a write a crash could lose. See `aof::commit_point`.
+    /// Returns false if the log stopped (the connection then closes unanswered).
     async fn await_durable(&mut self) -> bool {
-        let wait = crate::aof::commit_point(&mut self.server.borrow_mut().state);
-        match wait {
-            Some((mut rx, target)) => rx.wait_for(|d| *d >= target).await.is_ok(),
+        let commit = crate::aof::commit_point(&mut self.server.borrow_mut().state);
+        match commit {
+            Some(c) => c.wait().await,
             None => true,
         }
     }
