@@ -29,12 +29,18 @@ fn torn_frame() -> Vec<u8> {
 /// Starts a server that must refuse to start; returns its exit code and log.
 fn start_refused(dir: &Path, extra: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ferrodis-server"))
-        .args(["--port", &common::free_port().to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "--port",
+            &common::free_port().to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
         .args(["--dir", &dir.display().to_string(), "--save", ""])
         .args(extra)
         .output()
         .unwrap();
-    let log = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let log =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), log)
 }
 
@@ -49,8 +55,16 @@ fn written_and_killed(dir: &Path) {
     let _: () = q(&mut c, &["SET", "ttl", "x", "EX", "1000"]);
     let _: () = q(&mut c, &["SELECT", "3"]);
     let _: () = q(&mut c, &["SET", "in3", "yes"]);
-    let _: redis::Value = redis::pipe().atomic().cmd("SET").arg("m1").arg("1")
-        .cmd("SET").arg("m2").arg("2").query(&mut c).unwrap();
+    let _: redis::Value = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("m1")
+        .arg("1")
+        .cmd("SET")
+        .arg("m2")
+        .arg("2")
+        .query(&mut c)
+        .unwrap();
     s.kill();
 }
 
@@ -58,7 +72,10 @@ fn assert_data(s: &TestServer) {
     let mut c = s.conn();
     assert_eq!(q::<String>(&mut c, &["GET", "k"]), "v");
     assert_eq!(q::<i64>(&mut c, &["GET", "n"]), 2);
-    assert_eq!(q::<Vec<String>>(&mut c, &["LRANGE", "l", "0", "-1"]), ["a", "b", "c"]);
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "l", "0", "-1"]),
+        ["a", "b", "c"]
+    );
     let ttl: i64 = q(&mut c, &["TTL", "ttl"]);
     assert!((990..=1000).contains(&ttl), "ttl {ttl}");
     let _: () = q(&mut c, &["SELECT", "3"]);
@@ -94,16 +111,32 @@ fn torn_tail_is_truncated_or_refused() {
     bytes.extend_from_slice(&torn_frame());
     std::fs::write(&f, &bytes).unwrap();
 
-    let (code, log) = start_refused(tmp.path(), &["--appendonly", "yes", "--aof-load-truncated", "no"]);
+    let (code, log) = start_refused(
+        tmp.path(),
+        &["--appendonly", "yes", "--aof-load-truncated", "no"],
+    );
     assert_ne!(code, 0);
-    assert!(log.contains("Unexpected end of file reading the append only file"), "{log}");
+    assert!(
+        log.contains("Unexpected end of file reading the append only file"),
+        "{log}"
+    );
     assert!(log.contains(&format!("ends at offset {good}")), "{log}");
-    assert_eq!(std::fs::metadata(&f).unwrap().len(), bytes.len() as u64, "refusal changed the file");
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().len(),
+        bytes.len() as u64,
+        "refusal changed the file"
+    );
 
-    let s = TestServer::start_in(tmp.path(), &["--appendonly", "yes", "--aof-load-truncated", "yes"]);
+    let s = TestServer::start_in(
+        tmp.path(),
+        &["--appendonly", "yes", "--aof-load-truncated", "yes"],
+    );
     assert_data(&s);
     let log = s.log();
-    assert!(log.contains("short read while loading the AOF file"), "{log}");
+    assert!(
+        log.contains("short read while loading the AOF file"),
+        "{log}"
+    );
     assert!(log.contains(&format!("at offset {good}")), "{log}");
     assert_eq!(std::fs::metadata(&f).unwrap().len(), good);
 }
@@ -115,13 +148,21 @@ fn corrupted_record_in_the_middle_is_refused() {
     let f = incr_file(tmp.path());
     let mut bytes = std::fs::read(&f).unwrap();
     // The second frame starts at the second "#F"; flip a bit inside its payload.
-    let second = bytes.windows(2).enumerate().filter(|(_, w)| w == b"#F").nth(1).unwrap().0;
+    let second = bytes
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w == b"#F")
+        .nth(1)
+        .unwrap()
+        .0;
     let at = second + 30;
     bytes[at] ^= 0x04;
     std::fs::write(&f, &bytes).unwrap();
     for truncated in ["yes", "no"] {
-        let (code, log) =
-            start_refused(tmp.path(), &["--appendonly", "yes", "--aof-load-truncated", truncated]);
+        let (code, log) = start_refused(
+            tmp.path(),
+            &["--appendonly", "yes", "--aof-load-truncated", truncated],
+        );
         assert_ne!(code, 0);
         assert!(
             log.contains(&format!(
@@ -134,8 +175,14 @@ fn corrupted_record_in_the_middle_is_refused() {
 }
 
 fn check_aof(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrodis-check-aof")).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrodis-check-aof"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -155,14 +202,23 @@ fn check_aof_reports_and_fixes() {
     std::fs::write(&f, &bytes).unwrap();
     let (code, out) = check_aof(&[d]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains(&format!("truncated (torn tail) at offset {good}")), "{out}");
+    assert!(
+        out.contains(&format!("truncated (torn tail) at offset {good}")),
+        "{out}"
+    );
     assert!(out.contains("Use the --fix option"), "{out}");
     let (code, out) = check_aof(&["--fix", f.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains(&format!("Successfully truncated AOF {} to {good} bytes", f.display())));
+    assert!(out.contains(&format!(
+        "Successfully truncated AOF {} to {good} bytes",
+        f.display()
+    )));
     assert_eq!(std::fs::metadata(&f).unwrap().len(), good);
     assert_eq!(check_aof(&[d]).0, 0);
-    let s = TestServer::start_in(tmp.path(), &["--appendonly", "yes", "--aof-load-truncated", "no"]);
+    let s = TestServer::start_in(
+        tmp.path(),
+        &["--appendonly", "yes", "--aof-load-truncated", "no"],
+    );
     assert_data(&s);
     let (code, _) = check_aof(&["--bogus", "x", "y"]);
     assert_eq!(code, 1);
@@ -173,7 +229,14 @@ fn redis_writes(dir: &Path, preamble: &str) -> bool {
     let (mut child, mut c) = loop {
         let port = common::free_port();
         let Ok(mut child) = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
             .args(["--dir", &dir.display().to_string(), "--appendonly", "yes"])
             .args(["--aof-use-rdb-preamble", preamble])
             .stdout(std::process::Stdio::null())
@@ -221,8 +284,16 @@ fn redis_writes(dir: &Path, preamble: &str) -> bool {
     let _: i64 = q(&mut c, &["RPUSH", "l", "a", "b"]);
     let _: i64 = q(&mut c, &["HSET", "h", "f", "1"]);
     let _: () = q(&mut c, &["SET", "ttl", "x", "EX", "1000"]);
-    let _: redis::Value = redis::pipe().atomic().cmd("SET").arg("m1").arg("1")
-        .cmd("SET").arg("m2").arg("2").query(&mut c).unwrap();
+    let _: redis::Value = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("m1")
+        .arg("1")
+        .cmd("SET")
+        .arg("m2")
+        .arg("2")
+        .query(&mut c)
+        .unwrap();
     let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").query(&mut c);
     child.wait().unwrap();
     true
@@ -232,7 +303,10 @@ fn assert_redis_data(s: &TestServer) {
     let mut c = s.conn();
     assert_eq!(q::<String>(&mut c, &["GET", "k"]), "v");
     assert_eq!(q::<i64>(&mut c, &["GET", "n"]), 1);
-    assert_eq!(q::<Vec<String>>(&mut c, &["LRANGE", "l", "0", "-1"]), ["a", "b"]);
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "l", "0", "-1"]),
+        ["a", "b"]
+    );
     assert_eq!(q::<String>(&mut c, &["HGET", "h", "f"]), "1");
     assert!(q::<i64>(&mut c, &["TTL", "ttl"]) > 900);
     assert_eq!(q::<Vec<String>>(&mut c, &["MGET", "m1", "m2"]), ["1", "2"]);
@@ -306,7 +380,10 @@ fn write_errors_refuse_writes_with_misconf_until_solved() {
         cmd.arg("c").arg("3");
         match cmd.query::<()>(&mut c) {
             Err(e) => {
-                assert_eq!(format!("{} {}", e.code().unwrap(), e.detail().unwrap()), misconf);
+                assert_eq!(
+                    format!("{} {}", e.code().unwrap(), e.detail().unwrap()),
+                    misconf
+                );
                 break;
             }
             Ok(()) => {
@@ -317,14 +394,22 @@ fn write_errors_refuse_writes_with_misconf_until_solved() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut raw = s.raw();
-    assert_eq!(raw.cmd(&["SET", "x", "y"]), format!("-{misconf}\r\n").into_bytes());
+    assert_eq!(
+        raw.cmd(&["SET", "x", "y"]),
+        format!("-{misconf}\r\n").into_bytes()
+    );
     assert_eq!(err(&mut c, &["PING"]), misconf);
     assert_eq!(q::<String>(&mut c, &["GET", "a"]), "1");
     let info: String = q(&mut c, &["INFO", "persistence"]);
     assert!(info.contains("aof_last_write_status:err\r\n"), "{info}");
     let _: () = q(&mut c, &["DEBUG", "AOF-FAIL-WRITES", "0"]);
     let start = Instant::now();
-    while redis::cmd("SET").arg("d").arg("4").query::<()>(&mut c).is_err() {
+    while redis::cmd("SET")
+        .arg("d")
+        .arg("4")
+        .query::<()>(&mut c)
+        .is_err()
+    {
         assert!(start.elapsed() < Duration::from_secs(5), "still refused");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -336,7 +421,10 @@ fn write_errors_refuse_writes_with_misconf_until_solved() {
     let mut c = s2.conn();
     let got: Vec<Option<String>> = q(&mut c, &["MGET", "a", "b", "c", "d"]);
     let c_val = c_acked.then(|| "3".to_string());
-    assert_eq!(got, [Some("1".into()), Some("2".into()), c_val, Some("4".into())]);
+    assert_eq!(
+        got,
+        [Some("1".into()), Some("2".into()), c_val, Some("4".into())]
+    );
 }
 
 #[test]
@@ -348,7 +436,10 @@ fn waitaof() {
         "ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled."
     );
     assert_eq!(q::<Vec<i64>>(&mut c, &["WAITAOF", "0", "0", "0"]), [0, 0]);
-    assert_eq!(err(&mut c, &["WAITAOF", "0", "0", "-1"]), "ERR timeout is negative");
+    assert_eq!(
+        err(&mut c, &["WAITAOF", "0", "0", "-1"]),
+        "ERR timeout is negative"
+    );
     assert_eq!(
         err(&mut c, &["WAITAOF", "x", "0", "0"]),
         "ERR value is not an integer or out of range"
@@ -367,7 +458,13 @@ fn waitaof() {
     assert_eq!(q::<Vec<i64>>(&mut c, &["WAITAOF", "0", "1", "200"]), [1, 0]);
     assert!(start.elapsed() >= Duration::from_millis(200));
     // Inside MULTI it answers at once.
-    let r: Vec<Vec<i64>> = redis::pipe().atomic().cmd("WAITAOF").arg(1).arg(1).arg(0)
-        .query(&mut c).unwrap();
+    let r: Vec<Vec<i64>> = redis::pipe()
+        .atomic()
+        .cmd("WAITAOF")
+        .arg(1)
+        .arg(1)
+        .arg(0)
+        .query(&mut c)
+        .unwrap();
     assert_eq!(r, [[1, 0]]);
 }

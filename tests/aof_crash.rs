@@ -50,8 +50,12 @@ impl Progress {
 }
 
 fn writer(port: u16, mut m: Model, stop: &AtomicBool, progress: &Progress) -> Model {
-    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else { return m };
-    let Ok(mut c) = client.get_connection() else { return m };
+    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
+        return m;
+    };
+    let Ok(mut c) = client.get_connection() else {
+        return m;
+    };
     let t = m.t;
     let mut i = 0u64;
     while !stop.load(Relaxed) {
@@ -73,7 +77,10 @@ fn writer(port: u16, mut m: Model, stop: &AtomicBool, progress: &Progress) -> Mo
             }
             1 => {
                 m.incr_tried = m.incr_done + 1;
-                match redis::cmd("INCR").arg(format!("cnt:{t}")).query::<u64>(&mut c) {
+                match redis::cmd("INCR")
+                    .arg(format!("cnt:{t}"))
+                    .query::<u64>(&mut c)
+                {
                     Ok(v) => {
                         assert_eq!(v, m.incr_tried, "INCR cnt:{t}");
                         m.incr_done = v;
@@ -84,7 +91,10 @@ fn writer(port: u16, mut m: Model, stop: &AtomicBool, progress: &Progress) -> Mo
             }
             2 => {
                 m.push_tried = m.push_done + 1;
-                let r = redis::cmd("RPUSH").arg(format!("seq:{t}")).arg(m.push_tried).query::<u64>(&mut c);
+                let r = redis::cmd("RPUSH")
+                    .arg(format!("seq:{t}"))
+                    .arg(m.push_tried)
+                    .query::<u64>(&mut c);
                 match r {
                     Ok(len) => {
                         assert_eq!(len, m.push_tried, "RPUSH seq:{t}");
@@ -99,9 +109,14 @@ fn writer(port: u16, mut m: Model, stop: &AtomicBool, progress: &Progress) -> Mo
                 m.multi_tried = k;
                 let r: redis::RedisResult<redis::Value> = redis::pipe()
                     .atomic()
-                    .cmd("SET").arg(format!("ma:{t}")).arg(k)
-                    .cmd("SET").arg(format!("mb:{t}")).arg(k)
-                    .cmd("INCR").arg(format!("mc:{t}"))
+                    .cmd("SET")
+                    .arg(format!("ma:{t}"))
+                    .arg(k)
+                    .cmd("SET")
+                    .arg(format!("mb:{t}"))
+                    .arg(k)
+                    .cmd("INCR")
+                    .arg(format!("mc:{t}"))
                     .query(&mut c);
                 if r.is_ok() {
                     m.multi_done = k;
@@ -131,7 +146,9 @@ fn num(v: Option<String>) -> u64 {
 fn verify(c: &mut redis::Connection, m: &mut Model, floor: [u64; 4]) -> u64 {
     let t = m.t;
     // Unique keys: a prefix of the ones tried.
-    let keys: Vec<String> = (0..m.uniq_tried + 1).map(|n| format!("u:{t}:{n}")).collect();
+    let keys: Vec<String> = (0..m.uniq_tried + 1)
+        .map(|n| format!("u:{t}:{n}"))
+        .collect();
     let mut present = Vec::new();
     for chunk in keys.chunks(500) {
         let mut cmd = redis::cmd("MGET");
@@ -142,11 +159,17 @@ fn verify(c: &mut redis::Connection, m: &mut Model, floor: [u64; 4]) -> u64 {
         present.extend(vals);
     }
     let p = present.iter().take_while(|v| v.is_some()).count() as u64;
-    assert!(present[p as usize..].iter().all(Option::is_none), "client {t}: unique keys not a prefix");
+    assert!(
+        present[p as usize..].iter().all(Option::is_none),
+        "client {t}: unique keys not a prefix"
+    );
     for (n, v) in present.iter().enumerate().take(p as usize) {
         assert_eq!(v.as_deref(), Some(n.to_string().as_str()));
     }
-    assert!(p >= floor[0] && p <= m.uniq_tried, "client {t}: {p} unique keys, model {m:?}");
+    assert!(
+        p >= floor[0] && p <= m.uniq_tried,
+        "client {t}: {p} unique keys, model {m:?}"
+    );
     if p > 0 {
         let last = (p - 1) / 3 * 3;
         let ttl: i64 = q(c, &["PTTL", &format!("u:{t}:{last}")]);
@@ -154,18 +177,33 @@ fn verify(c: &mut redis::Connection, m: &mut Model, floor: [u64; 4]) -> u64 {
     }
     // Counter.
     let n = num(q(c, &["GET", &format!("cnt:{t}")]));
-    assert!(n >= floor[1] && n <= m.incr_tried, "client {t}: counter {n}, model {m:?}");
+    assert!(
+        n >= floor[1] && n <= m.incr_tried,
+        "client {t}: counter {n}, model {m:?}"
+    );
     // Sequence: exactly 1..=k.
     let list: Vec<u64> = q(c, &["LRANGE", &format!("seq:{t}"), "0", "-1"]);
     let k = list.len() as u64;
-    assert!(list.iter().copied().eq(1..=k), "client {t}: sequence has gaps: {list:?}");
-    assert!(k >= floor[2] && k <= m.push_tried, "client {t}: sequence {k}, model {m:?}");
+    assert!(
+        list.iter().copied().eq(1..=k),
+        "client {t}: sequence has gaps: {list:?}"
+    );
+    assert!(
+        k >= floor[2] && k <= m.push_tried,
+        "client {t}: sequence {k}, model {m:?}"
+    );
     // Transactions: all or nothing.
     let ma = num(q(c, &["GET", &format!("ma:{t}")]));
     let mb = num(q(c, &["GET", &format!("mb:{t}")]));
     let mc = num(q(c, &["GET", &format!("mc:{t}")]));
-    assert!(ma == mb && mb == mc, "client {t}: torn transaction {ma} {mb} {mc}");
-    assert!(mc >= floor[3] && mc <= m.multi_tried, "client {t}: {mc} batches, model {m:?}");
+    assert!(
+        ma == mb && mb == mc,
+        "client {t}: torn transaction {ma} {mb} {mc}"
+    );
+    assert!(
+        mc >= floor[3] && mc <= m.multi_tried,
+        "client {t}: {mc} batches, model {m:?}"
+    );
     *m = Model {
         t,
         uniq_done: p,
@@ -235,7 +273,10 @@ fn torn_frame() -> Vec<u8> {
 }
 
 fn cycles(default: usize) -> usize {
-    std::env::var("FERRODIS_TORTURE_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var("FERRODIS_TORTURE_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Runs the torture cycles with one fsync policy; `window` is the loss window allowed.
@@ -244,7 +285,12 @@ fn torture(policy: &str, cycles: usize, run_ms: (u64, u64), window: Option<Durat
     let dir = tmp.path();
     let args = ["--appendonly", "yes", "--appendfsync", policy];
     let mut rng = rand::thread_rng();
-    let mut models: Vec<Model> = (0..THREADS).map(|t| Model { t, ..Model::default() }).collect();
+    let mut models: Vec<Model> = (0..THREADS)
+        .map(|t| Model {
+            t,
+            ..Model::default()
+        })
+        .collect();
     let (mut verified, mut flips, mut acked_total) = (0u64, 0u64, 0u64);
     for cycle in 0..cycles {
         let mut server = TestServer::start_in(dir, &args);
@@ -253,7 +299,8 @@ fn torture(policy: &str, cycles: usize, run_ms: (u64, u64), window: Option<Durat
             assert_eq!(q::<Option<String>>(&mut c, &["GET", "torn"]), None);
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let progress: Arc<Vec<Progress>> = Arc::new((0..THREADS).map(|_| Progress::default()).collect());
+        let progress: Arc<Vec<Progress>> =
+            Arc::new((0..THREADS).map(|_| Progress::default()).collect());
         let history: Arc<Mutex<Vec<(Instant, Vec<[u64; 4]>)>>> = Arc::default();
         let handles: Vec<_> = models
             .iter()
@@ -274,17 +321,29 @@ fn torture(policy: &str, cycles: usize, run_ms: (u64, u64), window: Option<Durat
         let killed_at = Instant::now();
         server.kill();
         stop.store(true, Relaxed);
-        let before = models.iter().map(|m| m.uniq_done + m.incr_done + m.push_done + m.multi_done * 3).sum::<u64>();
+        let before = models
+            .iter()
+            .map(|m| m.uniq_done + m.incr_done + m.push_done + m.multi_done * 3)
+            .sum::<u64>();
         models = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        let after = models.iter().map(|m| m.uniq_done + m.incr_done + m.push_done + m.multi_done * 3).sum::<u64>();
+        let after = models
+            .iter()
+            .map(|m| m.uniq_done + m.incr_done + m.push_done + m.multi_done * 3)
+            .sum::<u64>();
         acked_total += after - before;
         // What must have survived: everything acked (always), or what was acked `window`
         // before the kill (everysec).
         let floors: Vec<[u64; 4]> = match window {
-            None => models.iter().map(|m| [m.uniq_done, m.incr_done, m.push_done, m.multi_done]).collect(),
+            None => models
+                .iter()
+                .map(|m| [m.uniq_done, m.incr_done, m.push_done, m.multi_done])
+                .collect(),
             Some(w) => {
                 let h = history.lock().unwrap();
-                let old = h.iter().rev().find(|(at, _)| killed_at.duration_since(*at) >= w);
+                let old = h
+                    .iter()
+                    .rev()
+                    .find(|(at, _)| killed_at.duration_since(*at) >= w);
                 old.map_or_else(|| vec![[0; 4]; THREADS], |(_, s)| s.clone())
             }
         };
@@ -320,6 +379,11 @@ fn crash_recovery_everysec_loss_window() {
     // everysec bounds the loss on power loss to about 2 s (not testable here); a SIGKILL
     // loses nothing acknowledged, since replies wait until their writes are in the file (the
     // page cache survives the process). The 2 s bound is checked as well, then the exact one.
-    torture("everysec", cycles(3), (2500, 3500), Some(Duration::from_millis(2200)));
+    torture(
+        "everysec",
+        cycles(3),
+        (2500, 3500),
+        Some(Duration::from_millis(2200)),
+    );
     torture("everysec", cycles(2), (500, 1500), None);
 }

@@ -37,7 +37,10 @@ pub fn parse_command(buf: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, String
             return Ok(None);
         };
         let len = usize::try_from(len).map_err(|_| format!("invalid bulk length {len}"))?;
-        let Some(end) = p.checked_add(len).filter(|e| e.saturating_add(2) <= buf.len()) else {
+        let Some(end) = p
+            .checked_add(len)
+            .filter(|e| e.saturating_add(2) <= buf.len())
+        else {
             return Ok(None);
         };
         if &buf[end..end + 2] != b"\r\n" {
@@ -56,10 +59,18 @@ fn header_line(buf: &[u8], pos: usize, tag: u8) -> Result<Option<(i64, usize)>, 
         return Ok(None);
     }
     if rest[0] != tag {
-        return Err(format!("expected '{}', got '{}'", char::from(tag), rest[0].escape_ascii()));
+        return Err(format!(
+            "expected '{}', got '{}'",
+            char::from(tag),
+            rest[0].escape_ascii()
+        ));
     }
     let Some(nl) = rest.iter().take(32).position(|&c| c == b'\n') else {
-        return if rest.len() >= 32 { Err("header line too long".into()) } else { Ok(None) };
+        return if rest.len() >= 32 {
+            Err("header line too long".into())
+        } else {
+            Ok(None)
+        };
     };
     if nl < 2 || rest[nl - 1] != b'\r' {
         return Err("header line not terminated by CRLF".into());
@@ -105,7 +116,16 @@ pub struct Scanner<R: Read> {
 
 impl<R: Read> Scanner<R> {
     pub fn new(r: R) -> Self {
-        Scanner { r, buf: Vec::new(), pos: 0, base: 0, eof: false, multi_at: None, frames: 0, plain: 0 }
+        Scanner {
+            r,
+            buf: Vec::new(),
+            pos: 0,
+            base: 0,
+            eof: false,
+            multi_at: None,
+            frames: 0,
+            plain: 0,
+        }
     }
 
     /// Offset of the next unread byte.
@@ -139,7 +159,10 @@ impl<R: Read> Scanner<R> {
     }
 
     fn torn(&self, at: u64, reason: &str) -> Step {
-        Step::Torn { valid: self.multi_at.unwrap_or(at), reason: reason.to_string() }
+        Step::Torn {
+            valid: self.multi_at.unwrap_or(at),
+            reason: reason.to_string(),
+        }
     }
 
     /// The next record.
@@ -178,21 +201,34 @@ impl<R: Read> Scanner<R> {
             return Ok(Some(if self.eof && self.avail() < LINE_MAX {
                 self.torn(at, "incomplete annotation line")
             } else {
-                Step::Corrupt { offset: at, reason: "annotation line too long".into() }
+                Step::Corrupt {
+                    offset: at,
+                    reason: "annotation line too long".into(),
+                }
             }));
         };
-        let line = window[..nl].strip_suffix(b"\r").unwrap_or(&window[..nl]).to_vec();
+        let line = window[..nl]
+            .strip_suffix(b"\r")
+            .unwrap_or(&window[..nl])
+            .to_vec();
         self.pos += nl + 1;
         if !line.starts_with(FRAME_TAG) {
-            // Redis's own annotations (`#TS:`) are skipped; once frames began, only frames
-            // may follow (a damaged header must not pass for an annotation).
-            if self.frames > 0 {
-                return Ok(Some(Step::Corrupt { offset: at, reason: "unframed data after a frame".into() }));
+            // Annotations are skipped (Redis's loader does the same); once frames began, only
+            // frames and `#TS:` timestamps may follow (a damaged header must not pass for an
+            // annotation).
+            if self.frames > 0 && !line.starts_with(b"#TS:") {
+                return Ok(Some(Step::Corrupt {
+                    offset: at,
+                    reason: "unframed data after a frame".into(),
+                }));
             }
             return Ok(None);
         }
         if self.plain > 0 && self.multi_at.is_some() {
-            return Ok(Some(Step::Corrupt { offset: at, reason: "frame inside a MULTI".into() }));
+            return Ok(Some(Step::Corrupt {
+                offset: at,
+                reason: "frame inside a MULTI".into(),
+            }));
         }
         let Some((len, crc)) = parse_frame_header(&line[FRAME_TAG.len()..]) else {
             let reason = "malformed frame header (or header checksum mismatch)".into();
@@ -209,24 +245,36 @@ impl<R: Read> Scanner<R> {
         }
         let payload = &self.buf[self.pos..self.pos + len];
         if crc32fast::hash(payload) != crc {
-            return Ok(Some(Step::Corrupt { offset: at, reason: "frame checksum mismatch".into() }));
+            return Ok(Some(Step::Corrupt {
+                offset: at,
+                reason: "frame checksum mismatch".into(),
+            }));
         }
         let cmds = match parse_all(payload) {
             Ok(c) => c,
             Err(e) => {
-                return Ok(Some(Step::Corrupt { offset: at, reason: format!("bad frame: {e}") }))
+                return Ok(Some(Step::Corrupt {
+                    offset: at,
+                    reason: format!("bad frame: {e}"),
+                }))
             }
         };
         self.pos += len;
         self.frames += 1;
-        Ok(Some(Step::Commands { cmds, end: self.offset() }))
+        Ok(Some(Step::Commands {
+            cmds,
+            end: self.offset(),
+        }))
     }
 
     /// One plain RESP command (a file written by Redis).
     fn plain_command(&mut self) -> std::io::Result<Step> {
         let at = self.offset();
         if self.frames > 0 {
-            return Ok(Step::Corrupt { offset: at, reason: "unframed data after a frame".into() });
+            return Ok(Step::Corrupt {
+                offset: at,
+                reason: "unframed data after a frame".into(),
+            });
         }
         loop {
             match parse_command(&self.buf[self.pos..]) {
@@ -238,14 +286,22 @@ impl<R: Read> Scanner<R> {
                     } else if argv[0].eq_ignore_ascii_case(b"EXEC") {
                         self.multi_at = None;
                     }
-                    return Ok(Step::Commands { cmds: vec![argv], end: self.offset() });
+                    return Ok(Step::Commands {
+                        cmds: vec![argv],
+                        end: self.offset(),
+                    });
                 }
                 Ok(None) if self.eof => return Ok(self.torn(at, "incomplete command")),
                 Ok(None) => {
                     let more = self.avail().saturating_mul(2).max(CHUNK);
                     self.fill(more)?;
                 }
-                Err(e) => return Ok(Step::Corrupt { offset: at, reason: format!("bad command: {e}") }),
+                Err(e) => {
+                    return Ok(Step::Corrupt {
+                        offset: at,
+                        reason: format!("bad command: {e}"),
+                    })
+                }
             }
         }
     }
@@ -260,7 +316,10 @@ fn parse_frame_header(rest: &[u8]) -> Option<(usize, u32)> {
         return None;
     }
     let (len, crc) = fields.split_once(' ')?;
-    Some((len.parse::<usize>().ok()?, u32::from_str_radix(crc, 16).ok()?))
+    Some((
+        len.parse::<usize>().ok()?,
+        u32::from_str_radix(crc, 16).ok()?,
+    ))
 }
 
 /// Parses a frame's payload: whole commands only.
@@ -292,7 +351,12 @@ pub struct Verdict {
 /// Scans a whole file without executing anything.
 pub fn check<R: Read>(r: R) -> std::io::Result<Verdict> {
     let mut sc = Scanner::new(r);
-    let mut v = Verdict { valid: 0, commands: 0, frames: 0, damage: None };
+    let mut v = Verdict {
+        valid: 0,
+        commands: 0,
+        frames: 0,
+        damage: None,
+    };
     loop {
         match sc.next_step()? {
             Step::Commands { cmds, end } => {
@@ -342,6 +406,10 @@ mod tests {
         let v = check(&f[..]).unwrap();
         assert!(v.damage.is_none());
         assert_eq!((v.commands, v.frames, v.valid), (3, 1, f.len() as u64));
+        // Timestamp annotations may come between frames.
+        f.extend_from_slice(b"#TS:1700000000\r\n");
+        f.extend_from_slice(&framed(&[&["SET", "c", "3"]]));
+        assert!(check(&f[..]).unwrap().damage.is_none());
         // Never the other way round: a damaged frame header must not pass for plain data.
         f.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
         assert!(!check(&f[..]).unwrap().damage.unwrap().2);
@@ -378,7 +446,10 @@ mod tests {
     #[test]
     fn lying_lengths_do_not_allocate() {
         let fields = "99999999999 00000000";
-        let f = format!("#F {fields} {:08x}\r\n*1\r\n", crc32fast::hash(fields.as_bytes()));
+        let f = format!(
+            "#F {fields} {:08x}\r\n*1\r\n",
+            crc32fast::hash(fields.as_bytes())
+        );
         assert!(check(f.as_bytes()).unwrap().damage.unwrap().2);
         // A damaged length is corruption, not a torn tail.
         let mut f = framed(&[&["SET", "a", "1"]]);

@@ -45,7 +45,10 @@ pub fn replay_file(
     last: bool,
     truncate_ok: bool,
 ) -> Result<Loaded, String> {
-    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    );
     if is_rdb(path).map_err(|e| open_error(&name, &e))? {
         return Err(format!(
             "The append only file {name} starts with an RDB preamble (an RDB base): loading \
@@ -63,7 +66,11 @@ pub fn replay_file(
     let res = loop {
         let step = match sc.next_step() {
             Ok(s) => s,
-            Err(e) => break Err(format!("Unrecoverable error reading the append only file {name}: {e}")),
+            Err(e) => {
+                break Err(format!(
+                    "Unrecoverable error reading the append only file {name}: {e}"
+                ))
+            }
         };
         match step {
             Step::Commands { cmds, end } => {
@@ -75,8 +82,20 @@ pub fn replay_file(
             }
             Step::End => break Ok(loaded),
             Step::Torn { valid, reason } => {
-                break torn(server, &mut client, path, &name, valid, &reason, last, truncate_ok)
-                    .map(|()| Loaded { bytes: valid, ..loaded })
+                break torn(
+                    server,
+                    &mut client,
+                    path,
+                    &name,
+                    valid,
+                    &reason,
+                    last,
+                    truncate_ok,
+                )
+                .map(|()| Loaded {
+                    bytes: valid,
+                    ..loaded
+                })
             }
             Step::Corrupt { offset, reason } => {
                 break Err(format!(

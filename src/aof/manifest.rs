@@ -43,7 +43,10 @@ impl Manifest {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 if let Some(v) = line.strip_prefix("# ferrodis-aof-manifest ") {
-                    if v.trim().parse::<u32>().map_or(true, |v| v > MANIFEST_VERSION) {
+                    if v.trim()
+                        .parse::<u32>()
+                        .map_or(true, |v| v > MANIFEST_VERSION)
+                    {
                         return Err(format!("unsupported manifest version '{}'", v.trim()));
                     }
                 }
@@ -99,7 +102,11 @@ fn parse_line(line: &str) -> Result<FileEntry, String> {
     if name.contains('/') {
         return Err(format!("file name '{name}' is a path"));
     }
-    Ok(FileEntry { name, seq: seq.ok_or("no valid seq")?, kind: kind.ok_or("no valid type")? })
+    Ok(FileEntry {
+        name,
+        seq: seq.ok_or("no valid seq")?,
+        kind: kind.ok_or("no valid type")?,
+    })
 }
 
 /// Replaces `dir/name` with `text` atomically: a temporary file, fsynced, renamed over it, and

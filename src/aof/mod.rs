@@ -48,6 +48,9 @@ pub struct AofLog {
     /// Size of the incremental files before the current one.
     older_incr_size: u64,
     header: Vec<u8>,
+    /// `aof-timestamp-enabled` (refreshed by [`run`]), and the last second annotated.
+    timestamps: bool,
+    last_ts: u64,
 }
 
 /// A client blocked in WAITAOF.
@@ -111,16 +114,28 @@ pub fn startup(server: &mut Server) -> Result<(), String> {
 }
 
 /// Loads the base and incremental files a manifest names, in order.
-fn load_files(server: &mut Server, dir: &Path, m: &Manifest, truncate_ok: bool) -> Result<(), String> {
+fn load_files(
+    server: &mut Server,
+    dir: &Path,
+    m: &Manifest,
+    truncate_ok: bool,
+) -> Result<(), String> {
     let files: Vec<&FileEntry> = m.base.iter().chain(&m.incrs).collect();
     for (i, f) in files.iter().enumerate() {
         let path = dir.join(&f.name);
         if !path.exists() {
-            return Err(format!("The AOF file {} named by the manifest doesn't exist", f.name));
+            return Err(format!(
+                "The AOF file {} named by the manifest doesn't exist",
+                f.name
+            ));
         }
         let last = i + 1 == files.len();
         let loaded = load::replay_file(server, &path, last, truncate_ok)?;
-        tracing::info!("Loaded {} commands from the AOF file {}", loaded.commands, f.name);
+        tracing::info!(
+            "Loaded {} commands from the AOF file {}",
+            loaded.commands,
+            f.name
+        );
     }
     Ok(())
 }
@@ -139,18 +154,30 @@ fn migrate_single_file(
         .map_err(|e| format!("Can't create the AOF directory {}: {e}", dir.display()))?;
     let legacy = top.join(fname);
     let moved = dir.join(fname);
-    let source = if moved.is_file() { Some(moved.clone()) } else { Some(legacy.clone()).filter(|p| p.is_file()) };
+    let source = if moved.is_file() {
+        Some(moved.clone())
+    } else {
+        Some(legacy.clone()).filter(|p| p.is_file())
+    };
     let Some(source) = source else {
         return Ok(Manifest::default());
     };
     load::replay_file(server, &source, true, truncate_ok)?;
     if source != moved {
-        std::fs::rename(&source, &moved).map_err(|e| format!("Can't move {fname} into the AOF directory: {e}"))?;
+        std::fs::rename(&source, &moved)
+            .map_err(|e| format!("Can't move {fname} into the AOF directory: {e}"))?;
         let _ = manifest::sync_dir(dir);
         tracing::warn!("Successfully migrated an old-style AOF into the AOF directory");
     }
-    let base = FileEntry { name: fname.to_string(), seq: 1, kind: 'b' };
-    Ok(Manifest { base: Some(base), incrs: Vec::new() })
+    let base = FileEntry {
+        name: fname.to_string(),
+        seq: 1,
+        kind: 'b',
+    };
+    Ok(Manifest {
+        base: Some(base),
+        incrs: Vec::new(),
+    })
 }
 
 /// Opens the last incremental file for appending (creating one, and recording it in the
@@ -167,7 +194,11 @@ fn open_log(
         let seq = m.next_incr_seq();
         let name = manifest::incr_name(fname, seq);
         std::fs::File::create(dir.join(&name)).map_err(|e| io("create the AOF file", e))?;
-        m.incrs.push(FileEntry { name, seq, kind: 'i' });
+        m.incrs.push(FileEntry {
+            name,
+            seq,
+            kind: 'i',
+        });
         manifest::write_atomic(&dir, &manifest::manifest_name(fname), &m.render())
             .map_err(|e| io("write the AOF manifest", e))?;
     }
@@ -179,7 +210,10 @@ fn open_log(
         .append(true)
         .open(dir.join(&current.name))
         .map_err(|e| io("open the AOF file", e))?;
-    let len = file.metadata().map_err(|e| io("stat the AOF file", e))?.len();
+    let len = file
+        .metadata()
+        .map_err(|e| io("stat the AOF file", e))?
+        .len();
     state.journal.attach();
     state.journal.reset_selected_db();
     let writer = Writer::start(file, len, state.journal.offset(), policy)
@@ -191,6 +225,8 @@ fn open_log(
         base_size,
         older_incr_size,
         header: Vec::with_capacity(32),
+        timestamps: param(&state.config, "aof-timestamp-enabled") == "yes",
+        last_ts: 0,
     });
     Ok(())
 }
@@ -205,8 +241,17 @@ pub fn feed(state: &mut ServerState) {
     }
     let payload = state.journal.take_pending();
     log.header.clear();
+    if log.timestamps {
+        // `aof-timestamp-enabled`: Redis's `#TS:<unix secs>` annotation when the second changed.
+        let secs = crate::util::time::now_secs();
+        if secs != log.last_ts {
+            log.last_ts = secs;
+            log.header.extend_from_slice(format!("#TS:{secs}\r\n").as_bytes());
+        }
+    }
     format::frame_header(&mut log.header, &payload);
-    log.writer.push(&log.header, &payload, state.journal.offset());
+    log.writer
+        .push(&log.header, &payload, state.journal.offset());
 }
 
 /// What a connection's replies wait for before they are written (see [`commit_point`]).
@@ -220,9 +265,17 @@ pub struct Commit {
 impl Commit {
     /// Waits until the replies may go out. False if the log stopped meanwhile.
     pub async fn wait(mut self) -> bool {
-        let Commit { shared, target, always, .. } = self;
+        let Commit {
+            shared,
+            target,
+            always,
+            ..
+        } = self;
         let failing = move || !always && shared.write_errno.load(Relaxed) != 0;
-        self.rx.wait_for(|d| *d >= target || failing()).await.is_ok()
+        self.rx
+            .wait_for(|d| *d >= target || failing())
+            .await
+            .is_ok()
     }
 }
 
@@ -240,16 +293,29 @@ pub fn commit_point(state: &mut ServerState) -> Option<Commit> {
     if !always && shared.write_errno.load(Relaxed) != 0 {
         return None;
     }
-    let rx = if always { shared.durable.subscribe() } else { shared.written_watch.subscribe() };
+    let rx = if always {
+        shared.durable.subscribe()
+    } else {
+        shared.written_watch.subscribe()
+    };
     if *rx.borrow() >= target {
         return None;
     }
-    Some(Commit { rx, target, shared: shared.clone(), always })
+    Some(Commit {
+        rx,
+        target,
+        shared: shared.clone(),
+        always,
+    })
 }
 
 /// The journal offset durable now, if the log is open.
 pub fn durable_offset(state: &ServerState) -> Option<u64> {
-    state.aof.log.as_ref().map(|l| *l.writer.shared.durable.borrow())
+    state
+        .aof
+        .log
+        .as_ref()
+        .map(|l| *l.writer.shared.durable.borrow())
 }
 
 /// Redis's `-MISCONF` refusal while the log cannot be written or fsynced: writes (and PING,
@@ -265,13 +331,19 @@ pub fn write_refusal(state: &ServerState, client: &Client, spec: &CommandSpec) -
     }
     let writes = spec.has(flags::WRITE)
         || spec.name == "ping"
-        || (spec.name == "exec" && client.multi.as_ref().is_some_and(|m| m.any_has(flags::WRITE)));
+        || (spec.name == "exec"
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|m| m.any_has(flags::WRITE)));
     if !writes {
         return None;
     }
     let text = std::io::Error::from_raw_os_error(errno).to_string();
     let text = text.split(" (os error").next().unwrap_or(&text).to_string();
-    Some(CmdError::Msg(format!("MISCONF Errors writing to the AOF file: {text}").into()))
+    Some(CmdError::Msg(
+        format!("MISCONF Errors writing to the AOF file: {text}").into(),
+    ))
 }
 
 /// INFO persistence values.
@@ -288,7 +360,10 @@ pub struct Info {
 
 pub fn info(state: &ServerState) -> Info {
     let Some(log) = state.aof.log.as_ref() else {
-        return Info { last_write_ok: true, ..Info::default() };
+        return Info {
+            last_write_ok: true,
+            ..Info::default()
+        };
     };
     let sh = &log.writer.shared;
     Info {
@@ -329,11 +404,23 @@ pub fn debug_fail_writes(state: &ServerState, on: bool) -> bool {
 pub async fn run(server: Rc<RefCell<Server>>) {
     let (mut durable, added) = {
         let srv = server.borrow();
-        let rx = srv.state.aof.log.as_ref().map(|l| l.writer.shared.durable.subscribe());
+        let rx = srv
+            .state
+            .aof
+            .log
+            .as_ref()
+            .map(|l| l.writer.shared.durable.subscribe());
         (rx, srv.state.aof.waiter_added.clone())
     };
     loop {
-        let next = server.borrow().state.aof.waiters.values().filter_map(|w| w.deadline).min();
+        let next = server
+            .borrow()
+            .state
+            .aof
+            .waiters
+            .values()
+            .filter_map(|w| w.deadline)
+            .min();
         let tick = Instant::now() + Duration::from_millis(50);
         let until = next.map_or(tick, |d| d.min(tick));
         let changed = async {
@@ -354,8 +441,10 @@ pub async fn run(server: Rc<RefCell<Server>>) {
         let mut srv = server.borrow_mut();
         let st = &mut srv.state;
         feed(st);
-        if let Some(log) = st.aof.log.as_ref() {
-            log.writer.shared.set_policy(Policy::parse(&st.config.appendfsync));
+        if let Some(log) = st.aof.log.as_mut() {
+            let policy = Policy::parse(&st.config.appendfsync);
+            log.writer.shared.set_policy(policy);
+            log.timestamps = param(&st.config, "aof-timestamp-enabled") == "yes";
         }
         wake_waiters(st);
     }
@@ -369,7 +458,13 @@ fn wake_waiters(st: &mut ServerState) {
     let durable = durable_offset(st);
     let now = Instant::now();
     let blocked = |id: &u64| st.clients.contains_key(id) && st.blocking.is_blocked(*id);
-    let gone: Vec<u64> = st.aof.waiters.keys().copied().filter(|id| !blocked(id)).collect();
+    let gone: Vec<u64> = st
+        .aof
+        .waiters
+        .keys()
+        .copied()
+        .filter(|id| !blocked(id))
+        .collect();
     for id in gone {
         st.aof.waiters.remove(&id);
     }

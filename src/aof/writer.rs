@@ -126,7 +126,10 @@ impl Writer {
     /// `offset`.
     pub fn start(file: File, len: u64, offset: u64, policy: Policy) -> std::io::Result<Writer> {
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue { end: offset, ..Queue::default() }),
+            queue: Mutex::new(Queue {
+                end: offset,
+                ..Queue::default()
+            }),
             cv: Condvar::new(),
             durable: tokio::sync::watch::Sender::new(offset),
             written: AtomicU64::new(offset),
@@ -151,7 +154,10 @@ impl Writer {
         let syncer = std::thread::Builder::new()
             .name("aof-fsync".into())
             .spawn(move || everysec_loop(&s2, &sync_file))?;
-        Ok(Writer { shared, threads: vec![writer, syncer] })
+        Ok(Writer {
+            shared,
+            threads: vec![writer, syncer],
+        })
     }
 
     /// Queues framed bytes ending at journal offset `end`.
@@ -162,7 +168,9 @@ impl Writer {
         q.buf.extend_from_slice(header);
         q.buf.extend_from_slice(payload);
         q.end = end;
-        self.shared.queued.fetch_add((header.len() + payload.len()) as u64, Relaxed);
+        self.shared
+            .queued
+            .fetch_add((header.len() + payload.len()) as u64, Relaxed);
         drop(q);
         self.shared.cv.notify_one();
     }
@@ -237,7 +245,8 @@ fn write_loop(sh: &Shared, mut file: File, mut good_len: u64) {
                     }
                 }
                 Err(e) => {
-                    sh.write_errno.store(e.raw_os_error().unwrap_or(libc::EIO), Relaxed);
+                    sh.write_errno
+                        .store(e.raw_os_error().unwrap_or(libc::EIO), Relaxed);
                     // Replies held for this write re-check: they go out while writes fail.
                     sh.written_watch.send_modify(|_| {});
                     if last_log.map_or(true, |t| t.elapsed() > Duration::from_secs(30)) {
@@ -311,7 +320,8 @@ fn fsync_due(sh: &Shared, synced: u64) -> bool {
 }
 
 fn fsync_failed(sh: &Shared, e: &std::io::Error) {
-    sh.fsync_errno.store(e.raw_os_error().unwrap_or(libc::EIO), Relaxed);
+    sh.fsync_errno
+        .store(e.raw_os_error().unwrap_or(libc::EIO), Relaxed);
     tracing::warn!("Error syncing the AOF file: {e}");
     std::thread::sleep(Duration::from_millis(100));
 }

@@ -52,7 +52,11 @@ fn files_of(path: &Path) -> Result<Vec<PathBuf>, String> {
         .map_err(|e| format!("can't read {}: {e}", manifest.display()))?;
     let m = Manifest::parse(&text).map_err(|e| format!("invalid manifest: {e}"))?;
     println!("Start checking Multi Part AOF");
-    Ok(m.base.iter().chain(&m.incrs).map(|f| dir.join(&f.name)).collect())
+    Ok(m.base
+        .iter()
+        .chain(&m.incrs)
+        .map(|f| dir.join(&f.name))
+        .collect())
 }
 
 /// Checks every file; returns whether the log is valid at the end.
@@ -89,7 +93,11 @@ fn check_file(path: &Path, last: bool, fix: bool) -> Result<bool, String> {
         println!("AOF {name} is valid");
         return Ok(true);
     };
-    let what = if torn { "truncated (torn tail)" } else { "corrupted" };
+    let what = if torn {
+        "truncated (torn tail)"
+    } else {
+        "corrupted"
+    };
     println!("AOF {name} is {what} at offset {offset}: {reason}");
     if !fix {
         println!("AOF {name} is not valid. Use the --fix option to try fixing it.");
@@ -99,8 +107,17 @@ fn check_file(path: &Path, last: bool, fix: bool) -> Result<bool, String> {
         println!("AOF {name} is not the last file: it can't be fixed by truncation.");
         return Ok(false);
     }
-    let f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| e.to_string())?;
-    f.set_len(v.valid).and_then(|()| f.sync_all()).map_err(|e| format!("failed to truncate: {e}"))?;
-    println!("Successfully truncated AOF {name} to {} bytes ({} bytes removed)", v.valid, size - v.valid);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    f.set_len(v.valid)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("failed to truncate: {e}"))?;
+    println!(
+        "Successfully truncated AOF {name} to {} bytes ({} bytes removed)",
+        v.valid,
+        size - v.valid
+    );
     Ok(true)
 }
