@@ -35,35 +35,43 @@ pub fn incr_name(appendfilename: &str, seq: u64) -> String {
     format!("{appendfilename}.{seq}.incr.aof")
 }
 
+/// Longest manifest line Redis accepts (`MANIFEST_MAX_LINE`).
+const MAX_LINE: usize = 1024;
+
 impl Manifest {
-    /// Parses a manifest (ours or Redis 7's).
+    /// Parses a manifest (ours or Redis 7's) with Redis's rules; errors carry Redis's messages.
     pub fn parse(text: &str) -> Result<Manifest, String> {
         let mut m = Manifest::default();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                if let Some(v) = line.strip_prefix("# ferrodis-aof-manifest ") {
-                    if v.trim()
-                        .parse::<u32>()
-                        .map_or(true, |v| v > MANIFEST_VERSION)
-                    {
-                        return Err(format!("unsupported manifest version '{}'", v.trim()));
+        if text.is_empty() {
+            return Err("Found an empty AOF manifest".into());
+        }
+        for raw in text.split_inclusive('\n') {
+            if raw.starts_with('#') {
+                if let Some(v) = raw.strip_prefix("# ferrodis-aof-manifest ") {
+                    if v.trim().parse::<u32>().map_or(true, |v| v > MANIFEST_VERSION) {
+                        return Err(format!("Unsupported manifest version '{}'", v.trim()));
                     }
                 }
                 continue;
             }
-            let e = parse_line(line).map_err(|e| format!("line {}: {e}", n + 1))?;
+            if !raw.ends_with('\n') || raw.len() > MAX_LINE {
+                return Err("The AOF manifest file contains too long line".into());
+            }
+            let line = raw.trim_matches([' ', '\t', '\r', '\n']);
+            let e = parse_line(line)?;
             match e.kind {
-                'b' if m.base.is_some() => return Err("more than one base file".into()),
+                'b' if m.base.is_some() => {
+                    return Err("Found duplicate base file information".into())
+                }
                 'b' => m.base = Some(e),
                 'i' => {
                     if m.incrs.last().is_some_and(|l| l.seq >= e.seq) {
-                        return Err(format!("line {}: incr file seq not increasing", n + 1));
+                        return Err("Found a non-monotonic sequence number".into());
                     }
                     m.incrs.push(e)
                 }
                 'h' => {}
-                k => return Err(format!("line {}: unknown file type '{k}'", n + 1)),
+                _ => return Err("Unknown AOF file type".into()),
             }
         }
         Ok(m)
@@ -73,7 +81,8 @@ impl Manifest {
     pub fn render(&self) -> String {
         let mut s = format!("# ferrodis-aof-manifest {MANIFEST_VERSION}\n");
         for e in self.base.iter().chain(&self.incrs) {
-            s.push_str(&format!("file {} seq {} type {}\n", e.name, e.seq, e.kind));
+            let name = quote(&e.name);
+            s.push_str(&format!("file {name} seq {} type {}\n", e.seq, e.kind));
         }
         s
     }
@@ -84,29 +93,109 @@ impl Manifest {
     }
 }
 
-fn parse_line(line: &str) -> Result<FileEntry, String> {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    if words.len() % 2 != 0 {
-        return Err("odd number of words".into());
+/// A file name as Redis writes it: bare, or double-quoted with escapes when it has spaces,
+/// quotes or unprintable bytes (`sdscatrepr`).
+fn quote(name: &str) -> String {
+    let plain = name.bytes().all(|c| c.is_ascii_graphic() && c != b'"' && c != b'\'' && c != b'\\');
+    if plain {
+        return name.to_string();
     }
-    let (mut name, mut seq, mut kind) = (None, None, None);
+    let mut s = String::from('"');
+    for c in name.bytes() {
+        match c {
+            b'\\' | b'"' => {
+                s.push('\\');
+                s.push(char::from(c));
+            }
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            0x20..=0x7e => s.push(char::from(c)),
+            _ => s.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// Splits a line into words like Redis's `sdssplitargs` (double and single quotes, escapes in
+/// double quotes). `None` on unbalanced quotes.
+fn split_args(line: &str) -> Option<Vec<String>> {
+    let b = line.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() {
+            return Some(out);
+        }
+        let mut w: Vec<u8> = Vec::new();
+        let quote = b[i];
+        if quote == b'"' || quote == b'\'' {
+            i += 1;
+            loop {
+                let c = *b.get(i)?;
+                i += 1;
+                if c == quote {
+                    break;
+                }
+                if c == b'\\' && quote == b'"' {
+                    let e = *b.get(i)?;
+                    i += 1;
+                    match e {
+                        b'n' => w.push(b'\n'),
+                        b'r' => w.push(b'\r'),
+                        b't' => w.push(b'\t'),
+                        b'x' => {
+                            let hex = std::str::from_utf8(b.get(i..i + 2)?).ok()?;
+                            w.push(u8::from_str_radix(hex, 16).ok()?);
+                            i += 2;
+                        }
+                        other => w.push(other),
+                    }
+                } else {
+                    w.push(c);
+                }
+            }
+            if i < b.len() && !b[i].is_ascii_whitespace() {
+                return None;
+            }
+        } else {
+            while i < b.len() && !b[i].is_ascii_whitespace() {
+                w.push(b[i]);
+                i += 1;
+            }
+        }
+        out.push(String::from_utf8(w).ok()?);
+    }
+}
+
+fn parse_line(line: &str) -> Result<FileEntry, String> {
+    const INVALID: &str = "Invalid AOF manifest file format";
+    let words = split_args(line).ok_or(INVALID)?;
+    // Fewer than 6 words is refused, more is allowed (forward compatibility), as in Redis.
+    if words.len() < 6 || words.len() % 2 != 0 {
+        return Err(INVALID.into());
+    }
+    let (mut name, mut seq, mut kind) = (None, 0u64, None);
     for kv in words.chunks(2) {
-        match kv[0] {
-            "file" => name = Some(kv[1].to_string()),
-            "seq" => seq = kv[1].parse::<u64>().ok(),
-            "type" if kv[1].len() == 1 => kind = kv[1].chars().next(),
+        match kv[0].to_ascii_lowercase().as_str() {
+            "file" => name = Some(kv[1].clone()),
+            "seq" => seq = kv[1].parse::<u64>().unwrap_or(0),
+            "type" => kind = kv[1].chars().next(),
             _ => {}
         }
     }
-    let name = name.ok_or("no file name")?;
+    let name = name.ok_or(INVALID)?;
     if name.contains('/') {
-        return Err(format!("file name '{name}' is a path"));
+        return Err("File can't be a path, just a filename".into());
     }
-    Ok(FileEntry {
-        name,
-        seq: seq.ok_or("no valid seq")?,
-        kind: kind.ok_or("no valid type")?,
-    })
+    match (seq, kind) {
+        (1.., Some(kind)) => Ok(FileEntry { name, seq, kind }),
+        _ => Err(INVALID.into()),
+    }
 }
 
 /// Replaces `dir/name` with `text` atomically: a temporary file, fsynced, renamed over it, and
@@ -141,6 +230,16 @@ mod tests {
         assert_eq!(m.next_incr_seq(), 3);
         assert_eq!(Manifest::parse(&m.render()).unwrap(), m);
         assert!(Manifest::parse("# ferrodis-aof-manifest 9\n").is_err());
+        assert_eq!(Manifest::parse("").unwrap_err(), "Found an empty AOF manifest");
+        assert_eq!(
+            Manifest::parse("file a seq 1 type i\n\n").unwrap_err(),
+            "Invalid AOF manifest file format"
+        );
+        let spaced = Manifest {
+            base: None,
+            incrs: vec![FileEntry { name: "my aof.1.incr.aof".into(), seq: 1, kind: 'i' }],
+        };
+        assert_eq!(Manifest::parse(&spaced.render()).unwrap(), spaced);
         assert!(Manifest::parse("file ../x seq 1 type i\n").is_err());
     }
 }

@@ -96,7 +96,9 @@ pub fn startup(server: &mut Server) -> Result<(), String> {
     let mut m = if dir.join(&mname).exists() {
         let text = std::fs::read_to_string(dir.join(&mname))
             .map_err(|e| format!("Can't read the AOF manifest {mname}: {e}"))?;
-        let m = Manifest::parse(&text).map_err(|e| format!("Invalid AOF manifest {mname}: {e}"))?;
+        let m = Manifest::parse(&text).map_err(|e| {
+            format!("*** FATAL AOF MANIFEST FILE ERROR *** ({mname}) {e}")
+        })?;
         load_files(server, &dir, &m, truncate_ok)?;
         m
     } else {
@@ -125,7 +127,7 @@ fn load_files(
         let path = dir.join(&f.name);
         if !path.exists() {
             return Err(format!(
-                "The AOF file {} named by the manifest doesn't exist",
+                "The append log file {} doesn't exist: No such file or directory",
                 f.name
             ));
         }
