@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::path::Path;
 
-/// Version written in our manifests' first line (`# ferrodis-aof-manifest 1`); Redis skips
-/// `#` lines, so it still reads them.
+/// Manifest version understood. Version 1 has no version line; a later one starts with
+/// `# ferrodis-aof-manifest <n>` (a `#` line, which Redis skips), refused here when `n > 1`.
 pub const MANIFEST_VERSION: u32 = 1;
 
 /// One `file ... seq ... type ...` line.
@@ -48,7 +48,10 @@ impl Manifest {
         for raw in text.split_inclusive('\n') {
             if raw.starts_with('#') {
                 if let Some(v) = raw.strip_prefix("# ferrodis-aof-manifest ") {
-                    if v.trim().parse::<u32>().map_or(true, |v| v > MANIFEST_VERSION) {
+                    if v.trim()
+                        .parse::<u32>()
+                        .map_or(true, |v| v > MANIFEST_VERSION)
+                    {
                         return Err(format!("Unsupported manifest version '{}'", v.trim()));
                     }
                 }
@@ -77,9 +80,10 @@ impl Manifest {
         Ok(m)
     }
 
-    /// The manifest text, with our version line first.
+    /// The manifest text. Version 1 writes no version line (byte for byte what Redis 7.0
+    /// writes); a later version will start with `# ferrodis-aof-manifest <n>`.
     pub fn render(&self) -> String {
-        let mut s = format!("# ferrodis-aof-manifest {MANIFEST_VERSION}\n");
+        let mut s = String::new();
         for e in self.base.iter().chain(&self.incrs) {
             let name = quote(&e.name);
             s.push_str(&format!("file {name} seq {} type {}\n", e.seq, e.kind));
@@ -96,7 +100,9 @@ impl Manifest {
 /// A file name as Redis writes it: bare, or double-quoted with escapes when it has spaces,
 /// quotes or unprintable bytes (`sdscatrepr`).
 fn quote(name: &str) -> String {
-    let plain = name.bytes().all(|c| c.is_ascii_graphic() && c != b'"' && c != b'\'' && c != b'\\');
+    let plain = name
+        .bytes()
+        .all(|c| c.is_ascii_graphic() && c != b'"' && c != b'\'' && c != b'\\');
     if plain {
         return name.to_string();
     }
@@ -230,14 +236,21 @@ mod tests {
         assert_eq!(m.next_incr_seq(), 3);
         assert_eq!(Manifest::parse(&m.render()).unwrap(), m);
         assert!(Manifest::parse("# ferrodis-aof-manifest 9\n").is_err());
-        assert_eq!(Manifest::parse("").unwrap_err(), "Found an empty AOF manifest");
+        assert_eq!(
+            Manifest::parse("").unwrap_err(),
+            "Found an empty AOF manifest"
+        );
         assert_eq!(
             Manifest::parse("file a seq 1 type i\n\n").unwrap_err(),
             "Invalid AOF manifest file format"
         );
         let spaced = Manifest {
             base: None,
-            incrs: vec![FileEntry { name: "my aof.1.incr.aof".into(), seq: 1, kind: 'i' }],
+            incrs: vec![FileEntry {
+                name: "my aof.1.incr.aof".into(),
+                seq: 1,
+                kind: 'i',
+            }],
         };
         assert_eq!(Manifest::parse(&spaced.render()).unwrap(), spaced);
         assert!(Manifest::parse("file ../x seq 1 type i\n").is_err());

@@ -96,10 +96,9 @@ pub fn startup(server: &mut Server) -> Result<(), String> {
     let mut m = if dir.join(&mname).exists() {
         let text = std::fs::read_to_string(dir.join(&mname))
             .map_err(|e| format!("Can't read the AOF manifest {mname}: {e}"))?;
-        let m = Manifest::parse(&text).map_err(|e| {
-            format!("*** FATAL AOF MANIFEST FILE ERROR *** ({mname}) {e}")
-        })?;
-        load_files(server, &dir, &m, truncate_ok)?;
+        let m = Manifest::parse(&text)
+            .map_err(|e| format!("*** FATAL AOF MANIFEST FILE ERROR *** ({mname}) {e}"))?;
+        load_files(server, &dir, &fname, &m, truncate_ok)?;
         m
     } else {
         migrate_single_file(server, &top, &dir, &fname, truncate_ok)?
@@ -119,12 +118,17 @@ pub fn startup(server: &mut Server) -> Result<(), String> {
 fn load_files(
     server: &mut Server,
     dir: &Path,
+    fname: &str,
     m: &Manifest,
     truncate_ok: bool,
 ) -> Result<(), String> {
     let files: Vec<&FileEntry> = m.base.iter().chain(&m.incrs).collect();
     for (i, f) in files.iter().enumerate() {
         let path = dir.join(&f.name);
+        if f.kind == 'b' && f.name == fname && !path.exists() {
+            // A migration interrupted after the manifest was written: move the old file in.
+            finish_migration(&dir.parent().unwrap_or(dir).join(fname), &path, dir)?;
+        }
         if !path.exists() {
             return Err(format!(
                 "The append log file {} doesn't exist: No such file or directory",
@@ -165,21 +169,35 @@ fn migrate_single_file(
         return Ok(Manifest::default());
     };
     load::replay_file(server, &source, true, truncate_ok)?;
-    if source != moved {
-        std::fs::rename(&source, &moved)
-            .map_err(|e| format!("Can't move {fname} into the AOF directory: {e}"))?;
-        let _ = manifest::sync_dir(dir);
-        tracing::warn!("Successfully migrated an old-style AOF into the AOF directory");
-    }
     let base = FileEntry {
         name: fname.to_string(),
         seq: 1,
         kind: 'b',
     };
-    Ok(Manifest {
+    let m = Manifest {
         base: Some(base),
         incrs: Vec::new(),
-    })
+    };
+    if source != moved {
+        // Like Redis: the manifest first, then the rename, so that a crash in between leaves
+        // a state `load_files` completes.
+        manifest::write_atomic(dir, &manifest::manifest_name(fname), &m.render())
+            .map_err(|e| format!("Can't write the AOF manifest: {e}"))?;
+        finish_migration(&source, &moved, dir)?;
+    }
+    Ok(m)
+}
+
+/// Moves an old-style AOF into the append-only directory.
+fn finish_migration(from: &Path, to: &Path, dir: &Path) -> Result<(), String> {
+    if !from.is_file() {
+        return Ok(());
+    }
+    std::fs::rename(from, to)
+        .map_err(|e| format!("Can't move {} into the AOF directory: {e}", from.display()))?;
+    let _ = manifest::sync_dir(dir);
+    tracing::warn!("Successfully migrated an old-style AOF into the AOF directory");
+    Ok(())
 }
 
 /// Opens the last incremental file for appending (creating one, and recording it in the
@@ -248,7 +266,8 @@ pub fn feed(state: &mut ServerState) {
         let secs = crate::util::time::now_secs();
         if secs != log.last_ts {
             log.last_ts = secs;
-            log.header.extend_from_slice(format!("#TS:{secs}\r\n").as_bytes());
+            log.header
+                .extend_from_slice(format!("#TS:{secs}\r\n").as_bytes());
         }
     }
     format::frame_header(&mut log.header, &payload);
