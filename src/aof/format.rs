@@ -20,10 +20,13 @@ pub fn frame_header(out: &mut Vec<u8>, payload: &[u8]) {
     out.extend_from_slice(format!("#F {fields} {check:08x}\r\n").as_bytes());
 }
 
+/// A parsed command and the bytes it took.
+pub type Parsed = (Vec<Vec<u8>>, usize);
+
 /// Parses one RESP multibulk command at the start of `buf`, strictly (as Redis's loader does:
 /// `*<argc>` then `$<len>` bulks, each followed by CRLF). `Ok(None)` means more bytes are
 /// needed. Allocation is bounded by `buf.len()`, whatever the lengths claim.
-pub fn parse_command(buf: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, String> {
+pub fn parse_command(buf: &[u8]) -> Result<Option<Parsed>, String> {
     let Some((argc, mut pos)) = header_line(buf, 0, b'*')? else {
         return Ok(None);
     };

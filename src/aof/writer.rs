@@ -249,7 +249,7 @@ fn write_loop(sh: &Shared, mut file: File, mut good_len: u64) {
                         .store(e.raw_os_error().unwrap_or(libc::EIO), Relaxed);
                     // Replies held for this write re-check: they go out while writes fail.
                     sh.written_watch.send_modify(|_| {});
-                    if last_log.map_or(true, |t| t.elapsed() > Duration::from_secs(30)) {
+                    if last_log.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
                         tracing::warn!("Error writing to the AOF file: {e}");
                         last_log = Some(Instant::now());
                     }
