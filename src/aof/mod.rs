@@ -310,7 +310,12 @@ pub fn commit_point(state: &mut ServerState) -> Option<Commit> {
     feed(state);
     let shared = &state.aof.log.as_ref()?.writer.shared;
     let target = state.journal.offset();
-    let always = shared.policy() == Policy::Always;
+    // Read here, not only by `run`, so CONFIG SET appendfsync applies from the next reply on.
+    let policy = Policy::parse(&state.config.appendfsync);
+    if policy != shared.policy() {
+        shared.set_policy(policy);
+    }
+    let always = policy == Policy::Always;
     if !always && shared.write_errno.load(Relaxed) != 0 {
         return None;
     }
