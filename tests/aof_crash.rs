@@ -49,7 +49,15 @@ impl Progress {
     }
 }
 
-fn writer(port: u16, mut m: Model, stop: &AtomicBool, progress: &Progress) -> Model {
+/// One client thread; `pace` sleeps between writes (with `everysec` the writes are so fast
+/// that the log of a long run would take longer to load than the harness waits for a start).
+fn writer(
+    port: u16,
+    mut m: Model,
+    stop: &AtomicBool,
+    progress: &Progress,
+    pace: Duration,
+) -> Model {
     let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
         return m;
     };
@@ -126,6 +134,9 @@ fn writer(port: u16, mut m: Model, stop: &AtomicBool, progress: &Progress) -> Mo
         };
         if !ok {
             break;
+        }
+        if !pace.is_zero() {
+            std::thread::sleep(pace);
         }
         let p = &progress.0;
         p[0].store(m.uniq_done, Relaxed);
@@ -284,6 +295,11 @@ fn torture(policy: &str, cycles: usize, run_ms: (u64, u64), window: Option<Durat
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let args = ["--appendonly", "yes", "--appendfsync", policy];
+    let pace = if policy == "always" {
+        Duration::ZERO
+    } else {
+        Duration::from_micros(300)
+    };
     let mut rng = rand::thread_rng();
     let mut models: Vec<Model> = (0..THREADS)
         .map(|t| Model {
@@ -308,7 +324,7 @@ fn torture(policy: &str, cycles: usize, run_ms: (u64, u64), window: Option<Durat
             .enumerate()
             .map(|(i, m)| {
                 let (stop, progress, port) = (stop.clone(), progress.clone(), server.port);
-                std::thread::spawn(move || writer(port, m, &stop, &progress[i]))
+                std::thread::spawn(move || writer(port, m, &stop, &progress[i], pace))
             })
             .collect();
         let run = Duration::from_millis(rng.gen_range(run_ms.0..run_ms.1));
