@@ -26,6 +26,7 @@
 #![deny(unsafe_code)]
 
 pub mod alloc;
+pub mod aof;
 pub mod commands;
 pub mod config;
 pub mod dispatch;

@@ -4012,6 +4012,19 @@ pub static META: &[CmdMeta] = &[
         ],
     },
     CmdMeta {
+        name: "waitaof",
+        arity: 4,
+        flags: &["noscript"],
+        first: 0, last: 0, step: 0,
+        acl: &["@slow", "@connection"],
+        key_specs: &[],
+        getkeys_proc: false,
+        info: &[B("waitaof"), I(4), Set(&[S("noscript")]), I(0), I(0), I(0), Set(&[S("@slow"), S("@connection")]), Set(&[B("request_policy:all_shards"), B("response_policy:agg_min")]), Set(&[])],
+        docs: &[B("summary"), B("Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas."), B("since"), B("7.2.0"), B("group"), B("generic"), B("complexity"), B("O(1)"), B("arguments"), A(&[M(&[B("name"), B("numlocal"), B("type"), B("integer")]), M(&[B("name"), B("numreplicas"), B("type"), B("integer")]), M(&[B("name"), B("timeout"), B("type"), B("integer")])])],
+        subcommands: &[
+        ],
+    },
+    CmdMeta {
         name: "watch",
         arity: -2,
         flags: &["noscript", "loading", "stale", "fast", "allow_busy"],

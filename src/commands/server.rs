@@ -567,6 +567,7 @@ fn info_memory_scripts(srv: &ServerState, s: &mut String) {
 fn info_persistence(srv: &ServerState, s: &mut String) {
     let p = &srv.persist;
     let bg = p.bgsave.as_ref().filter(|b| b.is_bgsave());
+    let aof = crate::aof::info(srv);
     s.push_str("# Persistence\r\n");
     fields!(s,
         "loading" => u8::from(p.loading.is_some()),
@@ -587,7 +588,7 @@ fn info_persistence(srv: &ServerState, s: &mut String) {
         "rdb_last_cow_size" => 0,
         "rdb_last_load_keys_expired" => p.last_load_keys_expired,
         "rdb_last_load_keys_loaded" => p.last_load_keys_loaded,
-        "aof_enabled" => 0,
+        "aof_enabled" => u8::from(aof.enabled),
         "aof_rewrite_in_progress" => 0,
         "aof_rewrite_scheduled" => 0,
         "aof_last_rewrite_time_sec" => -1,
@@ -595,11 +596,21 @@ fn info_persistence(srv: &ServerState, s: &mut String) {
         "aof_last_bgrewrite_status" => "ok",
         "aof_rewrites" => 0,
         "aof_rewrites_consecutive_failures" => 0,
-        "aof_last_write_status" => "ok",
+        "aof_last_write_status" => if aof.last_write_ok { "ok" } else { "err" },
         "aof_last_cow_size" => 0,
         "module_fork_in_progress" => 0,
         "module_fork_last_cow_size" => 0,
     );
+    if aof.enabled {
+        fields!(s,
+            "aof_current_size" => aof.current_size,
+            "aof_base_size" => aof.base_size,
+            "aof_pending_rewrite" => 0,
+            "aof_buffer_length" => aof.buffer_length,
+            "aof_pending_bio_fsync" => u8::from(aof.pending_bio_fsync),
+            "aof_delayed_fsync" => aof.delayed_fsync,
+        );
+    }
     if let Some(l) = &p.loading {
         let loaded = l.loaded_bytes.load(std::sync::atomic::Ordering::Relaxed);
         let perc = if l.total_bytes == 0 { 0.0 } else { loaded as f64 * 100.0 / l.total_bytes as f64 };
@@ -870,6 +881,10 @@ fn debug(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     match (sub.as_str(), n) {
         ("help", 2) => debug_help(ctx),
         ("sleep", 3) => debug_sleep(ctx, argv[2]),
+        ("aof-fail-writes", 3) if crate::aof::debug_fail_writes(ctx.srv, atoi(argv[2]) != 0) => {
+            ctx.out.ok();
+            Ok(())
+        }
         ("set-active-expire", 3) => {
             ctx.srv.active_expire = atoi(argv[2]) != 0;
             ctx.out.ok();

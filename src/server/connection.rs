@@ -249,6 +249,9 @@ impl Connection {
     /// Writes the pending replies. Returns false if the connection must close.
     async fn flush(&mut self, keep_going: bool) -> bool {
         if !self.out.is_empty() {
+            if !self.await_durable().await {
+                return false;
+            }
             let shared = self.client.shared.clone();
             if !write_killable(&mut self.stream, &self.out.buf, &shared).await {
                 return false;
@@ -256,6 +259,19 @@ impl Connection {
             self.out.buf.clear();
         }
         keep_going && !self.client.close_after_reply && !self.client.shared.killed.get()
+    }
+
+    /// Hands the journal's new bytes to the append-only log and holds the replies until the log
+    /// has them up to the journal's current offset: fsynced with `appendfsync always` (group
+    /// commit: every client of the event-loop turn waits for the same fsync), written
+    /// otherwise. So no reply reveals a write a crash could lose. See `aof::commit_point`.
+    /// Returns false if the log stopped (the connection then closes unanswered).
+    async fn await_durable(&mut self) -> bool {
+        let commit = crate::aof::commit_point(&mut self.server.borrow_mut().state);
+        match commit {
+            Some(c) => c.wait().await,
+            None => true,
+        }
     }
 
     /// Writes what other clients queued for this one (Pub/Sub messages, MONITOR lines) until

@@ -90,6 +90,11 @@ async fn serve(config: Config) -> Result<i32, StartupError> {
     );
     let server = Rc::new(RefCell::new(Server::new(config)));
     server.borrow_mut().state.tcp_port = port as u16;
+    if let Err(msg) = crate::aof::startup(&mut server.borrow_mut()) {
+        tracing::warn!("{msg}");
+        return Ok(1);
+    }
+    tokio::task::spawn_local(crate::aof::run(server.clone()));
     tracing::warn!("Server initialized");
     let generation = server.borrow_mut().state.next_listen_generation();
     start_listening(&server, generation, listeners);
@@ -125,6 +130,7 @@ async fn serve(config: Config) -> Result<i32, StartupError> {
     for c in server.borrow().state.clients.values() {
         c.kill();
     }
+    crate::aof::shutdown(&mut server.borrow_mut().state);
     tracing::warn!("ferrodis is now ready to exit, bye bye...");
     Ok(0)
 }

@@ -131,6 +131,8 @@ pub struct ServerState {
     pub watches: watch::Watches,
     /// Snapshot state: background save, save outcomes, loading.
     pub persist: crate::snapshot::engine::Persistence,
+    /// The append-only log and WAITAOF waiters (see `crate::aof`).
+    pub aof: crate::aof::AofState,
 }
 
 impl ServerState {
@@ -182,6 +184,7 @@ impl ServerState {
             pubsub: pubsub::PubSub::default(),
             watches: watch::Watches::default(),
             persist: crate::snapshot::engine::Persistence::new(),
+            aof: crate::aof::AofState::default(),
         }
     }
 
