@@ -117,6 +117,21 @@ fn check_loaded(data: &Data, got: &Collect) {
             Value::Str(s) => Value::Str(RString::from_bytes(&s.as_bytes())),
             v => v.clone(),
         };
+        if let (Value::Hash(a), Value::Hash(b)) = (back, v) {
+            // A hash that outgrew the listpack and shrank back is a listpack once loaded.
+            let lim = limits().hash;
+            let fits = b.len() <= lim.max_entries
+                && b.iter().all(|(f, v)| f.len() <= lim.max_value && v.len() <= lim.max_value);
+            assert_eq!(a.encoding(), if fits { "listpack" } else { "hashtable" });
+            let sorted = |h: &HashValue| {
+                let mut p: Vec<_> = h.iter().map(|(f, v)| (f.into_owned(), v.to_vec())).collect();
+                p.sort();
+                p
+            };
+            assert_eq!(sorted(a), sorted(b), "key {k:?}");
+            assert_eq!(got.expires.get(&(*db, k.clone())), e.as_ref());
+            continue;
+        }
         assert_eq!(back, v, "key {k:?}");
         assert_eq!(back.encoding(), v.encoding(), "key {k:?}");
         assert_eq!(got.expires.get(&(*db, k.clone())), e.as_ref());
@@ -276,7 +291,7 @@ fn every_encoding() -> Data {
         ),
         ("h:lp", hash(&[(b"f", b"v"), (b"g", b"")], lim.hash)),
         ("h:ht", hash(&[(b"f", &long), (b"g", b"1")], lim.hash)),
-        ("set:int", set(&[b"3", b"-9", b"9223372036854775807"], 512)),
+        ("set:int", set(&[b"3", b"-9223372036854775808", b"9223372036854775807"], 512)),
         ("set:ht", set(&[b"a", b"1"], 512)),
         (
             "set:bigint",

@@ -358,12 +358,12 @@ pub(crate) struct ValueRecord<'a> {
     pub value: Value,
 }
 
-/// Reads one value record at `c`. `newer` names the file's version when it is newer than this
-/// reader, for the unknown-type error.
+/// Reads one value record at `c`. `note` is appended to an unknown-type error (it names the
+/// file's version when the file is newer than this reader).
 pub(crate) fn decode_value<'a>(
     c: &mut Cur<'a>,
     lim: &EncodingLimits,
-    newer: Option<&str>,
+    note: &str,
 ) -> DResult<ValueRecord<'a>> {
     let key = c.bytes("key")?;
     let at = c.pos;
@@ -380,10 +380,9 @@ pub(crate) fn decode_value<'a>(
             })?
         }
         t => {
-            let version = newer.map(|v| format!(" (the file's format {v} is newer)"));
             return Err(DecodeError {
                 pos: at,
-                reason: format!("unknown record type {t}{}", version.unwrap_or_default()),
+                reason: format!("unknown record type {t}{note}"),
             });
         }
     };
@@ -444,7 +443,10 @@ fn decode_hash(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<V
     let at = c.pos;
     let mut r = c.clone();
     let max = scan_strings(c, count, 2, 0)?;
-    let dup = || DecodeError { pos: at, reason: "duplicate hash field".into() };
+    let dup = || DecodeError {
+        pos: at,
+        reason: "duplicate hash field".into(),
+    };
     let pairs = (0..count).map(move |_| {
         let f = r.bytes("field").unwrap_or_default();
         (f, r.bytes("value").unwrap_or_default())
@@ -457,7 +459,10 @@ fn decode_hash(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<V
         return Ok(Value::Hash(HashValue::packed_from_distinct(pairs)));
     }
     // Straight to the table: a large hash is never built up as a listpack first.
-    let table = HashLimits { max_entries: 0, max_value: 0 };
+    let table = HashLimits {
+        max_entries: 0,
+        max_value: 0,
+    };
     let mut h = HashValue::new();
     for (f, v) in pairs {
         if !h.set(f, v, table) {
@@ -483,10 +488,15 @@ fn decode_intset(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult
     for _ in 1..count {
         let at = c.pos;
         let d = c.varint("member delta")?;
-        let next = i64::try_from(d).ok().filter(|&d| d > 0).and_then(|d| prev.checked_add(d));
-        let Some(next) = next else {
-            return Err(DecodeError { pos: at, reason: "intset members not ascending".into() });
-        };
+        // The distance between two i64 may need all 64 bits: add it modulo 2^64; the sum is
+        // right exactly when it lands above `prev`.
+        let next = prev.wrapping_add(d as i64);
+        if next <= prev {
+            return Err(DecodeError {
+                pos: at,
+                reason: "intset members not ascending".into(),
+            });
+        }
         members.push(next);
         prev = next;
     }
@@ -535,7 +545,10 @@ fn decode_zset(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<V
         let b = r.take(8, "score").unwrap_or_default();
         (m, f64::from_le_bytes(b.try_into().unwrap_or_default()))
     });
-    let dup = || DecodeError { pos: c.pos, reason: "duplicate sorted set member".into() };
+    let dup = || DecodeError {
+        pos: c.pos,
+        reason: "duplicate sorted set member".into(),
+    };
     if count <= lim.zset.max_entries && max <= lim.zset.max_value {
         if has_duplicates(entries.clone().map(|e| e.0)) {
             return Err(dup());
@@ -563,10 +576,16 @@ fn scan_zset(c: &mut Cur<'_>, count: usize) -> DResult<usize> {
         let b = c.take(8, "score")?;
         let score = f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
         if score.is_nan() {
-            return Err(DecodeError { pos: at, reason: "NaN score".into() });
+            return Err(DecodeError {
+                pos: at,
+                reason: "NaN score".into(),
+            });
         }
         if prev.is_some_and(|(pm, ps)| zset::cmp_entry(ps, pm, score, m) != Ordering::Less) {
-            return Err(DecodeError { pos: at, reason: "sorted set entries out of order".into() });
+            return Err(DecodeError {
+                pos: at,
+                reason: "sorted set entries out of order".into(),
+            });
         }
         prev = Some((m, score));
         max = max.max(m.len());
@@ -610,7 +629,7 @@ mod tests {
         let mut out = Vec::new();
         encode_value(&mut out, b"k", v);
         let mut c = Cur::new(&out);
-        let r = decode_value(&mut c, &EncodingLimits::default(), None).unwrap();
+        let r = decode_value(&mut c, &EncodingLimits::default(), "").unwrap();
         assert!(c.at_end());
         assert_eq!(r.key, b"k");
         let mut c = Cur::new(&out);
@@ -650,7 +669,7 @@ mod tests {
         // list, body of 2 bytes claiming 100 elements.
         let rec = [1, b'k', types::LIST_QUICKLIST, 2, 100, 0];
         let mut c = Cur::new(&rec);
-        let e = decode_value(&mut c, &EncodingLimits::default(), None)
+        let e = decode_value(&mut c, &EncodingLimits::default(), "")
             .err()
             .unwrap();
         assert_eq!(e.reason, "bad element count 100");
@@ -659,12 +678,29 @@ mod tests {
 
     fn decode_err(rec: &[u8]) -> String {
         let mut c = Cur::new(rec);
-        decode_value(&mut c, &EncodingLimits::default(), None).err().unwrap().reason
+        decode_value(&mut c, &EncodingLimits::default(), "")
+            .err()
+            .unwrap()
+            .reason
     }
 
     #[test]
     fn duplicates_and_disorder_are_refused() {
-        let hash = [1, b'k', types::HASH_LISTPACK, 9, 2, 1, b'f', 1, b'v', 1, b'f', 1, b'w'];
+        let hash = [
+            1,
+            b'k',
+            types::HASH_LISTPACK,
+            9,
+            2,
+            1,
+            b'f',
+            1,
+            b'v',
+            1,
+            b'f',
+            1,
+            b'w',
+        ];
         assert_eq!(decode_err(&hash), "duplicate hash field");
         let set = [1, b'k', types::SET_TABLE, 5, 2, 1, b'a', 1, b'a'];
         assert_eq!(decode_err(&set), "duplicate set member");
