@@ -927,3 +927,43 @@ fn collection_shapes() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// ferrodis-check-snapshot
+
+fn check_tool(path: &str) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrodis-check-snapshot"))
+        .arg(path)
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn check_tool_summarises_a_sound_file_and_names_the_fault_of_a_damaged_one() {
+    let (code, out) = check_tool(VECTOR);
+    assert_eq!(code, 0, "{out}");
+    for line in [
+        "format version: 1.0",
+        "created_ms: 1700000000000",
+        "repl_id: 0123456789abcdef0123456789abcdef01234567",
+        "repl_offset: 12345",
+        "aux note: 11 bytes",
+        "db 0: keys=10 expires=1 (header: keys=10 expires=1)",
+        "  string raw: 2",
+        "  zset skiplist: 1",
+        "db 3: keys=2 expires=0 (header: keys=2 expires=0)",
+        "checksum OK",
+    ] {
+        assert!(out.lines().any(|l| l == line), "missing {line:?} in:\n{out}");
+    }
+    let bytes = std::fs::read(VECTOR).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.fsnap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 3]).unwrap();
+    let (code, out) = check_tool(cut.to_str().unwrap());
+    assert_eq!(code, 1);
+    // The file crc (its last 4 bytes) is cut: the error points at where it starts.
+    let off = bytes.len() - 4;
+    assert!(out.ends_with(&format!("offset {off}: unexpected end of file in end marker\n")), "{out}");
+}
