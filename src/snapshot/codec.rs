@@ -456,7 +456,9 @@ fn decode_hash(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<V
         if has_duplicates(pairs.clone().map(|p| p.0)) {
             return Err(dup());
         }
-        return Ok(Value::Hash(HashValue::packed_from_distinct(pairs)));
+        // A listpack pair costs at most two bytes more than its record.
+        let cap = c.pos - at + 2 * count;
+        return Ok(Value::Hash(HashValue::packed_from_distinct(pairs, cap)));
     }
     // Straight to the table: a large hash is never built up as a listpack first.
     let table = HashLimits {
@@ -538,6 +540,7 @@ fn decode_set(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Va
 }
 
 fn decode_zset(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Value> {
+    let start = c.pos;
     let mut r = c.clone();
     let max = scan_zset(c, count)?;
     let entries = (0..count).map(move |_| {
@@ -553,7 +556,9 @@ fn decode_zset(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<V
         if has_duplicates(entries.clone().map(|e| e.0)) {
             return Err(dup());
         }
-        return Ok(Value::ZSet(ZSetValue::packed_from_sorted(entries)));
+        // An entry costs at most two bytes more than its record (a score at most 9 bytes).
+        let cap = c.pos - start + 2 * count;
+        return Ok(Value::ZSet(ZSetValue::packed_from_sorted(entries, cap)));
     }
     let mut z = ZSetValue::for_len(usize::MAX, lim.zset);
     for (m, score) in entries {
