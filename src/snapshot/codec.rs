@@ -474,12 +474,34 @@ fn decode_hash(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<V
     Ok(Value::Hash(h))
 }
 
-/// Whether two of the (few: a listpack's worth) `items` are equal. Sorts references on the
-/// stack, so no allocation up to 128 items.
+/// Whether two of the (few: a listpack's worth) `items` are equal. Up to 128 items go
+/// through a small open-addressing table on the stack (one hash per item); more are sorted.
 fn has_duplicates<'a>(items: impl Iterator<Item = &'a [u8]>) -> bool {
-    let mut v: smallvec::SmallVec<[&[u8]; 128]> = items.collect();
-    v.sort_unstable();
-    v.windows(2).any(|w| w[0] == w[1])
+    use std::hash::BuildHasher;
+    const SLOTS: usize = 256;
+    let v: smallvec::SmallVec<[&[u8]; 128]> = items.collect();
+    if v.len() > SLOTS / 2 {
+        let mut v = v;
+        v.sort_unstable();
+        return v.windows(2).any(|w| w[0] == w[1]);
+    }
+    let hasher = foldhash::fast::FixedState::with_seed(0x5eed);
+    // Each slot holds an item index + 1 (0: empty); the table is at most half full.
+    let mut slots = [0u8; SLOTS];
+    for (i, item) in v.iter().enumerate() {
+        let mut at = hasher.hash_one(item) as usize % SLOTS;
+        loop {
+            match slots[at] {
+                0 => {
+                    slots[at] = i as u8 + 1;
+                    break;
+                }
+                j if v[usize::from(j) - 1] == *item => return true,
+                _ => at = (at + 1) % SLOTS,
+            }
+        }
+    }
+    false
 }
 
 fn decode_intset(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Value> {
@@ -717,5 +739,16 @@ mod tests {
         let ints = [1, b'k', types::SET_INTSET, 3, 2, 4, 0];
         assert_eq!(decode_err(&ints), "intset members not ascending");
         assert_eq!(decode_err(&[1, b'k', 200]), "unknown record type 200");
+    }
+
+    #[test]
+    fn duplicate_detection_small_and_large() {
+        for n in [1usize, 2, 50, 128, 129, 400] {
+            let items: Vec<Vec<u8>> = (0..n).map(|i| format!("f{i}").into_bytes()).collect();
+            assert!(!has_duplicates(items.iter().map(|v| &v[..])), "{n}");
+            let mut d = items.clone();
+            d.push(items[n / 2].clone());
+            assert!(has_duplicates(d.iter().map(|v| &v[..])), "{n} + dup");
+        }
     }
 }
