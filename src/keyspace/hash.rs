@@ -380,11 +380,16 @@ impl HashValue {
     }
 
     /// A `listpack` hash of `pairs` appended in order, with no per-pair lookup (snapshot
-    /// loading). The caller guarantees distinct fields within the listpack limits.
+    /// loading). The caller guarantees distinct fields within the listpack limits; `capacity`
+    /// is a hint of the bytes needed (an overestimate is trimmed).
     pub fn packed_from_distinct<'a>(
         pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+        capacity: usize,
     ) -> Self {
-        let mut p = Packed::default();
+        let mut p = Packed {
+            buf: Vec::with_capacity(capacity.min(PACKED_MAX_BYTES)),
+            n: 0,
+        };
         let mut prev: &[u8] = &[];
         for (f, v) in pairs {
             write_pair(&mut p.buf, prev, f, v);

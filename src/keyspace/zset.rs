@@ -72,12 +72,18 @@ impl ZSetValue {
 
     /// A `listpack` set of `entries` given in ascending (score, member) order, with no
     /// per-entry search (snapshot loading). The caller guarantees the order, distinct members
-    /// and the listpack limits.
-    pub fn packed_from_sorted<'a>(entries: impl IntoIterator<Item = (&'a [u8], f64)>) -> Self {
+    /// and the listpack limits; `capacity` is a hint of the bytes needed (an overestimate is
+    /// trimmed).
+    pub fn packed_from_sorted<'a>(
+        entries: impl IntoIterator<Item = (&'a [u8], f64)>,
+        capacity: usize,
+    ) -> Self {
         let mut b = PackBuilder::default();
+        b.pack.buf.reserve_exact(capacity.min(1 << 30));
         for (m, s) in entries {
             b.push(m, s);
         }
+        b.pack.buf.shrink_to_fit();
         ZSetValue::Pack(Box::new(b.pack))
     }
 

@@ -358,12 +358,12 @@ pub(crate) struct ValueRecord<'a> {
     pub value: Value,
 }
 
-/// Reads one value record at `c`. `newer` names the file's version when it is newer than this
-/// reader, for the unknown-type error.
+/// Reads one value record at `c`. `note` is appended to an unknown-type error (it names the
+/// file's version when the file is newer than this reader).
 pub(crate) fn decode_value<'a>(
     c: &mut Cur<'a>,
     lim: &EncodingLimits,
-    newer: Option<&str>,
+    note: &str,
 ) -> DResult<ValueRecord<'a>> {
     let key = c.bytes("key")?;
     let at = c.pos;
@@ -380,10 +380,9 @@ pub(crate) fn decode_value<'a>(
             })?
         }
         t => {
-            let version = newer.map(|v| format!(" (the file's format {v} is newer)"));
             return Err(DecodeError {
                 pos: at,
-                reason: format!("unknown record type {t}{}", version.unwrap_or_default()),
+                reason: format!("unknown record type {t}{note}"),
             });
         }
     };
@@ -444,7 +443,10 @@ fn decode_hash(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<V
     let at = c.pos;
     let mut r = c.clone();
     let max = scan_strings(c, count, 2, 0)?;
-    let dup = || DecodeError { pos: at, reason: "duplicate hash field".into() };
+    let dup = || DecodeError {
+        pos: at,
+        reason: "duplicate hash field".into(),
+    };
     let pairs = (0..count).map(move |_| {
         let f = r.bytes("field").unwrap_or_default();
         (f, r.bytes("value").unwrap_or_default())
@@ -454,10 +456,15 @@ fn decode_hash(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<V
         if has_duplicates(pairs.clone().map(|p| p.0)) {
             return Err(dup());
         }
-        return Ok(Value::Hash(HashValue::packed_from_distinct(pairs)));
+        // A listpack pair costs at most two bytes more than its record.
+        let cap = c.pos - at + 2 * count;
+        return Ok(Value::Hash(HashValue::packed_from_distinct(pairs, cap)));
     }
     // Straight to the table: a large hash is never built up as a listpack first.
-    let table = HashLimits { max_entries: 0, max_value: 0 };
+    let table = HashLimits {
+        max_entries: 0,
+        max_value: 0,
+    };
     let mut h = HashValue::new();
     for (f, v) in pairs {
         if !h.set(f, v, table) {
@@ -467,12 +474,34 @@ fn decode_hash(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<V
     Ok(Value::Hash(h))
 }
 
-/// Whether two of the (few: a listpack's worth) `items` are equal. Sorts references on the
-/// stack, so no allocation up to 128 items.
+/// Whether two of the (few: a listpack's worth) `items` are equal. Up to 128 items go
+/// through a small open-addressing table on the stack (one hash per item); more are sorted.
 fn has_duplicates<'a>(items: impl Iterator<Item = &'a [u8]>) -> bool {
-    let mut v: smallvec::SmallVec<[&[u8]; 128]> = items.collect();
-    v.sort_unstable();
-    v.windows(2).any(|w| w[0] == w[1])
+    use std::hash::BuildHasher;
+    const SLOTS: usize = 256;
+    let v: smallvec::SmallVec<[&[u8]; 128]> = items.collect();
+    if v.len() > SLOTS / 2 {
+        let mut v = v;
+        v.sort_unstable();
+        return v.windows(2).any(|w| w[0] == w[1]);
+    }
+    let hasher = foldhash::fast::FixedState::with_seed(0x5eed);
+    // Each slot holds an item index + 1 (0: empty); the table is at most half full.
+    let mut slots = [0u8; SLOTS];
+    for (i, item) in v.iter().enumerate() {
+        let mut at = hasher.hash_one(item) as usize % SLOTS;
+        loop {
+            match slots[at] {
+                0 => {
+                    slots[at] = i as u8 + 1;
+                    break;
+                }
+                j if v[usize::from(j) - 1] == *item => return true,
+                _ => at = (at + 1) % SLOTS,
+            }
+        }
+    }
+    false
 }
 
 fn decode_intset(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Value> {
@@ -483,10 +512,15 @@ fn decode_intset(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult
     for _ in 1..count {
         let at = c.pos;
         let d = c.varint("member delta")?;
-        let next = i64::try_from(d).ok().filter(|&d| d > 0).and_then(|d| prev.checked_add(d));
-        let Some(next) = next else {
-            return Err(DecodeError { pos: at, reason: "intset members not ascending".into() });
-        };
+        // The distance between two i64 may need all 64 bits: add it modulo 2^64; the sum is
+        // right exactly when it lands above `prev`.
+        let next = prev.wrapping_add(d as i64);
+        if next <= prev {
+            return Err(DecodeError {
+                pos: at,
+                reason: "intset members not ascending".into(),
+            });
+        }
         members.push(next);
         prev = next;
     }
@@ -528,6 +562,7 @@ fn decode_set(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Va
 }
 
 fn decode_zset(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Value> {
+    let start = c.pos;
     let mut r = c.clone();
     let max = scan_zset(c, count)?;
     let entries = (0..count).map(move |_| {
@@ -535,12 +570,17 @@ fn decode_zset(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<V
         let b = r.take(8, "score").unwrap_or_default();
         (m, f64::from_le_bytes(b.try_into().unwrap_or_default()))
     });
-    let dup = || DecodeError { pos: c.pos, reason: "duplicate sorted set member".into() };
+    let dup = || DecodeError {
+        pos: c.pos,
+        reason: "duplicate sorted set member".into(),
+    };
     if count <= lim.zset.max_entries && max <= lim.zset.max_value {
         if has_duplicates(entries.clone().map(|e| e.0)) {
             return Err(dup());
         }
-        return Ok(Value::ZSet(ZSetValue::packed_from_sorted(entries)));
+        // An entry costs at most two bytes more than its record (a score at most 9 bytes).
+        let cap = c.pos - start + 2 * count;
+        return Ok(Value::ZSet(ZSetValue::packed_from_sorted(entries, cap)));
     }
     let mut z = ZSetValue::for_len(usize::MAX, lim.zset);
     for (m, score) in entries {
@@ -563,10 +603,16 @@ fn scan_zset(c: &mut Cur<'_>, count: usize) -> DResult<usize> {
         let b = c.take(8, "score")?;
         let score = f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
         if score.is_nan() {
-            return Err(DecodeError { pos: at, reason: "NaN score".into() });
+            return Err(DecodeError {
+                pos: at,
+                reason: "NaN score".into(),
+            });
         }
         if prev.is_some_and(|(pm, ps)| zset::cmp_entry(ps, pm, score, m) != Ordering::Less) {
-            return Err(DecodeError { pos: at, reason: "sorted set entries out of order".into() });
+            return Err(DecodeError {
+                pos: at,
+                reason: "sorted set entries out of order".into(),
+            });
         }
         prev = Some((m, score));
         max = max.max(m.len());
@@ -610,7 +656,7 @@ mod tests {
         let mut out = Vec::new();
         encode_value(&mut out, b"k", v);
         let mut c = Cur::new(&out);
-        let r = decode_value(&mut c, &EncodingLimits::default(), None).unwrap();
+        let r = decode_value(&mut c, &EncodingLimits::default(), "").unwrap();
         assert!(c.at_end());
         assert_eq!(r.key, b"k");
         let mut c = Cur::new(&out);
@@ -650,7 +696,7 @@ mod tests {
         // list, body of 2 bytes claiming 100 elements.
         let rec = [1, b'k', types::LIST_QUICKLIST, 2, 100, 0];
         let mut c = Cur::new(&rec);
-        let e = decode_value(&mut c, &EncodingLimits::default(), None)
+        let e = decode_value(&mut c, &EncodingLimits::default(), "")
             .err()
             .unwrap();
         assert_eq!(e.reason, "bad element count 100");
@@ -659,12 +705,29 @@ mod tests {
 
     fn decode_err(rec: &[u8]) -> String {
         let mut c = Cur::new(rec);
-        decode_value(&mut c, &EncodingLimits::default(), None).err().unwrap().reason
+        decode_value(&mut c, &EncodingLimits::default(), "")
+            .err()
+            .unwrap()
+            .reason
     }
 
     #[test]
     fn duplicates_and_disorder_are_refused() {
-        let hash = [1, b'k', types::HASH_LISTPACK, 9, 2, 1, b'f', 1, b'v', 1, b'f', 1, b'w'];
+        let hash = [
+            1,
+            b'k',
+            types::HASH_LISTPACK,
+            9,
+            2,
+            1,
+            b'f',
+            1,
+            b'v',
+            1,
+            b'f',
+            1,
+            b'w',
+        ];
         assert_eq!(decode_err(&hash), "duplicate hash field");
         let set = [1, b'k', types::SET_TABLE, 5, 2, 1, b'a', 1, b'a'];
         assert_eq!(decode_err(&set), "duplicate set member");
@@ -676,5 +739,16 @@ mod tests {
         let ints = [1, b'k', types::SET_INTSET, 3, 2, 4, 0];
         assert_eq!(decode_err(&ints), "intset members not ascending");
         assert_eq!(decode_err(&[1, b'k', 200]), "unknown record type 200");
+    }
+
+    #[test]
+    fn duplicate_detection_small_and_large() {
+        for n in [1usize, 2, 50, 128, 129, 400] {
+            let items: Vec<Vec<u8>> = (0..n).map(|i| format!("f{i}").into_bytes()).collect();
+            assert!(!has_duplicates(items.iter().map(|v| &v[..])), "{n}");
+            let mut d = items.clone();
+            d.push(items[n / 2].clone());
+            assert!(has_duplicates(d.iter().map(|v| &v[..])), "{n} + dup");
+        }
     }
 }

@@ -345,6 +345,17 @@ pub fn format_version(bytes: &[u8]) -> Option<(u8, u8)> {
     (bytes.len() >= 10 && &bytes[..8] == MAGIC).then(|| (bytes[8], bytes[9]))
 }
 
+/// What an error about something unknown adds when the file is newer than this reader.
+fn newer_note(newer: Option<&str>) -> String {
+    match newer {
+        Some(v) => format!(
+            " (the file's format {v} is newer than this reader's {}.{})",
+            VERSION.0, VERSION.1
+        ),
+        None => String::new(),
+    }
+}
+
 /// The parsed header.
 struct Header {
     meta: Meta,
@@ -385,8 +396,9 @@ fn read_header(bytes: &[u8]) -> Result<Header, LoadError> {
     }
     let newer = (minor > VERSION.1).then(|| format!("{major}.{minor}"));
     let flags = c.u8("flags").map_err(hdr_eof)?;
-    if flags & !FLAG_CHECKSUMS != 0 && newer.is_none() {
-        return lerr(10, format!("unknown header flags {flags:#04x}"));
+    if flags & !FLAG_CHECKSUMS != 0 {
+        let note = newer_note(newer.as_deref());
+        return lerr(10, format!("unknown header flags {flags:#04x}{note}"));
     }
     let len = c.u32_le("header length").map_err(hdr_eof)? as usize;
     let body_at = c.pos;
@@ -508,15 +520,23 @@ pub fn load(
         let (tx, rx) = sync_channel(PIPELINE_DEPTH);
         let (recycle_tx, recycle_rx) = std::sync::mpsc::channel();
         let hdr_ref = &hdr;
-        s.spawn(move || {
-            let mut r = BlockReader {
-                bytes,
-                hdr: hdr_ref,
-                tx,
-                recycle: recycle_rx,
-            };
-            r.run(start);
-        });
+        let spawned = std::thread::Builder::new()
+            .name("snapshot-read".into())
+            .spawn_scoped(s, move || {
+                let mut r = BlockReader {
+                    bytes,
+                    hdr: hdr_ref,
+                    tx,
+                    recycle: recycle_rx,
+                };
+                r.run(start);
+            });
+        if let Err(e) = spawned {
+            return lerr(
+                start,
+                format!("cannot start the snapshot reading thread: {e}"),
+            );
+        }
         decode_all(bytes.len(), &hdr, rx, recycle_tx, &limits, sink)
     })?;
     Ok(hdr.meta)
@@ -551,13 +571,7 @@ impl<'a> BlockReader<'a, '_> {
     }
 
     fn newer_note(&self) -> String {
-        match &self.hdr.newer {
-            Some(v) => format!(
-                " (the file's format {v} is newer than this reader's {}.{})",
-                VERSION.0, VERSION.1
-            ),
-            None => String::new(),
-        }
+        newer_note(self.hdr.newer.as_deref())
     }
 
     /// Reads the item at `c`: a block, or the end marker.
@@ -837,6 +851,7 @@ fn decode_segment(
         offset: offset as u64,
         reason: format!("block of db {db}, record at raw byte {pos}: {reason}"),
     };
+    let note = newer_note(newer);
     let mut c = Cur::new(seg);
     let mut n = 0u64;
     while !c.at_end() {
@@ -844,7 +859,7 @@ fn decode_segment(
         match kind {
             BlockKind::Values => {
                 let r =
-                    codec::decode_value(&mut c, lim, newer).map_err(|e| fail(e.pos, e.reason))?;
+                    codec::decode_value(&mut c, lim, &note).map_err(|e| fail(e.pos, e.reason))?;
                 sink.stored_type(db, r.type_id);
                 sink.value(db, r.key, r.value).map_err(|e| fail(rec, e))?;
                 counts.values += 1;
@@ -907,6 +922,9 @@ mod tests {
         raw.pop();
         let e = w.write_block(0, BlockKind::Values, &raw).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-        assert_eq!(e.to_string(), "raw block: value length 5 exceeds the 4 bytes left");
+        assert_eq!(
+            e.to_string(),
+            "raw block: value length 5 exceeds the 4 bytes left"
+        );
     }
 }
