@@ -46,7 +46,7 @@ pub fn parse(payload: &[u8], limits: EncodingLimits) -> Result<Value, PayloadErr
         return Err(PayloadError::VersionOrChecksum);
     }
     let mut c = Cur::new(record);
-    let rec = codec::decode_value(&mut c, &limits, None).map_err(|_| PayloadError::BadData)?;
+    let rec = codec::decode_value(&mut c, &limits, "").map_err(|_| PayloadError::BadData)?;
     if !rec.key.is_empty() || !c.at_end() {
         return Err(PayloadError::BadData);
     }
