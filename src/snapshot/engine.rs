@@ -4,16 +4,20 @@
 //! **BGSAVE without fork.** Redis forks and lets copy-on-write keep the child's view frozen,
 //! which can double memory under write load. Here the snapshot point is the instant BGSAVE
 //! runs: every table of every database gets a write barrier ([`crate::keyspace::table::Capture`])
-//! that encodes a segment as it was before its first change; between batches, the
-//! [`driver`] task encodes the untouched segments a few thousand entries at a time. The encoded
-//! records go to a writer thread that compresses, checksums and writes them
-//! ([`super::file::SnapshotWriter`]), so the event loop never waits on the disk. Extra memory is
-//! only the records in flight to that thread, capped by [`HARD_IN_FLIGHT`]: past it the event
-//! loop waits for the writer (back-pressure) instead of growing.
+//! that encodes what a write is about to change (per key in the main table, per segment in the
+//! expires table) as it was at the snapshot point; between batches, the [`driver`] task walks
+//! the untouched entries a couple of thousand at a time. The encoded records go to a writer
+//! thread that compresses, checksums and writes them ([`super::file::SnapshotWriter`]), so the
+//! event loop never waits on the disk. Extra memory is only the records in flight to that
+//! thread, bounded relative to the dataset (see [`HARD_IN_FLIGHT_DIV`]): past the bound the
+//! event loop waits for the writer (back-pressure) instead of growing.
+//!
+//! The same machinery serves other snapshots ([`start_snapshot`]): the append-only log's base
+//! and a replica's full sync, each with its own destination and completion callback.
 //!
 //! **Durability of a save.** The file is written under a temporary name, fsynced, renamed over
-//! `dbfilename`, and the directory fsynced, so a crash at any point leaves either the old file
-//! or the new one.
+//! its destination, and the directory fsynced, so a crash at any point leaves either the old
+//! file or the new one.
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -195,9 +199,12 @@ fn encode_expire(k: &Key, at: &u64, out: &mut Vec<u8>) {
     codec::encode_expire(out, k, *at);
 }
 
-/// Creates the temporary file a save writes, next to its destination.
+/// Creates the temporary file a save writes, next to its destination. The name is unique in
+/// the process (a SAVE may run while a BGSAVE writes its own file).
 fn temp_file(dest: &Path) -> std::io::Result<(PathBuf, File)> {
-    let name = format!("temp-{}-{}.rdb", std::process::id(), now_ms());
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let name = format!("temp-{}-{n}.rdb", std::process::id());
     let path = dest.parent().map_or_else(|| PathBuf::from(&name), |d| d.join(&name));
     let f = File::create(&path)?;
     Ok((path, f))
@@ -239,36 +246,15 @@ pub fn save(ks: &Keyspace, srv: &mut ServerState) -> Result<(), String> {
 }
 
 fn write_sync(ks: &Keyspace, meta: &Meta, opts: WriteOptions, dest: &Path) -> Result<(), String> {
-    let (temp, file) = temp_file(dest).map_err(|e| {
-        format!("Failed opening the temp RDB file for saving: {e}")
-    })?;
+    let (temp, file) = temp_file(dest)
+        .map_err(|e| format!("Failed opening the temp RDB file for saving: {e}"))?;
     let written = (|| -> std::io::Result<File> {
         let mut w = SnapshotWriter::new(BufWriter::new(file), meta, opts)?;
         let mut buf = Vec::with_capacity(BLOCK_BYTES + 4096);
         for (i, db) in ks.dbs.iter().enumerate() {
             let i = i as u32;
-            for (k, e) in db.main.iter() {
-                codec::encode_value(&mut buf, k, &e.value);
-                if buf.len() >= BLOCK_BYTES {
-                    w.write_block(i, BlockKind::Values, &buf)?;
-                    buf.clear();
-                }
-            }
-            if !buf.is_empty() {
-                w.write_block(i, BlockKind::Values, &buf)?;
-                buf.clear();
-            }
-            for (k, at) in db.expires.iter() {
-                codec::encode_expire(&mut buf, k, *at);
-                if buf.len() >= BLOCK_BYTES {
-                    w.write_block(i, BlockKind::Expires, &buf)?;
-                    buf.clear();
-                }
-            }
-            if !buf.is_empty() {
-                w.write_block(i, BlockKind::Expires, &buf)?;
-                buf.clear();
-            }
+            write_table(&mut w, &mut buf, i, BlockKind::Values, db.main.iter(), encode_entry)?;
+            write_table(&mut w, &mut buf, i, BlockKind::Expires, db.expires.iter(), encode_expire)?;
         }
         let mut bw = w.finish()?;
         bw.flush()?;
@@ -279,6 +265,29 @@ fn write_sync(ks: &Keyspace, meta: &Meta, opts: WriteOptions, dest: &Path) -> Re
         let _ = std::fs::remove_file(&temp);
     }
     result.map_err(|e| e.to_string())
+}
+
+/// Encodes one table's entries into blocks of about [`BLOCK_BYTES`].
+fn write_table<'a, V: 'a, W: Write>(
+    w: &mut SnapshotWriter<W>,
+    buf: &mut Vec<u8>,
+    db: u32,
+    kind: BlockKind,
+    entries: impl Iterator<Item = (&'a Key, &'a V)>,
+    encode: fn(&Key, &V, &mut Vec<u8>),
+) -> std::io::Result<()> {
+    for (k, v) in entries {
+        encode(k, v, buf);
+        if buf.len() >= BLOCK_BYTES {
+            w.write_block(db, kind, buf)?;
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        w.write_block(db, kind, buf)?;
+        buf.clear();
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -376,12 +385,16 @@ pub fn start_snapshot(
         keys_total,
         is_bgsave,
         on_done,
-        dest: dest_for_info,
+        dest: dest_for_info.clone(),
         soft_limit: (used / SOFT_IN_FLIGHT_DIV).max(MIN_SOFT_IN_FLIGHT),
         hard_limit: (used / HARD_IN_FLIGHT_DIV).max(MIN_HARD_IN_FLIGHT),
     });
     srv.persist.wake.notify_one();
-    tracing::warn!("Background saving started");
+    if is_bgsave {
+        tracing::warn!("Background saving started");
+    } else {
+        tracing::info!("Background snapshot to {} started", dest_for_info.display());
+    }
     Ok(())
 }
 
