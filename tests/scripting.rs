@@ -305,12 +305,13 @@ fn busy_script_that_wrote_is_unkillable() {
         format!("*3\r\n$4\r\nEVAL\r\n${}\r\n{}\r\n$1\r\n0\r\n", body.len(), body).as_bytes(),
     );
     // Until the script has started (on a loaded machine that may take a while) there is
-    // nothing to kill.
+    // nothing to kill. Each probe uses a new connection, opened while the script runs.
+    std::thread::sleep(Duration::from_millis(300));
     let started = std::time::Instant::now();
-    let mut e = err(&mut other, &["SCRIPT", "KILL"]);
+    let mut e = err(&mut s.conn(), &["SCRIPT", "KILL"]);
     while e.starts_with("NOTBUSY") && started.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(20));
-        e = err(&mut other, &["SCRIPT", "KILL"]);
+        e = err(&mut s.conn(), &["SCRIPT", "KILL"]);
     }
     assert!(e.starts_with("UNKILLABLE Sorry the script"), "{e}");
     let mut reply = Vec::new();
