@@ -478,7 +478,7 @@ fn info_clients(srv: &ServerState, s: &mut String) {
         "maxclients" => srv.config.maxclients,
         "client_recent_max_input_buffer" => max_in,
         "client_recent_max_output_buffer" => max_out,
-        "blocked_clients" => srv.blocking.blocked_count(),
+        "blocked_clients" => srv.blocking.blocked_count() + crate::server::client::pause::held(),
         "tracking_clients" => 0,
         "clients_in_timeout_table" => 0,
     );

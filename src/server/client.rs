@@ -265,6 +265,29 @@ pub mod pause {
     thread_local! {
         static STATE: Cell<Option<(Instant, PauseKind)>> = const { Cell::new(None) };
         static CHANGED: Rc<Notify> = Rc::new(Notify::new());
+        static HELD: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Clients whose command a pause holds right now. Redis counts them as blocked (INFO
+    /// `blocked_clients`), and tools wait on that count to know a pause has taken hold.
+    pub fn held() -> usize {
+        HELD.with(Cell::get)
+    }
+
+    /// Counts a client as held while it lives.
+    pub struct Held(());
+
+    impl Held {
+        pub fn new() -> Held {
+            HELD.with(|h| h.set(h.get() + 1));
+            Held(())
+        }
+    }
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            HELD.with(|h| h.set(h.get().saturating_sub(1)));
+        }
     }
 
     /// Starts (or extends) a pause. Like Redis, a new pause never shortens a longer one, and

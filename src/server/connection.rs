@@ -293,6 +293,7 @@ impl Connection {
     /// killed meanwhile.
     async fn wait_pause(&mut self) -> bool {
         let shared = self.client.shared.clone();
+        let mut held = None;
         loop {
             let Some(argv) = &self.pending else {
                 return true;
@@ -300,6 +301,7 @@ impl Connection {
             let Some(end) = pause::holds(may_write(&self.client, argv)) else {
                 return true;
             };
+            held.get_or_insert_with(pause::Held::new);
             let changed = pause::changed();
             tokio::select! {
                 _ = tokio::time::sleep_until(end.into()) => {}
