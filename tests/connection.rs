@@ -315,3 +315,32 @@ fn client_unblock_ends_a_blpop_with_timeout_or_error() {
     // The unblocked client works normally afterwards.
     assert_eq!(a.cmd(&["PING"]), b"+PONG\r\n".to_vec());
 }
+
+/// Held clients count as blocked (INFO `blocked_clients`), and scripts are held by a WRITE
+/// pause according to their flags: without flags or with write flags they are, with
+/// `no-writes` they are not.
+#[test]
+fn client_pause_write_holds_writing_scripts_and_counts_them_blocked() {
+    let srv = TestServer::start(&[]);
+    let mut a = srv.raw();
+    let mut b = srv.raw();
+    let mut c = srv.raw();
+    let blocked = |a: &mut common::RawConn| {
+        let info = s(a.cmd(&["INFO", "clients"]));
+        info.lines().find_map(|l| l.strip_prefix("blocked_clients:").map(str::to_string)).unwrap()
+    };
+    assert_eq!(s(a.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"])), "+OK\r\n");
+    assert_eq!(s(a.cmd(&["EVAL", "#!lua flags=no-writes\nreturn 1", "0"])), ":1\r\n");
+    b.send(b"*3\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n$1\r\n0\r\n");
+    c.send(b"*3\r\n$4\r\nEVAL\r\n$14\r\n#!lua\nreturn 2\r\n$1\r\n0\r\n");
+    let start = Instant::now();
+    while blocked(&mut a) != "2" {
+        assert!(start.elapsed() < Duration::from_secs(5), "held clients never counted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(b.read_some(Duration::from_millis(100)).is_empty());
+    assert_eq!(s(a.cmd(&["CLIENT", "UNPAUSE"])), "+OK\r\n");
+    assert_eq!(s(b.read_reply()), ":1\r\n");
+    assert_eq!(s(c.read_reply()), ":2\r\n");
+    assert_eq!(blocked(&mut a), "0");
+}

@@ -61,7 +61,7 @@ pub struct MultiState {
 }
 
 impl MultiState {
-    fn push(&mut self, id: usize, spec: &'static CommandSpec, argv: &[&[u8]]) {
+    fn push(&mut self, id: usize, spec: &'static CommandSpec, argv: &[&[u8]], extra_flags: u32) {
         let first = self.ends.len();
         for a in argv {
             self.args.extend_from_slice(a);
@@ -73,7 +73,7 @@ impl MultiState {
             first,
             argc: argv.len(),
         });
-        self.flags |= spec.flags;
+        self.flags |= spec.flags | extra_flags;
     }
 
     /// Number of queued commands (CLIENT LIST `multi=`).
@@ -145,7 +145,11 @@ pub fn queue(
     }
     // A doomed transaction keeps answering QUEUED but stores nothing.
     if !m.aborted && !srv.watches.is_dirty(client.id) {
-        m.push(id, spec, argv);
+        // A script that may write makes the EXEC a write too (CLIENT PAUSE WRITE holds it),
+        // as Redis's flags of a queued EVAL / FCALL say.
+        let script_writes = super::scripting::script_may_write(&srv.scripting, argv);
+        let extra = if script_writes == Some(true) { MAY_REPLICATE } else { 0 };
+        m.push(id, spec, argv, extra);
     }
     out.simple("QUEUED");
     refresh_info(client);

@@ -110,6 +110,38 @@ fn eval_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], by_sha: bool, read_only: bool
     run::run(ctx, inv)
 }
 
+/// Whether a script command may write, judged from the script's flags as Redis's
+/// `getCommandFlags` does for EVAL / FCALL (CLIENT PAUSE WRITE holds such commands): a script
+/// with flags writes unless it declares `no-writes`; one without flags may write unless run
+/// with a `_RO` command; an unknown script or function counts by its command alone. `None`
+/// for other commands.
+pub fn script_may_write<A: AsRef<[u8]>>(
+    scripting: &scripting::Scripting,
+    argv: &[A],
+) -> Option<bool> {
+    let name = argv.first()?.as_ref();
+    if name.len() > 10 || !matches!(name.first(), Some(b'e' | b'E' | b'f' | b'F')) {
+        return None;
+    }
+    let name = name.to_ascii_lowercase();
+    let arg1 = || argv.get(1).map(AsRef::as_ref);
+    let ro = name.ends_with(b"_ro");
+    let flags = match &name[..] {
+        b"eval" | b"eval_ro" => arg1().and_then(|b| shebang_flags(b).ok()).map(|f| f.0),
+        b"evalsha" | b"evalsha_ro" => arg1()
+            .and_then(|sha| scripting.scripts.get(&String::from_utf8_lossy(sha).to_lowercase()))
+            .map(|s| s.flags),
+        b"fcall" | b"fcall_ro" => arg1()
+            .and_then(|f| scripting.libs.function(&String::from_utf8_lossy(f)))
+            .map(|f| f.flags),
+        _ => return None,
+    };
+    Some(match flags {
+        Some(f) if f & sflags::EVAL_COMPAT == 0 => f & sflags::NO_WRITES == 0,
+        _ => !ro,
+    })
+}
+
 /// Compiles `body` and adds it to the cache under `sha`.
 fn create_script(ctx: &mut Ctx<'_>, sha: &str, body: &[u8]) -> CmdResult {
     let (flags, shebang_len) = shebang_flags(body).map_err(CmdError::err)?;

@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 
 use super::blocking::UnblockMode;
 use super::client::{pause, Client, ClientInfo, ClientShared, ReplyMode};
+use crate::scripting::Scripting;
 use super::{Server, ServerState};
 use crate::dispatch;
 use crate::protocol::decode::ArgSource;
@@ -131,12 +132,16 @@ fn is_local(peer: &std::net::SocketAddr) -> bool {
 }
 
 /// Whether a command is held by a WRITE pause: Redis holds anything that may replicate,
-/// including the EXEC of a transaction that queued such a command.
-fn may_write(client: &Client, argv: &[Vec<u8>]) -> bool {
+/// including the EXEC of a transaction that queued such a command, and scripts that may
+/// write (judged by their flags).
+fn may_write(scripting: &Scripting, client: &Client, argv: &[Vec<u8>]) -> bool {
     use crate::commands::flags::{MAY_REPLICATE, WRITE};
     let Some((_, top)) = crate::commands::registry().lookup(&argv[0]) else {
         return false;
     };
+    if let Some(w) = crate::commands::scripting::script_may_write(scripting, argv) {
+        return w;
+    }
     if top.name == "exec" {
         return client.multi.as_ref().is_some_and(|m| m.any_has(WRITE | MAY_REPLICATE));
     }
@@ -298,7 +303,8 @@ impl Connection {
             let Some(argv) = &self.pending else {
                 return true;
             };
-            let Some(end) = pause::holds(may_write(&self.client, argv)) else {
+            let writes = may_write(&self.server.borrow().state.scripting, &self.client, argv);
+            let Some(end) = pause::holds(writes) else {
                 return true;
             };
             held.get_or_insert_with(pause::Held::new);
@@ -410,7 +416,7 @@ impl Connection {
         let out_before = self.out.len();
         let mut keep = true;
         if let Some(argv) = self.pending.take() {
-            if pause::holds(may_write(&self.client, &argv)).is_some() {
+            if pause::holds(may_write(&srv.state.scripting, &self.client, &argv)).is_some() {
                 self.pending = Some(argv);
                 srv.state.end_batch();
                 return true;
@@ -447,7 +453,7 @@ impl Connection {
                     };
                     if pause::holds(true).is_some() {
                         let owned: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
-                        if pause::holds(may_write(&self.client, &owned)).is_some() {
+                        if pause::holds(may_write(&srv.state.scripting, &self.client, &owned)).is_some() {
                             self.pending = Some(owned);
                             break;
                         }
