@@ -791,7 +791,14 @@ pub fn load_file(
     let mut sink = KeyspaceSink::new(ks, opts.skip_expired.then(now_ms), opts.merge);
     sink.progress = opts.progress;
     sink.key_delay_us = opts.key_delay_us;
-    file::load(&map, limits, &mut sink).map_err(|e| format!("{}: {e}", path.display()))?;
+    // A Redis RDB (dump.rdb, an append-only base) is read by its own reader; both feed the
+    // same sink.
+    let loaded = if super::rdb::is_rdb(&map) {
+        super::rdb::load(&map, limits, &mut sink).map(|meta| sink.aux = meta.aux)
+    } else {
+        file::load(&map, limits, &mut sink).map(|_| ())
+    };
+    loaded.map_err(|e| format!("{}: {e}", path.display()))?;
     sink.finish().map_err(|e| format!("{}: {e}", path.display()))?;
     Ok((sink.stats, std::mem::take(&mut sink.aux)))
 }
