@@ -237,7 +237,7 @@ fn damaged_dumps_are_refused_with_offset_and_reason() {
     flipped[find(&g.rdb, b"MARKER-0123456789") + 3] ^= 0x04;
     let e = rdb::load(&flipped, lim, &mut Count::default()).unwrap_err();
     assert_eq!(e.offset as usize, g.rdb.len() - 8);
-    assert!(e.reason.starts_with("RDB checksum mismatch (stored "), "{e}");
+    assert!(e.reason.starts_with("RDB CRC error (stored "), "{e}");
 
     let mut trailing = g.rdb.clone();
     trailing.extend_from_slice(b"xyz");
@@ -247,7 +247,7 @@ fn damaged_dumps_are_refused_with_offset_and_reason() {
     // Through the server: DEBUG RELOAD refuses them and logs where and why.
     let (tmp, s) = start_with(&g.rdb);
     reload_fails(tmp.path(), &s, &g.rdb[..cut], "unexpected end of file in ");
-    let want = format!("dump.rdb: offset {}: RDB checksum mismatch", g.rdb.len() - 8);
+    let want = format!("dump.rdb: offset {}: RDB CRC error", g.rdb.len() - 8);
     reload_fails(tmp.path(), &s, &flipped, &want);
 }
 

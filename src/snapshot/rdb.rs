@@ -892,7 +892,7 @@ fn verify_checksum(r: &mut Reader<'_>, version: u32) -> R<usize> {
     if stored != 0 && stored != computed {
         return lerr(
             at,
-            format!("RDB checksum mismatch (stored {stored:016x}, computed {computed:016x})"),
+            format!("RDB CRC error (stored {stored:016x}, computed {computed:016x})"),
         );
     }
     Ok(r.c.pos)
