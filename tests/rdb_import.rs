@@ -31,8 +31,23 @@ fn fill(c: &mut redis::Connection) {
     ] {
         let _: () = q(c, &["SET", k, &v]);
     }
-    let ints = ["0", "5", "-1", "127", "4095", "-4096", "100000", "-8388608", "2147483647"];
-    let more = ["-9223372036854775808", "12345678901", "x", "a longer element"];
+    let ints = [
+        "0",
+        "5",
+        "-1",
+        "127",
+        "4095",
+        "-4096",
+        "100000",
+        "-8388608",
+        "2147483647",
+    ];
+    let more = [
+        "-9223372036854775808",
+        "12345678901",
+        "x",
+        "a longer element",
+    ];
     for e in ints.iter().chain(&more) {
         let _: () = q(c, &["RPUSH", "l:small", e]);
         let _: () = q(c, &["SADD", "set:mixed", e]);
@@ -48,14 +63,27 @@ fn fill(c: &mut redis::Connection) {
         let _: () = q(c, &["HSET", "h:big", &format!("f{i}"), &s]);
         let _: () = q(c, &["SADD", "set:bigints", &(i * 7 - 1000).to_string()]);
         let _: () = q(c, &["SADD", "set:strs", &format!("m{i}")]);
-        let _: () = q(c, &["ZADD", "z:big", &(i as f64 / 3.0).to_string(), &format!("m{i}")]);
+        let _: () = q(
+            c,
+            &[
+                "ZADD",
+                "z:big",
+                &(i as f64 / 3.0).to_string(),
+                &format!("m{i}"),
+            ],
+        );
     }
     for i in 0..600 {
         let _: () = q(c, &["SADD", "set:toomanyints", &i.to_string()]);
     }
     let _: () = q(c, &["SADD", "set:ints", "1", "-5", "70000", "5000000000"]);
     let _: () = q(c, &["HSET", "h:longval", "f", &"v".repeat(100)]);
-    let _: () = q(c, &["ZADD", "z:inf", "inf", "a", "-inf", "b", "0", "c", "-2.25", "d"]);
+    let _: () = q(
+        c,
+        &[
+            "ZADD", "z:inf", "inf", "a", "-inf", "b", "0", "c", "-2.25", "d",
+        ],
+    );
     let _: () = q(c, &["ZADD", "z:longmember", "1", &"m".repeat(100)]);
     let _: () = q(c, &["PEXPIREAT", "s:small", "4102444800123"]);
     let _: () = q(c, &["EXPIREAT", "h:big", "4102444800"]);
@@ -159,7 +187,10 @@ fn check_loaded(s: &TestServer, g: &Generated) {
     assert_eq!(keys.len(), g.keys.len());
     assert_eq!(q::<String>(&mut c, &["DEBUG", "DIGEST"]), g.digest);
     assert_eq!(q::<String>(&mut c, &["FCALL", "rdbfunc", "0"]), "from-rdb");
-    assert_eq!(q::<String>(&mut c, &["GET", "s:lzf"]), "abcdefgh".repeat(50));
+    assert_eq!(
+        q::<String>(&mut c, &["GET", "s:lzf"]),
+        "abcdefgh".repeat(50)
+    );
 }
 
 #[test]
@@ -242,7 +273,25 @@ fn damaged_dumps_are_refused_with_offset_and_reason() {
     let mut trailing = g.rdb.clone();
     trailing.extend_from_slice(b"xyz");
     let e = rdb::load(&trailing, lim, &mut Count::default()).unwrap_err();
-    assert_eq!((e.offset as usize, e.reason.as_str()), (g.rdb.len(), "3 bytes after the end of the RDB"));
+    assert_eq!(
+        (e.offset as usize, e.reason.as_str()),
+        (g.rdb.len(), "3 bytes after the end of the RDB")
+    );
+
+    // With the checksum off (zeroed), damage reaches the decoders: whatever is flipped or cut,
+    // loading ends in an error or a value, never a panic.
+    let mut plain = g.rdb.clone();
+    let n = plain.len();
+    plain[n - 8..].fill(0);
+    let step = (n / 300).max(1);
+    for at in (9..n - 9).step_by(step) {
+        let _ = rdb::load(&plain[..at], lim, &mut Count::default()).unwrap_err();
+        for mask in [0x01u8, 0x40, 0x80, 0xff] {
+            let mut bad = plain.clone();
+            bad[at] ^= mask;
+            let _ = rdb::load(&bad, lim, &mut Count::default());
+        }
+    }
 
     // Through the server: DEBUG RELOAD refuses them and logs where and why.
     let (tmp, s) = start_with(&g.rdb);
@@ -257,8 +306,17 @@ fn streams_and_modules_are_refused_by_name() {
     let mut f = b"REDIS0010".to_vec();
     f.extend_from_slice(&[0xfe, 0x00, 15, 2, b'x', b's']);
     let e = rdb::load(&f, EncodingLimits::default(), &mut Count::default()).unwrap_err();
-    assert_eq!((e.offset, e.reason.as_str()), (11, "key 'xs': stream values are not supported (RDB type 15)"));
+    assert_eq!(
+        (e.offset, e.reason.as_str()),
+        (
+            11,
+            "key 'xs': stream values are not supported (RDB type 15)"
+        )
+    );
     let f = b"REDIS0010\xf7\x00";
     let e = rdb::load(f, EncodingLimits::default(), &mut Count::default()).unwrap_err();
-    assert_eq!((e.offset, e.reason.as_str()), (9, "module aux data is not supported (no modules)"));
+    assert_eq!(
+        (e.offset, e.reason.as_str()),
+        (9, "module aux data is not supported (no modules)")
+    );
 }

@@ -151,7 +151,10 @@ fn lzf_decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, String> {
         }
     }
     if out.len() != out_len {
-        return Err(format!("LZF data holds {} bytes, expected {out_len}", out.len()));
+        return Err(format!(
+            "LZF data holds {} bytes, expected {out_len}",
+            out.len()
+        ));
     }
     Ok(out)
 }
@@ -205,7 +208,10 @@ fn ziplist<'b>(b: &'b [u8], mut f: impl FnMut(Cow<'b, [u8]>)) -> Result<(), Stri
     let mut c = Blob { b, pos: 0 };
     let total = c.u32_le()? as usize;
     if total != b.len() {
-        return Err(format!("ziplist header says {total} bytes, blob has {}", b.len()));
+        return Err(format!(
+            "ziplist header says {total} bytes, blob has {}",
+            b.len()
+        ));
     }
     c.take(6)?;
     loop {
@@ -262,7 +268,10 @@ fn listpack<'b>(b: &'b [u8], mut f: impl FnMut(Cow<'b, [u8]>)) -> Result<(), Str
     let mut c = Blob { b, pos: 0 };
     let total = c.u32_le()? as usize;
     if total != b.len() {
-        return Err(format!("listpack header says {total} bytes, blob has {}", b.len()));
+        return Err(format!(
+            "listpack header says {total} bytes, blob has {}",
+            b.len()
+        ));
     }
     c.take(2)?;
     loop {
@@ -308,7 +317,10 @@ fn intset(b: &[u8], mut f: impl FnMut(i64)) -> Result<(), String> {
         return Err(format!("bad intset encoding {width}"));
     }
     if n.checked_mul(width).and_then(|x| x.checked_add(8)) != Some(b.len()) {
-        return Err(format!("intset of {n} members does not fit {} bytes", b.len()));
+        return Err(format!(
+            "intset of {n} members does not fit {} bytes",
+            b.len()
+        ));
     }
     for _ in 0..n {
         f(c.int_le(width)?);
@@ -452,7 +464,10 @@ fn parse_score(b: &[u8]) -> Result<f64, String> {
 /// Pairs up a flat member, score, member, score... sequence.
 fn pair_scores<'a>(flat: Vec<Cow<'a, [u8]>>) -> Result<Parsed<'a>, String> {
     if flat.len() % 2 != 0 {
-        return Err(format!("odd number of sorted set elements ({})", flat.len()));
+        return Err(format!(
+            "odd number of sorted set elements ({})",
+            flat.len()
+        ));
     }
     let mut out = Vec::with_capacity(flat.len() / 2);
     let mut it = flat.into_iter();
@@ -479,7 +494,9 @@ fn lerr<T>(offset: usize, reason: impl Into<String>) -> R<T> {
 fn file_err(e: DecodeError) -> LoadError {
     LoadError {
         offset: e.pos as u64,
-        reason: e.reason.replace("unexpected end of ", "unexpected end of file in "),
+        reason: e
+            .reason
+            .replace("unexpected end of ", "unexpected end of file in "),
     }
 }
 
@@ -534,7 +551,13 @@ impl<'a> Reader<'a> {
         let at = self.c.pos;
         let n = self.length(what)?;
         if n.saturating_mul(min as u64) > self.c.left() as u64 {
-            return lerr(at, format!("{what} {n} exceeds what the {} bytes left hold", self.c.left()));
+            return lerr(
+                at,
+                format!(
+                    "{what} {n} exceeds what the {} bytes left hold",
+                    self.c.left()
+                ),
+            );
         }
         Ok(n as usize)
     }
@@ -556,7 +579,9 @@ impl<'a> Reader<'a> {
             }
             Len::Encoded(2) => {
                 let s = self.take(4, what)?;
-                Ok(int_bytes(i64::from(i32::from_le_bytes([s[0], s[1], s[2], s[3]]))))
+                Ok(int_bytes(i64::from(i32::from_le_bytes([
+                    s[0], s[1], s[2], s[3],
+                ]))))
             }
             Len::Encoded(3) => {
                 let clen = self.length(what)?;
@@ -628,7 +653,15 @@ impl<'a> Reader<'a> {
                 for _ in 0..n {
                     body.push(&self.string("element")?);
                 }
-                Parsed::Coll(if t == ty::LIST { LIST_QUICKLIST } else { SET_TABLE }, body, 1)
+                Parsed::Coll(
+                    if t == ty::LIST {
+                        LIST_QUICKLIST
+                    } else {
+                        SET_TABLE
+                    },
+                    body,
+                    1,
+                )
             }
             ty::HASH => {
                 let n = self.count(2, "field count")?;
@@ -643,20 +676,36 @@ impl<'a> Reader<'a> {
                 let mut v = Vec::with_capacity(n.min(1 << 16));
                 for _ in 0..n {
                     let m = self.string("member")?;
-                    let s = if t == ty::ZSET { self.text_double()? } else { self.binary_double()? };
+                    let s = if t == ty::ZSET {
+                        self.text_double()?
+                    } else {
+                        self.binary_double()?
+                    };
                     v.push((m, s));
                 }
                 Parsed::ZSet(v)
             }
             ty::HASH_ZIPMAP => coll(HASH_TABLE, self.packed("zipmap", &mut flat, zipmap_dyn)?, 2),
-            ty::LIST_ZIPLIST => {
-                coll(LIST_QUICKLIST, self.packed("ziplist", &mut flat, ziplist_dyn)?, 1)
-            }
-            ty::HASH_ZIPLIST => coll(HASH_TABLE, self.packed("ziplist", &mut flat, ziplist_dyn)?, 2),
-            ty::HASH_LISTPACK => {
-                coll(HASH_TABLE, self.packed("listpack", &mut flat, listpack_dyn)?, 2)
-            }
-            ty::SET_LISTPACK => coll(SET_TABLE, self.packed("listpack", &mut flat, listpack_dyn)?, 1),
+            ty::LIST_ZIPLIST => coll(
+                LIST_QUICKLIST,
+                self.packed("ziplist", &mut flat, ziplist_dyn)?,
+                1,
+            ),
+            ty::HASH_ZIPLIST => coll(
+                HASH_TABLE,
+                self.packed("ziplist", &mut flat, ziplist_dyn)?,
+                2,
+            ),
+            ty::HASH_LISTPACK => coll(
+                HASH_TABLE,
+                self.packed("listpack", &mut flat, listpack_dyn)?,
+                2,
+            ),
+            ty::SET_LISTPACK => coll(
+                SET_TABLE,
+                self.packed("listpack", &mut flat, listpack_dyn)?,
+                1,
+            ),
             ty::ZSET_ZIPLIST => {
                 self.packed("ziplist", &mut flat, ziplist_dyn)?;
                 pair_scores(flat).or_else(|e| lerr(self.c.pos, e))?
@@ -760,7 +809,11 @@ impl<S: LoadSink> Load<'_, S> {
     }
 
     fn aux(&mut self, name: &[u8], value: &[u8]) {
-        let num = || std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok());
+        let num = || {
+            std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+        };
         let text = || String::from_utf8_lossy(value).into_owned();
         match name {
             b"redis-ver" => self.meta.server_version = text(),
@@ -780,14 +833,21 @@ impl<S: LoadSink> Load<'_, S> {
 pub fn load(bytes: &[u8], limits: EncodingLimits, sink: &mut impl LoadSink) -> R<Meta> {
     let (meta, end) = load_prefix(bytes, limits, sink)?;
     if end != bytes.len() {
-        return lerr(end, format!("{} bytes after the end of the RDB", bytes.len() - end));
+        return lerr(
+            end,
+            format!("{} bytes after the end of the RDB", bytes.len() - end),
+        );
     }
     Ok(meta)
 }
 
 /// Like [`load`], but the RDB may be followed by other data (an AOF with an RDB preamble);
 /// returns the offset just past the RDB too.
-pub fn load_prefix(bytes: &[u8], lim: EncodingLimits, sink: &mut impl LoadSink) -> R<(Meta, usize)> {
+pub fn load_prefix(
+    bytes: &[u8],
+    lim: EncodingLimits,
+    sink: &mut impl LoadSink,
+) -> R<(Meta, usize)> {
     let version = read_magic(bytes)?;
     let mut r = Reader { c: Cur::new(bytes) };
     r.c.pos = 9;
@@ -798,7 +858,12 @@ pub fn load_prefix(bytes: &[u8], lim: EncodingLimits, sink: &mut impl LoadSink) 
         functions: Vec::new(),
         db: 0,
     };
-    let sink_err = |at: usize| move |e: String| LoadError { offset: at as u64, reason: e };
+    let sink_err = |at: usize| {
+        move |e: String| LoadError {
+            offset: at as u64,
+            reason: e,
+        }
+    };
     let mut expire: Option<u64> = None;
     loop {
         let at = r.c.pos;
@@ -811,7 +876,8 @@ pub fn load_prefix(bytes: &[u8], lim: EncodingLimits, sink: &mut impl LoadSink) 
             op::SELECTDB => {
                 st.send_meta().map_err(sink_err(at))?;
                 let db = r.length("database number")?;
-                st.db = u32::try_from(db).or_else(|_| lerr(at, format!("database {db} too large")))?;
+                st.db =
+                    u32::try_from(db).or_else(|_| lerr(at, format!("database {db} too large")))?;
             }
             op::RESIZEDB => {
                 r.length("resize hint")?;
@@ -845,7 +911,10 @@ pub fn load_prefix(bytes: &[u8], lim: EncodingLimits, sink: &mut impl LoadSink) 
                 st.functions.push(code.into_owned());
             }
             op::FUNCTION_PRE_GA => {
-                return lerr(at, "function libraries of Redis 7.0 release candidates are not supported")
+                return lerr(
+                    at,
+                    "function libraries of Redis 7.0 release candidates are not supported",
+                )
             }
             op::MODULE_AUX => return lerr(at, "module aux data is not supported (no modules)"),
             t => {
@@ -869,13 +938,17 @@ fn read_magic(bytes: &[u8]) -> R<u32> {
         return lerr(0, "not a Redis RDB file (bad magic)");
     }
     let digits = std::str::from_utf8(&bytes[5..9]).ok();
-    let Some(version) = digits.filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
+    let Some(version) = digits
+        .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|d| d.parse::<u32>().ok())
     else {
         return lerr(5, "bad RDB version field");
     };
     if version == 0 || version > MAX_VERSION {
-        return lerr(5, format!("unsupported RDB version {version} (this reader reads 1..={MAX_VERSION})"));
+        return lerr(
+            5,
+            format!("unsupported RDB version {version} (this reader reads 1..={MAX_VERSION})"),
+        );
     }
     Ok(version)
 }
@@ -910,13 +983,22 @@ fn load_key<S: LoadSink>(
     let key = r.string("key")?;
     let name = || String::from_utf8_lossy(&key).into_owned();
     if let Some(kind) = ty::refused(t) {
-        return lerr(at, format!("key '{}': {kind} values are not supported (RDB type {t})", name()));
+        return lerr(
+            at,
+            format!(
+                "key '{}': {kind} values are not supported (RDB type {t})",
+                name()
+            ),
+        );
     }
     let parsed = r.value(t)?;
     let value = build(&key, parsed, lim).or_else(|e| lerr(at, format!("key '{}': {e}", name())))?;
     // Redis skips empty collections on load; so does this reader.
     let Some(value) = value else { return Ok(()) };
-    let fail = |e: String| LoadError { offset: at as u64, reason: e };
+    let fail = |e: String| LoadError {
+        offset: at as u64,
+        reason: e,
+    };
     st.sink.value(st.db, &key, value).map_err(fail)?;
     if let Some(ms) = expire {
         // 0 means "no expiry" to the sink; an expiry at the epoch is as expired as 1 ms.
@@ -992,32 +1074,224 @@ mod tests {
         assert!(intset(&huge, |_| {}).is_err());
     }
 
+    /// Keeps what is loaded.
+    #[derive(Default)]
+    struct Keep {
+        values: std::collections::BTreeMap<Vec<u8>, Value>,
+        expires: Vec<(Vec<u8>, u64)>,
+    }
+
+    impl LoadSink for Keep {
+        fn meta(&mut self, _: &Meta) -> Result<(), String> {
+            Ok(())
+        }
+        fn value(&mut self, _: u32, key: &[u8], v: Value) -> Result<(), String> {
+            self.values.insert(key.to_vec(), v);
+            Ok(())
+        }
+        fn expire(&mut self, _: u32, key: &[u8], at: u64) -> Result<(), String> {
+            self.expires.push((key.to_vec(), at));
+            Ok(())
+        }
+    }
+
+    /// An RDB string (plain length).
+    fn s(out: &mut Vec<u8>, b: &[u8]) {
+        assert!(b.len() < 64);
+        out.push(b.len() as u8);
+        out.extend_from_slice(b);
+    }
+
+    /// A ziplist entry: text, or an integer (int16 encoding).
+    enum Z<'a> {
+        S(&'a [u8]),
+        I(i16),
+    }
+
+    fn zl(entries: &[Z<'_>]) -> Vec<u8> {
+        let mut out = vec![0; 10];
+        let mut prev = 0u8;
+        for e in entries {
+            let start = out.len();
+            out.push(prev);
+            match e {
+                Z::S(b) => {
+                    out.push(b.len() as u8);
+                    out.extend_from_slice(b);
+                }
+                Z::I(v) => {
+                    out.push(0xc0);
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+            prev = (out.len() - start) as u8;
+        }
+        out.push(0xff);
+        let n = out.len() as u32;
+        out[..4].copy_from_slice(&n.to_le_bytes());
+        out
+    }
+
+    fn file(version: u8, keys: &[u8]) -> Vec<u8> {
+        let mut f = format!("REDIS{version:04}").into_bytes();
+        f.extend_from_slice(&[op::SELECTDB, 0]);
+        f.extend_from_slice(keys);
+        f.push(op::EOF);
+        f.extend_from_slice(&crc64(&f).to_le_bytes());
+        f
+    }
+
+    fn key(out: &mut Vec<u8>, t: u8, k: &[u8]) {
+        out.push(t);
+        s(out, k);
+    }
+
+    fn list_items(v: &Value) -> Vec<Vec<u8>> {
+        let Value::List(l) = v else {
+            panic!("not a list")
+        };
+        l.iter().map(|e| e.into_owned()).collect()
+    }
+
+    #[test]
+    fn old_encodings_load() {
+        let mut k = Vec::new();
+        key(&mut k, ty::HASH_ZIPMAP, b"zm");
+        // zipmap: count, then "a" -> "1", "bb" -> "22" (1 free byte).
+        let zm = [
+            2, 1, b'a', 1, 0, b'1', 2, b'b', b'b', 2, 1, b'2', b'2', 0, 0xff,
+        ];
+        s(&mut k, &zm);
+        key(&mut k, ty::HASH_ZIPLIST, b"hz");
+        s(
+            &mut k,
+            &zl(&[Z::S(b"f"), Z::S(b"v"), Z::S(b"n"), Z::I(300)]),
+        );
+        key(&mut k, ty::ZSET_ZIPLIST, b"zz");
+        s(
+            &mut k,
+            &zl(&[Z::S(b"m1"), Z::S(b"1.5"), Z::S(b"m2"), Z::I(-3)]),
+        );
+        key(&mut k, ty::LIST_QUICKLIST, b"ql");
+        k.push(2);
+        s(&mut k, &zl(&[Z::S(b"x"), Z::I(7)]));
+        s(&mut k, &zl(&[Z::S(b"y")]));
+        key(&mut k, ty::ZSET, b"zt");
+        k.extend_from_slice(&[2, 1, b'a', 3, b'2', b'.', b'5', 1, b'b', 254]);
+        key(&mut k, ty::SET_INTSET, b"is");
+        s(&mut k, &[2, 0, 0, 0, 2, 0, 0, 0, 1, 0, 5, 0]);
+        k.extend_from_slice(&[op::EXPIRETIME, 10, 0, 0, 0]);
+        key(&mut k, ty::STRING, b"str");
+        k.extend_from_slice(&[0xc0, 0xfe]); // int8 -2
+        key(&mut k, ty::LIST_ZIPLIST, b"empty");
+        s(&mut k, &zl(&[]));
+        let mut got = Keep::default();
+        load(&file(6, &k), EncodingLimits::default(), &mut got).unwrap();
+        let v = &got.values;
+        let Value::Hash(h) = &v[&b"zm"[..]] else {
+            panic!()
+        };
+        assert_eq!(
+            (h.get(b"a"), h.get(b"bb")),
+            (Some(&b"1"[..]), Some(&b"22"[..]))
+        );
+        let Value::Hash(h) = &v[&b"hz"[..]] else {
+            panic!()
+        };
+        assert_eq!(h.get(b"n"), Some(&b"300"[..]));
+        let Value::ZSet(z) = &v[&b"zz"[..]] else {
+            panic!()
+        };
+        assert_eq!((z.score(b"m1"), z.score(b"m2")), (Some(1.5), Some(-3.0)));
+        let Value::ZSet(z) = &v[&b"zt"[..]] else {
+            panic!()
+        };
+        assert_eq!(
+            (z.score(b"a"), z.score(b"b")),
+            (Some(2.5), Some(f64::INFINITY))
+        );
+        assert_eq!(list_items(&v[&b"ql"[..]]), [&b"x"[..], b"7", b"y"]);
+        let Value::Set(st) = &v[&b"is"[..]] else {
+            panic!()
+        };
+        assert!(st.contains(b"1") && st.contains(b"5") && st.len() == 2);
+        assert_eq!(v[&b"str"[..]], Value::from_bytes(b"-2"));
+        assert!(
+            !v.contains_key(&b"empty"[..]),
+            "empty collections are skipped"
+        );
+        assert_eq!(got.expires, [(b"str".to_vec(), 10_000)]);
+    }
+
+    #[test]
+    fn listpacks_of_redis_7_2_load() {
+        // Set listpack (RDB 11): "a", 5.
+        let mut lp = vec![0, 0, 0, 0, 2, 0, 0x81, b'a', 2, 5, 1, 0xff];
+        let n = lp.len() as u32;
+        lp[..4].copy_from_slice(&n.to_le_bytes());
+        let mut k = Vec::new();
+        key(&mut k, ty::SET_LISTPACK, b"sl");
+        s(&mut k, &lp);
+        key(&mut k, ty::LIST_QUICKLIST_2, b"l2");
+        k.extend_from_slice(&[2, 1]); // two nodes, the first plain
+        s(&mut k, b"plain");
+        k.push(2);
+        s(&mut k, &lp);
+        let mut got = Keep::default();
+        load(&file(11, &k), EncodingLimits::default(), &mut got).unwrap();
+        let Value::Set(st) = &got.values[&b"sl"[..]] else {
+            panic!()
+        };
+        assert!(st.contains(b"a") && st.contains(b"5"));
+        assert_eq!(
+            list_items(&got.values[&b"l2"[..]]),
+            [&b"plain"[..], b"a", b"5"]
+        );
+        // A duplicate member is refused, naming the key.
+        let mut k = Vec::new();
+        key(&mut k, ty::SET, b"dup");
+        k.extend_from_slice(&[2, 1, b'x', 1, b'x']);
+        let e = load(
+            &file(9, &k),
+            EncodingLimits::default(),
+            &mut Keep::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.offset, e.reason.as_str()),
+            (11, "key 'dup': duplicate set member")
+        );
+    }
+
     #[test]
     fn bad_magic_and_version() {
-        struct Nop;
-        impl LoadSink for Nop {
-            fn meta(&mut self, _: &Meta) -> Result<(), String> {
-                Ok(())
-            }
-            fn value(&mut self, _: u32, _: &[u8], _: Value) -> Result<(), String> {
-                Ok(())
-            }
-            fn expire(&mut self, _: u32, _: &[u8], _: u64) -> Result<(), String> {
-                Ok(())
-            }
-        }
         let lim = EncodingLimits::default();
-        let e = load(b"REDIS0012\xff", lim, &mut Nop).unwrap_err();
-        assert_eq!(e.reason, "unsupported RDB version 12 (this reader reads 1..=11)");
-        let e = load(b"REDIS0009\xff", lim, &mut Nop).unwrap_err();
-        assert_eq!((e.offset, e.reason.as_str()), (10, "unexpected end of file in checksum"));
+        let e = load(b"REDIS0012\xff", lim, &mut Keep::default()).unwrap_err();
+        assert_eq!(
+            e.reason,
+            "unsupported RDB version 12 (this reader reads 1..=11)"
+        );
+        let e = load(b"REDIS0009\xff", lim, &mut Keep::default()).unwrap_err();
+        assert_eq!(
+            (e.offset, e.reason.as_str()),
+            (10, "unexpected end of file in checksum")
+        );
         let mut ok = b"REDIS0009\xff".to_vec();
         ok.extend_from_slice(&crc64(&ok).to_le_bytes());
-        assert!(load(&ok, lim, &mut Nop).is_ok());
+        assert!(load(&ok, lim, &mut Keep::default()).is_ok());
         // A huge count in a tiny file is refused before anything is allocated.
-        let e = load(b"REDIS0009\x00\x01k\x81\xff", lim, &mut Nop).unwrap_err();
+        let e = load(b"REDIS0009\x00\x01k\x81\xff", lim, &mut Keep::default()).unwrap_err();
         assert!(e.reason.contains("unexpected end of file"), "{}", e.reason);
-        let e = load(b"REDIS0009\x01\x01k\x80\xff\xff\xff\xff", lim, &mut Nop).unwrap_err();
-        assert!(e.reason.starts_with("element count 4294967295 exceeds"), "{}", e.reason);
+        let e = load(
+            b"REDIS0009\x01\x01k\x80\xff\xff\xff\xff",
+            lim,
+            &mut Keep::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.reason.starts_with("element count 4294967295 exceeds"),
+            "{}",
+            e.reason
+        );
     }
 }
