@@ -393,7 +393,7 @@ fn record(key: &[u8], p: Parsed<'_>) -> Result<Option<Vec<u8>>, String> {
     let (type_id, count, payload) = match p {
         Parsed::Str(_) => return Err("strings are built directly".into()),
         Parsed::Coll(t, body, per) => {
-            if body.items % per != 0 {
+            if !body.items.is_multiple_of(per) {
                 return Err(format!("odd number of elements ({})", body.items));
             }
             (t, body.items / per, body.buf)
@@ -463,7 +463,7 @@ fn parse_score(b: &[u8]) -> Result<f64, String> {
 
 /// Pairs up a flat member, score, member, score... sequence.
 fn pair_scores<'a>(flat: Vec<Cow<'a, [u8]>>) -> Result<Parsed<'a>, String> {
-    if flat.len() % 2 != 0 {
+    if !flat.len().is_multiple_of(2) {
         return Err(format!(
             "odd number of sorted set elements ({})",
             flat.len()
@@ -505,6 +505,9 @@ enum Len {
     Plain(u64),
     Encoded(u8),
 }
+
+/// A packed-blob walker ([`ziplist`], [`listpack`], [`zipmap`]) behind one signature.
+type Walk = for<'b> fn(&'b [u8], &mut dyn FnMut(Cow<'b, [u8]>)) -> Result<(), String>;
 
 struct Reader<'a> {
     c: Cur<'a>,
@@ -624,7 +627,7 @@ impl<'a> Reader<'a> {
         &mut self,
         what: &str,
         blob: &'s mut Vec<Cow<'a, [u8]>>,
-        walk: for<'b> fn(&'b [u8], &mut dyn FnMut(Cow<'b, [u8]>)) -> Result<(), String>,
+        walk: Walk,
     ) -> R<&'s mut Vec<Cow<'a, [u8]>>> {
         let at = self.c.pos;
         let s = self.string(what)?;
