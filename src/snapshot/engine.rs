@@ -720,7 +720,9 @@ impl<'a> KeyspaceSink<'a> {
 
 impl LoadSink for KeyspaceSink<'_> {
     fn meta(&mut self, meta: &Meta) -> Result<(), String> {
-        tracing::info!("Loading RDB produced by ferrodis version {}", meta.server_version);
+        // A Redis RDB (see `rdb`) names its writer in the `redis-ver` aux field.
+        let by = if meta.aux.iter().any(|(k, _)| k == "redis-ver") { "Redis" } else { "ferrodis" };
+        tracing::info!("Loading RDB produced by {by} version {}", meta.server_version);
         let age = now_ms().saturating_sub(meta.created_ms) / 1000;
         tracing::info!("RDB age {age} seconds");
         tracing::info!("RDB memory usage when created {:.2} Mb", meta.used_memory as f64 / 1048576.0);
