@@ -733,7 +733,9 @@ impl<'a> KeyspaceSink<'a> {
 
 impl LoadSink for KeyspaceSink<'_> {
     fn meta(&mut self, meta: &Meta) -> Result<(), String> {
-        tracing::info!("Loading RDB produced by ferrodis version {}", meta.server_version);
+        // A Redis RDB (see `rdb`) names its writer in the `redis-ver` aux field.
+        let by = if meta.aux.iter().any(|(k, _)| k == "redis-ver") { "Redis" } else { "ferrodis" };
+        tracing::info!("Loading RDB produced by {by} version {}", meta.server_version);
         let age = now_ms().saturating_sub(meta.created_ms) / 1000;
         tracing::info!("RDB age {age} seconds");
         tracing::info!("RDB memory usage when created {:.2} Mb", meta.used_memory as f64 / 1048576.0);
@@ -804,7 +806,14 @@ pub fn load_file(
     let mut sink = KeyspaceSink::new(ks, opts.skip_expired.then(now_ms), opts.merge);
     sink.progress = opts.progress;
     sink.key_delay_us = opts.key_delay_us;
-    file::load(&map, limits, &mut sink).map_err(|e| format!("{}: {e}", path.display()))?;
+    // A Redis RDB (dump.rdb, an append-only base) is read by its own reader; both feed the
+    // same sink.
+    let loaded = if super::rdb::is_rdb(&map) {
+        super::rdb::load(&map, limits, &mut sink).map(|meta| sink.aux = meta.aux)
+    } else {
+        file::load(&map, limits, &mut sink).map(|_| ())
+    };
+    loaded.map_err(|e| format!("{}: {e}", path.display()))?;
     sink.finish().map_err(|e| format!("{}: {e}", path.display()))?;
     Ok((sink.stats, std::mem::take(&mut sink.aux)))
 }

@@ -1,8 +1,10 @@
 //! Point-in-time snapshots: the file format (`file`), the encoding of one key's records
 //! (`codec`), and how a snapshot is taken while the server keeps serving (`engine`).
-//! The format is specified in `formats/snapshot.md`.
+//! The format is specified in `formats/snapshot.md`. `rdb` reads Redis RDB files
+//! (`formats/redis-rdb.md`).
 
 pub mod codec;
 pub mod dump;
 pub mod engine;
 pub mod file;
+pub mod rdb;
