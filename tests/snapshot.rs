@@ -394,6 +394,13 @@ fn damaged_snapshots_are_refused_with_path_offset_and_reason() {
     std::fs::write(&path, &good[..good.len() - 7]).unwrap();
     let log = refused_start(tmp.path());
     assert!(log.contains("dump.rdb") && log.contains("offset"), "{log}");
+    // A damaged tail (what Redis's own test does to its checksum) is reported as a CRC error.
+    let mut tail = good.clone();
+    let n = tail.len();
+    tail[n - 8..].copy_from_slice(b"foobar00");
+    std::fs::write(&path, &tail).unwrap();
+    let log = refused_start(tmp.path());
+    assert!(log.contains("dump.rdb") && log.contains("CRC error"), "{log}");
     // Not a snapshot at all.
     std::fs::write(&path, b"REDIS0009garbage").unwrap();
     let log = refused_start(tmp.path());

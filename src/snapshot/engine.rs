@@ -809,13 +809,35 @@ pub fn load_file(
     // A Redis RDB (dump.rdb, an append-only base) is read by its own reader; both feed the
     // same sink.
     let loaded = if super::rdb::is_rdb(&map) {
-        super::rdb::load(&map, limits, &mut sink).map(|meta| sink.aux = meta.aux)
+        super::rdb::load(&map, limits, &mut sink)
+            .map(|meta| sink.aux = meta.aux)
+            .map_err(|e| e.to_string())
     } else {
-        file::load(&map, limits, &mut sink).map(|_| ())
+        file::load(&map, limits, &mut sink).map(|_| ()).map_err(|e| {
+            // Say also whether the whole-file checksum holds: a damaged tail usually breaks
+            // the end marker's structure before its checksum can be compared, and "CRC error"
+            // is what Redis users (and Redis's tests) look for in the log.
+            match whole_file_crc_ok(&map) {
+                Some(false) => format!("{e} (CRC error: the file checksum does not match)"),
+                _ => e.to_string(),
+            }
+        })
     };
     loaded.map_err(|e| format!("{}: {e}", path.display()))?;
     sink.finish().map_err(|e| format!("{}: {e}", path.display()))?;
     Ok((sink.stats, std::mem::take(&mut sink.aux)))
+}
+
+/// Whether the file's trailing crc32 matches the bytes before it (format: the last four bytes
+/// of a snapshot written with checksums); `None` when the file is too short or has no
+/// checksums to compare.
+fn whole_file_crc_ok(bytes: &[u8]) -> Option<bool> {
+    let flags = *bytes.get(10)?;
+    if flags & file::FLAG_CHECKSUMS == 0 || bytes.len() < 20 {
+        return None;
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    Some(crc32fast::hash(body).to_le_bytes() == crc)
 }
 
 /// How [`load_file`] treats what it reads.
