@@ -285,6 +285,9 @@ pub struct Keyspace {
     /// False on replicas: keys are hidden once logically expired but only the master's DEL
     /// removes them.
     pub expire_on_access: bool,
+    /// Set while CLIENT PAUSE holds writes: expired keys are hidden but not deleted (a deletion
+    /// is a write the pause must hold back), as in Redis.
+    pub expiry_paused: bool,
     /// True while a stream of already-executed writes is being applied (loading a log, or the
     /// master's stream on a replica): nothing counts as expired then, as in Redis, because the
     /// stream itself carries the DELs and a later PEXPIREAT may extend a key whose earlier
@@ -304,6 +307,7 @@ impl Keyspace {
             record_misses: false,
             stats: KeyspaceStats::default(),
             expire_on_access: true,
+            expiry_paused: false,
             loading: false,
             expire_next_db: 0,
         }
@@ -335,8 +339,9 @@ impl Keyspace {
     #[inline]
     fn find(&mut self, db: usize, key: &[u8], now: u64, access: Access) -> Option<&mut Entry> {
         let now = if self.loading { 0 } else { now };
-        let Keyspace { dbs, expired, missed, record_misses, stats, expire_on_access, .. } = self;
-        let found = lookup(&mut dbs[db], db, key, now, *expire_on_access, expired, stats);
+        let Keyspace { dbs, expired, missed, record_misses, stats, .. } = self;
+        let delete = self.expire_on_access && !self.expiry_paused;
+        let found = lookup(&mut dbs[db], db, key, now, delete, expired, stats);
         if access.count_hit {
             if found.is_some() {
                 stats.keyspace_hits += 1;

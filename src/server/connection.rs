@@ -376,6 +376,7 @@ impl Connection {
         let server = self.server.clone();
         let mut srv = server.borrow_mut();
         srv.state.begin_batch();
+        srv.ks.expiry_paused = pause::holds(true).is_some();
         let out_before = self.out.len();
         let refs: SmallVec<[&[u8]; 8]> = argv.iter().map(Vec::as_slice).collect();
         let again = execute_blocking(&mut srv, &mut self.client, &mut self.out, &refs);
@@ -410,6 +411,7 @@ impl Connection {
         let server = self.server.clone();
         let mut srv = server.borrow_mut();
         srv.state.begin_batch();
+        srv.ks.expiry_paused = pause::holds(true).is_some();
         srv.state.stats.net_input_bytes += nread as u64;
         self.client.qbuf = self.inbuf.len();
         self.client.qbuf_free = self.inbuf.capacity() - self.inbuf.len();

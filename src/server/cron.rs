@@ -21,7 +21,9 @@ pub async fn run(server: Rc<RefCell<Server>>) {
 
 /// One cron iteration.
 pub fn tick(srv: &mut Server, hz: u64) {
-    if srv.state.active_expire {
+    // A CLIENT PAUSE holds expiry too: deleting a key is a write (Redis skips the cycle).
+    srv.ks.expiry_paused = super::client::pause::holds(true).is_some();
+    if srv.state.active_expire && !srv.ks.expiry_paused {
         let budget = Duration::from_micros(1_000_000 * EXPIRE_CPU_PERCENT / hz / 100);
         let Server { ks, state, effects } = srv;
         let started = Instant::now();
