@@ -204,7 +204,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 17] {
+fn families() -> [&'static [CommandSpec]; 18] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -223,6 +223,7 @@ fn families() -> [&'static [CommandSpec]; 17] {
         pubsub::COMMANDS,
         multi::COMMANDS,
         persistence::COMMANDS,
+        crate::replication::commands::COMMANDS,
     ]
 }
 

@@ -101,6 +101,7 @@ pub async fn run_admitted(server: Rc<RefCell<Server>>, mut stream: TcpStream, ad
     srv.state.clients.remove(&id);
     srv.state.monitors.retain(|m| !Rc::ptr_eq(m, &shared));
     srv.state.pubsub.remove_client(&shared);
+    crate::replication::forget_client(&mut srv.state, id);
 }
 
 const MAXCLIENTS_REACHED: &str = "-ERR max number of clients reached\r\n";
@@ -177,6 +178,15 @@ struct Connection {
 impl Connection {
     async fn run(&mut self) {
         loop {
+            // SYNC / PSYNC: from here on the connection carries the replication stream.
+            let handoff = self.server.borrow_mut().state.repl.handoffs.remove(&self.client.id);
+            if let Some(ask) = handoff {
+                let server = self.server.clone();
+                let (stream, inbuf) = (&mut self.stream, &mut self.inbuf);
+                crate::replication::master::serve_replica(server, stream, inbuf, &self.client, ask)
+                    .await;
+                return;
+            }
             if self.blocked.is_some() {
                 if !self.flush(true).await || !self.wait_blocked().await {
                     return;
@@ -439,6 +449,9 @@ impl Connection {
                         break;
                     }
                     if self.client.close_after_reply || srv.state.shutdown.is_some() {
+                        break;
+                    }
+                    if srv.state.repl.handoffs.contains_key(&self.client.id) {
                         break;
                     }
                 }

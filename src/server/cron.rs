@@ -21,7 +21,7 @@ pub async fn run(server: Rc<RefCell<Server>>) {
 
 /// One cron iteration.
 pub fn tick(srv: &mut Server, hz: u64) {
-    if srv.state.active_expire {
+    if srv.state.active_expire && srv.ks.expire_on_access {
         let budget = Duration::from_micros(1_000_000 * EXPIRE_CPU_PERCENT / hz / 100);
         let Server { ks, state, effects } = srv;
         let started = Instant::now();

@@ -131,6 +131,8 @@ pub struct ServerState {
     pub watches: watch::Watches,
     /// Snapshot state: background save, save outcomes, loading.
     pub persist: crate::snapshot::engine::Persistence,
+    /// Replication: backlog, replicas, the link to our master (see `crate::replication`).
+    pub repl: crate::replication::Replication,
 }
 
 impl ServerState {
@@ -182,6 +184,7 @@ impl ServerState {
             pubsub: pubsub::PubSub::default(),
             watches: watch::Watches::default(),
             persist: crate::snapshot::engine::Persistence::new(),
+            repl: crate::replication::Replication::default(),
         }
     }
 

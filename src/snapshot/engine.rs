@@ -223,6 +223,12 @@ pub fn save(ks: &Keyspace, srv: &mut ServerState) -> Result<(), String> {
     result
 }
 
+/// Writes a snapshot of `ks` to `dest` synchronously, without counting as a save (the file a
+/// full resync sends when a background save is already running).
+pub fn save_to(ks: &Keyspace, srv: &ServerState, dest: &Path) -> Result<(), String> {
+    write_sync(ks, &meta_for(ks, srv), write_options(srv), dest)
+}
+
 fn write_sync(ks: &Keyspace, meta: &Meta, opts: WriteOptions, dest: &Path) -> Result<(), String> {
     let (temp, file) = temp_file(dest).map_err(|e| {
         format!("Failed opening the temp RDB file for saving: {e}")

@@ -1,0 +1,428 @@
+//! Primary/replica replication (Redis's `replication.c`). Wire format: `formats/replication.md`.
+//!
+//! **Master side** ([`master`]). The journal's tap ([`Feed`]) receives every byte of the write
+//! stream as it is appended: it keeps the last `repl-backlog-size` bytes ([`backlog`]) and
+//! queues the bytes on every attached replica's output (its `ClientShared::pushed`, bounded by
+//! `client-output-buffer-limit replica`). The replication id is `ServerState::run_id` and the
+//! offset is the journal offset. A client that runs `SYNC`/`PSYNC` is handed over to
+//! [`master::serve_replica`], which answers `+CONTINUE` from the backlog or `+FULLRESYNC` with a
+//! snapshot file, then writes the stream and reads the replica's `REPLCONF ACK`s.
+//!
+//! **Replica side** ([`replica`]). `REPLICAOF host port` starts a task that connects, performs
+//! the handshake, loads the snapshot or continues from its offset, and applies the stream
+//! through `dispatch::execute` as an internal client in loading mode; it proxies the bytes it
+//! applied, unchanged, to its own replicas (chained replication) through `Journal::feed_raw`.
+
+pub mod backlog;
+pub mod commands;
+pub mod master;
+pub mod replica;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::config::{ObufClass, ObufLimit};
+use crate::error::CmdError;
+use crate::server::client::{Client, ClientShared};
+use crate::server::ServerState;
+use backlog::Backlog;
+
+/// The all-zero id Redis shows for an unset `master_replid2`.
+pub const NULL_REPLID: &str = "0000000000000000000000000000000000000000";
+
+/// Redis's refusal of writes on a read-only replica.
+pub const READONLY_ERROR: &str = "READONLY You can't write against a read only replica.";
+
+/// Redis's refusal of writes without enough good replicas.
+pub const NOREPLICAS_ERROR: &str = "NOREPLICAS Not enough good replicas to write.";
+
+/// Replication state (`ServerState::repl`).
+#[derive(Debug)]
+pub struct Replication {
+    /// The backlog and attached replicas, installed as the journal's tap once a replica has
+    /// connected (or this server synced with a master).
+    pub feed: Option<Rc<Feed>>,
+    /// The previous replication id and the first offset it no longer covers (PSYNC2).
+    pub replid2: String,
+    pub second_offset: i64,
+    /// Set while this server is a replica.
+    pub master: Option<MasterLink>,
+    /// Clients that ran SYNC/PSYNC in the batch being executed, to be handed over to
+    /// [`master::serve_replica`] by their connection: id -> (replid, offset) asked, or `None`
+    /// for SYNC.
+    pub handoffs: HashMap<u64, Option<(String, i64)>>,
+    /// Clients blocked in WAIT.
+    pub waiters: HashMap<u64, Waiter>,
+    /// Bumped at every REPLICAOF: a replica task of an older generation stops.
+    pub generation: u64,
+    pub sync_full: u64,
+    pub sync_partial_ok: u64,
+    pub sync_partial_err: u64,
+    /// What clients announced with REPLCONF before their PSYNC: listening port, ip address.
+    pub announced: HashMap<u64, (u16, Option<String>)>,
+    /// Wakes the replica task (REPLICAOF changed the target).
+    pub wake: Rc<tokio::sync::Notify>,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication {
+            feed: None,
+            replid2: NULL_REPLID.to_string(),
+            second_offset: -1,
+            master: None,
+            handoffs: HashMap::new(),
+            waiters: HashMap::new(),
+            generation: 0,
+            sync_full: 0,
+            sync_partial_ok: 0,
+            sync_partial_err: 0,
+            announced: HashMap::new(),
+            wake: Rc::new(tokio::sync::Notify::new()),
+        }
+    }
+}
+
+/// A client waiting in WAIT for `numreplicas` acknowledgements of `offset`.
+#[derive(Debug, Clone)]
+pub struct Waiter {
+    pub offset: u64,
+    pub numreplicas: usize,
+    /// `None`: wait forever (timeout 0).
+    pub deadline: Option<Instant>,
+}
+
+/// The replica side's view of its master (INFO, ROLE).
+#[derive(Debug)]
+pub struct MasterLink {
+    pub host: String,
+    pub port: u16,
+    pub state: LinkState,
+    /// Last time anything arrived from the master.
+    pub last_io: Option<Instant>,
+    /// When the link went down (`master_link_down_since_seconds`), `None` if never up.
+    pub down_since: Option<Instant>,
+    /// Id of the internal client applying the master's stream (exempt from read-only).
+    pub client_id: u64,
+    /// Database the master's stream last selected, kept across a partial resync.
+    pub db: usize,
+    /// Whether the offset is meaningful (this replica ever synced with a master).
+    pub synced: bool,
+}
+
+/// Redis's `repl_state`, as ROLE names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Connect,
+    Connecting,
+    Handshake,
+    Sync,
+    Connected,
+}
+
+impl LinkState {
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkState::Connect => "connect",
+            LinkState::Connecting => "connecting",
+            LinkState::Handshake => "handshake",
+            LinkState::Sync => "sync",
+            LinkState::Connected => "connected",
+        }
+    }
+}
+
+/// The journal's tap: backlog plus the replicas the stream is written to.
+#[derive(Debug)]
+pub struct Feed {
+    pub backlog: RefCell<Backlog>,
+    pub replicas: RefCell<Vec<Rc<ReplicaInfo>>>,
+    limit: Cell<ObufLimit>,
+}
+
+/// One attached replica, as the master sees it.
+#[derive(Debug)]
+pub struct ReplicaInfo {
+    pub shared: Rc<ClientShared>,
+    pub ip: String,
+    pub listening_port: Cell<u16>,
+    /// False until the snapshot is sent (`wait_bgsave` / `send_bulk`), then `online`.
+    pub online: Cell<bool>,
+    pub state_name: Cell<&'static str>,
+    pub ack_offset: Cell<u64>,
+    pub ack_time: Cell<Instant>,
+}
+
+impl crate::journal::Tap for Feed {
+    fn feed(&self, bytes: &[u8]) {
+        self.backlog.borrow_mut().push(bytes);
+        let limit = self.limit.get();
+        for r in self.replicas.borrow().iter() {
+            if r.shared.killed.get() {
+                continue;
+            }
+            r.shared.push(bytes);
+            if crate::server::pubsub::over_limit(&r.shared, limit) {
+                tracing::warn!(
+                    "Client id={} addr={} scheduled to be closed ASAP for overcoming of output \
+                     buffer limits.",
+                    r.shared.info.borrow().id,
+                    r.shared.info.borrow().addr
+                );
+                r.shared.kill();
+            }
+        }
+    }
+}
+
+impl Feed {
+    /// Replicas whose acknowledged offset is at least `offset`.
+    pub fn acked(&self, offset: u64) -> usize {
+        self.replicas
+            .borrow()
+            .iter()
+            .filter(|r| r.online.get() && r.ack_offset.get() >= offset)
+            .count()
+    }
+}
+
+/// The configured backlog size.
+fn backlog_size(srv: &ServerState) -> usize {
+    config_u64(srv, "repl-backlog-size").max(16 * 1024) as usize
+}
+
+/// A numeric parameter by name (0 if unset or not a number).
+pub fn config_u64(srv: &ServerState, name: &str) -> u64 {
+    srv.config.get_by_name(name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// The feed, created (and installed as the journal's tap) on first use: Redis creates the
+/// backlog when the first replica connects, and keeps it.
+pub fn ensure_feed(srv: &mut ServerState) -> Rc<Feed> {
+    let limit = srv.config.obuf_limits[ObufClass::Replica as usize];
+    if let Some(f) = &srv.repl.feed {
+        f.limit.set(limit);
+        f.backlog.borrow_mut().resize(backlog_size(srv));
+        return f.clone();
+    }
+    let feed = Rc::new(Feed {
+        backlog: RefCell::new(Backlog::new(backlog_size(srv), srv.journal.offset())),
+        replicas: RefCell::new(Vec::new()),
+        limit: Cell::new(limit),
+    });
+    srv.journal.set_tap(Some(feed.clone()));
+    srv.repl.feed = Some(feed.clone());
+    feed
+}
+
+/// Starts a fresh backlog at the current offset (a replica after a full sync).
+pub fn reset_backlog(srv: &mut ServerState) {
+    let feed = ensure_feed(srv);
+    *feed.backlog.borrow_mut() = Backlog::new(backlog_size(srv), srv.journal.offset());
+}
+
+impl ServerState {
+    /// Whether this server replicates from a master.
+    pub fn is_replica(&self) -> bool {
+        self.repl.master.is_some()
+    }
+}
+
+/// Whether `client` is the internal client applying the master's stream.
+pub fn is_master_client(srv: &ServerState, client: &Client) -> bool {
+    srv.repl.master.as_ref().is_some_and(|m| m.client_id == client.id)
+}
+
+/// Replicas with an acknowledgement younger than `min-replicas-max-lag` seconds.
+pub fn good_replicas(srv: &ServerState) -> usize {
+    let max_lag = config_u64(srv, "min-replicas-max-lag");
+    let Some(feed) = &srv.repl.feed else { return 0 };
+    let n = feed
+        .replicas
+        .borrow()
+        .iter()
+        .filter(|r| r.online.get() && r.ack_time.get().elapsed().as_secs() <= max_lag)
+        .count();
+    n
+}
+
+/// The refusals replication imposes on a command before it runs (Redis's `processCommand`):
+/// `-NOREPLICAS` without enough good replicas, `-READONLY` on a read-only replica,
+/// `-MASTERDOWN` on a replica that must not serve stale data.
+pub fn refusal(
+    srv: &ServerState,
+    client: &Client,
+    spec: &crate::commands::CommandSpec,
+) -> Option<CmdError> {
+    use crate::commands::flags::{STALE, WRITE};
+    if is_master_client(srv, client) {
+        return None;
+    }
+    let write = spec.has(WRITE);
+    if write && !srv.is_replica() {
+        let min = config_u64(srv, "min-replicas-to-write");
+        if min > 0 && config_u64(srv, "min-replicas-max-lag") > 0 {
+            if (good_replicas(srv) as u64) < min {
+                return Some(CmdError::Msg(NOREPLICAS_ERROR.into()));
+            }
+        }
+    }
+    let m = srv.repl.master.as_ref()?;
+    if write && srv.config.get_by_name("replica-read-only") == Some("yes") {
+        return Some(CmdError::Msg(READONLY_ERROR.into()));
+    }
+    let stale_ok = srv.config.get_by_name("replica-serve-stale-data") != Some("no");
+    if m.state != LinkState::Connected && !stale_ok && !spec.has(STALE) {
+        return Some(CmdError::Msg(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+                .into(),
+        ));
+    }
+    None
+}
+
+/// Wakes the WAIT clients whose condition now holds (an ACK arrived).
+pub fn wake_waiters(srv: &ServerState) {
+    let Some(feed) = &srv.repl.feed else { return };
+    for (id, w) in &srv.repl.waiters {
+        if feed.acked(w.offset) >= w.numreplicas {
+            if let Some(c) = srv.clients.get(id) {
+                c.wake.notify_one();
+            }
+        }
+    }
+}
+
+/// Asks every replica for an acknowledgement (`REPLCONF GETACK *` in the stream), as WAIT
+/// does.
+pub fn request_acks(srv: &mut ServerState) {
+    if srv.repl.feed.as_ref().is_some_and(|f| !f.replicas.borrow().is_empty()) {
+        let mut cmd = Vec::new();
+        crate::journal::encode_command(&mut cmd, &[&b"REPLCONF"[..], b"GETACK", b"*"]);
+        srv.journal.feed_raw(&cmd);
+    }
+}
+
+/// INFO's `# Replication` section, with Redis's fields in Redis's order.
+pub fn info_section(srv: &ServerState, s: &mut String) {
+    use std::fmt::Write;
+    s.push_str("# Replication\r\n");
+    let mut f = |k: &str, v: &dyn std::fmt::Display| {
+        let _ = write!(s, "{k}:{v}\r\n");
+    };
+    let offset = srv.journal.offset();
+    match &srv.repl.master {
+        None => f("role", &"master"),
+        Some(m) => {
+            f("role", &"slave");
+            f("master_host", &m.host);
+            f("master_port", &m.port);
+            let up = m.state == LinkState::Connected;
+            f("master_link_status", &if up { "up" } else { "down" });
+            let io = m.last_io.map_or(-1, |t| t.elapsed().as_secs() as i64);
+            f("master_last_io_seconds_ago", &io);
+            f("master_sync_in_progress", &u8::from(m.state == LinkState::Sync));
+            let ro = if m.synced { offset } else { 1 };
+            f("slave_read_repl_offset", &ro);
+            f("slave_repl_offset", &ro);
+            if !up {
+                let since = m.down_since.map_or(-1, |t| t.elapsed().as_secs() as i64);
+                f("master_link_down_since_seconds", &since);
+            }
+            f("slave_priority", &srv.config.get_by_name("replica-priority").unwrap_or("100"));
+            let ro_flag = srv.config.get_by_name("replica-read-only") == Some("yes");
+            f("slave_read_only", &u8::from(ro_flag));
+            let announced = srv.config.get_by_name("replica-announced") != Some("no");
+            f("replica_announced", &u8::from(announced));
+        }
+    }
+    let replicas: Vec<Rc<ReplicaInfo>> =
+        srv.repl.feed.as_ref().map(|f| f.replicas.borrow().clone()).unwrap_or_default();
+    f("connected_slaves", &replicas.len());
+    for (i, r) in replicas.iter().enumerate() {
+        let line = format!(
+            "ip={},port={},state={},offset={},lag={}",
+            r.ip,
+            r.listening_port.get(),
+            r.state_name.get(),
+            r.ack_offset.get(),
+            r.ack_time.get().elapsed().as_secs()
+        );
+        f(&format!("slave{i}"), &line);
+    }
+    f("master_failover_state", &"no-failover");
+    f("master_replid", &srv.run_id);
+    f("master_replid2", &srv.repl.replid2);
+    f("master_repl_offset", &offset);
+    f("second_repl_offset", &srv.repl.second_offset);
+    match &srv.repl.feed {
+        Some(feed) => {
+            let b = feed.backlog.borrow();
+            f("repl_backlog_active", &1);
+            f("repl_backlog_size", &b.size());
+            f("repl_backlog_first_byte_offset", &b.first_byte_offset());
+            f("repl_backlog_histlen", &b.histlen());
+        }
+        None => {
+            f("repl_backlog_active", &0);
+            f("repl_backlog_size", &backlog_size(srv));
+            f("repl_backlog_first_byte_offset", &0);
+            f("repl_backlog_histlen", &0);
+        }
+    }
+}
+
+/// A fresh random replication id.
+pub fn new_replid(srv: &mut ServerState) -> String {
+    (0..40)
+        .map(|_| {
+            let v: u8 = rand::Rng::gen_range(&mut srv.rng, 0..16);
+            char::from_digit(u32::from(v), 16).unwrap_or('0')
+        })
+        .collect()
+}
+
+/// Redis's `shiftReplicationId`: the current id becomes the second one, valid up to the
+/// current offset, and a new id starts (a replica promoted to master).
+pub fn shift_replid(srv: &mut ServerState) {
+    srv.repl.replid2 = srv.run_id.clone();
+    srv.repl.second_offset = srv.journal.offset() as i64 + 1;
+    srv.run_id = new_replid(srv);
+}
+
+/// Disconnects every attached replica (this server's history changes under them).
+pub fn drop_replicas(srv: &ServerState) {
+    if let Some(feed) = &srv.repl.feed {
+        for r in feed.replicas.borrow().iter() {
+            r.shared.kill();
+        }
+    }
+}
+
+/// Forgets what a disconnected client left here (its REPLCONF announcements, its WAIT).
+pub fn forget_client(srv: &mut ServerState, id: u64) {
+    srv.repl.announced.remove(&id);
+    srv.repl.waiters.remove(&id);
+    srv.repl.handoffs.remove(&id);
+}
+
+/// Starts the replication tasks: the replica link (idle until REPLICAOF, or started now by the
+/// `replicaof` configuration) and the master's periodic duties.
+pub fn start(server: &Rc<RefCell<crate::server::Server>>) {
+    {
+        let mut srv = server.borrow_mut();
+        let target = srv.state.config.get_by_name("replicaof").map(str::to_string);
+        let parsed = target.as_deref().and_then(|t| {
+            let mut parts = t.split_whitespace();
+            Some((parts.next()?.to_string(), parts.next()?.parse::<u16>().ok()?))
+        });
+        if let Some((host, port)) = parsed {
+            let crate::server::Server { ks, state, .. } = &mut *srv;
+            replica::set_master(ks, state, host, port);
+        }
+    }
+    tokio::task::spawn_local(replica::run(server.clone()));
+    tokio::task::spawn_local(master::cron(server.clone()));
+}
