@@ -86,6 +86,7 @@ fn attach(
         ack_offset: Cell::new(0),
         ack_time: Cell::new(Instant::now()),
     });
+    client.shared.info.borrow_mut().flags = "S".into();
     let plan = match partial(state, ask.as_ref()) {
         Some(bytes) => {
             state.repl.sync_partial_ok += 1;

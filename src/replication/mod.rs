@@ -421,6 +421,10 @@ pub fn start(server: &Rc<RefCell<crate::server::Server>>) {
         if let Some((host, port)) = parsed {
             let crate::server::Server { ks, state, .. } = &mut *srv;
             replica::set_master(ks, state, host, port);
+            // A server starting as a replica has no history of its own to offer: `PSYNC ? -1`.
+            if let Some(m) = state.repl.master.as_mut() {
+                m.synced = false;
+            }
         }
     }
     tokio::task::spawn_local(replica::run(server.clone()));
