@@ -44,7 +44,10 @@ fn sync(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
 /// ```
 fn psync(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     refuse_without_master_link(ctx)?;
-    let offset = int(argv[2])?;
+    let offset = int(argv[2]).inspect_err(|_| {
+        let addr = ctx.client.shared.info.borrow().addr;
+        tracing::warn!("Replica {addr} asks for synchronization but with a wrong offset");
+    })?;
     let id = String::from_utf8_lossy(argv[1]).into_owned();
     ctx.srv.repl.handoffs.insert(ctx.client.id, Some((id, offset)));
     Ok(())

@@ -40,6 +40,11 @@ pub async fn serve_replica(
     ask: Option<(String, i64)>,
 ) {
     let shared = client.shared.clone();
+    if !sync_delay(&server, &shared, ask.as_ref()).await {
+        return;
+    }
+    // Old-style SYNC gets the payload without the `+FULLRESYNC` line.
+    let psync = ask.is_some();
     let Some((info, plan, replid)) = attach(&server, client, ask) else {
         return;
     };
@@ -51,7 +56,7 @@ pub async fn serve_replica(
         }
         Plan::Full { offset, path, bgsave } => {
             let head = format!("+FULLRESYNC {replid} {offset}\r\n");
-            write_killable(stream, head.as_bytes(), &shared).await
+            (!psync || write_killable(stream, head.as_bytes(), &shared).await)
                 && send_snapshot(&server, stream, &shared, &info, &path, bgsave).await
         }
     };
@@ -63,6 +68,36 @@ pub async fn serve_replica(
         stream_to(&server, stream, inbuf, &info).await;
     }
     detach(&server, &info);
+}
+
+/// Before a full sync, waits `repl-diskless-sync-delay` seconds when `repl-diskless-sync` is
+/// on, as Redis does to let more replicas share one snapshot (the replica stays in its
+/// handshake meanwhile). Returns false if the client was killed.
+async fn sync_delay(
+    server: &Rc<RefCell<Server>>,
+    shared: &ClientShared,
+    ask: Option<&(String, i64)>,
+) -> bool {
+    let delay = {
+        let srv = server.borrow();
+        let st = &srv.state;
+        let diskless = st.config.get_by_name("repl-diskless-sync") == Some("yes");
+        if !diskless || partial(st, ask).is_some() {
+            return true;
+        }
+        super::config_u64(st, "repl-diskless-sync-delay")
+    };
+    if delay == 0 {
+        return true;
+    }
+    let end = Instant::now() + Duration::from_secs(delay);
+    while Instant::now() < end {
+        if shared.killed.get() {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    !shared.killed.get()
 }
 
 /// Registers the replica on the feed and decides between partial and full resync, all in one

@@ -42,7 +42,23 @@ pub fn set_master(ks: &mut Keyspace, state: &mut ServerState, host: String, port
     // A replica never expires keys by its own clock: it waits for its master's DELs.
     ks.expire_on_access = false;
     super::drop_replicas(state);
+    unblock_all(state);
     state.repl.wake.notify_one();
+}
+
+/// Clients blocked on keys stop waiting when this server becomes a replica: their writes
+/// could no longer happen (Redis's `disconnectAllBlockedClients`).
+fn unblock_all(state: &mut ServerState) {
+    use crate::server::blocking::UnblockMode;
+    let ids: Vec<u64> =
+        state.clients.keys().copied().filter(|id| state.blocking.is_blocked(*id)).collect();
+    for id in ids {
+        if state.blocking.request_unblock(id, UnblockMode::Error) {
+            if let Some(c) = state.clients.get(&id) {
+                c.wake.notify_one();
+            }
+        }
+    }
 }
 
 /// REPLICAOF NO ONE: this server becomes a master, keeping its data and history; the old
@@ -246,7 +262,7 @@ async fn read_line(
         }
         let n = tokio::time::timeout(timeout, stream.read_buf(buf))
             .await
-            .map_err(|_| "Timeout reading from master".to_string())?
+            .map_err(|_| "Timeout connecting to the MASTER...".to_string())?
             .map_err(|e| e.to_string())?;
         if n == 0 {
             return Err("master closed the connection".into());
