@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 
 use common::{err, q, TestServer};
 
+/// Full syncs start at once (Redis's default waits 5 s for more replicas to share one).
+const NO_DELAY: [&str; 2] = ["--repl-diskless-sync-delay", "0"];
+const DEBUG: [&str; 4] = ["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"];
+
 /// Polls `f` until it holds (panics after 10 s with `what`).
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -68,8 +72,8 @@ fn populate(c: &mut redis::Connection, n: usize) {
 
 #[test]
 fn full_sync_then_live_stream_of_every_type() {
-    let master = TestServer::start(&["--enable-debug-command", "yes"]);
-    let replica = TestServer::start(&["--enable-debug-command", "yes"]);
+    let master = TestServer::start(&DEBUG);
+    let replica = TestServer::start(&DEBUG);
     let (mut m, mut r) = (master.conn(), replica.conn());
     populate(&mut m, 200);
     replicate(&replica, &master);
@@ -109,8 +113,8 @@ fn full_sync_then_live_stream_of_every_type() {
 
 #[test]
 fn replica_is_read_only_and_reports_its_role() {
-    let master = TestServer::start(&[]);
-    let replica = TestServer::start(&[]);
+    let master = TestServer::start(&NO_DELAY);
+    let replica = TestServer::start(&NO_DELAY);
     replicate(&replica, &master);
     let mut r = replica.conn();
     assert_eq!(
@@ -148,8 +152,8 @@ fn replica_is_read_only_and_reports_its_role() {
 
 #[test]
 fn broken_link_resumes_with_a_partial_resync() {
-    let master = TestServer::start(&["--enable-debug-command", "yes"]);
-    let replica = TestServer::start(&["--enable-debug-command", "yes"]);
+    let master = TestServer::start(&DEBUG);
+    let replica = TestServer::start(&DEBUG);
     let (mut m, mut r) = (master.conn(), replica.conn());
     populate(&mut m, 50);
     replicate(&replica, &master);
@@ -172,15 +176,15 @@ fn broken_link_resumes_with_a_partial_resync() {
 
 #[test]
 fn restarted_replica_syncs_again() {
-    let master = TestServer::start(&["--enable-debug-command", "yes"]);
-    let mut replica = TestServer::start(&["--enable-debug-command", "yes"]);
+    let master = TestServer::start(&DEBUG);
+    let mut replica = TestServer::start(&DEBUG);
     let mut m = master.conn();
     populate(&mut m, 50);
     replicate(&replica, &master);
     replica.kill();
     let _: () = q(&mut m, &["SET", "while", "down"]);
     let port = master.port.to_string();
-    let replica = TestServer::start(&["--enable-debug-command", "yes", "--replicaof", "127.0.0.1", &port]);
+    let replica = TestServer::start(&[&DEBUG[..], &["--replicaof", "127.0.0.1", &port]].concat());
     wait_caught_up(&replica, &master);
     let mut r = replica.conn();
     assert_eq!(digest(&mut m), digest(&mut r));
@@ -190,9 +194,9 @@ fn restarted_replica_syncs_again() {
 
 #[test]
 fn promotion_keeps_the_old_id_and_chained_replicas_follow() {
-    let a = TestServer::start(&["--enable-debug-command", "yes"]);
-    let b = TestServer::start(&["--enable-debug-command", "yes"]);
-    let c = TestServer::start(&["--enable-debug-command", "yes"]);
+    let a = TestServer::start(&DEBUG);
+    let b = TestServer::start(&DEBUG);
+    let c = TestServer::start(&DEBUG);
     let (mut ca, mut cb, mut cc) = (a.conn(), b.conn(), c.conn());
     populate(&mut ca, 20);
     replicate(&b, &a);
@@ -228,7 +232,7 @@ fn promotion_keeps_the_old_id_and_chained_replicas_follow() {
 
 #[test]
 fn wait_times_out_and_min_replicas_refuses_writes() {
-    let master = TestServer::start(&[]);
+    let master = TestServer::start(&NO_DELAY);
     let mut m = master.conn();
     let _: () = q(&mut m, &["SET", "a", "1"]);
     let start = Instant::now();
@@ -241,7 +245,7 @@ fn wait_times_out_and_min_replicas_refuses_writes() {
     assert_eq!(err(&mut m, &["WAIT", "x", "0"]), "ERR value is not an integer or out of range");
     let _: () = q(&mut m, &["CONFIG", "SET", "min-replicas-to-write", "1"]);
     assert_eq!(err(&mut m, &["SET", "a", "2"]), "NOREPLICAS Not enough good replicas to write.");
-    let replica = TestServer::start(&[]);
+    let replica = TestServer::start(&NO_DELAY);
     replicate(&replica, &master);
     let _: () = q(&mut m, &["SET", "a", "3"]);
     assert_eq!(q::<i64>(&mut m, &["WAIT", "1", "0"]), 1);
