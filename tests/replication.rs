@@ -250,3 +250,23 @@ fn wait_times_out_and_min_replicas_refuses_writes() {
     let _: () = q(&mut m, &["SET", "a", "3"]);
     assert_eq!(q::<i64>(&mut m, &["WAIT", "1", "0"]), 1);
 }
+
+#[test]
+fn killing_the_master_client_on_the_replica_resumes_partially() {
+    let master = TestServer::start(&DEBUG);
+    let replica = TestServer::start(&DEBUG);
+    let (mut m, mut r) = (master.conn(), replica.conn());
+    populate(&mut m, 20);
+    replicate(&replica, &master);
+    let killed: i64 = q(&mut r, &["CLIENT", "KILL", "TYPE", "master"]);
+    assert_eq!(killed, 1);
+    let _: () = q(&mut m, &["SET", "after", "kill"]);
+    wait_until("partial resync", || info_field(&mut m, "stats", "sync_partial_ok") == "1");
+    wait_caught_up(&replica, &master);
+    assert_eq!(digest(&mut m), digest(&mut r));
+    let killed: i64 = q(&mut m, &["CLIENT", "KILL", "TYPE", "replica"]);
+    assert_eq!(killed, 1);
+    wait_until("second partial resync", || {
+        info_field(&mut m, "stats", "sync_partial_ok") == "2"
+    });
+}

@@ -401,13 +401,29 @@ async fn apply_stream(
     tracing::warn!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization or sync finished.");
     let mut client = master_client(client_id, stream);
     client.db = db;
+    // Listed (CLIENT LIST, flags=M) and killable (CLIENT KILL cuts the link) like any client.
+    server.borrow_mut().state.clients.insert(client_id, client.shared.clone());
+    let result = stream_loop(server, stream, buf, generation, &mut client).await;
+    server.borrow_mut().state.clients.remove(&client_id);
+    result
+}
+
+/// The body of [`apply_stream`].
+async fn stream_loop(
+    server: &Rc<RefCell<Server>>,
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    generation: u64,
+    client: &mut Client,
+) -> Result<(), String> {
+    let shared = client.shared.clone();
     let max_bulk = usize::MAX >> 1;
     let mut parser = RequestParser::new(max_bulk);
     let wake = server.borrow().state.repl.wake.clone();
     let timeout = Duration::from_secs(repl_timeout(server));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
-        let getack = apply_buffered(server, &mut client, &mut parser, buf, generation)?;
+        let getack = apply_buffered(server, client, &mut parser, buf, generation)?;
         if getack {
             send_ack(server, stream).await?;
         }
@@ -428,6 +444,11 @@ async fn apply_stream(
             }
             _ = wake.notified() => {
                 with_link(server, generation, |_| ())?;
+            }
+            _ = shared.wake.notified() => {
+                if shared.killed.get() {
+                    return Err("the master link was killed".into());
+                }
             }
         }
     }
