@@ -175,6 +175,29 @@ fn broken_link_resumes_with_a_partial_resync() {
 }
 
 #[test]
+fn replica_restarted_from_its_snapshot_continues_partially() {
+    let master = TestServer::start(&DEBUG);
+    let dir = tempfile::tempdir().unwrap();
+    let mut replica = TestServer::start_in(dir.path(), &DEBUG);
+    let mut m = master.conn();
+    populate(&mut m, 50);
+    replicate(&replica, &master);
+    let _: () = q(&mut m, &["SELECT", "2"]);
+    let _: () = q(&mut m, &["SET", "in-2", "a"]);
+    wait_caught_up(&replica, &master);
+    let _: () = q(&mut replica.conn(), &["SAVE"]);
+    replica.kill();
+    let _: () = q(&mut m, &["SET", "in-2-later", "b"]);
+    let port = master.port.to_string();
+    let args = [&DEBUG[..], &["--replicaof", "127.0.0.1", &port]].concat();
+    let replica = TestServer::start_in(dir.path(), &args);
+    wait_caught_up(&replica, &master);
+    assert_eq!(info_field(&mut m, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut m, "stats", "sync_full"), "1");
+    assert_eq!(digest(&mut m), digest(&mut replica.conn()));
+}
+
+#[test]
 fn restarted_replica_syncs_again() {
     let master = TestServer::start(&DEBUG);
     let mut replica = TestServer::start(&DEBUG);

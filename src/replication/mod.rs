@@ -401,6 +401,54 @@ pub fn drop_replicas(srv: &ServerState) {
     }
 }
 
+/// Pseudo aux fields through which a loaded snapshot's replication id and offset reach
+/// [`restore_from_snapshot`] (they live in the snapshot header, see `formats/snapshot.md`).
+const AUX_REPL_ID: &str = "repl-id";
+const AUX_REPL_OFFSET: &str = "repl-offset";
+/// Aux field of a replica's snapshot: the database its master's stream last selected.
+const AUX_STREAM_DB: &str = "repl-stream-db";
+
+/// The aux fields replication adds to a snapshot: a replica records its master's stream
+/// database, so that after a restart it can continue the stream (PSYNC2).
+pub fn snapshot_aux(srv: &ServerState) -> Vec<(String, Vec<u8>)> {
+    match &srv.repl.master {
+        Some(m) if m.synced => vec![(AUX_STREAM_DB.into(), m.db.to_string().into_bytes())],
+        _ => Vec::new(),
+    }
+}
+
+/// The header's replication id and offset, handed over with the aux fields of a load.
+pub fn header_aux(meta: &crate::snapshot::file::Meta) -> Vec<(String, Vec<u8>)> {
+    vec![
+        (AUX_REPL_ID.into(), meta.repl_id.clone().into_bytes()),
+        (AUX_REPL_OFFSET.into(), meta.repl_offset.to_string().into_bytes()),
+    ]
+}
+
+/// After the start-up load: the snapshot's replication id and offset become ours, so that a
+/// restarted master can serve its replicas a partial resync from a new backlog, and a
+/// restarted replica can ask its master to continue where the snapshot ends (PSYNC2).
+pub fn restore_from_snapshot(srv: &mut ServerState, aux: &[(String, Vec<u8>)]) {
+    let get = |k: &str| {
+        aux.iter().find(|(n, _)| n == k).and_then(|(_, v)| String::from_utf8(v.clone()).ok())
+    };
+    let id = get(AUX_REPL_ID).filter(|id| id.len() == 40);
+    let offset = get(AUX_REPL_OFFSET).and_then(|o| o.parse::<u64>().ok());
+    let (Some(id), Some(offset)) = (id, offset) else { return };
+    srv.run_id = id;
+    srv.journal.set_offset(offset);
+    let stream_db = get(AUX_STREAM_DB).and_then(|d| d.parse::<usize>().ok());
+    match srv.repl.master.as_mut() {
+        Some(m) => {
+            // Without the field the snapshot is a master's (its own, or one received in a
+            // full sync, whose stream starts with a SELECT anyway).
+            m.synced = true;
+            m.db = stream_db.unwrap_or(0);
+        }
+        None => reset_backlog(srv),
+    }
+}
+
 /// Forgets what a disconnected client left here (its REPLCONF announcements, its WAIT).
 pub fn forget_client(srv: &mut ServerState, id: u64) {
     srv.repl.announced.remove(&id);

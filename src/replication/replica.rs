@@ -92,6 +92,11 @@ pub async fn run(server: Rc<RefCell<Server>>) {
             wake.notified().await;
             continue;
         };
+        if server.borrow().state.persist.loading.is_some() {
+            // Our own snapshot first: it may let us continue where it ends.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
         if let Err(e) = link(&server, &host, port, generation).await {
             tracing::warn!("Replication with {host}:{port}: {e}");
         }

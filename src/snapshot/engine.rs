@@ -157,6 +157,7 @@ fn meta_for(ks: &Keyspace, srv: &ServerState) -> Meta {
     if !srv.scripting.libs.libs.is_empty() {
         aux.push((AUX_FUNCTIONS.to_string(), crate::scripting::functions::dump(&srv.scripting.libs)));
     }
+    aux.extend(crate::replication::snapshot_aux(srv));
     Meta {
         created_ms: now_ms(),
         server_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -647,6 +648,7 @@ impl LoadSink for KeyspaceSink<'_> {
             }
         }
         self.aux = meta.aux.clone();
+        self.aux.extend(crate::replication::header_aux(meta));
         Ok(())
     }
 
@@ -799,6 +801,7 @@ pub fn start_loading(server: &Rc<RefCell<Server>>) {
             tracing::warn!("Fatal error loading the DB: function libraries: {e}. Exiting.");
             std::process::exit(1);
         }
+        crate::replication::restore_from_snapshot(state, &aux);
         state.persist.last_load_keys_loaded = stats.keys_loaded;
         state.persist.last_load_keys_expired = stats.keys_expired;
         let secs = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
