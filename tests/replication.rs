@@ -123,6 +123,7 @@ fn replica_is_read_only_and_reports_its_role() {
     );
     assert!(err(&mut r, &["WAIT", "1", "0"]).starts_with("ERR WAIT cannot be used with replica"));
     let role: redis::Value = q(&mut r, &["ROLE"]);
+    let offset: i64 = info_field(&mut r, "replication", "master_repl_offset").parse().unwrap();
     let port = master.port as i64;
     assert_eq!(
         role,
@@ -131,7 +132,7 @@ fn replica_is_read_only_and_reports_its_role() {
             redis::Value::BulkString(b"127.0.0.1".to_vec()),
             redis::Value::Int(port),
             redis::Value::BulkString(b"connected".to_vec()),
-            redis::Value::Int(info_field(&mut r, "replication", "master_repl_offset").parse().unwrap()),
+            redis::Value::Int(offset),
         ])
     );
     let mut m = master.conn();

@@ -12,12 +12,15 @@ use crate::error::{CmdError, CmdResult};
 pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("sync", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, 0, 0, 0, sync),
     CommandSpec::new("psync", -3, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, 0, 0, 0, psync),
-    CommandSpec::new("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, 0, 0, 0, replconf),
-    CommandSpec::new("replicaof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, 0, 0, 0, replicaof),
-    CommandSpec::new("slaveof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, 0, 0, 0, replicaof),
+    CommandSpec::new("replconf", -1, REPLCONF_FLAGS, 0, 0, 0, replconf),
+    CommandSpec::new("replicaof", 3, REPLICAOF_FLAGS, 0, 0, 0, replicaof),
+    CommandSpec::new("slaveof", 3, REPLICAOF_FLAGS, 0, 0, 0, replicaof),
     CommandSpec::new("role", 1, NOSCRIPT | LOADING | STALE | FAST, 0, 0, 0, role),
     CommandSpec::new("wait", 3, NOSCRIPT, 0, 0, 0, wait),
 ];
+
+const REPLCONF_FLAGS: u32 = ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY;
+const REPLICAOF_FLAGS: u32 = ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING;
 
 /// Redis's refusal of WAIT on a replica.
 const WAIT_ON_REPLICA: &str = "WAIT cannot be used with replica instances. Please also note \
@@ -117,7 +120,10 @@ fn replicaof(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let host = String::from_utf8_lossy(argv[1]).into_owned();
     if let Some(m) = &ctx.srv.repl.master {
         if m.host.eq_ignore_ascii_case(&host) && m.port == port {
-            tracing::warn!("REPLICAOF would result into synchronization with the master we are already connected with. No operation performed.");
+            tracing::warn!(
+                "REPLICAOF would result into synchronization with the master we are already \
+                 connected with. No operation performed."
+            );
             ctx.out.simple("OK Already connected to specified master");
             return Ok(());
         }

@@ -64,7 +64,8 @@ pub async fn serve_replica(
         info.online.set(true);
         info.state_name.set("online");
         info.ack_time.set(Instant::now());
-        tracing::warn!("Synchronization with replica {}:{} succeeded", info.ip, info.listening_port.get());
+        let (ip, port) = (&info.ip, info.listening_port.get());
+        tracing::warn!("Synchronization with replica {ip}:{port} succeeded");
         stream_to(&server, stream, inbuf, &info).await;
     }
     detach(&server, &info);
@@ -386,7 +387,8 @@ pub async fn cron(server: Rc<RefCell<Server>>) {
         let timeout = super::config_u64(state, "repl-timeout").max(1);
         for r in feed.replicas.borrow().iter() {
             if r.online.get() && r.ack_time.get().elapsed().as_secs() > timeout {
-                tracing::warn!("Disconnecting timedout replica: {}:{}", r.ip, r.listening_port.get());
+                let (ip, port) = (&r.ip, r.listening_port.get());
+                tracing::warn!("Disconnecting timedout replica: {ip}:{port}");
                 r.shared.kill();
             }
         }

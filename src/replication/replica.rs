@@ -210,7 +210,8 @@ async fn handshake(
     };
     let pong = command(stream, buf, &["PING".to_string()], timeout).await?;
     if pong.starts_with(b"-") && !pong.starts_with(b"-NOAUTH") && !pong.starts_with(b"-NOPERM") {
-        return Err(format!("Error reply to PING from master: '{}'", String::from_utf8_lossy(&pong)));
+        let pong = String::from_utf8_lossy(&pong);
+        return Err(format!("Error reply to PING from master: '{pong}'"));
     }
     if let Some((user, pass)) = auth {
         let mut argv = vec!["AUTH".to_string()];
@@ -342,7 +343,9 @@ fn load_snapshot(
         Ok(r) => r,
         Err(e) => {
             let _ = std::fs::remove_file(path);
-            return Err(format!("Failed trying to load the MASTER synchronization DB from disk: {e}"));
+            return Err(format!(
+                "Failed trying to load the MASTER synchronization DB from disk: {e}"
+            ));
         }
     };
     engine::bgsave_abort(ks, state);
@@ -403,7 +406,7 @@ async fn apply_stream(
         m.down_since = None;
         (m.client_id, m.db)
     })?;
-    tracing::warn!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization or sync finished.");
+    tracing::warn!("MASTER <-> REPLICA sync: Finished with success, streaming from the master.");
     let mut client = master_client(client_id, stream);
     client.db = db;
     // Listed (CLIENT LIST, flags=M) and killable (CLIENT KILL cuts the link) like any client.
