@@ -283,6 +283,23 @@ pub fn refusal(
     None
 }
 
+/// Why a write inside a script must fail now (Redis's `scriptCall` checks for replication),
+/// in the form `scripting::run::refuse` returns: `-READONLY ...` or `-NOREPLICAS ...`.
+pub fn script_write_refusal(srv: &ServerState, client: &Client) -> Option<&'static str> {
+    if is_master_client(srv, client) {
+        return None;
+    }
+    if srv.is_replica() && srv.config.get_by_name("replica-read-only") == Some("yes") {
+        return Some("-READONLY You can't write against a read only replica.");
+    }
+    let min = config_u64(srv, "min-replicas-to-write");
+    let lag = config_u64(srv, "min-replicas-max-lag");
+    if !srv.is_replica() && min > 0 && lag > 0 && (good_replicas(srv) as u64) < min {
+        return Some("-NOREPLICAS Not enough good replicas to write.");
+    }
+    None
+}
+
 /// Wakes the WAIT clients whose condition now holds (an ACK arrived).
 pub fn wake_waiters(srv: &ServerState) {
     let Some(feed) = &srv.repl.feed else { return };

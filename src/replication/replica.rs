@@ -519,6 +519,9 @@ fn apply_buffered(
         }
         out.buf.clear();
         crate::dispatch::execute(srv, client, &mut out, &argv);
+        if out.buf.first() == Some(&b'-') {
+            log_error_reply(&mut srv.state, &out.buf, &argv);
+        }
     }
     srv.ks.loading = false;
     let consumed = parser.consumed();
@@ -536,6 +539,19 @@ fn apply_buffered(
         Some(e) => Err(e),
         None => Ok(getack),
     }
+}
+
+/// A command from the master failed here: the data may have diverged. Logged as Redis does
+/// (`unexpected_error_replies` in INFO stats); the reply itself never reaches the master.
+fn log_error_reply(state: &mut ServerState, reply: &[u8], argv: &[&[u8]]) {
+    let line = reply.split(|&b| b == b'\r').next().unwrap_or(reply);
+    let text = String::from_utf8_lossy(&line[1..line.len().min(4097)]);
+    let name = crate::dispatch::resolve(argv).map_or("<unknown>".to_string(), |(_, s)| s.full_name());
+    tracing::warn!(
+        "== CRITICAL == This replica is sending an error to its master: '{text}' after \
+         processing the command '{name}'"
+    );
+    state.stats.unexpected_error_replies += 1;
 }
 
 /// `REPLCONF ACK <offset>`.
