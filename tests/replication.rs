@@ -294,3 +294,29 @@ fn killing_the_master_client_on_the_replica_resumes_partially() {
         info_field(&mut m, "stats", "sync_partial_ok") == "2"
     });
 }
+
+#[test]
+fn restarted_master_keeps_its_history_as_second_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut master = TestServer::start_in(dir.path(), &DEBUG);
+    let replica = TestServer::start(&DEBUG);
+    let mut m = master.conn();
+    populate(&mut m, 30);
+    replicate(&replica, &master);
+    let old_id = info_field(&mut m, "replication", "master_replid");
+    let offset: i64 = info_field(&mut m, "replication", "master_repl_offset").parse().unwrap();
+    let _: () = q(&mut m, &["SAVE"]);
+    master.kill();
+    let master = TestServer::start_in(dir.path(), &DEBUG);
+    let mut m = master.conn();
+    wait_until("loaded", || info_field(&mut m, "persistence", "loading") == "0");
+    assert_eq!(info_field(&mut m, "replication", "master_replid2"), old_id);
+    assert_eq!(info_field(&mut m, "replication", "second_repl_offset"), (offset + 1).to_string());
+    assert_eq!(info_field(&mut m, "replication", "master_repl_offset"), offset.to_string());
+    replicate(&replica, &master);
+    assert_eq!(info_field(&mut m, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut m, "stats", "sync_full"), "0");
+    let _: () = q(&mut m, &["SET", "after", "restart"]);
+    wait_caught_up(&replica, &master);
+    assert_eq!(digest(&mut m), digest(&mut replica.conn()));
+}

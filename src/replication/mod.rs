@@ -462,7 +462,12 @@ pub fn restore_from_snapshot(srv: &mut ServerState, aux: &[(String, Vec<u8>)]) {
             m.synced = true;
             m.db = stream_db.unwrap_or(0);
         }
-        None => reset_backlog(srv),
+        None => {
+            // A restarted master answers to a new id, keeping the saved one as its second
+            // id so that its replicas continue with a partial resync.
+            shift_replid(srv);
+            reset_backlog(srv);
+        }
     }
 }
 
