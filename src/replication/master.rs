@@ -217,6 +217,9 @@ async fn send_snapshot(
         if let Some(file) = done {
             break file;
         }
+        if shared.killed.get() {
+            return false;
+        }
         if last_newline.elapsed() >= Duration::from_secs(1) {
             last_newline = Instant::now();
             if !write_killable(stream, b"\n", shared).await {
@@ -364,19 +367,40 @@ async fn write_killable(stream: &mut TcpStream, buf: &[u8], shared: &ClientShare
     ok
 }
 
+/// `repl-backlog-ttl`: a master without replicas for that long frees its backlog and starts a
+/// new history (no replica could continue the old one from us anyway).
+fn expire_backlog(state: &mut ServerState, alone_since: Instant) {
+    let ttl = super::config_u64(state, "repl-backlog-ttl");
+    if ttl == 0 || state.is_replica() || alone_since.elapsed().as_secs() < ttl {
+        return;
+    }
+    state.journal.set_tap(None);
+    state.repl.feed = None;
+    state.run_id = super::new_replid(state);
+    state.repl.replid2 = super::NULL_REPLID.to_string();
+    state.repl.second_offset = -1;
+    tracing::warn!("Replication backlog freed after {ttl} seconds without connected replicas.");
+}
+
 /// Once a second: a `PING` in the stream every `repl-ping-replica-period` seconds (so replicas
 /// can tell a silent master from a dead one), and replicas that acknowledged nothing for
 /// `repl-timeout` seconds are dropped.
 pub async fn cron(server: Rc<RefCell<Server>>) {
     let mut last_ping = Instant::now();
+    let mut alone_since = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let mut srv = server.borrow_mut();
         let state = &mut srv.state;
-        let Some(feed) = state.repl.feed.clone() else { continue };
+        let Some(feed) = state.repl.feed.clone() else {
+            alone_since = Instant::now();
+            continue;
+        };
         if feed.replicas.borrow().is_empty() {
+            expire_backlog(state, alone_since);
             continue;
         }
+        alone_since = Instant::now();
         let period = super::config_u64(state, "repl-ping-replica-period").max(1);
         if !state.is_replica() && last_ping.elapsed().as_secs() >= period {
             last_ping = Instant::now();

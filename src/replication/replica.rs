@@ -192,7 +192,7 @@ async fn handshake(
     buf: &mut BytesMut,
     timeout: Duration,
 ) -> Result<String, String> {
-    let (auth, port, psync) = {
+    let (auth, port, psync, announce_ip) = {
         let srv = server.borrow();
         let st = &srv.state;
         let pass = st.config.get_by_name("masterauth").unwrap_or("").to_string();
@@ -206,7 +206,8 @@ async fn handshake(
         } else {
             vec!["PSYNC".to_string(), "?".into(), "-1".into()]
         };
-        (auth, port, psync)
+        let ip = st.config.get_by_name("replica-announce-ip").unwrap_or("").to_string();
+        (auth, port, psync, (!ip.is_empty()).then_some(ip))
     };
     let pong = command(stream, buf, &["PING".to_string()], timeout).await?;
     if pong.starts_with(b"-") && !pong.starts_with(b"-NOAUTH") && !pong.starts_with(b"-NOPERM") {
@@ -226,6 +227,9 @@ async fn handshake(
     }
     let lp = ["REPLCONF".to_string(), "listening-port".into(), port.to_string()];
     command(stream, buf, &lp, timeout).await?;
+    if let Some(ip) = announce_ip {
+        command(stream, buf, &["REPLCONF".into(), "ip-address".into(), ip], timeout).await?;
+    }
     let capa = ["REPLCONF", "capa", "eof", "capa", "psync2"].map(String::from);
     command(stream, buf, &capa, timeout).await?;
     let mut out = Vec::new();
