@@ -28,6 +28,8 @@ pub fn set_master(ks: &mut Keyspace, state: &mut ServerState, host: String, port
     let client_id = state.next_client_id;
     state.next_client_id += 1;
     let (db, synced) = state.repl.master.as_ref().map_or((0, true), |m| (m.db, m.synced));
+    // CONFIG GET / CONFIG REWRITE show the current master, as in Redis.
+    let _ = state.config.set("replicaof", &format!("{host} {port}"));
     state.repl.master = Some(MasterLink {
         host,
         port,
@@ -68,6 +70,7 @@ pub fn unset_master(ks: &mut Keyspace, state: &mut ServerState) {
     if state.repl.master.take().is_none() {
         return;
     }
+    let _ = state.config.set("replicaof", "");
     state.repl.generation += 1;
     ks.expire_on_access = true;
     super::shift_replid(state);
