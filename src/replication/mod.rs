@@ -85,6 +85,15 @@ impl Default for Replication {
     }
 }
 
+impl Replication {
+    /// CONFIG RESETSTAT: the sync counters of INFO stats.
+    pub fn reset_stats(&mut self) {
+        self.sync_full = 0;
+        self.sync_partial_ok = 0;
+        self.sync_partial_err = 0;
+    }
+}
+
 /// A client waiting in WAIT for `numreplicas` acknowledgements of `offset`.
 #[derive(Debug, Clone)]
 pub struct Waiter {

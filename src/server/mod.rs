@@ -245,6 +245,7 @@ impl ServerState {
         self.error_stats.clear();
         let samples = self.stats.ops_samples;
         self.stats = Stats { ops_samples: samples, ..Stats::default() };
+        self.repl.reset_stats();
     }
 
     /// Counts an error reply under its code (INFO errorstats).
