@@ -320,3 +320,25 @@ fn restarted_master_keeps_its_history_as_second_id() {
     wait_caught_up(&replica, &master);
     assert_eq!(digest(&mut m), digest(&mut replica.conn()));
 }
+
+#[test]
+fn a_replica_that_does_not_read_is_dropped_at_its_output_limit() {
+    let master = TestServer::start(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--client-output-buffer-limit",
+        "replica 1mb 0 0",
+    ]);
+    let mut m = master.conn();
+    let mut stalled = master.raw();
+    stalled.send(b"PSYNC ? -1\r\n");
+    wait_until("replica attached", || info_field(&mut m, "replication", "connected_slaves") == "1");
+    let value = "x".repeat(64 * 1024);
+    for i in 0..400 {
+        let _: () = q(&mut m, &["SET", &format!("big:{}", i % 8), &value]);
+        if info_field(&mut m, "replication", "connected_slaves") == "0" {
+            return;
+        }
+    }
+    panic!("the stalled replica was not dropped");
+}
