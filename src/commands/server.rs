@@ -891,7 +891,7 @@ fn debug(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         }
         ("change-repl-id", 2) => {
             tracing::warn!("Changing replication IDs after receiving DEBUG change-repl-id");
-            ctx.srv.run_id = random_hex40(ctx.srv);
+            ctx.srv.repl.replid = random_hex40(ctx.srv);
             ctx.out.ok();
             Ok(())
         }

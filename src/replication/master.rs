@@ -143,7 +143,7 @@ fn attach(
         }
     };
     feed.replicas.borrow_mut().push(info.clone());
-    Some((info, plan, state.run_id.clone()))
+    Some((info, plan, state.repl.replid.clone()))
 }
 
 /// The backlog bytes a `PSYNC replid offset` asks for, if this server can continue there: the
@@ -151,7 +151,7 @@ fn attach(
 fn partial(state: &ServerState, ask: Option<&(String, i64)>) -> Option<Vec<u8>> {
     let (id, offset) = ask?;
     let offset = u64::try_from(*offset).ok()?;
-    let ours = *id == state.run_id;
+    let ours = *id == state.repl.replid;
     let previous = *id == state.repl.replid2
         && i64::try_from(offset).is_ok_and(|o| o <= state.repl.second_offset);
     if !ours && !previous {
@@ -376,7 +376,7 @@ fn expire_backlog(state: &mut ServerState, alone_since: Instant) {
     }
     state.journal.set_tap(None);
     state.repl.feed = None;
-    state.run_id = super::new_replid(state);
+    state.repl.replid = super::new_replid(state);
     state.repl.replid2 = super::NULL_REPLID.to_string();
     state.repl.second_offset = -1;
     tracing::warn!("Replication backlog freed after {ttl} seconds without connected replicas.");

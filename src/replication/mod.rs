@@ -3,8 +3,8 @@
 //! **Master side** ([`master`]). The journal's tap ([`Feed`]) receives every byte of the write
 //! stream as it is appended: it keeps the last `repl-backlog-size` bytes ([`backlog`]) and
 //! queues the bytes on every attached replica's output (its `ClientShared::pushed`, bounded by
-//! `client-output-buffer-limit replica`). The replication id is `ServerState::run_id` and the
-//! offset is the journal offset. A client that runs `SYNC`/`PSYNC` is handed over to
+//! `client-output-buffer-limit replica`). The replication id is `Replication::replid` (the
+//! `run_id` at start-up) and the offset is the journal offset. A client that runs `SYNC`/`PSYNC` is handed over to
 //! [`master::serve_replica`], which answers `+CONTINUE` from the backlog or `+FULLRESYNC` with a
 //! snapshot file, then writes the stream and reads the replica's `REPLCONF ACK`s.
 //!
@@ -41,6 +41,9 @@ pub const NOREPLICAS_ERROR: &str = "NOREPLICAS Not enough good replicas to write
 /// Replication state (`ServerState::repl`).
 #[derive(Debug)]
 pub struct Replication {
+    /// The replication id (INFO `master_replid`): `run_id` at start-up, the master's on a
+    /// replica, a new one at promotion. Unlike `run_id`, it survives restarts (PSYNC2).
+    pub replid: String,
     /// The backlog and attached replicas, installed as the journal's tap once a replica has
     /// connected (or this server synced with a master).
     pub feed: Option<Rc<Feed>>,
@@ -69,6 +72,7 @@ pub struct Replication {
 impl Default for Replication {
     fn default() -> Self {
         Replication {
+            replid: NULL_REPLID.to_string(),
             feed: None,
             replid2: NULL_REPLID.to_string(),
             second_offset: -1,
@@ -379,7 +383,7 @@ pub fn info_section(srv: &ServerState, s: &mut String) {
         f(&format!("slave{i}"), &line);
     }
     f("master_failover_state", &"no-failover");
-    f("master_replid", &srv.run_id);
+    f("master_replid", &srv.repl.replid);
     f("master_replid2", &srv.repl.replid2);
     f("master_repl_offset", &offset);
     f("second_repl_offset", &srv.repl.second_offset);
@@ -413,9 +417,9 @@ pub fn new_replid(srv: &mut ServerState) -> String {
 /// Redis's `shiftReplicationId`: the current id becomes the second one, valid up to the
 /// current offset, and a new id starts (a replica promoted to master).
 pub fn shift_replid(srv: &mut ServerState) {
-    srv.repl.replid2 = srv.run_id.clone();
+    srv.repl.replid2 = srv.repl.replid.clone();
     srv.repl.second_offset = srv.journal.offset() as i64 + 1;
-    srv.run_id = new_replid(srv);
+    srv.repl.replid = new_replid(srv);
 }
 
 /// Disconnects every attached replica (this server's history changes under them).
@@ -461,7 +465,7 @@ pub fn restore_from_snapshot(srv: &mut ServerState, aux: &[(String, Vec<u8>)]) {
     let id = get(AUX_REPL_ID).filter(|id| id.len() == 40);
     let offset = get(AUX_REPL_OFFSET).and_then(|o| o.parse::<u64>().ok());
     let (Some(id), Some(offset)) = (id, offset) else { return };
-    srv.run_id = id;
+    srv.repl.replid = id;
     srv.journal.set_offset(offset);
     let stream_db = get(AUX_STREAM_DB).and_then(|d| d.parse::<usize>().ok());
     match srv.repl.master.as_mut() {

@@ -205,7 +205,7 @@ async fn handshake(
         let port = if announce > 0 { announce } else { u64::from(st.tcp_port) };
         let synced = st.repl.master.as_ref().is_some_and(|m| m.synced);
         let psync = if synced {
-            vec!["PSYNC".to_string(), st.run_id.clone(), (st.journal.offset() + 1).to_string()]
+            vec!["PSYNC".to_string(), st.repl.replid.clone(), (st.journal.offset() + 1).to_string()]
         } else {
             vec!["PSYNC".to_string(), "?".into(), "-1".into()]
         };
@@ -364,7 +364,7 @@ fn load_snapshot(
     }
     // Kept as our own snapshot, as Redis does with the file it received.
     let _ = std::fs::rename(path, engine::snapshot_path(state));
-    state.run_id = replid.to_string();
+    state.repl.replid = replid.to_string();
     state.repl.replid2 = super::NULL_REPLID.to_string();
     state.repl.second_offset = -1;
     state.journal.set_offset(offset);
@@ -389,8 +389,8 @@ fn continue_with(
     let mut srv = server.borrow_mut();
     let state = &mut srv.state;
     if let Some(id) = new_id {
-        if id != state.run_id {
-            state.repl.replid2 = std::mem::replace(&mut state.run_id, id.to_string());
+        if id != state.repl.replid {
+            state.repl.replid2 = std::mem::replace(&mut state.repl.replid, id.to_string());
             state.repl.second_offset = state.journal.offset() as i64 + 1;
             super::drop_replicas(state);
         }

@@ -145,7 +145,7 @@ impl ServerState {
             })
             .collect();
         let config_file = config.config_file.clone();
-        ServerState {
+        let mut state = ServerState {
             config,
             journal: Journal::new(),
             dirty: 0,
@@ -185,7 +185,9 @@ impl ServerState {
             watches: watch::Watches::default(),
             persist: crate::snapshot::engine::Persistence::new(),
             repl: crate::replication::Replication::default(),
-        }
+        };
+        state.repl.replid = state.run_id.clone();
+        state
     }
 
     /// Starts a batch of commands from one read: they all see the same command time, which

@@ -161,7 +161,7 @@ fn meta_for(ks: &Keyspace, srv: &ServerState) -> Meta {
     Meta {
         created_ms: now_ms(),
         server_version: env!("CARGO_PKG_VERSION").to_string(),
-        repl_id: srv.run_id.clone(),
+        repl_id: srv.repl.replid.clone(),
         repl_offset: srv.journal.offset(),
         used_memory: crate::alloc::used_memory() as u64,
         dbs,
