@@ -342,3 +342,33 @@ fn a_replica_that_does_not_read_is_dropped_at_its_output_limit() {
     }
     panic!("the stalled replica was not dropped");
 }
+
+#[test]
+fn failover_hands_the_master_role_to_a_caught_up_replica() {
+    let a = TestServer::start(&DEBUG);
+    let b = TestServer::start(&DEBUG);
+    let (mut ca, mut cb) = (a.conn(), b.conn());
+    assert_eq!(
+        err(&mut ca, &["FAILOVER", "TO", "127.0.0.1", &b.port.to_string()]),
+        "ERR FAILOVER requires connected replicas."
+    );
+    populate(&mut ca, 20);
+    replicate(&b, &a);
+    assert_eq!(
+        err(&mut ca, &["FAILOVER", "FORCE", "TIMEOUT", "100"]),
+        "ERR FAILOVER with force option requires both a timeout and target HOST and IP."
+    );
+    assert_eq!(err(&mut ca, &["FAILOVER", "ABORT"]), "ERR No failover in progress.");
+    let _: () = q(&mut ca, &["FAILOVER", "TO", "127.0.0.1", &b.port.to_string()]);
+    wait_until("failover done", || {
+        info_field(&mut ca, "replication", "master_failover_state") == "no-failover"
+            && info_field(&mut ca, "replication", "role") == "slave"
+    });
+    assert_eq!(info_field(&mut cb, "replication", "role"), "master");
+    wait_caught_up(&a, &b);
+    assert_eq!(info_field(&mut cb, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut cb, "stats", "sync_full"), "0");
+    let _: () = q(&mut cb, &["SET", "after", "failover"]);
+    wait_caught_up(&a, &b);
+    assert_eq!(digest(&mut ca), digest(&mut cb));
+}

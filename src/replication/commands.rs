@@ -17,6 +17,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("slaveof", 3, REPLICAOF_FLAGS, 0, 0, 0, replicaof),
     CommandSpec::new("role", 1, NOSCRIPT | LOADING | STALE | FAST, 0, 0, 0, role),
     CommandSpec::new("wait", 3, NOSCRIPT, 0, 0, 0, wait),
+    CommandSpec::new("failover", -1, ADMIN | NOSCRIPT | STALE, 0, 0, 0, failover),
 ];
 
 const REPLCONF_FLAGS: u32 = ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY;
@@ -46,6 +47,9 @@ fn sync(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
 /// PSYNC replicationid offset
 /// ```
 fn psync(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    if argv.len() > 3 && is(argv[3], "failover") {
+        failover_request(ctx, argv[1])?;
+    }
     refuse_without_master_link(ctx)?;
     let offset = int(argv[2]).inspect_err(|_| {
         let addr = ctx.client.shared.info.borrow().addr;
@@ -56,8 +60,28 @@ fn psync(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// `PSYNC <replid> <offset> FAILOVER`: our master hands over to us; we become a master
+/// first (keeping our history as the second id), then answer its PSYNC as a replica's.
+fn failover_request(ctx: &mut Ctx<'_>, replid: &[u8]) -> Result<(), CmdError> {
+    let replid = String::from_utf8_lossy(replid).into_owned();
+    tracing::warn!("Failover request received for replid {replid}.");
+    if !ctx.srv.is_replica() {
+        return Err(CmdError::err("PSYNC FAILOVER can't be sent to a master."));
+    }
+    if replid != ctx.srv.repl.replid {
+        return Err(CmdError::err("PSYNC FAILOVER replid must match my replid."));
+    }
+    super::replica::unset_master(ctx.ks, ctx.srv);
+    let addr = ctx.client.shared.info.borrow().addr;
+    tracing::warn!("MASTER MODE enabled (failover request from 'addr={addr}')");
+    Ok(())
+}
+
 /// A replica whose own master link is down has no consistent history to offer.
 fn refuse_without_master_link(ctx: &Ctx<'_>) -> Result<(), CmdError> {
+    if ctx.srv.repl.failover.is_some() {
+        return Err(CmdError::Msg("NOMASTERLINK Can't SYNC while failing over".into()));
+    }
     match &ctx.srv.repl.master {
         Some(m) if m.state != super::LinkState::Connected => Err(CmdError::Msg(
             "NOMASTERLINK Can't SYNC while not connected with my master".into(),
@@ -108,6 +132,9 @@ fn replconf(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// REPLICAOF host port | NO ONE
 /// ```
 fn replicaof(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    if ctx.srv.repl.failover.is_some() {
+        return Err(CmdError::err("REPLICAOF not allowed while failing over."));
+    }
     if is(argv[1], "no") && is(argv[2], "one") {
         super::replica::unset_master(ctx.ks, ctx.srv);
         ctx.out.ok();
@@ -211,6 +238,88 @@ fn wait(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         super::request_acks(ctx.srv);
     }
     ctx.srv.blocking.block(id, ctx.db, &[], None);
+    Ok(())
+}
+
+/// Hands the master role over to a replica once it has caught up, without losing writes:
+/// writes pause meanwhile. `ABORT` cancels; `TIMEOUT` bounds the wait (with `FORCE`, the
+/// handover then happens anyway).
+///
+/// ```text
+/// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT milliseconds]
+/// ```
+fn failover(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    if argv.len() == 2 && is(argv[1], "abort") {
+        if ctx.srv.repl.failover.is_none() {
+            return Err(CmdError::err("No failover in progress."));
+        }
+        super::failover::abort(ctx.ks, ctx.srv, "Failover manually aborted");
+        ctx.out.ok();
+        return Ok(());
+    }
+    let plan = parse_failover(argv)?;
+    check_failover(ctx.srv, &plan)?;
+    super::failover::begin(ctx.srv, plan);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// FAILOVER's options, as Redis parses them.
+fn parse_failover(argv: &[&[u8]]) -> Result<super::failover::Failover, CmdError> {
+    let (mut target, mut timeout, mut force) = (None, 0i64, false);
+    let mut j = 1;
+    while j < argv.len() {
+        if is(argv[j], "timeout") && j + 1 < argv.len() && timeout == 0 {
+            timeout = int(argv[j + 1])?;
+            if timeout <= 0 {
+                return Err(CmdError::err("FAILOVER timeout must be greater than 0"));
+            }
+            j += 2;
+        } else if is(argv[j], "to") && j + 2 < argv.len() && target.is_none() {
+            let port = int(argv[j + 2])?;
+            let port = u16::try_from(port).map_err(|_| CmdError::err("Invalid port"))?;
+            target = Some((String::from_utf8_lossy(argv[j + 1]).into_owned(), port));
+            j += 3;
+        } else if is(argv[j], "force") && !force {
+            force = true;
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let deadline = (timeout > 0).then(|| Instant::now() + Duration::from_millis(timeout as u64));
+    Ok(super::failover::Failover { target, deadline, force, in_progress: false })
+}
+
+/// Redis's preconditions for FAILOVER.
+fn check_failover(
+    srv: &crate::server::ServerState,
+    plan: &super::failover::Failover,
+) -> Result<(), CmdError> {
+    if srv.repl.failover.is_some() {
+        return Err(CmdError::err("FAILOVER already in progress."));
+    }
+    if srv.is_replica() {
+        return Err(CmdError::err("FAILOVER is not valid when server is a replica."));
+    }
+    let replicas = srv.repl.feed.as_ref().map(|f| f.replicas.borrow().clone()).unwrap_or_default();
+    if replicas.is_empty() {
+        return Err(CmdError::err("FAILOVER requires connected replicas."));
+    }
+    if plan.force && (plan.deadline.is_none() || plan.target.is_none()) {
+        return Err(CmdError::err(
+            "FAILOVER with force option requires both a timeout and target HOST and IP.",
+        ));
+    }
+    if let Some((host, port)) = &plan.target {
+        let found = replicas.iter().find(|r| &r.ip == host && r.listening_port.get() == *port);
+        let Some(r) = found else {
+            return Err(CmdError::err("FAILOVER target HOST and PORT is not a replica."));
+        };
+        if !r.online.get() {
+            return Err(CmdError::err("FAILOVER target replica is not online."));
+        }
+    }
     Ok(())
 }
 

@@ -402,7 +402,8 @@ pub async fn cron(server: Rc<RefCell<Server>>) {
         }
         alone_since = Instant::now();
         let period = super::config_u64(state, "repl-ping-replica-period").max(1);
-        if !state.is_replica() && last_ping.elapsed().as_secs() >= period {
+        let pinging = !state.is_replica() && state.repl.failover.is_none();
+        if pinging && last_ping.elapsed().as_secs() >= period {
             last_ping = Instant::now();
             let mut ping = Vec::new();
             crate::journal::encode_command(&mut ping, &[b"PING"]);

@@ -15,6 +15,7 @@
 
 pub mod backlog;
 pub mod commands;
+pub mod failover;
 pub mod master;
 pub mod replica;
 
@@ -63,6 +64,8 @@ pub struct Replication {
     pub sync_full: u64,
     pub sync_partial_ok: u64,
     pub sync_partial_err: u64,
+    /// FAILOVER in progress, if any.
+    pub failover: Option<failover::Failover>,
     /// What clients announced with REPLCONF before their PSYNC: listening port, ip address.
     pub announced: HashMap<u64, (u16, Option<String>)>,
     /// Wakes the replica task (REPLICAOF changed the target).
@@ -83,6 +86,7 @@ impl Default for Replication {
             sync_full: 0,
             sync_partial_ok: 0,
             sync_partial_err: 0,
+            failover: None,
             announced: HashMap::new(),
             wake: Rc::new(tokio::sync::Notify::new()),
         }
@@ -382,7 +386,7 @@ pub fn info_section(srv: &ServerState, s: &mut String) {
         );
         f(&format!("slave{i}"), &line);
     }
-    f("master_failover_state", &"no-failover");
+    f("master_failover_state", &failover::state_name(srv));
     f("master_replid", &srv.repl.replid);
     f("master_replid2", &srv.repl.replid2);
     f("master_repl_offset", &offset);
@@ -512,4 +516,5 @@ pub fn start(server: &Rc<RefCell<crate::server::Server>>) {
     }
     tokio::task::spawn_local(replica::run(server.clone()));
     tokio::task::spawn_local(master::cron(server.clone()));
+    tokio::task::spawn_local(failover::cron(server.clone()));
 }

@@ -179,9 +179,23 @@ async fn link(
             tracing::warn!("Successful partial resynchronization with master.");
             continue_with(server, rest.first().copied(), generation)?;
         }
-        _ => return Err(format!("unexpected reply to PSYNC '{reply}' (asked {ask})")),
+        _ => {
+            if reply.starts_with('-') {
+                failover_rejected(server);
+            }
+            return Err(format!("unexpected reply to PSYNC '{reply}' (asked {ask})"));
+        }
     }
     apply_stream(server, &mut stream, &mut buf, generation).await
+}
+
+/// The target of a FAILOVER refused our PSYNC: the failover is off, we are a master again.
+fn failover_rejected(server: &Rc<RefCell<Server>>) {
+    let mut srv = server.borrow_mut();
+    let Server { ks, state, .. } = &mut *srv;
+    if state.repl.failover.as_ref().is_some_and(|f| f.in_progress) {
+        super::failover::abort(ks, state, "Failover target rejected psync request");
+    }
 }
 
 fn repl_timeout(server: &Rc<RefCell<Server>>) -> u64 {
@@ -204,11 +218,14 @@ async fn handshake(
         let announce = super::config_u64(st, "replica-announce-port");
         let port = if announce > 0 { announce } else { u64::from(st.tcp_port) };
         let synced = st.repl.master.as_ref().is_some_and(|m| m.synced);
-        let psync = if synced {
+        let mut psync = if synced {
             vec!["PSYNC".to_string(), st.repl.replid.clone(), (st.journal.offset() + 1).to_string()]
         } else {
             vec!["PSYNC".to_string(), "?".into(), "-1".into()]
         };
+        if st.repl.failover.as_ref().is_some_and(|f| f.in_progress) {
+            psync.push("FAILOVER".into());
+        }
         let ip = st.config.get_by_name("replica-announce-ip").unwrap_or("").to_string();
         (auth, port, psync, (!ip.is_empty()).then_some(ip))
     };
