@@ -4,9 +4,10 @@
 //! stream as it is appended: it keeps the last `repl-backlog-size` bytes ([`backlog`]) and
 //! queues the bytes on every attached replica's output (its `ClientShared::pushed`, bounded by
 //! `client-output-buffer-limit replica`). The replication id is `Replication::replid` (the
-//! `run_id` at start-up) and the offset is the journal offset. A client that runs `SYNC`/`PSYNC` is handed over to
-//! [`master::serve_replica`], which answers `+CONTINUE` from the backlog or `+FULLRESYNC` with a
-//! snapshot file, then writes the stream and reads the replica's `REPLCONF ACK`s.
+//! `run_id` at start-up) and the offset is the journal offset. A client that runs
+//! `SYNC`/`PSYNC` is handed over to [`master::serve_replica`], which answers `+CONTINUE` from
+//! the backlog or `+FULLRESYNC` with a snapshot file, then writes the stream and reads the
+//! replica's `REPLCONF ACK`s.
 //!
 //! **Replica side** ([`replica`]). `REPLICAOF host port` starts a task that connects, performs
 //! the handshake, loads the snapshot or continues from its offset, and applies the stream

@@ -570,7 +570,8 @@ fn apply_buffered(
 fn log_error_reply(state: &mut ServerState, reply: &[u8], argv: &[&[u8]]) {
     let line = reply.split(|&b| b == b'\r').next().unwrap_or(reply);
     let text = String::from_utf8_lossy(&line[1..line.len().min(4097)]);
-    let name = crate::dispatch::resolve(argv).map_or("<unknown>".to_string(), |(_, s)| s.full_name());
+    let name =
+        crate::dispatch::resolve(argv).map_or_else(|_| "<unknown>".into(), |(_, s)| s.full_name());
     tracing::warn!(
         "== CRITICAL == This replica is sending an error to its master: '{text}' after \
          processing the command '{name}'"
