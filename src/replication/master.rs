@@ -27,7 +27,9 @@ enum Plan {
     Partial(Vec<u8>),
     /// `+FULLRESYNC`: the snapshot at `path` once `wait_bgsave` ends (if it is ours), then the
     /// stream queued since.
-    Full { offset: u64, path: std::path::PathBuf, bgsave: bool },
+    /// `bgsave`: the count of completed saves before ours, for a background save (one more
+    /// means ours succeeded; an aborted one, e.g. by FLUSHALL, does not count).
+    Full { offset: u64, path: std::path::PathBuf, bgsave: Option<u64> },
 }
 
 /// Serves a client that ran SYNC (`ask` = `None`) or `PSYNC replid offset` until it
@@ -167,10 +169,11 @@ fn full_snapshot(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) ->
     state.journal.reset_selected_db();
     let offset = state.journal.offset();
     if state.persist.bgsave.is_none() {
+        let saves = state.persist.saves;
         let _ = engine::bgsave_start(ks, state);
         if state.persist.bgsave.is_some() {
             let path = engine::snapshot_path(state);
-            return Some(Plan::Full { offset, path, bgsave: true });
+            return Some(Plan::Full { offset, path, bgsave: Some(saves) });
         }
         return None;
     }
@@ -180,7 +183,7 @@ fn full_snapshot(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) ->
         state.next_client_id
     ));
     match engine::save_to(ks, state, &path) {
-        Ok(()) => Some(Plan::Full { offset, path, bgsave: false }),
+        Ok(()) => Some(Plan::Full { offset, path, bgsave: None }),
         Err(e) => {
             tracing::warn!("Can't save the snapshot for a replica: {e}");
             None
@@ -196,22 +199,19 @@ async fn send_snapshot(
     shared: &ClientShared,
     info: &ReplicaInfo,
     path: &std::path::Path,
-    bgsave: bool,
+    bgsave: Option<u64>,
 ) -> bool {
     let mut last_newline = Instant::now();
     let file = loop {
         let done = {
-            let srv = server.borrow();
-            if srv.state.persist.bgsave.is_none() || !bgsave {
-                let opened = srv
-                    .state
-                    .persist
-                    .last_bgsave_ok
-                    .then(|| std::fs::File::open(path).ok())
-                    .flatten();
-                Some(if bgsave { opened } else { std::fs::File::open(path).ok() })
-            } else {
-                None
+            let p = &server.borrow().state.persist;
+            match bgsave {
+                None => Some(std::fs::File::open(path).ok()),
+                Some(_) if p.bgsave.is_some() => None,
+                Some(before) => {
+                    let ours_ok = p.last_bgsave_ok && p.saves > before;
+                    Some(ours_ok.then(|| std::fs::File::open(path).ok()).flatten())
+                }
             }
         };
         if let Some(file) = done {
@@ -228,7 +228,7 @@ async fn send_snapshot(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    if !bgsave {
+    if bgsave.is_none() {
         let _ = std::fs::remove_file(path);
     }
     let Some(mut file) = file else {
