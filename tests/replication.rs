@@ -372,3 +372,28 @@ fn failover_hands_the_master_role_to_a_caught_up_replica() {
     wait_caught_up(&a, &b);
     assert_eq!(digest(&mut ca), digest(&mut cb));
 }
+
+#[test]
+fn replicas_arriving_together_share_one_snapshot() {
+    let master = TestServer::start(&DEBUG);
+    let r1 = TestServer::start(&DEBUG);
+    let r2 = TestServer::start(&DEBUG);
+    let mut m = master.conn();
+    let _: () = q(&mut m, &["DEBUG", "POPULATE", "300000"]);
+    let port = master.port.to_string();
+    let _: () = q(&mut r1.conn(), &["REPLICAOF", "127.0.0.1", &port]);
+    // The first replica's snapshot is being written when the second one asks.
+    wait_until("first snapshot", || {
+        info_field(&mut m, "persistence", "rdb_bgsave_in_progress") == "1"
+    });
+    let _: () = q(&mut m, &["SET", "between", "syncs"]);
+    let _: () = q(&mut r2.conn(), &["REPLICAOF", "127.0.0.1", &port]);
+    let _: () = q(&mut m, &["SET", "later", "still"]);
+    wait_caught_up(&r1, &master);
+    wait_caught_up(&r2, &master);
+    assert_eq!(info_field(&mut m, "stats", "sync_full"), "2");
+    assert_eq!(info_field(&mut m, "persistence", "rdb_saves"), "1");
+    let d = digest(&mut m);
+    assert_eq!(d, digest(&mut r1.conn()));
+    assert_eq!(d, digest(&mut r2.conn()));
+}

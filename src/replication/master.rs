@@ -29,7 +29,9 @@ enum Plan {
     /// stream queued since.
     /// `bgsave`: the count of completed saves before ours, for a background save (one more
     /// means ours succeeded; an aborted one, e.g. by FLUSHALL, does not count).
-    Full { offset: u64, path: std::path::PathBuf, bgsave: Option<u64> },
+    /// `prefix`: stream bytes since `offset` already produced when the replica joins a
+    /// background save another replica started.
+    Full { offset: u64, path: std::path::PathBuf, bgsave: Option<u64>, prefix: Vec<u8> },
 }
 
 /// Serves a client that ran SYNC (`ask` = `None`) or `PSYNC replid offset` until it
@@ -56,7 +58,7 @@ pub async fn serve_replica(
             head.extend_from_slice(&bytes);
             write_killable(stream, &head, &shared).await
         }
-        Plan::Full { offset, path, bgsave } => {
+        Plan::Full { offset, path, bgsave, .. } => {
             let head = format!("+FULLRESYNC {replid} {offset}\r\n");
             (!psync || write_killable(stream, head.as_bytes(), &shared).await)
                 && send_snapshot(&server, stream, &shared, &info, &path, bgsave).await
@@ -93,13 +95,19 @@ async fn sync_delay(
     if delay == 0 {
         return true;
     }
+    // `repl-diskless-sync-max-replicas`: stop waiting once that many replicas wait.
+    let max = super::config_u64(&server.borrow().state, "repl-diskless-sync-max-replicas");
+    server.borrow_mut().state.repl.delaying += 1;
     let end = Instant::now() + Duration::from_secs(delay);
-    while Instant::now() < end {
-        if shared.killed.get() {
-            return false;
+    while Instant::now() < end && !shared.killed.get() {
+        if max > 0 && server.borrow().state.repl.delaying as u64 >= max {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Leave a moment for the other waiters to see the count before it drops.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    server.borrow_mut().state.repl.delaying -= 1;
     !shared.killed.get()
 }
 
@@ -144,6 +152,11 @@ fn attach(
             full_snapshot(ks, state)?
         }
     };
+    if let Plan::Full { prefix, .. } = &plan {
+        if !prefix.is_empty() {
+            client.shared.push(prefix);
+        }
+    }
     feed.replicas.borrow_mut().push(info.clone());
     Some((info, plan, state.repl.replid.clone()))
 }
@@ -166,6 +179,9 @@ fn partial(state: &ServerState, ask: Option<&(String, i64)>) -> Option<Vec<u8>> 
 /// otherwise a synchronous one to a file of its own. The stream from here on is queued for the
 /// replica, starting with a SELECT.
 fn full_snapshot(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) -> Option<Plan> {
+    if let Some(shared) = join_bgsave(state) {
+        return Some(shared);
+    }
     state.journal.reset_selected_db();
     let offset = state.journal.offset();
     if state.persist.bgsave.is_none() {
@@ -173,7 +189,8 @@ fn full_snapshot(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) ->
         let _ = engine::bgsave_start(ks, state);
         if state.persist.bgsave.is_some() {
             let path = engine::snapshot_path(state);
-            return Some(Plan::Full { offset, path, bgsave: Some(saves) });
+            state.repl.sync_bgsave = Some((offset, saves, path.clone()));
+            return Some(Plan::Full { offset, path, bgsave: Some(saves), prefix: Vec::new() });
         }
         return None;
     }
@@ -183,12 +200,24 @@ fn full_snapshot(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) ->
         state.next_client_id
     ));
     match engine::save_to(ks, state, &path) {
-        Ok(()) => Some(Plan::Full { offset, path, bgsave: None }),
+        Ok(()) => Some(Plan::Full { offset, path, bgsave: None, prefix: Vec::new() }),
         Err(e) => {
             tracing::warn!("Can't save the snapshot for a replica: {e}");
             None
         }
     }
+}
+
+/// A replica arriving while a background save for another replica runs shares it (as Redis
+/// does): it gets the same snapshot and offset, and the stream produced since then, from the
+/// backlog, ahead of the live stream.
+fn join_bgsave(state: &ServerState) -> Option<Plan> {
+    let (offset, saves, path) = state.repl.sync_bgsave.clone()?;
+    if state.persist.bgsave.is_none() || state.persist.saves != saves {
+        return None;
+    }
+    let prefix = state.repl.feed.as_ref()?.backlog.borrow().since(offset + 1)?;
+    Some(Plan::Full { offset, path, bgsave: Some(saves), prefix })
 }
 
 /// Waits for the background save (sending a newline every second, which a replica skips, so

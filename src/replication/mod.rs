@@ -65,6 +65,11 @@ pub struct Replication {
     pub sync_full: u64,
     pub sync_partial_ok: u64,
     pub sync_partial_err: u64,
+    /// The background save replicas are waiting for: its offset, the save count before it,
+    /// its file (a replica arriving meanwhile joins it, see `master::join_bgsave`).
+    pub sync_bgsave: Option<(u64, u64, std::path::PathBuf)>,
+    /// Replicas waiting out `repl-diskless-sync-delay`.
+    pub delaying: usize,
     /// FAILOVER in progress, if any.
     pub failover: Option<failover::Failover>,
     /// What clients announced with REPLCONF before their PSYNC: listening port, ip address.
@@ -88,6 +93,8 @@ impl Default for Replication {
             sync_partial_ok: 0,
             sync_partial_err: 0,
             failover: None,
+            sync_bgsave: None,
+            delaying: 0,
             announced: HashMap::new(),
             wake: Rc::new(tokio::sync::Notify::new()),
         }
