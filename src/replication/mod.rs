@@ -102,6 +102,13 @@ impl Default for Replication {
 }
 
 impl Replication {
+    /// Whether client `id` just ran SYNC/PSYNC (its connection stops reading commands).
+    /// Cheap when nobody did: this runs after every command.
+    #[inline]
+    pub fn is_handoff(&self, id: u64) -> bool {
+        !self.handoffs.is_empty() && self.handoffs.contains_key(&id)
+    }
+
     /// CONFIG RESETSTAT: the sync counters of INFO stats.
     pub fn reset_stats(&mut self) {
         self.sync_full = 0;
@@ -223,6 +230,33 @@ pub fn config_u64(srv: &ServerState, name: &str) -> u64 {
     srv.config.get_by_name(name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
+/// A parameter checked on every write: its table index is looked up once (a lookup by name
+/// scans the whole parameter table).
+struct HotParam {
+    name: &'static str,
+    index: std::sync::OnceLock<Option<usize>>,
+}
+
+impl HotParam {
+    const fn new(name: &'static str) -> Self {
+        HotParam { name, index: std::sync::OnceLock::new() }
+    }
+
+    fn get<'a>(&self, srv: &'a ServerState) -> &'a str {
+        let i = *self.index.get_or_init(|| crate::config::find_index(self.name));
+        i.map_or("", |i| srv.config.get_index(i))
+    }
+
+    fn u64(&self, srv: &ServerState) -> u64 {
+        self.get(srv).parse().unwrap_or(0)
+    }
+}
+
+static MIN_REPLICAS_TO_WRITE: HotParam = HotParam::new("min-replicas-to-write");
+static MIN_REPLICAS_MAX_LAG: HotParam = HotParam::new("min-replicas-max-lag");
+static REPLICA_READ_ONLY: HotParam = HotParam::new("replica-read-only");
+static REPLICA_SERVE_STALE: HotParam = HotParam::new("replica-serve-stale-data");
+
 /// The feed, created (and installed as the journal's tap) on first use: Redis creates the
 /// backlog when the first replica connects, and keeps it.
 pub fn ensure_feed(srv: &mut ServerState) -> Rc<Feed> {
@@ -262,7 +296,7 @@ pub fn is_master_client(srv: &ServerState, client: &Client) -> bool {
 
 /// Replicas with an acknowledgement younger than `min-replicas-max-lag` seconds.
 pub fn good_replicas(srv: &ServerState) -> usize {
-    let max_lag = config_u64(srv, "min-replicas-max-lag");
+    let max_lag = MIN_REPLICAS_MAX_LAG.u64(srv);
     let Some(feed) = &srv.repl.feed else { return 0 };
     let n = feed
         .replicas
@@ -287,18 +321,18 @@ pub fn refusal(
     }
     let write = spec.has(WRITE);
     if write && !srv.is_replica() {
-        let min = config_u64(srv, "min-replicas-to-write");
-        if min > 0 && config_u64(srv, "min-replicas-max-lag") > 0 {
+        let min = MIN_REPLICAS_TO_WRITE.u64(srv);
+        if min > 0 && MIN_REPLICAS_MAX_LAG.u64(srv) > 0 {
             if (good_replicas(srv) as u64) < min {
                 return Some(CmdError::Msg(NOREPLICAS_ERROR.into()));
             }
         }
     }
     let m = srv.repl.master.as_ref()?;
-    if write && srv.config.get_by_name("replica-read-only") == Some("yes") {
+    if write && REPLICA_READ_ONLY.get(srv) == "yes" {
         return Some(CmdError::Msg(READONLY_ERROR.into()));
     }
-    let stale_ok = srv.config.get_by_name("replica-serve-stale-data") != Some("no");
+    let stale_ok = REPLICA_SERVE_STALE.get(srv) != "no";
     if m.state != LinkState::Connected && !stale_ok && !spec.has(STALE) {
         return Some(CmdError::Msg(
             "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
@@ -314,11 +348,11 @@ pub fn script_write_refusal(srv: &ServerState, client: &Client) -> Option<&'stat
     if is_master_client(srv, client) {
         return None;
     }
-    if srv.is_replica() && srv.config.get_by_name("replica-read-only") == Some("yes") {
+    if srv.is_replica() && REPLICA_READ_ONLY.get(srv) == "yes" {
         return Some("-READONLY You can't write against a read only replica.");
     }
-    let min = config_u64(srv, "min-replicas-to-write");
-    let lag = config_u64(srv, "min-replicas-max-lag");
+    let min = MIN_REPLICAS_TO_WRITE.u64(srv);
+    let lag = MIN_REPLICAS_MAX_LAG.u64(srv);
     if !srv.is_replica() && min > 0 && lag > 0 && (good_replicas(srv) as u64) < min {
         return Some("-NOREPLICAS Not enough good replicas to write.");
     }
@@ -494,6 +528,20 @@ pub fn restore_from_snapshot(srv: &mut ServerState, aux: &[(String, Vec<u8>)]) {
             reset_backlog(srv);
         }
     }
+}
+
+/// The SYNC/PSYNC request of client `id`, if it just made one: its connection then serves
+/// it as a replica ([`master::serve_replica`]).
+pub fn take_handoff(
+    server: &Rc<RefCell<crate::server::Server>>,
+    id: u64,
+) -> Option<Option<(String, i64)>> {
+    let mut srv = server.borrow_mut();
+    let handoffs = &mut srv.state.repl.handoffs;
+    if handoffs.is_empty() {
+        return None;
+    }
+    handoffs.remove(&id)
 }
 
 /// Forgets what a disconnected client left here (its REPLCONF announcements, its WAIT).

@@ -179,8 +179,7 @@ impl Connection {
     async fn run(&mut self) {
         loop {
             // SYNC / PSYNC: from here on the connection carries the replication stream.
-            let handoff = self.server.borrow_mut().state.repl.handoffs.remove(&self.client.id);
-            if let Some(ask) = handoff {
+            if let Some(ask) = crate::replication::take_handoff(&self.server, self.client.id) {
                 let server = self.server.clone();
                 let (stream, inbuf) = (&mut self.stream, &mut self.inbuf);
                 crate::replication::master::serve_replica(server, stream, inbuf, &self.client, ask)
@@ -451,7 +450,7 @@ impl Connection {
                     if self.client.close_after_reply || srv.state.shutdown.is_some() {
                         break;
                     }
-                    if srv.state.repl.handoffs.contains_key(&self.client.id) {
+                    if srv.state.repl.is_handoff(self.client.id) {
                         break;
                     }
                 }
