@@ -173,6 +173,10 @@ pub fn execute(server: &mut Server, client: &mut Client, out: &mut ReplyBuf, arg
         reject(server, client, out, Some((id, spec)), argv, &err);
         return;
     }
+    if let Some(err) = crate::replication::refusal(&server.state, client, spec) {
+        reject(server, client, out, Some((id, spec)), argv, &err);
+        return;
+    }
     if let Some(err) = commands::pubsub::subscribed_mode_refusal(client, spec) {
         reject(server, client, out, Some((id, spec)), argv, &err);
         return;

@@ -64,9 +64,19 @@ pub fn encode_command<A: AsRef<[u8]>>(out: &mut Vec<u8>, argv: &[A]) {
     }
 }
 
+/// A live reader of the stream, handed every byte as it is appended (the replication backlog
+/// and the replicas' output, see `crate::replication`). Unlike the pending buffer, a tap is
+/// fed synchronously, so a reply can only be sent after its effects reached the replicas'
+/// buffers.
+pub trait Tap: std::fmt::Debug {
+    fn feed(&self, bytes: &[u8]);
+}
+
 /// The stream itself.
 #[derive(Debug, Default)]
 pub struct Journal {
+    /// Replication's reader of the stream, if replication is active.
+    tap: Option<std::rc::Rc<dyn Tap>>,
     /// Bytes ever appended (the replication offset once replication exists).
     offset: u64,
     /// Database the stream last selected; `None` forces a SELECT before the next effect.
@@ -88,7 +98,7 @@ impl Journal {
     }
 
     pub fn is_active(&self) -> bool {
-        self.consumers > 0
+        self.consumers > 0 || self.tap.is_some()
     }
 
     /// Registers a consumer (AOF, replication backlog, test capture).
@@ -138,7 +148,12 @@ impl Journal {
     }
 
     fn raw(&mut self, bytes: &[u8]) {
-        self.pending.extend_from_slice(bytes);
+        if self.consumers > 0 {
+            self.pending.extend_from_slice(bytes);
+        }
+        if let Some(tap) = &self.tap {
+            tap.feed(bytes);
+        }
         self.offset += bytes.len() as u64;
     }
 
@@ -149,6 +164,29 @@ impl Journal {
 
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
+    }
+}
+
+// Replication's hooks (see `crate::replication`).
+impl Journal {
+    /// Installs (or removes) the replication tap; returns the previous one.
+    pub fn set_tap(&mut self, tap: Option<std::rc::Rc<dyn Tap>>) -> Option<std::rc::Rc<dyn Tap>> {
+        std::mem::replace(&mut self.tap, tap)
+    }
+
+    /// Moves the offset (a replica adopting its master's offset after a full sync).
+    pub fn set_offset(&mut self, offset: u64) {
+        self.offset = offset;
+    }
+
+    /// Passes already encoded stream bytes to the tap and counts them in the offset, without
+    /// going to the pending buffer: a replica proxying its master's stream to its own replicas,
+    /// or a master's `REPLCONF GETACK` / `PING` to its replicas.
+    pub fn feed_raw(&mut self, bytes: &[u8]) {
+        if let Some(tap) = &self.tap {
+            tap.feed(bytes);
+        }
+        self.offset += bytes.len() as u64;
     }
 }
 

@@ -35,6 +35,7 @@ pub mod journal;
 pub mod keyspace;
 pub mod log;
 pub mod protocol;
+pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod snapshot;

@@ -420,9 +420,9 @@ mod tests {
     #[test]
     fn queue_stores_arguments_back_to_back() {
         let mut m = MultiState::default();
-        m.push(1, spec("set"), &[b"SET", b"k", b"v"]);
-        m.push(2, spec("get"), &[b"GET", b""]);
-        m.push(3, spec("ping"), &[b"PING"]);
+        m.push(1, spec("set"), &[b"SET", b"k", b"v"], 0);
+        m.push(2, spec("get"), &[b"GET", b""], 0);
+        m.push(3, spec("ping"), &[b"PING"], 0);
         assert_eq!(m.len(), 3);
         let got: Vec<Vec<&[u8]>> = m.cmds.iter().map(|q| m.argv(q).to_vec()).collect();
         assert_eq!(got[0], vec![&b"SET"[..], b"k", b"v"]);

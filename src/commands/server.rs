@@ -644,9 +644,9 @@ fn info_stats(ctx: &mut Ctx<'_>, s: &mut String) {
         "total_net_repl_input_bytes" => 0,
         "total_net_repl_output_bytes" => 0,
         "rejected_connections" => st.rejected_connections,
-        "sync_full" => 0,
-        "sync_partial_ok" => 0,
-        "sync_partial_err" => 0,
+        "sync_full" => ctx.srv.repl.sync_full,
+        "sync_partial_ok" => ctx.srv.repl.sync_partial_ok,
+        "sync_partial_err" => ctx.srv.repl.sync_partial_err,
         "expired_keys" => ks.expired_keys,
         "expired_stale_perc" => format!("{:.2}", ks.expired_stale_perc),
         "expired_time_cap_reached_count" => ks.expired_time_cap_reached_count,
@@ -667,20 +667,7 @@ fn info_stats(ctx: &mut Ctx<'_>, s: &mut String) {
 }
 
 fn info_replication(srv: &ServerState, s: &mut String) {
-    s.push_str("# Replication\r\n");
-    fields!(s,
-        "role" => "master",
-        "connected_slaves" => 0,
-        "master_failover_state" => "no-failover",
-        "master_replid" => &srv.run_id,
-        "master_replid2" => "0000000000000000000000000000000000000000",
-        "master_repl_offset" => srv.journal.offset(),
-        "second_repl_offset" => -1,
-        "repl_backlog_active" => 0,
-        "repl_backlog_size" => srv.config.get_by_name("repl-backlog-size").unwrap_or("0"),
-        "repl_backlog_first_byte_offset" => 0,
-        "repl_backlog_histlen" => 0,
-    );
+    crate::replication::info_section(srv, s);
 }
 
 fn info_cpu(s: &mut String) {
@@ -919,7 +906,7 @@ fn debug(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         }
         ("change-repl-id", 2) => {
             tracing::warn!("Changing replication IDs after receiving DEBUG change-repl-id");
-            ctx.srv.run_id = random_hex40(ctx.srv);
+            ctx.srv.repl.replid = random_hex40(ctx.srv);
             ctx.out.ok();
             Ok(())
         }

@@ -68,8 +68,18 @@ fn prepare_checks(ctx: &Ctx<'_>, inv: &Invocation<'_>) -> CmdResult {
     if inv.flags & flags::NO_WRITES == 0 && inv.read_only {
         return Err(CmdError::err("Can not execute a script with write flag using *_ro command."));
     }
-    if inv.flags & flags::NO_WRITES == 0 && crate::commands::persistence::writes_denied(ctx.srv) {
-        return Err(CmdError::raw(crate::commands::persistence::MISCONF_SCRIPT));
+    if inv.flags & flags::NO_WRITES == 0 {
+        // Redis's order: a read-only replica, then a disk error, then too few replicas.
+        let repl = crate::replication::script_write_refusal(ctx.srv, ctx.client);
+        if repl.is_some_and(|e| e.starts_with("-READONLY")) {
+            return Err(CmdError::raw("READONLY Can not run script with write flag on readonly replica"));
+        }
+        if crate::commands::persistence::writes_denied(ctx.srv) {
+            return Err(CmdError::raw(crate::commands::persistence::MISCONF_SCRIPT));
+        }
+        if let Some(e) = repl {
+            return Err(CmdError::raw(&e[1..]));
+        }
     }
     if inv.flags & (flags::ALLOW_OOM | flags::NO_WRITES) == 0 && over_maxmemory(ctx) {
         return Err(CmdError::raw(
@@ -394,8 +404,18 @@ fn refuse(st: &RunState<'_, '_>, spec: &crate::commands::CommandSpec) -> Option<
     if st.read_only && spec.has(cmdflags::WRITE | cmdflags::MAY_REPLICATE) {
         return Some("Write commands are not allowed from read-only scripts.");
     }
-    if spec.has(cmdflags::WRITE) && crate::commands::persistence::writes_denied(st.ctx.srv) {
-        return Some(crate::commands::persistence::MISCONF_RDB_IN_SCRIPT);
+    if spec.has(cmdflags::WRITE) {
+        // Redis's order: a read-only replica, then a disk error, then too few replicas.
+        let repl = crate::replication::script_write_refusal(st.ctx.srv, st.ctx.client);
+        if let Some(e) = repl.filter(|e| e.starts_with("-READONLY")) {
+            return Some(e);
+        }
+        if crate::commands::persistence::writes_denied(st.ctx.srv) {
+            return Some(crate::commands::persistence::MISCONF_RDB_IN_SCRIPT);
+        }
+        if repl.is_some() {
+            return repl;
+        }
     }
     if !st.allow_oom
         && !st.wrote

@@ -102,6 +102,7 @@ pub async fn run_admitted(server: Rc<RefCell<Server>>, mut stream: TcpStream, ad
     srv.state.clients.remove(&id);
     srv.state.monitors.retain(|m| !Rc::ptr_eq(m, &shared));
     srv.state.pubsub.remove_client(&shared);
+    crate::replication::forget_client(&mut srv.state, id);
 }
 
 const MAXCLIENTS_REACHED: &str = "-ERR max number of clients reached\r\n";
@@ -182,6 +183,14 @@ struct Connection {
 impl Connection {
     async fn run(&mut self) {
         loop {
+            // SYNC / PSYNC: from here on the connection carries the replication stream.
+            if let Some(ask) = crate::replication::take_handoff(&self.server, self.client.id) {
+                let server = self.server.clone();
+                let (stream, inbuf) = (&mut self.stream, &mut self.inbuf);
+                crate::replication::master::serve_replica(server, stream, inbuf, &self.client, ask)
+                    .await;
+                return;
+            }
             if self.blocked.is_some() {
                 if !self.flush(true).await || !self.wait_blocked().await {
                     return;
@@ -465,6 +474,9 @@ impl Connection {
                         break;
                     }
                     if self.client.close_after_reply || srv.state.shutdown.is_some() {
+                        break;
+                    }
+                    if srv.state.repl.is_handoff(self.client.id) {
                         break;
                     }
                 }

@@ -21,9 +21,10 @@ pub async fn run(server: Rc<RefCell<Server>>) {
 
 /// One cron iteration.
 pub fn tick(srv: &mut Server, hz: u64) {
-    // A CLIENT PAUSE holds expiry too: deleting a key is a write (Redis skips the cycle).
+    // A CLIENT PAUSE holds expiry too: deleting a key is a write (Redis skips the cycle). A
+    // replica never expires keys itself: its master's DELs do.
     srv.ks.expiry_paused = super::client::pause::holds(true).is_some();
-    if srv.state.active_expire && !srv.ks.expiry_paused {
+    if srv.state.active_expire && !srv.ks.expiry_paused && srv.ks.expire_on_access {
         let budget = Duration::from_micros(1_000_000 * EXPIRE_CPU_PERCENT / hz / 100);
         let Server { ks, state, effects } = srv;
         let started = Instant::now();

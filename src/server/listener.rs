@@ -101,6 +101,7 @@ async fn serve(config: Config) -> Result<i32, StartupError> {
     tokio::task::spawn_local(relisten(server.clone()));
     tokio::task::spawn_local(cron::run(server.clone()));
     tokio::task::spawn_local(crate::snapshot::engine::driver(server.clone()));
+    crate::replication::start(&server);
     if !server.borrow().state.config.appendonly {
         crate::snapshot::engine::start_loading(&server);
     }

@@ -133,6 +133,8 @@ pub struct ServerState {
     pub persist: crate::snapshot::engine::Persistence,
     /// The append-only log and WAITAOF waiters (see `crate::aof`).
     pub aof: crate::aof::AofState,
+    /// Replication: backlog, replicas, the link to our master (see `crate::replication`).
+    pub repl: crate::replication::Replication,
 }
 
 impl ServerState {
@@ -145,7 +147,7 @@ impl ServerState {
             })
             .collect();
         let config_file = config.config_file.clone();
-        ServerState {
+        let mut state = ServerState {
             config,
             journal: Journal::new(),
             dirty: 0,
@@ -185,7 +187,10 @@ impl ServerState {
             watches: watch::Watches::default(),
             persist: crate::snapshot::engine::Persistence::new(),
             aof: crate::aof::AofState::default(),
-        }
+            repl: crate::replication::Replication::default(),
+        };
+        state.repl.replid = state.run_id.clone();
+        state
     }
 
     /// Starts a batch of commands from one read: they all see the same command time, which
@@ -245,6 +250,7 @@ impl ServerState {
         self.error_stats.clear();
         let samples = self.stats.ops_samples;
         self.stats = Stats { ops_samples: samples, ..Stats::default() };
+        self.repl.reset_stats();
     }
 
     /// Counts an error reply under its code (INFO errorstats).

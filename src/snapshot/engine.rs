@@ -176,10 +176,11 @@ fn meta_for(ks: &Keyspace, srv: &ServerState) -> Meta {
     if !srv.scripting.libs.libs.is_empty() {
         aux.push((AUX_FUNCTIONS.to_string(), crate::scripting::functions::dump(&srv.scripting.libs)));
     }
+    aux.extend(crate::replication::snapshot_aux(srv));
     Meta {
         created_ms: now_ms(),
         server_version: env!("CARGO_PKG_VERSION").to_string(),
-        repl_id: srv.run_id.clone(),
+        repl_id: srv.repl.replid.clone(),
         repl_offset: srv.journal.offset(),
         used_memory: crate::alloc::used_memory() as u64,
         dbs,
@@ -243,6 +244,12 @@ pub fn save(ks: &Keyspace, srv: &mut ServerState) -> Result<(), String> {
         Err(e) => tracing::warn!("Failed saving the DB: {e}"),
     }
     result
+}
+
+/// Writes a snapshot of `ks` to `dest` synchronously, without counting as a save (the file a
+/// full resync sends when a background save is already running).
+pub fn save_to(ks: &Keyspace, srv: &ServerState, dest: &Path) -> Result<(), String> {
+    write_sync(ks, &meta_for(ks, srv), write_options(srv), dest)
 }
 
 fn write_sync(ks: &Keyspace, meta: &Meta, opts: WriteOptions, dest: &Path) -> Result<(), String> {
@@ -747,6 +754,7 @@ impl LoadSink for KeyspaceSink<'_> {
             }
         }
         self.aux = meta.aux.clone();
+        self.aux.extend(crate::replication::header_aux(meta));
         Ok(())
     }
 
@@ -923,6 +931,7 @@ pub fn start_loading(server: &Rc<RefCell<Server>>) {
             tracing::warn!("Fatal error loading the DB: function libraries: {e}. Exiting.");
             std::process::exit(1);
         }
+        crate::replication::restore_from_snapshot(state, &aux);
         state.persist.last_load_keys_loaded = stats.keys_loaded;
         state.persist.last_load_keys_expired = stats.keys_expired;
         let secs = started.map_or(0.0, |s| s.elapsed().as_secs_f64());

@@ -1,0 +1,450 @@
+//! The master side: serving a replica's `SYNC`/`PSYNC` (full or partial resynchronization),
+//! writing it the stream, reading its acknowledgements, and the periodic duties (PING in the
+//! stream, dropping replicas that stopped acknowledging).
+
+use std::cell::{Cell, RefCell};
+use std::io::Read;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{ensure_feed, ReplicaInfo};
+use crate::protocol::decode::ArgSource;
+use crate::protocol::RequestParser;
+use crate::server::client::{Client, ClientShared};
+use crate::server::{Server, ServerState};
+use crate::snapshot::engine;
+
+/// Bytes of the snapshot file written per chunk.
+const FILE_CHUNK: usize = 256 * 1024;
+
+/// How the replica is to be synchronized, decided at the `PSYNC`.
+enum Plan {
+    /// `+CONTINUE`: these backlog bytes, then the live stream.
+    Partial(Vec<u8>),
+    /// `+FULLRESYNC`: the snapshot at `path` once `wait_bgsave` ends (if it is ours), then the
+    /// stream queued since.
+    /// `bgsave`: the count of completed saves before ours, for a background save (one more
+    /// means ours succeeded; an aborted one, e.g. by FLUSHALL, does not count).
+    /// `prefix`: stream bytes since `offset` already produced when the replica joins a
+    /// background save another replica started.
+    Full { offset: u64, path: std::path::PathBuf, bgsave: Option<u64>, prefix: Vec<u8> },
+}
+
+/// Serves a client that ran SYNC (`ask` = `None`) or `PSYNC replid offset` until it
+/// disconnects. `inbuf` holds what it sent after its PSYNC.
+pub async fn serve_replica(
+    server: Rc<RefCell<Server>>,
+    stream: &mut TcpStream,
+    inbuf: &mut BytesMut,
+    client: &Client,
+    ask: Option<(String, i64)>,
+) {
+    let shared = client.shared.clone();
+    if !sync_delay(&server, &shared, ask.as_ref()).await {
+        return;
+    }
+    // Old-style SYNC gets the payload without the `+FULLRESYNC` line.
+    let psync = ask.is_some();
+    let Some((info, plan, replid)) = attach(&server, client, ask) else {
+        return;
+    };
+    let ok = match plan {
+        Plan::Partial(bytes) => {
+            let mut head = format!("+CONTINUE {replid}\r\n").into_bytes();
+            head.extend_from_slice(&bytes);
+            write_killable(stream, &head, &shared).await
+        }
+        Plan::Full { offset, path, bgsave, .. } => {
+            let head = format!("+FULLRESYNC {replid} {offset}\r\n");
+            (!psync || write_killable(stream, head.as_bytes(), &shared).await)
+                && send_snapshot(&server, stream, &shared, &info, &path, bgsave).await
+        }
+    };
+    if ok {
+        info.online.set(true);
+        info.state_name.set("online");
+        info.ack_time.set(Instant::now());
+        let (ip, port) = (&info.ip, info.listening_port.get());
+        tracing::warn!("Synchronization with replica {ip}:{port} succeeded");
+        stream_to(&server, stream, inbuf, &info).await;
+    }
+    detach(&server, &info);
+}
+
+/// Before a full sync, waits `repl-diskless-sync-delay` seconds when `repl-diskless-sync` is
+/// on, as Redis does to let more replicas share one snapshot (the replica stays in its
+/// handshake meanwhile). Returns false if the client was killed.
+async fn sync_delay(
+    server: &Rc<RefCell<Server>>,
+    shared: &ClientShared,
+    ask: Option<&(String, i64)>,
+) -> bool {
+    let delay = {
+        let srv = server.borrow();
+        let st = &srv.state;
+        let diskless = st.config.get_by_name("repl-diskless-sync") == Some("yes");
+        if !diskless || partial(st, ask).is_some() {
+            return true;
+        }
+        super::config_u64(st, "repl-diskless-sync-delay")
+    };
+    if delay == 0 {
+        return true;
+    }
+    // `repl-diskless-sync-max-replicas`: stop waiting once that many replicas wait.
+    let max = super::config_u64(&server.borrow().state, "repl-diskless-sync-max-replicas");
+    server.borrow_mut().state.repl.delaying += 1;
+    let end = Instant::now() + Duration::from_secs(delay);
+    while Instant::now() < end && !shared.killed.get() {
+        if max > 0 && server.borrow().state.repl.delaying as u64 >= max {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Leave a moment for the other waiters to see the count before it drops.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    server.borrow_mut().state.repl.delaying -= 1;
+    !shared.killed.get()
+}
+
+/// Registers the replica on the feed and decides between partial and full resync, all in one
+/// borrow: the stream bytes queued for it start exactly at the offset it is told.
+fn attach(
+    server: &Rc<RefCell<Server>>,
+    client: &Client,
+    ask: Option<(String, i64)>,
+) -> Option<(Rc<ReplicaInfo>, Plan, String)> {
+    let mut srv = server.borrow_mut();
+    let Server { ks, state, .. } = &mut *srv;
+    let feed = ensure_feed(state);
+    let (port, ip) = state.repl.announced.remove(&client.id).unwrap_or((0, None));
+    let peer = client.shared.info.borrow().addr.ip().to_string();
+    let info = Rc::new(ReplicaInfo {
+        shared: client.shared.clone(),
+        ip: ip.unwrap_or(peer),
+        listening_port: Cell::new(port),
+        online: Cell::new(false),
+        state_name: Cell::new("wait_bgsave"),
+        ack_offset: Cell::new(0),
+        ack_time: Cell::new(Instant::now()),
+    });
+    client.shared.info.borrow_mut().flags = "S".into();
+    let plan = match partial(state, ask.as_ref()) {
+        Some(bytes) => {
+            state.repl.sync_partial_ok += 1;
+            tracing::warn!(
+                "Partial resynchronization request from {} accepted, sending {} bytes of backlog",
+                info.ip,
+                bytes.len()
+            );
+            Plan::Partial(bytes)
+        }
+        None => {
+            if ask.as_ref().is_some_and(|(id, _)| id != "?") {
+                state.repl.sync_partial_err += 1;
+            }
+            state.repl.sync_full += 1;
+            tracing::warn!("Full resync requested by replica {}", info.ip);
+            full_snapshot(ks, state)?
+        }
+    };
+    if let Plan::Full { prefix, .. } = &plan {
+        if !prefix.is_empty() {
+            client.shared.push(prefix);
+        }
+    }
+    feed.replicas.borrow_mut().push(info.clone());
+    Some((info, plan, state.repl.replid.clone()))
+}
+
+/// The backlog bytes a `PSYNC replid offset` asks for, if this server can continue there: the
+/// id is ours (or our previous one, up to where it ended) and the offset is in the backlog.
+fn partial(state: &ServerState, ask: Option<&(String, i64)>) -> Option<Vec<u8>> {
+    let (id, offset) = ask?;
+    let offset = u64::try_from(*offset).ok()?;
+    let ours = *id == state.repl.replid;
+    let previous = *id == state.repl.replid2
+        && i64::try_from(offset).is_ok_and(|o| o <= state.repl.second_offset);
+    if !ours && !previous {
+        return None;
+    }
+    state.repl.feed.as_ref()?.backlog.borrow().since(offset)
+}
+
+/// Takes the snapshot a full resync sends: a background save started now when none runs,
+/// otherwise a synchronous one to a file of its own. The stream from here on is queued for the
+/// replica, starting with a SELECT.
+fn full_snapshot(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) -> Option<Plan> {
+    if let Some(shared) = join_bgsave(state) {
+        return Some(shared);
+    }
+    state.journal.reset_selected_db();
+    let offset = state.journal.offset();
+    if state.persist.bgsave.is_none() {
+        let saves = state.persist.saves;
+        let _ = engine::bgsave_start(ks, state);
+        if state.persist.bgsave.is_some() {
+            let path = engine::snapshot_path(state);
+            state.repl.sync_bgsave = Some((offset, saves, path.clone()));
+            return Some(Plan::Full { offset, path, bgsave: Some(saves), prefix: Vec::new() });
+        }
+        return None;
+    }
+    let path = std::env::temp_dir().join(format!(
+        "ferrodis-repl-{}-{}.snap",
+        std::process::id(),
+        state.next_client_id
+    ));
+    match engine::save_to(ks, state, &path) {
+        Ok(()) => Some(Plan::Full { offset, path, bgsave: None, prefix: Vec::new() }),
+        Err(e) => {
+            tracing::warn!("Can't save the snapshot for a replica: {e}");
+            None
+        }
+    }
+}
+
+/// A replica arriving while a background save for another replica runs shares it (as Redis
+/// does): it gets the same snapshot and offset, and the stream produced since then, from the
+/// backlog, ahead of the live stream.
+fn join_bgsave(state: &ServerState) -> Option<Plan> {
+    let (offset, saves, path) = state.repl.sync_bgsave.clone()?;
+    if state.persist.bgsave.is_none() || state.persist.saves != saves {
+        return None;
+    }
+    let prefix = state.repl.feed.as_ref()?.backlog.borrow().since(offset + 1)?;
+    Some(Plan::Full { offset, path, bgsave: Some(saves), prefix })
+}
+
+/// Waits for the background save (sending a newline every second, which a replica skips, so
+/// that it does not time out), then sends `$<len>\r\n` and the file.
+async fn send_snapshot(
+    server: &Rc<RefCell<Server>>,
+    stream: &mut TcpStream,
+    shared: &ClientShared,
+    info: &ReplicaInfo,
+    path: &std::path::Path,
+    bgsave: Option<u64>,
+) -> bool {
+    let mut last_newline = Instant::now();
+    let file = loop {
+        let done = {
+            let p = &server.borrow().state.persist;
+            match bgsave {
+                None => Some(std::fs::File::open(path).ok()),
+                Some(_) if p.bgsave.is_some() => None,
+                Some(before) => {
+                    let ours_ok = p.last_bgsave_ok && p.saves > before;
+                    Some(ours_ok.then(|| std::fs::File::open(path).ok()).flatten())
+                }
+            }
+        };
+        if let Some(file) = done {
+            break file;
+        }
+        if shared.killed.get() {
+            return false;
+        }
+        if last_newline.elapsed() >= Duration::from_secs(1) {
+            last_newline = Instant::now();
+            if !write_killable(stream, b"\n", shared).await {
+                return false;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    if bgsave.is_none() {
+        let _ = std::fs::remove_file(path);
+    }
+    let Some(mut file) = file else {
+        tracing::warn!("SYNC failed. BGSAVE child returned an error");
+        return false;
+    };
+    info.state_name.set("send_bulk");
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if !write_killable(stream, format!("${len}\r\n").as_bytes(), shared).await {
+        return false;
+    }
+    let mut chunk = vec![0u8; FILE_CHUNK];
+    loop {
+        let n = match file.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(n) => n,
+            Err(_) => return false,
+        };
+        if !write_killable(stream, &chunk[..n], shared).await {
+            return false;
+        }
+    }
+}
+
+/// Writes the stream queued for the replica and reads its `REPLCONF ACK`s until either side
+/// closes.
+async fn stream_to(
+    server: &Rc<RefCell<Server>>,
+    stream: &mut TcpStream,
+    inbuf: &mut BytesMut,
+    info: &ReplicaInfo,
+) {
+    let shared = info.shared.clone();
+    let mut parser = RequestParser::new(1 << 20);
+    loop {
+        let pushed = shared.take_pushed();
+        if !pushed.is_empty() {
+            if !write_killable(stream, &pushed, &shared).await {
+                return;
+            }
+            continue;
+        }
+        if !read_acks(server, &mut parser, inbuf, info) {
+            return;
+        }
+        tokio::select! {
+            biased;
+            _ = shared.wake.notified() => {
+                if shared.killed.get() {
+                    return;
+                }
+            }
+            r = stream.read_buf(inbuf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+        }
+    }
+}
+
+/// Applies the replica's complete requests: `REPLCONF ACK <offset>` records its offset (and
+/// may release WAITing clients); anything else is ignored. False on a protocol error.
+fn read_acks(
+    server: &Rc<RefCell<Server>>,
+    parser: &mut RequestParser,
+    inbuf: &mut BytesMut,
+    info: &ReplicaInfo,
+) -> bool {
+    let mut acked = false;
+    loop {
+        match parser.parse(inbuf, false) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(_) => return false,
+        }
+        let argv: Vec<&[u8]> = match parser.args_source() {
+            ArgSource::Buffer => parser.ranges().iter().map(|r| &inbuf[r.clone()]).collect(),
+            ArgSource::Inline => parser.inline_args().iter().map(Vec::as_slice).collect(),
+        };
+        let is_ack = argv.len() >= 3
+            && argv[0].eq_ignore_ascii_case(b"replconf")
+            && argv[1].eq_ignore_ascii_case(b"ack");
+        if is_ack {
+            if let Some(off) = std::str::from_utf8(argv[2]).ok().and_then(|s| s.parse().ok()) {
+                info.ack_offset.set(off);
+                info.ack_time.set(Instant::now());
+                acked = true;
+            }
+        }
+    }
+    let consumed = parser.consumed();
+    inbuf.advance(consumed);
+    parser.discard_front(consumed);
+    if acked {
+        super::wake_waiters(&server.borrow().state);
+    }
+    true
+}
+
+/// Removes a replica that went away from the feed.
+fn detach(server: &Rc<RefCell<Server>>, info: &Rc<ReplicaInfo>) {
+    let srv = server.borrow();
+    if let Some(feed) = &srv.state.repl.feed {
+        feed.replicas.borrow_mut().retain(|r| !Rc::ptr_eq(r, info));
+    }
+    tracing::warn!("Connection with replica {}:{} lost.", info.ip, info.listening_port.get());
+}
+
+/// Writes `buf`, giving up as soon as the client is killed (output buffer limit, CLIENT KILL,
+/// REPLICAOF).
+async fn write_killable(stream: &mut TcpStream, buf: &[u8], shared: &ClientShared) -> bool {
+    if shared.killed.get() {
+        return false;
+    }
+    shared.inflight.set(buf.len());
+    let woken = Cell::new(false);
+    let killed = async {
+        loop {
+            shared.wake.notified().await;
+            woken.set(true);
+            if shared.killed.get() {
+                return;
+            }
+        }
+    };
+    let ok = tokio::select! {
+        biased;
+        r = stream.write_all(buf) => r.is_ok(),
+        _ = killed => false,
+    };
+    shared.inflight.set(0);
+    if ok && woken.get() {
+        // Hand back a wake-up meant for newly queued stream bytes.
+        shared.wake.notify_one();
+    }
+    ok
+}
+
+/// `repl-backlog-ttl`: a master without replicas for that long frees its backlog and starts a
+/// new history (no replica could continue the old one from us anyway).
+fn expire_backlog(state: &mut ServerState, alone_since: Instant) {
+    let ttl = super::config_u64(state, "repl-backlog-ttl");
+    if ttl == 0 || state.is_replica() || alone_since.elapsed().as_secs() < ttl {
+        return;
+    }
+    state.journal.set_tap(None);
+    state.repl.feed = None;
+    state.repl.replid = super::new_replid(state);
+    state.repl.replid2 = super::NULL_REPLID.to_string();
+    state.repl.second_offset = -1;
+    tracing::warn!("Replication backlog freed after {ttl} seconds without connected replicas.");
+}
+
+/// Once a second: a `PING` in the stream every `repl-ping-replica-period` seconds (so replicas
+/// can tell a silent master from a dead one), and replicas that acknowledged nothing for
+/// `repl-timeout` seconds are dropped.
+pub async fn cron(server: Rc<RefCell<Server>>) {
+    let mut last_ping = Instant::now();
+    let mut alone_since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut srv = server.borrow_mut();
+        let state = &mut srv.state;
+        let Some(feed) = state.repl.feed.clone() else {
+            alone_since = Instant::now();
+            continue;
+        };
+        if feed.replicas.borrow().is_empty() {
+            expire_backlog(state, alone_since);
+            continue;
+        }
+        alone_since = Instant::now();
+        let period = super::config_u64(state, "repl-ping-replica-period").max(1);
+        let pinging = !state.is_replica() && state.repl.failover.is_none();
+        if pinging && last_ping.elapsed().as_secs() >= period {
+            last_ping = Instant::now();
+            let mut ping = Vec::new();
+            crate::journal::encode_command(&mut ping, &[b"PING"]);
+            state.journal.feed_raw(&ping);
+        }
+        let timeout = super::config_u64(state, "repl-timeout").max(1);
+        for r in feed.replicas.borrow().iter() {
+            if r.online.get() && r.ack_time.get().elapsed().as_secs() > timeout {
+                let (ip, port) = (&r.ip, r.listening_port.get());
+                tracing::warn!("Disconnecting timedout replica: {ip}:{port}");
+                r.shared.kill();
+            }
+        }
+    }
+}

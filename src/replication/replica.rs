@@ -1,0 +1,588 @@
+//! The replica side: the link to the master (connect, handshake, full or partial resync) and
+//! the application of its stream.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use smallvec::SmallVec;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{LinkState, MasterLink};
+use crate::keyspace::Keyspace;
+use crate::protocol::decode::ArgSource;
+use crate::protocol::{ReplyBuf, RequestParser, Resp};
+use crate::server::client::{Client, ClientInfo, ClientShared};
+use crate::server::{Server, ServerState};
+use crate::snapshot::engine;
+
+/// Longest status line accepted from the master during the handshake.
+const MAX_LINE: usize = 64 * 1024;
+
+/// Makes this server a replica of `host:port` (REPLICAOF, or `replicaof` at start-up). Its own
+/// replicas are disconnected, to resync with the history it is about to adopt.
+pub fn set_master(ks: &mut Keyspace, state: &mut ServerState, host: String, port: u16) {
+    let client_id = state.next_client_id;
+    state.next_client_id += 1;
+    let (db, synced) = state.repl.master.as_ref().map_or((0, true), |m| (m.db, m.synced));
+    // CONFIG GET / CONFIG REWRITE show the current master, as in Redis.
+    let _ = state.config.set("replicaof", &format!("{host} {port}"));
+    state.repl.master = Some(MasterLink {
+        host,
+        port,
+        state: LinkState::Connect,
+        last_io: None,
+        down_since: None,
+        client_id,
+        db,
+        synced,
+    });
+    state.repl.generation += 1;
+    // A replica never expires keys by its own clock: it waits for its master's DELs.
+    ks.expire_on_access = false;
+    super::drop_replicas(state);
+    unblock_all(state);
+    state.repl.wake.notify_one();
+}
+
+/// Clients blocked on keys stop waiting when this server becomes a replica: their writes
+/// could no longer happen (Redis's `disconnectAllBlockedClients`).
+fn unblock_all(state: &mut ServerState) {
+    use crate::server::blocking::UnblockMode;
+    let ids: Vec<u64> =
+        state.clients.keys().copied().filter(|id| state.blocking.is_blocked(*id)).collect();
+    for id in ids {
+        if state.blocking.request_unblock(id, UnblockMode::Error) {
+            if let Some(c) = state.clients.get(&id) {
+                c.wake.notify_one();
+            }
+        }
+    }
+}
+
+/// REPLICAOF NO ONE: this server becomes a master, keeping its data and history; the old
+/// replication id stays valid as the second one, so that its former fellow replicas can
+/// continue from it.
+pub fn unset_master(ks: &mut Keyspace, state: &mut ServerState) {
+    if state.repl.master.take().is_none() {
+        return;
+    }
+    let _ = state.config.set("replicaof", "");
+    state.repl.generation += 1;
+    ks.expire_on_access = true;
+    super::shift_replid(state);
+    super::ensure_feed(state);
+    state.journal.reset_selected_db();
+    super::drop_replicas(state);
+    state.repl.wake.notify_one();
+    tracing::warn!("MASTER MODE enabled (user request)");
+}
+
+/// The replica task: idles while this server is a master; otherwise keeps a link to the
+/// master up, reconnecting after a second when it breaks.
+pub async fn run(server: Rc<RefCell<Server>>) {
+    let wake = server.borrow().state.repl.wake.clone();
+    loop {
+        let target = {
+            let srv = server.borrow();
+            let r = &srv.state.repl;
+            r.master.as_ref().map(|m| (m.host.clone(), m.port, r.generation))
+        };
+        let Some((host, port, generation)) = target else {
+            wake.notified().await;
+            continue;
+        };
+        if server.borrow().state.persist.loading.is_some() {
+            // Our own snapshot first: it may let us continue where it ends.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        if let Err(e) = link(&server, &host, port, generation).await {
+            tracing::warn!("Replication with {host}:{port}: {e}");
+        }
+        let still = link_down(&server, generation);
+        if still {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = wake.notified() => {}
+            }
+        }
+    }
+}
+
+/// Marks the link down. Returns whether the target is unchanged (retry after a pause).
+fn link_down(server: &Rc<RefCell<Server>>, generation: u64) -> bool {
+    let mut srv = server.borrow_mut();
+    let r = &mut srv.state.repl;
+    if r.generation != generation {
+        return false;
+    }
+    if let Some(m) = r.master.as_mut() {
+        if m.state == LinkState::Connected {
+            m.down_since = Some(Instant::now());
+            tracing::warn!("Connection with master lost.");
+        }
+        m.state = LinkState::Connect;
+    }
+    true
+}
+
+/// Runs `f` on the master link if it is still the one of `generation`.
+fn with_link<T>(
+    server: &Rc<RefCell<Server>>,
+    generation: u64,
+    f: impl FnOnce(&mut MasterLink) -> T,
+) -> Result<T, String> {
+    let mut srv = server.borrow_mut();
+    let r = &mut srv.state.repl;
+    match r.master.as_mut() {
+        Some(m) if r.generation == generation => Ok(f(m)),
+        _ => Err("replication target changed".into()),
+    }
+}
+
+/// One connection to the master: handshake, resync, then the stream until it breaks.
+async fn link(
+    server: &Rc<RefCell<Server>>,
+    host: &str,
+    port: u16,
+    generation: u64,
+) -> Result<(), String> {
+    with_link(server, generation, |m| m.state = LinkState::Connecting)?;
+    tracing::warn!("Connecting to MASTER {host}:{port}");
+    let timeout = Duration::from_secs(repl_timeout(server));
+    let connect = TcpStream::connect((host, port));
+    let mut stream = tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|_| "timeout connecting to the master".to_string())?
+        .map_err(|e| format!("Error condition on socket for SYNC: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    with_link(server, generation, |m| m.state = LinkState::Handshake)?;
+    tracing::warn!("MASTER <-> REPLICA sync started");
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let ask = handshake(server, &mut stream, &mut buf, timeout).await?;
+    let reply = read_line(&mut stream, &mut buf, timeout).await?;
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    let words: Vec<&str> = reply.split_whitespace().collect();
+    match words.as_slice() {
+        ["+FULLRESYNC", id, offset] => {
+            let offset: u64 = offset.parse().map_err(|_| "bad FULLRESYNC offset")?;
+            tracing::warn!("Full resync from master: {id}:{offset}");
+            with_link(server, generation, |m| m.state = LinkState::Sync)?;
+            let path = receive_snapshot(server, &mut stream, &mut buf, generation).await?;
+            load_snapshot(server, &path, id, offset, generation)?;
+        }
+        ["+CONTINUE", rest @ ..] => {
+            tracing::warn!("Successful partial resynchronization with master.");
+            continue_with(server, rest.first().copied(), generation)?;
+        }
+        _ => {
+            if reply.starts_with('-') {
+                failover_rejected(server);
+            }
+            return Err(format!("unexpected reply to PSYNC '{reply}' (asked {ask})"));
+        }
+    }
+    apply_stream(server, &mut stream, &mut buf, generation).await
+}
+
+/// The target of a FAILOVER refused our PSYNC: the failover is off, we are a master again.
+fn failover_rejected(server: &Rc<RefCell<Server>>) {
+    let mut srv = server.borrow_mut();
+    let Server { ks, state, .. } = &mut *srv;
+    if state.repl.failover.as_ref().is_some_and(|f| f.in_progress) {
+        super::failover::abort(ks, state, "Failover target rejected psync request");
+    }
+}
+
+fn repl_timeout(server: &Rc<RefCell<Server>>) -> u64 {
+    super::config_u64(&server.borrow().state, "repl-timeout").max(1)
+}
+
+/// PING, AUTH, REPLCONF listening-port, REPLCONF capa, then PSYNC. Returns the PSYNC sent.
+async fn handshake(
+    server: &Rc<RefCell<Server>>,
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    timeout: Duration,
+) -> Result<String, String> {
+    let (auth, port, psync, announce_ip) = {
+        let srv = server.borrow();
+        let st = &srv.state;
+        let pass = st.config.get_by_name("masterauth").unwrap_or("").to_string();
+        let user = st.config.get_by_name("masteruser").unwrap_or("").to_string();
+        let auth = (!pass.is_empty()).then_some((user, pass));
+        let announce = super::config_u64(st, "replica-announce-port");
+        let port = if announce > 0 { announce } else { u64::from(st.tcp_port) };
+        let synced = st.repl.master.as_ref().is_some_and(|m| m.synced);
+        let mut psync = if synced {
+            vec!["PSYNC".to_string(), st.repl.replid.clone(), (st.journal.offset() + 1).to_string()]
+        } else {
+            vec!["PSYNC".to_string(), "?".into(), "-1".into()]
+        };
+        if st.repl.failover.as_ref().is_some_and(|f| f.in_progress) {
+            psync.push("FAILOVER".into());
+        }
+        let ip = st.config.get_by_name("replica-announce-ip").unwrap_or("").to_string();
+        (auth, port, psync, (!ip.is_empty()).then_some(ip))
+    };
+    let pong = command(stream, buf, &["PING".to_string()], timeout).await?;
+    if pong.starts_with(b"-") && !pong.starts_with(b"-NOAUTH") && !pong.starts_with(b"-NOPERM") {
+        let pong = String::from_utf8_lossy(&pong);
+        return Err(format!("Error reply to PING from master: '{pong}'"));
+    }
+    if let Some((user, pass)) = auth {
+        let mut argv = vec!["AUTH".to_string()];
+        if !user.is_empty() {
+            argv.push(user);
+        }
+        argv.push(pass);
+        let r = command(stream, buf, &argv, timeout).await?;
+        if r.starts_with(b"-") {
+            return Err(format!("Unable to AUTH to MASTER: {}", String::from_utf8_lossy(&r)));
+        }
+    }
+    let lp = ["REPLCONF".to_string(), "listening-port".into(), port.to_string()];
+    command(stream, buf, &lp, timeout).await?;
+    if let Some(ip) = announce_ip {
+        command(stream, buf, &["REPLCONF".into(), "ip-address".into(), ip], timeout).await?;
+    }
+    let capa = ["REPLCONF", "capa", "eof", "capa", "psync2"].map(String::from);
+    command(stream, buf, &capa, timeout).await?;
+    let mut out = Vec::new();
+    crate::journal::encode_command(&mut out, &psync);
+    stream.write_all(&out).await.map_err(|e| e.to_string())?;
+    Ok(psync.join(" "))
+}
+
+/// Sends one command and reads its one-line reply.
+async fn command(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    argv: &[String],
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    crate::journal::encode_command(&mut out, argv);
+    stream.write_all(&out).await.map_err(|e| e.to_string())?;
+    read_line(stream, buf, timeout).await
+}
+
+/// Reads one `\r\n`-terminated line, skipping the bare newlines a master sends to keep the link
+/// alive while it prepares the snapshot.
+async fn read_line(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
+    loop {
+        while buf.first() == Some(&b'\n') {
+            buf.advance(1);
+        }
+        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+            let line = buf[..end].to_vec();
+            buf.advance(end + 2);
+            return Ok(line);
+        }
+        if buf.len() > MAX_LINE {
+            return Err("line from master too long".into());
+        }
+        let n = tokio::time::timeout(timeout, stream.read_buf(buf))
+            .await
+            .map_err(|_| "Timeout connecting to the MASTER...".to_string())?
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("master closed the connection".into());
+        }
+    }
+}
+
+/// Receives the `$<len>\r\n<bytes>` snapshot into a temporary file next to our own snapshot.
+async fn receive_snapshot(
+    server: &Rc<RefCell<Server>>,
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    generation: u64,
+) -> Result<std::path::PathBuf, String> {
+    let timeout = Duration::from_secs(repl_timeout(server));
+    let head = read_line(stream, buf, timeout).await?;
+    let len: u64 = std::str::from_utf8(head.strip_prefix(b"$").unwrap_or(b"x"))
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("Bad protocol from MASTER: '{}'", String::from_utf8_lossy(&head)))?;
+    tracing::warn!("MASTER <-> REPLICA sync: receiving {len} bytes from master to disk");
+    let dest = engine::snapshot_path(&server.borrow().state);
+    let name = format!("temp-{}-{}.rdb", std::process::id(), crate::util::time::now_ms());
+    let path = dest.parent().map_or_else(|| name.clone().into(), |d| d.join(&name));
+    let mut file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut left = len;
+    let result = async {
+        loop {
+            let take = (buf.len() as u64).min(left) as usize;
+            file.write_all(&buf[..take]).map_err(|e| e.to_string())?;
+            buf.advance(take);
+            left -= take as u64;
+            if left == 0 {
+                return Ok(());
+            }
+            let n = tokio::time::timeout(timeout, stream.read_buf(buf))
+                .await
+                .map_err(|_| "Timeout receiving bulk data from MASTER".to_string())?
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("I/O error trying to sync with MASTER: connection lost".to_string());
+            }
+            with_link(server, generation, |m| m.last_io = Some(Instant::now()))?;
+        }
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    Ok(path)
+}
+
+/// Replaces the dataset with the received snapshot and adopts the master's id and offset.
+fn load_snapshot(
+    server: &Rc<RefCell<Server>>,
+    path: &std::path::Path,
+    replid: &str,
+    offset: u64,
+    generation: u64,
+) -> Result<(), String> {
+    with_link(server, generation, |_| ())?;
+    let mut srv = server.borrow_mut();
+    let Server { ks, state, .. } = &mut *srv;
+    tracing::warn!("MASTER <-> REPLICA sync: Flushing old data");
+    tracing::warn!("MASTER <-> REPLICA sync: Loading DB in memory");
+    let limits = engine::encoding_limits(state);
+    let mut fresh = Keyspace::new(ks.dbs.len());
+    let opts = engine::LoadOptions::default();
+    let loaded = engine::load_file(path, &mut fresh, limits, opts);
+    let (_, aux) = match loaded {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(path);
+            return Err(format!(
+                "Failed trying to load the MASTER synchronization DB from disk: {e}"
+            ));
+        }
+    };
+    engine::bgsave_abort(ks, state);
+    ks.dbs = fresh.dbs;
+    state.modification_epoch += 1;
+    state.scripting.libs = Default::default();
+    if let Err(e) = engine::restore_functions(state, &aux, true) {
+        tracing::warn!("Replica: function libraries of the master's snapshot: {e}");
+    }
+    // Kept as our own snapshot, as Redis does with the file it received.
+    let _ = std::fs::rename(path, engine::snapshot_path(state));
+    state.repl.replid = replid.to_string();
+    state.repl.replid2 = super::NULL_REPLID.to_string();
+    state.repl.second_offset = -1;
+    state.journal.set_offset(offset);
+    super::reset_backlog(state);
+    super::drop_replicas(state);
+    if let Some(m) = state.repl.master.as_mut() {
+        m.synced = true;
+        m.db = 0;
+    }
+    tracing::warn!("MASTER <-> REPLICA sync: Finished with success");
+    Ok(())
+}
+
+/// `+CONTINUE [newid]`: the master may have a new id (it was promoted); ours follows, and the
+/// old one stays valid for our own replicas as the second id.
+fn continue_with(
+    server: &Rc<RefCell<Server>>,
+    new_id: Option<&str>,
+    generation: u64,
+) -> Result<(), String> {
+    with_link(server, generation, |_| ())?;
+    let mut srv = server.borrow_mut();
+    let state = &mut srv.state;
+    if let Some(id) = new_id {
+        if id != state.repl.replid {
+            state.repl.replid2 = std::mem::replace(&mut state.repl.replid, id.to_string());
+            state.repl.second_offset = state.journal.offset() as i64 + 1;
+            super::drop_replicas(state);
+        }
+    }
+    super::ensure_feed(state);
+    Ok(())
+}
+
+/// Applies the master's stream until the link breaks, acknowledging the offset every second
+/// and whenever the master asks (`REPLCONF GETACK`).
+async fn apply_stream(
+    server: &Rc<RefCell<Server>>,
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    generation: u64,
+) -> Result<(), String> {
+    let (client_id, db) = with_link(server, generation, |m| {
+        m.state = LinkState::Connected;
+        m.last_io = Some(Instant::now());
+        m.down_since = None;
+        (m.client_id, m.db)
+    })?;
+    tracing::warn!("MASTER <-> REPLICA sync: Finished with success, streaming from the master.");
+    let mut client = master_client(client_id, stream);
+    client.db = db;
+    // Listed (CLIENT LIST, flags=M) and killable (CLIENT KILL cuts the link) like any client.
+    server.borrow_mut().state.clients.insert(client_id, client.shared.clone());
+    let result = stream_loop(server, stream, buf, generation, &mut client).await;
+    server.borrow_mut().state.clients.remove(&client_id);
+    result
+}
+
+/// The body of [`apply_stream`].
+async fn stream_loop(
+    server: &Rc<RefCell<Server>>,
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    generation: u64,
+    client: &mut Client,
+) -> Result<(), String> {
+    let shared = client.shared.clone();
+    let max_bulk = usize::MAX >> 1;
+    let mut parser = RequestParser::new(max_bulk);
+    let wake = server.borrow().state.repl.wake.clone();
+    let timeout = Duration::from_secs(repl_timeout(server));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let getack = apply_buffered(server, client, &mut parser, buf, generation)?;
+        if getack {
+            send_ack(server, stream).await?;
+        }
+        tokio::select! {
+            r = stream.read_buf(buf) => match r {
+                Ok(0) => return Err("master closed the connection".into()),
+                Err(e) => return Err(e.to_string()),
+                Ok(_) => {
+                    with_link(server, generation, |m| m.last_io = Some(Instant::now()))?;
+                }
+            },
+            _ = tick.tick() => {
+                let idle = with_link(server, generation, |m| m.last_io.map(|t| t.elapsed()))?;
+                if idle.is_some_and(|d| d > timeout) {
+                    return Err("MASTER timeout: no data nor PING received...".into());
+                }
+                send_ack(server, stream).await?;
+            }
+            _ = wake.notified() => {
+                with_link(server, generation, |_| ())?;
+            }
+            _ = shared.wake.notified() => {
+                if shared.killed.get() {
+                    return Err("the master link was killed".into());
+                }
+            }
+        }
+    }
+}
+
+/// The internal client that runs the master's commands.
+fn master_client(id: u64, stream: &TcpStream) -> Client {
+    let peer = stream.peer_addr().unwrap_or_else(|_| ([127, 0, 0, 1], 0).into());
+    let local = stream.local_addr().unwrap_or(peer);
+    let mut info = ClientInfo::new(id, peer, local, -1);
+    info.flags = "M".into();
+    Client::new(id, Rc::new(ClientShared::new(info)), true)
+}
+
+/// Runs every complete command buffered from the master, in loading mode, then counts the
+/// bytes in the offset and hands them, unchanged, to this server's own replicas. Returns
+/// whether the master asked for an acknowledgement.
+fn apply_buffered(
+    server: &Rc<RefCell<Server>>,
+    client: &mut Client,
+    parser: &mut RequestParser,
+    buf: &mut BytesMut,
+    generation: u64,
+) -> Result<bool, String> {
+    let mut srv = server.borrow_mut();
+    if srv.state.repl.generation != generation {
+        return Err("replication target changed".into());
+    }
+    let srv = &mut *srv;
+    srv.state.begin_batch();
+    // The bytes go to our replicas verbatim below; the commands must not be re-encoded.
+    let tap = srv.state.journal.set_tap(None);
+    let offset = srv.state.journal.offset();
+    srv.ks.loading = true;
+    let mut out = ReplyBuf::new(Resp::V2);
+    let mut getack = false;
+    let mut failure = None;
+    loop {
+        match parser.parse(buf, false) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                failure = Some(format!("protocol error from master: {}", e.0));
+                break;
+            }
+        }
+        let argv: SmallVec<[&[u8]; 8]> = match parser.args_source() {
+            ArgSource::Buffer => parser.ranges().iter().map(|r| &buf[r.clone()]).collect(),
+            ArgSource::Inline => parser.inline_args().iter().map(Vec::as_slice).collect(),
+        };
+        if argv.is_empty() {
+            continue;
+        }
+        let is_getack = argv.len() >= 2
+            && argv[0].eq_ignore_ascii_case(b"replconf")
+            && argv[1].eq_ignore_ascii_case(b"getack");
+        if is_getack {
+            getack = true;
+            continue;
+        }
+        out.buf.clear();
+        crate::dispatch::execute(srv, client, &mut out, &argv);
+        if out.buf.first() == Some(&b'-') {
+            log_error_reply(&mut srv.state, &out.buf, &argv);
+        }
+    }
+    srv.ks.loading = false;
+    let consumed = parser.consumed();
+    srv.state.journal.set_tap(tap);
+    srv.state.journal.set_offset(offset);
+    srv.state.journal.feed_raw(&buf[..consumed]);
+    buf.advance(consumed);
+    parser.discard_front(consumed);
+    srv.state.wake_ready_clients();
+    srv.state.end_batch();
+    if let Some(m) = srv.state.repl.master.as_mut() {
+        m.db = client.db;
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(getack),
+    }
+}
+
+/// A command from the master failed here: the data may have diverged. Logged as Redis does
+/// (`unexpected_error_replies` in INFO stats); the reply itself never reaches the master.
+fn log_error_reply(state: &mut ServerState, reply: &[u8], argv: &[&[u8]]) {
+    let line = reply.split(|&b| b == b'\r').next().unwrap_or(reply);
+    let text = String::from_utf8_lossy(&line[1..line.len().min(4097)]);
+    let name =
+        crate::dispatch::resolve(argv).map_or_else(|_| "<unknown>".into(), |(_, s)| s.full_name());
+    tracing::warn!(
+        "== CRITICAL == This replica is sending an error to its master: '{text}' after \
+         processing the command '{name}'"
+    );
+    state.stats.unexpected_error_replies += 1;
+}
+
+/// `REPLCONF ACK <offset>`.
+async fn send_ack(server: &Rc<RefCell<Server>>, stream: &mut TcpStream) -> Result<(), String> {
+    let offset = server.borrow().state.journal.offset().to_string();
+    let mut out = Vec::new();
+    crate::journal::encode_command(&mut out, &["REPLCONF", "ACK", &offset]);
+    stream.write_all(&out).await.map_err(|e| e.to_string())
+}

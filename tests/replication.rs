@@ -1,0 +1,399 @@
+//! Primary/replica replication across real processes: full and partial resync, the live
+//! stream, chained replicas, promotion, WAIT, read-only replicas, INFO and ROLE.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{err, q, TestServer};
+
+/// Full syncs start at once (Redis's default waits 5 s for more replicas to share one).
+const NO_DELAY: [&str; 2] = ["--repl-diskless-sync-delay", "0"];
+const DEBUG: [&str; 4] = ["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"];
+
+/// Polls `f` until it holds (panics after 10 s with `what`).
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// One field of an INFO section.
+fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> String {
+    let info: String = q(c, &["INFO", section]);
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+        .to_string()
+}
+
+fn digest(c: &mut redis::Connection) -> String {
+    q(c, &["DEBUG", "DIGEST"])
+}
+
+/// Makes `replica` a replica of `master` and waits until it has caught up.
+fn replicate(replica: &TestServer, master: &TestServer) {
+    let mut r = replica.conn();
+    let port = master.port.to_string();
+    let _: String = q(&mut r, &["REPLICAOF", "127.0.0.1", &port]);
+    wait_caught_up(replica, master);
+}
+
+/// Waits until the replica's link is up and its offset equals the master's.
+fn wait_caught_up(replica: &TestServer, master: &TestServer) {
+    let (mut r, mut m) = (replica.conn(), master.conn());
+    wait_until("replica in sync", || {
+        info_field(&mut r, "replication", "master_link_status") == "up"
+            && info_field(&mut r, "replication", "master_repl_offset")
+                == info_field(&mut m, "replication", "master_repl_offset")
+    });
+}
+
+/// A dataset with every type, several databases and expiry times.
+fn populate(c: &mut redis::Connection, n: usize) {
+    for i in 0..n {
+        let i = i.to_string();
+        let _: () = q(c, &["SET", &format!("s:{i}"), &i]);
+        let _: () = q(c, &["RPUSH", "list", &i]);
+        let _: () = q(c, &["HSET", "hash", &format!("f{i}"), &i]);
+        let _: () = q(c, &["SADD", "set", &i]);
+        let _: () = q(c, &["ZADD", "zset", &i, &format!("m{i}")]);
+    }
+    let _: () = q(c, &["SET", "volatile", "v", "EX", "1000"]);
+    let _: () = q(c, &["SELECT", "3"]);
+    let _: () = q(c, &["SET", "in-db-3", "x"]);
+    let _: () = q(c, &["SELECT", "0"]);
+}
+
+#[test]
+fn full_sync_then_live_stream_of_every_type() {
+    let master = TestServer::start(&DEBUG);
+    let replica = TestServer::start(&DEBUG);
+    let (mut m, mut r) = (master.conn(), replica.conn());
+    populate(&mut m, 200);
+    replicate(&replica, &master);
+    assert_eq!(digest(&mut m), digest(&mut r));
+    assert_eq!(info_field(&mut m, "stats", "sync_full"), "1");
+
+    // The live stream: every type, relative expiries, floats, MULTI, another database.
+    let _: () = q(&mut m, &["SET", "k", "v", "EX", "100"]);
+    let _: () = q(&mut m, &["INCRBYFLOAT", "f", "1.5"]);
+    let _: () = q(&mut m, &["LPUSH", "list", "head"]);
+    let _: () = q(&mut m, &["HDEL", "hash", "f1"]);
+    let _: () = q(&mut m, &["SREM", "set", "2"]);
+    let _: () = q(&mut m, &["ZINCRBY", "zset", "2.5", "m3"]);
+    let _: () = q(&mut m, &["EXPIRE", "s:5", "50"]);
+    let _: () = q(&mut m, &["DEL", "s:6"]);
+    let _: () = redis::pipe()
+        .cmd("MULTI")
+        .cmd("SET")
+        .arg("t1")
+        .arg("1")
+        .cmd("INCR")
+        .arg("t2")
+        .cmd("EXEC")
+        .query(&mut m)
+        .unwrap();
+    let _: () = q(&mut m, &["SELECT", "5"]);
+    let _: () = q(&mut m, &["SET", "db5", "yes"]);
+    let acked: i64 = q(&mut m, &["WAIT", "1", "5000"]);
+    assert_eq!(acked, 1);
+    wait_caught_up(&replica, &master);
+    assert_eq!(digest(&mut m), digest(&mut r));
+    let ttl: i64 = q(&mut r, &["TTL", "k"]);
+    assert!((90..=100).contains(&ttl), "ttl {ttl}");
+    let f: String = q(&mut r, &["GET", "f"]);
+    assert_eq!(f, "1.5");
+}
+
+#[test]
+fn replica_is_read_only_and_reports_its_role() {
+    let master = TestServer::start(&NO_DELAY);
+    let replica = TestServer::start(&NO_DELAY);
+    replicate(&replica, &master);
+    let mut r = replica.conn();
+    assert_eq!(
+        err(&mut r, &["SET", "a", "b"]),
+        "READONLY You can't write against a read only replica."
+    );
+    assert!(err(&mut r, &["WAIT", "1", "0"]).starts_with("ERR WAIT cannot be used with replica"));
+    let role: redis::Value = q(&mut r, &["ROLE"]);
+    let offset: i64 = info_field(&mut r, "replication", "master_repl_offset").parse().unwrap();
+    let port = master.port as i64;
+    assert_eq!(
+        role,
+        redis::Value::Array(vec![
+            redis::Value::BulkString(b"slave".to_vec()),
+            redis::Value::BulkString(b"127.0.0.1".to_vec()),
+            redis::Value::Int(port),
+            redis::Value::BulkString(b"connected".to_vec()),
+            redis::Value::Int(offset),
+        ])
+    );
+    let mut m = master.conn();
+    assert_eq!(info_field(&mut m, "replication", "connected_slaves"), "1");
+    let line = info_field(&mut m, "replication", "slave0");
+    let expected = format!("ip=127.0.0.1,port={},state=online,", replica.port);
+    assert!(line.starts_with(&expected), "{line}");
+    assert_eq!(info_field(&mut r, "replication", "role"), "slave");
+    assert_eq!(info_field(&mut r, "replication", "slave_read_only"), "1");
+    assert_eq!(
+        info_field(&mut r, "replication", "master_replid"),
+        info_field(&mut m, "replication", "master_replid")
+    );
+    // Writable replica: replica-read-only no.
+    let _: () = q(&mut r, &["CONFIG", "SET", "replica-read-only", "no"]);
+    let _: () = q(&mut r, &["SET", "local", "1"]);
+}
+
+#[test]
+fn broken_link_resumes_with_a_partial_resync() {
+    let master = TestServer::start(&DEBUG);
+    let replica = TestServer::start(&DEBUG);
+    let (mut m, mut r) = (master.conn(), replica.conn());
+    populate(&mut m, 50);
+    replicate(&replica, &master);
+    // Cut the link from the master's side: the replica reconnects and continues.
+    let list: String = q(&mut m, &["CLIENT", "LIST"]);
+    let id = list
+        .lines()
+        .find(|l| l.contains("cmd=psync"))
+        .and_then(|l| l.strip_prefix("id="))
+        .and_then(|l| l.split(' ').next())
+        .expect("replica connection")
+        .to_string();
+    let _: () = q(&mut m, &["CLIENT", "KILL", "ID", &id]);
+    let _: () = q(&mut m, &["SET", "during", "cut"]);
+    wait_until("partial resync", || info_field(&mut m, "stats", "sync_partial_ok") == "1");
+    wait_caught_up(&replica, &master);
+    assert_eq!(info_field(&mut m, "stats", "sync_full"), "1");
+    assert_eq!(digest(&mut m), digest(&mut r));
+}
+
+#[test]
+fn replica_restarted_from_its_snapshot_continues_partially() {
+    let master = TestServer::start(&DEBUG);
+    let dir = tempfile::tempdir().unwrap();
+    let mut replica = TestServer::start_in(dir.path(), &DEBUG);
+    let mut m = master.conn();
+    populate(&mut m, 50);
+    replicate(&replica, &master);
+    let _: () = q(&mut m, &["SELECT", "2"]);
+    let _: () = q(&mut m, &["SET", "in-2", "a"]);
+    wait_caught_up(&replica, &master);
+    let _: () = q(&mut replica.conn(), &["SAVE"]);
+    replica.kill();
+    let _: () = q(&mut m, &["SET", "in-2-later", "b"]);
+    let port = master.port.to_string();
+    let args = [&DEBUG[..], &["--replicaof", "127.0.0.1", &port]].concat();
+    let replica = TestServer::start_in(dir.path(), &args);
+    wait_caught_up(&replica, &master);
+    assert_eq!(info_field(&mut m, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut m, "stats", "sync_full"), "1");
+    assert_eq!(digest(&mut m), digest(&mut replica.conn()));
+}
+
+#[test]
+fn restarted_replica_syncs_again() {
+    let master = TestServer::start(&DEBUG);
+    let mut replica = TestServer::start(&DEBUG);
+    let mut m = master.conn();
+    populate(&mut m, 50);
+    replicate(&replica, &master);
+    replica.kill();
+    let _: () = q(&mut m, &["SET", "while", "down"]);
+    let port = master.port.to_string();
+    let replica = TestServer::start(&[&DEBUG[..], &["--replicaof", "127.0.0.1", &port]].concat());
+    wait_caught_up(&replica, &master);
+    let mut r = replica.conn();
+    assert_eq!(digest(&mut m), digest(&mut r));
+    let v: String = q(&mut r, &["GET", "while"]);
+    assert_eq!(v, "down");
+}
+
+#[test]
+fn promotion_keeps_the_old_id_and_chained_replicas_follow() {
+    let a = TestServer::start(&DEBUG);
+    let b = TestServer::start(&DEBUG);
+    let c = TestServer::start(&DEBUG);
+    let (mut ca, mut cb, mut cc) = (a.conn(), b.conn(), c.conn());
+    populate(&mut ca, 20);
+    replicate(&b, &a);
+    replicate(&c, &b);
+    // Chained: a write on A reaches C through B, unchanged.
+    let _: () = q(&mut ca, &["SET", "chained", "1"]);
+    wait_caught_up(&b, &a);
+    wait_caught_up(&c, &b);
+    assert_eq!(digest(&mut ca), digest(&mut cc));
+    assert_eq!(
+        info_field(&mut ca, "replication", "master_repl_offset"),
+        info_field(&mut cc, "replication", "master_repl_offset")
+    );
+    // Promote B: the old id becomes its second id.
+    let old_id = info_field(&mut ca, "replication", "master_replid");
+    let offset: i64 = info_field(&mut cb, "replication", "master_repl_offset").parse().unwrap();
+    let _: () = q(&mut cb, &["REPLICAOF", "NO", "ONE"]);
+    assert_eq!(info_field(&mut cb, "replication", "role"), "master");
+    assert_eq!(info_field(&mut cb, "replication", "master_replid2"), old_id);
+    assert_eq!(
+        info_field(&mut cb, "replication", "second_repl_offset"),
+        (offset + 1).to_string()
+    );
+    let _: () = q(&mut cb, &["SET", "after", "promotion"]);
+    // C reconnects to B and continues under B's new id without a full sync.
+    wait_until("c follows b", || {
+        let v: Option<String> = q(&mut cc, &["GET", "after"]);
+        v.is_some()
+    });
+    assert_eq!(info_field(&mut cb, "stats", "sync_partial_ok"), "1");
+    assert_eq!(digest(&mut cb), digest(&mut cc));
+}
+
+#[test]
+fn wait_times_out_and_min_replicas_refuses_writes() {
+    let master = TestServer::start(&NO_DELAY);
+    let mut m = master.conn();
+    let _: () = q(&mut m, &["SET", "a", "1"]);
+    let start = Instant::now();
+    let n: i64 = q(&mut m, &["WAIT", "1", "200"]);
+    assert_eq!(n, 0);
+    assert!(start.elapsed() >= Duration::from_millis(190));
+    let n: i64 = q(&mut m, &["WAIT", "0", "0"]);
+    assert_eq!(n, 0);
+    assert_eq!(err(&mut m, &["WAIT", "1", "-1"]), "ERR timeout is negative");
+    assert_eq!(err(&mut m, &["WAIT", "x", "0"]), "ERR value is not an integer or out of range");
+    let _: () = q(&mut m, &["CONFIG", "SET", "min-replicas-to-write", "1"]);
+    assert_eq!(err(&mut m, &["SET", "a", "2"]), "NOREPLICAS Not enough good replicas to write.");
+    let replica = TestServer::start(&NO_DELAY);
+    replicate(&replica, &master);
+    let _: () = q(&mut m, &["SET", "a", "3"]);
+    assert_eq!(q::<i64>(&mut m, &["WAIT", "1", "0"]), 1);
+}
+
+#[test]
+fn killing_the_master_client_on_the_replica_resumes_partially() {
+    let master = TestServer::start(&DEBUG);
+    let replica = TestServer::start(&DEBUG);
+    let (mut m, mut r) = (master.conn(), replica.conn());
+    populate(&mut m, 20);
+    replicate(&replica, &master);
+    let killed: i64 = q(&mut r, &["CLIENT", "KILL", "TYPE", "master"]);
+    assert_eq!(killed, 1);
+    let _: () = q(&mut m, &["SET", "after", "kill"]);
+    wait_until("partial resync", || info_field(&mut m, "stats", "sync_partial_ok") == "1");
+    wait_caught_up(&replica, &master);
+    assert_eq!(digest(&mut m), digest(&mut r));
+    let killed: i64 = q(&mut m, &["CLIENT", "KILL", "TYPE", "replica"]);
+    assert_eq!(killed, 1);
+    wait_until("second partial resync", || {
+        info_field(&mut m, "stats", "sync_partial_ok") == "2"
+    });
+}
+
+#[test]
+fn restarted_master_keeps_its_history_as_second_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut master = TestServer::start_in(dir.path(), &DEBUG);
+    let replica = TestServer::start(&DEBUG);
+    let mut m = master.conn();
+    populate(&mut m, 30);
+    replicate(&replica, &master);
+    let old_id = info_field(&mut m, "replication", "master_replid");
+    let offset: i64 = info_field(&mut m, "replication", "master_repl_offset").parse().unwrap();
+    let _: () = q(&mut m, &["SAVE"]);
+    master.kill();
+    let master = TestServer::start_in(dir.path(), &DEBUG);
+    let mut m = master.conn();
+    wait_until("loaded", || info_field(&mut m, "persistence", "loading") == "0");
+    assert_eq!(info_field(&mut m, "replication", "master_replid2"), old_id);
+    assert_eq!(info_field(&mut m, "replication", "second_repl_offset"), (offset + 1).to_string());
+    assert_eq!(info_field(&mut m, "replication", "master_repl_offset"), offset.to_string());
+    replicate(&replica, &master);
+    assert_eq!(info_field(&mut m, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut m, "stats", "sync_full"), "0");
+    let _: () = q(&mut m, &["SET", "after", "restart"]);
+    wait_caught_up(&replica, &master);
+    assert_eq!(digest(&mut m), digest(&mut replica.conn()));
+}
+
+#[test]
+fn a_replica_that_does_not_read_is_dropped_at_its_output_limit() {
+    let master = TestServer::start(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--client-output-buffer-limit",
+        "replica 1mb 0 0",
+    ]);
+    let mut m = master.conn();
+    let mut stalled = master.raw();
+    stalled.send(b"PSYNC ? -1\r\n");
+    wait_until("replica attached", || info_field(&mut m, "replication", "connected_slaves") == "1");
+    let value = "x".repeat(64 * 1024);
+    for i in 0..400 {
+        let _: () = q(&mut m, &["SET", &format!("big:{}", i % 8), &value]);
+        if info_field(&mut m, "replication", "connected_slaves") == "0" {
+            return;
+        }
+    }
+    panic!("the stalled replica was not dropped");
+}
+
+#[test]
+fn failover_hands_the_master_role_to_a_caught_up_replica() {
+    let a = TestServer::start(&DEBUG);
+    let b = TestServer::start(&DEBUG);
+    let (mut ca, mut cb) = (a.conn(), b.conn());
+    assert_eq!(
+        err(&mut ca, &["FAILOVER", "TO", "127.0.0.1", &b.port.to_string()]),
+        "ERR FAILOVER requires connected replicas."
+    );
+    populate(&mut ca, 20);
+    replicate(&b, &a);
+    assert_eq!(
+        err(&mut ca, &["FAILOVER", "FORCE", "TIMEOUT", "100"]),
+        "ERR FAILOVER with force option requires both a timeout and target HOST and IP."
+    );
+    assert_eq!(err(&mut ca, &["FAILOVER", "ABORT"]), "ERR No failover in progress.");
+    let _: () = q(&mut ca, &["FAILOVER", "TO", "127.0.0.1", &b.port.to_string()]);
+    wait_until("failover done", || {
+        info_field(&mut ca, "replication", "master_failover_state") == "no-failover"
+            && info_field(&mut ca, "replication", "role") == "slave"
+    });
+    assert_eq!(info_field(&mut cb, "replication", "role"), "master");
+    wait_caught_up(&a, &b);
+    assert_eq!(info_field(&mut cb, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut cb, "stats", "sync_full"), "0");
+    let _: () = q(&mut cb, &["SET", "after", "failover"]);
+    wait_caught_up(&a, &b);
+    assert_eq!(digest(&mut ca), digest(&mut cb));
+}
+
+#[test]
+fn replicas_arriving_together_share_one_snapshot() {
+    let master = TestServer::start(&DEBUG);
+    let r1 = TestServer::start(&DEBUG);
+    let r2 = TestServer::start(&DEBUG);
+    let mut m = master.conn();
+    let _: () = q(&mut m, &["DEBUG", "POPULATE", "300000"]);
+    let port = master.port.to_string();
+    let _: () = q(&mut r1.conn(), &["REPLICAOF", "127.0.0.1", &port]);
+    // The first replica's snapshot is being written when the second one asks.
+    wait_until("first snapshot", || {
+        info_field(&mut m, "persistence", "rdb_bgsave_in_progress") == "1"
+    });
+    let _: () = q(&mut m, &["SET", "between", "syncs"]);
+    let _: () = q(&mut r2.conn(), &["REPLICAOF", "127.0.0.1", &port]);
+    let _: () = q(&mut m, &["SET", "later", "still"]);
+    wait_caught_up(&r1, &master);
+    wait_caught_up(&r2, &master);
+    assert_eq!(info_field(&mut m, "stats", "sync_full"), "2");
+    assert_eq!(info_field(&mut m, "persistence", "rdb_saves"), "1");
+    let d = digest(&mut m);
+    assert_eq!(d, digest(&mut r1.conn()));
+    assert_eq!(d, digest(&mut r2.conn()));
+}
