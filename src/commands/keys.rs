@@ -1002,7 +1002,10 @@ mod tests {
         use crate::server::Server;
 
         fn setup() -> (Server, Client) {
-            let mut srv = Server::new(Config::from_args(&[]).expect("default config"));
+            let mut cfg = Config::from_args(&[]).expect("default config");
+            // No save points: FLUSHALL would write a snapshot into the working directory.
+            cfg.set("save", "").expect("save");
+            let mut srv = Server::new(cfg);
             srv.state.journal.attach();
             let addr = "127.0.0.1:1".parse().expect("addr");
             let shared = Rc::new(ClientShared::new(ClientInfo::new(1, addr, addr, -1)));

@@ -503,6 +503,7 @@ mod tests {
     fn server_with_keys(policy: &str, n: usize) -> Server {
         let mut cfg = crate::config::Config::from_args(&[]).expect("default config");
         cfg.set("maxmemory", "5000").expect("maxmemory");
+        cfg.set("save", "").expect("save");
         cfg.set("maxmemory-policy", policy).expect("policy");
         let mut srv = Server::new(cfg);
         srv.state.journal.attach();

@@ -940,7 +940,10 @@ pub(crate) mod tests {
 
     impl Harness {
         pub(crate) fn new() -> Harness {
-            let mut server = Server::new(Config::default());
+            let mut cfg = Config::default();
+            // No save points: FLUSHALL would write a snapshot into the working directory.
+            cfg.set("save", "").expect("save");
+            let mut server = Server::new(cfg);
             server.state.journal.attach();
             let addr = "127.0.0.1:1".parse().unwrap();
             let shared = Rc::new(ClientShared::new(ClientInfo::new(1, addr, addr, -1)));
