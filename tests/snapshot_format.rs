@@ -453,7 +453,7 @@ fn versions_are_checked() {
     let e = load_err(&f);
     assert_eq!(
         e.to_string(),
-        "offset 8: unsupported snapshot format version 2.0 (this reader reads 1.x)"
+        "offset 8: unsupported snapshot format version 2.1 (this reader reads 1.x)"
     );
     // A newer minor whose only novelty is an unknown item: refused, naming the version. The
     // checksums are off so that the edit itself is not what is caught.
@@ -473,7 +473,7 @@ fn versions_are_checked() {
     let e = load_err(&f);
     assert!(
         e.reason.ends_with(
-            "unknown item type 0x51 (the file's format 1.7 is newer than this reader's 1.0)"
+            "unknown item type 0x51 (the file's format 1.7 is newer than this reader's 1.1)"
         ),
         "{e}"
     );
@@ -482,7 +482,9 @@ fn versions_are_checked() {
 // ---------------------------------------------------------------------------------------------
 // the committed test vector
 
-const VECTOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snapshot-v1.fsnap");
+const VECTOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snapshot-v1.1.fsnap");
+/// The format 1.0 vector (collections stored element by element), which must still load.
+const VECTOR_1_0: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snapshot-v1.fsnap");
 
 /// The vector's dataset: a few keys of each type, one expiry, two dbs.
 fn vector_data() -> (Data, Meta) {
@@ -579,7 +581,7 @@ fn vector_bytes() -> Vec<u8> {
 /// Rewrites the vector (only when the format changes on purpose):
 /// `cargo test --test snapshot_format -- --ignored write_test_vector`.
 #[test]
-#[ignore = "regenerates tests/data/snapshot-v1.fsnap"]
+#[ignore = "regenerates tests/data/snapshot-v1.1.fsnap"]
 fn write_test_vector() {
     std::fs::write(VECTOR, vector_bytes()).unwrap();
 }
@@ -592,8 +594,21 @@ fn test_vector_decodes_to_its_contents_and_re_encodes_identically() {
         vector_bytes(),
         "the writer still produces the committed bytes"
     );
+    assert_eq!(&bytes[8..10], [1, 1]);
+    check_vector_contents(&bytes);
+}
+
+#[test]
+fn format_1_0_vector_still_loads() {
+    let bytes = std::fs::read(VECTOR_1_0).unwrap();
+    assert_eq!(&bytes[8..10], [1, 0]);
+    check_vector_contents(&bytes);
+}
+
+/// Loads a test vector and checks it holds [`vector_data`].
+fn check_vector_contents(bytes: &[u8]) {
     let mut got = Collect::default();
-    let meta = load(&bytes, limits(), &mut got).unwrap();
+    let meta = load(bytes, limits(), &mut got).unwrap();
     let (d, want_meta) = vector_data();
     assert_eq!(meta, want_meta);
     check_loaded(&d, &got);
@@ -944,7 +959,10 @@ fn check_tool_summarises_a_sound_file_and_names_the_fault_of_a_damaged_one() {
     let (code, out) = check_tool(VECTOR);
     assert_eq!(code, 0, "{out}");
     for line in [
-        "format version: 1.0",
+        "format version: 1.1",
+        "  hash listpack: 1",
+        "  set intset: 1",
+        "  zset listpack: 1",
         "created_ms: 1700000000000",
         "repl_id: 0123456789abcdef0123456789abcdef01234567",
         "repl_offset: 12345",

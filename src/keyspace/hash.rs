@@ -323,6 +323,71 @@ impl Packed {
     }
 }
 
+/// Checks a packed buffer of unknown origin: exactly `n` pairs that fill it, every length
+/// inside it, every shared prefix no longer than the field before, distinct fields. Returns
+/// the longest field or value. Never panics, whatever the bytes.
+fn check_packed(buf: &[u8], n: usize) -> Option<usize> {
+    use super::varint::get_len;
+    if n == 0 || n > buf.len() || buf.len() > PACKED_MAX_BYTES {
+        return None;
+    }
+    let (mut pos, mut longest) = (0, 0);
+    let mut field = Vec::new();
+    let mut hashes = Vec::with_capacity(n);
+    for _ in 0..n {
+        let h = *buf.get(pos)?;
+        let (shared, sl, vl, f) = match h {
+            LONG_PAIR => {
+                let mut p = pos + 1;
+                let sh = get_len(buf, &mut p)?;
+                let sl = get_len(buf, &mut p)?;
+                (sh, sl, get_len(buf, &mut p)?, p)
+            }
+            SHARED_PAIR..=0xfe => {
+                let b = *buf.get(pos + 1)?;
+                (usize::from(b >> 4), usize::from(h & 0x0f), usize::from(b & 0x0f), pos + 2)
+            }
+            _ => (0, usize::from(h >> 4), usize::from(h & 0x0f), pos + 1),
+        };
+        let v = f.checked_add(sl)?;
+        pos = v.checked_add(vl)?;
+        let suffix = buf.get(f..v)?;
+        if shared > field.len() || pos > buf.len() {
+            return None;
+        }
+        field.truncate(shared);
+        field.extend_from_slice(suffix);
+        longest = longest.max(field.len()).max(vl);
+        hashes.push(field_hash(&field));
+    }
+    if pos != buf.len() {
+        return None;
+    }
+    // Equal 64-bit hashes are most likely equal fields, but compare them to be sure.
+    let distinct = distinct_hashes(&mut hashes) || {
+        distinct_sorted(PackedIter(PackedCursor::new(buf)).map(|p| p.0).collect())
+    };
+    distinct.then_some(longest)
+}
+
+/// A 64-bit hash of a field or member, for the duplicate checks of snapshot loading.
+pub(super) fn field_hash(b: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x5eed_f1e1d).hash_one(b)
+}
+
+/// Whether the `items` (sorted here) are all different.
+pub(super) fn distinct_sorted<T: Ord>(mut items: Vec<T>) -> bool {
+    items.sort_unstable();
+    items.windows(2).all(|w| w[0] != w[1])
+}
+
+/// Whether `hashes` (sorted in place) are all different.
+pub(super) fn distinct_hashes(hashes: &mut [u64]) -> bool {
+    hashes.sort_unstable();
+    hashes.windows(2).all(|w| w[0] != w[1])
+}
+
 /// Iterator over the pairs of a hash, in storage order. Fields of the compact encoding may be
 /// front-coded in storage, so they come back as [`Cow`]; values are always borrowed.
 pub struct Iter<'a>(IterRepr<'a>);
@@ -398,6 +463,32 @@ impl HashValue {
         }
         p.buf.shrink_to_fit();
         HashValue { repr: Repr::Packed(Box::new(p)) }
+    }
+
+    /// The `listpack` buffer and its field count, for a snapshot to store verbatim; `None` for
+    /// a `hashtable`.
+    pub fn packed_parts(&self) -> Option<(&[u8], usize)> {
+        match &self.repr {
+            Repr::Packed(p) => Some((&p.buf, p.n as usize)),
+            Repr::Table(_) => None,
+        }
+    }
+
+    /// Adopts a `listpack` buffer of `n` pairs read from a snapshot (one allocation and a
+    /// copy), after checking it: `None` unless it is well formed with `n` distinct fields.
+    /// A hash beyond `limits` is converted to `hashtable`, as Redis does on load.
+    pub fn from_packed(buf: &[u8], n: usize, limits: HashLimits) -> Option<HashValue> {
+        let longest = check_packed(buf, n)?;
+        let mut h = HashValue {
+            repr: Repr::Packed(Box::new(Packed {
+                buf: buf.to_vec(),
+                n: u32::try_from(n).ok()?,
+            })),
+        };
+        if n > limits.max_entries || longest > limits.max_value {
+            h.convert();
+        }
+        Some(h)
     }
 
     /// Sets `field` to `value`, converting to `hashtable` first when either is longer than the
@@ -616,7 +707,7 @@ fn rdb_len_size(n: usize) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use rand::{rngs::SmallRng, SeedableRng};
 
     use super::*;
@@ -794,5 +885,61 @@ mod tests {
         assert!(h.remove(b"a-field-of-15-b"));
         assert_eq!(h.len(), 2);
         assert_eq!(h.get(b"k"), Some(&b""[..]));
+    }
+
+    /// Every damaged variant of `buf`: each truncation and each byte with each bit flipped.
+    pub(crate) fn damaged(buf: &[u8]) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = (0..buf.len()).map(|l| buf[..l].to_vec()).collect();
+        for i in 0..buf.len() {
+            for bit in 0..8 {
+                let mut b = buf.to_vec();
+                b[i] ^= 1 << bit;
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn from_packed_adopts_sound_buffers_and_refuses_damaged_ones() {
+        let lim = HashLimits {
+            max_entries: 128,
+            max_value: 300,
+        };
+        let mut h = HashValue::new();
+        for (f, v) in [
+            (&b"field:1"[..], &b"a"[..]),
+            (b"field:2", b""),
+            (b"x", &[b'v'; 200]),
+            (b"a-field-longer-than-fifteen", b"w"),
+            (b"a-field-longer-than-sixteen", b"ww"),
+        ] {
+            h.set(f, v, lim);
+        }
+        let (buf, n) = h.packed_parts().unwrap();
+        let back = HashValue::from_packed(buf, n, lim).unwrap();
+        assert_eq!(back, h);
+        assert_eq!(back.encoding(), "listpack");
+        // Beyond the limits: converted, same contents.
+        let big = HashValue::from_packed(buf, n, SMALL).unwrap();
+        assert_eq!((big.encoding(), big.len()), ("hashtable", 5));
+        assert_eq!(big.get(b"field:2"), Some(&b""[..]));
+        // Wrong counts, trailing bytes, a duplicate field, a prefix longer than the field before.
+        assert!(HashValue::from_packed(buf, n - 1, lim).is_none());
+        assert!(HashValue::from_packed(buf, n + 1, lim).is_none());
+        assert!(HashValue::from_packed(&[buf, &[0x11, b'f', b'v']].concat(), n, lim).is_none());
+        let dup = [0x11, b'f', b'v', 0x11, b'f', b'w'];
+        assert!(HashValue::from_packed(&dup, 2, lim).is_none());
+        assert!(HashValue::from_packed(&dup[..3], 1, lim).is_some());
+        let deep = [0x11, b'f', b'v', SHARED_PAIR | 1, 0x21, b'g', b'w'];
+        assert!(HashValue::from_packed(&deep, 2, lim).is_none());
+        // Whatever the damage: no panic, and what is accepted is usable.
+        for b in damaged(buf) {
+            if let Some(h) = HashValue::from_packed(&b, n, lim) {
+                let fields: Vec<_> = h.iter().map(|(f, _)| f.into_owned()).collect();
+                assert_eq!(fields.len(), n);
+                assert!(fields.iter().all(|f| h.contains(f)));
+            }
+        }
     }
 }

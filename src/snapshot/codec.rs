@@ -84,8 +84,14 @@ pub mod types {
     pub const SET_TABLE: u8 = 7;
     pub const ZSET_LISTPACK: u8 = 8;
     pub const ZSET_SKIPLIST: u8 = 9;
-    /// Highest id a version 1.0 reader knows.
-    pub const MAX_KNOWN: u8 = 9;
+    /// Format 1.1: a hash `listpack` buffer stored verbatim.
+    pub const HASH_PACKED: u8 = 10;
+    /// Format 1.1: a frame-of-reference `intset` buffer stored verbatim.
+    pub const SET_INTSET_FOR: u8 = 11;
+    /// Format 1.1: a sorted set `listpack` buffer stored verbatim.
+    pub const ZSET_PACKED: u8 = 12;
+    /// Highest id this reader (format 1.1) knows.
+    pub const MAX_KNOWN: u8 = 12;
 
     /// (type, encoding) names of a type id, as TYPE and OBJECT ENCODING print them.
     pub fn names(id: u8) -> (&'static str, &'static str) {
@@ -94,11 +100,11 @@ pub mod types {
             STR_INT => ("string", "int"),
             LIST_QUICKLIST => ("list", "quicklist"),
             LIST_LISTPACK => ("list", "listpack"),
-            HASH_LISTPACK => ("hash", "listpack"),
+            HASH_LISTPACK | HASH_PACKED => ("hash", "listpack"),
             HASH_TABLE => ("hash", "hashtable"),
-            SET_INTSET => ("set", "intset"),
+            SET_INTSET | SET_INTSET_FOR => ("set", "intset"),
             SET_TABLE => ("set", "hashtable"),
-            ZSET_LISTPACK => ("zset", "listpack"),
+            ZSET_LISTPACK | ZSET_PACKED => ("zset", "listpack"),
             ZSET_SKIPLIST => ("zset", "skiplist"),
             _ => ("unknown", "unknown"),
         }
@@ -181,6 +187,9 @@ fn encode_list(out: &mut Vec<u8>, l: &ListValue) {
 }
 
 fn encode_hash(out: &mut Vec<u8>, h: &HashValue) {
+    if let Some((buf, n)) = h.packed_parts() {
+        return encode_verbatim(out, types::HASH_PACKED, n, buf);
+    }
     out.push(match h.encoding() {
         "listpack" => types::HASH_LISTPACK,
         _ => types::HASH_TABLE,
@@ -195,6 +204,9 @@ fn encode_hash(out: &mut Vec<u8>, h: &HashValue) {
 }
 
 fn encode_set(out: &mut Vec<u8>, s: &SetValue) {
+    if let Some(buf) = s.intset_bytes() {
+        return encode_verbatim(out, types::SET_INTSET_FOR, s.len(), buf);
+    }
     let ints = matches!(s, SetValue::Ints(_));
     out.push(if ints {
         types::SET_INTSET
@@ -222,6 +234,9 @@ fn encode_set(out: &mut Vec<u8>, s: &SetValue) {
 }
 
 fn encode_zset(out: &mut Vec<u8>, z: &ZSetValue) {
+    if let Some((buf, n)) = z.packed_parts() {
+        return encode_verbatim(out, types::ZSET_PACKED, n, buf);
+    }
     out.push(match z {
         ZSetValue::Pack(_) => types::ZSET_LISTPACK,
         ZSetValue::Skip(_) => types::ZSET_SKIPLIST,
@@ -233,6 +248,17 @@ fn encode_zset(out: &mut Vec<u8>, z: &ZSetValue) {
         out.extend_from_slice(&s.to_le_bytes());
     });
     prefix_len(out, start);
+}
+
+/// Appends a compact encoding's buffer as it is in memory: `type body_len count buf`, so
+/// that loading it is a check and a copy instead of a rebuild.
+fn encode_verbatim(out: &mut Vec<u8>, type_id: u8, count: usize, buf: &[u8]) {
+    out.push(type_id);
+    let mut n = Vec::with_capacity(10);
+    put_varint(&mut n, count as u64);
+    put_varint(out, (n.len() + buf.len()) as u64);
+    out.extend_from_slice(&n);
+    out.extend_from_slice(buf);
 }
 
 /// Appends one expiry record (key + absolute Unix ms).
@@ -280,10 +306,12 @@ impl<'a> Cur<'a> {
         })
     }
 
+    #[cold]
     pub fn eof<T>(&self, what: &str) -> DResult<T> {
         self.err(format!("unexpected end of {what}"))
     }
 
+    #[inline]
     pub fn u8(&mut self, what: &str) -> DResult<u8> {
         match self.buf.get(self.pos) {
             Some(&b) => {
@@ -294,13 +322,15 @@ impl<'a> Cur<'a> {
         }
     }
 
+    #[inline]
     pub fn take(&mut self, n: usize, what: &str) -> DResult<&'a [u8]> {
-        if n > self.left() {
-            return self.eof(what);
+        match self.buf.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(s) => {
+                self.pos += n;
+                Ok(s)
+            }
+            None => self.eof(what),
         }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
     }
 
     pub fn u32_le(&mut self, what: &str) -> DResult<u32> {
@@ -309,7 +339,21 @@ impl<'a> Cur<'a> {
     }
 
     /// A LEB128 varint of at most 10 bytes whose value fits a u64.
+    #[inline]
     pub fn varint(&mut self, what: &str) -> DResult<u64> {
+        // Most lengths are under 128: one byte, one branch.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.varint_long(what)
+    }
+
+    /// The general case of [`Cur::varint`], kept out of line.
+    #[cold]
+    fn varint_long(&mut self, what: &str) -> DResult<u64> {
         let start = self.pos;
         let mut n = 0u64;
         for i in 0..10 {
@@ -332,22 +376,32 @@ impl<'a> Cur<'a> {
     }
 
     /// A varint length, checked against the bytes left.
+    #[inline]
     pub fn len(&mut self, what: &str) -> DResult<usize> {
         let at = self.pos;
         let n = self.varint(what)?;
         if n > self.left() as u64 {
-            return Err(DecodeError {
-                pos: at,
-                reason: format!("{what} length {n} exceeds the {} bytes left", self.left()),
-            });
+            return Err(self.overrun(at, n, what));
         }
         Ok(n as usize)
     }
 
+    #[cold]
+    fn overrun(&self, at: usize, n: u64, what: &str) -> DecodeError {
+        DecodeError {
+            pos: at,
+            reason: format!("{what} length {n} exceeds the {} bytes left", self.left()),
+        }
+    }
+
     /// A length-prefixed byte string.
+    #[inline]
     pub fn bytes(&mut self, what: &str) -> DResult<&'a [u8]> {
         let n = self.len(what)?;
-        self.take(n, what)
+        // `len` checked that n bytes are left.
+        let s = self.buf.get(self.pos..self.pos + n).unwrap_or_default();
+        self.pos += n;
+        Ok(s)
     }
 }
 
@@ -410,12 +464,42 @@ fn decode_collection(type_id: u8, body: &[u8], lim: &EncodingLimits) -> DResult<
         types::HASH_LISTPACK | types::HASH_TABLE => decode_hash(&mut c, count, lim)?,
         types::SET_INTSET => decode_intset(&mut c, count, lim)?,
         types::SET_TABLE => decode_set(&mut c, count, lim)?,
+        types::HASH_PACKED | types::SET_INTSET_FOR | types::ZSET_PACKED => {
+            adopt_verbatim(type_id, &mut c, count, lim)?
+        }
         _ => decode_zset(&mut c, count, lim)?,
     };
     if !c.at_end() {
         return c.err(format!("{} trailing bytes in value", c.left()));
     }
     Ok(v)
+}
+
+/// Adopts the rest of a verbatim record's body (see [`encode_verbatim`]) after the keyspace
+/// has checked it.
+fn adopt_verbatim(
+    type_id: u8,
+    c: &mut Cur<'_>,
+    count: usize,
+    lim: &EncodingLimits,
+) -> DResult<Value> {
+    let at = c.pos;
+    let buf = c.take(c.left(), "value")?;
+    let v = match type_id {
+        types::HASH_PACKED => HashValue::from_packed(buf, count, lim.hash).map(Value::Hash),
+        types::ZSET_PACKED => ZSetValue::from_packed(buf, count, lim.zset).map(Value::ZSet),
+        _ => SetValue::from_intset_bytes(buf, lim.set_max_intset)
+            .filter(|(_, n)| *n == count)
+            .map(|(s, _)| Value::Set(s)),
+    };
+    v.ok_or_else(|| DecodeError {
+        pos: at,
+        reason: format!(
+            "malformed {} {}",
+            types::names(type_id).0,
+            types::names(type_id).1
+        ),
+    })
 }
 
 /// Checks that `count` strings follow (`per` strings each, with `extra` fixed bytes after
