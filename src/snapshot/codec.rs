@@ -13,7 +13,7 @@
 use std::cmp::Ordering;
 
 use crate::keyspace::hash::HashLimits;
-use crate::keyspace::list::ListValue;
+use crate::keyspace::list::{ListValue, RawChunk};
 use crate::keyspace::set::{Member, SetValue};
 use crate::keyspace::zset::{self, ZSetValue};
 use crate::keyspace::{HashValue, RString, Value};
@@ -90,15 +90,17 @@ pub mod types {
     pub const SET_INTSET_FOR: u8 = 11;
     /// Format 1.1: a sorted set `listpack` buffer stored verbatim.
     pub const ZSET_PACKED: u8 = 12;
+    /// Format 1.1: a list's packed chunks stored verbatim.
+    pub const LIST_CHUNKS: u8 = 13;
     /// Highest id this reader (format 1.1) knows.
-    pub const MAX_KNOWN: u8 = 12;
+    pub const MAX_KNOWN: u8 = 13;
 
     /// (type, encoding) names of a type id, as TYPE and OBJECT ENCODING print them.
     pub fn names(id: u8) -> (&'static str, &'static str) {
         match id {
             STR_RAW => ("string", "raw"),
             STR_INT => ("string", "int"),
-            LIST_QUICKLIST => ("list", "quicklist"),
+            LIST_QUICKLIST | LIST_CHUNKS => ("list", "quicklist"),
             LIST_LISTPACK => ("list", "listpack"),
             HASH_LISTPACK | HASH_PACKED => ("hash", "listpack"),
             HASH_TABLE => ("hash", "hashtable"),
@@ -177,12 +179,18 @@ pub fn encode_value(out: &mut Vec<u8>, key: &[u8], value: &Value) {
     }
 }
 
+/// A list's chunks as they are in memory: `count chunks (flags count anchor buf)*`.
 fn encode_list(out: &mut Vec<u8>, l: &ListValue) {
-    // Redis 7.0 lists are all quicklists; LIST_LISTPACK is kept for the 7.2 encoding.
-    out.push(types::LIST_QUICKLIST);
+    out.push(types::LIST_CHUNKS);
     let start = out.len();
     put_varint(out, l.len() as u64);
-    l.for_range(0, l.len(), |e| put_bytes(out, e));
+    put_varint(out, l.raw_chunks().count() as u64);
+    for c in l.raw_chunks() {
+        out.push(u8::from(c.plain));
+        put_varint(out, u64::from(c.count));
+        put_bytes(out, c.anchor);
+        put_bytes(out, c.buf);
+    }
     prefix_len(out, start);
 }
 
@@ -461,6 +469,7 @@ fn decode_collection(type_id: u8, body: &[u8], lim: &EncodingLimits) -> DResult<
     let count = count as usize;
     let v = match type_id {
         types::LIST_QUICKLIST | types::LIST_LISTPACK => decode_list(&mut c, count, lim)?,
+        types::LIST_CHUNKS => decode_list_chunks(&mut c, count, lim)?,
         types::HASH_LISTPACK | types::HASH_TABLE => decode_hash(&mut c, count, lim)?,
         types::SET_INTSET => decode_intset(&mut c, count, lim)?,
         types::SET_TABLE => decode_set(&mut c, count, lim)?,
@@ -521,6 +530,32 @@ fn decode_list(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<V
     let mut r = start;
     let items = (0..count).map(|_| r.bytes("element").unwrap_or_default());
     Ok(Value::List(ListValue::from_iter(items, lim.list_fill)))
+}
+
+fn decode_list_chunks(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Value> {
+    let at = c.pos;
+    let n = c.len("chunk count")?;
+    let mut raw = Vec::with_capacity(n);
+    for _ in 0..n {
+        let flags = c.u8("chunk flags")?;
+        if flags > 1 {
+            return c.err(format!("unknown chunk flags {flags}"));
+        }
+        let count = c.varint("chunk count")?;
+        raw.push(RawChunk {
+            plain: flags == 1,
+            count: u32::try_from(count).unwrap_or(0),
+            anchor: c.bytes("chunk anchor")?,
+            buf: c.bytes("chunk")?,
+        });
+    }
+    match ListValue::from_raw_chunks(raw.into_iter(), lim.list_fill) {
+        Some(l) if l.len() == count => Ok(Value::List(l)),
+        _ => Err(DecodeError {
+            pos: at,
+            reason: "malformed list chunks".into(),
+        }),
+    }
 }
 
 fn decode_hash(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Value> {
