@@ -818,6 +818,19 @@ fn write_fuzz_seeds() {
     let at = lying.iter().position(|&b| b == b'B').unwrap() + 4;
     lying.splice(at..at + 2, [0x80, 0x80, 0x40, 0x80, 0x80, 0x40]);
     put("10-lying-block-length", &lying);
+    // Format 1.0 (collections element by element), which the loader still reads.
+    put("11-format-1.0-vector", &std::fs::read(VECTOR_1_0).unwrap());
+    // The verbatim record types of format 1.1 with a lying count each: past the checks of the
+    // block, into the buffer checks.
+    let mut lying = Vec::new();
+    for (_, k, v, _) in &d {
+        let at = lying.len() + 1 + k.len() + 1;
+        encode_value(&mut lying, k, v);
+        if lying[at - 1] >= 10 {
+            lying[at + 1] ^= 1;
+        }
+    }
+    put("12-raw-records-lying-counts", &lying);
 }
 
 /// Every type in both encodings, kept tiny by building with tiny limits (a file stays valid
