@@ -9,7 +9,8 @@ use ferrodis::keyspace::zset::{self, ZSetValue};
 use ferrodis::keyspace::{HashValue, RString, SetValue, Value};
 use ferrodis::snapshot::codec::{encode_expire, encode_value, BlockKind, EncodingLimits};
 use ferrodis::snapshot::file::{
-    load, DbCount, LoadError, LoadSink, Meta, SnapshotWriter, WriteOptions, MAX_BLOCK_RAW,
+    decode_records, load, DbCount, LoadError, LoadSink, Meta, SnapshotWriter, WriteOptions,
+    MAX_BLOCK_RAW,
 };
 use proptest::prelude::*;
 
@@ -268,6 +269,79 @@ proptest! {
     fn every_type_round_trips(data in data_s(), per_block in 1usize..8,
                               compress: bool, checksum: bool) {
         round_trip(&data, WriteOptions { compress, checksum }, per_block);
+    }
+}
+
+/// Limits under which every compact value of the strategies is too big.
+fn tiny_limits() -> EncodingLimits {
+    EncodingLimits {
+        hash: HashLimits {
+            max_entries: 1,
+            max_value: 4,
+        },
+        zset: zset::Limits {
+            max_entries: 1,
+            max_value: 4,
+        },
+        set_max_intset: 0,
+        list_fill: 1,
+    }
+}
+
+/// Decodes one raw value record under `lim`.
+fn decode_one(raw: &[u8], lim: EncodingLimits) -> Result<Value, LoadError> {
+    let mut got = Collect::default();
+    decode_records(raw, 0, BlockKind::Values, &lim, &mut got)?;
+    Ok(got.values.into_values().next().unwrap())
+}
+
+/// The elements of a value in a comparable form, whatever its encoding.
+fn contents(v: &Value) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = match v {
+        Value::Str(s) => return vec![s.as_bytes().into_owned()],
+        Value::List(l) => return l.iter().map(|e| e.into_owned()).collect(),
+        Value::Hash(h) => h.iter().map(|(f, v)| [&f[..], b"=", v].concat()).collect(),
+        Value::Set(s) => s.iter().map(|m| m.to_vec()).collect(),
+        Value::ZSet(z) => {
+            let mut e = Vec::new();
+            z.for_range(0, z.len(), false, |m, s| {
+                e.push([m, &s.to_le_bytes()].concat())
+            });
+            return e;
+        }
+    };
+    out.sort();
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Compact encodings are written verbatim (format 1.1 record types), load back identical,
+    /// convert under limits they exceed, and a damaged record never panics the loader.
+    #[test]
+    fn verbatim_records_round_trip(v in prop_oneof![list_s(), hash_s(), set_s(), zset_s()],
+                                   flip_at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+        let mut raw = Vec::new();
+        encode_value(&mut raw, b"k", &v);
+        let compact = matches!(v.encoding(), "listpack" | "intset" | "quicklist");
+        prop_assert_eq!(compact, raw[2] >= 10, "record type {} for {}", raw[2], v.encoding());
+        let back = decode_one(&raw, limits()).unwrap();
+        prop_assert_eq!(&back, &v);
+        prop_assert_eq!(back.encoding(), v.encoding());
+        let big = decode_one(&raw, tiny_limits()).unwrap();
+        prop_assert_eq!(contents(&big), contents(&v));
+        if compact && !matches!(v, Value::List(_)) {
+            prop_assert_ne!(big.encoding(), v.encoding());
+        }
+        let mut bad = raw.clone();
+        let i = 3 + flip_at.index(bad.len() - 3);
+        bad[i] ^= flip;
+        for lim in [limits(), tiny_limits()] {
+            if let Ok(v) = decode_one(&bad, lim) {
+                contents(&v);
+            }
+        }
     }
 }
 
