@@ -870,4 +870,54 @@ mod tests {
             assert!(has_duplicates(d.iter().map(|v| &v[..])), "{n} + dup");
         }
     }
+
+    /// The byte-by-byte examples of `formats/snapshot.md`.
+    #[test]
+    fn verbatim_records_are_laid_out_as_documented() {
+        use crate::keyspace::zset::Limits;
+        let hl = HashLimits {
+            max_entries: 128,
+            max_value: 64,
+        };
+        let mut h = HashValue::new();
+        h.set(b"f1", b"v1", hl);
+        h.set(b"f2", b"v2", hl);
+        h.set(b"f2x", b"v", hl);
+        let mut out = Vec::new();
+        encode_value(&mut out, b"h", &Value::Hash(h));
+        let pairs = b"\x22f1v1\x22f2v2\xf1\x21xv";
+        assert_eq!(out, [&b"\x01h\x0a\x0f\x03"[..], pairs].concat());
+
+        let s = SetValue::intset_from_sorted(&[-5, 1, 2, 1_000_000]);
+        let mut out = Vec::new();
+        encode_value(&mut out, b"s", &Value::Set(s));
+        let mut want = b"\x01s\x0b\x1a\x04\x04".to_vec();
+        want.extend_from_slice(&(-5i64).to_le_bytes());
+        for off in [0u32, 6, 7, 1_000_005] {
+            want.extend_from_slice(&off.to_le_bytes());
+        }
+        assert_eq!(out, want);
+
+        let zl = Limits {
+            max_entries: 128,
+            max_value: 64,
+        };
+        let mut z = ZSetValue::new_for(1, zl);
+        for (m, sc) in [(&b"m:1"[..], 1.0), (b"m:2", 2.5), (b"c", f64::INFINITY)] {
+            z.insert_new(m, sc, zl);
+        }
+        let mut out = Vec::new();
+        encode_value(&mut out, b"z", &Value::ZSet(z));
+        let entries = b"\x06m:1\x04\x03\x02\x32\xa3\x06\x02c\x01\0\0\0\0\0\0\xf0\x7f";
+        assert_eq!(out, [&b"\x01z\x0c\x16\x03"[..], entries].concat());
+
+        let l = ListValue::from_iter([&b"job:1"[..], b"job:22", b"x"], -2);
+        let mut out = Vec::new();
+        encode_value(&mut out, b"l", &Value::List(l));
+        let chunk = b"\x0b\x01\x05\x02\x05\x0422\x04\x02x\x02";
+        assert_eq!(
+            out,
+            [&b"\x01l\x0d\x16\x03\x01\x00\x03\x05job:1"[..], chunk].concat()
+        );
+    }
 }
