@@ -333,7 +333,7 @@ fn check_packed(buf: &[u8], n: usize) -> Option<usize> {
     }
     let (mut pos, mut longest) = (0, 0);
     let mut field = Vec::new();
-    let mut hashes = Vec::with_capacity(n);
+    let mut hashes = Hashes::new();
     for _ in 0..n {
         let h = *buf.get(pos)?;
         let (shared, sl, vl, f) = match h {
@@ -370,10 +370,23 @@ fn check_packed(buf: &[u8], n: usize) -> Option<usize> {
     distinct.then_some(longest)
 }
 
-/// A 64-bit hash of a field or member, for the duplicate checks of snapshot loading.
+/// A 64-bit hash of a field or member, for the duplicate checks of snapshot loading: a
+/// multiply-rotate over 8-byte words, cheap for short strings. Equal hashes are followed by an
+/// exact comparison, so crafted collisions cost time (one sort) but never a wrong answer.
 pub(super) fn field_hash(b: &[u8]) -> u64 {
-    use std::hash::BuildHasher;
-    foldhash::fast::FixedState::with_seed(0x5eed_f1e1d).hash_one(b)
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = (b.len() as u64).wrapping_mul(K);
+    let mut words = b.chunks_exact(8);
+    let mut w = [0u8; 8];
+    for c in &mut words {
+        w.copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K).rotate_left(29);
+    }
+    let rest = words.remainder();
+    w = [0u8; 8];
+    w[..rest.len()].copy_from_slice(rest);
+    h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    h ^ (h >> 29)
 }
 
 /// Whether the `items` (sorted here) are all different.
@@ -382,10 +395,35 @@ pub(super) fn distinct_sorted<T: Ord>(mut items: Vec<T>) -> bool {
     items.windows(2).all(|w| w[0] != w[1])
 }
 
-/// Whether `hashes` (sorted in place) are all different.
+/// Hashes of the members of one small collection (a listpack's worth stays on the stack).
+pub(super) type Hashes = smallvec::SmallVec<[u64; 128]>;
+
+/// Whether `hashes` are all different. Up to 128 go through an open-addressing table on the
+/// stack (one probe each, mostly); more are sorted in place.
 pub(super) fn distinct_hashes(hashes: &mut [u64]) -> bool {
-    hashes.sort_unstable();
-    hashes.windows(2).all(|w| w[0] != w[1])
+    const SLOTS: usize = 256;
+    if hashes.len() > SLOTS / 2 {
+        hashes.sort_unstable();
+        return hashes.windows(2).all(|w| w[0] != w[1]);
+    }
+    // 0 marks an empty slot, so every hash gets its low bit set (a lost bit only means an
+    // extra exact comparison now and then).
+    let mut slots = [0u64; SLOTS];
+    for &h in hashes.iter() {
+        let h = h | 1;
+        let mut at = (h >> 56) as usize;
+        loop {
+            match slots[at] {
+                0 => {
+                    slots[at] = h;
+                    break;
+                }
+                x if x == h => return false,
+                _ => at = (at + 1) % SLOTS,
+            }
+        }
+    }
+    true
 }
 
 /// Iterator over the pairs of a hash, in storage order. Fields of the compact encoding may be

@@ -131,6 +131,21 @@ fn get_backlen(buf: &[u8], end: usize) -> (usize, usize) {
     }
 }
 
+/// Checks that the back length of an entry of `size` bytes (its minimal varint, reversed)
+/// starts at `at`; returns its length.
+fn check_backlen(buf: &[u8], at: usize, size: usize) -> Option<usize> {
+    let n = varint_len(size);
+    let mut v = size;
+    for i in 0..n {
+        let more = if i + 1 < n { 0x80 } else { 0 };
+        if *buf.get(at + n - 1 - i)? != (v & 0x7f) as u8 | more {
+            return None;
+        }
+        v >>= 7;
+    }
+    Some(n)
+}
+
 /// Appends an entry for `data`, coded against `anchor`.
 fn encode_entry(out: &mut Vec<u8>, anchor: &[u8], data: &[u8]) {
     let start = out.len();
@@ -307,7 +322,6 @@ impl RawChunk<'_> {
             return None;
         }
         let (mut pos, mut n) = (0, 0u32);
-        let mut back = Vec::with_capacity(10);
         while pos < buf.len() {
             let start = pos;
             let h = get_len(buf, &mut pos)?;
@@ -316,13 +330,7 @@ impl RawChunk<'_> {
             if shared > self.anchor.len() || end > buf.len() {
                 return None;
             }
-            back.clear();
-            put_varint(&mut back, end - start);
-            back.reverse();
-            if buf.get(end..end + back.len())? != back.as_slice() {
-                return None;
-            }
-            pos = end + back.len();
+            pos = end + check_backlen(buf, end, end - start)?;
             n = n.checked_add(1)?;
         }
         (n == self.count).then_some(())

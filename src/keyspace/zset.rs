@@ -510,7 +510,7 @@ fn check_pack(buf: &[u8], n: usize) -> Option<usize> {
     let (mut pos, mut longest) = (0, 0);
     let (mut member, mut prev) = (Vec::new(), Vec::new());
     let mut prev_score = None;
-    let mut hashes = Vec::with_capacity(n);
+    let mut hashes = super::hash::Hashes::new();
     for _ in 0..n {
         let h = get_len(buf, &mut pos)?;
         let shared = if h & 1 == 1 { get_len(buf, &mut pos)? } else { 0 };
