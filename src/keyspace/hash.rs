@@ -980,4 +980,20 @@ pub(crate) mod tests {
             }
         }
     }
+
+    #[test]
+    fn distinct_hashes_small_and_large() {
+        // Same top byte (same first slot), differing low bits: probed, not confused.
+        let mut v = vec![0xab00_0000_0000_0002, 0xab00_0000_0000_0004, 0];
+        assert!(distinct_hashes(&mut v));
+        v.push(4 | 0xab00_0000_0000_0000);
+        assert!(!distinct_hashes(&mut v));
+        for n in [1usize, 128, 129, 1000] {
+            let mut v: Vec<u64> = (0..n as u64).map(|i| field_hash(&i.to_le_bytes())).collect();
+            assert!(distinct_hashes(&mut v.clone()), "{n}");
+            v.push(v[n / 2]);
+            assert!(!distinct_hashes(&mut v), "{n} + dup");
+        }
+        assert_ne!(field_hash(b"field1"), field_hash(b"field1\0"));
+    }
 }
