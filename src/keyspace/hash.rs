@@ -324,14 +324,16 @@ impl Packed {
 }
 
 /// Checks a packed buffer of unknown origin: exactly `n` pairs that fill it, every length
-/// inside it, every shared prefix no longer than the field before, distinct fields. Returns
+/// inside it, every shared prefix no longer than the field before, fields that add up to at
+/// most [`expansion_budget`], distinct fields. Returns
 /// the longest field or value. Never panics, whatever the bytes.
 fn check_packed(buf: &[u8], n: usize) -> Option<usize> {
     use super::varint::get_len;
     if n == 0 || n > buf.len() || buf.len() > PACKED_MAX_BYTES {
         return None;
     }
-    let (mut pos, mut longest) = (0, 0);
+    let (mut pos, mut longest, mut expanded) = (0, 0, 0usize);
+    let budget = expansion_budget(buf.len());
     let mut field = Vec::new();
     let mut hashes = Hashes::new();
     for _ in 0..n {
@@ -358,6 +360,10 @@ fn check_packed(buf: &[u8], n: usize) -> Option<usize> {
         field.truncate(shared);
         field.extend_from_slice(suffix);
         longest = longest.max(field.len()).max(vl);
+        expanded = expanded.saturating_add(field.len());
+        if expanded > budget {
+            return None;
+        }
         hashes.push(field_hash(&field));
     }
     if pos != buf.len() {
@@ -368,6 +374,14 @@ fn check_packed(buf: &[u8], n: usize) -> Option<usize> {
         distinct_sorted(PackedIter(PackedCursor::new(buf)).map(|p| p.0).collect())
     };
     distinct.then_some(longest)
+}
+
+/// Most bytes the front-coded fields (or members) of a buffer of `len` bytes may add up to
+/// once rebuilt. Front coding lets a few bytes stand for a long field, so a hostile buffer
+/// could otherwise make the checks (and a conversion to the table encoding) rebuild gigabytes;
+/// real ones expand about 13 times at most under the default 64-byte value limit.
+pub(super) fn expansion_budget(len: usize) -> usize {
+    len.saturating_mul(64).saturating_add(1 << 20)
 }
 
 /// A 64-bit hash of a field or member, for the duplicate checks of snapshot loading: a
@@ -382,11 +396,25 @@ pub(super) fn field_hash(b: &[u8]) -> u64 {
         w.copy_from_slice(c);
         h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K).rotate_left(29);
     }
-    let rest = words.remainder();
-    w = [0u8; 8];
-    w[..rest.len()].copy_from_slice(rest);
-    h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    h = (h ^ tail_word(words.remainder())).wrapping_mul(K);
     h ^ (h >> 29)
+}
+
+/// The last 0..=7 bytes of a string as one word, by whole loads (two overlapping 4-byte
+/// ones, or three single bytes) rather than byte copies into a buffer that is then read back,
+/// which stalls the load on the copies.
+fn tail_word(r: &[u8]) -> u64 {
+    let n = r.len();
+    let u32_at = |i: usize| {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&r[i..i + 4]);
+        u64::from(u32::from_le_bytes(b))
+    };
+    match n {
+        0 => 0,
+        1..=3 => u64::from(r[0]) | u64::from(r[n / 2]) << 8 | u64::from(r[n - 1]) << 16,
+        _ => u32_at(0) | u32_at(n - 4) << 32,
+    }
 }
 
 /// Whether the `items` (sorted here) are all different.
@@ -995,5 +1023,30 @@ pub(crate) mod tests {
             assert!(!distinct_hashes(&mut v), "{n} + dup");
         }
         assert_ne!(field_hash(b"field1"), field_hash(b"field1\0"));
+    }
+
+    #[test]
+    fn from_packed_refuses_a_front_coding_bomb() {
+        let lim = HashLimits {
+            max_entries: 128,
+            max_value: 64,
+        };
+        // One 100 kB field, then fields that repeat it through front coding, 8 bytes each.
+        let long = 100_000;
+        let bomb = |pairs: u16| {
+            let mut b = vec![LONG_PAIR, 0];
+            super::write_len(&mut b, long);
+            b.push(0);
+            b.extend(std::iter::repeat(b'a').take(long));
+            for i in 0..pairs {
+                b.push(LONG_PAIR);
+                super::write_len(&mut b, long);
+                b.extend_from_slice(&[2, 0]);
+                b.extend_from_slice(&i.to_le_bytes());
+            }
+            b
+        };
+        assert!(HashValue::from_packed(&bomb(20), 21, lim).is_some());
+        assert!(HashValue::from_packed(&bomb(200), 201, lim).is_none());
     }
 }

@@ -500,14 +500,16 @@ fn check_score(buf: &[u8], pos: &mut usize) -> Option<f64> {
 }
 
 /// Checks a pack of unknown origin: exactly `n` entries that fill it, every length inside it,
-/// every shared prefix no longer than the member before, scores not NaN, entries strictly
-/// ascending, members distinct. Returns the longest member. Never panics, whatever the bytes.
+/// every shared prefix no longer than the member before, members adding up to at most
+/// [`super::hash::expansion_budget`], scores not NaN, entries strictly ascending, members
+/// distinct. Returns the longest member. Never panics, whatever the bytes.
 fn check_pack(buf: &[u8], n: usize) -> Option<usize> {
     use super::varint::get_len;
     if n == 0 || n > buf.len() || buf.len() > 1 << 30 {
         return None;
     }
-    let (mut pos, mut longest) = (0, 0);
+    let (mut pos, mut longest, mut expanded) = (0, 0, 0usize);
+    let budget = super::hash::expansion_budget(buf.len());
     let (mut member, mut prev) = (Vec::new(), Vec::new());
     let mut prev_score = None;
     let mut hashes = super::hash::Hashes::new();
@@ -527,6 +529,10 @@ fn check_pack(buf: &[u8], n: usize) -> Option<usize> {
         }
         prev_score = Some(score);
         longest = longest.max(member.len());
+        expanded = expanded.saturating_add(member.len());
+        if expanded > budget {
+            return None;
+        }
         hashes.push(super::hash::field_hash(&member));
     }
     if pos != buf.len() {
