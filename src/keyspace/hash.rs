@@ -334,9 +334,9 @@ fn check_packed(buf: &[u8], n: usize) -> Option<usize> {
     }
     let (mut pos, mut longest, mut expanded) = (0, 0, 0usize);
     let budget = expansion_budget(buf.len());
-    let mut field = Vec::new();
+    let (mut field, mut prev) = (Vec::new(), Vec::new());
     let mut hashes = Hashes::new();
-    for _ in 0..n {
+    for i in 0..n {
         let h = *buf.get(pos)?;
         let (shared, sl, vl, f) = match h {
             LONG_PAIR => {
@@ -354,18 +354,25 @@ fn check_packed(buf: &[u8], n: usize) -> Option<usize> {
         let v = f.checked_add(sl)?;
         pos = v.checked_add(vl)?;
         let suffix = buf.get(f..v)?;
-        if shared > field.len() || pos > buf.len() {
+        if pos > buf.len() {
             return None;
         }
-        field.truncate(shared);
+        std::mem::swap(&mut field, &mut prev);
+        field.clear();
+        field.extend_from_slice(prev.get(..shared)?);
         field.extend_from_slice(suffix);
         longest = longest.max(field.len()).max(vl);
         expanded = expanded.saturating_add(field.len());
         if expanded > budget {
             return None;
         }
-        hashes.push(field_hash(&field));
+        // The field before is hashed only now, once its bytes have long been written:
+        // reading a field right after copying it in stalls on the copy.
+        if i > 0 {
+            hashes.push(field_hash(&prev));
+        }
     }
+    hashes.push(field_hash(&field));
     if pos != buf.len() {
         return None;
     }

@@ -73,6 +73,19 @@ fn width_for(d: u64) -> u8 {
     }
 }
 
+/// An offset of 1, 2, 4 or 8 bytes, by one load of that size (a copy into a zeroed 8-byte
+/// buffer read back whole would stall on the copy).
+#[inline]
+fn read_offset(c: &[u8]) -> u64 {
+    match *c {
+        [a] => u64::from(a),
+        [a, b] => u64::from(u16::from_le_bytes([a, b])),
+        [a, b, c, d] => u64::from(u32::from_le_bytes([a, b, c, d])),
+        [a, b, c, d, e, f, g, h] => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+        _ => 0,
+    }
+}
+
 impl IntSet {
     fn new() -> Self {
         IntSet { data: Box::new([]) }
@@ -108,9 +121,7 @@ impl IntSet {
         }
         let mut prev = None;
         for chunk in offsets.chunks_exact(w) {
-            let mut d = [0u8; 8];
-            d[..w].copy_from_slice(chunk);
-            let d = u64::from_le_bytes(d);
+            let d = read_offset(chunk);
             if prev.map_or(d != 0, |p| d <= p) {
                 return None;
             }

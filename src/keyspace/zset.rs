@@ -527,14 +527,18 @@ fn check_pack(buf: &[u8], n: usize) -> Option<usize> {
         if prev_score.is_some_and(|ps| cmp_entry(ps, &prev, score, &member) != Ordering::Less) {
             return None;
         }
-        prev_score = Some(score);
         longest = longest.max(member.len());
         expanded = expanded.saturating_add(member.len());
         if expanded > budget {
             return None;
         }
-        hashes.push(super::hash::field_hash(&member));
+        // The member before is hashed only now (see `hash::check_packed`).
+        if prev_score.is_some() {
+            hashes.push(super::hash::field_hash(&prev));
+        }
+        prev_score = Some(score);
     }
+    hashes.push(super::hash::field_hash(&member));
     if pos != buf.len() {
         return None;
     }
