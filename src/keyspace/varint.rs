@@ -40,6 +40,18 @@ pub fn get(buf: &[u8], pos: &mut usize) -> u64 {
 /// short, longer than 10 bytes or above `u64::MAX`. On success `*pos` moves past it.
 #[inline]
 pub fn get_checked(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    // Most lengths are under 128: one byte, one branch.
+    let b = *buf.get(*pos)?;
+    if b < 0x80 {
+        *pos += 1;
+        return Some(u64::from(b));
+    }
+    get_checked_long(buf, pos)
+}
+
+/// [`get_checked`] past its one-byte case.
+#[inline(never)]
+fn get_checked_long(buf: &[u8], pos: &mut usize) -> Option<u64> {
     let mut n = 0u64;
     for i in 0..10 {
         let b = *buf.get(*pos + i)?;
