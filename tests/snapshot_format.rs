@@ -9,7 +9,8 @@ use ferrodis::keyspace::zset::{self, ZSetValue};
 use ferrodis::keyspace::{HashValue, RString, SetValue, Value};
 use ferrodis::snapshot::codec::{encode_expire, encode_value, BlockKind, EncodingLimits};
 use ferrodis::snapshot::file::{
-    load, DbCount, LoadError, LoadSink, Meta, SnapshotWriter, WriteOptions, MAX_BLOCK_RAW,
+    decode_records, load, DbCount, LoadError, LoadSink, Meta, SnapshotWriter, WriteOptions,
+    MAX_BLOCK_RAW,
 };
 use proptest::prelude::*;
 
@@ -271,6 +272,79 @@ proptest! {
     }
 }
 
+/// Limits under which every compact value of the strategies is too big.
+fn tiny_limits() -> EncodingLimits {
+    EncodingLimits {
+        hash: HashLimits {
+            max_entries: 1,
+            max_value: 4,
+        },
+        zset: zset::Limits {
+            max_entries: 1,
+            max_value: 4,
+        },
+        set_max_intset: 0,
+        list_fill: 1,
+    }
+}
+
+/// Decodes one raw value record under `lim`.
+fn decode_one(raw: &[u8], lim: EncodingLimits) -> Result<Value, LoadError> {
+    let mut got = Collect::default();
+    decode_records(raw, 0, BlockKind::Values, &lim, &mut got)?;
+    Ok(got.values.into_values().next().unwrap())
+}
+
+/// The elements of a value in a comparable form, whatever its encoding.
+fn contents(v: &Value) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = match v {
+        Value::Str(s) => return vec![s.as_bytes().into_owned()],
+        Value::List(l) => return l.iter().map(|e| e.into_owned()).collect(),
+        Value::Hash(h) => h.iter().map(|(f, v)| [&f[..], b"=", v].concat()).collect(),
+        Value::Set(s) => s.iter().map(|m| m.to_vec()).collect(),
+        Value::ZSet(z) => {
+            let mut e = Vec::new();
+            z.for_range(0, z.len(), false, |m, s| {
+                e.push([m, &s.to_le_bytes()].concat())
+            });
+            return e;
+        }
+    };
+    out.sort();
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Compact encodings are written verbatim (format 1.1 record types), load back identical,
+    /// convert under limits they exceed, and a damaged record never panics the loader.
+    #[test]
+    fn verbatim_records_round_trip(v in prop_oneof![list_s(), hash_s(), set_s(), zset_s()],
+                                   flip_at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+        let mut raw = Vec::new();
+        encode_value(&mut raw, b"k", &v);
+        let compact = matches!(v.encoding(), "listpack" | "intset" | "quicklist");
+        prop_assert_eq!(compact, raw[2] >= 10, "record type {} for {}", raw[2], v.encoding());
+        let back = decode_one(&raw, limits()).unwrap();
+        prop_assert_eq!(&back, &v);
+        prop_assert_eq!(back.encoding(), v.encoding());
+        let big = decode_one(&raw, tiny_limits()).unwrap();
+        prop_assert_eq!(contents(&big), contents(&v));
+        if compact && !matches!(v, Value::List(_)) {
+            prop_assert_ne!(big.encoding(), v.encoding());
+        }
+        let mut bad = raw.clone();
+        let i = 3 + flip_at.index(bad.len() - 3);
+        bad[i] ^= flip;
+        for lim in [limits(), tiny_limits()] {
+            if let Ok(v) = decode_one(&bad, lim) {
+                contents(&v);
+            }
+        }
+    }
+}
+
 /// Every type in both of its encodings, explicitly (the property test may miss one).
 fn every_encoding() -> Data {
     let lim = limits();
@@ -453,7 +527,7 @@ fn versions_are_checked() {
     let e = load_err(&f);
     assert_eq!(
         e.to_string(),
-        "offset 8: unsupported snapshot format version 2.0 (this reader reads 1.x)"
+        "offset 8: unsupported snapshot format version 2.1 (this reader reads 1.x)"
     );
     // A newer minor whose only novelty is an unknown item: refused, naming the version. The
     // checksums are off so that the edit itself is not what is caught.
@@ -473,7 +547,7 @@ fn versions_are_checked() {
     let e = load_err(&f);
     assert!(
         e.reason.ends_with(
-            "unknown item type 0x51 (the file's format 1.7 is newer than this reader's 1.0)"
+            "unknown item type 0x51 (the file's format 1.7 is newer than this reader's 1.1)"
         ),
         "{e}"
     );
@@ -482,7 +556,9 @@ fn versions_are_checked() {
 // ---------------------------------------------------------------------------------------------
 // the committed test vector
 
-const VECTOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snapshot-v1.fsnap");
+const VECTOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snapshot-v1.1.fsnap");
+/// The format 1.0 vector (collections stored element by element), which must still load.
+const VECTOR_1_0: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snapshot-v1.fsnap");
 
 /// The vector's dataset: a few keys of each type, one expiry, two dbs.
 fn vector_data() -> (Data, Meta) {
@@ -579,7 +655,7 @@ fn vector_bytes() -> Vec<u8> {
 /// Rewrites the vector (only when the format changes on purpose):
 /// `cargo test --test snapshot_format -- --ignored write_test_vector`.
 #[test]
-#[ignore = "regenerates tests/data/snapshot-v1.fsnap"]
+#[ignore = "regenerates tests/data/snapshot-v1.1.fsnap"]
 fn write_test_vector() {
     std::fs::write(VECTOR, vector_bytes()).unwrap();
 }
@@ -592,8 +668,21 @@ fn test_vector_decodes_to_its_contents_and_re_encodes_identically() {
         vector_bytes(),
         "the writer still produces the committed bytes"
     );
+    assert_eq!(&bytes[8..10], [1, 1]);
+    check_vector_contents(&bytes);
+}
+
+#[test]
+fn format_1_0_vector_still_loads() {
+    let bytes = std::fs::read(VECTOR_1_0).unwrap();
+    assert_eq!(&bytes[8..10], [1, 0]);
+    check_vector_contents(&bytes);
+}
+
+/// Loads a test vector and checks it holds [`vector_data`].
+fn check_vector_contents(bytes: &[u8]) {
     let mut got = Collect::default();
-    let meta = load(&bytes, limits(), &mut got).unwrap();
+    let meta = load(bytes, limits(), &mut got).unwrap();
     let (d, want_meta) = vector_data();
     assert_eq!(meta, want_meta);
     check_loaded(&d, &got);
@@ -803,6 +892,19 @@ fn write_fuzz_seeds() {
     let at = lying.iter().position(|&b| b == b'B').unwrap() + 4;
     lying.splice(at..at + 2, [0x80, 0x80, 0x40, 0x80, 0x80, 0x40]);
     put("10-lying-block-length", &lying);
+    // Format 1.0 (collections element by element), which the loader still reads.
+    put("11-format-1.0-vector", &std::fs::read(VECTOR_1_0).unwrap());
+    // The verbatim record types of format 1.1 with a lying count each: past the checks of the
+    // block, into the buffer checks.
+    let mut lying = Vec::new();
+    for (_, k, v, _) in &d {
+        let at = lying.len() + 1 + k.len() + 1;
+        encode_value(&mut lying, k, v);
+        if lying[at - 1] >= 10 {
+            lying[at + 1] ^= 1;
+        }
+    }
+    put("12-raw-records-lying-counts", &lying);
 }
 
 /// Every type in both encodings, kept tiny by building with tiny limits (a file stays valid
@@ -944,7 +1046,10 @@ fn check_tool_summarises_a_sound_file_and_names_the_fault_of_a_damaged_one() {
     let (code, out) = check_tool(VECTOR);
     assert_eq!(code, 0, "{out}");
     for line in [
-        "format version: 1.0",
+        "format version: 1.1",
+        "  hash listpack: 1",
+        "  set intset: 1",
+        "  zset listpack: 1",
         "created_ms: 1700000000000",
         "repl_id: 0123456789abcdef0123456789abcdef01234567",
         "repl_offset: 12345",

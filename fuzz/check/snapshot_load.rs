@@ -36,6 +36,8 @@ impl LoadSink for Counter {
             !matches!(&value, Value::List(l) if l.is_empty()),
             "empty list loaded"
         );
+        // A buffer adopted verbatim must be sound: walk every element (lists both ways).
+        walk(&value);
         self.values += 1;
         Ok(())
     }
@@ -44,6 +46,28 @@ impl LoadSink for Counter {
         assert!(self.meta, "an expiry before the header");
         self.expires += 1;
         Ok(())
+    }
+}
+
+/// Reads every element of a loaded value, checking the counts.
+fn walk(value: &Value) {
+    match value {
+        Value::Str(_) => {}
+        Value::List(l) => {
+            assert_eq!(l.iter().count(), l.len());
+            assert_eq!(l.iter().rev().count(), l.len());
+        }
+        Value::Hash(h) => {
+            assert_eq!(h.iter().filter(|(f, _)| h.contains(f)).count(), h.len());
+        }
+        Value::Set(s) => assert_eq!(s.iter().filter(|m| s.contains_member(*m)).count(), s.len()),
+        Value::ZSet(z) => {
+            let mut n = 0;
+            z.for_range(0, z.len(), false, |m, sc| {
+                n += usize::from(z.score(m) == Some(sc))
+            });
+            assert_eq!(n, z.len());
+        }
     }
 }
 

@@ -323,6 +323,144 @@ impl Packed {
     }
 }
 
+/// Checks a packed buffer of unknown origin: exactly `n` pairs that fill it, every length
+/// inside it, every shared prefix no longer than the field before, fields that add up to at
+/// most [`expansion_budget`], distinct fields. Returns
+/// the longest field or value. Never panics, whatever the bytes.
+fn check_packed(buf: &[u8], n: usize) -> Option<usize> {
+    use super::varint::get_len;
+    if n == 0 || n > buf.len() || buf.len() > PACKED_MAX_BYTES {
+        return None;
+    }
+    let (mut pos, mut longest, mut expanded) = (0, 0, 0usize);
+    let budget = expansion_budget(buf.len());
+    let (mut field, mut prev) = (Vec::new(), Vec::new());
+    let mut hashes = Hashes::new();
+    for i in 0..n {
+        let h = *buf.get(pos)?;
+        let (shared, sl, vl, f) = match h {
+            LONG_PAIR => {
+                let mut p = pos + 1;
+                let sh = get_len(buf, &mut p)?;
+                let sl = get_len(buf, &mut p)?;
+                (sh, sl, get_len(buf, &mut p)?, p)
+            }
+            SHARED_PAIR..=0xfe => {
+                let b = *buf.get(pos + 1)?;
+                (usize::from(b >> 4), usize::from(h & 0x0f), usize::from(b & 0x0f), pos + 2)
+            }
+            _ => (0, usize::from(h >> 4), usize::from(h & 0x0f), pos + 1),
+        };
+        let v = f.checked_add(sl)?;
+        pos = v.checked_add(vl)?;
+        let suffix = buf.get(f..v)?;
+        if pos > buf.len() {
+            return None;
+        }
+        std::mem::swap(&mut field, &mut prev);
+        field.clear();
+        field.extend_from_slice(prev.get(..shared)?);
+        field.extend_from_slice(suffix);
+        longest = longest.max(field.len()).max(vl);
+        expanded = expanded.saturating_add(field.len());
+        if expanded > budget {
+            return None;
+        }
+        // The field before is hashed only now, once its bytes have long been written:
+        // reading a field right after copying it in stalls on the copy.
+        if i > 0 {
+            hashes.push(field_hash(&prev));
+        }
+    }
+    hashes.push(field_hash(&field));
+    if pos != buf.len() {
+        return None;
+    }
+    // Equal 64-bit hashes are most likely equal fields, but compare them to be sure.
+    let distinct = distinct_hashes(&mut hashes) || {
+        distinct_sorted(PackedIter(PackedCursor::new(buf)).map(|p| p.0).collect())
+    };
+    distinct.then_some(longest)
+}
+
+/// Most bytes the front-coded fields (or members) of a buffer of `len` bytes may add up to
+/// once rebuilt. Front coding lets a few bytes stand for a long field, so a hostile buffer
+/// could otherwise make the checks (and a conversion to the table encoding) rebuild gigabytes;
+/// real ones expand about 13 times at most under the default 64-byte value limit.
+pub(super) fn expansion_budget(len: usize) -> usize {
+    len.saturating_mul(64).saturating_add(1 << 20)
+}
+
+/// A 64-bit hash of a field or member, for the duplicate checks of snapshot loading: a
+/// multiply-rotate over 8-byte words, cheap for short strings. Equal hashes are followed by an
+/// exact comparison, so crafted collisions cost time (one sort) but never a wrong answer.
+pub(super) fn field_hash(b: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = (b.len() as u64).wrapping_mul(K);
+    let mut words = b.chunks_exact(8);
+    let mut w = [0u8; 8];
+    for c in &mut words {
+        w.copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K).rotate_left(29);
+    }
+    h = (h ^ tail_word(words.remainder())).wrapping_mul(K);
+    h ^ (h >> 29)
+}
+
+/// The last 0..=7 bytes of a string as one word, by whole loads (two overlapping 4-byte
+/// ones, or three single bytes) rather than byte copies into a buffer that is then read back,
+/// which stalls the load on the copies.
+fn tail_word(r: &[u8]) -> u64 {
+    let n = r.len();
+    let u32_at = |i: usize| {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&r[i..i + 4]);
+        u64::from(u32::from_le_bytes(b))
+    };
+    match n {
+        0 => 0,
+        1..=3 => u64::from(r[0]) | u64::from(r[n / 2]) << 8 | u64::from(r[n - 1]) << 16,
+        _ => u32_at(0) | u32_at(n - 4) << 32,
+    }
+}
+
+/// Whether the `items` (sorted here) are all different.
+pub(super) fn distinct_sorted<T: Ord>(mut items: Vec<T>) -> bool {
+    items.sort_unstable();
+    items.windows(2).all(|w| w[0] != w[1])
+}
+
+/// Hashes of the members of one small collection (a listpack's worth stays on the stack).
+pub(super) type Hashes = smallvec::SmallVec<[u64; 128]>;
+
+/// Whether `hashes` are all different. Up to 128 go through an open-addressing table on the
+/// stack (one probe each, mostly); more are sorted in place.
+pub(super) fn distinct_hashes(hashes: &mut [u64]) -> bool {
+    const SLOTS: usize = 256;
+    if hashes.len() > SLOTS / 2 {
+        hashes.sort_unstable();
+        return hashes.windows(2).all(|w| w[0] != w[1]);
+    }
+    // 0 marks an empty slot, so every hash gets its low bit set (a lost bit only means an
+    // extra exact comparison now and then).
+    let mut slots = [0u64; SLOTS];
+    for &h in hashes.iter() {
+        let h = h | 1;
+        let mut at = (h >> 56) as usize;
+        loop {
+            match slots[at] {
+                0 => {
+                    slots[at] = h;
+                    break;
+                }
+                x if x == h => return false,
+                _ => at = (at + 1) % SLOTS,
+            }
+        }
+    }
+    true
+}
+
 /// Iterator over the pairs of a hash, in storage order. Fields of the compact encoding may be
 /// front-coded in storage, so they come back as [`Cow`]; values are always borrowed.
 pub struct Iter<'a>(IterRepr<'a>);
@@ -398,6 +536,32 @@ impl HashValue {
         }
         p.buf.shrink_to_fit();
         HashValue { repr: Repr::Packed(Box::new(p)) }
+    }
+
+    /// The `listpack` buffer and its field count, for a snapshot to store verbatim; `None` for
+    /// a `hashtable`.
+    pub fn packed_parts(&self) -> Option<(&[u8], usize)> {
+        match &self.repr {
+            Repr::Packed(p) => Some((&p.buf, p.n as usize)),
+            Repr::Table(_) => None,
+        }
+    }
+
+    /// Adopts a `listpack` buffer of `n` pairs read from a snapshot (one allocation and a
+    /// copy), after checking it: `None` unless it is well formed with `n` distinct fields.
+    /// A hash beyond `limits` is converted to `hashtable`, as Redis does on load.
+    pub fn from_packed(buf: &[u8], n: usize, limits: HashLimits) -> Option<HashValue> {
+        let longest = check_packed(buf, n)?;
+        let mut h = HashValue {
+            repr: Repr::Packed(Box::new(Packed {
+                buf: buf.to_vec(),
+                n: u32::try_from(n).ok()?,
+            })),
+        };
+        if n > limits.max_entries || longest > limits.max_value {
+            h.convert();
+        }
+        Some(h)
     }
 
     /// Sets `field` to `value`, converting to `hashtable` first when either is longer than the
@@ -616,7 +780,7 @@ fn rdb_len_size(n: usize) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use rand::{rngs::SmallRng, SeedableRng};
 
     use super::*;
@@ -794,5 +958,102 @@ mod tests {
         assert!(h.remove(b"a-field-of-15-b"));
         assert_eq!(h.len(), 2);
         assert_eq!(h.get(b"k"), Some(&b""[..]));
+    }
+
+    /// Every damaged variant of `buf`: each truncation and each byte with each bit flipped.
+    pub(crate) fn damaged(buf: &[u8]) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = (0..buf.len()).map(|l| buf[..l].to_vec()).collect();
+        for i in 0..buf.len() {
+            for bit in 0..8 {
+                let mut b = buf.to_vec();
+                b[i] ^= 1 << bit;
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn from_packed_adopts_sound_buffers_and_refuses_damaged_ones() {
+        let lim = HashLimits {
+            max_entries: 128,
+            max_value: 300,
+        };
+        let mut h = HashValue::new();
+        for (f, v) in [
+            (&b"field:1"[..], &b"a"[..]),
+            (b"field:2", b""),
+            (b"x", &[b'v'; 200]),
+            (b"a-field-longer-than-fifteen", b"w"),
+            (b"a-field-longer-than-sixteen", b"ww"),
+        ] {
+            h.set(f, v, lim);
+        }
+        let (buf, n) = h.packed_parts().unwrap();
+        let back = HashValue::from_packed(buf, n, lim).unwrap();
+        assert_eq!(back, h);
+        assert_eq!(back.encoding(), "listpack");
+        // Beyond the limits: converted, same contents.
+        let big = HashValue::from_packed(buf, n, SMALL).unwrap();
+        assert_eq!((big.encoding(), big.len()), ("hashtable", 5));
+        assert_eq!(big.get(b"field:2"), Some(&b""[..]));
+        // Wrong counts, trailing bytes, a duplicate field, a prefix longer than the field before.
+        assert!(HashValue::from_packed(buf, n - 1, lim).is_none());
+        assert!(HashValue::from_packed(buf, n + 1, lim).is_none());
+        assert!(HashValue::from_packed(&[buf, &[0x11, b'f', b'v']].concat(), n, lim).is_none());
+        let dup = [0x11, b'f', b'v', 0x11, b'f', b'w'];
+        assert!(HashValue::from_packed(&dup, 2, lim).is_none());
+        assert!(HashValue::from_packed(&dup[..3], 1, lim).is_some());
+        let deep = [0x11, b'f', b'v', SHARED_PAIR | 1, 0x21, b'g', b'w'];
+        assert!(HashValue::from_packed(&deep, 2, lim).is_none());
+        // Whatever the damage: no panic, and what is accepted is usable.
+        for b in damaged(buf) {
+            if let Some(h) = HashValue::from_packed(&b, n, lim) {
+                let fields: Vec<_> = h.iter().map(|(f, _)| f.into_owned()).collect();
+                assert_eq!(fields.len(), n);
+                assert!(fields.iter().all(|f| h.contains(f)));
+            }
+        }
+    }
+
+    #[test]
+    fn distinct_hashes_small_and_large() {
+        // Same top byte (same first slot), differing low bits: probed, not confused.
+        let mut v = vec![0xab00_0000_0000_0002, 0xab00_0000_0000_0004, 0];
+        assert!(distinct_hashes(&mut v));
+        v.push(4 | 0xab00_0000_0000_0000);
+        assert!(!distinct_hashes(&mut v));
+        for n in [1usize, 128, 129, 1000] {
+            let mut v: Vec<u64> = (0..n as u64).map(|i| field_hash(&i.to_le_bytes())).collect();
+            assert!(distinct_hashes(&mut v.clone()), "{n}");
+            v.push(v[n / 2]);
+            assert!(!distinct_hashes(&mut v), "{n} + dup");
+        }
+        assert_ne!(field_hash(b"field1"), field_hash(b"field1\0"));
+    }
+
+    #[test]
+    fn from_packed_refuses_a_front_coding_bomb() {
+        let lim = HashLimits {
+            max_entries: 128,
+            max_value: 64,
+        };
+        // One 100 kB field, then fields that repeat it through front coding, 8 bytes each.
+        let long = 100_000;
+        let bomb = |pairs: u16| {
+            let mut b = vec![LONG_PAIR, 0];
+            super::write_len(&mut b, long);
+            b.push(0);
+            b.extend(std::iter::repeat(b'a').take(long));
+            for i in 0..pairs {
+                b.push(LONG_PAIR);
+                super::write_len(&mut b, long);
+                b.extend_from_slice(&[2, 0]);
+                b.extend_from_slice(&i.to_le_bytes());
+            }
+            b
+        };
+        assert!(HashValue::from_packed(&bomb(20), 21, lim).is_some());
+        assert!(HashValue::from_packed(&bomb(200), 201, lim).is_none());
     }
 }

@@ -131,6 +131,21 @@ fn get_backlen(buf: &[u8], end: usize) -> (usize, usize) {
     }
 }
 
+/// Checks that the back length of an entry of `size` bytes (its minimal varint, reversed)
+/// starts at `at`; returns its length.
+fn check_backlen(buf: &[u8], at: usize, size: usize) -> Option<usize> {
+    let n = varint_len(size);
+    let mut v = size;
+    for i in 0..n {
+        let more = if i + 1 < n { 0x80 } else { 0 };
+        if *buf.get(at + n - 1 - i)? != (v & 0x7f) as u8 | more {
+            return None;
+        }
+        v >>= 7;
+    }
+    Some(n)
+}
+
 /// Appends an entry for `data`, coded against `anchor`.
 fn encode_entry(out: &mut Vec<u8>, anchor: &[u8], data: &[u8]) {
     let start = out.len();
@@ -285,6 +300,56 @@ impl<'a> DoubleEndedIterator for ChunkIter<'a> {
     }
 }
 
+/// One chunk as a snapshot stores it (see [`ListValue::raw_chunks`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawChunk<'a> {
+    pub plain: bool,
+    pub count: u32,
+    pub anchor: &'a [u8],
+    pub buf: &'a [u8],
+}
+
+impl RawChunk<'_> {
+    /// Checks a chunk of unknown origin: `count` (at least 1; exactly 1 if plain) entries that
+    /// fill the buffer, each suffix inside it, each shared prefix within the anchor (at most
+    /// [`ANCHOR_MAX`] bytes), each back length the exact reversed varint of the entry's size
+    /// (so the chunk walks backwards too). Never panics, whatever the bytes.
+    fn check(&self) -> Option<()> {
+        use super::varint::get_len;
+        let buf = self.buf;
+        let bad_count = self.count == 0 || (self.plain && self.count != 1);
+        if bad_count || self.anchor.len() > ANCHOR_MAX {
+            return None;
+        }
+        let (mut pos, mut n) = (0, 0u32);
+        while pos < buf.len() {
+            let start = pos;
+            let h = get_len(buf, &mut pos)?;
+            let shared = if h & 1 == 1 { get_len(buf, &mut pos)? } else { 0 };
+            let end = pos.checked_add(h >> 1)?;
+            if shared > self.anchor.len() || end > buf.len() {
+                return None;
+            }
+            pos = end + check_backlen(buf, end, end - start)?;
+            n = n.checked_add(1)?;
+        }
+        (n == self.count).then_some(())
+    }
+
+    /// Whether the chunk is one a list built with `fill` could hold.
+    fn fits(&self, fill: i64) -> bool {
+        let count = self.count;
+        if self.plain || count == 1 {
+            return true;
+        }
+        if fill < 0 {
+            let idx = usize::try_from(fill.unsigned_abs() - 1).unwrap_or(usize::MAX);
+            return SIZE_LIMITS.get(idx).is_some_and(|&lim| self.buf.len() <= lim);
+        }
+        i64::from(count) <= fill && self.buf.len() <= SIZE_SAFETY_LIMIT
+    }
+}
+
 /// A list value.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListValue {
@@ -305,6 +370,47 @@ impl ListValue {
             l.push(End::Tail, it, fill);
         }
         l
+    }
+
+    /// The chunks as stored, head to tail, for a snapshot to store verbatim.
+    pub fn raw_chunks(&self) -> impl Iterator<Item = RawChunk<'_>> + '_ {
+        self.chunks.iter().filter(|c| c.count > 0).map(|c| RawChunk {
+            plain: c.plain,
+            count: c.count,
+            anchor: &c.anchor,
+            buf: &c.buf,
+        })
+    }
+
+    /// Adopts chunks read from a snapshot (one allocation and a copy each) after checking
+    /// them: `None` if one is malformed. A list with a chunk that `fill` would not allow is
+    /// rebuilt with `fill`.
+    pub fn from_raw_chunks<'a>(
+        raw: impl ExactSizeIterator<Item = RawChunk<'a>>,
+        fill: i64,
+    ) -> Option<ListValue> {
+        let mut chunks = VecDeque::with_capacity(raw.len());
+        let (mut len, mut fits) = (0usize, true);
+        for r in raw {
+            r.check()?;
+            fits &= r.fits(fill);
+            len = len.checked_add(r.count as usize)?;
+            chunks.push_back(Chunk {
+                buf: r.buf.to_vec(),
+                count: r.count,
+                anchor: r.anchor.into(),
+                plain: r.plain,
+            });
+        }
+        let l = ListValue {
+            chunks: Box::new(chunks),
+            len,
+        };
+        if fits {
+            return Some(l);
+        }
+        let items: Vec<Cow<'_, [u8]>> = l.iter().collect();
+        Some(ListValue::from_iter(items.iter().map(|c| &c[..]), fill))
     }
 
     /// Name OBJECT ENCODING reports (always `quicklist` in Redis 7.0).
@@ -813,5 +919,44 @@ mod tests {
         assert_eq!(packed_threshold(), 1);
         assert!(set_packed_threshold(0));
         assert_eq!(packed_threshold(), 1 << 30);
+    }
+
+    #[test]
+    fn raw_chunks_round_trip_and_damage_is_refused_or_harmless() {
+        let items: Vec<Vec<u8>> = (0..300)
+            .map(|i| format!("job:{i}:{}", "x".repeat(i % 40)).into_bytes())
+            .collect();
+        let l = ListValue::from_iter(items.iter().map(|v| &v[..]), -1);
+        assert!(l.chunk_count() > 1);
+        let raw: Vec<RawChunk<'_>> = l.raw_chunks().collect();
+        let back = ListValue::from_raw_chunks(raw.iter().copied(), -1).unwrap();
+        assert_eq!(back, l);
+        // Chunks too big for a smaller fill: rebuilt with it, same elements.
+        let small = ListValue::from_raw_chunks(raw.iter().copied(), 4).unwrap();
+        assert!(small.chunk_count() > l.chunk_count());
+        assert_eq!(items_of(&small), items_of(&l));
+        let mut bad = raw[0];
+        bad.count += 1;
+        assert!(ListValue::from_raw_chunks([bad].into_iter(), -1).is_none());
+        bad = raw[0];
+        bad.plain = true;
+        assert!(ListValue::from_raw_chunks([bad].into_iter(), -1).is_none());
+        bad.anchor = &[b'a'; ANCHOR_MAX + 1];
+        assert!(ListValue::from_raw_chunks([bad].into_iter(), -1).is_none());
+        let first = raw[0];
+        let n = first.count as usize;
+        for buf in crate::keyspace::hash::tests::damaged(first.buf) {
+            let c = RawChunk { buf: &buf, ..first };
+            if let Some(l) = ListValue::from_raw_chunks([c].into_iter(), -1) {
+                let fwd = items_of(&l);
+                let mut rev: Vec<_> = l.iter().rev().map(|e| e.into_owned()).collect();
+                rev.reverse();
+                assert_eq!((fwd.len(), &fwd), (n, &rev));
+            }
+        }
+    }
+
+    fn items_of(l: &ListValue) -> Vec<Vec<u8>> {
+        l.iter().map(|e| e.into_owned()).collect()
     }
 }

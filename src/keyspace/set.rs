@@ -73,6 +73,19 @@ fn width_for(d: u64) -> u8 {
     }
 }
 
+/// An offset of 1, 2, 4 or 8 bytes, by one load of that size (a copy into a zeroed 8-byte
+/// buffer read back whole would stall on the copy).
+#[inline]
+fn read_offset(c: &[u8]) -> u64 {
+    match *c {
+        [a] => u64::from(a),
+        [a, b] => u64::from(u16::from_le_bytes([a, b])),
+        [a, b, c, d] => u64::from(u32::from_le_bytes([a, b, c, d])),
+        [a, b, c, d, e, f, g, h] => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+        _ => 0,
+    }
+}
+
 impl IntSet {
     fn new() -> Self {
         IntSet { data: Box::new([]) }
@@ -92,6 +105,31 @@ impl IntSet {
             buf.extend_from_slice(&(v.wrapping_sub(lo) as u64).to_le_bytes()[..w]);
         }
         IntSet { data: buf.into_boxed_slice() }
+    }
+
+    /// Checks an encoded intset of unknown origin and returns its member count: `None` unless
+    /// it is canonical (width 1, 2, 4 or 8 and the smallest that holds the largest member's
+    /// offset, first offset 0, offsets strictly ascending, largest member within i64) and
+    /// holds at least one member. Never panics, whatever the bytes.
+    fn check(data: &[u8]) -> Option<usize> {
+        let (&width, rest) = data.split_first()?;
+        let w = usize::from(width);
+        let base = i64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
+        let offsets = &rest[8..];
+        if !matches!(w, 1 | 2 | 4 | 8) || offsets.is_empty() || offsets.len() % w != 0 {
+            return None;
+        }
+        let mut prev = None;
+        for chunk in offsets.chunks_exact(w) {
+            let d = read_offset(chunk);
+            if prev.map_or(d != 0, |p| d <= p) {
+                return None;
+            }
+            prev = Some(d);
+        }
+        let last = prev?;
+        let fits = i128::from(base) + i128::from(last) <= i128::from(i64::MAX);
+        (fits && width_for(last) == width).then_some(offsets.len() / w)
     }
 
     fn width(&self) -> usize {
@@ -335,6 +373,26 @@ impl SetValue {
     /// loading: one encoding pass instead of one insertion per member).
     pub fn intset_from_sorted(members: &[i64]) -> SetValue {
         SetValue::Ints(IntSet::from_sorted(members))
+    }
+
+    /// The encoded `intset` bytes, for a snapshot to store verbatim; `None` for a `hashtable`.
+    pub fn intset_bytes(&self) -> Option<&[u8]> {
+        match self {
+            SetValue::Ints(s) => Some(&s.data),
+            SetValue::Table(_) => None,
+        }
+    }
+
+    /// Adopts encoded `intset` bytes read from a snapshot (one allocation and a copy) after
+    /// checking them; returns the set and its member count. A set of more than `max_intset`
+    /// members is converted to `hashtable`, as Redis does on load.
+    pub fn from_intset_bytes(data: &[u8], max_intset: usize) -> Option<(SetValue, usize)> {
+        let n = IntSet::check(data)?;
+        let mut s = SetValue::Ints(IntSet { data: data.into() });
+        if n > max_intset {
+            s.convert_to_table(0);
+        }
+        Some((s, n))
     }
 
     /// Name OBJECT ENCODING reports.
@@ -734,5 +792,47 @@ mod tests {
         let ints = union(&[Some(&b)], 512);
         assert_eq!(ints.encoding(), "intset");
         assert_eq!(a, set_of(&["x", "3", "2", "1"], 512));
+    }
+
+    #[test]
+    fn from_intset_bytes_accepts_only_canonical_intsets() {
+        for members in [&[5i64][..], &[-3, 0, 200], &[1, 70_000], &[i64::MIN, i64::MAX]] {
+            let s = SetValue::intset_from_sorted(members);
+            let data = s.intset_bytes().unwrap();
+            let (back, n) = SetValue::from_intset_bytes(data, 512).unwrap();
+            assert_eq!((n, &back), (members.len(), &s));
+            assert_eq!(back.encoding(), "intset");
+            let (big, _) = SetValue::from_intset_bytes(data, 0).unwrap();
+            assert_eq!((big.encoding(), &big), ("hashtable", &s));
+        }
+        let enc = |w: u8, base: i64, offsets: &[u64]| {
+            let mut b = vec![w];
+            b.extend_from_slice(&base.to_le_bytes());
+            for o in offsets {
+                b.extend_from_slice(&o.to_le_bytes()[..usize::from(w)]);
+            }
+            b
+        };
+        assert!(SetValue::from_intset_bytes(&enc(1, 7, &[0, 3]), 512).is_some());
+        for bad in [
+            enc(2, 7, &[0, 3]),        // wider than needed
+            enc(3, 7, &[0, 3]),        // no such width
+            enc(1, 7, &[1, 3]),        // base is not the minimum
+            enc(1, 7, &[0, 3, 3]),     // not strictly ascending
+            enc(1, 7, &[]),            // empty
+            enc(1, i64::MAX, &[0, 1]), // past i64::MAX
+            enc(1, 7, &[0, 3])[..5].to_vec(),
+        ] {
+            assert!(SetValue::from_intset_bytes(&bad, 512).is_none(), "{bad:?}");
+        }
+        let s = SetValue::intset_from_sorted(&[-1000, 5, 9, 1 << 40]);
+        let data = s.intset_bytes().unwrap();
+        for b in crate::keyspace::hash::tests::damaged(data) {
+            if let Some((s, n)) = SetValue::from_intset_bytes(&b, 512) {
+                let m: Vec<_> = s.iter().collect();
+                assert_eq!(m.len(), n);
+                assert!(m.iter().all(|&m| s.contains_member(m)));
+            }
+        }
     }
 }

@@ -36,6 +36,43 @@ pub fn get(buf: &[u8], pos: &mut usize) -> u64 {
     n
 }
 
+/// Reads the varint at `*pos` from bytes of unknown origin (a snapshot): `None` if it is cut
+/// short, longer than 10 bytes or above `u64::MAX`. On success `*pos` moves past it.
+#[inline]
+pub fn get_checked(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    // Most lengths are under 128: one byte, one branch.
+    let b = *buf.get(*pos)?;
+    if b < 0x80 {
+        *pos += 1;
+        return Some(u64::from(b));
+    }
+    get_checked_long(buf, pos)
+}
+
+/// [`get_checked`] past its one-byte case.
+#[inline(never)]
+fn get_checked_long(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut n = 0u64;
+    for i in 0..10 {
+        let b = *buf.get(*pos + i)?;
+        if i == 9 && b > 1 {
+            return None;
+        }
+        n |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            *pos += i + 1;
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// [`get_checked`] as a `usize`.
+#[inline]
+pub fn get_len(buf: &[u8], pos: &mut usize) -> Option<usize> {
+    usize::try_from(get_checked(buf, pos)?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -48,5 +85,19 @@ mod tests {
             assert_eq!(super::get(&b, &mut pos), n);
             assert_eq!(pos, b.len());
         }
+    }
+
+    #[test]
+    fn checked_reads_refuse_cut_and_overlong_varints() {
+        let mut pos = 0;
+        assert_eq!(super::get_checked(&[0x80, 0x01], &mut pos), Some(128));
+        assert_eq!(pos, 2);
+        assert_eq!(super::get_checked(&[0x80], &mut 0), None);
+        assert_eq!(super::get_checked(&[0xff; 11], &mut 0), None);
+        let mut max = [0xff; 10];
+        max[9] = 0x01;
+        assert_eq!(super::get_checked(&max, &mut 0), Some(u64::MAX));
+        max[9] = 0x02;
+        assert_eq!(super::get_checked(&max, &mut 0), None);
     }
 }

@@ -87,6 +87,33 @@ impl ZSetValue {
         ZSetValue::Pack(Box::new(b.pack))
     }
 
+    /// The `listpack` buffer and its entry count, for a snapshot to store verbatim; `None` for
+    /// a `skiplist`.
+    pub fn packed_parts(&self) -> Option<(&[u8], usize)> {
+        match self {
+            ZSetValue::Pack(p) => Some((&p.buf, p.len as usize)),
+            ZSetValue::Skip(_) => None,
+        }
+    }
+
+    /// Adopts a `listpack` buffer of `n` entries read from a snapshot (one allocation and a
+    /// copy), after checking it: `None` unless it is well formed, strictly ascending by
+    /// (score, member), with no NaN score and `n` distinct members. A set beyond `lim` is
+    /// converted to `skiplist`, as Redis does on load.
+    pub fn from_packed(buf: &[u8], n: usize, lim: Limits) -> Option<ZSetValue> {
+        let longest = check_pack(buf, n)?;
+        let len = u32::try_from(n).ok()?;
+        let pack = Pack {
+            buf: buf.to_vec(),
+            len,
+        };
+        let mut z = ZSetValue::Pack(Box::new(pack));
+        if n > lim.max_entries || longest > lim.max_value {
+            z.convert_to_skiplist();
+        }
+        Some(z)
+    }
+
     /// Name OBJECT ENCODING reports.
     pub fn encoding(&self) -> &'static str {
         match self {
@@ -437,16 +464,98 @@ fn encode_score(out: &mut Vec<u8>, score: f64) {
 
 fn decode_score(buf: &[u8], pos: &mut usize) -> Option<f64> {
     let tag = get_varint(buf, pos);
-    Some(if tag & 1 == 0 {
-        unzigzag(tag >> 1) as f64
-    } else if tag & 3 == 3 {
-        let d = ((tag >> 2) & 3) as usize + 1;
-        unzigzag(tag >> 4) as f64 / POW10[d]
-    } else {
+    tagged_score(tag).or_else(|| {
         let bytes: [u8; 8] = buf.get(*pos..*pos + 8)?.try_into().ok()?;
         *pos += 8;
-        f64::from_le_bytes(bytes)
+        Some(f64::from_le_bytes(bytes))
     })
+}
+
+/// The score a tag holds by itself (integer or short decimal); `None` if a raw double follows.
+#[inline]
+fn tagged_score(tag: u64) -> Option<f64> {
+    if tag & 1 == 0 {
+        Some(unzigzag(tag >> 1) as f64)
+    } else if tag & 3 == 3 {
+        let d = ((tag >> 2) & 3) as usize + 1;
+        Some(unzigzag(tag >> 4) as f64 / POW10[d])
+    } else {
+        None
+    }
+}
+
+/// Reads a score like [`decode_score`] from bytes of unknown origin: `None` if it is cut
+/// short or NaN.
+fn check_score(buf: &[u8], pos: &mut usize) -> Option<f64> {
+    let tag = super::varint::get_checked(buf, pos)?;
+    let score = match tagged_score(tag) {
+        Some(s) => s,
+        None => {
+            let bytes: [u8; 8] = buf.get(*pos..pos.checked_add(8)?)?.try_into().ok()?;
+            *pos += 8;
+            f64::from_le_bytes(bytes)
+        }
+    };
+    (!score.is_nan()).then_some(score)
+}
+
+/// Checks a pack of unknown origin: exactly `n` entries that fill it, every length inside it,
+/// every shared prefix no longer than the member before, members adding up to at most
+/// [`super::hash::expansion_budget`], scores not NaN, entries strictly ascending, members
+/// distinct. Returns the longest member. Never panics, whatever the bytes.
+fn check_pack(buf: &[u8], n: usize) -> Option<usize> {
+    use super::varint::get_len;
+    if n == 0 || n > buf.len() || buf.len() > 1 << 30 {
+        return None;
+    }
+    let (mut pos, mut longest, mut expanded) = (0, 0, 0usize);
+    let budget = super::hash::expansion_budget(buf.len());
+    let (mut member, mut prev) = (Vec::new(), Vec::new());
+    let mut prev_score = None;
+    let mut hashes = super::hash::Hashes::new();
+    for _ in 0..n {
+        let h = get_len(buf, &mut pos)?;
+        let shared = if h & 1 == 1 { get_len(buf, &mut pos)? } else { 0 };
+        let end = pos.checked_add(h >> 1)?;
+        let suffix = buf.get(pos..end)?;
+        pos = end;
+        std::mem::swap(&mut member, &mut prev);
+        member.clear();
+        member.extend_from_slice(prev.get(..shared)?);
+        member.extend_from_slice(suffix);
+        let score = check_score(buf, &mut pos)?;
+        if prev_score.is_some_and(|ps| cmp_entry(ps, &prev, score, &member) != Ordering::Less) {
+            return None;
+        }
+        longest = longest.max(member.len());
+        expanded = expanded.saturating_add(member.len());
+        if expanded > budget {
+            return None;
+        }
+        // The member before is hashed only now (see `hash::check_packed`).
+        if prev_score.is_some() {
+            hashes.push(super::hash::field_hash(&prev));
+        }
+        prev_score = Some(score);
+    }
+    hashes.push(super::hash::field_hash(&member));
+    if pos != buf.len() {
+        return None;
+    }
+    // Equal 64-bit hashes are most likely equal members, but compare them to be sure.
+    let distinct = super::hash::distinct_hashes(&mut hashes) || {
+        let mut all = Vec::with_capacity(n);
+        let mut c = Cursor {
+            buf,
+            pos: 0,
+            member: Vec::new(),
+        };
+        while c.next().is_some() {
+            all.push(c.member.clone());
+        }
+        super::hash::distinct_sorted(all)
+    };
+    distinct.then_some(longest)
 }
 
 /// Shortest shared prefix worth front-coding (one byte would cost its own length varint).
@@ -1060,5 +1169,50 @@ mod tests {
         z.compact_if_fits(lim);
         assert_eq!(z.encoding(), "listpack");
         assert_eq!(z.at(3), Some((b"d".to_vec(), 3.0)));
+    }
+
+    #[test]
+    fn from_packed_adopts_sound_buffers_and_refuses_damaged_ones() {
+        let mut z = ZSetValue::new_for(1, SMALL);
+        let entries: [(&[u8], f64); 6] = [
+            (b"member:1", 1.0),
+            (b"member:2", 2.5),
+            (b"m", -0.125),
+            (b"x", 1e300),
+            (b"inf", f64::INFINITY),
+            (b"", -3.0),
+        ];
+        for (m, s) in entries {
+            z.insert_new(m, s, SMALL);
+        }
+        let (buf, n) = z.packed_parts().unwrap();
+        let back = ZSetValue::from_packed(buf, n, SMALL).unwrap();
+        assert_eq!(members(&back, false), members(&z, false));
+        assert_eq!(back.encoding(), "listpack");
+        let big = ZSetValue::from_packed(buf, n, TINY).unwrap();
+        assert_eq!(big.encoding(), "skiplist");
+        assert_eq!(members(&big, false), members(&z, false));
+        assert!(ZSetValue::from_packed(buf, n - 1, SMALL).is_none());
+        assert!(ZSetValue::from_packed(buf, n + 1, SMALL).is_none());
+        // Out of order, the same member twice, a NaN score.
+        let enc = |list: &[(&[u8], f64)]| {
+            let mut b = PackBuilder::default();
+            for &(m, s) in list {
+                b.push(m, s);
+            }
+            b.pack.buf
+        };
+        let ok = enc(&[(b"a", 1.0), (b"b", 1.0)]);
+        assert!(ZSetValue::from_packed(&ok, 2, SMALL).is_some());
+        assert!(ZSetValue::from_packed(&enc(&[(b"b", 1.0), (b"a", 1.0)]), 2, SMALL).is_none());
+        assert!(ZSetValue::from_packed(&enc(&[(b"a", 1.0), (b"a", 2.0)]), 2, SMALL).is_none());
+        assert!(ZSetValue::from_packed(&enc(&[(b"a", f64::NAN)]), 1, SMALL).is_none());
+        for b in crate::keyspace::hash::tests::damaged(buf) {
+            if let Some(z) = ZSetValue::from_packed(&b, n, SMALL) {
+                let got = members(&z, false);
+                assert_eq!(got.len(), n);
+                assert!(got.iter().all(|(m, s)| z.score(m) == Some(*s)));
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@
 use std::cmp::Ordering;
 
 use crate::keyspace::hash::HashLimits;
-use crate::keyspace::list::ListValue;
+use crate::keyspace::list::{ListValue, RawChunk};
 use crate::keyspace::set::{Member, SetValue};
 use crate::keyspace::zset::{self, ZSetValue};
 use crate::keyspace::{HashValue, RString, Value};
@@ -84,21 +84,29 @@ pub mod types {
     pub const SET_TABLE: u8 = 7;
     pub const ZSET_LISTPACK: u8 = 8;
     pub const ZSET_SKIPLIST: u8 = 9;
-    /// Highest id a version 1.0 reader knows.
-    pub const MAX_KNOWN: u8 = 9;
+    /// Format 1.1: a hash `listpack` buffer stored verbatim.
+    pub const HASH_PACKED: u8 = 10;
+    /// Format 1.1: a frame-of-reference `intset` buffer stored verbatim.
+    pub const SET_INTSET_FOR: u8 = 11;
+    /// Format 1.1: a sorted set `listpack` buffer stored verbatim.
+    pub const ZSET_PACKED: u8 = 12;
+    /// Format 1.1: a list's packed chunks stored verbatim.
+    pub const LIST_CHUNKS: u8 = 13;
+    /// Highest id this reader (format 1.1) knows.
+    pub const MAX_KNOWN: u8 = 13;
 
     /// (type, encoding) names of a type id, as TYPE and OBJECT ENCODING print them.
     pub fn names(id: u8) -> (&'static str, &'static str) {
         match id {
             STR_RAW => ("string", "raw"),
             STR_INT => ("string", "int"),
-            LIST_QUICKLIST => ("list", "quicklist"),
+            LIST_QUICKLIST | LIST_CHUNKS => ("list", "quicklist"),
             LIST_LISTPACK => ("list", "listpack"),
-            HASH_LISTPACK => ("hash", "listpack"),
+            HASH_LISTPACK | HASH_PACKED => ("hash", "listpack"),
             HASH_TABLE => ("hash", "hashtable"),
-            SET_INTSET => ("set", "intset"),
+            SET_INTSET | SET_INTSET_FOR => ("set", "intset"),
             SET_TABLE => ("set", "hashtable"),
-            ZSET_LISTPACK => ("zset", "listpack"),
+            ZSET_LISTPACK | ZSET_PACKED => ("zset", "listpack"),
             ZSET_SKIPLIST => ("zset", "skiplist"),
             _ => ("unknown", "unknown"),
         }
@@ -171,16 +179,25 @@ pub fn encode_value(out: &mut Vec<u8>, key: &[u8], value: &Value) {
     }
 }
 
+/// A list's chunks as they are in memory: `count chunks (flags count anchor buf)*`.
 fn encode_list(out: &mut Vec<u8>, l: &ListValue) {
-    // Redis 7.0 lists are all quicklists; LIST_LISTPACK is kept for the 7.2 encoding.
-    out.push(types::LIST_QUICKLIST);
+    out.push(types::LIST_CHUNKS);
     let start = out.len();
     put_varint(out, l.len() as u64);
-    l.for_range(0, l.len(), |e| put_bytes(out, e));
+    put_varint(out, l.raw_chunks().count() as u64);
+    for c in l.raw_chunks() {
+        out.push(u8::from(c.plain));
+        put_varint(out, u64::from(c.count));
+        put_bytes(out, c.anchor);
+        put_bytes(out, c.buf);
+    }
     prefix_len(out, start);
 }
 
 fn encode_hash(out: &mut Vec<u8>, h: &HashValue) {
+    if let Some((buf, n)) = h.packed_parts() {
+        return encode_verbatim(out, types::HASH_PACKED, n, buf);
+    }
     out.push(match h.encoding() {
         "listpack" => types::HASH_LISTPACK,
         _ => types::HASH_TABLE,
@@ -195,6 +212,9 @@ fn encode_hash(out: &mut Vec<u8>, h: &HashValue) {
 }
 
 fn encode_set(out: &mut Vec<u8>, s: &SetValue) {
+    if let Some(buf) = s.intset_bytes() {
+        return encode_verbatim(out, types::SET_INTSET_FOR, s.len(), buf);
+    }
     let ints = matches!(s, SetValue::Ints(_));
     out.push(if ints {
         types::SET_INTSET
@@ -222,6 +242,9 @@ fn encode_set(out: &mut Vec<u8>, s: &SetValue) {
 }
 
 fn encode_zset(out: &mut Vec<u8>, z: &ZSetValue) {
+    if let Some((buf, n)) = z.packed_parts() {
+        return encode_verbatim(out, types::ZSET_PACKED, n, buf);
+    }
     out.push(match z {
         ZSetValue::Pack(_) => types::ZSET_LISTPACK,
         ZSetValue::Skip(_) => types::ZSET_SKIPLIST,
@@ -233,6 +256,17 @@ fn encode_zset(out: &mut Vec<u8>, z: &ZSetValue) {
         out.extend_from_slice(&s.to_le_bytes());
     });
     prefix_len(out, start);
+}
+
+/// Appends a compact encoding's buffer as it is in memory: `type body_len count buf`, so
+/// that loading it is a check and a copy instead of a rebuild.
+fn encode_verbatim(out: &mut Vec<u8>, type_id: u8, count: usize, buf: &[u8]) {
+    out.push(type_id);
+    let mut n = Vec::with_capacity(10);
+    put_varint(&mut n, count as u64);
+    put_varint(out, (n.len() + buf.len()) as u64);
+    out.extend_from_slice(&n);
+    out.extend_from_slice(buf);
 }
 
 /// Appends one expiry record (key + absolute Unix ms).
@@ -280,10 +314,12 @@ impl<'a> Cur<'a> {
         })
     }
 
+    #[cold]
     pub fn eof<T>(&self, what: &str) -> DResult<T> {
         self.err(format!("unexpected end of {what}"))
     }
 
+    #[inline]
     pub fn u8(&mut self, what: &str) -> DResult<u8> {
         match self.buf.get(self.pos) {
             Some(&b) => {
@@ -294,13 +330,15 @@ impl<'a> Cur<'a> {
         }
     }
 
+    #[inline]
     pub fn take(&mut self, n: usize, what: &str) -> DResult<&'a [u8]> {
-        if n > self.left() {
-            return self.eof(what);
+        match self.buf.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(s) => {
+                self.pos += n;
+                Ok(s)
+            }
+            None => self.eof(what),
         }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
     }
 
     pub fn u32_le(&mut self, what: &str) -> DResult<u32> {
@@ -309,7 +347,21 @@ impl<'a> Cur<'a> {
     }
 
     /// A LEB128 varint of at most 10 bytes whose value fits a u64.
+    #[inline]
     pub fn varint(&mut self, what: &str) -> DResult<u64> {
+        // Most lengths are under 128: one byte, one branch.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.varint_long(what)
+    }
+
+    /// The general case of [`Cur::varint`], kept out of line.
+    #[cold]
+    fn varint_long(&mut self, what: &str) -> DResult<u64> {
         let start = self.pos;
         let mut n = 0u64;
         for i in 0..10 {
@@ -332,22 +384,32 @@ impl<'a> Cur<'a> {
     }
 
     /// A varint length, checked against the bytes left.
+    #[inline]
     pub fn len(&mut self, what: &str) -> DResult<usize> {
         let at = self.pos;
         let n = self.varint(what)?;
         if n > self.left() as u64 {
-            return Err(DecodeError {
-                pos: at,
-                reason: format!("{what} length {n} exceeds the {} bytes left", self.left()),
-            });
+            return Err(self.overrun(at, n, what));
         }
         Ok(n as usize)
     }
 
+    #[cold]
+    fn overrun(&self, at: usize, n: u64, what: &str) -> DecodeError {
+        DecodeError {
+            pos: at,
+            reason: format!("{what} length {n} exceeds the {} bytes left", self.left()),
+        }
+    }
+
     /// A length-prefixed byte string.
+    #[inline]
     pub fn bytes(&mut self, what: &str) -> DResult<&'a [u8]> {
         let n = self.len(what)?;
-        self.take(n, what)
+        // `len` checked that n bytes are left.
+        let s = self.buf.get(self.pos..self.pos + n).unwrap_or_default();
+        self.pos += n;
+        Ok(s)
     }
 }
 
@@ -407,15 +469,46 @@ fn decode_collection(type_id: u8, body: &[u8], lim: &EncodingLimits) -> DResult<
     let count = count as usize;
     let v = match type_id {
         types::LIST_QUICKLIST | types::LIST_LISTPACK => decode_list(&mut c, count, lim)?,
+        types::LIST_CHUNKS => decode_list_chunks(&mut c, count, lim)?,
         types::HASH_LISTPACK | types::HASH_TABLE => decode_hash(&mut c, count, lim)?,
         types::SET_INTSET => decode_intset(&mut c, count, lim)?,
         types::SET_TABLE => decode_set(&mut c, count, lim)?,
+        types::HASH_PACKED | types::SET_INTSET_FOR | types::ZSET_PACKED => {
+            adopt_verbatim(type_id, &mut c, count, lim)?
+        }
         _ => decode_zset(&mut c, count, lim)?,
     };
     if !c.at_end() {
         return c.err(format!("{} trailing bytes in value", c.left()));
     }
     Ok(v)
+}
+
+/// Adopts the rest of a verbatim record's body (see [`encode_verbatim`]) after the keyspace
+/// has checked it.
+fn adopt_verbatim(
+    type_id: u8,
+    c: &mut Cur<'_>,
+    count: usize,
+    lim: &EncodingLimits,
+) -> DResult<Value> {
+    let at = c.pos;
+    let buf = c.take(c.left(), "value")?;
+    let v = match type_id {
+        types::HASH_PACKED => HashValue::from_packed(buf, count, lim.hash).map(Value::Hash),
+        types::ZSET_PACKED => ZSetValue::from_packed(buf, count, lim.zset).map(Value::ZSet),
+        _ => SetValue::from_intset_bytes(buf, lim.set_max_intset)
+            .filter(|(_, n)| *n == count)
+            .map(|(s, _)| Value::Set(s)),
+    };
+    v.ok_or_else(|| DecodeError {
+        pos: at,
+        reason: format!(
+            "malformed {} {}",
+            types::names(type_id).0,
+            types::names(type_id).1
+        ),
+    })
 }
 
 /// Checks that `count` strings follow (`per` strings each, with `extra` fixed bytes after
@@ -437,6 +530,32 @@ fn decode_list(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<V
     let mut r = start;
     let items = (0..count).map(|_| r.bytes("element").unwrap_or_default());
     Ok(Value::List(ListValue::from_iter(items, lim.list_fill)))
+}
+
+fn decode_list_chunks(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Value> {
+    let at = c.pos;
+    let n = c.len("chunk count")?;
+    let mut raw = Vec::with_capacity(n);
+    for _ in 0..n {
+        let flags = c.u8("chunk flags")?;
+        if flags > 1 {
+            return c.err(format!("unknown chunk flags {flags}"));
+        }
+        let count = c.varint("chunk count")?;
+        raw.push(RawChunk {
+            plain: flags == 1,
+            count: u32::try_from(count).unwrap_or(0),
+            anchor: c.bytes("chunk anchor")?,
+            buf: c.bytes("chunk")?,
+        });
+    }
+    match ListValue::from_raw_chunks(raw.into_iter(), lim.list_fill) {
+        Some(l) if l.len() == count => Ok(Value::List(l)),
+        _ => Err(DecodeError {
+            pos: at,
+            reason: "malformed list chunks".into(),
+        }),
+    }
 }
 
 fn decode_hash(c: &mut Cur<'_>, count: usize, lim: &EncodingLimits) -> DResult<Value> {
@@ -750,5 +869,55 @@ mod tests {
             d.push(items[n / 2].clone());
             assert!(has_duplicates(d.iter().map(|v| &v[..])), "{n} + dup");
         }
+    }
+
+    /// The byte-by-byte examples of `formats/snapshot.md`.
+    #[test]
+    fn verbatim_records_are_laid_out_as_documented() {
+        use crate::keyspace::zset::Limits;
+        let hl = HashLimits {
+            max_entries: 128,
+            max_value: 64,
+        };
+        let mut h = HashValue::new();
+        h.set(b"f1", b"v1", hl);
+        h.set(b"f2", b"v2", hl);
+        h.set(b"f2x", b"v", hl);
+        let mut out = Vec::new();
+        encode_value(&mut out, b"h", &Value::Hash(h));
+        let pairs = b"\x22f1v1\x22f2v2\xf1\x21xv";
+        assert_eq!(out, [&b"\x01h\x0a\x0f\x03"[..], pairs].concat());
+
+        let s = SetValue::intset_from_sorted(&[-5, 1, 2, 1_000_000]);
+        let mut out = Vec::new();
+        encode_value(&mut out, b"s", &Value::Set(s));
+        let mut want = b"\x01s\x0b\x1a\x04\x04".to_vec();
+        want.extend_from_slice(&(-5i64).to_le_bytes());
+        for off in [0u32, 6, 7, 1_000_005] {
+            want.extend_from_slice(&off.to_le_bytes());
+        }
+        assert_eq!(out, want);
+
+        let zl = Limits {
+            max_entries: 128,
+            max_value: 64,
+        };
+        let mut z = ZSetValue::new_for(1, zl);
+        for (m, sc) in [(&b"m:1"[..], 1.0), (b"m:2", 2.5), (b"c", f64::INFINITY)] {
+            z.insert_new(m, sc, zl);
+        }
+        let mut out = Vec::new();
+        encode_value(&mut out, b"z", &Value::ZSet(z));
+        let entries = b"\x06m:1\x04\x03\x02\x32\xa3\x06\x02c\x01\0\0\0\0\0\0\xf0\x7f";
+        assert_eq!(out, [&b"\x01z\x0c\x16\x03"[..], entries].concat());
+
+        let l = ListValue::from_iter([&b"job:1"[..], b"job:22", b"x"], -2);
+        let mut out = Vec::new();
+        encode_value(&mut out, b"l", &Value::List(l));
+        let chunk = b"\x0b\x01\x05\x02\x05\x0422\x04\x02x\x02";
+        assert_eq!(
+            out,
+            [&b"\x01l\x0d\x16\x03\x01\x00\x03\x05job:1"[..], chunk].concat()
+        );
     }
 }
