@@ -204,7 +204,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 18] {
+fn families() -> [&'static [CommandSpec]; 19] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -224,6 +224,7 @@ fn families() -> [&'static [CommandSpec]; 18] {
         multi::COMMANDS,
         persistence::COMMANDS,
         crate::aof::waitaof::COMMANDS,
+        crate::aof::rewrite::COMMANDS,
     ]
 }
 

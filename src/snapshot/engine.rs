@@ -238,6 +238,12 @@ pub fn save(ks: &Keyspace, srv: &mut ServerState) -> Result<(), String> {
     result
 }
 
+/// Writes a snapshot of `ks` to `dest` synchronously, leaving the save statistics alone (the
+/// append-only log's first base).
+pub fn save_to(ks: &Keyspace, srv: &ServerState, dest: &Path) -> Result<(), String> {
+    write_sync(ks, &meta_for(ks, srv), write_options(srv), dest)
+}
+
 fn write_sync(ks: &Keyspace, meta: &Meta, opts: WriteOptions, dest: &Path) -> Result<(), String> {
     let (temp, file) = temp_file(dest).map_err(|e| {
         format!("Failed opening the temp RDB file for saving: {e}")
