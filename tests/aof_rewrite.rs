@@ -271,13 +271,55 @@ fn replies_while_snapshots_run() {
     assert!(info_num(&mut c, "aof_current_rewrite_time_sec") < 100);
     let _: () = q(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
     wait_rewrite_done(&mut c);
-    // A RESP base is not written: the rewrite is refused, clearly.
-    let _: () = q(&mut c, &["CONFIG", "SET", "aof-use-rdb-preamble", "no"]);
-    assert_eq!(
-        err(&mut c, &["BGREWRITEAOF"]),
-        "ERR Can't execute an AOF background rewriting. Please check the server logs for more \
-         information."
+}
+
+#[test]
+fn resp_base_with_rdb_preamble_no() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let args = ["--appendonly", "yes", "--aof-use-rdb-preamble", "no"];
+    let mut s = start_in(dir, &args);
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "s", "string"]);
+    let _: () = q(&mut c, &["SET", "ttl", "v", "PX", "3600000"]);
+    let items: Vec<String> = (0..150).map(|i| i.to_string()).collect();
+    for (cmd, key) in [("RPUSH", "l"), ("SADD", "set"), ("SADD", "intset")] {
+        let mut argv = vec![cmd, key];
+        argv.extend(items.iter().map(|i| {
+            if key == "set" {
+                "m"
+            } else {
+                i.as_str()
+            }
+        }));
+        let _: u64 = q(&mut c, &argv);
+    }
+    let _: u64 = q(&mut c, &["SADD", "set", "a", "b", "c"]);
+    let _: u64 = q(&mut c, &["HSET", "h", "f1", "v1", "f2", "v2"]);
+    let _: u64 = q(&mut c, &["ZADD", "z", "1.5", "a", "-0.1", "b", "3e100", "c"]);
+    let _: () = q(&mut c, &["SELECT", "3"]);
+    let _: () = q(&mut c, &["SET", "in3", "x"]);
+    let _: String = q(
+        &mut c,
+        &["FUNCTION", "LOAD", "#!lua name=lib\nredis.register_function('f', function() return 1 end)"],
     );
-    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "err");
-    assert!(s.log().contains("aof-use-rdb-preamble no (a RESP base) is not supported"));
+    let _: () = q(&mut c, &["SELECT", "0"]);
+    let expected = digest(&mut c);
+    let _: String = q(&mut c, &["BGREWRITEAOF"]);
+    wait_rewrite_done(&mut c);
+    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "ok");
+    assert_eq!(
+        manifest(dir),
+        "file appendonly.aof.2.base.aof seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+    );
+    let base = std::fs::read(dir.join("appendonlydir/appendonly.aof.2.base.aof")).unwrap();
+    assert!(base.starts_with(b"*"), "not RESP");
+    let _: () = q(&mut c, &["DEBUG", "LOADAOF"]);
+    assert_eq!(digest(&mut c), expected);
+    s.kill();
+    let s = start_in(dir, &args);
+    let mut c = s.conn();
+    assert_eq!(digest(&mut c), expected);
+    assert!(q::<i64>(&mut c, &["PTTL", "ttl"]) > 0);
+    assert_eq!(q::<i64>(&mut c, &["FCALL", "f", "0"]), 1);
 }

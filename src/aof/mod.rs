@@ -19,6 +19,7 @@
 pub mod format;
 pub mod load;
 pub mod manifest;
+pub mod resp_base;
 pub mod rewrite;
 pub mod waitaof;
 pub mod writer;
@@ -512,6 +513,7 @@ pub async fn run(server: Rc<RefCell<Server>>) {
         let mut srv = server.borrow_mut();
         let st = &mut srv.state;
         feed(st);
+        rewrite::poll(st);
         let policy = effective_policy(st);
         if let Some(log) = st.aof.log.as_mut() {
             log.writer.shared.set_policy(policy);

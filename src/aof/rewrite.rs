@@ -14,8 +14,9 @@
 //! base and the new incremental file. A crash in between leaves at worst unreferenced files,
 //! removed at the next start ([`remove_leftovers`]).
 //!
-//! The base is a ferrodis snapshot (`aof-use-rdb-preamble yes`, the default). A RESP base
-//! (`aof-use-rdb-preamble no`) is not written: such a rewrite fails and says so in the log.
+//! The base is a ferrodis snapshot (`aof-use-rdb-preamble yes`, the default), or with
+//! `aof-use-rdb-preamble no` that snapshot converted to RESP commands on a thread
+//! ([`super::resp_base`]) before the manifest swap.
 //!
 //! `CONFIG SET appendonly yes` opens a temporary incremental file (`temp-<F>.incr`, not in any
 //! manifest) and starts a rewrite; the log counts as on (`aof_enabled:1`) once the rewrite has
@@ -69,9 +70,17 @@ pub struct RewriteState {
     pub turning_on: bool,
     /// Log size after the last rewrite or at start-up (growth for automatic rewrites).
     pub base_size: u64,
+    /// A RESP base being converted from the rewrite's snapshot.
+    converting: Option<Converting>,
     /// Back-off after repeated failures: current delay and when the next try may run.
     limit_minutes: u64,
     limit_until: u64,
+}
+
+/// A conversion thread's outcome, awaited by [`poll`].
+struct Converting {
+    rx: std::sync::mpsc::Receiver<Result<u64, String>>,
+    base: FileEntry,
 }
 
 /// Replies of BGREWRITEAOF, Redis's texts.
@@ -144,11 +153,6 @@ pub fn start(ks: &mut Keyspace, st: &mut ServerState) -> Result<(), String> {
 }
 
 fn try_start(ks: &mut Keyspace, st: &mut ServerState) -> Result<(), String> {
-    if param(&st.config, "aof-use-rdb-preamble") != "yes" {
-        return Err("aof-use-rdb-preamble no (a RESP base) is not supported: the base of a \
-                    ferrodis log is a snapshot; set aof-use-rdb-preamble yes"
-            .into());
-    }
     if st.persist.snapshot_in_progress() {
         return Err("another snapshot is being written".into());
     }
@@ -159,12 +163,23 @@ fn try_start(ks: &mut Keyspace, st: &mut ServerState) -> Result<(), String> {
     if st.aof.log.is_some() && !st.aof.rw.turning_on {
         switch_incr(st)?;
     }
+    let seq = m.next_base_seq();
+    let resp = param(&st.config, "aof-use-rdb-preamble") != "yes";
     let base = FileEntry {
-        name: manifest::base_name(&fname, m.next_base_seq()),
-        seq: m.next_base_seq(),
+        name: if resp {
+            format!("{fname}.{seq}.base.aof")
+        } else {
+            manifest::base_name(&fname, seq)
+        },
+        seq,
         kind: 'b',
     };
-    let dest = dir.join(&base.name);
+    // A RESP base is converted from a snapshot kept under a temporary name.
+    let dest = dir.join(if resp {
+        snapshot_for_resp(seq)
+    } else {
+        base.name.clone()
+    });
     let on_done: engine::OnDone = Box::new(move |ks, st, result| done(ks, st, result, base));
     let job = SnapshotJob {
         dest,
@@ -233,8 +248,56 @@ fn create_append(path: &Path) -> Result<File, String> {
         .map_err(|e| format!("can't create {}: {e}", path.display()))
 }
 
-/// The snapshot is written (or failed): swap the manifest, or record the failure.
+/// Where the snapshot of a rewrite to a RESP base goes.
+fn snapshot_for_resp(seq: u64) -> String {
+    format!("temp-rewrite-{seq}.snapshot")
+}
+
+/// The snapshot is written (or failed). For a RESP base, the conversion starts on a thread;
+/// otherwise the rewrite ends here.
 fn done(_ks: &mut Keyspace, st: &mut ServerState, result: Result<u64, String>, base: FileEntry) {
+    if st.aof.rw.running.is_none() || !base.name.ends_with(".aof") || result.is_err() {
+        finish(st, result, base);
+        return;
+    }
+    let (dir, _) = location(st);
+    let snap = dir.join(snapshot_for_resp(base.seq));
+    let dest = dir.join(&base.name);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("aof-resp-base".into())
+        .spawn(move || {
+            let r = super::resp_base::convert(&snap, &dest);
+            let _ = std::fs::remove_file(&snap);
+            if tx.send(r.clone()).is_err() && r.is_ok() {
+                // Abandoned meanwhile (`appendonly no`).
+                let _ = std::fs::remove_file(&dest);
+            }
+        });
+    match spawned {
+        Ok(_) => st.aof.rw.converting = Some(Converting { rx, base }),
+        Err(e) => finish(st, Err(format!("can't start the conversion thread: {e}")), base),
+    }
+}
+
+/// Ends a rewrite whose RESP base conversion has finished (called from the log's task and
+/// the cron).
+pub fn poll(st: &mut ServerState) {
+    let Some(c) = st.aof.rw.converting.as_ref() else {
+        return;
+    };
+    let result = match c.rx.try_recv() {
+        Ok(r) => r,
+        Err(std::sync::mpsc::TryRecvError::Empty) => return,
+        Err(_) => Err("the conversion thread died".into()),
+    };
+    if let Some(c) = st.aof.rw.converting.take() {
+        finish(st, result, c.base);
+    }
+}
+
+/// Swaps the manifest, or records the failure.
+fn finish(st: &mut ServerState, result: Result<u64, String>, base: FileEntry) {
     let Some(started) = st.aof.rw.running.take() else {
         // Abandoned by `appendonly no`: not a failure (Redis kills its child with SIGUSR1).
         remove_base(st, &base);
@@ -332,6 +395,7 @@ fn temp_incr_name(fname: &str) -> String {
 /// after the last rewrite and is over `auto-aof-rewrite-min-size`.
 pub fn cron(srv: &mut Server) {
     let Server { ks, state: st, .. } = srv;
+    poll(st);
     if st.persist.snapshot_in_progress() || st.persist.loading.is_some() {
         return;
     }
@@ -403,6 +467,7 @@ pub fn set_appendonly(ks: &mut Keyspace, st: &mut ServerState, on: bool) -> Resu
         // A rewrite with the log off (BGREWRITEAOF) cannot become the base: it has no
         // incremental file. Like Redis, start over.
         st.aof.rw.running = None;
+        st.aof.rw.converting = None;
         engine::bgsave_abort(ks, st);
     }
     open_turning_on(st)?;
@@ -454,6 +519,7 @@ fn open_turning_on(st: &mut ServerState) -> Result<(), String> {
 
 /// `appendonly no` at runtime: everything logged is written and fsynced, the log closed.
 fn stop(ks: &mut Keyspace, st: &mut ServerState) {
+    st.aof.rw.converting = None;
     if st.aof.rw.running.is_some() {
         st.aof.rw.running = None;
         engine::bgsave_abort(ks, st);
@@ -532,6 +598,9 @@ pub fn remove_leftovers(dir: &Path, m: &mut Manifest) {
 /// the manifest on disk names (Redis's test of the whole log path). A running snapshot is
 /// abandoned first, as emptying the dataset under its write barrier would.
 pub fn debug_loadaof(ks: &mut Keyspace, st: &mut ServerState) -> Result<(), String> {
+    if st.aof.rw.converting.take().is_some() {
+        st.aof.rw.running = None;
+    }
     if st.persist.snapshot_in_progress() {
         st.aof.rw.running = None;
         engine::bgsave_abort(ks, st);
