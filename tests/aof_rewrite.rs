@@ -43,7 +43,10 @@ fn wait_rewrite_done(c: &mut redis::Connection) {
     while info_field(c, "aof_rewrite_in_progress") != "0"
         || info_field(c, "aof_rewrite_scheduled") != "0"
     {
-        assert!(start.elapsed() < Duration::from_secs(30), "rewrite never ended");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "rewrite never ended"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -78,7 +81,10 @@ fn spawn_writers(port: u16, stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHand
                     n += 1;
                     let _: u64 = q(&mut c, &["INCR", &format!("cnt:{t}")]);
                     let _: u64 = q(&mut c, &["RPUSH", &format!("seq:{t}"), &n.to_string()]);
-                    let _: () = q(&mut c, &["SET", &format!("k:{t}:{}", n % 500), &n.to_string()]);
+                    let _: () = q(
+                        &mut c,
+                        &["SET", &format!("k:{t}:{}", n % 500), &n.to_string()],
+                    );
                 }
                 n
             })
@@ -118,7 +124,11 @@ fn rewrite_under_concurrent_writes_keeps_exact_data() {
     );
     assert_eq!(
         aof_files(dir),
-        ["appendonly.aof.4.base.rdb", "appendonly.aof.4.incr.aof", "appendonly.aof.manifest"]
+        [
+            "appendonly.aof.4.base.rdb",
+            "appendonly.aof.4.incr.aof",
+            "appendonly.aof.manifest"
+        ]
     );
     // DEBUG LOADAOF and a restart after SIGKILL both give the same dataset.
     let _: () = q(&mut c, &["DEBUG", "LOADAOF"]);
@@ -171,7 +181,11 @@ fn crash_during_rewrite_or_between_snapshot_and_manifest_swap_loads_correctly() 
     wait_rewrite_done(&mut c);
     assert_eq!(
         aof_files(dir),
-        ["appendonly.aof.2.base.rdb", "appendonly.aof.3.incr.aof", "appendonly.aof.manifest"]
+        [
+            "appendonly.aof.2.base.rdb",
+            "appendonly.aof.3.incr.aof",
+            "appendonly.aof.manifest"
+        ]
     );
     drop(c);
     drop(s);
@@ -193,14 +207,23 @@ fn log_shrinks_after_rewrite_and_auto_rewrite_triggers() {
     assert!(small * 10 < big, "{small} vs {big}");
     assert_eq!(info_num(&mut c, "aof_base_size"), small);
     // Automatic: 100% growth over the size after the last rewrite, above the minimum size.
-    let _: () = q(&mut c, &["CONFIG", "SET", "auto-aof-rewrite-min-size", "20kb"]);
-    let _: () = q(&mut c, &["CONFIG", "SET", "auto-aof-rewrite-percentage", "100"]);
+    let _: () = q(
+        &mut c,
+        &["CONFIG", "SET", "auto-aof-rewrite-min-size", "20kb"],
+    );
+    let _: () = q(
+        &mut c,
+        &["CONFIG", "SET", "auto-aof-rewrite-percentage", "100"],
+    );
     for i in 0..1000 {
         let _: () = q(&mut c, &["SET", "counter", &i.to_string()]);
     }
     let start = Instant::now();
     while info_num(&mut c, "aof_rewrites") < 2 {
-        assert!(start.elapsed() < Duration::from_secs(10), "no automatic rewrite");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no automatic rewrite"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     wait_rewrite_done(&mut c);
@@ -248,7 +271,10 @@ fn replies_while_snapshots_run() {
     let mut c = s.conn();
     let _: () = q(&mut c, &["DEBUG", "POPULATE", "2000"]);
     let _: () = q(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "500"]);
-    assert_eq!(q::<String>(&mut c, &["BGSAVE"]), "Background saving started");
+    assert_eq!(
+        q::<String>(&mut c, &["BGSAVE"]),
+        "Background saving started"
+    );
     assert_eq!(
         q::<String>(&mut c, &["BGREWRITEAOF"]),
         "Background append only file rewriting scheduled"
@@ -285,23 +311,28 @@ fn resp_base_with_rdb_preamble_no() {
     let items: Vec<String> = (0..150).map(|i| i.to_string()).collect();
     for (cmd, key) in [("RPUSH", "l"), ("SADD", "set"), ("SADD", "intset")] {
         let mut argv = vec![cmd, key];
-        argv.extend(items.iter().map(|i| {
-            if key == "set" {
-                "m"
-            } else {
-                i.as_str()
-            }
-        }));
+        argv.extend(
+            items
+                .iter()
+                .map(|i| if key == "set" { "m" } else { i.as_str() }),
+        );
         let _: u64 = q(&mut c, &argv);
     }
     let _: u64 = q(&mut c, &["SADD", "set", "a", "b", "c"]);
     let _: u64 = q(&mut c, &["HSET", "h", "f1", "v1", "f2", "v2"]);
-    let _: u64 = q(&mut c, &["ZADD", "z", "1.5", "a", "-0.1", "b", "3e100", "c"]);
+    let _: u64 = q(
+        &mut c,
+        &["ZADD", "z", "1.5", "a", "-0.1", "b", "3e100", "c"],
+    );
     let _: () = q(&mut c, &["SELECT", "3"]);
     let _: () = q(&mut c, &["SET", "in3", "x"]);
     let _: String = q(
         &mut c,
-        &["FUNCTION", "LOAD", "#!lua name=lib\nredis.register_function('f', function() return 1 end)"],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=lib\nredis.register_function('f', function() return 1 end)",
+        ],
     );
     let _: () = q(&mut c, &["SELECT", "0"]);
     let expected = digest(&mut c);

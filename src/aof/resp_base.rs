@@ -70,7 +70,10 @@ impl RespSink {
 
 impl LoadSink for RespSink {
     fn meta(&mut self, meta: &Meta) -> Result<(), String> {
-        let libs = meta.aux.iter().find(|(k, _)| k == crate::snapshot::engine::AUX_FUNCTIONS);
+        let libs = meta
+            .aux
+            .iter()
+            .find(|(k, _)| k == crate::snapshot::engine::AUX_FUNCTIONS);
         if let Some((_, payload)) = libs {
             let codes = crate::scripting::functions::parse_dump(payload)
                 .ok_or("bad function libraries payload")?;
@@ -94,7 +97,10 @@ impl LoadSink for RespSink {
                 self.chunked(b"SADD", key, items);
             }
             Value::Hash(h) => {
-                let items = h.iter().map(|(f, v)| vec![f.into_owned(), v.to_vec()]).collect();
+                let items = h
+                    .iter()
+                    .map(|(f, v)| vec![f.into_owned(), v.to_vec()])
+                    .collect();
                 self.chunked(b"HMSET", key, items);
             }
             Value::ZSet(z) => {
@@ -121,7 +127,8 @@ pub fn convert(snapshot: &Path, dest: &Path) -> Result<u64, String> {
     let bytes = std::fs::read(snapshot).map_err(|e| format!("{}: {e}", snapshot.display()))?;
     let tmp = dest.with_file_name(format!(
         "temp-{}",
-        dest.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        dest.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     ));
     let file = File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     let mut sink = RespSink {

@@ -104,12 +104,14 @@ fn bgrewriteaof(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
         let rw = &mut ctx.srv.aof.rw;
         rw.scheduled = true;
         rw.consecutive_failures = 0;
-        ctx.out.simple("Background append only file rewriting scheduled");
+        ctx.out
+            .simple("Background append only file rewriting scheduled");
         return Ok(());
     }
     match start(ctx.ks, ctx.srv) {
         Ok(()) => {
-            ctx.out.simple("Background append only file rewriting started");
+            ctx.out
+                .simple("Background append only file rewriting started");
             Ok(())
         }
         Err(_) => Err(CmdError::err(CANT)),
@@ -276,7 +278,11 @@ fn done(_ks: &mut Keyspace, st: &mut ServerState, result: Result<u64, String>, b
         });
     match spawned {
         Ok(_) => st.aof.rw.converting = Some(Converting { rx, base }),
-        Err(e) => finish(st, Err(format!("can't start the conversion thread: {e}")), base),
+        Err(e) => finish(
+            st,
+            Err(format!("can't start the conversion thread: {e}")),
+            base,
+        ),
     }
 }
 
@@ -339,19 +345,30 @@ fn commit(st: &mut ServerState, base: &FileEntry, base_size: u64) -> Result<(), 
         incr = Some(if st.aof.rw.turning_on {
             adopt_temp_incr(&dir, &fname, &old)?
         } else {
-            st.aof.log.as_ref().and_then(|l| l.manifest.incrs.last().cloned()).ok_or("no incr")?
+            st.aof
+                .log
+                .as_ref()
+                .and_then(|l| l.manifest.incrs.last().cloned())
+                .ok_or("no incr")?
         });
     }
-    let keep = |e: &&FileEntry| incr.as_ref().is_none_or(|i| i.name != e.name) && e.name != base.name;
+    let keep =
+        |e: &&FileEntry| incr.as_ref().is_none_or(|i| i.name != e.name) && e.name != base.name;
     let mut m = Manifest {
         base: Some(base.clone()),
         incrs: incr.iter().cloned().collect(),
         history: old.history.clone(),
     };
-    m.history.extend(old.base.iter().chain(&old.incrs).filter(keep).map(|e| FileEntry {
-        kind: 'h',
-        ..e.clone()
-    }));
+    m.history.extend(
+        old.base
+            .iter()
+            .chain(&old.incrs)
+            .filter(keep)
+            .map(|e| FileEntry {
+                kind: 'h',
+                ..e.clone()
+            }),
+    );
     manifest::write_atomic(&dir, &manifest::manifest_name(&fname), &m.render())
         .map_err(|e| format!("can't write the AOF manifest: {e}"))?;
     for h in std::mem::take(&mut m.history) {
@@ -411,7 +428,9 @@ pub fn cron(srv: &mut Server) {
     if st.aof.log.is_none() || st.aof.rw.turning_on {
         return;
     }
-    let perc: u64 = param(&st.config, "auto-aof-rewrite-percentage").parse().unwrap_or(0);
+    let perc: u64 = param(&st.config, "auto-aof-rewrite-percentage")
+        .parse()
+        .unwrap_or(0);
     let min = crate::config::parse_memory(param(&st.config, "auto-aof-rewrite-min-size"))
         .map_or(0, |v| v.max(0) as u64);
     let size = super::info(st).current_size;
@@ -521,6 +540,9 @@ fn open_turning_on(st: &mut ServerState) -> Result<(), String> {
 fn stop(ks: &mut Keyspace, st: &mut ServerState) {
     st.aof.rw.converting = None;
     if st.aof.rw.running.is_some() {
+        // Redis's log line names its child process; there is none here, the same words say
+        // that the rewrite's background snapshot is abandoned.
+        tracing::info!("Killing running AOF rewrite (no child process: its snapshot is abandoned)");
         st.aof.rw.running = None;
         engine::bgsave_abort(ks, st);
     }
@@ -564,15 +586,29 @@ pub fn load_base(server: &mut Server, path: &Path) -> Result<(), String> {
 }
 
 /// A fresh directory at start-up: an empty base first (as Redis creates
-/// `appendonly.aof.1.base.rdb` on server start), so that file names follow Redis's.
+/// `appendonly.aof.1.base.rdb`, or `.1.base.aof` with `aof-use-rdb-preamble no`, on server
+/// start), so that file names follow Redis's.
 pub fn create_first_base(server: &Server, dir: &Path, fname: &str) -> Result<FileEntry, String> {
+    let resp = param(&server.state.config, "aof-use-rdb-preamble") != "yes";
     let base = FileEntry {
-        name: manifest::base_name(fname, 1),
+        name: if resp {
+            format!("{fname}.1.base.aof")
+        } else {
+            manifest::base_name(fname, 1)
+        },
         seq: 1,
         kind: 'b',
     };
-    engine::save_to(&server.ks, &server.state, &dir.join(&base.name))
-        .map_err(|e| format!("Can't create the AOF base file {}: {e}", base.name))?;
+    let path = dir.join(&base.name);
+    let made = if resp {
+        // The dataset is empty: so is its RESP form.
+        File::create(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| e.to_string())
+    } else {
+        engine::save_to(&server.ks, &server.state, &path)
+    };
+    made.map_err(|e| format!("Can't create the AOF base file {}: {e}", base.name))?;
     tracing::info!("Creating AOF base file {} on server start", base.name);
     Ok(base)
 }
@@ -610,7 +646,11 @@ pub fn debug_loadaof(ks: &mut Keyspace, st: &mut ServerState) -> Result<(), Stri
     let m = if st.aof.rw.turning_on || st.aof.log.is_none() {
         current_manifest(st, &dir, &fname)
     } else {
-        st.aof.log.as_ref().map(|l| l.manifest.clone()).unwrap_or_default()
+        st.aof
+            .log
+            .as_ref()
+            .map(|l| l.manifest.clone())
+            .unwrap_or_default()
     };
     for db in &mut ks.dbs {
         db.clear();
@@ -644,7 +684,12 @@ fn wait_written(st: &mut ServerState) {
         return;
     };
     let deadline = Instant::now() + std::time::Duration::from_secs(10);
-    while log.writer.shared.written.load(std::sync::atomic::Ordering::Acquire) < target
+    while log
+        .writer
+        .shared
+        .written
+        .load(std::sync::atomic::Ordering::Acquire)
+        < target
         && Instant::now() < deadline
     {
         std::thread::sleep(std::time::Duration::from_micros(200));
