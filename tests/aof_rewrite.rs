@@ -354,3 +354,36 @@ fn resp_base_with_rdb_preamble_no() {
     assert!(q::<i64>(&mut c, &["PTTL", "ttl"]) > 0);
     assert_eq!(q::<i64>(&mut c, &["FCALL", "f", "0"]), 1);
 }
+
+#[test]
+fn serves_loading_while_the_log_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let aof = dir.join("appendonlydir");
+    std::fs::create_dir_all(&aof).unwrap();
+    std::fs::write(
+        aof.join("appendonly.aof.manifest"),
+        "file appendonly.aof.1.incr.aof seq 1 type i\n",
+    )
+    .unwrap();
+    // A slow command in the log (plain RESP, as Redis writes it) keeps the load busy.
+    let script = "for i=1,500000 do redis.call('ping') end redis.call('set','x','y') return 1";
+    let mut log = Vec::new();
+    ferrodis::journal::encode_command(&mut log, &["EVAL", script, "0"]);
+    std::fs::write(aof.join("appendonly.aof.1.incr.aof"), log).unwrap();
+    let s = TestServer::start_in_loading(dir, &["--appendonly", "yes"]);
+    let mut c = s.conn();
+    assert_eq!(
+        err(&mut c, &["GET", "x"]),
+        "LOADING Redis is loading the dataset in memory"
+    );
+    assert_eq!(info_field(&mut c, "loading"), "1");
+    let start = Instant::now();
+    while info_field(&mut c, "loading") == "1" {
+        assert!(start.elapsed() < Duration::from_secs(60), "never loaded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(q::<String>(&mut c, &["GET", "x"]), "y");
+    assert_eq!(info_field(&mut c, "aof_enabled"), "1");
+    let _: () = q(&mut c, &["SET", "after", "load"]);
+}

@@ -84,9 +84,12 @@ fn param<'c>(config: &'c Config, name: &str) -> &'c str {
 }
 
 /// Opens (and first loads) the log when `appendonly yes`. Called before the server accepts
-/// connections; an error means the server must not start.
-pub fn startup(server: &mut Server) -> Result<(), String> {
-    let config = &server.state.config;
+/// connections; an error means the server must not start. The files a manifest names load on
+/// a thread of their own while the server answers `-LOADING`, as Redis does between its
+/// loading chunks; the log opens once they are loaded (a failure then stops the server).
+pub fn startup(server: &Rc<RefCell<Server>>) -> Result<(), String> {
+    let mut srv = server.borrow_mut();
+    let config = &srv.state.config;
     if !config.appendonly {
         return Ok(());
     }
@@ -94,30 +97,93 @@ pub fn startup(server: &mut Server) -> Result<(), String> {
     let dir = top.join(&config.appenddirname);
     let fname = config.appendfilename.clone();
     let truncate_ok = param(config, "aof-load-truncated") == "yes";
-    let policy = Policy::parse(&config.appendfsync);
     let mname = manifest::manifest_name(&fname);
     let started = Instant::now();
-    let mut m = if dir.join(&mname).exists() {
-        let text = std::fs::read_to_string(dir.join(&mname))
-            .map_err(|e| format!("Can't read the AOF manifest {mname}: {e}"))?;
-        let mut m = Manifest::parse(&text)
-            .map_err(|e| format!("*** FATAL AOF MANIFEST FILE ERROR *** ({mname}) {e}"))?;
-        rewrite::remove_leftovers(&dir, &mut m);
-        load_files(server, &dir, &fname, &m, truncate_ok)?;
-        m
-    } else {
-        migrate_single_file(server, &top, &dir, &fname, truncate_ok)?
-    };
+    if !dir.join(&mname).exists() {
+        let m = migrate_single_file(&mut srv, &top, &dir, &fname, truncate_ok)?;
+        return finish_startup(&mut srv, dir, m, &fname, started);
+    }
+    let text = std::fs::read_to_string(dir.join(&mname))
+        .map_err(|e| format!("Can't read the AOF manifest {mname}: {e}"))?;
+    let mut m = Manifest::parse(&text)
+        .map_err(|e| format!("*** FATAL AOF MANIFEST FILE ERROR *** ({mname}) {e}"))?;
+    rewrite::remove_leftovers(&dir, &mut m);
+    let size = |e: &FileEntry| std::fs::metadata(dir.join(&e.name)).map_or(0, |md| md.len());
+    let total_bytes = m.base.iter().chain(&m.incrs).map(size).sum();
+    srv.state.persist.loading = Some(crate::snapshot::engine::Loading {
+        started,
+        start_secs: crate::util::time::now_secs(),
+        total_bytes,
+        loaded_bytes: Default::default(),
+        used_memory: 0,
+    });
+    let config = srv.state.config.clone();
+    drop(srv);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job = (dir.clone(), fname.clone(), m.clone());
+    std::thread::Builder::new()
+        .name("ferrodis-aof-load".into())
+        .spawn(move || {
+            let (dir, fname, m) = job;
+            let _ = tx.send(load_detached(config, &dir, &fname, &m, truncate_ok));
+        })
+        .map_err(|e| format!("Can't start the AOF loading thread: {e}"))?;
+    let server = server.clone();
+    tokio::task::spawn_local(async move {
+        let loaded = rx
+            .await
+            .unwrap_or_else(|_| Err("the AOF loading thread died".into()));
+        let mut srv = server.borrow_mut();
+        srv.state.persist.loading = None;
+        let r = loaded.and_then(|(ks, libs)| {
+            srv.ks.dbs = ks.dbs;
+            let aux = libs.map(|p| (crate::snapshot::engine::AUX_FUNCTIONS.to_string(), p));
+            crate::snapshot::engine::restore_functions(&mut srv.state, aux.as_slice(), false)?;
+            finish_startup(&mut srv, dir, m, &fname, started)
+        });
+        if let Err(e) = r {
+            tracing::warn!("{e}");
+            std::process::exit(1);
+        }
+    });
+    Ok(())
+}
+
+/// Loads a log into a server of its own (on the loading thread); returns its keyspace and
+/// its function libraries (a FUNCTION DUMP payload), if any.
+fn load_detached(
+    config: Config,
+    dir: &Path,
+    fname: &str,
+    m: &Manifest,
+    truncate_ok: bool,
+) -> Result<(crate::keyspace::Keyspace, Option<Vec<u8>>), String> {
+    let mut tmp = Server::new(config);
+    load_files(&mut tmp, dir, fname, m, truncate_ok)?;
+    let libs = &tmp.state.scripting.libs;
+    let dump = (!libs.libs.is_empty()).then(|| crate::scripting::functions::dump(libs));
+    Ok((std::mem::replace(&mut tmp.ks, crate::keyspace::Keyspace::new(0)), dump))
+}
+
+/// The log is loaded: opens it for appending.
+fn finish_startup(
+    srv: &mut Server,
+    dir: PathBuf,
+    mut m: Manifest,
+    fname: &str,
+    started: Instant,
+) -> Result<(), String> {
     if m.base.is_some() || !m.incrs.is_empty() {
         tracing::warn!(
             "DB loaded from append only file: {:.3} seconds",
             started.elapsed().as_secs_f64()
         );
     }
-    server.state.dirty = 0;
-    server.state.reset_stats();
-    open_log(&mut server.state, dir, &mut m, &fname, policy)?;
-    server.state.aof.rw.base_size = info(&server.state).current_size;
+    srv.state.dirty = 0;
+    srv.state.reset_stats();
+    let policy = Policy::parse(&srv.state.config.appendfsync);
+    open_log(&mut srv.state, dir, &mut m, fname, policy)?;
+    srv.state.aof.rw.base_size = info(&srv.state).current_size;
     Ok(())
 }
 
