@@ -367,7 +367,7 @@ fn serves_loading_while_the_log_loads() {
     )
     .unwrap();
     // A slow command in the log (plain RESP, as Redis writes it) keeps the load busy.
-    let script = "for i=1,500000 do redis.call('ping') end redis.call('set','x','y') return 1";
+    let script = "for i=1,1000000 do redis.call('ping') end redis.call('set','x','y') return 1";
     let mut log = Vec::new();
     ferrodis::journal::encode_command(&mut log, &["EVAL", script, "0"]);
     std::fs::write(aof.join("appendonly.aof.1.incr.aof"), log).unwrap();
