@@ -122,8 +122,9 @@ impl LoadSink for RespSink {
 }
 
 /// Converts the snapshot at `snapshot` into a RESP base at `dest` (written under a temporary
-/// name, fsynced, renamed). Returns the base's size.
-pub fn convert(snapshot: &Path, dest: &Path) -> Result<u64, String> {
+/// name, fsynced, renamed), starting with a `#TS:<secs>` annotation when `timestamp` is given
+/// (`aof-timestamp-enabled`). Returns the base's size.
+pub fn convert(snapshot: &Path, dest: &Path, timestamp: Option<u64>) -> Result<u64, String> {
     let bytes = std::fs::read(snapshot).map_err(|e| format!("{}: {e}", snapshot.display()))?;
     let tmp = dest.with_file_name(format!(
         "temp-{}",
@@ -138,6 +139,11 @@ pub fn convert(snapshot: &Path, dest: &Path) -> Result<u64, String> {
         expires: Vec::new(),
         err: None,
     };
+    if let Some(secs) = timestamp {
+        sink.out
+            .write_all(format!("#TS:{secs}\r\n").as_bytes())
+            .map_err(|e| e.to_string())?;
+    }
     let written = file::load(&bytes, EncodingLimits::default(), &mut sink)
         .map_err(|e| e.to_string())
         .and_then(|_| sink.finish().map_err(|e| e.to_string()))

@@ -220,6 +220,8 @@ fn switch_incr(st: &mut ServerState) -> Result<(), String> {
         return Err(format!("can't write the AOF manifest: {e}"));
     }
     log.manifest = m;
+    // A new file starts with a timestamp annotation (`aof-timestamp-enabled`).
+    log.last_ts = 0;
     replace_writer(log, file, offset)?;
     // The new journal consumer position starts a file: it must select its database again.
     st.journal.reset_selected_db();
@@ -265,11 +267,12 @@ fn done(_ks: &mut Keyspace, st: &mut ServerState, result: Result<u64, String>, b
     let (dir, _) = location(st);
     let snap = dir.join(snapshot_for_resp(base.seq));
     let dest = dir.join(&base.name);
+    let ts = (param(&st.config, "aof-timestamp-enabled") == "yes").then(now_secs);
     let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("aof-resp-base".into())
         .spawn(move || {
-            let r = super::resp_base::convert(&snap, &dest);
+            let r = super::resp_base::convert(&snap, &dest, ts);
             let _ = std::fs::remove_file(&snap);
             if tx.send(r.clone()).is_err() && r.is_ok() {
                 // Abandoned meanwhile (`appendonly no`).
