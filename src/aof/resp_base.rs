@@ -158,3 +158,47 @@ pub fn convert(snapshot: &Path, dest: &Path, timestamp: Option<u64>) -> Result<u
     }
     written
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::{value::RString, Keyspace};
+    use crate::server::ServerState;
+
+    /// A snapshot of strings (one with an expiry) in two databases becomes the commands that
+    /// rebuild it, expiries last.
+    #[test]
+    fn converts_a_snapshot_to_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ks = Keyspace::new(16);
+        ks.db(0).set(b"a", Value::Str(RString::from_bytes(b"1")));
+        ks.db(0).set_with_expire(
+            b"t",
+            Value::Str(RString::from_bytes(b"x")),
+            4_000_000_000_000,
+        );
+        ks.db(5).set(b"b", Value::Str(RString::from_bytes(b"two")));
+        let st = ServerState::new(crate::config::Config::default());
+        let snap = dir.path().join("s.rdb");
+        crate::snapshot::engine::save_to(&ks, &st, &snap).unwrap();
+        let dest = dir.path().join("base.aof");
+        let size = convert(&snap, &dest, Some(1700000000)).unwrap();
+        let text = std::fs::read(&dest).unwrap();
+        assert_eq!(size, text.len() as u64);
+        let mut cmds: Vec<String> = Vec::new();
+        let mut sc = super::super::format::Scanner::new(&text[..]);
+        while let Ok(super::super::format::Step::Commands { cmds: c, .. }) = sc.next_step() {
+            cmds.extend(
+                c.iter()
+                    .map(|a| String::from_utf8_lossy(&a.join(&b' ')).into_owned()),
+            );
+        }
+        assert!(text.starts_with(b"#TS:1700000000\r\n"));
+        assert_eq!(cmds[0], "SELECT 0");
+        assert!(cmds.contains(&"SET a 1".to_string()));
+        assert!(cmds.contains(&"SET t x".to_string()));
+        let b = cmds.iter().position(|c| c == "SET b two").unwrap();
+        assert_eq!(cmds[b - 1], "SELECT 5");
+        assert_eq!(cmds.last().unwrap(), "PEXPIREAT t 4000000000000");
+    }
+}

@@ -698,3 +698,51 @@ fn wait_written(st: &mut ServerState) {
         std::thread::sleep(std::time::Duration::from_micros(200));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_failures_back_off_like_redis() {
+        let mut st = ServerState::new(crate::config::Config::default());
+        st.aof.rw.consecutive_failures = 2;
+        assert!(!limited(&mut st));
+        st.aof.rw.consecutive_failures = 3;
+        assert!(limited(&mut st));
+        assert_eq!(st.aof.rw.limit_minutes, 1);
+        assert!(limited(&mut st), "still within the minute");
+        st.aof.rw.limit_until = 1;
+        assert!(!limited(&mut st), "the delay passed: one try");
+        assert!(limited(&mut st));
+        assert_eq!(st.aof.rw.limit_minutes, 2);
+        st.aof.rw.consecutive_failures = 0;
+        assert!(!limited(&mut st));
+        assert_eq!(st.aof.rw.limit_minutes, 0);
+    }
+
+    #[test]
+    fn leftovers_are_removed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in [
+            "a.1.base.rdb",
+            "a.1.incr.aof",
+            "a.2.incr.aof",
+            "temp-9-9.rdb",
+        ] {
+            std::fs::write(d.join(f), b"x").unwrap();
+        }
+        let text = "file a.1.base.rdb seq 1 type h\nfile a.1.incr.aof seq 1 type h\n\
+                    file a.2.incr.aof seq 2 type i\n";
+        let mut m = Manifest::parse(text).unwrap();
+        remove_leftovers(d, &mut m);
+        assert!(m.history.is_empty());
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["a.2.incr.aof"]);
+    }
+}
