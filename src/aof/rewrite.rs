@@ -83,6 +83,9 @@ struct Converting {
     base: FileEntry,
 }
 
+/// The error a snapshot reports when the server abandoned it (`engine::bgsave_abort`).
+const ABANDONED: &str = "snapshot abandoned";
+
 /// Replies of BGREWRITEAOF, Redis's texts.
 const ALREADY: &str = "Background append only file rewriting already in progress";
 const CANT: &str =
@@ -320,6 +323,13 @@ fn finish(st: &mut ServerState, result: Result<u64, String>, base: FileEntry) {
             st.aof.rw.consecutive_failures = 0;
             st.aof.rw.rewrites += 1;
             tracing::warn!("Background AOF rewrite finished successfully");
+        }
+        Err(e) if e == ABANDONED => {
+            // FLUSHALL or DEBUG RELOAD abandoned the snapshot, where Redis lets its child
+            // finish: not a failure, the rewrite starts over from the cron.
+            remove_base(st, &base);
+            tracing::warn!("Background AOF rewrite interrupted ({e}): scheduled again");
+            st.aof.rw.scheduled = true;
         }
         Err(e) => {
             remove_base(st, &base);
