@@ -97,7 +97,7 @@ fn acknowledged_writes_survive_sigkill() {
         std::fs::read_to_string(tmp.path().join("appendonlydir/appendonly.aof.manifest")).unwrap();
     assert_eq!(
         manifest,
-        "file appendonly.aof.1.incr.aof seq 1 type i\n"
+        "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
     );
 }
 

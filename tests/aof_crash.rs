@@ -9,6 +9,9 @@
 //! torn transaction). Between runs, a torn frame is appended to the log (it must be truncated
 //! on load) and random bit flips are checked to be detected.
 //!
+//! Rewrites (BGREWRITEAOF) and BGSAVEs run at random instants meanwhile, so kills land
+//! during them too (the counts are printed).
+//!
 //! Short by default; `FERRODIS_TORTURE_CYCLES=N` runs N cycles per policy.
 
 mod common;
@@ -308,6 +311,7 @@ fn torture(policy: &str, cycles: usize, run_ms: (u64, u64), window: Option<Durat
         })
         .collect();
     let (mut verified, mut flips, mut acked_total) = (0u64, 0u64, 0u64);
+    let (mut kills_in_rewrite, mut kills_in_bgsave) = (0u64, 0u64);
     for cycle in 0..cycles {
         let mut server = TestServer::start_in(dir, &args);
         if cycle > 0 {
@@ -329,11 +333,24 @@ fn torture(policy: &str, cycles: usize, run_ms: (u64, u64), window: Option<Durat
             .collect();
         let run = Duration::from_millis(rng.gen_range(run_ms.0..run_ms.1));
         let start = Instant::now();
+        // Rewrites and BGSAVEs at random instants, some slowed down so the kill often lands
+        // in the middle of one.
+        let mut ctl = server.conn();
+        let delay = ["0", "5", "20"][rng.gen_range(0..3)];
+        let _: () = q(&mut ctl, &["CONFIG", "SET", "rdb-key-save-delay", delay]);
         while start.elapsed() < run {
             let snap = progress.iter().map(Progress::snapshot).collect();
             history.lock().unwrap().push((Instant::now(), snap));
+            match rng.gen_range(0..8) {
+                0 | 1 => drop(redis::cmd("BGREWRITEAOF").query::<redis::Value>(&mut ctl)),
+                2 => drop(redis::cmd("BGSAVE").query::<redis::Value>(&mut ctl)),
+                _ => {}
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let info: String = q(&mut ctl, &["INFO", "persistence"]);
+        kills_in_rewrite += u64::from(info.contains("aof_rewrite_in_progress:1"));
+        kills_in_bgsave += u64::from(info.contains("rdb_bgsave_in_progress:1"));
         let killed_at = Instant::now();
         server.kill();
         stop.store(true, Relaxed);
@@ -380,7 +397,8 @@ fn torture(policy: &str, cycles: usize, run_ms: (u64, u64), window: Option<Durat
     }
     eprintln!(
         "aof torture ({policy}): {cycles} SIGKILL cycles, {acked_total} acknowledged writes, \
-         {verified} write effects verified in total, {flips} bit flips detected"
+         {verified} write effects verified in total, {flips} bit flips detected, \
+         {kills_in_rewrite} kills during a rewrite, {kills_in_bgsave} during a BGSAVE"
     );
     assert!(acked_total > 0);
 }

@@ -23,6 +23,8 @@ pub struct Manifest {
     pub base: Option<FileEntry>,
     /// Incremental files, in load order.
     pub incrs: Vec<FileEntry>,
+    /// Files a rewrite made obsolete, to be deleted (never loaded).
+    pub history: Vec<FileEntry>,
 }
 
 /// `appendonly.aof` -> `appendonly.aof.manifest`.
@@ -33,6 +35,11 @@ pub fn manifest_name(appendfilename: &str) -> String {
 /// `appendonly.aof`, 3 -> `appendonly.aof.3.incr.aof`.
 pub fn incr_name(appendfilename: &str, seq: u64) -> String {
     format!("{appendfilename}.{seq}.incr.aof")
+}
+
+/// `appendonly.aof`, 2 -> `appendonly.aof.2.base.rdb`: a base in our snapshot format.
+pub fn base_name(appendfilename: &str, seq: u64) -> String {
+    format!("{appendfilename}.{seq}.base.rdb")
 }
 
 /// Longest manifest line Redis accepts (`MANIFEST_MAX_LINE`).
@@ -73,7 +80,7 @@ impl Manifest {
                     }
                     m.incrs.push(e)
                 }
-                'h' => {}
+                'h' => m.history.push(e),
                 _ => return Err("Unknown AOF file type".into()),
             }
         }
@@ -84,11 +91,17 @@ impl Manifest {
     /// writes); a later version will start with `# ferrodis-aof-manifest <n>`.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        for e in self.base.iter().chain(&self.incrs) {
+        // Redis's order: base, history, incremental files.
+        for e in self.base.iter().chain(&self.history).chain(&self.incrs) {
             let name = quote(&e.name);
             s.push_str(&format!("file {name} seq {} type {}\n", e.seq, e.kind));
         }
         s
+    }
+
+    /// Sequence number for a new base file.
+    pub fn next_base_seq(&self) -> u64 {
+        self.base.as_ref().map_or(1, |e| e.seq + 1)
     }
 
     /// Sequence number for a new incremental file.
@@ -244,7 +257,13 @@ mod tests {
             Manifest::parse("file a seq 1 type i\n\n").unwrap_err(),
             "Invalid AOF manifest file format"
         );
+        let h = "file a.1.base.rdb seq 1 type b\nfile a.1.incr.aof seq 1 type h\n\
+                 file a.2.incr.aof seq 2 type i\n";
+        let m = Manifest::parse(h).unwrap();
+        assert_eq!(m.history.len(), 1);
+        assert_eq!(m.render(), h);
         let spaced = Manifest {
+            history: Vec::new(),
             base: None,
             incrs: vec![FileEntry {
                 name: "my aof.1.incr.aof".into(),

@@ -13,12 +13,14 @@
 //! - [`load`]: replay at start-up.
 //! - [`waitaof`]: the WAITAOF command.
 //!
-//! Not here yet (they need snapshots): rewrites (BGREWRITEAOF, automatic), an RDB base, and
-//! switching `appendonly` on at runtime. The manifest's base slot stays empty until then.
+//! - [`rewrite`]: BGREWRITEAOF, automatic rewrites, a snapshot as the base, and switching
+//!   `appendonly` at runtime.
 
 pub mod format;
 pub mod load;
 pub mod manifest;
+pub mod resp_base;
+pub mod rewrite;
 pub mod waitaof;
 pub mod writer;
 
@@ -46,7 +48,7 @@ pub struct AofLog {
     /// Size of the base file (`aof_base_size`).
     pub base_size: u64,
     /// Size of the incremental files before the current one.
-    older_incr_size: u64,
+    pub older_incr_size: u64,
     header: Vec<u8>,
     /// `aof-timestamp-enabled` (refreshed by [`run`]), and the last second annotated.
     timestamps: bool,
@@ -72,6 +74,8 @@ pub struct AofState {
     pub waiters: HashMap<u64, Waiter>,
     /// Wakes [`run`] when a waiter was added.
     pub waiter_added: Rc<tokio::sync::Notify>,
+    /// Rewrites: the one running, scheduled, statistics.
+    pub rw: rewrite::RewriteState,
 }
 
 /// A configuration parameter's current text.
@@ -80,9 +84,12 @@ fn param<'c>(config: &'c Config, name: &str) -> &'c str {
 }
 
 /// Opens (and first loads) the log when `appendonly yes`. Called before the server accepts
-/// connections; an error means the server must not start.
-pub fn startup(server: &mut Server) -> Result<(), String> {
-    let config = &server.state.config;
+/// connections; an error means the server must not start. The files a manifest names load on
+/// a thread of their own while the server answers `-LOADING`, as Redis does between its
+/// loading chunks; the log opens once they are loaded (a failure then stops the server).
+pub fn startup(server: &Rc<RefCell<Server>>) -> Result<(), String> {
+    let mut srv = server.borrow_mut();
+    let config = &srv.state.config;
     if !config.appendonly {
         return Ok(());
     }
@@ -90,32 +97,98 @@ pub fn startup(server: &mut Server) -> Result<(), String> {
     let dir = top.join(&config.appenddirname);
     let fname = config.appendfilename.clone();
     let truncate_ok = param(config, "aof-load-truncated") == "yes";
-    let policy = Policy::parse(&config.appendfsync);
     let mname = manifest::manifest_name(&fname);
     let started = Instant::now();
-    let mut m = if dir.join(&mname).exists() {
-        let text = std::fs::read_to_string(dir.join(&mname))
-            .map_err(|e| format!("Can't read the AOF manifest {mname}: {e}"))?;
-        let m = Manifest::parse(&text)
-            .map_err(|e| format!("*** FATAL AOF MANIFEST FILE ERROR *** ({mname}) {e}"))?;
-        load_files(server, &dir, &fname, &m, truncate_ok)?;
-        m
-    } else {
-        migrate_single_file(server, &top, &dir, &fname, truncate_ok)?
-    };
+    if !dir.join(&mname).exists() {
+        let m = migrate_single_file(&mut srv, &top, &dir, &fname, truncate_ok)?;
+        return finish_startup(&mut srv, dir, m, &fname, started);
+    }
+    let text = std::fs::read_to_string(dir.join(&mname))
+        .map_err(|e| format!("Can't read the AOF manifest {mname}: {e}"))?;
+    let mut m = Manifest::parse(&text)
+        .map_err(|e| format!("*** FATAL AOF MANIFEST FILE ERROR *** ({mname}) {e}"))?;
+    rewrite::remove_leftovers(&dir, &mut m);
+    let size = |e: &FileEntry| std::fs::metadata(dir.join(&e.name)).map_or(0, |md| md.len());
+    let total_bytes = m.base.iter().chain(&m.incrs).map(size).sum();
+    srv.state.persist.loading = Some(crate::snapshot::engine::Loading {
+        started,
+        start_secs: crate::util::time::now_secs(),
+        total_bytes,
+        loaded_bytes: Default::default(),
+        used_memory: 0,
+    });
+    let config = srv.state.config.clone();
+    drop(srv);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job = (dir.clone(), fname.clone(), m.clone());
+    std::thread::Builder::new()
+        .name("ferrodis-aof-load".into())
+        .spawn(move || {
+            let (dir, fname, m) = job;
+            let _ = tx.send(load_detached(config, &dir, &fname, &m, truncate_ok));
+        })
+        .map_err(|e| format!("Can't start the AOF loading thread: {e}"))?;
+    let server = server.clone();
+    tokio::task::spawn_local(async move {
+        let loaded = rx
+            .await
+            .unwrap_or_else(|_| Err("the AOF loading thread died".into()));
+        let mut srv = server.borrow_mut();
+        srv.state.persist.loading = None;
+        let r = loaded.and_then(|(ks, libs)| {
+            srv.ks.dbs = ks.dbs;
+            let aux = libs.map(|p| (crate::snapshot::engine::AUX_FUNCTIONS.to_string(), p));
+            crate::snapshot::engine::restore_functions(&mut srv.state, aux.as_slice(), false)?;
+            finish_startup(&mut srv, dir, m, &fname, started)
+        });
+        if let Err(e) = r {
+            tracing::warn!("{e}");
+            std::process::exit(1);
+        }
+    });
+    Ok(())
+}
+
+/// Loads a log into a server of its own (on the loading thread); returns its keyspace and
+/// its function libraries (a FUNCTION DUMP payload), if any.
+fn load_detached(
+    config: Config,
+    dir: &Path,
+    fname: &str,
+    m: &Manifest,
+    truncate_ok: bool,
+) -> Result<(crate::keyspace::Keyspace, Option<Vec<u8>>), String> {
+    let mut tmp = Server::new(config);
+    load_files(&mut tmp, dir, fname, m, truncate_ok)?;
+    let libs = &tmp.state.scripting.libs;
+    let dump = (!libs.libs.is_empty()).then(|| crate::scripting::functions::dump(libs));
+    Ok((std::mem::replace(&mut tmp.ks, crate::keyspace::Keyspace::new(0)), dump))
+}
+
+/// The log is loaded: opens it for appending.
+fn finish_startup(
+    srv: &mut Server,
+    dir: PathBuf,
+    mut m: Manifest,
+    fname: &str,
+    started: Instant,
+) -> Result<(), String> {
     if m.base.is_some() || !m.incrs.is_empty() {
         tracing::warn!(
             "DB loaded from append only file: {:.3} seconds",
             started.elapsed().as_secs_f64()
         );
     }
-    server.state.dirty = 0;
-    server.state.reset_stats();
-    open_log(&mut server.state, dir, &mut m, &fname, policy)
+    srv.state.dirty = 0;
+    srv.state.reset_stats();
+    let policy = Policy::parse(&srv.state.config.appendfsync);
+    open_log(&mut srv.state, dir, &mut m, fname, policy)?;
+    srv.state.aof.rw.base_size = info(&srv.state).current_size;
+    Ok(())
 }
 
 /// Loads the base and incremental files a manifest names, in order.
-fn load_files(
+pub(crate) fn load_files(
     server: &mut Server,
     dir: &Path,
     fname: &str,
@@ -136,6 +209,10 @@ fn load_files(
             ));
         }
         let last = i + 1 == files.len();
+        if f.kind == 'b' && rewrite::is_snapshot(&path) {
+            rewrite::load_base(server, &path)?;
+            continue;
+        }
         let loaded = load::replay_file(server, &path, last, truncate_ok)?;
         tracing::info!(
             "Loaded {} commands from the AOF file {}",
@@ -166,7 +243,11 @@ fn migrate_single_file(
         Some(legacy.clone()).filter(|p| p.is_file())
     };
     let Some(source) = source else {
-        return Ok(Manifest::default());
+        let base = rewrite::create_first_base(server, dir, fname)?;
+        return Ok(Manifest {
+            base: Some(base),
+            ..Manifest::default()
+        });
     };
     load::replay_file(server, &source, true, truncate_ok)?;
     let base = FileEntry {
@@ -176,7 +257,7 @@ fn migrate_single_file(
     };
     let m = Manifest {
         base: Some(base),
-        incrs: Vec::new(),
+        ..Manifest::default()
     };
     if source != moved {
         // Like Redis: the manifest first, then the rename, so that a crash in between leaves
@@ -236,7 +317,7 @@ fn open_log(
         .len();
     state.journal.attach();
     state.journal.reset_selected_db();
-    let writer = Writer::start(file, len, state.journal.offset(), policy)
+    let writer = Writer::start(file, len, state.journal.offset(), policy, None)
         .map_err(|e| format!("Can't start the AOF writer thread: {e}"))?;
     state.aof.log = Some(AofLog {
         writer,
@@ -311,7 +392,7 @@ pub fn commit_point(state: &mut ServerState) -> Option<Commit> {
     let shared = &state.aof.log.as_ref()?.writer.shared;
     let target = state.journal.offset();
     // Read here, not only by `run`, so CONFIG SET appendfsync applies from the next reply on.
-    let policy = Policy::parse(&state.config.appendfsync);
+    let policy = effective_policy(state);
     if policy != shared.policy() {
         shared.set_policy(policy);
     }
@@ -333,6 +414,18 @@ pub fn commit_point(state: &mut ServerState) -> Option<Commit> {
         shared: shared.clone(),
         always,
     })
+}
+
+/// `appendfsync`, except that `no-appendfsync-on-rewrite yes` suspends fsyncs (as `no`) while
+/// a snapshot (a rewrite's or a BGSAVE's) is being written, as Redis does while it has a child.
+fn effective_policy(state: &ServerState) -> Policy {
+    let suspend = param(&state.config, "no-appendfsync-on-rewrite") == "yes"
+        && state.persist.snapshot_in_progress();
+    if suspend {
+        Policy::No
+    } else {
+        Policy::parse(&state.config.appendfsync)
+    }
 }
 
 /// The journal offset durable now, if the log is open.
@@ -382,24 +475,41 @@ pub struct Info {
     pub buffer_length: u64,
     pub pending_bio_fsync: bool,
     pub delayed_fsync: u64,
+    pub rewrite_in_progress: bool,
+    pub rewrite_scheduled: bool,
+    pub last_rewrite_secs: i64,
+    pub current_rewrite_secs: i64,
+    pub last_rewrite_ok: bool,
+    pub rewrites: u64,
+    pub rewrite_failures: u64,
 }
 
 pub fn info(state: &ServerState) -> Info {
+    let rw = &state.aof.rw;
+    let rewrites = Info {
+        last_write_ok: true,
+        rewrite_in_progress: rw.running.is_some(),
+        rewrite_scheduled: rw.scheduled,
+        last_rewrite_secs: rw.last_secs.map_or(-1, |s| s as i64),
+        current_rewrite_secs: rw.running.map_or(-1, |t| t.elapsed().as_secs() as i64),
+        last_rewrite_ok: !rw.last_failed,
+        rewrites: rw.rewrites,
+        rewrite_failures: rw.consecutive_failures,
+        ..Info::default()
+    };
     let Some(log) = state.aof.log.as_ref() else {
-        return Info {
-            last_write_ok: true,
-            ..Info::default()
-        };
+        return rewrites;
     };
     let sh = &log.writer.shared;
     Info {
-        enabled: true,
+        enabled: !state.aof.rw.turning_on,
         last_write_ok: sh.write_errno.load(Relaxed) == 0 && sh.fsync_errno.load(Relaxed) == 0,
         current_size: log.base_size + log.older_incr_size + sh.file_size.load(Relaxed),
         base_size: log.base_size,
         buffer_length: sh.queued.load(Relaxed),
         pending_bio_fsync: sh.fsync_pending(),
         delayed_fsync: sh.delayed_fsync.load(Relaxed),
+        ..rewrites
     }
 }
 
@@ -410,6 +520,7 @@ pub fn shutdown(state: &mut ServerState) {
         log.writer.stop(Duration::from_secs(10));
         state.journal.detach();
     }
+    state.aof.rw.turning_on = false;
 }
 
 /// DEBUG AOF-FAIL-WRITES 0|1: makes the log's writes fail with ENOSPC (a full disk) while on.
@@ -428,25 +539,26 @@ pub fn debug_fail_writes(state: &ServerState, on: bool) -> bool {
 /// with CLIENT REPLY OFF), follows CONFIG SET appendfsync, and wakes WAITAOF clients once
 /// their offset is durable or their timeout passed.
 pub async fn run(server: Rc<RefCell<Server>>) {
-    let (mut durable, added) = {
-        let srv = server.borrow();
-        let rx = srv
-            .state
-            .aof
-            .log
-            .as_ref()
-            .map(|l| l.writer.shared.durable.subscribe());
-        (rx, srv.state.aof.waiter_added.clone())
-    };
+    let added = server.borrow().state.aof.waiter_added.clone();
+    // The writer followed; a rewrite or CONFIG SET appendonly replaces it.
+    let mut followed: Option<std::sync::Arc<writer::Shared>> = None;
+    let mut durable: Option<tokio::sync::watch::Receiver<u64>> = None;
     loop {
-        let next = server
-            .borrow()
-            .state
-            .aof
-            .waiters
-            .values()
-            .filter_map(|w| w.deadline)
-            .min();
+        let (next, current) = {
+            let srv = server.borrow();
+            let aof = &srv.state.aof;
+            let next = aof.waiters.values().filter_map(|w| w.deadline).min();
+            (next, aof.log.as_ref().map(|l| l.writer.shared.clone()))
+        };
+        let same = match (&followed, &current) {
+            (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            durable = current.as_ref().map(|s| s.durable.subscribe());
+            followed = current;
+        }
         let tick = Instant::now() + Duration::from_millis(50);
         let until = next.map_or(tick, |d| d.min(tick));
         let changed = async {
@@ -467,8 +579,9 @@ pub async fn run(server: Rc<RefCell<Server>>) {
         let mut srv = server.borrow_mut();
         let st = &mut srv.state;
         feed(st);
+        rewrite::poll(st);
+        let policy = effective_policy(st);
         if let Some(log) = st.aof.log.as_mut() {
-            let policy = Policy::parse(&st.config.appendfsync);
             log.writer.shared.set_policy(policy);
             log.timestamps = param(&st.config, "aof-timestamp-enabled") == "yes";
         }

@@ -123,17 +123,30 @@ pub struct Writer {
 
 impl Writer {
     /// Starts writing to `file` (opened for append, `len` bytes long) from journal offset
-    /// `offset`.
-    pub fn start(file: File, len: u64, offset: u64, policy: Policy) -> std::io::Result<Writer> {
+    /// `offset`. With `prev` (a rewrite switching to a new incremental file), the new thread
+    /// first lets `prev` write and fsync everything it was given, and only then publishes
+    /// `offset` as written and durable: until then a reply for a write queued before the
+    /// switch still waits, on this writer, for the old file.
+    pub fn start(
+        file: File,
+        len: u64,
+        offset: u64,
+        policy: Policy,
+        prev: Option<Writer>,
+    ) -> std::io::Result<Writer> {
+        let (written, durable) = match &prev {
+            Some(p) => (p.shared.written.load(Acquire), *p.shared.durable.borrow()),
+            None => (offset, offset),
+        };
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 end: offset,
                 ..Queue::default()
             }),
             cv: Condvar::new(),
-            durable: tokio::sync::watch::Sender::new(offset),
-            written: AtomicU64::new(offset),
-            written_watch: tokio::sync::watch::Sender::new(offset),
+            durable: tokio::sync::watch::Sender::new(durable),
+            written: AtomicU64::new(written),
+            written_watch: tokio::sync::watch::Sender::new(written),
             write_errno: AtomicI32::new(0),
             fsync_errno: AtomicI32::new(0),
             delayed_fsync: AtomicU64::new(0),
@@ -149,15 +162,56 @@ impl Writer {
         let s1 = shared.clone();
         let writer = std::thread::Builder::new()
             .name("aof-writer".into())
-            .spawn(move || write_loop(&s1, file, len))?;
-        let s2 = shared.clone();
-        let syncer = std::thread::Builder::new()
-            .name("aof-fsync".into())
-            .spawn(move || everysec_loop(&s2, &sync_file))?;
+            .spawn(move || {
+                if let Some(p) = prev {
+                    p.finish();
+                    s1.written.store(offset, Release);
+                    s1.written_watch.send_replace(offset);
+                    s1.publish_durable(offset);
+                }
+                // The fsync thread starts only now: before, `written` was the old file's.
+                let s2 = s1.clone();
+                let syncer = std::thread::Builder::new()
+                    .name("aof-fsync".into())
+                    .spawn(move || everysec_loop(&s2, &sync_file));
+                write_loop(&s1, file, len);
+                s1.stopping.store(true, Relaxed);
+                if let Ok(t) = syncer {
+                    let _ = t.join();
+                }
+            })?;
         Ok(Writer {
             shared,
-            threads: vec![writer, syncer],
+            threads: vec![writer],
         })
+    }
+
+    /// Continues on `file` (a rewrite's new incremental file) from journal offset `offset`:
+    /// the current threads finish the old file first (see [`Writer::start`]).
+    pub fn switch_to(&mut self, file: File, offset: u64) -> std::io::Result<()> {
+        let probe = file.try_clone()?;
+        drop(probe);
+        let prev = Writer {
+            shared: self.shared.clone(),
+            threads: std::mem::take(&mut self.threads),
+        };
+        let fail = self.shared.fail_writes.load(Relaxed);
+        let next = Writer::start(file, 0, offset, self.shared.policy(), Some(prev))?;
+        next.shared.fail_writes.store(fail, Relaxed);
+        *self = next;
+        Ok(())
+    }
+
+    /// Stops the threads once everything queued is written and fsynced, however long that
+    /// takes (a rewrite's old writer: its bytes belong to the log).
+    fn finish(self) {
+        if let Ok(mut q) = self.shared.queue.lock() {
+            q.stop = true;
+        }
+        self.shared.cv.notify_all();
+        for t in self.threads {
+            let _ = t.join();
+        }
     }
 
     /// Queues framed bytes ending at journal offset `end`.

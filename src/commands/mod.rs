@@ -204,7 +204,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 19] {
+fn families() -> [&'static [CommandSpec]; 20] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -225,6 +225,7 @@ fn families() -> [&'static [CommandSpec]; 19] {
         persistence::COMMANDS,
         crate::aof::waitaof::COMMANDS,
         crate::replication::commands::COMMANDS,
+        crate::aof::rewrite::COMMANDS,
     ]
 }
 

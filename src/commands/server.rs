@@ -150,7 +150,16 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     }
     apply_checks(ctx.srv, &next)?;
     let loglevel_changed = next.loglevel != ctx.srv.config.loglevel;
+    let aof_switched = next.appendonly != ctx.srv.config.appendonly;
     ctx.srv.config = next;
+    if aof_switched {
+        let on = ctx.srv.config.appendonly;
+        if let Err(e) = crate::aof::rewrite::set_appendonly(ctx.ks, ctx.srv, on) {
+            tracing::warn!("{e}");
+            ctx.srv.config.appendonly = !on;
+            return Err(set_failed("appendonly", "Unable to turn on AOF. Check server logs."));
+        }
+    }
     if loglevel_changed {
         crate::log::set_level(&ctx.srv.config.loglevel);
     }
@@ -589,13 +598,13 @@ fn info_persistence(srv: &ServerState, s: &mut String) {
         "rdb_last_load_keys_expired" => p.last_load_keys_expired,
         "rdb_last_load_keys_loaded" => p.last_load_keys_loaded,
         "aof_enabled" => u8::from(aof.enabled),
-        "aof_rewrite_in_progress" => 0,
-        "aof_rewrite_scheduled" => 0,
-        "aof_last_rewrite_time_sec" => -1,
-        "aof_current_rewrite_time_sec" => -1,
-        "aof_last_bgrewrite_status" => "ok",
-        "aof_rewrites" => 0,
-        "aof_rewrites_consecutive_failures" => 0,
+        "aof_rewrite_in_progress" => u8::from(aof.rewrite_in_progress),
+        "aof_rewrite_scheduled" => u8::from(aof.rewrite_scheduled),
+        "aof_last_rewrite_time_sec" => aof.last_rewrite_secs,
+        "aof_current_rewrite_time_sec" => aof.current_rewrite_secs,
+        "aof_last_bgrewrite_status" => if aof.last_rewrite_ok { "ok" } else { "err" },
+        "aof_rewrites" => aof.rewrites,
+        "aof_rewrites_consecutive_failures" => aof.rewrite_failures,
         "aof_last_write_status" => if aof.last_write_ok { "ok" } else { "err" },
         "aof_last_cow_size" => 0,
         "module_fork_in_progress" => 0,
@@ -885,6 +894,17 @@ fn debug(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         ("object", 3) => debug_object(ctx, argv[2]),
         ("populate", 3..=5) => debug_populate(ctx, argv),
         ("reload", _) => debug_reload(ctx, argv),
+        ("loadaof", 2) => match crate::aof::rewrite::debug_loadaof(ctx.ks, ctx.srv) {
+            Ok(()) => {
+                ctx.out.ok();
+                Ok(())
+            }
+            // Redis exits: a log that does not load must not be served as if it had.
+            Err(e) => {
+                tracing::warn!("{e}");
+                std::process::exit(1);
+            }
+        },
         ("digest", 2) => {
             let d = dataset_digest(ctx);
             ctx.out.simple(&hex(&d));

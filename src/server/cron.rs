@@ -34,6 +34,7 @@ pub fn tick(srv: &mut Server, hz: u64) {
     }
     crate::commands::memory::cron(srv);
     crate::snapshot::engine::cron(srv);
+    crate::aof::rewrite::cron(srv);
     sample_ops(srv);
     close_idle_clients(srv);
     let used = crate::alloc::used_memory();

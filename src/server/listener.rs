@@ -90,7 +90,7 @@ async fn serve(config: Config) -> Result<i32, StartupError> {
     );
     let server = Rc::new(RefCell::new(Server::new(config)));
     server.borrow_mut().state.tcp_port = port as u16;
-    if let Err(msg) = crate::aof::startup(&mut server.borrow_mut()) {
+    if let Err(msg) = crate::aof::startup(&server) {
         tracing::warn!("{msg}");
         return Ok(1);
     }

@@ -246,8 +246,9 @@ pub fn save(ks: &Keyspace, srv: &mut ServerState) -> Result<(), String> {
     result
 }
 
-/// Writes a snapshot of `ks` to `dest` synchronously, without counting as a save (the file a
-/// full resync sends when a background save is already running).
+/// Writes a snapshot of `ks` to `dest` synchronously, leaving the save statistics alone (the
+/// file a full resync sends when a background save is already running, the append-only log's
+/// first base).
 pub fn save_to(ks: &Keyspace, srv: &ServerState, dest: &Path) -> Result<(), String> {
     write_sync(ks, &meta_for(ks, srv), write_options(srv), dest)
 }
