@@ -2,13 +2,14 @@
 //! writing it the stream, reading its acknowledgements, and the periodic duties (PING in the
 //! stream, dropping replicas that stopped acknowledging).
 
+use crate::server::connection::write_killable;
 use std::cell::{Cell, RefCell};
 use std::io::Read;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::{ensure_feed, ReplicaInfo};
@@ -366,35 +367,6 @@ fn detach(server: &Rc<RefCell<Server>>, info: &Rc<ReplicaInfo>) {
     tracing::warn!("Connection with replica {}:{} lost.", info.ip, info.listening_port.get());
 }
 
-/// Writes `buf`, giving up as soon as the client is killed (output buffer limit, CLIENT KILL,
-/// REPLICAOF).
-async fn write_killable(stream: &mut TcpStream, buf: &[u8], shared: &ClientShared) -> bool {
-    if shared.killed.get() {
-        return false;
-    }
-    shared.inflight.set(buf.len());
-    let woken = Cell::new(false);
-    let killed = async {
-        loop {
-            shared.wake.notified().await;
-            woken.set(true);
-            if shared.killed.get() {
-                return;
-            }
-        }
-    };
-    let ok = tokio::select! {
-        biased;
-        r = stream.write_all(buf) => r.is_ok(),
-        _ = killed => false,
-    };
-    shared.inflight.set(0);
-    if ok && woken.get() {
-        // Hand back a wake-up meant for newly queued stream bytes.
-        shared.wake.notify_one();
-    }
-    ok
-}
 
 /// `repl-backlog-ttl`: a master without replicas for that long frees its backlog and starts a
 /// new history (no replica could continue the old one from us anyway).

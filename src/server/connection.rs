@@ -535,8 +535,9 @@ fn execute_blocking(srv: &mut Server, client: &mut Client, out: &mut ReplyBuf, a
 
 /// Writes `buf`, giving up as soon as the client is killed: a peer that stopped reading must
 /// not keep a killed connection (and its buffers) alive. While the write is pending its bytes
-/// count as the client's pending output (`omem`, output buffer limits).
-async fn write_killable(stream: &mut TcpStream, buf: &[u8], shared: &ClientShared) -> bool {
+/// count as the client's pending output (`omem`, output buffer limits). Also the writer of a
+/// replica's stream (`replication::master`).
+pub(crate) async fn write_killable(stream: &mut TcpStream, buf: &[u8], shared: &ClientShared) -> bool {
     if shared.killed.get() {
         return false;
     }
