@@ -11,6 +11,8 @@
 mod resp_decode;
 #[path = "../fuzz/check/snapshot_load.rs"]
 mod snapshot_load;
+#[path = "../fuzz/check/aof_load.rs"]
+mod aof_load;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -161,6 +163,49 @@ fn inner_snapshot_load_corpus_mutations() {
                 let mut d = data.clone();
                 d[i] = b;
                 snapshot_load::check(&d);
+            }
+        }
+    }
+}
+
+#[test]
+fn aof_load_corpus() {
+    run_guarded("inner_aof_load_corpus");
+}
+
+#[test]
+fn aof_load_corpus_mutations() {
+    run_guarded("inner_aof_load_corpus_mutations");
+}
+
+#[test]
+#[ignore = "run through aof_load_corpus, under limits"]
+fn inner_aof_load_corpus() {
+    let files = corpus("aof_load");
+    assert!(files.len() >= 12, "the seed corpus has at least a dozen files");
+    for (name, data) in files {
+        eprintln!("checking {name}");
+        aof_load::check(&data);
+        aof_load::check_prefixes(&data);
+    }
+}
+
+/// The property also holds for simple mutations of the corpus: every truncation, and every
+/// single-byte change into a few bytes that matter to the framing and to RESP.
+#[test]
+#[ignore = "run through aof_load_corpus_mutations, under limits"]
+fn inner_aof_load_corpus_mutations() {
+    for (name, data) in corpus("aof_load") {
+        eprintln!("mutating {name}");
+        // Whole-file reads only here: the split reads of `check` run on the corpus itself.
+        for cut in 0..data.len() {
+            aof_load::check_whole(&data[..cut]);
+        }
+        for i in 0..data.len() {
+            for b in [b'\r', b'\n', b'*', b'$', b'#', b'F', b'0', b'9', 0xff] {
+                let mut d = data.clone();
+                d[i] = b;
+                aof_load::check_whole(&d);
             }
         }
     }
