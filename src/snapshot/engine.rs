@@ -587,7 +587,7 @@ fn start_scheduled(srv: &mut Server) {
 
 /// Records the outcome of a background save.
 fn finish_bgsave(state: &mut ServerState, result: Result<u64, String>) -> Option<OnDone> {
-    let Some(mut save) = state.persist.bgsave.take() else { return None };
+    let mut save = state.persist.bgsave.take()?;
     let on_done = save.on_done.take();
     if !save.is_bgsave {
         match &result {
@@ -661,6 +661,9 @@ pub fn cron(srv: &mut Server) {
 // ---------------------------------------------------------------------------------------------
 // Loading
 // ---------------------------------------------------------------------------------------------
+
+/// A snapshot's auxiliary fields (name, value), as loaded.
+pub type AuxFields = Vec<(String, Vec<u8>)>;
 
 /// Counts of a finished load.
 #[derive(Debug, Default, Clone, Copy)]
@@ -800,7 +803,7 @@ pub fn load_file(
     ks: &mut Keyspace,
     limits: EncodingLimits,
     opts: LoadOptions,
-) -> Result<(LoadStats, Vec<(String, Vec<u8>)>), String> {
+) -> Result<(LoadStats, AuxFields), String> {
     let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let len = file.metadata().map_err(|e| e.to_string())?.len();
     if len == 0 {
