@@ -260,3 +260,21 @@ fn swapdb_leaves_client_blocked_when_the_key_expired() {
     q::<i64>(&mut c, &["RPUSH", "k", "again"]);
     assert_eq!(waiter.read_reply(), b"*2\r\n$1\r\nk\r\n$5\r\nagain\r\n");
 }
+
+/// A client blocked in a pop shows the `b` flag in CLIENT LIST, as in Redis.
+#[test]
+fn blocked_client_has_the_b_flag() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    let mut blocked = srv.raw();
+    let id = String::from_utf8(blocked.cmd(&["CLIENT", "ID"])).unwrap();
+    let id = id.trim_start_matches(':').trim().to_string();
+    blocked.send(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n");
+    common::wait_blocked(&mut c, 1);
+    let line: String = common::q(&mut c, &["CLIENT", "LIST", "ID", &id]);
+    assert!(line.contains(" flags=b "), "{line}");
+    let _: i64 = common::q(&mut c, &["RPUSH", "q", "x"]);
+    assert_eq!(blocked.read_reply(), b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n".to_vec());
+    let line: String = common::q(&mut c, &["CLIENT", "LIST", "ID", &id]);
+    assert!(line.contains(" flags=N "), "{line}");
+}

@@ -309,10 +309,15 @@ fn client_id(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
 }
 
 /// Renders one CLIENT LIST line (without the newline), fields in Redis 7.0's order.
-fn info_line(c: &ClientShared, current: Option<&[&[u8]]>) -> String {
+fn info_line(c: &ClientShared, current: Option<&[&[u8]]>, blocked: bool) -> String {
     let i = c.info.borrow();
     let now = Instant::now();
     let mut flags: String = i.flags.chars().filter(|&f| f != 'N' && f != 'e').collect();
+    if blocked {
+        // Redis's order: S, M, P, x come before b.
+        let at = flags.chars().take_while(|f| "SMPx".contains(*f)).count();
+        flags.insert(at, 'b');
+    }
     if i.no_evict {
         flags.push('e');
     }
@@ -376,7 +381,7 @@ fn refresh_self(ctx: &mut Ctx<'_>) {
 /// ```
 fn client_info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     refresh_self(ctx);
-    let mut s = info_line(&ctx.client.shared, Some(argv));
+    let mut s = info_line(&ctx.client.shared, Some(argv), false);
     s.push('\n');
     ctx.out.verbatim("txt", s.as_bytes());
     Ok(())
@@ -427,7 +432,10 @@ fn client_list(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     let mut out = String::new();
-    let line = |c: &ClientShared, id: u64| info_line(c, if id == me { Some(argv) } else { None });
+    let blocking = &ctx.srv.blocking;
+    let line = |c: &ClientShared, id: u64| {
+        info_line(c, if id == me { Some(argv) } else { None }, blocking.is_blocked(id))
+    };
     match ids {
         Some(ids) => {
             for id in ids {
