@@ -327,8 +327,13 @@ proptest! {
         let compact = matches!(v.encoding(), "listpack" | "intset" | "quicklist");
         prop_assert_eq!(compact, raw[2] >= 10, "record type {} for {}", raw[2], v.encoding());
         let back = decode_one(&raw, limits()).unwrap();
-        prop_assert_eq!(&back, &v);
-        prop_assert_eq!(back.encoding(), v.encoding());
+        prop_assert_eq!(contents(&back), contents(&v));
+        // A verbatim record comes back as it was. A big encoding may come back compact: a
+        // hashtable that shrank below the limits loads as a listpack, as Redis loads it.
+        if compact {
+            prop_assert_eq!(&back, &v);
+            prop_assert_eq!(back.encoding(), v.encoding());
+        }
         let big = decode_one(&raw, tiny_limits()).unwrap();
         prop_assert_eq!(contents(&big), contents(&v));
         if compact && !matches!(v, Value::List(_)) {
