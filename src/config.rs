@@ -1010,6 +1010,11 @@ pub struct Config {
     pub stop_writes_on_bgsave_error: bool,
     pub key_load_delay: i64,
     pub rdb_key_save_delay: i64,
+    /// Replication parameters checked on every write (`min-replicas-*`, `replica-*`).
+    pub min_replicas_to_write: u64,
+    pub min_replicas_max_lag: u64,
+    pub replica_read_only: bool,
+    pub replica_serve_stale_data: bool,
     /// `busy-reply-threshold` (`lua-time-limit`) in milliseconds, read by every script run.
     pub busy_reply_threshold: i64,
     /// `client-output-buffer-limit`, indexed by [`ObufClass`].
@@ -1070,6 +1075,10 @@ impl Default for Config {
             stop_writes_on_bgsave_error: true,
             key_load_delay: 0,
             rdb_key_save_delay: 0,
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 0,
+            replica_read_only: true,
+            replica_serve_stale_data: true,
             busy_reply_threshold: 0,
             obuf_limits: [ObufLimit::default(); 3],
             notify_keyspace_events: 0,
@@ -1620,6 +1629,10 @@ impl Config {
         self.stop_writes_on_bgsave_error = self.flag("stop-writes-on-bgsave-error");
         self.key_load_delay = self.int("key-load-delay");
         self.rdb_key_save_delay = self.int("rdb-key-save-delay");
+        self.min_replicas_to_write = self.int("min-replicas-to-write").max(0) as u64;
+        self.min_replicas_max_lag = self.int("min-replicas-max-lag").max(0) as u64;
+        self.replica_read_only = self.flag("replica-read-only");
+        self.replica_serve_stale_data = self.flag("replica-serve-stale-data");
         self.busy_reply_threshold = self.int("busy-reply-threshold");
         self.obuf_limits = parse_obuf_limits(&self.text("client-output-buffer-limit"));
         let parsed = notify::parse(&self.text("notify-keyspace-events")).unwrap_or(0);

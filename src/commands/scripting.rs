@@ -120,21 +120,19 @@ pub fn script_may_write<A: AsRef<[u8]>>(
     argv: &[A],
 ) -> Option<bool> {
     let name = argv.first()?.as_ref();
-    if name.len() > 10 || !matches!(name.first(), Some(b'e' | b'E' | b'f' | b'F')) {
-        return None;
-    }
-    let name = name.to_ascii_lowercase();
+    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    let ro = is("eval_ro") || is("evalsha_ro") || is("fcall_ro");
     let arg1 = || argv.get(1).map(AsRef::as_ref);
-    let ro = name.ends_with(b"_ro");
-    let flags = match &name[..] {
-        b"eval" | b"eval_ro" => arg1().and_then(|b| shebang_flags(b).ok()).map(|f| f.0),
-        b"evalsha" | b"evalsha_ro" => arg1()
+    let flags = if is("eval") || is("eval_ro") {
+        arg1().and_then(|b| shebang_flags(b).ok()).map(|f| f.0)
+    } else if is("evalsha") || is("evalsha_ro") {
+        arg1()
             .and_then(|sha| scripting.scripts.get(&String::from_utf8_lossy(sha).to_lowercase()))
-            .map(|s| s.flags),
-        b"fcall" | b"fcall_ro" => arg1()
-            .and_then(|f| scripting.libs.function(&String::from_utf8_lossy(f)))
-            .map(|f| f.flags),
-        _ => return None,
+            .map(|s| s.flags)
+    } else if is("fcall") || is("fcall_ro") {
+        arg1().and_then(|f| scripting.libs.function(&String::from_utf8_lossy(f))).map(|f| f.flags)
+    } else {
+        return None;
     };
     Some(match flags {
         Some(f) if f & sflags::EVAL_COMPAT == 0 => f & sflags::NO_WRITES == 0,

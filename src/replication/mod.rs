@@ -230,32 +230,6 @@ pub fn config_u64(srv: &ServerState, name: &str) -> u64 {
     srv.config.get_by_name(name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
-/// A parameter checked on every write: its table index is looked up once (a lookup by name
-/// scans the whole parameter table).
-struct HotParam {
-    name: &'static str,
-    index: std::sync::OnceLock<Option<usize>>,
-}
-
-impl HotParam {
-    const fn new(name: &'static str) -> Self {
-        HotParam { name, index: std::sync::OnceLock::new() }
-    }
-
-    fn get<'a>(&self, srv: &'a ServerState) -> &'a str {
-        let i = *self.index.get_or_init(|| crate::config::find_index(self.name));
-        i.map_or("", |i| srv.config.get_index(i))
-    }
-
-    fn u64(&self, srv: &ServerState) -> u64 {
-        self.get(srv).parse().unwrap_or(0)
-    }
-}
-
-static MIN_REPLICAS_TO_WRITE: HotParam = HotParam::new("min-replicas-to-write");
-static MIN_REPLICAS_MAX_LAG: HotParam = HotParam::new("min-replicas-max-lag");
-static REPLICA_READ_ONLY: HotParam = HotParam::new("replica-read-only");
-static REPLICA_SERVE_STALE: HotParam = HotParam::new("replica-serve-stale-data");
 
 /// The feed, created (and installed as the journal's tap) on first use: Redis creates the
 /// backlog when the first replica connects, and keeps it.
@@ -296,7 +270,7 @@ pub fn is_master_client(srv: &ServerState, client: &Client) -> bool {
 
 /// Replicas with an acknowledgement younger than `min-replicas-max-lag` seconds.
 pub fn good_replicas(srv: &ServerState) -> usize {
-    let max_lag = MIN_REPLICAS_MAX_LAG.u64(srv);
+    let max_lag = srv.config.min_replicas_max_lag;
     let Some(feed) = &srv.repl.feed else { return 0 };
     let n = feed
         .replicas
@@ -321,18 +295,18 @@ pub fn refusal(
     }
     let write = spec.has(WRITE);
     if write && !srv.is_replica() {
-        let min = MIN_REPLICAS_TO_WRITE.u64(srv);
-        if min > 0 && MIN_REPLICAS_MAX_LAG.u64(srv) > 0 {
+        let min = srv.config.min_replicas_to_write;
+        if min > 0 && srv.config.min_replicas_max_lag > 0 {
             if (good_replicas(srv) as u64) < min {
                 return Some(CmdError::Msg(NOREPLICAS_ERROR.into()));
             }
         }
     }
     let m = srv.repl.master.as_ref()?;
-    if write && REPLICA_READ_ONLY.get(srv) == "yes" {
+    if write && srv.config.replica_read_only {
         return Some(CmdError::Msg(READONLY_ERROR.into()));
     }
-    let stale_ok = REPLICA_SERVE_STALE.get(srv) != "no";
+    let stale_ok = srv.config.replica_serve_stale_data;
     if m.state != LinkState::Connected && !stale_ok && !spec.has(STALE) {
         return Some(CmdError::Msg(
             "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
@@ -348,11 +322,11 @@ pub fn script_write_refusal(srv: &ServerState, client: &Client) -> Option<&'stat
     if is_master_client(srv, client) {
         return None;
     }
-    if srv.is_replica() && REPLICA_READ_ONLY.get(srv) == "yes" {
+    if srv.is_replica() && srv.config.replica_read_only {
         return Some("-READONLY You can't write against a read only replica.");
     }
-    let min = MIN_REPLICAS_TO_WRITE.u64(srv);
-    let lag = MIN_REPLICAS_MAX_LAG.u64(srv);
+    let min = srv.config.min_replicas_to_write;
+    let lag = srv.config.min_replicas_max_lag;
     if !srv.is_replica() && min > 0 && lag > 0 && (good_replicas(srv) as u64) < min {
         return Some("-NOREPLICAS Not enough good replicas to write.");
     }
