@@ -31,6 +31,9 @@ pub struct Ctx<'a> {
     effects: &'a mut Effects,
     /// Set once a handler records its own effects; disables default propagation of argv.
     custom_propagation: bool,
+    /// The command's argv goes to the replicas even though it changed nothing (see
+    /// [`Ctx::propagate_to_replicas`]).
+    force_repl: bool,
     /// Running inside EXEC or a script (see [`Ctx::call_nested`]).
     nested: bool,
 }
@@ -49,6 +52,13 @@ impl<'a> Ctx<'a> {
         if self.srv.journal.is_active() {
             self.effects.push(db, argv);
         }
+    }
+
+    /// Sends this command's argv to the replicas (never to the append-only log) even though
+    /// it changes no data: PUBLISH, so that a replica's subscribers get the message too
+    /// (Redis's `forceCommandPropagation(c, PROPAGATE_REPL)`).
+    pub fn propagate_to_replicas(&mut self) {
+        self.force_repl = true;
     }
 
     /// Declares that this call propagates nothing even though it may have dirtied the dataset.
@@ -244,6 +254,7 @@ fn run(
         cmd: spec,
         effects: &mut *p.effects,
         custom_propagation: false,
+        force_repl: false,
         nested: p.nested,
     };
     let reply_start = ctx.out.len();
@@ -257,7 +268,7 @@ fn run(
                 handler_panicked(spec, payload.as_ref())
             }
         };
-    let custom = ctx.custom_propagation;
+    let (custom, force_repl) = (ctx.custom_propagation, ctx.force_repl);
     let db = ctx.db;
     if let Err(e) = &result {
         ctx.out.error(&e.to_string());
@@ -277,8 +288,12 @@ fn run(
         feed_monitors(state, client, spec, argv);
     }
     let wrote = state.dirty != dirty_before;
-    if spec.has(flags::WRITE) && wrote && !custom && state.journal.is_active() {
-        effects.push(db, argv);
+    if !custom && state.journal.is_active() {
+        if spec.has(flags::WRITE) && wrote {
+            effects.push(db, argv);
+        } else if force_repl && result.is_ok() {
+            effects.push_repl_only(db, argv);
+        }
     }
     result.is_ok()
 }

@@ -9,6 +9,10 @@
 //!
 //! A command that writes more than one effect (lazy expiry of a key it touched plus its own
 //! write, or a multi-key rewrite) is wrapped in `MULTI`/`EXEC` so consumers apply it atomically.
+//!
+//! Some effects are for the replicas only (PUBLISH, as Redis forces it to `PROPAGATE_REPL`):
+//! the append-only log never sees them, so each of the two readers keeps its own selected
+//! database, and the offset counts the replication stream's bytes once replication exists.
 
 use std::ops::Range;
 
@@ -18,7 +22,16 @@ use bytes::BytesMut;
 #[derive(Debug, Default)]
 pub struct Effects {
     buf: Vec<u8>,
-    items: Vec<(usize, Range<usize>)>,
+    items: Vec<Item>,
+}
+
+/// One recorded effect: its database, its bytes in `Effects::buf`, and whether only the
+/// replicas get it.
+#[derive(Debug)]
+struct Item {
+    db: usize,
+    range: Range<usize>,
+    repl_only: bool,
 }
 
 impl Effects {
@@ -26,7 +39,15 @@ impl Effects {
     pub fn push<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
         let start = self.buf.len();
         encode_command(&mut self.buf, argv);
-        self.items.push((db, start..self.buf.len()));
+        self.items.push(Item { db, range: start..self.buf.len(), repl_only: false });
+    }
+
+    /// Records `argv` as an effect only the replicas get (Redis's `PROPAGATE_REPL` alone).
+    pub fn push_repl_only<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
+        self.push(db, argv);
+        if let Some(last) = self.items.last_mut() {
+            last.repl_only = true;
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -42,9 +63,9 @@ impl Effects {
         self.items.clear();
     }
 
-    /// Iterates over (db, RESP-encoded command).
-    pub fn iter(&self) -> impl Iterator<Item = (usize, &[u8])> {
-        self.items.iter().map(|(db, r)| (*db, &self.buf[r.clone()]))
+    /// Iterates over (db, RESP-encoded command, for the replicas only).
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &[u8], bool)> {
+        self.items.iter().map(|i| (i.db, &self.buf[i.range.clone()], i.repl_only))
     }
 }
 
@@ -77,10 +98,16 @@ pub trait Tap: std::fmt::Debug {
 pub struct Journal {
     /// Replication's reader of the stream, if replication is active.
     tap: Option<std::rc::Rc<dyn Tap>>,
-    /// Bytes ever appended (the replication offset once replication exists).
+    /// Bytes ever appended: the replication stream's while the tap is installed (the
+    /// replication offset), the log's otherwise.
     offset: u64,
-    /// Database the stream last selected; `None` forces a SELECT before the next effect.
-    selected_db: Option<usize>,
+    /// `offset` just after the last byte that went to the pending buffer: what the log must
+    /// have written before a reply goes out (bytes only the replicas got need no wait).
+    logged: u64,
+    /// Database each reader last saw selected (log, replicas); `None` forces a SELECT before
+    /// the next effect.
+    log_db: Option<usize>,
+    repl_db: Option<usize>,
     /// Bytes appended since consumers last drained them.
     pending: BytesMut,
     /// Number of attached consumers. With none, nothing is encoded and the offset stays put,
@@ -95,6 +122,11 @@ impl Journal {
 
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// The offset the append-only log reaches once it has everything appended so far.
+    pub fn logged_offset(&self) -> u64 {
+        self.logged
     }
 
     pub fn is_active(&self) -> bool {
@@ -115,7 +147,8 @@ impl Journal {
 
     /// Forces the next effect to be preceded by SELECT (a new consumer joined mid-stream).
     pub fn reset_selected_db(&mut self) {
-        self.selected_db = None;
+        self.log_db = None;
+        self.repl_db = None;
     }
 
     /// Appends one command's effects, wrapping several in MULTI/EXEC.
@@ -123,38 +156,63 @@ impl Journal {
         if !self.is_active() || effects.is_empty() {
             return;
         }
+        // Like Redis, the wrapping depends on the number of effects, whoever gets them: the
+        // log may see MULTI/EXEC around a single write when a replicas-only effect joined it.
         let wrap = effects.len() > 1;
         if wrap {
-            let first_db = effects.items[0].0;
-            self.select(first_db);
-            self.raw(b"*1\r\n$5\r\nMULTI\r\n");
+            let first_db = effects.items[0].db;
+            self.select(first_db, true);
+            self.raw(b"*1\r\n$5\r\nMULTI\r\n", true);
         }
-        for (db, bytes) in effects.iter() {
-            self.select(db);
-            self.raw(bytes);
+        for (db, bytes, repl_only) in effects.iter() {
+            let to_log = !repl_only;
+            self.select(db, to_log);
+            self.raw(bytes, to_log);
         }
         if wrap {
-            self.raw(b"*1\r\n$4\r\nEXEC\r\n");
+            self.raw(b"*1\r\n$4\r\nEXEC\r\n", true);
         }
     }
 
-    fn select(&mut self, db: usize) {
-        if self.selected_db != Some(db) {
-            let mut buf = Vec::with_capacity(32);
-            encode_command(&mut buf, &[b"SELECT".as_slice(), itoa::Buffer::new().format(db).as_bytes()]);
-            self.raw(&buf);
-            self.selected_db = Some(db);
+    /// Sends SELECT to each reader (the log only if `to_log`) whose database is not `db`.
+    fn select(&mut self, db: usize, to_log: bool) {
+        let log = to_log && self.log_db != Some(db);
+        let repl = self.tap.is_some() && self.repl_db != Some(db);
+        if !log && !repl {
+            return;
         }
+        let mut buf = Vec::with_capacity(32);
+        let n = itoa::Buffer::new().format(db).as_bytes().to_vec();
+        encode_command(&mut buf, &[b"SELECT".as_slice(), &n]);
+        self.raw_to(&buf, log, repl);
+        // A reader not attached saw nothing: it gets a SELECT once it is.
+        if log {
+            self.log_db = (self.consumers > 0).then_some(db);
+        }
+        self.repl_db = self.tap.is_some().then_some(db);
     }
 
-    fn raw(&mut self, bytes: &[u8]) {
-        if self.consumers > 0 {
+    /// Appends to the replicas, and to the log if `to_log`.
+    fn raw(&mut self, bytes: &[u8], to_log: bool) {
+        self.raw_to(bytes, to_log, true);
+    }
+
+    fn raw_to(&mut self, bytes: &[u8], log: bool, repl: bool) {
+        let log = log && self.consumers > 0;
+        let repl = repl && self.tap.is_some();
+        if repl {
+            if let Some(tap) = &self.tap {
+                tap.feed(bytes);
+            }
+        }
+        // With the tap installed the offset is the replication stream's; without it, the log's.
+        if repl || (log && self.tap.is_none()) {
+            self.offset += bytes.len() as u64;
+        }
+        if log {
             self.pending.extend_from_slice(bytes);
+            self.logged = self.offset;
         }
-        if let Some(tap) = &self.tap {
-            tap.feed(bytes);
-        }
-        self.offset += bytes.len() as u64;
     }
 
     /// Takes the bytes appended since the last call.
@@ -177,6 +235,7 @@ impl Journal {
     /// Moves the offset (a replica adopting its master's offset after a full sync).
     pub fn set_offset(&mut self, offset: u64) {
         self.offset = offset;
+        self.logged = offset;
     }
 
     /// Passes already encoded stream bytes to the tap and counts them in the offset, without
@@ -187,6 +246,10 @@ impl Journal {
             tap.feed(bytes);
         }
         self.offset += bytes.len() as u64;
+        // The log bytes not yet handed over are written with the new offset as their end.
+        if !self.pending.is_empty() {
+            self.logged = self.offset;
+        }
     }
 }
 
@@ -214,6 +277,46 @@ mod tests {
         assert_eq!(j.offset(), expected.len() as u64);
     }
 
+    /// A tap that keeps what it was fed.
+    #[derive(Debug, Default)]
+    struct Capture(std::cell::RefCell<Vec<u8>>);
+
+    impl Tap for Capture {
+        fn feed(&self, bytes: &[u8]) {
+            self.0.borrow_mut().extend_from_slice(bytes);
+        }
+    }
+
+    #[test]
+    fn replicas_only_effects_skip_the_log_and_keep_each_reader_selection() {
+        let mut j = Journal::new();
+        j.attach();
+        let tap = std::rc::Rc::new(Capture::default());
+        j.set_tap(Some(tap.clone()));
+        let mut e = Effects::default();
+        e.push_repl_only(1, &["PUBLISH", "c", "m"]);
+        j.append(&e);
+        assert!(!j.has_pending());
+        assert_eq!(j.logged_offset(), 0);
+        e.clear();
+        e.push(1, &["SET", "a", "1"]);
+        j.append(&e);
+        // The log never saw database 1 selected; the replicas did.
+        let set = "*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n";
+        let select = "*2\r\n$6\r\nSELECT\r\n$1\r\n1\r\n";
+        let log = j.take_pending();
+        assert_eq!(std::str::from_utf8(&log).unwrap(), format!("{select}{set}"));
+        let repl = format!("{select}*3\r\n$7\r\nPUBLISH\r\n$1\r\nc\r\n$1\r\nm\r\n{set}");
+        assert_eq!(std::str::from_utf8(&tap.0.borrow()).unwrap(), repl);
+        // The offset is the replication stream's; the log is done at its own last byte.
+        assert_eq!(j.offset(), repl.len() as u64);
+        assert_eq!(j.logged_offset(), j.offset());
+        e.clear();
+        e.push_repl_only(1, &["PUBLISH", "c", "m"]);
+        j.append(&e);
+        assert!(j.logged_offset() < j.offset());
+    }
+
     #[test]
     fn inactive_journal_records_nothing() {
         let mut j = Journal::new();
@@ -230,6 +333,6 @@ impl Effects {
     pub fn push_encoded(&mut self, db: usize, encoded: &[u8]) {
         let start = self.buf.len();
         self.buf.extend_from_slice(encoded);
-        self.items.push((db, start..self.buf.len()));
+        self.items.push(Item { db, range: start..self.buf.len(), repl_only: false });
     }
 }

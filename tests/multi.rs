@@ -502,3 +502,95 @@ fn transactions_are_journalled_atomically() {
         ""
     );
 }
+
+#[test]
+fn exec_rechecks_replication_refusals_changed_since_queueing() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.raw();
+    let mut admin = srv.raw();
+    cmd(&mut c, &["SET", "xx", "1"]);
+    cmd(&mut c, &["MULTI"]);
+    cmd(&mut c, &["INCR", "xx"]);
+    cmd(&mut admin, &["CONFIG", "SET", "min-replicas-to-write", "2"]);
+    assert_eq!(
+        cmd(&mut c, &["EXEC"]),
+        "-EXECABORT Transaction discarded because of: NOREPLICAS Not enough good replicas to \
+         write.\r\n"
+    );
+    cmd(&mut admin, &["CONFIG", "SET", "min-replicas-to-write", "0"]);
+    assert_eq!(cmd(&mut c, &["GET", "xx"]), "$1\r\n1\r\n");
+    // A replica that became stale after PING was queued refuses the EXEC; queued while stale,
+    // GET dooms the transaction itself.
+    cmd(&mut c, &["CONFIG", "SET", "replica-serve-stale-data", "no"]);
+    cmd(&mut c, &["MULTI"]);
+    cmd(&mut c, &["PING"]);
+    cmd(&mut admin, &["REPLICAOF", "localhost", "0"]);
+    assert_eq!(
+        cmd(&mut c, &["EXEC"]),
+        "-EXECABORT Transaction discarded because of: MASTERDOWN Link with MASTER is down and \
+         replica-serve-stale-data is set to 'no'.\r\n"
+    );
+    cmd(&mut c, &["MULTI"]);
+    assert!(cmd(&mut c, &["GET", "xx"]).starts_with("-MASTERDOWN "));
+    cmd(&mut admin, &["REPLICAOF", "NO", "ONE"]);
+    assert_eq!(
+        cmd(&mut c, &["EXEC"]),
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    cmd(&mut c, &["MULTI"]);
+    cmd(&mut c, &["GET", "xx"]);
+    assert_eq!(cmd(&mut c, &["EXEC"]), "*1\r\n$1\r\n1\r\n");
+}
+
+/// Attaches to the replication stream the way an old replica does (`SYNC`) and skips the
+/// snapshot payload.
+fn attach_sync(srv: &TestServer) -> RawConn {
+    let mut r = srv.raw();
+    r.send(b"SYNC\r\n");
+    let mut line = Vec::new();
+    while !line.ends_with(b"\r\n") {
+        let b = r.read_exact_n(1)[0];
+        // Bare newlines keep the link alive while the snapshot is prepared.
+        if !(line.is_empty() && b == b'\n') {
+            line.push(b);
+        }
+    }
+    let len: usize = std::str::from_utf8(&line[1..line.len() - 2]).unwrap().parse().unwrap();
+    assert_eq!(line[0], b'$');
+    r.read_exact_n(len);
+    r
+}
+
+#[test]
+fn publish_goes_to_the_replicas_and_joins_the_transaction() {
+    let srv = TestServer::start(&["--repl-diskless-sync-delay", "0"]);
+    let mut c = srv.raw();
+    cmd(&mut c, &["CONFIG", "SET", "repl-ping-replica-period", "3600"]);
+    let mut r = attach_sync(&srv);
+    cmd(&mut c, &["PUBLISH", "ch", "m1"]);
+    transaction(&mut c, &[&["SET", "a", "1"], &["PUBLISH", "ch", "m2"]]);
+    transaction(&mut c, &[&["PUBLISH", "ch", "m3"]]);
+    cmd(&mut c, &["SELECT", "2"]);
+    cmd(&mut c, &["SPUBLISH", "ch", "m4"]);
+    let expected = "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$2\r\nm1\r\n\
+        *1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n\
+        *3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$2\r\nm2\r\n*1\r\n$4\r\nEXEC\r\n\
+        *3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$2\r\nm3\r\n\
+        *2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n*3\r\n$8\r\nSPUBLISH\r\n$2\r\nch\r\n$2\r\nm4\r\n";
+    assert_eq!(s(r.read_exact_n(expected.len())), expected);
+}
+
+#[test]
+fn publish_never_reaches_the_append_only_log() {
+    assert_eq!(journal_of(&[&["PUBLISH", "ch", "m"]]), "");
+    // It still counts in the transaction: the log sees the wrapping around the one write.
+    assert_eq!(
+        journal_of(&[
+            &["MULTI"],
+            &["SET", "a", "1"],
+            &["PUBLISH", "ch", "m"],
+            &["EXEC"]
+        ]),
+        "SELECT 0\nMULTI\nSET a 1\nEXEC"
+    );
+}
