@@ -10,7 +10,7 @@ use std::panic::AssertUnwindSafe;
 
 use crate::commands::{self, flags, CommandSpec};
 use crate::error::{CmdError, CmdResult};
-use crate::journal::Effects;
+use crate::journal::{to, Effects};
 use crate::keyspace::Keyspace;
 use crate::protocol::ReplyBuf;
 use crate::server::client::Client;
@@ -110,8 +110,8 @@ impl<'a> Ctx<'a> {
     }
 
     /// Like [`Ctx::call_nested`], but as another client (a script's own) and into another
-    /// reply buffer; its effects are dropped when `propagate` is false (a script's
-    /// `redis.set_repl(redis.REPL_NONE)`).
+    /// reply buffer; its effects reach only `readers` (a [`to`] bit set: a script's
+    /// `redis.set_repl`), none when it is empty.
     pub fn call_nested_as(
         &mut self,
         client: &mut Client,
@@ -119,13 +119,18 @@ impl<'a> Ctx<'a> {
         id: usize,
         spec: &'static CommandSpec,
         argv: &[&[u8]],
-        propagate: bool,
+        readers: u8,
     ) -> bool {
         self.custom_propagation = true;
         let mut dropped = Effects::default();
-        let effects = if propagate { &mut *self.effects } else { &mut dropped };
+        let effects = if readers != 0 { &mut *self.effects } else { &mut dropped };
+        let first = effects.len();
         let mut parts = Parts { ks: &mut *self.ks, srv: &mut *self.srv, effects, nested: true };
-        run(&mut parts, client, out, id, spec, argv)
+        let ok = run(&mut parts, client, out, id, spec, argv);
+        if readers != to::ALL {
+            parts.effects.restrict_from(first, readers);
+        }
+        ok
     }
 
     /// Emits a keyspace notification (`notify-keyspace-events`); `class` is Redis's event class
@@ -292,7 +297,7 @@ fn run(
         if spec.has(flags::WRITE) && wrote {
             effects.push(db, argv);
         } else if force_repl && result.is_ok() {
-            effects.push_repl_only(db, argv);
+            effects.push_to(db, argv, to::REPLICAS);
         }
     }
     result.is_ok()

@@ -10,9 +10,10 @@
 //! A command that writes more than one effect (lazy expiry of a key it touched plus its own
 //! write, or a multi-key rewrite) is wrapped in `MULTI`/`EXEC` so consumers apply it atomically.
 //!
-//! Some effects are for the replicas only (PUBLISH, as Redis forces it to `PROPAGATE_REPL`):
-//! the append-only log never sees them, so each of the two readers keeps its own selected
-//! database, and the offset counts the replication stream's bytes once replication exists.
+//! Some effects are for one reader only: PUBLISH goes to the replicas alone (Redis forces it
+//! to `PROPAGATE_REPL`), and a script's `redis.set_repl` picks the readers of its writes. So
+//! each of the two readers keeps its own selected database, and the offset counts the
+//! replication stream's bytes once replication exists.
 
 use std::ops::Range;
 
@@ -25,13 +26,21 @@ pub struct Effects {
     items: Vec<Item>,
 }
 
-/// One recorded effect: its database, its bytes in `Effects::buf`, and whether only the
-/// replicas get it.
+/// Readers of an effect (Redis's `PROPAGATE_AOF` / `PROPAGATE_REPL`), as a bit set.
+pub mod to {
+    /// The append-only log.
+    pub const LOG: u8 = 1;
+    /// The replicas.
+    pub const REPLICAS: u8 = 2;
+    pub const ALL: u8 = LOG | REPLICAS;
+}
+
+/// One recorded effect: its database, its bytes in `Effects::buf`, and its readers.
 #[derive(Debug)]
 struct Item {
     db: usize,
     range: Range<usize>,
-    repl_only: bool,
+    to: u8,
 }
 
 impl Effects {
@@ -39,15 +48,26 @@ impl Effects {
     pub fn push<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
         let start = self.buf.len();
         encode_command(&mut self.buf, argv);
-        self.items.push(Item { db, range: start..self.buf.len(), repl_only: false });
+        self.items.push(Item { db, range: start..self.buf.len(), to: to::ALL });
     }
 
-    /// Records `argv` as an effect only the replicas get (Redis's `PROPAGATE_REPL` alone).
-    pub fn push_repl_only<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
+    /// Records `argv` as an effect for the readers `readers` only (a [`to`] bit set).
+    pub fn push_to<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A], readers: u8) {
         self.push(db, argv);
-        if let Some(last) = self.items.last_mut() {
-            last.repl_only = true;
+        self.restrict_from(self.items.len() - 1, readers);
+    }
+
+    /// Limits the effects recorded from the `first`-th on to the readers `readers`, dropping
+    /// those left with none (a script's `redis.set_repl`).
+    pub fn restrict_from(&mut self, first: usize, readers: u8) {
+        let Some(tail) = self.items.get_mut(first..) else {
+            return;
+        };
+        for item in tail.iter_mut() {
+            item.to &= readers;
         }
+        // Only the restricted ones can be left without readers.
+        self.items.retain(|item| item.to != 0);
     }
 
     pub fn len(&self) -> usize {
@@ -63,9 +83,9 @@ impl Effects {
         self.items.clear();
     }
 
-    /// Iterates over (db, RESP-encoded command, for the replicas only).
-    pub fn iter(&self) -> impl Iterator<Item = (usize, &[u8], bool)> {
-        self.items.iter().map(|i| (i.db, &self.buf[i.range.clone()], i.repl_only))
+    /// Iterates over (db, RESP-encoded command, readers).
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &[u8], u8)> {
+        self.items.iter().map(|i| (i.db, &self.buf[i.range.clone()], i.to))
     }
 }
 
@@ -153,53 +173,66 @@ impl Journal {
 
     /// Appends one command's effects, wrapping several in MULTI/EXEC.
     pub fn append(&mut self, effects: &Effects) {
-        if !self.is_active() || effects.is_empty() {
+        let attached = self.attached();
+        let live = || effects.iter().filter(|e| e.2 & attached != 0);
+        // Like Redis, an effect counts when one of its readers is attached, and the wrapping
+        // depends on how many count, whoever gets them: a reader may see MULTI/EXEC around a
+        // single write when an effect for the other joined it.
+        let Some(first) = live().next() else {
             return;
-        }
-        // Like Redis, the wrapping depends on the number of effects, whoever gets them: the
-        // log may see MULTI/EXEC around a single write when a replicas-only effect joined it.
-        let wrap = effects.len() > 1;
+        };
+        let wrap = live().nth(1).is_some();
         if wrap {
-            let first_db = effects.items[0].db;
-            self.select(first_db, true);
-            self.raw(b"*1\r\n$5\r\nMULTI\r\n", true);
+            self.select(first.0, to::ALL);
+            self.raw(b"*1\r\n$5\r\nMULTI\r\n", to::ALL);
         }
-        for (db, bytes, repl_only) in effects.iter() {
-            let to_log = !repl_only;
-            self.select(db, to_log);
-            self.raw(bytes, to_log);
+        for (db, bytes, readers) in live() {
+            self.select(db, readers);
+            self.raw(bytes, readers);
         }
         if wrap {
-            self.raw(b"*1\r\n$4\r\nEXEC\r\n", true);
+            self.raw(b"*1\r\n$4\r\nEXEC\r\n", to::ALL);
         }
     }
 
-    /// Sends SELECT to each reader (the log only if `to_log`) whose database is not `db`.
-    fn select(&mut self, db: usize, to_log: bool) {
-        let log = to_log && self.log_db != Some(db);
-        let repl = self.tap.is_some() && self.repl_db != Some(db);
+    /// The readers attached now (a [`to`] bit set).
+    fn attached(&self) -> u8 {
+        let log = if self.consumers > 0 { to::LOG } else { 0 };
+        let repl = if self.tap.is_some() { to::REPLICAS } else { 0 };
+        log | repl
+    }
+
+    /// Sends SELECT to each of `readers` whose database is not `db`.
+    fn select(&mut self, db: usize, readers: u8) {
+        let log = readers & to::LOG != 0 && self.log_db != Some(db);
+        let repl = readers & to::REPLICAS != 0 && self.tap.is_some() && self.repl_db != Some(db);
         if !log && !repl {
             return;
         }
         let mut buf = Vec::with_capacity(32);
         let n = itoa::Buffer::new().format(db).as_bytes().to_vec();
         encode_command(&mut buf, &[b"SELECT".as_slice(), &n]);
-        self.raw_to(&buf, log, repl);
+        let mut readers = 0;
+        if log {
+            readers |= to::LOG;
+        }
+        if repl {
+            readers |= to::REPLICAS;
+        }
+        self.raw(&buf, readers);
         // A reader not attached saw nothing: it gets a SELECT once it is.
         if log {
             self.log_db = (self.consumers > 0).then_some(db);
         }
-        self.repl_db = self.tap.is_some().then_some(db);
+        if repl {
+            self.repl_db = Some(db);
+        }
     }
 
-    /// Appends to the replicas, and to the log if `to_log`.
-    fn raw(&mut self, bytes: &[u8], to_log: bool) {
-        self.raw_to(bytes, to_log, true);
-    }
-
-    fn raw_to(&mut self, bytes: &[u8], log: bool, repl: bool) {
-        let log = log && self.consumers > 0;
-        let repl = repl && self.tap.is_some();
+    /// Appends `bytes` for `readers` (those attached).
+    fn raw(&mut self, bytes: &[u8], readers: u8) {
+        let log = readers & to::LOG != 0 && self.consumers > 0;
+        let repl = readers & to::REPLICAS != 0 && self.tap.is_some();
         if repl {
             if let Some(tap) = &self.tap {
                 tap.feed(bytes);
@@ -229,6 +262,8 @@ impl Journal {
 impl Journal {
     /// Installs (or removes) the replication tap; returns the previous one.
     pub fn set_tap(&mut self, tap: Option<std::rc::Rc<dyn Tap>>) -> Option<std::rc::Rc<dyn Tap>> {
+        // What the replicas have selected is unknown across a change of tap.
+        self.repl_db = None;
         std::mem::replace(&mut self.tap, tap)
     }
 
@@ -294,7 +329,7 @@ mod tests {
         let tap = std::rc::Rc::new(Capture::default());
         j.set_tap(Some(tap.clone()));
         let mut e = Effects::default();
-        e.push_repl_only(1, &["PUBLISH", "c", "m"]);
+        e.push_to(1, &["PUBLISH", "c", "m"], to::REPLICAS);
         j.append(&e);
         assert!(!j.has_pending());
         assert_eq!(j.logged_offset(), 0);
@@ -312,9 +347,36 @@ mod tests {
         assert_eq!(j.offset(), repl.len() as u64);
         assert_eq!(j.logged_offset(), j.offset());
         e.clear();
-        e.push_repl_only(1, &["PUBLISH", "c", "m"]);
+        e.push_to(1, &["PUBLISH", "c", "m"], to::REPLICAS);
         j.append(&e);
         assert!(j.logged_offset() < j.offset());
+    }
+
+    #[test]
+    fn effects_count_for_the_wrapping_only_when_one_of_their_readers_is_attached() {
+        let mut j = Journal::new();
+        j.attach();
+        let mut e = Effects::default();
+        e.push_to(0, &["PUBLISH", "c", "m"], to::REPLICAS);
+        e.push(0, &["SET", "a", "1"]);
+        j.append(&e);
+        let set = "*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n";
+        let select = "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n";
+        assert_eq!(std::str::from_utf8(&j.take_pending()).unwrap(), format!("{select}{set}"));
+        // With replicas too, the log sees the transaction the replicas see.
+        let tap = std::rc::Rc::new(Capture::default());
+        j.set_tap(Some(tap.clone()));
+        j.append(&e);
+        let log = j.take_pending();
+        let (multi, exec) = ("*1\r\n$5\r\nMULTI\r\n", "*1\r\n$4\r\nEXEC\r\n");
+        assert_eq!(std::str::from_utf8(&log).unwrap(), format!("{multi}{set}{exec}"));
+        let publish = "*3\r\n$7\r\nPUBLISH\r\n$1\r\nc\r\n$1\r\nm\r\n";
+        let repl = format!("{select}{multi}{publish}{set}{exec}");
+        assert_eq!(std::str::from_utf8(&tap.0.borrow()).unwrap(), repl);
+        // Restricting drops the effects left without readers.
+        e.restrict_from(1, to::REPLICAS);
+        e.restrict_from(0, to::LOG);
+        assert_eq!(e.len(), 0);
     }
 
     #[test]
@@ -333,6 +395,6 @@ impl Effects {
     pub fn push_encoded(&mut self, db: usize, encoded: &[u8]) {
         let start = self.buf.len();
         self.buf.extend_from_slice(encoded);
-        self.items.push(Item { db, range: start..self.buf.len(), repl_only: false });
+        self.items.push(Item { db, range: start..self.buf.len(), to: to::ALL });
     }
 }

@@ -583,7 +583,7 @@ fn publish_goes_to_the_replicas_and_joins_the_transaction() {
 #[test]
 fn publish_never_reaches_the_append_only_log() {
     assert_eq!(journal_of(&[&["PUBLISH", "ch", "m"]]), "");
-    // It still counts in the transaction: the log sees the wrapping around the one write.
+    // Without replicas it does not count in the transaction either: one write, unwrapped.
     assert_eq!(
         journal_of(&[
             &["MULTI"],
@@ -591,6 +591,29 @@ fn publish_never_reaches_the_append_only_log() {
             &["PUBLISH", "ch", "m"],
             &["EXEC"]
         ]),
-        "SELECT 0\nMULTI\nSET a 1\nEXEC"
+        "SELECT 0\nSET a 1"
     );
+}
+
+#[test]
+fn scripts_pick_the_readers_of_their_writes_with_set_repl() {
+    let srv = TestServer::start(&["--repl-diskless-sync-delay", "0"]);
+    let mut c = srv.raw();
+    cmd(&mut c, &["CONFIG", "SET", "repl-ping-replica-period", "3600"]);
+    let mut r = attach_sync(&srv);
+    let script = "redis.call('set','a','1'); redis.set_repl(redis.REPL_NONE); \
+        redis.call('set','b','2'); redis.set_repl(redis.REPL_AOF); redis.call('set','c','3'); \
+        redis.call('publish','ch','m'); redis.set_repl(redis.REPL_ALL); redis.call('set','d','4')";
+    assert_eq!(cmd(&mut c, &["EVAL", script, "0"]), "$-1\r\n");
+    // Without a log, a write for the log alone does not count: no wrapping around one write.
+    let script = "redis.set_repl(redis.REPL_AOF); redis.call('set','e','5'); \
+        redis.set_repl(redis.REPL_REPLICA); redis.call('select','1'); redis.call('set','f','6')";
+    assert_eq!(cmd(&mut c, &["EVAL", script, "0"]), "$-1\r\n");
+    let expected = "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*1\r\n$5\r\nMULTI\r\n\
+        *3\r\n$3\r\nset\r\n$1\r\na\r\n$1\r\n1\r\n*3\r\n$3\r\nset\r\n$1\r\nd\r\n$1\r\n4\r\n\
+        *1\r\n$4\r\nEXEC\r\n\
+        *2\r\n$6\r\nSELECT\r\n$1\r\n1\r\n*3\r\n$3\r\nset\r\n$1\r\nf\r\n$1\r\n6\r\n";
+    assert_eq!(s(r.read_exact_n(expected.len())), expected);
+    // The master has every write.
+    assert_eq!(cmd(&mut c, &["MGET", "a", "b", "c", "d", "e"]).matches('$').count(), 5);
 }

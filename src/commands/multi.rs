@@ -384,7 +384,7 @@ fn watched_key_expired(ctx: &Ctx<'_>) -> bool {
         .live_watched(ctx.client.id)
         .into_iter()
         .any(|(db, key)| {
-            ctx.ks.dbs.get(db).is_some_and(|d| d.peek(key).is_some() && d.is_expired(&key, now))
+            ctx.ks.dbs.get(db).is_some_and(|d| d.peek(key).is_some() && d.is_expired(key, now))
         })
 }
 
