@@ -210,15 +210,9 @@ impl Journal {
             return;
         }
         let mut buf = Vec::with_capacity(32);
-        let n = itoa::Buffer::new().format(db).as_bytes().to_vec();
-        encode_command(&mut buf, &[b"SELECT".as_slice(), &n]);
-        let mut readers = 0;
-        if log {
-            readers |= to::LOG;
-        }
-        if repl {
-            readers |= to::REPLICAS;
-        }
+        let mut n = itoa::Buffer::new();
+        encode_command(&mut buf, &[b"SELECT".as_slice(), n.format(db).as_bytes()]);
+        let readers = if log { to::LOG } else { 0 } | if repl { to::REPLICAS } else { 0 };
         self.raw(&buf, readers);
         // A reader not attached saw nothing: it gets a SELECT once it is.
         if log {
