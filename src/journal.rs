@@ -24,6 +24,9 @@ use bytes::BytesMut;
 pub struct Effects {
     buf: Vec<u8>,
     items: Vec<Item>,
+    /// Never wrap these effects in MULTI/EXEC (a command that may touch arbitrary keys, whose
+    /// only effects are lazy expiries: Redis sends each on its own).
+    pub unwrapped: bool,
 }
 
 /// Readers of an effect (Redis's `PROPAGATE_AOF` / `PROPAGATE_REPL`), as a bit set.
@@ -33,6 +36,8 @@ pub mod to {
     /// The replicas.
     pub const REPLICAS: u8 = 2;
     pub const ALL: u8 = LOG | REPLICAS;
+    /// Not subject to [`super::Effects::restrict_from`] (deletions of expired keys).
+    pub const PINNED: u8 = 4;
 }
 
 /// One recorded effect: its database, its bytes in `Effects::buf`, and its readers.
@@ -53,8 +58,13 @@ impl Effects {
 
     /// Records `argv` as an effect for the readers `readers` only (a [`to`] bit set).
     pub fn push_to<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A], readers: u8) {
+        if readers & to::ALL == 0 {
+            return;
+        }
         self.push(db, argv);
-        self.restrict_from(self.items.len() - 1, readers);
+        if let Some(last) = self.items.last_mut() {
+            last.to = readers;
+        }
     }
 
     /// Limits the effects recorded from the `first`-th on to the readers `readers`, dropping
@@ -63,7 +73,7 @@ impl Effects {
         let Some(tail) = self.items.get_mut(first..) else {
             return;
         };
-        for item in tail.iter_mut() {
+        for item in tail.iter_mut().filter(|i| i.to & to::PINNED == 0) {
             item.to &= readers;
         }
         // Only the restricted ones can be left without readers.
@@ -81,6 +91,7 @@ impl Effects {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.items.clear();
+        self.unwrapped = false;
     }
 
     /// Iterates over (db, RESP-encoded command, readers).
@@ -181,7 +192,7 @@ impl Journal {
         let Some(first) = live().next() else {
             return;
         };
-        let wrap = live().nth(1).is_some();
+        let wrap = !effects.unwrapped && live().nth(1).is_some();
         if wrap {
             self.select(first.0, to::ALL);
             self.raw(b"*1\r\n$5\r\nMULTI\r\n", to::ALL);

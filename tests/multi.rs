@@ -617,3 +617,45 @@ fn scripts_pick_the_readers_of_their_writes_with_set_repl() {
     // The master has every write.
     assert_eq!(cmd(&mut c, &["MGET", "a", "b", "c", "d", "e"]).matches('$').count(), 5);
 }
+
+#[test]
+fn lazy_expiries_join_the_unit_of_the_command_that_found_them() {
+    let srv = TestServer::start(&["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"]);
+    let mut c = srv.raw();
+    cmd(&mut c, &["CONFIG", "SET", "repl-ping-replica-period", "3600"]);
+    cmd(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    for k in ["k", "j", "m", "s"] {
+        cmd(&mut c, &["SET", k, "1", "PX", "1"]);
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let mut r = attach_sync(&srv);
+    // Alone, the deletion is bare; with the write that found it, both are wrapped, in order,
+    // also inside a transaction and from a script that replicates nothing of its own.
+    assert_eq!(cmd(&mut c, &["GET", "s"]), "$-1\r\n");
+    assert_eq!(cmd(&mut c, &["INCR", "k"]), ":1\r\n");
+    transaction(&mut c, &[&["GET", "j"], &["SET", "x", "1"]]);
+    let script = "redis.set_repl(redis.REPL_NONE); redis.call('get','m'); redis.call('set','y','1')";
+    assert_eq!(cmd(&mut c, &["EVAL", script, "0"]), "$-1\r\n");
+    let del = |k: &str| format!("*2\r\n$3\r\nDEL\r\n$1\r\n{k}\r\n");
+    let (multi, exec) = ("*1\r\n$5\r\nMULTI\r\n", "*1\r\n$4\r\nEXEC\r\n");
+    let expected = format!(
+        "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n{}{multi}{}*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n{exec}\
+         {multi}{}*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$1\r\n1\r\n{exec}{}",
+        del("s"),
+        del("k"),
+        del("j"),
+        del("m"),
+    );
+    assert_eq!(s(r.read_exact_n(expected.len())), expected);
+    // A command that may touch any key sends each deletion on its own.
+    for k in ["p", "q"] {
+        cmd(&mut c, &["SET", k, "1", "PX", "1"]);
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let set_len = "*5\r\n$3\r\nSET\r\n$1\r\np\r\n$1\r\n1\r\n$4\r\nPXAT\r\n$13\r\n".len() + 15;
+    let sets = s(r.read_exact_n(2 * set_len));
+    assert!(sets.starts_with("*5\r\n$3\r\nSET\r\n$1\r\np\r\n"), "{sets}");
+    cmd(&mut c, &["SCAN", "0"]);
+    let got = s(r.read_exact_n(2 * del("p").len()));
+    assert!(got == del("p") + &del("q") || got == del("q") + &del("p"), "{got}");
+}
