@@ -659,3 +659,15 @@ fn lazy_expiries_join_the_unit_of_the_command_that_found_them() {
     let got = s(r.read_exact_n(2 * del("p").len()));
     assert!(got == del("p") + &del("q") || got == del("q") + &del("p"), "{got}");
 }
+
+#[test]
+fn publish_to_replicas_does_not_hold_replies_for_the_log() {
+    let srv = TestServer::start(&["--appendonly", "yes", "--repl-diskless-sync-delay", "0"]);
+    let mut c = srv.raw();
+    cmd(&mut c, &["SET", "x", "1"]);
+    let _r = attach_sync(&srv);
+    // The log never gets the PUBLISH, so nothing it must write is outstanding.
+    assert_eq!(cmd(&mut c, &["PUBLISH", "ch", "m"]), ":0\r\n");
+    assert_eq!(cmd(&mut c, &["WAITAOF", "1", "0", "0"]), "*2\r\n:1\r\n:0\r\n");
+    assert_eq!(cmd(&mut c, &["GET", "x"]), "$1\r\n1\r\n");
+}
