@@ -760,7 +760,8 @@ impl<'a> BlockReader<'a, '_> {
         file_crc.combine(&h);
         let data = if lz4 {
             let mut buf = self.recycle.try_recv().unwrap_or_default();
-            buf.clear();
+            // A recycled buffer is only cut to size, not zeroed again: the length check below
+            // makes sure the block overwrote every byte that is kept.
             buf.resize(raw_len as usize, 0);
             match lz4_flex::block::decompress_into(stored, &mut buf) {
                 Ok(n) if n == raw_len as usize => Data::Owned(buf),
