@@ -948,17 +948,31 @@ fn predecode(seg: &[u8], records: u64, note: &str, lim: &EncodingLimits) -> Pred
                 // The key is a subslice of `seg`: its offset is a pointer difference.
                 let start = r.key.as_ptr() as usize - seg.as_ptr() as usize;
                 let key = start..start + r.key.len();
-                out.push(Decoded { rec, key, type_id: r.type_id, value: r.value });
+                out.push(Decoded {
+                    rec,
+                    key,
+                    type_id: r.type_id,
+                    value: r.value,
+                });
             }
             Err(e) => {
-                return Predecoded { records: out, fault: Some((e.pos, e.reason)) };
+                return Predecoded {
+                    records: out,
+                    fault: Some((e.pos, e.reason)),
+                };
             }
         }
     }
     let fault = (out.len() as u64 != records).then(|| {
-        (seg.len(), format!("block header counts {records} records, found {}", out.len()))
+        (
+            seg.len(),
+            format!("block header counts {records} records, found {}", out.len()),
+        )
     });
-    Predecoded { records: out, fault }
+    Predecoded {
+        records: out,
+        fault,
+    }
 }
 
 /// Hands the records [`predecode`] decoded to the sink, then reports its fault if it met one;
@@ -1050,7 +1064,10 @@ mod tests {
     /// in place: same calls, same error for the same damage.
     #[test]
     fn predecoded_blocks_load_like_decoded_ones() {
-        let hl = crate::keyspace::hash::HashLimits { max_entries: 128, max_value: 64 };
+        let hl = crate::keyspace::hash::HashLimits {
+            max_entries: 128,
+            max_value: 64,
+        };
         let mut raw = Vec::new();
         let mut h = crate::keyspace::HashValue::new();
         for i in 0..20 {
@@ -1072,7 +1089,11 @@ mod tests {
             };
             (sink.calls, counts.values, r)
         };
-        let mut cases = vec![(raw.clone(), 4), (raw.clone(), 5), (raw[..raw.len() - 1].to_vec(), 4)];
+        let mut cases = vec![
+            (raw.clone(), 4),
+            (raw.clone(), 5),
+            (raw[..raw.len() - 1].to_vec(), 4),
+        ];
         for i in 0..raw.len() {
             for x in [0x01, 0x80, 0xff] {
                 let mut bad = raw.clone();
