@@ -88,6 +88,7 @@ async fn serve(config: Config) -> Result<i32, StartupError> {
     tracing::info!(
         "ferrodis {FERRODIS_VERSION} (Redis {REDIS_VERSION} compatible) 64 bit, standalone mode, port {port}, PID: {pid}"
     );
+    super::shutdown::listen_for_signals()?;
     let server = Rc::new(RefCell::new(Server::new(config)));
     server.borrow_mut().state.tcp_port = port as u16;
     if let Err(msg) = crate::aof::startup(&server) {
@@ -105,7 +106,6 @@ async fn serve(config: Config) -> Result<i32, StartupError> {
     if !server.borrow().state.config.appendonly {
         crate::snapshot::engine::start_loading(&server);
     }
-    super::shutdown::listen_for_signals()?;
     tracing::info!("Ready to accept connections tcp");
 
     // SIGINT and SIGTERM only record a request; the cron runs the shutdown (see

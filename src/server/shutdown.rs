@@ -243,6 +243,7 @@ pub fn abort(st: &mut ServerState) -> bool {
 
 /// Registers client `id` as blocked in SHUTDOWN until the shutdown ends.
 pub fn block(st: &mut ServerState, id: u64) {
+    st.shutting.failed.remove(&id);
     if !st.shutting.blocked.contains(&id) {
         st.shutting.blocked.push(id);
     }

@@ -108,6 +108,8 @@ pub struct BgSave {
     on_done: Option<OnDone>,
     /// The file being written, for the log.
     dest: PathBuf,
+    /// The temporary file it is written to (removed at once when the save is abandoned).
+    temp: PathBuf,
 }
 
 impl BgSave {
@@ -389,6 +391,7 @@ pub fn start_snapshot(
     let in_flight = Arc::new(AtomicUsize::new(0));
     let stopped = Arc::new(AtomicBool::new(false));
     let (counter, stop) = (in_flight.clone(), stopped.clone());
+    let temp_for_abort = temp.clone();
     std::thread::Builder::new()
         .name("ferrodis-bgsave".into())
         .spawn(move || {
@@ -425,6 +428,7 @@ pub fn start_snapshot(
         is_bgsave,
         on_done,
         dest: dest_for_info.clone(),
+        temp: temp_for_abort,
         soft_limit: (used / SOFT_IN_FLIGHT_DIV).max(MIN_SOFT_IN_FLIGHT),
         hard_limit: (used / HARD_IN_FLIGHT_DIV).max(MIN_HARD_IN_FLIGHT),
     });
@@ -656,7 +660,10 @@ fn save_name(save: &BgSave) -> String {
 pub fn bgsave_abort(ks: &mut Keyspace, state: &mut ServerState) {
     let Some(mut save) = state.persist.bgsave.take() else { return };
     let on_done = save.on_done.take();
-    // Dropping the sender makes the writer thread stop with an error and clean up.
+    // Dropping the sender makes the writer thread stop with an error and clean up; the
+    // temporary file goes now, so that none is left behind by a process about to exit
+    // (SHUTDOWN abandons a running save).
+    let _ = std::fs::remove_file(&save.temp);
     drop(save);
     end_captures(ks);
     tracing::warn!("Background saving terminated by the server");
