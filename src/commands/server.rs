@@ -508,10 +508,12 @@ fn total_system_memory() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// INFO `mem_total_replication_buffers`: the backlog plus the stream still queued for each
-/// replica (Redis shares one buffer between them; here each replica's queue is its own).
-fn replication_buffers(srv: &ServerState) -> usize {
-    let Some(feed) = &srv.repl.feed else { return 0 };
+/// INFO's replication memory: the backlog, and the stream still queued for the replicas
+/// (`mem_replication_backlog`, `mem_clients_slaves`; their sum is
+/// `mem_total_replication_buffers`). Redis shares one buffer between them; here each
+/// replica's queue is its own.
+fn replication_buffers(srv: &ServerState) -> (usize, usize) {
+    let Some(feed) = &srv.repl.feed else { return (0, 0) };
     let backlog = feed.backlog.borrow().histlen();
     let queued: usize = feed
         .replicas
@@ -519,7 +521,7 @@ fn replication_buffers(srv: &ServerState) -> usize {
         .iter()
         .map(|r| r.shared.pushed.borrow().len() + r.shared.inflight.get())
         .sum();
-    backlog + queued
+    (backlog, queued)
 }
 
 fn info_memory(srv: &mut ServerState, s: &mut String) {
@@ -530,6 +532,7 @@ fn info_memory(srv: &mut ServerState, s: &mut String) {
     let peak = srv.peak_memory as u64;
     let rss = crate::alloc::rss_bytes() as u64;
     let sysmem = total_system_memory();
+    let (repl_backlog, repl_queued) = replication_buffers(srv);
     let ratio = if used > 0 {
         rss as f64 / used as f64
     } else {
@@ -556,9 +559,9 @@ fn info_memory(srv: &mut ServerState, s: &mut String) {
         "mem_fragmentation_ratio" => format!("{ratio:.2}"),
         "mem_fragmentation_bytes" => rss as i64 - used as i64,
         "mem_not_counted_for_evict" => 0,
-        "mem_replication_backlog" => 0,
-        "mem_total_replication_buffers" => replication_buffers(srv),
-        "mem_clients_slaves" => 0,
+        "mem_replication_backlog" => repl_backlog,
+        "mem_total_replication_buffers" => repl_backlog + repl_queued,
+        "mem_clients_slaves" => repl_queued,
         "mem_clients_normal" => 0,
         "mem_aof_buffer" => 0,
         "mem_allocator" => "jemalloc",

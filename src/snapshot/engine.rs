@@ -301,7 +301,7 @@ fn key_delay(delay: i64, n: &mut u64) {
         d if d > 0 => std::thread::sleep(Duration::from_micros(d as u64)),
         d => {
             *n += 1;
-            if *n % d.unsigned_abs() == 0 {
+            if n.is_multiple_of(d.unsigned_abs()) {
                 std::thread::sleep(Duration::from_micros(1));
             }
         }
