@@ -9,6 +9,10 @@
 //! Case file format: one command per line, split with Redis's inline quoting rules (`"a b"`,
 //! `"\x00"`, `'it\'s'`). `#` starts a comment line. A blank line ends a scenario; every scenario
 //! runs on fresh connections after `FLUSHALL`. `!sleep <ms>` pauses (for expiry scenarios).
+//! `!dump <key>` runs `DUMP key` on each server (both must answer a payload, or both nil) and
+//! keeps each server's payload: a later argument `$DUMP` stands for it, so `RESTORE k 0 $DUMP`
+//! restores each server's own serialization (DUMP formats differ between servers by design;
+//! the round trip does not).
 //!
 //! Replies that legitimately differ between two servers are compared through a normaliser,
 //! never skipped: `KEYS` and set-like replies are sorted, `CONFIG GET` pairs are sorted, the
@@ -140,7 +144,7 @@ fn command_name(argv: &[Vec<u8>]) -> String {
 /// Allowed difference for time-dependent integer replies.
 fn tolerance(name: &str) -> Option<i64> {
     match name {
-        "TTL" | "EXPIRETIME" | "OBJECT IDLETIME" => Some(2),
+        "TTL" | "EXPIRETIME" | "OBJECT IDLETIME" | "LASTSAVE" => Some(2),
         "PTTL" | "PEXPIRETIME" => Some(2000),
         _ => None,
     }
@@ -286,6 +290,15 @@ struct Pair {
     _oracle: Oracle,
     fd: Side,
     rd: Side,
+    /// Each server's payload from the last `!dump` (ferrodis, redis).
+    dumps: (Vec<u8>, Vec<u8>),
+}
+
+/// `argv` with every `$DUMP` argument replaced by `payload`.
+fn with_dump(argv: &[Vec<u8>], payload: &[u8]) -> Vec<Vec<u8>> {
+    argv.iter()
+        .map(|a| if a == DUMP_VAR { payload.to_vec() } else { a.clone() })
+        .collect()
 }
 
 impl Pair {
@@ -301,6 +314,7 @@ impl Pair {
                 _oracle: oracle,
                 fd,
                 rd,
+                dumps: Default::default(),
             };
         }
         let ferrodis = TestServer::start(&[]);
@@ -311,6 +325,7 @@ impl Pair {
             _oracle: oracle,
             fd,
             rd,
+            dumps: Default::default(),
         }
     }
 
@@ -337,8 +352,8 @@ impl Pair {
 
     /// Runs `argv` on both; `Err` carries the mismatch description.
     fn compare(&mut self, argv: &[Vec<u8>]) -> Result<(), String> {
-        let f = self.fd.run(argv);
-        let r = self.rd.run(argv);
+        let f = self.fd.run(&with_dump(argv, &self.dumps.0));
+        let r = self.rd.run(&with_dump(argv, &self.dumps.1));
         if same(argv, &f, &r) {
             Ok(())
         } else {
@@ -348,6 +363,26 @@ impl Pair {
                 escape(&f.1),
                 escape(&r.1)
             ))
+        }
+    }
+}
+
+impl Pair {
+    /// `!dump key`: both servers answer a payload (kept for `$DUMP`) or both nil.
+    fn dump(&mut self, key: &[u8]) -> Result<(), String> {
+        let argv = vec![b"DUMP".to_vec(), key.to_vec()];
+        let (f, r) = (self.fd.run(&argv), self.rd.run(&argv));
+        match (f.0, r.0) {
+            (Reply::Bulk(b'$', fp), Reply::Bulk(b'$', rp)) if fp.is_some() == rp.is_some() => {
+                self.dumps = (fp.unwrap_or_default(), rp.unwrap_or_default());
+                Ok(())
+            }
+            _ => Err(format!(
+                "command:  {}\nferrodis: {}\nredis:    {}",
+                show_argv(&argv),
+                escape(&f.1),
+                escape(&r.1)
+            )),
         }
     }
 }
@@ -384,7 +419,11 @@ fn show_argv(argv: &[Vec<u8>]) -> String {
 enum Step {
     Cmd(usize, Vec<Vec<u8>>),
     Sleep(u64),
+    Dump(usize, Vec<u8>),
 }
+
+/// The argument that stands for the payload of the last `!dump`.
+const DUMP_VAR: &[u8] = b"$DUMP";
 
 /// Parses a case file into scenarios of steps (with their line numbers).
 fn parse_cases(text: &str, file: &str) -> Vec<Vec<Step>> {
@@ -402,6 +441,12 @@ fn parse_cases(text: &str, file: &str) -> Vec<Vec<Step>> {
                 .parse()
                 .unwrap_or_else(|_| panic!("{file}:{}: bad !sleep", i + 1));
             scenarios.last_mut().unwrap().push(Step::Sleep(ms));
+        } else if let Some(key) = t.strip_prefix("!dump ") {
+            let argv = split_args(key.trim().as_bytes())
+                .filter(|a| a.len() == 1)
+                .unwrap_or_else(|| panic!("{file}:{}: !dump takes one key", i + 1));
+            let key = argv.into_iter().next().unwrap_or_default();
+            scenarios.last_mut().unwrap().push(Step::Dump(i + 1, key));
         } else {
             let argv = split_args(t.as_bytes())
                 .unwrap_or_else(|| panic!("{file}:{}: unbalanced quotes", i + 1));
@@ -432,6 +477,12 @@ fn run_family(family: &str) {
                 Step::Cmd(line, argv) => {
                     total += 1;
                     if let Err(msg) = pair.compare(argv) {
+                        failures.push(format!("{file}:{line}\n{msg}"));
+                    }
+                }
+                Step::Dump(line, key) => {
+                    total += 1;
+                    if let Err(msg) = pair.dump(key) {
                         failures.push(format!("{file}:{line}\n{msg}"));
                     }
                 }
@@ -528,6 +579,14 @@ fn family_multi() {
 #[test]
 fn family_scripting() {
     run_family("scripting");
+}
+
+/// Persistence and replication commands: SAVE, BGSAVE and BGREWRITEAOF argument errors,
+/// DUMP/RESTORE round trips of every type and encoding with their options and errors, WAIT,
+/// REPLICAOF errors, CONFIG GET of the persistence parameters.
+#[test]
+fn family_persistence() {
+    run_family("persistence");
 }
 
 /// Wrong-type errors across families (strings against lists and sets, and back).

@@ -6,9 +6,9 @@ use super::args::{self, is};
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
 use crate::config::{self, Config, IMMUTABLE, PARAMS, PROTECTED, SENSITIVE};
-use crate::keyspace::{Entry, Keyspace, Value};
+use crate::keyspace::{Entry, Value};
 use crate::protocol::Resp;
-use crate::server::{ServerState, Shutdown};
+use crate::server::ServerState;
 
 const CONFIG_FLAGS: u32 = ADMIN | NOSCRIPT | LOADING | STALE;
 
@@ -471,6 +471,9 @@ fn info_server(srv: &ServerState, s: &mut String) {
         "config_file" => srv.config_file.as_deref().unwrap_or(""),
         "io_threads_active" => 0,
     );
+    if let Some(ms) = crate::server::shutdown::remaining_ms(srv) {
+        fields!(s, "shutdown_in_milliseconds" => ms);
+    }
 }
 
 fn info_clients(srv: &ServerState, s: &mut String) {
@@ -480,9 +483,11 @@ fn info_clients(srv: &ServerState, s: &mut String) {
         max_in = max_in.max(i.qbuf);
         max_out = max_out.max(i.obl);
     }
+    // Like Redis, replicas are not counted as clients.
+    let replicas = srv.repl.feed.as_ref().map_or(0, |f| f.replicas.borrow().len());
     s.push_str("# Clients\r\n");
     fields!(s,
-        "connected_clients" => srv.clients.len(),
+        "connected_clients" => srv.clients.len().saturating_sub(replicas),
         "cluster_connections" => 0,
         "maxclients" => srv.config.maxclients,
         "client_recent_max_input_buffer" => max_in,
@@ -503,6 +508,22 @@ fn total_system_memory() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// INFO's replication memory: the backlog, and the stream still queued for the replicas
+/// (`mem_replication_backlog`, `mem_clients_slaves`; their sum is
+/// `mem_total_replication_buffers`). Redis shares one buffer between them; here each
+/// replica's queue is its own.
+fn replication_buffers(srv: &ServerState) -> (usize, usize) {
+    let Some(feed) = &srv.repl.feed else { return (0, 0) };
+    let backlog = feed.backlog.borrow().histlen();
+    let queued: usize = feed
+        .replicas
+        .borrow()
+        .iter()
+        .map(|r| r.shared.pushed.borrow().len() + r.shared.inflight.get())
+        .sum();
+    (backlog, queued)
+}
+
 fn info_memory(srv: &mut ServerState, s: &mut String) {
     let used = crate::alloc::used_memory() as u64;
     if used as usize > srv.peak_memory {
@@ -511,6 +532,7 @@ fn info_memory(srv: &mut ServerState, s: &mut String) {
     let peak = srv.peak_memory as u64;
     let rss = crate::alloc::rss_bytes() as u64;
     let sysmem = total_system_memory();
+    let (repl_backlog, repl_queued) = replication_buffers(srv);
     let ratio = if used > 0 {
         rss as f64 / used as f64
     } else {
@@ -537,9 +559,9 @@ fn info_memory(srv: &mut ServerState, s: &mut String) {
         "mem_fragmentation_ratio" => format!("{ratio:.2}"),
         "mem_fragmentation_bytes" => rss as i64 - used as i64,
         "mem_not_counted_for_evict" => 0,
-        "mem_replication_backlog" => 0,
-        "mem_total_replication_buffers" => 0,
-        "mem_clients_slaves" => 0,
+        "mem_replication_backlog" => repl_backlog,
+        "mem_total_replication_buffers" => repl_backlog + repl_queued,
+        "mem_clients_slaves" => repl_queued,
         "mem_clients_normal" => 0,
         "mem_aof_buffer" => 0,
         "mem_allocator" => "jemalloc",
@@ -742,39 +764,67 @@ fn info_keyspace(ctx: &mut Ctx<'_>, s: &mut String) {
 /// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
 /// ```
 /// Saves a snapshot first when asked to, or when save points are configured and NOSAVE was
-/// not given (a running BGSAVE is abandoned for it); a failed save keeps the server running
-/// unless FORCE. Nothing is replied on success: the connection closes.
+/// not given; a failed save keeps the server running unless FORCE. Unless NOW, the client
+/// blocks while lagging replicas catch up (up to `shutdown-timeout`, writes paused); see
+/// [`crate::server::shutdown`]. Nothing is replied on success: the server exits.
 fn shutdown(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
-    let (mut save, mut nosave, mut abort, mut force) = (false, false, false, false);
+    use crate::server::shutdown::{self as sd, Flags, Outcome};
+    let id = ctx.client.id;
+    if ctx.srv.blocking.is_blocked(id) {
+        // Woken while blocked: the shutdown failed or was aborted (success exits instead).
+        if sd::take_failed(ctx.srv, id) {
+            return Err(CmdError::err(SHUTDOWN_FAILED));
+        }
+        ctx.srv.blocking.block(id, ctx.db, &[], None);
+        return Ok(());
+    }
+    let (mut flags, mut abort) = (Flags::default(), false);
     for a in &argv[1..] {
         if is(a, "nosave") {
-            nosave = true;
+            flags.nosave = true;
         } else if is(a, "save") {
-            save = true;
+            flags.save = true;
         } else if is(a, "now") {
-            // No replicas to wait for yet: NOW is already the behaviour.
+            flags.now = true;
         } else if is(a, "force") {
-            force = true;
+            flags.force = true;
         } else if is(a, "abort") {
             abort = true;
         } else {
             return Err(CmdError::Syntax);
         }
     }
-    if (abort && argv.len() > 2) || (save && nosave) {
+    if (abort && flags != Flags::default()) || (flags.save && flags.nosave) {
         return Err(CmdError::Syntax);
     }
     if abort {
-        return Err(CmdError::err("No shutdown in progress."));
+        if !sd::abort(ctx.srv) {
+            return Err(CmdError::err("No shutdown in progress."));
+        }
+        ctx.out.ok();
+        return Ok(());
     }
-    tracing::warn!("User requested shutdown...");
-    if !prepare_shutdown(ctx.ks, ctx.srv, save, nosave) && !force {
-        return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
+    if !flags.now && !ctx.may_block() {
+        return Err(CmdError::err(
+            "SHUTDOWN without NOW or ABORT isn't allowed for DENY BLOCKING client",
+        ));
     }
-    ctx.srv.shutdown = Some(Shutdown::Command { save: Some(false) });
-    ctx.client.close_after_reply = true;
-    Ok(())
+    match sd::prepare(ctx.ks, ctx.srv, flags) {
+        Outcome::Exit => {
+            ctx.client.close_after_reply = true;
+            Ok(())
+        }
+        Outcome::Waiting => {
+            sd::block(ctx.srv, id);
+            ctx.srv.blocking.block(id, ctx.db, &[], None);
+            Ok(())
+        }
+        Outcome::Failed => Err(CmdError::err(SHUTDOWN_FAILED)),
+    }
 }
+
+/// What a SHUTDOWN that could not complete answers.
+const SHUTDOWN_FAILED: &str = "Errors trying to SHUTDOWN. Check logs.";
 
 /// Saves a snapshot and loads it back (Redis's test of the whole persistence path).
 ///
@@ -830,21 +880,6 @@ fn debug_reload(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     }
 }
 
-/// What must happen before the process exits (Redis `prepareForShutdown`): a running BGSAVE
-/// is abandoned, then a snapshot is saved if `save` or if save points are configured and not
-/// `nosave`. Returns false if that save failed.
-pub fn prepare_shutdown(ks: &mut Keyspace, srv: &mut ServerState, save: bool, nosave: bool) -> bool {
-    crate::snapshot::engine::bgsave_abort(ks, srv);
-    if save || (!nosave && !srv.config.save.is_empty()) {
-        tracing::warn!("Saving the final RDB snapshot before exiting.");
-        if crate::snapshot::engine::save(ks, srv).is_err() {
-            tracing::warn!("Error trying to save the DB, can't exit.");
-            return false;
-        }
-    }
-    true
-}
-
 /// Streams every command other clients execute to this connection, as status lines.
 ///
 /// ```text
@@ -883,6 +918,11 @@ fn debug(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         }
         ("set-active-expire", 3) => {
             ctx.srv.active_expire = atoi(argv[2]) != 0;
+            ctx.out.ok();
+            Ok(())
+        }
+        ("pause-cron", 3) => {
+            ctx.srv.cron_paused = atoi(argv[2]) != 0;
             ctx.out.ok();
             Ok(())
         }
@@ -976,6 +1016,8 @@ fn debug_help(ctx: &mut Ctx<'_>) -> CmdResult {
             "    Reply with a test value of the specified type. <type> can be: string,",
             "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
             "    true, false.",
+            "PAUSE-CRON <0|1>",
+            "    Stop periodic cron job processing.",
             "QUICKLIST-PACKED-THRESHOLD <size>",
             "    Sets the threshold for elements to be inserted as plain vs packed nodes",
             "    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",

@@ -103,6 +103,7 @@ pub async fn run_admitted(server: Rc<RefCell<Server>>, mut stream: TcpStream, ad
     srv.state.monitors.retain(|m| !Rc::ptr_eq(m, &shared));
     srv.state.pubsub.remove_client(&shared);
     crate::replication::forget_client(&mut srv.state, id);
+    super::shutdown::forget_client(&mut srv.state, id);
 }
 
 const MAXCLIENTS_REACHED: &str = "-ERR max number of clients reached\r\n";

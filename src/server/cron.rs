@@ -21,6 +21,9 @@ pub async fn run(server: Rc<RefCell<Server>>) {
 
 /// One cron iteration.
 pub fn tick(srv: &mut Server, hz: u64) {
+    if srv.state.cron_paused {
+        return;
+    }
     // A CLIENT PAUSE holds expiry too: deleting a key is a write (Redis skips the cycle). A
     // replica never expires keys itself: its master's DELs do.
     srv.ks.expiry_paused = super::client::pause::holds(true).is_some();
@@ -37,6 +40,7 @@ pub fn tick(srv: &mut Server, hz: u64) {
     crate::aof::rewrite::cron(srv);
     sample_ops(srv);
     close_idle_clients(srv);
+    super::shutdown::cron(srv);
     let used = crate::alloc::used_memory();
     if used > srv.state.peak_memory {
         srv.state.peak_memory = used;

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use tokio::net::TcpListener;
 use tokio::task::LocalSet;
 
-use super::{connection, cron, Server, Shutdown};
+use super::{connection, cron, Server};
 use crate::config::Config;
 use crate::error::StartupError;
 
@@ -88,6 +88,7 @@ async fn serve(config: Config) -> Result<i32, StartupError> {
     tracing::info!(
         "ferrodis {FERRODIS_VERSION} (Redis {REDIS_VERSION} compatible) 64 bit, standalone mode, port {port}, PID: {pid}"
     );
+    super::shutdown::listen_for_signals()?;
     let server = Rc::new(RefCell::new(Server::new(config)));
     server.borrow_mut().state.tcp_port = port as u16;
     if let Err(msg) = crate::aof::startup(&server) {
@@ -107,32 +108,16 @@ async fn serve(config: Config) -> Result<i32, StartupError> {
     }
     tracing::info!("Ready to accept connections tcp");
 
+    // SIGINT and SIGTERM only record a request; the cron runs the shutdown (see
+    // `shutdown`). This task waits until a shutdown completed.
     let notify = server.borrow().state.shutdown_notify.clone();
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    loop {
-        let signal = tokio::select! {
-            _ = sigterm.recv() => "SIGTERM",
-            _ = sigint.recv() => "SIGINT",
-            _ = notify.notified() => break,
-        };
-        tracing::warn!("Received {signal} scheduling shutdown...");
-        let mut srv = server.borrow_mut();
-        let Server { ks, state, .. } = &mut *srv;
-        if crate::commands::server::prepare_shutdown(ks, state, false, false) {
-            state.shutdown = Some(Shutdown::Signal);
-            break;
-        }
-        tracing::warn!(
-            "{signal} received but errors trying to shut down the server, check the logs for more information"
-        );
+    while server.borrow().state.shutdown.is_none() {
+        notify.notified().await;
     }
-    tracing::warn!("User requested shutdown...");
     for c in server.borrow().state.clients.values() {
         c.kill();
     }
     crate::aof::shutdown(&mut server.borrow_mut().state);
-    tracing::warn!("ferrodis is now ready to exit, bye bye...");
     Ok(0)
 }
 

@@ -13,6 +13,7 @@ pub mod connection;
 pub mod cron;
 pub mod listener;
 pub mod pubsub;
+pub mod shutdown;
 pub mod watch;
 
 use std::collections::{BTreeMap, HashMap};
@@ -80,6 +81,10 @@ pub struct ServerState {
     pub run_id: String,
     pub rng: SmallRng,
     pub shutdown: Option<Shutdown>,
+    /// A shutdown waiting for replicas, and the clients blocked in SHUTDOWN.
+    pub shutting: shutdown::ShutdownState,
+    /// DEBUG PAUSE-CRON: the periodic task skips its work while set.
+    pub cron_paused: bool,
     cmd_stats: Vec<Option<CmdStats>>,
     sub_stats: HashMap<String, CmdStats>,
     pub error_stats: BTreeMap<String, u64>,
@@ -158,6 +163,8 @@ impl ServerState {
             run_id,
             rng,
             shutdown: None,
+            shutting: shutdown::ShutdownState::default(),
+            cron_paused: false,
             cmd_stats: Vec::new(),
             sub_stats: HashMap::new(),
             error_stats: BTreeMap::new(),

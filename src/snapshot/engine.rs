@@ -108,6 +108,8 @@ pub struct BgSave {
     on_done: Option<OnDone>,
     /// The file being written, for the log.
     dest: PathBuf,
+    /// The temporary file it is written to (removed at once when the save is abandoned).
+    temp: PathBuf,
 }
 
 impl BgSave {
@@ -204,12 +206,18 @@ fn encode_expire(k: &Key, at: &u64, out: &mut Vec<u8>) {
     codec::encode_expire(out, k, *at);
 }
 
-/// Creates the temporary file a save writes, next to its destination. The name is unique in
-/// the process (a SAVE may run while a BGSAVE writes its own file).
-fn temp_file(dest: &Path) -> std::io::Result<(PathBuf, File)> {
+/// Creates the temporary file a save writes, next to its destination. A synchronous save
+/// (nothing else saves meanwhile) uses Redis's name, `temp-<pid>.rdb`, which a second SIGINT
+/// removes while it is written; a background one adds a sequence number (a SAVE may run while
+/// it writes its own file).
+fn temp_file(dest: &Path, background: bool) -> std::io::Result<(PathBuf, File)> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let name = format!("temp-{}-{n}.rdb", std::process::id());
+    let name = if background {
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        format!("temp-{}-{n}.rdb", std::process::id())
+    } else {
+        format!("temp-{}.rdb", std::process::id())
+    };
     let path = dest.parent().map_or_else(|| PathBuf::from(&name), |d| d.join(&name));
     let f = File::create(&path)?;
     Ok((path, f))
@@ -237,7 +245,7 @@ pub fn save(ks: &Keyspace, srv: &mut ServerState) -> Result<(), String> {
     let dest = snapshot_path(srv);
     let meta = meta_for(ks, srv);
     let opts = write_options(srv);
-    let result = write_sync(ks, &meta, opts, &dest);
+    let result = write_sync(ks, &meta, opts, &dest, srv.config.rdb_key_save_delay);
     match &result {
         Ok(()) => {
             tracing::warn!("DB saved on disk");
@@ -254,18 +262,28 @@ pub fn save(ks: &Keyspace, srv: &mut ServerState) -> Result<(), String> {
 /// file a full resync sends when a background save is already running, the append-only log's
 /// first base).
 pub fn save_to(ks: &Keyspace, srv: &ServerState, dest: &Path) -> Result<(), String> {
-    write_sync(ks, &meta_for(ks, srv), write_options(srv), dest)
+    let delay = srv.config.rdb_key_save_delay;
+    write_sync(ks, &meta_for(ks, srv), write_options(srv), dest, delay)
 }
 
-fn write_sync(ks: &Keyspace, meta: &Meta, opts: WriteOptions, dest: &Path) -> Result<(), String> {
-    let (temp, file) = temp_file(dest)
+/// `delay`: `rdb-key-save-delay`, applied per key (see [`key_delay`]).
+fn write_sync(
+    ks: &Keyspace,
+    meta: &Meta,
+    opts: WriteOptions,
+    dest: &Path,
+    delay: i64,
+) -> Result<(), String> {
+    let (temp, file) = temp_file(dest, false)
         .map_err(|e| format!("Failed opening the temp RDB file for saving: {e}"))?;
     let written = (|| -> std::io::Result<File> {
         let mut w = SnapshotWriter::new(BufWriter::new(file), meta, opts)?;
         let mut buf = Vec::with_capacity(BLOCK_BYTES + 4096);
         for (i, db) in ks.dbs.iter().enumerate() {
             let i = i as u32;
-            write_table(&mut w, &mut buf, i, BlockKind::Values, db.main.iter(), encode_entry)?;
+            let mut n = 0u64;
+            let entries = db.main.iter().inspect(|_| key_delay(delay, &mut n));
+            write_table(&mut w, &mut buf, i, BlockKind::Values, entries, encode_entry)?;
             write_table(&mut w, &mut buf, i, BlockKind::Expires, db.expires.iter(), encode_expire)?;
         }
         let mut bw = w.finish()?;
@@ -277,6 +295,21 @@ fn write_sync(ks: &Keyspace, meta: &Meta, opts: WriteOptions, dest: &Path) -> Re
         let _ = std::fs::remove_file(&temp);
     }
     result.map_err(|e| e.to_string())
+}
+
+/// `rdb-key-save-delay` in a synchronous save (Redis's test hook): positive, sleep that many
+/// microseconds per key; negative, one microsecond every |delay| keys (`n` counts them).
+fn key_delay(delay: i64, n: &mut u64) {
+    match delay {
+        0 => {}
+        d if d > 0 => std::thread::sleep(Duration::from_micros(d as u64)),
+        d => {
+            *n += 1;
+            if n.is_multiple_of(d.unsigned_abs()) {
+                std::thread::sleep(Duration::from_micros(1));
+            }
+        }
+    }
 }
 
 /// Encodes one table's entries into blocks of about [`BLOCK_BYTES`].
@@ -342,7 +375,7 @@ pub fn start_snapshot(
     let dest_for_info = dest.clone();
     let meta = meta_for(ks, srv);
     let opts = write_options(srv);
-    let (temp, file) = match temp_file(&dest) {
+    let (temp, file) = match temp_file(&dest, true) {
         Ok(f) => f,
         Err(e) => {
             // Redis's forked child would fail the same way after "started" was replied: the
@@ -362,6 +395,7 @@ pub fn start_snapshot(
     let in_flight = Arc::new(AtomicUsize::new(0));
     let stopped = Arc::new(AtomicBool::new(false));
     let (counter, stop) = (in_flight.clone(), stopped.clone());
+    let temp_for_abort = temp.clone();
     std::thread::Builder::new()
         .name("ferrodis-bgsave".into())
         .spawn(move || {
@@ -398,6 +432,7 @@ pub fn start_snapshot(
         is_bgsave,
         on_done,
         dest: dest_for_info.clone(),
+        temp: temp_for_abort,
         soft_limit: (used / SOFT_IN_FLIGHT_DIV).max(MIN_SOFT_IN_FLIGHT),
         hard_limit: (used / HARD_IN_FLIGHT_DIV).max(MIN_HARD_IN_FLIGHT),
     });
@@ -629,7 +664,10 @@ fn save_name(save: &BgSave) -> String {
 pub fn bgsave_abort(ks: &mut Keyspace, state: &mut ServerState) {
     let Some(mut save) = state.persist.bgsave.take() else { return };
     let on_done = save.on_done.take();
-    // Dropping the sender makes the writer thread stop with an error and clean up.
+    // Dropping the sender makes the writer thread stop with an error and clean up; the
+    // temporary file goes now, so that none is left behind by a process about to exit
+    // (SHUTDOWN abandons a running save).
+    let _ = std::fs::remove_file(&save.temp);
     drop(save);
     end_captures(ks);
     tracing::warn!("Background saving terminated by the server");
