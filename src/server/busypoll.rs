@@ -79,6 +79,9 @@ pub async fn run() {
         let mut seen = STATE.with(|s| s.activity.get());
         let mut since = Instant::now();
         loop {
+            // Give the CPU to anything else runnable on it first: spinning must only use time
+            // nobody else wants (on a busy machine the clients themselves may need this core).
+            std::thread::yield_now();
             tokio::task::yield_now().await;
             let now = STATE.with(|s| s.activity.get());
             if now != seen {
