@@ -4,7 +4,10 @@
 Part 1, restart and size: for each data shape of bench/memory.py, a fresh server of each kind
 is filled through `redis-cli --pipe`, SAVEs, and is restarted `--rounds` times (interleaved
 with the other server); the restart time is the wall time from spawning the process until it
-answers PING with PONG instead of -LOADING. The snapshot file sizes are compared too.
+answers PING with PONG instead of -LOADING, polled every `--poll-ms` (a connection refused or
+a -LOADING reply is retried after that pause, so the pause bounds the resolution). The table
+gives the median and the minimum of the rounds: the machine is shared, and the minimum is
+the least disturbed restart. The snapshot file sizes are compared too.
 
 Part 2, BGSAVE under write load: each server is filled with `--bg-keys` 64-byte strings
 (about 2 GB of RSS in ferrodis at the default), then `redis-benchmark -t set -P 16 -c 50` runs
@@ -16,8 +19,10 @@ length of time just before, under the same write load, in a second run without m
 sampling (reading a process's PSS walks its page tables under its mmap lock, which would
 disturb the latency being measured).
 
-Usage: bench/snapshot.py [--scale 1.0] [--rounds 3] [--bg-keys 17000000] [--skip-bg]
-(needs redis-server, redis-cli, redis-benchmark and `cargo build --release`).
+Usage: bench/snapshot.py [--scale 1.0] [--rounds 3] [--poll-ms 0.5] [--rows strings,hashes,...]
+                         [--bg-keys 17000000] [--skip-bg]
+(needs redis-server, redis-cli, redis-benchmark and `cargo build --release`). With --skip-bg
+the BGSAVE section already in bench/SNAPSHOT.md is kept as it is.
 """
 import argparse
 import datetime
@@ -40,12 +45,14 @@ memory = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(memory)
 
 SHAPES = [
-    ("1M 64-byte strings", memory.gen_strings, 1_000_000),
-    ("10k hashes x 100 fields", memory.gen_hashes, 10_000),
-    ("10k sets x 100 integers", memory.gen_sets, 10_000),
-    ("10k zsets x 100 members", memory.gen_zsets, 10_000),
-    ("1k lists x 1000 items", memory.gen_lists, 1_000),
+    ("strings", "1M 64-byte strings", memory.gen_strings, 1_000_000),
+    ("hashes", "10k hashes x 100 fields", memory.gen_hashes, 10_000),
+    ("sets", "10k sets x 100 integers", memory.gen_sets, 10_000),
+    ("zsets", "10k zsets x 100 members", memory.gen_zsets, 10_000),
+    ("lists", "1k lists x 1000 items", memory.gen_lists, 1_000),
 ]
+# Pause between two PINGs while waiting for a server (seconds); set from --poll-ms.
+POLL = 0.0005
 
 
 def free_port():
@@ -84,7 +91,7 @@ def start(kind, d, wait_loaded=True):
             return p, port, time.perf_counter() - t0
         if p.poll() is not None:
             raise RuntimeError(f"{kind} exited: {open(os.path.join(d, 'server.log')).read()[-2000:]}")
-        time.sleep(0.002)
+        time.sleep(POLL)
 
 
 def cli(port, *args):
@@ -111,9 +118,11 @@ def fill(port, gen, n):
         raise RuntimeError(r.stdout + r.stderr)
 
 
-def restart_part(scale, rounds):
+def restart_part(scale, rounds, wanted):
     rows = []
-    for name, gen, n in SHAPES:
+    for key, name, gen, n in SHAPES:
+        if key not in wanted:
+            continue
         n = max(1, int(n * scale))
         dirs, sizes, times = {}, {}, {"redis": [], "ferrodis": []}
         for kind in ("redis", "ferrodis"):
@@ -134,8 +143,10 @@ def restart_part(scale, rounds):
                 assert got == keys, f"{kind} loaded {got} keys, saved {keys}"
                 times[kind].append(secs)
         rt, ft = statistics.median(times["redis"]), statistics.median(times["ferrodis"])
-        rows.append((name, n, rt, ft, sizes["redis"], sizes["ferrodis"]))
-        print(f"{name}: restart redis {rt:.3f}s ferrodis {ft:.3f}s ({rt / ft:.2f}x), "
+        rmin, fmin = min(times["redis"]), min(times["ferrodis"])
+        rows.append((name, rt, ft, rmin, fmin, sizes["redis"], sizes["ferrodis"]))
+        print(f"{name}: restart redis {rt:.4f}s (min {rmin:.4f}) ferrodis {ft:.4f}s "
+              f"(min {fmin:.4f}) {rt / ft:.2f}x (min {rmin / fmin:.2f}x), "
               f"file redis {sizes['redis']} ferrodis {sizes['ferrodis']}", file=sys.stderr)
     return rows
 
@@ -234,39 +245,64 @@ def bgsave_part(kind, keys):
     return mem
 
 
+def restart_table(rows, a):
+    out = (f"Produced by `bench/snapshot.py` on {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC "
+           f"(scale {a.scale}, {a.rounds} interleaved restarts per row, PING every "
+           f"{a.poll_ms} ms). Restart = spawn until PING answers PONG; median and minimum "
+           "of the rounds.\n\n"
+           "| data | redis restart s (median / min) | ferrodis restart s (median / min) "
+           "| speed-up (median / min) | redis file bytes | ferrodis file bytes | size ratio |\n"
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+    for name, rt, ft, rmin, fmin, rs, fs in rows:
+        out += (f"| {name} | {rt:.4f} / {rmin:.4f} | {ft:.4f} / {fmin:.4f} | "
+                f"{rt / ft:.2f}x / {rmin / fmin:.2f}x | {rs} | {fs} | {fs / rs:.2f} |\n")
+    load = open("/proc/loadavg").read().split()[:3]
+    return out + f"\nMachine: {os.cpu_count()} cores; load average at the end {load}.\n"
+
+
+def bgsave_table(bg, a):
+    out = (f"## BGSAVE under `redis-benchmark -t set -P 16 -c 50` ({a.bg_keys} keys of "
+           "64 bytes)\n\nMemory is the summed PSS of the server and its forked child. "
+           "p99 is a GET probe's round trip during the save vs the same length of time "
+           "before it, under the same load.\n\n")
+    out += ("| server | before MB | peak MB | peak / before | save s | p99 before ms "
+            "| p99 during ms | p99 ratio | status |\n"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+    for r in bg:
+        out += (f"| {r['kind']} | {r['base'] / 2**20:.0f} | {r['peak'] / 2**20:.0f} | "
+                f"{r['peak'] / r['base']:.2f} | {r['secs']:.1f} | {r['p99_idle']:.2f} | "
+                f"{r['p99_save']:.2f} | {r['p99_save'] / r['p99_idle']:.2f} | {r['status']} |\n")
+    load = open("/proc/loadavg").read().split()[:3]
+    return out + f"\nMachine: {os.cpu_count()} cores; load average at the end {load}.\n"
+
+
 def main():
+    global POLL
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--poll-ms", type=float, default=0.5,
+                    help="pause between PINGs while waiting for a restarting server")
+    ap.add_argument("--rows", default=",".join(s[0] for s in SHAPES),
+                    help="restart rows to run, comma-separated (default: all)")
     ap.add_argument("--bg-keys", type=int, default=17_000_000)
-    ap.add_argument("--skip-bg", action="store_true")
+    ap.add_argument("--skip-bg", action="store_true",
+                    help="skip the BGSAVE part (keeps its section of SNAPSHOT.md)")
     a = ap.parse_args()
-    rows = restart_part(a.scale, a.rounds)
+    POLL = a.poll_ms / 1000
+    wanted = set(a.rows.split(","))
+    rows = restart_part(a.scale, a.rounds, wanted)
     bg = [] if a.skip_bg else [bgsave_part(k, a.bg_keys) for k in ("redis", "ferrodis")]
     for r in bg:
         print(r, file=sys.stderr)
+    # The BGSAVE section (and anything after it) of the previous report is kept when skipped.
+    old = open(OUT).read() if os.path.exists(OUT) else ""
+    cut = old.find("## BGSAVE")
+    kept = old[cut:] if cut >= 0 and not bg else ""
     with open(OUT, "w") as f:
         f.write("# Snapshots: ferrodis vs redis-server\n\n")
-        f.write(f"Produced by `bench/snapshot.py` on "
-                f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC (scale {a.scale}, median of "
-                f"{a.rounds} interleaved restarts). Restart = spawn until PING answers PONG.\n\n")
-        f.write("| data | redis restart s | ferrodis restart s | speed-up | redis file bytes "
-                "| ferrodis file bytes | size ratio |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-        for name, n, rt, ft, rs, fs in rows:
-            f.write(f"| {name} | {rt:.3f} | {ft:.3f} | {rt / ft:.2f}x | {rs} | {fs} | {fs / rs:.2f} |\n")
-        if bg:
-            f.write(f"\n## BGSAVE under `redis-benchmark -t set -P 16 -c 50` ({a.bg_keys} keys of "
-                    "64 bytes)\n\nMemory is the summed PSS of the server and its forked child. "
-                    "p99 is a GET probe's round trip during the save vs the same length of time "
-                    "before it, under the same load.\n\n")
-            f.write("| server | before MB | peak MB | peak / before | save s | p99 before ms "
-                    "| p99 during ms | p99 ratio | status |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
-            for r in bg:
-                f.write(f"| {r['kind']} | {r['base'] / 2**20:.0f} | {r['peak'] / 2**20:.0f} | "
-                        f"{r['peak'] / r['base']:.2f} | {r['secs']:.1f} | {r['p99_idle']:.2f} | "
-                        f"{r['p99_save']:.2f} | {r['p99_save'] / r['p99_idle']:.2f} | {r['status']} |\n")
-        f.write(f"\nMachine: {os.cpu_count()} cores; load average at the end "
-                f"{open('/proc/loadavg').read().split()[:3]}.\n")
+        f.write(restart_table(rows, a))
+        f.write("\n" + (bgsave_table(bg, a) if bg else kept))
     print(open(OUT).read())
 
 

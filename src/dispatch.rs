@@ -10,7 +10,7 @@ use std::panic::AssertUnwindSafe;
 
 use crate::commands::{self, flags, CommandSpec};
 use crate::error::{CmdError, CmdResult};
-use crate::journal::Effects;
+use crate::journal::{to, Effects};
 use crate::keyspace::Keyspace;
 use crate::protocol::ReplyBuf;
 use crate::server::client::Client;
@@ -31,6 +31,9 @@ pub struct Ctx<'a> {
     effects: &'a mut Effects,
     /// Set once a handler records its own effects; disables default propagation of argv.
     custom_propagation: bool,
+    /// The command's argv goes to the replicas even though it changed nothing (see
+    /// [`Ctx::propagate_to_replicas`]).
+    force_repl: bool,
     /// Running inside EXEC or a script (see [`Ctx::call_nested`]).
     nested: bool,
 }
@@ -46,9 +49,18 @@ impl<'a> Ctx<'a> {
     /// Records an effect on database `db`.
     pub fn propagate_db<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
         self.custom_propagation = true;
+        // A key found expired so far is deleted before this effect, as it was logically gone.
+        report_lookups(self.ks, self.srv, self.effects);
         if self.srv.journal.is_active() {
             self.effects.push(db, argv);
         }
+    }
+
+    /// Sends this command's argv to the replicas (never to the append-only log) even though
+    /// it changes no data: PUBLISH, so that a replica's subscribers get the message too
+    /// (Redis's `forceCommandPropagation(c, PROPAGATE_REPL)`).
+    pub fn propagate_to_replicas(&mut self) {
+        self.force_repl = true;
     }
 
     /// Declares that this call propagates nothing even though it may have dirtied the dataset.
@@ -100,8 +112,8 @@ impl<'a> Ctx<'a> {
     }
 
     /// Like [`Ctx::call_nested`], but as another client (a script's own) and into another
-    /// reply buffer; its effects are dropped when `propagate` is false (a script's
-    /// `redis.set_repl(redis.REPL_NONE)`).
+    /// reply buffer; its effects reach only `readers` (a [`to`] bit set: a script's
+    /// `redis.set_repl`), none when it is empty.
     pub fn call_nested_as(
         &mut self,
         client: &mut Client,
@@ -109,13 +121,19 @@ impl<'a> Ctx<'a> {
         id: usize,
         spec: &'static CommandSpec,
         argv: &[&[u8]],
-        propagate: bool,
+        readers: u8,
     ) -> bool {
         self.custom_propagation = true;
-        let mut dropped = Effects::default();
-        let effects = if propagate { &mut *self.effects } else { &mut dropped };
+        let first = self.effects.len();
+        let effects = &mut *self.effects;
         let mut parts = Parts { ks: &mut *self.ks, srv: &mut *self.srv, effects, nested: true };
-        run(&mut parts, client, out, id, spec, argv)
+        let ok = run(&mut parts, client, out, id, spec, argv);
+        // Deletions of expired keys are pinned: they reach every reader whatever the script
+        // asked.
+        if readers != to::ALL {
+            parts.effects.restrict_from(first, readers);
+        }
+        ok
     }
 
     /// Emits a keyspace notification (`notify-keyspace-events`); `class` is Redis's event class
@@ -123,7 +141,7 @@ impl<'a> Ctx<'a> {
     pub fn notify(&mut self, class: char, event: &str, db: usize, key: &[u8]) {
         // What this command's lookups found (expired or missing keys) is reported first, as
         // Redis does at lookup time.
-        report_lookups(self.ks, self.srv);
+        report_lookups(self.ks, self.srv, self.effects);
         self.srv.notify_keyspace_event(class, event, db, key);
     }
 }
@@ -205,6 +223,8 @@ pub fn call(
     // Misses are only remembered while someone wants `keymiss` events.
     ks.record_misses = state.config.notify_keyspace_events & crate::config::notify::KEY_MISS != 0;
     effects.clear();
+    // Redis never wraps the effects of a command that may touch any key (its lazy expiries).
+    effects.unwrapped = spec.has(flags::TOUCHES_ARBITRARY_KEYS);
     let mut parts = Parts { ks, srv: state, effects, nested: false };
     run(&mut parts, client, out, id, spec, argv);
     propagate_call(ks, state, effects);
@@ -244,6 +264,7 @@ fn run(
         cmd: spec,
         effects: &mut *p.effects,
         custom_propagation: false,
+        force_repl: false,
         nested: p.nested,
     };
     let reply_start = ctx.out.len();
@@ -257,12 +278,14 @@ fn run(
                 handler_panicked(spec, payload.as_ref())
             }
         };
-    let custom = ctx.custom_propagation;
+    let (custom, force_repl) = (ctx.custom_propagation, ctx.force_repl);
     let db = ctx.db;
     if let Err(e) = &result {
         ctx.out.error(&e.to_string());
     }
-    let Parts { srv: state, effects, .. } = p;
+    let Parts { ks, srv: state, effects, .. } = p;
+    // Keys found expired go ahead of the command's own effect, in the same unit.
+    report_lookups(ks, state, effects);
     let elapsed = crate::util::clock::elapsed_us(started);
     state.stats.total_commands_processed += 1;
     let stats = state.cmd_stats_mut(id, spec);
@@ -277,8 +300,12 @@ fn run(
         feed_monitors(state, client, spec, argv);
     }
     let wrote = state.dirty != dirty_before;
-    if spec.has(flags::WRITE) && wrote && !custom && state.journal.is_active() {
-        effects.push(db, argv);
+    if !custom && state.journal.is_active() {
+        if spec.has(flags::WRITE) && wrote {
+            effects.push(db, argv);
+        } else if force_repl && result.is_ok() {
+            effects.push_to(db, argv, to::REPLICAS);
+        }
     }
     result.is_ok()
 }
@@ -360,25 +387,34 @@ pub fn propagate_expired(ks: &mut Keyspace, state: &mut ServerState, effects: &m
     effects.clear();
 }
 
-/// Propagates one expired key as `DEL` (`UNLINK` with `lazyfree-lazy-expire`). Like Redis, an
-/// expiry found by a command is sent on its own, ahead of and never wrapped with the command's
-/// effects: the key was already logically gone before the command ran.
+/// Propagates one expired key as `DEL` (`UNLINK` with `lazyfree-lazy-expire`) on its own:
+/// the active expire cycle's deletions.
 fn propagate_deletion(state: &mut ServerState, db: usize, key: &[u8]) {
     state.on_key_expired(db, key);
     if state.journal.is_active() {
-        let del: &[u8] = if state.config.lazyfree_lazy_expire { b"UNLINK" } else { b"DEL" };
         let mut one = Effects::default();
-        one.push(db, &[del, key]);
+        push_deletion(state, &mut one, db, key);
         state.journal.append(&one);
     }
 }
 
-/// Reports keys that lookups found expired (`expired`, and their DEL propagated) and keys that
-/// read lookups missed (`keymiss`).
-fn report_lookups(ks: &mut Keyspace, state: &mut ServerState) {
+/// Records the deletion of an expired key. It is pinned: every reader gets it, even from a
+/// script that asked `redis.set_repl` for fewer, as a master must tell its replicas.
+fn push_deletion(state: &ServerState, effects: &mut Effects, db: usize, key: &[u8]) {
+    let del: &[u8] = if state.config.lazyfree_lazy_expire { b"UNLINK" } else { b"DEL" };
+    effects.push_to(db, &[del, key], to::ALL | to::PINNED);
+}
+
+/// Reports keys that lookups found expired (`expired`, and their deletion recorded in
+/// `effects`, so that, like Redis 7.0, it joins the command's unit and is wrapped with its
+/// effects) and keys that read lookups missed (`keymiss`).
+fn report_lookups(ks: &mut Keyspace, state: &mut ServerState, effects: &mut Effects) {
     if !ks.expired.is_empty() {
         for (db, key) in std::mem::take(&mut ks.expired) {
-            propagate_deletion(state, db, &key);
+            state.on_key_expired(db, &key);
+            if state.journal.is_active() {
+                push_deletion(state, effects, db, &key);
+            }
         }
     }
     if !ks.missed.is_empty() {
@@ -388,10 +424,10 @@ fn report_lookups(ks: &mut Keyspace, state: &mut ServerState) {
     }
 }
 
-/// Appends the effects of a call to the journal, after the deletions of keys that expired
+/// Appends the effects of a call to the journal, with the deletions of keys that expired
 /// during it.
 fn propagate_call(ks: &mut Keyspace, state: &mut ServerState, effects: &mut Effects) {
-    report_lookups(ks, state);
+    report_lookups(ks, state, effects);
     if !effects.is_empty() {
         state.journal.append(effects);
     }

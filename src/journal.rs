@@ -9,6 +9,11 @@
 //!
 //! A command that writes more than one effect (lazy expiry of a key it touched plus its own
 //! write, or a multi-key rewrite) is wrapped in `MULTI`/`EXEC` so consumers apply it atomically.
+//!
+//! Some effects are for one reader only: PUBLISH goes to the replicas alone (Redis forces it
+//! to `PROPAGATE_REPL`), and a script's `redis.set_repl` picks the readers of its writes. So
+//! each of the two readers keeps its own selected database, and the offset counts the
+//! replication stream's bytes once replication exists.
 
 use std::ops::Range;
 
@@ -18,7 +23,29 @@ use bytes::BytesMut;
 #[derive(Debug, Default)]
 pub struct Effects {
     buf: Vec<u8>,
-    items: Vec<(usize, Range<usize>)>,
+    items: Vec<Item>,
+    /// Never wrap these effects in MULTI/EXEC (a command that may touch arbitrary keys, whose
+    /// only effects are lazy expiries: Redis sends each on its own).
+    pub unwrapped: bool,
+}
+
+/// Readers of an effect (Redis's `PROPAGATE_AOF` / `PROPAGATE_REPL`), as a bit set.
+pub mod to {
+    /// The append-only log.
+    pub const LOG: u8 = 1;
+    /// The replicas.
+    pub const REPLICAS: u8 = 2;
+    pub const ALL: u8 = LOG | REPLICAS;
+    /// Not subject to [`super::Effects::restrict_from`] (deletions of expired keys).
+    pub const PINNED: u8 = 4;
+}
+
+/// One recorded effect: its database, its bytes in `Effects::buf`, and its readers.
+#[derive(Debug)]
+struct Item {
+    db: usize,
+    range: Range<usize>,
+    to: u8,
 }
 
 impl Effects {
@@ -26,7 +53,31 @@ impl Effects {
     pub fn push<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
         let start = self.buf.len();
         encode_command(&mut self.buf, argv);
-        self.items.push((db, start..self.buf.len()));
+        self.items.push(Item { db, range: start..self.buf.len(), to: to::ALL });
+    }
+
+    /// Records `argv` as an effect for the readers `readers` only (a [`to`] bit set).
+    pub fn push_to<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A], readers: u8) {
+        if readers & to::ALL == 0 {
+            return;
+        }
+        self.push(db, argv);
+        if let Some(last) = self.items.last_mut() {
+            last.to = readers;
+        }
+    }
+
+    /// Limits the effects recorded from the `first`-th on to the readers `readers`, dropping
+    /// those left with none (a script's `redis.set_repl`).
+    pub fn restrict_from(&mut self, first: usize, readers: u8) {
+        let Some(tail) = self.items.get_mut(first..) else {
+            return;
+        };
+        for item in tail.iter_mut().filter(|i| i.to & to::PINNED == 0) {
+            item.to &= readers;
+        }
+        // Only the restricted ones can be left without readers.
+        self.items.retain(|item| item.to != 0);
     }
 
     pub fn len(&self) -> usize {
@@ -40,11 +91,12 @@ impl Effects {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.items.clear();
+        self.unwrapped = false;
     }
 
-    /// Iterates over (db, RESP-encoded command).
-    pub fn iter(&self) -> impl Iterator<Item = (usize, &[u8])> {
-        self.items.iter().map(|(db, r)| (*db, &self.buf[r.clone()]))
+    /// Iterates over (db, RESP-encoded command, readers).
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &[u8], u8)> {
+        self.items.iter().map(|i| (i.db, &self.buf[i.range.clone()], i.to))
     }
 }
 
@@ -77,10 +129,16 @@ pub trait Tap: std::fmt::Debug {
 pub struct Journal {
     /// Replication's reader of the stream, if replication is active.
     tap: Option<std::rc::Rc<dyn Tap>>,
-    /// Bytes ever appended (the replication offset once replication exists).
+    /// Bytes ever appended: the replication stream's while the tap is installed (the
+    /// replication offset), the log's otherwise.
     offset: u64,
-    /// Database the stream last selected; `None` forces a SELECT before the next effect.
-    selected_db: Option<usize>,
+    /// `offset` just after the last byte that went to the pending buffer: what the log must
+    /// have written before a reply goes out (bytes only the replicas got need no wait).
+    logged: u64,
+    /// Database each reader last saw selected (log, replicas); `None` forces a SELECT before
+    /// the next effect.
+    log_db: Option<usize>,
+    repl_db: Option<usize>,
     /// Bytes appended since consumers last drained them.
     pending: BytesMut,
     /// Number of attached consumers. With none, nothing is encoded and the offset stays put,
@@ -95,6 +153,11 @@ impl Journal {
 
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// The offset the append-only log reaches once it has everything appended so far.
+    pub fn logged_offset(&self) -> u64 {
+        self.logged
     }
 
     pub fn is_active(&self) -> bool {
@@ -115,46 +178,79 @@ impl Journal {
 
     /// Forces the next effect to be preceded by SELECT (a new consumer joined mid-stream).
     pub fn reset_selected_db(&mut self) {
-        self.selected_db = None;
+        self.log_db = None;
+        self.repl_db = None;
     }
 
     /// Appends one command's effects, wrapping several in MULTI/EXEC.
     pub fn append(&mut self, effects: &Effects) {
-        if !self.is_active() || effects.is_empty() {
+        let attached = self.attached();
+        let live = || effects.iter().filter(|e| e.2 & attached != 0);
+        // Like Redis, an effect counts when one of its readers is attached, and the wrapping
+        // depends on how many count, whoever gets them: a reader may see MULTI/EXEC around a
+        // single write when an effect for the other joined it.
+        let Some(first) = live().next() else {
+            return;
+        };
+        let wrap = !effects.unwrapped && live().nth(1).is_some();
+        if wrap {
+            self.select(first.0, to::ALL);
+            self.raw(b"*1\r\n$5\r\nMULTI\r\n", to::ALL);
+        }
+        for (db, bytes, readers) in live() {
+            self.select(db, readers);
+            self.raw(bytes, readers);
+        }
+        if wrap {
+            self.raw(b"*1\r\n$4\r\nEXEC\r\n", to::ALL);
+        }
+    }
+
+    /// The readers attached now (a [`to`] bit set).
+    fn attached(&self) -> u8 {
+        let log = if self.consumers > 0 { to::LOG } else { 0 };
+        let repl = if self.tap.is_some() { to::REPLICAS } else { 0 };
+        log | repl
+    }
+
+    /// Sends SELECT to each of `readers` whose database is not `db`.
+    fn select(&mut self, db: usize, readers: u8) {
+        let log = readers & to::LOG != 0 && self.log_db != Some(db);
+        let repl = readers & to::REPLICAS != 0 && self.tap.is_some() && self.repl_db != Some(db);
+        if !log && !repl {
             return;
         }
-        let wrap = effects.len() > 1;
-        if wrap {
-            let first_db = effects.items[0].0;
-            self.select(first_db);
-            self.raw(b"*1\r\n$5\r\nMULTI\r\n");
+        let mut buf = Vec::with_capacity(32);
+        let mut n = itoa::Buffer::new();
+        encode_command(&mut buf, &[b"SELECT".as_slice(), n.format(db).as_bytes()]);
+        let readers = if log { to::LOG } else { 0 } | if repl { to::REPLICAS } else { 0 };
+        self.raw(&buf, readers);
+        // A reader not attached saw nothing: it gets a SELECT once it is.
+        if log {
+            self.log_db = (self.consumers > 0).then_some(db);
         }
-        for (db, bytes) in effects.iter() {
-            self.select(db);
-            self.raw(bytes);
-        }
-        if wrap {
-            self.raw(b"*1\r\n$4\r\nEXEC\r\n");
-        }
-    }
-
-    fn select(&mut self, db: usize) {
-        if self.selected_db != Some(db) {
-            let mut buf = Vec::with_capacity(32);
-            encode_command(&mut buf, &[b"SELECT".as_slice(), itoa::Buffer::new().format(db).as_bytes()]);
-            self.raw(&buf);
-            self.selected_db = Some(db);
+        if repl {
+            self.repl_db = Some(db);
         }
     }
 
-    fn raw(&mut self, bytes: &[u8]) {
-        if self.consumers > 0 {
+    /// Appends `bytes` for `readers` (those attached).
+    fn raw(&mut self, bytes: &[u8], readers: u8) {
+        let log = readers & to::LOG != 0 && self.consumers > 0;
+        let repl = readers & to::REPLICAS != 0 && self.tap.is_some();
+        if repl {
+            if let Some(tap) = &self.tap {
+                tap.feed(bytes);
+            }
+        }
+        // With the tap installed the offset is the replication stream's; without it, the log's.
+        if repl || (log && self.tap.is_none()) {
+            self.offset += bytes.len() as u64;
+        }
+        if log {
             self.pending.extend_from_slice(bytes);
+            self.logged = self.offset;
         }
-        if let Some(tap) = &self.tap {
-            tap.feed(bytes);
-        }
-        self.offset += bytes.len() as u64;
     }
 
     /// Takes the bytes appended since the last call.
@@ -171,12 +267,15 @@ impl Journal {
 impl Journal {
     /// Installs (or removes) the replication tap; returns the previous one.
     pub fn set_tap(&mut self, tap: Option<std::rc::Rc<dyn Tap>>) -> Option<std::rc::Rc<dyn Tap>> {
+        // What the replicas have selected is unknown across a change of tap.
+        self.repl_db = None;
         std::mem::replace(&mut self.tap, tap)
     }
 
     /// Moves the offset (a replica adopting its master's offset after a full sync).
     pub fn set_offset(&mut self, offset: u64) {
         self.offset = offset;
+        self.logged = offset;
     }
 
     /// Passes already encoded stream bytes to the tap and counts them in the offset, without
@@ -187,6 +286,10 @@ impl Journal {
             tap.feed(bytes);
         }
         self.offset += bytes.len() as u64;
+        // The log bytes not yet handed over are written with the new offset as their end.
+        if !self.pending.is_empty() {
+            self.logged = self.offset;
+        }
     }
 }
 
@@ -214,6 +317,73 @@ mod tests {
         assert_eq!(j.offset(), expected.len() as u64);
     }
 
+    /// A tap that keeps what it was fed.
+    #[derive(Debug, Default)]
+    struct Capture(std::cell::RefCell<Vec<u8>>);
+
+    impl Tap for Capture {
+        fn feed(&self, bytes: &[u8]) {
+            self.0.borrow_mut().extend_from_slice(bytes);
+        }
+    }
+
+    #[test]
+    fn replicas_only_effects_skip_the_log_and_keep_each_reader_selection() {
+        let mut j = Journal::new();
+        j.attach();
+        let tap = std::rc::Rc::new(Capture::default());
+        j.set_tap(Some(tap.clone()));
+        let mut e = Effects::default();
+        e.push_to(1, &["PUBLISH", "c", "m"], to::REPLICAS);
+        j.append(&e);
+        assert!(!j.has_pending());
+        assert_eq!(j.logged_offset(), 0);
+        e.clear();
+        e.push(1, &["SET", "a", "1"]);
+        j.append(&e);
+        // The log never saw database 1 selected; the replicas did.
+        let set = "*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n";
+        let select = "*2\r\n$6\r\nSELECT\r\n$1\r\n1\r\n";
+        let log = j.take_pending();
+        assert_eq!(std::str::from_utf8(&log).unwrap(), format!("{select}{set}"));
+        let repl = format!("{select}*3\r\n$7\r\nPUBLISH\r\n$1\r\nc\r\n$1\r\nm\r\n{set}");
+        assert_eq!(std::str::from_utf8(&tap.0.borrow()).unwrap(), repl);
+        // The offset is the replication stream's; the log is done at its own last byte.
+        assert_eq!(j.offset(), repl.len() as u64);
+        assert_eq!(j.logged_offset(), j.offset());
+        e.clear();
+        e.push_to(1, &["PUBLISH", "c", "m"], to::REPLICAS);
+        j.append(&e);
+        assert!(j.logged_offset() < j.offset());
+    }
+
+    #[test]
+    fn effects_count_for_the_wrapping_only_when_one_of_their_readers_is_attached() {
+        let mut j = Journal::new();
+        j.attach();
+        let mut e = Effects::default();
+        e.push_to(0, &["PUBLISH", "c", "m"], to::REPLICAS);
+        e.push(0, &["SET", "a", "1"]);
+        j.append(&e);
+        let set = "*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n";
+        let select = "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n";
+        assert_eq!(std::str::from_utf8(&j.take_pending()).unwrap(), format!("{select}{set}"));
+        // With replicas too, the log sees the transaction the replicas see.
+        let tap = std::rc::Rc::new(Capture::default());
+        j.set_tap(Some(tap.clone()));
+        j.append(&e);
+        let log = j.take_pending();
+        let (multi, exec) = ("*1\r\n$5\r\nMULTI\r\n", "*1\r\n$4\r\nEXEC\r\n");
+        assert_eq!(std::str::from_utf8(&log).unwrap(), format!("{multi}{set}{exec}"));
+        let publish = "*3\r\n$7\r\nPUBLISH\r\n$1\r\nc\r\n$1\r\nm\r\n";
+        let repl = format!("{select}{multi}{publish}{set}{exec}");
+        assert_eq!(std::str::from_utf8(&tap.0.borrow()).unwrap(), repl);
+        // Restricting drops the effects left without readers.
+        e.restrict_from(1, to::REPLICAS);
+        e.restrict_from(0, to::LOG);
+        assert_eq!(e.len(), 0);
+    }
+
     #[test]
     fn inactive_journal_records_nothing() {
         let mut j = Journal::new();
@@ -230,6 +400,6 @@ impl Effects {
     pub fn push_encoded(&mut self, db: usize, encoded: &[u8]) {
         let start = self.buf.len();
         self.buf.extend_from_slice(encoded);
-        self.items.push((db, start..self.buf.len()));
+        self.items.push(Item { db, range: start..self.buf.len(), to: to::ALL });
     }
 }

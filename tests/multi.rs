@@ -502,3 +502,172 @@ fn transactions_are_journalled_atomically() {
         ""
     );
 }
+
+#[test]
+fn exec_rechecks_replication_refusals_changed_since_queueing() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.raw();
+    let mut admin = srv.raw();
+    cmd(&mut c, &["SET", "xx", "1"]);
+    cmd(&mut c, &["MULTI"]);
+    cmd(&mut c, &["INCR", "xx"]);
+    cmd(&mut admin, &["CONFIG", "SET", "min-replicas-to-write", "2"]);
+    assert_eq!(
+        cmd(&mut c, &["EXEC"]),
+        "-EXECABORT Transaction discarded because of: NOREPLICAS Not enough good replicas to \
+         write.\r\n"
+    );
+    cmd(&mut admin, &["CONFIG", "SET", "min-replicas-to-write", "0"]);
+    assert_eq!(cmd(&mut c, &["GET", "xx"]), "$1\r\n1\r\n");
+    // A replica that became stale after PING was queued refuses the EXEC; queued while stale,
+    // GET dooms the transaction itself.
+    cmd(&mut c, &["CONFIG", "SET", "replica-serve-stale-data", "no"]);
+    cmd(&mut c, &["MULTI"]);
+    cmd(&mut c, &["PING"]);
+    cmd(&mut admin, &["REPLICAOF", "localhost", "0"]);
+    assert_eq!(
+        cmd(&mut c, &["EXEC"]),
+        "-EXECABORT Transaction discarded because of: MASTERDOWN Link with MASTER is down and \
+         replica-serve-stale-data is set to 'no'.\r\n"
+    );
+    cmd(&mut c, &["MULTI"]);
+    assert!(cmd(&mut c, &["GET", "xx"]).starts_with("-MASTERDOWN "));
+    cmd(&mut admin, &["REPLICAOF", "NO", "ONE"]);
+    assert_eq!(
+        cmd(&mut c, &["EXEC"]),
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    cmd(&mut c, &["MULTI"]);
+    cmd(&mut c, &["GET", "xx"]);
+    assert_eq!(cmd(&mut c, &["EXEC"]), "*1\r\n$1\r\n1\r\n");
+}
+
+/// Attaches to the replication stream the way an old replica does (`SYNC`) and skips the
+/// snapshot payload.
+fn attach_sync(srv: &TestServer) -> RawConn {
+    let mut r = srv.raw();
+    r.send(b"SYNC\r\n");
+    let mut line = Vec::new();
+    while !line.ends_with(b"\r\n") {
+        let b = r.read_exact_n(1)[0];
+        // Bare newlines keep the link alive while the snapshot is prepared.
+        if !(line.is_empty() && b == b'\n') {
+            line.push(b);
+        }
+    }
+    let len: usize = std::str::from_utf8(&line[1..line.len() - 2]).unwrap().parse().unwrap();
+    assert_eq!(line[0], b'$');
+    r.read_exact_n(len);
+    r
+}
+
+#[test]
+fn publish_goes_to_the_replicas_and_joins_the_transaction() {
+    let srv = TestServer::start(&["--repl-diskless-sync-delay", "0"]);
+    let mut c = srv.raw();
+    cmd(&mut c, &["CONFIG", "SET", "repl-ping-replica-period", "3600"]);
+    let mut r = attach_sync(&srv);
+    cmd(&mut c, &["PUBLISH", "ch", "m1"]);
+    transaction(&mut c, &[&["SET", "a", "1"], &["PUBLISH", "ch", "m2"]]);
+    transaction(&mut c, &[&["PUBLISH", "ch", "m3"]]);
+    cmd(&mut c, &["SELECT", "2"]);
+    cmd(&mut c, &["SPUBLISH", "ch", "m4"]);
+    let expected = "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$2\r\nm1\r\n\
+        *1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n\
+        *3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$2\r\nm2\r\n*1\r\n$4\r\nEXEC\r\n\
+        *3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$2\r\nm3\r\n\
+        *2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n*3\r\n$8\r\nSPUBLISH\r\n$2\r\nch\r\n$2\r\nm4\r\n";
+    assert_eq!(s(r.read_exact_n(expected.len())), expected);
+}
+
+#[test]
+fn publish_never_reaches_the_append_only_log() {
+    assert_eq!(journal_of(&[&["PUBLISH", "ch", "m"]]), "");
+    // Without replicas it does not count in the transaction either: one write, unwrapped.
+    assert_eq!(
+        journal_of(&[
+            &["MULTI"],
+            &["SET", "a", "1"],
+            &["PUBLISH", "ch", "m"],
+            &["EXEC"]
+        ]),
+        "SELECT 0\nSET a 1"
+    );
+}
+
+#[test]
+fn scripts_pick_the_readers_of_their_writes_with_set_repl() {
+    let srv = TestServer::start(&["--repl-diskless-sync-delay", "0"]);
+    let mut c = srv.raw();
+    cmd(&mut c, &["CONFIG", "SET", "repl-ping-replica-period", "3600"]);
+    let mut r = attach_sync(&srv);
+    let script = "redis.call('set','a','1'); redis.set_repl(redis.REPL_NONE); \
+        redis.call('set','b','2'); redis.set_repl(redis.REPL_AOF); redis.call('set','c','3'); \
+        redis.call('publish','ch','m'); redis.set_repl(redis.REPL_ALL); redis.call('set','d','4')";
+    assert_eq!(cmd(&mut c, &["EVAL", script, "0"]), "$-1\r\n");
+    // Without a log, a write for the log alone does not count: no wrapping around one write.
+    let script = "redis.set_repl(redis.REPL_AOF); redis.call('set','e','5'); \
+        redis.set_repl(redis.REPL_REPLICA); redis.call('select','1'); redis.call('set','f','6')";
+    assert_eq!(cmd(&mut c, &["EVAL", script, "0"]), "$-1\r\n");
+    let expected = "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*1\r\n$5\r\nMULTI\r\n\
+        *3\r\n$3\r\nset\r\n$1\r\na\r\n$1\r\n1\r\n*3\r\n$3\r\nset\r\n$1\r\nd\r\n$1\r\n4\r\n\
+        *1\r\n$4\r\nEXEC\r\n\
+        *2\r\n$6\r\nSELECT\r\n$1\r\n1\r\n*3\r\n$3\r\nset\r\n$1\r\nf\r\n$1\r\n6\r\n";
+    assert_eq!(s(r.read_exact_n(expected.len())), expected);
+    // The master has every write.
+    assert_eq!(cmd(&mut c, &["MGET", "a", "b", "c", "d", "e"]).matches('$').count(), 5);
+}
+
+#[test]
+fn lazy_expiries_join_the_unit_of_the_command_that_found_them() {
+    let srv = TestServer::start(&["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"]);
+    let mut c = srv.raw();
+    cmd(&mut c, &["CONFIG", "SET", "repl-ping-replica-period", "3600"]);
+    cmd(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    for k in ["k", "j", "m", "s"] {
+        cmd(&mut c, &["SET", k, "1", "PX", "1"]);
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let mut r = attach_sync(&srv);
+    // Alone, the deletion is bare; with the write that found it, both are wrapped, in order,
+    // also inside a transaction and from a script that replicates nothing of its own.
+    assert_eq!(cmd(&mut c, &["GET", "s"]), "$-1\r\n");
+    assert_eq!(cmd(&mut c, &["INCR", "k"]), ":1\r\n");
+    transaction(&mut c, &[&["GET", "j"], &["SET", "x", "1"]]);
+    let script = "redis.set_repl(redis.REPL_NONE); redis.call('get','m'); redis.call('set','y','1')";
+    assert_eq!(cmd(&mut c, &["EVAL", script, "0"]), "$-1\r\n");
+    let del = |k: &str| format!("*2\r\n$3\r\nDEL\r\n$1\r\n{k}\r\n");
+    let (multi, exec) = ("*1\r\n$5\r\nMULTI\r\n", "*1\r\n$4\r\nEXEC\r\n");
+    let expected = format!(
+        "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n{}{multi}{}*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n{exec}\
+         {multi}{}*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$1\r\n1\r\n{exec}{}",
+        del("s"),
+        del("k"),
+        del("j"),
+        del("m"),
+    );
+    assert_eq!(s(r.read_exact_n(expected.len())), expected);
+    // A command that may touch any key sends each deletion on its own.
+    for k in ["p", "q"] {
+        cmd(&mut c, &["SET", k, "1", "PX", "1"]);
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let set_len = "*5\r\n$3\r\nSET\r\n$1\r\np\r\n$1\r\n1\r\n$4\r\nPXAT\r\n$13\r\n".len() + 15;
+    let sets = s(r.read_exact_n(2 * set_len));
+    assert!(sets.starts_with("*5\r\n$3\r\nSET\r\n$1\r\np\r\n"), "{sets}");
+    cmd(&mut c, &["SCAN", "0"]);
+    let got = s(r.read_exact_n(2 * del("p").len()));
+    assert!(got == del("p") + &del("q") || got == del("q") + &del("p"), "{got}");
+}
+
+#[test]
+fn publish_to_replicas_does_not_hold_replies_for_the_log() {
+    let srv = TestServer::start(&["--appendonly", "yes", "--repl-diskless-sync-delay", "0"]);
+    let mut c = srv.raw();
+    cmd(&mut c, &["SET", "x", "1"]);
+    let _r = attach_sync(&srv);
+    // The log never gets the PUBLISH, so nothing it must write is outstanding.
+    assert_eq!(cmd(&mut c, &["PUBLISH", "ch", "m"]), ":0\r\n");
+    assert_eq!(cmd(&mut c, &["WAITAOF", "1", "0", "0"]), "*2\r\n:1\r\n:0\r\n");
+    assert_eq!(cmd(&mut c, &["GET", "x"]), "$1\r\n1\r\n");
+}

@@ -390,7 +390,8 @@ impl Commit {
 pub fn commit_point(state: &mut ServerState) -> Option<Commit> {
     feed(state);
     let shared = &state.aof.log.as_ref()?.writer.shared;
-    let target = state.journal.offset();
+    // Bytes only the replicas got (PUBLISH, pings) are never written to the log.
+    let target = state.journal.logged_offset();
     // Read here, not only by `run`, so CONFIG SET appendfsync applies from the next reply on.
     let policy = effective_policy(state);
     if policy != shared.policy() {

@@ -692,7 +692,8 @@ pub fn debug_loadaof(ks: &mut Keyspace, st: &mut ServerState) -> Result<(), Stri
 /// `flushAppendOnlyFile(1)`), giving up after 10 s of failing writes.
 fn wait_written(st: &mut ServerState) {
     feed(st);
-    let target = st.journal.offset();
+    // Bytes only the replicas got (PUBLISH) are never written to the log.
+    let target = st.journal.logged_offset();
     let Some(log) = st.aof.log.as_ref() else {
         return;
     };

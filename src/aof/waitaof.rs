@@ -33,7 +33,8 @@ fn waitaof(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let w = match ctx.srv.aof.waiters.get(&id) {
         Some(w) => *w,
         None => Waiter {
-            target: ctx.srv.journal.offset(),
+            // What the log must hold: bytes only the replicas got (PUBLISH) never reach it.
+            target: ctx.srv.journal.logged_offset(),
             numlocal,
             numreplicas,
             deadline: (timeout > 0).then(|| now + Duration::from_millis(timeout)),

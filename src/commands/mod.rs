@@ -53,6 +53,10 @@ pub mod flags {
     pub const NO_ASYNC_LOADING: u32 = 1 << 19;
     pub const SENTINEL: u32 = 1 << 20;
     pub const ONLY_SENTINEL: u32 = 1 << 21;
+    /// May touch keys it does not name (SCAN, RANDOMKEY: lazy expiry of any key); Redis does
+    /// not wrap what such a command propagates in MULTI/EXEC. Hidden from COMMAND INFO, as in
+    /// Redis 7.0.
+    pub const TOUCHES_ARBITRARY_KEYS: u32 = 1 << 22;
 
     /// Flag names as COMMAND INFO prints them, in Redis's order (`may_replicate` is hidden
     /// there on purpose).

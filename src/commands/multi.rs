@@ -58,6 +58,9 @@ pub struct MultiState {
     /// Union of the queued commands' flags: EXEC is a write (for CLIENT PAUSE, OOM) when any
     /// queued command is.
     flags: u32,
+    /// Union of the complements of the queued commands' flags: EXEC is refused on a stale
+    /// replica when any queued command lacks `STALE`.
+    inv_flags: u32,
 }
 
 impl MultiState {
@@ -74,6 +77,7 @@ impl MultiState {
             argc: argv.len(),
         });
         self.flags |= spec.flags | extra_flags;
+        self.inv_flags |= !spec.flags;
     }
 
     /// Number of queued commands (CLIENT LIST `multi=`).
@@ -88,6 +92,11 @@ impl MultiState {
     /// Whether some queued command has one of `flags`.
     pub fn any_has(&self, flags: u32) -> bool {
         self.flags & flags != 0
+    }
+
+    /// Whether some queued command lacks one of `flags`.
+    pub fn any_lacks(&self, flags: u32) -> bool {
+        self.inv_flags & flags != 0
     }
 
     /// Bytes the queue holds (counted in the client's memory).
@@ -180,6 +189,25 @@ pub fn deny_oom(client: &Client, spec: &CommandSpec) -> bool {
         "discard" | "quit" | "reset" => false,
         _ => true,
     }
+}
+
+/// Whether `spec` is EXEC run by a client in MULTI.
+fn is_exec_of<'c>(client: &'c Client, spec: &CommandSpec) -> Option<&'c MultiState> {
+    let m = client.multi.as_deref()?;
+    (spec.parent.is_none() && spec.name == "exec").then_some(m)
+}
+
+/// Whether the command counts as a write for the checks made before it runs (`-NOREPLICAS`,
+/// `-READONLY`): a WRITE command, or EXEC of a transaction holding one, since the server's
+/// state may have changed since the commands were queued.
+pub fn is_write(client: &Client, spec: &CommandSpec) -> bool {
+    spec.has(WRITE) || is_exec_of(client, spec).is_some_and(|m| m.any_has(WRITE))
+}
+
+/// Whether the command is refused by a replica serving no stale data (`-MASTERDOWN`): one
+/// without the `STALE` flag, or EXEC of a transaction holding one.
+pub fn denies_stale(client: &Client, spec: &CommandSpec) -> bool {
+    !spec.has(STALE) || is_exec_of(client, spec).is_some_and(|m| m.any_lacks(STALE))
 }
 
 /// A command was rejected before running: a rejected command dooms the transaction being
@@ -356,7 +384,7 @@ fn watched_key_expired(ctx: &Ctx<'_>) -> bool {
         .live_watched(ctx.client.id)
         .into_iter()
         .any(|(db, key)| {
-            ctx.ks.dbs.get(db).is_some_and(|d| d.peek(key).is_some() && d.is_expired(&key, now))
+            ctx.ks.dbs.get(db).is_some_and(|d| d.peek(key).is_some() && d.is_expired(key, now))
         })
 }
 

@@ -184,6 +184,7 @@ fn sunsubscribe(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 fn publish(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let d = ctx.srv.delivery();
     let n = ctx.srv.pubsub.publish(Kind::Channel, argv[1], argv[2], &d);
+    ctx.propagate_to_replicas();
     ctx.out.integer(n as i64);
     Ok(())
 }
@@ -196,6 +197,7 @@ fn publish(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 fn spublish(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let d = ctx.srv.delivery();
     let n = ctx.srv.pubsub.publish(Kind::Shard, argv[1], argv[2], &d);
+    ctx.propagate_to_replicas();
     ctx.out.integer(n as i64);
     Ok(())
 }

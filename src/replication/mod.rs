@@ -289,11 +289,12 @@ pub fn refusal(
     client: &Client,
     spec: &crate::commands::CommandSpec,
 ) -> Option<CmdError> {
-    use crate::commands::flags::{STALE, WRITE};
+    use crate::commands::multi::{denies_stale, is_write};
     if is_master_client(srv, client) {
         return None;
     }
-    let write = spec.has(WRITE);
+    // EXEC counts as what it queued: the state may have changed since queueing.
+    let write = is_write(client, spec);
     if write && !srv.is_replica() {
         let min = srv.config.min_replicas_to_write;
         if min > 0 && srv.config.min_replicas_max_lag > 0 {
@@ -307,7 +308,7 @@ pub fn refusal(
         return Some(CmdError::Msg(READONLY_ERROR.into()));
     }
     let stale_ok = srv.config.replica_serve_stale_data;
-    if m.state != LinkState::Connected && !stale_ok && !spec.has(STALE) {
+    if m.state != LinkState::Connected && !stale_ok && denies_stale(client, spec) {
         return Some(CmdError::Msg(
             "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
                 .into(),

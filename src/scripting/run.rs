@@ -331,6 +331,19 @@ fn set_repl(lua: &Lua, st: &mut RunState<'_, '_>, args: &[Value]) -> mlua::Resul
     Ok((true, Value::Nil))
 }
 
+/// The journal's readers of a script's writes under `redis.set_repl` flags `repl`.
+fn journal_readers(repl: i64) -> u8 {
+    use crate::journal::to;
+    let mut readers = 0;
+    if repl & REPL_AOF != 0 {
+        readers |= to::LOG;
+    }
+    if repl & REPL_REPLICA != 0 {
+        readers |= to::REPLICAS;
+    }
+    readers
+}
+
 /// Converts `redis.call` arguments: strings as they are, numbers with `%.17g`.
 fn command_argv(args: &[Value]) -> Option<Vec<Vec<u8>>> {
     let mut argv = Vec::with_capacity(args.len());
@@ -370,8 +383,8 @@ fn command(lua: &Lua, st: &mut RunState<'_, '_>, args: &[Value]) -> mlua::Result
         st.busy.wrote.set(true);
     }
     st.out.buf.clear();
-    let propagate = st.repl != 0;
-    st.ctx.call_nested_as(&mut st.client, &mut st.out, id, spec, &refs, propagate);
+    let readers = journal_readers(st.repl);
+    st.ctx.call_nested_as(&mut st.client, &mut st.out, id, spec, &refs, readers);
     let failed = convert::is_error(&st.out.buf);
     let v = convert::reply_to_lua(lua, &st.out.buf)?;
     Ok((!failed, v))

@@ -147,7 +147,11 @@ pub fn snapshot_path(srv: &ServerState) -> PathBuf {
 
 /// Encoding thresholds from the configuration, for the loader.
 pub fn encoding_limits(srv: &ServerState) -> EncodingLimits {
-    let c = &srv.config;
+    config_limits(&srv.config)
+}
+
+/// Encoding thresholds from a configuration (before the server state exists).
+fn config_limits(c: &crate::config::Config) -> EncodingLimits {
     let us = |v: i64| usize::try_from(v).unwrap_or(0);
     EncodingLimits {
         hash: HashLimits {
@@ -882,31 +886,55 @@ pub fn restore_functions(
     crate::scripting::functions::join(&mut sc.libs, loaded, replace)
 }
 
-/// Loads the snapshot at start-up, if there is one, on a thread of its own: meanwhile the
-/// event loop serves connections and answers `-LOADING` (INFO shows the progress), as Redis
-/// does between its loading chunks. The loaded keyspace replaces the empty one in one step.
-/// A file that cannot be loaded stops the server: it must never run on partial data.
-pub fn start_loading(server: &Rc<RefCell<Server>>) {
-    let mut srv = server.borrow_mut();
-    let path = snapshot_path(&srv.state);
-    let Ok(md) = std::fs::metadata(&path) else { return };
-    let limits = encoding_limits(&srv.state);
-    let dbs = srv.ks.dbs.len();
+/// What a start-up load's thread hands back: the loaded keyspace, counts and aux fields.
+type LoadResult = Result<(Keyspace, LoadStats, AuxFields), String>;
+
+/// A start-up load under way on its thread.
+pub struct StartupLoad {
+    started: Instant,
+    start_secs: u64,
+    total_bytes: u64,
+    progress: Arc<AtomicU64>,
+    rx: tokio::sync::oneshot::Receiver<LoadResult>,
+}
+
+/// The load [`preload`] started, until [`start_loading`] takes it over.
+static PRELOAD: std::sync::Mutex<Option<StartupLoad>> = std::sync::Mutex::new(None);
+
+/// Starts loading the snapshot as soon as the configuration is known, before the server's
+/// state, runtime and listeners exist: the file is read while the rest of start-up runs
+/// (most of a small snapshot's restart time is otherwise start-up followed by loading).
+/// [`start_loading`] then adopts the load; nothing is served from it before it completes.
+/// Does nothing when the append-only log is on (it loads its own base) or there is no file.
+pub fn preload(config: &crate::config::Config) {
+    if config.appendonly {
+        return;
+    }
+    let name = PathBuf::from(&config.dbfilename);
+    let path = std::env::current_dir().map_or(name.clone(), |d| d.join(name));
+    let dbs = usize::try_from(config.databases).unwrap_or(0);
+    let load = spawn_loader(path, dbs, config_limits(config), config.key_load_delay);
+    if let Ok(mut slot) = PRELOAD.lock() {
+        *slot = load;
+    }
+}
+
+/// Starts a thread loading the file at `path` into a keyspace of `dbs` databases; `None` when
+/// there is no file. A thread that cannot be started stops the server, as a failed load does.
+fn spawn_loader(
+    path: PathBuf,
+    dbs: usize,
+    limits: EncodingLimits,
+    key_delay_us: i64,
+) -> Option<StartupLoad> {
+    let md = std::fs::metadata(&path).ok()?;
     let progress = Arc::new(AtomicU64::new(0));
-    srv.state.persist.loading = Some(Loading {
-        started: Instant::now(),
-        start_secs: now_secs(),
-        total_bytes: md.len(),
-        loaded_bytes: progress.clone(),
-        used_memory: 0,
-    });
     let opts = LoadOptions {
         skip_expired: true,
         merge: false,
-        progress: Some(progress),
-        key_delay_us: srv.state.config.key_load_delay,
+        progress: Some(progress.clone()),
+        key_delay_us,
     };
-    drop(srv);
     let (tx, rx) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new().name("ferrodis-load".into()).spawn(move || {
         let mut ks = Keyspace::new(dbs);
@@ -917,7 +945,38 @@ pub fn start_loading(server: &Rc<RefCell<Server>>) {
         tracing::warn!("Fatal error loading the DB: {e}. Exiting.");
         std::process::exit(1);
     }
+    Some(StartupLoad {
+        started: Instant::now(),
+        start_secs: now_secs(),
+        total_bytes: md.len(),
+        progress,
+        rx,
+    })
+}
+
+/// Loads the snapshot at start-up, if there is one, on a thread of its own (or adopts the load
+/// [`preload`] started): meanwhile the event loop serves connections and answers `-LOADING`
+/// (INFO shows the progress), as Redis does between its loading chunks. The loaded keyspace
+/// replaces the empty one in one step. A file that cannot be loaded stops the server: it must
+/// never run on partial data.
+pub fn start_loading(server: &Rc<RefCell<Server>>) {
+    let pre = PRELOAD.lock().ok().and_then(|mut p| p.take());
+    let load = pre.or_else(|| {
+        let srv = server.borrow();
+        let st = &srv.state;
+        let limits = encoding_limits(st);
+        spawn_loader(snapshot_path(st), srv.ks.dbs.len(), limits, st.config.key_load_delay)
+    });
+    let Some(load) = load else { return };
+    server.borrow_mut().state.persist.loading = Some(Loading {
+        started: load.started,
+        start_secs: load.start_secs,
+        total_bytes: load.total_bytes,
+        loaded_bytes: load.progress,
+        used_memory: 0,
+    });
     let server = server.clone();
+    let rx = load.rx;
     tokio::task::spawn_local(async move {
         let result = wait_logging_progress(&server, rx).await;
         let mut srv = server.borrow_mut();
