@@ -14,7 +14,7 @@
 //! group without it, so a miss usually costs one line too. Removal just frees the bucket (the
 //! flags stay, exactly as SwissTable's tombstones, and are cleared by the next rebuild). The
 //! load is kept at or below 4/5 of the buckets, and flags are rebuilt away when more than a
-//! quarter of the groups carry one.
+//! eighth of the groups carry one beyond what a fresh layout of the same entries needs.
 
 /// Buckets per group: 20 tags + 20 `u16` slots + the flag fill one 64-byte line.
 const GROUP: usize = 20;
@@ -39,6 +39,10 @@ pub struct SlotIndex {
     len: usize,
     /// Groups whose `over` flag is set.
     overs: usize,
+    /// `overs` right after the last rebuild: what a fresh layout of these entries needs.
+    base_overs: usize,
+    #[cfg(test)]
+    rebuilds: usize,
 }
 
 /// The index's 32 bits of a hash: the caller's well-mixed hash (see `table::mix`).
@@ -63,7 +67,14 @@ impl SlotIndex {
     /// An index that holds `cap` entries without growing.
     pub fn with_capacity(cap: usize) -> Self {
         let groups = groups_for(cap);
-        SlotIndex { groups: vec![EMPTY_GROUP; groups], len: 0, overs: 0 }
+        SlotIndex {
+            groups: vec![EMPTY_GROUP; groups],
+            len: 0,
+            overs: 0,
+            base_overs: 0,
+            #[cfg(test)]
+            rebuilds: 0,
+        }
     }
 
     #[inline]
@@ -124,7 +135,10 @@ impl SlotIndex {
     pub fn insert(&mut self, m: u64, slot: u16, rehash: impl Fn(u16) -> u64) {
         if (self.len + 1) * 5 > self.groups.len() * GROUP * 4 {
             self.rebuild(groups_for(self.len + 1).max(self.groups.len() * 2), &rehash);
-        } else if self.overs * 4 > self.groups.len() {
+        } else if self.overs > self.base_overs + self.groups.len() / 8 {
+            // Removals leave flags behind; once churn has added many beyond what a fresh
+            // layout needs, lay the entries out afresh. Measured against the fresh layout's
+            // own count, so a rebuild can never be followed at once by another.
             self.rebuild(self.groups.len(), &rehash);
         }
         self.place(m, slot);
@@ -158,6 +172,11 @@ impl SlotIndex {
                     self.place(rehash(g.slots[b]), g.slots[b]);
                 }
             }
+        }
+        self.base_overs = self.overs;
+        #[cfg(test)]
+        {
+            self.rebuilds += 1;
         }
     }
 
@@ -207,8 +226,13 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// A well-scrambled stand-in for a key hash (splitmix64): sequential inputs must not land
+    /// in evenly spaced groups, or overflow would never be exercised.
     fn mix(x: u64) -> u64 {
-        x.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(32)
+        let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
     }
 
     #[test]
@@ -259,6 +283,34 @@ mod tests {
             for (&k, &s) in &model {
                 assert_eq!(ix.find(hash(k), |j| slots[j as usize] == k), Some(s));
             }
+        }
+    }
+
+    /// Churn at the maximum load (remove one, insert one, 200k times) must not rebuild often:
+    /// each rebuild is O(entries).
+    #[test]
+    fn churn_at_full_load_rebuilds_rarely() {
+        let mut ix = SlotIndex::with_capacity(7168);
+        let cap = ix.groups.len() * GROUP * 4 / 5;
+        // Slot s holds key keys[s]; keys are never reused.
+        let mut keys: Vec<u64> = (0..cap as u64).collect();
+        for s in 0..cap {
+            let k = keys[s];
+            ix.insert(mix(k), s as u16, |j| mix(keys[j as usize]));
+        }
+        let before = ix.rebuilds;
+        let mut next = cap as u64;
+        for i in 0..200_000usize {
+            let s = (i * 7919) % cap;
+            assert!(ix.update(mix(keys[s]), s as u16, || None));
+            keys[s] = next;
+            ix.insert(mix(next), s as u16, |j| mix(keys[j as usize]));
+            next += 1;
+        }
+        assert_eq!(ix.groups.len(), 512, "no growth at a steady size");
+        assert!(ix.rebuilds - before < 400, "{} rebuilds", ix.rebuilds - before);
+        for (s, &k) in keys.iter().enumerate() {
+            assert_eq!(ix.find(mix(k), |j| j as usize == s), Some(s as u16));
         }
     }
 
