@@ -10,6 +10,7 @@ pub mod expire;
 pub mod hash;
 pub mod list;
 pub mod set;
+mod slot_index;
 pub mod table;
 pub mod value;
 mod varint;

@@ -7,9 +7,9 @@
 //! plus an occasional directory doubling that copies only pointers.
 //!
 //! Inside a segment, entries sit densely in fixed-size chunks (see [`Segment`]) and a small
-//! `hashbrown` index maps hashes to `u16` slot numbers. The dense layout gives O(1) random
-//! sampling (RANDOMKEY, eviction, active expiry), cheap iteration, and an index that costs 3 bytes
-//! a bucket instead of a whole entry. Slots do not store hashes: the few operations that need
+//! index maps hashes to `u16` slot numbers, one cache line per probe (see `slot_index`). The
+//! dense layout gives O(1) random sampling (RANDOMKEY, eviction, active expiry), cheap
+//! iteration, and an index that costs 3.2 bytes a bucket instead of a whole entry. Slots do not store hashes: the few operations that need
 //! the hash of a stored key (a split, an index rehash, SCAN positions) recompute it.
 //!
 //! Measured with `examples/growth_stall.rs` (10 million keys, release build): a split costs
@@ -25,8 +25,10 @@
 use std::cell::RefCell;
 use std::hash::BuildHasher;
 
-use hashbrown::HashTable;
 use rand::Rng;
+
+use super::slot_index::SlotIndex;
+use crate::util::prefetch::prefetch;
 
 /// Owned key bytes. Keys of up to [`INLINE_KEY`] bytes live inside the slot itself: most keys
 /// are short (`user:1042`, `session:9f8e...`), and keeping them inline saves an allocation per
@@ -226,7 +228,7 @@ struct Segment<V> {
     /// goes from the end down, so the swap-remove of a slot (the last slot moves into the hole)
     /// only ever moves a walked, captured key into the unwalked part, never the reverse.
     unscanned: u32,
-    index: HashTable<u16>,
+    index: SlotIndex,
     chunks: Vec<Vec<Slot<V>>>,
     len: usize,
 }
@@ -252,7 +254,7 @@ impl<V> Segment<V> {
             depth,
             pending: false,
             unscanned: 0,
-            index: HashTable::with_capacity(cap),
+            index: SlotIndex::with_capacity(cap),
             chunks: Vec::new(),
             len: 0,
         }
@@ -275,8 +277,8 @@ impl<V> Segment<V> {
     #[inline]
     fn find(&self, h: u32, key: &[u8]) -> Option<usize> {
         self.index
-            .find(mix(h), |&i| &*self.slot(i as usize).key == key)
-            .map(|&i| i as usize)
+            .find(mix(h), |i| &*self.slot(i as usize).key == key)
+            .map(usize::from)
     }
 
     /// Appends a slot at position `len`, opening a new chunk when the last one is full.
@@ -305,7 +307,7 @@ impl<V> Segment<V> {
         let chunks = &self.chunks;
         // The closure only runs when the index grows or rehashes in place (rare: a split gives
         // each half a full-size index), so re-hashing keys there beats storing every hash.
-        self.index.insert_unique(mix(h), i as u16, |&j| {
+        self.index.insert(mix(h), i as u16, |j| {
             mix(hash32(hs, &chunks[j as usize / CHUNK][j as usize % CHUNK].key))
         });
         i
@@ -325,18 +327,13 @@ impl<V> Segment<V> {
 
     /// Removes slot `i`, whose key hashes to `h`, moving the last slot into its place.
     fn remove_at(&mut self, hs: &Hasher, h: u32, i: usize) -> Slot<V> {
-        match self.index.find_entry(mix(h), |&j| j as usize == i) {
-            Ok(e) => {
-                e.remove();
-            }
-            Err(_) => unreachable!("slot {i} missing from its index"),
+        if !self.index.update(mix(h), i as u16, || None) {
+            unreachable!("slot {i} missing from its index");
         }
         let last = self.len - 1;
         if i != last {
             let lh = hash32(hs, &self.slot(last).key);
-            if let Ok(mut e) = self.index.find_entry(mix(lh), |&j| j as usize == last) {
-                *e.get_mut() = i as u16;
-            }
+            self.index.update(mix(lh), last as u16, || Some(i as u16));
         }
         let tail = self.pop_slot();
         if i == last {
@@ -456,6 +453,31 @@ impl<V> Table<V> {
     fn seg_of(&self, h: u32) -> usize {
         let mask = (1u64 << self.global_depth) - 1;
         self.dir[(u64::from(h) & mask) as usize] as usize
+    }
+
+    /// First stage of a batched lookup: starts loading the index line of `key`. Calling this
+    /// for every key of a batch, then [`prefetch_slot`](Self::prefetch_slot) for each, then
+    /// the real lookups, overlaps the batch's cache misses instead of paying them in a row.
+    #[inline]
+    pub fn prefetch_index(&self, key: &[u8]) {
+        let h = self.hash(key);
+        if let Some(line) = self.segs[self.seg_of(h)].index.home_line(mix(h)) {
+            prefetch(line);
+        }
+    }
+
+    /// Second stage of a batched lookup (see [`prefetch_index`](Self::prefetch_index)): starts
+    /// loading the slot the lookup of `key` will most likely compare.
+    #[inline]
+    pub fn prefetch_slot(&self, key: &[u8]) {
+        let h = self.hash(key);
+        let seg = &self.segs[self.seg_of(h)];
+        if let Some(i) = seg.index.first_candidate(mix(h)) {
+            let i = usize::from(i);
+            if let Some(slot) = seg.chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK)) {
+                prefetch(slot);
+            }
+        }
     }
 
     #[inline]

@@ -386,3 +386,65 @@ mod tests {
         }
     }
 }
+
+/// Peeks at the complete multibulk request starting at `from`, without parsing it for real:
+/// returns the byte range of its second argument (for most commands, the first key) and the
+/// offset just past the request. `None` if the request is not a complete, well-formed multibulk
+/// of at least two arguments: the caller (prefetching the keys of a pipelined batch) then simply
+/// stops looking ahead; the real parser judges the bytes later.
+pub fn peek_key(buf: &[u8], from: usize) -> Option<(std::ops::Range<usize>, usize)> {
+    /// Reads `<prefix><decimal>\r\n` at `at`; returns the number and the offset after it.
+    fn header(buf: &[u8], at: usize, prefix: u8) -> Option<(usize, usize)> {
+        if *buf.get(at)? != prefix {
+            return None;
+        }
+        let mut n = 0usize;
+        let mut i = at + 1;
+        while let Some(&c) = buf.get(i) {
+            if c == b'\r' {
+                return (i > at + 1 && buf.get(i + 1) == Some(&b'\n')).then_some((n, i + 2));
+            }
+            if !c.is_ascii_digit() || i - at > 11 {
+                return None;
+            }
+            n = n * 10 + usize::from(c - b'0');
+            i += 1;
+        }
+        None
+    }
+    let (argc, mut at) = header(buf, from, b'*')?;
+    if argc < 2 {
+        return None;
+    }
+    let mut key = 0..0;
+    for arg in 0..argc {
+        let (len, start) = header(buf, at, b'$')?;
+        let end = start.checked_add(len)?;
+        if buf.get(end..end + 2)? != b"\r\n" {
+            return None;
+        }
+        if arg == 1 {
+            key = start..end;
+        }
+        at = end + 2;
+    }
+    Some((key, at))
+}
+
+#[cfg(test)]
+mod peek_tests {
+    use super::peek_key;
+
+    #[test]
+    fn finds_the_second_argument_of_complete_requests_only() {
+        let buf = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk";
+        let (key, next) = peek_key(buf, 0).unwrap();
+        assert_eq!(&buf[key], b"key");
+        assert_eq!(&buf[next..next + 2], b"*2");
+        assert_eq!(peek_key(buf, next), None, "cut request");
+        assert_eq!(peek_key(b"*1\r\n$4\r\nPING\r\n", 0), None, "no key");
+        assert_eq!(peek_key(b"PING\r\n", 0), None, "inline");
+        assert_eq!(peek_key(b"*2\r\n$99999999999999999999\r\n", 0), None, "absurd length");
+        assert_eq!(peek_key(b"*2\r\n$3\r\nGET\r\n$1\r\nkX\n", 0), None, "bad terminator");
+    }
+}

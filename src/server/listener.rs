@@ -18,6 +18,7 @@ pub const FERRODIS_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Runs the server until it is shut down. Returns the process exit code.
 pub fn run(config: Config) -> Result<i32, StartupError> {
+    crate::alloc::claim_owner_thread();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = LocalSet::new();
     local.block_on(&rt, serve(config))
@@ -102,6 +103,7 @@ async fn serve(config: Config) -> Result<i32, StartupError> {
     tokio::task::spawn_local(relisten(server.clone()));
     tokio::task::spawn_local(cron::run(server.clone()));
     tokio::task::spawn_local(crate::snapshot::engine::driver(server.clone()));
+    tokio::task::spawn_local(super::busypoll::run());
     crate::replication::start(&server);
     if !server.borrow().state.config.appendonly {
         crate::snapshot::engine::start_loading(&server);

@@ -8,6 +8,7 @@
 //! core, extra threads would only compete for that core.
 
 pub mod blocking;
+pub mod busypoll;
 pub mod client;
 pub mod connection;
 pub mod cron;

@@ -3,4 +3,5 @@
 pub mod clock;
 pub mod glob;
 pub mod num;
+pub mod prefetch;
 pub mod time;
