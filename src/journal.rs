@@ -86,7 +86,17 @@ pub struct Journal {
     /// Number of attached consumers. With none, nothing is encoded and the offset stays put,
     /// as Redis does when it has neither an AOF nor replicas.
     consumers: usize,
+    /// Stream bytes that went to the tap only ([`Journal::feed_raw`]) since the pending bytes
+    /// were last taken, with the pending length at the time: the append-only log records
+    /// where they sit (`replication::aof_resync`).
+    raw_marks: Vec<(usize, Vec<u8>)>,
+    /// Some of those bytes were not kept (too many or too long).
+    raw_lost: bool,
 }
+
+/// Longest tap-only write kept in `raw_marks`, and how many are kept.
+const RAW_MARK_MAX: usize = crate::aof::format::GAP_MAX;
+const RAW_MARKS_KEPT: usize = 4096;
 
 impl Journal {
     pub fn new() -> Self {
@@ -110,6 +120,8 @@ impl Journal {
         self.consumers = self.consumers.saturating_sub(1);
         if self.consumers == 0 {
             self.pending.clear();
+            self.raw_marks.clear();
+            self.raw_lost = true;
         }
     }
 
@@ -187,6 +199,19 @@ impl Journal {
             tap.feed(bytes);
         }
         self.offset += bytes.len() as u64;
+        if self.consumers > 0 {
+            if bytes.len() <= RAW_MARK_MAX && self.raw_marks.len() < RAW_MARKS_KEPT {
+                self.raw_marks.push((self.pending.len(), bytes.to_vec()));
+            } else {
+                self.raw_lost = true;
+            }
+        }
+    }
+
+    /// Takes the tap-only writes recorded since the last call (see `raw_marks`) and whether
+    /// any was lost; called with [`Journal::take_pending`].
+    pub fn take_raw_marks(&mut self) -> (Vec<(usize, Vec<u8>)>, bool) {
+        (std::mem::take(&mut self.raw_marks), std::mem::replace(&mut self.raw_lost, false))
     }
 }
 

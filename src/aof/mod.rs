@@ -53,6 +53,24 @@ pub struct AofLog {
     /// `aof-timestamp-enabled` (refreshed by [`run`]), and the last second annotated.
     timestamps: bool,
     last_ts: u64,
+    /// Where the payload sits in the replication stream (stream notes, framing 2).
+    pub stream: crate::replication::aof_resync::Cursor,
+    /// The journal offset at the end of the last bytes handed to the writer: what replies and
+    /// WAITAOF wait for. Not the journal's offset, which also counts bytes that only go to
+    /// replicas (PINGs, `REPLCONF GETACK`s) and never reach the writer.
+    pub fed: u64,
+}
+
+/// The journal offset the log must reach to hold every write made so far.
+pub fn logged_offset(state: &ServerState) -> u64 {
+    state.aof.log.as_ref().map_or_else(|| state.journal.offset(), |l| l.fed)
+}
+
+impl AofLog {
+    /// The journal offset written to the files, to await.
+    pub fn written(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.writer.shared.written_watch.subscribe()
+    }
 }
 
 /// A client blocked in WAITAOF.
@@ -328,6 +346,8 @@ fn open_log(
         header: Vec::with_capacity(32),
         timestamps: param(&state.config, "aof-timestamp-enabled") == "yes",
         last_ts: 0,
+        stream: Default::default(),
+        fed: state.journal.offset(),
     });
     Ok(())
 }
@@ -351,9 +371,27 @@ pub fn feed(state: &mut ServerState) {
                 .extend_from_slice(format!("#TS:{secs}\r\n").as_bytes());
         }
     }
+    let (marks, lost) = state.journal.take_raw_marks();
+    let file = match state.aof.rw.turning_on {
+        true => "",
+        false => log.manifest.incrs.last().map_or("", |e| e.name.as_str()),
+    };
+    let batch = crate::replication::aof_resync::Batch {
+        payload: &payload,
+        marks: &marks,
+        lost,
+        end: state.journal.offset(),
+        replid: &state.repl.replid,
+        master: state.repl.master.is_none(),
+        file,
+    };
+    log.fed = batch.end;
+    if log.stream.layout(&mut log.header, &batch) {
+        log.writer.push(&log.header, &[], batch.end);
+        return;
+    }
     format::frame_header(&mut log.header, &payload);
-    log.writer
-        .push(&log.header, &payload, state.journal.offset());
+    log.writer.push(&log.header, &payload, batch.end);
 }
 
 /// What a connection's replies wait for before they are written (see [`commit_point`]).
@@ -389,8 +427,8 @@ impl Commit {
 /// out unheld, as in Redis (the bytes stay queued and are retried); `always` ones stay held.
 pub fn commit_point(state: &mut ServerState) -> Option<Commit> {
     feed(state);
-    let shared = &state.aof.log.as_ref()?.writer.shared;
-    let target = state.journal.offset();
+    let log = state.aof.log.as_ref()?;
+    let (shared, target) = (&log.writer.shared, log.fed);
     // Read here, not only by `run`, so CONFIG SET appendfsync applies from the next reply on.
     let policy = effective_policy(state);
     if policy != shared.policy() {

@@ -544,6 +544,8 @@ fn open_turning_on(st: &mut ServerState) -> Result<(), String> {
         header: Vec::with_capacity(32),
         timestamps: param(&st.config, "aof-timestamp-enabled") == "yes",
         last_ts: 0,
+        stream: Default::default(),
+        fed: st.journal.offset(),
     });
     st.aof.rw.turning_on = true;
     Ok(())
@@ -692,7 +694,7 @@ pub fn debug_loadaof(ks: &mut Keyspace, st: &mut ServerState) -> Result<(), Stri
 /// `flushAppendOnlyFile(1)`), giving up after 10 s of failing writes.
 fn wait_written(st: &mut ServerState) {
     feed(st);
-    let target = st.journal.offset();
+    let target = super::logged_offset(st);
     let Some(log) = st.aof.log.as_ref() else {
         return;
     };

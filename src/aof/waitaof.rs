@@ -33,7 +33,7 @@ fn waitaof(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let w = match ctx.srv.aof.waiters.get(&id) {
         Some(w) => *w,
         None => Waiter {
-            target: ctx.srv.journal.offset(),
+            target: super::logged_offset(ctx.srv),
             numlocal,
             numreplicas,
             deadline: (timeout > 0).then(|| now + Duration::from_millis(timeout)),
