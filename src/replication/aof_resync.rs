@@ -205,7 +205,8 @@ pub fn covers(state: &ServerState, ask: Option<&(String, i64)>) -> bool {
     };
     let Some(log) = state.aof.log.as_ref() else { return false };
     let names: Vec<String> = log.manifest.incrs.iter().map(|e| e.name.clone()).collect();
-    !state.is_replica() && *id == state.repl.replid && log.stream.covering(&names, id, from).is_some()
+    let ours = !state.is_replica() && *id == state.repl.replid;
+    ours && log.stream.covering(&names, id, from).is_some()
 }
 
 /// Sends `+CONTINUE <replid>` and the stream from the replica's offset up to the live stream

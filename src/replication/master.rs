@@ -154,7 +154,8 @@ fn attach(
         }
         (None, Some(r)) => {
             state.repl.sync_partial_ok += 1;
-            tracing::warn!("Partial resynchronization request from {} served from the AOF", info.ip);
+            let ip = &info.ip;
+            tracing::warn!("Partial resynchronization request from {ip} served from the AOF");
             Plan::Aof(r)
         }
         (None, None) => {
