@@ -144,7 +144,17 @@ pub struct Journal {
     /// Number of attached consumers. With none, nothing is encoded and the offset stays put,
     /// as Redis does when it has neither an AOF nor replicas.
     consumers: usize,
+    /// Stream bytes that went to the tap only ([`Journal::feed_raw`]) since the pending bytes
+    /// were last taken, with the pending length at the time: the append-only log records
+    /// where they sit (`replication::aof_resync`).
+    raw_marks: Vec<(usize, Vec<u8>)>,
+    /// Some of those bytes were not kept (too many or too long).
+    raw_lost: bool,
 }
+
+/// Longest tap-only write kept in `raw_marks`, and how many are kept.
+const RAW_MARK_MAX: usize = crate::aof::format::GAP_MAX;
+const RAW_MARKS_KEPT: usize = 4096;
 
 impl Journal {
     pub fn new() -> Self {
@@ -173,6 +183,8 @@ impl Journal {
         self.consumers = self.consumers.saturating_sub(1);
         if self.consumers == 0 {
             self.pending.clear();
+            self.raw_marks.clear();
+            self.raw_lost = true;
         }
     }
 
@@ -247,6 +259,14 @@ impl Journal {
         if repl || (log && self.tap.is_none()) {
             self.offset += bytes.len() as u64;
         }
+        if repl && !log {
+            self.mark_replica_only(bytes);
+        }
+        if log && !repl && self.tap.is_some() {
+            // The log gets bytes the stream lacks: it can no longer rebuild the stream across
+            // this point (`aof_resync` starts its coverage afresh).
+            self.raw_lost = true;
+        }
         if log {
             self.pending.extend_from_slice(bytes);
             self.logged = self.offset;
@@ -290,6 +310,26 @@ impl Journal {
         if !self.pending.is_empty() {
             self.logged = self.offset;
         }
+        self.mark_replica_only(bytes);
+    }
+
+    /// Notes stream bytes the log does not get, at their place among the pending bytes, so
+    /// that the log can rebuild the stream (`replication::aof_resync`).
+    fn mark_replica_only(&mut self, bytes: &[u8]) {
+        if self.consumers == 0 {
+            return;
+        }
+        if bytes.len() <= RAW_MARK_MAX && self.raw_marks.len() < RAW_MARKS_KEPT {
+            self.raw_marks.push((self.pending.len(), bytes.to_vec()));
+        } else {
+            self.raw_lost = true;
+        }
+    }
+
+    /// Takes the tap-only writes recorded since the last call (see `raw_marks`) and whether
+    /// any was lost; called with [`Journal::take_pending`].
+    pub fn take_raw_marks(&mut self) -> (Vec<(usize, Vec<u8>)>, bool) {
+        (std::mem::take(&mut self.raw_marks), std::mem::replace(&mut self.raw_lost, false))
     }
 }
 
@@ -346,6 +386,12 @@ mod tests {
         let select = "*2\r\n$6\r\nSELECT\r\n$1\r\n1\r\n";
         let log = j.take_pending();
         assert_eq!(std::str::from_utf8(&log).unwrap(), format!("{select}{set}"));
+        // The log notes where the replica-only bytes sat, and that it got a SELECT the stream
+        // lacks (so it cannot rebuild the stream across that point).
+        let (marks, lost) = j.take_raw_marks();
+        let publish = "*3\r\n$7\r\nPUBLISH\r\n$1\r\nc\r\n$1\r\nm\r\n";
+        assert_eq!(marks, vec![(0, select.as_bytes().to_vec()), (0, publish.as_bytes().to_vec())]);
+        assert!(lost);
         let repl = format!("{select}*3\r\n$7\r\nPUBLISH\r\n$1\r\nc\r\n$1\r\nm\r\n{set}");
         assert_eq!(std::str::from_utf8(&tap.0.borrow()).unwrap(), repl);
         // The offset is the replication stream's; the log is done at its own last byte.

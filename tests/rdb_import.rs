@@ -261,7 +261,12 @@ fn damaged_dumps_are_refused_with_offset_and_reason() {
 
     let cut = g.rdb.len() / 2;
     let e = rdb::load(&g.rdb[..cut], lim, &mut Count::default()).unwrap_err();
-    assert!(e.reason.starts_with("unexpected end of file in "), "{e}");
+    // Either the reader runs out of bytes, or (when the cut falls inside a collection) it
+    // sees first that a count cannot fit in what is left: both say the file is cut short.
+    assert!(
+        e.reason.starts_with("unexpected end of file in ") || e.reason.contains("bytes left hold"),
+        "{e}"
+    );
     assert!(e.offset <= cut as u64, "{e}");
 
     let mut flipped = g.rdb.clone();

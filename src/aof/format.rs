@@ -4,8 +4,8 @@
 
 use std::io::Read;
 
-/// Version of the record framing (`formats/aof.md`).
-pub const FRAME_VERSION: u32 = 1;
+/// Version of the record framing (`formats/aof.md`): 2 adds the stream notes (`#O:`, `#G:`).
+pub const FRAME_VERSION: u32 = 2;
 /// Prefix of a frame header line: `#F <len> <crc32-hex> <header-crc32-hex>\r\n`.
 const FRAME_TAG: &[u8] = b"#F ";
 /// Longest annotation line accepted (Redis's `AOF_ANNOTATION_LINE_MAX_LEN`).
@@ -18,6 +18,75 @@ pub fn frame_header(out: &mut Vec<u8>, payload: &[u8]) {
     let fields = format!("{} {:08x}", payload.len(), crc32fast::hash(payload));
     let check = crc32fast::hash(fields.as_bytes());
     out.extend_from_slice(format!("#F {fields} {check:08x}\r\n").as_bytes());
+}
+
+/// Prefix of a stream-origin note: `#O:<replid> <offset> <crc32-hex>\r\n`.
+const ORIGIN_TAG: &[u8] = b"#O:";
+/// Prefix of a stream-gap note: `#G:<hex bytes> <crc32-hex>\r\n`.
+const GAP_TAG: &[u8] = b"#G:";
+/// Largest stream gap one note carries (its hex text stays well under [`LINE_MAX`]).
+pub const GAP_MAX: usize = 400;
+
+/// A stream note (framing 2): where the log's payload bytes sit in the replication stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// The next payload byte is byte `offset` (0-based) of the stream of history `replid`.
+    Origin { replid: String, offset: u64 },
+    /// These stream bytes come next but are not in the log (PINGs, `REPLCONF GETACK`s).
+    Gap(Vec<u8>),
+}
+
+/// Appends `note` as an annotation line, followed by the CRC-32 of its text.
+pub fn write_note(out: &mut Vec<u8>, note: &Note) {
+    use std::fmt::Write;
+    let mut text = String::new();
+    match note {
+        Note::Origin { replid, offset } => {
+            let _ = write!(text, "#O:{replid} {offset}");
+        }
+        Note::Gap(bytes) => {
+            text.push_str("#G:");
+            for b in bytes {
+                let _ = write!(text, "{b:02x}");
+            }
+        }
+    }
+    let check = crc32fast::hash(text.as_bytes());
+    out.extend_from_slice(format!("{text} {check:08x}\r\n").as_bytes());
+}
+
+/// Reads a note line (without its CRLF): `None` if the line is not a note, `Some(Err)` if it is
+/// one but damaged.
+pub fn parse_note(line: &[u8]) -> Option<Result<Note, ()>> {
+    if !line.starts_with(ORIGIN_TAG) && !line.starts_with(GAP_TAG) {
+        return None;
+    }
+    Some(parse_note_text(line).ok_or(()))
+}
+
+fn parse_note_text(line: &[u8]) -> Option<Note> {
+    let s = std::str::from_utf8(line).ok()?;
+    let (text, check) = s.rsplit_once(' ')?;
+    if check.len() != 8 || u32::from_str_radix(check, 16).ok()? != crc32fast::hash(text.as_bytes())
+    {
+        return None;
+    }
+    if let Some(rest) = text.strip_prefix("#O:") {
+        let (replid, offset) = rest.split_once(' ')?;
+        let ok_id = replid.len() == 40 && replid.bytes().all(|c| c.is_ascii_hexdigit());
+        return ok_id.then(|| offset.parse().ok()).flatten().map(|offset| Note::Origin {
+            replid: replid.to_string(),
+            offset,
+        });
+    }
+    let hex = text.strip_prefix("#G:")?.as_bytes();
+    if hex.len() % 2 != 0 || hex.is_empty() {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let bytes: Option<Vec<u8>> =
+        hex.chunks(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect();
+    bytes.map(Note::Gap)
 }
 
 /// A parsed command and the bytes it took.
@@ -115,6 +184,10 @@ pub struct Scanner<R: Read> {
     pub frames: u64,
     /// Plain commands seen.
     pub plain: u64,
+    /// Stream notes read since the caller last drained them, when `keep_notes` (they precede
+    /// the records returned after them).
+    pub notes: Vec<Note>,
+    pub keep_notes: bool,
 }
 
 impl<R: Read> Scanner<R> {
@@ -128,6 +201,8 @@ impl<R: Read> Scanner<R> {
             multi_at: None,
             frames: 0,
             plain: 0,
+            notes: Vec::new(),
+            keep_notes: false,
         }
     }
 
@@ -215,6 +290,17 @@ impl<R: Read> Scanner<R> {
             .unwrap_or(&window[..nl])
             .to_vec();
         self.pos += nl + 1;
+        if let Some(note) = parse_note(&line) {
+            // Stream notes (framing 2) may come anywhere; a damaged one is corruption.
+            return Ok(match note {
+                Ok(n) if self.keep_notes => {
+                    self.notes.push(n);
+                    None
+                }
+                Ok(_) => None,
+                Err(()) => Some(Step::Corrupt { offset: at, reason: "damaged stream note".into() }),
+            });
+        }
         if !line.starts_with(FRAME_TAG) {
             // Annotations are skipped (Redis's loader does the same); once frames began, only
             // frames and `#TS:` timestamps may follow (a damaged header must not pass for an

@@ -53,6 +53,16 @@ pub struct AofLog {
     /// `aof-timestamp-enabled` (refreshed by [`run`]), and the last second annotated.
     timestamps: bool,
     last_ts: u64,
+    /// Where the payload sits in the replication stream (stream notes, framing 2).
+    pub stream: crate::replication::aof_resync::Cursor,
+}
+
+
+impl AofLog {
+    /// The journal offset written to the files, to await.
+    pub fn written(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.writer.shared.written_watch.subscribe()
+    }
 }
 
 /// A client blocked in WAITAOF.
@@ -328,6 +338,7 @@ fn open_log(
         header: Vec::with_capacity(32),
         timestamps: param(&state.config, "aof-timestamp-enabled") == "yes",
         last_ts: 0,
+        stream: Default::default(),
     });
     Ok(())
 }
@@ -351,9 +362,26 @@ pub fn feed(state: &mut ServerState) {
                 .extend_from_slice(format!("#TS:{secs}\r\n").as_bytes());
         }
     }
+    let (marks, lost) = state.journal.take_raw_marks();
+    let file = match state.aof.rw.turning_on {
+        true => "",
+        false => log.manifest.incrs.last().map_or("", |e| e.name.as_str()),
+    };
+    let batch = crate::replication::aof_resync::Batch {
+        payload: &payload,
+        marks: &marks,
+        lost,
+        end: state.journal.offset(),
+        replid: &state.repl.replid,
+        master: state.repl.master.is_none(),
+        file,
+    };
+    if log.stream.layout(&mut log.header, &batch) {
+        log.writer.push(&log.header, &[], batch.end);
+        return;
+    }
     format::frame_header(&mut log.header, &payload);
-    log.writer
-        .push(&log.header, &payload, state.journal.offset());
+    log.writer.push(&log.header, &payload, batch.end);
 }
 
 /// What a connection's replies wait for before they are written (see [`commit_point`]).

@@ -544,6 +544,7 @@ fn open_turning_on(st: &mut ServerState) -> Result<(), String> {
         header: Vec::with_capacity(32),
         timestamps: param(&st.config, "aof-timestamp-enabled") == "yes",
         last_ts: 0,
+        stream: Default::default(),
     });
     st.aof.rw.turning_on = true;
     Ok(())

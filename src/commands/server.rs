@@ -678,6 +678,7 @@ fn info_stats(ctx: &mut Ctx<'_>, s: &mut String) {
         "sync_full" => ctx.srv.repl.sync_full,
         "sync_partial_ok" => ctx.srv.repl.sync_partial_ok,
         "sync_partial_err" => ctx.srv.repl.sync_partial_err,
+        "sync_partial_aof" => ctx.srv.repl.sync_partial_aof,
         "expired_keys" => ks.expired_keys,
         "expired_stale_perc" => format!("{:.2}", ks.expired_stale_perc),
         "expired_time_cap_reached_count" => ks.expired_time_cap_reached_count,

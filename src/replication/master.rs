@@ -33,6 +33,8 @@ enum Plan {
     /// `prefix`: stream bytes since `offset` already produced when the replica joins a
     /// background save another replica started.
     Full { offset: u64, path: std::path::PathBuf, bgsave: Option<u64>, prefix: Vec<u8> },
+    /// `+CONTINUE` from the append-only log, then the backlog (`aof_resync`).
+    Aof(super::aof_resync::Resume),
 }
 
 /// Serves a client that ran SYNC (`ask` = `None`) or `PSYNC replid offset` until it
@@ -64,6 +66,7 @@ pub async fn serve_replica(
             (!psync || write_killable(stream, head.as_bytes(), &shared).await)
                 && send_snapshot(&server, stream, &shared, &info, &path, bgsave).await
         }
+        Plan::Aof(r) => super::aof_resync::send(stream, &shared, &replid, r).await,
     };
     if ok {
         info.online.set(true);
@@ -88,7 +91,7 @@ async fn sync_delay(
         let srv = server.borrow();
         let st = &srv.state;
         let diskless = st.config.get_by_name("repl-diskless-sync") == Some("yes");
-        if !diskless || partial(st, ask).is_some() {
+        if !diskless || partial(st, ask).is_some() || super::aof_resync::covers(st, ask) {
             return true;
         }
         super::config_u64(st, "repl-diskless-sync-delay")
@@ -134,8 +137,13 @@ fn attach(
         ack_time: Cell::new(Instant::now()),
     });
     client.shared.info.borrow_mut().flags = "S".into();
-    let plan = match partial(state, ask.as_ref()) {
-        Some(bytes) => {
+    let backlog = partial(state, ask.as_ref());
+    let from_log = match backlog {
+        None => super::aof_resync::resume(state, ask.as_ref()),
+        Some(_) => None,
+    };
+    let plan = match (backlog, from_log) {
+        (Some(bytes), _) => {
             state.repl.sync_partial_ok += 1;
             tracing::warn!(
                 "Partial resynchronization request from {} accepted, sending {} bytes of backlog",
@@ -144,7 +152,13 @@ fn attach(
             );
             Plan::Partial(bytes)
         }
-        None => {
+        (None, Some(r)) => {
+            state.repl.sync_partial_ok += 1;
+            let ip = &info.ip;
+            tracing::warn!("Partial resynchronization request from {ip} served from the AOF");
+            Plan::Aof(r)
+        }
+        (None, None) => {
             if ask.as_ref().is_some_and(|(id, _)| id != "?") {
                 state.repl.sync_partial_err += 1;
             }

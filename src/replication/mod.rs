@@ -14,6 +14,7 @@
 //! through `dispatch::execute` as an internal client in loading mode; it proxies the bytes it
 //! applied, unchanged, to its own replicas (chained replication) through `Journal::feed_raw`.
 
+pub mod aof_resync;
 pub mod backlog;
 pub mod commands;
 pub mod failover;
@@ -65,6 +66,8 @@ pub struct Replication {
     pub sync_full: u64,
     pub sync_partial_ok: u64,
     pub sync_partial_err: u64,
+    /// Partial resyncs served from the append-only log (also counted in `sync_partial_ok`).
+    pub sync_partial_aof: u64,
     /// The background save replicas are waiting for: its offset, the save count before it,
     /// its file (a replica arriving meanwhile joins it, see `master::join_bgsave`).
     pub sync_bgsave: Option<(u64, u64, std::path::PathBuf)>,
@@ -92,6 +95,7 @@ impl Default for Replication {
             sync_full: 0,
             sync_partial_ok: 0,
             sync_partial_err: 0,
+            sync_partial_aof: 0,
             failover: None,
             sync_bgsave: None,
             delaying: 0,
@@ -114,6 +118,7 @@ impl Replication {
         self.sync_full = 0;
         self.sync_partial_ok = 0;
         self.sync_partial_err = 0;
+        self.sync_partial_aof = 0;
     }
 }
 
