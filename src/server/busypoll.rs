@@ -7,13 +7,18 @@
 //! server that polls for a moment before sleeping gets 15-20% more requests per second out of
 //! the same client than one that sleeps at once (and at `-P 1` about the same again).
 //!
-//! So after a connection has processed input, the event loop keeps polling its sockets with
-//! zero timeouts for [`SPIN`] before it is allowed to sleep. The spinning is one task,
-//! [`run`], which yields in a loop: Tokio's current-thread scheduler answers a yield with a
-//! non-blocking `epoll_wait` and runs whatever became ready before resuming the spinner. An
-//! idle server spins for at most `SPIN` after its last request, so its CPU use stays near zero;
-//! under load it spends the gaps between bursts polling instead of sleeping. One thread only:
-//! spinning threads beside the event loop would take the core the clients need.
+//! So after a connection has processed input, the event loop can keep polling its sockets with
+//! zero timeouts for a while before it is allowed to sleep. The spinning is one task, [`run`],
+//! which yields in a loop: Tokio's current-thread scheduler answers a yield with a non-blocking
+//! `epoll_wait` and runs whatever became ready before resuming the spinner; between polls it
+//! gives the CPU to any other runnable thread (`sched_yield`). An idle server spins for at most
+//! the window after its last request.
+//!
+//! **Off by default.** Measured with ferrodis itself on the two-core machine (2026-11-22, a
+//! build or test run sharing the machine), a 200 µs window cost about 10% of the requests per
+//! second at `-P 1` and raised p50 at `-P 16`: the spinning thread competes with the benchmark
+//! client for the CPUs whenever anything else runs too. `FERRODIS_BUSY_POLL_US=<µs>` turns it
+//! on for a dedicated machine, where it can pay; measure before relying on it.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -21,13 +26,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-/// How long the loop keeps polling after the last processed input. Long enough to cover a
-/// client's round trip on loopback (tens of microseconds), short enough to be invisible on an
-/// idle server.
-pub const SPIN: Duration = Duration::from_micros(200);
+/// How long the loop keeps polling after the last processed input by default: not at all (see
+/// the module docs). A useful window covers a client's round trip on loopback (tens of
+/// microseconds), e.g. 200.
+pub const SPIN: Duration = Duration::from_micros(0);
 
-/// [`SPIN`], or `FERRODIS_BUSY_POLL_US` from the environment (0 turns spinning off), for
-/// measuring the effect side by side.
+/// [`SPIN`], or `FERRODIS_BUSY_POLL_US` from the environment.
 fn spin() -> Duration {
     static SPIN_SET: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
     *SPIN_SET.get_or_init(|| {
