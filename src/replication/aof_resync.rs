@@ -5,8 +5,11 @@
 //! write stream (the journal's bytes, `formats/aof.md`), so the master can answer `+CONTINUE`
 //! and send the missing part from the files, then the backlog, then the live stream.
 //!
-//! The log's payload is not the whole stream: `PING`s and `REPLCONF GETACK`s go to the
-//! replicas only (`Journal::feed_raw`). So the writer records, in framing 2, *stream notes*
+//! The log's payload is not the whole stream: `PING`s and `REPLCONF GETACK`s
+//! (`Journal::feed_raw`), `PUBLISH` and the `SELECT`s only the replicas need go to the replicas
+//! only. (The reverse, a `SELECT` only the log needs, makes the log's bytes differ from the
+//! stream: the journal reports that as lost, and coverage starts afresh after it.) So the
+//! writer records, in framing 2, *stream notes*
 //! among its frames ([`crate::aof::format::Note`]): an origin note (`#O:<replid> <offset>`)
 //! where a file starts or the stream was discontinuous, and a gap note (`#G:<hex>`) holding
 //! each tap-only write where it occurred. Reading a file from its start, every payload byte
