@@ -33,6 +33,51 @@ enum Plan {
     /// `prefix`: stream bytes since `offset` already produced when the replica joins a
     /// background save another replica started.
     Full { offset: u64, path: std::path::PathBuf, bgsave: Option<u64>, prefix: Vec<u8> },
+    /// `+FULLRESYNC` disk-less: the snapshot arrives in `rx` as it is written, framed as
+    /// `$EOF:<mark>\r\n<payload><mark>`, then the stream queued since.
+    Diskless { offset: u64, session: Rc<Diskless>, rx: Chunks, prefix: Vec<u8> },
+}
+
+/// Chunks of a disk-less snapshot on their way to one replica.
+type Chunks = tokio::sync::mpsc::Receiver<Rc<Vec<u8>>>;
+
+/// Chunks in flight per replica of a disk-less sync: the snapshot advances at the pace of
+/// the slowest replica, with at most this many chunks buffered for each.
+const DISKLESS_QUEUE: usize = 8;
+
+/// Bytes per chunk of a disk-less snapshot.
+const DISKLESS_CHUNK: usize = 64 * 1024;
+
+/// One disk-less full sync: a snapshot written once, straight to the sockets of the replicas
+/// that joined it before its first byte (Redis's "rdb pipe").
+pub struct Diskless {
+    offset: u64,
+    /// The 40 random characters that end the payload (`$EOF:<mark>`).
+    mark: String,
+    /// Where each member replica reads its chunks.
+    members: RefCell<Vec<tokio::sync::mpsc::Sender<Rc<Vec<u8>>>>>,
+    /// Set when the first chunk went out: later replicas wait for the next sync.
+    started: Cell<bool>,
+    /// The snapshot's outcome, once known: whether it is complete.
+    outcome: Rc<Cell<Option<bool>>>,
+}
+
+thread_local! {
+    /// The disk-less sync replicas can still join, if any.
+    static DISKLESS: RefCell<Option<Rc<Diskless>>> = const { RefCell::new(None) };
+    /// Clients that announced `REPLCONF capa eof` (they accept a disk-less payload).
+    static EOF_CAPABLE: RefCell<std::collections::HashSet<u64>> =
+        RefCell::new(std::collections::HashSet::new());
+}
+
+/// REPLCONF capa eof: client `id` can read a disk-less (`$EOF:`) payload.
+pub fn note_eof_capable(id: u64) {
+    EOF_CAPABLE.with(|c| c.borrow_mut().insert(id));
+}
+
+/// Whether client `id` announced `capa eof` (and forgets it).
+fn take_eof_capable(id: u64) -> bool {
+    EOF_CAPABLE.with(|c| c.borrow_mut().remove(&id))
 }
 
 /// Serves a client that ran SYNC (`ask` = `None`) or `PSYNC replid offset` until it
@@ -45,12 +90,13 @@ pub async fn serve_replica(
     ask: Option<(String, i64)>,
 ) {
     let shared = client.shared.clone();
+    // Old-style SYNC gets the payload without the `+FULLRESYNC` line.
+    let psync = ask.is_some();
     if !sync_delay(&server, &shared, ask.as_ref()).await {
         return;
     }
-    // Old-style SYNC gets the payload without the `+FULLRESYNC` line.
-    let psync = ask.is_some();
-    let Some((info, plan, replid)) = attach(&server, client, ask) else {
+    let eof = take_eof_capable(client.id) && psync;
+    let Some((info, plan, replid)) = attach(&server, client, ask, eof) else {
         return;
     };
     let ok = match plan {
@@ -63,6 +109,11 @@ pub async fn serve_replica(
             let head = format!("+FULLRESYNC {replid} {offset}\r\n");
             (!psync || write_killable(stream, head.as_bytes(), &shared).await)
                 && send_snapshot(&server, stream, &shared, &info, &path, bgsave).await
+        }
+        Plan::Diskless { offset, session, rx, .. } => {
+            let head = format!("+FULLRESYNC {replid} {offset}\r\n");
+            write_killable(stream, head.as_bytes(), &shared).await
+                && send_diskless(stream, &shared, &info, &session, rx).await
         }
     };
     if ok {
@@ -118,6 +169,7 @@ fn attach(
     server: &Rc<RefCell<Server>>,
     client: &Client,
     ask: Option<(String, i64)>,
+    eof: bool,
 ) -> Option<(Rc<ReplicaInfo>, Plan, String)> {
     let mut srv = server.borrow_mut();
     let Server { ks, state, .. } = &mut *srv;
@@ -150,10 +202,14 @@ fn attach(
             }
             state.repl.sync_full += 1;
             tracing::warn!("Full resync requested by replica {}", info.ip);
-            full_snapshot(ks, state)?
+            let diskless = state.config.get_by_name("repl-diskless-sync") == Some("yes");
+            match eof && diskless {
+                true => diskless_snapshot(ks, state)?,
+                false => full_snapshot(ks, state)?,
+            }
         }
     };
-    if let Plan::Full { prefix, .. } = &plan {
+    if let Plan::Full { prefix, .. } | Plan::Diskless { prefix, .. } = &plan {
         if !prefix.is_empty() {
             client.shared.push(prefix);
         }
@@ -207,6 +263,169 @@ fn full_snapshot(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) ->
             None
         }
     }
+}
+
+/// Joins the disk-less sync that has not started sending yet, or starts one (when no other
+/// snapshot runs; otherwise the replica gets a snapshot file, as in [`full_snapshot`]).
+fn diskless_snapshot(
+    ks: &mut crate::keyspace::Keyspace,
+    state: &mut ServerState,
+) -> Option<Plan> {
+    let open = DISKLESS.with(|d| d.borrow().clone()).filter(|d| !d.started.get());
+    let session = match open {
+        Some(session) => session,
+        None if state.persist.bgsave.is_some() => return full_snapshot(ks, state),
+        None => start_diskless(ks, state)?,
+    };
+    let prefix = match state.journal.offset() == session.offset {
+        true => Vec::new(),
+        false => state.repl.feed.as_ref()?.backlog.borrow().since(session.offset + 1)?,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(DISKLESS_QUEUE);
+    session.members.borrow_mut().push(tx);
+    Some(Plan::Diskless { offset: session.offset, session, rx, prefix })
+}
+
+/// Starts a background snapshot whose bytes go to the replicas' sockets, and the task that
+/// passes them on ([`pump`]).
+fn start_diskless(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) -> Option<Rc<Diskless>> {
+    state.journal.reset_selected_db();
+    let offset = state.journal.offset();
+    let mark: String = {
+        use rand::Rng;
+        (0..40).map(|_| char::from(b"0123456789abcdef"[state.rng.gen_range(0..16)])).collect()
+    };
+    let outcome = Rc::new(Cell::new(None));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(DISKLESS_QUEUE);
+    let out = ChunkWriter { tx, buf: Vec::with_capacity(DISKLESS_CHUNK) };
+    let done = outcome.clone();
+    let on_done: engine::OnDone = Box::new(move |_, _, r: Result<u64, String>| {
+        match &r {
+            Ok(n) => tracing::warn!("Diskless rdb transfer, done writing {n} bytes"),
+            Err(e) => tracing::warn!("Diskless rdb transfer failed: {e}"),
+        }
+        done.set(Some(r.is_ok()));
+    });
+    let name = "replicas (disk-less sync)";
+    if let Err(e) = engine::start_snapshot_stream(ks, state, Box::new(out), name, Some(on_done)) {
+        tracing::warn!("Can't start the disk-less snapshot for the replicas: {e}");
+        return None;
+    }
+    tracing::warn!("Starting BGSAVE for SYNC with target: replicas sockets");
+    let session = Rc::new(Diskless {
+        offset,
+        mark,
+        members: RefCell::new(Vec::new()),
+        started: Cell::new(false),
+        outcome,
+    });
+    DISKLESS.with(|d| *d.borrow_mut() = Some(session.clone()));
+    tokio::task::spawn_local(pump(session.clone(), rx));
+    Some(session)
+}
+
+/// The writer thread's output for a disk-less snapshot: chunks sent to [`pump`]. Fails once
+/// nobody reads them any more (every replica went away), which abandons the snapshot.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let room = DISKLESS_CHUNK - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= DISKLESS_CHUNK {
+            self.flush()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(DISKLESS_CHUNK));
+        self.tx.blocking_send(chunk).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "no replica left to send to")
+        })
+    }
+}
+
+/// Passes the disk-less snapshot's chunks to every member replica, at the pace of the slowest;
+/// stops the snapshot when none is left. Once the snapshot is complete (or failed), closes
+/// the members' queues: each then sends the end mark (or drops its replica).
+async fn pump(session: Rc<Diskless>, mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>) {
+    // Replicas that waited out the sync delay together arrive within a few milliseconds.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    session.started.set(true);
+    DISKLESS.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.as_ref().is_some_and(|s| Rc::ptr_eq(s, &session)) {
+            *d = None;
+        }
+    });
+    while let Some(chunk) = rx.recv().await {
+        let chunk = Rc::new(chunk);
+        let members: Vec<_> = session.members.borrow().clone();
+        let mut alive = 0;
+        for m in &members {
+            if m.send(chunk.clone()).await.is_ok() {
+                alive += 1;
+            }
+        }
+        session.members.borrow_mut().retain(|m| !m.is_closed());
+        if alive == 0 {
+            tracing::warn!("Diskless rdb transfer, last replica dropped, killing fork child.");
+            break;
+        }
+    }
+    // Dropping the receiver makes the writer fail if it still writes.
+    drop(rx);
+    while session.outcome.get().is_none() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let left = session.members.borrow().iter().filter(|m| !m.is_closed()).count();
+    tracing::warn!("Diskless rdb transfer, done reading from pipe, {left} replicas still up.");
+    session.members.borrow_mut().clear();
+}
+
+/// Sends one replica its disk-less payload: `$EOF:<mark>\r\n`, the chunks as they come, then
+/// the mark if the snapshot completed.
+async fn send_diskless(
+    stream: &mut TcpStream,
+    shared: &ClientShared,
+    info: &ReplicaInfo,
+    session: &Diskless,
+    mut rx: Chunks,
+) -> bool {
+    info.state_name.set("wait_bgsave");
+    let head = format!("$EOF:{}\r\n", session.mark);
+    if !write_killable(stream, head.as_bytes(), shared).await {
+        return false;
+    }
+    info.state_name.set("send_bulk");
+    loop {
+        let chunk = tokio::select! {
+            c = rx.recv() => c,
+            _ = shared.wake.notified() => {
+                if shared.killed.get() {
+                    return false;
+                }
+                continue;
+            }
+        };
+        let Some(chunk) = chunk else { break };
+        if !write_killable(stream, &chunk, shared).await {
+            return false;
+        }
+    }
+    if session.outcome.get() != Some(true) {
+        tracing::warn!("SYNC failed: the disk-less snapshot did not complete");
+        return false;
+    }
+    write_killable(stream, session.mark.as_bytes(), shared).await
 }
 
 /// A replica arriving while a background save for another replica runs shares it (as Redis
@@ -347,6 +566,10 @@ fn read_acks(
                 info.ack_time.set(Instant::now());
                 acked = true;
             }
+        } else if !argv.is_empty() && !argv[0].eq_ignore_ascii_case(b"replconf") {
+            if !replica_command(server, info, &argv) {
+                return false;
+            }
         }
     }
     let consumed = parser.consumed();
@@ -356,6 +579,41 @@ fn read_acks(
         super::wake_waiters(&server.borrow().state);
     }
     true
+}
+
+/// A command from a replica other than REPLCONF. It runs as from any client, except that a
+/// replica may not touch the keyspace (Redis's `processCommand` refuses it); but the link
+/// carries no replies, so a command that has one gets the replica disconnected, as Redis
+/// does. Returns false when the replica is to be dropped.
+fn replica_command(server: &Rc<RefCell<Server>>, info: &ReplicaInfo, argv: &[&[u8]]) -> bool {
+    use crate::commands::flags::{MAY_REPLICATE, READONLY, WRITE};
+    let mut srv = server.borrow_mut();
+    let id = info.shared.info.borrow().id;
+    let mut out = crate::protocol::ReplyBuf::new(crate::protocol::Resp::V2);
+    let resolved = crate::dispatch::resolve(argv);
+    let name = resolved.as_ref().map_or_else(|_| "<unknown>".into(), |(_, s)| s.full_name());
+    let keyspace = resolved.as_ref().is_ok_and(|(_, s)| s.has(READONLY | WRITE | MAY_REPLICATE));
+    if keyspace {
+        out.buf.extend_from_slice(b"-ERR Replica can't interact with the keyspace\r\n");
+    } else {
+        let mut client = Client::new(id, info.shared.clone(), true);
+        crate::dispatch::execute(&mut srv, &mut client, &mut out, argv);
+    }
+    if out.buf.is_empty() {
+        return true;
+    }
+    let reply = String::from_utf8_lossy(&out.buf).escape_debug().to_string();
+    tracing::warn!("Replica generated a reply to command '{name}', disconnecting it: \"{reply}\"");
+    if out.buf.first() == Some(&b'-') {
+        let line = out.buf[..].split(|&b| b == b'\r').next().unwrap_or(&[]);
+        let text = String::from_utf8_lossy(&line[1..]);
+        tracing::warn!(
+            "== CRITICAL == This master is sending an error to its replica: '{text}' after \
+             processing the command '{name}'"
+        );
+    }
+    info.shared.kill();
+    false
 }
 
 /// Removes a replica that went away from the feed.

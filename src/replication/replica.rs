@@ -22,8 +22,7 @@ use crate::snapshot::engine;
 /// Longest status line accepted from the master during the handshake.
 const MAX_LINE: usize = 64 * 1024;
 
-/// Makes this server a replica of `host:port` (REPLICAOF, or `replicaof` at start-up). Its own
-/// replicas are disconnected, to resync with the history it is about to adopt.
+/// Makes this server a replica of `host:port` (REPLICAOF, or `replicaof` at start-up).
 pub fn set_master(ks: &mut Keyspace, state: &mut ServerState, host: String, port: u16) {
     let client_id = state.next_client_id;
     state.next_client_id += 1;
@@ -43,7 +42,8 @@ pub fn set_master(ks: &mut Keyspace, state: &mut ServerState, host: String, port
     state.repl.generation += 1;
     // A replica never expires keys by its own clock: it waits for its master's DELs.
     ks.expire_on_access = false;
-    super::drop_replicas(state);
+    // Our own replicas stay attached: they are dropped only when our history changes (a full
+    // sync loaded, or a `+CONTINUE` with a new id), as in Redis 7.0.
     unblock_all(state);
     state.repl.wake.notify_one();
 }
@@ -172,8 +172,11 @@ async fn link(
             let offset: u64 = offset.parse().map_err(|_| "bad FULLRESYNC offset")?;
             tracing::warn!("Full resync from master: {id}:{offset}");
             with_link(server, generation, |m| m.state = LinkState::Sync)?;
-            let path = receive_snapshot(server, &mut stream, &mut buf, generation).await?;
-            load_snapshot(server, &path, id, offset, generation)?;
+            let mode = load_mode(server, id);
+            let got = receive_snapshot(server, &mut stream, &mut buf, generation, mode).await;
+            let loaded = got.and_then(|path| load_snapshot(server, &path, id, offset, generation));
+            end_load_mode(server, mode);
+            loaded?;
         }
         ["+CONTINUE", rest @ ..] => {
             tracing::warn!("Successful partial resynchronization with master.");
@@ -300,32 +303,141 @@ async fn read_line(
     }
 }
 
-/// Receives the `$<len>\r\n<bytes>` snapshot into a temporary file next to our own snapshot.
+/// How the replica takes in a full sync's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoadMode {
+    /// To disk first, then loaded (`repl-diskless-load disabled`): nothing to show meanwhile.
+    Disk,
+    /// Disk-less (`on-empty-db`, `swapdb`): this server is loading (`-LOADING` to clients)
+    /// from the first byte received, though the old dataset stays until the new one is
+    /// complete, and comes back if the transfer fails.
+    Loading,
+    /// `swapdb` with a master continuing our own history: the old dataset is served while the
+    /// new one arrives (`async_loading`).
+    Async,
+}
+
+/// The mode of a full sync from a master whose history is `replid`, entered now.
+fn load_mode(server: &Rc<RefCell<Server>>, replid: &str) -> LoadMode {
+    let mut srv = server.borrow_mut();
+    let Server { ks, state, .. } = &mut *srv;
+    let mode = match state.config.get_by_name("repl-diskless-load") {
+        Some("swapdb") if state.repl.replid == replid => LoadMode::Async,
+        Some("swapdb") => LoadMode::Loading,
+        Some("on-empty-db") if ks.dbs.iter().all(|d| d.is_empty()) => LoadMode::Loading,
+        _ => LoadMode::Disk,
+    };
+    match mode {
+        LoadMode::Disk => {}
+        LoadMode::Async => state.persist.async_loading = true,
+        LoadMode::Loading => {
+            state.persist.loading = Some(engine::Loading {
+                started: Instant::now(),
+                start_secs: crate::util::time::now_secs(),
+                total_bytes: 0,
+                loaded_bytes: Default::default(),
+                used_memory: 0,
+            });
+        }
+    }
+    mode
+}
+
+/// Leaves the state [`load_mode`] entered, the full sync done or failed.
+fn end_load_mode(server: &Rc<RefCell<Server>>, mode: LoadMode) {
+    let state = &mut server.borrow_mut().state;
+    match mode {
+        LoadMode::Disk => {}
+        LoadMode::Async => state.persist.async_loading = false,
+        LoadMode::Loading => state.persist.loading = None,
+    }
+}
+
+/// How the master frames the payload: `$<len>` or, disk-less, `$EOF:<40-byte mark>` with the
+/// mark after the last byte.
+enum Framing {
+    Len(u64),
+    Mark(Vec<u8>),
+}
+
+/// The payload's first line.
+fn parse_framing(head: &[u8]) -> Result<Framing, String> {
+    let bad = || format!("Bad protocol from MASTER: '{}'", String::from_utf8_lossy(head));
+    if let Some(mark) = head.strip_prefix(b"$EOF:") {
+        return match mark.len() {
+            EOF_MARK_LEN => Ok(Framing::Mark(mark.to_vec())),
+            _ => Err(bad()),
+        };
+    }
+    let len = head.strip_prefix(b"$").and_then(|d| std::str::from_utf8(d).ok());
+    len.and_then(|s| s.parse().ok()).map(Framing::Len).ok_or_else(bad)
+}
+
+/// Length of the end mark of a disk-less payload.
+const EOF_MARK_LEN: usize = 40;
+
+/// Takes the payload bytes out of `buf` into `file`: up to `left` bytes for a counted payload;
+/// up to the mark for a marked one, keeping the last bytes that could be the start of the
+/// mark. Returns true once the payload is complete (the mark consumed, not written).
+fn take_payload(
+    buf: &mut BytesMut,
+    file: &mut std::fs::File,
+    framing: &Framing,
+    left: &mut u64,
+) -> Result<bool, String> {
+    let io = |e: std::io::Error| e.to_string();
+    match framing {
+        Framing::Len(_) => {
+            let take = (buf.len() as u64).min(*left) as usize;
+            file.write_all(&buf[..take]).map_err(io)?;
+            buf.advance(take);
+            *left -= take as u64;
+            Ok(*left == 0)
+        }
+        Framing::Mark(mark) => {
+            if let Some(at) = buf.windows(mark.len()).position(|w| w == mark.as_slice()) {
+                file.write_all(&buf[..at]).map_err(io)?;
+                buf.advance(at + mark.len());
+                return Ok(true);
+            }
+            let take = buf.len().saturating_sub(mark.len() - 1);
+            file.write_all(&buf[..take]).map_err(io)?;
+            buf.advance(take);
+            Ok(false)
+        }
+    }
+}
+
+/// Receives the snapshot (`$<len>\r\n<bytes>`, or disk-less `$EOF:<mark>\r\n<bytes><mark>`)
+/// into a temporary file next to our own snapshot.
 async fn receive_snapshot(
     server: &Rc<RefCell<Server>>,
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     generation: u64,
+    mode: LoadMode,
 ) -> Result<std::path::PathBuf, String> {
     let timeout = Duration::from_secs(repl_timeout(server));
     let head = read_line(stream, buf, timeout).await?;
-    let len: u64 = std::str::from_utf8(head.strip_prefix(b"$").unwrap_or(b"x"))
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("Bad protocol from MASTER: '{}'", String::from_utf8_lossy(&head)))?;
-    tracing::warn!("MASTER <-> REPLICA sync: receiving {len} bytes from master to disk");
+    let framing = parse_framing(&head)?;
+    let mut left = match framing {
+        Framing::Len(len) => {
+            tracing::warn!("MASTER <-> REPLICA sync: receiving {len} bytes from master to disk");
+            len
+        }
+        Framing::Mark(_) => {
+            let how = if mode == LoadMode::Disk { "to disk" } else { "disk-less" };
+            tracing::warn!("MASTER <-> REPLICA sync: receiving streamed RDB from master {how}");
+            0
+        }
+    };
     let dest = engine::snapshot_path(&server.borrow().state);
     let name = format!("temp-{}-{}.rdb", std::process::id(), crate::util::time::now_ms());
     let path = dest.parent().map_or_else(|| name.clone().into(), |d| d.join(&name));
     let mut file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut left = len;
     let result = async {
         loop {
-            let take = (buf.len() as u64).min(left) as usize;
-            file.write_all(&buf[..take]).map_err(|e| e.to_string())?;
-            buf.advance(take);
-            left -= take as u64;
-            if left == 0 {
+            if take_payload(buf, &mut file, &framing, &mut left)? {
                 return Ok(());
             }
             let n = tokio::time::timeout(timeout, stream.read_buf(buf))

@@ -68,6 +68,10 @@ pub struct Persistence {
     pub bgsave_scheduled: bool,
     /// Set while a start-up load runs on its thread.
     pub loading: Option<Loading>,
+    /// Set while a replica receives a disk-less full sync from a master with its own history
+    /// (`repl-diskless-load swapdb`): it keeps serving the old dataset meanwhile (INFO
+    /// `async_loading`), where a different history would put it in `loading`.
+    pub async_loading: bool,
     pub last_load_keys_loaded: u64,
     pub last_load_keys_expired: u64,
     /// Wakes the [`driver`] when a BGSAVE starts.
@@ -104,6 +108,9 @@ pub struct BgSave {
     pub keys_total: u64,
     soft_limit: usize,
     hard_limit: usize,
+    /// A snapshot streamed to replicas advances at their pace, which the event loop itself
+    /// drives: it must never block waiting for its writer (no hard limit then).
+    streamed: bool,
     is_bgsave: bool,
     on_done: Option<OnDone>,
     /// The file being written, for the log.
@@ -335,9 +342,6 @@ pub fn start_snapshot(
         return Err("Background save already in progress".into());
     }
     let SnapshotJob { dest, is_bgsave, on_done } = job;
-    let dest_for_info = dest.clone();
-    let meta = meta_for(ks, srv);
-    let opts = write_options(srv);
     let (temp, file) = match temp_file(&dest) {
         Ok(f) => f,
         Err(e) => {
@@ -353,6 +357,56 @@ pub fn start_snapshot(
             return Ok(());
         }
     };
+    let dest_for_info = dest.clone();
+    let write: WriteFn = Box::new(move |meta, opts, rx, counter| {
+        let r = writer_thread(file, &temp, &dest, meta, opts, rx, counter);
+        if r.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        r
+    });
+    start_with(ks, srv, write, (is_bgsave, false), on_done, dest_for_info)
+}
+
+/// Starts a background snapshot written to `out` instead of a file (a disk-less full sync:
+/// `out` passes the bytes to the replicas' sockets). `name` names it in the logs. The
+/// completion callback gets the byte count, or the error (`out` failed, or the snapshot was
+/// abandoned).
+pub fn start_snapshot_stream(
+    ks: &mut Keyspace,
+    srv: &mut ServerState,
+    out: Box<dyn Write + Send>,
+    name: &str,
+    on_done: Option<OnDone>,
+) -> Result<(), String> {
+    if srv.persist.bgsave.is_some() {
+        return Err("Background save already in progress".into());
+    }
+    let write: WriteFn = Box::new(move |meta, opts, rx, counter| {
+        let (bytes, _) = write_snapshot(out, meta, opts, rx, counter)?;
+        Ok(bytes)
+    });
+    start_with(ks, srv, write, (false, true), on_done, PathBuf::from(name))
+}
+
+/// What the writer thread runs: writes the snapshot from the blocks it receives.
+type WriteFn = Box<
+    dyn FnOnce(&Meta, WriteOptions, mpsc::Receiver<Msg>, &AtomicUsize) -> Result<u64, String>
+        + Send,
+>;
+
+/// The common part of [`start_snapshot`] and [`start_snapshot_stream`]: the writer thread and
+/// the write barriers.
+fn start_with(
+    ks: &mut Keyspace,
+    srv: &mut ServerState,
+    write: WriteFn,
+    (is_bgsave, streamed): (bool, bool),
+    on_done: Option<OnDone>,
+    dest_for_info: PathBuf,
+) -> Result<(), String> {
+    let meta = meta_for(ks, srv);
+    let opts = write_options(srv);
     let (tx, rx) = mpsc::channel();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -362,11 +416,8 @@ pub fn start_snapshot(
         .name("ferrodis-bgsave".into())
         .spawn(move || {
             lower_priority();
-            let r = writer_thread(file, &temp, &dest, &meta, opts, rx, &counter);
+            let r = write(&meta, opts, rx, &counter);
             stop.store(true, Ordering::Release);
-            if r.is_err() {
-                let _ = std::fs::remove_file(&temp);
-            }
             let _ = done_tx.send(r);
         })
         .map_err(|e| e.to_string())?;
@@ -396,6 +447,7 @@ pub fn start_snapshot(
         dest: dest_for_info.clone(),
         soft_limit: (used / SOFT_IN_FLIGHT_DIV).max(MIN_SOFT_IN_FLIGHT),
         hard_limit: (used / HARD_IN_FLIGHT_DIV).max(MIN_HARD_IN_FLIGHT),
+        streamed,
     });
     srv.persist.wake.notify_one();
     if is_bgsave {
@@ -431,7 +483,23 @@ fn writer_thread(
     in_flight: &AtomicUsize,
 ) -> Result<u64, String> {
     let io = |e: std::io::Error| e.to_string();
-    let mut w = SnapshotWriter::new(BufWriter::with_capacity(1 << 20, file), meta, opts).map_err(io)?;
+    let (bytes, bw) = write_snapshot(BufWriter::with_capacity(1 << 20, file), meta, opts, rx, in_flight)?;
+    let file = bw.into_inner().map_err(|e| e.into_error().to_string())?;
+    commit_file(file, temp, dest).map_err(io)?;
+    Ok(bytes)
+}
+
+/// Writes the snapshot's blocks to `out` as they come, then its end; flushes `out`. Returns
+/// the byte count and `out`.
+fn write_snapshot<W: Write>(
+    out: W,
+    meta: &Meta,
+    opts: WriteOptions,
+    rx: mpsc::Receiver<Msg>,
+    in_flight: &AtomicUsize,
+) -> Result<(u64, W), String> {
+    let io = |e: std::io::Error| e.to_string();
+    let mut w = SnapshotWriter::new(out, meta, opts).map_err(io)?;
     loop {
         match rx.recv() {
             Ok(Msg::Block(db, kind, raw)) => {
@@ -445,11 +513,9 @@ fn writer_thread(
         }
     }
     let bytes = w.bytes_written();
-    let mut bw = w.finish().map_err(io)?;
-    bw.flush().map_err(io)?;
-    let file = bw.into_inner().map_err(|e| e.into_error().to_string())?;
-    commit_file(file, temp, dest).map_err(io)?;
-    Ok(bytes)
+    let mut out = w.finish().map_err(io)?;
+    out.flush().map_err(io)?;
+    Ok((bytes, out))
 }
 
 /// Hands every table's captured records to the writer; waits for the writer while too much is
@@ -473,7 +539,7 @@ fn collect(ks: &mut Keyspace, save: &BgSave) -> usize {
         }
     }
     let mut n = save.in_flight.load(Ordering::Acquire);
-    while n > save.hard_limit && !save.stopped.load(Ordering::Acquire) {
+    while !save.streamed && n > save.hard_limit && !save.stopped.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_micros(200));
         n = save.in_flight.load(Ordering::Acquire);
     }
@@ -689,6 +755,10 @@ pub struct KeyspaceSink<'a> {
     /// LRU/LFU data of every loaded key (read once: the loading thread has no LRU clock of
     /// its own, so each read would be a system call).
     lru: u32,
+    /// The keys dropped as already expired, (db, key), when [`LoadOptions::list_expired`]
+    /// asks for them: a restarted master sends their DELs to its replicas.
+    pub expired_keys: Vec<(usize, Key)>,
+    list_expired: bool,
 }
 
 impl<'a> KeyspaceSink<'a> {
@@ -703,6 +773,8 @@ impl<'a> KeyspaceSink<'a> {
             progress: None,
             key_delay_us: 0,
             lru: crate::keyspace::evict::new_access(),
+            expired_keys: Vec::new(),
+            list_expired: false,
         }
     }
 
@@ -726,7 +798,7 @@ impl<'a> KeyspaceSink<'a> {
             }
         }
         let Some(now) = self.now else { return Ok(()) };
-        for d in &mut self.ks.dbs {
+        for (i, d) in self.ks.dbs.iter_mut().enumerate() {
             if d.expires.is_empty() {
                 continue;
             }
@@ -736,6 +808,9 @@ impl<'a> KeyspaceSink<'a> {
                 d.remove(&k);
                 self.stats.keys_expired += 1;
                 self.stats.keys_loaded -= 1;
+                if self.list_expired {
+                    self.expired_keys.push((i, k));
+                }
             }
         }
         Ok(())
@@ -818,6 +893,7 @@ pub fn load_file(
     let mut sink = KeyspaceSink::new(ks, opts.skip_expired.then(now_ms), opts.merge);
     sink.progress = opts.progress;
     sink.key_delay_us = opts.key_delay_us;
+    sink.list_expired = opts.list_expired;
     // A Redis RDB (dump.rdb, an append-only base) is read by its own reader; both feed the
     // same sink.
     let loaded = if super::rdb::is_rdb(&map) {
@@ -837,6 +913,11 @@ pub fn load_file(
     };
     loaded.map_err(|e| format!("{}: {e}", path.display()))?;
     sink.finish().map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(out) = &opts.expired_out {
+        if let Ok(mut o) = out.lock() {
+            *o = std::mem::take(&mut sink.expired_keys);
+        }
+    }
     Ok((sink.stats, std::mem::take(&mut sink.aux)))
 }
 
@@ -859,6 +940,9 @@ pub struct LoadOptions {
     pub merge: bool,
     pub progress: Option<Arc<AtomicU64>>,
     pub key_delay_us: i64,
+    /// Record the keys dropped as expired (with `skip_expired`) into `expired_out`.
+    pub list_expired: bool,
+    pub expired_out: Option<Arc<std::sync::Mutex<Vec<(usize, Key)>>>>,
 }
 
 /// Restores the function libraries saved in a snapshot's aux fields. `replace` lets them
@@ -900,11 +984,14 @@ pub fn start_loading(server: &Rc<RefCell<Server>>) {
         loaded_bytes: progress.clone(),
         used_memory: 0,
     });
+    let expired = Arc::new(std::sync::Mutex::new(Vec::new()));
     let opts = LoadOptions {
         skip_expired: true,
         merge: false,
         progress: Some(progress),
         key_delay_us: srv.state.config.key_load_delay,
+        list_expired: srv.state.config.get_by_name("replicaof").is_none_or(str::is_empty),
+        expired_out: Some(expired.clone()),
     };
     drop(srv);
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -936,6 +1023,8 @@ pub fn start_loading(server: &Rc<RefCell<Server>>) {
             std::process::exit(1);
         }
         crate::replication::restore_from_snapshot(state, &aux);
+        let dead = expired.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
+        feed_expired_dels(state, &dead);
         state.persist.last_load_keys_loaded = stats.keys_loaded;
         state.persist.last_load_keys_expired = stats.keys_expired;
         let secs = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
@@ -946,6 +1035,30 @@ pub fn start_loading(server: &Rc<RefCell<Server>>) {
         );
         tracing::warn!("DB loaded from disk: {secs:.3} seconds");
     });
+}
+
+/// A master that restarted from a snapshot sends its replicas a DEL for every key the load
+/// dropped as expired (Redis's `RDBFLAGS_FEED_REPL`): their copies, loaded before they
+/// continue the stream, would otherwise outlive ours. Only the replication backlog gets them
+/// (no AOF is involved in a snapshot load).
+fn feed_expired_dels(state: &mut ServerState, dead: &[(usize, Key)]) {
+    if dead.is_empty() || state.is_replica() || state.repl.feed.is_none() {
+        return;
+    }
+    let mut last_db = None;
+    let mut cmd = Vec::new();
+    for (db, key) in dead {
+        cmd.clear();
+        if last_db != Some(*db) {
+            let n = db.to_string();
+            crate::journal::encode_command(&mut cmd, &[&b"SELECT"[..], n.as_bytes()]);
+            last_db = Some(*db);
+        }
+        let verb: &[u8] = if state.config.lazyfree_lazy_expire { b"UNLINK" } else { b"DEL" };
+        crate::journal::encode_command(&mut cmd, &[verb, key.as_ref()]);
+        state.journal.feed_raw(&cmd);
+    }
+    state.journal.reset_selected_db();
 }
 
 /// Waits for the loading thread, logging its progress every second as Redis does.
