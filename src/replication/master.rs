@@ -400,12 +400,12 @@ async fn send_diskless(
     session: &Diskless,
     mut rx: Chunks,
 ) -> bool {
+    // Redis shows a disk-less transfer as `wait_bgsave` to its end (its RDB child runs).
     info.state_name.set("wait_bgsave");
     let head = format!("$EOF:{}\r\n", session.mark);
     if !write_killable(stream, head.as_bytes(), shared).await {
         return false;
     }
-    info.state_name.set("send_bulk");
     loop {
         let chunk = tokio::select! {
             c = rx.recv() => c,

@@ -122,9 +122,11 @@ impl BgSave {
         self.started.elapsed().as_secs()
     }
 
-    /// A BGSAVE proper, rather than a snapshot for the append-only log or a replica.
+    /// Whether INFO shows it as an RDB save in progress (`rdb_bgsave_in_progress`): a BGSAVE
+    /// proper, or a disk-less sync's snapshot (an RDB child in Redis too), rather than a
+    /// snapshot for the append-only log or a disk-based sync's file.
     pub fn is_bgsave(&self) -> bool {
-        self.is_bgsave
+        self.is_bgsave || self.streamed
     }
 }
 
