@@ -108,12 +108,12 @@ pub async fn serve_replica(
         Plan::Full { offset, path, bgsave, .. } => {
             let head = format!("+FULLRESYNC {replid} {offset}\r\n");
             (!psync || write_killable(stream, head.as_bytes(), &shared).await)
-                && send_snapshot(&server, stream, &shared, &info, &path, bgsave).await
+                && send_snapshot(&server, (stream, inbuf), &shared, &info, &path, bgsave).await
         }
         Plan::Diskless { offset, session, rx, .. } => {
             let head = format!("+FULLRESYNC {replid} {offset}\r\n");
             write_killable(stream, head.as_bytes(), &shared).await
-                && send_diskless(stream, &shared, &info, &session, rx).await
+                && send_diskless((stream, inbuf), &shared, &info, &session, rx).await
         }
     };
     if ok {
@@ -394,7 +394,7 @@ async fn pump(session: Rc<Diskless>, mut rx: tokio::sync::mpsc::Receiver<Vec<u8>
 /// Sends one replica its disk-less payload: `$EOF:<mark>\r\n`, the chunks as they come, then
 /// the mark if the snapshot completed.
 async fn send_diskless(
-    stream: &mut TcpStream,
+    (stream, inbuf): (&mut TcpStream, &mut BytesMut),
     shared: &ClientShared,
     info: &ReplicaInfo,
     session: &Diskless,
@@ -407,10 +407,18 @@ async fn send_diskless(
         return false;
     }
     loop {
+        // The snapshot may take long between chunks: a replica that went away meanwhile must
+        // leave at once, not at the next chunk.
         let chunk = tokio::select! {
             c = rx.recv() => c,
             _ = shared.wake.notified() => {
                 if shared.killed.get() {
+                    return false;
+                }
+                continue;
+            }
+            r = stream.readable() => {
+                if r.is_err() || closed(stream, inbuf) {
                     return false;
                 }
                 continue;
@@ -444,7 +452,7 @@ fn join_bgsave(state: &ServerState) -> Option<Plan> {
 /// that it does not time out), then sends `$<len>\r\n` and the file.
 async fn send_snapshot(
     server: &Rc<RefCell<Server>>,
-    stream: &mut TcpStream,
+    (stream, inbuf): (&mut TcpStream, &mut BytesMut),
     shared: &ClientShared,
     info: &ReplicaInfo,
     path: &std::path::Path,
@@ -466,7 +474,7 @@ async fn send_snapshot(
         if let Some(file) = done {
             break file;
         }
-        if shared.killed.get() {
+        if shared.killed.get() || closed(stream, inbuf) {
             return false;
         }
         if last_newline.elapsed() >= Duration::from_secs(1) {
@@ -499,6 +507,15 @@ async fn send_snapshot(
         if !write_killable(stream, &chunk[..n], shared).await {
             return false;
         }
+    }
+}
+
+/// Whether the replica closed its connection (what it sent meanwhile is kept in `inbuf`).
+fn closed(stream: &TcpStream, inbuf: &mut BytesMut) -> bool {
+    match stream.try_read_buf(inbuf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
     }
 }
 
@@ -618,11 +635,24 @@ fn replica_command(server: &Rc<RefCell<Server>>, info: &ReplicaInfo, argv: &[&[u
 
 /// Removes a replica that went away from the feed.
 fn detach(server: &Rc<RefCell<Server>>, info: &Rc<ReplicaInfo>) {
-    let srv = server.borrow();
-    if let Some(feed) = &srv.state.repl.feed {
-        feed.replicas.borrow_mut().retain(|r| !Rc::ptr_eq(r, info));
-    }
+    let mut srv = server.borrow_mut();
+    let Server { ks, state, .. } = &mut *srv;
+    let Some(feed) = state.repl.feed.clone() else { return };
+    feed.replicas.borrow_mut().retain(|r| !Rc::ptr_eq(r, info));
     tracing::warn!("Connection with replica {}:{} lost.", info.ip, info.listening_port.get());
+    // The last replica waiting for a disk-based snapshot taken only for it (no save points):
+    // nobody needs it any more (Redis kills its RDB child then).
+    let waiting = |r: &ReplicaInfo| !r.online.get() && r.state_name.get() == "wait_bgsave";
+    let others = feed.replicas.borrow().iter().any(|r| waiting(r));
+    if waiting(info) && !others && state.config.save.is_empty() {
+        let ours = state.repl.sync_bgsave.as_ref().is_some_and(|(_, saves, _)| {
+            state.persist.bgsave.is_some() && state.persist.saves == *saves
+        });
+        if ours {
+            engine::bgsave_abort(ks, state);
+            state.repl.sync_bgsave = None;
+        }
+    }
 }
 
 

@@ -281,6 +281,18 @@ async fn read_line(
     buf: &mut BytesMut,
     timeout: Duration,
 ) -> Result<Vec<u8>, String> {
+    read_line_guarded(stream, buf, timeout, None).await
+}
+
+/// [`read_line`], giving up as soon as the replication target changes (`guard`: the server
+/// and the link's generation): a replica waiting for its master's snapshot must let go of the
+/// master at once on REPLICAOF, so that the master can stop a snapshot nobody waits for.
+async fn read_line_guarded(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    timeout: Duration,
+    guard: Option<(&Rc<RefCell<Server>>, u64)>,
+) -> Result<Vec<u8>, String> {
     loop {
         while buf.first() == Some(&b'\n') {
             buf.advance(1);
@@ -293,13 +305,39 @@ async fn read_line(
         if buf.len() > MAX_LINE {
             return Err("line from master too long".into());
         }
-        let n = tokio::time::timeout(timeout, stream.read_buf(buf))
-            .await
-            .map_err(|_| "Timeout connecting to the MASTER...".to_string())?
-            .map_err(|e| e.to_string())?;
+        let n = read_more(stream, buf, timeout, guard)
+            .await?
+            .ok_or_else(|| "Timeout connecting to the MASTER...".to_string())?;
         if n == 0 {
             return Err("master closed the connection".into());
         }
+    }
+}
+
+/// Reads what the master sent; `None` after `timeout` without data. With a `guard`, checks
+/// every 100 ms that the link is still the one of its generation.
+async fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    timeout: Duration,
+    guard: Option<(&Rc<RefCell<Server>>, u64)>,
+) -> Result<Option<usize>, String> {
+    let Some((server, generation)) = guard else {
+        return match tokio::time::timeout(timeout, stream.read_buf(buf)).await {
+            Ok(r) => r.map(Some).map_err(|e| e.to_string()),
+            Err(_) => Ok(None),
+        };
+    };
+    let end = Instant::now() + timeout;
+    loop {
+        let slice = end.saturating_duration_since(Instant::now()).min(Duration::from_millis(100));
+        if slice.is_zero() {
+            return Ok(None);
+        }
+        if let Ok(r) = tokio::time::timeout(slice, stream.read_buf(buf)).await {
+            return r.map(Some).map_err(|e| e.to_string());
+        }
+        with_link(server, generation, |_| ())?;
     }
 }
 
@@ -418,7 +456,7 @@ async fn receive_snapshot(
     mode: LoadMode,
 ) -> Result<std::path::PathBuf, String> {
     let timeout = Duration::from_secs(repl_timeout(server));
-    let head = read_line(stream, buf, timeout).await?;
+    let head = read_line_guarded(stream, buf, timeout, Some((server, generation))).await?;
     let framing = parse_framing(&head)?;
     let mut left = match framing {
         Framing::Len(len) => {
@@ -440,10 +478,9 @@ async fn receive_snapshot(
             if take_payload(buf, &mut file, &framing, &mut left)? {
                 return Ok(());
             }
-            let n = tokio::time::timeout(timeout, stream.read_buf(buf))
-                .await
-                .map_err(|_| "Timeout receiving bulk data from MASTER".to_string())?
-                .map_err(|e| e.to_string())?;
+            let n = read_more(stream, buf, timeout, Some((server, generation)))
+                .await?
+                .ok_or_else(|| "Timeout receiving bulk data from MASTER".to_string())?;
             if n == 0 {
                 return Err("I/O error trying to sync with MASTER: connection lost".to_string());
             }
