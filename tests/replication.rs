@@ -500,3 +500,32 @@ fn diskless_snapshot_stops_when_its_replicas_are_gone() {
     replicate(&replica, &master);
     assert_eq!(digest(&mut m), digest(&mut r));
 }
+
+/// A replica's connection carries no replies: a command from it that has one (here refused,
+/// since a replica may not touch the keyspace) gets it disconnected.
+#[test]
+fn a_replica_sending_a_command_with_a_reply_is_dropped() {
+    use std::io::{Read, Write};
+    let master = TestServer::start(&DISK);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", master.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"PSYNC ? -1\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.starts_with(b"+FULLRESYNC") || !got.ends_with(b"\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before FULLRESYNC");
+        got.extend_from_slice(&buf[..n]);
+        if got.starts_with(b"+FULLRESYNC") && got.contains(&b'$') {
+            break;
+        }
+    }
+    s.write_all(b"GET foo\r\n").unwrap();
+    // The master closes the connection (a read timeout would be an error here).
+    let mut rest = Vec::new();
+    assert!(s.read_to_end(&mut rest).is_ok());
+    let mut m = master.conn();
+    wait_until("replica dropped", || info_field(&mut m, "replication", "connected_slaves") == "0");
+    let pong: String = q(&mut m, &["PING"]);
+    assert_eq!(pong, "PONG");
+}
