@@ -451,7 +451,8 @@ fn diskless_sync_is_shared_by_the_replicas_within_the_delay() {
 #[test]
 fn swapdb_keeps_the_old_dataset_until_the_new_one_is_complete() {
     let master = TestServer::start(&DEBUG);
-    let replica = TestServer::start(&["--enable-debug-command", "yes", "--repl-diskless-load", "swapdb"]);
+    let swapdb = ["--enable-debug-command", "yes", "--repl-diskless-load", "swapdb"];
+    let replica = TestServer::start(&swapdb);
     let (mut m, mut r) = (master.conn(), replica.conn());
     let _: () = q(&mut m, &["DEBUG", "POPULATE", "200", "master", "1000"]);
     let _: () = q(&mut r, &["DEBUG", "POPULATE", "50", "replica"]);

@@ -288,7 +288,10 @@ fn diskless_snapshot(
 
 /// Starts a background snapshot whose bytes go to the replicas' sockets, and the task that
 /// passes them on ([`pump`]).
-fn start_diskless(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) -> Option<Rc<Diskless>> {
+fn start_diskless(
+    ks: &mut crate::keyspace::Keyspace,
+    state: &mut ServerState,
+) -> Option<Rc<Diskless>> {
     state.journal.reset_selected_db();
     let offset = state.journal.offset();
     let mark: String = {
@@ -312,6 +315,8 @@ fn start_diskless(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) -
         return None;
     }
     tracing::warn!("Starting BGSAVE for SYNC with target: replicas sockets");
+    // No child process here: the transfer runs in this process, on a writer thread.
+    tracing::warn!("Background RDB transfer started by pid {}", std::process::id());
     let session = Rc::new(Diskless {
         offset,
         mark,

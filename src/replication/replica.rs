@@ -463,9 +463,13 @@ async fn receive_snapshot(
             tracing::warn!("MASTER <-> REPLICA sync: receiving {len} bytes from master to disk");
             len
         }
+        Framing::Mark(_) if mode == LoadMode::Disk => {
+            tracing::warn!("MASTER <-> REPLICA sync: receiving streamed RDB from master to disk");
+            0
+        }
         Framing::Mark(_) => {
-            let how = if mode == LoadMode::Disk { "to disk" } else { "disk-less" };
-            tracing::warn!("MASTER <-> REPLICA sync: receiving streamed RDB from master {how}");
+            tracing::warn!("MASTER <-> REPLICA sync: receiving streamed RDB from master disk-less");
+            tracing::warn!("MASTER <-> REPLICA sync: Loading DB in memory");
             0
         }
     };
@@ -734,4 +738,52 @@ async fn send_ack(server: &Rc<RefCell<Server>>, stream: &mut TcpStream) -> Resul
     let mut out = Vec::new();
     crate::journal::encode_command(&mut out, &["REPLCONF", "ACK", &offset]);
     stream.write_all(&out).await.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_of_both_payload_forms() {
+        assert!(matches!(parse_framing(b"$123"), Ok(Framing::Len(123))));
+        let mark = [b'a'; EOF_MARK_LEN];
+        let head = [&b"$EOF:"[..], &mark].concat();
+        assert!(matches!(parse_framing(&head), Ok(Framing::Mark(m)) if m == mark));
+        let bad = parse_framing(b"$EOF:short").err().unwrap();
+        assert_eq!(bad, "Bad protocol from MASTER: '$EOF:short'");
+        assert!(parse_framing(b"+OK").is_err());
+    }
+
+    /// The mark may arrive split over reads; the payload stops right before it and what
+    /// follows it (the stream) stays in the buffer.
+    #[test]
+    fn marked_payload_ends_at_the_mark_across_reads() {
+        let mark = b"0123456789abcdef0123456789abcdef01234567".to_vec();
+        let framing = Framing::Mark(mark.clone());
+        let payload: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        let wire = [&payload[..], &mark, b"*1\r\n$4\r\nPING\r\n"].concat();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let mut buf = BytesMut::new();
+        let mut left = 0;
+        let mut done = false;
+        let mut fed = 0;
+        for piece in wire.chunks(17) {
+            assert!(!done, "ended early");
+            buf.extend_from_slice(piece);
+            fed += piece.len();
+            done = take_payload(&mut buf, &mut file, &framing, &mut left).unwrap();
+            if done {
+                break;
+            }
+        }
+        assert!(done);
+        drop(file);
+        assert_eq!(std::fs::read(&path).unwrap(), payload);
+        // What followed the mark in the last read stays for the stream.
+        let rest_start = payload.len() + mark.len();
+        assert_eq!(&buf[..], &wire[rest_start..fed]);
+    }
 }

@@ -485,7 +485,8 @@ fn writer_thread(
     in_flight: &AtomicUsize,
 ) -> Result<u64, String> {
     let io = |e: std::io::Error| e.to_string();
-    let (bytes, bw) = write_snapshot(BufWriter::with_capacity(1 << 20, file), meta, opts, rx, in_flight)?;
+    let out = BufWriter::with_capacity(1 << 20, file);
+    let (bytes, bw) = write_snapshot(out, meta, opts, rx, in_flight)?;
     let file = bw.into_inner().map_err(|e| e.into_error().to_string())?;
     commit_file(file, temp, dest).map_err(io)?;
     Ok(bytes)
