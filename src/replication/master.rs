@@ -588,10 +588,11 @@ fn read_acks(
                 info.ack_time.set(Instant::now());
                 acked = true;
             }
-        } else if !argv.is_empty() && !argv[0].eq_ignore_ascii_case(b"replconf") {
-            if !replica_command(server, info, &argv) {
-                return false;
-            }
+        } else if !argv.is_empty()
+            && !argv[0].eq_ignore_ascii_case(b"replconf")
+            && !replica_command(server, info, &argv)
+        {
+            return false;
         }
     }
     let consumed = parser.consumed();

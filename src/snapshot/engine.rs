@@ -936,6 +936,9 @@ fn whole_file_crc_ok(bytes: &[u8]) -> Option<bool> {
     Some(crc32fast::hash(body).to_le_bytes() == crc)
 }
 
+/// Where a load leaves the keys it dropped as expired: (db, key).
+pub type ExpiredKeys = Arc<std::sync::Mutex<Vec<(usize, Key)>>>;
+
 /// How [`load_file`] treats what it reads.
 #[derive(Default, Clone)]
 pub struct LoadOptions {
@@ -945,7 +948,7 @@ pub struct LoadOptions {
     pub key_delay_us: i64,
     /// Record the keys dropped as expired (with `skip_expired`) into `expired_out`.
     pub list_expired: bool,
-    pub expired_out: Option<Arc<std::sync::Mutex<Vec<(usize, Key)>>>>,
+    pub expired_out: Option<ExpiredKeys>,
 }
 
 /// Restores the function libraries saved in a snapshot's aux fields. `replace` lets them
