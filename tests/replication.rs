@@ -10,6 +10,15 @@ use common::{err, q, TestServer};
 /// Full syncs start at once (Redis's default waits 5 s for more replicas to share one).
 const NO_DELAY: [&str; 2] = ["--repl-diskless-sync-delay", "0"];
 const DEBUG: [&str; 4] = ["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"];
+/// A master that sends its full syncs from a snapshot file.
+const DISK: [&str; 6] = [
+    "--repl-diskless-sync-delay",
+    "0",
+    "--enable-debug-command",
+    "yes",
+    "--repl-diskless-sync",
+    "no",
+];
 
 /// Polls `f` until it holds (panics after 10 s with `what`).
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
@@ -375,7 +384,7 @@ fn failover_hands_the_master_role_to_a_caught_up_replica() {
 
 #[test]
 fn replicas_arriving_together_share_one_snapshot() {
-    let master = TestServer::start(&DEBUG);
+    let master = TestServer::start(&DISK);
     let r1 = TestServer::start(&DEBUG);
     let r2 = TestServer::start(&DEBUG);
     let mut m = master.conn();
@@ -396,4 +405,128 @@ fn replicas_arriving_together_share_one_snapshot() {
     let d = digest(&mut m);
     assert_eq!(d, digest(&mut r1.conn()));
     assert_eq!(d, digest(&mut r2.conn()));
+}
+
+#[test]
+fn disk_based_full_sync_still_works() {
+    let master = TestServer::start(&DISK);
+    let replica = TestServer::start(&DEBUG);
+    let mut m = master.conn();
+    populate(&mut m, 100);
+    replicate(&replica, &master);
+    assert_eq!(digest(&mut m), digest(&mut replica.conn()));
+    assert_eq!(info_field(&mut m, "persistence", "rdb_saves"), "1");
+}
+
+#[test]
+fn diskless_sync_is_shared_by_the_replicas_within_the_delay() {
+    let args = ["--repl-diskless-sync-delay", "2", "--enable-debug-command", "yes"];
+    let master = TestServer::start(&args);
+    let r1 = TestServer::start(&DEBUG);
+    let r2 = TestServer::start(&DEBUG);
+    let mut m = master.conn();
+    let _: () = q(&mut m, &["DEBUG", "POPULATE", "20000"]);
+    let port = master.port.to_string();
+    let _: String = q(&mut r1.conn(), &["REPLICAOF", "127.0.0.1", &port]);
+    let _: String = q(&mut r2.conn(), &["REPLICAOF", "127.0.0.1", &port]);
+    let _: () = q(&mut m, &["SET", "during", "delay"]);
+    wait_caught_up(&r1, &master);
+    wait_caught_up(&r2, &master);
+    let _: () = q(&mut m, &["SET", "after", "sync"]);
+    wait_caught_up(&r1, &master);
+    wait_caught_up(&r2, &master);
+    assert_eq!(info_field(&mut m, "stats", "sync_full"), "2");
+    // Disk-less: no snapshot file was written.
+    assert_eq!(info_field(&mut m, "persistence", "rdb_saves"), "0");
+    let d = digest(&mut m);
+    assert_eq!(d, digest(&mut r1.conn()));
+    assert_eq!(d, digest(&mut r2.conn()));
+    let v: String = q(&mut r2.conn(), &["GET", "during"]);
+    assert_eq!(v, "delay");
+}
+
+/// A replica loading disk-less with `swapdb` keeps its old dataset while the transfer runs
+/// (answering `-LOADING` meanwhile, the master's history being another), gets it back when the
+/// link breaks mid-transfer, and has the master's once a transfer completes.
+#[test]
+fn swapdb_keeps_the_old_dataset_until_the_new_one_is_complete() {
+    let master = TestServer::start(&DEBUG);
+    let swapdb = ["--enable-debug-command", "yes", "--repl-diskless-load", "swapdb"];
+    let replica = TestServer::start(&swapdb);
+    let (mut m, mut r) = (master.conn(), replica.conn());
+    let _: () = q(&mut m, &["DEBUG", "POPULATE", "200", "master", "1000"]);
+    let _: () = q(&mut r, &["DEBUG", "POPULATE", "50", "replica"]);
+    let _: () = q(&mut r, &["SET", "mine", "old"]);
+    // 20 ms per key: the transfer takes 4 s.
+    let _: () = q(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "20000"]);
+    let port = master.port.to_string();
+    let _: String = q(&mut r, &["REPLICAOF", "127.0.0.1", &port]);
+    wait_until("replica loading", || info_field(&mut r, "persistence", "loading") == "1");
+    assert_eq!(err(&mut r, &["GET", "mine"]), "LOADING Redis is loading the dataset in memory");
+    let _: () = q(&mut m, &["CONFIG", "SET", "repl-diskless-sync-delay", "5"]);
+    let killed: i64 = q(&mut m, &["CLIENT", "KILL", "TYPE", "replica"]);
+    assert_eq!(killed, 1);
+    wait_until("loading over", || info_field(&mut r, "persistence", "loading") == "0");
+    let v: String = q(&mut r, &["GET", "mine"]);
+    assert_eq!(v, "old");
+    let n: i64 = q(&mut r, &["DBSIZE"]);
+    assert_eq!(n, 51);
+    let _: () = q(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    let _: () = q(&mut m, &["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
+    wait_caught_up(&replica, &master);
+    let n: i64 = q(&mut r, &["DBSIZE"]);
+    assert_eq!(n, 200);
+    assert_eq!(digest(&mut m), digest(&mut r));
+}
+
+/// The master side of a cut disk-less transfer: the snapshot stops when its last replica is
+/// gone, and the next sync starts a new one.
+#[test]
+fn diskless_snapshot_stops_when_its_replicas_are_gone() {
+    let master = TestServer::start(&DEBUG);
+    let replica = TestServer::start(&DEBUG);
+    let mut m = master.conn();
+    let _: () = q(&mut m, &["DEBUG", "POPULATE", "2000", "k", "1000"]);
+    let _: () = q(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "5000"]);
+    let port = master.port.to_string();
+    let mut r = replica.conn();
+    let _: String = q(&mut r, &["REPLICAOF", "127.0.0.1", &port]);
+    wait_until("transfer running", || {
+        info_field(&mut m, "replication", "connected_slaves") == "1"
+    });
+    let _: String = q(&mut r, &["REPLICAOF", "NO", "ONE"]);
+    wait_until("replica gone", || info_field(&mut m, "replication", "connected_slaves") == "0");
+    let _: () = q(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    let _: () = q(&mut m, &["SET", "fresh", "sync"]);
+    replicate(&replica, &master);
+    assert_eq!(digest(&mut m), digest(&mut r));
+}
+
+/// A replica's connection carries no replies: a command from it that has one (here refused,
+/// since a replica may not touch the keyspace) gets it disconnected.
+#[test]
+fn a_replica_sending_a_command_with_a_reply_is_dropped() {
+    use std::io::{Read, Write};
+    let master = TestServer::start(&DISK);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", master.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"PSYNC ? -1\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.starts_with(b"+FULLRESYNC") || !got.ends_with(b"\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before FULLRESYNC");
+        got.extend_from_slice(&buf[..n]);
+        if got.starts_with(b"+FULLRESYNC") && got.contains(&b'$') {
+            break;
+        }
+    }
+    s.write_all(b"GET foo\r\n").unwrap();
+    // The master closes the connection (a read timeout would be an error here).
+    let mut rest = Vec::new();
+    assert!(s.read_to_end(&mut rest).is_ok());
+    let mut m = master.conn();
+    wait_until("replica dropped", || info_field(&mut m, "replication", "connected_slaves") == "0");
+    let pong: String = q(&mut m, &["PING"]);
+    assert_eq!(pong, "PONG");
 }

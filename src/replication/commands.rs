@@ -114,7 +114,11 @@ fn replconf(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
             ctx.srv.repl.announced.entry(id).or_insert((0, None)).1 = Some(ip);
         } else if is(opt, "ack") || is(opt, "getack") {
             return Ok(());
-        } else if is(opt, "capa") || is(opt, "rdb-only") || is(opt, "rdb-filter-only") {
+        } else if is(opt, "capa") {
+            if is(val, "eof") {
+                super::master::note_eof_capable(id);
+            }
+        } else if is(opt, "rdb-only") || is(opt, "rdb-filter-only") {
         } else {
             return Err(CmdError::err(format!(
                 "Unrecognized REPLCONF option: {}",

@@ -35,6 +35,51 @@ enum Plan {
     Full { offset: u64, path: std::path::PathBuf, bgsave: Option<u64>, prefix: Vec<u8> },
     /// `+CONTINUE` from the append-only log, then the backlog (`aof_resync`).
     Aof(super::aof_resync::Resume),
+    /// `+FULLRESYNC` disk-less: the snapshot arrives in `rx` as it is written, framed as
+    /// `$EOF:<mark>\r\n<payload><mark>`, then the stream queued since.
+    Diskless { offset: u64, session: Rc<Diskless>, rx: Chunks, prefix: Vec<u8> },
+}
+
+/// Chunks of a disk-less snapshot on their way to one replica.
+type Chunks = tokio::sync::mpsc::Receiver<Rc<Vec<u8>>>;
+
+/// Chunks in flight per replica of a disk-less sync: the snapshot advances at the pace of
+/// the slowest replica, with at most this many chunks buffered for each.
+const DISKLESS_QUEUE: usize = 8;
+
+/// Bytes per chunk of a disk-less snapshot.
+const DISKLESS_CHUNK: usize = 64 * 1024;
+
+/// One disk-less full sync: a snapshot written once, straight to the sockets of the replicas
+/// that joined it before its first byte (Redis's "rdb pipe").
+pub struct Diskless {
+    offset: u64,
+    /// The 40 random characters that end the payload (`$EOF:<mark>`).
+    mark: String,
+    /// Where each member replica reads its chunks.
+    members: RefCell<Vec<tokio::sync::mpsc::Sender<Rc<Vec<u8>>>>>,
+    /// Set when the first chunk went out: later replicas wait for the next sync.
+    started: Cell<bool>,
+    /// The snapshot's outcome, once known: whether it is complete.
+    outcome: Rc<Cell<Option<bool>>>,
+}
+
+thread_local! {
+    /// The disk-less sync replicas can still join, if any.
+    static DISKLESS: RefCell<Option<Rc<Diskless>>> = const { RefCell::new(None) };
+    /// Clients that announced `REPLCONF capa eof` (they accept a disk-less payload).
+    static EOF_CAPABLE: RefCell<std::collections::HashSet<u64>> =
+        RefCell::new(std::collections::HashSet::new());
+}
+
+/// REPLCONF capa eof: client `id` can read a disk-less (`$EOF:`) payload.
+pub fn note_eof_capable(id: u64) {
+    EOF_CAPABLE.with(|c| c.borrow_mut().insert(id));
+}
+
+/// Whether client `id` announced `capa eof` (and forgets it).
+fn take_eof_capable(id: u64) -> bool {
+    EOF_CAPABLE.with(|c| c.borrow_mut().remove(&id))
 }
 
 /// Serves a client that ran SYNC (`ask` = `None`) or `PSYNC replid offset` until it
@@ -47,12 +92,13 @@ pub async fn serve_replica(
     ask: Option<(String, i64)>,
 ) {
     let shared = client.shared.clone();
-    if !sync_delay(&server, &shared, ask.as_ref()).await {
-        return;
-    }
     // Old-style SYNC gets the payload without the `+FULLRESYNC` line.
     let psync = ask.is_some();
-    let Some((info, plan, replid)) = attach(&server, client, ask) else {
+    let eof = take_eof_capable(client.id) && psync;
+    if !sync_delay(&server, &shared, ask.as_ref(), eof).await {
+        return;
+    }
+    let Some((info, plan, replid)) = attach(&server, client, ask, eof) else {
         return;
     };
     let ok = match plan {
@@ -64,7 +110,12 @@ pub async fn serve_replica(
         Plan::Full { offset, path, bgsave, .. } => {
             let head = format!("+FULLRESYNC {replid} {offset}\r\n");
             (!psync || write_killable(stream, head.as_bytes(), &shared).await)
-                && send_snapshot(&server, stream, &shared, &info, &path, bgsave).await
+                && send_snapshot(&server, (stream, inbuf), &shared, &info, &path, bgsave).await
+        }
+        Plan::Diskless { offset, session, rx, .. } => {
+            let head = format!("+FULLRESYNC {replid} {offset}\r\n");
+            write_killable(stream, head.as_bytes(), &shared).await
+                && send_diskless((stream, inbuf), &shared, &info, &session, rx).await
         }
         Plan::Aof(r) => super::aof_resync::send(stream, &shared, &replid, r).await,
     };
@@ -79,19 +130,22 @@ pub async fn serve_replica(
     detach(&server, &info);
 }
 
-/// Before a full sync, waits `repl-diskless-sync-delay` seconds when `repl-diskless-sync` is
-/// on, as Redis does to let more replicas share one snapshot (the replica stays in its
-/// handshake meanwhile). Returns false if the client was killed.
+/// Before a disk-less full sync, waits `repl-diskless-sync-delay` seconds, as Redis does to
+/// let more replicas share one snapshot (the replica stays in its handshake meanwhile). Only
+/// for replicas that can take a disk-less payload (`eof`): the others (SYNC, no `capa eof`)
+/// get the file form at once, as in Redis. Returns false if the client was killed.
 async fn sync_delay(
     server: &Rc<RefCell<Server>>,
     shared: &ClientShared,
     ask: Option<&(String, i64)>,
+    eof: bool,
 ) -> bool {
     let delay = {
         let srv = server.borrow();
         let st = &srv.state;
         let diskless = st.config.get_by_name("repl-diskless-sync") == Some("yes");
-        if !diskless || partial(st, ask).is_some() || super::aof_resync::covers(st, ask) {
+        if !diskless || !eof || partial(st, ask).is_some() || super::aof_resync::covers(st, ask)
+        {
             return true;
         }
         super::config_u64(st, "repl-diskless-sync-delay")
@@ -121,6 +175,7 @@ fn attach(
     server: &Rc<RefCell<Server>>,
     client: &Client,
     ask: Option<(String, i64)>,
+    eof: bool,
 ) -> Option<(Rc<ReplicaInfo>, Plan, String)> {
     let mut srv = server.borrow_mut();
     let Server { ks, state, .. } = &mut *srv;
@@ -164,10 +219,14 @@ fn attach(
             }
             state.repl.sync_full += 1;
             tracing::warn!("Full resync requested by replica {}", info.ip);
-            full_snapshot(ks, state)?
+            let diskless = state.config.get_by_name("repl-diskless-sync") == Some("yes");
+            match eof && diskless {
+                true => diskless_snapshot(ks, state)?,
+                false => full_snapshot(ks, state)?,
+            }
         }
     };
-    if let Plan::Full { prefix, .. } = &plan {
+    if let Plan::Full { prefix, .. } | Plan::Diskless { prefix, .. } = &plan {
         if !prefix.is_empty() {
             client.shared.push(prefix);
         }
@@ -223,6 +282,182 @@ fn full_snapshot(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) ->
     }
 }
 
+/// Joins the disk-less sync that has not started sending yet, or starts one (when no other
+/// snapshot runs; otherwise the replica gets a snapshot file, as in [`full_snapshot`]).
+fn diskless_snapshot(
+    ks: &mut crate::keyspace::Keyspace,
+    state: &mut ServerState,
+) -> Option<Plan> {
+    let open = DISKLESS.with(|d| d.borrow().clone()).filter(|d| !d.started.get());
+    let session = match open {
+        Some(session) => session,
+        None if state.persist.bgsave.is_some() => return full_snapshot(ks, state),
+        None => start_diskless(ks, state)?,
+    };
+    let prefix = match state.journal.offset() == session.offset {
+        true => Vec::new(),
+        false => state.repl.feed.as_ref()?.backlog.borrow().since(session.offset + 1)?,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(DISKLESS_QUEUE);
+    session.members.borrow_mut().push(tx);
+    Some(Plan::Diskless { offset: session.offset, session, rx, prefix })
+}
+
+/// Starts a background snapshot whose bytes go to the replicas' sockets, and the task that
+/// passes them on ([`pump`]).
+fn start_diskless(
+    ks: &mut crate::keyspace::Keyspace,
+    state: &mut ServerState,
+) -> Option<Rc<Diskless>> {
+    state.journal.reset_selected_db();
+    let offset = state.journal.offset();
+    let mark: String = {
+        use rand::Rng;
+        (0..40).map(|_| char::from(b"0123456789abcdef"[state.rng.gen_range(0..16)])).collect()
+    };
+    let outcome = Rc::new(Cell::new(None));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(DISKLESS_QUEUE);
+    let out = ChunkWriter { tx, buf: Vec::with_capacity(DISKLESS_CHUNK) };
+    let done = outcome.clone();
+    let on_done: engine::OnDone = Box::new(move |_, _, r: Result<u64, String>| {
+        match &r {
+            Ok(n) => tracing::warn!("Diskless rdb transfer, done writing {n} bytes"),
+            Err(e) => tracing::warn!("Diskless rdb transfer failed: {e}"),
+        }
+        done.set(Some(r.is_ok()));
+    });
+    let name = "replicas (disk-less sync)";
+    if let Err(e) = engine::start_snapshot_stream(ks, state, Box::new(out), name, Some(on_done)) {
+        tracing::warn!("Can't start the disk-less snapshot for the replicas: {e}");
+        return None;
+    }
+    tracing::warn!("Starting BGSAVE for SYNC with target: replicas sockets");
+    // No child process here: the transfer runs in this process, on a writer thread.
+    tracing::warn!("Background RDB transfer started by pid {}", std::process::id());
+    let session = Rc::new(Diskless {
+        offset,
+        mark,
+        members: RefCell::new(Vec::new()),
+        started: Cell::new(false),
+        outcome,
+    });
+    DISKLESS.with(|d| *d.borrow_mut() = Some(session.clone()));
+    tokio::task::spawn_local(pump(session.clone(), rx));
+    Some(session)
+}
+
+/// The writer thread's output for a disk-less snapshot: chunks sent to [`pump`]. Fails once
+/// nobody reads them any more (every replica went away), which abandons the snapshot.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let room = DISKLESS_CHUNK - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= DISKLESS_CHUNK {
+            self.flush()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(DISKLESS_CHUNK));
+        self.tx.blocking_send(chunk).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "no replica left to send to")
+        })
+    }
+}
+
+/// Passes the disk-less snapshot's chunks to every member replica, at the pace of the slowest;
+/// stops the snapshot when none is left. Once the snapshot is complete (or failed), closes
+/// the members' queues: each then sends the end mark (or drops its replica).
+async fn pump(session: Rc<Diskless>, mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>) {
+    // Replicas that waited out the sync delay together arrive within a few milliseconds.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    session.started.set(true);
+    DISKLESS.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.as_ref().is_some_and(|s| Rc::ptr_eq(s, &session)) {
+            *d = None;
+        }
+    });
+    while let Some(chunk) = rx.recv().await {
+        let chunk = Rc::new(chunk);
+        let members: Vec<_> = session.members.borrow().clone();
+        let mut alive = 0;
+        for m in &members {
+            if m.send(chunk.clone()).await.is_ok() {
+                alive += 1;
+            }
+        }
+        session.members.borrow_mut().retain(|m| !m.is_closed());
+        if alive == 0 {
+            tracing::warn!("Diskless rdb transfer, last replica dropped, killing fork child.");
+            break;
+        }
+    }
+    // Dropping the receiver makes the writer fail if it still writes.
+    drop(rx);
+    while session.outcome.get().is_none() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let left = session.members.borrow().iter().filter(|m| !m.is_closed()).count();
+    tracing::warn!("Diskless rdb transfer, done reading from pipe, {left} replicas still up.");
+    session.members.borrow_mut().clear();
+}
+
+/// Sends one replica its disk-less payload: `$EOF:<mark>\r\n`, the chunks as they come, then
+/// the mark if the snapshot completed.
+async fn send_diskless(
+    (stream, inbuf): (&mut TcpStream, &mut BytesMut),
+    shared: &ClientShared,
+    info: &ReplicaInfo,
+    session: &Diskless,
+    mut rx: Chunks,
+) -> bool {
+    // Redis shows a disk-less transfer as `wait_bgsave` to its end (its RDB child runs).
+    info.state_name.set("wait_bgsave");
+    let head = format!("$EOF:{}\r\n", session.mark);
+    if !write_killable(stream, head.as_bytes(), shared).await {
+        return false;
+    }
+    loop {
+        // The snapshot may take long between chunks: a replica that went away meanwhile must
+        // leave at once, not at the next chunk.
+        let chunk = tokio::select! {
+            c = rx.recv() => c,
+            _ = shared.wake.notified() => {
+                if shared.killed.get() {
+                    return false;
+                }
+                continue;
+            }
+            r = stream.readable() => {
+                if r.is_err() || closed(stream, inbuf) {
+                    return false;
+                }
+                continue;
+            }
+        };
+        let Some(chunk) = chunk else { break };
+        if !write_killable(stream, &chunk, shared).await {
+            return false;
+        }
+    }
+    if session.outcome.get() != Some(true) {
+        tracing::warn!("SYNC failed: the disk-less snapshot did not complete");
+        return false;
+    }
+    write_killable(stream, session.mark.as_bytes(), shared).await
+}
+
 /// A replica arriving while a background save for another replica runs shares it (as Redis
 /// does): it gets the same snapshot and offset, and the stream produced since then, from the
 /// backlog, ahead of the live stream.
@@ -239,7 +474,7 @@ fn join_bgsave(state: &ServerState) -> Option<Plan> {
 /// that it does not time out), then sends `$<len>\r\n` and the file.
 async fn send_snapshot(
     server: &Rc<RefCell<Server>>,
-    stream: &mut TcpStream,
+    (stream, inbuf): (&mut TcpStream, &mut BytesMut),
     shared: &ClientShared,
     info: &ReplicaInfo,
     path: &std::path::Path,
@@ -261,7 +496,7 @@ async fn send_snapshot(
         if let Some(file) = done {
             break file;
         }
-        if shared.killed.get() {
+        if shared.killed.get() || closed(stream, inbuf) {
             return false;
         }
         if last_newline.elapsed() >= Duration::from_secs(1) {
@@ -294,6 +529,15 @@ async fn send_snapshot(
         if !write_killable(stream, &chunk[..n], shared).await {
             return false;
         }
+    }
+}
+
+/// Whether the replica closed its connection (what it sent meanwhile is kept in `inbuf`).
+fn closed(stream: &TcpStream, inbuf: &mut BytesMut) -> bool {
+    match stream.try_read_buf(inbuf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
     }
 }
 
@@ -361,6 +605,11 @@ fn read_acks(
                 info.ack_time.set(Instant::now());
                 acked = true;
             }
+        } else if !argv.is_empty()
+            && !argv[0].eq_ignore_ascii_case(b"replconf")
+            && !replica_command(server, info, &argv)
+        {
+            return false;
         }
     }
     let consumed = parser.consumed();
@@ -372,13 +621,61 @@ fn read_acks(
     true
 }
 
+/// A command from a replica other than REPLCONF. It runs as from any client, except that a
+/// replica may not touch the keyspace (Redis's `processCommand` refuses it); but the link
+/// carries no replies, so a command that has one gets the replica disconnected, as Redis
+/// does. Returns false when the replica is to be dropped.
+fn replica_command(server: &Rc<RefCell<Server>>, info: &ReplicaInfo, argv: &[&[u8]]) -> bool {
+    use crate::commands::flags::{MAY_REPLICATE, READONLY, WRITE};
+    let mut srv = server.borrow_mut();
+    let id = info.shared.info.borrow().id;
+    let mut out = crate::protocol::ReplyBuf::new(crate::protocol::Resp::V2);
+    let resolved = crate::dispatch::resolve(argv);
+    let name = resolved.as_ref().map_or_else(|_| "<unknown>".into(), |(_, s)| s.full_name());
+    let keyspace = resolved.as_ref().is_ok_and(|(_, s)| s.has(READONLY | WRITE | MAY_REPLICATE));
+    if keyspace {
+        out.buf.extend_from_slice(b"-ERR Replica can't interact with the keyspace\r\n");
+    } else {
+        let mut client = Client::new(id, info.shared.clone(), true);
+        crate::dispatch::execute(&mut srv, &mut client, &mut out, argv);
+    }
+    if out.buf.is_empty() {
+        return true;
+    }
+    let reply = String::from_utf8_lossy(&out.buf).escape_debug().to_string();
+    tracing::warn!("Replica generated a reply to command '{name}', disconnecting it: \"{reply}\"");
+    if out.buf.first() == Some(&b'-') {
+        let line = out.buf[..].split(|&b| b == b'\r').next().unwrap_or(&[]);
+        let text = String::from_utf8_lossy(&line[1..]);
+        tracing::warn!(
+            "== CRITICAL == This master is sending an error to its replica: '{text}' after \
+             processing the command '{name}'"
+        );
+    }
+    info.shared.kill();
+    false
+}
+
 /// Removes a replica that went away from the feed.
 fn detach(server: &Rc<RefCell<Server>>, info: &Rc<ReplicaInfo>) {
-    let srv = server.borrow();
-    if let Some(feed) = &srv.state.repl.feed {
-        feed.replicas.borrow_mut().retain(|r| !Rc::ptr_eq(r, info));
-    }
+    let mut srv = server.borrow_mut();
+    let Server { ks, state, .. } = &mut *srv;
+    let Some(feed) = state.repl.feed.clone() else { return };
+    feed.replicas.borrow_mut().retain(|r| !Rc::ptr_eq(r, info));
     tracing::warn!("Connection with replica {}:{} lost.", info.ip, info.listening_port.get());
+    // The last replica waiting for a disk-based snapshot taken only for it (no save points):
+    // nobody needs it any more (Redis kills its RDB child then).
+    let waiting = |r: &ReplicaInfo| !r.online.get() && r.state_name.get() == "wait_bgsave";
+    let others = feed.replicas.borrow().iter().any(|r| waiting(r));
+    if waiting(info) && !others && state.config.save.is_empty() {
+        let ours = state.repl.sync_bgsave.as_ref().is_some_and(|(_, saves, _)| {
+            state.persist.bgsave.is_some() && state.persist.saves == *saves
+        });
+        if ours {
+            engine::bgsave_abort(ks, state);
+            state.repl.sync_bgsave = None;
+        }
+    }
 }
 
 
@@ -421,7 +718,7 @@ pub async fn cron(server: Rc<RefCell<Server>>) {
         if pinging && last_ping.elapsed().as_secs() >= period {
             last_ping = Instant::now();
             let mut ping = Vec::new();
-            crate::journal::encode_command(&mut ping, &[b"PING"]);
+            crate::journal::encode_command(&mut ping, &[b"ping"]);
             state.journal.feed_raw(&ping);
         }
         let timeout = super::config_u64(state, "repl-timeout").max(1);

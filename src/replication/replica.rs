@@ -22,8 +22,7 @@ use crate::snapshot::engine;
 /// Longest status line accepted from the master during the handshake.
 const MAX_LINE: usize = 64 * 1024;
 
-/// Makes this server a replica of `host:port` (REPLICAOF, or `replicaof` at start-up). Its own
-/// replicas are disconnected, to resync with the history it is about to adopt.
+/// Makes this server a replica of `host:port` (REPLICAOF, or `replicaof` at start-up).
 pub fn set_master(ks: &mut Keyspace, state: &mut ServerState, host: String, port: u16) {
     let client_id = state.next_client_id;
     state.next_client_id += 1;
@@ -43,7 +42,8 @@ pub fn set_master(ks: &mut Keyspace, state: &mut ServerState, host: String, port
     state.repl.generation += 1;
     // A replica never expires keys by its own clock: it waits for its master's DELs.
     ks.expire_on_access = false;
-    super::drop_replicas(state);
+    // Our own replicas stay attached: they are dropped only when our history changes (a full
+    // sync loaded, or a `+CONTINUE` with a new id), as in Redis 7.0.
     unblock_all(state);
     state.repl.wake.notify_one();
 }
@@ -172,8 +172,11 @@ async fn link(
             let offset: u64 = offset.parse().map_err(|_| "bad FULLRESYNC offset")?;
             tracing::warn!("Full resync from master: {id}:{offset}");
             with_link(server, generation, |m| m.state = LinkState::Sync)?;
-            let path = receive_snapshot(server, &mut stream, &mut buf, generation).await?;
-            load_snapshot(server, &path, id, offset, generation)?;
+            let mode = load_mode(server, id);
+            let got = receive_snapshot(server, &mut stream, &mut buf, generation, mode).await;
+            let loaded = got.and_then(|path| load_snapshot(server, &path, id, offset, generation));
+            end_load_mode(server, mode);
+            loaded?;
         }
         ["+CONTINUE", rest @ ..] => {
             tracing::warn!("Successful partial resynchronization with master.");
@@ -278,6 +281,18 @@ async fn read_line(
     buf: &mut BytesMut,
     timeout: Duration,
 ) -> Result<Vec<u8>, String> {
+    read_line_guarded(stream, buf, timeout, None).await
+}
+
+/// [`read_line`], giving up as soon as the replication target changes (`guard`: the server
+/// and the link's generation): a replica waiting for its master's snapshot must let go of the
+/// master at once on REPLICAOF, so that the master can stop a snapshot nobody waits for.
+async fn read_line_guarded(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    timeout: Duration,
+    guard: Option<(&Rc<RefCell<Server>>, u64)>,
+) -> Result<Vec<u8>, String> {
     loop {
         while buf.first() == Some(&b'\n') {
             buf.advance(1);
@@ -290,48 +305,186 @@ async fn read_line(
         if buf.len() > MAX_LINE {
             return Err("line from master too long".into());
         }
-        let n = tokio::time::timeout(timeout, stream.read_buf(buf))
-            .await
-            .map_err(|_| "Timeout connecting to the MASTER...".to_string())?
-            .map_err(|e| e.to_string())?;
+        let n = read_more(stream, buf, timeout, guard)
+            .await?
+            .ok_or_else(|| "Timeout connecting to the MASTER...".to_string())?;
         if n == 0 {
             return Err("master closed the connection".into());
         }
     }
 }
 
-/// Receives the `$<len>\r\n<bytes>` snapshot into a temporary file next to our own snapshot.
+/// Reads what the master sent; `None` after `timeout` without data. With a `guard`, checks
+/// every 100 ms that the link is still the one of its generation.
+async fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    timeout: Duration,
+    guard: Option<(&Rc<RefCell<Server>>, u64)>,
+) -> Result<Option<usize>, String> {
+    let Some((server, generation)) = guard else {
+        return match tokio::time::timeout(timeout, stream.read_buf(buf)).await {
+            Ok(r) => r.map(Some).map_err(|e| e.to_string()),
+            Err(_) => Ok(None),
+        };
+    };
+    let end = Instant::now() + timeout;
+    loop {
+        let slice = end.saturating_duration_since(Instant::now()).min(Duration::from_millis(100));
+        if slice.is_zero() {
+            return Ok(None);
+        }
+        if let Ok(r) = tokio::time::timeout(slice, stream.read_buf(buf)).await {
+            return r.map(Some).map_err(|e| e.to_string());
+        }
+        with_link(server, generation, |_| ())?;
+    }
+}
+
+/// How the replica takes in a full sync's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoadMode {
+    /// To disk first, then loaded (`repl-diskless-load disabled`): nothing to show meanwhile.
+    Disk,
+    /// Disk-less (`on-empty-db`, `swapdb`): this server is loading (`-LOADING` to clients)
+    /// from the first byte received, though the old dataset stays until the new one is
+    /// complete, and comes back if the transfer fails.
+    Loading,
+    /// `swapdb` with a master continuing our own history: the old dataset is served while the
+    /// new one arrives (`async_loading`).
+    Async,
+}
+
+/// The mode of a full sync from a master whose history is `replid`, entered now.
+fn load_mode(server: &Rc<RefCell<Server>>, replid: &str) -> LoadMode {
+    let mut srv = server.borrow_mut();
+    let Server { ks, state, .. } = &mut *srv;
+    let mode = match state.config.get_by_name("repl-diskless-load") {
+        Some("swapdb") if state.repl.replid == replid => LoadMode::Async,
+        Some("swapdb") => LoadMode::Loading,
+        Some("on-empty-db") if ks.dbs.iter().all(|d| d.is_empty()) => LoadMode::Loading,
+        _ => LoadMode::Disk,
+    };
+    match mode {
+        LoadMode::Disk => {}
+        LoadMode::Async => state.persist.async_loading = true,
+        LoadMode::Loading => {
+            state.persist.loading = Some(engine::Loading {
+                started: Instant::now(),
+                start_secs: crate::util::time::now_secs(),
+                total_bytes: 0,
+                loaded_bytes: Default::default(),
+                used_memory: 0,
+            });
+        }
+    }
+    mode
+}
+
+/// Leaves the state [`load_mode`] entered, the full sync done or failed.
+fn end_load_mode(server: &Rc<RefCell<Server>>, mode: LoadMode) {
+    let state = &mut server.borrow_mut().state;
+    match mode {
+        LoadMode::Disk => {}
+        LoadMode::Async => state.persist.async_loading = false,
+        LoadMode::Loading => state.persist.loading = None,
+    }
+}
+
+/// How the master frames the payload: `$<len>` or, disk-less, `$EOF:<40-byte mark>` with the
+/// mark after the last byte.
+enum Framing {
+    Len(u64),
+    Mark(Vec<u8>),
+}
+
+/// The payload's first line.
+fn parse_framing(head: &[u8]) -> Result<Framing, String> {
+    let bad = || format!("Bad protocol from MASTER: '{}'", String::from_utf8_lossy(head));
+    if let Some(mark) = head.strip_prefix(b"$EOF:") {
+        return match mark.len() {
+            EOF_MARK_LEN => Ok(Framing::Mark(mark.to_vec())),
+            _ => Err(bad()),
+        };
+    }
+    let len = head.strip_prefix(b"$").and_then(|d| std::str::from_utf8(d).ok());
+    len.and_then(|s| s.parse().ok()).map(Framing::Len).ok_or_else(bad)
+}
+
+/// Length of the end mark of a disk-less payload.
+const EOF_MARK_LEN: usize = 40;
+
+/// Takes the payload bytes out of `buf` into `file`: up to `left` bytes for a counted payload;
+/// up to the mark for a marked one, keeping the last bytes that could be the start of the
+/// mark. Returns true once the payload is complete (the mark consumed, not written).
+fn take_payload(
+    buf: &mut BytesMut,
+    file: &mut std::fs::File,
+    framing: &Framing,
+    left: &mut u64,
+) -> Result<bool, String> {
+    let io = |e: std::io::Error| e.to_string();
+    match framing {
+        Framing::Len(_) => {
+            let take = (buf.len() as u64).min(*left) as usize;
+            file.write_all(&buf[..take]).map_err(io)?;
+            buf.advance(take);
+            *left -= take as u64;
+            Ok(*left == 0)
+        }
+        Framing::Mark(mark) => {
+            if let Some(at) = buf.windows(mark.len()).position(|w| w == mark.as_slice()) {
+                file.write_all(&buf[..at]).map_err(io)?;
+                buf.advance(at + mark.len());
+                return Ok(true);
+            }
+            let take = buf.len().saturating_sub(mark.len() - 1);
+            file.write_all(&buf[..take]).map_err(io)?;
+            buf.advance(take);
+            Ok(false)
+        }
+    }
+}
+
+/// Receives the snapshot (`$<len>\r\n<bytes>`, or disk-less `$EOF:<mark>\r\n<bytes><mark>`)
+/// into a temporary file next to our own snapshot.
 async fn receive_snapshot(
     server: &Rc<RefCell<Server>>,
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     generation: u64,
+    mode: LoadMode,
 ) -> Result<std::path::PathBuf, String> {
     let timeout = Duration::from_secs(repl_timeout(server));
-    let head = read_line(stream, buf, timeout).await?;
-    let len: u64 = std::str::from_utf8(head.strip_prefix(b"$").unwrap_or(b"x"))
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("Bad protocol from MASTER: '{}'", String::from_utf8_lossy(&head)))?;
-    tracing::warn!("MASTER <-> REPLICA sync: receiving {len} bytes from master to disk");
+    let head = read_line_guarded(stream, buf, timeout, Some((server, generation))).await?;
+    let framing = parse_framing(&head)?;
+    let mut left = match framing {
+        Framing::Len(len) => {
+            tracing::warn!("MASTER <-> REPLICA sync: receiving {len} bytes from master to disk");
+            len
+        }
+        Framing::Mark(_) if mode == LoadMode::Disk => {
+            tracing::warn!("MASTER <-> REPLICA sync: receiving streamed RDB from master to disk");
+            0
+        }
+        Framing::Mark(_) => {
+            tracing::warn!("MASTER <-> REPLICA sync: receiving streamed RDB from master disk-less");
+            tracing::warn!("MASTER <-> REPLICA sync: Loading DB in memory");
+            0
+        }
+    };
     let dest = engine::snapshot_path(&server.borrow().state);
     let name = format!("temp-{}-{}.rdb", std::process::id(), crate::util::time::now_ms());
     let path = dest.parent().map_or_else(|| name.clone().into(), |d| d.join(&name));
     let mut file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut left = len;
     let result = async {
         loop {
-            let take = (buf.len() as u64).min(left) as usize;
-            file.write_all(&buf[..take]).map_err(|e| e.to_string())?;
-            buf.advance(take);
-            left -= take as u64;
-            if left == 0 {
+            if take_payload(buf, &mut file, &framing, &mut left)? {
                 return Ok(());
             }
-            let n = tokio::time::timeout(timeout, stream.read_buf(buf))
-                .await
-                .map_err(|_| "Timeout receiving bulk data from MASTER".to_string())?
-                .map_err(|e| e.to_string())?;
+            let n = read_more(stream, buf, timeout, Some((server, generation)))
+                .await?
+                .ok_or_else(|| "Timeout receiving bulk data from MASTER".to_string())?;
             if n == 0 {
                 return Err("I/O error trying to sync with MASTER: connection lost".to_string());
             }
@@ -585,4 +738,52 @@ async fn send_ack(server: &Rc<RefCell<Server>>, stream: &mut TcpStream) -> Resul
     let mut out = Vec::new();
     crate::journal::encode_command(&mut out, &["REPLCONF", "ACK", &offset]);
     stream.write_all(&out).await.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_of_both_payload_forms() {
+        assert!(matches!(parse_framing(b"$123"), Ok(Framing::Len(123))));
+        let mark = [b'a'; EOF_MARK_LEN];
+        let head = [&b"$EOF:"[..], &mark].concat();
+        assert!(matches!(parse_framing(&head), Ok(Framing::Mark(m)) if m == mark));
+        let bad = parse_framing(b"$EOF:short").err().unwrap();
+        assert_eq!(bad, "Bad protocol from MASTER: '$EOF:short'");
+        assert!(parse_framing(b"+OK").is_err());
+    }
+
+    /// The mark may arrive split over reads; the payload stops right before it and what
+    /// follows it (the stream) stays in the buffer.
+    #[test]
+    fn marked_payload_ends_at_the_mark_across_reads() {
+        let mark = b"0123456789abcdef0123456789abcdef01234567".to_vec();
+        let framing = Framing::Mark(mark.clone());
+        let payload: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        let wire = [&payload[..], &mark, b"*1\r\n$4\r\nPING\r\n"].concat();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let mut buf = BytesMut::new();
+        let mut left = 0;
+        let mut done = false;
+        let mut fed = 0;
+        for piece in wire.chunks(17) {
+            assert!(!done, "ended early");
+            buf.extend_from_slice(piece);
+            fed += piece.len();
+            done = take_payload(&mut buf, &mut file, &framing, &mut left).unwrap();
+            if done {
+                break;
+            }
+        }
+        assert!(done);
+        drop(file);
+        assert_eq!(std::fs::read(&path).unwrap(), payload);
+        // What followed the mark in the last read stays for the stream.
+        let rest_start = payload.len() + mark.len();
+        assert_eq!(&buf[..], &wire[rest_start..fed]);
+    }
 }

@@ -68,6 +68,10 @@ pub struct Persistence {
     pub bgsave_scheduled: bool,
     /// Set while a start-up load runs on its thread.
     pub loading: Option<Loading>,
+    /// Set while a replica receives a disk-less full sync from a master with its own history
+    /// (`repl-diskless-load swapdb`): it keeps serving the old dataset meanwhile (INFO
+    /// `async_loading`), where a different history would put it in `loading`.
+    pub async_loading: bool,
     pub last_load_keys_loaded: u64,
     pub last_load_keys_expired: u64,
     /// Wakes the [`driver`] when a BGSAVE starts.
@@ -104,12 +108,16 @@ pub struct BgSave {
     pub keys_total: u64,
     soft_limit: usize,
     hard_limit: usize,
+    /// A snapshot streamed to replicas advances at their pace, which the event loop itself
+    /// drives: it must never block waiting for its writer (no hard limit then).
+    streamed: bool,
     is_bgsave: bool,
     on_done: Option<OnDone>,
     /// The file being written, for the log.
     dest: PathBuf,
-    /// The temporary file it is written to (removed at once when the save is abandoned).
-    temp: PathBuf,
+    /// The temporary file it is written to (removed at once when the save is abandoned);
+    /// `None` for a snapshot streamed to replicas.
+    temp: Option<PathBuf>,
 }
 
 impl BgSave {
@@ -117,9 +125,11 @@ impl BgSave {
         self.started.elapsed().as_secs()
     }
 
-    /// A BGSAVE proper, rather than a snapshot for the append-only log or a replica.
+    /// Whether INFO shows it as an RDB save in progress (`rdb_bgsave_in_progress`): a BGSAVE
+    /// proper, or a disk-less sync's snapshot (an RDB child in Redis too), rather than a
+    /// snapshot for the append-only log or a disk-based sync's file.
     pub fn is_bgsave(&self) -> bool {
-        self.is_bgsave
+        self.is_bgsave || self.streamed
     }
 }
 
@@ -372,9 +382,6 @@ pub fn start_snapshot(
         return Err("Background save already in progress".into());
     }
     let SnapshotJob { dest, is_bgsave, on_done } = job;
-    let dest_for_info = dest.clone();
-    let meta = meta_for(ks, srv);
-    let opts = write_options(srv);
     let (temp, file) = match temp_file(&dest, true) {
         Ok(f) => f,
         Err(e) => {
@@ -390,21 +397,68 @@ pub fn start_snapshot(
             return Ok(());
         }
     };
+    let (dest_for_info, temp_for_abort) = (dest.clone(), temp.clone());
+    let write: WriteFn = Box::new(move |meta, opts, rx, counter| {
+        let r = writer_thread(file, &temp, &dest, meta, opts, rx, counter);
+        if r.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        r
+    });
+    let names = (dest_for_info, Some(temp_for_abort));
+    start_with(ks, srv, write, (is_bgsave, false), on_done, names)
+}
+
+/// Starts a background snapshot written to `out` instead of a file (a disk-less full sync:
+/// `out` passes the bytes to the replicas' sockets). `name` names it in the logs. The
+/// completion callback gets the byte count, or the error (`out` failed, or the snapshot was
+/// abandoned).
+pub fn start_snapshot_stream(
+    ks: &mut Keyspace,
+    srv: &mut ServerState,
+    out: Box<dyn Write + Send>,
+    name: &str,
+    on_done: Option<OnDone>,
+) -> Result<(), String> {
+    if srv.persist.bgsave.is_some() {
+        return Err("Background save already in progress".into());
+    }
+    let write: WriteFn = Box::new(move |meta, opts, rx, counter| {
+        let (bytes, _) = write_snapshot(out, meta, opts, rx, counter)?;
+        Ok(bytes)
+    });
+    start_with(ks, srv, write, (false, true), on_done, (PathBuf::from(name), None))
+}
+
+/// What the writer thread runs: writes the snapshot from the blocks it receives.
+type WriteFn = Box<
+    dyn FnOnce(&Meta, WriteOptions, mpsc::Receiver<Msg>, &AtomicUsize) -> Result<u64, String>
+        + Send,
+>;
+
+/// The common part of [`start_snapshot`] and [`start_snapshot_stream`]: the writer thread and
+/// the write barriers.
+fn start_with(
+    ks: &mut Keyspace,
+    srv: &mut ServerState,
+    write: WriteFn,
+    (is_bgsave, streamed): (bool, bool),
+    on_done: Option<OnDone>,
+    (dest_for_info, temp_for_abort): (PathBuf, Option<PathBuf>),
+) -> Result<(), String> {
+    let meta = meta_for(ks, srv);
+    let opts = write_options(srv);
     let (tx, rx) = mpsc::channel();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let in_flight = Arc::new(AtomicUsize::new(0));
     let stopped = Arc::new(AtomicBool::new(false));
     let (counter, stop) = (in_flight.clone(), stopped.clone());
-    let temp_for_abort = temp.clone();
     std::thread::Builder::new()
         .name("ferrodis-bgsave".into())
         .spawn(move || {
             lower_priority();
-            let r = writer_thread(file, &temp, &dest, &meta, opts, rx, &counter);
+            let r = write(&meta, opts, rx, &counter);
             stop.store(true, Ordering::Release);
-            if r.is_err() {
-                let _ = std::fs::remove_file(&temp);
-            }
             let _ = done_tx.send(r);
         })
         .map_err(|e| e.to_string())?;
@@ -435,6 +489,7 @@ pub fn start_snapshot(
         temp: temp_for_abort,
         soft_limit: (used / SOFT_IN_FLIGHT_DIV).max(MIN_SOFT_IN_FLIGHT),
         hard_limit: (used / HARD_IN_FLIGHT_DIV).max(MIN_HARD_IN_FLIGHT),
+        streamed,
     });
     srv.persist.wake.notify_one();
     if is_bgsave {
@@ -470,7 +525,24 @@ fn writer_thread(
     in_flight: &AtomicUsize,
 ) -> Result<u64, String> {
     let io = |e: std::io::Error| e.to_string();
-    let mut w = SnapshotWriter::new(BufWriter::with_capacity(1 << 20, file), meta, opts).map_err(io)?;
+    let out = BufWriter::with_capacity(1 << 20, file);
+    let (bytes, bw) = write_snapshot(out, meta, opts, rx, in_flight)?;
+    let file = bw.into_inner().map_err(|e| e.into_error().to_string())?;
+    commit_file(file, temp, dest).map_err(io)?;
+    Ok(bytes)
+}
+
+/// Writes the snapshot's blocks to `out` as they come, then its end; flushes `out`. Returns
+/// the byte count and `out`.
+fn write_snapshot<W: Write>(
+    out: W,
+    meta: &Meta,
+    opts: WriteOptions,
+    rx: mpsc::Receiver<Msg>,
+    in_flight: &AtomicUsize,
+) -> Result<(u64, W), String> {
+    let io = |e: std::io::Error| e.to_string();
+    let mut w = SnapshotWriter::new(out, meta, opts).map_err(io)?;
     loop {
         match rx.recv() {
             Ok(Msg::Block(db, kind, raw)) => {
@@ -484,11 +556,9 @@ fn writer_thread(
         }
     }
     let bytes = w.bytes_written();
-    let mut bw = w.finish().map_err(io)?;
-    bw.flush().map_err(io)?;
-    let file = bw.into_inner().map_err(|e| e.into_error().to_string())?;
-    commit_file(file, temp, dest).map_err(io)?;
-    Ok(bytes)
+    let mut out = w.finish().map_err(io)?;
+    out.flush().map_err(io)?;
+    Ok((bytes, out))
 }
 
 /// Hands every table's captured records to the writer; waits for the writer while too much is
@@ -512,7 +582,7 @@ fn collect(ks: &mut Keyspace, save: &BgSave) -> usize {
         }
     }
     let mut n = save.in_flight.load(Ordering::Acquire);
-    while n > save.hard_limit && !save.stopped.load(Ordering::Acquire) {
+    while !save.streamed && n > save.hard_limit && !save.stopped.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_micros(200));
         n = save.in_flight.load(Ordering::Acquire);
     }
@@ -667,7 +737,9 @@ pub fn bgsave_abort(ks: &mut Keyspace, state: &mut ServerState) {
     // Dropping the sender makes the writer thread stop with an error and clean up; the
     // temporary file goes now, so that none is left behind by a process about to exit
     // (SHUTDOWN abandons a running save).
-    let _ = std::fs::remove_file(&save.temp);
+    if let Some(temp) = &save.temp {
+        let _ = std::fs::remove_file(temp);
+    }
     drop(save);
     end_captures(ks);
     tracing::warn!("Background saving terminated by the server");
@@ -731,6 +803,10 @@ pub struct KeyspaceSink<'a> {
     /// LRU/LFU data of every loaded key (read once: the loading thread has no LRU clock of
     /// its own, so each read would be a system call).
     lru: u32,
+    /// The keys dropped as already expired, (db, key), when [`LoadOptions::list_expired`]
+    /// asks for them: a restarted master sends their DELs to its replicas.
+    pub expired_keys: Vec<(usize, Key)>,
+    list_expired: bool,
 }
 
 impl<'a> KeyspaceSink<'a> {
@@ -745,6 +821,8 @@ impl<'a> KeyspaceSink<'a> {
             progress: None,
             key_delay_us: 0,
             lru: crate::keyspace::evict::new_access(),
+            expired_keys: Vec::new(),
+            list_expired: false,
         }
     }
 
@@ -768,7 +846,7 @@ impl<'a> KeyspaceSink<'a> {
             }
         }
         let Some(now) = self.now else { return Ok(()) };
-        for d in &mut self.ks.dbs {
+        for (i, d) in self.ks.dbs.iter_mut().enumerate() {
             if d.expires.is_empty() {
                 continue;
             }
@@ -778,6 +856,9 @@ impl<'a> KeyspaceSink<'a> {
                 d.remove(&k);
                 self.stats.keys_expired += 1;
                 self.stats.keys_loaded -= 1;
+                if self.list_expired {
+                    self.expired_keys.push((i, k));
+                }
             }
         }
         Ok(())
@@ -860,6 +941,7 @@ pub fn load_file(
     let mut sink = KeyspaceSink::new(ks, opts.skip_expired.then(now_ms), opts.merge);
     sink.progress = opts.progress;
     sink.key_delay_us = opts.key_delay_us;
+    sink.list_expired = opts.list_expired;
     // A Redis RDB (dump.rdb, an append-only base) is read by its own reader; both feed the
     // same sink.
     let loaded = if super::rdb::is_rdb(&map) {
@@ -879,6 +961,11 @@ pub fn load_file(
     };
     loaded.map_err(|e| format!("{}: {e}", path.display()))?;
     sink.finish().map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(out) = &opts.expired_out {
+        if let Ok(mut o) = out.lock() {
+            *o = std::mem::take(&mut sink.expired_keys);
+        }
+    }
     Ok((sink.stats, std::mem::take(&mut sink.aux)))
 }
 
@@ -894,6 +981,9 @@ fn whole_file_crc_ok(bytes: &[u8]) -> Option<bool> {
     Some(crc32fast::hash(body).to_le_bytes() == crc)
 }
 
+/// Where a load leaves the keys it dropped as expired: (db, key).
+pub type ExpiredKeys = Arc<std::sync::Mutex<Vec<(usize, Key)>>>;
+
 /// How [`load_file`] treats what it reads.
 #[derive(Default, Clone)]
 pub struct LoadOptions {
@@ -901,6 +991,9 @@ pub struct LoadOptions {
     pub merge: bool,
     pub progress: Option<Arc<AtomicU64>>,
     pub key_delay_us: i64,
+    /// Record the keys dropped as expired (with `skip_expired`) into `expired_out`.
+    pub list_expired: bool,
+    pub expired_out: Option<ExpiredKeys>,
 }
 
 /// Restores the function libraries saved in a snapshot's aux fields. `replace` lets them
@@ -934,6 +1027,8 @@ pub struct StartupLoad {
     total_bytes: u64,
     progress: Arc<AtomicU64>,
     rx: tokio::sync::oneshot::Receiver<LoadResult>,
+    /// Keys dropped as expired while loading, for the DELs a master propagates.
+    expired: ExpiredKeys,
 }
 
 /// The load [`preload`] started, until [`start_loading`] takes it over.
@@ -951,7 +1046,10 @@ pub fn preload(config: &crate::config::Config) {
     let name = PathBuf::from(&config.dbfilename);
     let path = std::env::current_dir().map_or(name.clone(), |d| d.join(name));
     let dbs = usize::try_from(config.databases).unwrap_or(0);
-    let load = spawn_loader(path, dbs, config_limits(config), config.key_load_delay);
+    // A replica leaves expiry to its master; a master propagates DELs for keys that expired.
+    let list_expired = config.get_by_name("replicaof").is_none_or(str::is_empty);
+    let delay = config.key_load_delay;
+    let load = spawn_loader(path, dbs, config_limits(config), delay, list_expired);
     if let Ok(mut slot) = PRELOAD.lock() {
         *slot = load;
     }
@@ -964,14 +1062,18 @@ fn spawn_loader(
     dbs: usize,
     limits: EncodingLimits,
     key_delay_us: i64,
+    list_expired: bool,
 ) -> Option<StartupLoad> {
     let md = std::fs::metadata(&path).ok()?;
     let progress = Arc::new(AtomicU64::new(0));
+    let expired: ExpiredKeys = Arc::new(std::sync::Mutex::new(Vec::new()));
     let opts = LoadOptions {
         skip_expired: true,
         merge: false,
         progress: Some(progress.clone()),
         key_delay_us,
+        list_expired,
+        expired_out: Some(expired.clone()),
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new().name("ferrodis-load".into()).spawn(move || {
@@ -989,6 +1091,7 @@ fn spawn_loader(
         total_bytes: md.len(),
         progress,
         rx,
+        expired,
     })
 }
 
@@ -1003,7 +1106,9 @@ pub fn start_loading(server: &Rc<RefCell<Server>>) {
         let srv = server.borrow();
         let st = &srv.state;
         let limits = encoding_limits(st);
-        spawn_loader(snapshot_path(st), srv.ks.dbs.len(), limits, st.config.key_load_delay)
+        let list_expired = st.config.get_by_name("replicaof").is_none_or(str::is_empty);
+        let delay = st.config.key_load_delay;
+        spawn_loader(snapshot_path(st), srv.ks.dbs.len(), limits, delay, list_expired)
     });
     let Some(load) = load else { return };
     server.borrow_mut().state.persist.loading = Some(Loading {
@@ -1014,7 +1119,7 @@ pub fn start_loading(server: &Rc<RefCell<Server>>) {
         used_memory: 0,
     });
     let server = server.clone();
-    let rx = load.rx;
+    let (rx, expired) = (load.rx, load.expired);
     tokio::task::spawn_local(async move {
         let result = wait_logging_progress(&server, rx).await;
         let mut srv = server.borrow_mut();
@@ -1033,6 +1138,8 @@ pub fn start_loading(server: &Rc<RefCell<Server>>) {
             std::process::exit(1);
         }
         crate::replication::restore_from_snapshot(state, &aux);
+        let dead = expired.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
+        feed_expired_dels(state, &dead);
         state.persist.last_load_keys_loaded = stats.keys_loaded;
         state.persist.last_load_keys_expired = stats.keys_expired;
         let secs = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
@@ -1043,6 +1150,30 @@ pub fn start_loading(server: &Rc<RefCell<Server>>) {
         );
         tracing::warn!("DB loaded from disk: {secs:.3} seconds");
     });
+}
+
+/// A master that restarted from a snapshot sends its replicas a DEL for every key the load
+/// dropped as expired (Redis's `RDBFLAGS_FEED_REPL`): their copies, loaded before they
+/// continue the stream, would otherwise outlive ours. Only the replication backlog gets them
+/// (no AOF is involved in a snapshot load).
+fn feed_expired_dels(state: &mut ServerState, dead: &[(usize, Key)]) {
+    if dead.is_empty() || state.is_replica() || state.repl.feed.is_none() {
+        return;
+    }
+    let mut last_db = None;
+    let mut cmd = Vec::new();
+    for (db, key) in dead {
+        cmd.clear();
+        if last_db != Some(*db) {
+            let n = db.to_string();
+            crate::journal::encode_command(&mut cmd, &[&b"SELECT"[..], n.as_bytes()]);
+            last_db = Some(*db);
+        }
+        let verb: &[u8] = if state.config.lazyfree_lazy_expire { b"UNLINK" } else { b"DEL" };
+        crate::journal::encode_command(&mut cmd, &[verb, key.as_ref()]);
+        state.journal.feed_raw(&cmd);
+    }
+    state.journal.reset_selected_db();
 }
 
 /// Waits for the loading thread, logging its progress every second as Redis does.
