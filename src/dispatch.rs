@@ -429,6 +429,12 @@ fn report_lookups(ks: &mut Keyspace, state: &mut ServerState, effects: &mut Effe
 fn propagate_call(ks: &mut Keyspace, state: &mut ServerState, effects: &mut Effects) {
     report_lookups(ks, state, effects);
     if !effects.is_empty() {
+        if state.is_replica() {
+            // A replica passes on its master's stream only (verbatim, see
+            // `replication::replica`): its own writes (a writable replica) reach its log but
+            // neither its replicas nor its offset, as in Redis.
+            effects.restrict_from(0, to::LOG);
+        }
         state.journal.append(effects);
     }
     effects.clear();
