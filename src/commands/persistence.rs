@@ -127,5 +127,9 @@ pub fn writes_denied(state: &ServerState) -> bool {
 /// `-LOADING` for commands not flagged `loading` while a snapshot loads.
 pub fn loading_refusal(state: &ServerState, spec: &CommandSpec) -> Option<CmdError> {
     let loading = state.persist.loading.is_some();
-    (loading && !spec.has(LOADING)).then(|| CmdError::Msg(LOADING_ERROR.into()))
+    // While a replica loads its new dataset beside the old one (`swapdb` disk-less load),
+    // only the commands that would disturb that load are refused.
+    let refused = (loading && !spec.has(LOADING))
+        || (state.persist.async_loading && spec.has(NO_ASYNC_LOADING));
+    refused.then(|| CmdError::Msg(LOADING_ERROR.into()))
 }

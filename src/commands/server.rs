@@ -602,7 +602,7 @@ fn info_persistence(srv: &ServerState, s: &mut String) {
     s.push_str("# Persistence\r\n");
     fields!(s,
         "loading" => u8::from(p.loading.is_some()),
-        "async_loading" => 0,
+        "async_loading" => u8::from(p.async_loading),
         "current_cow_peak" => 0,
         "current_cow_size" => 0,
         "current_cow_size_age" => 0,
