@@ -90,7 +90,9 @@ impl SlotIndex {
         }
         let mask = self.mask();
         let (mut gi, tag) = home_and_tag(m, mask);
-        loop {
+        // At most one lap: right after an insert every group may carry a flag (the rebuild
+        // that clears them runs before the next insert), so the flags alone may not stop it.
+        for _ in 0..self.groups.len() {
             let g = &self.groups[gi];
             let mut hits = matches(&g.tags, tag);
             while hits != 0 {
@@ -105,6 +107,7 @@ impl SlotIndex {
             }
             gi = (gi + 1) & mask;
         }
+        None
     }
 
     /// The line a lookup of `m` reads first, for [`crate::util::prefetch`].
@@ -148,7 +151,8 @@ impl SlotIndex {
     fn place(&mut self, m: u64, slot: u16) {
         let mask = self.mask();
         let (mut gi, tag) = home_and_tag(m, mask);
-        loop {
+        // At most one lap, as in `find`.
+        for _ in 0..self.groups.len() {
             let g = &mut self.groups[gi];
             if let Some(b) = g.tags.iter().position(|&t| t == 0) {
                 g.tags[b] = tag;
@@ -188,7 +192,8 @@ impl SlotIndex {
         }
         let mask = self.mask();
         let (mut gi, tag) = home_and_tag(m, mask);
-        loop {
+        // At most one lap, as in `find`.
+        for _ in 0..self.groups.len() {
             let g = &mut self.groups[gi];
             let mut hits = matches(&g.tags, tag);
             while hits != 0 {
@@ -210,6 +215,7 @@ impl SlotIndex {
             }
             gi = (gi + 1) & mask;
         }
+        false
     }
 }
 
@@ -312,6 +318,19 @@ mod tests {
         for (s, &k) in keys.iter().enumerate() {
             assert_eq!(ix.find(mix(k), |j| j as usize == s), Some(s as u16));
         }
+    }
+
+    /// Lookups end even when every group carries an overflow flag.
+    #[test]
+    fn lookups_end_when_every_group_is_flagged() {
+        let mut ix = SlotIndex::with_capacity(20);
+        ix.insert(mix(1), 0, |_| mix(1));
+        for g in &mut ix.groups {
+            g.over = 1;
+        }
+        assert_eq!(ix.find(mix(2), |_| false), None);
+        assert!(!ix.update(mix(2), 5, || None));
+        assert_eq!(ix.find(mix(1), |s| s == 0), Some(0));
     }
 
     #[test]
