@@ -6,14 +6,15 @@
 //! SET at `-P 16` over 100k keys). Here a bucket group is one 64-byte line holding 20 one-byte
 //! tags *and* the 20 slot numbers they belong to: one miss finds the slot. Because the line of
 //! a hash is known before it is read, a pipelined batch can also touch the lines of all its
-//! keys at once ([`SlotIndex::prefetch`]) and overlap their misses.
+//! keys at once ([`SlotIndex::home_line`], [`SlotIndex::first_candidate`]) and overlap
+//! their misses.
 //!
 //! Layout: a power-of-two number of groups. A hash picks its home group and a non-zero tag;
 //! an entry goes to the first group, from home onwards, with a free bucket. A group that was
 //! full when an insert passed it has its `over` flag set, and a lookup stops at the first
 //! group without it, so a miss usually costs one line too. Removal just frees the bucket (the
 //! flags stay, exactly as SwissTable's tombstones, and are cleared by the next rebuild). The
-//! load is kept at or below 4/5 of the buckets, and flags are rebuilt away when more than a
+//! load is kept at or below 4/5 of the buckets, and flags are rebuilt away when more than an
 //! eighth of the groups carry one beyond what a fresh layout of the same entries needs.
 
 /// Buckets per group: 20 tags + 20 `u16` slots + the flag fill one 64-byte line.
