@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{err, q, TestServer};
+use common::{digest, err, info_field, q, wait_until, TestServer};
 
 /// Full syncs start at once (Redis's default waits 5 s for more replicas to share one).
 const NO_DELAY: [&str; 2] = ["--repl-diskless-sync-delay", "0"];
@@ -19,31 +19,6 @@ const DISK: [&str; 6] = [
     "--repl-diskless-sync",
     "no",
 ];
-
-/// Polls `f` until it holds (panics after 10 s with `what`).
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-/// One field of an INFO section.
-fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> String {
-    let info: String = q(c, &["INFO", section]);
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
-        .to_string()
-}
-
-fn digest(c: &mut redis::Connection) -> String {
-    q(c, &["DEBUG", "DIGEST"])
-}
 
 /// Makes `replica` a replica of `master` and waits until it has caught up.
 fn replicate(replica: &TestServer, master: &TestServer) {

@@ -11,9 +11,9 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{q, TestServer};
+use common::{digest, info_field, q, wait_until_for, TestServer};
 
 const DEBUG: [&str; 4] = ["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"];
 
@@ -123,37 +123,12 @@ fn pump(st: &Arc<ProxyState>, mut from: TcpStream, mut to: TcpStream, downstream
     });
 }
 
-/// Polls `f` until it holds (panics after `secs` with `what`).
-fn wait_until_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(secs) {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
-}
-
 fn wait_until(what: &str, f: impl FnMut() -> bool) {
     wait_until_for(20, what, f)
 }
 
-/// One field of an INFO section.
-fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> String {
-    let info: String = q(c, &["INFO", section]);
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
-        .to_string()
-}
-
 fn stat(c: &mut redis::Connection, field: &str) -> u64 {
     info_field(c, "stats", field).parse().unwrap()
-}
-
-fn digest(c: &mut redis::Connection) -> String {
-    q(c, &["DEBUG", "DIGEST"])
 }
 
 /// Points `replica` at `port` (the master, or a proxy in front of it).

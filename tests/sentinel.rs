@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{free_port, q};
+use common::{free_port, q, wait_until_for};
 
 const MASTER_NAME: &str = "mymaster";
 
@@ -90,17 +90,6 @@ fn ferrodis(dir: &Path, name: &str, extra: &str) -> Proc {
     std::fs::create_dir_all(&d).unwrap();
     let conf = format!("dir {}\nsave \"\"\nrepl-diskless-sync-delay 0\n{extra}", d.display());
     spawn(Path::new(env!("CARGO_BIN_EXE_ferrodis-server")), &d, name, &conf, false)
-}
-
-fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(secs) {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// A field of `SENTINEL MASTER <name>` (a flat list of names and values).
@@ -198,7 +187,7 @@ fn sentinel_fails_over_from_a_dead_ferrodis_master_without_losing_acknowledged_w
     // Discovery: replicas through the master's INFO, the other sentinels through hello
     // messages published on our servers.
     for s in &sentinels {
-        wait_until(30, "sentinels see both replicas and each other", || {
+        wait_until_for(30, "sentinels see both replicas and each other", || {
             sentinel_master_field(s, "num-slaves").as_deref() == Some("2")
                 && sentinel_master_field(s, "num-other-sentinels").as_deref() == Some("2")
         });
@@ -210,27 +199,27 @@ fn sentinel_fails_over_from_a_dead_ferrodis_master_without_losing_acknowledged_w
         let (stop, acked, port) = (stop.clone(), acked.clone(), sentinels[0].port);
         std::thread::spawn(move || writer(port, stop, acked))
     };
-    wait_until(10, "writes acknowledged", || acked.lock().unwrap().len() >= 200);
+    wait_until_for(10, "writes acknowledged", || acked.lock().unwrap().len() >= 200);
     let old = master.port;
     master.kill();
     let before_failover = acked.lock().unwrap().len();
 
     // A sentinel promotes a replica; every sentinel agrees on it.
-    wait_until(40, "failover", || {
+    wait_until_for(40, "failover", || {
         sentinels.iter().all(|s| master_port(s).is_some_and(|p| p != old))
     });
     let new_port = master_port(&sentinels[0]).unwrap();
     assert!(new_port == r1.port || new_port == r2.port);
     let other = if new_port == r1.port { &r2 } else { &r1 };
-    wait_until(20, "the new master is a master", || {
+    wait_until_for(20, "the new master is a master", || {
         role(new_port).is_some_and(|(r, _)| r == "master")
     });
-    wait_until(30, "the other replica follows the new master", || {
+    wait_until_for(30, "the other replica follows the new master", || {
         role(other.port) == Some(("slave".into(), Some(new_port)))
     });
     // The client found the new master through Sentinel and goes on writing there.
     let after = before_failover + 100;
-    wait_until(30, "writes acknowledged after the failover", || {
+    wait_until_for(30, "writes acknowledged after the failover", || {
         acked.lock().unwrap().len() >= after
     });
     stop.store(true, SeqCst);
@@ -279,7 +268,7 @@ fn sentinel_fails_over_from_a_dead_ferrodis_master_without_losing_acknowledged_w
         .spawn()
         .unwrap();
     let _back = Proc { port: old, child: Some(child) };
-    wait_until(40, "the old master is re-pointed", || {
+    wait_until_for(40, "the old master is re-pointed", || {
         role(old) == Some(("slave".into(), Some(new_port)))
     });
 }

@@ -7,26 +7,9 @@ use std::io::Read;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use common::{err, q, RawConn, TestServer};
+use common::{err, info_opt, q, wait_until, RawConn, TestServer};
 
 const REPL: [&str; 4] = ["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"];
-
-/// Polls `f` until it holds (panics after 10 s with `what`).
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
-    let info: String = q(c, &["INFO", section]);
-    info.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).map(str::to_string)
-}
 
 fn signal(srv: &TestServer, sig: &str) {
     let pid = srv.child.as_ref().expect("running").id().to_string();
@@ -62,8 +45,8 @@ fn master_and_replica(master_args: &[&str]) -> (TestServer, TestServer) {
     let mut m = master.conn();
     let _: () = q(&mut m, &["SET", "k", "1"]);
     wait_until("replica acked", || {
-        let offset = info_field(&mut m, "replication", "master_repl_offset").unwrap();
-        info_field(&mut m, "replication", "slave0")
+        let offset = info_opt(&mut m, "replication", "master_repl_offset").unwrap();
+        info_opt(&mut m, "replication", "slave0")
             .is_some_and(|s| s.contains(&format!("offset={offset},")))
     });
     (master, replica)
@@ -84,11 +67,11 @@ fn shutdown_waits_for_a_lagging_replica_and_abort_cancels_it() {
     let mut blocked = master.raw();
     blocked.send(b"*1\r\n$8\r\nSHUTDOWN\r\n");
     wait_until("shutdown waiting", || {
-        info_field(&mut m, "server", "shutdown_in_milliseconds")
+        info_opt(&mut m, "server", "shutdown_in_milliseconds")
             .and_then(|v| v.parse::<u64>().ok())
             .is_some_and(|ms| ms > 0 && ms <= 60_000)
     });
-    assert_eq!(info_field(&mut m, "clients", "blocked_clients").as_deref(), Some("1"));
+    assert_eq!(info_opt(&mut m, "clients", "blocked_clients").as_deref(), Some("1"));
     // Writes are paused meanwhile; reads are served.
     let mut writer = master.raw();
     writer.send(b"*3\r\n$3\r\nSET\r\n$1\r\nw\r\n$1\r\n1\r\n");
@@ -97,7 +80,7 @@ fn shutdown_waits_for_a_lagging_replica_and_abort_cancels_it() {
     assert_eq!(q::<String>(&mut m, &["SHUTDOWN", "ABORT"]), "OK");
     assert_eq!(blocked.read_reply(), b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n");
     assert_eq!(writer.read_reply(), b"+OK\r\n");
-    assert_eq!(info_field(&mut m, "server", "shutdown_in_milliseconds"), None);
+    assert_eq!(info_opt(&mut m, "server", "shutdown_in_milliseconds"), None);
     assert_eq!(err(&mut m, &["SHUTDOWN", "ABORT"]), "ERR No shutdown in progress.");
     assert!(master.log().contains("Shutdown manually aborted."));
     // Once the replica catches up, the shutdown completes without waiting for the timeout.

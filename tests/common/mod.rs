@@ -268,3 +268,36 @@ pub fn wait_blocked(c: &mut redis::Connection, n: i64) {
         }
     }
 }
+
+/// Polls `f` every 20 ms until it holds; panics after `secs` seconds naming `what`.
+pub fn wait_until_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// [`wait_until_for`] with a 10 s limit.
+pub fn wait_until(what: &str, f: impl FnMut() -> bool) {
+    wait_until_for(10, what, f)
+}
+
+/// One field of an INFO section, if the server reports it.
+pub fn info_opt(c: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
+    let info: String = q(c, &["INFO", section]);
+    info.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).map(str::to_string)
+}
+
+/// One field of an INFO section (panics if the server does not report it).
+pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> String {
+    info_opt(c, section, field).unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+}
+
+/// `DEBUG DIGEST`: equal for servers holding equal data.
+pub fn digest(c: &mut redis::Connection) -> String {
+    q(c, &["DEBUG", "DIGEST"])
+}
