@@ -901,10 +901,7 @@ fn decode_segment(
     sink: &mut impl LoadSink,
     counts: &mut Counts,
 ) -> Result<(), LoadError> {
-    let fail = |pos: usize, reason: String| LoadError {
-        offset: offset as u64,
-        reason: format!("block of db {db}, record at raw byte {pos}: {reason}"),
-    };
+    let fail = |pos: usize, reason: String| record_error(offset, db, pos, reason);
     let note = newer_note(newer);
     let mut c = Cur::new(seg);
     let mut n = 0u64;
@@ -975,6 +972,14 @@ fn predecode(seg: &[u8], records: u64, note: &str, lim: &EncodingLimits) -> Pred
     }
 }
 
+/// The error for a bad record at raw byte `pos` of the block of database `db` at `offset`.
+fn record_error(offset: usize, db: u32, pos: usize, reason: String) -> LoadError {
+    LoadError {
+        offset: offset as u64,
+        reason: format!("block of db {db}, record at raw byte {pos}: {reason}"),
+    }
+}
+
 /// Hands the records [`predecode`] decoded to the sink, then reports its fault if it met one;
 /// errors read as [`decode_segment`]'s.
 fn feed_predecoded(
@@ -985,10 +990,7 @@ fn feed_predecoded(
     sink: &mut impl LoadSink,
     counts: &mut Counts,
 ) -> Result<(), LoadError> {
-    let fail = |pos: usize, reason: String| LoadError {
-        offset: offset as u64,
-        reason: format!("block of db {db}, record at raw byte {pos}: {reason}"),
-    };
+    let fail = |pos: usize, reason: String| record_error(offset, db, pos, reason);
     for d in pre.records {
         let key = seg.get(d.key).unwrap_or_default();
         sink.stored_type(db, d.type_id);
