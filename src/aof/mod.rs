@@ -1,8 +1,8 @@
 //! The append-only log (AOF): a consumer of the journal that makes writes durable.
 //!
 //! ```text
-//!  dispatch ─▶ journal.pending ─(feed: one frame per batch)─▶ writer thread ─▶ dir/*.incr.aof
-//!                                                                 │ write + fsync by policy
+//!  dispatch ─▶ journal.pending ─(feed: one frame per batch)─▶ write ─▶ dir/*.incr.aof
+//!                            (event loop, or the writer thread)       │ fsync by policy
 //!  connection: reply held until durable >= batch offset ◀── durable (watch) ┘  (always)
 //! ```
 //!
@@ -436,6 +436,9 @@ pub fn commit_point(state: &mut ServerState) -> Option<Commit> {
     };
     if *rx.borrow() >= target {
         return None;
+    }
+    if always {
+        shared.arrive();
     }
     Some(Commit {
         rx,

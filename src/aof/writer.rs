@@ -1,10 +1,16 @@
 //! The writer thread: appends framed batches to the current incremental file and fsyncs them by
 //! policy, so the event loop never blocks on disk.
 //!
-//! The event loop hands over bytes with [`Writer::push`] (a mutex-protected buffer, swapped out
-//! whole by the thread). Each round of the thread writes everything queued since the previous
-//! round with one `write` and, with `appendfsync always`, one `fsync`: every client whose batch
-//! is in that round shares it (group commit). Progress is published as *journal offsets*:
+//! [`Writer::push`] normally writes a batch itself, on the event loop, as Redis does: a `write`
+//! of a few hundred bytes into the page cache costs less than handing them to a thread and
+//! waking it (on a two-core machine that round trip was the largest cost of a logged write).
+//! It queues them for the writer thread instead (a mutex-protected buffer, swapped out whole)
+//! whenever a direct write could block or reorder: while the thread still has bytes of its own,
+//! after a failed write (the thread retries), and with `everysec` while an fsync runs (a write
+//! can wait for it on some file systems; Redis postpones its writes then too). With
+//! `appendfsync always` the thread fsyncs what was written, and the event loop goes on writing
+//! the next batches meanwhile: every client whose batch was written before the fsync began
+//! shares it (group commit). Progress is published as *journal offsets*:
 //! [`Shared::written`] once the bytes are in the file, and the `durable` watch once they are
 //! fsynced (per policy), which connections and WAITAOF await.
 //!
@@ -14,7 +20,7 @@
 //! succeeds; meanwhile the error is visible to [`crate::aof::write_refusal`] (MISCONF).
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{IoSlice, Write};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -55,6 +61,17 @@ struct Queue {
     stop: bool,
 }
 
+impl Queue {
+    fn append(&mut self, sh: &Shared, parts: [&[u8]; 2], end: u64) {
+        for p in parts {
+            self.buf.extend_from_slice(p);
+        }
+        self.end = end;
+        sh.queued
+            .fetch_add((parts[0].len() + parts[1].len()) as u64, Relaxed);
+    }
+}
+
 /// State shared by the event loop and the writer threads.
 pub struct Shared {
     queue: Mutex<Queue>,
@@ -82,6 +99,14 @@ pub struct Shared {
     pub fail_writes: AtomicBool,
     /// Set by [`Writer::stop`]; ends the `everysec` thread.
     stopping: AtomicBool,
+    /// With `always`: how many times a connection began to wait for an fsync (see [`Group`]).
+    arrivals: AtomicU64,
+    /// The writer thread holds bytes taken from the queue that are not yet in the file (set
+    /// under the queue's lock). [`Writer::push`] then queues, so the file keeps their order.
+    busy: AtomicBool,
+    /// Direct writes are allowed: false until a previous writer (before a rewrite's switch)
+    /// has finished its file, whose offsets come first.
+    direct_ok: AtomicBool,
     epoch: Instant,
 }
 
@@ -103,6 +128,15 @@ impl Shared {
         self.epoch.elapsed().as_millis() as u64 + 1
     }
 
+    /// Counts a connection that waits for the next fsync (`always`), for group commit.
+    pub fn arrive(&self) {
+        // Under the lock, so that the thread either sees it or is already waiting.
+        if let Ok(_q) = self.queue.lock() {
+            self.arrivals.fetch_add(1, Relaxed);
+        }
+        self.cv.notify_one();
+    }
+
     /// Raises the durable offset to `v`.
     fn publish_durable(&self, v: u64) {
         self.durable.send_if_modified(|d| {
@@ -119,6 +153,8 @@ impl Shared {
 pub struct Writer {
     pub shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// The same file as the thread's, for the event loop's direct writes.
+    file: File,
 }
 
 impl Writer {
@@ -156,9 +192,13 @@ impl Writer {
             policy: AtomicU8::new(policy as u8),
             fail_writes: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            busy: AtomicBool::new(false),
+            arrivals: AtomicU64::new(0),
+            direct_ok: AtomicBool::new(prev.is_none()),
             epoch: Instant::now(),
         });
         let sync_file = file.try_clone()?;
+        let direct = file.try_clone()?;
         let s1 = shared.clone();
         let writer = std::thread::Builder::new()
             .name("aof-writer".into())
@@ -168,13 +208,14 @@ impl Writer {
                     s1.written.store(offset, Release);
                     s1.written_watch.send_replace(offset);
                     s1.publish_durable(offset);
+                    s1.direct_ok.store(true, Release);
                 }
                 // The fsync thread starts only now: before, `written` was the old file's.
                 let s2 = s1.clone();
                 let syncer = std::thread::Builder::new()
                     .name("aof-fsync".into())
                     .spawn(move || everysec_loop(&s2, &sync_file));
-                write_loop(&s1, file, len);
+                write_loop(&s1, file);
                 s1.stopping.store(true, Relaxed);
                 if let Ok(t) = syncer {
                     let _ = t.join();
@@ -183,6 +224,7 @@ impl Writer {
         Ok(Writer {
             shared,
             threads: vec![writer],
+            file: direct,
         })
     }
 
@@ -194,6 +236,7 @@ impl Writer {
         let prev = Writer {
             shared: self.shared.clone(),
             threads: std::mem::take(&mut self.threads),
+            file: self.file.try_clone()?,
         };
         let fail = self.shared.fail_writes.load(Relaxed);
         let next = Writer::start(file, 0, offset, self.shared.policy(), Some(prev))?;
@@ -214,19 +257,48 @@ impl Writer {
         }
     }
 
-    /// Queues framed bytes ending at journal offset `end`.
+    /// Appends framed bytes ending at journal offset `end`: written at once when nothing else
+    /// is in flight (see the module docs), queued for the thread otherwise.
     pub fn push(&self, header: &[u8], payload: &[u8], end: u64) {
-        let Ok(mut q) = self.shared.queue.lock() else {
+        let sh = &*self.shared;
+        let Ok(mut q) = sh.queue.lock() else {
             return;
         };
-        q.buf.extend_from_slice(header);
-        q.buf.extend_from_slice(payload);
-        q.end = end;
-        self.shared
-            .queued
-            .fetch_add((header.len() + payload.len()) as u64, Relaxed);
+        let parts = [header, payload];
+        if self.direct_allowed(&q) {
+            let good_len = sh.file_size.load(Acquire);
+            // On failure the bytes are queued below: the thread retries and reports the error.
+            if let Ok(n) = write_batch(sh, &self.file, parts, good_len) {
+                q.end = end;
+                sh.file_size.store(good_len + n, Release);
+                // Under the lock: the thread reads `written` in its wait condition, so it
+                // either sees this offset or is already waiting when notified below.
+                sh.written.store(end, Release);
+                drop(q);
+                sh.written_watch.send_replace(end);
+                match sh.policy() {
+                    Policy::Always => sh.cv.notify_one(),
+                    Policy::No => sh.publish_durable(end),
+                    Policy::Everysec => {}
+                }
+                return;
+            }
+        }
+        q.append(sh, parts, end);
         drop(q);
-        self.shared.cv.notify_one();
+        sh.cv.notify_one();
+    }
+
+    /// Whether [`Writer::push`] may write itself (`q` is the locked queue).
+    fn direct_allowed(&self, q: &Queue) -> bool {
+        let sh = &*self.shared;
+        q.buf.is_empty()
+            && !q.stop
+            && !sh.busy.load(Acquire)
+            && sh.direct_ok.load(Acquire)
+            && sh.write_errno.load(Relaxed) == 0
+            && !sh.fail_writes.load(Relaxed)
+            && (sh.policy() == Policy::Always || !sh.fsync_pending())
     }
 
     /// Writes and fsyncs everything queued, then stops the threads (clean shutdown). Gives up
@@ -250,13 +322,13 @@ impl Writer {
 }
 
 /// The writer thread's loop.
-fn write_loop(sh: &Shared, mut file: File, mut good_len: u64) {
+fn write_loop(sh: &Shared, file: File) {
     let mut pending: Vec<u8> = Vec::new();
     let mut pending_end = sh.written.load(Relaxed);
     let mut synced = pending_end;
     // Errors are logged at most every 30 s, like Redis.
     let mut last_log: Option<Instant> = None;
-    let mut last_fsync = Duration::ZERO;
+    let mut group = Group::default();
     loop {
         let stop = {
             let Ok(mut q) = sh.queue.lock() else {
@@ -268,12 +340,6 @@ fn write_loop(sh: &Shared, mut file: File, mut good_len: u64) {
                     Err(_) => return,
                 };
             }
-            if sh.policy() == Policy::Always && !q.buf.is_empty() && !q.stop {
-                q = match gather(sh, q, last_fsync / 4) {
-                    Some(q) => q,
-                    None => return,
-                };
-            }
             if !q.buf.is_empty() {
                 if pending.is_empty() {
                     std::mem::swap(&mut pending, &mut q.buf);
@@ -281,18 +347,21 @@ fn write_loop(sh: &Shared, mut file: File, mut good_len: u64) {
                     pending.append(&mut q.buf);
                 }
                 pending_end = q.end;
+                sh.busy.store(true, Release);
             }
             q.stop
         };
         if !pending.is_empty() {
-            match write_batch(sh, &mut file, &pending, good_len) {
-                Ok(()) => {
-                    good_len += pending.len() as u64;
+            // No direct write happens while `busy`: the size is this thread's to advance.
+            let good_len = sh.file_size.load(Acquire);
+            match write_batch(sh, &file, [&pending, &[]], good_len) {
+                Ok(n) => {
                     sh.queued.fetch_sub(pending.len() as u64, Relaxed);
                     pending.clear();
                     sh.written.store(pending_end, Release);
                     sh.written_watch.send_replace(pending_end);
-                    sh.file_size.store(good_len, Relaxed);
+                    sh.file_size.store(good_len + n, Release);
+                    sh.busy.store(false, Release);
                     if sh.write_errno.swap(0, Relaxed) != 0 {
                         tracing::warn!("AOF write error looks solved, the server can write again.");
                         last_log = None;
@@ -316,12 +385,13 @@ fn write_loop(sh: &Shared, mut file: File, mut good_len: u64) {
         match sh.policy() {
             Policy::Always => {
                 if written > synced {
+                    let covered = group.gather(sh);
                     let began = Instant::now();
                     let res = file.sync_data();
-                    last_fsync = began.elapsed();
+                    group.last_fsync = began.elapsed();
                     match res {
                         Ok(()) => {
-                            synced = written;
+                            synced = covered;
                             sh.fsync_errno.store(0, Relaxed);
                             sh.publish_durable(synced);
                         }
@@ -341,32 +411,47 @@ fn write_loop(sh: &Shared, mut file: File, mut good_len: u64) {
     }
 }
 
-/// Group commit with `always`: once a batch is queued, waits while more keep arriving (each
-/// pause shorter than `GATHER_QUIET`, `budget` in all: a quarter of the last fsync's duration,
-/// at most `GATHER_MAX`), so that the clients released by the previous fsync, whose next writes
-/// reach the event loop one after another, share the next fsync instead of splitting into
-/// alternating groups. On a disk whose fsync is fast the wait shrinks with it.
-fn gather<'a>(
-    sh: &'a Shared,
-    mut q: std::sync::MutexGuard<'a, Queue>,
-    budget: Duration,
-) -> Option<std::sync::MutexGuard<'a, Queue>> {
-    let start = Instant::now();
-    let budget = budget.min(GATHER_MAX);
-    while start.elapsed() < budget {
-        let before = q.buf.len();
-        q = sh.cv.wait_timeout(q, GATHER_QUIET.min(budget)).ok()?.0;
-        if q.buf.len() == before || q.stop {
-            break;
-        }
-    }
-    Some(q)
+/// Group commit with `always`: who shared the last fsync, and how long it took.
+///
+/// Why wait at all: the clients one fsync releases send their next writes one after another,
+/// as fast as they read their replies. Fsyncing as soon as the first of them is written splits
+/// them into two groups that alternate, each waiting for the other's fsync too: on a disk whose
+/// fsync takes longer than the clients take to come back, that halves throughput. So before
+/// an fsync the thread waits until as many clients have arrived as the last fsync served, but
+/// never longer than half an fsync: a client that does not come back costs at most that.
+#[derive(Default)]
+struct Group {
+    /// [`Shared::arrivals`] when the last fsync began.
+    at_last: u64,
+    /// Arrivals the last fsync served.
+    size: u64,
+    last_fsync: Duration,
 }
 
-/// See [`gather`].
-const GATHER_QUIET: Duration = Duration::from_micros(GATHER_QUIET_US);
-const GATHER_QUIET_US: u64 = 200;
-const GATHER_MAX: Duration = Duration::from_millis(1);
+impl Group {
+    /// Waits for the group (see [`Group`]) and returns the journal offset the fsync covers.
+    fn gather(&mut self, sh: &Shared) -> u64 {
+        let deadline = Instant::now() + (self.last_fsync / 2).min(GATHER_MAX);
+        if let Ok(mut q) = sh.queue.lock() {
+            while sh.arrivals.load(Relaxed) - self.at_last < self.size && !q.stop {
+                let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                    break;
+                };
+                q = match sh.cv.wait_timeout(q, left) {
+                    Ok((g, _)) => g,
+                    Err(_) => break,
+                };
+            }
+        }
+        let now = sh.arrivals.load(Relaxed);
+        self.size = now - self.at_last;
+        self.at_last = now;
+        sh.written.load(Acquire)
+    }
+}
+
+/// Longest wait for a group, see [`Group`].
+const GATHER_MAX: Duration = Duration::from_millis(2);
 
 /// With `always`, written bytes not yet fsynced (after an fsync error) are retried.
 fn fsync_due(sh: &Shared, synced: u64) -> bool {
@@ -380,9 +465,9 @@ fn fsync_failed(sh: &Shared, e: &std::io::Error) {
     std::thread::sleep(Duration::from_millis(100));
 }
 
-/// Appends one batch; on failure truncates the file back so a retry cannot leave half a frame
-/// in the middle of the log.
-fn write_batch(sh: &Shared, file: &mut File, bytes: &[u8], good_len: u64) -> std::io::Result<()> {
+/// Appends one batch (`parts` in order) and returns its length; on failure truncates the file
+/// back so a retry cannot leave half a frame in the middle of the log.
+fn write_batch(sh: &Shared, file: &File, parts: [&[u8]; 2], good_len: u64) -> std::io::Result<u64> {
     let since = sh.fsync_since.load(Relaxed);
     if since != 0 && sh.now_ms().saturating_sub(since) > 2000 {
         sh.delayed_fsync.fetch_add(1, Relaxed);
@@ -390,14 +475,30 @@ fn write_batch(sh: &Shared, file: &mut File, bytes: &[u8], good_len: u64) -> std
     let res = if sh.fail_writes.load(Relaxed) {
         Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
     } else {
-        file.write_all(bytes)
+        write_all_parts(file, parts)
     };
-    if res.is_err() {
+    if let Err(e) = res {
         let _ = file.set_len(good_len);
+        return Err(e);
     }
-    res
+    Ok((parts[0].len() + parts[1].len()) as u64)
 }
 
+/// `write_all` of the parts' concatenation, in one `writev` when the kernel takes it whole.
+fn write_all_parts(mut file: &File, parts: [&[u8]; 2]) -> std::io::Result<()> {
+    let mut done = loop {
+        match file.write_vectored(&[IoSlice::new(parts[0]), IoSlice::new(parts[1])]) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => break r?,
+        }
+    };
+    for p in parts {
+        let skip = done.min(p.len());
+        done -= skip;
+        file.write_all(&p[skip..])?;
+    }
+    Ok(())
+}
 /// The `everysec` fsync thread.
 fn everysec_loop(sh: &Shared, file: &File) {
     let mut last = Instant::now();
