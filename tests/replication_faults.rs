@@ -16,6 +16,17 @@ use std::time::Duration;
 use common::{digest, info_field, q, wait_until_for, TestServer};
 
 const DEBUG: [&str; 4] = ["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"];
+/// [`DEBUG`] with a backlog that holds everything a test's [`Load`] writes while a replica is
+/// away: those tests are about resuming across a fault, and a fast machine fills the default
+/// 1mb before a replica's reconnection a second later (a full sync is then correct).
+const ROOMY: [&str; 6] = [
+    "--repl-diskless-sync-delay",
+    "0",
+    "--enable-debug-command",
+    "yes",
+    "--repl-backlog-size",
+    "64mb",
+];
 
 /// A TCP proxy on loopback to `upstream` that can stall the traffic, cut the connections,
 /// refuse new ones, or cut a connection after a number of bytes from upstream.
@@ -280,9 +291,9 @@ fn aof_resync_falls_back_to_a_full_sync_after_a_rewrite() {
 /// load, continues with a partial resync: `sync_partial_ok` grows, `sync_full` does not.
 #[test]
 fn replica_killed_and_restarted_under_load_resumes_partially() {
-    let master = TestServer::start(&DEBUG);
+    let master = TestServer::start(&ROOMY);
     let dir = tempfile::tempdir().unwrap();
-    let mut replica = TestServer::start_in(dir.path(), &DEBUG);
+    let mut replica = TestServer::start_in(dir.path(), &ROOMY);
     let mut m = master.conn();
     write_batch(&mut m, "base", 300);
     replica_of(&replica, master.port);
@@ -292,7 +303,7 @@ fn replica_killed_and_restarted_under_load_resumes_partially() {
     replica.kill();
     std::thread::sleep(Duration::from_millis(300));
     let port = master.port.to_string();
-    let args = [&DEBUG[..], &["--replicaof", "127.0.0.1", &port]].concat();
+    let args = [&ROOMY[..], &["--replicaof", "127.0.0.1", &port]].concat();
     let replica = TestServer::start_in(dir.path(), &args);
     let mut r = replica.conn();
     wait_until("link up", || info_field(&mut r, "replication", "master_link_status") == "up");
@@ -345,7 +356,7 @@ fn master_restart_with_shutdown_save_resumes_both_replicas_partially() {
 /// partially and converges.
 #[test]
 fn link_cut_mid_full_sync_and_mid_stream_converges() {
-    let master = TestServer::start(&DEBUG);
+    let master = TestServer::start(&ROOMY);
     let replica = TestServer::start(&DEBUG);
     let proxy = Proxy::start(master.port);
     let mut m = master.conn();
@@ -378,8 +389,8 @@ fn link_cut_mid_full_sync_and_mid_stream_converges() {
 /// follows it with a partial resync under the old master's id (PSYNC2 second id).
 #[test]
 fn promoted_replica_is_followed_by_the_other_partially() {
-    let mut master = TestServer::start(&DEBUG);
-    let (a, b) = (TestServer::start(&DEBUG), TestServer::start(&DEBUG));
+    let mut master = TestServer::start(&ROOMY);
+    let (a, b) = (TestServer::start(&ROOMY), TestServer::start(&ROOMY));
     let mut m = master.conn();
     write_batch(&mut m, "p", 200);
     replica_of(&a, master.port);

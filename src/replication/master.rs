@@ -218,7 +218,11 @@ fn attach(
                 state.repl.sync_partial_err += 1;
             }
             state.repl.sync_full += 1;
-            tracing::warn!("Full resync requested by replica {}", info.ip);
+            let name = match info.listening_port.get() {
+                0 => info.ip.clone(),
+                port => format!("{}:{port}", info.ip),
+            };
+            log_full_resync_reason(state, ask.as_ref(), &name);
             let diskless = state.config.get_by_name("repl-diskless-sync") == Some("yes");
             match eof && diskless {
                 true => diskless_snapshot(ks, state)?,
@@ -237,6 +241,30 @@ fn attach(
 
 /// The backlog bytes a `PSYNC replid offset` asks for, if this server can continue there: the
 /// id is ours (or our previous one, up to where it ended) and the offset is in the backlog.
+/// Says in the log why a replica gets a full resync, in Redis's words.
+fn log_full_resync_reason(state: &ServerState, ask: Option<&(String, i64)>, name: &str) {
+    let r = &state.repl;
+    match ask {
+        Some((id, _)) if id == "?" => tracing::warn!("Full resync requested by replica {name}"),
+        Some((id, _)) if *id != r.replid && *id != r.replid2 => tracing::warn!(
+            "Partial resynchronization not accepted: Replication ID mismatch (Replica asked \
+             for '{id}', my replication IDs are '{}' and '{}')",
+            r.replid,
+            r.replid2
+        ),
+        Some((id, offset)) if *id != r.replid && *offset > r.second_offset => tracing::warn!(
+            "Partial resynchronization not accepted: Requested offset for second ID was \
+             {offset}, but I can reply up to {}",
+            r.second_offset
+        ),
+        Some((_, offset)) => tracing::warn!(
+            "Unable to partial resync with replica {name} for lack of backlog (Replica request \
+             was: {offset})."
+        ),
+        None => tracing::warn!("Full resync requested by replica {name}"),
+    }
+}
+
 fn partial(state: &ServerState, ask: Option<&(String, i64)>) -> Option<Vec<u8>> {
     let (id, offset) = ask?;
     let offset = u64::try_from(*offset).ok()?;

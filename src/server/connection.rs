@@ -542,8 +542,8 @@ const PREFETCH_WINDOW: usize = 16;
 /// the second argument of each request, the first key of nearly every command; a guess that is
 /// no key costs one useless prefetch. Returns the offset covered; past a lone request (or
 /// input it cannot peek at) it returns the end of `buf`, so a batch does at most one useless
-/// look.
-fn prefetch_ahead<V>(table: &Table<V>, buf: &[u8], from: usize) -> usize {
+/// look. Also used by a replica applying its master's stream.
+pub(crate) fn prefetch_ahead<V>(table: &Table<V>, buf: &[u8], from: usize) -> usize {
     let mut keys: SmallVec<[std::ops::Range<usize>; PREFETCH_WINDOW]> = SmallVec::new();
     let mut at = from;
     while keys.len() < PREFETCH_WINDOW {
