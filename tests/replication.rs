@@ -505,3 +505,32 @@ fn a_replica_sending_a_command_with_a_reply_is_dropped() {
     let pong: String = q(&mut m, &["PING"]);
     assert_eq!(pong, "PONG");
 }
+
+/// While the snapshot of a full sync arrives, INFO shows its progress with Redis's
+/// `master_sync_*` fields (a disk-less transfer has no announced size: -1), and they go
+/// once the sync is done.
+#[test]
+fn info_reports_the_progress_of_a_full_sync() {
+    let master = TestServer::start(&DEBUG);
+    let replica = TestServer::start(&DEBUG);
+    let mut m = master.conn();
+    let _: () = q(&mut m, &["DEBUG", "POPULATE", "3000"]);
+    let _: () = q(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "1000"]);
+    let mut r = replica.conn();
+    let _: String = q(&mut r, &["REPLICAOF", "127.0.0.1", &master.port.to_string()]);
+    let field = |r: &mut redis::Connection, f: &str| common::info_opt(r, "replication", f);
+    wait_until("bytes of the snapshot arrived", || {
+        field(&mut r, "master_sync_read_bytes").is_some_and(|v| v != "0")
+    });
+    assert_eq!(field(&mut r, "master_sync_in_progress").as_deref(), Some("1"));
+    assert_eq!(field(&mut r, "master_sync_total_bytes").as_deref(), Some("-1"));
+    let read: i64 = field(&mut r, "master_sync_read_bytes").unwrap().parse().unwrap();
+    let left: i64 = field(&mut r, "master_sync_left_bytes").unwrap().parse().unwrap();
+    assert!(read > 0 && left == -1 - read, "read {read} left {left}");
+    assert!(field(&mut r, "master_sync_perc").unwrap().ends_with(".00"));
+    assert!(field(&mut r, "master_sync_last_io_seconds_ago").is_some());
+    let _: () = q(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    wait_caught_up(&replica, &master);
+    assert_eq!(field(&mut r, "master_sync_in_progress").as_deref(), Some("0"));
+    assert_eq!(field(&mut r, "master_sync_read_bytes"), None);
+}

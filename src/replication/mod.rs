@@ -147,6 +147,18 @@ pub struct MasterLink {
     pub db: usize,
     /// Whether the offset is meaningful (this replica ever synced with a master).
     pub synced: bool,
+    /// The snapshot being received in a full sync (INFO's `master_sync_*` fields).
+    pub transfer: Option<Transfer>,
+}
+
+/// Progress of a full sync's snapshot transfer.
+#[derive(Debug, Clone, Copy)]
+pub struct Transfer {
+    /// Announced length; -1 for a disk-less transfer, which ends at a marker instead.
+    pub size: i64,
+    /// Bytes received after the `$` line.
+    pub read: u64,
+    pub last_io: Instant,
 }
 
 /// Redis's `repl_state`, as ROLE names it.
@@ -383,6 +395,15 @@ pub fn info_section(srv: &ServerState, s: &mut String) {
             let ro = if m.synced { offset } else { 1 };
             f("slave_read_repl_offset", &ro);
             f("slave_repl_offset", &ro);
+            if let Some(t) = m.transfer.filter(|_| m.state == LinkState::Sync) {
+                let read = t.read as i64;
+                let perc = if t.size != 0 { read as f64 / t.size as f64 * 100.0 } else { 0.0 };
+                f("master_sync_total_bytes", &t.size);
+                f("master_sync_read_bytes", &read);
+                f("master_sync_left_bytes", &(t.size - read));
+                f("master_sync_perc", &format_args!("{perc:.2}"));
+                f("master_sync_last_io_seconds_ago", &t.last_io.elapsed().as_secs());
+            }
             if !up {
                 let since = m.down_since.map_or(-1, |t| t.elapsed().as_secs() as i64);
                 f("master_link_down_since_seconds", &since);

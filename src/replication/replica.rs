@@ -11,7 +11,7 @@ use smallvec::SmallVec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{LinkState, MasterLink};
+use super::{LinkState, MasterLink, Transfer};
 use crate::keyspace::Keyspace;
 use crate::protocol::decode::ArgSource;
 use crate::protocol::{ReplyBuf, RequestParser, Resp};
@@ -38,6 +38,7 @@ pub fn set_master(ks: &mut Keyspace, state: &mut ServerState, host: String, port
         client_id,
         db,
         synced,
+        transfer: None,
     });
     state.repl.generation += 1;
     // A replica never expires keys by its own clock: it waits for its master's DELs.
@@ -473,6 +474,13 @@ async fn receive_snapshot(
             0
         }
     };
+    let size = match framing {
+        Framing::Len(len) => i64::try_from(len).unwrap_or(i64::MAX),
+        Framing::Mark(_) => -1,
+    };
+    let mut read = buf.len() as u64;
+    let progress = |read: u64| Transfer { size, read, last_io: Instant::now() };
+    with_link(server, generation, |m| m.transfer = Some(progress(read)))?;
     let dest = engine::snapshot_path(&server.borrow().state);
     let name = format!("temp-{}-{}.rdb", std::process::id(), crate::util::time::now_ms());
     let path = dest.parent().map_or_else(|| name.clone().into(), |d| d.join(&name));
@@ -488,10 +496,15 @@ async fn receive_snapshot(
             if n == 0 {
                 return Err("I/O error trying to sync with MASTER: connection lost".to_string());
             }
-            with_link(server, generation, |m| m.last_io = Some(Instant::now()))?;
+            read += n as u64;
+            with_link(server, generation, |m| {
+                m.last_io = Some(Instant::now());
+                m.transfer = Some(progress(read));
+            })?;
         }
     }
     .await;
+    let _ = with_link(server, generation, |m| m.transfer = None);
     if let Err(e) = result {
         let _ = std::fs::remove_file(&path);
         return Err(e);
