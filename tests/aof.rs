@@ -468,3 +468,44 @@ fn waitaof() {
         .unwrap();
     assert_eq!(r, [[1, 0]]);
 }
+
+/// A slow script replayed from the log (here by DEBUG LOADAOF) lets other clients in, as in
+/// Redis, and they are told `-LOADING`, not `-BUSY`; the script's write is loaded.
+#[test]
+fn slow_script_in_the_log_answers_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "redis.call('set',KEYS[1],'y'); for i=1,1500000 do redis.call('ping') end \
+                  return 'ok'";
+    let mut resp = Vec::new();
+    for argv in [&["SELECT", "9"][..], &["EVAL", script, "1", "x"]] {
+        resp.extend_from_slice(format!("*{}\r\n", argv.len()).as_bytes());
+        for a in argv {
+            resp.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+    }
+    std::fs::write(dir.path().join("appendonly.aof"), &resp).unwrap();
+    let args = ["--appendonly", "yes", "--busy-reply-threshold", "1"];
+    let args = [&args[..], &["--enable-debug-command", "yes"]].concat();
+    let s = TestServer::start_in(dir.path(), &args);
+    let url = s.url();
+    let loader = std::thread::spawn(move || {
+        let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+        q::<String>(&mut c, &["DEBUG", "LOADAOF"])
+    });
+    let mut c = s.conn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let seen = loop {
+        let e = match redis::cmd("PING").query::<String>(&mut c) {
+            Ok(_) => String::new(),
+            Err(e) => format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or("")),
+        };
+        if e.starts_with("LOADING") || Instant::now() > deadline {
+            break e;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(seen, "LOADING Redis is loading the dataset in memory");
+    assert_eq!(loader.join().unwrap(), "OK");
+    let _: () = q(&mut c, &["SELECT", "9"]);
+    assert_eq!(q::<String>(&mut c, &["GET", "x"]), "y");
+}

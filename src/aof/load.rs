@@ -63,6 +63,7 @@ pub fn replay_file(
     let mut loaded = Loaded::default();
     server.ks.loading = true;
     server.ks.expire_on_access = false;
+    server.state.aof.replaying = true;
     let res = loop {
         let step = match sc.next_step() {
             Ok(s) => s,
@@ -108,6 +109,7 @@ pub fn replay_file(
     };
     server.ks.loading = false;
     server.ks.expire_on_access = true;
+    server.state.aof.replaying = false;
     res
 }
 

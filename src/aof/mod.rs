@@ -86,6 +86,12 @@ pub struct AofState {
     pub waiter_added: Rc<tokio::sync::Notify>,
     /// Rewrites: the one running, scheduled, statistics.
     pub rw: rewrite::RewriteState,
+    /// DEBUG AOF-FLUSH-SLEEP: microseconds the event loop sleeps before it hands a batch to
+    /// the log, so tests can catch a reply that would leave before its write.
+    pub flush_sleep_us: u64,
+    /// A log file is being replayed (start-up or DEBUG LOADAOF): clients that a slow script
+    /// in it lets in are told `-LOADING`, as Redis does.
+    pub replaying: bool,
 }
 
 /// A configuration parameter's current text.
@@ -350,6 +356,9 @@ pub fn feed(state: &mut ServerState) {
     };
     if !state.journal.has_pending() {
         return;
+    }
+    if state.aof.flush_sleep_us > 0 {
+        std::thread::sleep(Duration::from_micros(state.aof.flush_sleep_us));
     }
     let payload = state.journal.take_pending();
     log.header.clear();

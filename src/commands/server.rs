@@ -913,6 +913,11 @@ fn debug(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     match (sub.as_str(), n) {
         ("help", 2) => debug_help(ctx),
         ("sleep", 3) => debug_sleep(ctx, argv[2]),
+        ("aof-flush-sleep", 3) => {
+            ctx.srv.aof.flush_sleep_us = atoi(argv[2]).max(0) as u64;
+            ctx.out.ok();
+            Ok(())
+        }
         ("aof-fail-writes", 3) if crate::aof::debug_fail_writes(ctx.srv, atoi(argv[2]) != 0) => {
             ctx.out.ok();
             Ok(())
@@ -998,6 +1003,8 @@ fn debug_help(ctx: &mut Ctx<'_>) -> CmdResult {
         ctx,
         "DEBUG",
         &[
+            "AOF-FLUSH-SLEEP <microsec>",
+            "    Server will sleep before flushing the AOF, this is used for testing.",
             "CHANGE-REPL-ID",
             "    Change the replication IDs of the instance.",
             "    Dangerous: should be used only for testing the replication subsystem.",

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::Busy;
 use crate::commands::args::is;
+use crate::commands::persistence::LOADING_ERROR;
 use crate::dispatch::Ctx;
 use crate::protocol::decode::ArgSource;
 use crate::protocol::{ReplyBuf, RequestParser, Resp};
@@ -54,7 +55,13 @@ pub fn poll(ctx: &mut Ctx<'_>, busy: &Rc<Busy>, argv: &[&[u8]]) {
         .collect();
     let max_bulk = ctx.srv.config.proto_max_bulk_len.max(0) as usize;
     let libs = &ctx.srv.scripting.libs;
-    let view = View { busy, argv, libraries: libs.libs.len(), functions: libs.function_count() };
+    let view = View {
+        busy,
+        argv,
+        libraries: libs.libs.len(),
+        functions: libs.function_count(),
+        loading: ctx.srv.aof.replaying || ctx.srv.persist.loading.is_some(),
+    };
     for c in clients {
         if c.killed.get() || c.info.borrow().qbuf > 0 {
             continue;
@@ -95,6 +102,9 @@ struct View<'v> {
     argv: &'v [&'v [u8]],
     libraries: usize,
     functions: usize,
+    /// The script runs while a log is replayed: Redis refuses commands not allowed during
+    /// loading with `-LOADING` before it looks at the script.
+    loading: bool,
 }
 
 /// Reads what `c` sent, answers its complete commands, keeps the incomplete rest.
@@ -198,6 +208,10 @@ fn is_busy_control(argv: &[Vec<u8>]) -> bool {
 
 /// The reply to one command received while busy.
 fn answer(argv: &[Vec<u8>], view: &View<'_>, resp: Resp, out: &mut Vec<u8>) {
+    if view.loading && refused_while_loading(argv) {
+        out.extend_from_slice(format!("-{LOADING_ERROR}\r\n").as_bytes());
+        return;
+    }
     let busy = view.busy;
     let name = &argv[0];
     let sub = argv.get(1).map(Vec::as_slice).unwrap_or(b"");
@@ -224,6 +238,12 @@ fn answer(argv: &[Vec<u8>], view: &View<'_>, resp: Resp, out: &mut Vec<u8>) {
     if let Some(r) = reply {
         out.extend_from_slice(r.as_bytes());
     }
+}
+
+/// Whether a known command lacks the `loading` flag.
+fn refused_while_loading(argv: &[Vec<u8>]) -> bool {
+    let refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+    crate::dispatch::resolve(&refs).is_ok_and(|(_, spec)| !spec.has(crate::commands::flags::LOADING))
 }
 
 /// FUNCTION STATS while a function runs: its name, command and running time.
