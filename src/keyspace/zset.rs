@@ -207,6 +207,42 @@ impl ZSetValue {
         }
     }
 
+    /// Looks `member` up once and lets `decide` pick its new score from the current one
+    /// (`None`: absent); `decide` returning `None` leaves the set as it is. Inserting converts
+    /// to `skiplist` when the listpack would outgrow `lim`. ZADD's path: one member lookup
+    /// instead of [`score`](Self::score) followed by [`update`](Self::update).
+    pub fn upsert(
+        &mut self,
+        member: &[u8],
+        lim: Limits,
+        decide: impl FnOnce(Option<f64>) -> Option<f64>,
+    ) {
+        let ZSetValue::Skip(s) = self else {
+            let cur = self.score(member);
+            match (cur, decide(cur)) {
+                (Some(old), Some(new)) => self.update(member, old, new),
+                (None, Some(new)) => self.insert_new(member, new, lim),
+                (_, None) => {}
+            }
+            return;
+        };
+        let SkipSet { list, map } = &mut **s;
+        match map.get_mut(member) {
+            Some(v) => {
+                if let Some(new) = decide(Some(*v)) {
+                    list.delete(*v, member);
+                    list.insert(new, member);
+                    *v = new;
+                }
+            }
+            None => {
+                if let Some(new) = decide(None) {
+                    s.insert(member, new);
+                }
+            }
+        }
+    }
+
     /// Removes `member`; returns its score if it was there.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
         match self {
