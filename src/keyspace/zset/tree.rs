@@ -256,8 +256,8 @@ impl Tree {
             counts: n.counts.drain(half..).collect(),
         };
         // `half` children stay with `half` separators: the last one moves up to the parent.
-        let up_score = n.sep_scores.pop().expect("a full node has separators");
-        let up_member = n.sep_members.pop().expect("a full node has separators");
+        let up_score = n.sep_scores.remove(half - 1);
+        let up_member = n.sep_members.remove(half - 1);
         let left_count = n.counts.iter().sum::<u32>();
         let right_count = right.counts.iter().sum::<u32>();
         let r = self.alloc_inner(right);
