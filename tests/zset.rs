@@ -110,6 +110,61 @@ fn large_sets_convert_to_skiplist_and_keep_order() {
     assert_eq!(items.len(), 400);
 }
 
+/// Enough members for a deep tree: ZADD score changes, ranks and ranges agree with a model.
+#[test]
+fn large_set_score_updates_keep_ranks_and_ranges() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    let n = 20_000u64;
+    let score = |i: u64, round: u64| (i * 7919 + round * 104_729) % 5_000;
+    for round in 0..2 {
+        let mut p = redis::pipe();
+        for i in 0..n {
+            p.cmd("ZADD")
+                .arg("big")
+                .arg(score(i, round))
+                .arg(format!("m{i:05}"))
+                .ignore();
+        }
+        let () = p.query(&mut c).unwrap();
+    }
+    let mut model: Vec<(u64, String)> = (0..n).map(|i| (score(i, 1), format!("m{i:05}"))).collect();
+    model.sort();
+    assert_eq!(q::<u64>(&mut c, &["ZCARD", "big"]), n);
+    for r in [0, 1, 4_999, 12_345, 19_999] {
+        let (s, m) = &model[r];
+        assert_eq!(q::<Option<usize>>(&mut c, &["ZRANK", "big", m]), Some(r));
+        assert_eq!(
+            q::<Option<usize>>(&mut c, &["ZREVRANK", "big", m]),
+            Some(19_999 - r)
+        );
+        let got: Vec<String> = q(&mut c, &["ZRANGE", "big", &r.to_string(), &r.to_string()]);
+        assert_eq!(got, vec![m.clone()]);
+        assert_eq!(q::<String>(&mut c, &["ZSCORE", "big", m]), s.to_string());
+    }
+    let got: Vec<String> = q(&mut c, &["ZREVRANGE", "big", "100", "104"]);
+    let want: Vec<String> = model
+        .iter()
+        .rev()
+        .skip(100)
+        .take(5)
+        .map(|e| e.1.clone())
+        .collect();
+    assert_eq!(got, want);
+    let below = model.iter().filter(|e| e.0 < 2_500).count();
+    assert_eq!(
+        q::<usize>(&mut c, &["ZCOUNT", "big", "-inf", "(2500"]),
+        below
+    );
+    assert_eq!(
+        q::<usize>(&mut c, &["ZREMRANGEBYRANK", "big", "0", "14999"]),
+        15_000
+    );
+    let rest: Vec<String> = q(&mut c, &["ZRANGE", "big", "0", "-1"]);
+    let want: Vec<String> = model[15_000..].iter().map(|e| e.1.clone()).collect();
+    assert_eq!(rest, want);
+}
+
 #[test]
 fn pops_and_set_algebra() {
     let srv = TestServer::start(&[]);

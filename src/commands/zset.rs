@@ -234,7 +234,7 @@ enum AddOutcome {
     Nop,
 }
 
-/// Applies one score/member pair with Redis's `zsetAdd` rules.
+/// Applies one score/member pair with Redis's `zsetAdd` rules (one member lookup).
 fn add_one(
     z: &mut ZSetValue,
     member: &[u8],
@@ -242,12 +242,25 @@ fn add_one(
     f: &AddFlags,
     lim: Limits,
 ) -> Result<AddOutcome, CmdError> {
-    let Some(cur) = z.score(member) else {
-        if f.xx {
-            return Ok(AddOutcome::Nop);
+    let mut out = Ok(AddOutcome::Nop);
+    z.upsert(member, lim, |cur| {
+        out = decide_add(cur, score, f);
+        match out {
+            Ok(AddOutcome::Added(s) | AddOutcome::Updated(s)) => Some(s),
+            _ => None,
         }
-        z.insert_new(member, score, lim);
-        return Ok(AddOutcome::Added(score));
+    });
+    out
+}
+
+/// What ZADD does to a member whose score is `cur` (`None`: absent) given `score`.
+fn decide_add(cur: Option<f64>, score: f64, f: &AddFlags) -> Result<AddOutcome, CmdError> {
+    let Some(cur) = cur else {
+        return Ok(if f.xx {
+            AddOutcome::Nop
+        } else {
+            AddOutcome::Added(score)
+        });
     };
     if f.nx {
         return Ok(AddOutcome::Nop);
@@ -262,7 +275,6 @@ fn add_one(
     if new == cur {
         return Ok(AddOutcome::Same(new));
     }
-    z.update(member, cur, new);
     Ok(AddOutcome::Updated(new))
 }
 
@@ -294,17 +306,19 @@ fn zadd_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], incr: bool) -> CmdResult {
         .map(|p| args::float(p[0]).map(|s| (s, p[1])))
         .collect::<Result<_, _>>()?;
     let (db, now, lim) = (ctx.db, ctx.now, limits(ctx));
-    if write_z(ctx.ks, db, key, now)?.is_none() {
-        if f.xx {
-            return reply_add(ctx, &f, 0, 0, None);
+    // One key lookup when the set exists; a new one is created, then looked up again.
+    let z = match write_z(ctx.ks, db, key, now)? {
+        Some(z) => z,
+        None if f.xx => return reply_add(ctx, &f, 0, 0, None),
+        None => {
+            let z = ZSetValue::new_for(pairs[0].1.len(), lim);
+            ctx.ks.db(db).set(key, Value::ZSet(z));
+            ctx.notify('n', "new", db, key);
+            match write_z(ctx.ks, db, key, now)? {
+                Some(z) => z,
+                None => return Ok(()),
+            }
         }
-        ctx.ks
-            .db(db)
-            .set(key, Value::ZSet(ZSetValue::new_for(pairs[0].1.len(), lim)));
-        ctx.notify('n', "new", db, key);
-    }
-    let Some(z) = write_z(ctx.ks, db, key, now)? else {
-        return Ok(());
     };
     let (mut added, mut updated, mut last) = (0, 0, None);
     let mut failure = None;

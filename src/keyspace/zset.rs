@@ -5,9 +5,10 @@
 //!   values and `0x01` followed by the 8 bytes of the double otherwise. Every operation is a
 //!   linear walk, which is cheap at the sizes this encoding is kept for
 //!   (`zset-max-listpack-entries` / `zset-max-listpack-value`).
-//! * `skiplist`: an indexed skiplist (each link carries its span, so rank queries are
-//!   O(log n)) stored in an arena of nodes addressed by `u32`, plus a member -> score
-//!   [`Table`], which also gives ZSCAN its cursor and ZRANDMEMBER its O(1) sampling.
+//! * `skiplist` (Redis's name, kept for OBJECT ENCODING): an order-statistics B+tree (see
+//!   [`tree`]: entries in sorted arrays of up to 32, subtree counts so that rank queries are
+//!   O(log n)), plus a member -> score [`Table`], which also gives ZSCAN its cursor and
+//!   ZRANDMEMBER its O(1) sampling.
 //!
 //! Range queries are expressed as *rank* ranges: [`ZSetValue::count_before`] counts the
 //! members for which a monotone predicate holds (a prefix of the order), so a score or lex
@@ -17,9 +18,11 @@ use std::cmp::Ordering;
 use std::fmt;
 
 use rand::Rng;
-use smallvec::SmallVec;
 
-use super::{Key, Table};
+use super::Table;
+use tree::Tree;
+
+mod tree;
 
 /// Encoding thresholds (`zset-max-listpack-entries`, `zset-max-listpack-value`).
 #[derive(Debug, Clone, Copy)]
@@ -125,7 +128,7 @@ impl ZSetValue {
     pub fn len(&self) -> usize {
         match self {
             ZSetValue::Pack(p) => p.len as usize,
-            ZSetValue::Skip(s) => s.list.len,
+            ZSetValue::Skip(s) => s.list.len(),
         }
     }
 
@@ -147,19 +150,9 @@ impl ZSetValue {
         match self {
             ZSetValue::Pack(p) => p.buf.capacity(),
             ZSetValue::Skip(s) => {
-                let nodes: usize = s
-                    .list
-                    .nodes
-                    .iter()
-                    .map(|n| {
-                        std::mem::size_of::<Node>()
-                            + n.member.heap_size()
-                            + n.links.len() * std::mem::size_of::<Link>()
-                    })
-                    .sum();
                 let map_slot = std::mem::size_of::<(u32, Box<[u8]>, f64)>() + 3;
                 let map: usize = s.map.iter().map(|(k, _)| k.len() + map_slot).sum();
-                std::mem::size_of::<SkipSet>() + nodes + map
+                std::mem::size_of::<SkipSet>() + s.list.heap_size() + map
             }
         }
     }
@@ -209,6 +202,42 @@ impl ZSetValue {
                 s.list.insert(new, member);
                 if let Some(v) = s.map.get_mut(member) {
                     *v = new;
+                }
+            }
+        }
+    }
+
+    /// Looks `member` up once and lets `decide` pick its new score from the current one
+    /// (`None`: absent); `decide` returning `None` leaves the set as it is. Inserting converts
+    /// to `skiplist` when the listpack would outgrow `lim`. ZADD's path: one member lookup
+    /// instead of [`score`](Self::score) followed by [`update`](Self::update).
+    pub fn upsert(
+        &mut self,
+        member: &[u8],
+        lim: Limits,
+        decide: impl FnOnce(Option<f64>) -> Option<f64>,
+    ) {
+        let ZSetValue::Skip(s) = self else {
+            let cur = self.score(member);
+            match (cur, decide(cur)) {
+                (Some(old), Some(new)) => self.update(member, old, new),
+                (None, Some(new)) => self.insert_new(member, new, lim),
+                (_, None) => {}
+            }
+            return;
+        };
+        let SkipSet { list, map } = &mut **s;
+        match map.get_mut(member) {
+            Some(v) => {
+                if let Some(new) = decide(Some(*v)) {
+                    list.delete(*v, member);
+                    list.insert(new, member);
+                    *v = new;
+                }
+            }
+            None => {
+                if let Some(new) = decide(None) {
+                    s.insert(member, new);
                 }
             }
         }
@@ -338,11 +367,11 @@ impl ZSetValue {
         if let ZSetValue::Skip(s) = self {
             let mut max = 0;
             s.list
-                .for_range(0, s.list.len, false, |m, _| max = max.max(m.len()));
-            if s.list.len <= lim.max_entries && max <= lim.max_value {
+                .for_range(0, s.list.len(), false, |m, _| max = max.max(m.len()));
+            if s.list.len() <= lim.max_entries && max <= lim.max_value {
                 let mut b = PackBuilder::default();
                 s.list
-                    .for_range(0, s.list.len, false, |m, sc| b.push(m, sc));
+                    .for_range(0, s.list.len(), false, |m, sc| b.push(m, sc));
                 *self = ZSetValue::Pack(Box::new(b.pack));
             }
         }
@@ -367,7 +396,7 @@ impl Clone for ZSetValue {
             ZSetValue::Skip(s) => {
                 let mut n = SkipSet::default();
                 s.list
-                    .for_range(0, s.list.len, false, |m, sc| n.insert(m, sc));
+                    .for_range(0, s.list.len(), false, |m, sc| n.insert(m, sc));
                 ZSetValue::Skip(Box::new(n))
             }
         }
@@ -746,259 +775,11 @@ impl PackBuilder {
 // ---------------------------------------------------------------------------------------------
 // skiplist
 
-const NIL: u32 = u32::MAX;
-const MAX_LEVEL: usize = 32;
-
-#[derive(Debug, Clone, Copy)]
-struct Link {
-    next: u32,
-    span: u32,
-}
-
-/// Field order is fixed so that what a search step reads (score, links) comes first, and
-/// short members sit inline (`Key`) so comparing equal scores needs no pointer chase.
-#[repr(C)]
-struct Node {
-    score: f64,
-    /// Forward links, one per level. Up to 4 levels (all but 1 in 256 nodes at p = 1/4) sit
-    /// inside the node, so a search step touches one cache line instead of two.
-    links: SmallVec<[Link; 4]>,
-    member: Key,
-    prev: u32,
-}
-
-/// An indexed skiplist over an arena; node 0 is the header.
-pub struct SkipList {
-    nodes: Vec<Node>,
-    free: Vec<u32>,
-    level: usize,
-    len: usize,
-    tail: u32,
-    seed: u64,
-}
-
-impl Default for SkipList {
-    fn default() -> Self {
-        let header = Node {
-            member: Key::new(b""),
-            score: 0.0,
-            prev: NIL,
-            links: smallvec::smallvec![Link { next: NIL, span: 0 }; MAX_LEVEL],
-        };
-        SkipList {
-            nodes: vec![header],
-            free: Vec::new(),
-            level: 1,
-            len: 0,
-            tail: NIL,
-            seed: 0x2545_F491_4F6C_DD1D,
-        }
-    }
-}
-
-impl SkipList {
-    fn random_level(&mut self) -> usize {
-        let mut lvl = 1;
-        loop {
-            self.seed ^= self.seed << 13;
-            self.seed ^= self.seed >> 7;
-            self.seed ^= self.seed << 17;
-            // Each further level with probability 1/4, as Redis's ZSKIPLIST_P.
-            if self.seed & 3 != 0 || lvl >= MAX_LEVEL {
-                return lvl;
-            }
-            lvl += 1;
-        }
-    }
-
-    #[inline]
-    fn link(&self, x: u32, i: usize) -> Link {
-        self.nodes[x as usize].links[i]
-    }
-
-    #[inline]
-    fn precedes(&self, x: u32, score: f64, member: &[u8]) -> bool {
-        let n = &self.nodes[x as usize];
-        cmp_entry(n.score, &n.member, score, member) == Ordering::Less
-    }
-
-    /// For each level, the last node before (score, member) and its rank.
-    fn find_update(&self, score: f64, member: &[u8]) -> ([u32; MAX_LEVEL], [u32; MAX_LEVEL]) {
-        let mut update = [0u32; MAX_LEVEL];
-        let mut rank = [0u32; MAX_LEVEL];
-        let mut x = 0u32;
-        for i in (0..self.level).rev() {
-            rank[i] = if i + 1 == self.level { 0 } else { rank[i + 1] };
-            loop {
-                let l = self.link(x, i);
-                if l.next != NIL && self.precedes(l.next, score, member) {
-                    rank[i] += l.span;
-                    x = l.next;
-                } else {
-                    break;
-                }
-            }
-            update[i] = x;
-        }
-        (update, rank)
-    }
-
-    fn alloc(&mut self, node: Node) -> u32 {
-        match self.free.pop() {
-            Some(i) => {
-                self.nodes[i as usize] = node;
-                i
-            }
-            None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as u32
-            }
-        }
-    }
-
-    fn insert(&mut self, score: f64, member: &[u8]) {
-        let (mut update, mut rank) = self.find_update(score, member);
-        let lvl = self.random_level();
-        if lvl > self.level {
-            for i in self.level..lvl {
-                rank[i] = 0;
-                update[i] = 0;
-                self.nodes[0].links[i].span = self.len as u32;
-            }
-            self.level = lvl;
-        }
-        let links: SmallVec<[Link; 4]> = smallvec::smallvec![Link { next: NIL, span: 0 }; lvl];
-        let prev = if update[0] == 0 { NIL } else { update[0] };
-        let x = self.alloc(Node {
-            member: member.into(),
-            score,
-            prev,
-            links,
-        });
-        for i in 0..lvl {
-            let u = update[i] as usize;
-            let ul = self.nodes[u].links[i];
-            let moved = rank[0] - rank[i];
-            self.nodes[x as usize].links[i] = Link {
-                next: ul.next,
-                span: ul.span - moved,
-            };
-            self.nodes[u].links[i] = Link {
-                next: x,
-                span: moved + 1,
-            };
-        }
-        for i in lvl..self.level {
-            self.nodes[update[i] as usize].links[i].span += 1;
-        }
-        match self.link(x, 0).next {
-            NIL => self.tail = x,
-            n => self.nodes[n as usize].prev = x,
-        }
-        self.len += 1;
-    }
-
-    fn delete(&mut self, score: f64, member: &[u8]) -> bool {
-        let (update, _) = self.find_update(score, member);
-        let x = self.link(update[0], 0).next;
-        if x == NIL {
-            return false;
-        }
-        let n = &self.nodes[x as usize];
-        if n.score != score || &*n.member != member {
-            return false;
-        }
-        for i in 0..self.level {
-            let u = update[i] as usize;
-            if self.nodes[u].links[i].next == x {
-                let xl = self.nodes[x as usize].links[i];
-                self.nodes[u].links[i] = Link {
-                    next: xl.next,
-                    span: self.nodes[u].links[i].span + xl.span - 1,
-                };
-            } else {
-                self.nodes[u].links[i].span -= 1;
-            }
-        }
-        let (next, prev) = (self.link(x, 0).next, self.nodes[x as usize].prev);
-        match next {
-            NIL => self.tail = prev,
-            n => self.nodes[n as usize].prev = prev,
-        }
-        while self.level > 1 && self.link(0, self.level - 1).next == NIL {
-            self.level -= 1;
-        }
-        let node = &mut self.nodes[x as usize];
-        node.member = Key::new(b"");
-        node.links = SmallVec::new();
-        self.free.push(x);
-        self.len -= 1;
-        true
-    }
-
-    fn count_before(&self, before: impl Fn(f64, &[u8]) -> bool) -> usize {
-        let mut x = 0u32;
-        let mut rank = 0usize;
-        for i in (0..self.level).rev() {
-            loop {
-                let l = self.link(x, i);
-                if l.next == NIL {
-                    break;
-                }
-                let n = &self.nodes[l.next as usize];
-                if !before(n.score, &n.member) {
-                    break;
-                }
-                rank += l.span as usize;
-                x = l.next;
-            }
-        }
-        rank
-    }
-
-    /// Node at 0-based rank `r` (which must be < len).
-    fn node_at(&self, r: usize) -> u32 {
-        let target = r + 1;
-        let mut x = 0u32;
-        let mut traversed = 0usize;
-        for i in (0..self.level).rev() {
-            loop {
-                let l = self.link(x, i);
-                if l.next != NIL && traversed + l.span as usize <= target {
-                    traversed += l.span as usize;
-                    x = l.next;
-                } else {
-                    break;
-                }
-            }
-            if traversed == target {
-                return x;
-            }
-        }
-        NIL
-    }
-
-    fn for_range(&self, lo: usize, hi: usize, rev: bool, mut f: impl FnMut(&[u8], f64)) {
-        let hi = hi.min(self.len);
-        if lo >= hi {
-            return;
-        }
-        let mut x = self.node_at(if rev { hi - 1 } else { lo });
-        for _ in lo..hi {
-            if x == NIL {
-                return;
-            }
-            let n = &self.nodes[x as usize];
-            f(&n.member, n.score);
-            x = if rev { n.prev } else { n.links[0].next };
-        }
-    }
-}
-
-/// The large encoding: skiplist for order plus member table for lookups.
+/// The large encoding (`skiplist` to OBJECT ENCODING, as in Redis): an order-statistics tree
+/// for order and ranks (see [`tree`]) plus a member table for lookups.
 #[derive(Default)]
 pub struct SkipSet {
-    list: SkipList,
+    list: Tree,
     map: Table<f64>,
 }
 
