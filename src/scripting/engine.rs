@@ -46,27 +46,91 @@ pub struct Engine {
     /// pushing a Rust `&str` key creates (hashes, interns) a Lua string each time, which
     /// profiling showed at several percent of a small EVALSHA.
     pub names: Names,
+    /// EVAL's `KEYS` and `ARGV` tables of the last call, kept for the next one when the script
+    /// left them as it got them (see [`super::run`]).
+    pub spare: std::cell::RefCell<Option<Spare>>,
+    /// Memory in use after the last garbage-collection cycle (see `run::collect_garbage`).
+    pub gc_floor: Cell<usize>,
     /// Builds the environment a library's top level sees during FUNCTION LOAD.
     pub library_api: Function,
     /// Switches what the environment reads through (nil = the full globals).
     pub set_lookup: Function,
     /// `function(f) -> ok, err`: runs a library's top level under a plain pcall.
     pub run_library: Function,
+    /// The table scripts read `redis.*` from (behind its read-only proxy).
+    pub redis_api: Table,
+    /// The permanent `redis.call` (see [`Op`]).
+    pub redis_call: Function,
     /// Arguments of the `redis.*` call being forwarded to the bridge (passing thousands of
     /// arguments through a second Lua call would overflow the Lua stack).
     pub mailbox: Mailbox,
+}
+
+/// See [`Engine::mailbox`].
+pub type Mailbox = Rc<std::cell::RefCell<Letters>>;
+
+/// What goes through the [`Mailbox`]: the arguments of a forwarded call, and whether it
+/// succeeded (the bridge answers the value alone).
+#[derive(Default)]
+pub struct Letters {
+    pub args: Vec<Value>,
+    pub ok: bool,
+}
+
+/// What a call of the bridge asks for. The permanent `redis.*` functions call the bridge with
+/// the operation as its only argument (a light userdata, which no script can make) and their
+/// arguments in the mailbox. Anything else is a direct `redis.call`: EVAL installs the bridge
+/// itself as `redis.call` for the duration of an execution, which saves a second Rust call
+/// and the argument copies per command. (FCALL cannot: a library may keep `redis.call` in an
+/// upvalue and call it in a later execution, after the bridge is gone.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Serve other clients while a script is busy (the instruction hook).
+    Poll = 1,
+    /// `redis.call`.
+    Call,
+    /// `redis.pcall`.
+    PCall,
+    /// `redis.setresp`.
+    SetResp,
+    /// `redis.set_repl`.
+    SetRepl,
+}
+
+impl Op {
+    const ALL: [Op; 5] = [Op::Poll, Op::Call, Op::PCall, Op::SetResp, Op::SetRepl];
+
+    /// The light userdata that stands for the operation.
+    pub fn marker(self) -> mlua::LightUserData {
+        mlua::LightUserData(std::ptr::null_mut::<std::ffi::c_void>().wrapping_add(self as usize))
+    }
+
+    /// The operation a bridge call with these arguments asks for (`None`: a direct call).
+    pub fn of(args: &[Value]) -> Option<Op> {
+        match args {
+            [Value::LightUserData(p)] => Op::ALL.into_iter().find(|op| op.marker() == *p),
+            _ => None,
+        }
+    }
 }
 
 /// See [`Engine::names`].
 #[derive(Clone)]
 pub struct Names {
     pub bridge: mlua::String,
+    pub call: mlua::String,
     pub keys: mlua::String,
     pub argv: mlua::String,
 }
 
-/// See [`Engine::mailbox`].
-pub type Mailbox = Rc<std::cell::RefCell<Vec<Value>>>;
+/// See [`Engine::spare`]: the tables and how many items each holds (`1..=n`, nothing else).
+#[derive(Clone)]
+pub struct Spare {
+    pub keys: Table,
+    pub nkeys: usize,
+    pub args: Table,
+    pub nargs: usize,
+}
 
 impl Engine {
     /// Creates an interpreter. `rng` is the lrand48 state behind `math.random`, `busy` the
@@ -79,10 +143,11 @@ impl Engine {
         let mailbox = Mailbox::default();
         let names = Names {
             bridge: lua.create_string("bridge")?,
+            call: lua.create_string("call")?,
             keys: lua.create_string("KEYS")?,
             argv: lua.create_string("ARGV")?,
         };
-        register_redis_api(&lua, &private, &mailbox, &names.bridge)?;
+        let redis_call = register_redis_api(&lua, &private, &mailbox, &names.bridge)?;
         let rand = lua.create_function(move |_, (op, seed): (i64, Option<f64>)| {
             if op == 1 {
                 lrand48_seed(&rng, seed.unwrap_or(0.0) as i64 as i32);
@@ -124,7 +189,11 @@ impl Engine {
             library_api: sandbox.get("library_api")?,
             set_lookup: sandbox.get("set_lookup")?,
             run_library: sandbox.get("run_library")?,
+            spare: Default::default(),
+            redis_api: sandbox.get("redis_api")?,
+            redis_call,
             mailbox,
+            gc_floor: Cell::new(0),
             invoke,
             invoke0,
             names,
@@ -189,7 +258,7 @@ fn hook(lua: &Lua, busy: &Busy, private: &Table) -> mlua::Result<VmState> {
         );
     }
     if let Ok(bridge) = private.raw_get::<Function>("bridge") {
-        bridge.call::<()>(super::run::OP_POLL)?;
+        bridge.call::<()>(Op::Poll.marker())?;
     }
     if busy.killed.get() {
         return Err(killed_error(lua, busy, private));
@@ -280,25 +349,26 @@ pub fn lua_error_text(e: &mlua::Error) -> String {
     }
 }
 
-/// Defines the `redis` table. `redis.call`, `pcall`, `setresp` and `set_repl` forward to the
-/// per-execution bridge that `run` stores in `private` (C functions, like Redis's: a Lua
-/// wrapper would be tail-called and hide the script line from error messages).
+/// Defines the `redis` table; returns `redis.call`. `redis.call`, `pcall`, `setresp` and
+/// `set_repl` forward to the per-execution bridge that `run` stores in `private` (C functions,
+/// like Redis's: a Lua wrapper would be tail-called and hide the script line from error
+/// messages).
 fn register_redis_api(
     lua: &Lua,
     private: &Table,
     mailbox: &Mailbox,
     bridge_key: &mlua::String,
-) -> mlua::Result<()> {
+) -> mlua::Result<Function> {
     let redis = lua.create_table()?;
-    for (name, op, raise, what) in [
-        ("call", 1, true, "redis.call/pcall"),
-        ("pcall", 1, false, "redis.call/pcall"),
-        ("setresp", 2, true, "redis.setresp"),
-        ("set_repl", 3, true, "redis.set_repl"),
+    for (name, op, what) in [
+        ("call", Op::Call, "redis.call/pcall"),
+        ("pcall", Op::PCall, "redis.call/pcall"),
+        ("setresp", Op::SetResp, "redis.setresp"),
+        ("set_repl", Op::SetRepl, "redis.set_repl"),
     ] {
         let (p, m, k) = (private.clone(), mailbox.clone(), bridge_key.clone());
         let f = lua.create_function(move |_, args: mlua::MultiValue| {
-            forward(&p, &m, &k, op, raise, what, args)
+            forward(&p, &m, &k, op, what, args)
         })?;
         redis.set(name, f)?;
     }
@@ -316,41 +386,44 @@ fn register_redis_api(
     redis.set("REPL_SLAVE", REPL_REPLICA)?;
     redis.set("REPL_REPLICA", REPL_REPLICA)?;
     redis.set("REPL_ALL", REPL_AOF | REPL_REPLICA)?;
+    let call = redis.get("call")?;
     lua.globals().set("redis", redis)?;
-    Ok(())
+    Ok(call)
 }
 
-/// Calls the bridge with operation `op`; `raise` turns an error outcome into a Lua error.
+/// Calls the bridge with operation `op`; an error outcome of any operation but `pcall` is
+/// raised as a Lua error.
 fn forward(
     private: &Table,
     mailbox: &Mailbox,
     bridge_key: &mlua::String,
-    op: i64,
-    raise: bool,
+    op: Op,
     what: &str,
     args: mlua::MultiValue,
 ) -> mlua::Result<Value> {
     let Value::Function(bridge) = private.raw_get::<Value>(bridge_key)? else {
         return Err(raise_table(&format!("{what} can only be called inside a script invocation")));
     };
-    *mailbox.borrow_mut() = args.into_vec();
-    let (ok, v): (bool, Value) = bridge.call(op)?;
-    if !ok && raise {
-        let msg = match &v {
-            Value::Table(t) => t.raw_get::<Value>("err")?,
-            _ => Value::Nil,
-        };
-        let msg = match msg {
-            Value::String(s) => s.to_string_lossy(),
-            _ => String::new(),
-        };
-        let counted = match &v {
-            Value::Table(t) => t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false),
-            _ => false,
-        };
-        return Err(mlua::Error::external(TableError(msg, counted)));
+    mailbox.borrow_mut().args = args.into_vec();
+    let v: Value = bridge.call(op.marker())?;
+    if !mailbox.borrow().ok && op != Op::PCall {
+        return Err(raised(&v));
     }
     Ok(v)
+}
+
+/// The Lua error that raises the error table `v` a command answered (it keeps its "already
+/// counted in the error statistics" mark).
+pub fn raised(v: &Value) -> mlua::Error {
+    let Value::Table(t) = v else {
+        return mlua::Error::external(TableError(String::new(), false));
+    };
+    let msg = match t.raw_get::<Value>("err") {
+        Ok(Value::String(s)) => s.to_string_lossy(),
+        _ => String::new(),
+    };
+    let counted = t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false);
+    mlua::Error::external(TableError(msg, counted))
 }
 
 /// `redis.set_repl` flags.
