@@ -37,11 +37,11 @@ pub struct Engine {
     pub env: Table,
     /// The frozen globals the environment reads from (`KEYS` / `ARGV` are set here).
     pub globals: Table,
-    /// `function(f, a, b) -> ok, result`: calls `f(a, b)` under the error handler.
-    pub invoke: Function,
-    /// `function(f) -> ok, result`: calls `f()` under the error handler. Why a second wrapper:
-    /// EVAL passes nothing, and this one needs no per-call closure (garbage for the GC).
-    pub invoke0: Function,
+    /// `function(f, bridge, keys, nkeys, args, nargs) -> ok, result, reusable`: runs an EVAL
+    /// script under the error handler with the bridge in place (`sandbox.lua`).
+    pub invoke_eval: Function,
+    /// `function(f, bridge, keys, args) -> ok, result`: the same for a library function.
+    pub invoke_function: Function,
     /// Interned Lua strings for the keys set on every call (`bridge`, `KEYS`, `ARGV`). Why:
     /// pushing a Rust `&str` key creates (hashes, interns) a Lua string each time, which
     /// profiling showed at several percent of a small EVALSHA.
@@ -57,10 +57,6 @@ pub struct Engine {
     pub set_lookup: Function,
     /// `function(f) -> ok, err`: runs a library's top level under a plain pcall.
     pub run_library: Function,
-    /// The table scripts read `redis.*` from (behind its read-only proxy).
-    pub redis_api: Table,
-    /// The permanent `redis.call` (see [`Op`]).
-    pub redis_call: Function,
     /// Arguments of the `redis.*` call being forwarded to the bridge (passing thousands of
     /// arguments through a second Lua call would overflow the Lua stack).
     pub mailbox: Mailbox,
@@ -118,7 +114,6 @@ impl Op {
 #[derive(Clone)]
 pub struct Names {
     pub bridge: mlua::String,
-    pub call: mlua::String,
     pub keys: mlua::String,
     pub argv: mlua::String,
 }
@@ -143,11 +138,10 @@ impl Engine {
         let mailbox = Mailbox::default();
         let names = Names {
             bridge: lua.create_string("bridge")?,
-            call: lua.create_string("call")?,
             keys: lua.create_string("KEYS")?,
             argv: lua.create_string("ARGV")?,
         };
-        let redis_call = register_redis_api(&lua, &private, &mailbox, &names.bridge)?;
+        register_redis_api(&lua, &private, &mailbox, &names.bridge)?;
         let rand = lua.create_function(move |_, (op, seed): (i64, Option<f64>)| {
             if op == 1 {
                 lrand48_seed(&rng, seed.unwrap_or(0.0) as i64 as i32);
@@ -159,30 +153,12 @@ impl Engine {
             Value::Error(e) => Ok(Value::String(lua.create_string(raised_text(&e))?)),
             other => Ok(other),
         })?;
+        let handler = lua.create_function(error_handler)?;
         let sandbox: Table = lua
             .load(include_str!("sandbox.lua"))
             .set_name(OWN_SOURCE)
             .set_mode(ChunkMode::Text)
-            .call((private.clone(), rand, errtext))?;
-        let handler = lua.create_function(error_handler)?;
-        let invoke: Function = lua
-            .load(
-                "local handler = ...\n\
-                 return function(f, a, b)\n\
-                   return xpcall(function() return f(a, b) end, handler)\n\
-                 end",
-            )
-            .set_name(OWN_SOURCE)
-            .call(handler.clone())?;
-        let invoke0: Function = lua
-            .load(
-                "local handler = ...\n\
-                 return function(f)\n\
-                   return xpcall(f, handler)\n\
-                 end",
-            )
-            .set_name(OWN_SOURCE)
-            .call(handler)?;
+            .call((private.clone(), rand, errtext, handler))?;
         let engine = Engine {
             env: sandbox.get("env")?,
             globals: sandbox.get("globals")?,
@@ -190,12 +166,10 @@ impl Engine {
             set_lookup: sandbox.get("set_lookup")?,
             run_library: sandbox.get("run_library")?,
             spare: Default::default(),
-            redis_api: sandbox.get("redis_api")?,
-            redis_call,
             mailbox,
             gc_floor: Cell::new(0),
-            invoke,
-            invoke0,
+            invoke_eval: sandbox.get("invoke_eval")?,
+            invoke_function: sandbox.get("invoke_function")?,
             names,
             private,
             lua,
@@ -349,7 +323,7 @@ pub fn lua_error_text(e: &mlua::Error) -> String {
     }
 }
 
-/// Defines the `redis` table; returns `redis.call`. `redis.call`, `pcall`, `setresp` and
+/// Defines the `redis` table. `redis.call`, `pcall`, `setresp` and
 /// `set_repl` forward to the per-execution bridge that `run` stores in `private` (C functions,
 /// like Redis's: a Lua wrapper would be tail-called and hide the script line from error
 /// messages).
@@ -358,7 +332,7 @@ fn register_redis_api(
     private: &Table,
     mailbox: &Mailbox,
     bridge_key: &mlua::String,
-) -> mlua::Result<Function> {
+) -> mlua::Result<()> {
     let redis = lua.create_table()?;
     for (name, op, what) in [
         ("call", Op::Call, "redis.call/pcall"),
@@ -386,9 +360,8 @@ fn register_redis_api(
     redis.set("REPL_SLAVE", REPL_REPLICA)?;
     redis.set("REPL_REPLICA", REPL_REPLICA)?;
     redis.set("REPL_ALL", REPL_AOF | REPL_REPLICA)?;
-    let call = redis.get("call")?;
     lua.globals().set("redis", redis)?;
-    Ok(call)
+    Ok(())
 }
 
 /// Calls the bridge with operation `op`; an error outcome of any operation but `pcall` is

@@ -257,17 +257,7 @@ fn execute(
     inv: &Invocation<'_>,
 ) -> mlua::Result<(bool, Value)> {
     let lua = &engine.lua;
-    let names = &engine.names;
-    let mut spare = None;
-    let (keys, args) = if inv.eval_mode {
-        let s = eval_tables(engine, inv)?;
-        let tables = (s.keys.clone(), s.args.clone());
-        spare = Some(s);
-        tables
-    } else {
-        (string_array(lua, inv.keys)?, string_array(lua, inv.args)?)
-    };
-    let result = lua.scope(|scope| {
+    lua.scope(|scope| {
         // Why one scoped function for the Lua API and the busy hook: each one costs a
         // closure, a registry slot and a destructor per call, a large share of a small script.
         let bridge = scope.create_function(|lua, args: Variadic<Value>| {
@@ -286,25 +276,24 @@ fn execute(
             engine.mailbox.borrow_mut().ok = ok;
             Ok(v)
         })?;
-        engine.private.raw_set(&names.bridge, &bridge)?;
-        if inv.eval_mode {
-            engine.redis_api.raw_set(&names.call, &bridge)?;
+        if !inv.eval_mode {
+            let (keys, args) = (string_array(lua, inv.keys)?, string_array(lua, inv.args)?);
+            return engine.invoke_function.call((&inv.func, bridge, keys, args));
         }
-        let result = if inv.eval_mode {
-            engine.invoke0.call::<(bool, Value)>(&inv.func)
-        } else {
-            engine.invoke.call::<(bool, Value)>((&inv.func, keys, args))
-        };
-        if inv.eval_mode {
-            engine.redis_api.raw_set(&names.call, &engine.redis_call)?;
+        let s = eval_tables(engine, inv)?;
+        let (ok, v, reusable): (bool, Value, bool) = engine.invoke_eval.call((
+            &inv.func,
+            bridge,
+            &s.keys,
+            s.nkeys,
+            &s.args,
+            s.nargs,
+        ))?;
+        if reusable {
+            *engine.spare.borrow_mut() = Some(s);
         }
-        engine.private.raw_set(&names.bridge, Value::Nil)?;
-        result
-    });
-    if let Some(s) = spare {
-        keep_spare(engine, s);
-    }
-    result
+        Ok((ok, v))
+    })
 }
 
 fn string_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
@@ -314,9 +303,6 @@ fn string_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
     }
     Ok(t)
 }
-
-/// Largest `KEYS` / `ARGV` table checked for reuse after a call.
-const SPARE_MAX: usize = 16;
 
 /// EVAL's `KEYS` and `ARGV`, set as globals: the last call's tables refilled when it left them
 /// as it got them, or new ones. Why: two new tables per call were a good part of a small
@@ -345,28 +331,6 @@ fn refill(lua: &Lua, t: &Table, had: usize, items: &[&[u8]]) -> mlua::Result<()>
         t.raw_set(i + 1, Value::Nil)?;
     }
     Ok(())
-}
-
-/// Keeps the call's tables for the next one if the script left them plain arrays of the
-/// items it was given (no metatable, no other key).
-fn keep_spare(engine: &Engine, s: engine::Spare) {
-    if untouched(&s.keys, s.nkeys) && untouched(&s.args, s.nargs) {
-        *engine.spare.borrow_mut() = Some(s);
-    }
-}
-
-fn untouched(t: &Table, n: usize) -> bool {
-    if n > SPARE_MAX || t.metatable().is_some() {
-        return false;
-    }
-    let mut count = 0;
-    for pair in t.pairs::<Value, Value>() {
-        match pair {
-            Ok((Value::Integer(i), _)) if i >= 1 && i as usize <= n => count += 1,
-            _ => return false,
-        }
-    }
-    count == n
 }
 
 /// What the bridge answers the Lua wrappers: `(ok, value)`.
