@@ -37,11 +37,16 @@ pub struct Engine {
     pub env: Table,
     /// The frozen globals the environment reads from (`KEYS` / `ARGV` are set here).
     pub globals: Table,
-    /// `function(f, bridge, keys, nkeys, args, nargs) -> ok, result, reusable`: runs an EVAL
-    /// script under the error handler with the bridge in place (`sandbox.lua`).
-    pub invoke_eval: Function,
-    /// `function(f, bridge, keys, args) -> ok, result`: the same for a library function.
-    pub invoke_function: Function,
+    /// `function(f, a, b) -> ok, result`: calls `f(a, b)` under the error handler.
+    pub invoke: Function,
+    /// `function(f) -> ok, result`: calls `f()` under the error handler. Why a second wrapper:
+    /// EVAL passes nothing, and this one needs no per-call closure (garbage for the GC).
+    pub invoke0: Function,
+    /// The table scripts read `redis.*` from (behind its read-only proxy).
+    pub redis_api: Table,
+    /// The permanent `redis.call`, which EVAL replaces with its bridge during a call (see
+    /// [`Op`]).
+    pub redis_call: Function,
     /// Interned Lua strings for the keys set on every call (`bridge`, `KEYS`, `ARGV`). Why:
     /// pushing a Rust `&str` key creates (hashes, interns) a Lua string each time, which
     /// profiling showed at several percent of a small EVALSHA.
@@ -114,6 +119,7 @@ impl Op {
 #[derive(Clone)]
 pub struct Names {
     pub bridge: mlua::String,
+    pub call: mlua::String,
     pub keys: mlua::String,
     pub argv: mlua::String,
 }
@@ -138,6 +144,7 @@ impl Engine {
         let mailbox = Mailbox::default();
         let names = Names {
             bridge: lua.create_string("bridge")?,
+            call: lua.create_string("call")?,
             keys: lua.create_string("KEYS")?,
             argv: lua.create_string("ARGV")?,
         };
@@ -153,12 +160,32 @@ impl Engine {
             Value::Error(e) => Ok(Value::String(lua.create_string(raised_text(&e))?)),
             other => Ok(other),
         })?;
-        let handler = lua.create_function(error_handler)?;
         let sandbox: Table = lua
             .load(include_str!("sandbox.lua"))
             .set_name(OWN_SOURCE)
             .set_mode(ChunkMode::Text)
-            .call((private.clone(), rand, errtext, handler))?;
+            .call((private.clone(), rand, errtext))?;
+        let handler = lua.create_function(error_handler)?;
+        let invoke: Function = lua
+            .load(
+                "local handler = ...\n\
+                 return function(f, a, b)\n\
+                   return xpcall(function() return f(a, b) end, handler)\n\
+                 end",
+            )
+            .set_name(OWN_SOURCE)
+            .call(handler.clone())?;
+        let invoke0: Function = lua
+            .load(
+                "local handler = ...\n\
+                 return function(f)\n\
+                   return xpcall(f, handler)\n\
+                 end",
+            )
+            .set_name(OWN_SOURCE)
+            .call(handler)?;
+        let redis_api: Table = sandbox.get("redis_api")?;
+        let redis_call = redis_api.raw_get("call")?;
         let engine = Engine {
             env: sandbox.get("env")?,
             globals: sandbox.get("globals")?,
@@ -168,8 +195,10 @@ impl Engine {
             spare: Default::default(),
             mailbox,
             gc_floor: Cell::new(0),
-            invoke_eval: sandbox.get("invoke_eval")?,
-            invoke_function: sandbox.get("invoke_function")?,
+            invoke,
+            invoke0,
+            redis_api,
+            redis_call,
             names,
             private,
             lua,

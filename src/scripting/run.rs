@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use mlua::{Function, Lua, Table, Value, Variadic};
+use smallvec::SmallVec;
 
 use super::engine::{self, error_table, Engine, Op, REPL_AOF, REPL_REPLICA};
 use super::{convert, flags, Busy};
@@ -276,23 +277,23 @@ fn execute(
             engine.mailbox.borrow_mut().ok = ok;
             Ok(v)
         })?;
-        if !inv.eval_mode {
+        let names = &engine.names;
+        engine.private.raw_set(&names.bridge, &bridge)?;
+        let result = if inv.eval_mode {
+            let s = eval_tables(engine, inv)?;
+            engine.redis_api.raw_set(&names.call, &bridge)?;
+            let result = engine.invoke0.call::<(bool, Value)>(&inv.func);
+            engine.redis_api.raw_set(&names.call, &engine.redis_call)?;
+            if untouched(&s.keys, s.nkeys) && untouched(&s.args, s.nargs) {
+                *engine.spare.borrow_mut() = Some(s);
+            }
+            result
+        } else {
             let (keys, args) = (string_array(lua, inv.keys)?, string_array(lua, inv.args)?);
-            return engine.invoke_function.call((&inv.func, bridge, keys, args));
-        }
-        let s = eval_tables(engine, inv)?;
-        let (ok, v, reusable): (bool, Value, bool) = engine.invoke_eval.call((
-            &inv.func,
-            bridge,
-            &s.keys,
-            s.nkeys,
-            &s.args,
-            s.nargs,
-        ))?;
-        if reusable {
-            *engine.spare.borrow_mut() = Some(s);
-        }
-        Ok((ok, v))
+            engine.invoke.call::<(bool, Value)>((&inv.func, keys, args))
+        };
+        engine.private.raw_set(&names.bridge, Value::Nil)?;
+        result
     })
 }
 
@@ -320,6 +321,27 @@ fn eval_tables(engine: &Engine, inv: &Invocation<'_>) -> mlua::Result<engine::Sp
     refill(lua, &s.keys, s.nkeys, inv.keys)?;
     refill(lua, &s.args, s.nargs, inv.args)?;
     Ok(engine::Spare { nkeys: inv.keys.len(), nargs: inv.args.len(), ..s })
+}
+
+/// Largest `KEYS` / `ARGV` table checked for reuse after a call.
+const SPARE_MAX: usize = 16;
+
+/// Whether `t` is still a plain array of `n` items: no metatable, no other key.
+fn untouched(t: &Table, n: usize) -> bool {
+    if n > SPARE_MAX || t.metatable().is_some() {
+        return false;
+    }
+    if n == 0 {
+        return t.is_empty();
+    }
+    let mut count = 0;
+    for pair in t.pairs::<Value, Value>() {
+        match pair {
+            Ok((Value::Integer(i), _)) if i >= 1 && i as usize <= n => count += 1,
+            _ => return false,
+        }
+    }
+    count == n
 }
 
 /// Sets `items` as `t[1..]`, clearing what is left of the `had` items before.
@@ -394,19 +416,34 @@ fn journal_readers(repl: i64) -> u8 {
     readers
 }
 
-/// Converts `redis.call` arguments: strings as they are, numbers with `%.17g`.
-fn command_argv(args: &[Value]) -> Option<Vec<Vec<u8>>> {
-    let mut argv = Vec::with_capacity(args.len());
+/// One `redis.call` argument: a Lua string read in place, or a number's text in the side
+/// buffer.
+enum Piece<'v> {
+    Str(mlua::BorrowedBytes<'v>),
+    Num(std::ops::Range<usize>),
+}
+
+/// Reads `redis.call` arguments: strings as they are, numbers with `%.17g` (written to
+/// `nums`). Why not a `Vec<Vec<u8>>`: a copy and an allocation per argument showed in
+/// profiles of small scripts.
+fn command_pieces<'v>(args: &'v [Value], nums: &mut Vec<u8>) -> Option<SmallVec<[Piece<'v>; 8]>> {
+    let mut pieces = SmallVec::with_capacity(args.len());
     for a in args {
-        argv.push(match a {
-            Value::String(s) => s.as_bytes().to_vec(),
-            Value::Integer(i) if i.unsigned_abs() < 1 << 53 => i.to_string().into_bytes(),
-            Value::Integer(i) => crate::util::num::fmt_double_17g(*i as f64).into_bytes(),
-            Value::Number(n) => crate::util::num::fmt_double_17g(*n).into_bytes(),
+        let text = match a {
+            Value::String(s) => {
+                pieces.push(Piece::Str(s.as_bytes()));
+                continue;
+            }
+            Value::Integer(i) if i.unsigned_abs() < 1 << 53 => i.to_string(),
+            Value::Integer(i) => crate::util::num::fmt_double_17g(*i as f64),
+            Value::Number(n) => crate::util::num::fmt_double_17g(*n),
             _ => return None,
-        });
+        };
+        let start = nums.len();
+        nums.extend_from_slice(text.as_bytes());
+        pieces.push(Piece::Num(start..nums.len()));
     }
-    Some(argv)
+    Some(pieces)
 }
 
 /// `redis.call` / `redis.pcall`: the script-side checks, then the command itself.
@@ -414,10 +451,17 @@ fn command(lua: &Lua, st: &mut RunState<'_, '_>, args: &[Value]) -> mlua::Result
     if args.is_empty() {
         return fail(lua, "Please specify at least one argument for this redis lib call");
     }
-    let Some(argv) = command_argv(args) else {
+    let mut nums = Vec::new();
+    let Some(pieces) = command_pieces(args, &mut nums) else {
         return fail(lua, "Lua redis lib command arguments must be strings or integers");
     };
-    let refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+    let refs: SmallVec<[&[u8]; 8]> = pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Str(b) => &b[..],
+            Piece::Num(r) => &nums[r.clone()],
+        })
+        .collect();
     let (id, spec) = match crate::dispatch::resolve(&refs) {
         Ok(found) => found,
         Err(CmdError::WrongArity(_)) => {

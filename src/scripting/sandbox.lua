@@ -7,9 +7,9 @@
 -- that does not exist raises "Script attempted to access nonexistent global variable".
 --
 -- Arguments: `priv`, a private table shared with Rust (Rust stores the per-execution `bridge`
--- function there), `rand`, the Rust lrand48 generator, `errtext`, which turns an error
--- raised by Rust code into its message, and `handler`, the error handler of every execution.
-local priv, rand, errtext, handler = ...
+-- function there), `rand`, the Rust lrand48 generator, and `errtext`, which turns an error
+-- raised by Rust code into its message.
+local priv, rand, errtext = ...
 
 local G = _G
 local rawnext, rawtype, rawerror, rawtostring = next, type, error, tostring
@@ -218,51 +218,13 @@ local function set_lookup(which)
   env_mt.__index = which or globals_shadow
 end
 
--- What scripts read `redis.*` from, and the permanent redis.call.
-local redis_api = mt_of[proxy_of[redis]].__index
-local redis_call = redis.call
-
--- Whether `t` is still a plain array of `n` items: no metatable, no other key.
-local function plain(t, n)
-  if getmetatable_raw(t) ~= nil then return false end
-  local count = 0
-  for k in rawnext, t do
-    if rawtype(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then return false end
-    count = count + 1
-  end
-  return count == n
-end
-
--- Runs an EVAL script `f` with `bridge` in place, and says whether KEYS and ARGV can serve
--- the next call. Why here rather than in Rust: each table access from Rust is a protected
--- call that leaves a closure behind for the collector, a good part of a small script.
--- `bridge` also stands in for redis.call itself during the call, which saves the permanent
--- function's second Rust call per command.
-local function invoke_eval(f, bridge, keys, nkeys, args, nargs)
-  priv.bridge = bridge
-  redis_api.call = bridge
-  local ok, r = xpcall(f, handler)
-  priv.bridge = nil
-  redis_api.call = redis_call
-  return ok, r, nkeys <= 16 and nargs <= 16 and plain(keys, nkeys) and plain(args, nargs)
-end
-
--- Runs a function `f(keys, args)` of a library with `bridge` in place. (A library may keep
--- redis.call in an upvalue for later calls, so it stays the permanent function.)
-local function invoke_function(f, bridge, keys, args)
-  priv.bridge = bridge
-  local ok, r = xpcall(function() return f(keys, args) end, handler)
-  priv.bridge = nil
-  return ok, r
-end
-
 return {
-  invoke_eval = invoke_eval,
-  invoke_function = invoke_function,
   env = env,
   globals = globals_shadow,
   library_api = library_api,
   set_lookup = set_lookup,
+  -- What scripts read `redis.*` from (EVAL installs its bridge as `call` during a call).
+  redis_api = mt_of[proxy_of[redis]].__index,
   -- Runs a library's top level: a plain pcall, like Redis's (no position added to errors).
   run_library = function(f) return rawpcall(f) end,
 }
