@@ -37,16 +37,13 @@ pub struct Engine {
     pub env: Table,
     /// The frozen globals the environment reads from (`KEYS` / `ARGV` are set here).
     pub globals: Table,
-    /// `function(f, a, b) -> ok, result`: calls `f(a, b)` under the error handler.
+    /// `function(f, a, b, bridge) -> ok, result`: calls `f(a, b)` under the error handler with
+    /// `bridge` in place (FCALL).
     pub invoke: Function,
-    /// `function(f) -> ok, result`: calls `f()` under the error handler. Why a second wrapper:
-    /// EVAL passes nothing, and this one needs no per-call closure (garbage for the GC).
+    /// `function(f, bridge) -> ok, result`: calls `f()` under the error handler with `bridge`
+    /// in place, also as `redis.call` (EVAL). Why a second wrapper: EVAL passes nothing, and
+    /// this one needs no per-call closure (garbage for the GC).
     pub invoke0: Function,
-    /// The table scripts read `redis.*` from (behind its read-only proxy).
-    pub redis_api: Table,
-    /// The permanent `redis.call`, which EVAL replaces with its bridge during a call (see
-    /// [`Op`]).
-    pub redis_call: Function,
     /// Interned Lua strings for the keys set on every call (`bridge`, `KEYS`, `ARGV`). Why:
     /// pushing a Rust `&str` key creates (hashes, interns) a Lua string each time, which
     /// profiling showed at several percent of a small EVALSHA.
@@ -119,7 +116,6 @@ impl Op {
 #[derive(Clone)]
 pub struct Names {
     pub bridge: mlua::String,
-    pub call: mlua::String,
     pub keys: mlua::String,
     pub argv: mlua::String,
 }
@@ -144,7 +140,6 @@ impl Engine {
         let mailbox = Mailbox::default();
         let names = Names {
             bridge: lua.create_string("bridge")?,
-            call: lua.create_string("call")?,
             keys: lua.create_string("KEYS")?,
             argv: lua.create_string("ARGV")?,
         };
@@ -166,26 +161,36 @@ impl Engine {
             .set_mode(ChunkMode::Text)
             .call((private.clone(), rand, errtext))?;
         let handler = lua.create_function(error_handler)?;
+        let redis_api: Table = sandbox.get("redis_api")?;
+        let redis_call: Function = redis_api.raw_get("call")?;
+        // Why the bridge is installed here rather than from Rust: four table writes from Rust
+        // cost more than the Lua that does them (a few percent of a small EVALSHA).
         let invoke: Function = lua
             .load(
-                "local handler = ...\n\
-                 return function(f, a, b)\n\
-                   return xpcall(function() return f(a, b) end, handler)\n\
+                "local handler, priv = ...\n\
+                 return function(f, a, b, bridge)\n\
+                   priv.bridge = bridge\n\
+                   local ok, r = xpcall(function() return f(a, b) end, handler)\n\
+                   priv.bridge = nil\n\
+                   return ok, r\n\
                  end",
             )
             .set_name(OWN_SOURCE)
-            .call(handler.clone())?;
+            .call((handler.clone(), private.clone()))?;
         let invoke0: Function = lua
             .load(
-                "local handler = ...\n\
-                 return function(f)\n\
-                   return xpcall(f, handler)\n\
+                "local handler, priv, api, call = ...\n\
+                 return function(f, bridge)\n\
+                   priv.bridge = bridge\n\
+                   api.call = bridge\n\
+                   local ok, r = xpcall(f, handler)\n\
+                   priv.bridge = nil\n\
+                   api.call = call\n\
+                   return ok, r\n\
                  end",
             )
             .set_name(OWN_SOURCE)
-            .call(handler)?;
-        let redis_api: Table = sandbox.get("redis_api")?;
-        let redis_call = redis_api.raw_get("call")?;
+            .call((handler, private.clone(), redis_api, redis_call))?;
         let engine = Engine {
             env: sandbox.get("env")?,
             globals: sandbox.get("globals")?,
@@ -197,8 +202,6 @@ impl Engine {
             gc_floor: Cell::new(0),
             invoke,
             invoke0,
-            redis_api,
-            redis_call,
             names,
             private,
             lua,

@@ -277,22 +277,15 @@ fn execute(
             engine.mailbox.borrow_mut().ok = ok;
             Ok(v)
         })?;
-        let names = &engine.names;
-        engine.private.raw_set(&names.bridge, &bridge)?;
-        let result = if inv.eval_mode {
-            let s = eval_tables(engine, inv)?;
-            engine.redis_api.raw_set(&names.call, &bridge)?;
-            let result = engine.invoke0.call::<(bool, Value)>(&inv.func);
-            engine.redis_api.raw_set(&names.call, &engine.redis_call)?;
-            if untouched(&s.keys, s.nkeys) && untouched(&s.args, s.nargs) {
-                *engine.spare.borrow_mut() = Some(s);
-            }
-            result
-        } else {
+        if !inv.eval_mode {
             let (keys, args) = (string_array(lua, inv.keys)?, string_array(lua, inv.args)?);
-            engine.invoke.call::<(bool, Value)>((&inv.func, keys, args))
-        };
-        engine.private.raw_set(&names.bridge, Value::Nil)?;
+            return engine.invoke.call::<(bool, Value)>((&inv.func, keys, args, bridge));
+        }
+        let s = eval_tables(engine, inv)?;
+        let result = engine.invoke0.call::<(bool, Value)>((&inv.func, bridge));
+        if untouched(&s.keys, s.nkeys) && untouched(&s.args, s.nargs) {
+            *engine.spare.borrow_mut() = Some(s);
+        }
         result
     })
 }
