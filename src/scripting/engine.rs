@@ -244,7 +244,7 @@ fn hook(lua: &Lua, busy: &Busy, private: &Table) -> mlua::Result<VmState> {
         return Ok(VmState::Continue);
     };
     if busy.killed.get() {
-        return Err(killed_error(lua, busy, private));
+        return killed(lua, busy, private);
     }
     if !busy.timed_out.get() {
         let limit = busy.threshold_ms.get();
@@ -267,9 +267,21 @@ fn hook(lua: &Lua, busy: &Busy, private: &Table) -> mlua::Result<VmState> {
         bridge.call::<()>(Op::Poll.marker())?;
     }
     if busy.killed.get() {
-        return Err(killed_error(lua, busy, private));
+        return killed(lua, busy, private);
     }
     Ok(VmState::Continue)
+}
+
+/// Ends a killed script, unless the hook fired in our own wrappers (after the script's
+/// protected call returned, where an error would escape the error handler).
+fn killed(lua: &Lua, busy: &Busy, private: &Table) -> mlua::Result<VmState> {
+    let own = lua
+        .inspect_stack(0)
+        .is_some_and(|info| info.source().source.as_deref() == Some(OWN_SOURCE));
+    if own && busy.kill_hook_armed.get() {
+        return Ok(VmState::Continue);
+    }
+    Err(killed_error(lua, busy, private))
 }
 
 /// The error that ends a killed script. From now on the hook runs on every line too, so a
