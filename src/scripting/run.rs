@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
 
-use mlua::{Function, Lua, Table, Value, Variadic};
+use mlua::{Function, Lua, MultiValue, Table, Value};
 use smallvec::SmallVec;
 
 use super::engine::{self, error_table, Engine, Op, REPL_AOF, REPL_REPLICA};
@@ -261,11 +261,12 @@ fn execute(
     lua.scope(|scope| {
         // Why one scoped function for the Lua API and the busy hook: each one costs a
         // closure, a registry slot and a destructor per call, a large share of a small script.
-        let bridge = scope.create_function(|lua, args: Variadic<Value>| {
+        let bridge = scope.create_function(|lua, mut args: MultiValue| {
+            let args = args.make_contiguous();
             let mut st = cell.borrow_mut();
             let st = &mut *st;
-            let Some(op) = Op::of(&args) else {
-                let (ok, v) = command(lua, st, &args)?;
+            let Some(op) = Op::of(args) else {
+                let (ok, v) = command(lua, st, args)?;
                 return if ok { Ok(v) } else { Err(engine::raised(&v)) };
             };
             if op == Op::Poll {
@@ -416,11 +417,14 @@ enum Piece<'v> {
     Num(std::ops::Range<usize>),
 }
 
-/// Reads `redis.call` arguments: strings as they are, numbers with `%.17g` (written to
-/// `nums`). Why not a `Vec<Vec<u8>>`: a copy and an allocation per argument showed in
-/// profiles of small scripts.
-fn command_pieces<'v>(args: &'v [Value], nums: &mut Vec<u8>) -> Option<SmallVec<[Piece<'v>; 8]>> {
-    let mut pieces = SmallVec::with_capacity(args.len());
+/// Reads `redis.call` arguments into `pieces`: strings as they are, numbers with `%.17g`
+/// (written to `nums`); false when one is neither. Why not a `Vec<Vec<u8>>`: a copy and an
+/// allocation per argument showed in profiles of small scripts.
+fn command_pieces<'v>(
+    args: &'v [Value],
+    nums: &mut Vec<u8>,
+    pieces: &mut SmallVec<[Piece<'v>; 6]>,
+) -> bool {
     for a in args {
         let text = match a {
             Value::String(s) => {
@@ -430,13 +434,13 @@ fn command_pieces<'v>(args: &'v [Value], nums: &mut Vec<u8>) -> Option<SmallVec<
             Value::Integer(i) if i.unsigned_abs() < 1 << 53 => i.to_string(),
             Value::Integer(i) => crate::util::num::fmt_double_17g(*i as f64),
             Value::Number(n) => crate::util::num::fmt_double_17g(*n),
-            _ => return None,
+            _ => return false,
         };
         let start = nums.len();
         nums.extend_from_slice(text.as_bytes());
         pieces.push(Piece::Num(start..nums.len()));
     }
-    Some(pieces)
+    true
 }
 
 /// `redis.call` / `redis.pcall`: the script-side checks, then the command itself.
@@ -445,9 +449,10 @@ fn command(lua: &Lua, st: &mut RunState<'_, '_>, args: &[Value]) -> mlua::Result
         return fail(lua, "Please specify at least one argument for this redis lib call");
     }
     let mut nums = Vec::new();
-    let Some(pieces) = command_pieces(args, &mut nums) else {
+    let mut pieces = SmallVec::new();
+    if !command_pieces(args, &mut nums, &mut pieces) {
         return fail(lua, "Lua redis lib command arguments must be strings or integers");
-    };
+    }
     let refs: SmallVec<[&[u8]; 8]> = pieces
         .iter()
         .map(|p| match p {
