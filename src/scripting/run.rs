@@ -3,8 +3,15 @@
 //! The script's commands run through [`Ctx::call_nested_as`] as the scripts' own client,
 //! so their effects join the EVAL / FCALL's: the journal records the script's writes as one
 //! atomic unit, and the EVAL itself is never propagated (Redis 7.0's effect replication).
-//! `redis.call` reaches [`bridge`] through a function created with `Lua::scope`, which lets it
-//! borrow the command's `Ctx` for exactly the duration of the call.
+//! `redis.call` reaches [`command`] through a function created with `Lua::scope` (the
+//! "bridge"), which lets it borrow the command's `Ctx` for exactly the duration of the call.
+//! EVAL's `redis.call` is the bridge itself; the other `redis.*` functions, and FCALL's, reach
+//! it through the permanent functions of `engine` (see [`Op`]).
+//!
+//! Cost notes (EVALSHA of one `redis.call` is the benchmark): the scope, the tables and every
+//! Rust-side Lua access are a visible share of such a call, so `KEYS` / `ARGV` are reused
+//! while scripts leave them alone, the bridge is installed by the Lua wrapper, and the
+//! collector runs by garbage held rather than by call count ([`collect_garbage`]).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -278,14 +285,20 @@ fn execute(
             engine.mailbox.borrow_mut().ok = ok;
             Ok(v)
         })?;
-        if !inv.eval_mode {
+        let result = if inv.eval_mode {
+            let s = eval_tables(engine, inv)?;
+            let result = engine.invoke0.call::<(bool, Value)>((&inv.func, bridge));
+            if untouched(&s.keys, s.nkeys) && untouched(&s.args, s.nargs) {
+                *engine.spare.borrow_mut() = Some(s);
+            }
+            result
+        } else {
             let (keys, args) = (string_array(lua, inv.keys)?, string_array(lua, inv.args)?);
-            return engine.invoke.call::<(bool, Value)>((&inv.func, keys, args, bridge));
-        }
-        let s = eval_tables(engine, inv)?;
-        let result = engine.invoke0.call::<(bool, Value)>((&inv.func, bridge));
-        if untouched(&s.keys, s.nkeys) && untouched(&s.args, s.nargs) {
-            *engine.spare.borrow_mut() = Some(s);
+            engine.invoke.call::<(bool, Value)>((&inv.func, keys, args, bridge))
+        };
+        if result.is_err() {
+            // The wrapper did not get to remove the bridge (an error escaped the handler).
+            engine.private.raw_set(&engine.names.bridge, Value::Nil)?;
         }
         result
     })
