@@ -392,3 +392,81 @@ fn shutdown_nosave_stops_a_busy_script() {
     }
     assert!(exited, "server still running after SHUTDOWN NOSAVE");
 }
+
+/// Runs one command in process and answers its raw reply.
+fn run_local(server: &mut Server, client: &mut Client, args: &[&str]) -> String {
+    let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    let mut out = ReplyBuf::new(Resp::V2);
+    execute(server, client, &mut out, &argv);
+    String::from_utf8_lossy(&out.buf).into_owned()
+}
+
+#[test]
+fn keys_and_argv_changed_by_a_script_do_not_reach_the_next_call() {
+    let mut server = Server::new(Config::default());
+    let mut c = new_client(1);
+    let mut r = |args: &[&str]| run_local(&mut server, &mut c, args);
+    assert_eq!(r(&["EVAL", "KEYS[3] = 'x'; ARGV.y = 1; return 1", "2", "a", "b", "c"]), ":1\r\n");
+    assert_eq!(r(&["EVAL", "return {#KEYS, #ARGV, ARGV.y}", "2", "a", "b"]), "*2\r\n:2\r\n:0\r\n");
+    let mt = "setmetatable(KEYS, {__index = function() return 'm' end}); return 1";
+    assert_eq!(r(&["EVAL", mt, "0"]), ":1\r\n");
+    assert_eq!(r(&["EVAL", "return KEYS[1]", "0"]), "$-1\r\n");
+    // Fewer items than the call before: the old ones are gone.
+    let three = "*3\r\n$1\r\np\r\n$1\r\nq\r\n$1\r\nr\r\n";
+    assert_eq!(r(&["EVAL", "return ARGV", "0", "p", "q", "r"]), three);
+    assert_eq!(r(&["EVAL", "return {ARGV[1], ARGV[2], #ARGV}", "0", "s"]), "*1\r\n$1\r\ns\r\n");
+    assert_eq!(r(&["EVAL", "return #ARGV + #KEYS", "1", "k"]), ":1\r\n");
+}
+
+#[test]
+fn redis_call_errors_name_the_script_line_even_when_tail_called() {
+    let mut server = Server::new(Config::default());
+    let mut c = new_client(1);
+    let mut r = |args: &[&str]| run_local(&mut server, &mut c, args);
+    let reply = r(&["EVAL", "local x = 1\nreturn redis.call('nosuch')", "0"]);
+    assert!(reply.starts_with("-ERR Unknown Redis command called from script script: "), "{reply}");
+    assert!(reply.ends_with(", on @user_script:2.\r\n"), "{reply}");
+    // redis.pcall, setresp and set_repl still go through the permanent functions.
+    assert_eq!(
+        r(&["EVAL", "return redis.pcall('nosuch')", "0"]),
+        "-ERR Unknown Redis command called from script\r\n"
+    );
+    let reply = r(&["EVAL", "redis.setresp(4)", "0"]);
+    assert!(reply.starts_with("-ERR RESP version must be 2 or 3. script:"), "{reply}");
+    assert_eq!(
+        r(&["EVAL", "local ok, e = pcall(redis.call, 'nosuch') return e", "0"]),
+        "$44\r\nERR Unknown Redis command called from script\r\n"
+    );
+    // Numbers reach the command as Redis formats them.
+    assert_eq!(r(&["EVAL", "return redis.call('set', 'n', 1.5)", "0"]), "+OK\r\n");
+    assert_eq!(r(&["EVAL", "return redis.call('get', 'n')", "0"]), "$3\r\n1.5\r\n");
+    let big = "return redis.call('incrby', 'i', 12345678901)";
+    assert_eq!(r(&["EVAL", big, "0"]), ":12345678901\r\n");
+}
+
+#[test]
+fn a_library_may_keep_redis_call_for_later_calls() {
+    let mut server = Server::new(Config::default());
+    let mut c = new_client(1);
+    let mut r = |args: &[&str]| run_local(&mut server, &mut c, args);
+    let lib = "#!lua name=keep\nlocal kept = {}\n\
+        redis.register_function('f', function(keys)\n\
+          kept.call = kept.call or redis.call\n\
+          return kept.call('incr', keys[1])\n\
+        end)";
+    assert_eq!(r(&["FUNCTION", "LOAD", lib]), "$4\r\nkeep\r\n");
+    assert_eq!(r(&["FCALL", "f", "1", "k"]), ":1\r\n");
+    assert_eq!(r(&["FCALL", "f", "1", "k"]), ":2\r\n");
+}
+
+#[test]
+fn the_eval_interpreter_stays_near_its_live_size() {
+    let mut server = Server::new(Config::default());
+    let mut c = new_client(1);
+    let mut r = |args: &[&str]| run_local(&mut server, &mut c, args);
+    for _ in 0..5000 {
+        assert_eq!(r(&["EVAL", "return redis.call('incr', KEYS[1]) > 0", "1", "x"]), ":1\r\n");
+    }
+    let used = server.state.scripting.eval_memory();
+    assert!(used < 100 * 1024, "{used}");
+}

@@ -37,15 +37,22 @@ pub struct Engine {
     pub env: Table,
     /// The frozen globals the environment reads from (`KEYS` / `ARGV` are set here).
     pub globals: Table,
-    /// `function(f, a, b) -> ok, result`: calls `f(a, b)` under the error handler.
+    /// `function(f, a, b, bridge) -> ok, result`: calls `f(a, b)` under the error handler with
+    /// `bridge` in place (FCALL).
     pub invoke: Function,
-    /// `function(f) -> ok, result`: calls `f()` under the error handler. Why a second wrapper:
-    /// EVAL passes nothing, and this one needs no per-call closure (garbage for the GC).
+    /// `function(f, bridge) -> ok, result`: calls `f()` under the error handler with `bridge`
+    /// in place, also as `redis.call` (EVAL). Why a second wrapper: EVAL passes nothing, and
+    /// this one needs no per-call closure (garbage for the GC).
     pub invoke0: Function,
     /// Interned Lua strings for the keys set on every call (`bridge`, `KEYS`, `ARGV`). Why:
     /// pushing a Rust `&str` key creates (hashes, interns) a Lua string each time, which
     /// profiling showed at several percent of a small EVALSHA.
     pub names: Names,
+    /// EVAL's `KEYS` and `ARGV` tables of the last call, kept for the next one when the script
+    /// left them as it got them (see [`super::run`]).
+    pub spare: std::cell::RefCell<Option<Spare>>,
+    /// Memory in use after the last garbage-collection cycle (see `run::collect_garbage`).
+    pub gc_floor: Cell<usize>,
     /// Builds the environment a library's top level sees during FUNCTION LOAD.
     pub library_api: Function,
     /// Switches what the environment reads through (nil = the full globals).
@@ -57,6 +64,54 @@ pub struct Engine {
     pub mailbox: Mailbox,
 }
 
+/// See [`Engine::mailbox`].
+pub type Mailbox = Rc<std::cell::RefCell<Letters>>;
+
+/// What goes through the [`Mailbox`]: the arguments of a forwarded call, and whether it
+/// succeeded (the bridge answers the value alone).
+#[derive(Default)]
+pub struct Letters {
+    pub args: Vec<Value>,
+    pub ok: bool,
+}
+
+/// What a call of the bridge asks for. The permanent `redis.*` functions call the bridge with
+/// the operation as its only argument (a light userdata, which no script can make) and their
+/// arguments in the mailbox. Anything else is a direct `redis.call`: EVAL installs the bridge
+/// itself as `redis.call` for the duration of an execution, which saves a second Rust call
+/// and the argument copies per command. (FCALL cannot: a library may keep `redis.call` in an
+/// upvalue and call it in a later execution, after the bridge is gone.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Serve other clients while a script is busy (the instruction hook).
+    Poll = 1,
+    /// `redis.call`.
+    Call,
+    /// `redis.pcall`.
+    PCall,
+    /// `redis.setresp`.
+    SetResp,
+    /// `redis.set_repl`.
+    SetRepl,
+}
+
+impl Op {
+    const ALL: [Op; 5] = [Op::Poll, Op::Call, Op::PCall, Op::SetResp, Op::SetRepl];
+
+    /// The light userdata that stands for the operation.
+    pub fn marker(self) -> mlua::LightUserData {
+        mlua::LightUserData(std::ptr::null_mut::<std::ffi::c_void>().wrapping_add(self as usize))
+    }
+
+    /// The operation a bridge call with these arguments asks for (`None`: a direct call).
+    pub fn of(args: &[Value]) -> Option<Op> {
+        match args {
+            [Value::LightUserData(p)] => Op::ALL.into_iter().find(|op| op.marker() == *p),
+            _ => None,
+        }
+    }
+}
+
 /// See [`Engine::names`].
 #[derive(Clone)]
 pub struct Names {
@@ -65,8 +120,14 @@ pub struct Names {
     pub argv: mlua::String,
 }
 
-/// See [`Engine::mailbox`].
-pub type Mailbox = Rc<std::cell::RefCell<Vec<Value>>>;
+/// See [`Engine::spare`]: the tables and how many items each holds (`1..=n`, nothing else).
+#[derive(Clone)]
+pub struct Spare {
+    pub keys: Table,
+    pub nkeys: usize,
+    pub args: Table,
+    pub nargs: usize,
+}
 
 impl Engine {
     /// Creates an interpreter. `rng` is the lrand48 state behind `math.random`, `busy` the
@@ -100,31 +161,45 @@ impl Engine {
             .set_mode(ChunkMode::Text)
             .call((private.clone(), rand, errtext))?;
         let handler = lua.create_function(error_handler)?;
+        let redis_api: Table = sandbox.get("redis_api")?;
+        let redis_call: Function = redis_api.raw_get("call")?;
+        // Why the bridge is installed here rather than from Rust: four table writes from Rust
+        // cost more than the Lua that does them (a few percent of a small EVALSHA).
         let invoke: Function = lua
             .load(
-                "local handler = ...\n\
-                 return function(f, a, b)\n\
-                   return xpcall(function() return f(a, b) end, handler)\n\
+                "local handler, priv = ...\n\
+                 return function(f, a, b, bridge)\n\
+                   priv.bridge = bridge\n\
+                   local ok, r = xpcall(function() return f(a, b) end, handler)\n\
+                   priv.bridge = nil\n\
+                   return ok, r\n\
                  end",
             )
             .set_name(OWN_SOURCE)
-            .call(handler.clone())?;
+            .call((handler.clone(), private.clone()))?;
         let invoke0: Function = lua
             .load(
-                "local handler = ...\n\
-                 return function(f)\n\
-                   return xpcall(f, handler)\n\
+                "local handler, priv, api, call = ...\n\
+                 return function(f, bridge)\n\
+                   priv.bridge = bridge\n\
+                   api.call = bridge\n\
+                   local ok, r = xpcall(f, handler)\n\
+                   priv.bridge = nil\n\
+                   api.call = call\n\
+                   return ok, r\n\
                  end",
             )
             .set_name(OWN_SOURCE)
-            .call(handler)?;
+            .call((handler, private.clone(), redis_api, redis_call))?;
         let engine = Engine {
             env: sandbox.get("env")?,
             globals: sandbox.get("globals")?,
             library_api: sandbox.get("library_api")?,
             set_lookup: sandbox.get("set_lookup")?,
             run_library: sandbox.get("run_library")?,
+            spare: Default::default(),
             mailbox,
+            gc_floor: Cell::new(0),
             invoke,
             invoke0,
             names,
@@ -169,7 +244,7 @@ fn hook(lua: &Lua, busy: &Busy, private: &Table) -> mlua::Result<VmState> {
         return Ok(VmState::Continue);
     };
     if busy.killed.get() {
-        return Err(killed_error(lua, busy, private));
+        return killed(lua, busy, private);
     }
     if !busy.timed_out.get() {
         let limit = busy.threshold_ms.get();
@@ -189,12 +264,24 @@ fn hook(lua: &Lua, busy: &Busy, private: &Table) -> mlua::Result<VmState> {
         );
     }
     if let Ok(bridge) = private.raw_get::<Function>("bridge") {
-        bridge.call::<()>(super::run::OP_POLL)?;
+        bridge.call::<()>(Op::Poll.marker())?;
     }
     if busy.killed.get() {
-        return Err(killed_error(lua, busy, private));
+        return killed(lua, busy, private);
     }
     Ok(VmState::Continue)
+}
+
+/// Ends a killed script, unless the hook fired in our own wrappers (after the script's
+/// protected call returned, where an error would escape the error handler).
+fn killed(lua: &Lua, busy: &Busy, private: &Table) -> mlua::Result<VmState> {
+    let own = lua
+        .inspect_stack(0)
+        .is_some_and(|info| info.source().source.as_deref() == Some(OWN_SOURCE));
+    if own && busy.kill_hook_armed.get() {
+        return Ok(VmState::Continue);
+    }
+    Err(killed_error(lua, busy, private))
 }
 
 /// The error that ends a killed script. From now on the hook runs on every line too, so a
@@ -280,9 +367,10 @@ pub fn lua_error_text(e: &mlua::Error) -> String {
     }
 }
 
-/// Defines the `redis` table. `redis.call`, `pcall`, `setresp` and `set_repl` forward to the
-/// per-execution bridge that `run` stores in `private` (C functions, like Redis's: a Lua
-/// wrapper would be tail-called and hide the script line from error messages).
+/// Defines the `redis` table. `redis.call`, `pcall`, `setresp` and
+/// `set_repl` forward to the per-execution bridge that `run` stores in `private` (C functions,
+/// like Redis's: a Lua wrapper would be tail-called and hide the script line from error
+/// messages).
 fn register_redis_api(
     lua: &Lua,
     private: &Table,
@@ -290,15 +378,15 @@ fn register_redis_api(
     bridge_key: &mlua::String,
 ) -> mlua::Result<()> {
     let redis = lua.create_table()?;
-    for (name, op, raise, what) in [
-        ("call", 1, true, "redis.call/pcall"),
-        ("pcall", 1, false, "redis.call/pcall"),
-        ("setresp", 2, true, "redis.setresp"),
-        ("set_repl", 3, true, "redis.set_repl"),
+    for (name, op, what) in [
+        ("call", Op::Call, "redis.call/pcall"),
+        ("pcall", Op::PCall, "redis.call/pcall"),
+        ("setresp", Op::SetResp, "redis.setresp"),
+        ("set_repl", Op::SetRepl, "redis.set_repl"),
     ] {
         let (p, m, k) = (private.clone(), mailbox.clone(), bridge_key.clone());
         let f = lua.create_function(move |_, args: mlua::MultiValue| {
-            forward(&p, &m, &k, op, raise, what, args)
+            forward(&p, &m, &k, op, what, args)
         })?;
         redis.set(name, f)?;
     }
@@ -320,37 +408,39 @@ fn register_redis_api(
     Ok(())
 }
 
-/// Calls the bridge with operation `op`; `raise` turns an error outcome into a Lua error.
+/// Calls the bridge with operation `op`; an error outcome of any operation but `pcall` is
+/// raised as a Lua error.
 fn forward(
     private: &Table,
     mailbox: &Mailbox,
     bridge_key: &mlua::String,
-    op: i64,
-    raise: bool,
+    op: Op,
     what: &str,
     args: mlua::MultiValue,
 ) -> mlua::Result<Value> {
     let Value::Function(bridge) = private.raw_get::<Value>(bridge_key)? else {
         return Err(raise_table(&format!("{what} can only be called inside a script invocation")));
     };
-    *mailbox.borrow_mut() = args.into_vec();
-    let (ok, v): (bool, Value) = bridge.call(op)?;
-    if !ok && raise {
-        let msg = match &v {
-            Value::Table(t) => t.raw_get::<Value>("err")?,
-            _ => Value::Nil,
-        };
-        let msg = match msg {
-            Value::String(s) => s.to_string_lossy(),
-            _ => String::new(),
-        };
-        let counted = match &v {
-            Value::Table(t) => t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false),
-            _ => false,
-        };
-        return Err(mlua::Error::external(TableError(msg, counted)));
+    mailbox.borrow_mut().args = args.into_vec();
+    let v: Value = bridge.call(op.marker())?;
+    if !mailbox.borrow().ok && op != Op::PCall {
+        return Err(raised(&v));
     }
     Ok(v)
+}
+
+/// The Lua error that raises the error table `v` a command answered (it keeps its "already
+/// counted in the error statistics" mark).
+pub fn raised(v: &Value) -> mlua::Error {
+    let Value::Table(t) = v else {
+        return mlua::Error::external(TableError(String::new(), false));
+    };
+    let msg = match t.raw_get::<Value>("err") {
+        Ok(Value::String(s)) => s.to_string_lossy(),
+        _ => String::new(),
+    };
+    let counted = t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false);
+    mlua::Error::external(TableError(msg, counted))
 }
 
 /// `redis.set_repl` flags.

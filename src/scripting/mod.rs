@@ -83,8 +83,6 @@ pub struct Busy {
     pub last_poll: Cell<Option<Instant>>,
     /// SHUTDOWN NOSAVE arrived while busy.
     pub shutdown: Cell<bool>,
-    /// Scripts run since the last garbage-collection step.
-    pub calls_since_gc: Cell<u32>,
     /// Self reference, so the hook can re-register itself.
     me: RefCell<std::rc::Weak<Busy>>,
 }
@@ -120,6 +118,8 @@ pub struct Scripting {
     pub busy: Rc<Busy>,
     /// The scripts' own client, lent to each execution.
     pub client: Option<Client>,
+    /// The reply buffer of the scripts' commands, lent to each execution.
+    pub reply: Option<crate::protocol::ReplyBuf>,
     /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may run NOSCRIPT commands (tests only).
     pub disable_deny_scripts: bool,
     /// The lrand48 state behind `math.random`, shared by both interpreters.
@@ -139,6 +139,7 @@ impl Scripting {
             libs: functions::Libraries::default(),
             busy,
             client: Some(script_client()),
+            reply: None,
             disable_deny_scripts: false,
             rng,
         }

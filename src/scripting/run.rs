@@ -3,16 +3,24 @@
 //! The script's commands run through [`Ctx::call_nested_as`] as the scripts' own client,
 //! so their effects join the EVAL / FCALL's: the journal records the script's writes as one
 //! atomic unit, and the EVAL itself is never propagated (Redis 7.0's effect replication).
-//! `redis.call` reaches [`bridge`] through a function created with `Lua::scope`, which lets it
-//! borrow the command's `Ctx` for exactly the duration of the call.
+//! `redis.call` reaches [`command`] through a function created with `Lua::scope` (the
+//! "bridge"), which lets it borrow the command's `Ctx` for exactly the duration of the call.
+//! EVAL's `redis.call` is the bridge itself; the other `redis.*` functions, and FCALL's, reach
+//! it through the permanent functions of `engine` (see [`Op`]).
+//!
+//! Cost notes (EVALSHA of one `redis.call` is the benchmark): the scope, the tables and every
+//! Rust-side Lua access are a visible share of such a call, so `KEYS` / `ARGV` are reused
+//! while scripts leave them alone, the bridge is installed by the Lua wrapper, and the
+//! collector runs by garbage held rather than by call count ([`collect_garbage`]).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
 
-use mlua::{Function, Lua, Table, Value};
+use mlua::{Function, Lua, MultiValue, Table, Value};
+use smallvec::SmallVec;
 
-use super::engine::{self, error_table, Engine, REPL_AOF, REPL_REPLICA};
+use super::engine::{self, error_table, Engine, Op, REPL_AOF, REPL_REPLICA};
 use super::{convert, flags, Busy};
 use crate::commands::flags as cmdflags;
 use crate::dispatch::Ctx;
@@ -104,18 +112,19 @@ pub fn run(ctx: &mut Ctx<'_>, inv: Invocation<'_>) -> CmdResult {
     let threshold = ctx.srv.config.busy_reply_threshold.max(0) as u64;
     busy.started.set(Some(Instant::now()));
     busy.eval_mode.set(inv.eval_mode);
-    *busy.name.borrow_mut() = inv.name.clone();
+    busy.name.borrow_mut().clone_from(&inv.name);
     busy.threshold_ms.set(threshold);
     busy.timed_out.set(false);
     busy.killed.set(false);
     busy.wrote.set(false);
     busy.last_poll.set(None);
     let no_flags = inv.flags & flags::EVAL_COMPAT != 0;
+    let out = scripting_reply_buf(ctx);
     let state = RunState {
         oom_at_start: over_maxmemory(ctx),
         ctx,
         client,
-        out: ReplyBuf::new(Resp::V2),
+        out,
         read_only: inv.read_only || (!no_flags && inv.flags & flags::NO_WRITES != 0),
         allow_oom: !no_flags && inv.flags & flags::ALLOW_OOM != 0,
         wrote: false,
@@ -125,13 +134,16 @@ pub fn run(ctx: &mut Ctx<'_>, inv: Invocation<'_>) -> CmdResult {
     let cell = RefCell::new(state);
     let result = execute(&engine, &cell, &inv);
     let state = cell.into_inner();
-    collect_garbage(&engine, &busy);
+    collect_garbage(&engine);
     busy.started.set(None);
     busy.timed_out.set(false);
     engine::reset_hook(&engine, &busy);
     let resp3 = state.client.shared.info.borrow().resp == 3;
     let ctx = state.ctx;
     ctx.srv.scripting.client = Some(state.client);
+    if state.out.buf.capacity() <= REPLY_BUF_KEEP {
+        ctx.srv.scripting.reply = Some(state.out);
+    }
     if busy.shutdown.replace(false) {
         // SHUTDOWN NOSAVE while busy: the server exits without answering the script's caller.
         ctx.srv.shutdown = Some(crate::server::Shutdown::Command { save: Some(false) });
@@ -161,20 +173,39 @@ pub fn run(ctx: &mut Ctx<'_>, inv: Invocation<'_>) -> CmdResult {
     }
 }
 
-/// Calls between two incremental garbage-collection steps, like Redis's `LUA_GC_CYCLE_PERIOD`.
-const GC_EVERY: u32 = 50;
+/// Largest script reply buffer kept for the next execution (a script that read a large
+/// reply does not pin its buffer).
+const REPLY_BUF_KEEP: usize = 64 * 1024;
 
-/// Lua's collector only runs when allocation crosses its threshold; scripts that make a little
-/// garbage each would let the interpreter grow for a long time. A small step every
-/// [`GC_EVERY`] calls keeps it near its live size at a negligible cost.
-fn collect_garbage(engine: &engine::Engine, busy: &super::Busy) {
-    let n = busy.calls_since_gc.get() + 1;
-    if n < GC_EVERY {
-        busy.calls_since_gc.set(n);
+/// The reply buffer of the script's commands: the one the last execution left, or a new one.
+/// Why: a fresh 16 KiB buffer per execution showed in EVALSHA profiles.
+fn scripting_reply_buf(ctx: &mut Ctx<'_>) -> ReplyBuf {
+    match ctx.srv.scripting.reply.take() {
+        Some(mut out) => {
+            out.buf.clear();
+            out.resp = Resp::V2;
+            out
+        }
+        None => ReplyBuf::new(Resp::V2),
+    }
+}
+
+/// Garbage an interpreter may hold beyond its live size before a collection cycle runs.
+const GC_SLACK: usize = 16 * 1024;
+
+/// Lua's collector only runs when allocation reaches twice the live size, and Redis instead
+/// steps it every 50 calls, which costs about a full cycle per 75 calls whatever the scripts
+/// allocate. Here a cycle runs once the interpreter holds [`GC_SLACK`] bytes more than after
+/// the last one: small scripts that make little garbage pay for a cycle rarely, and the
+/// interpreter stays within `GC_SLACK` of its live size as with Redis's steps.
+fn collect_garbage(engine: &engine::Engine) {
+    let used = engine.lua.used_memory();
+    if used < engine.gc_floor.get().saturating_add(GC_SLACK) {
         return;
     }
-    busy.calls_since_gc.set(0);
-    let _ = engine.lua.gc_step_kbytes(GC_EVERY as i32);
+    // A step this large finishes the current cycle (and only it).
+    let _ = engine.lua.gc_step_kbytes(1 << 20);
+    engine.gc_floor.set(engine.lua.used_memory());
 }
 
 /// A top-level `{err=...}` the script returned: its message, and whether it was already counted
@@ -234,40 +265,44 @@ fn execute(
     inv: &Invocation<'_>,
 ) -> mlua::Result<(bool, Value)> {
     let lua = &engine.lua;
-    let names = &engine.names;
-    let keys = string_array(lua, inv.keys)?;
-    let args = string_array(lua, inv.args)?;
-    if inv.eval_mode {
-        engine.globals.raw_set(&names.keys, &keys)?;
-        engine.globals.raw_set(&names.argv, &args)?;
-    }
     lua.scope(|scope| {
-        // Why one scoped function for both the Lua API and the busy hook: each one costs a
+        // Why one scoped function for the Lua API and the busy hook: each one costs a
         // closure, a registry slot and a destructor per call, a large share of a small script.
-        let bridge = scope.create_function(|lua, op: i64| {
-            if op == OP_POLL {
-                let mut st = cell.borrow_mut();
-                let st = &mut *st;
-                super::busy::poll(st.ctx, &st.busy, inv.argv);
-                return Ok((true, Value::Nil));
-            }
-            let args = std::mem::take(&mut *engine.mailbox.borrow_mut());
+        let bridge = scope.create_function(|lua, mut args: MultiValue| {
+            let args = args.make_contiguous();
             let mut st = cell.borrow_mut();
-            bridge(lua, &mut st, op, args)
+            let st = &mut *st;
+            let Some(op) = Op::of(args) else {
+                let (ok, v) = command(lua, st, args)?;
+                return if ok { Ok(v) } else { Err(engine::raised(&v)) };
+            };
+            if op == Op::Poll {
+                super::busy::poll(st.ctx, &st.busy, inv.argv);
+                return Ok(Value::Nil);
+            }
+            let args = std::mem::take(&mut engine.mailbox.borrow_mut().args);
+            let (ok, v) = bridge(lua, st, op, &args)?;
+            engine.mailbox.borrow_mut().ok = ok;
+            Ok(v)
         })?;
-        engine.private.raw_set(&names.bridge, &bridge)?;
         let result = if inv.eval_mode {
-            engine.invoke0.call::<(bool, Value)>(&inv.func)
+            let s = eval_tables(engine, inv)?;
+            let result = engine.invoke0.call::<(bool, Value)>((&inv.func, bridge));
+            if untouched(&s.keys, s.nkeys) && untouched(&s.args, s.nargs) {
+                *engine.spare.borrow_mut() = Some(s);
+            }
+            result
         } else {
-            engine.invoke.call::<(bool, Value)>((&inv.func, keys, args))
+            let (keys, args) = (string_array(lua, inv.keys)?, string_array(lua, inv.args)?);
+            engine.invoke.call::<(bool, Value)>((&inv.func, keys, args, bridge))
         };
-        engine.private.raw_set(&names.bridge, Value::Nil)?;
+        if result.is_err() {
+            // The wrapper did not get to remove the bridge (an error escaped the handler).
+            engine.private.raw_set(&engine.names.bridge, Value::Nil)?;
+        }
         result
     })
 }
-
-/// Bridge operation of the instruction hook: serve other clients while a script is busy.
-pub const OP_POLL: i64 = 0;
 
 fn string_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
     let t = lua.create_table_with_capacity(items.len(), 0)?;
@@ -277,6 +312,56 @@ fn string_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
     Ok(t)
 }
 
+/// EVAL's `KEYS` and `ARGV`, set as globals: the last call's tables refilled when it left them
+/// as it got them, or new ones. Why: two new tables per call were a good part of a small
+/// EVALSHA (and of the garbage the collector then walks). An EVAL script has nowhere to keep
+/// a table between calls (the globals are frozen), so only its own call sees what it did.
+fn eval_tables(engine: &Engine, inv: &Invocation<'_>) -> mlua::Result<engine::Spare> {
+    let lua = &engine.lua;
+    let Some(s) = engine.spare.borrow_mut().take() else {
+        let keys = string_array(lua, inv.keys)?;
+        let args = string_array(lua, inv.args)?;
+        engine.globals.raw_set(&engine.names.keys, &keys)?;
+        engine.globals.raw_set(&engine.names.argv, &args)?;
+        return Ok(engine::Spare { keys, nkeys: inv.keys.len(), args, nargs: inv.args.len() });
+    };
+    refill(lua, &s.keys, s.nkeys, inv.keys)?;
+    refill(lua, &s.args, s.nargs, inv.args)?;
+    Ok(engine::Spare { nkeys: inv.keys.len(), nargs: inv.args.len(), ..s })
+}
+
+/// Largest `KEYS` / `ARGV` table checked for reuse after a call.
+const SPARE_MAX: usize = 16;
+
+/// Whether `t` is still a plain array of `n` items: no metatable, no other key.
+fn untouched(t: &Table, n: usize) -> bool {
+    if n > SPARE_MAX || t.metatable().is_some() {
+        return false;
+    }
+    if n == 0 {
+        return t.is_empty();
+    }
+    let mut count = 0;
+    for pair in t.pairs::<Value, Value>() {
+        match pair {
+            Ok((Value::Integer(i), _)) if i >= 1 && i as usize <= n => count += 1,
+            _ => return false,
+        }
+    }
+    count == n
+}
+
+/// Sets `items` as `t[1..]`, clearing what is left of the `had` items before.
+fn refill(lua: &Lua, t: &Table, had: usize, items: &[&[u8]]) -> mlua::Result<()> {
+    for (i, a) in items.iter().enumerate() {
+        t.raw_set(i + 1, lua.create_string(a)?)?;
+    }
+    for i in items.len()..had {
+        t.raw_set(i + 1, Value::Nil)?;
+    }
+    Ok(())
+}
+
 /// What the bridge answers the Lua wrappers: `(ok, value)`.
 type Outcome = (bool, Value);
 
@@ -284,19 +369,13 @@ fn fail(lua: &Lua, msg: &str) -> mlua::Result<Outcome> {
     Ok((false, Value::Table(error_table(lua, msg.as_bytes())?)))
 }
 
-/// The per-execution entry point of `sandbox.lua`: op 1 runs a command, 2 is `setresp`, 3 is
-/// `set_repl`.
-fn bridge(
-    lua: &Lua,
-    st: &mut RunState<'_, '_>,
-    op: i64,
-    rest: Vec<Value>,
-) -> mlua::Result<Outcome> {
+/// A forwarded `redis.*` call (see [`Op`]).
+fn bridge(lua: &Lua, st: &mut RunState<'_, '_>, op: Op, rest: &[Value]) -> mlua::Result<Outcome> {
     match op {
-        1 => command(lua, st, &rest),
-        2 => set_resp(lua, st, &rest),
-        3 => set_repl(lua, st, &rest),
-        _ => fail(lua, "unknown scripting operation"),
+        Op::Call | Op::PCall => command(lua, st, rest),
+        Op::SetResp => set_resp(lua, st, rest),
+        Op::SetRepl => set_repl(lua, st, rest),
+        Op::Poll => Ok((true, Value::Nil)),
     }
 }
 
@@ -344,19 +423,37 @@ fn journal_readers(repl: i64) -> u8 {
     readers
 }
 
-/// Converts `redis.call` arguments: strings as they are, numbers with `%.17g`.
-fn command_argv(args: &[Value]) -> Option<Vec<Vec<u8>>> {
-    let mut argv = Vec::with_capacity(args.len());
+/// One `redis.call` argument: a Lua string read in place, or a number's text in the side
+/// buffer.
+enum Piece<'v> {
+    Str(mlua::BorrowedBytes<'v>),
+    Num(std::ops::Range<usize>),
+}
+
+/// Reads `redis.call` arguments into `pieces`: strings as they are, numbers with `%.17g`
+/// (written to `nums`); false when one is neither. Why not a `Vec<Vec<u8>>`: a copy and an
+/// allocation per argument showed in profiles of small scripts.
+fn command_pieces<'v>(
+    args: &'v [Value],
+    nums: &mut Vec<u8>,
+    pieces: &mut SmallVec<[Piece<'v>; 6]>,
+) -> bool {
     for a in args {
-        argv.push(match a {
-            Value::String(s) => s.as_bytes().to_vec(),
-            Value::Integer(i) if i.unsigned_abs() < 1 << 53 => i.to_string().into_bytes(),
-            Value::Integer(i) => crate::util::num::fmt_double_17g(*i as f64).into_bytes(),
-            Value::Number(n) => crate::util::num::fmt_double_17g(*n).into_bytes(),
-            _ => return None,
-        });
+        let text = match a {
+            Value::String(s) => {
+                pieces.push(Piece::Str(s.as_bytes()));
+                continue;
+            }
+            Value::Integer(i) if i.unsigned_abs() < 1 << 53 => i.to_string(),
+            Value::Integer(i) => crate::util::num::fmt_double_17g(*i as f64),
+            Value::Number(n) => crate::util::num::fmt_double_17g(*n),
+            _ => return false,
+        };
+        let start = nums.len();
+        nums.extend_from_slice(text.as_bytes());
+        pieces.push(Piece::Num(start..nums.len()));
     }
-    Some(argv)
+    true
 }
 
 /// `redis.call` / `redis.pcall`: the script-side checks, then the command itself.
@@ -364,10 +461,18 @@ fn command(lua: &Lua, st: &mut RunState<'_, '_>, args: &[Value]) -> mlua::Result
     if args.is_empty() {
         return fail(lua, "Please specify at least one argument for this redis lib call");
     }
-    let Some(argv) = command_argv(args) else {
+    let mut nums = Vec::new();
+    let mut pieces = SmallVec::new();
+    if !command_pieces(args, &mut nums, &mut pieces) {
         return fail(lua, "Lua redis lib command arguments must be strings or integers");
-    };
-    let refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+    }
+    let refs: SmallVec<[&[u8]; 8]> = pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Str(b) => &b[..],
+            Piece::Num(r) => &nums[r.clone()],
+        })
+        .collect();
     let (id, spec) = match crate::dispatch::resolve(&refs) {
         Ok(found) => found,
         Err(CmdError::WrongArity(_)) => {

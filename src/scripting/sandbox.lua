@@ -223,6 +223,8 @@ return {
   globals = globals_shadow,
   library_api = library_api,
   set_lookup = set_lookup,
+  -- What scripts read `redis.*` from (EVAL installs its bridge as `call` during a call).
+  redis_api = mt_of[proxy_of[redis]].__index,
   -- Runs a library's top level: a plain pcall, like Redis's (no position added to errors).
   run_library = function(f) return rawpcall(f) end,
 }
