@@ -6,8 +6,8 @@
 //! waking it (on a two-core machine that round trip was the largest cost of a logged write).
 //! It queues them for the writer thread instead (a mutex-protected buffer, swapped out whole)
 //! whenever a direct write could block or reorder: while the thread still has bytes of its own,
-//! after a failed write (the thread retries), and with `everysec` while an fsync runs (a write
-//! can wait for it on some file systems; Redis postpones its writes then too). With
+//! after a failed write (the thread retries), and with `everysec` while an fsync has run for
+//! over 2 s (a write can wait for it on some file systems; Redis postpones its writes then). With
 //! `appendfsync always` the thread fsyncs what was written, and the event loop goes on writing
 //! the next batches meanwhile: every client whose batch was written before the fsync began
 //! shares it (group commit). Progress is published as *journal offsets*:
@@ -117,6 +117,13 @@ impl Shared {
 
     pub fn set_policy(&self, p: Policy) {
         self.policy.store(p as u8, Relaxed);
+    }
+
+    /// Whether the `everysec` fsync has run for over 2 s: then writes are postponed (queued
+    /// for the thread) instead of risking a `write` that waits for it, as Redis does.
+    fn fsync_stuck(&self) -> bool {
+        let since = self.fsync_since.load(Relaxed);
+        since != 0 && self.now_ms().saturating_sub(since) > 2000
     }
 
     /// Whether an fsync is running (`aof_pending_bio_fsync`).
@@ -298,7 +305,7 @@ impl Writer {
             && sh.direct_ok.load(Acquire)
             && sh.write_errno.load(Relaxed) == 0
             && !sh.fail_writes.load(Relaxed)
-            && (sh.policy() == Policy::Always || !sh.fsync_pending())
+            && !sh.fsync_stuck()
     }
 
     /// Writes and fsyncs everything queued, then stops the threads (clean shutdown). Gives up
