@@ -26,12 +26,6 @@ use crate::protocol::{ReplyBuf, RequestParser, Resp};
 /// Read granularity, Redis's `PROTO_IOBUF_LEN`.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Registers the client, runs it to completion, and unregisters it.
-pub async fn serve(server: Rc<RefCell<Server>>, stream: TcpStream) {
-    let admission = admit(&mut server.borrow_mut().state, &stream);
-    run_admitted(server, stream, admission).await;
-}
-
 /// The outcome of accepting a connection.
 pub enum Admission {
     /// Registered in `ServerState::clients`.

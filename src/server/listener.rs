@@ -173,7 +173,11 @@ async fn accept_loop(
             }
             r = listener.accept() => match r {
                 Ok((stream, _)) => {
-                    tokio::task::spawn_local(connection::serve(server.clone(), stream));
+                    // Registered here, not in the task: a script that blocks the loop before
+                    // the task first runs must still see (and answer) this client.
+                    let admission = connection::admit(&mut server.borrow_mut().state, &stream);
+                    let srv = server.clone();
+                    tokio::task::spawn_local(connection::run_admitted(srv, stream, admission));
                 }
                 Err(_) if *generation.borrow() != mine => return,
                 Err(e) => {
