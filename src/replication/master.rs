@@ -239,8 +239,6 @@ fn attach(
     Some((info, plan, state.repl.replid.clone()))
 }
 
-/// The backlog bytes a `PSYNC replid offset` asks for, if this server can continue there: the
-/// id is ours (or our previous one, up to where it ended) and the offset is in the backlog.
 /// Says in the log why a replica gets a full resync, in Redis's words.
 fn log_full_resync_reason(state: &ServerState, ask: Option<&(String, i64)>, name: &str) {
     let r = &state.repl;
@@ -265,6 +263,8 @@ fn log_full_resync_reason(state: &ServerState, ask: Option<&(String, i64)>, name
     }
 }
 
+/// The backlog bytes a `PSYNC replid offset` asks for, if this server can continue there: the
+/// id is ours (or our previous one, up to where it ended) and the offset is in the backlog.
 fn partial(state: &ServerState, ask: Option<&(String, i64)>) -> Option<Vec<u8>> {
     let (id, offset) = ask?;
     let offset = u64::try_from(*offset).ok()?;
