@@ -39,6 +39,15 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    /// Shows this command to MONITOR clients now. For EVAL, EVALSHA and FCALL (flagged
+    /// `skip_monitor`), which call it first, so that the commands their script runs come after
+    /// them, as in Redis.
+    pub fn feed_monitors(&mut self, argv: &[&[u8]]) {
+        if !self.srv.monitors.is_empty() {
+            feed_monitors(self.srv, self.client, self.cmd, argv);
+        }
+    }
+
     /// Records an effect on the current database. Calling this replaces the default
     /// propagation of the command's own argv.
     pub fn propagate<A: AsRef<[u8]>>(&mut self, argv: &[A]) {
@@ -312,10 +321,20 @@ fn run(
 
 /// Echoes an executed command to MONITOR clients in Redis's format:
 /// `+<secs>.<usecs> [<db> <peer>] "arg" "arg"`, with passwords redacted.
+/// Commands a script runs are shown as `[<db> lua]`; nothing is shown while a log or snapshot
+/// loads, as in Redis.
 fn feed_monitors(state: &mut ServerState, client: &Client, spec: &CommandSpec, argv: &[&[u8]]) {
+    if state.aof.replaying || state.persist.loading.is_some() {
+        return;
+    }
     let us = crate::util::time::now_us();
-    let peer = client.shared.info.borrow().addr;
-    let mut line = format!("+{}.{:06} [{} {}]", us / 1_000_000, us % 1_000_000, client.db, peer);
+    let (secs, micros) = (us / 1_000_000, us % 1_000_000);
+    let mut line = if client.id == crate::scripting::SCRIPT_CLIENT_ID {
+        format!("+{secs}.{micros:06} [{} lua]", client.db)
+    } else {
+        let peer = client.shared.info.borrow().addr;
+        format!("+{secs}.{micros:06} [{} {peer}]", client.db)
+    };
     for (i, a) in argv.iter().enumerate() {
         line.push(' ');
         if redacted(spec, argv, i) {

@@ -470,3 +470,50 @@ fn the_eval_interpreter_stays_near_its_live_size() {
     let used = server.state.scripting.eval_memory();
     assert!(used < 100 * 1024, "{used}");
 }
+
+/// MONITOR shows EVAL, EVALSHA and FCALL before the commands their script runs, and those as
+/// `[<db> lua]`, as Redis does.
+#[test]
+fn monitor_shows_the_script_call_then_its_commands_as_lua() {
+    let s = TestServer::start(&[]);
+    let mut mon = s.raw();
+    assert_eq!(mon.cmd(&["MONITOR"]), b"+OK\r\n");
+    let mut c = s.conn();
+    let _: Value = redis::cmd("EVAL")
+        .arg("redis.call('set',KEYS[1],ARGV[1])")
+        .arg(1)
+        .arg("foo")
+        .arg("bar")
+        .query(&mut c)
+        .unwrap();
+    let lib = "#!lua name=t\nredis.register_function('test', function() \
+               return redis.call('set','x','1') end)";
+    let _: Value = redis::cmd("FUNCTION").arg("LOAD").arg(lib).query(&mut c).unwrap();
+    let _: Value = redis::cmd("FCALL").arg("test").arg(0).query(&mut c).unwrap();
+    let mut text = String::new();
+    while text.matches("\r\n").count() < 5 {
+        let got = mon.read_some(Duration::from_millis(200));
+        assert!(!got.is_empty(), "monitor stopped at {text:?}");
+        text.push_str(&String::from_utf8_lossy(&got));
+    }
+    // Drop the timestamp and the peer address of each line.
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let rest = l.split_once(" [").unwrap().1;
+            let (db_who, args) = rest.split_once("] ").unwrap();
+            let who = if db_who.ends_with(" lua") { "lua" } else { "client" };
+            format!("{who} {args}")
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            r#"client "EVAL" "redis.call('set',KEYS[1],ARGV[1])" "1" "foo" "bar""#,
+            r#"lua "set" "foo" "bar""#,
+            &format!("client \"FUNCTION\" \"LOAD\" {:?}", lib).replace("\\'", "'"),
+            r#"client "FCALL" "test" "0""#,
+            r#"lua "set" "x" "1""#,
+        ]
+    );
+}

@@ -62,6 +62,7 @@ fn fcall_ro(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn fcall_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], read_only: bool) -> CmdResult {
+    ctx.feed_monitors(argv);
     let name = String::from_utf8_lossy(argv[1]).into_owned();
     let Some(f) = ctx.srv.scripting.libs.function(&name) else {
         return Err(CmdError::err("Function not found"));

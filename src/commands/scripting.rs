@@ -82,6 +82,7 @@ pub fn numkeys(argv: &[&[u8]]) -> Result<usize, CmdError> {
 }
 
 fn eval_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], by_sha: bool, read_only: bool) -> CmdResult {
+    ctx.feed_monitors(argv);
     if by_sha && argv[1].len() != 40 {
         return Err(CmdError::raw(NOSCRIPT_ERR));
     }
