@@ -8,8 +8,8 @@
 //! under each child, so rank queries (ZRANK, ZRANGE by index) stay O(log n), as with Redis's
 //! indexed skiplist.
 //!
-//! Nodes live in two arenas (leaves, inner nodes) addressed by `u32`; leaves are chained both
-//! ways for range walks. Separators are lower bounds: every entry of child `j + 1` is at or
+//! Nodes live in two chunked arenas (leaves, inner nodes; see [`Arena`]) addressed by `u32`;
+//! leaves are chained both ways for range walks. Separators are lower bounds: every entry of child `j + 1` is at or
 //! after `sep[j]`, every entry of child `j` before it. Removing entries keeps that true, so a
 //! separator is never rewritten. A node that falls under [`MIN`] entries is merged into a
 //! neighbour when the two fit in one node, otherwise left as it is; so only the root leaf can
@@ -108,10 +108,71 @@ fn partition(n: usize, pred: impl Fn(usize) -> bool) -> usize {
     lo
 }
 
+/// Nodes per chunk of an [`Arena`].
+const CHUNK: usize = 64;
+
+/// Nodes addressed by index, stored in chunks of [`CHUNK`] that never move: growing a set of
+/// millions of members adds a chunk instead of copying every node (a `Vec` of ~1 KB leaves
+/// would copy hundreds of megabytes in one ZADD, stalling the server). The first chunk grows
+/// like a `Vec`, so a small set does not pay for a whole chunk.
+struct Arena<T> {
+    chunks: Vec<Vec<T>>,
+}
+
+impl<T> Arena<T> {
+    fn new() -> Arena<T> {
+        Arena { chunks: Vec::new() }
+    }
+
+    fn len(&self) -> usize {
+        self.chunks.last().map_or(0, |c| (self.chunks.len() - 1) * CHUNK + c.len())
+    }
+
+    /// Appends `v`, returning its index.
+    fn push(&mut self, v: T) -> u32 {
+        let at = self.len();
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push(v),
+            _ => {
+                let mut c = Vec::with_capacity(if self.chunks.is_empty() { 1 } else { CHUNK });
+                c.push(v);
+                self.chunks.push(c);
+            }
+        }
+        at as u32
+    }
+
+    fn get(&self, i: usize) -> Option<&T> {
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
+
+    /// Nodes the chunks have room for.
+    fn capacity(&self) -> usize {
+        self.chunks.iter().map(Vec::capacity).sum()
+    }
+}
+
+impl<T> std::ops::Index<usize> for Arena<T> {
+    type Output = T;
+    fn index(&self, i: usize) -> &T {
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for Arena<T> {
+    fn index_mut(&mut self, i: usize) -> &mut T {
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
 /// Entries (score, member) in ascending order, with O(log n) search, insert, delete and rank.
 pub struct Tree {
-    leaves: Vec<Leaf>,
-    inners: Vec<Inner>,
+    leaves: Arena<Leaf>,
+    inners: Arena<Inner>,
     free_leaves: Vec<u32>,
     free_inners: Vec<u32>,
     root: u32,
@@ -122,9 +183,11 @@ pub struct Tree {
 
 impl Default for Tree {
     fn default() -> Self {
+        let mut leaves = Arena::new();
+        leaves.push(Leaf::new());
         Tree {
-            leaves: vec![Leaf::new()],
-            inners: Vec::new(),
+            leaves,
+            inners: Arena::new(),
             free_leaves: Vec::new(),
             free_inners: Vec::new(),
             root: 0,
@@ -157,10 +220,7 @@ impl Tree {
                 self.leaves[i as usize] = leaf;
                 i
             }
-            None => {
-                self.leaves.push(leaf);
-                (self.leaves.len() - 1) as u32
-            }
+            None => self.leaves.push(leaf),
         }
     }
 
@@ -170,10 +230,7 @@ impl Tree {
                 self.inners[i as usize] = node;
                 i
             }
-            None => {
-                self.inners.push(node);
-                (self.inners.len() - 1) as u32
-            }
+            None => self.inners.push(node),
         }
     }
 
