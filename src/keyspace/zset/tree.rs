@@ -8,12 +8,12 @@
 //! under each child, so rank queries (ZRANK, ZRANGE by index) stay O(log n), as with Redis's
 //! indexed skiplist.
 //!
-//! Nodes live in two chunked arenas (leaves, inner nodes; see [`Arena`]) addressed by `u32`;
-//! leaves are chained both ways for range walks. Separators are lower bounds: every entry of child `j + 1` is at or
-//! after `sep[j]`, every entry of child `j` before it. Removing entries keeps that true, so a
-//! separator is never rewritten. A node that falls under [`MIN`] entries is merged into a
-//! neighbour when the two fit in one node, otherwise left as it is; so only the root leaf can
-//! be empty.
+//! Nodes live in two chunked arenas (leaves, inner nodes; see [`Arena`]) addressed by `u32`; leaves
+//! are chained both ways for range walks. Separators are lower bounds: every entry of child `j + 1`
+//! is at or after `sep[j]`, every entry of child `j` before it. Removing entries keeps that true,
+//! so a separator is never rewritten. A node that falls under [`MIN`] entries is merged into a
+//! neighbour when the two fit in one node, otherwise left as it is; so only the root leaf can be
+//! empty.
 
 use smallvec::SmallVec;
 
