@@ -324,7 +324,7 @@ fn run(
 /// Commands a script runs are shown as `[<db> lua]`; nothing is shown while a log or snapshot
 /// loads, as in Redis.
 fn feed_monitors(state: &mut ServerState, client: &Client, spec: &CommandSpec, argv: &[&[u8]]) {
-    if state.aof.replaying || state.persist.loading.is_some() {
+    if state.loading_dataset() {
         return;
     }
     let us = crate::util::time::now_us();

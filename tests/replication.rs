@@ -5,11 +5,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{digest, err, info_field, q, wait_until, TestServer};
+use common::{digest, err, info_field, q, wait_caught_up, wait_until, TestServer};
+use common::REPL_DEBUG as DEBUG;
 
 /// Full syncs start at once (Redis's default waits 5 s for more replicas to share one).
 const NO_DELAY: [&str; 2] = ["--repl-diskless-sync-delay", "0"];
-const DEBUG: [&str; 4] = ["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"];
 /// A master that sends its full syncs from a snapshot file.
 const DISK: [&str; 6] = [
     "--repl-diskless-sync-delay",
@@ -26,16 +26,6 @@ fn replicate(replica: &TestServer, master: &TestServer) {
     let port = master.port.to_string();
     let _: String = q(&mut r, &["REPLICAOF", "127.0.0.1", &port]);
     wait_caught_up(replica, master);
-}
-
-/// Waits until the replica's link is up and its offset equals the master's.
-fn wait_caught_up(replica: &TestServer, master: &TestServer) {
-    let (mut r, mut m) = (replica.conn(), master.conn());
-    wait_until("replica in sync", || {
-        info_field(&mut r, "replication", "master_link_status") == "up"
-            && info_field(&mut r, "replication", "master_repl_offset")
-                == info_field(&mut m, "replication", "master_repl_offset")
-    });
 }
 
 /// A dataset with every type, several databases and expiry times.

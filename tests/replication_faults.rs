@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{digest, info_field, q, wait_until_for, TestServer};
+use common::{digest, info_field, q, wait_caught_up, wait_until_for, TestServer};
+use common::REPL_DEBUG as DEBUG;
 
-const DEBUG: [&str; 4] = ["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"];
 /// [`DEBUG`] with a backlog that holds everything a test's [`Load`] writes while a replica is
 /// away: those tests are about resuming across a fault, and a fast machine fills the default
 /// 1mb before a replica's reconnection a second later (a full sync is then correct).
@@ -145,16 +145,6 @@ fn stat(c: &mut redis::Connection, field: &str) -> u64 {
 /// Points `replica` at `port` (the master, or a proxy in front of it).
 fn replica_of(replica: &TestServer, port: u16) {
     let _: String = q(&mut replica.conn(), &["REPLICAOF", "127.0.0.1", &port.to_string()]);
-}
-
-/// Waits until the replica's link is up and its offset equals the master's.
-fn wait_caught_up(replica: &TestServer, master: &TestServer) {
-    let (mut r, mut m) = (replica.conn(), master.conn());
-    wait_until("replica in sync", || {
-        info_field(&mut r, "replication", "master_link_status") == "up"
-            && info_field(&mut r, "replication", "master_repl_offset")
-                == info_field(&mut m, "replication", "master_repl_offset")
-    });
 }
 
 fn assert_same_data(a: &TestServer, b: &TestServer) {

@@ -57,7 +57,6 @@ pub struct AofLog {
     pub stream: crate::replication::aof_resync::Cursor,
 }
 
-
 impl AofLog {
     /// The journal offset written to the files, to await.
     pub fn written(&self) -> tokio::sync::watch::Receiver<u64> {

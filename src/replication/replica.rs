@@ -684,15 +684,10 @@ fn apply_buffered(
     let mut out = ReplyBuf::new(Resp::V2);
     let mut getack = false;
     let mut failure = None;
-    // Input up to this offset has had its keys prefetched: the stream is one long pipeline,
-    // and without it nearly all of a replica's time went to waiting for the key table's lines.
-    let mut ahead = 0;
+    // Without it nearly all of a replica's time went to waiting for the key table's lines.
+    let mut prefetch = crate::server::connection::Prefetch::default();
     loop {
-        let at = parser.consumed();
-        if at >= ahead && !parser.in_progress() {
-            let db = client.db.min(srv.ks.dbs.len() - 1);
-            ahead = crate::server::connection::prefetch_ahead(&srv.ks.dbs[db].main, buf, at);
-        }
+        prefetch.before_parse(&srv.ks, client.db, buf, parser);
         match parser.parse(buf, false) {
             Ok(true) => {}
             Ok(false) => break,

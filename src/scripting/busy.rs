@@ -60,7 +60,7 @@ pub fn poll(ctx: &mut Ctx<'_>, busy: &Rc<Busy>, argv: &[&[u8]]) {
         argv,
         libraries: libs.libs.len(),
         functions: libs.function_count(),
-        loading: ctx.srv.aof.replaying || ctx.srv.persist.loading.is_some(),
+        loading: ctx.srv.loading_dataset(),
     };
     for c in clients {
         if c.killed.get() || c.info.borrow().qbuf > 0 {

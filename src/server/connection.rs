@@ -20,6 +20,7 @@ use crate::scripting::Scripting;
 use super::{Server, ServerState};
 use crate::dispatch;
 use crate::keyspace::table::Table;
+use crate::keyspace::Keyspace;
 use crate::protocol::decode::{peek_key, ArgSource};
 use crate::protocol::{ReplyBuf, RequestParser, Resp};
 
@@ -436,17 +437,12 @@ impl Connection {
                 self.blocked = Some(argv);
             }
         }
-        // Input up to this offset has had its keys prefetched.
-        let mut ahead = 0;
+        let mut prefetch = Prefetch::default();
         loop {
             if self.pending.is_some() || self.client.close_after_reply || self.blocked.is_some() {
                 break;
             }
-            let at = self.parser.consumed();
-            if at >= ahead && !self.parser.in_progress() {
-                let db = self.client.db.min(srv.ks.dbs.len() - 1);
-                ahead = prefetch_ahead(&srv.ks.dbs[db].main, &self.inbuf, at);
-            }
+            prefetch.before_parse(&srv.ks, self.client.db, &self.inbuf, &self.parser);
             let auth_required = !self.client.authenticated;
             // Read per request so CONFIG SET proto-max-bulk-len applies to the next one.
             self.parser.max_bulk_len = srv.state.config.proto_max_bulk_len.max(0) as usize;
@@ -527,6 +523,27 @@ impl Connection {
     }
 }
 
+/// Walks ahead of a parser over pipelined input, prefetching the keys of one window of
+/// requests at a time (see [`prefetch_ahead`]). Also used by a replica applying its master's
+/// stream, which is one long pipeline.
+#[derive(Default)]
+pub(crate) struct Prefetch {
+    /// Input up to this offset has had its keys prefetched.
+    ahead: usize,
+}
+
+impl Prefetch {
+    /// Call before each parse: prefetches the next window once the parser has caught up
+    /// with the last one (never in the middle of a request).
+    pub(crate) fn before_parse(&mut self, ks: &Keyspace, db: usize, buf: &[u8], p: &RequestParser) {
+        let at = p.consumed();
+        if at >= self.ahead && !p.in_progress() {
+            let db = db.min(ks.dbs.len() - 1);
+            self.ahead = prefetch_ahead(&ks.dbs[db].main, buf, at);
+        }
+    }
+}
+
 /// Requests looked at per prefetch window: a `-P 16` batch at once.
 const PREFETCH_WINDOW: usize = 16;
 
@@ -536,8 +553,8 @@ const PREFETCH_WINDOW: usize = 16;
 /// the second argument of each request, the first key of nearly every command; a guess that is
 /// no key costs one useless prefetch. Returns the offset covered; past a lone request (or
 /// input it cannot peek at) it returns the end of `buf`, so a batch does at most one useless
-/// look. Also used by a replica applying its master's stream.
-pub(crate) fn prefetch_ahead<V>(table: &Table<V>, buf: &[u8], from: usize) -> usize {
+/// look.
+fn prefetch_ahead<V>(table: &Table<V>, buf: &[u8], from: usize) -> usize {
     let mut keys: SmallVec<[std::ops::Range<usize>; PREFETCH_WINDOW]> = SmallVec::new();
     let mut at = from;
     while keys.len() < PREFETCH_WINDOW {

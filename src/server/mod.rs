@@ -144,6 +144,12 @@ pub struct ServerState {
 }
 
 impl ServerState {
+    /// Whether a dataset is being loaded (a snapshot at start-up, or a log replayed at start-up
+    /// or by DEBUG LOADAOF): Redis's `server.loading`.
+    pub fn loading_dataset(&self) -> bool {
+        self.aof.replaying || self.persist.loading.is_some()
+    }
+
     pub fn new(config: Config) -> Self {
         let mut rng = SmallRng::from_entropy();
         let run_id: String = (0..40)

@@ -297,6 +297,21 @@ pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Stri
     info_opt(c, section, field).unwrap_or_else(|| panic!("no {field} in INFO {section}"))
 }
 
+/// Replication tests' servers: full syncs start at once (Redis's default waits 5 s for more
+/// replicas to share one), DEBUG allowed.
+pub const REPL_DEBUG: [&str; 4] =
+    ["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"];
+
+/// Waits until the replica's link is up and its offset equals the master's.
+pub fn wait_caught_up(replica: &TestServer, master: &TestServer) {
+    let (mut r, mut m) = (replica.conn(), master.conn());
+    wait_until_for(20, "replica in sync", || {
+        info_field(&mut r, "replication", "master_link_status") == "up"
+            && info_field(&mut r, "replication", "master_repl_offset")
+                == info_field(&mut m, "replication", "master_repl_offset")
+    });
+}
+
 /// `DEBUG DIGEST`: equal for servers holding equal data.
 pub fn digest(c: &mut redis::Connection) -> String {
     q(c, &["DEBUG", "DIGEST"])

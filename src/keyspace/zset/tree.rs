@@ -115,13 +115,37 @@ const CHUNK: usize = 64;
 /// millions of members adds a chunk instead of copying every node (a `Vec` of ~1 KB leaves
 /// would copy hundreds of megabytes in one ZADD, stalling the server). The first chunk grows
 /// like a `Vec`, so a small set does not pay for a whole chunk.
+/// Freed slots are reused before the arena grows.
 struct Arena<T> {
     chunks: Vec<Vec<T>>,
+    free: Vec<u32>,
 }
 
 impl<T> Arena<T> {
     fn new() -> Arena<T> {
-        Arena { chunks: Vec::new() }
+        Arena { chunks: Vec::new(), free: Vec::new() }
+    }
+
+    /// Stores `v` in a freed slot or a new one, returning its index.
+    fn alloc(&mut self, v: T) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self[i as usize] = v;
+                i
+            }
+            None => self.push(v),
+        }
+    }
+
+    /// Frees slot `i`, leaving `empty` in it, and returns what it held.
+    fn release(&mut self, i: u32, empty: T) -> T {
+        self.free.push(i);
+        std::mem::replace(&mut self[i as usize], empty)
+    }
+
+    /// Heap bytes of the slots and the free list.
+    fn heap_size(&self) -> usize {
+        self.capacity() * std::mem::size_of::<T>() + self.free.capacity() * 4
     }
 
     fn len(&self) -> usize {
@@ -173,8 +197,6 @@ impl<T> std::ops::IndexMut<usize> for Arena<T> {
 pub struct Tree {
     leaves: Arena<Leaf>,
     inners: Arena<Inner>,
-    free_leaves: Vec<u32>,
-    free_inners: Vec<u32>,
     root: u32,
     /// Levels of inner nodes above the leaves (0: the root is a leaf).
     height: usize,
@@ -188,8 +210,6 @@ impl Default for Tree {
         Tree {
             leaves,
             inners: Arena::new(),
-            free_leaves: Vec::new(),
-            free_inners: Vec::new(),
             root: 0,
             height: 0,
             len: 0,
@@ -207,31 +227,7 @@ impl Tree {
         let keys = |ks: &[Key]| ks.iter().map(Key::heap_size).sum::<usize>();
         let leaves: usize = self.leaves.iter().map(|l| keys(&l.members)).sum();
         let inners: usize = self.inners.iter().map(|n| keys(&n.sep_members)).sum();
-        self.leaves.capacity() * std::mem::size_of::<Leaf>()
-            + self.inners.capacity() * std::mem::size_of::<Inner>()
-            + (self.free_leaves.capacity() + self.free_inners.capacity()) * 4
-            + leaves
-            + inners
-    }
-
-    fn alloc_leaf(&mut self, leaf: Leaf) -> u32 {
-        match self.free_leaves.pop() {
-            Some(i) => {
-                self.leaves[i as usize] = leaf;
-                i
-            }
-            None => self.leaves.push(leaf),
-        }
-    }
-
-    fn alloc_inner(&mut self, node: Inner) -> u32 {
-        match self.free_inners.pop() {
-            Some(i) => {
-                self.inners[i as usize] = node;
-                i
-            }
-            None => self.inners.push(node),
-        }
+        self.leaves.heap_size() + self.inners.heap_size() + leaves + inners
     }
 
     /// The path to the leaf whose range holds (score, member), and that leaf.
@@ -294,7 +290,7 @@ impl Tree {
         let sep = (right.scores[0], right.members[0].clone());
         let counts = (half as u32, right.len() as u32);
         let old_next = right.next;
-        let r = self.alloc_leaf(right);
+        let r = self.leaves.alloc(right);
         if old_next != NIL {
             self.leaves[old_next as usize].prev = r;
         }
@@ -317,7 +313,7 @@ impl Tree {
         let up_member = n.sep_members.remove(half - 1);
         let left_count = n.counts.iter().sum::<u32>();
         let right_count = right.counts.iter().sum::<u32>();
-        let r = self.alloc_inner(right);
+        let r = self.inners.alloc(right);
         self.add_child(path, x, r, (up_score, up_member), (left_count, right_count));
     }
 
@@ -338,7 +334,7 @@ impl Tree {
                 children: smallvec::smallvec![left, right],
                 counts: smallvec::smallvec![c.0, c.1],
             };
-            self.root = self.alloc_inner(root);
+            self.root = self.inners.alloc(root);
             self.height += 1;
             return;
         };
@@ -394,15 +390,14 @@ impl Tree {
         while self.height > 0 && self.inners[self.root as usize].children.len() == 1 {
             let old = self.root;
             self.root = self.inners[old as usize].children[0];
-            self.inners[old as usize] = Inner::empty();
-            self.free_inners.push(old);
+            self.inners.release(old, Inner::empty());
             self.height -= 1;
         }
     }
 
     /// Appends leaf `b` (the next one) to leaf `a` and frees `b`.
     fn merge_leaves(&mut self, a: u32, b: u32) {
-        let right = std::mem::replace(&mut self.leaves[b as usize], Leaf::new());
+        let right = self.leaves.release(b, Leaf::new());
         let left = &mut self.leaves[a as usize];
         left.scores.extend(right.scores);
         left.members.extend(right.members);
@@ -410,12 +405,11 @@ impl Tree {
         if right.next != NIL {
             self.leaves[right.next as usize].prev = a;
         }
-        self.free_leaves.push(b);
     }
 
     /// Appends inner node `b` (the next one) to `a`, `sep` between them, and frees `b`.
     fn merge_inners(&mut self, a: u32, b: u32, sep: (f64, Key)) {
-        let right = std::mem::replace(&mut self.inners[b as usize], Inner::empty());
+        let right = self.inners.release(b, Inner::empty());
         let left = &mut self.inners[a as usize];
         left.sep_scores.push(sep.0);
         left.sep_members.push(sep.1);
@@ -423,7 +417,6 @@ impl Tree {
         left.sep_members.extend(right.sep_members);
         left.children.extend(right.children);
         left.counts.extend(right.counts);
-        self.free_inners.push(b);
     }
 
     /// Number of leading entries for which `before(score, member)` holds (a prefix).
