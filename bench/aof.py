@@ -112,6 +112,7 @@ def main():
         sizes[kind] = dir_size(os.path.join(d, "appendonlydir"))
         snap.stop(p, port)
         print(kind, restart[kind], sizes[kind], file=sys.stderr)
+    notes = snap.kept_notes(OUT)
     with open(OUT, "w") as f:
         f.write("# Append-only log: ferrodis vs redis-server\n\n")
         f.write(f"Produced by `bench/aof.py` on {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, "
@@ -128,6 +129,7 @@ def main():
                 f"| {restart['redis'] / restart['ferrodis']:.2f}x faster |\n")
         f.write(f"| log size after BGREWRITEAOF (bytes) | {sizes['redis']} | {sizes['ferrodis']} "
                 f"| {sizes['ferrodis'] / sizes['redis']:.2f} |\n")
+        f.write(notes)
     print(open(OUT).read())
 
 

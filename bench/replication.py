@@ -148,6 +148,7 @@ def main():
     med = {k: [statistics.median(col) for col in zip(*v)] for k, v in load.items()}
     fs = {k: statistics.median(v) for k, v in sync.items()}
     smoke = os.path.abspath(a.binary) != os.path.abspath(snap.FERRODIS)
+    notes = snap.kept_notes(OUT)
     with open(OUT, "w") as f:
         f.write("# Replication: ferrodis vs redis-server\n\n")
         f.write(f"Produced by `bench/replication.py --rounds {a.rounds} --keys {a.keys} --n {a.n}"
@@ -174,6 +175,7 @@ def main():
                 f"{med['ferrodis'][3]:.0f} | |\n")
         f.write(f"| catch-up after the load (s) | {med['redis'][4]:.3f} | "
                 f"{med['ferrodis'][4]:.3f} | |\n")
+        f.write(notes)
     print(open(OUT).read())
 
 

@@ -182,6 +182,13 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (
 col() { awk -F'\t' -v s="$1" -v t="$2" -v P="$3" -v c="$4" '$1 == s && $2 == t && $3 == P { print $c }' "$WORK/raw.tsv" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || a + 0 == 0) print "-"; else printf "%.2f", b / a }'; }
 
+# Hand-written notes from the marker line on survive a re-run.
+NOTES_MARK='<!-- Notes below this line are written by hand; the benchmark script keeps them when it rewrites the file. -->'
+NOTES=""
+if [[ -f "$RESULTS" ]]; then
+    NOTES="$(awk -v m="$NOTES_MARK" 'index($0, m) == 1 { on = 1 } on' "$RESULTS")"
+fi
+
 {
     echo "# Benchmark: ferrodis vs redis-server"
     echo
@@ -209,6 +216,10 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]
     echo "- redis-server: $(redis-server --version | sed 's/ sha=.*//')"
     echo "- ferrodis: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo "- Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
+    if [[ -n "$NOTES" ]]; then
+        echo
+        echo "$NOTES"
+    fi
 } >"$RESULTS"
 echo "bench: wrote $RESULTS" >&2
 cat "$RESULTS"

@@ -39,6 +39,19 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FERRODIS = os.path.join(ROOT, "target", "release", "ferrodis-server")
 OUT = os.path.join(ROOT, "bench", "SNAPSHOT.md")
+# In the reports of bench/aof.py and bench/replication.py, the hand-written notes from this
+# line on survive a re-run (see `kept_notes`).
+NOTES_MARK = ("<!-- Notes below this line are written by hand; the benchmark script keeps them "
+              "when it rewrites the file. -->")
+
+
+def kept_notes(path):
+    """The notes of the report at `path` (from NOTES_MARK on), to append to its new version."""
+    if not os.path.exists(path):
+        return ""
+    text = open(path).read()
+    at = text.find(NOTES_MARK)
+    return "" if at < 0 else "\n" + text[at:]
 
 spec = importlib.util.spec_from_file_location("memory", os.path.join(ROOT, "bench", "memory.py"))
 memory = importlib.util.module_from_spec(spec)
