@@ -82,7 +82,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], read_only: bool) -> CmdResul
         keys: &argv[3..3 + nkeys],
         args: &argv[3 + nkeys..],
         eval_mode: false,
-        name,
+        name: &name,
         flags: fflags,
         read_only,
     };

@@ -260,7 +260,7 @@ fn function_stats(view: &View<'_>, resp: Resp) -> Vec<u8> {
         out.bulk(a);
     }
     out.bulk(b"duration_ms");
-    let ms = view.busy.started.get().map_or(0, |t| t.elapsed().as_millis() as i64);
+    let ms = view.busy.elapsed_ms() as i64;
     out.integer(ms);
     out.bulk(b"engines");
     out.map(1);

@@ -62,6 +62,9 @@ pub struct Engine {
     /// Arguments of the `redis.*` call being forwarded to the bridge (passing thousands of
     /// arguments through a second Lua call would overflow the Lua stack).
     pub mailbox: Mailbox,
+    /// The bridge (see [`Op`]), and the execution it serves (see `run::Active`).
+    pub bridge: Function,
+    pub active: super::run::Active,
 }
 
 /// See [`Engine::mailbox`].
@@ -191,7 +194,11 @@ impl Engine {
             )
             .set_name(OWN_SOURCE)
             .call((handler, private.clone(), redis_api, redis_call))?;
+        let active = super::run::Active::default();
+        let bridge = super::run::make_bridge(&lua, &active, &mailbox)?;
         let engine = Engine {
+            bridge,
+            active,
             env: sandbox.get("env")?,
             globals: sandbox.get("globals")?,
             library_api: sandbox.get("library_api")?,
@@ -240,15 +247,15 @@ fn hook(lua: &Lua, busy: &Busy, private: &Table) -> mlua::Result<VmState> {
         }
         return Ok(VmState::Continue);
     }
-    let Some(start) = busy.started.get() else {
+    if busy.started.get().is_none() {
         return Ok(VmState::Continue);
-    };
+    }
     if busy.killed.get() {
         return killed(lua, busy, private);
     }
     if !busy.timed_out.get() {
         let limit = busy.threshold_ms.get();
-        let elapsed = start.elapsed().as_millis() as u64;
+        let elapsed = busy.elapsed_ms();
         if limit == 0 || elapsed < limit {
             return Ok(VmState::Continue);
         }

@@ -13,9 +13,8 @@
 //! while scripts leave them alone, the bridge is installed by the Lua wrapper, and the
 //! collector runs by garbage held rather than by call count ([`collect_garbage`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::time::Instant;
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
 use smallvec::SmallVec;
@@ -38,7 +37,7 @@ pub struct Invocation<'i> {
     /// EVAL (true) or FCALL (false).
     pub eval_mode: bool,
     /// The script's sha or the function's name (error messages, logs).
-    pub name: String,
+    pub name: &'i str,
     /// Script flags ([`flags`]).
     pub flags: u32,
     /// Called as EVAL_RO / EVALSHA_RO / FCALL_RO.
@@ -48,6 +47,8 @@ pub struct Invocation<'i> {
 /// Per-execution state `redis.call` works with.
 struct RunState<'c, 'a> {
     ctx: &'c mut Ctx<'a>,
+    /// The EVAL / FCALL command (FUNCTION STATS shows it while busy).
+    argv: &'c [&'c [u8]],
     client: Client,
     /// Reply buffer of the script's commands.
     out: ReplyBuf,
@@ -110,9 +111,13 @@ pub fn run(ctx: &mut Ctx<'_>, inv: Invocation<'_>) -> CmdResult {
     client.db = ctx.db;
     client.shared.info.borrow_mut().resp = 2;
     let threshold = ctx.srv.config.busy_reply_threshold.max(0) as u64;
-    busy.started.set(Some(Instant::now()));
+    busy.started.set(Some(crate::util::clock::stamp()));
     busy.eval_mode.set(inv.eval_mode);
-    busy.name.borrow_mut().clone_from(&inv.name);
+    {
+        let mut name = busy.name.borrow_mut();
+        name.clear();
+        name.push_str(inv.name);
+    }
     busy.threshold_ms.set(threshold);
     busy.timed_out.set(false);
     busy.killed.set(false);
@@ -123,6 +128,7 @@ pub fn run(ctx: &mut Ctx<'_>, inv: Invocation<'_>) -> CmdResult {
     let state = RunState {
         oom_at_start: over_maxmemory(ctx),
         ctx,
+        argv: inv.argv,
         client,
         out,
         read_only: inv.read_only || (!no_flags && inv.flags & flags::NO_WRITES != 0),
@@ -163,7 +169,7 @@ pub fn run(ctx: &mut Ctx<'_>, inv: Invocation<'_>) -> CmdResult {
                 Value::Table(t) => t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false),
                 _ => false,
             };
-            Err(uncounted(ctx, script_error(&v, &inv.name), counted))
+            Err(uncounted(ctx, script_error(&v, inv.name), counted))
         }
         Err(e) => Err(CmdError::err(format!(
             "Error running script {}, {:.100}",
@@ -258,6 +264,73 @@ fn script_error(v: &Value, name: &str) -> CmdError {
     CmdError::Msg(msg.into())
 }
 
+/// Where the bridge finds the running execution's state: the address of the
+/// `RefCell<RunState>` on [`run`]'s stack while [`execute`] runs, null otherwise.
+///
+/// Why not `Lua::scope`, which would check the borrow for us: a scoped function is created,
+/// registered and destroyed on every execution, about 8% of a small EVALSHA (and garbage for
+/// the collector). The bridge is created once per interpreter instead ([`make_bridge`]), and
+/// only [`Active::enter`] points it at a state, for as long as its guard lives.
+#[derive(Clone, Default)]
+pub struct Active(Rc<Cell<*const ()>>);
+
+impl Active {
+    fn enter<'g>(&'g self, cell: &'g RefCell<RunState<'_, '_>>) -> ActiveGuard<'g> {
+        let prev = self.0.replace(std::ptr::from_ref(cell).cast());
+        ActiveGuard { active: self, prev }
+    }
+}
+
+/// Clears [`Active`] again when the execution ends, also by unwinding.
+struct ActiveGuard<'g> {
+    active: &'g Active,
+    prev: *const (),
+}
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.active.0.set(self.prev);
+    }
+}
+
+/// Creates an interpreter's bridge: the Rust function behind `redis.call` and the other
+/// forwarded `redis.*` calls (see [`Op`]). Called outside an execution (a script that kept it
+/// somewhere), it raises an error.
+pub(super) fn make_bridge(lua: &Lua, active: &Active, mailbox: &engine::Mailbox) -> mlua::Result<Function> {
+    let (active, mailbox) = (active.clone(), mailbox.clone());
+    lua.create_function(move |lua, mut args: MultiValue| {
+        let at = active.0.get();
+        if at.is_null() {
+            return Err(mlua::Error::RuntimeError(
+                "redis.call can only be called inside a script invocation".into(),
+            ));
+        }
+        // SAFETY: a non-null `Active` is the address of a `RefCell<RunState>` that outlives
+        // the `ActiveGuard` which set it (the guard borrows it), and the guard resets the
+        // pointer when it drops, unwinding included. Lua calls the bridge on this thread only
+        // (`Lua` is not `Send`), so the pointer is read while the guard lives, and the
+        // `RefCell` still refuses a second mutable borrow. The lifetimes of `RunState` are
+        // erased here, but nothing borrowed from it outlives this call.
+        #[allow(unsafe_code)]
+        let cell = unsafe { &*at.cast::<RefCell<RunState<'_, '_>>>() };
+        let args = args.make_contiguous();
+        let mut st = cell.borrow_mut();
+        let st = &mut *st;
+        let Some(op) = Op::of(args) else {
+            let (ok, v) = command(lua, st, args)?;
+            return if ok { Ok(v) } else { Err(engine::raised(&v)) };
+        };
+        if op == Op::Poll {
+            super::busy::poll(st.ctx, &st.busy, st.argv);
+            return Ok(Value::Nil);
+        }
+        let args = std::mem::take(&mut mailbox.borrow_mut().args);
+        let (ok, v) = bridge(lua, st, op, &args)?;
+        mailbox.borrow_mut().ok = ok;
+        Ok(v)
+    })
+}
+
 /// Calls the function with the bridge in place.
 fn execute(
     engine: &Engine,
@@ -265,43 +338,24 @@ fn execute(
     inv: &Invocation<'_>,
 ) -> mlua::Result<(bool, Value)> {
     let lua = &engine.lua;
-    lua.scope(|scope| {
-        // Why one scoped function for the Lua API and the busy hook: each one costs a
-        // closure, a registry slot and a destructor per call, a large share of a small script.
-        let bridge = scope.create_function(|lua, mut args: MultiValue| {
-            let args = args.make_contiguous();
-            let mut st = cell.borrow_mut();
-            let st = &mut *st;
-            let Some(op) = Op::of(args) else {
-                let (ok, v) = command(lua, st, args)?;
-                return if ok { Ok(v) } else { Err(engine::raised(&v)) };
-            };
-            if op == Op::Poll {
-                super::busy::poll(st.ctx, &st.busy, inv.argv);
-                return Ok(Value::Nil);
-            }
-            let args = std::mem::take(&mut engine.mailbox.borrow_mut().args);
-            let (ok, v) = bridge(lua, st, op, &args)?;
-            engine.mailbox.borrow_mut().ok = ok;
-            Ok(v)
-        })?;
-        let result = if inv.eval_mode {
-            let s = eval_tables(engine, inv)?;
-            let result = engine.invoke0.call::<(bool, Value)>((&inv.func, bridge));
-            if untouched(&s.keys, s.nkeys) && untouched(&s.args, s.nargs) {
-                *engine.spare.borrow_mut() = Some(s);
-            }
-            result
-        } else {
-            let (keys, args) = (string_array(lua, inv.keys)?, string_array(lua, inv.args)?);
-            engine.invoke.call::<(bool, Value)>((&inv.func, keys, args, bridge))
-        };
-        if result.is_err() {
-            // The wrapper did not get to remove the bridge (an error escaped the handler).
-            engine.private.raw_set(&engine.names.bridge, Value::Nil)?;
+    let _active = engine.active.enter(cell);
+    let bridge = &engine.bridge;
+    let result = if inv.eval_mode {
+        let s = eval_tables(engine, inv)?;
+        let result = engine.invoke0.call::<(bool, Value)>((&inv.func, bridge));
+        if untouched(&s.keys, s.nkeys) && untouched(&s.args, s.nargs) {
+            *engine.spare.borrow_mut() = Some(s);
         }
         result
-    })
+    } else {
+        let (keys, args) = (string_array(lua, inv.keys)?, string_array(lua, inv.args)?);
+        engine.invoke.call::<(bool, Value)>((&inv.func, keys, args, bridge))
+    };
+    if result.is_err() {
+        // The wrapper did not get to remove the bridge (an error escaped the handler).
+        engine.private.raw_set(&engine.names.bridge, Value::Nil)?;
+    }
+    result
 }
 
 fn string_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
