@@ -4,8 +4,8 @@
 //! The interpreter opens only the base, table, string and math libraries (plus the bundled
 //! `bit`, `cjson`, `cmsgpack` and `struct`), defines the `redis` table, then runs
 //! `sandbox.lua`, which freezes the globals behind read-only proxies. Commands reach the
-//! server through one per-execution "bridge" function that [`super::run`] installs in a
-//! private table for the duration of a call (see `sandbox.lua`).
+//! server through the interpreter's "bridge" function, which the call wrappers install in a
+//! private table for the duration of an execution (see `sandbox.lua` and [`super::run`]).
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -83,7 +83,7 @@ pub struct Letters {
 /// arguments in the mailbox. Anything else is a direct `redis.call`: EVAL installs the bridge
 /// itself as `redis.call` for the duration of an execution, which saves a second Rust call
 /// and the argument copies per command. (FCALL cannot: a library may keep `redis.call` in an
-/// upvalue and call it in a later execution, after the bridge is gone.)
+/// upvalue and call it after the execution, when the bridge is gone from `private`.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     /// Serve other clients while a script is busy (the instruction hook).
@@ -375,7 +375,7 @@ pub fn lua_error_text(e: &mlua::Error) -> String {
 }
 
 /// Defines the `redis` table. `redis.call`, `pcall`, `setresp` and
-/// `set_repl` forward to the per-execution bridge that `run` stores in `private` (C functions,
+/// `set_repl` forward to the bridge the call wrappers store in `private` (C functions,
 /// like Redis's: a Lua wrapper would be tail-called and hide the script line from error
 /// messages).
 fn register_redis_api(

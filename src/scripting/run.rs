@@ -3,15 +3,17 @@
 //! The script's commands run through [`Ctx::call_nested_as`] as the scripts' own client,
 //! so their effects join the EVAL / FCALL's: the journal records the script's writes as one
 //! atomic unit, and the EVAL itself is never propagated (Redis 7.0's effect replication).
-//! `redis.call` reaches [`command`] through a function created with `Lua::scope` (the
-//! "bridge"), which lets it borrow the command's `Ctx` for exactly the duration of the call.
-//! EVAL's `redis.call` is the bridge itself; the other `redis.*` functions, and FCALL's, reach
-//! it through the permanent functions of `engine` (see [`Op`]).
+//! `redis.call` reaches [`command`] through the interpreter's "bridge", a Rust function created
+//! once ([`make_bridge`]) that finds the running execution's state, and with it the command's
+//! `Ctx`, through [`Active`] for exactly the duration of the execution. EVAL's `redis.call` is
+//! the bridge itself; the other `redis.*` functions, and FCALL's, reach it through the
+//! permanent functions of `engine` (see [`Op`]).
 //!
-//! Cost notes (EVALSHA of one `redis.call` is the benchmark): the scope, the tables and every
-//! Rust-side Lua access are a visible share of such a call, so `KEYS` / `ARGV` are reused
-//! while scripts leave them alone, the bridge is installed by the Lua wrapper, and the
-//! collector runs by garbage held rather than by call count ([`collect_garbage`]).
+//! Cost notes (EVALSHA of one `redis.call` is the benchmark): creating anything per call, the
+//! tables and every Rust-side Lua access are a visible share of such a call, so the bridge is
+//! permanent, `KEYS` / `ARGV` are reused while scripts leave them alone, the bridge is
+//! installed by the Lua wrapper, and the collector runs by garbage held rather than by call
+//! count ([`collect_garbage`]).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -296,7 +298,11 @@ impl Drop for ActiveGuard<'_> {
 /// Creates an interpreter's bridge: the Rust function behind `redis.call` and the other
 /// forwarded `redis.*` calls (see [`Op`]). Called outside an execution (a script that kept it
 /// somewhere), it raises an error.
-pub(super) fn make_bridge(lua: &Lua, active: &Active, mailbox: &engine::Mailbox) -> mlua::Result<Function> {
+pub(super) fn make_bridge(
+    lua: &Lua,
+    active: &Active,
+    mailbox: &engine::Mailbox,
+) -> mlua::Result<Function> {
     let (active, mailbox) = (active.clone(), mailbox.clone());
     lua.create_function(move |lua, mut args: MultiValue| {
         let at = active.0.get();
