@@ -653,4 +653,14 @@ mod tests {
         lrand48_seed(&s, 0);
         assert_eq!(s.get(), 0x330E);
     }
+
+    #[test]
+    fn bridge_outside_an_execution_is_an_error() {
+        let engine = Engine::new(Rc::new(Cell::new(LRAND48_INIT)), Busy::new()).unwrap();
+        let e = engine.bridge.call::<Value>(("INCR", "x")).unwrap_err();
+        assert!(e.to_string().contains("only be called inside a script invocation"), "{e}");
+        // An EVAL-style call that kept the bridge as `redis.call` gets the same error.
+        let f = engine.lua.load("local call = ... return call('PING')").into_function().unwrap();
+        assert!(f.call::<Value>(engine.bridge.clone()).is_err());
+    }
 }
