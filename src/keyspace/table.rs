@@ -480,6 +480,24 @@ impl<V> Table<V> {
         }
     }
 
+    /// Third stage of a batched lookup, for keys too long to be stored inline (see
+    /// [`INLINE_KEY`]): once the slot is in cache, starts loading the stored key's bytes, which
+    /// the lookup compares. A shorter key is compared in the slot itself, so this is a no-op.
+    #[inline]
+    pub fn prefetch_key(&self, key: &[u8]) {
+        if key.len() <= INLINE_KEY {
+            return;
+        }
+        let h = self.hash(key);
+        let seg = &self.segs[self.seg_of(h)];
+        if let Some(i) = seg.index.first_candidate(mix(h)) {
+            let i = usize::from(i);
+            if let Some(slot) = seg.chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK)) {
+                prefetch(slot.key.as_bytes().as_ptr());
+            }
+        }
+    }
+
     #[inline]
     fn locate(&self, key: &[u8]) -> (u32, usize, Option<usize>) {
         let h = self.hash(key);
