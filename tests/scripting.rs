@@ -517,3 +517,32 @@ fn monitor_shows_the_script_call_then_its_commands_as_lua() {
         ]
     );
 }
+
+/// `redis.call` and `redis.pcall` take as many arguments as Lua can pass (`unpack` of a
+/// 7999-item table, the case Redis's own suite checks), in EVAL and in FCALL, from the very
+/// first call of a fresh interpreter on.
+#[test]
+fn script_calls_take_thousands_of_arguments() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    let body = |call: &str, key: &str| {
+        format!(
+            "local a = {{}} for i=1,7999 do a[i] = 1 end return redis.{call}('lpush', '{key}', unpack(a))"
+        )
+    };
+    assert_eq!(q(&mut c, &["EVAL", &body("pcall", "p"), "0"]).unwrap(), Value::Int(7999));
+    assert_eq!(q(&mut c, &["EVAL", &body("call", "c"), "0"]).unwrap(), Value::Int(7999));
+    let lib = format!(
+        "#!lua name=many\n\
+         redis.register_function('viacall', function() {} end)\n\
+         redis.register_function('viapcall', function() {} end)",
+        body("call", "fc"),
+        body("pcall", "fp")
+    );
+    assert_eq!(q(&mut c, &["FUNCTION", "LOAD", &lib]).unwrap(), bulk("many"));
+    assert_eq!(q(&mut c, &["FCALL", "viapcall", "0"]).unwrap(), Value::Int(7999));
+    assert_eq!(q(&mut c, &["FCALL", "viacall", "0"]).unwrap(), Value::Int(7999));
+    // A fresh EVAL interpreter (SCRIPT FLUSH) as well.
+    assert_eq!(q(&mut c, &["SCRIPT", "FLUSH"]).unwrap(), Value::Okay);
+    assert_eq!(q(&mut c, &["EVAL", &body("pcall", "p"), "0"]).unwrap(), Value::Int(15998));
+}

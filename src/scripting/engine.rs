@@ -59,35 +59,19 @@ pub struct Engine {
     pub set_lookup: Function,
     /// `function(f) -> ok, err`: runs a library's top level under a plain pcall.
     pub run_library: Function,
-    /// Arguments of the `redis.*` call being forwarded to the bridge (passing thousands of
-    /// arguments through a second Lua call would overflow the Lua stack).
-    pub mailbox: Mailbox,
-    /// The bridge (see [`Op`]), and the execution it serves (see `run::Active`).
+    /// EVAL's `redis.call` (see [`Op`]), and the execution it and the permanent `redis.*`
+    /// functions serve (see `run::Active`).
     pub bridge: Function,
     pub active: super::run::Active,
 }
 
-/// See [`Engine::mailbox`].
-pub type Mailbox = Rc<std::cell::RefCell<Letters>>;
-
-/// What goes through the [`Mailbox`]: the arguments of a forwarded call, and whether it
-/// succeeded (the bridge answers the value alone).
-#[derive(Default)]
-pub struct Letters {
-    pub args: Vec<Value>,
-    pub ok: bool,
-}
-
-/// What a call of the bridge asks for. The permanent `redis.*` functions call the bridge with
-/// the operation as its only argument (a light userdata, which no script can make) and their
-/// arguments in the mailbox. Anything else is a direct `redis.call`: EVAL installs the bridge
-/// itself as `redis.call` for the duration of an execution, which saves a second Rust call
-/// and the argument copies per command. (FCALL cannot: a library may keep `redis.call` in an
-/// upvalue and call it after the execution, when the bridge is gone from `private`.)
+/// A `redis.*` call made through the permanent functions of the `redis` table, which call
+/// into Rust (`run::forwarded`). EVAL also installs the bridge itself as `redis.call` for
+/// the duration of an execution, which saves the forwarder's argument handling per command.
+/// (FCALL cannot: a library may keep `redis.call` in an upvalue and call it after the
+/// execution, when only the forwarder can tell it so.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
-    /// Serve other clients while a script is busy (the instruction hook).
-    Poll = 1,
     /// `redis.call`.
     Call,
     /// `redis.pcall`.
@@ -96,23 +80,6 @@ pub enum Op {
     SetResp,
     /// `redis.set_repl`.
     SetRepl,
-}
-
-impl Op {
-    const ALL: [Op; 5] = [Op::Poll, Op::Call, Op::PCall, Op::SetResp, Op::SetRepl];
-
-    /// The light userdata that stands for the operation.
-    pub fn marker(self) -> mlua::LightUserData {
-        mlua::LightUserData(std::ptr::null_mut::<std::ffi::c_void>().wrapping_add(self as usize))
-    }
-
-    /// The operation a bridge call with these arguments asks for (`None`: a direct call).
-    pub fn of(args: &[Value]) -> Option<Op> {
-        match args {
-            [Value::LightUserData(p)] => Op::ALL.into_iter().find(|op| op.marker() == *p),
-            _ => None,
-        }
-    }
 }
 
 /// See [`Engine::names`].
@@ -140,13 +107,13 @@ impl Engine {
         let lua = Lua::new_with(libs, LuaOptions::default())?;
         super::libs::register_all(&lua)?;
         let private = lua.create_table()?;
-        let mailbox = Mailbox::default();
+        let active = super::run::Active::default();
         let names = Names {
             bridge: lua.create_string("bridge")?,
             keys: lua.create_string("KEYS")?,
             argv: lua.create_string("ARGV")?,
         };
-        register_redis_api(&lua, &private, &mailbox, &names.bridge)?;
+        register_redis_api(&lua, &active)?;
         let rand = lua.create_function(move |_, (op, seed): (i64, Option<f64>)| {
             if op == 1 {
                 lrand48_seed(&rng, seed.unwrap_or(0.0) as i64 as i32);
@@ -194,8 +161,14 @@ impl Engine {
             )
             .set_name(OWN_SOURCE)
             .call((handler, private.clone(), redis_api, redis_call))?;
-        let active = super::run::Active::default();
-        let bridge = super::run::make_bridge(&lua, &active, &mailbox)?;
+        let bridge = super::run::make_bridge(&lua, &active)?;
+        // mlua keeps a pool of pre-allocated error slots for Rust callbacks, and while it is
+        // empty a callback creates one on the Lua stack; handing that one back needs two free
+        // stack slots, which a `redis.pcall` with ~8000 arguments (Lua's limit, and Redis's)
+        // does not leave, so the first such call of a fresh interpreter failed. One callback
+        // run here fills the pool.
+        let warm = lua.create_function(|_, ()| Ok(()))?;
+        lua.load("local f = ... f()").set_name(OWN_SOURCE).call::<()>(warm)?;
         let engine = Engine {
             bridge,
             active,
@@ -205,7 +178,6 @@ impl Engine {
             set_lookup: sandbox.get("set_lookup")?,
             run_library: sandbox.get("run_library")?,
             spare: Default::default(),
-            mailbox,
             gc_floor: Cell::new(0),
             invoke,
             invoke0,
@@ -230,17 +202,17 @@ impl Engine {
     }
 
     /// Sets the instruction-count hook that detects slow scripts, serves other clients while
-    /// one runs (through the `busy` function of the private table), and kills it on request.
+    /// one runs, and kills it on request.
     fn install_hook(&self, busy: Rc<Busy>) {
-        let private = self.private.clone();
+        let active = self.active.clone();
         self.lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |lua, _| {
-            hook(lua, &busy, &private)
+            hook(lua, &busy, &active)
         });
     }
 }
 
 /// The body of the instruction hook.
-fn hook(lua: &Lua, busy: &Busy, private: &Table) -> mlua::Result<VmState> {
+fn hook(lua: &Lua, busy: &Busy, active: &super::run::Active) -> mlua::Result<VmState> {
     if let Some(deadline) = busy.load_deadline.get() {
         if Instant::now() > deadline {
             return Err(mlua::Error::RuntimeError("FUNCTION LOAD timeout".into()));
@@ -251,7 +223,7 @@ fn hook(lua: &Lua, busy: &Busy, private: &Table) -> mlua::Result<VmState> {
         return Ok(VmState::Continue);
     }
     if busy.killed.get() {
-        return killed(lua, busy, private);
+        return killed(lua, busy, active);
     }
     if !busy.timed_out.get() {
         let limit = busy.threshold_ms.get();
@@ -270,36 +242,34 @@ fn hook(lua: &Lua, busy: &Busy, private: &Table) -> mlua::Result<VmState> {
              killing the script using the {cmd} command. Script name is: {name}."
         );
     }
-    if let Ok(bridge) = private.raw_get::<Function>("bridge") {
-        bridge.call::<()>(Op::Poll.marker())?;
-    }
+    super::run::poll(active);
     if busy.killed.get() {
-        return killed(lua, busy, private);
+        return killed(lua, busy, active);
     }
     Ok(VmState::Continue)
 }
 
 /// Ends a killed script, unless the hook fired in our own wrappers (after the script's
 /// protected call returned, where an error would escape the error handler).
-fn killed(lua: &Lua, busy: &Busy, private: &Table) -> mlua::Result<VmState> {
+fn killed(lua: &Lua, busy: &Busy, active: &super::run::Active) -> mlua::Result<VmState> {
     let own = lua
         .inspect_stack(0)
         .is_some_and(|info| info.source().source.as_deref() == Some(OWN_SOURCE));
     if own && busy.kill_hook_armed.get() {
         return Ok(VmState::Continue);
     }
-    Err(killed_error(lua, busy, private))
+    Err(killed_error(lua, busy, active))
 }
 
 /// The error that ends a killed script. From now on the hook runs on every line too, so a
 /// script that catches the error with pcall cannot keep running.
-fn killed_error(lua: &Lua, busy: &Busy, private: &Table) -> mlua::Error {
+fn killed_error(lua: &Lua, busy: &Busy, active: &super::run::Active) -> mlua::Error {
     if !busy.kill_hook_armed.replace(true) {
         tracing::warn!("Lua script killed by user with SCRIPT KILL.");
-        let (b, p) = (busy.clone_rc(), private.clone());
+        let (b, a) = (busy.clone_rc(), active.clone());
         lua.set_hook(
             HookTriggers::new().every_line().every_nth_instruction(HOOK_EVERY),
-            move |lua, _| hook(lua, &b, &p),
+            move |lua, _| hook(lua, &b, &a),
         );
     }
     mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into())
@@ -374,16 +344,10 @@ pub fn lua_error_text(e: &mlua::Error) -> String {
     }
 }
 
-/// Defines the `redis` table. `redis.call`, `pcall`, `setresp` and
-/// `set_repl` forward to the bridge the call wrappers store in `private` (C functions,
-/// like Redis's: a Lua wrapper would be tail-called and hide the script line from error
-/// messages).
-fn register_redis_api(
-    lua: &Lua,
-    private: &Table,
-    mailbox: &Mailbox,
-    bridge_key: &mlua::String,
-) -> mlua::Result<()> {
+/// Defines the `redis` table. `redis.call`, `pcall`, `setresp` and `set_repl` call into the
+/// running execution (`run::forwarded`) as C functions, like Redis's: a Lua wrapper would be
+/// tail-called and hide the script line from error messages.
+fn register_redis_api(lua: &Lua, active: &super::run::Active) -> mlua::Result<()> {
     let redis = lua.create_table()?;
     for (name, op, what) in [
         ("call", Op::Call, "redis.call/pcall"),
@@ -391,9 +355,19 @@ fn register_redis_api(
         ("setresp", Op::SetResp, "redis.setresp"),
         ("set_repl", Op::SetRepl, "redis.set_repl"),
     ] {
-        let (p, m, k) = (private.clone(), mailbox.clone(), bridge_key.clone());
-        let f = lua.create_function(move |_, args: mlua::MultiValue| {
-            forward(&p, &m, &k, op, what, args)
+        let active = active.clone();
+        let f = lua.create_function(move |lua, mut args: mlua::MultiValue| {
+            let outcome = super::run::forwarded(lua, &active, op, args.make_contiguous());
+            let Some(outcome) = outcome else {
+                return Err(raise_table(&format!(
+                    "{what} can only be called inside a script invocation"
+                )));
+            };
+            let (ok, v) = outcome?;
+            if !ok && op != Op::PCall {
+                return Err(raised(&v));
+            }
+            Ok(v)
         })?;
         redis.set(name, f)?;
     }
@@ -413,27 +387,6 @@ fn register_redis_api(
     redis.set("REPL_ALL", REPL_AOF | REPL_REPLICA)?;
     lua.globals().set("redis", redis)?;
     Ok(())
-}
-
-/// Calls the bridge with operation `op`; an error outcome of any operation but `pcall` is
-/// raised as a Lua error.
-fn forward(
-    private: &Table,
-    mailbox: &Mailbox,
-    bridge_key: &mlua::String,
-    op: Op,
-    what: &str,
-    args: mlua::MultiValue,
-) -> mlua::Result<Value> {
-    let Value::Function(bridge) = private.raw_get::<Value>(bridge_key)? else {
-        return Err(raise_table(&format!("{what} can only be called inside a script invocation")));
-    };
-    mailbox.borrow_mut().args = args.into_vec();
-    let v: Value = bridge.call(op.marker())?;
-    if !mailbox.borrow().ok && op != Op::PCall {
-        return Err(raised(&v));
-    }
-    Ok(v)
 }
 
 /// The Lua error that raises the error table `v` a command answered (it keeps its "already

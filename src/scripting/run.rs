@@ -271,8 +271,10 @@ fn script_error(v: &Value, name: &str) -> CmdError {
 ///
 /// Why not `Lua::scope`, which would check the borrow for us: a scoped function is created,
 /// registered and destroyed on every execution, about 8% of a small EVALSHA (and garbage for
-/// the collector). The bridge is created once per interpreter instead ([`make_bridge`]), and
-/// only [`Active::enter`] points it at a state, for as long as its guard lives.
+/// the collector). The bridge is created once per interpreter instead ([`make_bridge`]), the
+/// permanent `redis.*` functions and the instruction hook call straight into Rust
+/// ([`forwarded`], [`poll`]), and only [`Active::enter`] points them at a state, for as long as
+/// its guard lives.
 #[derive(Clone, Default)]
 pub struct Active(Rc<Cell<*const ()>>);
 
@@ -280,6 +282,25 @@ impl Active {
     fn enter<'g>(&'g self, cell: &'g RefCell<RunState<'_, '_>>) -> ActiveGuard<'g> {
         let prev = self.0.replace(std::ptr::from_ref(cell).cast());
         ActiveGuard { active: self, prev }
+    }
+
+    /// Runs `f` on the running execution's state; `None` outside an execution (or, which
+    /// cannot happen, while the state is already borrowed).
+    fn with<R>(&self, f: impl FnOnce(&mut RunState<'_, '_>) -> R) -> Option<R> {
+        let at = self.0.get();
+        if at.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null `Active` is the address of a `RefCell<RunState>` that outlives
+        // the `ActiveGuard` which set it (the guard borrows it), and the guard resets the
+        // pointer when it drops, unwinding included. Lua runs our functions on this thread
+        // only (`Lua` is not `Send`), so the pointer is read while the guard lives, and the
+        // `RefCell` still refuses a second mutable borrow. The lifetimes of `RunState` are
+        // erased here, but nothing borrowed from it outlives `f`.
+        #[allow(unsafe_code)]
+        let cell = unsafe { &*at.cast::<RefCell<RunState<'_, '_>>>() };
+        let mut st = cell.try_borrow_mut().ok()?;
+        Some(f(&mut st))
     }
 }
 
@@ -295,46 +316,41 @@ impl Drop for ActiveGuard<'_> {
     }
 }
 
-/// Creates an interpreter's bridge: the Rust function behind `redis.call` and the other
-/// forwarded `redis.*` calls (see [`Op`]). Called outside an execution (a script that kept it
-/// somewhere), it raises an error.
-pub(super) fn make_bridge(
+/// Creates an interpreter's bridge: the Rust function EVAL installs as `redis.call` for the
+/// duration of an execution. Called outside one (a script that kept it somewhere), it raises
+/// an error.
+pub(super) fn make_bridge(lua: &Lua, active: &Active) -> mlua::Result<Function> {
+    let active = active.clone();
+    lua.create_function(move |lua, mut args: MultiValue| {
+        let args = args.make_contiguous();
+        match active.with(|st| command(lua, st, args)) {
+            Some(Ok((true, v))) => Ok(v),
+            Some(Ok((false, v))) => Err(engine::raised(&v)),
+            Some(Err(e)) => Err(e),
+            None => Err(mlua::Error::RuntimeError(
+                "redis.call can only be called inside a script invocation".into(),
+            )),
+        }
+    })
+}
+
+/// A `redis.*` call made through the interpreter's permanent functions (see [`Op`]): its
+/// outcome, or `None` outside an execution. Why straight from Rust rather than through a
+/// second Lua call: that call needs Lua stack room next to the arguments already there, and
+/// `redis.call` with thousands of arguments (`unpack` of a big table) then ran out of it.
+pub(super) fn forwarded(
     lua: &Lua,
     active: &Active,
-    mailbox: &engine::Mailbox,
-) -> mlua::Result<Function> {
-    let (active, mailbox) = (active.clone(), mailbox.clone());
-    lua.create_function(move |lua, mut args: MultiValue| {
-        let at = active.0.get();
-        if at.is_null() {
-            return Err(mlua::Error::RuntimeError(
-                "redis.call can only be called inside a script invocation".into(),
-            ));
-        }
-        // SAFETY: a non-null `Active` is the address of a `RefCell<RunState>` that outlives
-        // the `ActiveGuard` which set it (the guard borrows it), and the guard resets the
-        // pointer when it drops, unwinding included. Lua calls the bridge on this thread only
-        // (`Lua` is not `Send`), so the pointer is read while the guard lives, and the
-        // `RefCell` still refuses a second mutable borrow. The lifetimes of `RunState` are
-        // erased here, but nothing borrowed from it outlives this call.
-        #[allow(unsafe_code)]
-        let cell = unsafe { &*at.cast::<RefCell<RunState<'_, '_>>>() };
-        let args = args.make_contiguous();
-        let mut st = cell.borrow_mut();
-        let st = &mut *st;
-        let Some(op) = Op::of(args) else {
-            let (ok, v) = command(lua, st, args)?;
-            return if ok { Ok(v) } else { Err(engine::raised(&v)) };
-        };
-        if op == Op::Poll {
-            super::busy::poll(st.ctx, &st.busy, st.argv);
-            return Ok(Value::Nil);
-        }
-        let args = std::mem::take(&mut mailbox.borrow_mut().args);
-        let (ok, v) = bridge(lua, st, op, &args)?;
-        mailbox.borrow_mut().ok = ok;
-        Ok(v)
-    })
+    op: Op,
+    args: &[Value],
+) -> Option<mlua::Result<Outcome>> {
+    active.with(|st| bridge(lua, st, op, args))
+}
+
+/// The instruction hook's turn to serve other clients while a script is busy (see
+/// [`super::busy`]); nothing outside an execution.
+pub(super) fn poll(active: &Active) {
+    active.with(|st| super::busy::poll(st.ctx, &st.busy, st.argv));
 }
 
 /// Calls the function with the bridge in place.
@@ -422,8 +438,8 @@ fn refill(lua: &Lua, t: &Table, had: usize, items: &[&[u8]]) -> mlua::Result<()>
     Ok(())
 }
 
-/// What the bridge answers the Lua wrappers: `(ok, value)`.
-type Outcome = (bool, Value);
+/// What a `redis.*` call comes to: `(ok, value)`.
+pub(super) type Outcome = (bool, Value);
 
 fn fail(lua: &Lua, msg: &str) -> mlua::Result<Outcome> {
     Ok((false, Value::Table(error_table(lua, msg.as_bytes())?)))
@@ -435,7 +451,6 @@ fn bridge(lua: &Lua, st: &mut RunState<'_, '_>, op: Op, rest: &[Value]) -> mlua:
         Op::Call | Op::PCall => command(lua, st, rest),
         Op::SetResp => set_resp(lua, st, rest),
         Op::SetRepl => set_repl(lua, st, rest),
-        Op::Poll => Ok((true, Value::Nil)),
     }
 }
 
