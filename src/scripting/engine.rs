@@ -68,8 +68,8 @@ pub struct Engine {
 /// A `redis.*` call made through the permanent functions of the `redis` table, which call
 /// into Rust (`run::forwarded`). EVAL also installs the bridge itself as `redis.call` for
 /// the duration of an execution, which saves the forwarder's argument handling per command.
-/// (FCALL cannot: a library may keep `redis.call` in an upvalue and call it after the
-/// execution, when only the forwarder can tell it so.)
+/// (FCALL keeps the forwarders: a library may keep `redis.call` in an upvalue and call it
+/// outside an execution, and the forwarder's error is the one it has always got there.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     /// `redis.call`.
