@@ -455,47 +455,38 @@ impl<V> Table<V> {
         self.dir[(u64::from(h) & mask) as usize] as usize
     }
 
-    /// First stage of a batched lookup: starts loading the index line of `key`. Calling this
-    /// for every key of a batch, then [`prefetch_slot`](Self::prefetch_slot) for each, then
-    /// the real lookups, overlaps the batch's cache misses instead of paying them in a row.
-    #[inline]
-    pub fn prefetch_index(&self, key: &[u8]) {
-        let h = self.hash(key);
-        if let Some(line) = self.segs[self.seg_of(h)].index.home_line(mix(h)) {
-            prefetch(line);
+    /// Starts loading what the lookups of `keys` will read, so that a batch's cache misses
+    /// overlap instead of being paid one after the other by its commands. Three passes over
+    /// the batch, each needing what the one before loaded: every key's index line, then the
+    /// slot its lookup will most likely compare, then, for keys too long to be stored in the
+    /// slot (see [`INLINE_KEY`]), the stored key's bytes. Each key is hashed once.
+    pub fn prefetch_batch(&self, keys: &[&[u8]]) {
+        let hashes: smallvec::SmallVec<[u32; 16]> = keys.iter().map(|k| self.hash(k)).collect();
+        for &h in &hashes {
+            if let Some(line) = self.segs[self.seg_of(h)].index.home_line(mix(h)) {
+                prefetch(line);
+            }
         }
-    }
-
-    /// Second stage of a batched lookup (see [`prefetch_index`](Self::prefetch_index)): starts
-    /// loading the slot the lookup of `key` will most likely compare.
-    #[inline]
-    pub fn prefetch_slot(&self, key: &[u8]) {
-        let h = self.hash(key);
-        let seg = &self.segs[self.seg_of(h)];
-        if let Some(i) = seg.index.first_candidate(mix(h)) {
-            let i = usize::from(i);
-            if let Some(slot) = seg.chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK)) {
+        for &h in &hashes {
+            if let Some(slot) = self.candidate_slot(h) {
                 prefetch(slot);
             }
         }
-    }
-
-    /// Third stage of a batched lookup, for keys too long to be stored inline (see
-    /// [`INLINE_KEY`]): once the slot is in cache, starts loading the stored key's bytes, which
-    /// the lookup compares. A shorter key is compared in the slot itself, so this is a no-op.
-    #[inline]
-    pub fn prefetch_key(&self, key: &[u8]) {
-        if key.len() <= INLINE_KEY {
-            return;
-        }
-        let h = self.hash(key);
-        let seg = &self.segs[self.seg_of(h)];
-        if let Some(i) = seg.index.first_candidate(mix(h)) {
-            let i = usize::from(i);
-            if let Some(slot) = seg.chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK)) {
-                prefetch(slot.key.as_bytes().as_ptr());
+        for (k, &h) in keys.iter().zip(&hashes) {
+            if k.len() > INLINE_KEY {
+                if let Some(slot) = self.candidate_slot(h) {
+                    prefetch(slot.key.as_bytes().as_ptr());
+                }
             }
         }
+    }
+
+    /// The slot a lookup of hash `h` compares first, if any.
+    #[inline]
+    fn candidate_slot(&self, h: u32) -> Option<&Slot<V>> {
+        let seg = &self.segs[self.seg_of(h)];
+        let i = usize::from(seg.index.first_candidate(mix(h))?);
+        seg.chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK))
     }
 
     #[inline]

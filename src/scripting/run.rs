@@ -6,8 +6,8 @@
 //! `redis.call` reaches [`command`] through the interpreter's "bridge", a Rust function created
 //! once ([`make_bridge`]) that finds the running execution's state, and with it the command's
 //! `Ctx`, through [`Active`] for exactly the duration of the execution. EVAL's `redis.call` is
-//! the bridge itself; the other `redis.*` functions, and FCALL's, reach it through the
-//! permanent functions of `engine` (see [`Op`]).
+//! the bridge itself; the other `redis.*` functions, and FCALL's, are the permanent functions
+//! of `engine`, which reach the same state through [`forwarded`] (see [`Op`]).
 //!
 //! Cost notes (EVALSHA of one `redis.call` is the benchmark): creating anything per call, the
 //! tables and every Rust-side Lua access are a visible share of such a call, so the bridge is
@@ -327,8 +327,9 @@ pub(super) fn make_bridge(lua: &Lua, active: &Active) -> mlua::Result<Function> 
             Some(Ok((true, v))) => Ok(v),
             Some(Ok((false, v))) => Err(engine::raised(&v)),
             Some(Err(e)) => Err(e),
-            None => Err(mlua::Error::RuntimeError(
-                "redis.call can only be called inside a script invocation".into(),
+            // The forwarders' error (`engine::register_redis_api`).
+            None => Err(engine::raise_table(
+                "redis.call/pcall can only be called inside a script invocation",
             )),
         }
     })

@@ -547,34 +547,24 @@ impl Prefetch {
 /// Requests looked at per prefetch window: a `-P 16` batch at once.
 const PREFETCH_WINDOW: usize = 16;
 
-/// Prefetches the keys of the next pipelined requests in `buf` from `from` (the index line,
-/// then the slot, then a long key's bytes: see [`Table::prefetch_index`]) so that their
-/// lookups, made one after the other by the commands, find the lines in cache: the misses of
-/// a whole batch overlap instead of adding up. Looks at
-/// the second argument of each request, the first key of nearly every command; a guess that is
-/// no key costs one useless prefetch. Returns the offset covered; past a lone request (or
-/// input it cannot peek at) it returns the end of `buf`, so a batch does at most one useless
-/// look.
+/// Prefetches the keys of the next pipelined requests in `buf` from `from` (see
+/// [`Table::prefetch_batch`]) so that their lookups, made one after the other by the commands,
+/// find the lines in cache. Looks at the second argument of each request, the first key of
+/// nearly every command; a guess that is no key costs one useless prefetch. Returns the offset
+/// covered; past a lone request (or input it cannot peek at) it returns the end of `buf`, so a
+/// batch does at most one useless look.
 fn prefetch_ahead<V>(table: &Table<V>, buf: &[u8], from: usize) -> usize {
-    let mut keys: SmallVec<[std::ops::Range<usize>; PREFETCH_WINDOW]> = SmallVec::new();
+    let mut keys: SmallVec<[&[u8]; PREFETCH_WINDOW]> = SmallVec::new();
     let mut at = from;
     while keys.len() < PREFETCH_WINDOW {
         let Some((key, next)) = peek_key(buf, at) else { break };
-        keys.push(key);
+        keys.push(&buf[key]);
         at = next;
     }
     if keys.len() < 2 {
         return buf.len();
     }
-    for k in &keys {
-        table.prefetch_index(&buf[k.clone()]);
-    }
-    for k in &keys {
-        table.prefetch_slot(&buf[k.clone()]);
-    }
-    for k in &keys {
-        table.prefetch_key(&buf[k.clone()]);
-    }
+    table.prefetch_batch(&keys);
     at
 }
 
