@@ -539,33 +539,41 @@ fn check_pack(buf: &[u8], n: usize) -> Option<usize> {
     }
     let (mut pos, mut longest, mut expanded) = (0, 0, 0usize);
     let budget = super::hash::expansion_budget(buf.len());
-    let (mut member, mut prev) = (Vec::new(), Vec::new());
-    let mut prev_score = None;
+    // The member being rebuilt. Each entry keeps the first `shared` bytes of the one before
+    // and appends its suffix, so only suffixes are copied.
+    let mut member = Vec::new();
+    let mut prev_score = 0.0;
     let mut hashes = super::hash::Hashes::new();
-    for _ in 0..n {
+    for i in 0..n {
         let h = get_len(buf, &mut pos)?;
         let shared = if h & 1 == 1 { get_len(buf, &mut pos)? } else { 0 };
         let end = pos.checked_add(h >> 1)?;
         let suffix = buf.get(pos..end)?;
         pos = end;
-        std::mem::swap(&mut member, &mut prev);
-        member.clear();
-        member.extend_from_slice(prev.get(..shared)?);
-        member.extend_from_slice(suffix);
+        let kept = member.get(shared..)?;
         let score = check_score(buf, &mut pos)?;
-        if prev_score.is_some_and(|ps| cmp_entry(ps, &prev, score, &member) != Ordering::Less) {
-            return None;
+        if i > 0 {
+            // The two members agree on their first `shared` bytes, so they compare as what
+            // follows (scores are never NaN here).
+            let order = match prev_score.partial_cmp(&score) {
+                Some(Ordering::Equal) | None => kept.cmp(suffix),
+                Some(o) => o,
+            };
+            if order != Ordering::Less {
+                return None;
+            }
+            // The member before is hashed only now, an entry after its bytes were written
+            // (see `hash::check_packed`).
+            hashes.push(super::hash::field_hash(&member));
         }
+        member.truncate(shared);
+        member.extend_from_slice(suffix);
         longest = longest.max(member.len());
         expanded = expanded.saturating_add(member.len());
         if expanded > budget {
             return None;
         }
-        // The member before is hashed only now (see `hash::check_packed`).
-        if prev_score.is_some() {
-            hashes.push(super::hash::field_hash(&prev));
-        }
-        prev_score = Some(score);
+        prev_score = score;
     }
     hashes.push(super::hash::field_hash(&member));
     if pos != buf.len() {
@@ -988,6 +996,19 @@ mod tests {
         assert!(ZSetValue::from_packed(&enc(&[(b"b", 1.0), (b"a", 1.0)]), 2, SMALL).is_none());
         assert!(ZSetValue::from_packed(&enc(&[(b"a", 1.0), (b"a", 2.0)]), 2, SMALL).is_none());
         assert!(ZSetValue::from_packed(&enc(&[(b"a", f64::NAN)]), 1, SMALL).is_none());
+        // Equal scores order front-coded members by what follows their shared prefix.
+        let (m1, m12, m2): (&[u8], &[u8], &[u8]) = (b"member:1", b"member:12", b"member:2");
+        for (list, sound) in [
+            ([(m1, 1.0), (m12, 1.0)], true),
+            ([(m12, 1.0), (m2, 1.0)], true),
+            ([(m12, 1.0), (m1, 1.0)], false),
+            ([(m2, 1.0), (m12, 1.0)], false),
+            ([(m12, 1.0), (m12, 1.0)], false),
+            ([(m12, 1.0), (m12, 2.0)], false),
+        ] {
+            let got = ZSetValue::from_packed(&enc(&list), 2, SMALL);
+            assert_eq!(got.is_some(), sound, "{list:?}");
+        }
         for b in crate::keyspace::hash::tests::damaged(buf) {
             if let Some(z) = ZSetValue::from_packed(&b, n, SMALL) {
                 let got = members(&z, false);
