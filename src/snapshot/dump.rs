@@ -1,7 +1,8 @@
 //! DUMP / RESTORE payloads (`formats/dump.md`): one value record of the snapshot format, with
 //! the snapshot format's version and a checksum after it, so that RESTORE refuses a payload
 //! from a newer format or a damaged one before decoding anything, as Redis does with its RDB
-//! version and CRC64 trailer.
+//! version and CRC64 trailer. RESTORE also takes Redis's own payloads (an RDB object), so that
+//! tools that move keys with DUMP and RESTORE can move them from redis-server to ferrodis.
 
 use super::codec::{self, Cur, EncodingLimits};
 use super::file::VERSION;
@@ -30,8 +31,37 @@ pub fn payload(value: &Value) -> Vec<u8> {
     out
 }
 
-/// Decodes a DUMP payload into a value, in the encoding `limits` call for.
+/// Decodes a DUMP payload, ours or Redis's, into a value, in the encoding `limits` call for.
 pub fn parse(payload: &[u8], limits: EncodingLimits) -> Result<Value, PayloadError> {
+    match parse_own(payload, limits) {
+        Err(PayloadError::VersionOrChecksum) => {
+            parse_redis(payload, &limits).unwrap_or(Err(PayloadError::VersionOrChecksum))
+        }
+        r => r,
+    }
+}
+
+/// Bytes after a Redis payload's object: the RDB version (u16) and the CRC64 of everything
+/// before it (u64), both little-endian.
+const REDIS_TRAILER: usize = 10;
+
+/// Decodes a Redis DUMP payload; `None` unless its CRC64 matches (then it is not one). An RDB
+/// version newer than the RDB reader's is refused like a bad checksum, as Redis refuses it.
+fn parse_redis(payload: &[u8], limits: &EncodingLimits) -> Option<Result<Value, PayloadError>> {
+    let body_len = payload.len().checked_sub(8).filter(|_| payload.len() >= REDIS_TRAILER)?;
+    let (body, crc) = payload.split_at(body_len);
+    if super::rdb::crc64(body).to_le_bytes() != crc {
+        return None;
+    }
+    let (object, version) = body.split_at(body.len() - 2);
+    if u32::from(u16::from_le_bytes([version[0], version[1]])) > super::rdb::MAX_VERSION {
+        return Some(Err(PayloadError::VersionOrChecksum));
+    }
+    Some(super::rdb::dump_object(object, limits).map_err(|_| PayloadError::BadData))
+}
+
+/// Decodes one of our own payloads.
+fn parse_own(payload: &[u8], limits: EncodingLimits) -> Result<Value, PayloadError> {
     if payload.len() < TRAILER {
         return Err(PayloadError::VersionOrChecksum);
     }
@@ -96,5 +126,104 @@ mod tests {
         let crc = crc32fast::hash(&junk);
         junk.extend_from_slice(&crc.to_le_bytes());
         assert_eq!(parse(&junk, limits()), Err(PayloadError::BadData));
+    }
+
+    /// Payloads made by redis-server 7.0.15's DUMP (RDB version 10).
+    const REDIS: [(&str, &[u8]); 9] = [
+        ("s", b"\x00\x03bar\x0a\x00\xe6\xbe\x49\x60\xee\x66\xfd\x17"),
+        ("n", b"\x00\xc1\x39\x30\x0a\x00\x9d\x94\xea\x27\x93\xfc\x08\xb9"),
+        ("l", b"\x12\x01\x02\x16\x16\x00\x00\x00\x06\x00\x81\x61\x02\x81\x62\x02\x81\x63\x02\x01\x01\x02\x01\x03\x01\xff\x0a\x00\x92\xf8\xc1\x52\x3a\x0e\x16\xdf"),
+        ("h", b"\x10\x17\x17\x00\x00\x00\x04\x00\x82\x66\x31\x03\x82\x76\x31\x03\x82\x66\x32\x03\x82\x76\x32\x03\xff\x0a\x00\x03\xf8\x4c\x0c\x15\xd4\xa2\xbc"),
+        ("si", b"\x0b\x18\x04\x00\x00\x00\x04\x00\x00\x00\xfc\xff\xff\xff\x01\x00\x00\x00\x02\x00\x00\x00\xa0\x86\x01\x00\x0a\x00\x3f\x31\x6e\x11\xa4\x90\x5d\x33"),
+        ("ss", b"\x02\x02\x01\x79\x01\x78\x0a\x00\x0c\xdf\x6b\x3d\xb3\x30\xbc\xf0"),
+        ("z", b"\x11\x14\x14\x00\x00\x00\x04\x00\x81\x61\x02\x83\x31\x2e\x35\x04\x81\x62\x02\x02\x01\xff\x0a\x00\xfa\x02\xb4\x25\xaf\x18\x87\x63"),
+        ("zb", b"\x05\x02\xc3\x09\x40\x46\x01\x78\x78\xe0\x39\x00\x01\x78\x78\x00\x00\x00\x00\x00\x00\x00\x40\x01\x61\x00\x00\x00\x00\x00\x00\xf0\x3f\x0a\x00\x50\xf2\xcf\x4d\x84\xde\x1d\x7d"),
+        ("hb", b"\x04\x01\x01\x66\xc3\x09\x40\x46\x01\x78\x78\xe0\x39\x00\x01\x78\x78\x0a\x00\x3e\x6c\x95\x5f\x2e\x52\xe7\xc1"),
+    ];
+
+    #[test]
+    fn takes_redis_payloads() {
+        use crate::keyspace::ZSetValue;
+        let long = vec![b'x'; 70];
+        let mut h = HashValue::new();
+        h.set(b"f1", b"v1", limits().hash);
+        h.set(b"f2", b"v2", limits().hash);
+        let mut hb = HashValue::new();
+        hb.set(b"f", &long, limits().hash);
+        let mut z = ZSetValue::default();
+        z.insert_new(b"a", 1.5, limits().zset);
+        z.insert_new(b"b", 2.0, limits().zset);
+        let mut zb = ZSetValue::new_for(long.len(), limits().zset);
+        zb.insert_new(b"a", 1.0, limits().zset);
+        zb.insert_new(&long, 2.0, limits().zset);
+        let l = ListValue::from_iter([&b"a"[..], b"b", b"c", b"1", b"2", b"3"], -2);
+        let set = |members: &[&[u8]]| {
+            let mut v = crate::keyspace::SetValue::for_first(members[0]);
+            for m in members {
+                v.add(m, limits().set_max_intset);
+            }
+            Value::Set(v)
+        };
+        let dig = |v: &Value| {
+            let mut h = sha1_smol::Sha1::new();
+            v.digest_into(&mut h);
+            (h.digest().to_string(), v.encoding())
+        };
+        let want = |k: &str| match k {
+            "s" => Value::from_bytes(b"bar"),
+            "n" => Value::from_bytes(b"12345"),
+            "l" => Value::List(l.clone()),
+            "h" => Value::Hash(h.clone()),
+            "si" => set(&[b"-4", b"1", b"2", b"100000"]),
+            "ss" => set(&[b"x", b"y"]),
+            "z" => Value::ZSet(z.clone()),
+            "zb" => Value::ZSet(zb.clone()),
+            _ => Value::Hash(hb.clone()),
+        };
+        for (k, p) in REDIS {
+            let got = parse(p, limits()).unwrap_or_else(|e| panic!("{k}: {e:?}"));
+            assert_eq!(dig(&got), dig(&want(k)), "{k}");
+            let mut bad = p.to_vec();
+            bad[1] ^= 1;
+            assert_eq!(parse(&bad, limits()), Err(PayloadError::VersionOrChecksum), "{k}");
+        }
+        // A newer RDB version than the reader's, with its checksum right.
+        let mut newer = REDIS[0].1[..REDIS[0].1.len() - 8].to_vec();
+        let at = newer.len() - 2;
+        newer[at] = 99;
+        newer.extend_from_slice(&crate::snapshot::rdb::crc64(&newer).to_le_bytes());
+        assert_eq!(parse(&newer, limits()), Err(PayloadError::VersionOrChecksum));
+        // Checksum right, object wrong: a stream (refused type), trailing bytes, an empty list.
+        for object in [&b"\x0f\x00"[..], b"\x00\x01ab", b"\x01\x00"] {
+            let mut p = object.to_vec();
+            p.extend_from_slice(&[10, 0]);
+            p.extend_from_slice(&crate::snapshot::rdb::crc64(&p).to_le_bytes());
+            assert_eq!(parse(&p, limits()), Err(PayloadError::BadData), "{object:?}");
+        }
+    }
+
+    /// Any client can send a Redis payload with a right CRC64, so damaged objects under a
+    /// valid checksum must be refused or loaded, never panic.
+    #[test]
+    fn damaged_redis_objects_under_a_valid_checksum_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        for _ in 0..20_000 {
+            let (_, p) = REDIS[rng.gen_range(0..REDIS.len())];
+            let mut object = p[..p.len() - REDIS_TRAILER].to_vec();
+            for _ in 0..rng.gen_range(1..4) {
+                match rng.gen_range(0..3) {
+                    0 if !object.is_empty() => {
+                        let i = rng.gen_range(0..object.len());
+                        object[i] = rng.gen();
+                    }
+                    1 if !object.is_empty() => object.truncate(rng.gen_range(0..object.len())),
+                    _ => object.insert(rng.gen_range(0..=object.len()), rng.gen()),
+                }
+            }
+            object.extend_from_slice(&[10, 0]);
+            object.extend_from_slice(&crate::snapshot::rdb::crc64(&object).to_le_bytes());
+            let _ = parse(&object, limits());
+        }
     }
 }

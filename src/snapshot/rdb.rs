@@ -974,6 +974,22 @@ fn verify_checksum(r: &mut Reader<'_>, version: u32) -> R<usize> {
     Ok(r.c.pos)
 }
 
+/// The object of a Redis DUMP payload (`formats/dump.md`, "Redis payloads"): its RDB type
+/// byte and value, which must fill `bytes`, built in the encoding `lim` calls for. An empty
+/// collection is refused, as Redis's RESTORE refuses it.
+pub fn dump_object(bytes: &[u8], lim: &EncodingLimits) -> Result<Value, String> {
+    let mut r = Reader { c: Cur::new(bytes) };
+    let t = r.u8("object type").map_err(|e| e.reason)?;
+    if let Some(kind) = ty::refused(t) {
+        return Err(format!("{kind} values are not supported (RDB type {t})"));
+    }
+    let parsed = r.value(t).map_err(|e| e.reason)?;
+    if !r.c.at_end() {
+        return Err(format!("{} bytes after the object", r.c.left()));
+    }
+    build(b"", parsed, lim)?.ok_or_else(|| "empty collection".into())
+}
+
 /// One key: its value of type `t`, then its expiry.
 fn load_key<S: LoadSink>(
     r: &mut Reader<'_>,
