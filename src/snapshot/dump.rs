@@ -48,8 +48,10 @@ const REDIS_TRAILER: usize = 10;
 /// Decodes a Redis DUMP payload; `None` unless its CRC64 matches (then it is not one). An RDB
 /// version newer than the RDB reader's is refused like a bad checksum, as Redis refuses it.
 fn parse_redis(payload: &[u8], limits: &EncodingLimits) -> Option<Result<Value, PayloadError>> {
-    let body_len = payload.len().checked_sub(8).filter(|_| payload.len() >= REDIS_TRAILER)?;
-    let (body, crc) = payload.split_at(body_len);
+    if payload.len() < REDIS_TRAILER {
+        return None;
+    }
+    let (body, crc) = payload.split_at(payload.len() - 8);
     if super::rdb::crc64(body).to_le_bytes() != crc {
         return None;
     }
