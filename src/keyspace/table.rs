@@ -467,16 +467,20 @@ impl<V> Table<V> {
                 prefetch(line);
             }
         }
-        for &h in &hashes {
-            if let Some(slot) = self.candidate_slot(h) {
-                prefetch(slot);
-            }
-        }
-        for (k, &h) in keys.iter().zip(&hashes) {
-            if k.len() > INLINE_KEY {
-                if let Some(slot) = self.candidate_slot(h) {
-                    prefetch(slot.key.as_bytes().as_ptr());
+        // The third pass reuses the slots found here rather than looking them up again.
+        let slots: smallvec::SmallVec<[Option<&Slot<V>>; 16]> = hashes
+            .iter()
+            .map(|&h| {
+                let slot = self.candidate_slot(h);
+                if let Some(s) = slot {
+                    prefetch(s);
                 }
+                slot
+            })
+            .collect();
+        for (k, slot) in keys.iter().zip(&slots) {
+            if let Some(slot) = slot.filter(|_| k.len() > INLINE_KEY) {
+                prefetch(slot.key.as_bytes().as_ptr());
             }
         }
     }

@@ -359,9 +359,7 @@ fn register_redis_api(lua: &Lua, active: &super::run::Active) -> mlua::Result<()
         let f = lua.create_function(move |lua, mut args: mlua::MultiValue| {
             let outcome = super::run::forwarded(lua, &active, op, args.make_contiguous());
             let Some(outcome) = outcome else {
-                return Err(raise_table(&format!(
-                    "{what} can only be called inside a script invocation"
-                )));
+                return Err(outside_invocation(what));
             };
             let (ok, v) = outcome?;
             if !ok && op != Op::PCall {
@@ -546,6 +544,12 @@ impl std::fmt::Display for TableError {
 impl std::error::Error for TableError {}
 
 /// Raises `{err="ERR msg"}` (or `{err="CODE msg"}` for a `-CODE msg`).
+/// The error of a `redis.*` function (`what`) called outside a script invocation: by a
+/// library at load time, or through a reference a script kept.
+pub fn outside_invocation(what: &str) -> mlua::Error {
+    raise_table(&format!("{what} can only be called inside a script invocation"))
+}
+
 pub fn raise_table(msg: &str) -> mlua::Error {
     let text = String::from_utf8_lossy(&error_text(msg.as_bytes())).into_owned();
     mlua::Error::external(TableError(text, false))

@@ -328,9 +328,7 @@ pub(super) fn make_bridge(lua: &Lua, active: &Active) -> mlua::Result<Function> 
             Some(Ok((false, v))) => Err(engine::raised(&v)),
             Some(Err(e)) => Err(e),
             // The forwarders' error (`engine::register_redis_api`).
-            None => Err(engine::raise_table(
-                "redis.call/pcall can only be called inside a script invocation",
-            )),
+            None => Err(engine::outside_invocation("redis.call/pcall")),
         }
     })
 }
