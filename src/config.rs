@@ -192,7 +192,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
     Param::new("cluster-allow-replica-migration", None, 0, Kind::Bool, "yes"),
     // stored; acted on by replication (not yet built)
     Param::new("replica-announced", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by latency monitor (not yet built)
+    // acted on by the command dispatcher (LATENCY HISTOGRAM, INFO latencystats)
     Param::new("latency-tracking", None, 0, Kind::Bool, "yes"),
     // stored; acted on by aof (not yet built)
     Param::new("aof-disable-auto-gc", None, 0, Kind::Bool, "no"),
@@ -660,7 +660,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 1, max: 9223372036854775807, fmt: NumFmt::Plain },
         "1000",
     ),
-    // stored; acted on by slowlog (not yet built)
+    // acted on by the slow log
     Param::new(
         "slowlog-max-len",
         None,
@@ -692,7 +692,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
         "15000",
     ),
-    // stored; acted on by slowlog (not yet built)
+    // acted on by the slow log
     Param::new(
         "slowlog-log-slower-than",
         None,
@@ -700,7 +700,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: -1, max: 9223372036854775807, fmt: NumFmt::Plain },
         "10000",
     ),
-    // stored; acted on by latency monitor (not yet built)
+    // acted on by the latency monitor
     Param::new(
         "latency-monitor-threshold",
         None,
@@ -938,7 +938,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Special(Special::ReplicaOf),
         "",
     ),
-    // stored; acted on by latency monitor (not yet built)
+    // acted on by INFO latencystats
     Param::new(
         "latency-tracking-info-percentiles",
         None,
@@ -1017,6 +1017,13 @@ pub struct Config {
     pub replica_serve_stale_data: bool,
     /// `busy-reply-threshold` (`lua-time-limit`) in milliseconds, read by every script run.
     pub busy_reply_threshold: i64,
+    /// Slow log and latency monitor, read after every command.
+    pub slowlog_log_slower_than: i64,
+    pub slowlog_max_len: i64,
+    pub latency_monitor_threshold: i64,
+    pub latency_tracking: bool,
+    /// `latency-tracking-info-percentiles`, for INFO latencystats.
+    pub latency_percentiles: Vec<f64>,
     /// `client-output-buffer-limit`, indexed by [`ObufClass`].
     pub obuf_limits: [ObufLimit; 3],
     /// `notify-keyspace-events` as Redis's `NOTIFY_*` bit set (see [`notify`]).
@@ -1080,6 +1087,11 @@ impl Default for Config {
             replica_read_only: true,
             replica_serve_stale_data: true,
             busy_reply_threshold: 0,
+            slowlog_log_slower_than: 0,
+            slowlog_max_len: 0,
+            latency_monitor_threshold: 0,
+            latency_tracking: false,
+            latency_percentiles: Vec::new(),
             obuf_limits: [ObufLimit::default(); 3],
             notify_keyspace_events: 0,
             active_expire_enabled: true,
@@ -1634,6 +1646,15 @@ impl Config {
         self.replica_read_only = self.flag("replica-read-only");
         self.replica_serve_stale_data = self.flag("replica-serve-stale-data");
         self.busy_reply_threshold = self.int("busy-reply-threshold");
+        self.slowlog_log_slower_than = self.int("slowlog-log-slower-than");
+        self.slowlog_max_len = self.int("slowlog-max-len");
+        self.latency_monitor_threshold = self.int("latency-monitor-threshold");
+        self.latency_tracking = self.flag("latency-tracking");
+        self.latency_percentiles = self
+            .text("latency-tracking-info-percentiles")
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
         self.obuf_limits = parse_obuf_limits(&self.text("client-output-buffer-limit"));
         let parsed = notify::parse(&self.text("notify-keyspace-events")).unwrap_or(0);
         // `A` hides `n` in the text, so a set `n` bit survives while the text still says `A`.

@@ -14,6 +14,7 @@ use crate::journal::{to, Effects};
 use crate::keyspace::Keyspace;
 use crate::protocol::ReplyBuf;
 use crate::server::client::Client;
+use crate::server::slowlog::SlowLog;
 use crate::server::{Server, ServerState};
 
 /// Everything a handler may touch while it runs.
@@ -297,14 +298,23 @@ fn run(
     report_lookups(ks, state, effects);
     let elapsed = crate::util::clock::elapsed_us(started);
     state.stats.total_commands_processed += 1;
+    // A command that blocked is timed again when the run that serves it completes.
+    let blocked = state.blocking.requested();
+    let tracking = state.config.latency_tracking && !blocked;
     let stats = state.cmd_stats_mut(id, spec);
     stats.calls += 1;
     stats.usec += elapsed;
+    if tracking {
+        stats.latency.get_or_insert_with(Default::default).record_us(elapsed);
+    }
     if let Err(e) = &result {
         stats.failed_calls += 1;
         state.count_error(e);
     }
     client.last_cmd = spec;
+    if !blocked {
+        observe_duration(state, client, spec, argv, elapsed);
+    }
     if !state.monitors.is_empty() && !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
         feed_monitors(state, client, spec, argv);
     }
@@ -317,6 +327,44 @@ fn run(
         }
     }
     result.is_ok()
+}
+
+/// Shows a command's duration to the latency monitor (`command`, or `fast-command` for commands
+/// flagged fast) and to the slow log. Commands replayed while a dataset loads are not shown,
+/// as in Redis.
+#[inline]
+fn observe_duration(
+    state: &mut ServerState,
+    client: &Client,
+    spec: &'static CommandSpec,
+    argv: &[&[u8]],
+    elapsed: u64,
+) {
+    let cfg = &state.config;
+    let slow = SlowLog::wants(cfg.slowlog_log_slower_than, elapsed);
+    let threshold = cfg.latency_monitor_threshold;
+    let spike = threshold > 0 && elapsed / 1000 >= threshold as u64;
+    if !(slow || spike) || state.loading_dataset() {
+        return;
+    }
+    let now = crate::util::time::now_secs();
+    if spike {
+        let event = if spec.has(flags::FAST) { "fast-command" } else { "command" };
+        state.latency.add(event, elapsed / 1000, now);
+    }
+    if slow && !spec.has(flags::SKIP_SLOWLOG) {
+        let (peer, name) = if client.id == crate::scripting::SCRIPT_CLIENT_ID {
+            ("?:0".to_string(), Vec::new())
+        } else {
+            let info = client.shared.info.borrow();
+            (info.addr.to_string(), info.name.clone().unwrap_or_default())
+        };
+        let redact = |i| redacted(spec, argv, i);
+        let candidate =
+            crate::server::slowlog::Candidate { argv, redact: &redact, duration: elapsed, peer, name };
+        let max_len = usize::try_from(state.config.slowlog_max_len).unwrap_or(usize::MAX);
+        state.slowlog.push(candidate, now, max_len);
+    }
 }
 
 /// Echoes an executed command to MONITOR clients in Redis's format:
@@ -352,14 +400,24 @@ fn feed_monitors(state: &mut ServerState, client: &Client, spec: &CommandSpec, a
     }
 }
 
-/// Whether argument `i` is a secret Redis hides from MONITOR (AUTH passwords, HELLO's AUTH
-/// pair).
+/// Whether argument `i` is a secret Redis hides from MONITOR and the slow log: AUTH's
+/// arguments (unless AUTH was refused for its syntax), HELLO's AUTH pair, and the values CONFIG
+/// SET gives to `masterauth`, `masteruser` and `requirepass`.
 fn redacted(spec: &CommandSpec, argv: &[&[u8]], i: usize) -> bool {
-    match spec.name {
-        "auth" => i >= 1,
-        "hello" => argv[..i].iter().rposition(|a| a.eq_ignore_ascii_case(b"auth")).is_some_and(
-            |p| i <= p + 2 && p >= 2,
-        ),
+    match (spec.parent, spec.name) {
+        (None, "auth") => i >= 1 && argv.len() <= 3,
+        (None, "hello") => argv[..i]
+            .iter()
+            .rposition(|a| a.eq_ignore_ascii_case(b"auth"))
+            .is_some_and(|p| i <= p + 2 && p >= 2),
+        (Some("config"), "set") => {
+            i >= 3 && i % 2 == 1 && {
+                let name = argv[i - 1];
+                [&b"masterauth"[..], b"masteruser", b"requirepass"]
+                    .iter()
+                    .any(|s| name.eq_ignore_ascii_case(s))
+            }
+        }
         _ => false,
     }
 }

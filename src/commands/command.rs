@@ -132,7 +132,7 @@ pub fn meta_of(spec: &CommandSpec) -> Option<&'static CmdMeta> {
 }
 
 /// Looks up a command by name as a client wrote it, `container|sub` included.
-fn lookup_by_name(name: &[u8]) -> Option<&'static CommandSpec> {
+pub(crate) fn lookup_by_name(name: &[u8]) -> Option<&'static CommandSpec> {
     let reg = registry();
     match name.iter().position(|&b| b == b'|') {
         None => reg.lookup(name).map(|(_, s)| s),

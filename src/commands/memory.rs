@@ -128,10 +128,26 @@ fn evict_with(server: &mut Server, used_memory: impl Fn(&Keyspace) -> usize) -> 
     if policy == Policy::NoEviction {
         return EvictStatus::Fail;
     }
+    let started = Instant::now();
+    let status = evict_until(ks, state, policy, used - max, &used_memory);
+    let ms = started.elapsed().as_millis() as u64;
+    let threshold = state.config.latency_monitor_threshold;
+    state.latency.add_if_needed("eviction-cycle", ms, threshold, crate::util::time::now_secs());
+    status
+}
+
+/// Evicts keys under `policy` until `to_free` bytes are freed, nothing is left to evict, or
+/// the round's time limit passes.
+fn evict_until(
+    ks: &mut Keyspace,
+    state: &mut ServerState,
+    policy: Policy,
+    to_free: usize,
+    used_memory: &impl Fn(&Keyspace) -> usize,
+) -> EvictStatus {
     let limit = time_limit(state.eviction_pool.tuning.tenacity);
     let lazy = state.eviction_pool.tuning.lazy;
     let samples = state.config.maxmemory_samples.max(1) as usize;
-    let to_free = used - max;
     let mut freed = 0usize;
     let mut count = 0u64;
     let started = Instant::now();

@@ -12,6 +12,7 @@ pub mod connection;
 pub mod function;
 pub mod hash;
 pub mod keys;
+pub mod latency;
 pub mod list;
 pub mod memory;
 pub mod scripting;
@@ -20,6 +21,7 @@ pub mod multi;
 pub mod persistence;
 pub mod server;
 pub mod set;
+pub mod slowlog;
 pub mod sort;
 pub mod string;
 pub mod zset;
@@ -208,7 +210,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 20] {
+fn families() -> [&'static [CommandSpec]; 22] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -230,6 +232,8 @@ fn families() -> [&'static [CommandSpec]; 20] {
         crate::aof::waitaof::COMMANDS,
         crate::replication::commands::COMMANDS,
         crate::aof::rewrite::COMMANDS,
+        slowlog::COMMANDS,
+        latency::COMMANDS,
     ]
 }
 

@@ -392,7 +392,7 @@ pub fn info_text(ctx: &mut Ctx<'_>, wanted: &[&str]) -> String {
             "module_list" => s.push_str("# Modules\r\n"),
             "commandstats" => info_commandstats(ctx.srv, &mut s),
             "errorstats" => info_errorstats(ctx.srv, &mut s),
-            "latencystats" => s.push_str("# Latencystats\r\n"),
+            "latencystats" => info_latencystats(ctx.srv, &mut s),
             "cluster" => s.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
             "keyspace" => info_keyspace(ctx, &mut s),
             _ => {}
@@ -731,6 +731,30 @@ fn info_commandstats(srv: &ServerState, s: &mut String) {
             "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
             c.name, c.calls, c.usec, per_call, c.rejected_calls, c.failed_calls
         );
+    }
+}
+
+/// `latency_percentiles_usec_<command>:p50=...,p99=...` for each command timed since the
+/// last reset, at the `latency-tracking-info-percentiles`.
+fn info_latencystats(srv: &ServerState, s: &mut String) {
+    s.push_str("# Latencystats\r\n");
+    if !srv.config.latency_tracking {
+        return;
+    }
+    for c in srv.all_cmd_stats() {
+        let Some(h) = c.latency.as_deref() else {
+            continue;
+        };
+        let _ = write!(s, "latency_percentiles_usec_{}:", c.name);
+        for (i, &p) in srv.config.latency_percentiles.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            let label = format!("{p:.6}");
+            let label = label.trim_end_matches('0').trim_end_matches('.');
+            let _ = write!(s, "p{label}={:.3}", h.value_at_percentile(p) as f64 / 1000.0);
+        }
+        s.push_str("\r\n");
     }
 }
 

@@ -93,6 +93,12 @@ impl Blocking {
         self.clients.insert(id, BlockedClient { db, keys: owned, deadline });
     }
 
+    /// Whether the command running now asked to block (its statistics and slow-log entry then
+    /// wait for the run that serves it).
+    pub fn requested(&self) -> bool {
+        self.requested
+    }
+
     /// Clears the block request flag before a call.
     pub fn reset_request(&mut self) {
         self.requested = false;

@@ -32,7 +32,10 @@ pub fn tick(srv: &mut Server, hz: u64) {
         let Server { ks, state, effects } = srv;
         let started = Instant::now();
         ks.active_expire_cycle(now_ms(), budget, &mut state.rng);
-        ks.stats.expire_cycle_cpu_milliseconds += started.elapsed().as_millis() as u64;
+        let ms = started.elapsed().as_millis() as u64;
+        ks.stats.expire_cycle_cpu_milliseconds += ms;
+        let threshold = state.config.latency_monitor_threshold;
+        state.latency.add_if_needed("expire-cycle", ms, threshold, crate::util::time::now_secs());
         crate::dispatch::propagate_expired(ks, state, effects);
     }
     crate::commands::memory::cron(srv);

@@ -12,9 +12,11 @@ pub mod busypoll;
 pub mod client;
 pub mod connection;
 pub mod cron;
+pub mod latency;
 pub mod listener;
 pub mod pubsub;
 pub mod shutdown;
+pub mod slowlog;
 pub mod watch;
 
 use std::collections::{BTreeMap, HashMap};
@@ -39,6 +41,8 @@ pub struct CmdStats {
     pub usec: u64,
     pub rejected_calls: u64,
     pub failed_calls: u64,
+    /// Durations (LATENCY HISTOGRAM, INFO latencystats); allocated on the first call timed.
+    pub latency: Option<Box<crate::util::histogram::Histogram>>,
 }
 
 /// Server-wide counters for INFO stats.
@@ -141,6 +145,10 @@ pub struct ServerState {
     pub aof: crate::aof::AofState,
     /// Replication: backlog, replicas, the link to our master (see `crate::replication`).
     pub repl: crate::replication::Replication,
+    /// SLOWLOG's entries.
+    pub slowlog: slowlog::SlowLog,
+    /// LATENCY's event series.
+    pub latency: latency::LatencyMonitor,
 }
 
 impl ServerState {
@@ -195,6 +203,8 @@ impl ServerState {
             eviction_policy_seen: String::new(),
             startup_memory: crate::alloc::used_memory(),
             blocking: blocking::Blocking::default(),
+            slowlog: slowlog::SlowLog::default(),
+            latency: latency::LatencyMonitor::default(),
             monitors: Vec::new(),
             scripting: crate::scripting::Scripting::new(),
             pubsub: pubsub::PubSub::default(),
@@ -248,6 +258,15 @@ impl ServerState {
             name: spec.name.to_string(),
             ..CmdStats::default()
         })
+    }
+
+    /// The statistics of one command, if it ran since the last reset.
+    pub fn cmd_stats_of(&self, spec: &'static CommandSpec) -> Option<&CmdStats> {
+        if spec.parent.is_some() {
+            return self.sub_stats.get(&spec.full_name());
+        }
+        let (id, _) = crate::commands::registry().lookup(spec.name.as_bytes())?;
+        self.cmd_stats.get(id)?.as_ref()
     }
 
     /// All non-empty command statistics, sorted by name.

@@ -2,6 +2,7 @@
 
 pub mod clock;
 pub mod glob;
+pub mod histogram;
 pub mod num;
 pub mod prefetch;
 pub mod time;
