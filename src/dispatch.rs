@@ -312,7 +312,9 @@ fn run(
         state.count_error(e);
     }
     client.last_cmd = spec;
-    if !blocked {
+    if blocked {
+        state.blocking.note_first_run(client.id, elapsed);
+    } else {
         observe_duration(state, client, spec, argv, elapsed);
     }
     if !state.monitors.is_empty() && !spec.has(flags::SKIP_MONITOR) && !spec.has(flags::ADMIN) {
@@ -327,6 +329,20 @@ fn run(
         }
     }
     result.is_ok()
+}
+
+/// A blocked command that ends without a run that serves it (timeout, CLIENT UNBLOCK) still
+/// reaches the latency histogram and the slow log, with the duration of the run that blocked,
+/// as in Redis.
+pub fn blocked_command_ended(state: &mut ServerState, client: &Client, argv: &[&[u8]], us: u64) {
+    let Ok((id, spec)) = resolve(argv) else {
+        return;
+    };
+    if state.config.latency_tracking {
+        let stats = state.cmd_stats_mut(id, spec);
+        stats.latency.get_or_insert_with(Default::default).record_us(us);
+    }
+    observe_duration(state, client, spec, argv, us);
 }
 
 /// Shows a command's duration to the latency monitor (`command`, or `fast-command` for commands

@@ -258,3 +258,15 @@ fn latency_histograms_and_latencystats() {
     let h = pairs(&q(&mut c, &["LATENCY", "HISTOGRAM", "set"]));
     assert_eq!(int(&pairs(&h[0].1)[0].1), 2);
 }
+
+#[test]
+fn a_blocked_command_that_times_out_is_logged() {
+    let srv = server();
+    let mut c = srv.conn();
+    everything(&mut c);
+    let _: Value = q(&mut c, &["BLPOP", "nothing", "0.05"]);
+    let args = args_of(&mut c);
+    assert_eq!(args[0], ["BLPOP", "nothing", "0.05"]);
+    let h = pairs(&q(&mut c, &["LATENCY", "HISTOGRAM", "blpop"]));
+    assert_eq!(int(&pairs(&h[0].1)[0].1), 1);
+}

@@ -21,6 +21,9 @@ pub struct BlockedClient {
     pub keys: Vec<Key>,
     /// When the client gives up; `None` = forever.
     pub deadline: Option<Instant>,
+    /// How long the run that blocked took, in µs: the duration the slow log and the latency
+    /// histogram get if the block ends without a serving run (timeout, CLIENT UNBLOCK).
+    pub first_run_us: u64,
 }
 
 /// The registry of blocked clients.
@@ -90,13 +93,23 @@ impl Blocking {
             self.waiters.entry((db, k.clone())).or_default().push_back(id);
             owned.push(k);
         }
-        self.clients.insert(id, BlockedClient { db, keys: owned, deadline });
+        self.clients.insert(id, BlockedClient { db, keys: owned, deadline, first_run_us: 0 });
     }
 
     /// Whether the command running now asked to block (its statistics and slow-log entry then
     /// wait for the run that serves it).
     pub fn requested(&self) -> bool {
         self.requested
+    }
+
+    /// Records how long the run that blocked `id` took (see [`BlockedClient::first_run_us`]);
+    /// later runs that block again keep the first one's.
+    pub fn note_first_run(&mut self, id: u64, us: u64) {
+        if let Some(b) = self.clients.get_mut(&id) {
+            if b.first_run_us == 0 {
+                b.first_run_us = us.max(1);
+            }
+        }
     }
 
     /// Clears the block request flag before a call.

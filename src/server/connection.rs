@@ -401,9 +401,14 @@ impl Connection {
     /// Ends a block whose timeout fired: Redis replies with a null array.
     /// Ends the block without running the command again (timeout, or CLIENT UNBLOCK).
     fn end_block(&mut self) {
-        self.blocked = None;
+        let argv = self.blocked.take();
         let mut srv = self.server.borrow_mut();
+        let first_run = srv.state.blocking.get(self.client.id).map_or(0, |b| b.first_run_us);
         srv.state.blocking.unblock(self.client.id);
+        if let Some(argv) = argv {
+            let refs: SmallVec<[&[u8]; 8]> = argv.iter().map(Vec::as_slice).collect();
+            crate::dispatch::blocked_command_ended(&mut srv.state, &self.client, &refs, first_run);
+        }
         srv.state.wake_ready_clients();
     }
 
