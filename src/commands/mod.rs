@@ -10,6 +10,7 @@ pub mod bitops;
 pub mod command;
 pub mod connection;
 pub mod function;
+pub mod geo;
 pub mod hash;
 pub mod keys;
 pub mod list;
@@ -208,7 +209,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 20] {
+fn families() -> [&'static [CommandSpec]; 21] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -221,6 +222,7 @@ fn families() -> [&'static [CommandSpec]; 20] {
         hash::COMMANDS,
         set::COMMANDS,
         zset::COMMANDS,
+        geo::COMMANDS,
         memory::COMMANDS,
         sort::COMMANDS,
         scripting::COMMANDS,
