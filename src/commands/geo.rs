@@ -23,7 +23,15 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("geodist", -4, READONLY, 1, 1, 1, geodist),
     CommandSpec::new("geohash", -2, READONLY, 1, 1, 1, geohash),
     CommandSpec::new("geopos", -2, READONLY, 1, 1, 1, geopos),
-    CommandSpec::new("georadius", -6, WRITE | DENYOOM | MOVABLE_KEYS, 1, 1, 1, georadius),
+    CommandSpec::new(
+        "georadius",
+        -6,
+        WRITE | DENYOOM | MOVABLE_KEYS,
+        1,
+        1,
+        1,
+        georadius,
+    ),
     CommandSpec::new(
         "georadiusbymember",
         -5,
@@ -34,9 +42,25 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         georadiusbymember,
     ),
     CommandSpec::new("georadius_ro", -6, READONLY, 1, 1, 1, georadius_ro),
-    CommandSpec::new("georadiusbymember_ro", -5, READONLY, 1, 1, 1, georadiusbymember_ro),
+    CommandSpec::new(
+        "georadiusbymember_ro",
+        -5,
+        READONLY,
+        1,
+        1,
+        1,
+        georadiusbymember_ro,
+    ),
     CommandSpec::new("geosearch", -7, READONLY, 1, 1, 1, geosearch),
-    CommandSpec::new("geosearchstore", -8, WRITE | DENYOOM, 1, 2, 1, geosearchstore),
+    CommandSpec::new(
+        "geosearchstore",
+        -8,
+        WRITE | DENYOOM,
+        1,
+        2,
+        1,
+        geosearchstore,
+    ),
 ];
 
 const UNIT_ERR: &str = "ERR unsupported unit provided. please use M, KM, FT, MI";
@@ -362,10 +386,24 @@ fn parse_request<'a>(
         }
     };
     let mut seen = Seen::default();
-    parse_options(argv, base, v, z, &mut req, &mut seen, &mut center, &mut shape)?;
+    parse_options(
+        argv,
+        base,
+        v,
+        z,
+        &mut req,
+        &mut seen,
+        &mut center,
+        &mut shape,
+    )?;
     check_request(argv, v, &req, &seen)?;
     if let (Some((lon, lat)), Some((shape, conversion))) = (center, shape) {
-        req.search = Some(Search { lon, lat, shape, conversion });
+        req.search = Some(Search {
+            lon,
+            lat,
+            shape,
+            conversion,
+        });
     }
     Ok(req)
 }
@@ -382,7 +420,10 @@ fn parse_options<'a>(
     center: &mut Option<(f64, f64)>,
     shape: &mut Option<(Shape, f64)>,
 ) -> CmdResult {
-    let can_store = matches!(v, Variant::Radius { ro: false } | Variant::ByMember { ro: false });
+    let can_store = matches!(
+        v,
+        Variant::Radius { ro: false } | Variant::ByMember { ro: false }
+    );
     let search = matches!(v, Variant::Search { .. });
     let mut i = base;
     while i < argv.len() {
@@ -500,7 +541,13 @@ fn collect(z: &ZSetValue, s: &Search, limit: usize) -> Vec<Point> {
 }
 
 /// Appends the matching members of one cell.
-fn collect_cell(z: &ZSetValue, s: &Search, cell: geohash::Hash, limit: usize, out: &mut Vec<Point>) {
+fn collect_cell(
+    z: &ZSetValue,
+    s: &Search,
+    cell: geohash::Hash,
+    limit: usize,
+    out: &mut Vec<Point>,
+) {
     let (min, max) = cell.score_range();
     let (min, max) = (min as f64, max as f64);
     let lo = z.count_before(|sc, _| sc < min);
@@ -511,7 +558,13 @@ fn collect_cell(z: &ZSetValue, s: &Search, cell: geohash::Hash, limit: usize, ou
         }
         let (lon, lat) = geohash::decode_score(score);
         if let Some(dist) = geohash::within(s, lon, lat) {
-            out.push(Point { member: m.to_vec(), lon, lat, dist, score });
+            out.push(Point {
+                member: m.to_vec(),
+                lon,
+                lat,
+                dist,
+                score,
+            });
         }
     });
 }
@@ -532,7 +585,11 @@ fn cmp_dist(a: &Point, b: &Point) -> Ordering {
 /// same distance come out in the same order as Redis's.
 fn sort_points(points: &mut [Point], sort: Sort, count: i64) -> usize {
     let len = points.len();
-    let keep = if count == 0 { len } else { len.min(usize::try_from(count).unwrap_or(len)) };
+    let keep = if count == 0 {
+        len
+    } else {
+        len.min(usize::try_from(count).unwrap_or(len))
+    };
     let cmp = |a: &Point, b: &Point| match sort {
         Sort::Desc => cmp_dist(a, b).reverse(),
         _ => cmp_dist(a, b),
@@ -599,7 +656,14 @@ fn delete_dest(ctx: &mut Ctx<'_>, dst: &[u8]) {
 
 /// Writes the found points to `dst` as a sorted set (scored by geohash, or by distance in the
 /// request's unit), replacing it; an empty result deletes it. Replies with the size.
-fn store_points(ctx: &mut Ctx<'_>, dst: &[u8], points: &[Point], storedist: bool, conv: f64, event: &str) {
+fn store_points(
+    ctx: &mut Ctx<'_>,
+    dst: &[u8],
+    points: &[Point],
+    storedist: bool,
+    conv: f64,
+    event: &str,
+) {
     let n = points.len();
     if n == 0 {
         delete_dest(ctx, dst);
@@ -629,7 +693,11 @@ fn store_points(ctx: &mut Ctx<'_>, dst: &[u8], points: &[Point], storedist: bool
 
 /// The shared body of every search command.
 fn search_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], v: Variant) -> CmdResult {
-    let src = if let Variant::Search { store: true } = v { argv[2] } else { argv[1] };
+    let src = if let Variant::Search { store: true } = v {
+        argv[2]
+    } else {
+        argv[1]
+    };
     let (db, now) = (ctx.db, ctx.now);
     let z = read_z(ctx.ks, db, src, now)?;
     let req = parse_request(argv, v, z)?;
@@ -649,14 +717,22 @@ fn search_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], v: Variant) -> CmdResult {
     if req.count != 0 && sort == Sort::None && !req.any {
         sort = Sort::Asc;
     }
-    let limit = if req.any { usize::try_from(req.count).unwrap_or(usize::MAX) } else { 0 };
+    let limit = if req.any {
+        usize::try_from(req.count).unwrap_or(usize::MAX)
+    } else {
+        0
+    };
     let mut points = collect(z, &search, limit);
     let keep = sort_points(&mut points, sort, req.count);
     points.truncate(keep);
     match req.store {
         None => reply_points(ctx.out, &req, &points, search.conversion),
         Some(dst) => {
-            let event = if let Variant::Search { .. } = v { "geosearchstore" } else { "georadiusstore" };
+            let event = if let Variant::Search { .. } = v {
+                "geosearchstore"
+            } else {
+                "georadiusstore"
+            };
             store_points(ctx, dst, &points, req.storedist, search.conversion, event);
         }
     }
@@ -743,8 +819,14 @@ mod tests {
             lon_lat(b"inf", b"0").unwrap_err().to_string(),
             "ERR invalid longitude,latitude pair inf,0.000000"
         );
-        assert_eq!(radius(b"-1", b"m").unwrap_err().to_string(), "ERR radius cannot be negative");
-        assert_eq!(radius(b"x", b"m").unwrap_err().to_string(), "ERR need numeric radius");
+        assert_eq!(
+            radius(b"-1", b"m").unwrap_err().to_string(),
+            "ERR radius cannot be negative"
+        );
+        assert_eq!(
+            radius(b"x", b"m").unwrap_err().to_string(),
+            "ERR need numeric radius"
+        );
     }
 
     #[test]

@@ -42,7 +42,10 @@ impl Hash {
 
     /// The score range `[min, max)` of the members inside this cell.
     pub fn score_range(self) -> (u64, u64) {
-        let next = Hash { bits: self.bits.wrapping_add(1), step: self.step };
+        let next = Hash {
+            bits: self.bits.wrapping_add(1),
+            step: self.step,
+        };
         (self.align52(), next.align52())
     }
 
@@ -68,8 +71,14 @@ pub struct Area {
 }
 
 /// The ranges positions are stored in.
-pub const LON_RANGE: Range = Range { min: LONG_MIN, max: LONG_MAX };
-pub const LAT_RANGE: Range = Range { min: LAT_MIN, max: LAT_MAX };
+pub const LON_RANGE: Range = Range {
+    min: LONG_MIN,
+    max: LONG_MAX,
+};
+pub const LAT_RANGE: Range = Range {
+    min: LAT_MIN,
+    max: LAT_MAX,
+};
 
 /// Spreads the 32 bits of `v` to the even bit positions of a u64.
 fn spread(v: u32) -> u64 {
@@ -121,7 +130,10 @@ pub fn encode(lon_r: Range, lat_r: Range, lon: f64, lat: f64, step: u8) -> Optio
     let scale = (1u64 << step) as f64;
     let lat_off = (lat - lat_r.min) / (lat_r.max - lat_r.min) * scale;
     let lon_off = (lon - lon_r.min) / (lon_r.max - lon_r.min) * scale;
-    Some(Hash { bits: interleave(fixed(lat_off), fixed(lon_off)), step })
+    Some(Hash {
+        bits: interleave(fixed(lat_off), fixed(lon_off)),
+        step,
+    })
 }
 
 /// Encodes a position at `step` bits in the storage ranges.
@@ -141,8 +153,14 @@ pub fn decode(h: Hash) -> Area {
     let cells = (1u64 << h.step.min(63)) as f64;
     let edge = |r: Range, i: u32| r.min + (f64::from(i) * 1.0 / cells) * (r.max - r.min);
     Area {
-        lat: Range { min: edge(LAT_RANGE, sep_lat), max: edge(LAT_RANGE, sep_lat.wrapping_add(1)) },
-        lon: Range { min: edge(LON_RANGE, sep_lon), max: edge(LON_RANGE, sep_lon.wrapping_add(1)) },
+        lat: Range {
+            min: edge(LAT_RANGE, sep_lat),
+            max: edge(LAT_RANGE, sep_lat.wrapping_add(1)),
+        },
+        lon: Range {
+            min: edge(LON_RANGE, sep_lon),
+            max: edge(LON_RANGE, sep_lon.wrapping_add(1)),
+        },
     }
 }
 
@@ -174,7 +192,10 @@ pub fn c_double_to_u64(d: f64) -> u64 {
 
 /// Decodes a stored score to `(longitude, latitude)`: the centre of its 52-bit cell.
 pub fn decode_score(score: f64) -> (f64, f64) {
-    let h = Hash { bits: c_double_to_u64(score), step: STEP_MAX };
+    let h = Hash {
+        bits: c_double_to_u64(score),
+        step: STEP_MAX,
+    };
     area_center(&decode(h))
 }
 
@@ -187,7 +208,11 @@ fn move_x(h: &mut Hash, d: i8) {
     let x = h.bits & 0xaaaa_aaaa_aaaa_aaaa;
     let y = h.bits & 0x5555_5555_5555_5555;
     let zz = 0x5555_5555_5555_5555u64.wrapping_shr(shift);
-    let x = if d > 0 { x.wrapping_add(zz + 1) } else { (x | zz).wrapping_sub(zz + 1) };
+    let x = if d > 0 {
+        x.wrapping_add(zz + 1)
+    } else {
+        (x | zz).wrapping_sub(zz + 1)
+    };
     h.bits = (x & 0xaaaa_aaaa_aaaa_aaaau64.wrapping_shr(shift)) | y;
 }
 
@@ -200,7 +225,11 @@ fn move_y(h: &mut Hash, d: i8) {
     let x = h.bits & 0xaaaa_aaaa_aaaa_aaaa;
     let y = h.bits & 0x5555_5555_5555_5555;
     let zz = 0xaaaa_aaaa_aaaa_aaaau64.wrapping_shr(shift);
-    let y = if d > 0 { y.wrapping_add(zz + 1) } else { (y | zz).wrapping_sub(zz + 1) };
+    let y = if d > 0 {
+        y.wrapping_add(zz + 1)
+    } else {
+        (y | zz).wrapping_sub(zz + 1)
+    };
     h.bits = x | (y & 0x5555_5555_5555_5555u64.wrapping_shr(shift));
 }
 
@@ -317,8 +346,17 @@ pub fn bounding_box(s: &Search) -> [f64; 4] {
     let lon_delta_top = rad_deg(width / EARTH_RADIUS_M / deg_rad(s.lat + lat_delta).cos());
     let lon_delta_bottom = rad_deg(width / EARTH_RADIUS_M / deg_rad(s.lat - lat_delta).cos());
     // The box is widest on the side nearer the equator.
-    let lon_delta = if s.lat < 0.0 { lon_delta_bottom } else { lon_delta_top };
-    [s.lon - lon_delta, s.lat - lat_delta, s.lon + lon_delta, s.lat + lat_delta]
+    let lon_delta = if s.lat < 0.0 {
+        lon_delta_bottom
+    } else {
+        lon_delta_top
+    };
+    [
+        s.lon - lon_delta,
+        s.lat - lat_delta,
+        s.lon + lon_delta,
+        s.lat + lat_delta,
+    ]
 }
 
 /// The cells to scan for a search, in Redis's order: the centre cell, then north, south, east,
@@ -399,7 +437,10 @@ pub fn within(s: &Search, lon: f64, lat: f64) -> Option<f64> {
 pub fn standard_geohash(score: f64) -> [u8; 11] {
     const ALPHABET: &[u8; 32] = b"0123456789bcdefghjkmnpqrstuvwxyz";
     let (lon, lat) = decode_score(score);
-    let std_lat = Range { min: -90.0, max: 90.0 };
+    let std_lat = Range {
+        min: -90.0,
+        max: 90.0,
+    };
     let bits = encode(LON_RANGE, std_lat, lon, lat, STEP_MAX).map_or(0, |h| h.bits);
     let mut out = [b'0'; 11];
     for (i, c) in out.iter_mut().enumerate().take(10) {
@@ -435,7 +476,11 @@ pub fn fmt_distance(d: f64) -> String {
     let scaled = (d * 10000.0).round_ties_even();
     // Beyond i64 `llrint` is unspecified; distances on earth never get near it.
     let v = scaled.clamp(-9.2e18, 9.2e18) as i64;
-    let (sign, abs) = if v < 0 { ("-", v.unsigned_abs()) } else { ("", v as u64) };
+    let (sign, abs) = if v < 0 {
+        ("-", v.unsigned_abs())
+    } else {
+        ("", v as u64)
+    };
     format!("{sign}{}.{:04}", abs / 10000, abs % 10000)
 }
 
@@ -452,7 +497,13 @@ pub fn partial_sort<T>(items: &mut [T], keep: usize, cmp: &impl Fn(&T, &T) -> st
 }
 
 /// Median of three by index, with Redis's comparison sequence.
-fn med3<T>(v: &[T], a: usize, b: usize, c: usize, cmp: &impl Fn(&T, &T) -> std::cmp::Ordering) -> usize {
+fn med3<T>(
+    v: &[T],
+    a: usize,
+    b: usize,
+    c: usize,
+    cmp: &impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> usize {
     use std::cmp::Ordering::{Greater, Less};
     if cmp(&v[a], &v[b]) == Less {
         if cmp(&v[b], &v[c]) == Less {
@@ -551,7 +602,9 @@ fn pqsort<T>(
         vecswap(v, a, pb - r, r);
         let r = (pd - pc).min(pn - pd);
         vecswap(v, pb, pn - r, r);
-        let overlaps = |start: usize, k: usize| !((lo < start && hi < start) || (lo >= start + k && hi >= start + k));
+        let overlaps = |start: usize, k: usize| {
+            !((lo < start && hi < start) || (lo >= start + k && hi >= start + k))
+        };
         let left = pb - pa;
         if left > 1 && overlaps(a, left) {
             pqsort(v, a, left, cmp, lo, hi);
@@ -574,10 +627,94 @@ mod tests {
 
     #[test]
     fn interleave_round_trips() {
-        for (a, b) in [(0u32, 0u32), (1, 0), (0, 1), (0x3ff_ffff, 0x155_5555), (u32::MAX, 7)] {
+        for (a, b) in [
+            (0u32, 0u32),
+            (1, 0),
+            (0, 1),
+            (0x3ff_ffff, 0x155_5555),
+            (u32::MAX, 7),
+        ] {
             let x = interleave(a, b);
             assert_eq!(gather(x), a);
             assert_eq!(gather(x >> 1), b);
         }
+    }
+
+    /// Scores, positions and geohash strings printed by redis-server 7.0.15.
+    #[test]
+    fn matches_redis_vectors() {
+        let cases: &[(f64, f64, u64, &str, &str, &str)] = &[
+            (13.361389, 38.115556, 3479099956230698, "13.36138933897018433",
+                "38.11555639549629859", "sqc8b49rny0"),
+            (15.087269, 37.502669, 3479447370796909, "15.08726745843887329",
+                "37.50266842333162032", "sqdtr74hyu0"),
+            (0.0, 0.0, 3377699720527872, "0.00000268220901489", "0.00000126736058093",
+                "s0000000000"),
+            (-122.4194, 37.7749, 1367859919124626, "-122.41940170526504517",
+                "37.77490001056577995", "9q8yyk8ytp0"),
+            (180.0, LAT_MAX, 13510798882111488, "180", "85.0511287799999991", "bp05b5048p0"),
+            (-180.0, LAT_MIN, 0, "-179.99999731779098511", "-85.05112751263942528",
+                "00bh0hbj200"),
+        ];
+        for &(lon, lat, score, plon, plat, hash) in cases {
+            assert_eq!(score_of(lon, lat), Some(score), "{lon},{lat}");
+            let (dlon, dlat) = decode_score(score as f64);
+            assert_eq!((fmt_coord(dlon).as_str(), fmt_coord(dlat).as_str()), (plon, plat));
+            assert_eq!(&standard_geohash(score as f64), hash.as_bytes());
+        }
+        assert_eq!(score_of(180.000001, 0.0), None);
+        assert_eq!(score_of(0.0, 85.06), None);
+    }
+
+    /// Scores that are not geohashes decode like Redis's cast to `uint64_t`.
+    #[test]
+    fn odd_scores_decode_like_c() {
+        assert_eq!(c_double_to_u64(-1.0), u64::MAX);
+        assert_eq!(c_double_to_u64(1e30), 0);
+        assert_eq!(c_double_to_u64(1.5), 1);
+        let (lon, lat) = decode_score(-1.0);
+        assert_eq!((fmt_coord(lon), fmt_coord(lat)), ("180".into(), "85.0511287799999991".into()));
+    }
+
+    #[test]
+    fn distances_match_redis() {
+        let p = decode_score(3479099956230698.0);
+        let c = decode_score(3479447370796909.0);
+        assert_eq!(fmt_distance(distance(p.0, p.1, c.0, c.1) / 1000.0), "166.2742");
+        let sf = decode_score(1367859919124626.0);
+        let zero = decode_score(3377699720527872.0);
+        assert_eq!(fmt_distance(distance(sf.0, sf.1, zero.0, zero.1) / 1609.34), "7952.9666");
+        let (a, b) = (decode_score(13510798882111488.0), decode_score(0.0));
+        assert_eq!(fmt_distance(distance(a.0, a.1, b.0, b.1)), "18919844.5891");
+        assert_eq!(fmt_distance(0.0), "0.0000");
+        assert_eq!(fmt_distance(0.00004), "0.0000");
+        assert_eq!(fmt_distance(0.00016), "0.0002");
+    }
+
+    #[test]
+    fn step_estimate_and_neighbours() {
+        assert_eq!(estimate_step(0.0, 0.0), 26);
+        assert_eq!(estimate_step(f64::INFINITY, 0.0), 1);
+        assert_eq!(estimate_step(1000.0, 0.0), 14);
+        assert_eq!(estimate_step(1000.0, 70.0), 13);
+        assert_eq!(estimate_step(1000.0, -85.0), 12);
+        assert!(estimate_step(f64::MIN_POSITIVE / 4.0, 0.0) == 26);
+        // Neighbours wrap around at the edges of the grid.
+        let h = Hash { bits: 0, step: 2 };
+        let n = neighbors(h);
+        assert_eq!(n.west, Hash { bits: 0b1010, step: 2 });
+        assert_eq!(n.south, Hash { bits: 0b0101, step: 2 });
+        assert_eq!(n.east, Hash { bits: 0b0010, step: 2 });
+        assert_eq!(h.score_range(), (0, 1 << 48));
+    }
+
+    #[test]
+    fn partial_sort_orders_the_head() {
+        let mut v: Vec<u32> = (0..100).map(|i| (i * 37) % 101).collect();
+        partial_sort(&mut v, 10, &|a: &u32, b: &u32| a.cmp(b));
+        assert_eq!(&v[..10], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let mut w: Vec<u32> = (0..50).rev().collect();
+        partial_sort(&mut w, 50, &|a: &u32, b: &u32| a.cmp(b));
+        assert!(w.windows(2).all(|p| p[0] <= p[1]));
     }
 }
