@@ -189,7 +189,7 @@ fn geoadd(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         }
         first += 1;
     }
-    if (argv.len() - first) % 3 != 0 || (nx && xx) {
+    if !(argv.len() - first).is_multiple_of(3) || (nx && xx) {
         return Err(CmdError::Syntax);
     }
     let mut zadd: Vec<Vec<u8>> = Vec::with_capacity(first + (argv.len() - first) / 3 * 2);
@@ -332,9 +332,13 @@ struct Point {
     score: f64,
 }
 
-/// What the options loop gathers beyond the [`Request`] fields.
-#[derive(Default)]
-struct Seen {
+/// The parser's state: the request being built, what was seen, and the centre and shape
+/// (with the unit's size) once known.
+struct Parser<'a, 'z> {
+    req: Request<'a>,
+    z: Option<&'z ZSetValue>,
+    center: Option<(f64, f64)>,
+    shape: Option<(Shape, f64)>,
     frommember: bool,
     fromlonlat: bool,
     byradius: bool,
@@ -349,7 +353,7 @@ fn parse_request<'a>(
     v: Variant,
     z: Option<&ZSetValue>,
 ) -> Result<Request<'a>, CmdError> {
-    let mut req = Request {
+    let req = Request {
         search: None,
         withdist: false,
         withhash: false,
@@ -360,158 +364,153 @@ fn parse_request<'a>(
         store: None,
         storedist: false,
     };
-    let mut center = None;
-    let mut shape = None;
+    let mut p = Parser {
+        req,
+        z,
+        center: None,
+        shape: None,
+        frommember: false,
+        fromlonlat: false,
+        byradius: false,
+        bybox: false,
+    };
     let base = match v {
         Variant::Radius { .. } => {
-            center = Some(lon_lat(argv[2], argv[3])?);
-            let (r, conv) = radius(argv[4], argv[5])?;
-            shape = Some((Shape::Radius(r), conv));
+            p.center = Some(lon_lat(argv[2], argv[3])?);
+            p.set_radius(argv[4], argv[5])?;
             6
         }
         Variant::ByMember { .. } => {
             // Without a source key the member and radius are not even checked: the reply
             // (empty array or 0) only depends on the options.
             if let Some(z) = z {
-                center = Some(member_pos(z, argv[2])?);
-                let (r, conv) = radius(argv[3], argv[4])?;
-                shape = Some((Shape::Radius(r), conv));
+                p.center = Some(member_pos(z, argv[2])?);
+                p.set_radius(argv[3], argv[4])?;
             }
             5
         }
         Variant::Search { store: false } => 2,
         Variant::Search { store: true } => {
-            req.store = Some(argv[1]);
+            p.req.store = Some(argv[1]);
             3
         }
     };
-    let mut seen = Seen::default();
-    parse_options(
-        argv,
-        base,
-        v,
-        z,
-        &mut req,
-        &mut seen,
-        &mut center,
-        &mut shape,
-    )?;
-    check_request(argv, v, &req, &seen)?;
-    if let (Some((lon, lat)), Some((shape, conversion))) = (center, shape) {
-        req.search = Some(Search {
+    let mut i = base;
+    while i < argv.len() {
+        i += 1 + p.option(argv, i, v)?;
+    }
+    p.check(argv, v)?;
+    if let (Some((lon, lat)), Some((shape, conversion))) = (p.center, p.shape) {
+        p.req.search = Some(Search {
             lon,
             lat,
             shape,
             conversion,
         });
     }
-    Ok(req)
+    Ok(p.req)
 }
 
-/// The options loop of [`parse_request`].
-#[allow(clippy::too_many_arguments)]
-fn parse_options<'a>(
-    argv: &[&'a [u8]],
-    base: usize,
-    v: Variant,
-    z: Option<&ZSetValue>,
-    req: &mut Request<'a>,
-    seen: &mut Seen,
-    center: &mut Option<(f64, f64)>,
-    shape: &mut Option<(Shape, f64)>,
-) -> CmdResult {
-    let can_store = matches!(
-        v,
-        Variant::Radius { ro: false } | Variant::ByMember { ro: false }
-    );
-    let search = matches!(v, Variant::Search { .. });
-    let mut i = base;
-    while i < argv.len() {
-        let a = argv[i];
-        // How many arguments follow this one.
-        let after = argv.len() - i - 1;
-        if is(a, "withdist") {
-            req.withdist = true;
-        } else if is(a, "withhash") {
-            req.withhash = true;
-        } else if is(a, "withcoord") {
-            req.withcoord = true;
-        } else if is(a, "any") {
-            req.any = true;
-        } else if is(a, "asc") {
-            req.sort = Sort::Asc;
-        } else if is(a, "desc") {
-            req.sort = Sort::Desc;
-        } else if is(a, "count") && after >= 1 {
-            req.count = args::int(argv[i + 1])?;
-            if req.count <= 0 {
-                return Err(CmdError::err("COUNT must be > 0"));
-            }
-            i += 1;
-        } else if (is(a, "store") || is(a, "storedist")) && after >= 1 && can_store {
-            req.store = Some(argv[i + 1]);
-            req.storedist = is(a, "storedist");
-            i += 1;
-        } else if is(a, "storedist") && v == (Variant::Search { store: true }) {
-            req.storedist = true;
-        } else if is(a, "frommember") && after >= 1 && search && !seen.fromlonlat {
-            if let Some(z) = z {
-                *center = Some(member_pos(z, argv[i + 1])?);
-            }
-            seen.frommember = true;
-            i += 1;
-        } else if is(a, "fromlonlat") && after >= 2 && search && !seen.frommember {
-            *center = Some(lon_lat(argv[i + 1], argv[i + 2])?);
-            seen.fromlonlat = true;
-            i += 2;
-        } else if is(a, "byradius") && after >= 2 && search && !seen.bybox {
-            let (r, conv) = radius(argv[i + 1], argv[i + 2])?;
-            *shape = Some((Shape::Radius(r), conv));
-            seen.byradius = true;
-            i += 2;
-        } else if is(a, "bybox") && after >= 3 && search && !seen.byradius {
-            let (w, h, conv) = box_size(argv[i + 1], argv[i + 2], argv[i + 3])?;
-            *shape = Some((Shape::Box(w, h), conv));
-            seen.bybox = true;
-            i += 3;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 1;
+impl<'a> Parser<'a, '_> {
+    fn set_radius(&mut self, r: &[u8], u: &[u8]) -> CmdResult {
+        let (r, conv) = radius(r, u)?;
+        self.shape = Some((Shape::Radius(r), conv));
+        Ok(())
     }
-    Ok(())
-}
 
-/// The checks Redis makes once all options are read.
-fn check_request(argv: &[&[u8]], v: Variant, req: &Request<'_>, seen: &Seen) -> CmdResult {
-    if req.store.is_some() && (req.withdist || req.withhash || req.withcoord) {
-        let who = if v == (Variant::Search { store: true }) {
-            "GEOSEARCHSTORE"
-        } else {
-            "STORE option in GEORADIUS"
-        };
-        return Err(CmdError::err(format!(
-            "{who} is not compatible with WITHDIST, WITHHASH and WITHCOORD options"
-        )));
+    /// Parses the option at `argv[i]`; returns how many of the following arguments it took.
+    /// A keyword not valid here (or missing its arguments) is a syntax error, as in Redis,
+    /// which tries the keywords in this order.
+    fn option(&mut self, argv: &[&'a [u8]], i: usize, v: Variant) -> Result<usize, CmdError> {
+        let can_store = matches!(
+            v,
+            Variant::Radius { ro: false } | Variant::ByMember { ro: false }
+        );
+        let search = matches!(v, Variant::Search { .. });
+        let (a, after) = (argv[i], argv.len() - i - 1);
+        let req = &mut self.req;
+        match () {
+            _ if is(a, "withdist") => req.withdist = true,
+            _ if is(a, "withhash") => req.withhash = true,
+            _ if is(a, "withcoord") => req.withcoord = true,
+            _ if is(a, "any") => req.any = true,
+            _ if is(a, "asc") => req.sort = Sort::Asc,
+            _ if is(a, "desc") => req.sort = Sort::Desc,
+            _ if is(a, "count") && after >= 1 => {
+                req.count = args::int(argv[i + 1])?;
+                if req.count <= 0 {
+                    return Err(CmdError::err("COUNT must be > 0"));
+                }
+                return Ok(1);
+            }
+            _ if (is(a, "store") || is(a, "storedist")) && after >= 1 && can_store => {
+                req.store = Some(argv[i + 1]);
+                req.storedist = is(a, "storedist");
+                return Ok(1);
+            }
+            _ if is(a, "storedist") && v == (Variant::Search { store: true }) => {
+                req.storedist = true;
+            }
+            _ if is(a, "frommember") && after >= 1 && search && !self.fromlonlat => {
+                if let Some(z) = self.z {
+                    self.center = Some(member_pos(z, argv[i + 1])?);
+                }
+                self.frommember = true;
+                return Ok(1);
+            }
+            _ if is(a, "fromlonlat") && after >= 2 && search && !self.frommember => {
+                self.center = Some(lon_lat(argv[i + 1], argv[i + 2])?);
+                self.fromlonlat = true;
+                return Ok(2);
+            }
+            _ if is(a, "byradius") && after >= 2 && search && !self.bybox => {
+                self.set_radius(argv[i + 1], argv[i + 2])?;
+                self.byradius = true;
+                return Ok(2);
+            }
+            _ if is(a, "bybox") && after >= 3 && search && !self.byradius => {
+                let (w, h, conv) = box_size(argv[i + 1], argv[i + 2], argv[i + 3])?;
+                self.shape = Some((Shape::Box(w, h), conv));
+                self.bybox = true;
+                return Ok(3);
+            }
+            _ => return Err(CmdError::Syntax),
+        }
+        Ok(0)
     }
-    if let Variant::Search { .. } = v {
-        // The command name as the client typed it.
-        let name = args::text(argv[0]);
-        if !(seen.frommember || seen.fromlonlat) {
+
+    /// The checks Redis makes once all options are read.
+    fn check(&self, argv: &[&[u8]], v: Variant) -> CmdResult {
+        let req = &self.req;
+        if req.store.is_some() && (req.withdist || req.withhash || req.withcoord) {
+            let who = if v == (Variant::Search { store: true }) {
+                "GEOSEARCHSTORE"
+            } else {
+                "STORE option in GEORADIUS"
+            };
             return Err(CmdError::err(format!(
-                "exactly one of FROMMEMBER or FROMLONLAT can be specified for {name}"
+                "{who} is not compatible with WITHDIST, WITHHASH and WITHCOORD options"
             )));
         }
-        if !(seen.byradius || seen.bybox) {
-            return Err(CmdError::err(format!(
-                "exactly one of BYRADIUS and BYBOX can be specified for {name}"
-            )));
+        if let Variant::Search { .. } = v {
+            // The command name as the client typed it.
+            let name = args::text(argv[0]);
+            if !(self.frommember || self.fromlonlat) {
+                return Err(CmdError::err(format!(
+                    "exactly one of FROMMEMBER or FROMLONLAT can be specified for {name}"
+                )));
+            }
+            if !(self.byradius || self.bybox) {
+                return Err(CmdError::err(format!(
+                    "exactly one of BYRADIUS and BYBOX can be specified for {name}"
+                )));
+            }
         }
+        if req.any && req.count == 0 {
+            return Err(CmdError::err("the ANY argument requires COUNT argument"));
+        }
+        Ok(())
     }
-    if req.any && req.count == 0 {
-        return Err(CmdError::err("the ANY argument requires COUNT argument"));
-    }
-    Ok(())
 }
 
 /// Collects the members inside the search area from its cells, in Redis's order (cell by
@@ -605,10 +604,12 @@ fn sort_points(points: &mut [Point], sort: Sort, count: i64) -> usize {
 /// C's conversion of a score to `long long` (WITHHASH): truncation, or the x86 "integer
 /// indefinite" value when out of range.
 fn score_as_int(s: f64) -> i64 {
-    if s.is_nan() || !(-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&s) {
-        i64::MIN
-    } else {
+    // 2^63: the first value past i64 (exactly representable).
+    const TWO63: f64 = 9_223_372_036_854_775_808.0;
+    if (-TWO63..TWO63).contains(&s) {
         s as i64
+    } else {
+        i64::MIN
     }
 }
 

@@ -177,10 +177,10 @@ pub fn area_center(a: &Area) -> (f64, f64) {
 pub fn c_double_to_u64(d: f64) -> u64 {
     const TWO63: f64 = 9_223_372_036_854_775_808.0;
     fn cvtt(x: f64) -> u64 {
-        if x.is_nan() || x >= TWO63 || x < -TWO63 {
-            1u64 << 63
-        } else {
+        if (-TWO63..TWO63).contains(&x) {
             (x as i64) as u64
+        } else {
+            1u64 << 63
         }
     }
     if d < TWO63 {
