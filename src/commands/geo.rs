@@ -298,7 +298,7 @@ enum Variant {
     Search { store: bool },
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sort {
     None,
     Asc,
@@ -306,6 +306,7 @@ enum Sort {
 }
 
 /// A parsed search request.
+#[derive(Debug)]
 struct Request<'a> {
     /// Centre and shape; `None` only when the source key does not exist (and the member to
     /// search around could not be looked up).
@@ -828,6 +829,103 @@ mod tests {
             radius(b"x", b"m").unwrap_err().to_string(),
             "ERR need numeric radius"
         );
+    }
+
+    fn parse(args: &[&str], v: Variant) -> Result<Request<'static>, String> {
+        let argv: Vec<&'static [u8]> = args
+            .iter()
+            .map(|a| a.to_string().leak().as_bytes())
+            .collect();
+        parse_request(&argv, v, None).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn search_options_and_their_errors() {
+        let v = Variant::Search { store: false };
+        let r = parse(
+            &[
+                "GEOSEARCH",
+                "k",
+                "FROMLONLAT",
+                "1",
+                "2",
+                "BYBOX",
+                "3",
+                "4",
+                "km",
+            ],
+            v,
+        )
+        .unwrap();
+        let s = r.search.unwrap();
+        assert_eq!(
+            (s.lon, s.lat, s.shape, s.conversion),
+            (1.0, 2.0, Shape::Box(3.0, 4.0), 1000.0)
+        );
+        // Without a source set the member is not looked up.
+        let r = parse(
+            &[
+                "GEOSEARCH",
+                "k",
+                "FROMMEMBER",
+                "m",
+                "BYRADIUS",
+                "1",
+                "m",
+                "COUNT",
+                "2",
+            ],
+            v,
+        )
+        .unwrap();
+        assert!(r.search.is_none() && r.count == 2);
+        let e = parse(
+            &["GEOSEARCH", "k", "FROMMEMBER", "m", "FROMLONLAT", "1", "2"],
+            v,
+        );
+        assert_eq!(e.unwrap_err(), "ERR syntax error");
+        let e = parse(&["GEOSEARCH", "k", "FROMLONLAT", "1", "2", "STOREDIST"], v);
+        assert_eq!(e.unwrap_err(), "ERR syntax error");
+        let v = Variant::Radius { ro: false };
+        let r = parse(
+            &["GEORADIUS", "k", "1", "2", "3", "ft", "STOREDIST", "d"],
+            v,
+        )
+        .unwrap();
+        assert_eq!((r.store, r.storedist), (Some(&b"d"[..]), true));
+        let e = parse(
+            &[
+                "GEORADIUS",
+                "k",
+                "1",
+                "2",
+                "3",
+                "ft",
+                "COUNT",
+                "1",
+                "ANY",
+                "WITHHASH",
+            ],
+            v,
+        );
+        assert!(e.is_ok());
+        let e = parse(
+            &[
+                "GEORADIUS",
+                "k",
+                "1",
+                "2",
+                "3",
+                "ft",
+                "STORE",
+                "d",
+                "WITHHASH",
+            ],
+            v,
+        );
+        assert!(e
+            .unwrap_err()
+            .starts_with("ERR STORE option in GEORADIUS is not compatible"));
     }
 
     #[test]
