@@ -614,6 +614,7 @@ fn score_as_int(s: f64) -> i64 {
     }
 }
 
+/// Replies with the found members, each with the extras the request asked for.
 fn reply_points(out: &mut ReplyBuf, req: &Request<'_>, points: &[Point], conversion: f64) {
     let opts = usize::from(req.withdist) + usize::from(req.withhash) + usize::from(req.withcoord);
     out.array(points.len());

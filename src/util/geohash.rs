@@ -493,7 +493,7 @@ pub fn partial_sort<T>(items: &mut [T], keep: usize, cmp: &impl Fn(&T, &T) -> st
         return;
     }
     let hi = keep.min(items.len()) - 1;
-    pqsort(items, 0, items.len(), cmp, 0, hi);
+    pqsort(items, cmp, 0, hi);
 }
 
 /// Median of three by index, with Redis's comparison sequence.
@@ -529,96 +529,100 @@ fn vecswap<T>(v: &mut [T], a: usize, b: usize, n: usize) {
     }
 }
 
-/// The partial quicksort over `v[a..a + n]`, only descending into parts that overlap the
-/// element range `lo..=hi`.
-fn pqsort<T>(
-    v: &mut [T],
-    mut a: usize,
-    mut n: usize,
-    cmp: &impl Fn(&T, &T) -> std::cmp::Ordering,
-    lo: usize,
-    hi: usize,
-) {
-    use std::cmp::Ordering::{Equal, Greater, Less};
-    loop {
+/// The partial quicksort: sorts the parts of `v` that overlap the element range `lo..=hi`.
+/// Parts are kept on an explicit list rather than recursed into (crafted input cannot
+/// exhaust the stack); they are disjoint, so the order they are done in changes nothing.
+fn pqsort<T>(v: &mut [T], cmp: &impl Fn(&T, &T) -> std::cmp::Ordering, lo: usize, hi: usize) {
+    let overlaps = |start: usize, k: usize| {
+        !((lo < start && hi < start) || (lo >= start + k && hi >= start + k))
+    };
+    let mut todo = vec![(0, v.len())];
+    while let Some((a, n)) = todo.pop() {
         if n < 7 {
-            for m in a + 1..a + n {
-                let mut l = m;
-                while l > a && cmp(&v[l - 1], &v[l]) == Greater {
-                    v.swap(l, l - 1);
-                    l -= 1;
-                }
-            }
-            return;
+            insertion_sort(v, a, n, cmp);
+            continue;
         }
-        let mut pm = a + n / 2;
-        if n > 7 {
-            let mut pl = a;
-            let mut pn = a + n - 1;
-            if n > 40 {
-                let d = n / 8;
-                pl = med3(v, pl, pl + d, pl + 2 * d, cmp);
-                pm = med3(v, pm - d, pm, pm + d, cmp);
-                pn = med3(v, pn - 2 * d, pn - d, pn, cmp);
+        let (left, right) = partition(v, a, n, cmp);
+        for (start, k) in [left, right] {
+            if k > 1 && overlaps(start, k) {
+                todo.push((start, k));
             }
-            pm = med3(v, pl, pm, pn, cmp);
         }
-        v.swap(a, pm);
-        let (mut pa, mut pb) = (a + 1, a + 1);
-        // `pc`, `pd` are one past the positions they name, so that they never go below `a`.
-        let (mut pc, mut pd) = (a + n, a + n);
-        loop {
-            while pb < pc {
-                let c = cmp(&v[pb], &v[a]);
-                if c == Greater {
-                    break;
-                }
-                if c == Equal {
-                    v.swap(pa, pb);
-                    pa += 1;
-                }
-                pb += 1;
-            }
-            while pb < pc {
-                let c = cmp(&v[pc - 1], &v[a]);
-                if c == Less {
-                    break;
-                }
-                if c == Equal {
-                    v.swap(pc - 1, pd - 1);
-                    pd -= 1;
-                }
-                pc -= 1;
-            }
-            if pb >= pc {
+    }
+}
+
+fn insertion_sort<T>(v: &mut [T], a: usize, n: usize, cmp: &impl Fn(&T, &T) -> std::cmp::Ordering) {
+    for m in a + 1..a + n {
+        let mut l = m;
+        while l > a && cmp(&v[l - 1], &v[l]) == std::cmp::Ordering::Greater {
+            v.swap(l, l - 1);
+            l -= 1;
+        }
+    }
+}
+
+/// One Bentley-McIlroy three-way partition of `v[a..a + n]` (n >= 7) around a median pivot;
+/// returns the `(start, len)` of the parts below and above the pivot's equals.
+fn partition<T>(
+    v: &mut [T],
+    a: usize,
+    n: usize,
+    cmp: &impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> ((usize, usize), (usize, usize)) {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let mut pm = a + n / 2;
+    if n > 7 {
+        let mut pl = a;
+        let mut pn = a + n - 1;
+        if n > 40 {
+            let d = n / 8;
+            pl = med3(v, pl, pl + d, pl + 2 * d, cmp);
+            pm = med3(v, pm - d, pm, pm + d, cmp);
+            pn = med3(v, pn - 2 * d, pn - d, pn, cmp);
+        }
+        pm = med3(v, pl, pm, pn, cmp);
+    }
+    v.swap(a, pm);
+    let (mut pa, mut pb) = (a + 1, a + 1);
+    // `pc`, `pd` are one past the positions they name, so that they never go below `a`.
+    let (mut pc, mut pd) = (a + n, a + n);
+    loop {
+        while pb < pc {
+            let c = cmp(&v[pb], &v[a]);
+            if c == Greater {
                 break;
             }
-            v.swap(pb, pc - 1);
+            if c == Equal {
+                v.swap(pa, pb);
+                pa += 1;
+            }
             pb += 1;
+        }
+        while pb < pc {
+            let c = cmp(&v[pc - 1], &v[a]);
+            if c == Less {
+                break;
+            }
+            if c == Equal {
+                v.swap(pc - 1, pd - 1);
+                pd -= 1;
+            }
             pc -= 1;
         }
-        let pn = a + n;
-        let r = (pa - a).min(pb - pa);
-        vecswap(v, a, pb - r, r);
-        let r = (pd - pc).min(pn - pd);
-        vecswap(v, pb, pn - r, r);
-        let overlaps = |start: usize, k: usize| {
-            !((lo < start && hi < start) || (lo >= start + k && hi >= start + k))
-        };
-        let left = pb - pa;
-        if left > 1 && overlaps(a, left) {
-            pqsort(v, a, left, cmp, lo, hi);
+        if pb >= pc {
+            break;
         }
-        let right = pd - pc;
-        if right > 1 {
-            a = pn - right;
-            n = right;
-            if overlaps(a, n) {
-                continue;
-            }
-        }
-        return;
+        v.swap(pb, pc - 1);
+        pb += 1;
+        pc -= 1;
     }
+    // Move the pivot's equals from both ends to the middle.
+    let pn = a + n;
+    let r = (pa - a).min(pb - pa);
+    vecswap(v, a, pb - r, r);
+    let r = (pd - pc).min(pn - pd);
+    vecswap(v, pb, pn - r, r);
+    ((a, pb - pa), (pn - (pd - pc), pd - pc))
 }
 
 #[cfg(test)]
@@ -644,22 +648,62 @@ mod tests {
     #[test]
     fn matches_redis_vectors() {
         let cases: &[(f64, f64, u64, &str, &str, &str)] = &[
-            (13.361389, 38.115556, 3479099956230698, "13.36138933897018433",
-                "38.11555639549629859", "sqc8b49rny0"),
-            (15.087269, 37.502669, 3479447370796909, "15.08726745843887329",
-                "37.50266842333162032", "sqdtr74hyu0"),
-            (0.0, 0.0, 3377699720527872, "0.00000268220901489", "0.00000126736058093",
-                "s0000000000"),
-            (-122.4194, 37.7749, 1367859919124626, "-122.41940170526504517",
-                "37.77490001056577995", "9q8yyk8ytp0"),
-            (180.0, LAT_MAX, 13510798882111488, "180", "85.0511287799999991", "bp05b5048p0"),
-            (-180.0, LAT_MIN, 0, "-179.99999731779098511", "-85.05112751263942528",
-                "00bh0hbj200"),
+            (
+                13.361389,
+                38.115556,
+                3479099956230698,
+                "13.36138933897018433",
+                "38.11555639549629859",
+                "sqc8b49rny0",
+            ),
+            (
+                15.087269,
+                37.502669,
+                3479447370796909,
+                "15.08726745843887329",
+                "37.50266842333162032",
+                "sqdtr74hyu0",
+            ),
+            (
+                0.0,
+                0.0,
+                3377699720527872,
+                "0.00000268220901489",
+                "0.00000126736058093",
+                "s0000000000",
+            ),
+            (
+                -122.4194,
+                37.7749,
+                1367859919124626,
+                "-122.41940170526504517",
+                "37.77490001056577995",
+                "9q8yyk8ytp0",
+            ),
+            (
+                180.0,
+                LAT_MAX,
+                13510798882111488,
+                "180",
+                "85.0511287799999991",
+                "bp05b5048p0",
+            ),
+            (
+                -180.0,
+                LAT_MIN,
+                0,
+                "-179.99999731779098511",
+                "-85.05112751263942528",
+                "00bh0hbj200",
+            ),
         ];
         for &(lon, lat, score, plon, plat, hash) in cases {
             assert_eq!(score_of(lon, lat), Some(score), "{lon},{lat}");
             let (dlon, dlat) = decode_score(score as f64);
-            assert_eq!((fmt_coord(dlon).as_str(), fmt_coord(dlat).as_str()), (plon, plat));
+            assert_eq!(
+                (fmt_coord(dlon).as_str(), fmt_coord(dlat).as_str()),
+                (plon, plat)
+            );
             assert_eq!(&standard_geohash(score as f64), hash.as_bytes());
         }
         assert_eq!(score_of(180.000001, 0.0), None);
@@ -673,17 +717,26 @@ mod tests {
         assert_eq!(c_double_to_u64(1e30), 0);
         assert_eq!(c_double_to_u64(1.5), 1);
         let (lon, lat) = decode_score(-1.0);
-        assert_eq!((fmt_coord(lon), fmt_coord(lat)), ("180".into(), "85.0511287799999991".into()));
+        assert_eq!(
+            (fmt_coord(lon), fmt_coord(lat)),
+            ("180".into(), "85.0511287799999991".into())
+        );
     }
 
     #[test]
     fn distances_match_redis() {
         let p = decode_score(3479099956230698.0);
         let c = decode_score(3479447370796909.0);
-        assert_eq!(fmt_distance(distance(p.0, p.1, c.0, c.1) / 1000.0), "166.2742");
+        assert_eq!(
+            fmt_distance(distance(p.0, p.1, c.0, c.1) / 1000.0),
+            "166.2742"
+        );
         let sf = decode_score(1367859919124626.0);
         let zero = decode_score(3377699720527872.0);
-        assert_eq!(fmt_distance(distance(sf.0, sf.1, zero.0, zero.1) / 1609.34), "7952.9666");
+        assert_eq!(
+            fmt_distance(distance(sf.0, sf.1, zero.0, zero.1) / 1609.34),
+            "7952.9666"
+        );
         let (a, b) = (decode_score(13510798882111488.0), decode_score(0.0));
         assert_eq!(fmt_distance(distance(a.0, a.1, b.0, b.1)), "18919844.5891");
         assert_eq!(fmt_distance(0.0), "0.0000");
@@ -702,9 +755,27 @@ mod tests {
         // Neighbours wrap around at the edges of the grid.
         let h = Hash { bits: 0, step: 2 };
         let n = neighbors(h);
-        assert_eq!(n.west, Hash { bits: 0b1010, step: 2 });
-        assert_eq!(n.south, Hash { bits: 0b0101, step: 2 });
-        assert_eq!(n.east, Hash { bits: 0b0010, step: 2 });
+        assert_eq!(
+            n.west,
+            Hash {
+                bits: 0b1010,
+                step: 2
+            }
+        );
+        assert_eq!(
+            n.south,
+            Hash {
+                bits: 0b0101,
+                step: 2
+            }
+        );
+        assert_eq!(
+            n.east,
+            Hash {
+                bits: 0b0010,
+                step: 2
+            }
+        );
         assert_eq!(h.score_range(), (0, 1 << 48));
     }
 
