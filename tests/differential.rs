@@ -527,6 +527,11 @@ fn family_bitmaps() {
 }
 
 #[test]
+fn family_geo() {
+    run_family("geo");
+}
+
+#[test]
 fn family_generic() {
     run_family("generic");
 }

@@ -10,6 +10,7 @@ pub mod bitops;
 pub mod command;
 pub mod connection;
 pub mod function;
+pub mod geo;
 pub mod hash;
 pub mod keys;
 pub mod latency;
@@ -210,7 +211,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 22] {
+fn families() -> [&'static [CommandSpec]; 23] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -223,6 +224,7 @@ fn families() -> [&'static [CommandSpec]; 22] {
         hash::COMMANDS,
         set::COMMANDS,
         zset::COMMANDS,
+        geo::COMMANDS,
         memory::COMMANDS,
         sort::COMMANDS,
         scripting::COMMANDS,
