@@ -379,7 +379,9 @@ fn getkeys_impl(ctx: &mut Ctx<'_>, argv: &[&[u8]], with_flags: bool) -> CmdResul
     // like Redis, it has its own key finder.
     let keys = if m.name == "sort" || m.name == "sort_ro" {
         Some(super::sort::get_keys(cmd_argv, m.name == "sort_ro"))
-    } else if has_keyspec && !varflags {
+    } else if varflags {
+        variable_flag_keys(m.name, cmd_argv)
+    } else if has_keyspec {
         keys_from_specs(m, cmd_argv)
     } else {
         None
@@ -403,6 +405,50 @@ fn getkeys_impl(ctx: &mut Ctx<'_>, argv: &[&[u8]], with_flags: bool) -> CmdResul
         }
     }
     Ok(())
+}
+
+/// The key of SET and BITFIELD, whose flags depend on the arguments (their key specs say
+/// `variable_flags`), found as Redis's `setGetKeys` / `bitfieldGetKeys` do: SET with GET reads
+/// and updates its key, otherwise overwrites it; BITFIELD with only GETs (and OVERFLOWs) just
+/// reads it.
+fn variable_flag_keys(
+    name: &str,
+    argv: &[&[u8]],
+) -> Option<Vec<(usize, &'static [&'static str])>> {
+    const RW: &[&str] = &["RW", "access", "update"];
+    let flags: &'static [&'static str] = match name {
+        "set" => {
+            if argv.iter().skip(3).any(|a| args::is(a, "get")) {
+                RW
+            } else {
+                &["OW", "update"]
+            }
+        }
+        "bitfield" => {
+            let mut i = 2;
+            let mut readonly = true;
+            while i < argv.len() {
+                let rest = argv.len() - i - 1;
+                let a = argv[i];
+                if args::is(a, "get") && rest >= 2 {
+                    i += 3;
+                } else if args::is(a, "overflow") && rest >= 1 {
+                    i += 2;
+                } else {
+                    // SET / INCRBY, or a syntax error: assume a write, like Redis.
+                    readonly = false;
+                    break;
+                }
+            }
+            if readonly {
+                &["RO", "access"]
+            } else {
+                RW
+            }
+        }
+        _ => return None,
+    };
+    (argv.len() > 1).then(|| vec![(1, flags)])
 }
 
 /// Key positions (and their spec flags) found by the key specs of `m` in `argv` (`argv[0]` is
