@@ -112,3 +112,35 @@ fn stats_fields_and_values() {
     let expires: i64 = redis::from_redis_value(&db0[3]).unwrap();
     assert!(main > expires && expires > 0);
 }
+
+fn used_memory(c: &mut redis::Connection) -> i64 {
+    let info: String = redis::cmd("INFO").arg("memory").query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+/// A connection that sent one huge request (and got one huge reply) gives the buffers back
+/// once they are empty, as Redis shrinks its clients' query buffers: after the data is gone,
+/// used_memory returns near where it started although the connection stays open.
+#[test]
+fn a_huge_request_does_not_pin_buffers() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    let before = used_memory(&mut c);
+    let mut sadd = redis::cmd("SADD");
+    sadd.arg("myset");
+    for i in 0..100_000 {
+        sadd.arg(i);
+    }
+    let added: i64 = sadd.query(&mut c).unwrap();
+    assert_eq!(added, 100_000);
+    let members: Vec<String> = redis::cmd("SMEMBERS").arg("myset").query(&mut c).unwrap();
+    assert_eq!(members.len(), 100_000);
+    let peak = used_memory(&mut c);
+    assert!(peak > before + 1_000_000, "{before} -> {peak}");
+    let _: i64 = redis::cmd("UNLINK").arg("myset").query(&mut c).unwrap();
+    let after = used_memory(&mut c);
+    assert!(after < before + 300_000, "before {before}, peak {peak}, after {after}");
+}

@@ -31,6 +31,9 @@ pub enum ArgSource {
     Inline,
 }
 
+/// Argument-table capacity kept between requests; more is released once a request is done.
+const KEEP_ARGS: usize = 4096;
+
 /// Resumable parser state for one connection.
 #[derive(Debug)]
 pub struct RequestParser {
@@ -251,6 +254,14 @@ impl RequestParser {
             }
         } else {
             self.ranges.clear();
+            // One huge request (an MSET or SADD of 100k arguments) must not leave its argument
+            // table allocated for the life of the connection.
+            if self.ranges.capacity() > KEEP_ARGS {
+                self.ranges = Vec::new();
+            }
+            if self.inline_args.capacity() > KEEP_ARGS {
+                self.inline_args = Vec::new();
+            }
         }
     }
 

@@ -26,6 +26,10 @@ use crate::protocol::{ReplyBuf, RequestParser, Resp};
 
 /// Read granularity, Redis's `PROTO_IOBUF_LEN`.
 const READ_CHUNK: usize = 16 * 1024;
+/// Input and output buffers grown past this by one large request or reply are released once
+/// empty, as Redis shrinks the query buffers of its clients: a connection that once sent a
+/// 100k-argument SADD must not hold megabytes for the rest of its life.
+const KEEP_BUFFER: usize = 256 * 1024;
 
 /// The outcome of accepting a connection.
 pub enum Admission {
@@ -269,6 +273,9 @@ impl Connection {
                 return false;
             }
             self.out.buf.clear();
+            if self.out.buf.capacity() > KEEP_BUFFER {
+                self.out.buf = BytesMut::with_capacity(READ_CHUNK);
+            }
         }
         keep_going && !self.client.close_after_reply && !self.client.shared.killed.get()
     }
@@ -501,6 +508,9 @@ impl Connection {
         let consumed = self.parser.consumed();
         self.inbuf.advance(consumed);
         self.parser.discard_front(consumed);
+        if self.inbuf.is_empty() && self.inbuf.capacity() > KEEP_BUFFER {
+            self.inbuf = BytesMut::new();
+        }
         let limit = srv.state.config.client_query_buffer_limit as usize;
         if keep && self.inbuf.len() > limit {
             srv.state.stats.client_query_buffer_limit_disconnections += 1;
