@@ -182,7 +182,7 @@ pub fn execute(server: &mut Server, client: &mut Client, out: &mut ReplyBuf, arg
         return;
     }
     if spec.has(flags::PROTECTED) {
-        if let Some(err) = commands::server::protected_refusal(&server.state, client, spec.name) {
+        if let Some(err) = commands::server::protected_refusal(&server.state, client, spec.parent.unwrap_or(spec.name)) {
             reject(server, client, out, Some((id, spec)), argv, &err);
             return;
         }

@@ -84,3 +84,20 @@ fn command_count_and_list_only_show_implemented_commands() {
     assert!(acl.contains("$5\r\nhello\r\n"), "{acl}");
     assert!(s(r.cmd(&["COMMAND", "HELP"])).starts_with("*21\r\n+COMMAND <subcommand>"));
 }
+
+/// No Redis module can be loaded (no C module API): LOAD fails with Redis's message and says
+/// why in the log; LIST stays empty; UNLOAD finds nothing. Allowed only with
+/// enable-module-command, like Redis.
+#[test]
+fn module_commands_without_modules() {
+    let srv = TestServer::start(&["--enable-module-command", "yes"]);
+    let mut c = srv.conn();
+    let list: Vec<redis::Value> = redis::cmd("MODULE").arg("LIST").query(&mut c).unwrap();
+    assert!(list.is_empty());
+    let e = redis::cmd("MODULE").arg("LOAD").arg("/tmp/x.so").query::<()>(&mut c).unwrap_err();
+    assert_eq!(e.detail(), Some("Error loading the extension. Please check the server logs."));
+    let e = redis::cmd("MODULE").arg("UNLOAD").arg("x").query::<()>(&mut c).unwrap_err();
+    assert_eq!(e.detail(), Some("Error unloading module: no such module with that name"));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(srv.log().contains("Module /tmp/x.so failed to load: ferrodis cannot load Redis modules"));
+}

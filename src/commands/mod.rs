@@ -16,6 +16,7 @@ pub mod keys;
 pub mod latency;
 pub mod list;
 pub mod memory;
+pub mod module;
 pub mod scripting;
 pub mod pubsub;
 pub mod multi;
@@ -211,7 +212,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 23] {
+fn families() -> [&'static [CommandSpec]; 24] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -236,6 +237,7 @@ fn families() -> [&'static [CommandSpec]; 23] {
         crate::aof::rewrite::COMMANDS,
         slowlog::COMMANDS,
         latency::COMMANDS,
+        module::COMMANDS,
     ]
 }
 

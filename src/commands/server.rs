@@ -236,19 +236,24 @@ pub(crate) fn protected_refusal(
     client: &crate::server::client::Client,
     name: &str,
 ) -> Option<CmdError> {
-    if name != "debug" {
-        return None;
-    }
-    let allowed = match state.config.get_by_name("enable-debug-command") {
+    let (cmd, param) = match name {
+        "debug" => ("DEBUG", "enable-debug-command"),
+        "module" => ("MODULE", "enable-module-command"),
+        _ => return None,
+    };
+    let allowed = match state.config.get_by_name(param) {
         Some("yes") => true,
         Some("local") => client.shared.info.borrow().addr.ip().is_loopback(),
         _ => false,
     };
     (!allowed).then(|| {
-        CmdError::raw(
-            "ERR DEBUG command not allowed. If the enable-debug-command option is set to \
-             \"local\", you can run it from a local connection, otherwise you need to set this \
-             option in the configuration file, and then restart the server.",
+        CmdError::Msg(
+            format!(
+                "ERR {cmd} command not allowed. If the {param} option is set to \"local\", you \
+                 can run it from a local connection, otherwise you need to set this option in the \
+                 configuration file, and then restart the server."
+            )
+            .into(),
         )
     })
 }
