@@ -11,6 +11,7 @@ pub mod command;
 pub mod connection;
 pub mod function;
 pub mod hash;
+pub mod hyperloglog;
 pub mod keys;
 pub mod list;
 pub mod memory;
@@ -208,7 +209,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 20] {
+fn families() -> [&'static [CommandSpec]; 21] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -230,6 +231,7 @@ fn families() -> [&'static [CommandSpec]; 20] {
         crate::aof::waitaof::COMMANDS,
         crate::replication::commands::COMMANDS,
         crate::aof::rewrite::COMMANDS,
+        hyperloglog::COMMANDS,
     ]
 }
 
