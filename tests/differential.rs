@@ -527,6 +527,11 @@ fn family_bitmaps() {
 }
 
 #[test]
+fn family_hyperloglog() {
+    run_family("hyperloglog");
+}
+
+#[test]
 fn family_generic() {
     run_family("generic");
 }

@@ -158,7 +158,11 @@ fn pfcount(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 
 /// Raises `max` to the registers of every HLL in `keys` (read lookups; missing keys are
 /// skipped). Returns whether any of them is dense.
-fn merge_keys(ctx: &mut Ctx<'_>, keys: &[&[u8]], max: &mut [u8; REGISTERS]) -> Result<bool, CmdError> {
+fn merge_keys(
+    ctx: &mut Ctx<'_>,
+    keys: &[&[u8]],
+    max: &mut [u8; REGISTERS],
+) -> Result<bool, CmdError> {
     let (db, now) = (ctx.db, ctx.now);
     let mut any_dense = false;
     for key in keys {
@@ -228,7 +232,9 @@ fn pfdebug(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         b"getreg" => {
             // The conversion changes the stored bytes, so it is counted (and propagated).
             let converted = hll::to_dense(b).map_err(corrupt)?;
-            let regs: Vec<u8> = (0..REGISTERS).map(|i| hll::dense_get(&b[hll::HDR..], i)).collect();
+            let regs: Vec<u8> = (0..REGISTERS)
+                .map(|i| hll::dense_get(&b[hll::HDR..], i))
+                .collect();
             if converted {
                 ctx.dirty(1);
             }
@@ -272,9 +278,8 @@ const SELFTEST_MAX_CARD: u64 = 10_000_000;
 /// ```
 fn pfselftest(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
     let max_bytes = sparse_max_bytes(ctx);
-    hll::self_test(&mut ctx.srv.rng, max_bytes, SELFTEST_MAX_CARD).map_err(|e| {
-        CmdError::Msg(e.into())
-    })?;
+    hll::self_test(&mut ctx.srv.rng, max_bytes, SELFTEST_MAX_CARD)
+        .map_err(|e| CmdError::Msg(e.into()))?;
     ctx.out.ok();
     Ok(())
 }

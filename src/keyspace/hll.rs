@@ -24,7 +24,10 @@
 //! register count is reported as [`Corrupt`], never used as an index. Where Redis reads one byte
 //! past the end of the string (the second byte of a truncated XZERO, or the byte after the
 //! last dense register) it reads the string's terminating zero; [`byte`] reproduces that, so
-//! hostile strings give the same answers here as there.
+//! hostile strings give the same answers here as there. One corner differs: when Redis splits
+//! such a truncated trailing XZERO, the last byte it writes lands on the terminator, and a
+//! later read past the end sees that byte; here it stays zero (the value's bytes, what GET
+//! shows, are the same until then).
 
 /// Registers per HLL (`2^14`).
 pub const REGISTERS: usize = 1 << P;
@@ -212,12 +215,24 @@ impl Op {
     fn at(b: &[u8], p: usize) -> Op {
         let c = b[p];
         match c & 0xc0 {
-            0x00 => Op { run: usize::from(c & 0x3f) + 1, value: 0, size: 1 },
+            0x00 => Op {
+                run: usize::from(c & 0x3f) + 1,
+                value: 0,
+                size: 1,
+            },
             0x40 => {
                 let run = (usize::from(c & 0x3f) << 8 | usize::from(byte(b, p + 1))) + 1;
-                Op { run, value: 0, size: 2 }
+                Op {
+                    run,
+                    value: 0,
+                    size: 2,
+                }
             }
-            _ => Op { run: usize::from(c & 0x3) + 1, value: (c >> 2 & 0x1f) + 1, size: 1 },
+            _ => Op {
+                run: usize::from(c & 0x3) + 1,
+                value: (c >> 2 & 0x1f) + 1,
+                size: 1,
+            },
         }
     }
 
@@ -268,7 +283,11 @@ pub fn decode_sparse(b: &[u8]) -> String {
     while p < b.len() {
         let op = Op::at(b, p);
         out.push(match op {
-            Op { value: 0, size: 1, run } => format!("z:{run}"),
+            Op {
+                value: 0,
+                size: 1,
+                run,
+            } => format!("z:{run}"),
             Op { value: 0, run, .. } => format!("Z:{run}"),
             Op { value, run, .. } => format!("v:{value},{run}"),
         });
@@ -331,7 +350,12 @@ fn find_op(b: &[u8], index: usize) -> Option<Found> {
 /// very same bytes (the split of the covering opcode, then the merge of equal neighbouring
 /// VALs). Promotes to dense when `count` does not fit a VAL or the string would grow past
 /// `max_bytes`. Returns whether a register changed.
-fn sparse_raise(b: &mut Vec<u8>, index: usize, count: u8, max_bytes: usize) -> Result<bool, Corrupt> {
+fn sparse_raise(
+    b: &mut Vec<u8>,
+    index: usize,
+    count: u8,
+    max_bytes: usize,
+) -> Result<bool, Corrupt> {
     if count > VAL_MAX_VALUE {
         return promote(b, index, count);
     }
@@ -585,7 +609,11 @@ pub fn self_test<R: rand::Rng>(rng: &mut R, max_bytes: usize, max_card: u64) -> 
             return Err("TESTFAILED dense/sparse disagree".into());
         }
         // Ten elements may collide in a register more often than the bound allows.
-        let max_err = if j == 10 { 1 } else { (rel_err * 6.0 * j as f64).ceil() as u64 };
+        let max_err = if j == 10 {
+            1
+        } else {
+            (rel_err * 6.0 * j as f64).ceil() as u64
+        };
         let err = est.abs_diff(j);
         if err > max_err {
             return Err(format!("TESTFAILED Too big error. card:{j} abserr:{err}"));
@@ -607,7 +635,9 @@ fn register_round_trips<R: rand::Rng>(rng: &mut R, cycles: usize) -> Result<(), 
         for (i, &p) in plain.iter().enumerate() {
             let got = dense_get(&packed, i);
             if got != p {
-                return Err(format!("TESTFAILED Register {i} should be {p} but is {got}"));
+                return Err(format!(
+                    "TESTFAILED Register {i} should be {p} but is {got}"
+                ));
             }
         }
     }
@@ -633,7 +663,10 @@ mod tests {
     fn murmur_and_pattern_match_redis() {
         // `PFADD h a b c` on redis-server 7.0.15 gives these registers (PFDEBUG DECODE).
         let b = build(&[b"a", b"b", b"c"], 3000);
-        assert_eq!(decode_sparse(&b), "Z:8436 v:1,1 Z:4274 v:2,1 Z:3068 v:1,1 Z:603");
+        assert_eq!(
+            decode_sparse(&b),
+            "Z:8436 v:1,1 Z:4274 v:2,1 Z:3068 v:1,1 Z:603"
+        );
         assert_eq!(count(&b), Ok(3));
     }
 
@@ -659,7 +692,10 @@ mod tests {
         }
         dense_put(&mut regs, REGISTERS - 1, 63);
         assert_eq!(dense_get(&regs, REGISTERS - 1), 63);
-        assert_eq!(dense_get(&regs, REGISTERS - 2), ((REGISTERS - 2) % 64) as u8);
+        assert_eq!(
+            dense_get(&regs, REGISTERS - 2),
+            ((REGISTERS - 2) % 64) as u8
+        );
     }
 
     #[test]
@@ -743,7 +779,12 @@ mod tests {
             let _ = decode_sparse(&b);
             let mut w = b.clone();
             for _ in 0..20 {
-                let r = raise(&mut w, rng.gen_range(0..REGISTERS), rng.gen_range(1..52), 3000);
+                let r = raise(
+                    &mut w,
+                    rng.gen_range(0..REGISTERS),
+                    rng.gen_range(1..52),
+                    3000,
+                );
                 if r.is_err() {
                     break;
                 }
