@@ -19,11 +19,7 @@ pub struct TestServer {
 
 /// Finds a port that is free right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl TestServer {
@@ -69,12 +65,7 @@ impl TestServer {
                 .stderr(Stdio::from(log))
                 .spawn()
                 .expect("spawn ferrodis-server");
-            let mut s = TestServer {
-                port,
-                child: Some(child),
-                dir: dir.to_path_buf(),
-                _tmp: None,
-            };
+            let mut s = TestServer { port, child: Some(child), dir: dir.to_path_buf(), _tmp: None };
             if s.wait_ready(Duration::from_secs(10), loading_ok) {
                 return s;
             }
@@ -116,10 +107,7 @@ impl TestServer {
 
     /// A synchronous `redis` crate connection.
     pub fn conn(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
+        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
     }
 
     /// A raw TCP connection for protocol-level tests.
@@ -139,8 +127,7 @@ impl TestServer {
 
     /// The server's log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join(format!("server-{}.log", self.port)))
-            .unwrap_or_default()
+        std::fs::read_to_string(self.dir.join(format!("server-{}.log", self.port))).unwrap_or_default()
     }
 }
 
@@ -218,10 +205,7 @@ impl RawConn {
 
     fn read_value(&mut self, out: &mut Vec<u8>) {
         let line = self.read_line(out);
-        let n: i64 = std::str::from_utf8(&line[1..line.len() - 2])
-            .unwrap_or("0")
-            .parse()
-            .unwrap_or(0);
+        let n: i64 = std::str::from_utf8(&line[1..line.len() - 2]).unwrap_or("0").parse().unwrap_or(0);
         match line[0] {
             b'$' | b'=' | b'!' if n >= 0 => {
                 let mut buf = vec![0u8; n as usize + 2];
@@ -260,9 +244,7 @@ pub fn err(c: &mut redis::Connection, args: &[&str]) -> String {
         cmd.arg(*a);
     }
     let e = cmd.query::<redis::Value>(c).unwrap_err();
-    format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or(""))
-        .trim()
-        .to_string()
+    format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or("")).trim().to_string()
 }
 
 /// `blocked_clients` from INFO clients (-1 if absent).
@@ -307,9 +289,7 @@ pub fn wait_until(what: &str, f: impl FnMut() -> bool) {
 /// One field of an INFO section, if the server reports it.
 pub fn info_opt(c: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
     let info: String = q(c, &["INFO", section]);
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map(str::to_string)
+    info.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).map(str::to_string)
 }
 
 /// One field of an INFO section (panics if the server does not report it).
@@ -319,12 +299,8 @@ pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Stri
 
 /// Replication tests' servers: full syncs start at once (Redis's default waits 5 s for more
 /// replicas to share one), DEBUG allowed.
-pub const REPL_DEBUG: [&str; 4] = [
-    "--repl-diskless-sync-delay",
-    "0",
-    "--enable-debug-command",
-    "yes",
-];
+pub const REPL_DEBUG: [&str; 4] =
+    ["--repl-diskless-sync-delay", "0", "--enable-debug-command", "yes"];
 
 /// Waits until the replica's link is up and its offset equals the master's.
 pub fn wait_caught_up(replica: &TestServer, master: &TestServer) {

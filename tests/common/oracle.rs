@@ -24,9 +24,7 @@ impl Drop for Oracle {
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 /// The oracle binary, or `None` after printing why `test` is skipped. Panics instead when
@@ -58,11 +56,7 @@ impl Oracle {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("spawn redis-server");
-            let mut o = Oracle {
-                port,
-                child,
-                _dir: dir,
-            };
+            let mut o = Oracle { port, child, _dir: dir };
             if o.wait_ready() {
                 return o;
             }
