@@ -266,7 +266,7 @@ fn walk(b: &[u8], mut f: impl FnMut(usize, Op)) -> Result<usize, Corrupt> {
     let (mut p, mut idx) = (HDR, 0usize);
     while p < b.len() {
         let op = Op::at(b, p);
-        if op.is_val() && idx + op.run > REGISTERS {
+        if op.is_val() && idx.saturating_add(op.run) > REGISTERS {
             return Err(Corrupt);
         }
         f(idx, op);
@@ -278,22 +278,20 @@ fn walk(b: &[u8], mut f: impl FnMut(usize, Op)) -> Result<usize, Corrupt> {
 
 /// PFDEBUG DECODE's text: `z:<n>` for ZERO, `Z:<n>` for XZERO, `v:<value>,<n>` for VAL.
 pub fn decode_sparse(b: &[u8]) -> String {
-    let mut out = Vec::new();
+    use std::fmt::Write;
+    let mut out = String::new();
     let mut p = HDR;
     while p < b.len() {
         let op = Op::at(b, p);
-        out.push(match op {
-            Op {
-                value: 0,
-                size: 1,
-                run,
-            } => format!("z:{run}"),
-            Op { value: 0, run, .. } => format!("Z:{run}"),
-            Op { value, run, .. } => format!("v:{value},{run}"),
-        });
+        let sep = if out.is_empty() { "" } else { " " };
+        let _ = match op {
+            Op { value: 0, size: 1, run } => write!(out, "{sep}z:{run}"),
+            Op { value: 0, run, .. } => write!(out, "{sep}Z:{run}"),
+            Op { value, run, .. } => write!(out, "{sep}v:{value},{run}"),
+        };
         p += op.size;
     }
-    out.join(" ")
+    out
 }
 
 /// Converts a sparse HLL to dense in place (header kept, encoding byte changed); whether it
@@ -668,6 +666,45 @@ mod tests {
             "Z:8436 v:1,1 Z:4274 v:2,1 Z:3068 v:1,1 Z:603"
         );
         assert_eq!(count(&b), Ok(3));
+    }
+
+    /// Builds an HLL of the decimal numbers `0..n` and stores its count in the header, as
+    /// `PFADD k 0 1 ... n-1` then `PFCOUNT k` do.
+    fn counted_numbers(n: u32) -> (Vec<u8>, u64) {
+        let mut b = new_sparse();
+        for i in 0..n {
+            add(&mut b, i.to_string().as_bytes(), 3000).unwrap();
+        }
+        invalidate(&mut b);
+        let card = count(&b).unwrap();
+        set_cached(&mut b, card);
+        (b, card)
+    }
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn stored_bytes_match_redis_server() {
+        // GET of HLLs redis-server 7.0.15 built (hll-sparse-max-bytes 3000) after PFCOUNT.
+        let (sparse, card) = counted_numbers(40);
+        assert_eq!(card, 40);
+        assert_eq!(
+            hex(&sparse),
+            "48594c4c01000000280000000000000041ee84409a90437580441080443e8040e28040bc8c37884\
+             0ab8041638042dc8041068040588040948045719040db8042118441428042c184408e8c40e68c2880\
+             45248040928041fd88419980404884412484417084424e8c1b80405880068042f480425d80407880\
+             42128c40b880158441bb804165"
+        );
+        for (n, card, sha1) in [
+            (5000, 4985, "f9b87ee26d83c37a30be2996606b03633370805f"),
+            (1_000_000, 1009972, "8aa50037e71693a4ac1f3f470d5d97e039139ee4"),
+        ] {
+            let (dense, got) = counted_numbers(n);
+            assert_eq!((dense.len(), got), (DENSE_SIZE, card), "n={n}");
+            assert_eq!(sha1_smol::Sha1::from(&dense).digest().to_string(), sha1, "n={n}");
+        }
     }
 
     #[test]
