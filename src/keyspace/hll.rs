@@ -285,7 +285,11 @@ pub fn decode_sparse(b: &[u8]) -> String {
         let op = Op::at(b, p);
         let sep = if out.is_empty() { "" } else { " " };
         let _ = match op {
-            Op { value: 0, size: 1, run } => write!(out, "{sep}z:{run}"),
+            Op {
+                value: 0,
+                size: 1,
+                run,
+            } => write!(out, "{sep}z:{run}"),
             Op { value: 0, run, .. } => write!(out, "{sep}Z:{run}"),
             Op { value, run, .. } => write!(out, "{sep}v:{value},{run}"),
         };
@@ -699,11 +703,19 @@ mod tests {
         );
         for (n, card, sha1) in [
             (5000, 4985, "f9b87ee26d83c37a30be2996606b03633370805f"),
-            (1_000_000, 1009972, "8aa50037e71693a4ac1f3f470d5d97e039139ee4"),
+            (
+                1_000_000,
+                1009972,
+                "8aa50037e71693a4ac1f3f470d5d97e039139ee4",
+            ),
         ] {
             let (dense, got) = counted_numbers(n);
             assert_eq!((dense.len(), got), (DENSE_SIZE, card), "n={n}");
-            assert_eq!(sha1_smol::Sha1::from(&dense).digest().to_string(), sha1, "n={n}");
+            assert_eq!(
+                sha1_smol::Sha1::from(&dense).digest().to_string(),
+                sha1,
+                "n={n}"
+            );
         }
     }
 
