@@ -332,3 +332,39 @@ fn hlls_move_between_redis_and_ferrodis() {
         assert_eq!(get(&mut c, "m"), get(&mut o, "m"), "{key}: merge");
     }
 }
+
+/// The append-only log replays to the same bytes: PFADD, PFMERGE, PFDEBUG TODENSE and the
+/// PFCOUNT that refreshed a cache are all in it (a PFCOUNT served from the cache is not).
+#[test]
+fn log_replays_to_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start_in(
+        dir.path(),
+        &["--appendonly", "yes", "--enable-debug-command", "yes"],
+    );
+    let mut c = srv.conn();
+    pfadd(&mut c, "a", &elements("a", 50));
+    pfadd(&mut c, "b", &elements("b", 4000));
+    let _: () = q(&mut c, &["PFMERGE", "m", "a", "b"]);
+    let _: i64 = q(&mut c, &["PFCOUNT", "a"]);
+    let _: i64 = q(&mut c, &["PFCOUNT", "a"]);
+    let _: i64 = q(&mut c, &["PFCOUNT", "m", "b"]);
+    pfadd(&mut c, "d", &elements("d", 3));
+    let _: i64 = q(&mut c, &["PFDEBUG", "TODENSE", "d"]);
+    let _: i64 = q(&mut c, &["PFCOUNT", "d"]);
+    let before: Vec<Vec<u8>> = ["a", "b", "m", "d"]
+        .iter()
+        .map(|k| get(&mut c, k))
+        .collect();
+    let _: () = q(&mut c, &["DEBUG", "LOADAOF"]);
+    let after: Vec<Vec<u8>> = ["a", "b", "m", "d"]
+        .iter()
+        .map(|k| get(&mut c, k))
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(
+        q::<Vec<u8>>(&mut c, &["GETRANGE", "a", "15", "15"]),
+        b"\x00"
+    );
+    assert_eq!(q::<String>(&mut c, &["PFDEBUG", "ENCODING", "d"]), "dense");
+}
