@@ -537,7 +537,7 @@ fn estimate(h: &Histogram) -> u64 {
     }
     z += m * sigma(h[0] as f64 / m);
     let e = ALPHA_INF * m * m / z;
-    if e.is_finite() && e.abs() < 9.223_372_036_854_775_808e18 {
+    if e.is_finite() && e.abs() < (1u64 << 63) as f64 {
         e.round() as i64 as u64
     } else {
         1 << 63
