@@ -532,6 +532,11 @@ fn family_geo() {
 }
 
 #[test]
+fn family_hyperloglog() {
+    run_family("hyperloglog");
+}
+
+#[test]
 fn family_generic() {
     run_family("generic");
 }

@@ -12,6 +12,7 @@ pub mod connection;
 pub mod function;
 pub mod geo;
 pub mod hash;
+pub mod hyperloglog;
 pub mod keys;
 pub mod latency;
 pub mod list;
@@ -212,7 +213,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 24] {
+fn families() -> [&'static [CommandSpec]; 25] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -238,6 +239,7 @@ fn families() -> [&'static [CommandSpec]; 24] {
         slowlog::COMMANDS,
         latency::COMMANDS,
         module::COMMANDS,
+        hyperloglog::COMMANDS,
     ]
 }
 

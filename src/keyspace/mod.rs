@@ -8,6 +8,7 @@
 pub mod evict;
 pub mod expire;
 pub mod hash;
+pub mod hll;
 pub mod list;
 pub mod set;
 mod slot_index;
