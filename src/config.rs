@@ -803,7 +803,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Memory },
         "64",
     ),
-    // stored; acted on by encodings (not yet built)
+    // acted on by HyperLogLog (sparse to dense)
     Param::new(
         "hll-sparse-max-bytes",
         None,
@@ -1017,6 +1017,8 @@ pub struct Config {
     pub replica_serve_stale_data: bool,
     /// `busy-reply-threshold` (`lua-time-limit`) in milliseconds, read by every script run.
     pub busy_reply_threshold: i64,
+    /// `hll-sparse-max-bytes`: past it a sparse HyperLogLog turns dense.
+    pub hll_sparse_max_bytes: i64,
     /// Slow log and latency monitor, read after every command.
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: i64,
@@ -1087,6 +1089,7 @@ impl Default for Config {
             replica_read_only: true,
             replica_serve_stale_data: true,
             busy_reply_threshold: 0,
+            hll_sparse_max_bytes: 0,
             slowlog_log_slower_than: 0,
             slowlog_max_len: 0,
             latency_monitor_threshold: 0,
@@ -1646,6 +1649,7 @@ impl Config {
         self.replica_read_only = self.flag("replica-read-only");
         self.replica_serve_stale_data = self.flag("replica-serve-stale-data");
         self.busy_reply_threshold = self.int("busy-reply-threshold");
+        self.hll_sparse_max_bytes = self.int("hll-sparse-max-bytes");
         self.slowlog_log_slower_than = self.int("slowlog-log-slower-than");
         self.slowlog_max_len = self.int("slowlog-max-len");
         self.latency_monitor_threshold = self.int("latency-monitor-threshold");

@@ -187,7 +187,7 @@ fn workload_command(r: &mut Rng) -> Vec<String> {
     } else {
         "100000".to_string()
     };
-    let c: Vec<&str> = match r.below(30) {
+    let c: Vec<&str> = match r.below(32) {
         0..=5 => vec!["SET", k, v],
         6 => vec!["SET", k, v, "PX", &ttl],
         7 => vec!["SET", k, v, "EX", "1000"],
@@ -212,6 +212,9 @@ fn workload_command(r: &mut Rng) -> Vec<String> {
         26 => vec!["SWAPDB", "0", r.pick(&["1", "2"])],
         27 => vec!["PERSIST", k],
         28 => vec!["MSET", k, v, k2, v],
+        29 => vec!["PFADD", "hll", k, v],
+        30 => vec!["PFCOUNT", "hll"],
+        31 => vec!["PFMERGE", "hll2", "hll"],
         _ => vec!["BITFIELD", "bits", "INCRBY", "u8", "0", "7"],
     };
     c.into_iter().map(String::from).collect()

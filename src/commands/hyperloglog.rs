@@ -7,7 +7,6 @@
 //! refreshed the cached cardinality stored in the value (so replicas and the log hold the same
 //! bytes), PFDEBUG GETREG / TODENSE go verbatim when they changed the encoding.
 
-use std::sync::OnceLock;
 
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
@@ -84,11 +83,7 @@ fn hll_or_create(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<bool, CmdError> {
 
 /// `hll-sparse-max-bytes`: the size past which a sparse HLL is promoted to dense.
 fn sparse_max_bytes(ctx: &Ctx<'_>) -> usize {
-    static INDEX: OnceLock<Option<usize>> = OnceLock::new();
-    let index = INDEX.get_or_init(|| crate::config::find_index("hll-sparse-max-bytes"));
-    index
-        .and_then(|i| ctx.srv.config.get_index(i).parse::<u64>().ok())
-        .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    usize::try_from(ctx.srv.config.hll_sparse_max_bytes).unwrap_or(0)
 }
 
 /// Adds elements to the HLL at `key`, creating it if needed; 1 if a register changed (or the
