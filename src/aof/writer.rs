@@ -332,7 +332,10 @@ impl Writer {
 fn write_loop(sh: &Shared, file: File) {
     let mut pending: Vec<u8> = Vec::new();
     let mut pending_end = sh.written.load(Relaxed);
-    let mut synced = pending_end;
+    // From what was published as durable, not from `written`: the event loop may already have
+    // written a batch directly before this thread got here, and that batch still needs its
+    // fsync (starting from `written` skipped it, and its replies waited forever).
+    let mut synced = *sh.durable.borrow();
     // Errors are logged at most every 30 s, like Redis.
     let mut last_log: Option<Instant> = None;
     let mut group = Group::default();
@@ -532,6 +535,37 @@ fn everysec_loop(sh: &Shared, file: &File) {
                 sh.publish_durable(target);
             }
             Err(e) => fsync_failed(sh, &e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch the event loop writes directly right after the writer starts (before its thread
+    /// has run) still gets its fsync with `always`: its replies wait for exactly that.
+    #[test]
+    fn first_direct_write_is_fsynced() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..50 {
+            let path = dir.path().join(format!("incr.{i}"));
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap();
+            let w = Writer::start(file, 0, 1000, Policy::Always, None).unwrap();
+            w.push(b"*1\r\n$4\r\nPING\r\n", &[], 1014);
+            let mut rx = w.shared.durable.subscribe();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+            // The watch's read guard is dropped at once: the writer publishes through it.
+            let done = rt.block_on(async {
+                let wait = rx.wait_for(|d| *d >= 1014);
+                tokio::time::timeout(Duration::from_secs(2), wait).await.is_ok_and(|r| r.is_ok())
+            });
+            assert!(done, "round {i}: durable stuck at {}", *w.shared.durable.borrow());
+            w.stop(Duration::from_secs(1));
         }
     }
 }
