@@ -152,3 +152,72 @@ fn sscan_walks_a_large_set_with_a_cursor() {
     let (next, batch): (String, Vec<String>) = q(&mut c, &["SSCAN", "i", "0", "MATCH", "2*"]);
     assert_eq!((next.as_str(), batch), ("0", vec!["22".to_string()]));
 }
+
+/// SADDs `from..to` as `m<i>` in batches of 1000 (separate commands, so the set grows by
+/// segment splits rather than being sized up front).
+fn add_range(c: &mut redis::Connection, key: &str, from: usize, to: usize) {
+    for lo in (from..to).step_by(1000) {
+        let members: Vec<String> = (lo..(lo + 1000).min(to)).map(|i| format!("m{i}")).collect();
+        redis::cmd("SADD").arg(key).arg(&members).query::<i64>(c).unwrap();
+    }
+}
+
+#[test]
+fn a_set_grown_past_several_segment_splits_stays_whole() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    add_range(&mut c, "big", 0, 20_000);
+    // Scan while the set keeps growing: every member present from the start comes back once.
+    let (mut cursor, mut seen, mut next_add) = ("0".to_string(), Vec::new(), 20_000);
+    loop {
+        let (next, batch): (String, Vec<String>) =
+            q(&mut c, &["SSCAN", "big", &cursor, "COUNT", "500"]);
+        seen.extend(batch);
+        if next_add < 50_000 {
+            add_range(&mut c, "big", next_add, next_add + 2000);
+            next_add += 2000;
+        }
+        cursor = next;
+        if cursor == "0" {
+            break;
+        }
+    }
+    let mut old: Vec<String> = seen
+        .into_iter()
+        .filter(|m| m[1..].parse::<usize>().unwrap() < 20_000)
+        .collect();
+    old.sort();
+    let n = old.len();
+    old.dedup();
+    assert_eq!((n, old.len()), (20_000, 20_000));
+    add_range(&mut c, "big", next_add, 50_000);
+    assert_eq!(q::<i64>(&mut c, &["SCARD", "big"]), 50_000);
+    assert_eq!(q::<String>(&mut c, &["OBJECT", "ENCODING", "big"]), "hashtable");
+    let all: Vec<String> = q(&mut c, &["SMEMBERS", "big"]);
+    let expected: Vec<String> = (0..50_000).map(|i| format!("m{i}")).collect();
+    assert_eq!(sorted(all), sorted(expected));
+    assert_eq!(q::<i64>(&mut c, &["SISMEMBER", "big", "m49999"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["SISMEMBER", "big", "m50000"]), 0);
+    // DUMP / RESTORE and DEBUG DIGEST-VALUE see the same content.
+    let dump: Vec<u8> = redis::cmd("DUMP").arg("big").query(&mut c).unwrap();
+    redis::cmd("RESTORE").arg("copy").arg(0).arg(dump).query::<()>(&mut c).unwrap();
+    assert_eq!(q::<i64>(&mut c, &["SINTERCARD", "2", "big", "copy"]), 50_000);
+    // Pop a few thousand distinct members, then most of the rest.
+    let popped: Vec<String> = q(&mut c, &["SPOP", "big", "3000"]);
+    let mut distinct = popped.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3000);
+    assert_eq!(q::<i64>(&mut c, &["SCARD", "big"]), 47_000);
+    for m in popped.iter().take(50) {
+        assert_eq!(q::<i64>(&mut c, &["SISMEMBER", "big", m]), 0);
+        assert_eq!(q::<i64>(&mut c, &["SISMEMBER", "copy", m]), 1);
+    }
+    let rest: Vec<String> = q(&mut c, &["SPOP", "big", "46990"]);
+    assert_eq!(rest.len(), 46_990);
+    let left: Vec<String> = q(&mut c, &["SMEMBERS", "big"]);
+    assert_eq!(left.len(), 10);
+    let picks: Vec<String> = q(&mut c, &["SRANDMEMBER", "big", "-100"]);
+    assert!(picks.iter().all(|p| left.contains(p)));
+    assert_eq!(q::<i64>(&mut c, &["SCARD", "copy"]), 50_000);
+}

@@ -260,8 +260,10 @@ fn spop_one(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
         ctx.out.null();
         return Ok(());
     };
-    let pos = set.random_pos(&mut ctx.srv.rng);
-    let member = set.take_at(pos);
+    let Some(member) = set.pop_random(&mut ctx.srv.rng) else {
+        ctx.out.null();
+        return Ok(());
+    };
     ctx.notify('s', "spop", db, key);
     ctx.propagate(&[&b"SREM"[..], key, &member]);
     ctx.out.bulk(&member);
@@ -310,16 +312,15 @@ fn pop_random<R: rand::Rng + ?Sized>(
     max: usize,
     rng: &mut R,
 ) -> Vec<Vec<u8>> {
-    let mut take_random = |set: &mut SetValue| {
-        let pos = set.random_pos(rng);
-        set.take_at(pos)
-    };
     let remaining = set.len() - count;
     if remaining * SPOP_MOVE_STRATEGY_MUL > count {
-        return (0..count).map(|_| take_random(set)).collect();
+        return (0..count).map_while(|_| set.pop_random(rng)).collect();
     }
-    let kept: Vec<Vec<u8>> = (0..remaining).map(|_| take_random(set)).collect();
-    let mut rebuilt = SetValue::for_first(&kept[0]);
+    let kept: Vec<Vec<u8>> = (0..remaining).map_while(|_| set.pop_random(rng)).collect();
+    let Some(first) = kept.first() else {
+        return set.iter().map(|m| m.to_vec()).collect();
+    };
+    let mut rebuilt = SetValue::for_first(first);
     for m in &kept {
         rebuilt.add(m, max);
     }
@@ -368,10 +369,10 @@ fn srandmember(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     }
     match read_set(ctx.ks, ctx.db, argv[1], ctx.now)? {
         None => ctx.out.null(),
-        Some(set) => {
-            let pos = set.random_pos(&mut ctx.srv.rng);
-            reply_member(ctx.out, set.member_at(pos));
-        }
+        Some(set) => match set.random_member(&mut ctx.srv.rng) {
+            Some(m) => reply_member(ctx.out, m),
+            None => ctx.out.null(),
+        },
     }
     Ok(())
 }
@@ -401,7 +402,10 @@ fn srandmember_count(ctx: &mut Ctx<'_>, key: &[u8], count: &[u8]) -> CmdResult {
         }
         ctx.out.array(count as usize);
         for _ in 0..count {
-            reply_member(ctx.out, set.member_at(set.random_pos(rng)));
+            match set.random_member(rng) {
+                Some(m) => reply_member(ctx.out, m),
+                None => ctx.out.null(),
+            }
         }
         return Ok(());
     }
@@ -411,35 +415,12 @@ fn srandmember_count(ctx: &mut Ctx<'_>, key: &[u8], count: &[u8]) -> CmdResult {
         set.iter().for_each(|m| reply_member(ctx.out, m));
         return Ok(());
     }
-    let picks = distinct_positions(size, count as usize, rng);
+    let picks = set.random_distinct(rng, count as usize);
     ctx.out.array(picks.len());
-    for p in picks {
-        reply_member(ctx.out, set.member_at(p));
+    for m in picks {
+        reply_member(ctx.out, m);
     }
     Ok(())
-}
-
-/// `count` distinct random positions below `size` (`count < size`): a partial shuffle when
-/// the sample is a large part of the set, rejection sampling otherwise.
-fn distinct_positions<R: rand::Rng + ?Sized>(size: usize, count: usize, rng: &mut R) -> Vec<usize> {
-    if count * 3 > size {
-        let mut all: Vec<usize> = (0..size).collect();
-        for i in 0..count {
-            let j = rng.gen_range(i..size);
-            all.swap(i, j);
-        }
-        all.truncate(count);
-        return all;
-    }
-    let mut seen = std::collections::HashSet::with_capacity(count);
-    let mut out = Vec::with_capacity(count);
-    while out.len() < count {
-        let p = rng.gen_range(0..size);
-        if seen.insert(p) {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// Moves `member` from one set to another. Replies 1 if it was moved, 0 if it was not in the
@@ -643,8 +624,8 @@ fn sdiffstore(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// ```
 ///
 /// An `intset` is returned whole with cursor 0, as Redis does; a `hashtable` is walked with a
-/// real cursor (see `MemberTable::scan`). As in Redis, the options are checked only once the
-/// key is known to hold a set.
+/// real cursor (see `sets::MemberTable::scan`). As in Redis, the options are checked only once
+/// the key is known to hold a set.
 fn sscan(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let cursor = parse_cursor(argv[2]).ok_or(CmdError::raw("ERR invalid cursor"))?;
     let Some(set) = read_set(ctx.ks, ctx.db, argv[1], ctx.now)? else {

@@ -5,15 +5,19 @@
 //! in one allocation. It becomes a `hashtable` for good once a non-integer member arrives or it
 //! outgrows `set-max-intset-entries`, exactly where Redis 7.0 converts.
 //!
-//! The `hashtable` form keeps members densely in a `Vec` with a `hashbrown` index of positions.
-//! The dense array gives O(1) uniform random members (SPOP, SRANDMEMBER) and a SCAN cursor that
-//! never misses a member present for the whole scan (see [`MemberTable::scan`]).
+//! The `hashtable` form starts as a small dense array with a hash index and, past
+//! `DENSE_MAX` members, moves into the keyspace's segmented [`Table`], which grows one small
+//! segment split at a time instead of rehashing everything at once (a 2M-member set grows
+//! without any SADD taking over a few milliseconds, where a doubling rehash took 350 ms). Both
+//! pick uniformly random members in O(1) (SPOP, SRANDMEMBER) and share a SCAN cursor that
+//! returns every member present for the whole scan exactly once (see [`MemberTable`]).
 
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 use rand::Rng;
 
+use super::table::{scan_position, Key, Table};
 use crate::util::num::parse_i64;
 
 /// Redis limits intsets to 2^30 entries whatever `set-max-intset-entries` says.
@@ -230,31 +234,29 @@ impl IntSet {
     }
 }
 
-/// Members in a dense array plus a hash index of their positions.
+/// Most members a set keeps in its [`Dense`] small form before moving into a [`Table`]: past
+/// about this size the table's fixed cost (a few hundred bytes) is paid back, and moving this
+/// many members takes microseconds.
+const DENSE_MAX: usize = 128;
+
+/// A small `hashtable` set: members in a `Vec`, with a `hashbrown` index of their positions.
+/// A table's fixed cost would more than double the footprint of the many sets that hold a
+/// handful of strings (tags, say); at this size a whole-index rehash is a few microseconds.
 #[derive(Clone)]
-pub struct MemberTable {
+struct Dense {
     members: Vec<Box<[u8]>>,
     index: HashTable<u32>,
+    /// Also the seed of the [`Table`] the set moves into, so SSCAN positions carry over.
     hasher: foldhash::fast::RandomState,
 }
 
-impl std::fmt::Debug for MemberTable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.members.iter()).finish()
-    }
-}
-
-impl MemberTable {
-    fn with_capacity(n: usize) -> Self {
-        MemberTable {
-            members: Vec::with_capacity(n),
-            index: HashTable::with_capacity(n),
+impl Dense {
+    fn new() -> Self {
+        Dense {
+            members: Vec::new(),
+            index: HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
         }
-    }
-
-    fn len(&self) -> usize {
-        self.members.len()
     }
 
     fn hash(&self, m: &[u8]) -> u64 {
@@ -268,37 +270,28 @@ impl MemberTable {
             .map(|&i| i as usize)
     }
 
-    fn insert(&mut self, m: &[u8]) -> bool {
-        if self.find(m).is_some() {
-            return false;
-        }
+    /// Appends `m`, which the caller checked is absent.
+    fn push(&mut self, m: &[u8]) {
         let h = self.hash(m);
-        // Grow by half rather than doubling: the array is most of a set's footprint.
+        // Room for exactly one member at first (most small sets hold one or two), then grow
+        // by half rather than doubling: the array is most of a small set's footprint.
         if self.members.len() == self.members.capacity() {
-            self.members.reserve_exact((self.members.len() / 2).max(4));
+            let more = if self.members.is_empty() { 1 } else { (self.members.len() / 2).max(4) };
+            self.members.reserve_exact(more);
         }
         let pos = self.members.len() as u32;
         self.members.push(m.into());
         let (members, hasher) = (&self.members, &self.hasher);
         self.index
             .insert_unique(h, pos, |&i| hasher.hash_one(&*members[i as usize]));
-        true
     }
 
+    /// Removes `m` if present, moving the last member into its place.
     fn remove(&mut self, m: &[u8]) -> bool {
-        match self.find(m) {
-            Some(i) => {
-                self.remove_at(i);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Removes the member at `pos`, moving the last member into its place.
-    fn remove_at(&mut self, pos: usize) -> Box<[u8]> {
-        let h = self.hash(&self.members[pos]);
-        if let Ok(e) = self.index.find_entry(h, |&i| i as usize == pos) {
+        let Some(pos) = self.find(m) else {
+            return false;
+        };
+        if let Ok(e) = self.index.find_entry(self.hash(m), |&i| i as usize == pos) {
             e.remove();
         }
         let last = self.members.len() - 1;
@@ -308,34 +301,203 @@ impl MemberTable {
                 *e.get_mut() = pos as u32;
             }
         }
-        let m = self.members.swap_remove(pos);
-        if self.members.capacity() > 16 && self.members.len() < self.members.capacity() / 4 {
-            self.members.shrink_to(self.members.len() * 2);
-            let (members, hasher) = (&self.members, &self.hasher);
-            self.index
-                .shrink_to(members.len(), |&i| hasher.hash_one(&*members[i as usize]));
-        }
-        m
+        self.members.swap_remove(pos);
+        true
     }
 
-    /// One SCAN step. A non-zero cursor `c` means positions `0..c` are still to visit; 0 starts
-    /// a new scan. Positions are visited downwards because removal moves only the *last* member
-    /// (already visited, or about to be) into the hole, so a member never moves from the part
-    /// still to visit into the part already visited, and members added during the scan land
-    /// above it. Returns the next cursor, 0 when done.
-    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8])) -> u64 {
-        let len = self.members.len();
-        let mut hi = if cursor == 0 {
-            len
-        } else {
-            usize::try_from(cursor).unwrap_or(usize::MAX).min(len)
+    /// One SSCAN step in the order a [`Table`] with the same seed would use (ascending
+    /// [`scan_position`]), so a scan carries on unharmed if the set moves into a table
+    /// between two calls. Emits the `count` lowest positions from `cursor` on, plus any ties
+    /// with the last one, and returns the next position (0 when done).
+    fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8])) -> u64 {
+        let Ok(c) = u32::try_from(cursor) else {
+            return 0;
         };
-        let lo = hi.saturating_sub(count.max(1));
-        while hi > lo {
-            hi -= 1;
-            f(&self.members[hi]);
+        let mut cand: Vec<(u32, usize)> = (self.members.iter().enumerate())
+            .map(|(i, m)| (scan_position(&self.hasher, m), i))
+            .filter(|&(p, _)| p >= c)
+            .collect();
+        cand.sort_unstable();
+        let count = count.max(1);
+        let upto = match cand.get(count - 1) {
+            Some(&(cut, _)) => cand.partition_point(|&(p, _)| p <= cut),
+            None => cand.len(),
+        };
+        for &(_, i) in &cand[..upto] {
+            f(&self.members[i]);
         }
-        lo as u64
+        cand.get(upto).map_or(0, |&(p, _)| u64::from(p))
+    }
+}
+
+/// The `hashtable` form: a `Dense` array while small, then the keys of a [`Table`] with no
+/// values. The table grows one segment split at a time, so adding to a set of millions of
+/// members never stalls the server on a whole-table rehash (Redis gets the same from its
+/// incremental rehashing). Its members of up to 22 bytes sit inside their slot, without an
+/// allocation of their own. A set never moves back to the small form, as in Redis.
+#[derive(Clone)]
+pub struct MemberTable(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Dense(Dense),
+    Big(Box<Big>),
+}
+
+/// The large form's table (boxed: a small set should not pay for its size).
+struct Big(Table<()>);
+
+impl Clone for Big {
+    fn clone(&self) -> Self {
+        let mut t = Table::new();
+        t.reserve(self.0.len());
+        for (k, ()) in self.0.iter() {
+            t.insert(k, ());
+        }
+        Big(t)
+    }
+}
+
+impl std::fmt::Debug for MemberTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl Default for MemberTable {
+    fn default() -> Self {
+        MemberTable(Repr::Dense(Dense::new()))
+    }
+}
+
+impl MemberTable {
+    fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Dense(d) => d.members.len(),
+            Repr::Big(t) => t.0.len(),
+        }
+    }
+
+    fn contains(&self, m: &[u8]) -> bool {
+        match &self.0 {
+            Repr::Dense(d) => d.find(m).is_some(),
+            Repr::Big(t) => t.0.contains_key(m),
+        }
+    }
+
+    fn insert(&mut self, m: &[u8]) -> bool {
+        if let Repr::Dense(d) = &mut self.0 {
+            if d.find(m).is_some() {
+                return false;
+            }
+            if d.members.len() < DENSE_MAX {
+                d.push(m);
+                return true;
+            }
+            self.grow(0);
+        }
+        match &mut self.0 {
+            Repr::Big(t) => t.0.get_or_insert_with(m, || ()).1,
+            Repr::Dense(_) => unreachable!("moved into a table above"),
+        }
+    }
+
+    /// Moves a small set into a table sized for `extra` more members.
+    fn grow(&mut self, extra: usize) {
+        let Repr::Dense(d) = &mut self.0 else {
+            return;
+        };
+        let mut t = Table::with_hasher(d.hasher);
+        t.reserve(d.members.len() + extra);
+        for m in &d.members {
+            t.insert(m, ());
+        }
+        self.0 = Repr::Big(Box::new(Big(t)));
+    }
+
+    /// Prepares for `n` more members: a small set that will outgrow its form moves into a
+    /// table sized for them at once (an empty one, when loading, skips the small form).
+    fn reserve(&mut self, n: usize) {
+        if let Repr::Dense(d) = &self.0 {
+            if d.members.len().saturating_add(n) > DENSE_MAX {
+                self.grow(n);
+            }
+        }
+    }
+
+    fn remove(&mut self, m: &[u8]) -> bool {
+        match &mut self.0 {
+            Repr::Dense(d) => d.remove(m),
+            Repr::Big(t) => t.0.remove(m).is_some(),
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        match &self.0 {
+            Repr::Dense(d) => Box::new(d.members.iter().map(|m| &**m)),
+            Repr::Big(t) => Box::new(t.0.iter().map(|(k, ())| k.as_bytes())),
+        }
+    }
+
+    /// A member picked uniformly at random, or None if the set is empty.
+    fn random(&self, rng: &mut (impl Rng + ?Sized)) -> Option<&[u8]> {
+        match &self.0 {
+            Repr::Dense(d) if d.members.is_empty() => None,
+            Repr::Dense(d) => Some(&d.members[rng.gen_range(0..d.members.len())]),
+            Repr::Big(t) => t.0.random_entry_uniform(rng).map(|(k, ())| k.as_bytes()),
+        }
+    }
+
+    /// `count` distinct random members (`count` < len). Many picks sample positions of the
+    /// full member list; few are drawn from the set directly, redrawing repeats.
+    fn random_distinct(&self, rng: &mut (impl Rng + ?Sized), count: usize) -> Vec<&[u8]> {
+        let len = self.len();
+        let count = count.min(len);
+        if count.saturating_mul(3) > len {
+            let all: Vec<&[u8]> = self.iter().collect();
+            return rand::seq::index::sample(rng, len, count)
+                .into_iter()
+                .map(|i| all[i])
+                .collect();
+        }
+        let mut seen = std::collections::HashSet::with_capacity(count);
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
+            if let Some(m) = self.random(rng) {
+                if seen.insert(m) {
+                    out.push(m);
+                }
+            }
+        }
+        out
+    }
+
+    /// Heap bytes: per member its bytes plus an array slot and index bucket (small form), or
+    /// a table slot (the member inline when short) and about 9 bytes of segment index and chunk
+    /// slack (measured: 33 bytes a short member in all, at 1M members).
+    fn heap_size(&self) -> usize {
+        match &self.0 {
+            Repr::Dense(d) => {
+                let per = std::mem::size_of::<Box<[u8]>>() + std::mem::size_of::<u32>() + 1;
+                d.members.iter().map(|m| m.len() + per).sum()
+            }
+            Repr::Big(t) => {
+                let per = std::mem::size_of::<Key>() + 9;
+                let members: usize = t.0.iter().map(|(k, ())| k.heap_size() + per).sum();
+                std::mem::size_of::<Big>() + members
+            }
+        }
+    }
+
+    /// One SSCAN step: the cursor is a position in hash order, so a member present for the
+    /// whole scan is returned exactly once however the set grows or shrinks meanwhile (even
+    /// across its move from the small form into a table). 0 starts a scan; returns the next
+    /// cursor, 0 when done.
+    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8])) -> u64 {
+        match &self.0 {
+            Repr::Dense(d) => d.scan(cursor, count, f),
+            Repr::Big(t) => t.0.scan(cursor, count, |k, ()| f(k.as_bytes())),
+        }
     }
 }
 
@@ -365,7 +527,7 @@ impl SetValue {
         if parse_i64(member).is_some() {
             SetValue::default()
         } else {
-            SetValue::Table(Box::new(MemberTable::with_capacity(1)))
+            SetValue::Table(Box::default())
         }
     }
 
@@ -417,7 +579,7 @@ impl SetValue {
     pub fn contains(&self, m: &[u8]) -> bool {
         match self {
             SetValue::Ints(s) => parse_i64(m).is_some_and(|v| s.contains(v)),
-            SetValue::Table(t) => t.find(m).is_some(),
+            SetValue::Table(t) => t.contains(m),
         }
     }
 
@@ -468,7 +630,8 @@ impl SetValue {
         let SetValue::Ints(s) = self else {
             return;
         };
-        let mut t = MemberTable::with_capacity(s.len() + extra);
+        let mut t = MemberTable::default();
+        t.reserve(s.len() + extra);
         let mut buf = itoa::Buffer::new();
         for i in 0..s.len() {
             t.insert(buf.format(s.get(i)).as_bytes());
@@ -476,17 +639,12 @@ impl SetValue {
         *self = SetValue::Table(Box::new(t));
     }
 
-    /// Makes room for `n` more members of a `hashtable` (a hint from variadic SADD), so a set
-    /// built in one command is allocated at its size.
+    /// Sizes an empty `hashtable` for `n` members (a hint from snapshot loading or from a
+    /// variadic SADD creating the set), so filling it splits no segment. A table already
+    /// holding members grows by its usual splits, each small.
     pub fn reserve(&mut self, n: usize) {
         if let SetValue::Table(t) = self {
-            if t.members.capacity() - t.members.len() >= n {
-                return;
-            }
-            // Never less than the usual growth step, so repeated small SADDs stay amortized.
-            t.members.reserve_exact(n.max(t.members.len() / 2));
-            let (members, hasher) = (&t.members, &t.hasher);
-            t.index.reserve(n, |&i| hasher.hash_one(&*members[i as usize]));
+            t.reserve(n);
         }
     }
 
@@ -497,33 +655,46 @@ impl SetValue {
         }
     }
 
-    /// The member at position `i` (`i < len`): ascending for intsets, storage order otherwise.
-    pub fn member_at(&self, i: usize) -> Member<'_> {
+    /// A member picked uniformly at random; None if the set is empty.
+    pub fn random_member<R: Rng + ?Sized>(&self, rng: &mut R) -> Option<Member<'_>> {
         match self {
-            SetValue::Ints(s) => Member::Int(s.get(i)),
-            SetValue::Table(t) => Member::Bytes(&t.members[i]),
+            SetValue::Ints(s) if s.len() > 0 => Some(Member::Int(s.get(rng.gen_range(0..s.len())))),
+            SetValue::Ints(_) => None,
+            SetValue::Table(t) => t.random(rng).map(Member::Bytes),
         }
     }
 
-    /// A uniformly random position (the set must not be empty).
-    pub fn random_pos<R: Rng + ?Sized>(&self, rng: &mut R) -> usize {
-        rng.gen_range(0..self.len())
+    /// Removes and returns a member picked uniformly at random; None if the set is empty.
+    pub fn pop_random<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Option<Vec<u8>> {
+        let m = self.random_member(rng)?.to_vec();
+        self.remove(&m);
+        Some(m)
     }
 
-    /// Removes and returns the member at position `i`.
-    pub fn take_at(&mut self, i: usize) -> Vec<u8> {
+    /// `count` distinct members picked at random (all of them if `count` >= len), in no
+    /// particular order.
+    pub fn random_distinct<R: Rng + ?Sized>(&self, rng: &mut R, count: usize) -> Vec<Member<'_>> {
         match self {
             SetValue::Ints(s) => {
-                let v = s.get(i);
-                s.remove_at(i);
-                itoa::Buffer::new().format(v).as_bytes().to_vec()
+                let count = count.min(s.len());
+                let picks = rand::seq::index::sample(rng, s.len(), count);
+                picks.into_iter().map(|i| Member::Int(s.get(i))).collect()
             }
-            SetValue::Table(t) => t.remove_at(i).into_vec(),
+            SetValue::Table(t) => {
+                let picks = t.random_distinct(rng, count);
+                picks.into_iter().map(Member::Bytes).collect()
+            }
         }
     }
 
+    /// Every member: ascending for an `intset`, table order for a `hashtable`.
     pub fn iter(&self) -> impl Iterator<Item = Member<'_>> + '_ {
-        (0..self.len()).map(move |i| self.member_at(i))
+        let (ints, table) = match self {
+            SetValue::Ints(s) => (Some(s), None),
+            SetValue::Table(t) => (None, Some(t)),
+        };
+        let ints = ints.into_iter().flat_map(|s| (0..s.len()).map(|i| Member::Int(s.get(i))));
+        ints.chain(table.into_iter().flat_map(|t| t.iter().map(Member::Bytes)))
     }
 
     /// The hash table form, for SSCAN's cursor; None for intsets (scanned whole).
@@ -552,11 +723,7 @@ impl SetValue {
     pub fn heap_size(&self) -> usize {
         match self {
             SetValue::Ints(i) => i.data.len(),
-            SetValue::Table(t) => {
-                let per_member = std::mem::size_of::<Box<[u8]>>() + std::mem::size_of::<u32>() + 1;
-                std::mem::size_of::<MemberTable>()
-                    + t.members.iter().map(|m| m.len() + per_member).sum::<usize>()
-            }
+            SetValue::Table(t) => std::mem::size_of::<MemberTable>() + t.heap_size(),
         }
     }
 
@@ -569,7 +736,7 @@ impl SetValue {
                 rdb_len_size(blob) + blob
             }
             SetValue::Table(t) => {
-                let body: usize = t.members.iter().map(|m| rdb_string_size(m)).sum();
+                let body: usize = t.iter().map(rdb_string_size).sum();
                 rdb_len_size(t.len()) + body
             }
         }
@@ -745,11 +912,117 @@ mod tests {
             assert_eq!(s.contains(format!("m{i}").as_bytes()), i % 3 != 0, "m{i}");
         }
         let mut rng = SmallRng::seed_from_u64(1);
-        while !s.is_empty() {
-            let p = s.random_pos(&mut rng);
-            let m = s.take_at(p);
+        while let Some(m) = s.pop_random(&mut rng) {
             assert!(!s.contains(&m));
         }
+        assert!(s.is_empty() && s.random_member(&mut rng).is_none());
+    }
+
+    fn table_of(s: &SetValue) -> &MemberTable {
+        s.table().expect("a hashtable set")
+    }
+
+    fn segments(s: &SetValue) -> usize {
+        match &table_of(s).0 {
+            Repr::Big(t) => t.0.segment_count(),
+            Repr::Dense(_) => 0,
+        }
+    }
+
+    #[test]
+    fn grows_across_splits_with_removals_interleaved() {
+        let mut s = SetValue::for_first(b"m0");
+        let n = 60_000;
+        for i in 0..n {
+            assert!(s.add(format!("m{i}").as_bytes(), 512));
+            if i % 4 == 3 {
+                assert!(s.remove(format!("m{}", i - 2).as_bytes()));
+            }
+        }
+        assert!(segments(&s) >= 4, "the table should have split");
+        assert_eq!(s.len(), n - n / 4);
+        for i in 0..n {
+            assert_eq!(s.contains(format!("m{i}").as_bytes()), i % 4 != 1, "m{i}");
+        }
+        assert!(!s.add(b"m0", 512) && !s.remove(b"m1"));
+        assert_eq!(s.iter().count(), s.len());
+        let copy = s.clone();
+        assert_eq!(copy, s);
+        // Members longer than a slot's inline room live on the heap and behave the same.
+        let long = [b'x'; 40];
+        assert!(s.add(&long, 512) && s.contains(&long) && s.remove(&long));
+    }
+
+    #[test]
+    fn scan_is_complete_while_the_set_grows() {
+        // From the small form across its move into a table, and within a splitting table.
+        scan_while_growing(100);
+        scan_while_growing(5000);
+    }
+
+    fn scan_while_growing(old: usize) {
+        let mut s = SetValue::for_first(b"old0");
+        for i in 0..old {
+            s.add(format!("old{i}").as_bytes(), 512);
+        }
+        let mut seen = std::collections::HashMap::new();
+        let (mut cursor, mut added) = (0, 0);
+        loop {
+            cursor = table_of(&s).scan(cursor, 20, |m| {
+                *seen.entry(m.to_vec()).or_insert(0) += 1;
+            });
+            // Grow through several segment splits while the scan runs.
+            for _ in 0..100 {
+                s.add(format!("new{added}").as_bytes(), 512);
+                added += 1;
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert!(segments(&s) >= 1);
+        for i in 0..old {
+            assert_eq!(seen.get(format!("old{i}").as_bytes()), Some(&1), "old{i}");
+        }
+        assert!(seen.values().all(|&n| n == 1), "a member was returned twice");
+    }
+
+    #[test]
+    fn random_picks_cover_the_set_evenly() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let mut s = SetValue::for_first(b"a");
+        for i in 0..300 {
+            s.add(format!("m{i}").as_bytes(), 512);
+        }
+        s.remove(b"a");
+        assert!(segments(&s) >= 1, "past the small form");
+        let mut hits = std::collections::HashMap::new();
+        for _ in 0..300_000 {
+            let m = s.random_member(&mut rng).unwrap().to_vec();
+            *hits.entry(m).or_insert(0u32) += 1;
+        }
+        assert_eq!(hits.len(), 300);
+        assert!(hits.values().all(|&n| (800..1200).contains(&n)), "{hits:?}");
+        for count in [1, 10, 40, 99, 150, 299, 300, 400] {
+            let picks = s.random_distinct(&mut rng, count);
+            let distinct: std::collections::HashSet<_> = picks.iter().map(Member::to_vec).collect();
+            assert_eq!((picks.len(), distinct.len()), (count.min(300), count.min(300)));
+            assert!(picks.iter().all(|&m| s.contains_member(m)));
+        }
+        let names: Vec<String> = (0..50).map(|i| format!("s{i}")).collect();
+        let small = set_of(&names.iter().map(String::as_str).collect::<Vec<_>>(), 512);
+        assert_eq!(segments(&small), 0, "still in the small form");
+        let mut hits = std::collections::HashMap::new();
+        for _ in 0..50_000 {
+            *hits.entry(small.random_member(&mut rng).unwrap().to_vec()).or_insert(0u32) += 1;
+        }
+        assert_eq!(hits.len(), 50);
+        assert!(hits.values().all(|&n| (800..1200).contains(&n)), "{hits:?}");
+        let ints = set_of(&["1", "2", "3", "4", "5"], 512);
+        let picks: Vec<Member<'_>> = ints.random_distinct(&mut rng, 3);
+        assert_eq!(picks.len(), 3);
+        assert!(picks.iter().all(|&m| ints.contains_member(m)));
+        assert!(matches!(ints.random_member(&mut rng), Some(Member::Int(1..=5))));
     }
 
     #[test]

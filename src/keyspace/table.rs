@@ -241,6 +241,12 @@ fn hash32(hs: &Hasher, key: &[u8]) -> u32 {
     hs.hash_one(key) as u32
 }
 
+/// The SCAN position of `key` in a table hashing with `hs` (see the module docs), for a
+/// container that scans its own small form in the same order before moving into a table.
+pub fn scan_position(hs: &Hasher, key: &[u8]) -> u32 {
+    hash32(hs, key).reverse_bits()
+}
+
 /// Spreads a 32-bit hash over 64 bits for the segment's index. All keys in a segment share their
 /// low `depth` bits, so the index must not take its bucket from those bits directly.
 #[inline]
@@ -433,6 +439,15 @@ impl<V> Table<V> {
             scan_memo: RefCell::default(),
             capture: None,
             parity: false,
+        }
+    }
+
+    /// An empty table hashing with `hasher`: a set moving from its small form into a table
+    /// keeps its hash seed, so SCAN positions (see [`scan_position`]) carry over.
+    pub fn with_hasher(hasher: foldhash::fast::RandomState) -> Self {
+        Table {
+            hasher,
+            ..Table::new()
         }
     }
 
@@ -712,6 +727,46 @@ impl<V> Table<V> {
             let sl = seg.slot(rng.gen_range(0..seg.len));
             return Some((&sl.key, &sl.val));
         }
+    }
+
+    /// Picks an entry with every entry exactly equally likely (SPOP, SRANDMEMBER), unlike
+    /// [`Table::random_entry`], whose pick leans towards entries of emptier segments. A trial
+    /// draws a segment uniformly and a slot number below [`SEG_MAX`], and keeps it if that slot
+    /// is occupied: each entry has the same chance per trial, and the expected trial count is
+    /// the capacity over the fill (under 2 for a grown table). A table left sparse by mass
+    /// removal falls back, after a few misses, to an exact pick by rank (one pass over the
+    /// segment lengths), so a pick never loops for long.
+    pub fn random_entry_uniform<R: Rng + ?Sized>(&self, rng: &mut R) -> Option<(&Key, &V)> {
+        const TRIES: usize = 32;
+        if self.len == 0 {
+            return None;
+        }
+        let sl = if let [seg] = &self.segs[..] {
+            seg.slot(rng.gen_range(0..seg.len))
+        } else {
+            let n = self.segs.len();
+            let hit = (0..TRIES).find_map(|_| {
+                let seg = &self.segs[rng.gen_range(0..n)];
+                let i = rng.gen_range(0..SEG_MAX);
+                (i < seg.len).then(|| seg.slot(i))
+            });
+            match hit {
+                Some(sl) => sl,
+                None => self.slot_by_rank(rng.gen_range(0..self.len)),
+            }
+        };
+        Some((&sl.key, &sl.val))
+    }
+
+    /// The `r`-th slot (`r < len`) counting segment by segment.
+    fn slot_by_rank(&self, mut r: usize) -> &Slot<V> {
+        for seg in &self.segs {
+            if r < seg.len {
+                return seg.slot(r);
+            }
+            r -= seg.len;
+        }
+        unreachable!("rank {r} past the table's length")
     }
 
     /// Visits up to about `count` entries starting at `cursor` in hash-position order and
@@ -1217,5 +1272,42 @@ mod tests {
             Some(Ok((&mut 0, &mut 6)))
         ));
         assert_eq!(t.len(), 99);
+    }
+
+    #[test]
+    fn uniform_pick_ignores_uneven_segments() {
+        let mut t = Table::new();
+        for i in 0..40_000 {
+            t.insert(&key(i), i);
+        }
+        assert!(t.segment_count() >= 4);
+        // Thin out the segments of even hashes to a tenth: their entries become the minority
+        // that a segment-weighted pick would favour.
+        let even = |t: &Table<usize>, i: usize| t.hash(&key(i)) & 1 == 0;
+        for i in 0..40_000 {
+            if even(&t, i) && i % 10 != 0 {
+                t.remove(&key(i));
+            }
+        }
+        let share = (0..40_000).filter(|&i| even(&t, i) && i % 10 == 0).count() as f64
+            / t.len() as f64;
+        let mut rng = SmallRng::seed_from_u64(7);
+        let picks = 200_000;
+        let hits = (0..picks)
+            .filter(|_| even(&t, *t.random_entry_uniform(&mut rng).unwrap().1))
+            .count();
+        let got = hits as f64 / f64::from(picks);
+        assert!((got - share).abs() < 0.01, "picked {got}, share {share}");
+        // Nearly empty: the rank fallback still finds every survivor.
+        for i in 0..40_000 {
+            if i % 1000 != 0 {
+                t.remove(&key(i));
+            }
+        }
+        let mut seen = HashSet::new();
+        for _ in 0..2000 {
+            seen.insert(*t.random_entry_uniform(&mut rng).unwrap().1);
+        }
+        assert_eq!(seen.len(), 40);
     }
 }
