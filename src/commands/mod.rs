@@ -24,6 +24,8 @@ pub mod server;
 pub mod set;
 pub mod slowlog;
 pub mod sort;
+pub mod stream;
+pub mod stream_group;
 pub mod string;
 pub mod zset;
 
@@ -211,7 +213,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 23] {
+fn families() -> [&'static [CommandSpec]; 25] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -225,6 +227,8 @@ fn families() -> [&'static [CommandSpec]; 23] {
         set::COMMANDS,
         zset::COMMANDS,
         geo::COMMANDS,
+        stream::COMMANDS,
+        stream_group::COMMANDS,
         memory::COMMANDS,
         sort::COMMANDS,
         scripting::COMMANDS,
