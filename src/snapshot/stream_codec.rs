@@ -85,7 +85,7 @@ pub(crate) fn decode_stream(c: &mut Cur<'_>) -> DResult<StreamValue> {
     let nodes = count(c, "node count")?;
     for _ in 0..nodes {
         let n = count(c, "entry count")?;
-        let mut items = Vec::with_capacity(n);
+        let mut items = Vec::with_capacity(n.min(1024));
         for _ in 0..n {
             let deleted = match c.u8("entry flags")? {
                 0 => false,
@@ -94,7 +94,7 @@ pub(crate) fn decode_stream(c: &mut Cur<'_>) -> DResult<StreamValue> {
             };
             let eid = id(c, "entry id")?;
             let pairs = count(c, "field count")?;
-            let mut fields = Vec::with_capacity(pairs * 2);
+            let mut fields = Vec::with_capacity(pairs.min(512) * 2);
             for _ in 0..pairs * 2 {
                 fields.push(Box::from(c.bytes("field")?));
             }
@@ -165,4 +165,51 @@ fn decode_group(c: &mut Cur<'_>) -> DResult<Group> {
         return malformed(c, "pending entry without consumer");
     }
     Ok(Group { last_id, entries_read, pel, consumers })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::stream::NodeLimits;
+
+    fn sample() -> StreamValue {
+        let mut s = StreamValue::new();
+        let lim = NodeLimits { max_bytes: 4096, max_entries: 2 };
+        for ms in 1..=5 {
+            let f = vec![Box::from(&b"f"[..]), ms.to_string().into_bytes().into_boxed_slice()];
+            s.append(Some((StreamId::new(ms, 0), true)), 0, f, lim).unwrap();
+        }
+        s.delete(StreamId::new(2, 0));
+        let mut g = Group::new(StreamId::new(4, 0), ENTRIES_READ_INVALID);
+        g.create_consumer(b"", 7);
+        g.create_consumer(b"c", 8);
+        g.assign(StreamId::new(3, 0), b"", 9, 1);
+        g.assign(StreamId::new(4, 0), b"c", 10, 3);
+        s.groups.insert(Box::from(&b"g"[..]), g);
+        s
+    }
+
+    #[test]
+    fn round_trips_nodes_tombstones_and_groups() {
+        let s = sample();
+        let mut out = Vec::new();
+        encode_stream(&mut out, &s);
+        let back = decode_stream(&mut Cur::new(&out)).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.node_count(), 3);
+    }
+
+    #[test]
+    fn damaged_records_are_refused_without_panicking() {
+        let mut out = Vec::new();
+        encode_stream(&mut out, &sample());
+        for i in 0..out.len() {
+            for flip in [1u8, 0x80, 0xff] {
+                let mut bad = out.clone();
+                bad[i] ^= flip;
+                let _ = decode_stream(&mut Cur::new(&bad));
+            }
+            assert!(decode_stream(&mut Cur::new(&out[..i])).is_err(), "truncated at {i}");
+        }
+    }
 }
