@@ -819,7 +819,8 @@ fn check_vector_contents(bytes: &[u8], stream: bool) {
         let g = &st.groups[&b"g"[..]];
         assert_eq!((g.last_id, g.entries_read, g.consumers.len()), (StreamId::new(3, 0), 3, 2));
         let n = &g.pel[&StreamId::new(1, 0)];
-        assert_eq!((&*n.consumer, n.delivery_time, n.delivery_count), (&b"alice"[..], 1_700_000_000_002, 2));
+        let got = (&*n.consumer, n.delivery_time, n.delivery_count);
+        assert_eq!(got, (&b"alice"[..], 1_700_000_000_002, 2));
     }
     assert_eq!(got.values.len(), if stream { 13 } else { 12 });
 }

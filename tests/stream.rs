@@ -66,12 +66,18 @@ fn add_range_delete_and_errors() {
         err(&mut c, &["XADD", "s", "x-1", "x", "y"]),
         "ERR Invalid stream ID specified as stream command argument"
     );
-    assert_eq!(err(&mut c, &["XADD", "s", "*", "x"]), "ERR wrong number of arguments for 'xadd' command");
+    assert_eq!(
+        err(&mut c, &["XADD", "s", "*", "x"]),
+        "ERR wrong number of arguments for 'xadd' command"
+    );
     assert_eq!(q::<i64>(&mut c, &["XDEL", "s", "1-1", "9-9"]), 1);
     assert_eq!(q::<i64>(&mut c, &["XLEN", "s"]), 2);
     q::<()>(&mut c, &["SET", "str", "x"]);
     assert!(err(&mut c, &["XLEN", "str"]).starts_with("WRONGTYPE"));
-    assert_eq!(q::<V>(&mut c, &["XADD", "nokey", "NOMKSTREAM", "*", "a", "1"]), V::Nil);
+    assert_eq!(
+        q::<V>(&mut c, &["XADD", "nokey", "NOMKSTREAM", "*", "a", "1"]),
+        V::Nil
+    );
     assert_eq!(q::<i64>(&mut c, &["EXISTS", "nokey"]), 0);
 }
 
@@ -110,7 +116,10 @@ fn blocking_xread_waits_for_entries_after_the_id_it_blocked_on() {
     assert!(read_within(&mut r, 100).is_empty());
     q::<String>(&mut c, &["XADD", "s", "2-0", "b", "2"]);
     let got = read_within(&mut r, 2000);
-    assert_eq!(got, b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n");
+    assert_eq!(
+        got,
+        b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n"
+    );
     // A timeout answers a null array.
     let t = Instant::now();
     r.send(b"XREAD BLOCK 100 STREAMS s $\r\n");
@@ -131,7 +140,11 @@ fn one_xadd_wakes_every_reader() {
     q::<String>(&mut c, &["XADD", "s", "5-0", "k", "v"]);
     for r in &mut readers {
         let got = read_within(r, 2000);
-        assert!(got.starts_with(b"*1\r\n*2\r\n$1\r\ns\r\n"), "{:?}", String::from_utf8_lossy(&got));
+        assert!(
+            got.starts_with(b"*1\r\n*2\r\n$1\r\ns\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(&got)
+        );
     }
 }
 
@@ -144,7 +157,10 @@ fn blocking_xreadgroup_gets_new_entries_and_errors_when_the_group_goes() {
     wait_blocked(&mut c, 1);
     q::<String>(&mut c, &["XADD", "s", "3-0", "f", "v"]);
     let got = read_within(&mut r, 2000);
-    assert_eq!(got, b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n3-0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    assert_eq!(
+        got,
+        b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n3-0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n"
+    );
     let pending: V = q(&mut c, &["XPENDING", "s", "g"]);
     let V::Array(p) = pending else { panic!() };
     assert_eq!(p[0], V::Int(1));
@@ -165,9 +181,14 @@ fn groups_claims_and_pending() {
         q::<String>(&mut c, &["XADD", "s", &format!("{i}-0"), "f", "v"]);
     }
     q::<()>(&mut c, &["XGROUP", "CREATE", "s", "g", "0"]);
-    let got: V = q(&mut c, &["XREADGROUP", "GROUP", "g", "a", "STREAMS", "s", ">"]);
+    let got: V = q(
+        &mut c,
+        &["XREADGROUP", "GROUP", "g", "a", "STREAMS", "s", ">"],
+    );
     let V::Array(streams) = got else { panic!() };
-    let V::Array(pair) = &streams[0] else { panic!() };
+    let V::Array(pair) = &streams[0] else {
+        panic!()
+    };
     assert_eq!(ids(&pair[1]), ["1-0", "2-0", "3-0"]);
     let claimed: V = q(&mut c, &["XCLAIM", "s", "g", "b", "0", "2-0", "JUSTID"]);
     assert_eq!(claimed, V::Array(vec![V::BulkString(b"2-0".to_vec())]));
@@ -176,13 +197,19 @@ fn groups_claims_and_pending() {
     let V::Array(parts) = auto else { panic!() };
     assert_eq!(parts[0], V::BulkString(b"0-0".to_vec()));
     assert_eq!(parts[2], V::Array(vec![V::BulkString(b"3-0".to_vec())]));
-    assert_eq!(q::<i64>(&mut c, &["XACK", "s", "g", "1-0", "2-0", "3-0"]), 2);
+    assert_eq!(
+        q::<i64>(&mut c, &["XACK", "s", "g", "1-0", "2-0", "3-0"]),
+        2
+    );
     let info: V = q(&mut c, &["XINFO", "GROUPS", "s"]);
     let V::Array(groups) = info else { panic!() };
     let V::Array(g) = &groups[0] else { panic!() };
     assert_eq!(g[5], V::Int(0), "pending");
     assert_eq!(
-        err(&mut c, &["XREADGROUP", "GROUP", "nog", "a", "STREAMS", "s", ">"]),
+        err(
+            &mut c,
+            &["XREADGROUP", "GROUP", "nog", "a", "STREAMS", "s", ">"]
+        ),
         "NOGROUP No such key 's' or consumer group 'nog' in XREADGROUP with GROUP option"
     );
     assert_eq!(
@@ -195,11 +222,27 @@ fn groups_claims_and_pending() {
 fn streams_survive_reload_and_dump_restore() {
     let (s, mut c) = conn_debug();
     for i in 1..=5 {
-        q::<String>(&mut c, &["XADD", "s", &format!("{i}-0"), "f", &i.to_string()]);
+        q::<String>(
+            &mut c,
+            &["XADD", "s", &format!("{i}-0"), "f", &i.to_string()],
+        );
     }
     q::<i64>(&mut c, &["XDEL", "s", "5-0"]);
     q::<()>(&mut c, &["XGROUP", "CREATE", "s", "g", "0"]);
-    q::<V>(&mut c, &["XREADGROUP", "GROUP", "g", "a", "COUNT", "2", "STREAMS", "s", ">"]);
+    q::<V>(
+        &mut c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "a",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    );
     q::<i64>(&mut c, &["XGROUP", "CREATECONSUMER", "s", "g", "idle"]);
     q::<()>(&mut c, &["XGROUP", "CREATE", "empty", "g", "$", "MKSTREAM"]);
     let full = |c: &mut redis::Connection, k: &str| -> V { q(c, &["XINFO", "STREAM", k, "FULL"]) };
@@ -209,7 +252,12 @@ fn streams_survive_reload_and_dump_restore() {
     assert_eq!((full(&mut c, "s"), full(&mut c, "empty")), before);
     assert_eq!(common::digest(&mut c), digest);
     let payload: Vec<u8> = redis::cmd("DUMP").arg("s").query(&mut c).unwrap();
-    redis::cmd("RESTORE").arg("s2").arg(0).arg(payload).query::<()>(&mut c).unwrap();
+    redis::cmd("RESTORE")
+        .arg("s2")
+        .arg(0)
+        .arg(payload)
+        .query::<()>(&mut c)
+        .unwrap();
     assert_eq!(full(&mut c, "s2"), before.0);
     drop(s);
 }
@@ -226,11 +274,27 @@ fn resp_log_rewrite_rebuilds_streams_with_groups() {
     ]);
     let mut c = s.conn();
     for i in 1..=4 {
-        q::<String>(&mut c, &["XADD", "s", &format!("{i}-0"), "f", &i.to_string()]);
+        q::<String>(
+            &mut c,
+            &["XADD", "s", &format!("{i}-0"), "f", &i.to_string()],
+        );
     }
     q::<i64>(&mut c, &["XDEL", "s", "4-0"]);
     q::<()>(&mut c, &["XGROUP", "CREATE", "s", "g", "0"]);
-    q::<V>(&mut c, &["XREADGROUP", "GROUP", "g", "a", "COUNT", "2", "STREAMS", "s", ">"]);
+    q::<V>(
+        &mut c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "a",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    );
     q::<i64>(&mut c, &["XGROUP", "CREATECONSUMER", "s", "g", "idle"]);
     q::<String>(&mut c, &["XADD", "e", "MAXLEN", "0", "9-9", "x", "y"]);
     let pending: V = q(&mut c, &["XPENDING", "s", "g", "-", "+", "10"]);
@@ -321,7 +385,10 @@ fn generated_ids_and_approximate_trims_propagate_exactly() {
     let cmds = h.propagated();
     assert_eq!(cmds.last().unwrap(), &sv(&["XADD", "s", &id, "a", "1"]));
     h.run(&["XADD", "s", "9999999999999-*", "b", "2"]);
-    assert_eq!(h.propagated().last().unwrap(), &sv(&["XADD", "s", "9999999999999-0", "b", "2"]));
+    assert_eq!(
+        h.propagated().last().unwrap(),
+        &sv(&["XADD", "s", "9999999999999-0", "b", "2"])
+    );
     h.run(&["XADD", "s", "MAXLEN", "~", "1", "9999999999999-5", "c", "3"]);
     // Nodes hold 100 entries: nothing goes, and the trim propagates as the exact length kept.
     assert_eq!(
@@ -329,9 +396,15 @@ fn generated_ids_and_approximate_trims_propagate_exactly() {
         &sv(&["XADD", "s", "MAXLEN", "=", "3", "9999999999999-5", "c", "3"])
     );
     h.run(&["XTRIM", "s", "MINID", "~", "0"]);
-    assert!(h.propagated().is_empty(), "a trim that removes nothing propagates nothing");
+    assert!(
+        h.propagated().is_empty(),
+        "a trim that removes nothing propagates nothing"
+    );
     h.run(&["XTRIM", "s", "MAXLEN", "1"]);
-    assert_eq!(h.propagated().last().unwrap(), &sv(&["XTRIM", "s", "MAXLEN", "1"]));
+    assert_eq!(
+        h.propagated().last().unwrap(),
+        &sv(&["XTRIM", "s", "MAXLEN", "1"])
+    );
 }
 
 #[test]
@@ -342,17 +415,56 @@ fn group_reads_propagate_as_claims_and_setid() {
     h.run(&["XADD", "s", "2-0", "b", "2"]);
     h.run(&["XGROUP", "CREATE", "s", "g", "0"]);
     h.propagated();
-    h.run(&["XREADGROUP", "GROUP", "g", "alice", "COUNT", "1", "STREAMS", "s", ">"]);
+    h.run(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "alice",
+        "COUNT",
+        "1",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
     let cmds = h.propagated();
-    let claim: Vec<&String> = cmds.iter().find(|c| c[0] == "XCLAIM").unwrap().iter().collect();
+    let claim: Vec<&String> = cmds
+        .iter()
+        .find(|c| c[0] == "XCLAIM")
+        .unwrap()
+        .iter()
+        .collect();
     assert_eq!(claim[1..6], ["s", "g", "alice", "0", "1-0"]);
-    assert_eq!(claim[6..], ["TIME", &claim[7].clone(), "RETRYCOUNT", "1", "FORCE", "JUSTID", "LASTID", "1-0"]);
-    h.run(&["XREADGROUP", "GROUP", "g", "bob", "NOACK", "STREAMS", "s", ">"]);
+    assert_eq!(
+        claim[6..],
+        [
+            "TIME",
+            &claim[7].clone(),
+            "RETRYCOUNT",
+            "1",
+            "FORCE",
+            "JUSTID",
+            "LASTID",
+            "1-0"
+        ]
+    );
+    h.run(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "bob",
+        "NOACK",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
     let cmds = h.propagated();
     let names: Vec<&str> = cmds.iter().map(|c| c[0].as_str()).collect();
     assert_eq!(names, ["MULTI", "XGROUP", "XGROUP", "EXEC"]);
     assert_eq!(cmds[1], sv(&["XGROUP", "CREATECONSUMER", "s", "g", "bob"]));
-    assert_eq!(cmds[2], sv(&["XGROUP", "SETID", "s", "g", "2-0", "ENTRIESREAD", "2"]));
+    assert_eq!(
+        cmds[2],
+        sv(&["XGROUP", "SETID", "s", "g", "2-0", "ENTRIESREAD", "2"])
+    );
     // A read that delivers nothing propagates nothing.
     h.run(&["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", ">"]);
     assert!(h.propagated().is_empty());
@@ -367,12 +479,39 @@ fn replaying_the_write_stream_rebuilds_the_streams() {
         &["XADD", "s", "*", "b", "2"],
         &["XADD", "s", "MAXLEN", "~", "1", "*", "c", "3"],
         &["XGROUP", "CREATE", "s", "g", "0"],
-        &["XREADGROUP", "GROUP", "g", "a", "COUNT", "2", "STREAMS", "s", ">"],
-        &["XREADGROUP", "GROUP", "g", "b", "NOACK", "STREAMS", "s", ">"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "a",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "b",
+            "NOACK",
+            "STREAMS",
+            "s",
+            ">",
+        ],
         &["XCLAIM", "s", "g", "c", "0", "0-1", "FORCE"],
         &["XACK", "s", "g", "0-1"],
         &["XDEL", "s", "0-1"],
-        &["XSETID", "s", "99999999999999-0", "ENTRIESADDED", "10", "MAXDELETEDID", "1-0"],
+        &[
+            "XSETID",
+            "s",
+            "99999999999999-0",
+            "ENTRIESADDED",
+            "10",
+            "MAXDELETEDID",
+            "1-0",
+        ],
         &["XGROUP", "CREATE", "t", "g", "$", "MKSTREAM"],
         &["XGROUP", "CREATECONSUMER", "t", "g", "x"],
     ];
@@ -388,7 +527,11 @@ fn replaying_the_write_stream_rebuilds_the_streams() {
         }
         let args: Vec<&str> = c.iter().map(String::as_str).collect();
         let reply = replica.run(&args);
-        assert!(!reply.starts_with(b"-"), "{c:?}: {}", String::from_utf8_lossy(&reply));
+        assert!(
+            !reply.starts_with(b"-"),
+            "{c:?}: {}",
+            String::from_utf8_lossy(&reply)
+        );
     }
     replica.server.ks.loading = false;
     for key in ["s", "t"] {
@@ -397,7 +540,10 @@ fn replaying_the_write_stream_rebuilds_the_streams() {
         // Consumers' seen times differ (they are the replay's clock); everything else matches.
         let clean = |b: &[u8]| {
             let s = String::from_utf8_lossy(b).into_owned();
-            s.split("seen-time").next().map(str::to_string).unwrap_or_default()
+            s.split("seen-time")
+                .next()
+                .map(str::to_string)
+                .unwrap_or_default()
         };
         assert_eq!(clean(&got), clean(&want), "{key}");
     }

@@ -2,7 +2,8 @@
 //! thread of its own, so the base is plain RESP that Redis (and `redis-check-aof`) read too.
 //!
 //! Commands per key, like Redis's rewrite: `SET`, `RPUSH` / `SADD` / `HMSET` / `ZADD` with at
-//! most [`ITEMS_PER_CMD`] elements each, streams as XADD / XSETID / XGROUP / XCLAIM, `SELECT` when the database changes, and the expiries
+//! most [`ITEMS_PER_CMD`] elements each, streams as XADD / XSETID / XGROUP / XCLAIM,
+//! `SELECT` when the database changes, and the expiries
 //! last as `PEXPIREAT` (the snapshot may store a table's expiries before its values, and an
 //! expiry for a key not yet created would be lost). Function libraries come first, as
 //! `FUNCTION LOAD`.

@@ -26,13 +26,30 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("xdel", -3, WRITE | FAST, 1, 1, 1, xdel),
     CommandSpec::new("xtrim", -4, WRITE, 1, 1, 1, xtrim),
     CommandSpec::new("xsetid", -3, WRITE | DENYOOM | FAST, 1, 1, 1, xsetid),
-    CommandSpec::new("xread", -4, READONLY | BLOCKING | MOVABLE_KEYS, 0, 0, 0, xread),
+    CommandSpec::new(
+        "xread",
+        -4,
+        READONLY | BLOCKING | MOVABLE_KEYS,
+        0,
+        0,
+        0,
+        xread,
+    ),
     CommandSpec::container("xinfo", -2, 0, XINFO_SUBCOMMANDS),
 ];
 
 const XINFO_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec::sub("xinfo", "stream", -3, READONLY, 2, 2, 1, xinfo_stream),
-    CommandSpec::sub("xinfo", "groups", 3, READONLY, 2, 2, 1, super::stream_group::xinfo_groups),
+    CommandSpec::sub(
+        "xinfo",
+        "groups",
+        3,
+        READONLY,
+        2,
+        2,
+        1,
+        super::stream_group::xinfo_groups,
+    ),
     CommandSpec::sub(
         "xinfo",
         "consumers",
@@ -53,14 +70,22 @@ pub(crate) fn invalid_id() -> CmdError {
 
 /// Parses an ID argument (`-` and `+` allowed unless `strict`).
 pub(crate) fn id_arg(arg: &[u8], missing_seq: u64, strict: bool) -> Result<StreamId, CmdError> {
-    let syn = IdSyntax { missing_seq, strict, allow_auto_seq: false };
+    let syn = IdSyntax {
+        missing_seq,
+        strict,
+        allow_auto_seq: false,
+    };
     parse_id(arg, syn).map(|(id, _)| id).ok_or_else(invalid_id)
 }
 
 /// The configured node limits (`stream-node-max-bytes`, `stream-node-max-entries`).
 fn node_limits(ctx: &Ctx<'_>) -> NodeLimits {
     let get = |name: &str, dflt: usize| {
-        ctx.srv.config.get_by_name(name).and_then(|v| v.parse().ok()).unwrap_or(dflt)
+        ctx.srv
+            .config
+            .get_by_name(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(dflt)
     };
     NodeLimits {
         max_bytes: get("stream-node-max-bytes", 4096),
@@ -197,7 +222,11 @@ fn parse_add_trim(
         } else if xadd && is(opt, "nomkstream") {
             a.no_mkstream = true;
         } else if xadd {
-            let syn = IdSyntax { missing_seq: 0, strict: true, allow_auto_seq: true };
+            let syn = IdSyntax {
+                missing_seq: 0,
+                strict: true,
+                allow_auto_seq: true,
+            };
             a.id = Some(parse_id(opt, syn).ok_or_else(invalid_id)?);
             break;
         } else {
@@ -212,7 +241,9 @@ fn parse_add_trim(
         ));
     }
     if !xadd && a.trim.is_none() {
-        return Err(CmdError::err("syntax error, XTRIM must be called with a trimming strategy"));
+        return Err(CmdError::err(
+            "syntax error, XTRIM must be called with a trimming strategy",
+        ));
     }
     if obey {
         a.limit = 0;
@@ -260,7 +291,9 @@ fn xadd(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     }
     if let Some((id, true)) = a.id {
         if id.is_zero() {
-            return Err(CmdError::err("The ID specified in XADD must be greater than 0-0"));
+            return Err(CmdError::err(
+                "The ID specified in XADD must be greater than 0-0",
+            ));
         }
     }
     let (db, now, key) = (ctx.db, ctx.now, argv[1]);
@@ -357,14 +390,22 @@ fn range_bound(arg: &[u8], missing_seq: u64) -> Result<(StreamId, bool), CmdErro
 
 /// Shared body of XRANGE / XREVRANGE.
 fn range_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], rev: bool) -> CmdResult {
-    let (start_arg, end_arg) = if rev { (argv[3], argv[2]) } else { (argv[2], argv[3]) };
+    let (start_arg, end_arg) = if rev {
+        (argv[3], argv[2])
+    } else {
+        (argv[2], argv[3])
+    };
     let (mut start, ex) = range_bound(start_arg, 0)?;
     if ex {
-        start = start.incr().ok_or_else(|| CmdError::err("invalid start ID for the interval"))?;
+        start = start
+            .incr()
+            .ok_or_else(|| CmdError::err("invalid start ID for the interval"))?;
     }
     let (mut end, ex) = range_bound(end_arg, u64::MAX)?;
     if ex {
-        end = end.decr().ok_or_else(|| CmdError::err("invalid end ID for the interval"))?;
+        end = end
+            .decr()
+            .ok_or_else(|| CmdError::err("invalid end ID for the interval"))?;
     }
     let mut count: Option<i64> = None;
     let mut j = 4;
@@ -421,7 +462,10 @@ fn xrevrange(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// XDEL key id [id ...]
 /// ```
 fn xdel(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
-    let ids = argv[2..].iter().map(|a| id_arg(a, 0, true)).collect::<Result<Vec<_>, _>>()?;
+    let ids = argv[2..]
+        .iter()
+        .map(|a| id_arg(a, 0, true))
+        .collect::<Result<Vec<_>, _>>()?;
     let (db, now, key) = (ctx.db, ctx.now, argv[1]);
     let Some(s) = write_stream(ctx.ks, db, key, now)? else {
         ctx.out.integer(0);
@@ -525,7 +569,10 @@ fn reply_stream_info(out: &mut ReplyBuf, s: &StreamValue, full: Option<usize>) {
     let Some(count) = full else {
         out.bulk(b"groups");
         out.integer(s.groups.len() as i64);
-        for (name, edge) in [("first-entry", s.first_entry()), ("last-entry", s.last_entry())] {
+        for (name, edge) in [
+            ("first-entry", s.first_entry()),
+            ("last-entry", s.last_entry()),
+        ] {
             out.bulk(name.as_bytes());
             match edge {
                 Some(it) => reply_item(out, it),
@@ -564,7 +611,11 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
                     return Err(subcommand_syntax(argv));
                 }
                 let n = args::int(opts[2])?;
-                Some(if n < 0 { 10 } else { usize::try_from(n).unwrap_or(usize::MAX) })
+                Some(if n < 0 {
+                    10
+                } else {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                })
             } else {
                 Some(10)
             }
@@ -766,7 +817,11 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
             continue;
         };
         let take = if count == 0 { usize::MAX } else { count };
-        let items: Vec<Item> = s.range(start, StreamId::MAX, false).take(take).cloned().collect();
+        let items: Vec<Item> = s
+            .range(start, StreamId::MAX, false)
+            .take(take)
+            .cloned()
+            .collect();
         served.push((key, items));
         if again {
             // Woken readers are served from one stream, as Redis serves the key that woke them.
@@ -797,7 +852,11 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 /// The IDs XREAD reads after: `$` is the stream's last ID now (0-0 if absent).
-fn resolve_read_ids(ctx: &mut Ctx<'_>, r: &ReadArgs<'_>, again: bool) -> Result<Vec<StreamId>, CmdError> {
+fn resolve_read_ids(
+    ctx: &mut Ctx<'_>,
+    r: &ReadArgs<'_>,
+    again: bool,
+) -> Result<Vec<StreamId>, CmdError> {
     let mut ids = Vec::with_capacity(r.keys.len());
     for (k, &key) in r.keys.iter().enumerate() {
         let s = read_for_xread(ctx, key, again)?;

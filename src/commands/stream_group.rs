@@ -19,7 +19,15 @@ use crate::protocol::ReplyBuf;
 
 pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::container("xgroup", -2, 0, XGROUP_SUBCOMMANDS),
-    CommandSpec::new("xreadgroup", -7, WRITE | BLOCKING | MOVABLE_KEYS, 0, 0, 0, xreadgroup),
+    CommandSpec::new(
+        "xreadgroup",
+        -7,
+        WRITE | BLOCKING | MOVABLE_KEYS,
+        0,
+        0,
+        0,
+        xreadgroup,
+    ),
     CommandSpec::new("xack", -4, WRITE | FAST, 1, 1, 1, xack),
     CommandSpec::new("xpending", -3, READONLY, 1, 1, 1, xpending),
     CommandSpec::new("xclaim", -6, WRITE | FAST, 1, 1, 1, xclaim),
@@ -30,7 +38,16 @@ const XGROUP_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec::sub("xgroup", "create", -5, WRITE | DENYOOM, 2, 2, 1, xgroup),
     CommandSpec::sub("xgroup", "setid", -5, WRITE, 2, 2, 1, xgroup),
     CommandSpec::sub("xgroup", "destroy", 4, WRITE, 2, 2, 1, xgroup),
-    CommandSpec::sub("xgroup", "createconsumer", 5, WRITE | DENYOOM, 2, 2, 1, xgroup),
+    CommandSpec::sub(
+        "xgroup",
+        "createconsumer",
+        5,
+        WRITE | DENYOOM,
+        2,
+        2,
+        1,
+        xgroup,
+    ),
     CommandSpec::sub("xgroup", "delconsumer", 5, WRITE, 2, 2, 1, xgroup),
     CommandSpec::sub("xgroup", "help", 2, LOADING | STALE, 0, 0, 0, xgroup_help),
 ];
@@ -168,7 +185,9 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         } else if (create || setid) && is(argv[i], "entriesread") && i + 1 < argv.len() {
             entries_read = args::int(argv[i + 1])?;
             if entries_read < 0 && entries_read != ENTRIES_READ_INVALID {
-                return Err(CmdError::err("value for ENTRIESREAD must be positive or -1"));
+                return Err(CmdError::err(
+                    "value for ENTRIESREAD must be positive or -1",
+                ));
             }
             i += 2;
         } else {
@@ -184,7 +203,8 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
                  want to use the MKSTREAM option to create an empty stream automatically.",
             ));
         };
-        if !s.groups.contains_key(group) && matches!(sub, "setid" | "createconsumer" | "delconsumer")
+        if !s.groups.contains_key(group)
+            && matches!(sub, "setid" | "createconsumer" | "delconsumer")
         {
             return Err(no_group_for_key(key, group));
         }
@@ -193,7 +213,11 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         "create" if argv.len() <= 8 => xgroup_create(ctx, argv, exists, entries_read),
         "setid" if argv.len() == 5 || argv.len() == 7 => {
             let s = write_stream(ctx.ks, db, key, now)?.ok_or(CmdError::NoSuchKey)?;
-            let id = if argv[4] == b"$" { s.last_id } else { id_arg(argv[4], 0, false)? };
+            let id = if argv[4] == b"$" {
+                s.last_id
+            } else {
+                id_arg(argv[4], 0, false)?
+            };
             if let Some(g) = s.groups.get_mut(group) {
                 g.last_id = id;
                 g.entries_read = entries_read;
@@ -218,7 +242,10 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         }
         "createconsumer" => {
             let s = write_stream(ctx.ks, db, key, now)?.ok_or(CmdError::NoSuchKey)?;
-            let created = s.groups.get_mut(group).is_some_and(|g| g.create_consumer(argv[4], now));
+            let created = s
+                .groups
+                .get_mut(group)
+                .is_some_and(|g| g.create_consumer(argv[4], now));
             ctx.out.integer(i64::from(created));
             if created {
                 ctx.dirty(1);
@@ -228,7 +255,10 @@ fn xgroup(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         }
         "delconsumer" => {
             let s = write_stream(ctx.ks, db, key, now)?.ok_or(CmdError::NoSuchKey)?;
-            let pending = s.groups.get_mut(group).and_then(|g| g.delete_consumer(argv[4]));
+            let pending = s
+                .groups
+                .get_mut(group)
+                .and_then(|g| g.delete_consumer(argv[4]));
             ctx.out.integer(pending.unwrap_or(0) as i64);
             if pending.is_some() {
                 ctx.dirty(1);
@@ -254,7 +284,9 @@ fn xgroup_create(ctx: &mut Ctx<'_>, argv: &[&[u8]], exists: bool, entries_read: 
     }
     let s = write_stream(ctx.ks, db, key, now)?.ok_or(CmdError::NoSuchKey)?;
     if s.groups.contains_key(group) {
-        return Err(CmdError::raw("BUSYGROUP Consumer Group name already exists"));
+        return Err(CmdError::raw(
+            "BUSYGROUP Consumer Group name already exists",
+        ));
     }
     s.groups.insert(group.into(), Group::new(id, entries_read));
     ctx.out.ok();
@@ -372,7 +404,15 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
                     return None;
                 }
                 reader_consumer(g, (key, group, consumer), r.noack, now, &mut out);
-                Some(read_new(s, g, (key, group, consumer), count, r.noack, now, &mut out))
+                Some(read_new(
+                    s,
+                    g,
+                    (key, group, consumer),
+                    count,
+                    r.noack,
+                    now,
+                    &mut out,
+                ))
             }
         })
         .flatten();
@@ -435,7 +475,11 @@ fn read_new(
         return Vec::new();
     };
     let take = if count == 0 { usize::MAX } else { count };
-    let items: Vec<Item> = s.range(start, StreamId::MAX, false).take(take).cloned().collect();
+    let items: Vec<Item> = s
+        .range(start, StreamId::MAX, false)
+        .take(take)
+        .cloned()
+        .collect();
     let mut moved = false;
     for it in &items {
         if it.id > g.last_id {
@@ -445,7 +489,8 @@ fn read_new(
         if !noack {
             g.assign(it.id, consumer, now, 1);
             if let Some(nack) = g.pel.get(&it.id) {
-                out.effects.push(xclaim_effect(key, group, g, &it.id.to_bytes(), nack));
+                out.effects
+                    .push(xclaim_effect(key, group, g, &it.id.to_bytes(), nack));
             }
         }
     }
@@ -460,7 +505,9 @@ fn advance_group(s: &StreamValue, g: &mut Group, id: StreamId) {
     if g.entries_read != ENTRIES_READ_INVALID && !s.range_has_tombstones(id, StreamId::MAX) {
         g.entries_read += 1;
     } else if s.entries_added > 0 {
-        g.entries_read = s.estimate_distance(id).map_or(ENTRIES_READ_INVALID, |n| n as i64);
+        g.entries_read = s
+            .estimate_distance(id)
+            .map_or(ENTRIES_READ_INVALID, |n| n as i64);
     }
     g.last_id = id;
 }
@@ -546,7 +593,10 @@ fn xack(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         ctx.out.integer(0);
         return Ok(());
     }
-    let ids = argv[3..].iter().map(|a| id_arg(a, 0, true)).collect::<Result<Vec<_>, _>>()?;
+    let ids = argv[3..]
+        .iter()
+        .map(|a| id_arg(a, 0, true))
+        .collect::<Result<Vec<_>, _>>()?;
     let Some(s) = write_stream(ctx.ks, db, key, now)? else {
         return Err(CmdError::NoSuchKey);
     };
@@ -564,9 +614,11 @@ fn bound(arg: &[u8], missing_seq: u64, start: bool) -> Result<StreamId, CmdError
     if arg.len() > 1 && arg[0] == b'(' {
         let id = id_arg(&arg[1..], missing_seq, true)?;
         if start {
-            id.incr().ok_or_else(|| CmdError::err("invalid start ID for the interval"))
+            id.incr()
+                .ok_or_else(|| CmdError::err("invalid start ID for the interval"))
         } else {
-            id.decr().ok_or_else(|| CmdError::err("invalid end ID for the interval"))
+            id.decr()
+                .ok_or_else(|| CmdError::err("invalid end ID for the interval"))
         }
     } else {
         id_arg(arg, missing_seq, false)
@@ -611,13 +663,22 @@ fn xpending(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         Some((min_idle, start, end, count, consumer)) => {
             let pel: Vec<StreamId> = match consumer {
                 Some(c) => match g.consumers.get(c) {
-                    Some(c) => c.pel.range(start..).take_while(|id| **id <= end).copied().collect(),
+                    Some(c) => c
+                        .pel
+                        .range(start..)
+                        .take_while(|id| **id <= end)
+                        .copied()
+                        .collect(),
                     None => {
                         out.array(0);
                         return Ok(());
                     }
                 },
-                None => g.pel.range(start..).take_while(|(id, _)| **id <= end).map(|(i, _)| *i)
+                None => g
+                    .pel
+                    .range(start..)
+                    .take_while(|(id, _)| **id <= end)
+                    .map(|(i, _)| *i)
                     .collect(),
             };
             let d = out.defer_len();
@@ -656,7 +717,11 @@ fn pending_summary(out: &mut ReplyBuf, g: &Group) {
     };
     reply_id(out, *first);
     reply_id(out, *last);
-    let busy: Vec<_> = g.consumers.iter().filter(|(_, c)| !c.pel.is_empty()).collect();
+    let busy: Vec<_> = g
+        .consumers
+        .iter()
+        .filter(|(_, c)| !c.pel.is_empty())
+        .collect();
     out.array(busy.len());
     for (name, c) in busy {
         out.array(2);
@@ -680,8 +745,13 @@ struct ClaimOpts {
 
 /// Parses XCLAIM's trailing options (after the IDs).
 fn claim_opts(argv: &[&[u8]], mut j: usize, now: u64) -> Result<ClaimOpts, CmdError> {
-    let mut o =
-        ClaimOpts { force: false, justid: false, time: None, retrycount: None, last_id: StreamId::MIN };
+    let mut o = ClaimOpts {
+        force: false,
+        justid: false,
+        time: None,
+        retrycount: None,
+        last_id: StreamId::MIN,
+    };
     let int = |a: &[u8], what: &'static str| args::int(a).map_err(|_| CmdError::err(what));
     while j < argv.len() {
         let more = j + 1 < argv.len();
@@ -699,12 +769,18 @@ fn claim_opts(argv: &[&[u8]], mut j: usize, now: u64) -> Result<ClaimOpts, CmdEr
             o.time = Some(int(argv[j], "Invalid TIME option argument for XCLAIM")?);
         } else if is(opt, "retrycount") && more {
             j += 1;
-            o.retrycount = Some(int(argv[j], "Invalid RETRYCOUNT option argument for XCLAIM")?);
+            o.retrycount = Some(int(
+                argv[j],
+                "Invalid RETRYCOUNT option argument for XCLAIM",
+            )?);
         } else if is(opt, "lastid") && more {
             j += 1;
             o.last_id = id_arg(argv[j], 0, true)?;
         } else {
-            return Err(CmdError::err(format!("Unrecognized XCLAIM option '{}'", args::text(opt))));
+            return Err(CmdError::err(format!(
+                "Unrecognized XCLAIM option '{}'",
+                args::text(opt)
+            )));
         }
         j += 1;
     }
@@ -728,7 +804,11 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let min_idle = args::int(argv[4])
         .map_err(|_| CmdError::err("Invalid min-idle-time argument for XCLAIM"))?
         .max(0);
-    let syn = crate::keyspace::stream::IdSyntax { missing_seq: 0, strict: true, allow_auto_seq: false };
+    let syn = crate::keyspace::stream::IdSyntax {
+        missing_seq: 0,
+        strict: true,
+        allow_auto_seq: false,
+    };
     let mut j = 5;
     let mut ids = Vec::new();
     while j < argv.len() {
@@ -759,7 +839,8 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
             let exists = s.get(id).is_some();
             if !exists {
                 if let Some(nack) = g.pel.get(&id) {
-                    out.effects.push(xclaim_effect(key, group, g, argv[arg], nack));
+                    out.effects
+                        .push(xclaim_effect(key, group, g, argv[arg], nack));
                     propagate_last_id = false;
                     out.dirty += 1;
                     g.ack(id);
@@ -790,7 +871,8 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
             };
             g.assign(id, argv[3], time, count);
             if let Some(nack) = g.pel.get(&id) {
-                out.effects.push(xclaim_effect(key, group, g, argv[arg], nack));
+                out.effects
+                    .push(xclaim_effect(key, group, g, argv[arg], nack));
             }
             propagate_last_id = false;
             out.dirty += 1;
@@ -864,7 +946,17 @@ fn xautoclaim(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let mut out = Outcome::default();
     let consumer = argv[3];
     let r = with_group(s, group, |s, g| {
-        autoclaim_scan(s, g, (key, group, consumer), start, count, min_idle, justid, now, &mut out)
+        autoclaim_scan(
+            s,
+            g,
+            (key, group, consumer),
+            start,
+            count,
+            min_idle,
+            justid,
+            now,
+            &mut out,
+        )
     });
     let Some((cursor, claimed, deleted)) = r else {
         return Err(no_group(key, group, ""));
@@ -910,7 +1002,8 @@ fn autoclaim_scan(
         attempts -= 1;
         cursor = id.incr();
         let Some(it) = s.get(id) else {
-            out.effects.push(xclaim_effect(key, group, g, &id.to_bytes(), nack));
+            out.effects
+                .push(xclaim_effect(key, group, g, &id.to_bytes(), nack));
             out.dirty += 1;
             g.ack(id);
             deleted.push(id);
@@ -921,16 +1014,25 @@ fn autoclaim_scan(
         if min_idle != 0 && idle < min_idle {
             continue;
         }
-        let next_count = if justid { nack.delivery_count } else { nack.delivery_count + 1 };
+        let next_count = if justid {
+            nack.delivery_count
+        } else {
+            nack.delivery_count + 1
+        };
         if !created {
             ensure_consumer(g, consumer, now, out);
             created = true;
         }
         g.assign(id, consumer, now, next_count);
-        claimed.push(if justid { Delivered::Gone(id) } else { Delivered::Entry(it.clone()) });
+        claimed.push(if justid {
+            Delivered::Gone(id)
+        } else {
+            Delivered::Entry(it.clone())
+        });
         count -= 1;
         if let Some(nack) = g.pel.get(&id) {
-            out.effects.push(xclaim_effect(key, group, g, &id.to_bytes(), nack));
+            out.effects
+                .push(xclaim_effect(key, group, g, &id.to_bytes(), nack));
         }
         out.dirty += 1;
     }

@@ -22,7 +22,10 @@ pub struct StreamId {
 
 impl StreamId {
     pub const MIN: StreamId = StreamId { ms: 0, seq: 0 };
-    pub const MAX: StreamId = StreamId { ms: u64::MAX, seq: u64::MAX };
+    pub const MAX: StreamId = StreamId {
+        ms: u64::MAX,
+        seq: u64::MAX,
+    };
 
     pub const fn new(ms: u64, seq: u64) -> Self {
         StreamId { ms, seq }
@@ -135,7 +138,10 @@ pub struct NodeLimits {
 
 impl Default for NodeLimits {
     fn default() -> Self {
-        NodeLimits { max_bytes: 4096, max_entries: 100 }
+        NodeLimits {
+            max_bytes: 4096,
+            max_entries: 100,
+        }
     }
 }
 
@@ -183,13 +189,21 @@ impl Node {
     fn lp_bytes(&self) -> usize {
         let mut b = 7 + lp_int_size(self.live as i64) + lp_int_size(self.deleted() as i64);
         b += lp_int_size(self.master_fields.len() as i64);
-        b += self.master_fields.iter().map(|f| lp_str_size(f)).sum::<usize>();
+        b += self
+            .master_fields
+            .iter()
+            .map(|f| lp_str_size(f))
+            .sum::<usize>();
         b + lp_int_size(0) + self.items_bytes
     }
 
     fn same_fields(&self, fields: &[Box<[u8]>]) -> bool {
         fields.len() == self.master_fields.len() * 2
-            && fields.iter().step_by(2).zip(&self.master_fields).all(|(a, b)| a == b)
+            && fields
+                .iter()
+                .step_by(2)
+                .zip(&self.master_fields)
+                .all(|(a, b)| a == b)
     }
 
     /// Listpack bytes of one entry appended to this node.
@@ -202,7 +216,12 @@ impl Node {
         b += lp_int_size(id.seq.wrapping_sub(master.seq) as i64);
         let mut count = npairs + 3;
         if same {
-            b += fields.iter().skip(1).step_by(2).map(|v| lp_str_size(v)).sum::<usize>();
+            b += fields
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .map(|v| lp_str_size(v))
+                .sum::<usize>();
         } else {
             b += lp_int_size(npairs as i64);
             b += fields.iter().map(|v| lp_str_size(v)).sum::<usize>();
@@ -297,7 +316,11 @@ pub struct Group {
 
 impl Group {
     pub fn new(last_id: StreamId, entries_read: i64) -> Self {
-        Group { last_id, entries_read, ..Default::default() }
+        Group {
+            last_id,
+            entries_read,
+            ..Default::default()
+        }
     }
 
     /// Looks a consumer up, refreshing its seen time unless `now` is `None`.
@@ -314,7 +337,13 @@ impl Group {
         if self.consumers.contains_key(name) {
             return false;
         }
-        self.consumers.insert(name.into(), Consumer { seen_time: now, pel: BTreeSet::new() });
+        self.consumers.insert(
+            name.into(),
+            Consumer {
+                seen_time: now,
+                pel: BTreeSet::new(),
+            },
+        );
         true
     }
 
@@ -438,7 +467,11 @@ impl StreamValue {
         let id = match given {
             Some((id, true)) => id,
             Some((id, false)) if id.ms == self.last_id.ms => {
-                let seq = self.last_id.seq.checked_add(1).ok_or(AppendError::NotGreater)?;
+                let seq = self
+                    .last_id
+                    .seq
+                    .checked_add(1)
+                    .ok_or(AppendError::NotGreater)?;
                 StreamId::new(id.ms, seq)
             }
             Some((id, false)) => id,
@@ -475,14 +508,23 @@ impl StreamValue {
         });
         if !fits {
             let master_fields = fields.iter().step_by(2).cloned().collect();
-            let node = Node { master_fields, items: Vec::new(), live: 0, items_bytes: 0 };
+            let node = Node {
+                master_fields,
+                items: Vec::new(),
+                live: 0,
+                items_bytes: 0,
+            };
             self.nodes.insert(id, node);
         }
         let Some(node) = self.nodes.values_mut().next_back() else {
             return;
         };
         node.items_bytes += node.item_bytes(id, &fields);
-        node.items.push(Item { id, deleted: false, fields });
+        node.items.push(Item {
+            id,
+            deleted: false,
+            fields,
+        });
         node.live += 1;
     }
 
@@ -492,16 +534,28 @@ impl StreamValue {
         let Some(first) = items.first() else {
             return false;
         };
-        if self.nodes.values().next_back().is_some_and(|n| n.last_id() >= first.id) {
+        if self
+            .nodes
+            .values()
+            .next_back()
+            .is_some_and(|n| n.last_id() >= first.id)
+        {
             return false;
         }
         if items.windows(2).any(|w| w[0].id >= w[1].id)
-            || items.iter().any(|i| i.fields.is_empty() || i.fields.len() % 2 != 0)
+            || items
+                .iter()
+                .any(|i| i.fields.is_empty() || i.fields.len() % 2 != 0)
         {
             return false;
         }
         let master_fields = first.fields.iter().step_by(2).cloned().collect();
-        let mut node = Node { master_fields, items: Vec::new(), live: 0, items_bytes: 0 };
+        let mut node = Node {
+            master_fields,
+            items: Vec::new(),
+            live: 0,
+            items_bytes: 0,
+        };
         for it in items {
             node.items_bytes += node.item_bytes(it.id, &it.fields);
             if !it.deleted {
@@ -535,7 +589,11 @@ impl StreamValue {
             return Box::new(std::iter::empty());
         }
         // The node holding `start` is the last one whose master ID is <= start.
-        let first_key = self.nodes.range(..=start).next_back().map_or(start, |(k, _)| *k);
+        let first_key = self
+            .nodes
+            .range(..=start)
+            .next_back()
+            .map_or(start, |(k, _)| *k);
         let nodes = self.nodes.range(first_key..=end).map(|(_, n)| n);
         let items = move |n: &'_ Node| {
             let lo = n.position(start).unwrap_or_else(|i| i);
@@ -560,7 +618,9 @@ impl StreamValue {
 
     /// Every live entry in order.
     pub fn iter(&self) -> impl Iterator<Item = &Item> {
-        self.nodes.values().flat_map(|n| n.items.iter().filter(|i| !i.deleted))
+        self.nodes
+            .values()
+            .flat_map(|n| n.items.iter().filter(|i| !i.deleted))
     }
 
     pub fn first_entry(&self) -> Option<&Item> {
@@ -660,7 +720,10 @@ impl StreamValue {
     /// The first entry's ID counting deleted entries still in the first node, or the maximal
     /// ID when there is no node (Redis `streamGetEdgeID(s, 1, 0)`).
     pub fn first_edge_with_tombstones(&self) -> StreamId {
-        self.nodes.values().next().map_or(StreamId::MAX, |n| n.items[0].id)
+        self.nodes
+            .values()
+            .next()
+            .map_or(StreamId::MAX, |n| n.items[0].id)
     }
 
     /// The last live entry's ID, or 0-0 (Redis `streamLastValidID`).
@@ -715,7 +778,8 @@ impl StreamValue {
         {
             return Some((self.entries_added as i64).wrapping_sub(g.entries_read));
         }
-        self.estimate_distance(g.last_id).map(|r| (self.entries_added as i64).wrapping_sub(r as i64))
+        self.estimate_distance(g.last_id)
+            .map(|r| (self.entries_added as i64).wrapping_sub(r as i64))
     }
 
     /// Bytes of this stream in an RDB file (DEBUG OBJECT's serializedlength): each node's
@@ -738,13 +802,18 @@ impl StreamValue {
             total += std::mem::size_of::<Node>() + 32;
             total += n.items.capacity() * item;
             for it in &n.items {
-                total += it.fields.capacity() * 16 + it.fields.iter().map(|f| f.len()).sum::<usize>();
+                total +=
+                    it.fields.capacity() * 16 + it.fields.iter().map(|f| f.len()).sum::<usize>();
             }
             total += n.master_fields.iter().map(|f| f.len() + 16).sum::<usize>();
         }
         for (name, g) in &self.groups {
             total += name.len() + std::mem::size_of::<Group>() + 32;
-            total += g.pel.iter().map(|(_, n)| 64 + n.consumer.len()).sum::<usize>();
+            total += g
+                .pel
+                .iter()
+                .map(|(_, n)| 64 + n.consumer.len())
+                .sum::<usize>();
             for (c, cons) in &g.consumers {
                 total += c.len() + 64 + cons.pel.len() * 24;
             }
@@ -817,12 +886,19 @@ mod tests {
     }
 
     fn lim(n: usize) -> NodeLimits {
-        NodeLimits { max_bytes: 4096, max_entries: n }
+        NodeLimits {
+            max_bytes: 4096,
+            max_entries: n,
+        }
     }
 
     #[test]
     fn ids_parse_like_redis() {
-        let syn = IdSyntax { missing_seq: 0, strict: false, allow_auto_seq: false };
+        let syn = IdSyntax {
+            missing_seq: 0,
+            strict: false,
+            allow_auto_seq: false,
+        };
         assert_eq!(parse_id(b"5", syn), Some((StreamId::new(5, 0), true)));
         assert_eq!(parse_id(b"5-3", syn), Some((StreamId::new(5, 3), true)));
         assert_eq!(parse_id(b"-", syn), Some((StreamId::MIN, true)));
@@ -831,7 +907,11 @@ mod tests {
         assert_eq!(parse_id(b"a", syn), None);
         assert_eq!(parse_id(b"1-2-3", syn), None);
         assert_eq!(parse_id(b"18446744073709551616", syn), None);
-        let strict = IdSyntax { missing_seq: 0, strict: true, allow_auto_seq: true };
+        let strict = IdSyntax {
+            missing_seq: 0,
+            strict: true,
+            allow_auto_seq: true,
+        };
         assert_eq!(parse_id(b"-", strict), None);
         assert_eq!(parse_id(b"7-*", strict), Some((StreamId::new(7, 0), false)));
     }
@@ -840,15 +920,20 @@ mod tests {
     fn append_range_delete_and_nodes() {
         let mut s = StreamValue::new();
         for i in 1..=10 {
-            s.append(Some((StreamId::new(i, 0), true)), 0, f(&["a", "1"]), lim(3)).unwrap();
+            s.append(Some((StreamId::new(i, 0), true)), 0, f(&["a", "1"]), lim(3))
+                .unwrap();
         }
         assert_eq!(s.len(), 10);
         assert_eq!(s.node_count(), 4);
-        let ids: Vec<u64> = s.range(StreamId::new(3, 0), StreamId::new(7, 0), false)
-            .map(|i| i.id.ms).collect();
+        let ids: Vec<u64> = s
+            .range(StreamId::new(3, 0), StreamId::new(7, 0), false)
+            .map(|i| i.id.ms)
+            .collect();
         assert_eq!(ids, vec![3, 4, 5, 6, 7]);
-        let rev: Vec<u64> = s.range(StreamId::new(3, 0), StreamId::new(7, 0), true)
-            .map(|i| i.id.ms).collect();
+        let rev: Vec<u64> = s
+            .range(StreamId::new(3, 0), StreamId::new(7, 0), true)
+            .map(|i| i.id.ms)
+            .collect();
         assert_eq!(rev, vec![7, 6, 5, 4, 3]);
         assert!(s.delete(StreamId::new(1, 0)));
         assert!(!s.delete(StreamId::new(1, 0)));
@@ -856,11 +941,21 @@ mod tests {
         assert!(s.delete(StreamId::new(2, 0)) && s.delete(StreamId::new(3, 0)));
         assert_eq!(s.node_count(), 3);
         assert_eq!(
-            s.append(Some((StreamId::new(10, 0), true)), 0, f(&["a", "1"]), lim(3)),
+            s.append(
+                Some((StreamId::new(10, 0), true)),
+                0,
+                f(&["a", "1"]),
+                lim(3)
+            ),
             Err(AppendError::NotGreater)
         );
         assert_eq!(
-            s.append(Some((StreamId::new(10, 0), false)), 0, f(&["a", "1"]), lim(3)),
+            s.append(
+                Some((StreamId::new(10, 0), false)),
+                0,
+                f(&["a", "1"]),
+                lim(3)
+            ),
             Ok(StreamId::new(10, 1))
         );
     }
@@ -869,7 +964,8 @@ mod tests {
     fn trims_whole_nodes_when_approximate() {
         let mut s = StreamValue::new();
         for i in 1..=10 {
-            s.append(Some((StreamId::new(i, 0), true)), 0, f(&["a", "1"]), lim(3)).unwrap();
+            s.append(Some((StreamId::new(i, 0), true)), 0, f(&["a", "1"]), lim(3))
+                .unwrap();
         }
         assert_eq!(s.trim(Trim::MaxLen(5), true, 0), 3);
         assert_eq!(s.len(), 7);
@@ -883,7 +979,8 @@ mod tests {
     fn rax_node_count_of_one_key() {
         let mut s = StreamValue::new();
         assert_eq!(s.rax_nodes(), 1);
-        s.append(Some((StreamId::new(1, 0), true)), 0, f(&["a", "1"]), lim(3)).unwrap();
+        s.append(Some((StreamId::new(1, 0), true)), 0, f(&["a", "1"]), lim(3))
+            .unwrap();
         assert_eq!(s.rax_nodes(), 2);
     }
 }

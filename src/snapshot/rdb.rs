@@ -1495,7 +1495,14 @@ mod tests {
     /// with TIME 1700000000000 RETRYCOUNT 2) and whose consumer `bob` holds nothing.
     #[test]
     fn redis_7_0_stream_payload_loads() {
-        let hex = "130210000000000000000100000000000000002b2b0000001100010101010101816102000102010001000101010401010101010001010181620202010601ff10000000000000000300000000000000001c1c0000000a00010100010101816102000102010001000103010401ff0203000100020003010167000081ffffffffffffffff01000000000000000100000000000000000068e5cf8b010000020205616c69636516d8e604a2010000010000000000000001000000000000000003626f6216d8e604a2010000000a00c4cc80db662853a9";
+        let hex = concat!(
+            "130210000000000000000100000000000000002b2b00000011000101010101018161020001020100",
+            "01000101010401010101010001010181620202010601ff1000000000000000030000000000000000",
+            "1c1c0000000a00010100010101816102000102010001000103010401ff0203000100020003010167",
+            "000081ffffffffffffffff01000000000000000100000000000000000068e5cf8b01000002020561",
+            "6c69636516d8e604a2010000010000000000000001000000000000000003626f6216d8e604a20100",
+            "00000a00c4cc80db662853a9",
+        );
         let bytes: Vec<u8> = (0..hex.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
@@ -1510,7 +1517,8 @@ mod tests {
         assert_eq!(s.max_deleted_id, StreamId::new(2, 0));
         let g = &s.groups[&b"g"[..]];
         let n = &g.pel[&StreamId::new(1, 0)];
-        assert_eq!((&*n.consumer, n.delivery_time, n.delivery_count), (&b"alice"[..], 1_700_000_000_000, 2));
+        let got = (&*n.consumer, n.delivery_time, n.delivery_count);
+        assert_eq!(got, (&b"alice"[..], 1_700_000_000_000, 2));
         assert!(g.consumers[&b"bob"[..]].pel.is_empty());
         // Damaged copies are refused, never a panic.
         for i in 0..object.len() {

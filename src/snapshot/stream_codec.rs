@@ -98,7 +98,11 @@ pub(crate) fn decode_stream(c: &mut Cur<'_>) -> DResult<StreamValue> {
             for _ in 0..pairs * 2 {
                 fields.push(Box::from(c.bytes("field")?));
             }
-            items.push(Item { id: eid, deleted, fields });
+            items.push(Item {
+                id: eid,
+                deleted,
+                fields,
+            });
         }
         if !s.load_node(items) {
             return malformed(c, "node");
@@ -134,7 +138,11 @@ fn decode_group(c: &mut Cur<'_>) -> DResult<Group> {
         let pid = id(c, "pending id")?;
         let delivery_time = c.varint("delivery time")?;
         let delivery_count = c.varint("delivery count")?;
-        let nack = Nack { consumer: Box::default(), delivery_time, delivery_count };
+        let nack = Nack {
+            consumer: Box::default(),
+            delivery_time,
+            delivery_count,
+        };
         if pel.insert(pid, nack).is_some() {
             return malformed(c, "duplicate pending entry");
         }
@@ -157,14 +165,28 @@ fn decode_group(c: &mut Cur<'_>) -> DResult<Group> {
                 _ => return malformed(c, "consumer pending entry"),
             }
         }
-        if consumers.insert(cname, Consumer { seen_time, pel: ids }).is_some() {
+        if consumers
+            .insert(
+                cname,
+                Consumer {
+                    seen_time,
+                    pel: ids,
+                },
+            )
+            .is_some()
+        {
             return malformed(c, "duplicate consumer");
         }
     }
     if assigned.len() != pel.len() {
         return malformed(c, "pending entry without consumer");
     }
-    Ok(Group { last_id, entries_read, pel, consumers })
+    Ok(Group {
+        last_id,
+        entries_read,
+        pel,
+        consumers,
+    })
 }
 
 #[cfg(test)]
@@ -174,10 +196,17 @@ mod tests {
 
     fn sample() -> StreamValue {
         let mut s = StreamValue::new();
-        let lim = NodeLimits { max_bytes: 4096, max_entries: 2 };
+        let lim = NodeLimits {
+            max_bytes: 4096,
+            max_entries: 2,
+        };
         for ms in 1..=5 {
-            let f = vec![Box::from(&b"f"[..]), ms.to_string().into_bytes().into_boxed_slice()];
-            s.append(Some((StreamId::new(ms, 0), true)), 0, f, lim).unwrap();
+            let f = vec![
+                Box::from(&b"f"[..]),
+                ms.to_string().into_bytes().into_boxed_slice(),
+            ];
+            s.append(Some((StreamId::new(ms, 0), true)), 0, f, lim)
+                .unwrap();
         }
         s.delete(StreamId::new(2, 0));
         let mut g = Group::new(StreamId::new(4, 0), ENTRIES_READ_INVALID);
@@ -209,7 +238,10 @@ mod tests {
                 bad[i] ^= flip;
                 let _ = decode_stream(&mut Cur::new(&bad));
             }
-            assert!(decode_stream(&mut Cur::new(&out[..i])).is_err(), "truncated at {i}");
+            assert!(
+                decode_stream(&mut Cur::new(&out[..i])).is_err(),
+                "truncated at {i}"
+            );
         }
     }
 }
