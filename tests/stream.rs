@@ -149,6 +149,25 @@ fn one_xadd_wakes_every_reader() {
 }
 
 #[test]
+fn a_reader_waiting_for_later_entries_does_not_hold_up_the_others() {
+    let (s, mut c) = conn_debug();
+    q::<String>(&mut c, &["XADD", "s", "1-0", "a", "1"]);
+    let mut late = s.raw();
+    late.send(b"XREAD BLOCK 0 STREAMS s 100-0\r\n");
+    wait_blocked(&mut c, 1);
+    let mut now = s.raw();
+    now.send(b"XREAD BLOCK 0 STREAMS s $\r\n");
+    wait_blocked(&mut c, 2);
+    q::<String>(&mut c, &["XADD", "s", "2-0", "b", "2"]);
+    let got = read_within(&mut now, 2000);
+    assert!(got.starts_with(b"*1\r\n*2\r\n$1\r\ns\r\n"), "{got:?}");
+    assert!(read_within(&mut late, 100).is_empty());
+    q::<String>(&mut c, &["XADD", "s", "101-0", "c", "3"]);
+    let got = read_within(&mut late, 2000);
+    assert!(got.ends_with(b"$5\r\n101-0\r\n*2\r\n$1\r\nc\r\n$1\r\n3\r\n"), "{got:?}");
+}
+
+#[test]
 fn blocking_xreadgroup_gets_new_entries_and_errors_when_the_group_goes() {
     let (s, mut c) = conn_debug();
     q::<()>(&mut c, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);

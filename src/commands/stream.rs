@@ -782,6 +782,56 @@ pub(crate) fn block_on(ctx: &mut Ctx<'_>, keys: &[&[u8]], ms: u64) -> CmdResult 
     super::list::block(ctx, keys, ms)
 }
 
+thread_local! {
+    /// For each blocked stream reader, a fingerprint of its keys' state at its last re-run
+    /// that found nothing to serve (see [`reblock_unserved`]).
+    static SEEN: RefCell<HashMap<u64, u64>> = RefCell::new(HashMap::new());
+}
+
+/// A fingerprint of what a blocked reader can see of `keys`: each one's type, last ID,
+/// entries added and groups' last IDs.
+pub(crate) fn fingerprint(ctx: &mut Ctx<'_>, keys: &[&[u8]]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for k in keys {
+        match ctx.ks.dbs[ctx.db].peek(k).map(|e| &e.value) {
+            Some(Value::Stream(s)) => {
+                (1u8, s.last_id, s.entries_added, s.len()).hash(&mut h);
+                for (name, g) in &s.groups {
+                    (name, g.last_id).hash(&mut h);
+                }
+            }
+            Some(_) => 2u8.hash(&mut h),
+            None => 0u8.hash(&mut h),
+        }
+    }
+    h.finish()
+}
+
+/// Blocks again a re-run that found nothing to serve. The blocking registry wakes only the
+/// first waiter of a key and counts on it to pass the turn on once served; a stream reader
+/// woken for entries it does not want (it waits after a later ID, or its group already has
+/// them) is not served, so it passes the turn itself: it goes to the back of its keys' queues
+/// (keeping its deadline), which wakes the next waiter. It does so once per state of its
+/// keys, so a round of readers that all want nothing ends.
+pub(crate) fn reblock_unserved(ctx: &mut Ctx<'_>, keys: &[&[u8]], fp: u64) -> CmdResult {
+    let id = ctx.client.id;
+    let changed = SEEN.with(|m| m.borrow_mut().insert(id, fp) != Some(fp));
+    let blocked = ctx.srv.blocking.get(id).map(|b| b.deadline);
+    if let (true, Some(deadline)) = (changed, blocked) {
+        ctx.srv.blocking.unblock(id);
+        ctx.srv.blocking.block(id, ctx.db, keys, deadline);
+        return Ok(());
+    }
+    block_on(ctx, keys, 0)
+}
+
+/// Forgets the fingerprints of clients no longer blocked.
+pub(crate) fn forget_unblocked(ctx: &Ctx<'_>) {
+    let blocking = &ctx.srv.blocking;
+    SEEN.with(|m| m.borrow_mut().retain(|id, _| blocking.is_blocked(*id)));
+}
+
 /// Reads entries after the given IDs from one or more streams, optionally blocking until
 /// some arrive.
 ///
@@ -796,6 +846,7 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     } else {
         let blocking = &ctx.srv.blocking;
         BLOCKED_IDS.with(|m| m.borrow_mut().retain(|id, _| blocking.is_blocked(*id)));
+        forget_unblocked(ctx);
         None
     };
     let ids = match remembered {
@@ -833,11 +884,13 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     match r.block {
+        Some(_) if again => {
+            let fp = fingerprint(ctx, &r.keys);
+            reblock_unserved(ctx, &r.keys, fp)
+        }
         Some(ms) if ctx.may_block() => {
-            if !again {
-                let id = ctx.client.id;
-                BLOCKED_IDS.with(|m| m.borrow_mut().insert(id, ids));
-            }
+            let id = ctx.client.id;
+            BLOCKED_IDS.with(|m| m.borrow_mut().insert(id, ids));
             block_on(ctx, &r.keys, ms)
         }
         Some(_) => {

@@ -10,8 +10,8 @@
 use super::args::{self, is};
 use super::flags::*;
 use super::stream::{
-    block_on, create_stream, id_arg, parse_read, read_stream, reply_id, reply_item, rerun,
-    subcommand_syntax, write_stream,
+    block_on, create_stream, fingerprint, forget_unblocked, id_arg, parse_read, read_stream,
+    reblock_unserved, reply_id, reply_item, rerun, subcommand_syntax, write_stream,
 };
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
 use crate::keyspace::stream::{Group, Item, Nack, StreamId, StreamValue, ENTRIES_READ_INVALID};
@@ -431,7 +431,14 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     match r.block {
-        Some(ms) => block_on(ctx, &r.keys, ms),
+        Some(_) if again => {
+            let fp = fingerprint(ctx, &r.keys);
+            reblock_unserved(ctx, &r.keys, fp)
+        }
+        Some(ms) => {
+            forget_unblocked(ctx);
+            block_on(ctx, &r.keys, ms)
+        }
         None => {
             ctx.out.null_array();
             Ok(())
