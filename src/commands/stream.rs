@@ -856,31 +856,7 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     // A reader served after blocking gets at most 1000 entries unless it asked otherwise, as
     // in Redis.
     let count = if again && r.count == 0 { 1000 } else { r.count };
-    let mut served: Vec<(&[u8], Vec<Item>)> = Vec::new();
-    for (k, &key) in r.keys.iter().enumerate() {
-        let Some(s) = read_for_xread(ctx, key, again)? else {
-            continue;
-        };
-        if s.is_empty() || s.last_valid_id() <= ids[k] {
-            continue;
-        }
-        let Some(start) = ids[k].incr() else {
-            continue;
-        };
-        let take = if count == 0 { usize::MAX } else { count };
-        let items: Vec<Item> = s
-            .range(start, StreamId::MAX, false)
-            .take(take)
-            .cloned()
-            .collect();
-        served.push((key, items));
-        if again {
-            // Woken readers are served from one stream, as Redis serves the key that woke them.
-            break;
-        }
-    }
-    if !served.is_empty() {
-        reply_read(ctx.out, &served);
+    if serve_read(ctx, &r.keys, &ids, count, again)? {
         return Ok(());
     }
     match r.block {
@@ -901,6 +877,60 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
             ctx.out.null_array();
             Ok(())
         }
+    }
+}
+
+/// Writes XREAD's reply for the streams that have entries after their ID, straight from the
+/// streams into the reply (per stream its key and entries; a map in RESP3). Returns false,
+/// writing nothing, when none has. A woken reader is served from one stream, as Redis serves
+/// it from the key that woke it.
+fn serve_read(
+    ctx: &mut Ctx<'_>,
+    keys: &[&[u8]],
+    ids: &[StreamId],
+    count: usize,
+    again: bool,
+) -> Result<bool, CmdError> {
+    let (db, now, out) = (ctx.db, ctx.now, &mut *ctx.out);
+    let resp3 = out.resp == crate::protocol::reply::Resp::V3;
+    let take = if count == 0 { usize::MAX } else { count };
+    let mut header = None;
+    let mut served = 0;
+    for (k, &key) in keys.iter().enumerate() {
+        let s = match read_stream(ctx.ks, db, key, now) {
+            Err(CmdError::WrongType) if again => None,
+            r => r?,
+        };
+        let Some(s) = s.filter(|s| !s.is_empty() && s.last_valid_id() > ids[k]) else {
+            continue;
+        };
+        let Some(start) = ids[k].incr() else {
+            continue;
+        };
+        if header.is_none() {
+            header = Some(out.defer_len());
+        }
+        if !resp3 {
+            out.array(2);
+        }
+        out.bulk(key);
+        let n = s.range(start, StreamId::MAX, false).take(take).count();
+        out.array(n);
+        for it in s.range(start, StreamId::MAX, false).take(take) {
+            reply_item(out, it);
+        }
+        served += 1;
+        if again {
+            break;
+        }
+    }
+    match header {
+        Some(d) => {
+            let kind = if resp3 { b'%' } else { b'*' };
+            out.set_deferred_len(d, kind, served);
+            Ok(true)
+        }
+        None => Ok(false),
     }
 }
 
@@ -926,24 +956,4 @@ fn resolve_read_ids(
         }
     }
     Ok(ids)
-}
-
-/// Writes an XREAD reply: per stream its key and entries (a map in RESP3).
-pub(crate) fn reply_read(out: &mut ReplyBuf, served: &[(&[u8], Vec<Item>)]) {
-    let resp3 = out.resp == crate::protocol::reply::Resp::V3;
-    if resp3 {
-        out.map(served.len());
-    } else {
-        out.array(served.len());
-    }
-    for (key, items) in served {
-        if !resp3 {
-            out.array(2);
-        }
-        out.bulk(key);
-        out.array(items.len());
-        for it in items {
-            reply_item(out, it);
-        }
-    }
 }
