@@ -510,7 +510,7 @@ fn read_new(
 /// Moves the group's last delivered ID to `id`, keeping its read counter exact when it can.
 fn advance_group(s: &StreamValue, g: &mut Group, id: StreamId) {
     if g.entries_read != ENTRIES_READ_INVALID && !s.range_has_tombstones(id, StreamId::MAX) {
-        g.entries_read += 1;
+        g.entries_read = g.entries_read.wrapping_add(1);
     } else if s.entries_added > 0 {
         g.entries_read = s
             .estimate_distance(id)
@@ -544,7 +544,7 @@ fn read_history(
             Some(it) => {
                 if let Some(n) = g.pel.get_mut(&id) {
                     n.delivery_time = now;
-                    n.delivery_count += 1;
+                    n.delivery_count = n.delivery_count.wrapping_add(1);
                 }
                 got.push(Delivered::Entry(it.clone()));
             }
@@ -695,7 +695,7 @@ fn xpending(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
                     break;
                 }
                 let Some(nack) = g.pel.get(&id) else { continue };
-                let idle = now as i64 - nack.delivery_time as i64;
+                let idle = (now as i64).wrapping_sub(nack.delivery_time as i64);
                 if min_idle != 0 && idle < min_idle {
                     continue;
                 }
@@ -860,7 +860,7 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
             }
             // An entry FORCE creates has no owner yet, so the idle check does not apply.
             if let Some((t, _)) = pending {
-                let idle = now as i64 - t as i64;
+                let idle = (now as i64).wrapping_sub(t as i64);
                 if min_idle != 0 && idle < min_idle {
                     continue;
                 }
@@ -874,7 +874,7 @@ fn xclaim(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
             let count = match o.retrycount {
                 Some(c) if c >= 0 => c as u64,
                 _ if o.justid => old_count,
-                _ => old_count + 1,
+                _ => old_count.wrapping_add(1),
             };
             g.assign(id, argv[3], time, count);
             if let Some(nack) = g.pel.get(&id) {
@@ -1017,14 +1017,14 @@ fn autoclaim_scan(
             count -= 1;
             continue;
         };
-        let idle = now as i64 - nack.delivery_time as i64;
+        let idle = (now as i64).wrapping_sub(nack.delivery_time as i64);
         if min_idle != 0 && idle < min_idle {
             continue;
         }
         let next_count = if justid {
             nack.delivery_count
         } else {
-            nack.delivery_count + 1
+            nack.delivery_count.wrapping_add(1)
         };
         if !created {
             ensure_consumer(g, consumer, now, out);
@@ -1118,7 +1118,7 @@ pub(crate) fn xinfo_consumers(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         out.bulk(b"pending");
         out.integer(c.pel.len() as i64);
         out.bulk(b"idle");
-        out.integer((now as i64 - c.seen_time as i64).max(0));
+        out.integer((now as i64).wrapping_sub(c.seen_time as i64).max(0));
     }
     Ok(())
 }
