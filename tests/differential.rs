@@ -527,6 +527,11 @@ fn family_bitmaps() {
 }
 
 #[test]
+fn family_streams() {
+    run_family("streams");
+}
+
+#[test]
 fn family_geo() {
     run_family("geo");
 }

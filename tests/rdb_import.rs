@@ -306,18 +306,13 @@ fn damaged_dumps_are_refused_with_offset_and_reason() {
 }
 
 #[test]
-fn streams_and_modules_are_refused_by_name() {
-    // A version 10 file holding one key of type 15 (stream listpacks).
+fn modules_are_refused_by_name_and_streams_are_read() {
+    // A version 10 file holding one key of type 15 (stream listpacks), cut after its name:
+    // streams are read (src/snapshot/rdb.rs tests a whole one), so this is a truncation.
     let mut f = b"REDIS0010".to_vec();
     f.extend_from_slice(&[0xfe, 0x00, 15, 2, b'x', b's']);
     let e = rdb::load(&f, EncodingLimits::default(), &mut Count::default()).unwrap_err();
-    assert_eq!(
-        (e.offset, e.reason.as_str()),
-        (
-            11,
-            "key 'xs': stream values are not supported (RDB type 15)"
-        )
-    );
+    assert!(e.reason.starts_with("unexpected end of file in stream node count"), "{e}");
     let f = b"REDIS0010\xf7\x00";
     let e = rdb::load(f, EncodingLimits::default(), &mut Count::default()).unwrap_err();
     assert_eq!(

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use ferrodis::keyspace::hash::HashLimits;
+use ferrodis::keyspace::stream::{Group, NodeLimits, StreamId, StreamValue};
 use ferrodis::keyspace::list::ListValue;
 use ferrodis::keyspace::zset::{self, ZSetValue};
 use ferrodis::keyspace::{HashValue, RString, SetValue, Value};
@@ -309,6 +310,10 @@ fn contents(v: &Value) -> Vec<Vec<u8>> {
             });
             return e;
         }
+        Value::Stream(st) => {
+            return st.iter().map(|i| [i.id.to_string().as_bytes(), &i.fields.concat()].concat())
+                .collect();
+        }
     };
     out.sort();
     out
@@ -391,6 +396,8 @@ fn every_encoding() -> Data {
             ),
         ),
         ("z:long", zset(&[(&long, f64::NEG_INFINITY)], lim.zset)),
+        ("stream", vector_stream()),
+        ("stream:empty", Value::Stream(Box::default())),
     ];
     let encs: Vec<&str> = rows.iter().map(|r| r.1.encoding()).collect();
     assert_eq!(
@@ -407,7 +414,9 @@ fn every_encoding() -> Data {
             "hashtable",
             "listpack",
             "skiplist",
-            "skiplist"
+            "skiplist",
+            "stream",
+            "stream"
         ]
     );
     rows.into_iter()
@@ -532,7 +541,7 @@ fn versions_are_checked() {
     let e = load_err(&f);
     assert_eq!(
         e.to_string(),
-        "offset 8: unsupported snapshot format version 2.1 (this reader reads 1.x)"
+        "offset 8: unsupported snapshot format version 2.2 (this reader reads 1.x)"
     );
     // A newer minor whose only novelty is an unknown item: refused, naming the version. The
     // checksums are off so that the edit itself is not what is caught.
@@ -552,7 +561,7 @@ fn versions_are_checked() {
     let e = load_err(&f);
     assert!(
         e.reason.ends_with(
-            "unknown item type 0x51 (the file's format 1.7 is newer than this reader's 1.1)"
+            "unknown item type 0x51 (the file's format 1.7 is newer than this reader's 1.2)"
         ),
         "{e}"
     );
@@ -561,12 +570,38 @@ fn versions_are_checked() {
 // ---------------------------------------------------------------------------------------------
 // the committed test vector
 
-const VECTOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snapshot-v1.1.fsnap");
+const VECTOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snapshot-v1.2.fsnap");
+/// The format 1.1 vector (the same dataset without its stream), which must still load.
+const VECTOR_1_1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snapshot-v1.1.fsnap");
 /// The format 1.0 vector (collections stored element by element), which must still load.
 const VECTOR_1_0: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snapshot-v1.fsnap");
 
-/// The vector's dataset: a few keys of each type, one expiry, two dbs.
+/// The stream of the 1.2 vector: three entries (one deleted, in nodes of two), metadata, and
+/// a group with one consumer holding one pending entry and one consumer holding none.
+fn vector_stream() -> Value {
+    let mut s = StreamValue::new();
+    let lim = NodeLimits { max_bytes: 4096, max_entries: 2 };
+    for (ms, f, v) in [(1, "a", "1"), (2, "b", "2"), (3, "a", "3")] {
+        let fields = vec![Box::from(f.as_bytes()), Box::from(v.as_bytes())];
+        s.append(Some((StreamId::new(ms, 0), true)), 0, fields, lim).unwrap();
+    }
+    s.delete(StreamId::new(2, 0));
+    s.max_deleted_id = StreamId::new(2, 0);
+    let mut g = Group::new(StreamId::new(3, 0), 3);
+    g.create_consumer(b"alice", 1_700_000_000_000);
+    g.create_consumer(b"bob", 1_700_000_000_001);
+    g.assign(StreamId::new(1, 0), b"alice", 1_700_000_000_002, 2);
+    s.groups.insert(Box::from(&b"g"[..]), g);
+    Value::Stream(Box::new(s))
+}
+
+/// The vector's dataset: a few keys of each type, one expiry, two dbs (the 1.2 vector also
+/// has a stream in db 3).
 fn vector_data() -> (Data, Meta) {
+    vector_data_with(true)
+}
+
+fn vector_data_with(stream: bool) -> (Data, Meta) {
     let lim = limits();
     let long = vec![b'a'; 100];
     let m70 = vec![b'm'; 70];
@@ -629,6 +664,10 @@ fn vector_data() -> (Data, Meta) {
             None,
         ),
     ];
+    let mut d = d;
+    if stream {
+        d.push((3, b"stream3".to_vec(), vector_stream(), None));
+    }
     let meta = Meta {
         created_ms: 1_700_000_000_000,
         server_version: "0.1.0".into(),
@@ -643,7 +682,7 @@ fn vector_data() -> (Data, Meta) {
             },
             DbCount {
                 db: 3,
-                keys: 2,
+                keys: if stream { 3 } else { 2 },
                 expires: 0,
             },
         ],
@@ -660,7 +699,7 @@ fn vector_bytes() -> Vec<u8> {
 /// Rewrites the vector (only when the format changes on purpose):
 /// `cargo test --test snapshot_format -- --ignored write_test_vector`.
 #[test]
-#[ignore = "regenerates tests/data/snapshot-v1.1.fsnap"]
+#[ignore = "regenerates tests/data/snapshot-v1.2.fsnap"]
 fn write_test_vector() {
     std::fs::write(VECTOR, vector_bytes()).unwrap();
 }
@@ -673,22 +712,29 @@ fn test_vector_decodes_to_its_contents_and_re_encodes_identically() {
         vector_bytes(),
         "the writer still produces the committed bytes"
     );
+    assert_eq!(&bytes[8..10], [1, 2]);
+    check_vector_contents(&bytes, true);
+}
+
+#[test]
+fn format_1_1_vector_still_loads() {
+    let bytes = std::fs::read(VECTOR_1_1).unwrap();
     assert_eq!(&bytes[8..10], [1, 1]);
-    check_vector_contents(&bytes);
+    check_vector_contents(&bytes, false);
 }
 
 #[test]
 fn format_1_0_vector_still_loads() {
     let bytes = std::fs::read(VECTOR_1_0).unwrap();
     assert_eq!(&bytes[8..10], [1, 0]);
-    check_vector_contents(&bytes);
+    check_vector_contents(&bytes, false);
 }
 
-/// Loads a test vector and checks it holds [`vector_data`].
-fn check_vector_contents(bytes: &[u8]) {
+/// Loads a test vector and checks it holds [`vector_data`] (with its stream or not).
+fn check_vector_contents(bytes: &[u8], stream: bool) {
     let mut got = Collect::default();
     let meta = load(bytes, limits(), &mut got).unwrap();
-    let (d, want_meta) = vector_data();
+    let (d, want_meta) = vector_data_with(stream);
     assert_eq!(meta, want_meta);
     check_loaded(&d, &got);
     // The contents, spelled out independently of the builders above.
@@ -762,7 +808,21 @@ fn check_vector_contents(bytes: &[u8]) {
     );
     assert_eq!(got.expires.len(), 1);
     assert_eq!(got.expires[&(0, b"str:raw".to_vec())], 4_102_444_800_000);
-    assert_eq!(got.values.len(), 12);
+    if stream {
+        let Value::Stream(st) = v(3, "stream3") else {
+            panic!()
+        };
+        let ids: Vec<_> = st.iter().map(|i| i.id.to_string()).collect();
+        assert_eq!(ids, ["1-0", "3-0"]);
+        assert_eq!((st.node_count(), st.entries_added), (2, 3));
+        assert_eq!(st.max_deleted_id, StreamId::new(2, 0));
+        let g = &st.groups[&b"g"[..]];
+        assert_eq!((g.last_id, g.entries_read, g.consumers.len()), (StreamId::new(3, 0), 3, 2));
+        let n = &g.pel[&StreamId::new(1, 0)];
+        let got = (&*n.consumer, n.delivery_time, n.delivery_count);
+        assert_eq!(got, (&b"alice"[..], 1_700_000_000_002, 2));
+    }
+    assert_eq!(got.values.len(), if stream { 13 } else { 12 });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1051,7 +1111,7 @@ fn check_tool_summarises_a_sound_file_and_names_the_fault_of_a_damaged_one() {
     let (code, out) = check_tool(VECTOR);
     assert_eq!(code, 0, "{out}");
     for line in [
-        "format version: 1.1",
+        "format version: 1.2",
         "  hash listpack: 1",
         "  set intset: 1",
         "  zset listpack: 1",
@@ -1062,7 +1122,8 @@ fn check_tool_summarises_a_sound_file_and_names_the_fault_of_a_damaged_one() {
         "db 0: keys=10 expires=1 (header: keys=10 expires=1)",
         "  string raw: 2",
         "  zset skiplist: 1",
-        "db 3: keys=2 expires=0 (header: keys=2 expires=0)",
+        "db 3: keys=3 expires=0 (header: keys=3 expires=0)",
+        "  stream stream: 1",
         "checksum OK",
     ] {
         assert!(out.lines().any(|l| l == line), "missing {line:?} in:\n{out}");

@@ -68,6 +68,13 @@ fn walk(value: &Value) {
             });
             assert_eq!(n, z.len());
         }
+        Value::Stream(s) => {
+            assert_eq!(s.iter().count() as u64, s.len());
+            for g in s.groups.values() {
+                let held: usize = g.consumers.values().map(|c| c.pel.len()).sum();
+                assert_eq!(held, g.pel.len());
+            }
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! thread of its own, so the base is plain RESP that Redis (and `redis-check-aof`) read too.
 //!
 //! Commands per key, like Redis's rewrite: `SET`, `RPUSH` / `SADD` / `HMSET` / `ZADD` with at
-//! most [`ITEMS_PER_CMD`] elements each, `SELECT` when the database changes, and the expiries
+//! most [`ITEMS_PER_CMD`] elements each, streams as XADD / XSETID / XGROUP / XCLAIM,
+//! `SELECT` when the database changes, and the expiries
 //! last as `PEXPIREAT` (the snapshot may store a table's expiries before its values, and an
 //! expiry for a key not yet created would be lost). Function libraries come first, as
 //! `FUNCTION LOAD`.
@@ -52,6 +53,47 @@ impl RespSink {
             let mut argv: Vec<&[u8]> = vec![cmd, key];
             argv.extend(chunk.iter().flatten().map(Vec::as_slice));
             self.emit(&argv);
+        }
+    }
+
+    /// The commands that rebuild a stream, as Redis's `rewriteStreamObject`: XADD per entry
+    /// (an empty stream through `XADD key MAXLEN 0 0-1 x y`), XSETID with the metadata, then
+    /// per group XGROUP CREATE ... ENTRIESREAD, an `XCLAIM ... FORCE` per pending entry, and
+    /// XGROUP CREATECONSUMER for consumers with nothing pending.
+    fn stream(&mut self, key: &[u8], st: &crate::keyspace::StreamValue) {
+        let id = |i: crate::keyspace::stream::StreamId| i.to_bytes();
+        if st.is_empty() {
+            self.emit(&[b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"]);
+        }
+        for it in st.iter() {
+            let idb = id(it.id);
+            let mut argv: Vec<&[u8]> = vec![b"XADD", key, &idb];
+            argv.extend(it.fields.iter().map(|f| &**f));
+            self.emit(&argv);
+        }
+        let (last, maxdel) = (id(st.last_id), id(st.max_deleted_id));
+        let added = st.entries_added.to_string();
+        self.emit(&[
+            b"XSETID", key, &last, b"ENTRIESADDED", added.as_bytes(), b"MAXDELETEDID", &maxdel,
+        ]);
+        for (name, g) in &st.groups {
+            let (gid, read) = (id(g.last_id), g.entries_read.to_string());
+            self.emit(&[b"XGROUP", b"CREATE", key, name, &gid, b"ENTRIESREAD", read.as_bytes()]);
+            for (cname, c) in &g.consumers {
+                if c.pel.is_empty() {
+                    self.emit(&[b"XGROUP", b"CREATECONSUMER", key, name, cname]);
+                    continue;
+                }
+                for pid in &c.pel {
+                    let Some(n) = g.pel.get(pid) else { continue };
+                    let (pidb, t, cnt) =
+                        (id(*pid), n.delivery_time.to_string(), n.delivery_count.to_string());
+                    self.emit(&[
+                        b"XCLAIM", key, name, cname, b"0", &pidb, b"TIME", t.as_bytes(),
+                        b"RETRYCOUNT", cnt.as_bytes(), b"JUSTID", b"FORCE",
+                    ]);
+                }
+            }
         }
     }
 
@@ -111,6 +153,7 @@ impl LoadSink for RespSink {
                 });
                 self.chunked(b"ZADD", key, items);
             }
+            Value::Stream(st) => self.stream(key, &st),
         }
         Ok(())
     }

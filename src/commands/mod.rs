@@ -26,6 +26,8 @@ pub mod server;
 pub mod set;
 pub mod slowlog;
 pub mod sort;
+pub mod stream;
+pub mod stream_group;
 pub mod string;
 pub mod zset;
 
@@ -227,6 +229,8 @@ fn families() -> [&'static [CommandSpec]; 25] {
         set::COMMANDS,
         zset::COMMANDS,
         geo::COMMANDS,
+        stream::COMMANDS,
+        stream_group::COMMANDS,
         memory::COMMANDS,
         sort::COMMANDS,
         scripting::COMMANDS,

@@ -1151,6 +1151,7 @@ fn debug_object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
         Value::Hash(v) => v.serialized_len(),
         Value::Set(v) => v.serialized_len(),
         Value::ZSet(v) => v.serialized_len(),
+        Value::Stream(v) => v.serialized_len(),
     };
     let line = format!(
         "Value at:{addr:#x} refcount:1 encoding:{} serializedlength:{} lru:{} \

@@ -12,13 +12,14 @@ pub mod hll;
 pub mod list;
 pub mod set;
 mod slot_index;
+pub mod stream;
 pub mod table;
 pub mod value;
 mod varint;
 pub mod zset;
 
 pub use table::{Key, Table};
-pub use value::{HashValue, ListValue, RString, SetValue, Value, ZSetValue};
+pub use value::{HashValue, ListValue, RString, SetValue, StreamValue, Value, ZSetValue};
 
 /// Expiry time meaning "never".
 pub const NO_EXPIRE: u64 = 0;

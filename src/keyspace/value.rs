@@ -5,6 +5,7 @@ use std::borrow::Cow;
 pub use super::hash::HashValue;
 pub use super::list::ListValue;
 pub use super::set::SetValue;
+pub use super::stream::StreamValue;
 pub use super::zset::ZSetValue;
 use crate::util::num::parse_i64;
 
@@ -20,6 +21,8 @@ pub enum Value {
     Hash(HashValue),
     Set(SetValue),
     ZSet(ZSetValue),
+    /// Boxed so that a `Value` stays 24 bytes.
+    Stream(Box<StreamValue>),
 }
 
 impl Value {
@@ -31,6 +34,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -42,6 +46,7 @@ impl Value {
             Value::Hash(v) => v.encoding(),
             Value::Set(v) => v.encoding(),
             Value::ZSet(v) => v.encoding(),
+            Value::Stream(v) => v.encoding(),
         }
     }
 
@@ -53,6 +58,7 @@ impl Value {
             Value::Hash(v) => v.heap_size(),
             Value::Set(v) => v.heap_size(),
             Value::ZSet(v) => v.heap_size(),
+            Value::Stream(v) => v.heap_size(),
         }
     }
 
@@ -64,6 +70,7 @@ impl Value {
             Value::Hash(v) => v.digest_into(h),
             Value::Set(v) => v.digest_into(h),
             Value::ZSet(v) => v.digest_into(h),
+            Value::Stream(v) => v.digest_into(h),
         }
     }
 

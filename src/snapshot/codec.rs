@@ -92,8 +92,10 @@ pub mod types {
     pub const ZSET_PACKED: u8 = 12;
     /// Format 1.1: a list's packed chunks stored verbatim.
     pub const LIST_CHUNKS: u8 = 13;
-    /// Highest id this reader (format 1.1) knows.
-    pub const MAX_KNOWN: u8 = 13;
+    /// Format 1.2: a stream (nodes, metadata, consumer groups; see `stream_codec`).
+    pub const STREAM: u8 = 14;
+    /// Highest id this reader (format 1.2) knows.
+    pub const MAX_KNOWN: u8 = 14;
 
     /// (type, encoding) names of a type id, as TYPE and OBJECT ENCODING print them.
     pub fn names(id: u8) -> (&'static str, &'static str) {
@@ -108,6 +110,7 @@ pub mod types {
             SET_TABLE => ("set", "hashtable"),
             ZSET_LISTPACK | ZSET_PACKED => ("zset", "listpack"),
             ZSET_SKIPLIST => ("zset", "skiplist"),
+            STREAM => ("stream", "stream"),
             _ => ("unknown", "unknown"),
         }
     }
@@ -117,7 +120,7 @@ pub mod types {
 // encoding
 
 /// Appends `n` as a LEB128 varint.
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+pub fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;
@@ -176,6 +179,12 @@ pub fn encode_value(out: &mut Vec<u8>, key: &[u8], value: &Value) {
         Value::Hash(h) => encode_hash(out, h),
         Value::Set(s) => encode_set(out, s),
         Value::ZSet(z) => encode_zset(out, z),
+        Value::Stream(s) => {
+            out.push(types::STREAM);
+            let start = out.len();
+            super::stream_codec::encode_stream(out, s);
+            prefix_len(out, start);
+        }
     }
 }
 
@@ -433,6 +442,16 @@ pub(crate) fn decode_value<'a>(
     let value = match type_id {
         types::STR_RAW => Value::Str(RString::from_bytes(c.bytes("string")?)),
         types::STR_INT => Value::Str(RString::Int(unzigzag(c.varint("integer")?))),
+        types::STREAM => {
+            let body = c.bytes("value")?;
+            let start = c.pos - body.len();
+            let mut sc = Cur::new(body);
+            let s = super::stream_codec::decode_stream(&mut sc).map_err(|mut e| {
+                e.pos += start;
+                e
+            })?;
+            Value::Stream(Box::new(s))
+        }
         types::LIST_QUICKLIST..=types::MAX_KNOWN => {
             let body = c.bytes("value")?;
             let start = c.pos - body.len();

@@ -18,7 +18,7 @@ use crate::keyspace::Value;
 /// First bytes of every snapshot file.
 pub const MAGIC: &[u8; 8] = b"FERRODIS";
 /// Format version written (major, minor). A reader refuses a newer major.
-pub const VERSION: (u8, u8) = (1, 1);
+pub const VERSION: (u8, u8) = (1, 2);
 /// Header flag: block and file checksums are present (`rdbchecksum yes`).
 pub const FLAG_CHECKSUMS: u8 = 1;
 /// Item type of a block.

@@ -8,3 +8,4 @@ pub mod dump;
 pub mod engine;
 pub mod file;
 pub mod rdb;
+pub mod stream_codec;

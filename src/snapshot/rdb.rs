@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use super::codec::{self, Cur, DecodeError, EncodingLimits};
 use super::file::{LoadError, LoadSink, Meta};
 use crate::keyspace::zset;
+use crate::keyspace::stream::{Group, Item, Nack, StreamId, StreamValue, ENTRIES_READ_INVALID};
 use crate::keyspace::Value;
 
 /// First bytes of an RDB file, followed by four ASCII digits (the version).
@@ -56,12 +57,14 @@ mod ty {
     pub const ZSET_LISTPACK: u8 = 17;
     pub const LIST_QUICKLIST_2: u8 = 18;
     pub const SET_LISTPACK: u8 = 20;
+    pub const STREAM_LISTPACKS: u8 = 15;
+    pub const STREAM_LISTPACKS_2: u8 = 19;
+    pub const STREAM_LISTPACKS_3: u8 = 21;
 
     /// Names of the types this reader refuses, for the error message.
     pub fn refused(t: u8) -> Option<&'static str> {
         match t {
             6 | 7 => Some("module"),
-            15 | 19 | 21 => Some("stream"),
             _ => None,
         }
     }
@@ -382,6 +385,8 @@ enum Parsed<'a> {
     ZSet(Vec<(Cow<'a, [u8]>, f64)>),
     /// Intset members (ascending in a valid file).
     Ints(Vec<i64>),
+    /// A stream, built as it is read.
+    Stream(Box<StreamValue>),
 }
 
 fn zigzag(n: i64) -> u64 {
@@ -391,7 +396,7 @@ fn zigzag(n: i64) -> u64 {
 /// The ferrodis record of `key` holding `p`, or `None` for an empty collection.
 fn record(key: &[u8], p: Parsed<'_>) -> Result<Option<Vec<u8>>, String> {
     let (type_id, count, payload) = match p {
-        Parsed::Str(_) => return Err("strings are built directly".into()),
+        Parsed::Str(_) | Parsed::Stream(_) => return Err("built directly".into()),
         Parsed::Coll(t, body, per) => {
             if !body.items.is_multiple_of(per) {
                 return Err(format!("odd number of elements ({})", body.items));
@@ -438,8 +443,11 @@ fn record(key: &[u8], p: Parsed<'_>) -> Result<Option<Vec<u8>>, String> {
 
 /// The keyspace value of `p` (`None`: an empty collection, which Redis skips on load).
 fn build(key: &[u8], p: Parsed<'_>, lim: &EncodingLimits) -> Result<Option<Value>, String> {
-    if let Parsed::Str(s) = p {
-        return Ok(Some(Value::from_bytes(&s)));
+    match p {
+        Parsed::Str(s) => return Ok(Some(Value::from_bytes(&s))),
+        // An empty stream is a value (Redis keeps and loads it).
+        Parsed::Stream(s) => return Ok(Some(Value::Stream(s))),
+        _ => {}
     }
     let Some(rec) = record(key, p)? else {
         return Ok(None);
@@ -732,6 +740,9 @@ impl<'a> Reader<'a> {
                 coll(LIST_QUICKLIST, &flat, 1)
             }
             ty::LIST_QUICKLIST_2 => self.quicklist2(flat)?,
+            ty::STREAM_LISTPACKS | ty::STREAM_LISTPACKS_2 | ty::STREAM_LISTPACKS_3 => {
+                Parsed::Stream(Box::new(self.stream(t)?))
+            }
             t => return lerr(self.c.pos - 1, format!("unknown value type {t}")),
         })
     }
@@ -753,6 +764,203 @@ impl<'a> Reader<'a> {
         flat.iter().for_each(|e| body.push(e));
         Ok(Parsed::Coll(codec::types::LIST_QUICKLIST, body, 1))
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// streams
+
+impl Reader<'_> {
+    /// An ID stored as two lengths (ms, seq).
+    fn len_id(&mut self, what: &str) -> R<StreamId> {
+        Ok(StreamId::new(self.length(what)?, self.length(what)?))
+    }
+
+    /// An ID stored raw: 16 bytes, big-endian ms then seq.
+    fn raw_id(&mut self, what: &str) -> R<StreamId> {
+        let b = self.take(16, what)?;
+        Ok(be_id(b))
+    }
+
+    /// A millisecond time: 8 bytes little-endian.
+    fn ms_time(&mut self, what: &str) -> R<u64> {
+        let b = self.take(8, what)?;
+        Ok(u64::from_le_bytes(b.try_into().unwrap_or_default()))
+    }
+
+    /// A stream of RDB type 15 (Redis 5-6.2), 19 (7.0: with first ID, largest deleted ID,
+    /// entries added, groups' read counters) or 21 (7.2: consumers' active time too).
+    fn stream(&mut self, t: u8) -> R<StreamValue> {
+        let at = self.c.pos;
+        let corrupt = |why: String| lerr::<StreamValue>(at, format!("bad stream: {why}"));
+        let mut s = StreamValue::new();
+        let nodes = self.count(2, "stream node count")?;
+        for _ in 0..nodes {
+            let key = self.string("stream node key")?;
+            let lp = self.string("stream listpack")?;
+            let items = match stream_node(&key, &lp) {
+                Ok(items) => items,
+                Err(e) => return corrupt(e),
+            };
+            if !s.load_node(items) {
+                return corrupt("node out of order or without live entries".into());
+            }
+        }
+        let length = self.length("stream length")?;
+        s.last_id = self.len_id("stream last id")?;
+        let first_recorded = s.first_entry().map_or(StreamId::MIN, |i| i.id);
+        if !s.finish_load() || length != s.len() {
+            return corrupt(format!("length {length} or last id does not match its entries"));
+        }
+        if t >= ty::STREAM_LISTPACKS_2 {
+            s.first_id = self.len_id("stream first id")?;
+            s.max_deleted_id = self.len_id("stream max deleted id")?;
+            s.entries_added = self.length("stream entries added")?;
+        } else {
+            s.first_id = first_recorded;
+            s.entries_added = s.len();
+        }
+        let groups = self.count(1, "stream group count")?;
+        for _ in 0..groups {
+            let name = self.string("group name")?;
+            let last = self.len_id("group last id")?;
+            let read = if t >= ty::STREAM_LISTPACKS_2 {
+                self.length("group entries read")? as i64
+            } else {
+                s.estimate_distance(last).map_or(ENTRIES_READ_INVALID, |n| n as i64)
+            };
+            let g = self.stream_group(t, Group::new(last, read))?;
+            if s.groups.insert(name.as_ref().into(), g).is_some() {
+                return corrupt("duplicate group".into());
+            }
+        }
+        Ok(s)
+    }
+
+    /// A group's pending entries and consumers.
+    fn stream_group(&mut self, t: u8, mut g: Group) -> R<Group> {
+        let at = self.c.pos;
+        let n = self.count(17, "group pending count")?;
+        for _ in 0..n {
+            let id = self.raw_id("pending id")?;
+            let delivery_time = self.ms_time("delivery time")?;
+            let delivery_count = self.length("delivery count")?;
+            let nack = Nack { consumer: Box::default(), delivery_time, delivery_count };
+            if g.pel.insert(id, nack).is_some() {
+                return lerr(at, "bad stream: duplicate pending entry");
+            }
+        }
+        let consumers = self.count(10, "consumer count")?;
+        let mut owned = std::collections::BTreeSet::new();
+        for _ in 0..consumers {
+            let name = self.string("consumer name")?;
+            let seen = self.ms_time("consumer seen time")?;
+            if t >= ty::STREAM_LISTPACKS_3 {
+                self.ms_time("consumer active time")?;
+            }
+            if !g.create_consumer(&name, seen) {
+                return lerr(at, "bad stream: duplicate consumer");
+            }
+            let n = self.count(16, "consumer pending count")?;
+            for _ in 0..n {
+                let id = self.raw_id("consumer pending id")?;
+                let Some(nack) = g.pel.get(&id) else {
+                    return lerr(at, "bad stream: consumer pending entry not in the group");
+                };
+                if !owned.insert(id) {
+                    return lerr(at, "bad stream: pending entry of two consumers");
+                }
+                let (time, count) = (nack.delivery_time, nack.delivery_count);
+                g.assign(id, &name, time, count);
+            }
+        }
+        if owned.len() != g.pel.len() {
+            return lerr(at, "bad stream: pending entry without consumer");
+        }
+        Ok(g)
+    }
+}
+
+fn be_id(b: &[u8]) -> StreamId {
+    let mut ms = [0u8; 8];
+    let mut seq = [0u8; 8];
+    ms.copy_from_slice(&b[..8]);
+    seq.copy_from_slice(&b[8..16]);
+    StreamId::new(u64::from_be_bytes(ms), u64::from_be_bytes(seq))
+}
+
+/// Entry flags in a stream listpack.
+const STREAM_DELETED: i64 = 1;
+const STREAM_SAMEFIELDS: i64 = 2;
+
+/// The entries of one stream node: its 16-byte master ID and its listpack (a master entry
+/// `count deleted nfields field... 0`, then entries `flags ms-delta seq-delta [nfields]
+/// [field] value ... lp-count`, fields omitted when they are the master's).
+fn stream_node(key: &[u8], lp: &[u8]) -> Result<Vec<Item>, String> {
+    if key.len() != 16 {
+        return Err("node key is not a stream ID".into());
+    }
+    let master = be_id(key);
+    let mut el: Vec<Cow<'_, [u8]>> = Vec::new();
+    listpack(lp, |e| el.push(e))?;
+    let mut it = el.into_iter();
+    let mut next = || it.next().ok_or_else(|| "listpack ends inside an entry".to_string());
+    fn int(e: &[u8]) -> Result<i64, String> {
+        crate::util::num::parse_i64(e).ok_or_else(|| "integer expected".to_string())
+    }
+    let live = int(&next()?)?;
+    let deleted = int(&next()?)?;
+    let nf = int(&next()?)?;
+    if !(1..=(lp.len() as i64)).contains(&nf) {
+        return Err(format!("bad master field count {nf}"));
+    }
+    let mut master_fields = Vec::with_capacity(nf as usize);
+    for _ in 0..nf {
+        master_fields.push(next()?.into_owned());
+    }
+    if int(&next()?)? != 0 {
+        return Err("master entry not terminated".into());
+    }
+    let mut items = Vec::new();
+    let (mut n_live, mut n_del) = (0i64, 0i64);
+    loop {
+        let flags = match it.next() {
+            None => break,
+            Some(f) => int(&f)?,
+        };
+        let mut next = || it.next().ok_or_else(|| "listpack ends inside an entry".to_string());
+        let ms = master.ms.wrapping_add(int(&next()?)? as u64);
+        let seq = master.seq.wrapping_add(int(&next()?)? as u64);
+        let mut fields: Vec<Box<[u8]>> = Vec::new();
+        if flags & STREAM_SAMEFIELDS != 0 {
+            for f in &master_fields {
+                fields.push(f.as_slice().into());
+                fields.push(next()?.as_ref().into());
+            }
+        } else {
+            let n = int(&next()?)?;
+            if !(1..=(lp.len() as i64)).contains(&n) {
+                return Err(format!("bad field count {n}"));
+            }
+            for _ in 0..2 * n {
+                fields.push(next()?.as_ref().into());
+            }
+        }
+        next()?;
+        let del = flags & STREAM_DELETED != 0;
+        if del {
+            n_del += 1;
+        } else {
+            n_live += 1;
+        }
+        items.push(Item { id: StreamId::new(ms, seq), deleted: del, fields });
+    }
+    if n_live != live || n_del != deleted {
+        return Err("entry counts do not match the master entry".into());
+    }
+    if items.first().map(|i| i.id) != Some(master) {
+        return Err("first entry is not the node's master ID".into());
+    }
+    Ok(items)
 }
 
 fn ziplist_dyn<'b>(b: &'b [u8], f: &mut dyn FnMut(Cow<'b, [u8]>)) -> Result<(), String> {
@@ -1280,6 +1488,45 @@ mod tests {
             (e.offset, e.reason.as_str()),
             (11, "key 'dup': duplicate set member")
         );
+    }
+
+    /// A stream DUMPed by redis-server 7.0 (RDB type 19): entries 1-0 a=1, 2-0 b=2 (deleted)
+    /// and 3-0 a=3 in nodes of two, and a group `g` whose consumer `alice` holds 1-0 (claimed
+    /// with TIME 1700000000000 RETRYCOUNT 2) and whose consumer `bob` holds nothing.
+    #[test]
+    fn redis_7_0_stream_payload_loads() {
+        let hex = concat!(
+            "130210000000000000000100000000000000002b2b00000011000101010101018161020001020100",
+            "01000101010401010101010001010181620202010601ff1000000000000000030000000000000000",
+            "1c1c0000000a00010100010101816102000102010001000103010401ff0203000100020003010167",
+            "000081ffffffffffffffff01000000000000000100000000000000000068e5cf8b01000002020561",
+            "6c69636516d8e604a2010000010000000000000001000000000000000003626f6216d8e604a20100",
+            "00000a00c4cc80db662853a9",
+        );
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let object = &bytes[..bytes.len() - 10];
+        let Value::Stream(s) = dump_object(object, &EncodingLimits::default()).unwrap() else {
+            panic!()
+        };
+        let ids: Vec<String> = s.iter().map(|i| i.id.to_string()).collect();
+        assert_eq!(ids, ["1-0", "3-0"]);
+        assert_eq!((s.node_count(), s.entries_added, s.last_id), (2, 3, StreamId::new(3, 0)));
+        assert_eq!(s.max_deleted_id, StreamId::new(2, 0));
+        let g = &s.groups[&b"g"[..]];
+        let n = &g.pel[&StreamId::new(1, 0)];
+        let got = (&*n.consumer, n.delivery_time, n.delivery_count);
+        assert_eq!(got, (&b"alice"[..], 1_700_000_000_000, 2));
+        assert!(g.consumers[&b"bob"[..]].pel.is_empty());
+        // Damaged copies are refused, never a panic.
+        for i in 0..object.len() {
+            let mut bad = object.to_vec();
+            bad[i] ^= 0x55;
+            let _ = dump_object(&bad, &EncodingLimits::default());
+            assert!(dump_object(&object[..i], &EncodingLimits::default()).is_err());
+        }
     }
 
     #[test]
