@@ -302,7 +302,10 @@ fn run(
     let blocked = state.blocking.requested();
     let tracking = state.config.latency_tracking && !blocked;
     let stats = state.cmd_stats_mut(id, spec);
-    stats.calls += 1;
+    // A run that blocks is not a call yet: the run that serves it (or its timeout) is.
+    if !blocked {
+        stats.calls += 1;
+    }
     stats.usec += elapsed;
     if tracking {
         stats.latency.get_or_insert_with(Default::default).record_us(elapsed);
@@ -338,8 +341,10 @@ pub fn blocked_command_ended(state: &mut ServerState, client: &Client, argv: &[&
     let Ok((id, spec)) = resolve(argv) else {
         return;
     };
-    if state.config.latency_tracking {
-        let stats = state.cmd_stats_mut(id, spec);
+    let tracking = state.config.latency_tracking;
+    let stats = state.cmd_stats_mut(id, spec);
+    stats.calls += 1;
+    if tracking {
         stats.latency.get_or_insert_with(Default::default).record_us(us);
     }
     observe_duration(state, client, spec, argv, us);

@@ -793,6 +793,7 @@ fn empty_dbs(ctx: &mut Ctx<'_>, dbs: std::ops::Range<usize>, lazy: bool) -> usiz
     let mut old: Vec<Db> = Vec::with_capacity(dbs.len());
     for db in dbs {
         signal_db_changed(ctx, db, None);
+        signal_waited_keys(ctx, db);
         old.push(ctx.ks.db(db).take_all());
     }
     let n = old.iter().map(Db::len).sum();

@@ -430,7 +430,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         reply_delivered(ctx.out, &served);
         return Ok(());
     }
-    match r.block {
+    let res = match r.block {
         Some(_) if again => {
             let fp = fingerprint(ctx, &r.keys);
             reblock_unserved(ctx, &r.keys, fp)
@@ -441,9 +441,13 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         }
         None => {
             ctx.out.null_array();
-            Ok(())
+            return Ok(());
         }
-    }
+    };
+    // A group reader must learn that its key was deleted, overwritten or flushed (it then
+    // fails, as in Redis), so any change to its keys wakes it, not only new entries.
+    ctx.srv.blocking.wake_on_any_change(ctx.client.id);
+    res
 }
 
 /// Finds or creates the reading consumer; a consumer a NOACK read creates is propagated

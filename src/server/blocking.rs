@@ -24,6 +24,9 @@ pub struct BlockedClient {
     /// How long the run that blocked took, in µs: the duration the slow log and the latency
     /// histogram get if the block ends without a serving run (timeout, CLIENT UNBLOCK).
     pub first_run_us: u64,
+    /// Woken by any change to its keys (deletion, overwrite, flush), not only by the writes
+    /// that may serve it: XREADGROUP, which must then fail as in Redis.
+    pub on_any_change: bool,
 }
 
 /// The registry of blocked clients.
@@ -93,7 +96,7 @@ impl Blocking {
             self.waiters.entry((db, k.clone())).or_default().push_back(id);
             owned.push(k);
         }
-        self.clients.insert(id, BlockedClient { db, keys: owned, deadline, first_run_us: 0 });
+        self.clients.insert(id, BlockedClient { db, keys: owned, deadline, first_run_us: 0, on_any_change: false });
     }
 
     /// Whether the command running now asked to block (its statistics and slow-log entry then
@@ -148,6 +151,31 @@ impl Blocking {
         }
         let slot = (db, Key::from(key.to_vec()));
         if self.waiters.contains_key(&slot) {
+            self.ready.push(slot);
+        }
+    }
+
+    /// Marks blocked client `id` as woken by any change to its keys (see
+    /// [`BlockedClient::on_any_change`]).
+    pub fn wake_on_any_change(&mut self, id: u64) {
+        if let Some(b) = self.clients.get_mut(&id) {
+            b.on_any_change = true;
+        }
+    }
+
+    /// A key was modified in any way: readies it if a client that wants to hear of every
+    /// change waits on it. Called for every modified key, so it returns at once when nobody
+    /// is blocked.
+    #[inline]
+    pub fn signal_changed(&mut self, db: usize, key: &[u8]) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let slot = (db, Key::from(key.to_vec()));
+        let wanted = self.waiters.get(&slot).is_some_and(|q| {
+            q.iter().any(|id| self.clients.get(id).is_some_and(|b| b.on_any_change))
+        });
+        if wanted {
             self.ready.push(slot);
         }
     }

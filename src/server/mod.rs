@@ -298,6 +298,7 @@ impl ServerState {
     pub fn touched_keys(&mut self, db: usize, key: &[u8]) {
         self.modification_epoch += 1;
         self.watches.touch(db, key);
+        self.blocking.signal_changed(db, key);
     }
 
     /// Marks `key` of `db` as possibly able to serve clients blocked on it (a list push, an
