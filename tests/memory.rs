@@ -141,6 +141,66 @@ fn a_huge_request_does_not_pin_buffers() {
     let peak = used_memory(&mut c);
     assert!(peak > before + 1_000_000, "{before} -> {peak}");
     let _: i64 = redis::cmd("UNLINK").arg("myset").query(&mut c).unwrap();
-    let after = used_memory(&mut c);
+    // UNLINK frees the set on the lazy-free thread: wait for it.
+    let start = std::time::Instant::now();
+    let mut after = used_memory(&mut c);
+    while after >= before + 300_000 && start.elapsed().as_secs() < 5 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        after = used_memory(&mut c);
+    }
     assert!(after < before + 300_000, "before {before}, peak {peak}, after {after}");
+}
+
+fn info_u64(c: &mut redis::Connection, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg("memory").query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+fn wait_lazyfreed(c: &mut redis::Connection, n: u64) {
+    let start = std::time::Instant::now();
+    while info_u64(c, "lazyfreed_objects") < n {
+        assert!(start.elapsed().as_secs() < 10, "lazyfreed_objects never reached {n}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(info_u64(c, "lazyfreed_objects"), n);
+    assert_eq!(info_u64(c, "lazyfree_pending_objects"), 0);
+}
+
+/// UNLINK frees a big collection on the lazy-free thread (counted in INFO), a small value in
+/// place; DEL frees in place unless lazyfree-lazy-user-del; FLUSHALL ASYNC counts its keys.
+#[test]
+fn unlink_and_flush_async_free_big_values_in_the_background() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    let fill = |c: &mut redis::Connection, key: &str| {
+        let mut sadd = redis::cmd("SADD");
+        sadd.arg(key);
+        for i in 0..1000 {
+            sadd.arg(format!("m{i}"));
+        }
+        let _: i64 = sadd.query(c).unwrap();
+    };
+    fill(&mut c, "big");
+    let _: () = redis::cmd("SET").arg("small").arg("v").query(&mut c).unwrap();
+    let n: i64 = redis::cmd("UNLINK").arg("big").arg("small").query(&mut c).unwrap();
+    assert_eq!(n, 2);
+    wait_lazyfreed(&mut c, 1);
+    fill(&mut c, "big");
+    let _: i64 = redis::cmd("DEL").arg("big").query(&mut c).unwrap();
+    wait_lazyfreed(&mut c, 1);
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("lazyfree-lazy-user-del").arg("yes")
+        .query(&mut c).unwrap();
+    fill(&mut c, "big");
+    let _: i64 = redis::cmd("DEL").arg("big").query(&mut c).unwrap();
+    wait_lazyfreed(&mut c, 2);
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).unwrap();
+    assert_eq!(info_u64(&mut c, "lazyfreed_objects"), 0);
+    for i in 0..100 {
+        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg(i).query(&mut c).unwrap();
+    }
+    let _: () = redis::cmd("FLUSHALL").arg("ASYNC").query(&mut c).unwrap();
+    wait_lazyfreed(&mut c, 100);
 }

@@ -10,7 +10,7 @@ use crate::util::glob;
 
 pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("del", -2, WRITE, 1, -1, 1, del),
-    CommandSpec::new("unlink", -2, WRITE | FAST, 1, -1, 1, del),
+    CommandSpec::new("unlink", -2, WRITE | FAST, 1, -1, 1, unlink),
     CommandSpec::new("exists", -2, READONLY | FAST, 1, -1, 1, exists),
     CommandSpec::new("touch", -2, READONLY | FAST, 1, -1, 1, touch),
     CommandSpec::new("type", 2, READONLY | FAST, 1, 1, 1, type_cmd),
@@ -54,19 +54,35 @@ const LFU_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time n
     Please note that when switching between policies at runtime LRU and LFU data will take some \
     time to adjust.";
 
-/// Deletes keys and returns how many existed. UNLINK shares this handler: every value type we
-/// store is cheap to free, so Redis's lazy free would free it synchronously too.
+/// Deletes keys and returns how many existed; with `lazyfree-lazy-user-del`, like UNLINK.
 ///
 /// ```text
 /// DEL key [key ...]
-/// UNLINK key [key ...]
 /// ```
 fn del(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    let lazy = ctx.srv.config.lazyfree_lazy_user_del;
+    delete_keys(ctx, argv, lazy)
+}
+
+/// Deletes keys like DEL, but a value that is expensive to free (a big collection) is freed
+/// on the lazy-free thread (`keyspace::lazyfree`), so the reply does not wait for it.
+///
+/// ```text
+/// UNLINK key [key ...]
+/// ```
+fn unlink(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    delete_keys(ctx, argv, true)
+}
+
+fn delete_keys(ctx: &mut Ctx<'_>, argv: &[&[u8]], lazy: bool) -> CmdResult {
     let db = ctx.db;
     let mut n = 0;
     for key in &argv[1..] {
         if ctx.ks.lookup_write(db, key, ctx.now).is_some() {
-            ctx.ks.db(db).remove(key);
+            let entry = ctx.ks.db(db).remove(key);
+            if let (true, Some(e)) = (lazy, entry) {
+                crate::keyspace::lazyfree::free(e.value);
+            }
             ctx.signal_modified_key(db, key);
             ctx.notify('g', "del", db, key);
             ctx.dirty(1);
@@ -796,9 +812,9 @@ fn empty_dbs(ctx: &mut Ctx<'_>, dbs: std::ops::Range<usize>, lazy: bool) -> usiz
         signal_waited_keys(ctx, db);
         old.push(ctx.ks.db(db).take_all());
     }
-    let n = old.iter().map(Db::len).sum();
-    if lazy && n > 64 {
-        std::thread::spawn(move || drop(old));
+    let n: usize = old.iter().map(Db::len).sum();
+    if lazy && n > crate::keyspace::lazyfree::THRESHOLD {
+        crate::keyspace::lazyfree::free_later(Box::new(old), n as u64);
     }
     n
 }

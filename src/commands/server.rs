@@ -264,6 +264,7 @@ pub(crate) fn protected_refusal(
 fn config_resetstat(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
     ctx.srv.reset_stats();
     ctx.ks.stats = Default::default();
+    crate::keyspace::lazyfree::reset_stats();
     ctx.srv.peak_memory = crate::alloc::used_memory();
     ctx.out.ok();
     Ok(())
@@ -571,8 +572,8 @@ fn info_memory(srv: &mut ServerState, s: &mut String) {
         "mem_aof_buffer" => 0,
         "mem_allocator" => "jemalloc",
         "active_defrag_running" => 0,
-        "lazyfree_pending_objects" => 0,
-        "lazyfreed_objects" => 0,
+        "lazyfree_pending_objects" => crate::keyspace::lazyfree::pending(),
+        "lazyfreed_objects" => crate::keyspace::lazyfree::freed(),
     );
 }
 

@@ -9,6 +9,7 @@ pub mod evict;
 pub mod expire;
 pub mod hash;
 pub mod hll;
+pub mod lazyfree;
 pub mod list;
 pub mod set;
 mod slot_index;
