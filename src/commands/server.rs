@@ -498,7 +498,7 @@ fn info_clients(srv: &ServerState, s: &mut String) {
         "client_recent_max_input_buffer" => max_in,
         "client_recent_max_output_buffer" => max_out,
         "blocked_clients" => srv.blocking.blocked_count() + crate::server::client::pause::held(),
-        "tracking_clients" => 0,
+        "tracking_clients" => srv.tracking.clients,
         "clients_in_timeout_table" => 0,
     );
 }
@@ -697,6 +697,9 @@ fn info_stats(ctx: &mut Ctx<'_>, s: &mut String) {
         "pubsubshard_channels" => shard_channels,
         "latest_fork_usec" => 0,
         "total_forks" => 0,
+        "tracking_total_keys" => ctx.srv.tracking.total_keys(),
+        "tracking_total_items" => ctx.srv.tracking.total_items(),
+        "tracking_total_prefixes" => ctx.srv.tracking.total_prefixes(),
         "unexpected_error_replies" => st.unexpected_error_replies,
         "total_error_replies" => st.total_error_replies,
         "client_query_buffer_limit_disconnections" => st.client_query_buffer_limit_disconnections,
