@@ -188,7 +188,10 @@ pub fn execute(server: &mut Server, client: &mut Client, out: &mut ReplyBuf, arg
         }
     }
     let deny_oom = commands::multi::deny_oom(client, spec);
-    if let Some(err) = commands::memory::before_command(server, deny_oom) {
+    let evicted = commands::memory::before_command(server, deny_oom);
+    // Invalidations of keys evicted for this command's client reach it before the reply.
+    server.state.tracking_flush_pending();
+    if let Some(err) = evicted {
         reject(server, client, out, Some((id, spec)), argv, &err);
         return;
     }

@@ -648,6 +648,7 @@ fn execute(srv: &mut Server, client: &mut Client, out: &mut ReplyBuf, argv: &[&[
     take_pushed_into(client, out, Some(reply_start));
     // Invalidations of keys this client changed itself follow its reply (Redis 7.0).
     srv.state.tracking_flush_pending();
+    srv.state.tracking.current = 0;
     take_pushed_into(client, out, None);
     if srv.state.tracking.clients > 0 {
         end_caching_override(client, argv);

@@ -246,10 +246,10 @@ impl ServerState {
         self.tracking.items = 0;
     }
 
-    /// After the current client's command: sends the invalidations held for it (they go after
-    /// its reply) and forgets who is current.
+    /// Sends the invalidations held for the current client: after its command (they follow its
+    /// reply), or after evictions made before the command runs (they precede it).
     pub fn tracking_flush_pending(&mut self) {
-        let id = std::mem::take(&mut self.tracking.current);
+        let id = self.tracking.current;
         if self.tracking.pending.is_empty() {
             return;
         }
