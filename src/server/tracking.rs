@@ -138,10 +138,11 @@ impl ServerState {
         if slot.is_none() {
             self.tracking.clients += 1;
         }
-        // Prefixes only accumulate while tracking stays on, as in Redis.
-        let old = slot.take().map(|o| o.prefixes).unwrap_or_default();
-        opts.prefixes = old;
-        opts.caching = false;
+        // Prefixes accumulate while tracking stays on, and a pending CLIENT CACHING survives
+        // re-enabling, as in Redis.
+        let old = slot.take().unwrap_or_default();
+        opts.prefixes = old.prefixes;
+        opts.caching = old.caching;
         opts.broken_redir = false;
         if opts.bcast {
             let id = c.info.borrow().id;
