@@ -493,7 +493,8 @@ fn client_trackinginfo(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
     ctx.out.bulk_str("redirect");
     ctx.out.integer(cur.as_ref().map_or(-1, |t| t.redirect as i64));
     ctx.out.bulk_str("prefixes");
-    let prefixes: Vec<&Vec<u8>> = cur.as_ref().map(|t| t.prefixes.iter().collect()).unwrap_or_default();
+    let prefixes: Vec<&Vec<u8>> =
+        cur.as_ref().map(|t| t.prefixes.iter().collect()).unwrap_or_default();
     ctx.out.array(prefixes.len());
     for p in prefixes {
         ctx.out.bulk(p);

@@ -658,7 +658,8 @@ fn execute(srv: &mut Server, client: &mut Client, out: &mut ReplyBuf, argv: &[&[
 /// CLIENT CACHING applies to the next command only; as in Redis, commands queued in MULTI and
 /// CLIENT subcommands keep it.
 fn end_caching_override(client: &Client, argv: &[&[u8]]) {
-    let keep = client.multi.is_some() || argv.first().is_some_and(|a| a.eq_ignore_ascii_case(b"client"));
+    let is_client = argv.first().is_some_and(|a| a.eq_ignore_ascii_case(b"client"));
+    let keep = client.multi.is_some() || is_client;
     if !keep {
         if let Some(t) = client.shared.tracking.borrow_mut().as_mut() {
             t.caching = false;

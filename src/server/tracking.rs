@@ -133,7 +133,12 @@ fn encode_key_array(keys: &mut dyn Iterator<Item = &[u8]>, count: usize) -> Vec<
 impl ServerState {
     /// CLIENT TRACKING ON: (re)sets the client's options and subscribes its BCAST prefixes
     /// (an empty prefix when BCAST has none).
-    pub fn tracking_enable(&mut self, c: &ClientShared, mut opts: ClientTracking, prefixes: &[&[u8]]) {
+    pub fn tracking_enable(
+        &mut self,
+        c: &ClientShared,
+        mut opts: ClientTracking,
+        prefixes: &[&[u8]],
+    ) {
         let mut slot = c.tracking.borrow_mut();
         if slot.is_none() {
             self.tracking.clients += 1;
@@ -249,11 +254,16 @@ impl ServerState {
 
     /// Sends the invalidations held for the current client: after its command (they follow its
     /// reply), or after evictions made before the command runs (they precede it).
+    #[inline]
     pub fn tracking_flush_pending(&mut self) {
-        let id = self.tracking.current;
-        if self.tracking.pending.is_empty() {
-            return;
+        if !self.tracking.pending.is_empty() {
+            self.send_pending();
         }
+    }
+
+    #[inline(never)]
+    fn send_pending(&mut self) {
+        let id = self.tracking.current;
         let pending = std::mem::take(&mut self.tracking.pending);
         let Some(c) = self.clients.get(&id).cloned() else {
             return;
