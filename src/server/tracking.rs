@@ -390,6 +390,37 @@ mod tests {
         assert!(prefix_collision(&old, &[b"b", b"c"]).is_none());
     }
 
+    fn client(state: &mut ServerState, id: u64) -> std::rc::Rc<ClientShared> {
+        use super::super::client::ClientInfo;
+        let a: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let c = std::rc::Rc::new(ClientShared::new(ClientInfo::new(id, a, a, 0)));
+        c.info.borrow_mut().resp = 3;
+        state.clients.insert(id, c.clone());
+        c
+    }
+
+    #[test]
+    fn table_counts_follow_reads_and_writes() {
+        let mut st = ServerState::new(crate::config::Config::default());
+        let (a, b) = (client(&mut st, 1), client(&mut st, 2));
+        st.tracking_enable(&a, ClientTracking::default(), &[]);
+        st.tracking_enable(&b, ClientTracking::default(), &[]);
+        st.tracking_remember(&a, &[b"k", b"j"]);
+        st.tracking_remember(&b, &[b"k"]);
+        assert_eq!((st.tracking.total_keys(), st.tracking.total_items()), (2, 3));
+        st.tracking.current = 2;
+        st.tracking_invalidate(b"k", true);
+        assert_eq!((st.tracking.total_keys(), st.tracking.total_items()), (1, 1));
+        // The writer's own invalidation waits for its reply; the other client has it now.
+        assert_eq!(a.take_pushed(), b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n");
+        assert!(b.take_pushed().is_empty());
+        st.tracking_flush_pending();
+        assert_eq!(b.take_pushed(), b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n");
+        st.tracking_disable(&a);
+        st.tracking_disable(&b);
+        assert_eq!(st.tracking.clients, 0);
+    }
+
     #[test]
     fn key_arrays_are_resp() {
         let keys: Vec<&[u8]> = vec![b"a", b"bc"];
