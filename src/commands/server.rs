@@ -886,6 +886,8 @@ fn debug_reload(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::Msg("ERR".into()));
     }
     if flush {
+        // Like FLUSHALL, for client-side caching (Redis's emptyData).
+        ctx.srv.tracking_on_flush();
         for db in &mut ctx.ks.dbs {
             db.clear();
         }
