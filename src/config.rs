@@ -811,7 +811,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Memory },
         "3000",
     ),
-    // stored; acted on by client tracking (not yet built)
+    // acted on by client tracking (`server::tracking`)
     Param::new(
         "tracking-table-max-keys",
         None,
@@ -1024,6 +1024,8 @@ pub struct Config {
     pub slowlog_max_len: i64,
     pub latency_monitor_threshold: i64,
     pub latency_tracking: bool,
+    /// `tracking-table-max-keys` (0: unlimited).
+    pub tracking_table_max_keys: i64,
     /// `latency-tracking-info-percentiles`, for INFO latencystats.
     pub latency_percentiles: Vec<f64>,
     /// `client-output-buffer-limit`, indexed by [`ObufClass`].
@@ -1094,6 +1096,7 @@ impl Default for Config {
             slowlog_max_len: 0,
             latency_monitor_threshold: 0,
             latency_tracking: false,
+            tracking_table_max_keys: 1_000_000,
             latency_percentiles: Vec::new(),
             obuf_limits: [ObufLimit::default(); 3],
             notify_keyspace_events: 0,
@@ -1654,6 +1657,7 @@ impl Config {
         self.slowlog_max_len = self.int("slowlog-max-len");
         self.latency_monitor_threshold = self.int("latency-monitor-threshold");
         self.latency_tracking = self.flag("latency-tracking");
+        self.tracking_table_max_keys = self.int("tracking-table-max-keys");
         self.latency_percentiles = self
             .text("latency-tracking-info-percentiles")
             .split_whitespace()

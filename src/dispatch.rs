@@ -188,7 +188,10 @@ pub fn execute(server: &mut Server, client: &mut Client, out: &mut ReplyBuf, arg
         }
     }
     let deny_oom = commands::multi::deny_oom(client, spec);
-    if let Some(err) = commands::memory::before_command(server, deny_oom) {
+    let evicted = commands::memory::before_command(server, deny_oom);
+    // Invalidations of keys evicted for this command's client reach it before the reply.
+    server.state.tracking_flush_pending();
+    if let Some(err) = evicted {
         reject(server, client, out, Some((id, spec)), argv, &err);
         return;
     }
@@ -315,6 +318,14 @@ fn run(
         state.count_error(e);
     }
     client.last_cmd = spec;
+    // EVAL_RO, EVALSHA_RO and FCALL_RO are left out, as in Redis: the read commands their
+    // script runs remember the script's keys (see `scripting::run`).
+    if state.tracking.clients > 0
+        && spec.has(flags::READONLY)
+        && !matches!(spec.name, "eval_ro" | "evalsha_ro" | "fcall_ro")
+    {
+        remember_tracked_keys(state, client, spec, argv);
+    }
     if blocked {
         state.blocking.note_first_run(client.id, elapsed);
     } else {
@@ -332,6 +343,36 @@ fn run(
         }
     }
     result.is_ok()
+}
+
+/// Client-side caching: a read-only command of a tracking client remembers the keys it read
+/// (Redis's `trackingRememberKeys`); for a script that ran a read command, the keys the EVAL or
+/// FCALL declared. Pub/Sub commands' shard channels are no keys to cache.
+#[inline(never)]
+pub fn remember_tracked_keys(
+    state: &mut ServerState,
+    client: &Client,
+    spec: &'static CommandSpec,
+    argv: &[&[u8]],
+) {
+    if client.shared.tracking.borrow().is_none() || spec.has(flags::PUBSUB) {
+        return;
+    }
+    let Some(m) = commands::command::meta_of(spec) else {
+        return;
+    };
+    let positions: Vec<usize> = if m.name == "sort_ro" {
+        commands::sort::get_keys(argv, true).into_iter().map(|(i, _)| i).collect()
+    } else {
+        match commands::command::keys_from_specs(m, argv) {
+            Some(keys) => keys.into_iter().map(|(i, _)| i).collect(),
+            None => return,
+        }
+    };
+    let keys: Vec<&[u8]> = positions.iter().filter_map(|&i| argv.get(i).copied()).collect();
+    if !keys.is_empty() {
+        state.tracking_remember(&client.shared, &keys);
+    }
 }
 
 /// A blocked command that ends without a run that serves it (timeout, CLIENT UNBLOCK) still

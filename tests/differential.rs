@@ -527,6 +527,11 @@ fn family_bitmaps() {
 }
 
 #[test]
+fn family_tracking() {
+    run_family("tracking");
+}
+
+#[test]
 fn family_streams() {
     run_family("streams");
 }

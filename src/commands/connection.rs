@@ -11,6 +11,7 @@ use super::command::reply_help;
 use super::flags::*;
 use super::{args, CmdError, CmdResult, CommandSpec, Ctx};
 use crate::server::client::{pause, ClientShared, PauseKind, ReplyMode};
+use crate::server::tracking::ClientTracking;
 
 const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY;
 
@@ -28,7 +29,9 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
 const CL: u32 = NOSCRIPT | LOADING | STALE;
 const CLA: u32 = ADMIN | NOSCRIPT | LOADING | STALE;
 const CLIENT: &[CommandSpec] = &[
+    CommandSpec::sub("client", "caching", 3, CL, 0, 0, 0, client_caching),
     CommandSpec::sub("client", "getname", 2, CL, 0, 0, 0, client_getname),
+    CommandSpec::sub("client", "getredir", 2, CL, 0, 0, 0, client_getredir),
     CommandSpec::sub("client", "help", 2, LOADING | STALE, 0, 0, 0, client_help),
     CommandSpec::sub("client", "id", 2, CL, 0, 0, 0, client_id),
     CommandSpec::sub("client", "info", 2, CL, 0, 0, 0, client_info),
@@ -38,6 +41,8 @@ const CLIENT: &[CommandSpec] = &[
     CommandSpec::sub("client", "pause", -3, CLA, 0, 0, 0, client_pause),
     CommandSpec::sub("client", "reply", 3, CL, 0, 0, 0, client_reply),
     CommandSpec::sub("client", "setname", 3, CL, 0, 0, 0, client_setname),
+    CommandSpec::sub("client", "tracking", -3, CL, 0, 0, 0, client_tracking),
+    CommandSpec::sub("client", "trackinginfo", 2, CL, 0, 0, 0, client_trackinginfo),
     CommandSpec::sub("client", "unblock", -3, CLA, 0, 0, 0, client_unblock),
     CommandSpec::sub("client", "unpause", 2, CLA, 0, 0, 0, client_unpause),
 ];
@@ -212,6 +217,7 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// ```
 fn reset(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
     super::pubsub::reset_client(ctx);
+    ctx.srv.tracking_disable(&ctx.client.shared);
     super::multi::reset(ctx.srv, ctx.client);
     ctx.client.db = 0;
     ctx.db = 0;
@@ -264,6 +270,10 @@ fn client_help(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
 }
 
 const CLIENT_HELP: &[&str] = &[
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
     "GETNAME",
     "    Return the name of the current connection.",
     "ID",
@@ -296,6 +306,13 @@ const CLIENT_HELP: &[&str] = &[
     "    Control the replies sent to the current connection.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
     "NO-EVICT (ON|OFF)",
     "    Protect current client connection from eviction.",
 ];
@@ -305,6 +322,183 @@ const CLIENT_HELP: &[&str] = &[
 /// ```
 fn client_id(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
     ctx.out.integer(ctx.client.id as i64);
+    Ok(())
+}
+
+/// Turns server-assisted client-side caching on or off for this connection (see
+/// `server::tracking`). Every option is validated before anything changes, with Redis's checks
+/// in Redis's order.
+///
+/// ```text
+/// CLIENT TRACKING ON|OFF [REDIRECT client-id] [PREFIX prefix [PREFIX prefix ...]] [BCAST]
+///     [OPTIN] [OPTOUT] [NOLOOP]
+/// ```
+fn client_tracking(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    let mut opts = ClientTracking::default();
+    let mut prefixes: Vec<&[u8]> = Vec::new();
+    let mut j = 3;
+    while j < argv.len() {
+        let more = j + 1 < argv.len();
+        if args::is(argv[j], "redirect") && more {
+            j += 1;
+            if opts.redirect != 0 {
+                return Err(CmdError::err("A client can only redirect to a single other client"));
+            }
+            let id = args::int(argv[j])?;
+            // Ids start at 1, so 0 and negative ids name no client.
+            let known = u64::try_from(id).ok().filter(|id| ctx.srv.clients.contains_key(id));
+            let Some(id) = known else {
+                return Err(CmdError::err("The client ID you want redirect to does not exist"));
+            };
+            opts.redirect = id;
+        } else if args::is(argv[j], "bcast") {
+            opts.bcast = true;
+        } else if args::is(argv[j], "optin") {
+            opts.optin = true;
+        } else if args::is(argv[j], "optout") {
+            opts.optout = true;
+        } else if args::is(argv[j], "noloop") {
+            opts.noloop = true;
+        } else if args::is(argv[j], "prefix") && more {
+            j += 1;
+            prefixes.push(argv[j]);
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    if args::is(argv[2], "off") {
+        ctx.srv.tracking_disable(&ctx.client.shared);
+        ctx.out.ok();
+        return Ok(());
+    }
+    if !args::is(argv[2], "on") {
+        return Err(CmdError::Syntax);
+    }
+    check_tracking_options(&ctx.client.shared, &opts, &prefixes)?;
+    ctx.srv.tracking_enable(&ctx.client.shared, opts, &prefixes);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// CLIENT TRACKING ON's compatibility checks between the new options and the current state.
+fn check_tracking_options(
+    c: &ClientShared,
+    opts: &ClientTracking,
+    prefixes: &[&[u8]],
+) -> CmdResult {
+    if !opts.bcast && !prefixes.is_empty() {
+        return Err(CmdError::err("PREFIX option requires BCAST mode to be enabled"));
+    }
+    let cur = c.tracking.borrow();
+    if cur.as_ref().is_some_and(|t| t.bcast != opts.bcast) {
+        return Err(CmdError::err(
+            "You can't switch BCAST mode on/off before disabling tracking for this client, and \
+             then re-enabling it with a different mode.",
+        ));
+    }
+    if opts.bcast && (opts.optin || opts.optout) {
+        return Err(CmdError::err("OPTIN and OPTOUT are not compatible with BCAST"));
+    }
+    if opts.optin && opts.optout {
+        return Err(CmdError::err("You can't specify both OPTIN mode and OPTOUT mode"));
+    }
+    if cur.as_ref().is_some_and(|t| (opts.optin && t.optout) || (opts.optout && t.optin)) {
+        return Err(CmdError::err(
+            "You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and \
+             then re-enabling it with a different mode.",
+        ));
+    }
+    if opts.bcast {
+        let none = std::collections::BTreeSet::new();
+        let existing = cur.as_ref().map_or(&none, |t| &t.prefixes);
+        if let Some(e) = crate::server::tracking::prefix_collision(existing, prefixes) {
+            return Err(CmdError::Msg(e.into()));
+        }
+    }
+    Ok(())
+}
+
+/// Caches (OPTIN) or skips (OPTOUT) the keys of the next command.
+///
+/// ```text
+/// CLIENT CACHING YES|NO
+/// ```
+fn client_caching(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    let mut cur = ctx.client.shared.tracking.borrow_mut();
+    let Some(t) = cur.as_mut() else {
+        return Err(CmdError::err(
+            "CLIENT CACHING can be called only when the client is in tracking mode with OPTIN \
+             or OPTOUT mode enabled",
+        ));
+    };
+    if args::is(argv[2], "yes") {
+        if !t.optin {
+            return Err(CmdError::err(
+                "CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+            ));
+        }
+    } else if args::is(argv[2], "no") {
+        if !t.optout {
+            return Err(CmdError::err(
+                "CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+            ));
+        }
+    } else {
+        return Err(CmdError::Syntax);
+    }
+    t.caching = true;
+    drop(cur);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// The client id invalidations are redirected to: 0 for none, -1 with tracking off.
+///
+/// ```text
+/// CLIENT GETREDIR
+/// ```
+fn client_getredir(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
+    let redir = ctx.client.shared.tracking.borrow().as_ref().map_or(-1, |t| t.redirect as i64);
+    ctx.out.integer(redir);
+    Ok(())
+}
+
+/// This connection's tracking state: flags, redirection and BCAST prefixes.
+///
+/// ```text
+/// CLIENT TRACKINGINFO
+/// ```
+fn client_trackinginfo(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
+    let cur = ctx.client.shared.tracking.borrow();
+    let mut flags: Vec<&str> = vec![if cur.is_some() { "on" } else { "off" }];
+    if let Some(t) = cur.as_ref() {
+        let pairs = [
+            (t.bcast, "bcast"),
+            (t.optin, "optin"),
+            (t.optin && t.caching, "caching-yes"),
+            (t.optout, "optout"),
+            (t.optout && t.caching, "caching-no"),
+            (t.noloop, "noloop"),
+            (t.broken_redir, "broken_redirect"),
+        ];
+        flags.extend(pairs.iter().filter(|(on, _)| *on).map(|(_, f)| *f));
+    }
+    ctx.out.map(3);
+    ctx.out.bulk_str("flags");
+    ctx.out.set(flags.len());
+    for f in flags {
+        ctx.out.bulk_str(f);
+    }
+    ctx.out.bulk_str("redirect");
+    ctx.out.integer(cur.as_ref().map_or(-1, |t| t.redirect as i64));
+    ctx.out.bulk_str("prefixes");
+    let prefixes: Vec<&Vec<u8>> =
+        cur.as_ref().map(|t| t.prefixes.iter().collect()).unwrap_or_default();
+    ctx.out.array(prefixes.len());
+    for p in prefixes {
+        ctx.out.bulk(p);
+    }
     Ok(())
 }
 
@@ -318,6 +512,21 @@ fn info_line(c: &ClientShared, current: Option<&[&[u8]]>, blocked: bool) -> Stri
         let at = flags.chars().take_while(|f| "SMPx".contains(*f)).count();
         flags.insert(at, 'b');
     }
+    let t = c.tracking.borrow();
+    if let Some(t) = t.as_ref() {
+        // Redis's order: t, R, B come after S, M, P, x, b.
+        let at = flags.chars().take_while(|f| "SMPxb".contains(*f)).count();
+        let mut tf = String::from("t");
+        if t.broken_redir {
+            tf.push('R');
+        }
+        if t.bcast {
+            tf.push('B');
+        }
+        flags.insert_str(at, &tf);
+    }
+    let redir = t.as_ref().map_or(-1, |t| t.redirect as i64);
+    drop(t);
     if i.no_evict {
         flags.push('e');
     }
@@ -337,7 +546,7 @@ fn info_line(c: &ClientShared, current: Option<&[&[u8]]>, blocked: bool) -> Stri
     format!(
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} \
          multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll=0 \
-         omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
+         omem={} tot-mem={} events=r cmd={} user={} redir={} resp={}",
         i.id,
         i.addr,
         i.laddr,
@@ -362,6 +571,7 @@ fn info_line(c: &ClientShared, current: Option<&[&[u8]]>, blocked: bool) -> Stri
         tot,
         i.last_cmd.full_name(),
         i.user,
+        redir,
         i.resp
     )
 }

@@ -806,6 +806,8 @@ fn flush_async(ctx: &Ctx<'_>, argv: &[&[u8]]) -> Result<bool, CmdError> {
 /// contents are freed on one helper thread so the event loop does not stall on millions of
 /// frees (Redis's lazyfree of a flushed dictionary).
 fn empty_dbs(ctx: &mut Ctx<'_>, dbs: std::ops::Range<usize>, lazy: bool) -> usize {
+    // Cached keys are not per database: every tracking client is told all keys are invalid.
+    ctx.srv.tracking_on_flush();
     let mut old: Vec<Db> = Vec::with_capacity(dbs.len());
     for db in dbs {
         signal_db_changed(ctx, db, None);

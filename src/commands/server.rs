@@ -499,7 +499,7 @@ fn info_clients(srv: &ServerState, s: &mut String) {
         "client_recent_max_input_buffer" => max_in,
         "client_recent_max_output_buffer" => max_out,
         "blocked_clients" => srv.blocking.blocked_count() + crate::server::client::pause::held(),
-        "tracking_clients" => 0,
+        "tracking_clients" => srv.tracking.clients,
         "clients_in_timeout_table" => 0,
     );
 }
@@ -698,6 +698,9 @@ fn info_stats(ctx: &mut Ctx<'_>, s: &mut String) {
         "pubsubshard_channels" => shard_channels,
         "latest_fork_usec" => 0,
         "total_forks" => 0,
+        "tracking_total_keys" => ctx.srv.tracking.total_keys(),
+        "tracking_total_items" => ctx.srv.tracking.total_items(),
+        "tracking_total_prefixes" => ctx.srv.tracking.total_prefixes(),
         "unexpected_error_replies" => st.unexpected_error_replies,
         "total_error_replies" => st.total_error_replies,
         "client_query_buffer_limit_disconnections" => st.client_query_buffer_limit_disconnections,
@@ -884,6 +887,8 @@ fn debug_reload(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::Msg("ERR".into()));
     }
     if flush {
+        // Like FLUSHALL, for client-side caching (Redis's emptyData).
+        ctx.srv.tracking_on_flush();
         for db in &mut ctx.ks.dbs {
             db.clear();
         }

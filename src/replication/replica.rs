@@ -541,6 +541,8 @@ fn load_snapshot(
     engine::bgsave_abort(ks, state);
     ks.dbs = fresh.dbs;
     state.modification_epoch += 1;
+    // Cached keys are all invalid now, as after FLUSHALL (Redis's emptyData).
+    state.tracking_on_flush();
     state.scripting.libs = Default::default();
     if let Err(e) = engine::restore_functions(state, &aux, true) {
         tracing::warn!("Replica: function libraries of the master's snapshot: {e}");

@@ -564,6 +564,11 @@ fn command(lua: &Lua, st: &mut RunState<'_, '_>, args: &[Value]) -> mlua::Result
     st.out.buf.clear();
     let readers = journal_readers(st.repl);
     st.ctx.call_nested_as(&mut st.client, &mut st.out, id, spec, &refs, readers);
+    if spec.has(cmdflags::READONLY) && st.ctx.srv.tracking.clients > 0 {
+        // Client-side caching: the caller may cache every key the script declared.
+        let (srv, caller, outer) = (&mut *st.ctx.srv, &*st.ctx.client, st.ctx.cmd);
+        crate::dispatch::remember_tracked_keys(srv, caller, outer, st.argv);
+    }
     let failed = convert::is_error(&st.out.buf);
     let v = convert::reply_to_lua(lua, &st.out.buf)?;
     Ok((!failed, v))

@@ -83,6 +83,8 @@ pub struct ClientShared {
     /// When the pending output first exceeded the soft output buffer limit (Redis's
     /// `obuf_soft_limit_reached_time`); `None` while below it.
     pub soft_limit_since: Cell<Option<Instant>>,
+    /// CLIENT TRACKING options while tracking is on (see `server::tracking`).
+    pub tracking: RefCell<Option<super::tracking::ClientTracking>>,
 }
 
 impl ClientInfo {
@@ -152,6 +154,7 @@ impl ClientShared {
             busy_multi: RefCell::default(),
             inflight: Cell::new(0),
             soft_limit_since: Cell::new(None),
+            tracking: RefCell::new(None),
         }
     }
 

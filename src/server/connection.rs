@@ -99,6 +99,7 @@ pub async fn run_admitted(server: Rc<RefCell<Server>>, mut stream: TcpStream, ad
     crate::commands::multi::reset(&mut srv.state, &mut conn.client);
     srv.state.blocking.unblock(id);
     srv.state.wake_ready_clients();
+    srv.state.tracking_disable(&shared);
     srv.state.clients.remove(&id);
     srv.state.monitors.retain(|m| !Rc::ptr_eq(m, &shared));
     srv.state.pubsub.remove_client(&shared);
@@ -401,6 +402,7 @@ impl Connection {
             srv.state.blocking.unblock(self.client.id);
             srv.state.wake_ready_clients();
         }
+        end_of_batch(&mut srv, &self.client, &mut self.out);
         srv.state.stats.net_output_bytes += (self.out.len() - out_before) as u64;
         srv.state.end_batch();
     }
@@ -521,6 +523,7 @@ impl Connection {
             );
             keep = false;
         }
+        end_of_batch(&mut srv, &self.client, &mut self.out);
         srv.state.stats.net_output_bytes += (self.out.len() - out_before) as u64;
         self.out.resp = self.client.resp();
         let mut info = self.client.shared.info.borrow_mut();
@@ -636,9 +639,41 @@ fn execute(srv: &mut Server, client: &mut Client, out: &mut ReplyBuf, argv: &[&[
     take_pushed_into(client, out, None);
     let reply_start = out.len();
     let mode_before = client.reply_mode;
+    srv.state.tracking.current = client.id;
+    if srv.state.tracking.clients > 0 {
+        srv.state.tracking_limit();
+    }
     dispatch::execute(srv, client, out, argv);
     apply_reply_mode(client, out, mode_before, reply_start);
     take_pushed_into(client, out, Some(reply_start));
+    // Invalidations of keys this client changed itself follow its reply (Redis 7.0).
+    srv.state.tracking_flush_pending();
+    srv.state.tracking.current = 0;
+    take_pushed_into(client, out, None);
+    if srv.state.tracking.clients > 0 {
+        end_caching_override(client, argv);
+    }
+}
+
+/// CLIENT CACHING applies to the next command only; as in Redis, commands queued in MULTI and
+/// CLIENT subcommands keep it.
+fn end_caching_override(client: &Client, argv: &[&[u8]]) {
+    let is_client = argv.first().is_some_and(|a| a.eq_ignore_ascii_case(b"client"));
+    let keep = client.multi.is_some() || is_client;
+    if !keep {
+        if let Some(t) = client.shared.tracking.borrow_mut().as_mut() {
+            t.caching = false;
+        }
+    }
+}
+
+/// End of a batch: BCAST invalidations collected so far go out (Redis's before-sleep step),
+/// after the replies of the batch.
+fn end_of_batch(srv: &mut Server, client: &Client, out: &mut ReplyBuf) {
+    if srv.state.tracking.clients > 0 {
+        srv.state.tracking_broadcast();
+        take_pushed_into(client, out, None);
+    }
 }
 
 /// Moves the client's queued messages into its reply buffer, at `at` or at the end.

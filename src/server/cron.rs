@@ -39,6 +39,11 @@ pub fn tick(srv: &mut Server, hz: u64) {
         crate::dispatch::propagate_expired(ks, state, effects);
     }
     crate::commands::memory::cron(srv);
+    if srv.state.tracking.clients > 0 {
+        srv.state.tracking_limit();
+        // Keys expired or evicted by the cron reach BCAST clients now.
+        srv.state.tracking_broadcast();
+    }
     crate::snapshot::engine::cron(srv);
     crate::aof::rewrite::cron(srv);
     sample_ops(srv);

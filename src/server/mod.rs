@@ -17,6 +17,7 @@ pub mod listener;
 pub mod pubsub;
 pub mod shutdown;
 pub mod slowlog;
+pub mod tracking;
 pub mod watch;
 
 use std::collections::{BTreeMap, HashMap};
@@ -149,6 +150,8 @@ pub struct ServerState {
     pub slowlog: slowlog::SlowLog,
     /// LATENCY's event series.
     pub latency: latency::LatencyMonitor,
+    /// Client-side caching (CLIENT TRACKING).
+    pub tracking: tracking::Tracking,
 }
 
 impl ServerState {
@@ -205,6 +208,7 @@ impl ServerState {
             blocking: blocking::Blocking::default(),
             slowlog: slowlog::SlowLog::default(),
             latency: latency::LatencyMonitor::default(),
+            tracking: tracking::Tracking::default(),
             monitors: Vec::new(),
             scripting: crate::scripting::Scripting::new(),
             pubsub: pubsub::PubSub::default(),
@@ -299,6 +303,9 @@ impl ServerState {
         self.modification_epoch += 1;
         self.watches.touch(db, key);
         self.blocking.signal_changed(db, key);
+        if self.tracking.clients > 0 {
+            self.tracking_invalidate(key, true);
+        }
     }
 
     /// Marks `key` of `db` as possibly able to serve clients blocked on it (a list push, an
@@ -375,6 +382,9 @@ impl ServerState {
     pub fn on_key_expired(&mut self, db: usize, key: &[u8]) {
         self.modification_epoch += 1;
         self.watches.expired(db, key);
+        if self.tracking.clients > 0 {
+            self.tracking_invalidate(key, true);
+        }
         self.notify_keyspace_event('x', "expired", db, key);
     }
 }
