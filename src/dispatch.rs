@@ -182,7 +182,8 @@ pub fn execute(server: &mut Server, client: &mut Client, out: &mut ReplyBuf, arg
         return;
     }
     if spec.has(flags::PROTECTED) {
-        if let Some(err) = commands::server::protected_refusal(&server.state, client, spec.parent.unwrap_or(spec.name)) {
+        let name = spec.parent.unwrap_or(spec.name);
+        if let Some(err) = commands::server::protected_refusal(&server.state, client, name) {
             reject(server, client, out, Some((id, spec)), argv, &err);
             return;
         }
@@ -422,8 +423,13 @@ fn observe_duration(
             (info.addr.to_string(), info.name.clone().unwrap_or_default())
         };
         let redact = |i| redacted(spec, argv, i);
-        let candidate =
-            crate::server::slowlog::Candidate { argv, redact: &redact, duration: elapsed, peer, name };
+        let candidate = crate::server::slowlog::Candidate {
+            argv,
+            redact: &redact,
+            duration: elapsed,
+            peer,
+            name,
+        };
         let max_len = usize::try_from(state.config.slowlog_max_len).unwrap_or(usize::MAX);
         state.slowlog.push(candidate, now, max_len);
     }

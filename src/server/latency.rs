@@ -118,7 +118,8 @@ pub fn graph(event: &str, ts: &Series, now_secs: u64) -> String {
     );
     out.push_str(&"-".repeat(GRAPH_COLS));
     out.push('\n');
-    let labels: Vec<String> = samples.iter().map(|s| age_label(now_secs.saturating_sub(s.time))).collect();
+    let labels: Vec<String> =
+        samples.iter().map(|s| age_label(now_secs.saturating_sub(s.time))).collect();
     let values: Vec<f64> = samples.iter().map(|s| s.latency as f64).collect();
     for (n, start) in (0..values.len()).step_by(GRAPH_COLS).enumerate() {
         if n != 0 {
@@ -351,49 +352,95 @@ fn advise_for(event: &str, cfg: &DoctorConfig, a: &mut Advice) {
 fn write_advice(r: &mut String, a: &Advice, cfg: &DoctorConfig) {
     let slowlog_us = cfg.threshold.max(0) as u64 * 1000;
     if a.slowlog_enabled {
-        r.push_str(&format!("- There are latency issues with potentially slow commands you are using. Try to enable the Slow Log Redis feature using the command 'CONFIG SET slowlog-log-slower-than {slowlog_us}'. If the Slow log is disabled Redis is not able to log slow commands execution for you.\n"));
+        r.push_str(&format!("- There are latency issues with potentially slow commands you are \
+            using. Try to enable the Slow Log Redis feature using the command 'CONFIG SET \
+            slowlog-log-slower-than {slowlog_us}'. If the Slow log is disabled Redis is not able \
+            to log slow commands execution for you.\n"));
     }
     if a.slowlog_tuning {
-        r.push_str(&format!("- Your current Slow Log configuration only logs events that are slower than your configured latency monitor threshold. Please use 'CONFIG SET slowlog-log-slower-than {slowlog_us}'.\n"));
+        r.push_str(&format!("- Your current Slow Log configuration only logs events that are \
+            slower than your configured latency monitor threshold. Please use 'CONFIG SET \
+            slowlog-log-slower-than {slowlog_us}'.\n"));
     }
     if a.slowlog_inspect {
-        r.push_str("- Check your Slow Log to understand what are the commands you are running which are too slow to execute. Please check https://redis.io/commands/slowlog for more information.\n");
+        r.push_str("- Check your Slow Log to understand what are the commands you are running \
+            which are too slow to execute. Please check https://redis.io/commands/slowlog for \
+            more information.\n");
     }
     if a.scheduler {
-        r.push_str("- The system is slow to execute Redis code paths not containing system calls. This usually means the system does not provide Redis CPU time to run for long periods. You should try to:\n  1) Lower the system load.\n  2) Use a computer / VM just for Redis if you are running other software in the same system.\n  3) Check if you have a \"noisy neighbour\" problem.\n  4) Check with 'redis-cli --intrinsic-latency 100' what is the intrinsic latency in your system.\n  5) Check if the problem is allocator-related by recompiling Redis with MALLOC=libc, if you are using Jemalloc. However this may create fragmentation problems.\n");
+        r.push_str("- The system is slow to execute Redis code paths not containing system calls. \
+            This usually means the system does not provide Redis CPU time to run for long \
+            periods. You should try to:\n  1) Lower the system load.\n  2) Use a computer / VM \
+            just for Redis if you are running other software in the same system.\n  3) Check if \
+            you have a \"noisy neighbour\" problem.\n  4) Check with 'redis-cli \
+            --intrinsic-latency 100' what is the intrinsic latency in your system.\n  5) Check if \
+            the problem is allocator-related by recompiling Redis with MALLOC=libc, if you are \
+            using Jemalloc. However this may create fragmentation problems.\n");
     }
     if a.local_disk {
-        r.push_str("- It is strongly advised to use local disks for persistence, especially if you are using AOF. Remote disks provided by platform-as-a-service providers are known to be slow.\n");
+        r.push_str("- It is strongly advised to use local disks for persistence, especially if \
+            you are using AOF. Remote disks provided by platform-as-a-service providers are known \
+            to be slow.\n");
     }
     if a.ssd {
-        r.push_str("- SSD disks are able to reduce fsync latency, and total time needed for snapshotting and AOF log rewriting (resulting in smaller memory usage). With extremely high write load SSD disks can be a good option. However Redis should perform reasonably with high load using normal disks. Use this advice as a last resort.\n");
+        r.push_str("- SSD disks are able to reduce fsync latency, and total time needed for \
+            snapshotting and AOF log rewriting (resulting in smaller memory usage). With \
+            extremely high write load SSD disks can be a good option. However Redis should \
+            perform reasonably with high load using normal disks. Use this advice as a last \
+            resort.\n");
     }
     if a.data_writeback {
-        r.push_str("- Mounting ext3/4 filesystems with data=writeback can provide a performance boost compared to data=ordered, however this mode of operation provides less guarantees, and sometimes it can happen that after a hard crash the AOF file will have a half-written command at the end and will require to be repaired before Redis restarts.\n");
+        r.push_str("- Mounting ext3/4 filesystems with data=writeback can provide a performance \
+            boost compared to data=ordered, however this mode of operation provides less \
+            guarantees, and sometimes it can happen that after a hard crash the AOF file will \
+            have a half-written command at the end and will require to be repaired before Redis \
+            restarts.\n");
     }
     if a.disk_contention {
-        r.push_str("- Try to lower the disk contention. This is often caused by other disk intensive processes running in the same computer (including other Redis instances).\n");
+        r.push_str("- Try to lower the disk contention. This is often caused by other disk \
+            intensive processes running in the same computer (including other Redis instances).\n");
     }
     if a.no_appendfsync {
-        r.push_str("- Assuming from the point of view of data safety this is viable in your environment, you could try to enable the 'no-appendfsync-on-rewrite' option, so that fsync will not be performed while there is a child rewriting the AOF file or producing an RDB file (the moment where there is high disk contention).\n");
+        r.push_str("- Assuming from the point of view of data safety this is viable in your \
+            environment, you could try to enable the 'no-appendfsync-on-rewrite' option, so that \
+            fsync will not be performed while there is a child rewriting the AOF file or \
+            producing an RDB file (the moment where there is high disk contention).\n");
     }
     if a.relax_fsync && cfg.fsync_always {
-        r.push_str("- Your fsync policy is set to 'always'. It is very hard to get good performances with such a setup, if possible try to relax the fsync policy to 'onesec'.\n");
+        r.push_str("- Your fsync policy is set to 'always'. It is very hard to get good \
+            performances with such a setup, if possible try to relax the fsync policy to \
+            'onesec'.\n");
     }
     if a.write_load_info {
-        r.push_str("- Latency during the AOF atomic rename operation or when the final difference is flushed to the AOF file at the end of the rewrite, sometimes is caused by very high write load, causing the AOF buffer to get very large. If possible try to send less commands to accomplish the same work, or use Lua scripts to group multiple operations into a single EVALSHA call.\n");
+        r.push_str("- Latency during the AOF atomic rename operation or when the final difference \
+            is flushed to the AOF file at the end of the rewrite, sometimes is caused by very \
+            high write load, causing the AOF buffer to get very large. If possible try to send \
+            less commands to accomplish the same work, or use Lua scripts to group multiple \
+            operations into a single EVALSHA call.\n");
     }
     if a.hz && cfg.hz < 100 {
-        r.push_str("- In order to make the Redis keys expiring process more incremental, try to set the 'hz' configuration parameter to 100 using 'CONFIG SET hz 100'.\n");
+        r.push_str("- In order to make the Redis keys expiring process more incremental, try to \
+            set the 'hz' configuration parameter to 100 using 'CONFIG SET hz 100'.\n");
     }
     if a.large_objects {
-        r.push_str("- Deleting, expiring or evicting (because of maxmemory policy) large objects is a blocking operation. If you have very large objects that are often deleted, expired, or evicted, try to fragment those objects into multiple smaller objects.\n");
+        r.push_str("- Deleting, expiring or evicting (because of maxmemory policy) large objects \
+            is a blocking operation. If you have very large objects that are often deleted, \
+            expired, or evicted, try to fragment those objects into multiple smaller objects.\n");
     }
     if a.mass_eviction {
-        r.push_str("- Sudden changes to the 'maxmemory' setting via 'CONFIG SET', or allocation of large objects via sets or sorted sets intersections, STORE option of SORT, Redis Cluster large keys migrations (RESTORE command), may create sudden memory pressure forcing the server to block trying to evict keys. \n");
+        r.push_str("- Sudden changes to the 'maxmemory' setting via 'CONFIG SET', or allocation \
+            of large objects via sets or sorted sets intersections, STORE option of SORT, Redis \
+            Cluster large keys migrations (RESTORE command), may create sudden memory pressure \
+            forcing the server to block trying to evict keys. \n");
     }
     if a.disable_thp {
-        r.push_str("- I detected a non zero amount of anonymous huge pages used by your process. This creates very serious latency events in different conditions, especially when Redis is persisting on disk. To disable THP support use the command 'echo never > /sys/kernel/mm/transparent_hugepage/enabled', make sure to also add it into /etc/rc.local so that the command will be executed again after a reboot. Note that even if you have already disabled THP, you still need to restart the Redis process to get rid of the huge pages already created.\n");
+        r.push_str("- I detected a non zero amount of anonymous huge pages used by your process. \
+            This creates very serious latency events in different conditions, especially when \
+            Redis is persisting on disk. To disable THP support use the command 'echo never > \
+            /sys/kernel/mm/transparent_hugepage/enabled', make sure to also add it into \
+            /etc/rc.local so that the command will be executed again after a reboot. Note that \
+            even if you have already disabled THP, you still need to restart the Redis process to \
+            get rid of the huge pages already created.\n");
     }
 }
 
