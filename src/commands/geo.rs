@@ -12,9 +12,10 @@ use std::cmp::Ordering;
 
 use super::args::{self, is};
 use super::flags::*;
+use super::zset::read_z;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
 use crate::keyspace::zset::Limits;
-use crate::keyspace::{Keyspace, Value, ZSetValue};
+use crate::keyspace::{Value, ZSetValue};
 use crate::protocol::{ReplyBuf, Resp};
 use crate::util::geohash::{self, Search, Shape};
 
@@ -65,22 +66,6 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
 
 const UNIT_ERR: &str = "ERR unsupported unit provided. please use M, KM, FT, MI";
 const MEMBER_ERR: &str = "ERR could not decode requested zset member";
-
-/// A zset for reading (counting a hit or miss); WRONGTYPE for another type.
-fn read_z<'a>(
-    ks: &'a mut Keyspace,
-    db: usize,
-    key: &[u8],
-    now: u64,
-) -> Result<Option<&'a ZSetValue>, CmdError> {
-    match ks.lookup_read(db, key, now) {
-        None => Ok(None),
-        Some(e) => match &e.value {
-            Value::ZSet(z) => Ok(Some(z)),
-            _ => Err(CmdError::WrongType),
-        },
-    }
-}
 
 /// Parses a longitude and latitude, refusing positions outside the storable limits with
 /// Redis's message (which prints them with `%f`).

@@ -292,25 +292,12 @@ fn config_rewrite(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
     }
 }
 
-/// Writes a HELP reply: the header line, then the body lines, as status strings.
-fn help_reply(ctx: &mut Ctx<'_>, cmd: &str, lines: &[&str]) {
-    ctx.out.array(lines.len() + 3);
-    ctx.out.simple(&format!(
-        "{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
-    ));
-    for l in lines {
-        ctx.out.simple(l);
-    }
-    ctx.out.simple("HELP");
-    ctx.out.simple("    Prints this help.");
-}
-
 /// ```text
 /// CONFIG HELP
 /// ```
 fn config_help(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
-    help_reply(
-        ctx,
+    super::command::reply_help(
+        ctx.out,
         "CONFIG",
         &[
             "GET <pattern>",
@@ -1034,8 +1021,8 @@ fn atoi(a: &[u8]) -> i64 {
 }
 
 fn debug_help(ctx: &mut Ctx<'_>) -> CmdResult {
-    help_reply(
-        ctx,
+    super::command::reply_help(
+        ctx.out,
         "DEBUG",
         &[
             "AOF-FLUSH-SLEEP <microsec>",

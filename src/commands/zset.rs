@@ -102,7 +102,7 @@ fn limits(ctx: &Ctx<'_>) -> Limits {
 }
 
 /// A zset for reading (counting a hit or miss); WRONGTYPE for another type.
-fn read_z<'a>(
+pub(crate) fn read_z<'a>(
     ks: &'a mut Keyspace,
     db: usize,
     key: &[u8],
