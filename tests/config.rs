@@ -4,8 +4,8 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::{free_port, TestServer};
 
@@ -253,27 +253,6 @@ fn rewrite_without_config_file_fails() {
     );
 }
 
-/// Starts the binary with a config file as first argument.
-fn start_with_file(conf: &std::path::Path, port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_ferrodis-server"))
-        .arg(conf)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .current_dir(conf.parent().unwrap())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
-}
-
 #[test]
 fn config_file_include_and_rewrite_preserves_comments() {
     let tmp = tempfile::tempdir().unwrap();
@@ -285,10 +264,8 @@ fn config_file_include_and_rewrite_preserves_comments() {
         inc.display()
     );
     std::fs::write(&conf, text).unwrap();
-    let port = free_port();
-    let mut child = start_with_file(&conf, port);
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-    let mut c = client.get_connection().unwrap();
+    let srv = TestServer::start_with_file(&conf, &[]);
+    let mut c = srv.conn();
     let v: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("maxmemory-policy")
@@ -318,8 +295,6 @@ fn config_file_include_and_rewrite_preserves_comments() {
         "config_file:{}\r\n",
         conf.canonicalize().unwrap().display()
     )));
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]

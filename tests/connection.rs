@@ -47,40 +47,16 @@ fn auth_without_password_configured() {
     assert_eq!(s(r.cmd(&["AUTH", "a", "b", "c"])), "-ERR syntax error\r\n");
 }
 
-/// Starts a server with `requirepass` (the shared harness waits for PONG, which a password
-/// forbids) and returns the child and a raw connection.
-fn start_with_password() -> (std::process::Child, common::RawConn) {
-    let port = common::free_port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrodis-server"))
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--requirepass", "secret"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    loop {
-        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            return (child, common::RawConn { s });
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Starts a server with `requirepass` and returns it with a raw, unauthenticated connection.
+fn start_with_password() -> (TestServer, common::RawConn) {
+    let srv = TestServer::start(&["--requirepass", "secret"]);
+    let r = srv.raw();
+    (srv, r)
 }
 
 #[test]
 fn requirepass_gates_commands() {
-    let (mut child, mut r) = start_with_password();
+    let (_srv, mut r) = start_with_password();
     assert_eq!(s(r.cmd(&["PING"])), "-NOAUTH Authentication required.\r\n");
     assert_eq!(
         s(r.cmd(&["AUTH", "wrong"])),
@@ -102,14 +78,12 @@ fn requirepass_gates_commands() {
     );
     assert_eq!(s(r.cmd(&["PING"])), "+PONG\r\n");
     // Unauthenticated clients get Redis's tight protocol limits.
-    let (mut child2, mut u) = start_with_password();
+    let (_srv2, mut u) = start_with_password();
     u.send(b"*20\r\n");
     assert_eq!(
         s(u.read_some(Duration::from_millis(200))),
         "-ERR Protocol error: unauthenticated multibulk length\r\n"
     );
-    let _ = child.kill();
-    let _ = child2.kill();
 }
 
 #[test]

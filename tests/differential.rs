@@ -170,6 +170,17 @@ fn normalise(name: &str, mut r: Reply) -> Reply {
             v.sort();
         }
         ("CONFIG GET" | "HGETALL", Reply::Agg(_, Some(v))) => sort_pairs(v),
+        // XPENDING's extended form: [id, consumer, idle ms, deliveries] per entry; the idle
+        // time depends on when each server happened to run the command.
+        ("XPENDING", Reply::Agg(_, Some(v))) => {
+            for entry in v.iter_mut() {
+                if let Reply::Agg(_, Some(fields)) = entry {
+                    if fields.len() == 4 && as_int(&fields[2]).is_some() {
+                        fields[2] = Reply::Line(b':', b"<idle>".to_vec());
+                    }
+                }
+            }
+        }
         ("HELLO", Reply::Agg(_, Some(v))) => {
             for i in (0..v.len().saturating_sub(1)).step_by(2) {
                 if matches!(&v[i], Reply::Bulk(_, Some(k)) if k == b"id") {

@@ -22,6 +22,69 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Waits until `child` answers PING on `port`, and makes sure the answer came from `child`:
+/// a port [`free_port`] found free can be bound by another test's server before `child` binds
+/// it, and then `child` exits while the other server answers. Returns false when `child`
+/// exited or did not answer within `timeout`.
+pub fn wait_for_own_server(
+    child: &mut Child,
+    port: u16,
+    timeout: Duration,
+    loading_ok: bool,
+) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+            if s.write_all(b"PING\r\n").is_ok() {
+                // A server with requirepass answers -NOAUTH: it is up all the same, but INFO
+                // cannot tell whose it is; the child still running is the best evidence then.
+                let mut buf = [0u8; 7];
+                if s.read_exact(&mut buf).is_ok() {
+                    if &buf == b"+PONG\r\n" || (loading_ok && buf.starts_with(b"-LOADIN")) {
+                        if loading_ok && buf.starts_with(b"-LOADIN") {
+                            // Consume the rest of the error line before asking INFO.
+                            let mut rest = Vec::new();
+                            let mut b = [0u8; 1];
+                            while s.read_exact(&mut b).is_ok() && b[0] != b'\n' {
+                                rest.push(b[0]);
+                            }
+                        }
+                        return match server_pid(&mut s) {
+                            Some(pid) => pid == child.id(),
+                            None => matches!(child.try_wait(), Ok(None)),
+                        };
+                    }
+                    if buf.starts_with(b"-NOAUTH") {
+                        std::thread::sleep(Duration::from_millis(50));
+                        return matches!(child.try_wait(), Ok(None));
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// The `process_id` of the server behind `s`, from `INFO server`.
+fn server_pid(s: &mut TcpStream) -> Option<u32> {
+    s.write_all(b"INFO server\r\n").ok()?;
+    let mut header = Vec::new();
+    let mut b = [0u8; 1];
+    while s.read_exact(&mut b).is_ok() && b[0] != b'\n' {
+        header.push(b[0]);
+    }
+    let len: usize = std::str::from_utf8(header.strip_prefix(b"$")?).ok()?.trim().parse().ok()?;
+    let mut body = vec![0u8; len + 2];
+    s.read_exact(&mut body).ok()?;
+    let text = String::from_utf8_lossy(&body);
+    text.lines().find_map(|l| l.strip_prefix("process_id:")).and_then(|v| v.trim().parse().ok())
+}
+
 impl TestServer {
     /// Starts a server in a fresh temporary directory with extra `--name value` arguments.
     pub fn start(extra: &[&str]) -> TestServer {
@@ -34,20 +97,27 @@ impl TestServer {
 
     /// Starts a server whose working directory is `dir` (kept by the caller across restarts).
     pub fn start_in(dir: &Path, extra: &[&str]) -> TestServer {
-        TestServer::spawn_in(dir, extra, false)
+        TestServer::spawn_in(dir, None, extra, false)
+    }
+
+    /// Starts a server with `conf` as its configuration file (redis-server's first argument),
+    /// in the file's directory.
+    pub fn start_with_file(conf: &Path, extra: &[&str]) -> TestServer {
+        TestServer::spawn_in(conf.parent().unwrap(), Some(conf), extra, false)
     }
 
     /// Like [`start_in`](Self::start_in), but a server still loading its data (answering
     /// `-LOADING`) counts as started.
     pub fn start_in_loading(dir: &Path, extra: &[&str]) -> TestServer {
-        TestServer::spawn_in(dir, extra, true)
+        TestServer::spawn_in(dir, None, extra, true)
     }
 
-    fn spawn_in(dir: &Path, extra: &[&str], loading_ok: bool) -> TestServer {
+    fn spawn_in(dir: &Path, conf: Option<&Path>, extra: &[&str], loading_ok: bool) -> TestServer {
         for _ in 0..5 {
             let port = free_port();
             let log = std::fs::File::create(dir.join(format!("server-{port}.log"))).unwrap();
-            let mut args: Vec<String> = vec![
+            let mut args: Vec<String> = conf.map(|c| c.display().to_string()).into_iter().collect();
+            args.extend([
                 "--port".into(),
                 port.to_string(),
                 "--bind".into(),
@@ -56,7 +126,7 @@ impl TestServer {
                 dir.display().to_string(),
                 "--save".into(),
                 "".into(),
-            ];
+            ]);
             args.extend(extra.iter().map(|s| s.to_string()));
             let child = Command::new(env!("CARGO_BIN_EXE_ferrodis-server"))
                 .args(&args)
@@ -75,30 +145,10 @@ impl TestServer {
     }
 
     fn wait_ready(&mut self, timeout: Duration, loading_ok: bool) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return false;
-                }
-            }
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-                if s.write_all(b"PING\r\n").is_ok() {
-                    // A server with requirepass answers -NOAUTH: it is up all the same.
-                    let mut buf = [0u8; 7];
-                    if s.read_exact(&mut buf).is_ok()
-                        && (&buf == b"+PONG\r\n"
-                            || buf.starts_with(b"-NOAUTH")
-                            || (loading_ok && buf.starts_with(b"-LOADIN")))
-                    {
-                        return true;
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match self.child.as_mut() {
+            Some(child) => wait_for_own_server(child, self.port, timeout, loading_ok),
+            None => false,
         }
-        false
     }
 
     pub fn url(&self) -> String {
