@@ -172,7 +172,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
     Param::new("activedefrag", None, 0, Kind::Bool, "no"),
     // stored; acted on by process management (not yet built)
     Param::new("syslog-enabled", None, IMMUTABLE, Kind::Bool, "no"),
-    // stored; acted on by cluster (not yet built)
+    // only `no`: a file or flag setting it to `yes` is refused at start-up (`apply_text_inner`)
     Param::new("cluster-enabled", None, IMMUTABLE, Kind::Bool, "no"),
     // stored; acted on by aof (not yet built)
     Param::new("appendonly", None, DENY_LOADING, Kind::Bool, "no"),
@@ -1775,6 +1775,16 @@ impl Config {
             }
             self.set_index(i, value.trim())
                 .map_err(|e| fatal(idx + 1, line, &e))?;
+            // Accepting the directive and then serving as a standalone server would mislead
+            // cluster clients, which would read `cluster_enabled:0` only after connecting.
+            if p.name == "cluster-enabled" && self.values[i].eq_ignore_ascii_case("yes") {
+                return Err(fatal(
+                    idx + 1,
+                    line,
+                    "ferrodis does not implement Redis Cluster: only 'cluster-enabled no' is \
+                     supported",
+                ));
+            }
         }
         Ok(())
     }

@@ -323,6 +323,23 @@ fn bad_config_file_line_is_fatal() {
     );
 }
 
+/// ferrodis has no cluster mode: a config asking for one is refused instead of silently
+/// serving as a standalone server.
+#[test]
+fn cluster_enabled_yes_is_fatal() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrodis-server"))
+        .args(["--port", "0", "--cluster-enabled", "yes"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(">>> 'cluster-enabled \"yes\"'"), "{stderr}");
+    assert!(
+        stderr.contains("ferrodis does not implement Redis Cluster: only 'cluster-enabled no'"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn loglevel_and_logfile() {
     let tmp = tempfile::tempdir().unwrap();
