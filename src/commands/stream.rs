@@ -6,9 +6,6 @@
 //! (`~`) propagates as the exact trim it turned out to be (`=` with the resulting length or
 //! first ID), so that replicas and the log end up with the same stream.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
 use super::args::{self, is};
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
@@ -657,14 +654,6 @@ fn xinfo_help(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
 // ---------------------------------------------------------------------------------------------
 // XREAD
 
-thread_local! {
-    /// The IDs a blocked XREAD resolved `$` to when it blocked, by client id: a re-run after a
-    /// wake-up must wait for entries after the last ID *of that moment*, not re-resolve `$`
-    /// (which would make it miss the very entry that woke it). Entries of clients no longer
-    /// blocked are dropped at the next fresh XREAD.
-    static BLOCKED_IDS: RefCell<HashMap<u64, Vec<StreamId>>> = RefCell::new(HashMap::new());
-}
-
 /// Parsed XREAD / XREADGROUP arguments.
 pub(crate) struct ReadArgs<'a> {
     /// BLOCK in ms (`None` without BLOCK; 0 = forever).
@@ -779,12 +768,6 @@ pub(crate) fn block_on(ctx: &mut Ctx<'_>, keys: &[&[u8]], ms: u64) -> CmdResult 
     super::list::block(ctx, keys, ms)
 }
 
-thread_local! {
-    /// For each blocked stream reader, a fingerprint of its keys' state at its last re-run
-    /// that found nothing to serve (see [`reblock_unserved`]).
-    static SEEN: RefCell<HashMap<u64, u64>> = RefCell::new(HashMap::new());
-}
-
 /// A fingerprint of what a blocked reader can see of `keys`: each one's type, last ID,
 /// entries added and groups' last IDs.
 pub(crate) fn fingerprint(ctx: &mut Ctx<'_>, keys: &[&[u8]]) -> u64 {
@@ -813,20 +796,15 @@ pub(crate) fn fingerprint(ctx: &mut Ctx<'_>, keys: &[&[u8]]) -> u64 {
 /// keys, so a round of readers that all want nothing ends.
 pub(crate) fn reblock_unserved(ctx: &mut Ctx<'_>, keys: &[&[u8]], fp: u64) -> CmdResult {
     let id = ctx.client.id;
-    let changed = SEEN.with(|m| m.borrow_mut().insert(id, fp) != Some(fp));
-    let blocked = ctx.srv.blocking.get(id).map(|b| b.deadline);
-    if let (true, Some(deadline)) = (changed, blocked) {
-        ctx.srv.blocking.unblock(id);
-        ctx.srv.blocking.block(id, ctx.db, keys, deadline);
+    let changed = match ctx.srv.blocking.stream_wait(id) {
+        Some(wait) => wait.seen.replace(fp) != Some(fp),
+        None => false,
+    };
+    if changed {
+        ctx.srv.blocking.requeue(id);
         return Ok(());
     }
     block_on(ctx, keys, 0)
-}
-
-/// Forgets the fingerprints of clients no longer blocked.
-pub(crate) fn forget_unblocked(ctx: &Ctx<'_>) {
-    let blocking = &ctx.srv.blocking;
-    SEEN.with(|m| m.borrow_mut().retain(|id, _| blocking.is_blocked(*id)));
 }
 
 /// Reads entries after the given IDs from one or more streams, optionally blocking until
@@ -838,17 +816,13 @@ pub(crate) fn forget_unblocked(ctx: &Ctx<'_>) {
 fn xread(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let r = parse_read(ctx, argv, false)?;
     let again = rerun(ctx);
-    let remembered = if again {
-        BLOCKED_IDS.with(|m| m.borrow().get(&ctx.client.id).cloned())
-    } else {
-        let blocking = &ctx.srv.blocking;
-        BLOCKED_IDS.with(|m| m.borrow_mut().retain(|id, _| blocking.is_blocked(*id)));
-        forget_unblocked(ctx);
-        None
+    let remembered = match ctx.srv.blocking.stream_wait(ctx.client.id) {
+        Some(wait) if again && wait.ids.len() == r.keys.len() => Some(wait.ids.clone()),
+        _ => None,
     };
     let ids = match remembered {
-        Some(ids) if ids.len() == r.keys.len() => ids,
-        _ => resolve_read_ids(ctx, &r, again)?,
+        Some(ids) => ids,
+        None => resolve_read_ids(ctx, &r, again)?,
     };
     // A reader served after blocking gets at most 1000 entries unless it asked otherwise, as
     // in Redis.
@@ -862,9 +836,11 @@ fn xread(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
             reblock_unserved(ctx, &r.keys, fp)
         }
         Some(ms) if ctx.may_block() => {
-            let id = ctx.client.id;
-            BLOCKED_IDS.with(|m| m.borrow_mut().insert(id, ids));
-            block_on(ctx, &r.keys, ms)
+            block_on(ctx, &r.keys, ms)?;
+            if let Some(wait) = ctx.srv.blocking.stream_wait(ctx.client.id) {
+                wait.ids = ids;
+            }
+            Ok(())
         }
         Some(_) => {
             ctx.out.null_array();

@@ -10,7 +10,7 @@
 use super::args::{self, is};
 use super::flags::*;
 use super::stream::{
-    block_on, create_stream, fingerprint, forget_unblocked, id_arg, parse_read, read_stream,
+    block_on, create_stream, fingerprint, id_arg, parse_read, read_stream,
     reblock_unserved, reply_id, reply_item, rerun, subcommand_syntax, write_stream,
 };
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
@@ -432,10 +432,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
             let fp = fingerprint(ctx, &r.keys);
             reblock_unserved(ctx, &r.keys, fp)
         }
-        Some(ms) => {
-            forget_unblocked(ctx);
-            block_on(ctx, &r.keys, ms)
-        }
+        Some(ms) => block_on(ctx, &r.keys, ms),
         None => {
             ctx.out.null_array();
             return Ok(());

@@ -12,6 +12,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
+use crate::keyspace::stream::StreamId;
 use crate::keyspace::Key;
 
 /// What one blocked client waits for.
@@ -27,6 +28,21 @@ pub struct BlockedClient {
     /// Woken by any change to its keys (deletion, overwrite, flush), not only by the writes
     /// that may serve it: XREADGROUP, which must then fail as in Redis.
     pub on_any_change: bool,
+    /// What a blocked stream reader carries from one run of its command to the next.
+    pub stream: StreamWait,
+}
+
+/// A blocked XREAD / XREADGROUP's state across re-runs. It lives and dies with the block, so
+/// nothing outlives a client that was served, timed out or disconnected.
+#[derive(Debug, Clone, Default)]
+pub struct StreamWait {
+    /// The IDs XREAD resolved its arguments (`$` above all) to when it blocked: a re-run after
+    /// a wake-up waits for entries after the last ID *of that moment*; resolving `$` again
+    /// would miss the very entry that woke it. Empty for XREADGROUP.
+    pub ids: Vec<StreamId>,
+    /// A fingerprint of the keys' state at the last re-run that found nothing to serve, so
+    /// that a reader passes its turn on once per state (see `stream::reblock_unserved`).
+    pub seen: Option<u64>,
 }
 
 /// The registry of blocked clients.
@@ -96,7 +112,41 @@ impl Blocking {
             self.waiters.entry((db, k.clone())).or_default().push_back(id);
             owned.push(k);
         }
-        self.clients.insert(id, BlockedClient { db, keys: owned, deadline, first_run_us: 0, on_any_change: false });
+        let client = BlockedClient {
+            db,
+            keys: owned,
+            deadline,
+            first_run_us: 0,
+            on_any_change: false,
+            stream: StreamWait::default(),
+        };
+        self.clients.insert(id, client);
+    }
+
+    /// Moves blocked client `id` to the back of each of its keys' queues, keeping everything
+    /// else it carries (deadline, first run, stream state), and signals the keys so that the
+    /// waiter now in front gets its turn. For a woken client that turned out not to be served.
+    pub fn requeue(&mut self, id: u64) {
+        self.requested = true;
+        let Some(bc) = self.clients.get(&id) else {
+            return;
+        };
+        for k in &bc.keys {
+            let slot = (bc.db, k.clone());
+            if let Some(q) = self.waiters.get_mut(&slot) {
+                q.retain(|&c| c != id);
+                let first = q.front().copied();
+                q.push_back(id);
+                if first.is_some() {
+                    self.ready.push(slot);
+                }
+            }
+        }
+    }
+
+    /// The stream-reader state of blocked client `id`.
+    pub fn stream_wait(&mut self, id: u64) -> Option<&mut StreamWait> {
+        self.clients.get_mut(&id).map(|b| &mut b.stream)
     }
 
     /// Whether the command running now asked to block (its statistics and slow-log entry then
