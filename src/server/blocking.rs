@@ -291,6 +291,28 @@ mod tests {
         assert!(!b.has_ready());
     }
 
+    /// A reader passing its turn goes behind the others and keeps what it carries.
+    #[test]
+    fn requeue_moves_to_the_back_and_keeps_state() {
+        let mut b = Blocking::default();
+        b.block(1, 0, &[b"s"], None);
+        b.block(2, 0, &[b"s"], None);
+        b.note_first_run(1, 40);
+        b.wake_on_any_change(1);
+        b.stream_wait(1).unwrap().seen = Some(7);
+        b.reset_request();
+        b.requeue(1);
+        assert!(b.take_request());
+        assert_eq!(b.take_ready(), vec![2], "the next waiter gets its turn");
+        let c = b.get(1).unwrap();
+        assert_eq!((c.first_run_us, c.on_any_change, c.stream.seen), (40, true, Some(7)));
+        b.unblock(2);
+        assert_eq!(b.take_ready(), vec![1]);
+        // Alone in its queue: nobody else to hand the turn to.
+        b.requeue(1);
+        assert!(!b.has_ready());
+    }
+
     #[test]
     fn keys_waited_in_one_db() {
         let mut b = Blocking::default();
