@@ -236,6 +236,7 @@ pub fn call(
     let Server { ks, state, effects } = server;
     // Misses are only remembered while someone wants `keymiss` events.
     ks.record_misses = state.config.notify_keyspace_events & crate::config::notify::KEY_MISS != 0;
+    ks.lazy_expire = state.config.lazyfree_lazy_expire;
     effects.clear();
     // Redis never wraps the effects of a command that may touch any key (its lazy expiries).
     effects.unwrapped = spec.has(flags::TOUCHES_ARBITRARY_KEYS);

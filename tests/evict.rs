@@ -244,3 +244,36 @@ fn object_freq_and_idletime_follow_the_policy() {
           adjust.\r\n"
     );
 }
+
+/// With `lazyfree-lazy-eviction`, evicted big collections are freed on the lazy-free thread,
+/// and eviction still stops near the limit instead of emptying the database while it waits
+/// for that thread (it re-reads the memory every 16 keys, as Redis does).
+#[test]
+fn lazy_eviction_frees_in_the_background_and_stops_at_the_limit() {
+    let srv = TestServer::start(&[
+        "--maxmemory",
+        "8mb",
+        "--maxmemory-policy",
+        "allkeys-random",
+        "--lazyfree-lazy-eviction",
+        "yes",
+    ]);
+    let mut c = srv.conn();
+    for k in 0..400 {
+        let mut sadd = redis::cmd("SADD");
+        sadd.arg(format!("set:{k}"));
+        for i in 0..1000 {
+            sadd.arg(format!("member-{i}"));
+        }
+        let _: i64 = sadd.query(&mut c).unwrap();
+    }
+    let evicted = info_field(&mut c, "stats", "evicted_keys");
+    assert!(evicted > 0, "nothing was evicted");
+    let start = std::time::Instant::now();
+    while info_field(&mut c, "memory", "lazyfreed_objects") == 0 {
+        assert!(start.elapsed().as_secs() < 10, "no eviction went through the lazy-free thread");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let keys: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert!(keys > 50, "eviction emptied the database: {keys} keys left, {evicted} evicted");
+}

@@ -204,3 +204,42 @@ fn unlink_and_flush_async_free_big_values_in_the_background() {
     let _: () = redis::cmd("FLUSHALL").arg("ASYNC").query(&mut c).unwrap();
     wait_lazyfreed(&mut c, 100);
 }
+
+/// `lazyfree-lazy-expire` frees expired big values on the lazy-free thread, both when a lookup
+/// finds them expired and in the active expire cycle; without it they are freed in place.
+#[test]
+fn lazy_expire_frees_expired_big_values_in_the_background() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    let fill = |c: &mut redis::Connection, key: &str| {
+        let mut sadd = redis::cmd("SADD");
+        sadd.arg(key);
+        for i in 0..1000 {
+            sadd.arg(format!("m{i}"));
+        }
+        let _: i64 = sadd.query(c).unwrap();
+        let _: i64 = redis::cmd("PEXPIRE").arg(key).arg(1).query(c).unwrap();
+    };
+    // In place by default.
+    fill(&mut c, "a");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let _: i64 = redis::cmd("EXISTS").arg("a").query(&mut c).unwrap();
+    assert_eq!(info_u64(&mut c, "lazyfreed_objects"), 0);
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("lazyfree-lazy-expire").arg("yes")
+        .query(&mut c).unwrap();
+    // Found expired by a lookup.
+    fill(&mut c, "b");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let n: i64 = redis::cmd("EXISTS").arg("b").query(&mut c).unwrap();
+    assert_eq!(n, 0);
+    wait_lazyfreed(&mut c, 1);
+    // Found by the active expire cycle (nobody touches the key).
+    fill(&mut c, "c");
+    let start = std::time::Instant::now();
+    while info_u64(&mut c, "lazyfreed_objects") < 2 {
+        assert!(start.elapsed().as_secs() < 10, "the expire cycle never freed c");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let keys: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(keys, 0);
+}

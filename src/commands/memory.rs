@@ -13,7 +13,7 @@ use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
 use crate::journal::Effects;
 use crate::keyspace::evict::{self, Policy};
-use crate::keyspace::{Entry, Key, Keyspace};
+use crate::keyspace::{lazyfree, Entry, Key, Keyspace};
 use crate::server::{Server, ServerState};
 
 pub(crate) const COMMANDS: &[CommandSpec] = &[CommandSpec::container(
@@ -151,21 +151,54 @@ fn evict_until(
     let mut freed = 0usize;
     let mut count = 0u64;
     let started = Instant::now();
+    // The reading that counts as back under the limit.
+    let target = used_memory(ks).saturating_sub(to_free);
     while freed < to_free {
         let before = used_memory(ks);
         let Some((db, key)) =
             ks.evict_one(&mut state.eviction_pool, policy, samples, &mut state.rng)
         else {
-            return EvictStatus::Fail;
+            return wait_for_lazy_frees(ks, target, limit, started, used_memory);
         };
         freed += before.saturating_sub(used_memory(ks));
         on_evicted(state, db, key, lazy);
         count += 1;
+        // A value handed to the lazy-free thread releases its memory only once that thread
+        // has run, so `freed` does not see it. Evicting on regardless would empty the
+        // database while the memory is on its way back (the thread needs the CPU this loop
+        // holds); the round ends instead, and the next command or cron tick looks again.
+        // Like Redis's EVICT_RUNNING, that lets the command run.
+        if lazy && lazyfree::pending() > 0 {
+            return if used_memory(ks) <= target { EvictStatus::Ok } else { EvictStatus::Running };
+        }
         if count % 16 == 0 && limit.is_some_and(|l| started.elapsed() >= l) {
             return EvictStatus::Running;
         }
     }
     EvictStatus::Ok
+}
+
+/// Nothing is left to evict: before refusing the command, give values still being freed on
+/// the lazy-free thread the rest of the round's time to return their memory, as Redis does.
+fn wait_for_lazy_frees(
+    ks: &Keyspace,
+    target: usize,
+    limit: Option<Duration>,
+    started: Instant,
+    used_memory: &impl Fn(&Keyspace) -> usize,
+) -> EvictStatus {
+    let limit = limit.unwrap_or(Duration::from_millis(1));
+    while lazyfree::pending() > 0 && started.elapsed() < limit {
+        if used_memory(ks) <= target {
+            return EvictStatus::Ok;
+        }
+        std::thread::sleep(limit.min(Duration::from_millis(1)));
+    }
+    if used_memory(ks) <= target {
+        EvictStatus::Ok
+    } else {
+        EvictStatus::Fail
+    }
 }
 
 /// What an eviction does besides the deletion: it is a write like an expiry, so it goes to the

@@ -310,7 +310,10 @@ impl Keyspace {
             p if p.is_random() => self.random_victim(pool, p, rng)?,
             p => self.pooled_victim(pool, p, samples.max(1), rng)?,
         };
-        self.dbs[db].remove(&key);
+        let entry = self.dbs[db].remove(&key);
+        if let (true, Some(e)) = (pool.tuning.lazy, entry) {
+            super::lazyfree::free(e.value);
+        }
         Some((db, key))
     }
 

@@ -95,7 +95,10 @@ impl Keyspace {
                     if at <= now_ms {
                         let k = k.clone();
                         d.expires.remove(&k);
-                        d.main.remove(&k);
+                        let entry = d.main.remove(&k);
+                        if let (true, Some(e)) = (self.lazy_expire, entry) {
+                            super::lazyfree::free(e.value);
+                        }
                         self.expired.push((db, k));
                         expired += 1;
                     } else {

@@ -300,6 +300,10 @@ pub struct Keyspace {
     /// Database the next active expire cycle starts with, so that a cycle cut short by its
     /// time budget does not starve the higher-numbered databases.
     pub(crate) expire_next_db: usize,
+    /// `lazyfree-lazy-expire`: expired values that are expensive to free go to the lazy-free
+    /// thread. Copied from the config before each command and each expire cycle (the
+    /// keyspace does not see the config).
+    pub lazy_expire: bool,
 }
 
 impl Keyspace {
@@ -314,6 +318,7 @@ impl Keyspace {
             expiry_paused: false,
             loading: false,
             expire_next_db: 0,
+            lazy_expire: false,
         }
     }
 
@@ -344,7 +349,11 @@ impl Keyspace {
     fn find(&mut self, db: usize, key: &[u8], now: u64, access: Access) -> Option<&mut Entry> {
         let now = if self.loading { 0 } else { now };
         let Keyspace { dbs, expired, missed, record_misses, stats, .. } = self;
-        let delete = self.expire_on_access && !self.expiry_paused;
+        let delete = match (self.expire_on_access && !self.expiry_paused, self.lazy_expire) {
+            (false, _) => Expiry::Keep,
+            (true, false) => Expiry::Delete,
+            (true, true) => Expiry::DeleteLazily,
+        };
         let found = lookup(&mut dbs[db], db, key, now, delete, expired, stats);
         if access.count_hit {
             if found.is_some() {
@@ -424,6 +433,17 @@ struct Access {
     touch: bool,
 }
 
+/// What a lookup does with a key it finds expired.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// Hide it only (replicas, CLIENT PAUSE).
+    Keep,
+    /// Delete it and free its value here.
+    Delete,
+    /// Delete it, freeing an expensive value on the lazy-free thread (`lazyfree-lazy-expire`).
+    DeleteLazily,
+}
+
 /// Single-probe lookup with lazy expiry.
 #[inline]
 fn lookup<'a>(
@@ -431,7 +451,7 @@ fn lookup<'a>(
     db: usize,
     key: &[u8],
     now: u64,
-    expire_on_access: bool,
+    expiry: Expiry,
     expired: &mut Vec<(usize, Key)>,
     stats: &mut KeyspaceStats,
 ) -> Option<(&'a mut u32, &'a mut Entry)> {
@@ -439,15 +459,18 @@ fn lookup<'a>(
     let dead = |meta: u32, _: &Entry| {
         meta & VOLATILE != 0 && expired_at(expires.get(key).copied().unwrap_or(NO_EXPIRE), now)
     };
-    if !expire_on_access {
+    if expiry == Expiry::Keep {
         return d.main.get_meta_mut(key).filter(|(m, e)| !dead(**m, e));
     }
     match d.main.get_mut_unless(key, dead)? {
         Ok(found) => Some(found),
-        Err((k, _)) => {
+        Err((k, entry)) => {
             d.expires.remove(&k);
             stats.expired_keys += 1;
             expired.push((db, k));
+            if expiry == Expiry::DeleteLazily {
+                lazyfree::free(entry.value);
+            }
             None
         }
     }
