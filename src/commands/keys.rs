@@ -859,20 +859,30 @@ fn flushall(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// The serialized value of a key (`formats/dump.md`), for RESTORE.
+/// The serialized value of a key, for RESTORE: Redis's payload (`formats/dump.md`), so that
+/// redis-server can RESTORE it too.
 ///
 /// ```text
 /// DUMP key
 /// ```
 fn dump(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    let opts = dump_options(ctx.srv);
     match ctx.ks.lookup_read(ctx.db, argv[1], ctx.now) {
         Some(e) => {
-            let payload = crate::snapshot::dump::payload(&e.value);
+            let payload = crate::snapshot::dump::payload(&e.value, opts);
             ctx.out.bulk(&payload);
         }
         None => ctx.out.null(),
     }
     Ok(())
+}
+
+/// What the configuration says about DUMP payloads (`rdbcompression`, the list node size).
+pub(crate) fn dump_options(srv: &crate::server::ServerState) -> crate::snapshot::rdb_write::Options {
+    crate::snapshot::rdb_write::Options {
+        compress: srv.config.rdbcompression,
+        list_fill: crate::snapshot::engine::encoding_limits(srv).list_fill,
+    }
 }
 
 /// Creates a key from a DUMP payload.
