@@ -17,6 +17,7 @@ pub mod keys;
 pub mod latency;
 pub mod list;
 pub mod memory;
+pub mod migrate;
 pub mod module;
 pub mod scripting;
 pub mod pubsub;
@@ -215,7 +216,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 27] {
+fn families() -> [&'static [CommandSpec]; 28] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -244,6 +245,7 @@ fn families() -> [&'static [CommandSpec]; 27] {
         latency::COMMANDS,
         module::COMMANDS,
         hyperloglog::COMMANDS,
+        migrate::COMMANDS,
     ]
 }
 
