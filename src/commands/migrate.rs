@@ -5,9 +5,10 @@
 //! becomes a `RESTORE key ttl payload [REPLACE]` (the payload is DUMP's, Redis's format), all
 //! pipelined in one write after an optional AUTH and a SELECT. Connections are cached per
 //! `host:port` with the database last selected on them (so a later MIGRATE to the same
-//! database sends no SELECT), at most 64 of them, and closed after 10 seconds unused
-//! ([`close_idle`], from the cron, and whenever the cache is looked at). The event loop is one
-//! thread, so the cache is a thread-local rather than server state.
+//! database sends no SELECT), at most 64 of them, and closed after 10 seconds unused by a
+//! once-a-second task that runs while the cache holds any (Redis's cron job
+//! `migrateCloseTimedoutSockets`). The event loop is one thread, so the cache is a
+//! thread-local of this module rather than server state.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -41,10 +42,12 @@ struct Cached {
 
 thread_local! {
     static CACHE: RefCell<HashMap<Vec<u8>, Cached>> = RefCell::new(HashMap::new());
+    /// Whether the task closing idle connections is running.
+    static REAPER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Closes the cached connections unused for more than 10 seconds (Redis's
-/// `migrateCloseTimedoutSockets`, run by the cron once a second).
+/// `migrateCloseTimedoutSockets`).
 pub fn close_idle(now_secs: u64) {
     CACHE.with(|c| {
         c.borrow_mut().retain(|_, s| now_secs.saturating_sub(s.last_use) <= CACHE_TTL_SECS)
@@ -55,6 +58,24 @@ pub fn close_idle(now_secs: u64) {
 pub fn cached_sockets() -> usize {
     close_idle(crate::util::time::now_secs());
     CACHE.with(|c| c.borrow().len())
+}
+
+/// Starts the task that closes idle connections once a second, unless it runs; it ends when
+/// the cache is empty. Called from a command, so inside the event loop's `LocalSet`.
+fn start_reaper() {
+    if REAPER.with(|r| r.replace(true)) {
+        return;
+    }
+    tokio::task::spawn_local(async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            close_idle(crate::util::time::now_secs());
+            if CACHE.with(|c| c.borrow().is_empty()) {
+                REAPER.with(|r| r.set(false));
+                return;
+            }
+        }
+    });
 }
 
 fn close(name: &[u8]) {
@@ -345,6 +366,7 @@ fn connection(name: &[u8], req: &Request<'_>) -> Result<Option<i64>, Option<std:
         let conn = BufReader::new(stream);
         c.insert(name.to_vec(), Cached { conn, db: None, last_use: now });
     });
+    start_reaper();
     Ok(None)
 }
 
