@@ -6,6 +6,7 @@ use super::args::{self, is};
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
 use crate::keyspace::{expire, Db, Entry, Key, RString, Value, NO_EXPIRE};
+use crate::snapshot::rdb_write;
 use crate::util::glob;
 
 pub(crate) const COMMANDS: &[CommandSpec] = &[
@@ -878,8 +879,8 @@ fn dump(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 /// What the configuration says about DUMP payloads (`rdbcompression`, the list node size).
-pub(crate) fn dump_options(srv: &crate::server::ServerState) -> crate::snapshot::rdb_write::Options {
-    crate::snapshot::rdb_write::Options {
+pub(crate) fn dump_options(srv: &crate::server::ServerState) -> rdb_write::Options {
+    rdb_write::Options {
         compress: srv.config.rdbcompression,
         list_fill: crate::snapshot::engine::encoding_limits(srv).list_fill,
     }

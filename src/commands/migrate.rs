@@ -20,8 +20,15 @@ use super::args::{self, is};
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
 
-pub(crate) const COMMANDS: &[CommandSpec] =
-    &[CommandSpec::new("migrate", -6, WRITE | MOVABLE_KEYS, 3, 3, 1, migrate)];
+pub(crate) const COMMANDS: &[CommandSpec] = &[CommandSpec::new(
+    "migrate",
+    -6,
+    WRITE | MOVABLE_KEYS,
+    3,
+    3,
+    1,
+    migrate,
+)];
 
 /// Most cached connections; one more evicts a random one.
 const CACHE_ITEMS: usize = 64;
@@ -50,7 +57,8 @@ thread_local! {
 /// `migrateCloseTimedoutSockets`).
 pub fn close_idle(now_secs: u64) {
     CACHE.with(|c| {
-        c.borrow_mut().retain(|_, s| now_secs.saturating_sub(s.last_use) <= CACHE_TTL_SECS)
+        c.borrow_mut()
+            .retain(|_, s| now_secs.saturating_sub(s.last_use) <= CACHE_TTL_SECS)
     });
 }
 
@@ -207,12 +215,20 @@ fn attempt(ctx: &mut Ctx<'_>, req: &Request<'_>, name: &[u8], present: &[&[u8]])
         }
         // Redis's blocking connect reports a refused or timed-out connection only when the
         // first write fails, so it is answered (and retried) as a write error.
-        Err(Some(e)) => return Attempt::Failed { writing: true, timed_out: is_timeout(&e) },
+        Err(Some(e)) => {
+            return Attempt::Failed {
+                writing: true,
+                timed_out: is_timeout(&e),
+            }
+        }
     };
     let select = last_db != Some(req.db);
     let (buf, sent) = build_commands(ctx, req, select, present);
     if let Err(e) = with_conn(name, |c| write_all(c.get_mut(), &buf)) {
-        return Attempt::Failed { writing: true, timed_out: is_timeout(&e) };
+        return Attempt::Failed {
+            writing: true,
+            timed_out: is_timeout(&e),
+        };
     }
     let mut first_error: Option<Vec<u8>> = None;
     for wanted in [req.password.is_some(), select] {
@@ -225,7 +241,12 @@ fn attempt(ctx: &mut Ctx<'_>, req: &Request<'_>, name: &[u8], present: &[&[u8]])
                     first_error = Some(line);
                 }
             }
-            Err(e) => return Attempt::Failed { writing: false, timed_out: is_timeout(&e) },
+            Err(e) => {
+                return Attempt::Failed {
+                    writing: false,
+                    timed_out: is_timeout(&e),
+                }
+            }
         }
     }
     let mut deleted: Vec<&[u8]> = Vec::new();
@@ -239,7 +260,9 @@ fn attempt(ctx: &mut Ctx<'_>, req: &Request<'_>, name: &[u8], present: &[&[u8]])
                 break;
             }
         };
-        let err = first_error.clone().or_else(|| (line.first() == Some(&b'-')).then_some(line));
+        let err = first_error
+            .clone()
+            .or_else(|| (line.first() == Some(&b'-')).then_some(line));
         if let Some(err) = err {
             if target_error.is_none() {
                 set_db(name, None);
@@ -254,7 +277,10 @@ fn attempt(ctx: &mut Ctx<'_>, req: &Request<'_>, name: &[u8], present: &[&[u8]])
     }
     if let Some((j, timed_out)) = socket_error {
         if target_error.is_none() && j == 0 {
-            return Attempt::Failed { writing: false, timed_out };
+            return Attempt::Failed {
+                writing: false,
+                timed_out,
+            };
         }
         close(name);
     }
@@ -309,7 +335,9 @@ fn build_commands<'k>(
     let mut sent = Vec::with_capacity(present.len());
     for &key in present {
         let table = &ctx.ks.dbs[ctx.db];
-        let Some(entry) = table.peek(key) else { continue };
+        let Some(entry) = table.peek(key) else {
+            continue;
+        };
         let ttl = match table.expire_of(key) {
             None => 0,
             Some(at) if at < now_ms => continue,
@@ -364,7 +392,14 @@ fn connection(name: &[u8], req: &Request<'_>) -> Result<Option<i64>, Option<std:
             }
         }
         let conn = BufReader::new(stream);
-        c.insert(name.to_vec(), Cached { conn, db: None, last_use: now });
+        c.insert(
+            name.to_vec(),
+            Cached {
+                conn,
+                db: None,
+                last_use: now,
+            },
+        );
     });
     start_reaper();
     Ok(None)
@@ -376,7 +411,11 @@ fn connection(name: &[u8], req: &Request<'_>) -> Result<Option<i64>, Option<std:
 fn connect(req: &Request<'_>) -> Result<TcpStream, Option<std::io::Error>> {
     let host = std::str::from_utf8(req.host).map_err(|_| None)?;
     let port = atoi_port(req.port).ok_or(None)?;
-    let addr = (host, port).to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or(None)?;
+    let addr = (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or(None)?;
     TcpStream::connect_timeout(&addr, req.timeout).map_err(Some)
 }
 
@@ -415,7 +454,11 @@ pub fn get_keys(argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
         .skip(6)
         .find(|(_, a)| is(a, "keys") && argv[3].is_empty())
         .map_or(3, |(i, _)| i + 1);
-    let last = if first == 3 { 4.min(argv.len()) } else { argv.len() };
+    let last = if first == 3 {
+        4.min(argv.len())
+    } else {
+        argv.len()
+    };
     (first..last).map(|i| (i, FLAGS)).collect()
 }
 
@@ -429,7 +472,11 @@ fn atoi_port(s: &[u8]) -> Option<u16> {
         _ => (false, s),
     };
     let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
-    let n: u64 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+    let n: u64 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().ok()?
+    };
     if neg && n != 0 {
         return None;
     }
@@ -488,7 +535,10 @@ fn read_line(r: &mut BufReader<TcpStream>) -> std::io::Result<Vec<u8>> {
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 #[cfg(test)]
@@ -511,10 +561,14 @@ mod tests {
         assert_eq!(r.keys, &[&b"a"[..], b"b"]);
         let argv: Vec<&[u8]> = vec![b"migrate", b"h", b"1", b"k", b"0", b"5", b"keys", b"a"];
         let e = parse(&argv).err().map(|e| e.to_string());
-        assert!(e.unwrap_or_default().contains("must be set to the empty string"));
+        assert!(e
+            .unwrap_or_default()
+            .contains("must be set to the empty string"));
         let argv: Vec<&[u8]> = vec![b"migrate", b"h", b"1", b"k", b"x", b"y", b"auth"];
         assert!(matches!(parse(&argv), Err(CmdError::Syntax)));
-        let argv: Vec<&[u8]> = vec![b"migrate", b"h", b"1", b"k", b"0", b"0", b"copy", b"auth2", b"u", b"p"];
+        let argv: Vec<&[u8]> = vec![
+            b"migrate", b"h", b"1", b"k", b"0", b"0", b"copy", b"auth2", b"u", b"p",
+        ];
         let r = parse(&argv).unwrap_or_else(|_| panic!("parse"));
         assert!(r.copy && r.username == Some(&b"u"[..]) && r.password == Some(&b"p"[..]));
         assert_eq!(r.timeout, Duration::from_millis(1000));

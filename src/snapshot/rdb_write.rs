@@ -369,7 +369,10 @@ pub struct Listpack {
 
 impl Default for Listpack {
     fn default() -> Self {
-        Listpack { buf: vec![0; 6], n: 0 }
+        Listpack {
+            buf: vec![0; 6],
+            n: 0,
+        }
     }
 }
 
@@ -464,7 +467,11 @@ impl Listpack {
 /// Redis's intset of the ascending `members`: width (2, 4 or 8 bytes, the smallest holding
 /// them all), count, then each member little-endian.
 fn intset(members: &[i64]) -> Vec<u8> {
-    let fits = |w: u32| members.iter().all(|&v| v >= -(1 << (w * 8 - 1)) && v < 1 << (w * 8 - 1));
+    let fits = |w: u32| {
+        members
+            .iter()
+            .all(|&v| v >= -(1 << (w * 8 - 1)) && v < 1 << (w * 8 - 1))
+    };
     let width: usize = if fits(2) {
         2
     } else if fits(4) {
@@ -504,7 +511,10 @@ fn list(out: &mut Vec<u8>, l: &ListValue, o: Options) {
                 nodes.push((1, e.into_owned()));
                 continue;
             }
-            if !cur.as_ref().is_some_and(|(lp, n)| node_allows(lp.bytes(), *n, e.len(), o)) {
+            if !cur
+                .as_ref()
+                .is_some_and(|(lp, n)| node_allows(lp.bytes(), *n, e.len(), o))
+            {
                 flush(&mut cur, &mut nodes);
                 cur = Some((Listpack::default(), 0));
             }
@@ -528,7 +538,9 @@ fn node_allows(sz: usize, count: usize, len: usize, o: Options) -> bool {
     const LEVELS: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
     let new_sz = sz + len + 8;
     if o.list_fill < 0 {
-        let level = usize::try_from(-o.list_fill - 1).ok().and_then(|i| LEVELS.get(i));
+        let level = usize::try_from(-o.list_fill - 1)
+            .ok()
+            .and_then(|i| LEVELS.get(i));
         if level.is_some_and(|&lim| new_sz <= lim) {
             return true;
         }
@@ -630,7 +642,9 @@ const ENTRY_SAMEFIELDS: i64 = 2;
 fn stream(out: &mut Vec<u8>, s: &StreamValue, compress: bool) {
     put_len(out, s.node_count() as u64);
     for node in s.nodes() {
-        let Some(first) = node.items().first() else { continue };
+        let Some(first) = node.items().first() else {
+            continue;
+        };
         raw_string(out, &first.id.to_be(), compress);
         raw_string(out, &stream_node(node), compress);
     }
@@ -690,8 +704,14 @@ fn stream_node(node: &Node) -> Vec<u8> {
     lp.push_int(0);
     for it in items {
         let same = it.fields.len() == 2 * master_fields.len()
-            && it.fields.iter().step_by(2).zip(&master_fields).all(|(a, b)| **a == **b);
-        let flags = if it.deleted { ENTRY_DELETED } else { 0 } | if same { ENTRY_SAMEFIELDS } else { 0 };
+            && it
+                .fields
+                .iter()
+                .step_by(2)
+                .zip(&master_fields)
+                .all(|(a, b)| **a == **b);
+        let flags =
+            if it.deleted { ENTRY_DELETED } else { 0 } | if same { ENTRY_SAMEFIELDS } else { 0 };
         lp.push_int(flags);
         lp.push_int(it.id.ms.wrapping_sub(master.ms) as i64);
         lp.push_int(it.id.seq.wrapping_sub(master.seq) as i64);
@@ -717,7 +737,16 @@ mod tests {
         assert_eq!(lp_int(b"0"), Some(0));
         assert_eq!(lp_int(b"-9223372036854775808"), Some(i64::MIN));
         assert_eq!(lp_int(b"9223372036854775808"), None);
-        for bad in [&b""[..], b"-0", b"01", b"+1", b" 1", b"1a", b"-", b"123456789012345678901"] {
+        for bad in [
+            &b""[..],
+            b"-0",
+            b"01",
+            b"+1",
+            b" 1",
+            b"1a",
+            b"-",
+            b"123456789012345678901",
+        ] {
             assert_eq!(lp_int(bad), None, "{bad:?}");
         }
     }
@@ -728,7 +757,10 @@ mod tests {
         for n in [5u64, 300, 70_000, 1 << 33] {
             put_len(&mut out, n);
         }
-        assert_eq!(out, b"\x05\x41\x2c\x80\x00\x01\x11\x70\x81\x00\x00\x00\x02\x00\x00\x00\x00");
+        assert_eq!(
+            out,
+            b"\x05\x41\x2c\x80\x00\x01\x11\x70\x81\x00\x00\x00\x02\x00\x00\x00\x00"
+        );
         let s = |b: &[u8]| {
             let mut out = Vec::new();
             raw_string(&mut out, b, true);
@@ -764,14 +796,27 @@ mod tests {
     #[test]
     fn listpack_entries_match_redis() {
         let mut lp = Listpack::default();
-        for e in [&b"a"[..], b"1.5", b"b", b"2", b"-1", b"300", b"-40000", b"5000000", b"x"] {
+        for e in [
+            &b"a"[..],
+            b"1.5",
+            b"b",
+            b"2",
+            b"-1",
+            b"300",
+            b"-40000",
+            b"5000000",
+            b"x",
+        ] {
             lp.push(e);
         }
         let want: &[u8] = b"\x81a\x02\x831.5\x04\x81b\x02\x02\x01\xdf\xff\x02\xc1\x2c\x02\
             \xf2\xc0\x63\xff\x04\xf2\x40\x4b\x4c\x04\x81x\x02\xff";
         let got = lp.finish();
         assert_eq!(&got[6..], want);
-        assert_eq!(u32::from_le_bytes(got[..4].try_into().unwrap()) as usize, got.len());
+        assert_eq!(
+            u32::from_le_bytes(got[..4].try_into().unwrap()) as usize,
+            got.len()
+        );
         assert_eq!(u16::from_le_bytes([got[4], got[5]]), 9);
     }
 
