@@ -444,22 +444,37 @@ pub fn is_secret(argv: &[&[u8]], i: usize) -> bool {
     false
 }
 
-/// MIGRATE's keys for COMMAND GETKEYS (Redis's `migrateGetKeys`): the key argument, or with
-/// `KEYS` (and an empty key argument) everything after it; flagged as the first key spec.
-pub fn get_keys(argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
+/// MIGRATE's keys for COMMAND GETKEYS when its key specs do not apply (Redis's
+/// `migrateGetKeys`): the key argument, or with `KEYS` everything after it (none when the key
+/// argument is not empty then: that is MIGRATE's syntax error); AUTH and AUTH2 arguments are
+/// skipped while looking for `KEYS`. `None` when there is no key.
+pub fn get_keys(argv: &[&[u8]]) -> Option<Vec<(usize, &'static [&'static str])>> {
     const FLAGS: &[&str] = &["RW", "access", "delete"];
-    let first = argv
-        .iter()
-        .enumerate()
-        .skip(6)
-        .find(|(_, a)| is(a, "keys") && argv[3].is_empty())
-        .map_or(3, |(i, _)| i + 1);
-    let last = if first == 3 {
-        4.min(argv.len())
-    } else {
-        argv.len()
-    };
-    (first..last).map(|i| (i, FLAGS)).collect()
+    let (mut first, mut num) = (3, 1);
+    let mut i = 6;
+    while i < argv.len() {
+        let a = argv[i];
+        if is(a, "keys") {
+            if argv[3].is_empty() {
+                (first, num) = (i + 1, argv.len() - i - 1);
+            } else {
+                num = 0;
+            }
+            break;
+        }
+        i += if is(a, "auth") {
+            2
+        } else if is(a, "auth2") {
+            3
+        } else {
+            1
+        };
+    }
+    let keys: Vec<_> = (first..first + num)
+        .filter(|&p| p < argv.len())
+        .map(|p| (p, FLAGS))
+        .collect();
+    (!keys.is_empty()).then_some(keys)
 }
 
 /// The leading decimal digits of `s` (after blanks and a sign), as a port; `None` when out
