@@ -39,11 +39,16 @@ const MAX_LINE: usize = 1024;
 /// Bytes written to the target per write call.
 const WRITE_CHUNK: usize = 64 * 1024;
 
+/// The "database not known" mark of a cached connection. It is -1 as in Redis, which makes a
+/// MIGRATE to database -1 send no SELECT on such a connection (the target then answers for the
+/// database the connection is on), a quirk kept so that the replies stay Redis's.
+const UNKNOWN_DB: i64 = -1;
+
 /// A cached connection to a target.
 struct Cached {
     conn: BufReader<TcpStream>,
-    /// Database last selected on it (`None`: unknown, send SELECT).
-    db: Option<i64>,
+    /// Database last selected on it, [`UNKNOWN_DB`] when not known.
+    db: i64,
     last_use: u64,
 }
 
@@ -222,7 +227,7 @@ fn attempt(ctx: &mut Ctx<'_>, req: &Request<'_>, name: &[u8], present: &[&[u8]])
             }
         }
     };
-    let select = last_db != Some(req.db);
+    let select = last_db != req.db;
     let (buf, sent) = build_commands(ctx, req, select, present);
     if let Err(e) = with_conn(name, |c| write_all(c.get_mut(), &buf)) {
         return Attempt::Failed {
@@ -265,7 +270,7 @@ fn attempt(ctx: &mut Ctx<'_>, req: &Request<'_>, name: &[u8], present: &[&[u8]])
             .or_else(|| (line.first() == Some(&b'-')).then_some(line));
         if let Some(err) = err {
             if target_error.is_none() {
-                set_db(name, None);
+                set_db(name, UNKNOWN_DB);
                 let text = String::from_utf8_lossy(&err[1..]).into_owned();
                 let msg = format!("Target instance replied with error: {text}");
                 target_error = Some(CmdError::err(msg));
@@ -296,7 +301,7 @@ fn attempt(ctx: &mut Ctx<'_>, req: &Request<'_>, name: &[u8], present: &[&[u8]])
         let msg = "IOERR error or timeout reading to target instance";
         return Attempt::Done(Err(CmdError::raw(msg)));
     }
-    set_db(name, Some(req.db));
+    set_db(name, req.db);
     ctx.out.ok();
     Attempt::Done(Ok(()))
 }
@@ -368,7 +373,7 @@ fn command(out: &mut Vec<u8>, argv: &[&[u8]]) {
 /// The cached connection to `name` (its last selected database), or a new one, connected
 /// within the timeout. Fails with `None` when the address does not resolve, with the error
 /// when connecting fails. Each use refreshes the connection's timeouts and last-use time.
-fn connection(name: &[u8], req: &Request<'_>) -> Result<Option<i64>, Option<std::io::Error>> {
+fn connection(name: &[u8], req: &Request<'_>) -> Result<i64, Option<std::io::Error>> {
     let now = crate::util::time::now_secs();
     let cached = CACHE.with(|c| {
         let mut c = c.borrow_mut();
@@ -396,13 +401,13 @@ fn connection(name: &[u8], req: &Request<'_>) -> Result<Option<i64>, Option<std:
             name.to_vec(),
             Cached {
                 conn,
-                db: None,
+                db: UNKNOWN_DB,
                 last_use: now,
             },
         );
     });
     start_reaper();
-    Ok(None)
+    Ok(UNKNOWN_DB)
 }
 
 /// Connects to the target's first address within the timeout. The port is read as C's
@@ -514,7 +519,7 @@ fn with_conn<R>(
     })
 }
 
-fn set_db(name: &[u8], db: Option<i64>) {
+fn set_db(name: &[u8], db: i64) {
     CACHE.with(|c| {
         if let Some(s) = c.borrow_mut().get_mut(name) {
             s.db = db;
