@@ -849,7 +849,10 @@ mod tests {
             .collect();
         let lim = super::super::codec::EncodingLimits::default();
         let v = super::super::rdb::dump_object(&bytes[..bytes.len() - 10], &lim).unwrap();
-        let o = Options { compress: true, list_fill: -2 };
+        let o = Options {
+            compress: true,
+            list_fill: -2,
+        };
         assert_eq!(dump_payload(&v, o), bytes);
     }
 
