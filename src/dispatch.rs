@@ -470,8 +470,9 @@ fn feed_monitors(state: &mut ServerState, client: &Client, spec: &CommandSpec, a
 }
 
 /// Whether argument `i` is a secret Redis hides from MONITOR and the slow log: AUTH's
-/// arguments (unless AUTH was refused for its syntax), HELLO's AUTH pair, and the values CONFIG
-/// SET gives to `masterauth`, `masteruser` and `requirepass`.
+/// arguments (unless AUTH was refused for its syntax), HELLO's AUTH pair, the values CONFIG
+/// SET gives to `masterauth`, `masteruser` and `requirepass`, and MIGRATE's AUTH / AUTH2
+/// credentials.
 fn redacted(spec: &CommandSpec, argv: &[&[u8]], i: usize) -> bool {
     match (spec.parent, spec.name) {
         (None, "auth") => i >= 1 && argv.len() <= 3,
@@ -487,6 +488,7 @@ fn redacted(spec: &CommandSpec, argv: &[&[u8]], i: usize) -> bool {
                     .any(|s| name.eq_ignore_ascii_case(s))
             }
         }
+        (None, "migrate") => crate::commands::migrate::is_secret(argv, i),
         _ => false,
     }
 }

@@ -538,6 +538,11 @@ fn family_bitmaps() {
 }
 
 #[test]
+fn family_dump() {
+    run_family("dump");
+}
+
+#[test]
 fn family_tracking() {
     run_family("tracking");
 }

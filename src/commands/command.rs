@@ -382,7 +382,11 @@ fn getkeys_impl(ctx: &mut Ctx<'_>, argv: &[&[u8]], with_flags: bool) -> CmdResul
     } else if varflags {
         variable_flag_keys(m.name, cmd_argv)
     } else if has_keyspec {
-        keys_from_specs(m, cmd_argv)
+        // MIGRATE's KEYS form is beyond its key specs; Redis falls back to its key finder.
+        keys_from_specs(m, cmd_argv).or_else(|| match m.name {
+            "migrate" => super::migrate::get_keys(cmd_argv),
+            _ => None,
+        })
     } else {
         None
     };

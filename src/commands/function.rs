@@ -224,15 +224,38 @@ fn list(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// A payload holding every library, for FUNCTION RESTORE (format in `formats/functions.md`).
+/// A payload holding every library, for FUNCTION RESTORE: Redis's (`FUNCTION2` records, the
+/// RDB version and a CRC-64; `formats/dump.md`), so that redis-server can restore it too.
 ///
 /// ```text
 /// FUNCTION DUMP
 /// ```
 fn dump(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
-    let payload = functions::dump(&ctx.srv.scripting.libs);
+    let codes = ctx.srv.scripting.libs.libs.values().map(|l| &l.code[..]);
+    let compress = ctx.srv.config.rdbcompression;
+    let payload = crate::snapshot::rdb_write::functions_payload(codes, compress);
     ctx.out.bulk(&payload);
     Ok(())
+}
+
+/// The library codes of a FUNCTION DUMP payload: Redis's (what FUNCTION DUMP returns) or our
+/// legacy one (`formats/functions.md`, what ferrodis returned before). Errors are Redis's.
+fn payload_codes(payload: &[u8]) -> Result<Vec<Vec<u8>>, CmdError> {
+    use crate::snapshot::rdb;
+    if let Some(codes) = functions::parse_dump(payload) {
+        return Ok(codes);
+    }
+    let wrong = || CmdError::err("DUMP payload version or checksum are wrong");
+    if payload.len() < 10 {
+        return Err(wrong());
+    }
+    let (body, crc) = payload.split_at(payload.len() - 8);
+    let (records, version) = body.split_at(body.len() - 2);
+    let version = u32::from(u16::from_le_bytes([version[0], version[1]]));
+    if version > rdb::MAX_VERSION || rdb::crc64(body).to_le_bytes() != crc {
+        return Err(wrong());
+    }
+    rdb::function_records(records).map_err(CmdError::err)
 }
 
 /// Loads the libraries of a FUNCTION DUMP payload.
@@ -261,9 +284,7 @@ fn restore(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
             ))
         }
     };
-    let Some(codes) = functions::parse_dump(argv[2]) else {
-        return Err(CmdError::err("DUMP payload version or checksum are wrong"));
-    };
+    let codes = payload_codes(argv[2])?;
     let sc = &mut ctx.srv.scripting;
     let mut loaded = Libraries::default();
     for code in &codes {

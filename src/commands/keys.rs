@@ -6,6 +6,7 @@ use super::args::{self, is};
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
 use crate::keyspace::{expire, Db, Entry, Key, RString, Value, NO_EXPIRE};
+use crate::snapshot::rdb_write;
 use crate::util::glob;
 
 pub(crate) const COMMANDS: &[CommandSpec] = &[
@@ -859,20 +860,30 @@ fn flushall(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// The serialized value of a key (`formats/dump.md`), for RESTORE.
+/// The serialized value of a key, for RESTORE: Redis's payload (`formats/dump.md`), so that
+/// redis-server can RESTORE it too.
 ///
 /// ```text
 /// DUMP key
 /// ```
 fn dump(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
+    let opts = dump_options(ctx.srv);
     match ctx.ks.lookup_read(ctx.db, argv[1], ctx.now) {
         Some(e) => {
-            let payload = crate::snapshot::dump::payload(&e.value);
+            let payload = crate::snapshot::dump::payload(&e.value, opts);
             ctx.out.bulk(&payload);
         }
         None => ctx.out.null(),
     }
     Ok(())
+}
+
+/// What the configuration says about DUMP payloads (`rdbcompression`, the list node size).
+pub(crate) fn dump_options(srv: &crate::server::ServerState) -> rdb_write::Options {
+    rdb_write::Options {
+        compress: srv.config.rdbcompression,
+        list_fill: crate::snapshot::engine::encoding_limits(srv).list_fill,
+    }
 }
 
 /// Creates a key from a DUMP payload.

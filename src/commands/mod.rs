@@ -18,6 +18,7 @@ pub mod keys;
 pub mod latency;
 pub mod list;
 pub mod memory;
+pub mod migrate;
 pub mod module;
 pub mod scripting;
 pub mod pubsub;
@@ -216,7 +217,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 28] {
+fn families() -> [&'static [CommandSpec]; 29] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -246,6 +247,7 @@ fn families() -> [&'static [CommandSpec]; 28] {
         module::COMMANDS,
         hyperloglog::COMMANDS,
         cluster::COMMANDS,
+        migrate::COMMANDS,
     ]
 }
 

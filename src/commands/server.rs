@@ -685,6 +685,7 @@ fn info_stats(ctx: &mut Ctx<'_>, s: &mut String) {
         "pubsubshard_channels" => shard_channels,
         "latest_fork_usec" => 0,
         "total_forks" => 0,
+        "migrate_cached_sockets" => crate::commands::migrate::cached_sockets(),
         "tracking_total_keys" => ctx.srv.tracking.total_keys(),
         "tracking_total_items" => ctx.srv.tracking.total_items(),
         "tracking_total_prefixes" => ctx.srv.tracking.total_prefixes(),

@@ -1,14 +1,14 @@
-//! DUMP / RESTORE payloads (`formats/dump.md`): one value record of the snapshot format, with
-//! the snapshot format's version and a checksum after it, so that RESTORE refuses a payload
-//! from a newer format or a damaged one before decoding anything, as Redis does with its RDB
-//! version and CRC64 trailer. RESTORE also takes Redis's own payloads (an RDB object), so that
-//! tools that move keys with DUMP and RESTORE can move them from redis-server to ferrodis.
+//! DUMP / RESTORE payloads (`formats/dump.md`). DUMP returns Redis's payload (an RDB object,
+//! the RDB version and a CRC-64, written by `rdb_write`), so that redis-server and every tool
+//! that moves keys with DUMP / RESTORE or MIGRATE takes what ferrodis dumps. RESTORE takes
+//! Redis's payloads and also our legacy ones (format 1.x: one value record of the snapshot
+//! format, the snapshot format's version and a crc32), which older ferrodis versions returned.
 
 use super::codec::{self, Cur, EncodingLimits};
 use super::file::VERSION;
 use crate::keyspace::Value;
 
-/// Bytes after the record: major, minor, crc32.
+/// Bytes after a legacy payload's record: major, minor, crc32.
 const TRAILER: usize = 6;
 
 /// Why a payload was refused (the two errors RESTORE distinguishes).
@@ -20,8 +20,15 @@ pub enum PayloadError {
     BadData,
 }
 
-/// The DUMP payload of `value`.
-pub fn payload(value: &Value) -> Vec<u8> {
+/// The DUMP payload of `value`: Redis's (RDB version 10, CRC-64).
+pub fn payload(value: &Value, o: super::rdb_write::Options) -> Vec<u8> {
+    super::rdb_write::dump_payload(value, o)
+}
+
+/// A legacy (format 1.x) payload of `value`, as ferrodis's DUMP returned before it returned
+/// Redis's: kept so that RESTORE's support for them stays tested.
+#[cfg(test)]
+fn legacy_payload(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     codec::encode_value(&mut out, b"", value);
     out.push(VERSION.0);
@@ -62,7 +69,7 @@ fn parse_redis(payload: &[u8], limits: &EncodingLimits) -> Option<Result<Value, 
     Some(super::rdb::dump_object(object, limits).map_err(|_| PayloadError::BadData))
 }
 
-/// Decodes one of our own payloads.
+/// Decodes one of our legacy payloads.
 fn parse_own(payload: &[u8], limits: EncodingLimits) -> Result<Value, PayloadError> {
     if payload.len() < TRAILER {
         return Err(PayloadError::VersionOrChecksum);
@@ -111,7 +118,7 @@ mod tests {
             Value::List(ListValue::from_iter([&b"a"[..], b"b"], -2)),
         ];
         for v in values {
-            let p = payload(&v);
+            let p = legacy_payload(&v);
             assert_eq!(parse(&p, limits()).unwrap(), v);
             let mut bad = p.clone();
             bad[0] ^= 1;
@@ -201,6 +208,23 @@ mod tests {
             p.extend_from_slice(&[10, 0]);
             p.extend_from_slice(&crate::snapshot::rdb::crc64(&p).to_le_bytes());
             assert_eq!(parse(&p, limits()), Err(PayloadError::BadData), "{object:?}");
+        }
+    }
+
+    /// Our DUMP of what Redis's payloads hold is Redis's payload, byte for byte (except for a
+    /// set in a hash table, whose order is the table's).
+    #[test]
+    fn dumps_like_redis() {
+        let o = crate::snapshot::rdb_write::Options { compress: true, list_fill: -2 };
+        for (k, p) in REDIS {
+            let v = parse(p, limits()).unwrap();
+            let ours = payload(&v, o);
+            if k == "ss" {
+                assert_eq!(ours.len(), p.len());
+                assert_eq!(parse(&ours, limits()).unwrap(), v);
+                continue;
+            }
+            assert_eq!(ours, p, "{k}");
         }
     }
 

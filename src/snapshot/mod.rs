@@ -8,4 +8,5 @@ pub mod dump;
 pub mod engine;
 pub mod file;
 pub mod rdb;
+pub mod rdb_write;
 pub mod stream_codec;

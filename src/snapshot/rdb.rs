@@ -25,7 +25,7 @@ pub const MAX_VERSION: u32 = 11;
 const AUX_FUNCTIONS: &str = super::engine::AUX_FUNCTIONS;
 
 /// Opcodes (bytes where a value type may stand).
-mod op {
+pub(crate) mod op {
     pub const FUNCTION2: u8 = 245;
     pub const FUNCTION_PRE_GA: u8 = 246;
     pub const MODULE_AUX: u8 = 247;
@@ -40,7 +40,7 @@ mod op {
 }
 
 /// Value types.
-mod ty {
+pub(crate) mod ty {
     pub const STRING: u8 = 0;
     pub const LIST: u8 = 1;
     pub const SET: u8 = 2;
@@ -112,7 +112,7 @@ pub fn crc64(data: &[u8]) -> u64 {
 const LZF_MAX_RATIO: usize = 88;
 
 /// Decompresses an LZF block that must expand to exactly `out_len` bytes.
-fn lzf_decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, String> {
+pub(crate) fn lzf_decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, String> {
     if out_len > input.len().saturating_mul(LZF_MAX_RATIO) {
         return Err(format!(
             "LZF length {out_len} impossible for {} compressed bytes",
@@ -1196,6 +1196,43 @@ pub fn dump_object(bytes: &[u8], lim: &EncodingLimits) -> Result<Value, String> 
         return Err(format!("{} bytes after the object", r.c.left()));
     }
     build(b"", parsed, lim)?.ok_or_else(|| "empty collection".into())
+}
+
+/// The library codes of the records of a Redis FUNCTION DUMP payload (without its trailer):
+/// `FUNCTION2` records (a code string each) and the `FUNCTION` records of Redis 7.0's release
+/// candidates (name, engine, optional description, code: rebuilt into a code with its
+/// shebang, as Redis does). Errors are Redis's FUNCTION RESTORE messages.
+pub fn function_records(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let mut r = Reader { c: Cur::new(bytes) };
+    let mut codes = Vec::new();
+    let s = |r: &mut Reader<'_>, what: &str| {
+        r.string("function").map(Cow::into_owned).map_err(|_| format!("Failed loading {what}"))
+    };
+    while !r.c.at_end() {
+        match r.u8("opcode").map_err(|_| "can not read data type".to_string())? {
+            op::FUNCTION2 => codes.push(s(&mut r, "library payload")?),
+            op::FUNCTION_PRE_GA => {
+                let name = s(&mut r, "library name")?;
+                let engine = s(&mut r, "engine name")?;
+                let has_desc = r
+                    .length("description")
+                    .map_err(|_| "Failed loading library description indicator".to_string())?;
+                if has_desc != 0 {
+                    s(&mut r, "library description")?;
+                }
+                let blob = s(&mut r, "library blob")?;
+                let mut code = b"#!".to_vec();
+                code.extend_from_slice(&engine);
+                code.extend_from_slice(b" name=");
+                code.extend_from_slice(&name);
+                code.push(b'\n');
+                code.extend_from_slice(&blob);
+                codes.push(code);
+            }
+            _ => return Err("given type is not a function".into()),
+        }
+    }
+    Ok(codes)
 }
 
 /// One key: its value of type `t`, then its expiry.
