@@ -976,6 +976,9 @@ pub struct Config {
     pub appenddirname: String,
     pub appendfsync: String,
     pub requirepass: String,
+    /// The config file's `user <name> <rules...>` lines, checked: the name, then the rules
+    /// with `(...)` selectors joined (see `server::acl`).
+    pub acl_users: Vec<Vec<Vec<u8>>>,
     pub databases: i64,
     pub maxclients: i64,
     pub timeout: i64,
@@ -1053,6 +1056,7 @@ impl Default for Config {
             appenddirname: String::new(),
             appendfsync: String::new(),
             requirepass: String::new(),
+            acl_users: Vec::new(),
             databases: 0,
             maxclients: 0,
             timeout: 0,
@@ -1514,7 +1518,7 @@ fn canon_dir(v: &str) -> Result<String, String> {
 }
 
 /// The `strerror` text of an I/O error, without Rust's " (os error N)" suffix.
-fn io_reason(e: &std::io::Error) -> String {
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),
@@ -1740,6 +1744,12 @@ impl Config {
                 .iter()
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect();
+            if name == "user" && args.len() >= 2 {
+                let line = crate::server::acl::check_user_line(&args, &self.acl_users)
+                    .map_err(|e| fatal(idx + 1, line, &e))?;
+                self.acl_users.push(line);
+                continue;
+            }
             if name == "include" && values.len() == 1 {
                 if depth > 16 {
                     return Err(fatal(idx + 1, line, "include nesting is too deep"));

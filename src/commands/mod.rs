@@ -5,6 +5,7 @@
 //! positions, handler. [`registry`] merges every family's table into one lookup map. A command
 //! that is not in any table answers Redis's `ERR unknown command`.
 
+pub mod acl;
 pub mod args;
 pub mod bitops;
 pub mod command;
@@ -215,7 +216,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 27] {
+fn families() -> [&'static [CommandSpec]; 28] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -244,6 +245,7 @@ fn families() -> [&'static [CommandSpec]; 27] {
         latency::COMMANDS,
         module::COMMANDS,
         hyperloglog::COMMANDS,
+        acl::COMMANDS,
     ]
 }
 
