@@ -55,8 +55,10 @@ fn wrong_args(argv: &[&[u8]]) -> CmdError {
 /// ```
 fn setuser(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let name = argv[2];
-    if name.iter().any(|&c| c == 0 || c.is_ascii_whitespace() || c == 0x0b) {
-        return Err(CmdError::err("Usernames can't contain spaces or null characters"));
+    if acl::has_spaces(name) {
+        return Err(CmdError::err(
+            "Usernames can't contain spaces or null characters",
+        ));
     }
     let rules = acl::merge_selectors(&argv[3..]).map_err(|j| {
         CmdError::err(format!(
@@ -101,14 +103,18 @@ fn kill_revoked_subscribers(ctx: &mut Ctx<'_>, user: &AclUser, allowed: &[Vec<u8
         if c.info.borrow().user != name || !c.subscribed() {
             continue;
         }
-        let denied = [(Kind::Pattern, true), (Kind::Channel, false), (Kind::Shard, false)]
-            .iter()
-            .any(|&(kind, pattern)| {
-                pubsub
-                    .client_names(kind, *id)
-                    .iter()
-                    .any(|n| !acl::subscription_allowed(allowed, n, pattern))
-            });
+        let denied = [
+            (Kind::Pattern, true),
+            (Kind::Channel, false),
+            (Kind::Shard, false),
+        ]
+        .iter()
+        .any(|&(kind, pattern)| {
+            pubsub
+                .client_names(kind, *id)
+                .iter()
+                .any(|n| !acl::subscription_allowed(allowed, n, pattern))
+        });
         if denied {
             if *id == me {
                 ctx.client.close_after_reply = true;
@@ -122,7 +128,10 @@ fn kill_revoked_subscribers(ctx: &mut Ctx<'_>, user: &AclUser, allowed: &[Vec<u8
 /// Disconnects the clients authenticated as one of `names` (users that no longer exist); the
 /// caller, if it is one of them, once it has its reply.
 fn kill_clients_of(ctx: &mut Ctx<'_>, names: &[Vec<u8>]) {
-    let names: Vec<String> = names.iter().map(|n| String::from_utf8_lossy(n).into()).collect();
+    let names: Vec<String> = names
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).into())
+        .collect();
     let me = ctx.client.id;
     for (id, c) in &ctx.srv.clients {
         if !names.contains(&c.info.borrow().user) {
@@ -134,8 +143,7 @@ fn kill_clients_of(ctx: &mut Ctx<'_>, names: &[Vec<u8>]) {
             c.kill();
         }
     }
-    if names.iter().any(|n| *n == ctx.client.user.name_text()) && !ctx.client.user.is_superuser()
-    {
+    if names.iter().any(|n| *n == ctx.client.user.name_text()) && !ctx.client.user.is_superuser() {
         let default = ctx.srv.acl.default.clone();
         ctx.client.set_user(default, false);
     }
@@ -175,8 +183,11 @@ fn getuser(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let out = &mut *ctx.out;
     out.map(6);
     out.bulk_str("flags");
-    let flags: Vec<&str> =
-        FLAG_NAMES.iter().filter(|(f, _)| rules.flags & f != 0).map(|(_, n)| *n).collect();
+    let flags: Vec<&str> = FLAG_NAMES
+        .iter()
+        .filter(|(f, _)| rules.flags & f != 0)
+        .map(|(_, n)| *n)
+        .collect();
     out.set(flags.len());
     flags.iter().for_each(|f| out.bulk_str(f));
     out.bulk_str("passwords");
@@ -281,7 +292,11 @@ fn save(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::err(NO_ACLFILE));
     }
     let text = ctx.srv.acl.file_text();
-    let tmp = format!("{path}.tmp-{}-{}", std::process::id(), crate::util::time::now_ms());
+    let tmp = format!(
+        "{path}.tmp-{}-{}",
+        std::process::id(),
+        crate::util::time::now_ms()
+    );
     let written = std::fs::write(&tmp, &text).and_then(|_| std::fs::rename(&tmp, &path));
     if let Err(e) = written {
         tracing::warn!("Writing ACL file for ACL SAVE: {e}");
@@ -405,7 +420,10 @@ fn log(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 /// ```
 fn dryrun(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let Some(u) = ctx.srv.acl.users.get(argv[2]).cloned() else {
-        return Err(CmdError::err(format!("User '{}' not found", args::text(argv[2]))));
+        return Err(CmdError::err(format!(
+            "User '{}' not found",
+            args::text(argv[2])
+        )));
     };
     let cmd = &argv[3..];
     let spec = lookup_command(cmd)
@@ -417,7 +435,10 @@ fn dryrun(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         )));
     }
     let Some(mut req) = Request::new(spec, cmd) else {
-        return Err(CmdError::err(format!("Command '{}' not found", args::text(argv[3]))));
+        return Err(CmdError::err(format!(
+            "Command '{}' not found",
+            args::text(argv[3])
+        )));
     };
     let checked = u.rules.borrow().check(&mut req);
     match checked {
@@ -503,17 +524,27 @@ fn perms_of(flags: &[&str]) -> u8 {
 /// `getKeysFromCommandWithSpecs` does (key specs, SORT's and the variable-flag commands' own
 /// finders). Arguments the specs cannot make sense of yield no keys: the command fails anyway.
 pub fn command_keys(spec: &CommandSpec, argv: &[&[u8]]) -> Vec<(usize, u8)> {
-    let Some(m) = acl::index().id_of(spec).and_then(|id| acl::index().entries[id].meta) else {
+    let Some(m) = acl::index()
+        .id_of(spec)
+        .and_then(|id| acl::index().entries[id].meta)
+    else {
         return Vec::new();
     };
     let keys = if m.name == "sort" || m.name == "sort_ro" {
         Some(super::sort::get_keys(argv, m.name == "sort_ro"))
-    } else if m.key_specs.iter().any(|k| k.flags.contains(&"variable_flags")) {
+    } else if m
+        .key_specs
+        .iter()
+        .any(|k| k.flags.contains(&"variable_flags"))
+    {
         super::command::variable_flag_keys(m.name, argv)
     } else {
         super::command::keys_from_specs(m, argv)
     };
-    keys.unwrap_or_default().into_iter().map(|(pos, flags)| (pos, perms_of(flags))).collect()
+    keys.unwrap_or_default()
+        .into_iter()
+        .map(|(pos, flags)| (pos, perms_of(flags)))
+        .collect()
 }
 
 /// The channels a Pub/Sub command publishes or subscribes to, and whether each is a pattern.
@@ -545,7 +576,7 @@ fn log_denial(
         Reason::Key | Reason::Channel => argv.get(denied.pos).map_or(Vec::new(), |a| a.to_vec()),
         _ => spec.full_name().into_bytes(),
     };
-    let cinfo = client_info(client, spec);
+    let cinfo = client_info(client, spec, argv);
     let entry = LogEntry {
         count: 1,
         reason: denied.reason,
@@ -555,39 +586,43 @@ fn log_denial(
         ctime: crate::util::time::now_ms(),
         cinfo,
     };
-    let max = usize::try_from(state.config.get_by_name("acllog-max-len").map_or(128, |v| {
-        crate::util::num::parse_i64(v.as_bytes()).unwrap_or(128)
-    }))
-    .unwrap_or(0);
+    let max = log_max_len(&state.config);
     state.acl.log_denial(entry, max);
 }
 
-/// The CLIENT INFO line of a client running `spec`.
-fn client_info(client: &Client, spec: &'static CommandSpec) -> String {
+/// `acllog-max-len`.
+fn log_max_len(cfg: &crate::config::Config) -> usize {
+    let v = cfg.get_by_name("acllog-max-len").unwrap_or("128");
+    crate::util::num::parse_i64(v.as_bytes()).map_or(128, |n| usize::try_from(n).unwrap_or(0))
+}
+
+/// The CLIENT INFO line of a client running `spec` with `argv`.
+fn client_info(client: &Client, spec: &'static CommandSpec, argv: &[&[u8]]) -> String {
     {
         let mut info = client.shared.info.borrow_mut();
         info.db = client.db;
         info.last_cmd = spec;
     }
-    super::connection::info_line(&client.shared, None, false)
+    super::connection::info_line(&client.shared, Some(argv), false)
 }
 
 /// Logs a failed AUTH or HELLO AUTH (`object` is the command name as sent).
-pub fn log_auth_failure(ctx: &mut Ctx<'_>, object: &[u8], username: &[u8]) {
-    let context = if ctx.client.multi.is_some() { LogContext::Multi } else { LogContext::Toplevel };
+pub fn log_auth_failure(ctx: &mut Ctx<'_>, argv: &[&[u8]], username: &[u8]) {
+    let context = if ctx.client.multi.is_some() {
+        LogContext::Multi
+    } else {
+        LogContext::Toplevel
+    };
     let entry = LogEntry {
         count: 1,
         reason: Reason::Auth,
         context,
-        object: object.to_vec(),
+        object: argv[0].to_vec(),
         username: username.to_vec(),
         ctime: crate::util::time::now_ms(),
-        cinfo: client_info(ctx.client, ctx.cmd),
+        cinfo: client_info(ctx.client, ctx.cmd, argv),
     };
-    let max = usize::try_from(ctx.srv.config.get_by_name("acllog-max-len").map_or(128, |v| {
-        crate::util::num::parse_i64(v.as_bytes()).unwrap_or(128)
-    }))
-    .unwrap_or(0);
+    let max = log_max_len(&ctx.srv.config);
     ctx.srv.acl.log_denial(entry, max);
 }
 
@@ -620,7 +655,11 @@ pub fn refusal(
     spec: &'static CommandSpec,
     argv: &[&[u8]],
 ) -> Option<CmdError> {
-    let context = if client.multi.is_some() { LogContext::Multi } else { LogContext::Toplevel };
+    let context = if client.multi.is_some() {
+        LogContext::Multi
+    } else {
+        LogContext::Toplevel
+    };
     let user = client.user.clone();
     let denied = check(state, client, &user, spec, argv, context).err()?;
     let msg = match denied.reason {
@@ -699,6 +738,23 @@ pub fn script_may_run(caller: &Client, argv: &[&[u8]]) -> Option<bool> {
     Some(ok)
 }
 
+/// Whether the client's user may run this command and read any key: SORT refuses BY and GET
+/// patterns otherwise (Redis's `ACLUserCheckCmdWithUnrestrictedKeyAccess`).
+pub fn full_key_access(client: &Client, spec: &'static CommandSpec, argv: &[&[u8]]) -> bool {
+    if client.user.unrestricted.get() {
+        return true;
+    }
+    let Some(mut req) = Request::new(spec, argv) else {
+        return true;
+    };
+    let ok = client
+        .user
+        .rules
+        .borrow()
+        .unrestricted_key_access(&mut req, acl::PERM_READ);
+    ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -707,11 +763,20 @@ mod tests {
     fn keys_and_channels_of_commands() {
         let reg = super::super::registry();
         let (_, get) = reg.lookup(b"get").unwrap();
-        assert_eq!(command_keys(get, &[b"get", b"k"]), vec![(1, acl::PERM_READ)]);
+        assert_eq!(
+            command_keys(get, &[b"get", b"k"]),
+            vec![(1, acl::PERM_READ)]
+        );
         let (_, set) = reg.lookup(b"set").unwrap();
-        assert_eq!(command_keys(set, &[b"set", b"k", b"v"]), vec![(1, acl::PERM_WRITE)]);
+        assert_eq!(
+            command_keys(set, &[b"set", b"k", b"v"]),
+            vec![(1, acl::PERM_WRITE)]
+        );
         let (_, psub) = reg.lookup(b"psubscribe").unwrap();
-        assert_eq!(command_channels(psub, &[b"psubscribe", b"a*", b"b"]), vec![(1, true), (2, true)]);
+        assert_eq!(
+            command_channels(psub, &[b"psubscribe", b"a*", b"b"]),
+            vec![(1, true), (2, true)]
+        );
     }
 
     #[test]

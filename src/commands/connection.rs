@@ -115,7 +115,7 @@ fn authenticate(ctx: &mut Ctx<'_>, argv: &[&[u8]], user: &[u8], pass: &[u8]) -> 
             true
         }
         None => {
-            super::acl::log_auth_failure(ctx, argv[0], user);
+            super::acl::log_auth_failure(ctx, argv, user);
             false
         }
     }

@@ -82,23 +82,38 @@ pub struct CmdIndex {
 impl CmdIndex {
     /// The ACL id of a registered command.
     pub fn id_of(&self, spec: &CommandSpec) -> Option<usize> {
-        self.by_addr.get(&(spec as *const CommandSpec as usize)).copied()
+        self.by_addr
+            .get(&(spec as *const CommandSpec as usize))
+            .copied()
     }
 }
 
 fn entry(spec: &'static CommandSpec, is_sub: bool) -> CmdEntry {
     let meta = crate::commands::command::meta_of(spec);
     let cats = meta.map_or(0, |m| {
-        m.acl.iter().fold(0, |acc, c| acc | category_flag(c.trim_start_matches('@').as_bytes()))
+        m.acl.iter().fold(0, |acc, c| {
+            acc | category_flag(c.trim_start_matches('@').as_bytes())
+        })
     });
-    CmdEntry { spec, full: spec.full_name(), cats, subs: Vec::new(), is_sub, meta }
+    CmdEntry {
+        spec,
+        full: spec.full_name(),
+        cats,
+        subs: Vec::new(),
+        is_sub,
+        meta,
+    }
 }
 
 /// The command numbering, built once.
 pub fn index() -> &'static CmdIndex {
     static INDEX: OnceLock<CmdIndex> = OnceLock::new();
     INDEX.get_or_init(|| {
-        let mut idx = CmdIndex { entries: Vec::new(), top: Vec::new(), by_addr: HashMap::new() };
+        let mut idx = CmdIndex {
+            entries: Vec::new(),
+            top: Vec::new(),
+            by_addr: HashMap::new(),
+        };
         for &spec in &registry().all {
             let id = idx.entries.len();
             idx.top.push(id);
@@ -112,7 +127,10 @@ pub fn index() -> &'static CmdIndex {
                 idx.entries.push(entry(sub, true));
             }
         }
-        assert!(idx.entries.len() < FUTURE, "too many commands for the ACL bit set");
+        assert!(
+            idx.entries.len() < FUTURE,
+            "too many commands for the ACL bit set"
+        );
         idx
     })
 }
@@ -199,13 +217,19 @@ pub struct Selector {
     pub channels: Vec<Vec<u8>>,
 }
 
-fn has_spaces(s: &[u8]) -> bool {
-    s.iter().any(|&c| c == 0 || c.is_ascii_whitespace() || c == 0x0b)
+/// Whether a user name or pattern holds a space or NUL (`isspace` or 0), which rules refuse.
+pub fn has_spaces(s: &[u8]) -> bool {
+    s.iter()
+        .any(|&c| c == 0 || c.is_ascii_whitespace() || c == 0x0b)
 }
 
 impl Selector {
     fn new(root: bool, allchannels: bool) -> Self {
-        Selector { root, allchannels, ..Default::default() }
+        Selector {
+            root,
+            allchannels,
+            ..Default::default()
+        }
     }
 
     fn bit(&self, id: usize) -> bool {
@@ -247,7 +271,12 @@ impl Selector {
 
     fn count_category(&self, cat: u32) -> (usize, usize) {
         let (mut on, mut off) = (0, 0);
-        for e in index().entries.iter().enumerate().filter(|(_, e)| e.cats & cat != 0) {
+        for e in index()
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.cats & cat != 0)
+        {
             if self.bit(e.0) {
                 on += 1;
             } else {
@@ -349,7 +378,10 @@ impl Selector {
         }
         match self.patterns.iter_mut().find(|p| p.pattern == pattern) {
             Some(p) => p.perms |= perms,
-            None => self.patterns.push(KeyPattern { perms, pattern: pattern.to_vec() }),
+            None => self.patterns.push(KeyPattern {
+                perms,
+                pattern: pattern.to_vec(),
+            }),
         }
         self.allkeys = false;
         Ok(())
@@ -397,7 +429,10 @@ impl Selector {
             rules.push_str("+@all ");
             fake.bits = [u64::MAX; WORDS];
         }
-        let mut temp = Selector { bits: self.bits, ..Default::default() };
+        let mut temp = Selector {
+            bits: self.bits,
+            ..Default::default()
+        };
         let mut applied = [false; 32];
         loop {
             let mut best = None;
@@ -519,7 +554,10 @@ impl Selector {
                 _ => false,
             };
             if !allowed {
-                return Err(Denied { reason: Reason::Command, pos: 0 });
+                return Err(Denied {
+                    reason: Reason::Command,
+                    pos: 0,
+                });
             }
         }
         if !self.allkeys {
@@ -530,7 +568,10 @@ impl Selector {
                     p.perms & perms == perms && crate::util::glob::matches(&p.pattern, key, false)
                 });
                 if !ok {
-                    return Err(Denied { reason: Reason::Key, pos });
+                    return Err(Denied {
+                        reason: Reason::Key,
+                        pos,
+                    });
                 }
             }
         }
@@ -538,7 +579,10 @@ impl Selector {
             let argv = req.argv;
             for &(pos, pattern) in req.channels() {
                 if !channel_allowed(&self.channels, argv[pos], pattern) {
-                    return Err(Denied { reason: Reason::Channel, pos });
+                    return Err(Denied {
+                        reason: Reason::Channel,
+                        pos,
+                    });
                 }
             }
         }
@@ -606,17 +650,25 @@ impl<'a> Request<'a> {
     /// `None` for a command that is not registered (cannot happen for resolved commands).
     pub fn new(spec: &'static CommandSpec, argv: &'a [&'a [u8]]) -> Option<Self> {
         let id = index().id_of(spec)?;
-        Some(Request { id, spec, argv, keys: None, channels: None })
+        Some(Request {
+            id,
+            spec,
+            argv,
+            keys: None,
+            channels: None,
+        })
     }
 
     fn keys(&mut self) -> &[(usize, u8)] {
         let (spec, argv) = (self.spec, self.argv);
-        self.keys.get_or_insert_with(|| crate::commands::acl::command_keys(spec, argv))
+        self.keys
+            .get_or_insert_with(|| crate::commands::acl::command_keys(spec, argv))
     }
 
     fn channels(&mut self) -> &[(usize, bool)] {
         let (spec, argv) = (self.spec, self.argv);
-        self.channels.get_or_insert_with(|| crate::commands::acl::command_channels(spec, argv))
+        self.channels
+            .get_or_insert_with(|| crate::commands::acl::command_channels(spec, argv))
     }
 }
 
@@ -647,7 +699,11 @@ pub struct User {
 impl User {
     /// A new user: disabled, no passwords, no permissions.
     pub fn new(allchannels: bool) -> Self {
-        User { flags: FLAG_OFF, passwords: Vec::new(), selectors: vec![Selector::new(true, allchannels)] }
+        User {
+            flags: FLAG_OFF,
+            passwords: Vec::new(),
+            selectors: vec![Selector::new(true, allchannels)],
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -753,7 +809,10 @@ impl User {
     /// Checks a command against every selector (`ACLCheckAllUserCommandPerm`): allowed if one
     /// allows it; otherwise the most relevant refusal.
     pub fn check(&self, req: &mut Request<'_>) -> Result<(), Denied> {
-        let mut worst = Denied { reason: Reason::Command, pos: 0 };
+        let mut worst = Denied {
+            reason: Reason::Command,
+            pos: 0,
+        };
         for s in &self.selectors {
             match s.check(req) {
                 Ok(()) => return Ok(()),
@@ -765,6 +824,18 @@ impl User {
             }
         }
         Err(worst)
+    }
+
+    /// Whether some selector allows the command and every key for `perms`
+    /// (`ACLUserCheckCmdWithUnrestrictedKeyAccess`): SORT's BY and GET may then read any key.
+    pub fn unrestricted_key_access(&self, req: &mut Request<'_>, perms: u8) -> bool {
+        self.selectors.iter().any(|s| {
+            s.check(req).is_ok()
+                && (s.allkeys
+                    || s.patterns
+                        .iter()
+                        .any(|p| p.perms & perms == perms && p.pattern == b"*"))
+        })
     }
 
     /// Whether some selector allows the channel (`ACLUserCheckChannelPerm`).
@@ -779,7 +850,12 @@ impl User {
         if self.selectors.iter().any(|s| s.allchannels) {
             return None;
         }
-        Some(self.selectors.iter().flat_map(|s| s.channels.iter()).collect())
+        Some(
+            self.selectors
+                .iter()
+                .flat_map(|s| s.channels.iter())
+                .collect(),
+        )
     }
 
     fn password_matches(&self, pass: &[u8]) -> bool {
@@ -787,7 +863,10 @@ impl User {
         let mut found = false;
         for p in &self.passwords {
             // Compare every byte so that the time taken says nothing about the hash.
-            let diff = p.bytes().zip(hashed.bytes()).fold(0u8, |d, (a, b)| d | (a ^ b));
+            let diff = p
+                .bytes()
+                .zip(hashed.bytes())
+                .fold(0u8, |d, (a, b)| d | (a ^ b));
             found |= diff == 0 && p.len() == hashed.len();
         }
         found
@@ -920,7 +999,11 @@ impl Acl {
         let default = AclUser::new(b"default", default_rules());
         let mut users = BTreeMap::new();
         users.insert(b"default".to_vec(), default.clone());
-        Acl { users, default, log: VecDeque::new() }
+        Acl {
+            users,
+            default,
+            log: VecDeque::new(),
+        }
     }
 
     /// Sets up the users a configuration defines: `requirepass`, `user` lines, `aclfile`.
@@ -929,11 +1012,13 @@ impl Acl {
         acl.set_default_password(&cfg.requirepass);
         let allch = pubsub_default(cfg);
         if !cfg.acl_users.is_empty() && !aclfile(cfg).is_empty() {
-            return Err("Configuring Redis with users defined in redis.conf and at the same \
+            return Err(
+                "Configuring Redis with users defined in redis.conf and at the same \
                         setting an ACL file path is invalid. This setup is very likely to lead \
                         to configuration errors and security holes, please define either an \
                         ACL file or declare users directly in your redis.conf, but not both."
-                .into());
+                    .into(),
+            );
         }
         for line in &cfg.acl_users {
             acl.load_configured_user(line, allch)?;
@@ -941,7 +1026,9 @@ impl Acl {
         if !aclfile(cfg).is_empty() {
             let (users, errors) = parse_acl_file(cfg);
             if !errors.is_empty() {
-                return Err(format!("Aborting Redis startup because of ACL errors: {errors}"));
+                return Err(format!(
+                    "Aborting Redis startup because of ACL errors: {errors}"
+                ));
             }
             acl.replace_users(users);
         }
@@ -1027,8 +1114,12 @@ impl Acl {
     pub fn replace_users(&mut self, mut users: BTreeMap<Vec<u8>, User>) -> Vec<Vec<u8>> {
         let default = users.remove(&b"default"[..]).unwrap_or_else(default_rules);
         self.default.set_rules(default);
-        let old: Vec<Vec<u8>> =
-            self.users.keys().filter(|k| k.as_slice() != b"default").cloned().collect();
+        let old: Vec<Vec<u8>> = self
+            .users
+            .keys()
+            .filter(|k| k.as_slice() != b"default")
+            .cloned()
+            .collect();
         self.users.retain(|k, _| k.as_slice() == b"default");
         for (name, rules) in users {
             self.users.insert(name.clone(), AclUser::new(&name, rules));
@@ -1122,7 +1213,8 @@ pub fn merge_selectors(args: &[&[u8]]) -> Result<Vec<Vec<u8>>, usize> {
 /// created. `seen` holds the names of the lines before. The error is the config file's.
 pub fn check_user_line(args: &[Vec<u8>], seen: &[Vec<Vec<u8>>]) -> Result<Vec<Vec<u8>>, String> {
     let text = |i: usize| String::from_utf8_lossy(args.get(i).map_or(&[][..], |a| a)).into_owned();
-    let fail = |i: usize, e: RuleError| format!("Error in user declaration '{}': {}", text(i), e.text());
+    let fail =
+        |i: usize, e: RuleError| format!("Error in user declaration '{}': {}", text(i), e.text());
     if seen.iter().any(|l| l[0] == args[1]) {
         return Err(fail(1, RuleError::Duplicate));
     }
@@ -1150,7 +1242,10 @@ pub fn parse_acl_file(cfg: &crate::config::Config) -> (BTreeMap<Vec<u8>, User>, 
         Ok(t) => t,
         Err(e) => {
             let why = crate::config::io_reason(&e);
-            return (users, format!("Error loading ACLs, opening file '{path}': {why}"));
+            return (
+                users,
+                format!("Error loading ACLs, opening file '{path}': {why}"),
+            );
         }
     };
     let mut errors = String::new();
@@ -1276,17 +1371,33 @@ fn sha256(data: &[u8]) -> [u8; 32] {
         for i in 16..64 {
             let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
             let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-            w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
         }
         let mut v = h;
         for i in 0..64 {
             let s1 = v[4].rotate_right(6) ^ v[4].rotate_right(11) ^ v[4].rotate_right(25);
             let ch = (v[4] & v[5]) ^ (!v[4] & v[6]);
-            let t1 = v[7].wrapping_add(s1).wrapping_add(ch).wrapping_add(K[i]).wrapping_add(w[i]);
+            let t1 = v[7]
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
             let s0 = v[0].rotate_right(2) ^ v[0].rotate_right(13) ^ v[0].rotate_right(22);
             let maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]);
             let t2 = s0.wrapping_add(maj);
-            v = [t1.wrapping_add(t2), v[0], v[1], v[2], v[3].wrapping_add(t1), v[4], v[5], v[6]];
+            v = [
+                t1.wrapping_add(t2),
+                v[0],
+                v[1],
+                v[2],
+                v[3].wrapping_add(t1),
+                v[4],
+                v[5],
+                v[6],
+            ];
         }
         for (a, b) in h.iter_mut().zip(v) {
             *a = a.wrapping_add(b);
@@ -1337,14 +1448,17 @@ mod tests {
         }
         let d = String::from_utf8(u.describe()).unwrap();
         let hash = hash_password(b"pw");
-        assert_eq!(d, format!("on #{hash} ~obj:* %R~read* resetchannels &chan +@all -get"));
+        assert_eq!(
+            d,
+            format!("on #{hash} ~obj:* %R~read* resetchannels &chan +@all -get")
+        );
         assert!(!u.unrestricted());
         assert_eq!(u.apply(b"~*", false), Ok(()));
         assert_eq!(u.apply(b"~x", false), Err(RuleError::AfterAllKeys));
         assert_eq!(u.apply(b"+nosuch", false), Err(RuleError::NoEnt));
         assert_eq!(u.apply(b"<nope", false), Err(RuleError::NoSuchPassword));
         assert_eq!(u.apply(b"#abc", false), Err(RuleError::BadHash));
-        assert_eq!(u.apply(b"+config|get|x", false), Err(RuleError::NoEnt));
+        assert_eq!(u.apply(b"+config|get|x", false), Err(RuleError::FirstArgOfSub));
         assert_eq!(u.apply(b"bogus", false), Err(RuleError::Syntax));
     }
 
@@ -1352,7 +1466,10 @@ mod tests {
     fn merging_selector_words() {
         let args: [&[u8]; 4] = [b"on", b"(~x", b"+get)", b"off"];
         let m = merge_selectors(&args).unwrap();
-        assert_eq!(m, vec![b"on".to_vec(), b"(~x +get)".to_vec(), b"off".to_vec()]);
+        assert_eq!(
+            m,
+            vec![b"on".to_vec(), b"(~x +get)".to_vec(), b"off".to_vec()]
+        );
         let bad: [&[u8]; 2] = [b"on", b"(~x"];
         assert_eq!(merge_selectors(&bad), Err(1));
     }
@@ -1373,7 +1490,13 @@ mod tests {
         acl.log_denial(e.clone(), 128);
         assert_eq!(acl.log.len(), 1);
         assert_eq!(acl.log[0].count, 2);
-        acl.log_denial(LogEntry { object: b"set".to_vec(), ..e }, 1);
+        acl.log_denial(
+            LogEntry {
+                object: b"set".to_vec(),
+                ..e
+            },
+            1,
+        );
         assert_eq!(acl.log.len(), 1);
     }
 }
