@@ -284,7 +284,8 @@ fn config_rewrite(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
             "ERR The server is running without a config file",
         ));
     };
-    match ctx.srv.config.rewrite_file(&path) {
+    let users = crate::server::acl::config_lines(&ctx.srv.acl, &ctx.srv.config);
+    match ctx.srv.config.rewrite_file_with_users(&path, Some(&users)) {
         Ok(()) => {
             tracing::info!("CONFIG REWRITE executed with success.");
             ctx.out.ok();

@@ -1163,6 +1163,15 @@ impl Acl {
     }
 }
 
+/// The `user` lines CONFIG REWRITE writes: every user, unless an `aclfile` holds them.
+pub fn config_lines(acl: &Acl, cfg: &crate::config::Config) -> Vec<String> {
+    if !aclfile(cfg).is_empty() {
+        return Vec::new();
+    }
+    let text = acl.file_text();
+    String::from_utf8_lossy(&text).lines().map(str::to_string).collect()
+}
+
 /// The default user's initial rules.
 fn default_rules() -> User {
     let mut u = User::new(false);
