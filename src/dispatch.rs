@@ -181,16 +181,17 @@ pub fn execute(server: &mut Server, client: &mut Client, out: &mut ReplyBuf, arg
         reject(server, client, out, Some((id, spec)), argv, &err);
         return;
     }
-    // The ACL check; a user allowed everything (the default user) pays this one branch.
-    if !client.user.unrestricted.get() {
-        if let Some(err) = commands::acl::refusal(&mut server.state, client, spec, argv) {
+    if spec.has(flags::PROTECTED) {
+        let name = spec.parent.unwrap_or(spec.name);
+        if let Some(err) = commands::server::protected_refusal(&server.state, client, name) {
             reject(server, client, out, Some((id, spec)), argv, &err);
             return;
         }
     }
-    if spec.has(flags::PROTECTED) {
-        let name = spec.parent.unwrap_or(spec.name);
-        if let Some(err) = commands::server::protected_refusal(&server.state, client, name) {
+    // The ACL check, after the protected-command one as in Redis. A user allowed everything
+    // (the default user) pays this one branch.
+    if !client.user.unrestricted.get() {
+        if let Some(err) = commands::acl::refusal(&mut server.state, client, spec, argv) {
             reject(server, client, out, Some((id, spec)), argv, &err);
             return;
         }
