@@ -1038,7 +1038,7 @@ impl Acl {
     fn load_configured_user(&mut self, line: &[Vec<u8>], allch: bool) -> Result<(), String> {
         let name = &line[0];
         if has_spaces(name) {
-            return Err("Spaces not allowed in ACL usernames".into());
+            return Err(format!("Spaces not allowed in ACL usernames\n{CRITICAL}"));
         }
         let mut user = if name == b"default" {
             let mut u = self.default.rules.borrow().clone();
@@ -1050,13 +1050,19 @@ impl Acl {
         for rule in &line[1..] {
             if let Err(e) = user.apply(rule, allch) {
                 return Err(format!(
-                    "Error loading ACL rule '{}' for the user named '{}': {}. Critical error \
-                     while loading ACLs. Exiting.",
+                    "Error loading ACL rule '{}' for the user named '{}': {}\n{CRITICAL}",
                     String::from_utf8_lossy(rule),
                     String::from_utf8_lossy(name),
                     e.text()
                 ));
             }
+        }
+        if !user.enabled() {
+            tracing::info!(
+                "The user '{}' is disabled (there is no 'on' modifier in the user description). \
+                 Make sure this is not a configuration error.",
+                String::from_utf8_lossy(name)
+            );
         }
         self.put_user(name, user);
         Ok(())
@@ -1171,6 +1177,9 @@ pub fn config_lines(acl: &Acl, cfg: &crate::config::Config) -> Vec<String> {
     let text = acl.file_text();
     String::from_utf8_lossy(&text).lines().map(str::to_string).collect()
 }
+
+/// The last line logged when the config file's users cannot be created.
+const CRITICAL: &str = "Critical error while loading ACLs. Exiting.";
 
 /// The default user's initial rules.
 fn default_rules() -> User {

@@ -174,7 +174,7 @@ impl ServerState {
             .collect();
         let config_file = config.config_file.clone();
         let acl = acl::Acl::from_config(&config).unwrap_or_else(|e| {
-            tracing::warn!("{e}");
+            e.lines().for_each(|l| tracing::warn!("{l}"));
             std::process::exit(1)
         });
         let mut state = ServerState {
