@@ -1175,7 +1175,10 @@ pub fn config_lines(acl: &Acl, cfg: &crate::config::Config) -> Vec<String> {
         return Vec::new();
     }
     let text = acl.file_text();
-    String::from_utf8_lossy(&text).lines().map(str::to_string).collect()
+    String::from_utf8_lossy(&text)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// The last line logged when the config file's users cannot be created.
@@ -1268,60 +1271,11 @@ pub fn parse_acl_file(cfg: &crate::config::Config) -> (BTreeMap<Vec<u8>, User>, 
     };
     let mut errors = String::new();
     for (i, raw) in text.split(|&c| c == b'\n').enumerate() {
-        let line = raw.trim_ascii();
-        let linenum = i + 1;
-        if line.is_empty() {
-            continue;
+        let line = trim_bytes(raw, b" \t\r\n");
+        if !line.is_empty() {
+            let at = format!("{path}:{}", i + 1);
+            parse_acl_line(&at, line, allch, &mut users, &mut errors);
         }
-        let argv: Vec<&[u8]> = line.split(|&c| c == b' ').collect();
-        if argv[0] != b"user" || argv.len() < 2 {
-            errors.push_str(&format!(
-                "{path}:{linenum} should start with user keyword followed by the username. "
-            ));
-            continue;
-        }
-        let name = argv[1];
-        if has_spaces(name) {
-            errors.push_str(&format!(
-                "'{path}:{linenum}: username '{}' contains invalid characters. ",
-                String::from_utf8_lossy(name)
-            ));
-            continue;
-        }
-        if users.contains_key(name) {
-            errors.push_str(&format!(
-                "WARNING: Duplicate user '{}' found on line {linenum}. ",
-                String::from_utf8_lossy(name)
-            ));
-            continue;
-        }
-        let mut user = User::new(allch);
-        let merged = match merge_selectors(&argv[2..]) {
-            Ok(m) => m,
-            Err(_) => {
-                errors.push_str(&format!(
-                    "{path}:{linenum}: Unmatched parenthesis in selector definition."
-                ));
-                Vec::new()
-            }
-        };
-        let mut syntax_error = false;
-        for rule in &merged {
-            let rule = trim_rule(rule);
-            if let Err(e) = user.apply(rule, allch) {
-                if e == RuleError::NoEnt {
-                    errors.push_str(&format!(
-                        "{path}:{linenum}: Error in applying operation '{}': {}. ",
-                        String::from_utf8_lossy(rule),
-                        e.text()
-                    ));
-                } else if !syntax_error {
-                    errors.push_str(&format!("{path}:{linenum}: {}. ", e.text()));
-                    syntax_error = true;
-                }
-            }
-        }
-        users.insert(name.to_vec(), user);
     }
     if !errors.is_empty() {
         errors.push_str(
@@ -1332,11 +1286,71 @@ pub fn parse_acl_file(cfg: &crate::config::Config) -> (BTreeMap<Vec<u8>, User>, 
     (users, errors)
 }
 
-fn trim_rule(r: &[u8]) -> &[u8] {
-    let is_trim = |c: &u8| matches!(c, b'\t' | b'\r' | b'\n');
-    let start = r.iter().position(|c| !is_trim(c)).unwrap_or(r.len());
-    let end = r.iter().rposition(|c| !is_trim(c)).map_or(start, |e| e + 1);
+/// `r` without the bytes of `set` at either end (`sdstrim`).
+fn trim_bytes<'r>(r: &'r [u8], set: &[u8]) -> &'r [u8] {
+    let start = r.iter().position(|c| !set.contains(c)).unwrap_or(r.len());
+    let end = r
+        .iter()
+        .rposition(|c| !set.contains(c))
+        .map_or(start, |e| e + 1);
     &r[start..end.max(start)]
+}
+
+/// One line of the ACL file: adds its user to `users`, or appends Redis's complaints about it
+/// to `errors` (`at` is `path:line`).
+fn parse_acl_line(
+    at: &str,
+    line: &[u8],
+    allch: bool,
+    users: &mut BTreeMap<Vec<u8>, User>,
+    errors: &mut String,
+) {
+    let argv: Vec<&[u8]> = line.split(|&c| c == b' ').collect();
+    if argv[0] != b"user" || argv.len() < 2 {
+        errors.push_str(&format!(
+            "{at} should start with user keyword followed by the username. "
+        ));
+        return;
+    }
+    let name = argv[1];
+    let shown = String::from_utf8_lossy(name);
+    if has_spaces(name) {
+        errors.push_str(&format!(
+            "'{at}: username '{shown}' contains invalid characters. "
+        ));
+        return;
+    }
+    if users.contains_key(name) {
+        let linenum = at.rsplit(':').next().unwrap_or("");
+        errors.push_str(&format!(
+            "WARNING: Duplicate user '{shown}' found on line {linenum}. "
+        ));
+        return;
+    }
+    let mut user = User::new(allch);
+    let merged = merge_selectors(&argv[2..]).unwrap_or_else(|_| {
+        errors.push_str(&format!(
+            "{at}: Unmatched parenthesis in selector definition."
+        ));
+        Vec::new()
+    });
+    let mut syntax_error = false;
+    for rule in &merged {
+        let rule = trim_bytes(rule, b"\t\r\n");
+        match user.apply(rule, allch) {
+            Err(e) if e == RuleError::NoEnt => errors.push_str(&format!(
+                "{at}: Error in applying operation '{}': {}. ",
+                String::from_utf8_lossy(rule),
+                e.text()
+            )),
+            Err(e) if !syntax_error => {
+                errors.push_str(&format!("{at}: {}. ", e.text()));
+                syntax_error = true;
+            }
+            _ => {}
+        }
+    }
+    users.insert(name.to_vec(), user);
 }
 
 /// Whether the change of a user's rules from `old` to `new` takes away channels that its
@@ -1476,7 +1490,10 @@ mod tests {
         assert_eq!(u.apply(b"+nosuch", false), Err(RuleError::NoEnt));
         assert_eq!(u.apply(b"<nope", false), Err(RuleError::NoSuchPassword));
         assert_eq!(u.apply(b"#abc", false), Err(RuleError::BadHash));
-        assert_eq!(u.apply(b"+config|get|x", false), Err(RuleError::FirstArgOfSub));
+        assert_eq!(
+            u.apply(b"+config|get|x", false),
+            Err(RuleError::FirstArgOfSub)
+        );
         assert_eq!(u.apply(b"bogus", false), Err(RuleError::Syntax));
     }
 
