@@ -976,6 +976,9 @@ pub struct Config {
     pub appenddirname: String,
     pub appendfsync: String,
     pub requirepass: String,
+    /// The config file's `user <name> <rules...>` lines, checked: the name, then the rules
+    /// with `(...)` selectors joined (see `server::acl`).
+    pub acl_users: Vec<Vec<Vec<u8>>>,
     pub databases: i64,
     pub maxclients: i64,
     pub timeout: i64,
@@ -1053,6 +1056,7 @@ impl Default for Config {
             appenddirname: String::new(),
             appendfsync: String::new(),
             requirepass: String::new(),
+            acl_users: Vec::new(),
             databases: 0,
             maxclients: 0,
             timeout: 0,
@@ -1514,7 +1518,7 @@ fn canon_dir(v: &str) -> Result<String, String> {
 }
 
 /// The `strerror` text of an I/O error, without Rust's " (os error N)" suffix.
-fn io_reason(e: &std::io::Error) -> String {
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),
@@ -1740,6 +1744,12 @@ impl Config {
                 .iter()
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect();
+            if name == "user" && args.len() >= 2 {
+                let line = crate::server::acl::check_user_line(&args, &self.acl_users)
+                    .map_err(|e| fatal(idx + 1, line, &e))?;
+                self.acl_users.push(line);
+                continue;
+            }
             if name == "include" && values.len() == 1 {
                 if depth > 16 {
                     return Err(fatal(idx + 1, line, "include nesting is too deep"));
@@ -1960,12 +1970,23 @@ impl Config {
     /// reuses the lines that set it before; new non-default parameters are appended after
     /// [`REWRITE_SIGNATURE`].
     pub fn rewrite_file(&self, path: &str) -> std::io::Result<()> {
+        self.rewrite_file_with_users(path, None)
+    }
+
+    /// Like [`rewrite_file`](Self::rewrite_file), also replacing the `user` lines by `users`
+    /// (Redis writes the ACL users there unless an `aclfile` holds them; then `users` is
+    /// empty and the old lines go).
+    pub fn rewrite_file_with_users(
+        &self,
+        path: &str,
+        users: Option<&[String]>,
+    ) -> std::io::Result<()> {
         let old = match std::fs::read_to_string(path) {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e),
         };
-        let new = self.rewritten(&old);
+        let new = self.rewritten_with_users(&old, users);
         let tmp = format!("{path}.tmp-{}", std::process::id());
         std::fs::write(&tmp, new)?;
         std::fs::rename(&tmp, path)
@@ -1973,7 +1994,13 @@ impl Config {
 
     /// The rewritten text of a config file whose current content is `old`.
     pub fn rewritten(&self, old: &str) -> String {
+        self.rewritten_with_users(old, None)
+    }
+
+    /// The rewritten text, with the `user` lines replaced by `users` when given.
+    pub fn rewritten_with_users(&self, old: &str, users: Option<&[String]>) -> String {
         let mut lines: Vec<Option<String>> = Vec::new();
+        let mut user_lines = Vec::new();
         // Parameter index -> old line numbers that set it, in order.
         let mut uses: Vec<Vec<usize>> = vec![Vec::new(); PARAMS.len()];
         let mut needs_signature = true;
@@ -1991,6 +2018,9 @@ impl Config {
                 continue;
             };
             let Some(first) = args.first() else { continue };
+            if first.eq_ignore_ascii_case(b"user") {
+                user_lines.push(n);
+            }
             if let Some(i) = find_index(&String::from_utf8_lossy(first)) {
                 uses[i].push(n);
             }
@@ -2011,6 +2041,23 @@ impl Config {
                 }
             }
             // Lines that set this parameter but were not reused are dropped.
+            for n in old_lines {
+                lines[n] = None;
+            }
+        }
+        if let Some(users) = users {
+            let mut old_lines = user_lines.into_iter();
+            for l in users {
+                if let Some(n) = old_lines.next() {
+                    lines[n] = Some(l.clone());
+                } else {
+                    if needs_signature {
+                        lines.push(Some(REWRITE_SIGNATURE.to_string()));
+                        needs_signature = false;
+                    }
+                    lines.push(Some(l.clone()));
+                }
+            }
             for n in old_lines {
                 lines[n] = None;
             }

@@ -188,6 +188,14 @@ pub fn execute(server: &mut Server, client: &mut Client, out: &mut ReplyBuf, arg
             return;
         }
     }
+    // The ACL check, after the protected-command one as in Redis. A user allowed everything
+    // (the default user) pays this one branch.
+    if !client.user.unrestricted.get() {
+        if let Some(err) = commands::acl::refusal(&mut server.state, client, spec, argv) {
+            reject(server, client, out, Some((id, spec)), argv, &err);
+            return;
+        }
+    }
     let deny_oom = commands::multi::deny_oom(client, spec);
     let evicted = commands::memory::before_command(server, deny_oom);
     // Invalidations of keys evicted for this command's client reach it before the reply.
@@ -471,8 +479,8 @@ fn feed_monitors(state: &mut ServerState, client: &Client, spec: &CommandSpec, a
 
 /// Whether argument `i` is a secret Redis hides from MONITOR and the slow log: AUTH's
 /// arguments (unless AUTH was refused for its syntax), HELLO's AUTH pair, the values CONFIG
-/// SET gives to `masterauth`, `masteruser` and `requirepass`, and MIGRATE's AUTH / AUTH2
-/// credentials.
+/// SET gives to `masterauth`, `masteruser` and `requirepass`, MIGRATE's AUTH / AUTH2
+/// credentials, and ACL SETUSER's rules.
 fn redacted(spec: &CommandSpec, argv: &[&[u8]], i: usize) -> bool {
     match (spec.parent, spec.name) {
         (None, "auth") => i >= 1 && argv.len() <= 3,
@@ -489,6 +497,8 @@ fn redacted(spec: &CommandSpec, argv: &[&[u8]], i: usize) -> bool {
             }
         }
         (None, "migrate") => crate::commands::migrate::is_secret(argv, i),
+        // Every rule after the user name: passwords and hashes hide among them.
+        (Some("acl"), "setuser") => i >= 2,
         _ => false,
     }
 }

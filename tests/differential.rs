@@ -533,6 +533,11 @@ fn family_strings() {
 }
 
 #[test]
+fn family_acl() {
+    run_family("acl");
+}
+
+#[test]
 fn family_bitmaps() {
     run_family("bitmaps");
 }

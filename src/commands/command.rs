@@ -415,7 +415,7 @@ fn getkeys_impl(ctx: &mut Ctx<'_>, argv: &[&[u8]], with_flags: bool) -> CmdResul
 /// `variable_flags`), found as Redis's `setGetKeys` / `bitfieldGetKeys` do: SET with GET reads
 /// and updates its key, otherwise overwrites it; BITFIELD with only GETs (and OVERFLOWs) just
 /// reads it.
-fn variable_flag_keys(
+pub(crate) fn variable_flag_keys(
     name: &str,
     argv: &[&[u8]],
 ) -> Option<Vec<(usize, &'static [&'static str])>> {

@@ -106,16 +106,19 @@ fn select(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
-/// Checks `user`/`pass` against the only user there is, `default`, whose password is
-/// `requirepass` (none: any password works, like Redis's `nopass`). Marks the client
-/// authenticated on success.
-fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> bool {
-    let required = ctx.srv.config.requirepass.as_bytes();
-    let ok = user == b"default" && (required.is_empty() || required == pass);
-    if ok {
-        ctx.client.authenticated = true;
+/// Checks `user`/`pass` against the ACL users (`ACLAuthenticateUser`): on success the client
+/// runs as that user, authenticated; a failure goes to the ACL log.
+fn authenticate(ctx: &mut Ctx<'_>, argv: &[&[u8]], user: &[u8], pass: &[u8]) -> bool {
+    match ctx.srv.acl.check_credentials(user, pass) {
+        Some(u) => {
+            ctx.client.set_user(u, true);
+            true
+        }
+        None => {
+            super::acl::log_auth_failure(ctx, argv, user);
+            false
+        }
     }
-    ok
 }
 
 /// ```text
@@ -126,7 +129,7 @@ fn auth(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     let (user, pass) = if argv.len() == 2 {
-        if ctx.srv.config.requirepass.is_empty() {
+        if ctx.srv.acl.default.rules.borrow().nopass() {
             return Err(CmdError::err(
                 "AUTH <password> called without any password configured for the default \
                  user. Are you sure your configuration is correct?",
@@ -136,7 +139,7 @@ fn auth(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     } else {
         (argv[1], argv[2])
     };
-    if !authenticate(ctx, user, pass) {
+    if !authenticate(ctx, argv, user, pass) {
         return Err(CmdError::raw(WRONGPASS));
     }
     ctx.out.ok();
@@ -163,7 +166,7 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     while j < argv.len() {
         let more = argv.len() - 1 - j;
         if args::is(argv[j], "auth") && more >= 2 {
-            if !authenticate(ctx, argv[j + 1], argv[j + 2]) {
+            if !authenticate(ctx, argv, argv[j + 1], argv[j + 2]) {
                 return Err(CmdError::raw(WRONGPASS));
             }
             j += 3;
@@ -177,7 +180,7 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
             )));
         }
     }
-    if !ctx.client.authenticated && ctx.srv.auth_required() {
+    if !ctx.client.authenticated {
         return Err(CmdError::raw(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
              HELLO AUTH <user> <pass> option can be used to authenticate the client and select \
@@ -222,7 +225,8 @@ fn reset(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
     ctx.client.db = 0;
     ctx.db = 0;
     ctx.client.reply_mode = ReplyMode::On;
-    ctx.client.authenticated = !ctx.srv.auth_required();
+    let authenticated = ctx.srv.acl.default_authenticated();
+    ctx.client.set_user(ctx.srv.acl.default.clone(), authenticated);
     {
         let mut info = ctx.client.shared.info.borrow_mut();
         info.resp = 2;
@@ -503,7 +507,7 @@ fn client_trackinginfo(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
 }
 
 /// Renders one CLIENT LIST line (without the newline), fields in Redis 7.0's order.
-fn info_line(c: &ClientShared, current: Option<&[&[u8]]>, blocked: bool) -> String {
+pub(crate) fn info_line(c: &ClientShared, current: Option<&[&[u8]]>, blocked: bool) -> String {
     let i = c.info.borrow();
     let now = Instant::now();
     let mut flags: String = i.flags.chars().filter(|&f| f != 'N' && f != 'e').collect();
@@ -679,7 +683,10 @@ struct KillFilter<'a> {
     skipme: bool,
 }
 
-fn parse_kill_filter<'a>(argv: &[&'a [u8]]) -> Result<KillFilter<'a>, CmdError> {
+fn parse_kill_filter<'a>(
+    argv: &[&'a [u8]],
+    acl: &crate::server::acl::Acl,
+) -> Result<KillFilter<'a>, CmdError> {
     if argv.len() == 3 {
         return Ok(KillFilter {
             addr: Some(argv[2]),
@@ -708,7 +715,7 @@ fn parse_kill_filter<'a>(argv: &[&'a [u8]]) -> Result<KillFilter<'a>, CmdError> 
         } else if args::is(opt, "laddr") {
             f.laddr = Some(val);
         } else if args::is(opt, "user") {
-            if val != b"default" {
+            if !acl.users.contains_key(val) {
                 return Err(CmdError::err(format!("No such user '{}'", args::text(val))));
             }
             f.user = Some(val);
@@ -731,7 +738,7 @@ fn kill_matches(f: &KillFilter<'_>, c: &ClientShared, me: u64) -> bool {
     if f.addr.is_some_and(|a| a != i.addr.to_string().as_bytes())
         || f.laddr.is_some_and(|a| a != i.laddr.to_string().as_bytes())
         || f.id.is_some_and(|id| id != i.id)
-        || f.user.is_some_and(|u| u != i.user.as_bytes())
+        || f.user.is_some_and(|u| String::from_utf8_lossy(u) != i.user.as_str())
         || (f.skipme && i.id == me)
     {
         return false;
@@ -749,7 +756,7 @@ fn kill_matches(f: &KillFilter<'_>, c: &ClientShared, me: u64) -> bool {
 ///             [SKIPME yes|no]
 /// ```
 fn client_kill(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
-    let f = parse_kill_filter(argv)?;
+    let f = parse_kill_filter(argv, &ctx.srv.acl)?;
     let me = ctx.client.id;
     let mut killed = 0;
     for (id, c) in &ctx.srv.clients {

@@ -5,6 +5,7 @@
 //! positions, handler. [`registry`] merges every family's table into one lookup map. A command
 //! that is not in any table answers Redis's `ERR unknown command`.
 
+pub mod acl;
 pub mod args;
 pub mod bitops;
 pub mod cluster;
@@ -217,7 +218,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 29] {
+fn families() -> [&'static [CommandSpec]; 30] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -248,6 +249,7 @@ fn families() -> [&'static [CommandSpec]; 29] {
         hyperloglog::COMMANDS,
         cluster::COMMANDS,
         migrate::COMMANDS,
+        acl::COMMANDS,
     ]
 }
 

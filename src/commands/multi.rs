@@ -369,6 +369,13 @@ fn exec(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
     ctx.out.array(state.len());
     for q in &state.cmds {
         let argv = state.argv(q);
+        if !ctx.client.user.unrestricted.get() {
+            if let Some(err) = super::acl::exec_refusal(ctx.srv, ctx.client, q.spec, &argv) {
+                ctx.srv.count_error(&err);
+                ctx.out.error(&err.to_string());
+                continue;
+            }
+        }
         ctx.call_nested(q.id, q.spec, &argv);
     }
     // CLIENT LIST still shows the transaction while it runs, as in Redis.

@@ -152,6 +152,11 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let loglevel_changed = next.loglevel != ctx.srv.config.loglevel;
     let aof_switched = next.appendonly != ctx.srv.config.appendonly;
     ctx.srv.config = next;
+    if indexes.iter().any(|i| PARAMS[*i].name == "requirepass") {
+        // Redis's apply step: the default user's password follows `requirepass`.
+        let pass = ctx.srv.config.requirepass.clone();
+        ctx.srv.acl.set_default_password(&pass);
+    }
     if aof_switched {
         let on = ctx.srv.config.appendonly;
         if let Err(e) = crate::aof::rewrite::set_appendonly(ctx.ks, ctx.srv, on) {
@@ -279,7 +284,8 @@ fn config_rewrite(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
             "ERR The server is running without a config file",
         ));
     };
-    match ctx.srv.config.rewrite_file(&path) {
+    let users = crate::server::acl::config_lines(&ctx.srv.acl, &ctx.srv.config);
+    match ctx.srv.config.rewrite_file_with_users(&path, Some(&users)) {
         Ok(()) => {
             tracing::info!("CONFIG REWRITE executed with success.");
             ctx.out.ok();

@@ -53,7 +53,9 @@ struct Opts<'a> {
 }
 
 /// Parses the options after the key, with Redis's precedence of errors (first bad option wins).
-fn parse<'a>(argv: &[&'a [u8]], readonly: bool) -> Result<Opts<'a>, CmdError> {
+/// `full_access`: whether the client's user may read any key; BY and GET patterns name keys
+/// no key pattern can vet in advance, so ACL refuses them otherwise, as Redis does.
+fn parse<'a>(argv: &[&'a [u8]], readonly: bool, full_access: bool) -> Result<Opts<'a>, CmdError> {
     let mut o = Opts { limit_count: -1, ..Opts::default() };
     let mut j = 2;
     while j < argv.len() {
@@ -79,9 +81,18 @@ fn parse<'a>(argv: &[&'a [u8]], readonly: bool) -> Result<Opts<'a>, CmdError> {
             o.by = Some(pat);
             if !pat.contains(&b'*') {
                 o.dontsort = true;
+            } else if !full_access {
+                return Err(CmdError::err(
+                    "BY option of SORT denied due to insufficient ACL permissions.",
+                ));
             }
             j += 1;
         } else if is(a, "get") && left >= 1 {
+            if !full_access {
+                return Err(CmdError::err(
+                    "GET option of SORT denied due to insufficient ACL permissions.",
+                ));
+            }
             o.gets.push(argv[j + 1]);
             j += 1;
         } else {
@@ -166,7 +177,8 @@ fn clamp_limit(start: i64, count: i64, len: usize) -> (i64, i64) {
 }
 
 fn sort_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], readonly: bool) -> CmdResult {
-    let mut o = parse(argv, readonly)?;
+    let full_access = super::acl::full_key_access(ctx.client, ctx.cmd, argv);
+    let mut o = parse(argv, readonly, full_access)?;
     let src = load_source(ctx, argv[1])?;
     // Sets have no stable order: when the result is stored or goes to a script, sort it so it
     // is the same on every replica and in the log.
@@ -501,10 +513,10 @@ mod tests {
     #[test]
     fn parse_options() {
         let argv: Vec<&[u8]> = vec![b"sort", b"k", b"store", b"d"];
-        assert!(matches!(parse(&argv, true), Err(CmdError::Syntax)));
-        assert_eq!(parse(&argv, false).unwrap().store, Some(&b"d"[..]));
+        assert!(matches!(parse(&argv, true, true), Err(CmdError::Syntax)));
+        assert_eq!(parse(&argv, false, true).unwrap().store, Some(&b"d"[..]));
         let argv: Vec<&[u8]> = vec![b"sort", b"k", b"by", b"nosort", b"get", b"#"];
-        let o = parse(&argv, false).unwrap();
+        let o = parse(&argv, false, true).unwrap();
         assert!(o.dontsort && o.gets.len() == 1);
     }
 }

@@ -80,6 +80,8 @@ pub enum Op {
     SetResp,
     /// `redis.set_repl`.
     SetRepl,
+    /// `redis.acl_check_cmd`.
+    AclCheck,
 }
 
 /// See [`Engine::names`].
@@ -354,6 +356,7 @@ fn register_redis_api(lua: &Lua, active: &super::run::Active) -> mlua::Result<()
         ("pcall", Op::PCall, "redis.call/pcall"),
         ("setresp", Op::SetResp, "redis.setresp"),
         ("set_repl", Op::SetRepl, "redis.set_repl"),
+        ("acl_check_cmd", Op::AclCheck, "redis.acl_check_cmd"),
     ] {
         let active = active.clone();
         let f = lua.create_function(move |lua, mut args: mlua::MultiValue| {

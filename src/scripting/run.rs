@@ -450,6 +450,30 @@ fn bridge(lua: &Lua, st: &mut RunState<'_, '_>, op: Op, rest: &[Value]) -> mlua:
         Op::Call | Op::PCall => command(lua, st, rest),
         Op::SetResp => set_resp(lua, st, rest),
         Op::SetRepl => set_repl(lua, st, rest),
+        Op::AclCheck => acl_check(lua, st, rest),
+    }
+}
+
+/// `redis.acl_check_cmd(cmd, ...)`: whether the script's caller may run the command.
+fn acl_check(lua: &Lua, st: &mut RunState<'_, '_>, args: &[Value]) -> mlua::Result<Outcome> {
+    if args.is_empty() {
+        return fail(lua, "Please specify at least one argument for this redis lib call");
+    }
+    let mut nums = Vec::new();
+    let mut pieces = SmallVec::new();
+    if !command_pieces(args, &mut nums, &mut pieces) {
+        return fail(lua, "Lua redis lib command arguments must be strings or integers");
+    }
+    let refs: SmallVec<[&[u8]; 8]> = pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Str(b) => &b[..],
+            Piece::Num(r) => &nums[r.clone()],
+        })
+        .collect();
+    match crate::commands::acl::script_may_run(st.ctx.client, &refs) {
+        Some(ok) => Ok((true, Value::Boolean(ok))),
+        None => fail(lua, "Invalid command passed to redis.acl_check_cmd()"),
     }
 }
 
@@ -554,7 +578,7 @@ fn command(lua: &Lua, st: &mut RunState<'_, '_>, args: &[Value]) -> mlua::Result
         }
         Err(_) => return rejected(lua, st, None, "Unknown Redis command called from script"),
     };
-    if let Some(err) = refuse(st, spec) {
+    if let Some(err) = refuse(st, spec, &refs) {
         return rejected(lua, st, Some((id, spec)), err);
     }
     if spec.has(cmdflags::WRITE) {
@@ -594,9 +618,19 @@ fn rejected(
 }
 
 /// Why a script may not run `spec` now (Redis's `scriptCall` checks), if it may not.
-fn refuse(st: &RunState<'_, '_>, spec: &crate::commands::CommandSpec) -> Option<&'static str> {
+fn refuse(
+    st: &mut RunState<'_, '_>,
+    spec: &'static crate::commands::CommandSpec,
+    argv: &[&[u8]],
+) -> Option<&'static str> {
     if spec.has(cmdflags::NOSCRIPT) && !st.ctx.srv.scripting.disable_deny_scripts {
         return Some("This Redis command is not allowed from script");
+    }
+    if !st.ctx.client.user.unrestricted.get() {
+        let (srv, caller) = (&mut *st.ctx.srv, &*st.ctx.client);
+        if let Some(err) = crate::commands::acl::script_refusal(srv, caller, spec, argv) {
+            return Some(err);
+        }
     }
     if st.read_only && spec.has(cmdflags::WRITE | cmdflags::MAY_REPLICATE) {
         return Some("Write commands are not allowed from read-only scripts.");

@@ -203,6 +203,9 @@ pub struct Client {
     pub id: u64,
     pub db: usize,
     pub authenticated: bool,
+    /// The ACL user (`server::acl`): internal clients have the superuser, connections start
+    /// as the default user.
+    pub user: Rc<crate::server::acl::AclUser>,
     pub shared: Rc<ClientShared>,
     pub reply_mode: ReplyMode,
     /// Close once the replies produced so far are written (QUIT, protocol errors).
@@ -223,6 +226,7 @@ impl Client {
             id,
             db: 0,
             authenticated,
+            user: crate::server::acl::superuser(),
             shared,
             reply_mode: ReplyMode::On,
             close_after_reply: false,
@@ -231,6 +235,19 @@ impl Client {
             qbuf_free: 0,
             multi: None,
         }
+    }
+
+    /// Runs as `user` (a connection's default user).
+    pub fn with_user(mut self, user: Rc<crate::server::acl::AclUser>) -> Self {
+        self.user = user;
+        self
+    }
+
+    /// Switches to `user`, authenticated or not, and shows it in CLIENT LIST.
+    pub fn set_user(&mut self, user: Rc<crate::server::acl::AclUser>, authenticated: bool) {
+        self.shared.info.borrow_mut().user = user.name_text();
+        self.user = user;
+        self.authenticated = authenticated;
     }
 
     /// Protocol version as negotiated with HELLO.

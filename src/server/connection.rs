@@ -90,7 +90,8 @@ pub async fn run_admitted(server: Rc<RefCell<Server>>, mut stream: TcpStream, ad
         inbuf: BytesMut::with_capacity(READ_CHUNK),
         parser: RequestParser::new(max_bulk),
         out: ReplyBuf::new(Resp::V2),
-        client: Client::new(id, shared.clone(), authed),
+        client: Client::new(id, shared.clone(), authed)
+            .with_user(server.borrow().state.acl.default.clone()),
         pending: None,
         blocked: None,
     };

@@ -7,6 +7,7 @@
 //! locks on the data path. On a two-core machine where the benchmark client takes the other
 //! core, extra threads would only compete for that core.
 
+pub mod acl;
 pub mod blocking;
 pub mod busypoll;
 pub mod client;
@@ -152,6 +153,8 @@ pub struct ServerState {
     pub latency: latency::LatencyMonitor,
     /// Client-side caching (CLIENT TRACKING).
     pub tracking: tracking::Tracking,
+    /// Users and the ACL log (see `server::acl`).
+    pub acl: acl::Acl,
 }
 
 impl ServerState {
@@ -170,7 +173,12 @@ impl ServerState {
             })
             .collect();
         let config_file = config.config_file.clone();
+        let acl = acl::Acl::from_config(&config).unwrap_or_else(|e| {
+            e.lines().for_each(|l| tracing::warn!("{l}"));
+            std::process::exit(1)
+        });
         let mut state = ServerState {
+            acl,
             config,
             journal: Journal::new(),
             dirty: 0,
@@ -243,7 +251,7 @@ impl ServerState {
 
     /// True when clients must AUTH before running commands.
     pub fn auth_required(&self) -> bool {
-        !self.config.requirepass.is_empty()
+        self.acl.auth_required()
     }
 
     /// Statistics slot for a command (subcommands are kept by full name).
