@@ -349,11 +349,15 @@ fn failover_hands_the_master_role_to_a_caught_up_replica() {
 
 #[test]
 fn replicas_arriving_together_share_one_snapshot() {
-    let master = TestServer::start(&DISK);
+    // 100 µs per key: the first snapshot takes about 2 s, so the second replica surely asks
+    // while it is being written, however loaded the machine is.
+    let mut args = DISK.to_vec();
+    args.extend(["--rdb-key-save-delay", "100"]);
+    let master = TestServer::start(&args);
     let r1 = TestServer::start(&DEBUG);
     let r2 = TestServer::start(&DEBUG);
     let mut m = master.conn();
-    let _: () = q(&mut m, &["DEBUG", "POPULATE", "300000"]);
+    let _: () = q(&mut m, &["DEBUG", "POPULATE", "20000"]);
     let port = master.port.to_string();
     let _: () = q(&mut r1.conn(), &["REPLICAOF", "127.0.0.1", &port]);
     // The first replica's snapshot is being written when the second one asks.

@@ -37,6 +37,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("flushall", -1, WRITE, 0, 0, 0, flushall),
     CommandSpec::new("dump", 2, READONLY, 1, 1, 1, dump),
     CommandSpec::new("restore", -4, WRITE | DENYOOM, 1, 1, 1, restore),
+    // MIGRATE's RESTORE in cluster mode; a standalone redis-server runs it as RESTORE.
+    CommandSpec::new("restore-asking", -4, WRITE | DENYOOM, 1, 1, 1, restore),
 ];
 
 const OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
@@ -890,6 +892,7 @@ pub(crate) fn dump_options(srv: &crate::server::ServerState) -> rdb_write::Optio
 ///
 /// ```text
 /// RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
+/// RESTORE-ASKING key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
 /// ```
 /// A relative TTL is propagated as an absolute one (`ABSTTL`), so replicas and the log expire
 /// the key at the same instant; a TTL already in the past creates nothing (and deletes the key
