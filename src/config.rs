@@ -3,9 +3,9 @@
 //! units, flags and error texts.
 //!
 //! Every parameter Redis 7.0.15 knows is in [`PARAMS`], including those of subsystems ferrodis
-//! has not built yet: those are validated, stored and reported (so clients and config files
-//! written for Redis keep working) and are marked `stored; acted on by <subsystem>` in the
-//! table. Each value is kept as its canonical text (what CONFIG GET prints); the values the
+//! does not act on: those are validated, stored and reported (so clients and config files
+//! written for Redis keep working) and are marked `accepted and reported, not acted upon` in
+//! the table, with the part of Redis they belong to. Each value is kept as its canonical text (what CONFIG GET prints); the values the
 //! server reads on hot paths are mirrored into typed fields of [`Config`] after every change.
 
 use std::fmt::Write as _;
@@ -101,56 +101,45 @@ impl Param {
 #[rustfmt::skip]
 pub static PARAMS: &[Param] = &[
     // snapshots
-Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
-    // stored; acted on by process management (not yet built)
+    Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
     Param::new("daemonize", None, IMMUTABLE, Kind::Bool, "no"),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("io-threads-do-reads", None, IMMUTABLE, Kind::Bool, "no"),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("always-show-logo", None, IMMUTABLE, Kind::Bool, "no"),
-    // stored; acted on by process management (not yet built)
     Param::new("protected-mode", None, 0, Kind::Bool, "yes"),
     // snapshots
     Param::new("rdbcompression", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by snapshots (RDB) (not yet built)
+    // accepted and reported, not acted upon (snapshots)
     Param::new("rdb-del-sync-files", None, 0, Kind::Bool, "no"),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("activerehashing", None, 0, Kind::Bool, "yes"),
     // snapshots
     Param::new("stop-writes-on-bgsave-error", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("set-proc-title", None, IMMUTABLE, Kind::Bool, "yes"),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("dynamic-hz", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by eviction (not yet built)
     Param::new("lazyfree-lazy-eviction", None, 0, Kind::Bool, "no"),
-    // stored; acted on by lazy free (not yet built)
     Param::new("lazyfree-lazy-expire", None, 0, Kind::Bool, "no"),
-    // stored; acted on by lazy free (not yet built)
+    // accepted and reported, not acted upon (lazy free)
     Param::new("lazyfree-lazy-server-del", None, 0, Kind::Bool, "no"),
-    // stored; acted on by lazy free (not yet built)
     Param::new("lazyfree-lazy-user-del", None, 0, Kind::Bool, "no"),
-    // stored; acted on by lazy free (not yet built)
     Param::new("lazyfree-lazy-user-flush", None, 0, Kind::Bool, "no"),
-    // stored; acted on by replication (not yet built)
+    // accepted and reported, not acted upon (replication)
     Param::new("repl-disable-tcp-nodelay", None, 0, Kind::Bool, "no"),
-    // stored; acted on by replication (not yet built)
     Param::new("repl-diskless-sync", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by aof (not yet built)
+    // accepted and reported, not acted upon (aof)
     Param::new("aof-rewrite-incremental-fsync", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by aof (not yet built)
     Param::new("no-appendfsync-on-rewrite", None, 0, Kind::Bool, "no"),
-    // stored; acted on by cluster (not yet built)
+    // accepted and reported, not acted upon (cluster)
     Param::new("cluster-require-full-coverage", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by snapshots (RDB) (not yet built)
+    // accepted and reported, not acted upon (snapshots)
     Param::new("rdb-save-incremental-fsync", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by aof (not yet built)
     Param::new("aof-load-truncated", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by aof (not yet built)
     Param::new("aof-use-rdb-preamble", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by aof (not yet built)
     Param::new("aof-timestamp-enabled", None, 0, Kind::Bool, "no"),
-    // stored; acted on by cluster (not yet built)
+    // accepted and reported, not acted upon (cluster)
     Param::new(
         "cluster-replica-no-failover",
         Some("cluster-slave-no-failover"),
@@ -158,89 +147,77 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Bool,
         "no",
     ),
-    // stored; acted on by replication (not yet built)
+    // accepted and reported, not acted upon (replication)
     Param::new("replica-lazy-flush", Some("slave-lazy-flush"), 0, Kind::Bool, "no"),
-    // stored; acted on by replication (not yet built)
     Param::new("replica-serve-stale-data", Some("slave-serve-stale-data"), 0, Kind::Bool, "yes"),
-    // stored; acted on by replication (not yet built)
     Param::new("replica-read-only", Some("slave-read-only"), 0, Kind::Bool, "yes"),
-    // stored; acted on by replication (not yet built)
+    // accepted and reported, not acted upon (replication)
     Param::new("replica-ignore-maxmemory", Some("slave-ignore-maxmemory"), 0, Kind::Bool, "yes"),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("jemalloc-bg-thread", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by active defrag (not yet built)
+    // accepted and reported, not acted upon (active defrag)
     Param::new("activedefrag", None, 0, Kind::Bool, "no"),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("syslog-enabled", None, IMMUTABLE, Kind::Bool, "no"),
     // only `no`: a file or flag setting it to `yes` is refused at start-up (`apply_text_inner`)
     Param::new("cluster-enabled", None, IMMUTABLE, Kind::Bool, "no"),
-    // stored; acted on by aof (not yet built)
     Param::new("appendonly", None, DENY_LOADING, Kind::Bool, "no"),
-    // stored; acted on by cluster (not yet built)
+    // accepted and reported, not acted upon (cluster)
     Param::new("cluster-allow-reads-when-down", None, 0, Kind::Bool, "no"),
-    // stored; acted on by cluster (not yet built)
+    // accepted and reported, not acted upon (cluster)
     Param::new("cluster-allow-pubsubshard-when-down", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("crash-log-enabled", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("crash-memcheck-enabled", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("use-exit-on-panic", None, HIDDEN, Kind::Bool, "no"),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("disable-thp", None, IMMUTABLE, Kind::Bool, "yes"),
-    // stored; acted on by cluster (not yet built)
+    // accepted and reported, not acted upon (cluster)
     Param::new("cluster-allow-replica-migration", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by replication (not yet built)
     Param::new("replica-announced", None, 0, Kind::Bool, "yes"),
     // acted on by the command dispatcher (LATENCY HISTOGRAM, INFO latencystats)
     Param::new("latency-tracking", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by aof (not yet built)
+    // accepted and reported, not acted upon (aof)
     Param::new("aof-disable-auto-gc", None, 0, Kind::Bool, "no"),
-    // stored; acted on by replication (not yet built)
+    // accepted and reported, not acted upon (replication)
     Param::new("replica-ignore-disk-write-errors", None, 0, Kind::Bool, "no"),
-    // stored; acted on by ACL (not yet built)
     Param::new("aclfile", None, IMMUTABLE, Kind::Str, ""),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("unixsocket", None, IMMUTABLE, Kind::Str, ""),
-    // stored; acted on by process management (not yet built)
     Param::new("pidfile", None, IMMUTABLE, Kind::Str, ""),
-    // stored; acted on by replication (not yet built)
     Param::new("replica-announce-ip", Some("slave-announce-ip"), 0, Kind::Str, ""),
-    // stored; acted on by replication (not yet built)
     Param::new("masteruser", None, SENSITIVE, Kind::Str, ""),
-    // stored; acted on by cluster (not yet built)
+    // accepted and reported, not acted upon (cluster)
     Param::new("cluster-announce-ip", None, 0, Kind::Str, ""),
-    // stored; acted on by cluster (not yet built)
+    // accepted and reported, not acted upon (cluster)
     Param::new("cluster-config-file", None, IMMUTABLE, Kind::Str, "nodes.conf"),
-    // stored; acted on by cluster (not yet built)
+    // accepted and reported, not acted upon (cluster)
     Param::new("cluster-announce-hostname", None, 0, Kind::Str, ""),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("syslog-ident", None, IMMUTABLE, Kind::Str, "redis"),
-    // stored; acted on by snapshots (RDB) (not yet built)
     Param::new("dbfilename", None, PROTECTED, Kind::Str, "dump.rdb"),
-    // stored; acted on by aof (not yet built)
     Param::new("appendfilename", None, IMMUTABLE, Kind::Str, "appendonly.aof"),
-    // stored; acted on by aof (not yet built)
     Param::new("appenddirname", None, IMMUTABLE, Kind::Str, "appendonlydir"),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("server_cpulist", None, IMMUTABLE, Kind::Str, ""),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("bio_cpulist", None, IMMUTABLE, Kind::Str, ""),
-    // stored; acted on by aof (not yet built)
+    // accepted and reported, not acted upon (aof)
     Param::new("aof_rewrite_cpulist", None, IMMUTABLE, Kind::Str, ""),
-    // stored; acted on by snapshots (RDB) (not yet built)
+    // accepted and reported, not acted upon (snapshots)
     Param::new("bgsave_cpulist", None, IMMUTABLE, Kind::Str, ""),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("ignore-warnings", None, 0, Kind::Str, ""),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("proc-title-template", None, 0, Kind::Str, "{title} {listen-addr} {server-mode}"),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("bind-source-addr", None, 0, Kind::Str, ""),
     Param::new("logfile", None, IMMUTABLE, Kind::Str, ""),
-    // stored; acted on by replication (not yet built)
     Param::new("masterauth", None, SENSITIVE, Kind::Str, ""),
     Param::new("requirepass", None, SENSITIVE, Kind::Str, ""),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new(
         "supervised",
         None,
@@ -248,7 +225,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Enum(&["upstart", "systemd", "auto", "no"]),
         "no",
     ),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new(
         "syslog-facility",
         None,
@@ -266,7 +243,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         ]),
         "local0",
     ),
-    // stored; acted on by replication (not yet built)
     Param::new(
         "repl-diskless-load",
         None,
@@ -281,7 +257,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Enum(&["debug", "verbose", "notice", "warning"]),
         "notice",
     ),
-    // stored; acted on by eviction (not yet built)
     Param::new(
         "maxmemory-policy",
         None,
@@ -298,11 +273,9 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         ]),
         "noeviction",
     ),
-    // stored; acted on by aof (not yet built)
     Param::new("appendfsync", None, 0, Kind::Enum(&["everysec", "always", "no"]), "everysec"),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new("oom-score-adj", None, 0, Kind::Enum(&["no", "yes", "relative", "absolute"]), "no"),
-    // stored; acted on by ACL (not yet built)
     Param::new(
         "acl-pubsub-default",
         None,
@@ -310,9 +283,8 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Enum(&["allchannels", "resetchannels"]),
         "resetchannels",
     ),
-    // stored; acted on by snapshots (RDB) (not yet built)
+    // accepted and reported, not acted upon (snapshots)
     Param::new("sanitize-dump-payload", None, 0, Kind::Enum(&["no", "yes", "clients"]), "no"),
-    // stored; acted on by process management (not yet built)
     Param::new(
         "enable-protected-configs",
         None,
@@ -321,9 +293,8 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         "no",
     ),
     Param::new("enable-debug-command", None, IMMUTABLE, Kind::Enum(&["no", "yes", "local"]), "no"),
-    // stored; acted on by modules (not yet built)
     Param::new("enable-module-command", None, IMMUTABLE, Kind::Enum(&["no", "yes", "local"]), "no"),
-    // stored; acted on by cluster (not yet built)
+    // accepted and reported, not acted upon (cluster)
     Param::new(
         "cluster-preferred-endpoint-type",
         None,
@@ -331,7 +302,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
         "ip",
     ),
-    // stored; acted on by replication (not yet built)
+    // accepted and reported, not acted upon (replication)
     Param::new(
         "propagation-error-behavior",
         None,
@@ -339,7 +310,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
         "ignore",
     ),
-    // stored; acted on by shutdown handling (not yet built)
     Param::new(
         "shutdown-on-sigint",
         None,
@@ -347,7 +317,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::MultiEnum(&["default", "save", "nosave", "now", "force"]),
         "default",
     ),
-    // stored; acted on by shutdown handling (not yet built)
     Param::new(
         "shutdown-on-sigterm",
         None,
@@ -363,7 +332,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         "16",
     ),
     Param::new("port", None, 0, Kind::Int { min: 0, max: 65535, fmt: NumFmt::Plain }, "6379"),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new(
         "io-threads",
         None,
@@ -371,7 +340,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 1, max: 128, fmt: NumFmt::Plain },
         "1",
     ),
-    // stored; acted on by aof (not yet built)
     Param::new(
         "auto-aof-rewrite-percentage",
         None,
@@ -379,7 +347,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
         "100",
     ),
-    // stored; acted on by cluster (not yet built)
+    // accepted and reported, not acted upon (cluster)
     Param::new(
         "cluster-replica-validity-factor",
         Some("cluster-slave-validity-factor"),
@@ -387,7 +355,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
         "10",
     ),
-    // stored; acted on by encodings (not yet built)
     Param::new(
         "list-max-listpack-size",
         Some("list-max-ziplist-size"),
@@ -395,7 +362,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: -2147483648, max: 2147483647, fmt: NumFmt::Plain },
         "-2",
     ),
-    // stored; acted on by process management (not yet built)
     Param::new(
         "tcp-keepalive",
         None,
@@ -403,7 +369,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
         "300",
     ),
-    // stored; acted on by cluster (not yet built)
+    // accepted and reported, not acted upon (cluster)
     Param::new(
         "cluster-migration-barrier",
         None,
@@ -411,7 +377,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
         "1",
     ),
-    // stored; acted on by active defrag (not yet built)
+    // accepted and reported, not acted upon (active defrag)
     Param::new(
         "active-defrag-cycle-min",
         None,
@@ -419,7 +385,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 1, max: 99, fmt: NumFmt::Plain },
         "1",
     ),
-    // stored; acted on by active defrag (not yet built)
+    // accepted and reported, not acted upon (active defrag)
     Param::new(
         "active-defrag-cycle-max",
         None,
@@ -427,7 +393,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 1, max: 99, fmt: NumFmt::Plain },
         "25",
     ),
-    // stored; acted on by active defrag (not yet built)
+    // accepted and reported, not acted upon (active defrag)
     Param::new(
         "active-defrag-threshold-lower",
         None,
@@ -435,7 +401,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 1000, fmt: NumFmt::Plain },
         "10",
     ),
-    // stored; acted on by active defrag (not yet built)
+    // accepted and reported, not acted upon (active defrag)
     Param::new(
         "active-defrag-threshold-upper",
         None,
@@ -443,7 +409,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 1000, fmt: NumFmt::Plain },
         "100",
     ),
-    // stored; acted on by eviction (not yet built)
     Param::new(
         "lfu-log-factor",
         None,
@@ -451,7 +416,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
         "10",
     ),
-    // stored; acted on by eviction (not yet built)
     Param::new(
         "lfu-decay-time",
         None,
@@ -459,7 +423,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
         "1",
     ),
-    // stored; acted on by replication (not yet built)
     Param::new(
         "replica-priority",
         Some("slave-priority"),
@@ -467,7 +430,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
         "100",
     ),
-    // stored; acted on by replication (not yet built)
     Param::new(
         "repl-diskless-sync-delay",
         None,
@@ -475,7 +437,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
         "5",
     ),
-    // stored; acted on by eviction (not yet built)
     Param::new(
         "maxmemory-samples",
         None,
@@ -483,7 +444,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 1, max: 2147483647, fmt: NumFmt::Plain },
         "5",
     ),
-    // stored; acted on by eviction (not yet built)
     Param::new(
         "maxmemory-eviction-tenacity",
         None,
@@ -492,7 +452,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         "10",
     ),
     Param::new("timeout", None, 0, Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain }, "0"),
-    // stored; acted on by replication (not yet built)
     Param::new(
         "replica-announce-port",
         Some("slave-announce-port"),
@@ -500,7 +459,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 65535, fmt: NumFmt::Plain },
         "0",
     ),
-    // stored; acted on by process management (not yet built)
     Param::new(
         "tcp-backlog",
         None,
@@ -508,7 +466,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
         "511",
     ),
-    // stored; acted on by cluster (not yet built)
+    // accepted and reported, not acted upon (cluster)
     Param::new(
         "cluster-port",
         None,
@@ -516,7 +474,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 65535, fmt: NumFmt::Plain },
         "0",
     ),
-    // stored; acted on by cluster (not yet built)
+    // accepted and reported, not acted upon (cluster)
     Param::new(
         "cluster-announce-bus-port",
         None,
@@ -524,7 +482,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 65535, fmt: NumFmt::Plain },
         "0",
     ),
-    // stored; acted on by cluster (not yet built)
+    // accepted and reported, not acted upon (cluster)
     Param::new(
         "cluster-announce-port",
         None,
@@ -532,7 +490,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 65535, fmt: NumFmt::Plain },
         "0",
     ),
-    // stored; acted on by cluster (not yet built)
+    // accepted and reported, not acted upon (cluster)
     Param::new(
         "cluster-announce-tls-port",
         None,
@@ -540,7 +498,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 65535, fmt: NumFmt::Plain },
         "0",
     ),
-    // stored; acted on by replication (not yet built)
     Param::new(
         "repl-timeout",
         None,
@@ -548,7 +505,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 1, max: 2147483647, fmt: NumFmt::Plain },
         "60",
     ),
-    // stored; acted on by replication (not yet built)
     Param::new(
         "repl-ping-replica-period",
         Some("repl-ping-slave-period"),
@@ -556,7 +512,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 1, max: 2147483647, fmt: NumFmt::Plain },
         "10",
     ),
-    // stored; acted on by encodings (not yet built)
+    // accepted and reported, not acted upon (encodings)
     Param::new(
         "list-compress-depth",
         None,
@@ -580,7 +536,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: -2147483648, max: 2147483647, fmt: NumFmt::Plain },
         "0",
     ),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new(
         "active-expire-effort",
         None,
@@ -589,7 +545,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         "1",
     ),
     Param::new("hz", None, 0, Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain }, "10"),
-    // stored; acted on by replication (not yet built)
     Param::new(
         "min-replicas-to-write",
         Some("min-slaves-to-write"),
@@ -597,7 +552,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
         "0",
     ),
-    // stored; acted on by replication (not yet built)
     Param::new(
         "min-replicas-max-lag",
         Some("min-slaves-max-lag"),
@@ -605,7 +559,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
         "10",
     ),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new(
         "watchdog-period",
         None,
@@ -613,7 +567,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
         "0",
     ),
-    // stored; acted on by shutdown handling (not yet built)
     Param::new(
         "shutdown-timeout",
         None,
@@ -621,7 +574,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
         "10",
     ),
-    // stored; acted on by replication (not yet built)
     Param::new(
         "repl-diskless-sync-max-replicas",
         None,
@@ -636,7 +588,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 1, max: 4294967295, fmt: NumFmt::Plain },
         "10000",
     ),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new(
         "unixsocketperm",
         None,
@@ -644,7 +596,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 511, fmt: NumFmt::Octal },
         "0",
     ),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new(
         "socket-mark-id",
         None,
@@ -652,7 +604,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 4294967295, fmt: NumFmt::Plain },
         "0",
     ),
-    // stored; acted on by active defrag (not yet built)
+    // accepted and reported, not acted upon (active defrag)
     Param::new(
         "active-defrag-max-scan-fields",
         None,
@@ -668,7 +620,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
         "128",
     ),
-    // stored; acted on by ACL (not yet built)
     Param::new(
         "acllog-max-len",
         None,
@@ -684,7 +635,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
         "5000",
     ),
-    // stored; acted on by cluster (not yet built)
+    // accepted and reported, not acted upon (cluster)
     Param::new(
         "cluster-node-timeout",
         None,
@@ -715,7 +666,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 1048576, max: 9223372036854775807, fmt: NumFmt::Memory },
         "536870912",
     ),
-    // stored; acted on by encodings (not yet built)
     Param::new(
         "stream-node-max-entries",
         None,
@@ -723,7 +673,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
         "100",
     ),
-    // stored; acted on by replication (not yet built)
     Param::new(
         "repl-backlog-size",
         None,
@@ -731,7 +680,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 1, max: 9223372036854775807, fmt: NumFmt::Memory },
         "1048576",
     ),
-    // stored; acted on by eviction (not yet built)
     Param::new(
         "maxmemory",
         None,
@@ -739,7 +687,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 18446744073709551615, fmt: NumFmt::Memory },
         "0",
     ),
-    // stored; acted on by cluster (not yet built)
+    // accepted and reported, not acted upon (cluster)
     Param::new(
         "cluster-link-sendbuf-limit",
         None,
@@ -747,7 +695,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 18446744073709551615, fmt: NumFmt::Memory },
         "0",
     ),
-    // stored; acted on by encodings (not yet built)
     Param::new(
         "hash-max-listpack-entries",
         Some("hash-max-ziplist-entries"),
@@ -755,7 +702,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
         "512",
     ),
-    // stored; acted on by encodings (not yet built)
     Param::new(
         "set-max-intset-entries",
         None,
@@ -763,7 +709,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
         "512",
     ),
-    // stored; acted on by encodings (not yet built)
     Param::new(
         "zset-max-listpack-entries",
         Some("zset-max-ziplist-entries"),
@@ -771,7 +716,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
         "128",
     ),
-    // stored; acted on by active defrag (not yet built)
+    // accepted and reported, not acted upon (active defrag)
     Param::new(
         "active-defrag-ignore-bytes",
         None,
@@ -779,7 +724,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 1, max: 9223372036854775807, fmt: NumFmt::Memory },
         "104857600",
     ),
-    // stored; acted on by encodings (not yet built)
     Param::new(
         "hash-max-listpack-value",
         Some("hash-max-ziplist-value"),
@@ -787,7 +731,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Memory },
         "64",
     ),
-    // stored; acted on by encodings (not yet built)
     Param::new(
         "stream-node-max-bytes",
         None,
@@ -795,7 +738,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Memory },
         "4096",
     ),
-    // stored; acted on by encodings (not yet built)
     Param::new(
         "zset-max-listpack-value",
         Some("zset-max-ziplist-value"),
@@ -826,7 +768,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 1048576, max: 9223372036854775807, fmt: NumFmt::Memory },
         "1073741824",
     ),
-    // stored; acted on by eviction (not yet built)
+    // accepted and reported, not acted upon (eviction)
     Param::new(
         "maxmemory-clients",
         None,
@@ -834,7 +776,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: -100, max: 9223372036854775807, fmt: NumFmt::MemoryPercent },
         "0",
     ),
-    // stored; acted on by replication (not yet built)
     Param::new(
         "repl-backlog-ttl",
         None,
@@ -842,7 +783,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Plain },
         "3600",
     ),
-    // stored; acted on by aof (not yet built)
     Param::new(
         "auto-aof-rewrite-min-size",
         None,
@@ -850,7 +790,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 9223372036854775807, fmt: NumFmt::Memory },
         "67108864",
     ),
-    // stored; acted on by snapshots (RDB) (not yet built)
+    // accepted and reported, not acted upon (snapshots)
     Param::new(
         "loading-process-events-interval-bytes",
         None,
@@ -858,9 +798,9 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 1024, max: 2147483647, fmt: NumFmt::Plain },
         "2097152",
     ),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-port", None, 0, Kind::Int { min: 0, max: 65535, fmt: NumFmt::Plain }, "0"),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new(
         "tls-session-cache-size",
         None,
@@ -868,7 +808,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
         "20480",
     ),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new(
         "tls-session-cache-timeout",
         None,
@@ -876,42 +816,41 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Int { min: 0, max: 2147483647, fmt: NumFmt::Plain },
         "300",
     ),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-cluster", None, 0, Kind::Bool, "no"),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-replication", None, 0, Kind::Bool, "no"),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-auth-clients", None, 0, Kind::Enum(&["no", "yes", "optional"]), "yes"),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-prefer-server-ciphers", None, 0, Kind::Bool, "no"),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-session-caching", None, 0, Kind::Bool, "yes"),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-cert-file", None, 0, Kind::Str, ""),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-key-file", None, 0, Kind::Str, ""),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-key-file-pass", None, 0, Kind::Str, ""),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-client-cert-file", None, 0, Kind::Str, ""),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-client-key-file", None, 0, Kind::Str, ""),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-client-key-file-pass", None, 0, Kind::Str, ""),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-dh-params-file", None, 0, Kind::Str, ""),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-ca-cert-file", None, 0, Kind::Str, ""),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-ca-cert-dir", None, 0, Kind::Str, ""),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-protocols", None, 0, Kind::Str, ""),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-ciphers", None, 0, Kind::Str, ""),
-    // stored; acted on by TLS (not yet built)
+    // accepted and reported, not acted upon (TLS)
     Param::new("tls-ciphersuites", None, 0, Kind::Str, ""),
     Param::new("dir", None, PROTECTED|DENY_LOADING, Kind::Special(Special::Dir), ""),
-    // stored; acted on by process management (not yet built)
     Param::new("save", None, MULTI_ARG, Kind::Special(Special::Save), "3600 1 300 100 60 10000"),
     Param::new(
         "client-output-buffer-limit",
@@ -920,7 +859,7 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
         Kind::Special(Special::ClientOutputBufferLimit),
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
     ),
-    // stored; acted on by process management (not yet built)
+    // accepted and reported, not acted upon (process management)
     Param::new(
         "oom-score-adj-values",
         None,
@@ -930,7 +869,6 @@ Param::new("rdbchecksum", None, IMMUTABLE, Kind::Bool, "yes"),
     ),
     Param::new("notify-keyspace-events", None, 0, Kind::Special(Special::NotifyKeyspaceEvents), ""),
     Param::new("bind", None, MULTI_ARG, Kind::Special(Special::Bind), "* -::*"),
-    // stored; acted on by replication (not yet built)
     Param::new(
         "replicaof",
         Some("slaveof"),

@@ -16,14 +16,21 @@ fn main() {
         );
         return;
     }
-    let config = match Config::from_args(&args) {
+    let mut config = match Config::from_args(&args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(1);
         }
     };
+    // Before any thread exists: a fork keeps only the calling thread.
+    if config.daemonize {
+        daemonize(&mut config);
+    }
     ferrodis::log::init(&config.loglevel, &config.logfile);
+    if !config.pidfile.is_empty() {
+        write_pidfile(&config.pidfile);
+    }
     // Start-up order, for a short restart: the snapshot starts loading on its own thread
     // first, so that reading it overlaps everything else start-up does (the runtime, the
     // scripting engines, binding); the clock calibrates (it sleeps ~2 ms) on another thread
@@ -39,5 +46,26 @@ fn main() {
             eprintln!("fatal: {e}");
             std::process::exit(1);
         }
+    }
+}
+
+/// `daemonize yes`, as redis-server does it: the process forks, the parent exits at once
+/// (so a shell or init script gets its prompt back), the child starts a new session and its
+/// standard streams go to /dev/null (log to `logfile` to see the log). A daemonized server
+/// writes a pid file, `/var/run/redis.pid` unless `pidfile` names another.
+fn daemonize(config: &mut Config) {
+    if let Err(e) = nix::unistd::daemon(true, false) {
+        eprintln!("Can't daemonize: {e}");
+        std::process::exit(1);
+    }
+    if config.pidfile.is_empty() {
+        let _ = config.set("pidfile", "/var/run/redis.pid");
+    }
+}
+
+/// Writes the pid file (`pidfile`); like Redis, a failure is only logged.
+fn write_pidfile(path: &str) {
+    if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+        tracing::warn!("Failed to write PID file: {e}");
     }
 }

@@ -412,3 +412,86 @@ fn config_set_port_and_bind_relisten() {
     again.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"+PONG\r\n");
 }
+
+/// `daemonize yes`: the command returns at once, the server keeps running in the background
+/// with the pid it wrote to `pidfile`, and removes that file when it shuts down.
+#[test]
+fn daemonize_and_pidfile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pidfile = tmp.path().join("ferrodis.pid");
+    let log = tmp.path().join("ferrodis.log");
+    let mut tries = 0;
+    let (port, pid) = loop {
+        let port = free_port();
+        let status = Command::new(env!("CARGO_BIN_EXE_ferrodis-server"))
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--daemonize", "yes", "--pidfile", pidfile.to_str().unwrap()])
+            .args(["--logfile", log.to_str().unwrap()])
+            .current_dir(tmp.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "the foreground process exits cleanly");
+        let start = std::time::Instant::now();
+        let mut pid = None;
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(text) = std::fs::read_to_string(&pidfile) {
+                if let Ok(p) = text.trim().parse::<u32>() {
+                    pid = Some(p);
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let pid = pid.expect("pid file written");
+        let mut up = false;
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(mut c) = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                .unwrap()
+                .get_connection()
+            {
+                let info: String = redis::cmd("INFO").arg("server").query(&mut c).unwrap();
+                up = info.contains(&format!("process_id:{pid}\r\n"));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if up {
+            break (port, pid);
+        }
+        // The port was taken by another test in between: that daemon exited; try another.
+        let _ = std::fs::remove_file(&pidfile);
+        tries += 1;
+        assert!(
+            tries < 5,
+            "daemonized server did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    };
+    assert_ne!(pid, std::process::id());
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("daemonize")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v, ["daemonize", "yes"]);
+    let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut c);
+    let start = std::time::Instant::now();
+    while pidfile.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "pid file left behind"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -45,6 +45,7 @@ pub enum Admission {
 /// so that a busy script can admit connections too (see `scripting::busy`).
 pub fn admit(st: &mut ServerState, stream: &TcpStream) -> Admission {
     let _ = stream.set_nodelay(true);
+    keepalive(stream, st.config.tcp_keepalive);
     let Ok(peer) = stream.peer_addr() else {
         return Admission::Gone;
     };
@@ -109,6 +110,21 @@ pub async fn run_admitted(server: Rc<RefCell<Server>>, mut stream: TcpStream, ad
 }
 
 const MAXCLIENTS_REACHED: &str = "-ERR max number of clients reached\r\n";
+
+/// `tcp-keepalive`: probes an idle peer after `secs` seconds, then every third of that, and
+/// gives up after 3 unanswered probes (Redis's `anetKeepAlive`), so that connections to peers
+/// that vanished without a FIN are eventually closed. 0 leaves the socket as it is.
+fn keepalive(stream: &TcpStream, secs: i64) {
+    if secs <= 0 {
+        return;
+    }
+    let secs = secs as u64;
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(std::time::Duration::from_secs(secs))
+        .with_interval(std::time::Duration::from_secs((secs / 3).max(1)))
+        .with_retries(3);
+    let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&ka);
+}
 
 /// Redis's refusal for a non-loopback peer while protected mode is on and no password is set.
 const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode because \

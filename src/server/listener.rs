@@ -51,8 +51,7 @@ pub fn bind_all(config: &Config) -> Result<Vec<std::net::TcpListener>, String> {
         if port == 0 {
             continue;
         }
-        // std sets SO_REUSEADDR on Unix, as tokio and Redis do.
-        match std::net::TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|_| l)) {
+        match listen(addr, config.tcp_backlog) {
             Ok(l) => out.push(l),
             Err(e) if optional => {
                 tracing::debug!("Skipping optional bind {b}: {e}");
@@ -69,6 +68,22 @@ pub fn bind_all(config: &Config) -> Result<Vec<std::net::TcpListener>, String> {
         }
     }
     Ok(out)
+}
+
+/// One listening socket as Redis makes it: SO_REUSEADDR, IPv6 sockets for IPv6 only (so that
+/// `bind * ::*` can bind both families on one port), and `tcp-backlog` as the accept queue
+/// (std's `bind` picks its own).
+fn listen(addr: SocketAddr, backlog: i64) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog.clamp(1, i32::MAX as i64) as i32)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 async fn serve(config: Config) -> Result<i32, StartupError> {
