@@ -60,6 +60,7 @@ fn stats_fields_and_values() {
         .unwrap();
     let () = redis::cmd("SELECT").arg(3).query(&mut c).unwrap();
     let () = redis::cmd("SET").arg("c").arg("3").query(&mut c).unwrap();
+    let _: String = redis::cmd("SCRIPT").arg("LOAD").arg("return 1").query(&mut c).unwrap();
     let v: Vec<redis::Value> = redis::cmd("MEMORY").arg("STATS").query(&mut c).unwrap();
     let names: Vec<String> = v
         .iter()
@@ -111,6 +112,17 @@ fn stats_fields_and_values() {
     let main: i64 = redis::from_redis_value(&db0[1]).unwrap();
     let expires: i64 = redis::from_redis_value(&db0[3]).unwrap();
     assert!(main > expires && expires > 0);
+    // The script cache is counted (INFO's used_memory_scripts_eval), functions are none.
+    let info: String = redis::cmd("INFO").arg("memory").query(&mut c).unwrap();
+    let eval_cache: i64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory_scripts_eval:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(eval_cache > 0);
+    assert_eq!(int("lua.caches"), eval_cache);
+    assert_eq!(int("functions.caches"), 0);
+    assert_eq!(int("replication.backlog"), 0, "no replica has asked for a backlog yet");
 }
 
 fn used_memory(c: &mut redis::Connection) -> i64 {

@@ -511,7 +511,7 @@ fn total_system_memory() -> u64 {
 /// (`mem_replication_backlog`, `mem_clients_slaves`; their sum is
 /// `mem_total_replication_buffers`). Redis shares one buffer between them; here each
 /// replica's queue is its own.
-fn replication_buffers(srv: &ServerState) -> (usize, usize) {
+pub(crate) fn replication_buffers(srv: &ServerState) -> (usize, usize) {
     let Some(feed) = &srv.repl.feed else { return (0, 0) };
     let backlog = feed.backlog.borrow().histlen();
     let queued: usize = feed
