@@ -72,8 +72,10 @@ fn command_count_and_list_only_show_implemented_commands() {
         list.contains("client|kill") && list.contains("client|tracking"),
         "{list}"
     );
-    // LOLWUT is not implemented: it is not listed.
-    assert_eq!(s(r.cmd(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "lolwut*"])), "*0\r\n");
+    assert_eq!(
+        s(r.cmd(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "lolwut*"])),
+        "*1\r\n$6\r\nlolwut\r\n"
+    );
     let acl = s(r.cmd(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "acl*"]));
     assert!(acl.starts_with("*14\r\n$3\r\nacl\r\n") && acl.contains("acl|setuser"), "{acl}");
     assert_eq!(
@@ -104,4 +106,34 @@ fn module_commands_without_modules() {
     assert_eq!(e.detail(), Some("Error unloading module: no such module with that name"));
     std::thread::sleep(std::time::Duration::from_millis(100));
     assert!(srv.log().contains("Module /tmp/x.so failed to load: ferrodis cannot load Redis modules"));
+}
+
+/// LOLWUT: Redis 7.0's version line by default; VERSION 5 and 6 draw (randomly, so only the
+/// shape is checked): Braille rows of `columns` characters, and `rows` lines of `columns`
+/// colored cells; a verbatim string in RESP3.
+#[test]
+fn lolwut_versions() {
+    let srv = TestServer::start(&[]);
+    let mut r = srv.raw();
+    assert_eq!(s(r.cmd(&["LOLWUT"])), "$18\r\nRedis ver. 7.0.15\n\r\n");
+    let art = s(r.cmd(&["LOLWUT", "VERSION", "5", "10", "2", "2"]));
+    let body = art.split_once("\r\n").unwrap().1;
+    let (drawing, caption) = body.split_once("\n\n").unwrap();
+    assert_eq!(
+        caption,
+        "Georg Nees - schotter, plotter on paper, 1968. Redis ver. 7.0.15\n\r\n"
+    );
+    for line in drawing.lines() {
+        assert_eq!(line.chars().count(), 10);
+        assert!(line.chars().all(|c| ('\u{2800}'..='\u{28ff}').contains(&c)), "{line}");
+    }
+    let art = s(r.cmd(&["LOLWUT", "VERSION", "6", "8", "4"]));
+    let body = art.split_once("\r\n").unwrap().1;
+    let lines: Vec<&str> = body.lines().collect();
+    for line in &lines[..4] {
+        assert_eq!(line.matches("\x1b[0m").count(), 8, "{line:?}");
+    }
+    assert!(lines[5].starts_with("Original 8 bit image from Plaguemon by hikikomori."));
+    assert!(!s(r.cmd(&["HELLO", "3"])).is_empty());
+    assert_eq!(s(r.cmd(&["LOLWUT"])), "=22\r\ntxt:Redis ver. 7.0.15\n\r\n");
 }

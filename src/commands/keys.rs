@@ -38,7 +38,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("dump", 2, READONLY, 1, 1, 1, dump),
     CommandSpec::new("restore", -4, WRITE | DENYOOM, 1, 1, 1, restore),
     // MIGRATE's RESTORE in cluster mode; a standalone redis-server runs it as RESTORE.
-    CommandSpec::new("restore-asking", -4, WRITE | DENYOOM, 1, 1, 1, restore),
+    CommandSpec::new("restore-asking", -4, WRITE | DENYOOM | ASKING, 1, 1, 1, restore),
 ];
 
 const OBJECT_SUBCOMMANDS: &[CommandSpec] = &[

@@ -18,6 +18,7 @@ pub mod hyperloglog;
 pub mod keys;
 pub mod latency;
 pub mod list;
+pub mod lolwut;
 pub mod memory;
 pub mod migrate;
 pub mod module;
@@ -67,6 +68,9 @@ pub mod flags {
     /// not wrap what such a command propagates in MULTI/EXEC. Hidden from COMMAND INFO, as in
     /// Redis 7.0.
     pub const TOUCHES_ARBITRARY_KEYS: u32 = 1 << 22;
+    /// Runs as if ASKING was sent first (RESTORE-ASKING); only meaningful in cluster mode,
+    /// which ferrodis does not have, so it only shows in COMMAND INFO.
+    pub const ASKING: u32 = 1 << 23;
 
     /// Flag names as COMMAND INFO prints them, in Redis's order (`may_replicate` is hidden
     /// there on purpose).
@@ -82,6 +86,7 @@ pub mod flags {
         (STALE, "stale"),
         (SKIP_MONITOR, "skip_monitor"),
         (SKIP_SLOWLOG, "skip_slowlog"),
+        (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (NO_MULTI, "no_multi"),
@@ -218,7 +223,7 @@ fn container_without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult
 }
 
 /// Every family's table.
-fn families() -> [&'static [CommandSpec]; 30] {
+fn families() -> [&'static [CommandSpec]; 31] {
     [
         string::COMMANDS,
         bitops::COMMANDS,
@@ -250,6 +255,7 @@ fn families() -> [&'static [CommandSpec]; 30] {
         cluster::COMMANDS,
         migrate::COMMANDS,
         acl::COMMANDS,
+        lolwut::COMMANDS,
     ]
 }
 
