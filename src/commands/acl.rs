@@ -530,18 +530,8 @@ pub fn command_keys(spec: &CommandSpec, argv: &[&[u8]]) -> Vec<(usize, u8)> {
     else {
         return Vec::new();
     };
-    let keys = if m.name == "sort" || m.name == "sort_ro" {
-        Some(super::sort::get_keys(argv, m.name == "sort_ro"))
-    } else if m
-        .key_specs
-        .iter()
-        .any(|k| k.flags.contains(&"variable_flags"))
-    {
-        super::command::variable_flag_keys(m.name, argv)
-    } else {
-        super::command::keys_from_specs(m, argv)
-    };
-    keys.unwrap_or_default()
+    super::command::command_keys(m, argv)
+        .unwrap_or_default()
         .into_iter()
         .map(|(pos, flags)| (pos, perms_of(flags)))
         .collect()

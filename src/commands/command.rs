@@ -340,6 +340,29 @@ fn list_filter_keeps(m: &CmdMeta, kind: &[u8], arg: &[u8]) -> bool {
     }
 }
 
+/// The keys of a command line and their key-spec flags, as Redis's
+/// `getKeysFromCommandWithSpecs` finds them for COMMAND GETKEYS and for ACL checks: the key
+/// specs when they describe the command fully, else the command's own key finder (SORT's
+/// STORE can sit anywhere among its options, SET's and BITFIELD's flags depend on their
+/// arguments, MIGRATE's KEYS form is beyond its specs). `None` when the line names no key the
+/// specs can find.
+pub(crate) fn command_keys(
+    m: &CmdMeta,
+    argv: &[&[u8]],
+) -> Option<Vec<(usize, &'static [&'static str])>> {
+    let varflags = m.key_specs.iter().any(|k| k.flags.contains(&"variable_flags"));
+    if m.name == "sort" || m.name == "sort_ro" {
+        Some(super::sort::get_keys(argv, m.name == "sort_ro"))
+    } else if varflags {
+        variable_flag_keys(m.name, argv)
+    } else {
+        keys_from_specs(m, argv).or_else(|| match m.name {
+            "migrate" => super::migrate::get_keys(argv),
+            _ => None,
+        })
+    }
+}
+
 /// ```text
 /// COMMAND GETKEYS command [arg ...]
 /// ```
@@ -371,25 +394,7 @@ fn getkeys_impl(ctx: &mut Ctx<'_>, argv: &[&[u8]], with_flags: bool) -> CmdResul
             "Invalid number of arguments specified for command",
         ));
     }
-    let varflags = m
-        .key_specs
-        .iter()
-        .any(|k| k.flags.contains(&"variable_flags"));
-    // SORT's STORE key can sit anywhere among its options, which key specs cannot express;
-    // like Redis, it has its own key finder.
-    let keys = if m.name == "sort" || m.name == "sort_ro" {
-        Some(super::sort::get_keys(cmd_argv, m.name == "sort_ro"))
-    } else if varflags {
-        variable_flag_keys(m.name, cmd_argv)
-    } else if has_keyspec {
-        // MIGRATE's KEYS form is beyond its key specs; Redis falls back to its key finder.
-        keys_from_specs(m, cmd_argv).or_else(|| match m.name {
-            "migrate" => super::migrate::get_keys(cmd_argv),
-            _ => None,
-        })
-    } else {
-        None
-    };
+    let keys = if has_keyspec || m.getkeys_proc { command_keys(m, cmd_argv) } else { None };
     let Some(keys) = keys else {
         if m.flags.contains(&"no_mandatory_keys") {
             ctx.out.array(0);
@@ -415,7 +420,7 @@ fn getkeys_impl(ctx: &mut Ctx<'_>, argv: &[&[u8]], with_flags: bool) -> CmdResul
 /// `variable_flags`), found as Redis's `setGetKeys` / `bitfieldGetKeys` do: SET with GET reads
 /// and updates its key, otherwise overwrites it; BITFIELD with only GETs (and OVERFLOWs) just
 /// reads it.
-pub(crate) fn variable_flag_keys(
+fn variable_flag_keys(
     name: &str,
     argv: &[&[u8]],
 ) -> Option<Vec<(usize, &'static [&'static str])>> {
