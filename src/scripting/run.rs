@@ -456,21 +456,12 @@ fn bridge(lua: &Lua, st: &mut RunState<'_, '_>, op: Op, rest: &[Value]) -> mlua:
 
 /// `redis.acl_check_cmd(cmd, ...)`: whether the script's caller may run the command.
 fn acl_check(lua: &Lua, st: &mut RunState<'_, '_>, args: &[Value]) -> mlua::Result<Outcome> {
-    if args.is_empty() {
-        return fail(lua, "Please specify at least one argument for this redis lib call");
-    }
     let mut nums = Vec::new();
     let mut pieces = SmallVec::new();
-    if !command_pieces(args, &mut nums, &mut pieces) {
-        return fail(lua, "Lua redis lib command arguments must be strings or integers");
+    if let Err(msg) = command_pieces(args, &mut nums, &mut pieces) {
+        return fail(lua, msg);
     }
-    let refs: SmallVec<[&[u8]; 8]> = pieces
-        .iter()
-        .map(|p| match p {
-            Piece::Str(b) => &b[..],
-            Piece::Num(r) => &nums[r.clone()],
-        })
-        .collect();
+    let refs = piece_refs(&pieces, &nums);
     match crate::commands::acl::script_may_run(st.ctx.client, &refs) {
         Some(ok) => Ok((true, Value::Boolean(ok))),
         None => fail(lua, "Invalid command passed to redis.acl_check_cmd()"),
@@ -529,13 +520,17 @@ enum Piece<'v> {
 }
 
 /// Reads `redis.call` arguments into `pieces`: strings as they are, numbers with `%.17g`
-/// (written to `nums`); false when one is neither. Why not a `Vec<Vec<u8>>`: a copy and an
-/// allocation per argument showed in profiles of small scripts.
+/// (written to `nums`); the error Redis raises when there is none or one is neither. Why not
+/// a `Vec<Vec<u8>>`: a copy and an allocation per argument showed in profiles of small
+/// scripts.
 fn command_pieces<'v>(
     args: &'v [Value],
     nums: &mut Vec<u8>,
     pieces: &mut SmallVec<[Piece<'v>; 6]>,
-) -> bool {
+) -> Result<(), &'static str> {
+    if args.is_empty() {
+        return Err("Please specify at least one argument for this redis lib call");
+    }
     for a in args {
         let text = match a {
             Value::String(s) => {
@@ -545,32 +540,34 @@ fn command_pieces<'v>(
             Value::Integer(i) if i.unsigned_abs() < 1 << 53 => i.to_string(),
             Value::Integer(i) => crate::util::num::fmt_double_17g(*i as f64),
             Value::Number(n) => crate::util::num::fmt_double_17g(*n),
-            _ => return false,
+            _ => return Err("Lua redis lib command arguments must be strings or integers"),
         };
         let start = nums.len();
         nums.extend_from_slice(text.as_bytes());
         pieces.push(Piece::Num(start..nums.len()));
     }
-    true
+    Ok(())
 }
 
-/// `redis.call` / `redis.pcall`: the script-side checks, then the command itself.
-fn command(lua: &Lua, st: &mut RunState<'_, '_>, args: &[Value]) -> mlua::Result<Outcome> {
-    if args.is_empty() {
-        return fail(lua, "Please specify at least one argument for this redis lib call");
-    }
-    let mut nums = Vec::new();
-    let mut pieces = SmallVec::new();
-    if !command_pieces(args, &mut nums, &mut pieces) {
-        return fail(lua, "Lua redis lib command arguments must be strings or integers");
-    }
-    let refs: SmallVec<[&[u8]; 8]> = pieces
+/// The command line [`command_pieces`] read, as argument slices.
+fn piece_refs<'a>(pieces: &'a [Piece<'_>], nums: &'a [u8]) -> SmallVec<[&'a [u8]; 8]> {
+    pieces
         .iter()
         .map(|p| match p {
             Piece::Str(b) => &b[..],
             Piece::Num(r) => &nums[r.clone()],
         })
-        .collect();
+        .collect()
+}
+
+/// `redis.call` / `redis.pcall`: the script-side checks, then the command itself.
+fn command(lua: &Lua, st: &mut RunState<'_, '_>, args: &[Value]) -> mlua::Result<Outcome> {
+    let mut nums = Vec::new();
+    let mut pieces = SmallVec::new();
+    if let Err(msg) = command_pieces(args, &mut nums, &mut pieces) {
+        return fail(lua, msg);
+    }
+    let refs = piece_refs(&pieces, &nums);
     let (id, spec) = match crate::dispatch::resolve(&refs) {
         Ok(found) => found,
         Err(CmdError::WrongArity(_)) => {

@@ -1272,7 +1272,7 @@ fn load_key<S: LoadSink>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -1529,9 +1529,9 @@ mod tests {
 
     /// A stream DUMPed by redis-server 7.0 (RDB type 19): entries 1-0 a=1, 2-0 b=2 (deleted)
     /// and 3-0 a=3 in nodes of two, and a group `g` whose consumer `alice` holds 1-0 (claimed
-    /// with TIME 1700000000000 RETRYCOUNT 2) and whose consumer `bob` holds nothing.
-    #[test]
-    fn redis_7_0_stream_payload_loads() {
+    /// with TIME 1700000000000 RETRYCOUNT 2) and whose consumer `bob` holds nothing. Shared
+    /// with `rdb_write.rs`'s tests, which write it back.
+    pub(crate) fn redis_stream_payload() -> Vec<u8> {
         let hex = concat!(
             "130210000000000000000100000000000000002b2b00000011000101010101018161020001020100",
             "01000101010401010101010001010181620202010601ff1000000000000000030000000000000000",
@@ -1540,10 +1540,16 @@ mod tests {
             "6c69636516d8e604a2010000010000000000000001000000000000000003626f6216d8e604a20100",
             "00000a00c4cc80db662853a9",
         );
-        let bytes: Vec<u8> = (0..hex.len())
+        (0..hex.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect();
+            .collect()
+    }
+
+    /// The payload of [`redis_stream_payload`] loads with its entries, group and consumers.
+    #[test]
+    fn redis_7_0_stream_payload_loads() {
+        let bytes = redis_stream_payload();
         let object = &bytes[..bytes.len() - 10];
         let Value::Stream(s) = dump_object(object, &EncodingLimits::default()).unwrap() else {
             panic!()

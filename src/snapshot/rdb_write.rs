@@ -835,18 +835,7 @@ mod tests {
     /// `rdb.rs`'s stream test) is written back byte for byte.
     #[test]
     fn streams_dump_like_redis() {
-        let hex = concat!(
-            "130210000000000000000100000000000000002b2b00000011000101010101018161020001020100",
-            "01000101010401010101010001010181620202010601ff1000000000000000030000000000000000",
-            "1c1c0000000a00010100010101816102000102010001000103010401ff0203000100020003010167",
-            "000081ffffffffffffffff01000000000000000100000000000000000068e5cf8b01000002020561",
-            "6c69636516d8e604a2010000010000000000000001000000000000000003626f6216d8e604a20100",
-            "00000a00c4cc80db662853a9",
-        );
-        let bytes: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect();
+        let bytes = super::super::rdb::tests::redis_stream_payload();
         let lim = super::super::codec::EncodingLimits::default();
         let v = super::super::rdb::dump_object(&bytes[..bytes.len() - 10], &lim).unwrap();
         let o = Options {
