@@ -244,7 +244,6 @@ pub fn call(
     let Server { ks, state, effects } = server;
     // Misses are only remembered while someone wants `keymiss` events.
     ks.record_misses = state.config.notify_keyspace_events & crate::config::notify::KEY_MISS != 0;
-    ks.lazy_expire = state.config.lazyfree_lazy_expire;
     effects.clear();
     // Redis never wraps the effects of a command that may touch any key (its lazy expiries).
     effects.unwrapped = spec.has(flags::TOUCHES_ARBITRARY_KEYS);
@@ -371,15 +370,10 @@ pub fn remember_tracked_keys(
     let Some(m) = commands::command::meta_of(spec) else {
         return;
     };
-    let positions: Vec<usize> = if m.name == "sort_ro" {
-        commands::sort::get_keys(argv, true).into_iter().map(|(i, _)| i).collect()
-    } else {
-        match commands::command::keys_from_specs(m, argv) {
-            Some(keys) => keys.into_iter().map(|(i, _)| i).collect(),
-            None => return,
-        }
+    let Some(positions) = commands::command::command_keys(m, argv) else {
+        return;
     };
-    let keys: Vec<&[u8]> = positions.iter().filter_map(|&i| argv.get(i).copied()).collect();
+    let keys: Vec<&[u8]> = positions.iter().filter_map(|&(i, _)| argv.get(i).copied()).collect();
     if !keys.is_empty() {
         state.tracking_remember(&client.shared, &keys);
     }

@@ -171,6 +171,16 @@ fn info_u64(c: &mut redis::Connection, field: &str) -> u64 {
         .unwrap()
 }
 
+/// A set of 1000 members: a hash table whose free effort is over the lazy-free threshold.
+fn fill_big_set(c: &mut redis::Connection, key: &str) {
+    let mut sadd = redis::cmd("SADD");
+    sadd.arg(key);
+    for i in 0..1000 {
+        sadd.arg(format!("m{i}"));
+    }
+    let _: i64 = sadd.query(c).unwrap();
+}
+
 fn wait_lazyfreed(c: &mut redis::Connection, n: u64) {
     let start = std::time::Instant::now();
     while info_u64(c, "lazyfreed_objects") < n {
@@ -187,14 +197,7 @@ fn wait_lazyfreed(c: &mut redis::Connection, n: u64) {
 fn unlink_and_flush_async_free_big_values_in_the_background() {
     let srv = TestServer::start(&[]);
     let mut c = srv.conn();
-    let fill = |c: &mut redis::Connection, key: &str| {
-        let mut sadd = redis::cmd("SADD");
-        sadd.arg(key);
-        for i in 0..1000 {
-            sadd.arg(format!("m{i}"));
-        }
-        let _: i64 = sadd.query(c).unwrap();
-    };
+    let fill = fill_big_set;
     fill(&mut c, "big");
     let _: () = redis::cmd("SET").arg("small").arg("v").query(&mut c).unwrap();
     let n: i64 = redis::cmd("UNLINK").arg("big").arg("small").query(&mut c).unwrap();
@@ -224,12 +227,7 @@ fn lazy_expire_frees_expired_big_values_in_the_background() {
     let srv = TestServer::start(&[]);
     let mut c = srv.conn();
     let fill = |c: &mut redis::Connection, key: &str| {
-        let mut sadd = redis::cmd("SADD");
-        sadd.arg(key);
-        for i in 0..1000 {
-            sadd.arg(format!("m{i}"));
-        }
-        let _: i64 = sadd.query(c).unwrap();
+        fill_big_set(c, key);
         let _: i64 = redis::cmd("PEXPIRE").arg(key).arg(1).query(c).unwrap();
     };
     // In place by default.

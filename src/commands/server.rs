@@ -152,6 +152,7 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let loglevel_changed = next.loglevel != ctx.srv.config.loglevel;
     let aof_switched = next.appendonly != ctx.srv.config.appendonly;
     ctx.srv.config = next;
+    ctx.ks.lazy_expire = ctx.srv.config.lazyfree_lazy_expire;
     if indexes.iter().any(|i| PARAMS[*i].name == "requirepass") {
         // Redis's apply step: the default user's password follows `requirepass`.
         let pass = ctx.srv.config.requirepass.clone();

@@ -301,8 +301,8 @@ pub struct Keyspace {
     /// time budget does not starve the higher-numbered databases.
     pub(crate) expire_next_db: usize,
     /// `lazyfree-lazy-expire`: expired values that are expensive to free go to the lazy-free
-    /// thread. Copied from the config before each command and each expire cycle (the
-    /// keyspace does not see the config).
+    /// thread. The keyspace does not see the config: the server sets this at start-up and on
+    /// CONFIG SET (loads and resyncs replace the databases, never this struct).
     pub lazy_expire: bool,
 }
 

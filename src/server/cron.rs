@@ -31,7 +31,6 @@ pub fn tick(srv: &mut Server, hz: u64) {
         let budget = Duration::from_micros(1_000_000 * EXPIRE_CPU_PERCENT / hz / 100);
         let Server { ks, state, effects } = srv;
         let started = Instant::now();
-        ks.lazy_expire = state.config.lazyfree_lazy_expire;
         ks.active_expire_cycle(now_ms(), budget, &mut state.rng);
         let ms = started.elapsed().as_millis() as u64;
         ks.stats.expire_cycle_cpu_milliseconds += ms;

@@ -406,8 +406,9 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: Config) -> Self {
-        let dbs = config.databases as usize;
-        Server { ks: Keyspace::new(dbs), state: ServerState::new(config), effects: Effects::default() }
+        let mut ks = Keyspace::new(config.databases as usize);
+        ks.lazy_expire = config.lazyfree_lazy_expire;
+        Server { ks, state: ServerState::new(config), effects: Effects::default() }
     }
 }
 

@@ -236,15 +236,8 @@ fn lzf_run(input: &[u8], out: &mut Vec<u8>, out_len: usize, htab: &mut HashTab) 
             if op >= out_len {
                 return None;
             }
-            lit += 1;
-            out[op] = input[ip];
-            op += 1;
+            lzf_literal(out, &mut op, &mut lit, input[ip]);
             ip += 1;
-            if lit == MAX_LIT {
-                out[op - lit - 1] = (lit - 1) as u8;
-                lit = 0;
-                op += 1;
-            }
             continue;
         }
         let off = ip - r - 1;
@@ -284,15 +277,8 @@ fn lzf_run(input: &[u8], out: &mut Vec<u8>, out_len: usize, htab: &mut HashTab) 
         return None;
     }
     while ip < in_len {
-        lit += 1;
-        out[op] = input[ip];
-        op += 1;
+        lzf_literal(out, &mut op, &mut lit, input[ip]);
         ip += 1;
-        if lit == MAX_LIT {
-            out[op - lit - 1] = (lit - 1) as u8;
-            lit = 0;
-            op += 1;
-        }
     }
     out[op - lit - 1] = (lit as u8).wrapping_sub(1);
     op -= usize::from(lit == 0);
@@ -301,6 +287,19 @@ fn lzf_run(input: &[u8], out: &mut Vec<u8>, out_len: usize, htab: &mut HashTab) 
     }
     out.truncate(op);
     Some(std::mem::take(out))
+}
+
+/// Appends one literal byte to the run being written, closing the run (its length byte sits
+/// before it) once it reaches LZF's longest literal run and opening the next.
+fn lzf_literal(out: &mut [u8], op: &mut usize, lit: &mut usize, byte: u8) {
+    *lit += 1;
+    out[*op] = byte;
+    *op += 1;
+    if *lit == MAX_LIT {
+        out[*op - *lit - 1] = (*lit - 1) as u8;
+        *lit = 0;
+        *op += 1;
+    }
 }
 
 /// Length of the match between `input[r..]` and `input[ip..]` (its first 3 bytes known equal)
