@@ -80,6 +80,75 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
     }
 }
 
+/// jemalloc's own view of the heap (INFO memory's `allocator_*` fields): bytes in live
+/// allocations, in the pages those allocations occupy, and in pages jemalloc holds resident.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AllocatorStats {
+    pub allocated: usize,
+    pub active: usize,
+    pub resident: usize,
+}
+
+/// Reads [`AllocatorStats`] (jemalloc refreshes its statistics only when asked to, through its
+/// `epoch`). `None` if jemalloc does not answer.
+pub fn allocator_stats() -> Option<AllocatorStats> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    epoch::advance().ok()?;
+    Some(AllocatorStats {
+        allocated: stats::allocated::read().ok()?,
+        active: stats::active::read().ok()?,
+        resident: stats::resident::read().ok()?,
+    })
+}
+
+/// jemalloc's statistics report (MEMORY MALLOC-STATS), as `malloc_stats_print` writes it.
+pub fn malloc_stats_text() -> String {
+    let mut out = Vec::new();
+    let options = tikv_jemalloc_ctl::stats_print::Options::default();
+    match tikv_jemalloc_ctl::stats_print::stats_print(&mut out, options) {
+        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
+        Err(e) => format!("Stats not supported for the current allocator: {e}\n"),
+    }
+}
+
+/// jemalloc's version, `major.minor.bugfix` (INFO `mem_allocator`: `jemalloc-5.3.0`).
+pub fn jemalloc_version() -> Option<String> {
+    let v = tikv_jemalloc_ctl::version::read().ok()?;
+    Some(v.split('-').next().unwrap_or(v).to_string())
+}
+
+/// MEMORY PURGE: returns every arena's unused dirty pages to the system now, as Redis does,
+/// instead of when jemalloc's decay timer would.
+pub fn purge() -> bool {
+    // `arena.<MALLCTL_ARENAS_ALL>.purge`: a command without a value.
+    const PURGE_ALL: &[u8] = b"arena.4096.purge\0";
+    // SAFETY: the name is NUL-terminated, and this control takes no value and returns none,
+    // so every pointer jemalloc could read or write through is null.
+    #[allow(unsafe_code)]
+    let r = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            PURGE_ALL.as_ptr().cast(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    r == 0
+}
+
+/// `jemalloc-bg-thread`: whether one jemalloc thread returns freed memory to the system in the
+/// background. Without it jemalloc does that work inside allocations and frees, i.e. on the
+/// event loop, and an idle server never does it at all (its RSS stays where the last burst
+/// left it). One thread is enough for a server whose allocations come from one thread.
+pub fn set_background_thread(on: bool) -> bool {
+    use tikv_jemalloc_ctl::{background_thread, max_background_threads};
+    if on {
+        let _ = max_background_threads::write(1);
+    }
+    background_thread::write(on).is_ok()
+}
+
 /// Resident set size of this process in bytes, from `/proc/self/statm`.
 pub fn rss_bytes() -> usize {
     let Ok(s) = std::fs::read_to_string("/proc/self/statm") else {

@@ -153,7 +153,6 @@ pub static PARAMS: &[Param] = &[
     Param::new("replica-read-only", Some("slave-read-only"), 0, Kind::Bool, "yes"),
     // accepted and reported, not acted upon (replication)
     Param::new("replica-ignore-maxmemory", Some("slave-ignore-maxmemory"), 0, Kind::Bool, "yes"),
-    // accepted and reported, not acted upon (process management)
     Param::new("jemalloc-bg-thread", None, 0, Kind::Bool, "yes"),
     // accepted and reported, not acted upon (active defrag)
     Param::new("activedefrag", None, 0, Kind::Bool, "no"),
@@ -936,6 +935,9 @@ pub struct Config {
     pub enable_debug_command: String,
     pub pidfile: String,
     pub lazyfree_lazy_expire: bool,
+    /// jemalloc returns freed memory to the system on a thread of its own (see
+    /// `alloc::set_background_thread`).
+    pub jemalloc_bg_thread: bool,
     pub lazyfree_lazy_user_del: bool,
     pub lazyfree_lazy_user_flush: bool,
     /// Compact-encoding thresholds (the collections convert past these, like Redis).
@@ -1014,6 +1016,7 @@ impl Default for Config {
             enable_debug_command: String::new(),
             pidfile: String::new(),
             lazyfree_lazy_expire: false,
+            jemalloc_bg_thread: false,
             lazyfree_lazy_user_del: false,
             lazyfree_lazy_user_flush: false,
             list_max_listpack_size: 0,
@@ -1575,6 +1578,7 @@ impl Config {
         self.enable_debug_command = self.text("enable-debug-command");
         self.pidfile = self.text("pidfile");
         self.lazyfree_lazy_expire = self.flag("lazyfree-lazy-expire");
+        self.jemalloc_bg_thread = self.flag("jemalloc-bg-thread");
         self.lazyfree_lazy_user_del = self.flag("lazyfree-lazy-user-del");
         self.lazyfree_lazy_user_flush = self.flag("lazyfree-lazy-user-flush");
         self.list_max_listpack_size = self.int("list-max-listpack-size");

@@ -43,7 +43,70 @@ fn doctor_purge_and_errors() {
         b"-ERR unknown subcommand 'FOO'. Try MEMORY HELP.\r\n"
     );
     let stats = raw.cmd(&["MEMORY", "MALLOC-STATS"]);
-    assert!(String::from_utf8_lossy(&stats).contains("allocated: "));
+    let stats = String::from_utf8_lossy(&stats);
+    assert!(stats.contains("___ Begin jemalloc statistics ___"), "{stats}");
+    assert!(stats.contains("Allocated: "), "{stats}");
+}
+
+/// INFO memory's allocator figures are jemalloc's: allocations fit in the pages jemalloc has
+/// active, which fit in what it holds resident.
+#[test]
+fn allocator_figures_are_jemallocs() {
+    let srv = TestServer::start(&[]);
+    let mut c = srv.conn();
+    let info: String = redis::cmd("INFO").arg("memory").query(&mut c).unwrap();
+    let field = |name: &str| -> String {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("{name} missing from {info}"))
+            .to_string()
+    };
+    let num = |name: &str| field(name).parse::<u64>().unwrap();
+    let (allocated, active, resident) =
+        (num("allocator_allocated"), num("allocator_active"), num("allocator_resident"));
+    assert!(allocated > 0 && allocated <= active && active <= resident, "{info}");
+    assert!(field("mem_allocator").starts_with("jemalloc-5."), "{info}");
+    let frag: f64 = field("allocator_frag_ratio").parse().unwrap();
+    assert!(frag >= 1.0, "{info}");
+    assert_eq!(num("used_memory_overhead") + num("used_memory_dataset"), num("used_memory"));
+    assert_eq!(num("mem_cluster_links"), 0);
+    let bg: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("jemalloc-bg-thread").query(&mut c).unwrap();
+    assert_eq!(bg, ["jemalloc-bg-thread", "yes"]);
+    let () = redis::cmd("CONFIG").arg("SET").arg("jemalloc-bg-thread").arg("no").query(&mut c).unwrap();
+    let () = redis::cmd("CONFIG").arg("SET").arg("jemalloc-bg-thread").arg("yes").query(&mut c).unwrap();
+}
+
+/// A connection idle for over two seconds gives back its input and reply buffers (CLIENT LIST
+/// shows `qbuf-free=0 rbs=0`, like Redis's trimmed query buffer), and takes them again when it
+/// is used.
+#[test]
+fn idle_connections_give_back_their_buffers() {
+    let srv = TestServer::start(&[]);
+    let mut idle = srv.raw();
+    assert_eq!(idle.cmd(&["CLIENT", "SETNAME", "idler"]), b"+OK\r\n");
+    let mut c = srv.conn();
+    let line = |c: &mut redis::Connection| -> String {
+        let list: String = redis::cmd("CLIENT").arg("LIST").query(c).unwrap();
+        list.lines().find(|l| l.contains("name=idler")).unwrap().to_string()
+    };
+    let busy = line(&mut c);
+    assert!(busy.contains(" rbs=16384 ") && !busy.contains("qbuf-free=0 "), "{busy}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let l = line(&mut c);
+        if l.contains(" qbuf=0 qbuf-free=0 ") && l.contains(" rbs=0 ") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never trimmed: {l}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // The big reply needs the buffer again; the connection is unharmed.
+    let () = redis::cmd("SET").arg("big").arg(vec![b'x'; 100_000]).query(&mut c).unwrap();
+    let reply = idle.cmd(&["GET", "big"]);
+    assert_eq!(reply.len(), "$100000\r\n".len() + 100_000 + 2);
+    assert_eq!(idle.cmd(&["PING"]), b"+PONG\r\n");
+    let l = line(&mut c);
+    assert!(!l.contains(" rbs=0 "), "{l}");
 }
 
 #[test]

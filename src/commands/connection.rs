@@ -544,9 +544,9 @@ pub(crate) fn info_line(c: &ClientShared, current: Option<&[&[u8]]>, blocked: bo
         .map(String::from_utf8_lossy)
         .unwrap_or_default();
     let (qbuf, qfree, obl) = (i.qbuf, i.qbuf_free, i.obl);
-    let rbs = 16 * 1024;
+    let (rbs, rbp) = (i.rbs, i.rbp);
     let omem = i.omem.max(c.pending_output());
-    let tot = i.tot_mem.max(qbuf + qfree + rbs + argv_mem + omem);
+    let tot = i.tot_mem.max(i.memory(omem) + argv_mem);
     format!(
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} \
          multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll=0 \
@@ -569,7 +569,7 @@ pub(crate) fn info_line(c: &ClientShared, current: Option<&[&[u8]]>, blocked: bo
         argv_mem,
         i.multi_mem,
         rbs,
-        rbs,
+        rbp,
         obl,
         omem,
         tot,

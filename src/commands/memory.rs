@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::args::{self, is};
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
+use crate::alloc::AllocatorStats;
 use crate::journal::Effects;
 use crate::keyspace::evict::{self, Policy};
 use crate::keyspace::{lazyfree, Entry, Key, Keyspace};
@@ -280,38 +281,43 @@ const MAIN_SLOT: usize = std::mem::size_of::<Key>() + std::mem::size_of::<Entry>
 const EXPIRES_SLOT: usize = 4 + std::mem::size_of::<Key>() + 8 + 3;
 
 /// The numbers behind MEMORY STATS and MEMORY DOCTOR (Redis `getMemoryOverheadData`).
-struct Overhead {
-    peak: usize,
-    total: usize,
-    startup: usize,
-    clients_normal: usize,
+pub(crate) struct Overhead {
+    pub peak: usize,
+    pub total: usize,
+    pub startup: usize,
+    pub clients_normal: usize,
     /// The replication backlog, and the stream queued for replicas.
-    repl_backlog: usize,
-    clients_slaves: usize,
+    pub repl_backlog: usize,
+    pub clients_slaves: usize,
     /// The EVAL script cache, and the function libraries.
     lua_caches: usize,
     functions_caches: usize,
     /// (db, main table overhead, expires table overhead) for each non-empty database.
     dbs: Vec<(usize, usize, usize)>,
-    overhead_total: usize,
+    pub overhead_total: usize,
     keys: usize,
-    rss: usize,
+    pub rss: usize,
+    /// jemalloc's figures; where it cannot tell, the counted bytes and the RSS stand in.
+    pub alloc: AllocatorStats,
 }
 
 impl Overhead {
-    fn measure(ctx: &mut Ctx<'_>) -> Overhead {
+    /// Measures the server's memory (MEMORY STATS, MEMORY DOCTOR and INFO memory).
+    pub(crate) fn measure(ks: &Keyspace, srv: &mut ServerState) -> Overhead {
         let total = crate::alloc::used_memory();
-        ctx.srv.peak_memory = ctx.srv.peak_memory.max(total);
-        let startup = ctx.srv.startup_memory;
-        // The running client's info may be borrowed by its connection; skip it then.
-        let clients_normal: usize = ctx
-            .srv
+        srv.peak_memory = srv.peak_memory.max(total);
+        let startup = srv.startup_memory;
+        // Replicas' buffers are counted as `clients_slaves`. The running client's info may be
+        // borrowed by its connection; it is skipped then.
+        let clients_normal: usize = srv
             .clients
             .values()
-            .filter_map(|c| c.info.try_borrow().ok().map(|i| i.tot_mem))
+            .filter_map(|c| {
+                let i = c.info.try_borrow().ok()?;
+                (!i.flags.contains('S')).then(|| i.memory(c.pending_output()))
+            })
             .sum();
-        let dbs: Vec<(usize, usize, usize)> = ctx
-            .ks
+        let dbs: Vec<(usize, usize, usize)> = ks
             .dbs
             .iter()
             .enumerate()
@@ -319,12 +325,18 @@ impl Overhead {
             .map(|(i, d)| (i, d.main.len() * MAIN_SLOT, d.expires.len() * EXPIRES_SLOT))
             .collect();
         let tables: usize = dbs.iter().map(|&(_, m, e)| m + e).sum();
-        let (repl_backlog, clients_slaves) = super::server::replication_buffers(ctx.srv);
-        let sc = &ctx.srv.scripting;
+        let (repl_backlog, clients_slaves) = super::server::replication_buffers(srv);
+        let sc = &srv.scripting;
         let (lua_caches, functions_caches) = (sc.cache_memory(), sc.functions_memory());
         let buffers = repl_backlog + clients_slaves + lua_caches + functions_caches;
+        let rss = crate::alloc::rss_bytes();
+        let alloc = crate::alloc::allocator_stats().unwrap_or(AllocatorStats {
+            allocated: total,
+            active: total,
+            resident: rss,
+        });
         Overhead {
-            peak: ctx.srv.peak_memory,
+            peak: srv.peak_memory,
             total,
             startup,
             clients_normal,
@@ -333,18 +345,29 @@ impl Overhead {
             lua_caches,
             functions_caches,
             overhead_total: startup + clients_normal + buffers + tables,
-            keys: ctx.ks.dbs.iter().map(|d| d.len()).sum(),
+            keys: ks.dbs.iter().map(|d| d.len()).sum(),
             dbs,
-            rss: crate::alloc::rss_bytes(),
+            rss,
+            alloc,
         }
     }
 
+    /// Redis's three views of the gap between what was allocated and what the process holds:
+    /// inside jemalloc's pages (`allocator_frag`), pages jemalloc keeps resident
+    /// (`allocator_rss`), and the process beyond jemalloc (`rss_overhead`), each as a ratio and
+    /// in bytes.
+    pub(crate) fn gaps(&self) -> [(f64, i64); 3] {
+        let a = &self.alloc;
+        let gap = |num: usize, den: usize| (ratio(num, den), num as i64 - den as i64);
+        [gap(a.active, a.allocated), gap(a.resident, a.active), gap(self.rss, a.resident)]
+    }
+
     /// Memory above what the server had allocated once started.
-    fn net(&self) -> usize {
+    pub(crate) fn net(&self) -> usize {
         self.total.saturating_sub(self.startup).max(1)
     }
 
-    fn dataset(&self) -> usize {
+    pub(crate) fn dataset(&self) -> usize {
         self.total.saturating_sub(self.overhead_total)
     }
 }
@@ -360,14 +383,12 @@ fn ratio(a: usize, b: usize) -> f64 {
 /// MEMORY STATS
 /// ```
 ///
-/// The allocator is only visible through our counting wrapper, so `allocator.allocated` and
-/// `allocator.active` are both the counted bytes and `allocator.resident` is the process RSS:
-/// all of the RSS overhead shows as `allocator-rss`, none as fragmentation or `rss-overhead`.
-/// The replication and scripting figures are INFO memory's; there are no cluster links, and
-/// the AOF has no buffer of Redis's kind (a batch goes to the file before its replies), so
-/// those are 0.
+/// The `allocator.*` figures are jemalloc's own. The replication and scripting figures are
+/// INFO memory's; there are no cluster links, and the AOF has no buffer of Redis's kind (a
+/// batch goes to the file before its replies), so those are 0.
 fn stats(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
-    let mh = Overhead::measure(ctx);
+    let mh = Overhead::measure(ctx.ks, ctx.srv);
+    let [(frag, frag_bytes), (arss, arss_bytes), (rss_over, rss_over_bytes)] = mh.gaps();
     let out = &mut *ctx.out;
     let int = |out: &mut crate::protocol::ReplyBuf, name: &str, v: i64| {
         out.bulk_str(name);
@@ -400,19 +421,19 @@ fn stats(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
     out.double(f64::from(mh.dataset() as f32 * 100.0 / mh.net() as f32));
     out.bulk_str("peak.percentage");
     out.double(f64::from(mh.total as f32 * 100.0 / mh.peak.max(1) as f32));
-    int(out, "allocator.allocated", mh.total as i64);
-    int(out, "allocator.active", mh.total as i64);
-    int(out, "allocator.resident", mh.rss as i64);
+    int(out, "allocator.allocated", mh.alloc.allocated as i64);
+    int(out, "allocator.active", mh.alloc.active as i64);
+    int(out, "allocator.resident", mh.alloc.resident as i64);
     let rss_extra = mh.rss as i64 - mh.total as i64;
     out.bulk_str("allocator-fragmentation.ratio");
-    out.double(1.0);
-    int(out, "allocator-fragmentation.bytes", 0);
+    out.double(frag);
+    int(out, "allocator-fragmentation.bytes", frag_bytes);
     out.bulk_str("allocator-rss.ratio");
-    out.double(ratio(mh.rss, mh.total));
-    int(out, "allocator-rss.bytes", rss_extra);
+    out.double(arss);
+    int(out, "allocator-rss.bytes", arss_bytes);
     out.bulk_str("rss-overhead.ratio");
-    out.double(1.0);
-    int(out, "rss-overhead.bytes", 0);
+    out.double(rss_over);
+    int(out, "rss-overhead.bytes", rss_over_bytes);
     out.bulk_str("fragmentation");
     out.double(ratio(mh.rss, mh.total));
     int(out, "fragmentation.bytes", rss_extra);
@@ -461,7 +482,7 @@ const DOCTOR_CLIENTS: &str = " * Big client buffers: The clients output buffers 
 /// Without separate allocator figures, the allocator fragmentation and RSS checks fold into the
 /// total RSS one; there are no replicas or scripts to check.
 fn doctor(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
-    let mh = Overhead::measure(ctx);
+    let mh = Overhead::measure(ctx.ks, ctx.srv);
     let nclients = ctx.srv.clients.len().max(1);
     let text = doctor_report(&mh, nclients);
     ctx.out.verbatim("txt", text.as_bytes());
@@ -495,18 +516,9 @@ fn doctor_report(mh: &Overhead, nclients: usize) -> String {
 /// MEMORY MALLOC-STATS
 /// ```
 ///
-/// Redis prints jemalloc's own statistics; we have no access to them, only to the bytes our
-/// counting wrapper saw and the process RSS, so that is what this reports.
+/// jemalloc's own statistics report, as Redis prints it.
 fn malloc_stats(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
-    let used = crate::alloc::used_memory();
-    let text = format!(
-        "ferrodis allocator: jemalloc behind a counting wrapper\n\
-         allocated: {used}\n\
-         peak allocated: {}\n\
-         resident (process RSS): {}\n",
-        ctx.srv.peak_memory.max(used),
-        crate::alloc::rss_bytes()
-    );
+    let text = crate::alloc::malloc_stats_text();
     ctx.out.verbatim("txt", text.as_bytes());
     Ok(())
 }
@@ -517,10 +529,11 @@ fn malloc_stats(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
 /// MEMORY PURGE
 /// ```
 ///
-/// jemalloc's arena purge is not reachable without its control interface; jemalloc already
-/// returns dirty pages on its own decay timer, so there is nothing else to do and, like Redis
-/// after a successful purge, this answers OK.
+/// Every jemalloc arena gives its unused dirty pages back to the system at once.
 fn purge(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
+    if !crate::alloc::purge() {
+        return Err(CmdError::err("Error purging dirty pages"));
+    }
     ctx.out.ok();
     Ok(())
 }
@@ -543,6 +556,7 @@ mod tests {
             overhead_total: 1 << 20,
             keys: 0,
             rss,
+            alloc: AllocatorStats { allocated: total, active: total, resident: rss },
         }
     }
 

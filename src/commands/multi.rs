@@ -293,7 +293,7 @@ fn refresh_info(client: &Client) {
             info.multi = m.len() as i64;
             info.multi_mem = m.memory();
             // Query buffer, reply buffer and the queue, as Redis's client memory counts them.
-            info.tot_mem = client.qbuf + client.qbuf_free + 16 * 1024 + m.memory();
+            info.tot_mem = client.qbuf + client.qbuf_free + info.rbs + info.multi_mem;
         }
         None => {
             info.multi = -1;

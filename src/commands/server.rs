@@ -6,7 +6,7 @@ use super::args::{self, is};
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
 use crate::config::{self, Config, IMMUTABLE, PARAMS, PROTECTED, SENSITIVE};
-use crate::keyspace::{Entry, Value};
+use crate::keyspace::{Entry, Keyspace, Value};
 use crate::protocol::Resp;
 use crate::server::ServerState;
 
@@ -151,7 +151,12 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     apply_checks(ctx.srv, &next)?;
     let loglevel_changed = next.loglevel != ctx.srv.config.loglevel;
     let aof_switched = next.appendonly != ctx.srv.config.appendonly;
+    let bg_thread = (next.jemalloc_bg_thread != ctx.srv.config.jemalloc_bg_thread)
+        .then_some(next.jemalloc_bg_thread);
     ctx.srv.config = next;
+    if let Some(on) = bg_thread {
+        crate::alloc::set_background_thread(on);
+    }
     ctx.ks.lazy_expire = ctx.srv.config.lazyfree_lazy_expire;
     if indexes.iter().any(|i| PARAMS[*i].name == "requirepass") {
         // Redis's apply step: the default user's password follows `requirepass`.
@@ -384,7 +389,7 @@ pub fn info_text(ctx: &mut Ctx<'_>, wanted: &[&str]) -> String {
         match *name {
             "server" => info_server(ctx.srv, &mut s),
             "clients" => info_clients(ctx.srv, &mut s),
-            "memory" => info_memory(ctx.srv, &mut s),
+            "memory" => info_memory(ctx.ks, ctx.srv, &mut s),
             "persistence" => info_persistence(ctx.srv, &mut s),
             "stats" => info_stats(ctx, &mut s),
             "replication" => info_replication(ctx.srv, &mut s),
@@ -524,20 +529,18 @@ pub(crate) fn replication_buffers(srv: &ServerState) -> (usize, usize) {
     (backlog, queued)
 }
 
-fn info_memory(srv: &mut ServerState, s: &mut String) {
-    let used = crate::alloc::used_memory() as u64;
-    if used as usize > srv.peak_memory {
-        srv.peak_memory = used as usize;
-    }
-    let peak = srv.peak_memory as u64;
-    let rss = crate::alloc::rss_bytes() as u64;
+fn info_memory(ks: &Keyspace, srv: &mut ServerState, s: &mut String) {
+    let mh = super::memory::Overhead::measure(ks, srv);
+    let (used, peak, rss) = (mh.total as u64, mh.peak as u64, mh.rss as u64);
     let sysmem = total_system_memory();
-    let (repl_backlog, repl_queued) = replication_buffers(srv);
+    let (repl_backlog, repl_queued) = (mh.repl_backlog, mh.clients_slaves);
     let ratio = if used > 0 {
         rss as f64 / used as f64
     } else {
         0.0
     };
+    let dataset = mh.dataset() as u64;
+    let [(frag, frag_bytes), (arss, arss_bytes), (rss_over, rss_over_bytes)] = mh.gaps();
     let maxmem = srv.config.maxmemory.max(0) as u64;
     s.push_str("# Memory\r\n");
     fields!(s,
@@ -548,6 +551,13 @@ fn info_memory(srv: &mut ServerState, s: &mut String) {
         "used_memory_peak" => peak,
         "used_memory_peak_human" => bytes_human(peak),
         "used_memory_peak_perc" => format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64),
+        "used_memory_overhead" => mh.overhead_total,
+        "used_memory_startup" => mh.startup,
+        "used_memory_dataset" => dataset,
+        "used_memory_dataset_perc" => format!("{:.2}%", dataset as f64 * 100.0 / mh.net() as f64),
+        "allocator_allocated" => mh.alloc.allocated,
+        "allocator_active" => mh.alloc.active,
+        "allocator_resident" => mh.alloc.resident,
         "total_system_memory" => sysmem,
         "total_system_memory_human" => bytes_human(sysmem),
     );
@@ -556,19 +566,31 @@ fn info_memory(srv: &mut ServerState, s: &mut String) {
         "maxmemory" => maxmem,
         "maxmemory_human" => bytes_human(maxmem),
         "maxmemory_policy" => &srv.config.maxmemory_policy,
+        "allocator_frag_ratio" => format!("{frag:.2}"),
+        "allocator_frag_bytes" => frag_bytes,
+        "allocator_rss_ratio" => format!("{arss:.2}"),
+        "allocator_rss_bytes" => arss_bytes,
+        "rss_overhead_ratio" => format!("{rss_over:.2}"),
+        "rss_overhead_bytes" => rss_over_bytes,
         "mem_fragmentation_ratio" => format!("{ratio:.2}"),
         "mem_fragmentation_bytes" => rss as i64 - used as i64,
         "mem_not_counted_for_evict" => 0,
         "mem_replication_backlog" => repl_backlog,
         "mem_total_replication_buffers" => repl_backlog + repl_queued,
         "mem_clients_slaves" => repl_queued,
-        "mem_clients_normal" => 0,
+        "mem_clients_normal" => mh.clients_normal,
+        "mem_cluster_links" => 0,
         "mem_aof_buffer" => 0,
-        "mem_allocator" => "jemalloc",
+        "mem_allocator" => allocator_name(),
         "active_defrag_running" => 0,
         "lazyfree_pending_objects" => crate::keyspace::lazyfree::pending(),
         "lazyfreed_objects" => crate::keyspace::lazyfree::freed(),
     );
+}
+
+/// INFO `mem_allocator`: `jemalloc-5.3.0`, like a Redis built with its bundled jemalloc.
+fn allocator_name() -> String {
+    crate::alloc::jemalloc_version().map_or_else(|| "jemalloc".into(), |v| format!("jemalloc-{v}"))
 }
 
 /// The scripting part of INFO memory: both Lua interpreters, the EVAL cache, the libraries.

@@ -46,6 +46,10 @@ pub struct ClientInfo {
     pub qbuf: usize,
     pub qbuf_free: usize,
     pub obl: usize,
+    /// The reply buffer's capacity (`rbs`) and the most it held since the cron last reset
+    /// it (`rbp`), as of the client's last command.
+    pub rbs: usize,
+    pub rbp: usize,
     pub omem: usize,
     pub tot_mem: usize,
     pub multi: i64,
@@ -85,9 +89,20 @@ pub struct ClientShared {
     pub soft_limit_since: Cell<Option<Instant>>,
     /// CLIENT TRACKING options while tracking is on (see `server::tracking`).
     pub tracking: RefCell<Option<super::tracking::ClientTracking>>,
+    /// Set by the cron for a client idle for a while: its connection gives back its empty
+    /// input and output buffers when it sees this (see `server::cron::trim_idle_clients`).
+    pub trim: Cell<bool>,
 }
 
 impl ClientInfo {
+    /// Bytes this client's buffers hold (CLIENT LIST `tot-mem` less the arguments of the
+    /// command running): query buffer, reply buffer, pending output and the MULTI queue, as
+    /// Redis's client memory counts them. `pending` is the output queued beyond the reply
+    /// buffer ([`ClientShared::pending_output`]).
+    pub fn memory(&self, pending: usize) -> usize {
+        self.qbuf + self.qbuf_free + self.rbs + self.omem.max(pending) + self.multi_mem
+    }
+
     /// The CLIENT LIST fields of a client that just connected.
     pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, fd: i32) -> Self {
         let now = Instant::now();
@@ -110,6 +125,8 @@ impl ClientInfo {
             qbuf: 0,
             qbuf_free: 0,
             obl: 0,
+            rbs: 0,
+            rbp: 0,
             omem: 0,
             tot_mem: 0,
             multi: -1,
@@ -155,6 +172,7 @@ impl ClientShared {
             inflight: Cell::new(0),
             soft_limit_since: Cell::new(None),
             tracking: RefCell::new(None),
+            trim: Cell::new(false),
         }
     }
 

@@ -230,7 +230,10 @@ impl Connection {
                 }
                 continue;
             }
-            if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 4 {
+            // A buffer given back while idle (capacity 0) is not taken again until the client
+            // sends something: the first read then takes a small piece, the next ones a chunk.
+            let room = self.inbuf.capacity() - self.inbuf.len();
+            if room < READ_CHUNK / 4 && self.inbuf.capacity() > 0 {
                 self.inbuf.reserve(READ_CHUNK);
             }
             let shared = self.client.shared.clone();
@@ -252,6 +255,9 @@ impl Connection {
             let n = tokio::select! {
                 biased;
                 _ = shared.wake.notified(), if !shared.killed.get() => {
+                    if shared.trim.take() {
+                        self.release_idle_buffers();
+                    }
                     if shared.killed.get() || !self.write_pushed().await { return; }
                     continue;
                 }
@@ -278,6 +284,23 @@ impl Connection {
                 return;
             }
         }
+    }
+
+    /// Gives back the input and output buffers of an idle connection, if empty (Redis frees
+    /// the query buffer of a client idle for over two seconds). An idle connection then holds
+    /// no buffer memory: 16 KiB each were most of what thousands of pooled, mostly idle
+    /// connections cost. The next read allocates them again.
+    fn release_idle_buffers(&mut self) {
+        if self.inbuf.is_empty() {
+            self.inbuf = BytesMut::new();
+        }
+        if self.out.is_empty() {
+            self.out.buf = BytesMut::new();
+        }
+        self.client.qbuf_free = self.inbuf.capacity() - self.inbuf.len();
+        let mut info = self.client.shared.info.borrow_mut();
+        info.qbuf_free = self.client.qbuf_free;
+        info.rbs = self.out.buf.capacity();
     }
 
     /// Writes the pending replies. Returns false if the connection must close.
@@ -453,6 +476,11 @@ impl Connection {
         srv.state.stats.net_input_bytes += nread as u64;
         self.client.qbuf = self.inbuf.len();
         self.client.qbuf_free = self.inbuf.capacity() - self.inbuf.len();
+        if self.out.buf.capacity() == 0 {
+            // Given back while idle: replies start with a whole buffer again rather than
+            // growing one from nothing a few bytes at a time.
+            self.out.buf.reserve(READ_CHUNK);
+        }
         let out_before = self.out.len();
         let mut keep = true;
         if let Some(argv) = self.pending.take() {
@@ -549,6 +577,8 @@ impl Connection {
         info.last_cmd = self.client.last_cmd;
         info.qbuf = self.inbuf.len();
         info.qbuf_free = self.inbuf.capacity() - self.inbuf.len();
+        info.rbs = self.out.buf.capacity();
+        info.rbp = info.rbp.max(self.out.len());
         drop(info);
         srv.state.end_batch();
         if let Some(super::Shutdown::Command { .. }) = srv.state.shutdown {

@@ -48,6 +48,7 @@ pub fn tick(srv: &mut Server, hz: u64) {
     crate::aof::rewrite::cron(srv);
     sample_ops(srv);
     close_idle_clients(srv);
+    trim_idle_clients(srv);
     super::shutdown::cron(srv);
     let used = crate::alloc::used_memory();
     if used > srv.state.peak_memory {
@@ -73,6 +74,45 @@ fn sample_ops(srv: &mut Server) {
     st.ops_sample_idx += 1;
     st.last_sample_time = Some(now);
     st.last_sample_commands = st.total_commands_processed;
+}
+
+/// A client idle for longer than this gives back its empty buffers (Redis's query-buffer
+/// rule: idle for over two seconds).
+const TRIM_IDLE: Duration = Duration::from_secs(2);
+/// How often a client's reply-buffer peak (`rbp` in CLIENT LIST) starts again from zero
+/// (Redis's default `reply_buffer_peak_reset_time`).
+const PEAK_RESET: Duration = Duration::from_secs(5);
+
+/// Once a second, asks every client idle for over [`TRIM_IDLE`] that still holds buffers to
+/// give them back. Only the connection can touch its buffers, so it is woken to do it; a
+/// client is woken once per idle period, since it then holds none.
+fn trim_idle_clients(srv: &mut Server) {
+    let now = Instant::now();
+    let (last, peaks) = srv.state.clients_cron;
+    if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+        return;
+    }
+    let reset_peaks = peaks.is_none_or(|t| now.duration_since(t) >= PEAK_RESET);
+    srv.state.clients_cron = (Some(now), if reset_peaks { Some(now) } else { peaks });
+    let state = &srv.state;
+    for (id, c) in &state.clients {
+        let Ok(mut info) = c.info.try_borrow_mut() else { continue };
+        if reset_peaks {
+            info.rbp = 0;
+        }
+        // A blocked client's connection takes any wake-up as a reason to retry its command;
+        // replication links never go back to reading commands.
+        let blocked = state.blocking.get(*id).is_some();
+        if info.flags.contains(['S', 'M']) {
+            continue;
+        }
+        let holds = info.qbuf_free > 0 || info.rbs > 0;
+        let idle = now.duration_since(info.last_interaction) > TRIM_IDLE;
+        if holds && idle && info.qbuf == 0 && !blocked {
+            c.trim.set(true);
+            c.wake.notify_one();
+        }
+    }
 }
 
 /// Closes clients idle for longer than `timeout` seconds.

@@ -19,6 +19,7 @@ pub const FERRODIS_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Runs the server until it is shut down. Returns the process exit code.
 pub fn run(config: Config) -> Result<i32, StartupError> {
     crate::alloc::claim_owner_thread();
+    crate::alloc::set_background_thread(config.jemalloc_bg_thread);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = LocalSet::new();
     local.block_on(&rt, serve(config))

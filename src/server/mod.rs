@@ -92,6 +92,9 @@ pub struct ServerState {
     pub shutting: shutdown::ShutdownState,
     /// DEBUG PAUSE-CRON: the periodic task skips its work while set.
     pub cron_paused: bool,
+    /// When the cron last looked at every client for idle buffers, and last reset their
+    /// reply-buffer peaks (see `cron::trim_idle_clients`).
+    pub clients_cron: (Option<Instant>, Option<Instant>),
     cmd_stats: Vec<Option<CmdStats>>,
     sub_stats: HashMap<String, CmdStats>,
     pub error_stats: BTreeMap<String, u64>,
@@ -191,6 +194,7 @@ impl ServerState {
             shutdown: None,
             shutting: shutdown::ShutdownState::default(),
             cron_paused: false,
+            clients_cron: (None, None),
             cmd_stats: Vec::new(),
             sub_stats: HashMap::new(),
             error_stats: BTreeMap::new(),
