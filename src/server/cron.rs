@@ -100,15 +100,15 @@ fn trim_idle_clients(srv: &mut Server) {
         if reset_peaks {
             info.rbp = 0;
         }
-        // A blocked client's connection takes any wake-up as a reason to retry its command;
-        // replication links never go back to reading commands.
-        let blocked = state.blocking.get(*id).is_some();
-        if info.flags.contains(['S', 'M']) {
+        // Left alone: replication links, which never go back to reading commands, and blocked
+        // clients, whose connection takes any wake-up as a reason to retry their command.
+        let link = info.flags.contains(['S', 'M']);
+        if link || state.blocking.get(*id).is_some() {
             continue;
         }
         let holds = info.qbuf_free > 0 || info.rbs > 0;
         let idle = now.duration_since(info.last_interaction) > TRIM_IDLE;
-        if holds && idle && info.qbuf == 0 && !blocked {
+        if holds && idle && info.qbuf == 0 {
             c.trim.set(true);
             c.wake.notify_one();
         }
