@@ -47,6 +47,19 @@ const LRU_MASK: u32 = 0x00FF_FFFF;
 /// Meta bit: the key has an entry in [`Db::expires`], so lookups know when to probe it.
 const VOLATILE: u32 = 1 << 31;
 
+/// Whether a stored key (as a table iteration or a snapshot capture sees it) has an expiry,
+/// i.e. an entry in [`Db::expires`], without probing that table.
+#[inline]
+pub fn key_has_expire(key: &Key) -> bool {
+    key.meta() & VOLATILE != 0
+}
+
+/// The LRU clock or LFU data of a stored key (see [`Db::lru_of`]).
+#[inline]
+pub fn key_access(key: &Key) -> u32 {
+    key.meta() & LRU_MASK
+}
+
 /// Meta word with its LRU/LFU bits replaced by `lru`.
 #[inline]
 fn with_lru(meta: u32, lru: u32) -> u32 {

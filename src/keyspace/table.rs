@@ -988,6 +988,29 @@ impl<V> Table<V> {
         (end - start).max(1)
     }
 
+    /// Per-key capture: marks `key` captured without encoding it and returns its value, if
+    /// the running snapshot has not captured it yet (so the value is still the one it had at
+    /// the snapshot point). An RDB snapshot reads a key's expiry this way when it writes the
+    /// key: every later change of that expiry then leaves no record.
+    pub fn take_uncaptured(&mut self, key: &[u8]) -> Option<V>
+    where
+        V: Copy,
+    {
+        let per_key = self.capture.as_ref()?.per_key;
+        let (_, s, i) = self.locate(key);
+        let i = i?;
+        if !per_key || !self.segs[s].pending {
+            return None;
+        }
+        let parity = self.parity;
+        let sl = self.segs[s].slot_mut(i);
+        if captured(&sl.key, parity) {
+            return None;
+        }
+        set_captured(&mut sl.key, parity);
+        Some(sl.val)
+    }
+
     /// The write barrier: captures what slot `i` of segment `s` (or, per segment, all of `s`)
     /// held at the snapshot point before it changes.
     #[inline]

@@ -36,6 +36,7 @@ writes to replicas are just local and are not propagated.";
 /// ```
 fn sync(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
     refuse_without_master_link(ctx)?;
+    refuse_filter_without_eof(ctx)?;
     ctx.srv.repl.handoffs.insert(ctx.client.id, None);
     Ok(())
 }
@@ -51,6 +52,7 @@ fn psync(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         failover_request(ctx, argv[1])?;
     }
     refuse_without_master_link(ctx)?;
+    refuse_filter_without_eof(ctx)?;
     let offset = int(argv[2]).inspect_err(|_| {
         let addr = ctx.client.shared.info.borrow().addr;
         tracing::warn!("Replica {addr} asks for synchronization but with a wrong offset");
@@ -90,12 +92,42 @@ fn refuse_without_master_link(ctx: &Ctx<'_>) -> Result<(), CmdError> {
     }
 }
 
+/// A filtered RDB (`rdb-filter-only`) is only sent disk-less, as in Redis (it must not
+/// replace a snapshot file), so the peer must read that form.
+fn refuse_filter_without_eof(ctx: &Ctx<'_>) -> Result<(), CmdError> {
+    match ctx.srv.repl.announced.get(&ctx.client.id) {
+        Some(a) if a.filter.is_some() && !a.eof => {
+            Err(CmdError::err("Filtered replica requires EOF capability"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The parts of an RDB an `rdb-filter-only` value keeps: the listed "include" filters
+/// (Redis 7.0 knows only `functions`), split like Redis's `sdssplitargs`.
+fn rdb_filter(val: &[u8]) -> Result<crate::snapshot::rdb_file::RdbParts, CmdError> {
+    let filters = crate::protocol::inline::split_args(val)
+        .ok_or_else(|| CmdError::err("Missing rdb-filter-only values"))?;
+    let mut parts = crate::snapshot::rdb_file::RdbParts { keys: false, functions: false };
+    for f in filters {
+        if f.eq_ignore_ascii_case(b"functions") {
+            parts.functions = true;
+        } else {
+            let f = String::from_utf8_lossy(&f);
+            return Err(CmdError::err(format!("Unsupported rdb-filter-only option: {f}")));
+        }
+    }
+    Ok(parts)
+}
+
 /// Replica-to-master configuration exchanged during the handshake.
 ///
 /// ```text
-/// REPLCONF [listening-port port] [ip-address ip] [capa eof|psync2]... [ack offset]
-///          [getack *] [rdb-only 0|1]
+/// REPLCONF [listening-port port] [ip-address ip] [capa eof|psync2|ferrodis]...
+///          [ack offset] [getack *] [rdb-only 0|1] [rdb-filter-only filters]
 /// ```
+/// `capa ferrodis` (ours; Redis ignores capabilities it does not know) asks for the full-sync
+/// payload in our snapshot format; any other peer gets a Redis RDB file.
 /// `ACK` and `GETACK` are handled on the replication link itself; from an ordinary client
 /// they are ignored without a reply, as in Redis.
 fn replconf(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
@@ -105,20 +137,31 @@ fn replconf(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
     let id = ctx.client.id;
     for pair in argv[1..].chunks(2) {
         let (opt, val) = (pair[0], pair[1]);
-        if is(opt, "listening-port") {
-            let port = int(val)?;
-            let entry = ctx.srv.repl.announced.entry(id).or_insert((0, None));
-            entry.0 = u16::try_from(port).unwrap_or(0);
-        } else if is(opt, "ip-address") {
-            let ip = String::from_utf8_lossy(val).into_owned();
-            ctx.srv.repl.announced.entry(id).or_insert((0, None)).1 = Some(ip);
-        } else if is(opt, "ack") || is(opt, "getack") {
+        if is(opt, "ack") || is(opt, "getack") {
             return Ok(());
+        }
+        let announced = ctx.srv.repl.announced.entry(id).or_default();
+        if is(opt, "listening-port") {
+            announced.port = u16::try_from(int(val)?).unwrap_or(0);
+        } else if is(opt, "ip-address") {
+            announced.ip = Some(String::from_utf8_lossy(val).into_owned());
         } else if is(opt, "capa") {
             if is(val, "eof") {
-                super::master::note_eof_capable(id);
+                announced.eof = true;
+            } else if is(val, "ferrodis") {
+                announced.ferrodis = true;
             }
-        } else if is(opt, "rdb-only") || is(opt, "rdb-filter-only") {
+        } else if is(opt, "rdb-only") {
+            announced.rdb_only = match int(val)? {
+                0 => false,
+                1 => true,
+                _ => {
+                    let msg = "value is out of range, value must between 0 and 1";
+                    return Err(CmdError::err(msg));
+                }
+            };
+        } else if is(opt, "rdb-filter-only") {
+            announced.filter = Some(rdb_filter(val)?);
         } else {
             return Err(CmdError::err(format!(
                 "Unrecognized REPLCONF option: {}",

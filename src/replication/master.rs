@@ -1,6 +1,12 @@
 //! The master side: serving a replica's `SYNC`/`PSYNC` (full or partial resynchronization),
 //! writing it the stream, reading its acknowledgements, and the periodic duties (PING in the
 //! stream, dropping replicas that stopped acknowledging).
+//!
+//! **Which payload.** A full sync sends our snapshot format only to a peer that announced
+//! `REPLCONF capa ferrodis` (a ferrodis replica). Every other peer (a redis-server replica,
+//! `redis-cli --rdb`, an old ferrodis) gets a Redis RDB file of the same point in time
+//! (`snapshot::rdb_file`), holding what its `rdb-filter-only` asks for. Peers share one
+//! snapshot only when they want the same payload.
 
 use crate::server::connection::write_killable;
 use std::cell::{Cell, RefCell};
@@ -12,12 +18,13 @@ use bytes::{Buf, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::{ensure_feed, ReplicaInfo};
+use super::{ensure_feed, Announced, ReplicaInfo};
 use crate::protocol::decode::ArgSource;
 use crate::protocol::RequestParser;
 use crate::server::client::{Client, ClientShared};
 use crate::server::{Server, ServerState};
-use crate::snapshot::engine;
+use crate::snapshot::engine::{self, Format};
+use crate::snapshot::rdb_file::RdbParts;
 
 /// Bytes of the snapshot file written per chunk.
 const FILE_CHUNK: usize = 256 * 1024;
@@ -26,18 +33,45 @@ const FILE_CHUNK: usize = 256 * 1024;
 enum Plan {
     /// `+CONTINUE`: these backlog bytes, then the live stream.
     Partial(Vec<u8>),
-    /// `+FULLRESYNC`: the snapshot at `path` once `wait_bgsave` ends (if it is ours), then the
-    /// stream queued since.
-    /// `bgsave`: the count of completed saves before ours, for a background save (one more
-    /// means ours succeeded; an aborted one, e.g. by FLUSHALL, does not count).
+    /// `+FULLRESYNC`: the snapshot at `path` once `wait` says it is complete, then the stream
+    /// queued since.
     /// `prefix`: stream bytes since `offset` already produced when the replica joins a
     /// background save another replica started.
-    Full { offset: u64, path: std::path::PathBuf, bgsave: Option<u64>, prefix: Vec<u8> },
+    Full { offset: u64, path: std::path::PathBuf, wait: FileWait, prefix: Vec<u8> },
     /// `+CONTINUE` from the append-only log, then the backlog (`aof_resync`).
     Aof(super::aof_resync::Resume),
     /// `+FULLRESYNC` disk-less: the snapshot arrives in `rx` as it is written, framed as
     /// `$EOF:<mark>\r\n<payload><mark>`, then the stream queued since.
     Diskless { offset: u64, session: Rc<Diskless>, rx: Chunks, prefix: Vec<u8> },
+}
+
+/// When the file of a [`Plan::Full`] is complete.
+enum FileWait {
+    /// Written already (a synchronous save); removed once opened.
+    Ready,
+    /// A BGSAVE of `dbfilename` (our format), the count of completed saves before it: one
+    /// more means it succeeded (an aborted one, e.g. by FLUSHALL, does not count).
+    Bgsave(u64),
+    /// An RDB file a background snapshot writes for the peers that share it.
+    Shared(Rc<SyncFile>),
+}
+
+/// An RDB file written by a background snapshot for full syncs (our format goes through a
+/// BGSAVE to `dbfilename` instead, as Redis's payload does; an RDB must not replace our
+/// snapshot file). Peers that want the same parts share it while it is written; it is
+/// deleted when the last of them no longer needs it.
+pub struct SyncFile {
+    offset: u64,
+    parts: RdbParts,
+    path: std::path::PathBuf,
+    /// The snapshot's outcome, once known: whether the file is complete.
+    outcome: Rc<Cell<Option<bool>>>,
+}
+
+impl Drop for SyncFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Chunks of a disk-less snapshot on their way to one replica.
@@ -54,6 +88,8 @@ const DISKLESS_CHUNK: usize = 64 * 1024;
 /// that joined it before its first byte (Redis's "rdb pipe").
 pub struct Diskless {
     offset: u64,
+    /// What it is written as: only peers wanting the same payload join it.
+    format: Format,
     /// The 40 random characters that end the payload (`$EOF:<mark>`).
     mark: String,
     /// Where each member replica reads its chunks.
@@ -67,19 +103,37 @@ pub struct Diskless {
 thread_local! {
     /// The disk-less sync replicas can still join, if any.
     static DISKLESS: RefCell<Option<Rc<Diskless>>> = const { RefCell::new(None) };
-    /// Clients that announced `REPLCONF capa eof` (they accept a disk-less payload).
-    static EOF_CAPABLE: RefCell<std::collections::HashSet<u64>> =
-        RefCell::new(std::collections::HashSet::new());
+    /// The RDB file being written for full syncs, which replicas can still join, if any.
+    static SYNC_FILE: RefCell<Option<Rc<SyncFile>>> = const { RefCell::new(None) };
 }
 
-/// REPLCONF capa eof: client `id` can read a disk-less (`$EOF:`) payload.
-pub fn note_eof_capable(id: u64) {
-    EOF_CAPABLE.with(|c| c.borrow_mut().insert(id));
+/// What a peer gets, from what it announced (see the module doc).
+#[derive(Clone, Copy)]
+struct Wants {
+    format: Format,
+    /// Reads a disk-less payload (`capa eof`).
+    eof: bool,
+    /// Gets its payload disk-less whenever it can read one: a filtered RDB (Redis sends those
+    /// only to sockets, never into a file).
+    force_diskless: bool,
+    /// The payload only, then the connection ends (`rdb-only 1`).
+    rdb_only: bool,
 }
 
-/// Whether client `id` announced `capa eof` (and forgets it).
-fn take_eof_capable(id: u64) -> bool {
-    EOF_CAPABLE.with(|c| c.borrow_mut().remove(&id))
+impl Wants {
+    fn of(a: &Announced) -> Wants {
+        let format = match (a.ferrodis, a.filter) {
+            (true, None) => Format::Snapshot,
+            (_, filter) => Format::Rdb(filter.unwrap_or(RdbParts::ALL)),
+        };
+        Wants { format, eof: a.eof, force_diskless: a.filter.is_some(), rdb_only: a.rdb_only }
+    }
+
+    /// Whether a full sync sends it a disk-less payload.
+    fn diskless(&self, state: &ServerState) -> bool {
+        let configured = state.config.get_by_name("repl-diskless-sync") == Some("yes");
+        self.eof && (configured || self.force_diskless)
+    }
 }
 
 /// Serves a client that ran SYNC (`ask` = `None`) or `PSYNC replid offset` until it
@@ -94,38 +148,49 @@ pub async fn serve_replica(
     let shared = client.shared.clone();
     // Old-style SYNC gets the payload without the `+FULLRESYNC` line.
     let psync = ask.is_some();
-    let eof = take_eof_capable(client.id) && psync;
-    if !sync_delay(&server, &shared, ask.as_ref(), eof).await {
+    let announced = server.borrow_mut().state.repl.announced.remove(&client.id);
+    let announced = announced.unwrap_or_default();
+    let wants = Wants::of(&announced);
+    if !sync_delay(&server, &shared, ask.as_ref(), wants).await {
         return;
     }
-    let Some((info, plan, replid)) = attach(&server, client, ask, eof) else {
+    let Some((info, plan, replid)) = attach(&server, client, ask, &announced, wants) else {
         return;
     };
+    // A peer that reads a disk-less RDB finds its end by the mark being the last bytes it
+    // read, so (as Redis does) the stream waits for its first `REPLCONF ACK`, which it sends
+    // once the payload is loaded. A ferrodis replica needs no such pause.
+    let hold_stream = matches!(plan, Plan::Diskless { .. }) && wants.format != Format::Snapshot;
     let ok = match plan {
         Plan::Partial(bytes) => {
             let mut head = format!("+CONTINUE {replid}\r\n").into_bytes();
             head.extend_from_slice(&bytes);
             write_killable(stream, &head, &shared).await
         }
-        Plan::Full { offset, path, bgsave, .. } => {
+        Plan::Full { offset, path, wait, .. } => {
             let head = format!("+FULLRESYNC {replid} {offset}\r\n");
             (!psync || write_killable(stream, head.as_bytes(), &shared).await)
-                && send_snapshot(&server, (stream, inbuf), &shared, &info, &path, bgsave).await
+                && send_snapshot(&server, (stream, inbuf), &shared, &info, &path, wait).await
         }
         Plan::Diskless { offset, session, rx, .. } => {
             let head = format!("+FULLRESYNC {replid} {offset}\r\n");
-            write_killable(stream, head.as_bytes(), &shared).await
+            (!psync || write_killable(stream, head.as_bytes(), &shared).await)
                 && send_diskless((stream, inbuf), &shared, &info, &session, rx).await
         }
         Plan::Aof(r) => super::aof_resync::send(stream, &shared, &replid, r).await,
     };
-    if ok {
+    if ok && wants.rdb_only {
+        let name = replica_name(&info);
+        tracing::warn!(
+            "RDB transfer completed, rdb only replica ({name}) should be disconnected asap"
+        );
+    } else if ok {
         info.online.set(true);
         info.state_name.set("online");
         info.ack_time.set(Instant::now());
         let (ip, port) = (&info.ip, info.listening_port.get());
         tracing::warn!("Synchronization with replica {ip}:{port} succeeded");
-        stream_to(&server, stream, inbuf, &info).await;
+        stream_to(&server, stream, inbuf, &info, hold_stream).await;
     }
     detach(&server, &info);
 }
@@ -138,13 +203,12 @@ async fn sync_delay(
     server: &Rc<RefCell<Server>>,
     shared: &ClientShared,
     ask: Option<&(String, i64)>,
-    eof: bool,
+    wants: Wants,
 ) -> bool {
     let delay = {
         let srv = server.borrow();
         let st = &srv.state;
-        let diskless = st.config.get_by_name("repl-diskless-sync") == Some("yes");
-        if !diskless || !eof || partial(st, ask).is_some() || super::aof_resync::covers(st, ask)
+        if !wants.diskless(st) || partial(st, ask).is_some() || super::aof_resync::covers(st, ask)
         {
             return true;
         }
@@ -175,21 +239,23 @@ fn attach(
     server: &Rc<RefCell<Server>>,
     client: &Client,
     ask: Option<(String, i64)>,
-    eof: bool,
+    announced: &Announced,
+    wants: Wants,
 ) -> Option<(Rc<ReplicaInfo>, Plan, String)> {
     let mut srv = server.borrow_mut();
     let Server { ks, state, .. } = &mut *srv;
     let feed = ensure_feed(state);
-    let (port, ip) = state.repl.announced.remove(&client.id).unwrap_or((0, None));
     let peer = client.shared.info.borrow().addr.ip().to_string();
     let info = Rc::new(ReplicaInfo {
         shared: client.shared.clone(),
-        ip: ip.unwrap_or(peer),
-        listening_port: Cell::new(port),
+        ip: announced.ip.clone().unwrap_or(peer),
+        listening_port: Cell::new(announced.port),
         online: Cell::new(false),
         state_name: Cell::new("wait_bgsave"),
         ack_offset: Cell::new(0),
         ack_time: Cell::new(Instant::now()),
+        acks: Cell::new(0),
+        rdb_only: wants.rdb_only,
     });
     client.shared.info.borrow_mut().flags = "S".into();
     let backlog = partial(state, ask.as_ref());
@@ -218,25 +284,30 @@ fn attach(
                 state.repl.sync_partial_err += 1;
             }
             state.repl.sync_full += 1;
-            let name = match info.listening_port.get() {
-                0 => info.ip.clone(),
-                port => format!("{}:{port}", info.ip),
-            };
+            let name = replica_name(&info);
             log_full_resync_reason(state, ask.as_ref(), &name);
-            let diskless = state.config.get_by_name("repl-diskless-sync") == Some("yes");
-            match eof && diskless {
-                true => diskless_snapshot(ks, state)?,
-                false => full_snapshot(ks, state)?,
+            match wants.diskless(state) {
+                true => diskless_snapshot(ks, state, wants.format)?,
+                false => full_snapshot(ks, state, wants.format)?,
             }
         }
     };
     if let Plan::Full { prefix, .. } | Plan::Diskless { prefix, .. } = &plan {
-        if !prefix.is_empty() {
+        if !prefix.is_empty() && !wants.rdb_only {
             client.shared.push(prefix);
         }
     }
     feed.replicas.borrow_mut().push(info.clone());
     Some((info, plan, state.repl.replid.clone()))
+}
+
+/// A replica as Redis's log lines name it: `ip:port`, or the ip alone without a listening
+/// port.
+fn replica_name(info: &ReplicaInfo) -> String {
+    match info.listening_port.get() {
+        0 => info.ip.clone(),
+        port => format!("{}:{port}", info.ip),
+    }
 }
 
 /// Says in the log why a replica gets a full resync, in Redis's words.
@@ -280,7 +351,19 @@ fn partial(state: &ServerState, ask: Option<&(String, i64)>) -> Option<Vec<u8>> 
 /// Takes the snapshot a full resync sends: a background save started now when none runs,
 /// otherwise a synchronous one to a file of its own. The stream from here on is queued for the
 /// replica, starting with a SELECT.
-fn full_snapshot(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) -> Option<Plan> {
+fn full_snapshot(
+    ks: &mut crate::keyspace::Keyspace,
+    state: &mut ServerState,
+    format: Format,
+) -> Option<Plan> {
+    match format {
+        Format::Snapshot => snapshot_file(ks, state),
+        Format::Rdb(parts) => rdb_file(ks, state, parts),
+    }
+}
+
+/// [`full_snapshot`] in our format: a BGSAVE to `dbfilename`.
+fn snapshot_file(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) -> Option<Plan> {
     if let Some(shared) = join_bgsave(state) {
         return Some(shared);
     }
@@ -292,7 +375,8 @@ fn full_snapshot(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) ->
         if state.persist.bgsave.is_some() {
             let path = engine::snapshot_path(state);
             state.repl.sync_bgsave = Some((offset, saves, path.clone()));
-            return Some(Plan::Full { offset, path, bgsave: Some(saves), prefix: Vec::new() });
+            let wait = FileWait::Bgsave(saves);
+            return Some(Plan::Full { offset, path, wait, prefix: Vec::new() });
         }
         return None;
     }
@@ -302,7 +386,7 @@ fn full_snapshot(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) ->
         state.next_client_id
     ));
     match engine::save_to(ks, state, &path) {
-        Ok(()) => Some(Plan::Full { offset, path, bgsave: None, prefix: Vec::new() }),
+        Ok(()) => Some(Plan::Full { offset, path, wait: FileWait::Ready, prefix: Vec::new() }),
         Err(e) => {
             tracing::warn!("Can't save the snapshot for a replica: {e}");
             None
@@ -310,17 +394,72 @@ fn full_snapshot(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) ->
     }
 }
 
+/// A file in `dir` (beside `dbfilename`, which it never replaces) for an RDB payload.
+fn sync_file_path(state: &ServerState) -> std::path::PathBuf {
+    let snapshot = engine::snapshot_path(state);
+    let name = format!("temp-sync-{}-{}.rdb", std::process::id(), state.next_client_id);
+    snapshot.parent().map_or_else(|| name.clone().into(), |d| d.join(&name))
+}
+
+/// [`full_snapshot`] as an RDB holding `parts`: joins the RDB file being written for other
+/// peers that want the same, or starts a background snapshot to a file of its own, or (when
+/// another snapshot runs) writes one synchronously.
+fn rdb_file(
+    ks: &mut crate::keyspace::Keyspace,
+    state: &mut ServerState,
+    parts: RdbParts,
+) -> Option<Plan> {
+    let open = SYNC_FILE.with(|f| f.borrow().clone());
+    if let Some(file) = open.filter(|f| f.parts == parts && f.outcome.get().is_none()) {
+        let prefix = state.repl.feed.as_ref()?.backlog.borrow().since(file.offset + 1)?;
+        let (offset, path) = (file.offset, file.path.clone());
+        return Some(Plan::Full { offset, path, wait: FileWait::Shared(file), prefix });
+    }
+    state.journal.reset_selected_db();
+    let offset = state.journal.offset();
+    let path = sync_file_path(state);
+    if state.persist.bgsave.is_some() {
+        return match engine::save_rdb_to(ks, state, &path, parts) {
+            Ok(()) => Some(Plan::Full { offset, path, wait: FileWait::Ready, prefix: Vec::new() }),
+            Err(e) => {
+                tracing::warn!("Can't save the RDB for a replica: {e}");
+                None
+            }
+        };
+    }
+    let outcome = Rc::new(Cell::new(None));
+    let file = Rc::new(SyncFile { offset, parts, path: path.clone(), outcome: outcome.clone() });
+    let on_done: engine::OnDone = Box::new(move |_, _, r: Result<u64, String>| {
+        outcome.set(Some(r.is_ok()));
+        SYNC_FILE.with(|f| {
+            let mut f = f.borrow_mut();
+            if f.as_ref().is_some_and(|s| Rc::ptr_eq(&s.outcome, &outcome)) {
+                *f = None;
+            }
+        });
+    });
+    let job = engine::SnapshotJob { dest: path.clone(), is_bgsave: false, on_done: Some(on_done) };
+    if let Err(e) = engine::start_snapshot_as(ks, state, job, Format::Rdb(parts)) {
+        tracing::warn!("Can't start the RDB snapshot for a replica: {e}");
+        return None;
+    }
+    tracing::warn!("Starting BGSAVE for SYNC with target: disk");
+    SYNC_FILE.with(|f| *f.borrow_mut() = Some(file.clone()));
+    Some(Plan::Full { offset, path, wait: FileWait::Shared(file), prefix: Vec::new() })
+}
+
 /// Joins the disk-less sync that has not started sending yet, or starts one (when no other
 /// snapshot runs; otherwise the replica gets a snapshot file, as in [`full_snapshot`]).
 fn diskless_snapshot(
     ks: &mut crate::keyspace::Keyspace,
     state: &mut ServerState,
+    format: Format,
 ) -> Option<Plan> {
     let open = DISKLESS.with(|d| d.borrow().clone()).filter(|d| !d.started.get());
     let session = match open {
-        Some(session) => session,
-        None if state.persist.bgsave.is_some() => return full_snapshot(ks, state),
-        None => start_diskless(ks, state)?,
+        Some(session) if session.format == format => session,
+        _ if state.persist.bgsave.is_some() => return full_snapshot(ks, state, format),
+        _ => start_diskless(ks, state, format)?,
     };
     let prefix = match state.journal.offset() == session.offset {
         true => Vec::new(),
@@ -336,6 +475,7 @@ fn diskless_snapshot(
 fn start_diskless(
     ks: &mut crate::keyspace::Keyspace,
     state: &mut ServerState,
+    format: Format,
 ) -> Option<Rc<Diskless>> {
     state.journal.reset_selected_db();
     let offset = state.journal.offset();
@@ -355,7 +495,8 @@ fn start_diskless(
         done.set(Some(r.is_ok()));
     });
     let name = "replicas (disk-less sync)";
-    if let Err(e) = engine::start_snapshot_stream(ks, state, Box::new(out), name, Some(on_done)) {
+    let out = (Box::new(out) as Box<dyn std::io::Write + Send>, format);
+    if let Err(e) = engine::start_snapshot_stream(ks, state, out, name, Some(on_done)) {
         tracing::warn!("Can't start the disk-less snapshot for the replicas: {e}");
         return None;
     }
@@ -364,6 +505,7 @@ fn start_diskless(
     tracing::warn!("Background RDB transfer started by pid {}", std::process::id());
     let session = Rc::new(Diskless {
         offset,
+        format,
         mark,
         members: RefCell::new(Vec::new()),
         started: Cell::new(false),
@@ -495,7 +637,7 @@ fn join_bgsave(state: &ServerState) -> Option<Plan> {
         return None;
     }
     let prefix = state.repl.feed.as_ref()?.backlog.borrow().since(offset + 1)?;
-    Some(Plan::Full { offset, path, bgsave: Some(saves), prefix })
+    Some(Plan::Full { offset, path, wait: FileWait::Bgsave(saves), prefix })
 }
 
 /// Waits for the background save (sending a newline every second, which a replica skips, so
@@ -506,19 +648,21 @@ async fn send_snapshot(
     shared: &ClientShared,
     info: &ReplicaInfo,
     path: &std::path::Path,
-    bgsave: Option<u64>,
+    wait: FileWait,
 ) -> bool {
     let mut last_newline = Instant::now();
+    let open = || std::fs::File::open(path).ok();
     let file = loop {
         let done = {
             let p = &server.borrow().state.persist;
-            match bgsave {
-                None => Some(std::fs::File::open(path).ok()),
-                Some(_) if p.bgsave.is_some() => None,
-                Some(before) => {
-                    let ours_ok = p.last_bgsave_ok && p.saves > before;
-                    Some(ours_ok.then(|| std::fs::File::open(path).ok()).flatten())
+            match &wait {
+                FileWait::Ready => Some(open()),
+                FileWait::Bgsave(_) if p.bgsave.is_some() => None,
+                FileWait::Bgsave(before) => {
+                    let ours_ok = p.last_bgsave_ok && p.saves > *before;
+                    Some(ours_ok.then(open).flatten())
                 }
+                FileWait::Shared(f) => f.outcome.get().map(|ok| ok.then(open).flatten()),
             }
         };
         if let Some(file) = done {
@@ -535,8 +679,13 @@ async fn send_snapshot(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    if bgsave.is_none() {
-        let _ = std::fs::remove_file(path);
+    match wait {
+        FileWait::Ready => {
+            let _ = std::fs::remove_file(path);
+        }
+        // Open, the file stays readable; the last holder's drop deletes it.
+        FileWait::Shared(f) => drop(f),
+        FileWait::Bgsave(_) => {}
     }
     let Some(mut file) = file else {
         tracing::warn!("SYNC failed. BGSAVE child returned an error");
@@ -571,16 +720,20 @@ fn closed(stream: &TcpStream, inbuf: &mut BytesMut) -> bool {
 
 /// Writes the stream queued for the replica and reads its `REPLCONF ACK`s until either side
 /// closes.
+/// `hold`: nothing is written before the replica's first ACK (see `serve_replica`).
 async fn stream_to(
     server: &Rc<RefCell<Server>>,
     stream: &mut TcpStream,
     inbuf: &mut BytesMut,
     info: &ReplicaInfo,
+    mut hold: bool,
 ) {
     let shared = info.shared.clone();
     let mut parser = RequestParser::new(1 << 20);
+    let acks = info.acks.get();
     loop {
-        let pushed = shared.take_pushed();
+        hold = hold && info.acks.get() == acks;
+        let pushed = if hold { Vec::new() } else { shared.take_pushed() };
         if !pushed.is_empty() {
             if !write_killable(stream, &pushed, &shared).await {
                 return;
@@ -631,6 +784,7 @@ fn read_acks(
             if let Some(off) = std::str::from_utf8(argv[2]).ok().and_then(|s| s.parse().ok()) {
                 info.ack_offset.set(off);
                 info.ack_time.set(Instant::now());
+                info.acks.set(info.acks.get() + 1);
                 acked = true;
             }
         } else if !argv.is_empty()
@@ -702,6 +856,16 @@ fn detach(server: &Rc<RefCell<Server>>, info: &Rc<ReplicaInfo>) {
         if ours {
             engine::bgsave_abort(ks, state);
             state.repl.sync_bgsave = None;
+        }
+    }
+    // Likewise an RDB file being written for replicas that all went away (the replicas
+    // that still wait for it hold it; the slot is the only other holder).
+    let sync_file = SYNC_FILE.with(|f| f.borrow().clone());
+    if let Some(file) = sync_file {
+        let unwanted = Rc::strong_count(&file) == 2 && file.outcome.get().is_none();
+        drop(file);
+        if unwanted && state.persist.bgsave.is_some() {
+            engine::bgsave_abort(ks, state);
         }
     }
 }

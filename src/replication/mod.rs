@@ -75,8 +75,8 @@ pub struct Replication {
     pub delaying: usize,
     /// FAILOVER in progress, if any.
     pub failover: Option<failover::Failover>,
-    /// What clients announced with REPLCONF before their PSYNC: listening port, ip address.
-    pub announced: HashMap<u64, (u16, Option<String>)>,
+    /// What clients announced with REPLCONF before their SYNC / PSYNC.
+    pub announced: HashMap<u64, Announced>,
     /// Wakes the replica task (REPLICAOF changed the target).
     pub wake: Rc<tokio::sync::Notify>,
 }
@@ -120,6 +120,24 @@ impl Replication {
         self.sync_partial_err = 0;
         self.sync_partial_aof = 0;
     }
+}
+
+/// What a client announced with REPLCONF before its SYNC / PSYNC.
+#[derive(Debug, Clone, Default)]
+pub struct Announced {
+    /// `listening-port` (0 if not given).
+    pub port: u16,
+    /// `ip-address`.
+    pub ip: Option<String>,
+    /// `capa eof`: it reads a disk-less payload (`$EOF:<mark>`).
+    pub eof: bool,
+    /// `capa ferrodis`: a ferrodis replica, which loads our snapshot format; every other
+    /// peer gets a Redis RDB file.
+    pub ferrodis: bool,
+    /// `rdb-only 1`: it wants the payload and no stream after it (`redis-cli --rdb`).
+    pub rdb_only: bool,
+    /// `rdb-filter-only`: the parts of the RDB it wants (`None`: all of it).
+    pub filter: Option<crate::snapshot::rdb_file::RdbParts>,
 }
 
 /// A client waiting in WAIT for `numreplicas` acknowledgements of `offset`.
@@ -202,6 +220,10 @@ pub struct ReplicaInfo {
     pub state_name: Cell<&'static str>,
     pub ack_offset: Cell<u64>,
     pub ack_time: Cell<Instant>,
+    /// `REPLCONF ACK`s received.
+    pub acks: Cell<u64>,
+    /// `REPLCONF rdb-only 1`: gets the payload only, never the stream.
+    pub rdb_only: bool,
 }
 
 impl crate::journal::Tap for Feed {
@@ -209,7 +231,7 @@ impl crate::journal::Tap for Feed {
         self.backlog.borrow_mut().push(bytes);
         let limit = self.limit.get();
         for r in self.replicas.borrow().iter() {
-            if r.shared.killed.get() {
+            if r.shared.killed.get() || r.rdb_only {
                 continue;
             }
             r.shared.push(bytes);

@@ -254,7 +254,9 @@ async fn handshake(
     if let Some(ip) = announce_ip {
         command(stream, buf, &["REPLCONF".into(), "ip-address".into(), ip], timeout).await?;
     }
-    let capa = ["REPLCONF", "capa", "eof", "capa", "psync2"].map(String::from);
+    // `capa ferrodis` asks for the payload in our snapshot format (a master sends everyone
+    // else a Redis RDB); a Redis master ignores it, and we load either format anyway.
+    let capa = ["REPLCONF", "capa", "eof", "capa", "psync2", "capa", "ferrodis"].map(String::from);
     command(stream, buf, &capa, timeout).await?;
     let mut out = Vec::new();
     crate::journal::encode_command(&mut out, &psync);

@@ -13,13 +13,17 @@
 //! event loop waits for the writer (back-pressure) instead of growing.
 //!
 //! The same machinery serves other snapshots ([`start_snapshot`]): the append-only log's base
-//! and a replica's full sync, each with its own destination and completion callback.
+//! and a replica's full sync, each with its own destination and completion callback. A full
+//! sync for a peer that is not a ferrodis replica is written as a Redis RDB file instead
+//! ([`Format::Rdb`], `rdb_file`): other capture encoders, and a writer that frames the records
+//! as RDB with a running CRC-64 instead of lz4 blocks.
 //!
 //! **Durability of a save.** The file is written under a temporary name, fsynced, renamed over
 //! its destination, and the directory fsynced, so a crash at any point leaves either the old
 //! file or the new one.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -30,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use super::codec::{self, BlockKind, EncodingLimits};
 use super::file::{self, DbCount, LoadSink, Meta, SnapshotWriter, WriteOptions};
+use super::rdb_file::{self, EarlyExpires, RdbParts, RdbWriter};
 use crate::keyspace::{hash::HashLimits, table::Key, zset, Entry, Keyspace, Value, NO_EXPIRE};
 use crate::keyspace::value::RString;
 use crate::server::{Server, ServerState};
@@ -54,6 +59,16 @@ const MIN_HARD_IN_FLIGHT: usize = 64 << 20;
 const BGSAVE_RETRY_SECS: u64 = 5;
 /// Aux field holding the function libraries (a FUNCTION DUMP payload).
 pub const AUX_FUNCTIONS: &str = "functions";
+
+/// What a snapshot is written as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// ferrodis's snapshot file (`formats/snapshot.md`): SAVE, BGSAVE, the append-only base,
+    /// full syncs of ferrodis replicas.
+    Snapshot,
+    /// A Redis RDB file (`rdb_file`) with these parts: full syncs of other peers.
+    Rdb(RdbParts),
+}
 
 /// Persistence state for INFO and the save logic (`ServerState::persist`).
 #[derive(Default)]
@@ -120,6 +135,9 @@ pub struct BgSave {
     /// The temporary file it is written to (removed at once when the save is abandoned);
     /// `None` for a snapshot streamed to replicas.
     temp: Option<PathBuf>,
+    /// An RDB snapshot's expiries captured ahead of their keys, per capture tag (see
+    /// `rdb_file::resolve_expiries`); `None` for our format.
+    rdb: Option<RefCell<HashMap<u32, EarlyExpires>>>,
 }
 
 impl BgSave {
@@ -255,6 +273,15 @@ fn write_options(srv: &ServerState) -> WriteOptions {
     WriteOptions { compress: srv.config.rdbcompression, checksum: srv.config.rdbchecksum }
 }
 
+/// How an RDB snapshot writes keys, from the configuration (as DUMP does, plus the access
+/// data Redis adds under an LRU/LFU policy).
+fn rdb_key_options(srv: &ServerState) -> rdb_file::KeyOptions {
+    rdb_file::KeyOptions {
+        object: crate::commands::keys::dump_options(srv),
+        access: rdb_file::Access::for_policy(&srv.config.maxmemory_policy),
+    }
+}
+
 fn encode_entry(k: &Key, e: &Entry, out: &mut Vec<u8>) {
     codec::encode_value(out, k, &e.value);
 }
@@ -333,6 +360,30 @@ pub fn save(ks: &Keyspace, srv: &mut ServerState) -> Result<(), String> {
 pub fn save_to(ks: &Keyspace, srv: &ServerState, dest: &Path) -> Result<(), String> {
     let delay = srv.config.rdb_key_save_delay;
     write_sync(ks, &meta_for(ks, srv), write_options(srv), dest, delay)
+}
+
+/// Writes an RDB file of `ks` holding `parts` to `dest` synchronously (the payload of a full
+/// sync for a peer that is not a ferrodis replica, when another snapshot is running).
+pub fn save_rdb_to(
+    ks: &Keyspace,
+    srv: &ServerState,
+    dest: &Path,
+    parts: RdbParts,
+) -> Result<(), String> {
+    let (meta, opts, o) = (meta_for(ks, srv), write_options(srv), rdb_key_options(srv));
+    let delay = srv.config.rdb_key_save_delay;
+    let (temp, file) = temp_file(dest, true)
+        .map_err(|e| format!("Failed opening the temp RDB file for saving: {e}"))?;
+    let mut n = 0u64;
+    let written = rdb_file::write_keyspace(BufWriter::new(file), ks, &meta, opts, parts, o, || {
+        key_delay(delay, &mut n);
+    })
+    .and_then(|bw| bw.into_inner().map_err(|e| e.into_error()));
+    let result = written.and_then(|f| commit_file(f, &temp, dest));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result.map_err(|e| e.to_string())
 }
 
 /// `delay`: `rdb-key-save-delay`, applied per key (see [`key_delay`]).
@@ -437,6 +488,16 @@ pub fn start_snapshot(
     srv: &mut ServerState,
     job: SnapshotJob,
 ) -> Result<(), String> {
+    start_snapshot_as(ks, srv, job, Format::Snapshot)
+}
+
+/// [`start_snapshot`] in the given format.
+pub fn start_snapshot_as(
+    ks: &mut Keyspace,
+    srv: &mut ServerState,
+    job: SnapshotJob,
+    format: Format,
+) -> Result<(), String> {
     if srv.persist.bgsave.is_some() {
         return Err("Background save already in progress".into());
     }
@@ -458,14 +519,14 @@ pub fn start_snapshot(
     };
     let (dest_for_info, temp_for_abort) = (dest.clone(), temp.clone());
     let write: WriteFn = Box::new(move |meta, opts, rx, counter| {
-        let r = writer_thread(file, &temp, &dest, meta, opts, rx, counter);
+        let r = writer_thread(file, (&temp, &dest), meta, (opts, format), rx, counter);
         if r.is_err() {
             let _ = std::fs::remove_file(&temp);
         }
         r
     });
     let names = (dest_for_info, Some(temp_for_abort));
-    start_with(ks, srv, write, (is_bgsave, false), on_done, names)
+    start_with(ks, srv, write, (is_bgsave, false, format), on_done, names)
 }
 
 /// Starts a background snapshot written to `out` instead of a file (a disk-less full sync:
@@ -475,7 +536,7 @@ pub fn start_snapshot(
 pub fn start_snapshot_stream(
     ks: &mut Keyspace,
     srv: &mut ServerState,
-    out: Box<dyn Write + Send>,
+    (out, format): (Box<dyn Write + Send>, Format),
     name: &str,
     on_done: Option<OnDone>,
 ) -> Result<(), String> {
@@ -483,10 +544,11 @@ pub fn start_snapshot_stream(
         return Err("Background save already in progress".into());
     }
     let write: WriteFn = Box::new(move |meta, opts, rx, counter| {
-        let (bytes, _) = write_snapshot(out, meta, opts, rx, counter)?;
+        let (bytes, _) = write_snapshot(out, meta, (opts, format), rx, counter)?;
         Ok(bytes)
     });
-    start_with(ks, srv, write, (false, true), on_done, (PathBuf::from(name), None))
+    let how = (false, true, format);
+    start_with(ks, srv, write, how, on_done, (PathBuf::from(name), None))
 }
 
 /// What the writer thread runs: writes the snapshot from the blocks it receives.
@@ -501,11 +563,17 @@ fn start_with(
     ks: &mut Keyspace,
     srv: &mut ServerState,
     write: WriteFn,
-    (is_bgsave, streamed): (bool, bool),
+    (is_bgsave, streamed, format): (bool, bool, Format),
     on_done: Option<OnDone>,
     (dest_for_info, temp_for_abort): (PathBuf, Option<PathBuf>),
 ) -> Result<(), String> {
-    let meta = meta_for(ks, srv);
+    let mut meta = meta_for(ks, srv);
+    if let Format::Rdb(parts) = format {
+        rdb_file::set_capture_options(rdb_key_options(srv));
+        if !parts.keys {
+            meta.dbs.clear();
+        }
+    }
     let opts = write_options(srv);
     let (tx, rx) = mpsc::channel();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -527,9 +595,22 @@ fn start_with(
         if db.is_empty() {
             continue;
         }
+        let tag = i as u32;
+        let no_warm = |_: &Key, _: &u64| {};
+        match format {
+            Format::Snapshot => {
+                db.main.start_capture((encode_entry, warm_entry), tag, true);
+                db.expires.start_capture((encode_expire, no_warm), tag, false);
+            }
+            Format::Rdb(parts) if parts.keys => {
+                // The expires table is never walked: its per-key barrier keeps only the
+                // expiries that change before their keys are written.
+                db.main.start_capture((rdb_file::encode_entry, warm_entry), tag, true);
+                db.expires.start_capture((rdb_file::encode_expire, no_warm), tag, true);
+            }
+            Format::Rdb(_) => continue,
+        }
         keys_total += db.len() as u64;
-        db.main.start_capture((encode_entry, warm_entry), i as u32, true);
-        db.expires.start_capture((encode_expire, |_, _| {}), i as u32, false);
     }
     if is_bgsave {
         srv.persist.last_bgsave_try = now_secs();
@@ -549,6 +630,7 @@ fn start_with(
         soft_limit: (used / SOFT_IN_FLIGHT_DIV).max(MIN_SOFT_IN_FLIGHT),
         hard_limit: (used / HARD_IN_FLIGHT_DIV).max(MIN_HARD_IN_FLIGHT),
         streamed,
+        rdb: matches!(format, Format::Rdb(_)).then(|| RefCell::new(HashMap::new())),
     });
     srv.persist.wake.notify_one();
     if is_bgsave {
@@ -576,10 +658,9 @@ fn lower_priority() {
 /// The writer thread: compresses and writes blocks as they come, then commits the file.
 fn writer_thread(
     file: File,
-    temp: &Path,
-    dest: &Path,
+    (temp, dest): (&Path, &Path),
     meta: &Meta,
-    opts: WriteOptions,
+    opts: (WriteOptions, Format),
     rx: mpsc::Receiver<Msg>,
     in_flight: &InFlight,
 ) -> Result<u64, String> {
@@ -591,17 +672,54 @@ fn writer_thread(
     Ok(bytes)
 }
 
+/// The writer of either format.
+enum FileWriter<W: Write> {
+    Snapshot(SnapshotWriter<W>),
+    Rdb(RdbWriter<W>),
+}
+
+impl<W: Write> FileWriter<W> {
+    fn new(out: W, meta: &Meta, (opts, format): (WriteOptions, Format)) -> std::io::Result<Self> {
+        Ok(match format {
+            Format::Snapshot => FileWriter::Snapshot(SnapshotWriter::new(out, meta, opts)?),
+            Format::Rdb(parts) => FileWriter::Rdb(RdbWriter::new(out, meta, opts, parts)?),
+        })
+    }
+
+    fn write_block(&mut self, db: u32, kind: BlockKind, raw: &[u8]) -> std::io::Result<()> {
+        match self {
+            FileWriter::Snapshot(w) => w.write_block(db, kind, raw),
+            // An RDB snapshot's expiries travel inside its value records.
+            FileWriter::Rdb(w) => w.write_block(db, raw),
+        }
+    }
+
+    fn bytes_written(&self) -> u64 {
+        match self {
+            FileWriter::Snapshot(w) => w.bytes_written(),
+            FileWriter::Rdb(w) => w.bytes_written(),
+        }
+    }
+
+    fn finish(self) -> std::io::Result<W> {
+        match self {
+            FileWriter::Snapshot(w) => w.finish(),
+            FileWriter::Rdb(w) => w.finish(),
+        }
+    }
+}
+
 /// Writes the snapshot's blocks to `out` as they come, then its end; flushes `out`. Returns
 /// the byte count and `out`.
 fn write_snapshot<W: Write>(
     out: W,
     meta: &Meta,
-    opts: WriteOptions,
+    opts: (WriteOptions, Format),
     rx: mpsc::Receiver<Msg>,
     in_flight: &InFlight,
 ) -> Result<(u64, W), String> {
     let io = |e: std::io::Error| e.to_string();
-    let mut w = SnapshotWriter::new(out, meta, opts).map_err(io)?;
+    let mut w = FileWriter::new(out, meta, opts).map_err(io)?;
     loop {
         match rx.recv() {
             Ok(Msg::Block(db, kind, raw)) => {
@@ -636,6 +754,9 @@ fn collect(ks: &mut Keyspace, save: &BgSave) -> usize {
         let _ = save.tx.send(Msg::Block(tag, kind, raw));
     };
     for db in &mut ks.dbs {
+        if let Some(early) = &save.rdb {
+            resolve_rdb_expiries(db, &mut early.borrow_mut());
+        }
         if let Some(c) = db.main.capture_mut() {
             send(c.tag, BlockKind::Values, &mut c.out);
         }
@@ -651,13 +772,38 @@ fn collect(ks: &mut Keyspace, save: &BgSave) -> usize {
     n
 }
 
+/// An RDB snapshot's collection step for one database: fills the expiry slots of the value
+/// records captured since the last step (see `rdb_file::resolve_expiries`), consuming the
+/// expires table's records.
+fn resolve_rdb_expiries(db: &mut crate::keyspace::Db, early: &mut HashMap<u32, EarlyExpires>) {
+    let Some(main) = db.main.capture_mut() else { return };
+    let tag = main.tag;
+    let mut values = std::mem::take(&mut main.out);
+    let expires = db.expires.capture_mut().map(|c| std::mem::take(&mut c.out)).unwrap_or_default();
+    if values.is_empty() && expires.is_empty() {
+        return;
+    }
+    let early = early.entry(tag).or_default();
+    let live = |k: &[u8]| db.expires.take_uncaptured(k);
+    let missing = rdb_file::resolve_expiries(&mut values, &expires, early, live);
+    if missing > 0 {
+        tracing::warn!("RDB snapshot: {missing} keys of db {tag} written without their expiry");
+    }
+    if let Some(main) = db.main.capture_mut() {
+        main.out = values;
+    }
+}
+
 /// Encodes about `entries` entries of untouched segments. Returns true when every table is
-/// fully captured.
-fn capture_step(ks: &mut Keyspace, entries: usize) -> bool {
+/// fully captured. `rdb`: an RDB snapshot, whose expires tables are not walked.
+fn capture_step(ks: &mut Keyspace, entries: usize, rdb: bool) -> bool {
     for db in &mut ks.dbs {
         if db.main.capture_mut().is_some_and(|c| c.remaining() > 0) {
             db.main.capture_pending(entries);
             return false;
+        }
+        if rdb {
+            continue;
         }
         if db.expires.capture_mut().is_some_and(|c| c.remaining() > 0) {
             db.expires.capture_pending(entries);
@@ -711,7 +857,8 @@ pub async fn driver(server: Rc<RefCell<Server>>) {
                 let (entries, pause) = step_pace(state.config.rdb_key_save_delay);
                 let Some(save) = state.persist.bgsave.as_ref() else { break };
                 let in_flight = collect(ks, save);
-                let complete = in_flight < save.soft_limit && capture_step(ks, entries);
+                let rdb = save.rdb.is_some();
+                let complete = in_flight < save.soft_limit && capture_step(ks, entries, rdb);
                 (complete, collect(ks, save) >= save.soft_limit, pause)
             };
             if complete {

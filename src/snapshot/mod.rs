@@ -8,5 +8,6 @@ pub mod dump;
 pub mod engine;
 pub mod file;
 pub mod rdb;
+pub mod rdb_file;
 pub mod rdb_write;
 pub mod stream_codec;

@@ -54,22 +54,34 @@ fn trailer(out: &mut Vec<u8>) {
 
 /// One RDB object: the type byte Redis's `rdbSaveObjectType` picks, then the value.
 pub fn object(out: &mut Vec<u8>, v: &Value, o: Options) {
+    out.push(object_type(v));
+    object_value(out, v, o);
+}
+
+/// The type byte of `v`'s RDB object (an RDB file puts the key between it and the value).
+pub fn object_type(v: &Value) -> u8 {
     match v {
-        Value::Str(s) => {
-            out.push(ty::STRING);
-            string_object(out, s, o.compress);
-        }
-        Value::List(l) => {
-            out.push(ty::LIST_QUICKLIST_2);
-            list(out, l, o);
-        }
+        Value::Str(_) => ty::STRING,
+        Value::List(_) => ty::LIST_QUICKLIST_2,
+        Value::Hash(h) if hash_packed(h) => ty::HASH_LISTPACK,
+        Value::Hash(_) => ty::HASH,
+        Value::Set(SetValue::Ints(_)) => ty::SET_INTSET,
+        Value::Set(_) => ty::SET,
+        Value::ZSet(ZSetValue::Pack(_)) => ty::ZSET_LISTPACK,
+        Value::ZSet(_) => ty::ZSET_2,
+        Value::Stream(_) => ty::STREAM_LISTPACKS_2,
+    }
+}
+
+/// The value of `v`'s RDB object, in the form [`object_type`] names.
+pub fn object_value(out: &mut Vec<u8>, v: &Value, o: Options) {
+    match v {
+        Value::Str(s) => string_object(out, s, o.compress),
+        Value::List(l) => list(out, l, o),
         Value::Hash(h) => hash(out, h, o.compress),
         Value::Set(s) => set(out, s, o.compress),
         Value::ZSet(z) => zset(out, z, o.compress),
-        Value::Stream(s) => {
-            out.push(ty::STREAM_LISTPACKS_2);
-            stream(out, s, o.compress);
-        }
+        Value::Stream(s) => stream(out, s, o.compress),
     }
 }
 
@@ -547,11 +559,15 @@ fn node_allows(sz: usize, count: usize, len: usize, o: Options) -> bool {
     new_sz <= 8192 && i64::try_from(count).is_ok_and(|c| c < o.list_fill)
 }
 
+/// Whether a hash is written as `HASH_LISTPACK` (it is in our packed form).
+fn hash_packed(h: &HashValue) -> bool {
+    h.packed_parts().is_some()
+}
+
 /// A hash: `HASH_LISTPACK` (field, value, ... in our packed order, which is Redis's) or
 /// `HASH` (count, then fields and values).
 fn hash(out: &mut Vec<u8>, h: &HashValue, compress: bool) {
-    if h.packed_parts().is_some() {
-        out.push(ty::HASH_LISTPACK);
+    if hash_packed(h) {
         let mut lp = Listpack::default();
         h.for_each(|f, v| {
             lp.push(f);
@@ -559,7 +575,6 @@ fn hash(out: &mut Vec<u8>, h: &HashValue, compress: bool) {
         });
         raw_string(out, &lp.finish(), compress);
     } else {
-        out.push(ty::HASH);
         put_len(out, h.len() as u64);
         h.for_each(|f, v| {
             raw_string(out, f, compress);
@@ -572,7 +587,6 @@ fn hash(out: &mut Vec<u8>, h: &HashValue, compress: bool) {
 fn set(out: &mut Vec<u8>, s: &SetValue, compress: bool) {
     use crate::keyspace::set::Member;
     if let SetValue::Ints(_) = s {
-        out.push(ty::SET_INTSET);
         let ints: Vec<i64> = s
             .iter()
             .filter_map(|m| match m {
@@ -583,7 +597,6 @@ fn set(out: &mut Vec<u8>, s: &SetValue, compress: bool) {
         raw_string(out, &intset(&ints), compress);
         return;
     }
-    out.push(ty::SET);
     put_len(out, s.len() as u64);
     for m in s.iter() {
         m.with_bytes(|b| raw_string(out, b, compress));
@@ -596,7 +609,6 @@ fn set(out: &mut Vec<u8>, s: &SetValue, compress: bool) {
 fn zset(out: &mut Vec<u8>, z: &ZSetValue, compress: bool) {
     let n = z.len();
     if let ZSetValue::Pack(_) = z {
-        out.push(ty::ZSET_LISTPACK);
         let mut lp = Listpack::default();
         z.for_range(0, n, false, |m, s| {
             lp.push(m);
@@ -605,7 +617,6 @@ fn zset(out: &mut Vec<u8>, z: &ZSetValue, compress: bool) {
         raw_string(out, &lp.finish(), compress);
         return;
     }
-    out.push(ty::ZSET_2);
     put_len(out, n as u64);
     z.for_range(0, n, true, |m, s| {
         raw_string(out, m, compress);

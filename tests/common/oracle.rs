@@ -12,7 +12,8 @@ use super::free_port;
 pub struct Oracle {
     pub port: u16,
     child: Child,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
+    log: PathBuf,
 }
 
 impl Drop for Oracle {
@@ -22,7 +23,8 @@ impl Drop for Oracle {
     }
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
+/// A program on `PATH` (the oracle's tools: `redis-cli`, `redis-check-rdb`).
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
@@ -43,25 +45,48 @@ pub fn binary(test: &str) -> Option<PathBuf> {
 impl Oracle {
     /// Starts `bin` with `extra` arguments after the defaults; retries on a port race.
     pub fn start(bin: &Path, extra: &[&str]) -> Oracle {
+        Oracle::spawn(bin, None, extra)
+    }
+
+    /// Like [`start`](Self::start), in `dir` (which holds the `dbfilename` it loads).
+    pub fn start_in(bin: &Path, dir: &Path, extra: &[&str]) -> Oracle {
+        Oracle::spawn(bin, Some(dir), extra)
+    }
+
+    fn spawn(bin: &Path, dir: Option<&Path>, extra: &[&str]) -> Oracle {
         for _ in 0..5 {
-            let dir = tempfile::tempdir().unwrap();
+            let tmp = dir.is_none().then(|| tempfile::tempdir().unwrap());
+            let dir = tmp.as_ref().map_or_else(|| dir.unwrap().to_path_buf(), |t| t.path().into());
             let port = free_port();
+            let log = dir.join(format!("redis-{port}.log"));
             let child = Command::new(bin)
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .args(extra)
                 .arg("--dir")
-                .arg(dir.path())
+                .arg(&dir)
+                .arg("--logfile")
+                .arg(&log)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("spawn redis-server");
-            let mut o = Oracle { port, child, _dir: dir };
+            let mut o = Oracle { port, child, _dir: tmp, log };
             if o.wait_ready() {
                 return o;
             }
         }
         panic!("redis-server did not start");
+    }
+
+    pub fn conn(&self) -> redis::Connection {
+        let url = format!("redis://127.0.0.1:{}/", self.port);
+        redis::Client::open(url).unwrap().get_connection().unwrap()
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     fn wait_ready(&mut self) -> bool {
