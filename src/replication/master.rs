@@ -60,7 +60,7 @@ enum FileWait {
 /// BGSAVE to `dbfilename` instead, as Redis's payload does; an RDB must not replace our
 /// snapshot file). Peers that want the same parts share it while it is written; it is
 /// deleted when the last of them no longer needs it.
-pub struct SyncFile {
+struct SyncFile {
     offset: u64,
     parts: RdbParts,
     path: std::path::PathBuf,
@@ -131,9 +131,14 @@ impl Wants {
 
     /// Whether a full sync sends it a disk-less payload.
     fn diskless(&self, state: &ServerState) -> bool {
-        let configured = state.config.get_by_name("repl-diskless-sync") == Some("yes");
-        self.eof && (configured || self.force_diskless)
+        self.eof && (diskless_configured(state) || self.force_diskless)
     }
+}
+
+/// `repl-diskless-sync yes`: full syncs are disk-less (for peers that read that form), and
+/// wait `repl-diskless-sync-delay` for more replicas to share them.
+fn diskless_configured(state: &ServerState) -> bool {
+    state.config.get_by_name("repl-diskless-sync") == Some("yes")
 }
 
 /// Serves a client that ran SYNC (`ask` = `None`) or `PSYNC replid offset` until it
@@ -197,8 +202,10 @@ pub async fn serve_replica(
 
 /// Before a disk-less full sync, waits `repl-diskless-sync-delay` seconds, as Redis does to
 /// let more replicas share one snapshot (the replica stays in its handshake meanwhile). Only
-/// for replicas that can take a disk-less payload (`eof`): the others (SYNC, no `capa eof`)
-/// get the file form at once, as in Redis. Returns false if the client was killed.
+/// with `repl-diskless-sync yes` and for replicas that can take a disk-less payload (`capa
+/// eof`): the others get the file form at once, and a filtered RDB that is disk-less only
+/// because it is filtered starts at once, as in Redis. Returns false if the client was
+/// killed.
 async fn sync_delay(
     server: &Rc<RefCell<Server>>,
     shared: &ClientShared,
@@ -208,8 +215,8 @@ async fn sync_delay(
     let delay = {
         let srv = server.borrow();
         let st = &srv.state;
-        if !wants.diskless(st) || partial(st, ask).is_some() || super::aof_resync::covers(st, ask)
-        {
+        let delayed = wants.eof && diskless_configured(st);
+        if !delayed || partial(st, ask).is_some() || super::aof_resync::covers(st, ask) {
             return true;
         }
         super::config_u64(st, "repl-diskless-sync-delay")
@@ -380,11 +387,7 @@ fn snapshot_file(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) ->
         }
         return None;
     }
-    let path = std::env::temp_dir().join(format!(
-        "ferrodis-repl-{}-{}.snap",
-        std::process::id(),
-        state.next_client_id
-    ));
+    let path = sync_file_path(state, "snap");
     match engine::save_to(ks, state, &path) {
         Ok(()) => Some(Plan::Full { offset, path, wait: FileWait::Ready, prefix: Vec::new() }),
         Err(e) => {
@@ -394,10 +397,14 @@ fn snapshot_file(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) ->
     }
 }
 
-/// A file in `dir` (beside `dbfilename`, which it never replaces) for an RDB payload.
-fn sync_file_path(state: &ServerState) -> std::path::PathBuf {
+/// A file of its own in `dir` (beside `dbfilename`, which it never replaces) for a payload
+/// that is not a BGSAVE's; `ext`: `rdb` or `snap`. Unique in the process: two replicas may
+/// each get a synchronous save in one instant.
+fn sync_file_path(state: &ServerState, ext: &str) -> std::path::PathBuf {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("temp-sync-{}-{n}.{ext}", std::process::id());
     let snapshot = engine::snapshot_path(state);
-    let name = format!("temp-sync-{}-{}.rdb", std::process::id(), state.next_client_id);
     snapshot.parent().map_or_else(|| name.clone().into(), |d| d.join(&name))
 }
 
@@ -413,11 +420,12 @@ fn rdb_file(
     if let Some(file) = open.filter(|f| f.parts == parts && f.outcome.get().is_none()) {
         let prefix = state.repl.feed.as_ref()?.backlog.borrow().since(file.offset + 1)?;
         let (offset, path) = (file.offset, file.path.clone());
+        tracing::warn!("Waiting for end of BGSAVE for SYNC");
         return Some(Plan::Full { offset, path, wait: FileWait::Shared(file), prefix });
     }
     state.journal.reset_selected_db();
     let offset = state.journal.offset();
-    let path = sync_file_path(state);
+    let path = sync_file_path(state, "rdb");
     if state.persist.bgsave.is_some() {
         return match engine::save_rdb_to(ks, state, &path, parts) {
             Ok(()) => Some(Plan::Full { offset, path, wait: FileWait::Ready, prefix: Vec::new() }),
@@ -742,6 +750,9 @@ async fn stream_to(
         }
         if !read_acks(server, &mut parser, inbuf, info) {
             return;
+        }
+        if hold && info.acks.get() != acks {
+            continue;
         }
         tokio::select! {
             biased;
