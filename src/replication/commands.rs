@@ -8,6 +8,7 @@ use crate::commands::flags::*;
 use crate::commands::CommandSpec;
 use crate::dispatch::Ctx;
 use crate::error::{CmdError, CmdResult};
+use crate::snapshot::rdb_file::RdbParts;
 
 pub(crate) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("sync", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, 0, 0, 0, sync),
@@ -103,12 +104,13 @@ fn refuse_filter_without_eof(ctx: &Ctx<'_>) -> Result<(), CmdError> {
     }
 }
 
-/// The parts of an RDB an `rdb-filter-only` value keeps: the listed "include" filters
-/// (Redis 7.0 knows only `functions`), split like Redis's `sdssplitargs`.
-fn rdb_filter(val: &[u8]) -> Result<crate::snapshot::rdb_file::RdbParts, CmdError> {
+/// `rdb-filter-only`: the RDB keeps only the listed "include" filters (Redis 7.0 knows only
+/// `functions`), split like Redis's `sdssplitargs`. As in Redis, a filter it does not know
+/// fails after the ones before it took effect.
+fn rdb_filter(filter: &mut Option<RdbParts>, val: &[u8]) -> Result<(), CmdError> {
     let filters = crate::protocol::inline::split_args(val)
         .ok_or_else(|| CmdError::err("Missing rdb-filter-only values"))?;
-    let mut parts = crate::snapshot::rdb_file::RdbParts { keys: false, functions: false };
+    let parts = filter.insert(RdbParts { keys: false, functions: false });
     for f in filters {
         if f.eq_ignore_ascii_case(b"functions") {
             parts.functions = true;
@@ -117,7 +119,7 @@ fn rdb_filter(val: &[u8]) -> Result<crate::snapshot::rdb_file::RdbParts, CmdErro
             return Err(CmdError::err(format!("Unsupported rdb-filter-only option: {f}")));
         }
     }
-    Ok(parts)
+    Ok(())
 }
 
 /// Replica-to-master configuration exchanged during the handshake.
@@ -161,7 +163,7 @@ fn replconf(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
                 }
             };
         } else if is(opt, "rdb-filter-only") {
-            announced.filter = Some(rdb_filter(val)?);
+            rdb_filter(&mut announced.filter, val)?;
         } else {
             return Err(CmdError::err(format!(
                 "Unrecognized REPLCONF option: {}",

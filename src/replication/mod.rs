@@ -6,8 +6,8 @@
 //! `client-output-buffer-limit replica`). The replication id is `Replication::replid` (the
 //! `run_id` at start-up) and the offset is the journal offset. A client that runs
 //! `SYNC`/`PSYNC` is handed over to [`master::serve_replica`], which answers `+CONTINUE` from
-//! the backlog or `+FULLRESYNC` with a snapshot file, then writes the stream and reads the
-//! replica's `REPLCONF ACK`s.
+//! the backlog or `+FULLRESYNC` with a snapshot (our format for a ferrodis replica, a Redis
+//! RDB for any other peer), then writes the stream and reads the replica's `REPLCONF ACK`s.
 //!
 //! **Replica side** ([`replica`]). `REPLICAOF host port` starts a task that connects, performs
 //! the handshake, loads the snapshot or continues from its offset, and applies the stream

@@ -45,10 +45,7 @@ pub struct RdbParts {
 }
 
 impl RdbParts {
-    pub const ALL: RdbParts = RdbParts {
-        keys: true,
-        functions: true,
-    };
+    pub const ALL: RdbParts = RdbParts { keys: true, functions: true };
 }
 
 /// Which access data Redis writes before each key: `IDLE` (seconds) under an LRU policy,
@@ -80,10 +77,7 @@ pub struct KeyOptions {
 impl Default for KeyOptions {
     fn default() -> Self {
         KeyOptions {
-            object: rdb_write::Options {
-                compress: true,
-                list_fill: -2,
-            },
+            object: rdb_write::Options { compress: true, list_fill: -2 },
             access: Access::None,
         }
     }
@@ -198,10 +192,7 @@ pub fn resolve_expiries(
     while let Some(klen) = read_u32(expires, pos) {
         let key = &expires[pos + 4..pos + 4 + klen];
         let at = &expires[pos + 4 + klen..pos + 12 + klen];
-        early.insert(
-            key.into(),
-            u64::from_le_bytes(at.try_into().unwrap_or_default()),
-        );
+        early.insert(key.into(), u64::from_le_bytes(at.try_into().unwrap_or_default()));
         pos += 12 + klen;
     }
     let mut missing = 0;
@@ -211,9 +202,10 @@ pub fn resolve_expiries(
         if values[pos + 4] & REC_EXPIRES != 0 {
             let klen = read_u32(values, next).unwrap_or(0);
             let key = &values[next + 4..next + 4 + klen];
-            let at = match early.remove(key) {
-                Some(at) => Some(at),
-                None => live(key),
+            // Usually empty: only expiries changed before their key was written are there.
+            let at = match early.is_empty() {
+                true => live(key),
+                false => early.remove(key).or_else(|| live(key)),
             };
             let slot = next + 4 + klen;
             match at {
@@ -253,62 +245,28 @@ impl<W: Write> RdbWriter<W> {
     /// libraries of the snapshot described by `meta`.
     pub fn new(w: W, meta: &Meta, opts: WriteOptions, parts: RdbParts) -> io::Result<Self> {
         let sizes = match parts.keys {
-            true => meta
-                .dbs
-                .iter()
-                .map(|d| (d.db, (d.keys, d.expires)))
-                .collect(),
+            true => meta.dbs.iter().map(|d| (d.db, (d.keys, d.expires))).collect(),
             false => HashMap::new(),
         };
         let crc = opts.checksum.then(Crc64::default);
-        let mut rw = RdbWriter {
-            w,
-            crc,
-            written: 0,
-            db: None,
-            sizes,
-            head: Vec::new(),
-        };
+        let mut rw = RdbWriter { w, crc, written: 0, db: None, sizes, head: Vec::new() };
         let mut h = MAGIC.to_vec();
         let aux = |h: &mut Vec<u8>, k: &str, v: &[u8]| {
             h.push(op::AUX);
             raw_string(h, k.as_bytes(), opts.compress);
             raw_string(h, v, opts.compress);
         };
-        let get = |name: &str| {
-            meta.aux
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| &v[..])
-        };
-        aux(
-            &mut h,
-            "redis-ver",
-            crate::server::listener::REDIS_VERSION.as_bytes(),
-        );
+        let get = |name: &str| meta.aux.iter().find(|(k, _)| k == name).map(|(_, v)| &v[..]);
+        aux(&mut h, "redis-ver", crate::server::listener::REDIS_VERSION.as_bytes());
         aux(&mut h, "redis-bits", b"64");
-        aux(
-            &mut h,
-            "ctime",
-            (meta.created_ms / 1000).to_string().as_bytes(),
-        );
+        aux(&mut h, "ctime", (meta.created_ms / 1000).to_string().as_bytes());
         aux(&mut h, "used-mem", meta.used_memory.to_string().as_bytes());
-        aux(
-            &mut h,
-            "repl-stream-db",
-            get("repl-stream-db").unwrap_or(b"0"),
-        );
+        aux(&mut h, "repl-stream-db", get("repl-stream-db").unwrap_or(b"0"));
         aux(&mut h, "repl-id", meta.repl_id.as_bytes());
-        aux(
-            &mut h,
-            "repl-offset",
-            meta.repl_offset.to_string().as_bytes(),
-        );
+        aux(&mut h, "repl-offset", meta.repl_offset.to_string().as_bytes());
         aux(&mut h, "aof-base", b"0");
         let payload = get(super::engine::AUX_FUNCTIONS);
-        let codes = payload
-            .and_then(crate::scripting::functions::parse_dump)
-            .unwrap_or_default();
+        let codes = payload.and_then(crate::scripting::functions::parse_dump).unwrap_or_default();
         if parts.functions {
             for code in &codes {
                 h.push(op::FUNCTION2);
@@ -416,11 +374,7 @@ pub fn write_keyspace<W: Write>(
         }
         rw.select(i as u32)?;
         for (k, e) in db.main.iter() {
-            let at = if key_has_expire(k) {
-                db.expires.get(k).copied()
-            } else {
-                None
-            };
+            let at = if key_has_expire(k) { db.expires.get(k).copied() } else { None };
             write_key(&mut buf, k, &e.value, at, key_access(k), o);
             delay();
             if buf.len() >= 64 << 10 {
@@ -445,14 +399,8 @@ mod tests {
 
     fn limits() -> EncodingLimits {
         EncodingLimits {
-            hash: HashLimits {
-                max_entries: 128,
-                max_value: 64,
-            },
-            zset: zset::Limits {
-                max_entries: 128,
-                max_value: 64,
-            },
+            hash: HashLimits { max_entries: 128, max_value: 64 },
+            zset: zset::Limits { max_entries: 128, max_value: 64 },
             set_max_intset: 512,
             list_fill: -2,
         }
@@ -503,11 +451,7 @@ mod tests {
         let d0 = &mut ks.dbs[0];
         d0.set(b"int", Value::Str(RString::Int(-42)));
         d0.set(b"str", Value::from_bytes(b"hello world"));
-        d0.set_with_expire(
-            b"long",
-            Value::from_bytes(&b"x".repeat(300)),
-            4_000_000_000_000,
-        );
+        d0.set_with_expire(b"long", Value::from_bytes(&b"x".repeat(300)), 4_000_000_000_000);
         let mut h = HashValue::new();
         h.set(b"f", b"v", lim.hash);
         h.set(b"n", b"17", lim.hash);
@@ -515,19 +459,11 @@ mod tests {
         d0.set_with_expire(b"old", Value::from_bytes(b"gone"), 5);
         let d2 = &mut ks.dbs[2];
         let l = ListValue::from_iter(
-            (0..500)
-                .map(|i| format!("item{i}"))
-                .collect::<Vec<_>>()
-                .iter()
-                .map(String::as_bytes),
+            (0..500).map(|i| format!("item{i}")).collect::<Vec<_>>().iter().map(String::as_bytes),
             -2,
         );
         d2.set(b"list", Value::List(l));
-        d2.set_with_expire(
-            b"12345",
-            Value::from_bytes(b"numeric key"),
-            4_100_000_000_000,
-        );
+        d2.set_with_expire(b"12345", Value::from_bytes(b"numeric key"), 4_100_000_000_000);
         ks
     }
 
@@ -544,9 +480,7 @@ mod tests {
         for (i, (da, db)) in a.dbs.iter().zip(&b.dbs).enumerate() {
             assert_eq!(da.len(), db.len(), "db {i} key count");
             for (k, e) in da.main.iter() {
-                let other = db
-                    .peek(k)
-                    .unwrap_or_else(|| panic!("db {i}: {k:?} missing"));
+                let other = db.peek(k).unwrap_or_else(|| panic!("db {i}: {k:?} missing"));
                 assert_eq!(e.value, other.value, "db {i}: {k:?}");
                 assert_eq!(da.expire_of(k), db.expire_of(k), "db {i}: expiry of {k:?}");
             }
@@ -584,24 +518,15 @@ mod tests {
     #[test]
     fn parts_leave_out_keys_and_functions() {
         let ks = sample();
-        let meta = meta_of(
-            &ks,
-            &[b"#!lua name=l\nredis.register_function('g', function() end)"],
-        );
+        let meta = meta_of(&ks, &[b"#!lua name=l\nredis.register_function('g', function() end)"]);
         let o = KeyOptions::default();
         let opts = WriteOptions::default();
-        let only_functions = RdbParts {
-            keys: false,
-            functions: true,
-        };
+        let only_functions = RdbParts { keys: false, functions: true };
         let bytes = write_keyspace(Vec::new(), &ks, &meta, opts, only_functions, o, || {}).unwrap();
         let (loaded, aux) = load(&bytes);
         assert!(loaded.dbs.iter().all(Db::is_empty));
         assert!(aux.iter().any(|(k, _)| k == AUX_FUNCTIONS));
-        let nothing = RdbParts {
-            keys: false,
-            functions: false,
-        };
+        let nothing = RdbParts { keys: false, functions: false };
         let bytes = write_keyspace(Vec::new(), &ks, &meta, opts, nothing, o, || {}).unwrap();
         let (loaded, aux) = load(&bytes);
         assert!(loaded.dbs.iter().all(Db::is_empty));
@@ -654,11 +579,7 @@ mod tests {
             }
             _ => {
                 if let Some((e, at, lru)) = db.take(&k) {
-                    let at = if at == NO_EXPIRE {
-                        7_000_000_000_000 + step
-                    } else {
-                        NO_EXPIRE
-                    };
+                    let at = if at == NO_EXPIRE { 7_000_000_000_000 + step } else { NO_EXPIRE };
                     db.insert_entry(&k, e, at, lru);
                 }
             }
@@ -707,10 +628,7 @@ mod tests {
                     break;
                 }
             }
-            assert!(
-                early.is_empty(),
-                "seed {seed}: expiries left without their keys"
-            );
+            assert!(early.is_empty(), "seed {seed}: expiries left without their keys");
             db.main.end_capture();
             db.expires.end_capture();
             let bytes = rw.finish().unwrap();
