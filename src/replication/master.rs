@@ -263,6 +263,7 @@ fn attach(
         ack_time: Cell::new(Instant::now()),
         acks: Cell::new(0),
         rdb_only: wants.rdb_only,
+        pre_psync: ask.is_none(),
     });
     client.shared.info.borrow_mut().flags = "S".into();
     let backlog = partial(state, ask.as_ref());
@@ -926,7 +927,7 @@ pub async fn cron(server: Rc<RefCell<Server>>) {
         }
         let timeout = super::config_u64(state, "repl-timeout").max(1);
         for r in feed.replicas.borrow().iter() {
-            if r.online.get() && r.ack_time.get().elapsed().as_secs() > timeout {
+            if r.online.get() && !r.pre_psync && r.ack_time.get().elapsed().as_secs() > timeout {
                 let (ip, port) = (&r.ip, r.listening_port.get());
                 tracing::warn!("Disconnecting timedout replica: {ip}:{port}");
                 r.shared.kill();

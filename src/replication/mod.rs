@@ -224,6 +224,9 @@ pub struct ReplicaInfo {
     pub acks: Cell<u64>,
     /// `REPLCONF rdb-only 1`: gets the payload only, never the stream.
     pub rdb_only: bool,
+    /// Synced with the old `SYNC` (`redis-cli --replica`): it is not expected to send
+    /// `REPLCONF ACK`s, so `repl-timeout` does not drop it (as Redis's `CLIENT_PRE_PSYNC`).
+    pub pre_psync: bool,
 }
 
 impl crate::journal::Tap for Feed {
