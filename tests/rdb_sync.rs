@@ -662,6 +662,27 @@ fn a_redis_replica_syncs_follows_the_stream_and_resumes_partially() {
 }
 
 #[test]
+fn a_ferrodis_replica_of_a_redis_master_announces_its_capability_harmlessly() {
+    let Some(bin) = oracle::binary("a_ferrodis_replica_of_a_redis_master") else { return };
+    let master = Oracle::start(&bin, &["--repl-diskless-sync-delay", "0"]);
+    let mut m = master.conn();
+    populate(&mut m);
+    let replica = TestServer::start(&REPL_DEBUG);
+    let mut r = replica.conn();
+    let _: () = q(&mut r, &["REPLICAOF", "127.0.0.1", &master.port.to_string()]);
+    let _: () = q(&mut m, &["SET", "after", "1"]);
+    wait_until_for(30, "the ferrodis replica in sync", || {
+        common::info_opt(&mut r, "replication", "master_link_status").as_deref() == Some("up")
+            && info_field(&mut r, "replication", "master_repl_offset")
+                == info_field(&mut m, "replication", "master_repl_offset")
+    });
+    assert_same_data(&mut m, &mut r, 16);
+    // redis-server ignored `capa ferrodis` and sent its RDB.
+    let log = master.log();
+    assert!(log.contains("Synchronization with replica"), "{log}");
+}
+
+#[test]
 fn a_redis_replica_loading_from_the_socket_syncs_too() {
     let Some(bin) = oracle::binary("a_redis_replica_loading_from_the_socket_syncs_too") else {
         return;
