@@ -268,11 +268,7 @@ fn sentinel_fails_over_from_a_dead_ferrodis_master_without_losing_acknowledged_w
         .spawn()
         .unwrap();
     let _back = Proc { port: old, child: Some(child) };
-    // Sentinel's own timers set the pace here, not ours: it asks a replica for INFO every
-    // 10 s, and converts an instance that reports itself master only once that role has been
-    // reported for 8 s (4 publish periods), i.e. at a second INFO up to 20 s after the first,
-    // plus its reconnection. On a loaded CI machine that exceeded the 40 s this waited before.
-    wait_until_for(90, "the old master is re-pointed", || {
+    wait_until_for(40, "the old master is re-pointed", || {
         role(old) == Some(("slave".into(), Some(new_port)))
     });
 }

@@ -17,8 +17,29 @@ pub struct TestServer {
     _tmp: Option<tempfile::TempDir>,
 }
 
-/// Finds a port that is free right now.
+/// Finds a port that is free right now, below the kernel's ephemeral range when it can.
+///
+/// Why not simply bind port 0: that hands out an ephemeral port, and tests kill servers and
+/// start them again on the same port while replicas and Sentinels keep reconnecting to it.
+/// Each reconnection takes the next ephemeral port for that destination, and when the one it
+/// takes is the dead server's own port, the connection succeeds to itself (TCP simultaneous
+/// open) and holds the port: the restarted server cannot bind it. A port below the range is
+/// never taken by an outgoing connection.
 pub fn free_port() -> u16 {
+    use rand::Rng;
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(0);
+    if low > 12_000 {
+        let mut rng = rand::thread_rng();
+        for _ in 0..200 {
+            let port = rng.gen_range(10_000..low);
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
