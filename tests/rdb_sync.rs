@@ -19,15 +19,7 @@ use common::oracle::{self, Oracle};
 use common::{info_field, q, wait_until_for, RawConn, TestServer, REPL_DEBUG};
 use redis::{Connection, Value as V};
 
-/// A master whose full syncs are sent from a file.
-const DISK: [&str; 6] = [
-    "--repl-diskless-sync-delay",
-    "0",
-    "--enable-debug-command",
-    "yes",
-    "--repl-diskless-sync",
-    "no",
-];
+use common::REPL_DISK as DISK;
 
 /// A function library every dataset here holds.
 const LIB: &str = "#!lua name=lib1\nredis.register_function('func1', function() return 123 end)";

@@ -10,15 +10,7 @@ use common::REPL_DEBUG as DEBUG;
 
 /// Full syncs start at once (Redis's default waits 5 s for more replicas to share one).
 const NO_DELAY: [&str; 2] = ["--repl-diskless-sync-delay", "0"];
-/// A master that sends its full syncs from a snapshot file.
-const DISK: [&str; 6] = [
-    "--repl-diskless-sync-delay",
-    "0",
-    "--enable-debug-command",
-    "yes",
-    "--repl-diskless-sync",
-    "no",
-];
+use common::REPL_DISK as DISK;
 
 /// Makes `replica` a replica of `master` and waits until it has caught up.
 fn replicate(replica: &TestServer, master: &TestServer) {

@@ -380,13 +380,19 @@ const DUMP_VERSION: u16 = 1;
 /// Serializes every library's code (FUNCTION DUMP): magic, version, count, then each code as
 /// a length-prefixed string, and a CRC32 of everything before it.
 pub fn dump(libs: &Libraries) -> Vec<u8> {
+    dump_codes(libs.libs.values().map(|lib| &lib.code[..]))
+}
+
+/// The FUNCTION DUMP payload of libraries given by their codes (what a snapshot's
+/// `functions` aux field and an RDB's function records carry).
+pub fn dump_codes<'a>(codes: impl ExactSizeIterator<Item = &'a [u8]>) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(DUMP_MAGIC);
     out.extend_from_slice(&DUMP_VERSION.to_le_bytes());
-    out.extend_from_slice(&(libs.libs.len() as u32).to_le_bytes());
-    for lib in libs.libs.values() {
-        out.extend_from_slice(&(lib.code.len() as u32).to_le_bytes());
-        out.extend_from_slice(&lib.code);
+    out.extend_from_slice(&(codes.len() as u32).to_le_bytes());
+    for code in codes {
+        out.extend_from_slice(&(code.len() as u32).to_le_bytes());
+        out.extend_from_slice(code);
     }
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());

@@ -99,12 +99,7 @@ mod tests {
     use crate::keyspace::{zset, HashValue, ListValue};
 
     fn limits() -> EncodingLimits {
-        EncodingLimits {
-            hash: HashLimits { max_entries: 128, max_value: 64 },
-            zset: zset::Limits { max_entries: 128, max_value: 64 },
-            set_max_intset: 512,
-            list_fill: -2,
-        }
+        EncodingLimits::default()
     }
 
     #[test]

@@ -1024,17 +1024,7 @@ fn zipmap_dyn<'b>(b: &'b [u8], f: &mut dyn FnMut(Cow<'b, [u8]>)) -> Result<(), S
 /// Builds the FUNCTION DUMP payload (`formats/functions.md`) of the libraries' `codes`, the
 /// form `engine::restore_functions` takes them in.
 fn functions_payload(codes: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(b"FDFN");
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&(codes.len() as u32).to_le_bytes());
-    for c in codes {
-        out.extend_from_slice(&(c.len() as u32).to_le_bytes());
-        out.extend_from_slice(c);
-    }
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+    crate::scripting::functions::dump_codes(codes.iter().map(Vec::as_slice))
 }
 
 /// Loading state between opcodes.

@@ -398,27 +398,14 @@ mod tests {
     use crate::snapshot::file::DbCount;
 
     fn limits() -> EncodingLimits {
-        EncodingLimits {
-            hash: HashLimits { max_entries: 128, max_value: 64 },
-            zset: zset::Limits { max_entries: 128, max_value: 64 },
-            set_max_intset: 512,
-            list_fill: -2,
-        }
+        EncodingLimits::default()
     }
 
     fn meta_of(ks: &Keyspace, functions: &[&[u8]]) -> Meta {
         let mut aux = Vec::new();
         if !functions.is_empty() {
             // The `functions` aux field: FUNCTION DUMP's own format (formats/functions.md).
-            let mut p = b"FDFN".to_vec();
-            p.extend_from_slice(&1u16.to_le_bytes());
-            p.extend_from_slice(&(functions.len() as u32).to_le_bytes());
-            for f in functions {
-                p.extend_from_slice(&(f.len() as u32).to_le_bytes());
-                p.extend_from_slice(f);
-            }
-            let crc = crc32fast::hash(&p);
-            p.extend_from_slice(&crc.to_le_bytes());
+            let p = crate::scripting::functions::dump_codes(functions.iter().copied());
             aux.push((AUX_FUNCTIONS.to_string(), p));
         }
         let dbs = ks

@@ -368,6 +368,16 @@ pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Stri
     info_opt(c, section, field).unwrap_or_else(|| panic!("no {field} in INFO {section}"))
 }
 
+/// A master that sends its full syncs from a snapshot file, starting at once.
+pub const REPL_DISK: [&str; 6] = [
+    "--repl-diskless-sync-delay",
+    "0",
+    "--enable-debug-command",
+    "yes",
+    "--repl-diskless-sync",
+    "no",
+];
+
 /// Replication tests' servers: full syncs start at once (Redis's default waits 5 s for more
 /// replicas to share one), DEBUG allowed.
 pub const REPL_DEBUG: [&str; 4] =
