@@ -148,6 +148,10 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         next.set_index(*i, value)
             .map_err(|e| set_failed(PARAMS[*i].name, &e))?;
     }
+    if next.maxclients > ctx.srv.config.maxclients {
+        crate::server::fdlimit::check_config(next.maxclients)
+            .map_err(|reason| set_failed("maxclients", &reason))?;
+    }
     apply_checks(ctx.srv, &next)?;
     let loglevel_changed = next.loglevel != ctx.srv.config.loglevel;
     let aof_switched = next.appendonly != ctx.srv.config.appendonly;

@@ -87,13 +87,24 @@ fn listen(addr: SocketAddr, backlog: i64) -> std::io::Result<std::net::TcpListen
     Ok(socket.into())
 }
 
-async fn serve(config: Config) -> Result<i32, StartupError> {
+async fn serve(mut config: Config) -> Result<i32, StartupError> {
     let pid = std::process::id();
     tracing::warn!("oO0OoO0OoO0Oo ferrodis is starting oO0OoO0OoO0Oo");
     tracing::warn!(
         "ferrodis version={FERRODIS_VERSION} (Redis {REDIS_VERSION} compatible), bits=64, pid={pid}, just started"
     );
     tracing::warn!("Configuration loaded");
+    match super::fdlimit::at_startup(config.maxclients) {
+        Ok(n) if n != config.maxclients => {
+            // Through the parameter table, so that CONFIG GET shows the reduced value too.
+            config.set("maxclients", &n.to_string()).map_err(StartupError::Config)?;
+        }
+        Ok(_) => {}
+        Err(msg) => {
+            tracing::warn!("{msg}");
+            return Ok(1);
+        }
+    }
     let listeners = match bind_all(&config) {
         Ok(l) => l,
         Err(msg) => {

@@ -13,6 +13,7 @@ pub mod busypoll;
 pub mod client;
 pub mod connection;
 pub mod cron;
+pub mod fdlimit;
 pub mod latency;
 pub mod listener;
 pub mod pubsub;

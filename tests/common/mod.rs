@@ -133,7 +133,26 @@ impl TestServer {
         TestServer::spawn_in(dir, None, extra, true)
     }
 
+    /// Starts a server whose open-file limit (soft and hard) is `limit`.
+    pub fn start_with_fd_limit(limit: u64, extra: &[&str]) -> TestServer {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut s = TestServer::spawn_with(&dir, None, extra, false, Some(limit));
+        s._tmp = Some(tmp);
+        s
+    }
+
     fn spawn_in(dir: &Path, conf: Option<&Path>, extra: &[&str], loading_ok: bool) -> TestServer {
+        TestServer::spawn_with(dir, conf, extra, loading_ok, None)
+    }
+
+    fn spawn_with(
+        dir: &Path,
+        conf: Option<&Path>,
+        extra: &[&str],
+        loading_ok: bool,
+        fd_limit: Option<u64>,
+    ) -> TestServer {
         for _ in 0..5 {
             let port = free_port();
             let log = std::fs::File::create(dir.join(format!("server-{port}.log"))).unwrap();
@@ -149,13 +168,27 @@ impl TestServer {
                 "".into(),
             ]);
             args.extend(extra.iter().map(|s| s.to_string()));
-            let child = Command::new(env!("CARGO_BIN_EXE_ferrodis-server"))
-                .args(&args)
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrodis-server"));
+            cmd.args(&args)
                 .current_dir(dir)
                 .stdout(Stdio::from(log.try_clone().unwrap()))
-                .stderr(Stdio::from(log))
-                .spawn()
-                .expect("spawn ferrodis-server");
+                .stderr(Stdio::from(log));
+            if let Some(n) = fd_limit {
+                use std::os::unix::process::CommandExt;
+                let l = libc::rlimit { rlim_cur: n as libc::rlim_t, rlim_max: n as libc::rlim_t };
+                // SAFETY: runs in the forked child before exec; setrlimit is async-signal-safe
+                // and only reads `l`, a copy owned by the closure.
+                unsafe {
+                    cmd.pre_exec(move || {
+                        if libc::setrlimit(libc::RLIMIT_NOFILE, &l) == 0 {
+                            Ok(())
+                        } else {
+                            Err(std::io::Error::last_os_error())
+                        }
+                    });
+                }
+            }
+            let child = cmd.spawn().expect("spawn ferrodis-server");
             let mut s = TestServer { port, child: Some(child), dir: dir.to_path_buf(), _tmp: None };
             if s.wait_ready(Duration::from_secs(10), loading_ok) {
                 return s;
