@@ -13,8 +13,6 @@ const RESERVED_FDS: u64 = 32;
 /// Descriptors per client: its socket, and the duplicate through which a busy script answers
 /// it (`connection::dup_socket`).
 const FDS_PER_CLIENT: u64 = 2;
-/// Step by which the wanted limit is lowered when the system refuses it, as in Redis.
-const DECREMENT: u64 = 16;
 
 /// What [`adjust`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -37,10 +35,12 @@ fn clients_for(limit: u64) -> i64 {
     (limit.saturating_sub(RESERVED_FDS) / FDS_PER_CLIENT) as i64
 }
 
-/// Raises the soft open-file limit to what `maxclients` needs, as far as the system allows.
+/// Raises the soft open-file limit to what `maxclients` needs, as far as the system allows:
+/// to `wanted`, or else to the hard limit. (Redis steps down from `wanted` by 16 until the
+/// system accepts; asking for the hard limit directly gives the same or a higher limit.)
 pub fn adjust(maxclients: i64) -> Outcome {
     let wanted = needed(maxclients);
-    let Some((cur, _)) = get() else {
+    let Some((cur, hard)) = get() else {
         // Redis assumes 1024 when it cannot read the limit.
         let limit = 1024;
         return if wanted <= limit {
@@ -53,26 +53,15 @@ pub fn adjust(maxclients: i64) -> Outcome {
     if cur >= wanted {
         return Outcome::Fits;
     }
-    let mut best = wanted;
-    let mut error = String::new();
-    while best > cur {
-        if set(best) {
-            break;
-        }
-        error = last_os_error();
-        if best < DECREMENT {
-            best = cur;
-            break;
-        }
-        best -= DECREMENT;
-    }
-    let limit = best.max(cur);
-    if limit >= wanted {
+    if set(wanted) {
         tracing::info!(
             "Increased maximum number of open files to {wanted} (it was originally set to {cur})."
         );
-        Outcome::Fits
-    } else if limit <= RESERVED_FDS + FDS_PER_CLIENT {
+        return Outcome::Fits;
+    }
+    let error = last_os_error();
+    let limit = if hard > cur && set(hard) { hard } else { cur };
+    if clients_for(limit) == 0 {
         Outcome::TooLow { limit: cur, wanted }
     } else {
         Outcome::Reduced { maxclients: clients_for(limit), limit, wanted, error }
