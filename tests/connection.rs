@@ -320,31 +320,31 @@ fn client_pause_write_holds_writing_scripts_and_counts_them_blocked() {
 }
 
 /// Under an open-file limit too low for `maxclients`, the server lowers `maxclients` to fit
-/// (two descriptors a client, 32 kept back), as Redis does: clients past it get Redis's
+/// (a descriptor a client, 32 kept back), as Redis does: clients past it get Redis's
 /// refusal instead of a connect that hangs in the listen queue because `accept` ran out of
 /// descriptors.
 #[test]
 fn maxclients_fits_the_open_file_limit() {
     let t = TestServer::start_with_fd_limit(256, &[]);
     assert!(t.log().contains(
-        "Current maximum open files is 256. maxclients has been reduced to 112 to compensate for low ulimit."
+        "Current maximum open files is 256. maxclients has been reduced to 224 to compensate for low ulimit."
     ));
     let mut admin = t.raw();
     assert_eq!(
         s(admin.cmd(&["CONFIG", "GET", "maxclients"])),
-        "*2\r\n$10\r\nmaxclients\r\n$3\r\n112\r\n"
+        "*2\r\n$10\r\nmaxclients\r\n$3\r\n224\r\n"
     );
     assert_eq!(
         s(admin.cmd(&["CONFIG", "SET", "maxclients", "1000"])),
         "-ERR CONFIG SET failed (possibly related to argument 'maxclients') - The operating \
-         system is not able to handle the specified number of clients, try with 112\r\n"
+         system is not able to handle the specified number of clients, try with 224\r\n"
     );
     assert_eq!(s(admin.cmd(&["CONFIG", "SET", "maxclients", "100"])), "+OK\r\n");
-    assert_eq!(s(admin.cmd(&["CONFIG", "SET", "maxclients", "112"])), "+OK\r\n");
-    // The admin connection is one of the 112.
+    assert_eq!(s(admin.cmd(&["CONFIG", "SET", "maxclients", "224"])), "+OK\r\n");
+    // The admin connection is one of the 224.
     let mut open = Vec::new();
     let (mut served, mut refused) = (0, 0);
-    for _ in 0..130 {
+    for _ in 0..240 {
         let mut c = t.raw();
         match s(c.cmd(&["PING"])).as_str() {
             "+PONG\r\n" => served += 1,
@@ -353,7 +353,7 @@ fn maxclients_fits_the_open_file_limit() {
         }
         open.push(c);
     }
-    assert_eq!((served, refused), (111, 19));
+    assert_eq!((served, refused), (223, 17));
     drop(open);
     common::wait_until("the refused and closed clients to be gone", || {
         s(admin.cmd(&["INFO", "clients"])).contains("connected_clients:1\r\n")

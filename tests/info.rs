@@ -80,12 +80,12 @@ fn fields_have_real_values() {
     assert_eq!(field(&t, "tcp_port"), srv.port.to_string());
     assert_eq!(field(&t, "connected_clients"), "1");
     assert_eq!(field(&t, "blocked_clients"), "0");
-    // The default, 10000, unless the open-file hard limit is too low for two descriptors a
+    // The default, 10000, unless the open-file hard limit is too low for a descriptor a
     // client plus 32 (the server then lowers maxclients to fit, see `server::fdlimit`).
     let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit only writes the struct we own for the duration of the call.
     assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) }, 0);
-    let fit = 10000.min((l.rlim_max as u64).saturating_sub(32) / 2);
+    let fit = 10000.min((l.rlim_max as u64).saturating_sub(32));
     assert_eq!(field(&t, "maxclients"), fit.to_string());
     assert_eq!(field(&t, "maxmemory"), "104857600");
     assert_eq!(field(&t, "maxmemory_human"), "100.00M");

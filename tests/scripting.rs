@@ -213,6 +213,9 @@ fn busy_script_answers_busy_and_can_be_killed() {
     let s = TestServer::start(&["--busy-reply-threshold", "50"]);
     let mut other = s.conn();
     let mut runner = s.raw();
+    let pid: String = common::info_field(&mut other, "server", "process_id");
+    let open_fds = || std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let fds_before = open_fds();
     let body = "while true do end";
     runner.send(
         format!("*3\r\n$4\r\nEVAL\r\n${}\r\n{}\r\n$1\r\n0\r\n", body.len(), body).as_bytes(),
@@ -234,6 +237,8 @@ fn busy_script_answers_busy_and_can_be_killed() {
     let reply = String::from_utf8_lossy(&reply);
     assert!(reply.starts_with("-ERR Script killed by user with SCRIPT KILL..."), "{reply}");
     assert_eq!(q(&mut other, &["PING"]).unwrap(), Value::SimpleString("PONG".into()));
+    // The duplicates of the clients' sockets the busy script answered through are closed.
+    assert_eq!(open_fds(), fds_before);
 }
 
 /// A connection opened while the script is busy is accepted and answered: `redis-cli script

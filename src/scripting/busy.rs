@@ -3,8 +3,8 @@
 //!
 //! A script runs inside its command's handler on the event loop thread, so no other
 //! connection task can run until it returns. Instead, the instruction hook calls [`poll`]:
-//! it reads, without blocking, from a duplicate of each idle client's socket (kept in its
-//! `ClientShared` since accept), answers every complete command with `-BUSY` (or runs SCRIPT
+//! it reads, without blocking, from a duplicate of each idle client's socket (made the first
+//! time, kept in its `ClientShared` until the script ends: see [`end`]), answers every complete command with `-BUSY` (or runs SCRIPT
 //! KILL / FUNCTION KILL / SHUTDOWN NOSAVE), and writes the replies straight to the socket.
 //! An incomplete trailing command is kept in the client's `stolen` buffer, which its
 //! connection task moves in front of its input once it runs again.
@@ -70,6 +70,16 @@ pub fn poll(ctx: &mut Ctx<'_>, busy: &Rc<Busy>, argv: &[&[u8]]) {
     }
 }
 
+/// After a script that served other clients: closes the duplicates of their sockets.
+pub fn end(st: &ServerState, busy: &Busy) {
+    if busy.last_poll.get().is_none() {
+        return;
+    }
+    for c in st.clients.values() {
+        c.dup.borrow_mut().take();
+    }
+}
+
 /// Admits connections that arrived while the script runs, so that `redis-cli script kill` from a
 /// new shell works as it does with Redis. They are registered clients at once (the loop below
 /// answers them); an accept loop starts their connection tasks when the script ends.
@@ -110,6 +120,11 @@ struct View<'v> {
 /// Reads what `c` sent, answers its complete commands, keeps the incomplete rest.
 fn serve_client(c: &ClientShared, view: &View<'_>, max_bulk: usize) {
     let mut dup = c.dup.borrow_mut();
+    if dup.is_none() {
+        // The duplicate shares the file description, so it is already non-blocking. Without
+        // a descriptor to spare the client is left alone, as a blocked one is.
+        *dup = c.sock.get().and_then(|s| s.duplicate());
+    }
     let Some(sock) = dup.as_mut() else {
         return;
     };

@@ -148,6 +148,7 @@ pub fn run(ctx: &mut Ctx<'_>, inv: Invocation<'_>) -> CmdResult {
     engine::reset_hook(&engine, &busy);
     let resp3 = state.client.shared.info.borrow().resp == 3;
     let ctx = state.ctx;
+    super::busy::end(ctx.srv, &busy);
     ctx.srv.scripting.client = Some(state.client);
     if state.out.buf.capacity() <= REPLY_BUF_KEEP {
         ctx.srv.scripting.reply = Some(state.out);

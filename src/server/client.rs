@@ -60,6 +60,46 @@ pub struct ClientInfo {
     pub user: String,
 }
 
+/// Identifies an open socket beyond its descriptor number, which the kernel reuses once it is
+/// closed: sockets have inodes of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketId {
+    pub fd: i32,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl SocketId {
+    /// What descriptor `fd` refers to now, if it is open.
+    pub fn of(fd: i32) -> Option<SocketId> {
+        // SAFETY: fstat only writes the struct we own for the duration of the call; a closed
+        // or foreign descriptor only makes it fail or describe another file.
+        #[allow(unsafe_code)]
+        let st = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            (libc::fstat(fd, &mut st) == 0).then_some(st)
+        }?;
+        Some(SocketId { fd, dev: st.st_dev as u64, ino: st.st_ino as u64 })
+    }
+
+    /// A new descriptor for the same socket, if `self.fd` still refers to it. A client whose
+    /// connection task ended without unregistering it (a panic outside a command handler)
+    /// leaves a number the kernel may have given to another socket or file since; the
+    /// identity check keeps a busy script from writing there.
+    pub fn duplicate(&self) -> Option<std::net::TcpStream> {
+        use std::os::fd::BorrowedFd;
+        if SocketId::of(self.fd) != Some(*self) {
+            return None;
+        }
+        // SAFETY: `fd` is open and is this client's socket (checked just above). Only the
+        // event loop thread, which runs this, closes client sockets, so it stays open while
+        // it is duplicated; the duplicate is a descriptor of its own.
+        #[allow(unsafe_code)]
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        fd.try_clone_to_owned().ok().map(std::net::TcpStream::from)
+    }
+}
+
 /// The shared half of a client: readable by every connection, killable from any of them.
 #[derive(Debug)]
 pub struct ClientShared {
@@ -71,8 +111,13 @@ pub struct ClientShared {
     /// Protocol bytes other clients' commands produced for this one (MONITOR lines, later
     /// pub/sub messages), written by its connection when it is woken.
     pub pushed: RefCell<Vec<u8>>,
+    /// The client's socket as its connection task holds it: descriptor, device and inode
+    /// (`None` for clients without a socket of their own).
+    pub sock: Cell<Option<SocketId>>,
     /// A duplicate of the client's socket, through which a busy script answers it `-BUSY`
-    /// (see `scripting::busy`).
+    /// (see `scripting::busy`): made from `sock` when a busy script first serves the client,
+    /// dropped when the script ends, so that a client holds one descriptor the rest of the
+    /// time (what `maxclients` is sized by, see `server::fdlimit`).
     pub dup: RefCell<Option<std::net::TcpStream>>,
     /// Input a busy script read from `dup` but could not answer yet (an incomplete command);
     /// the connection puts it in front of its own input before reading again.
@@ -166,6 +211,7 @@ impl ClientShared {
             killed: Cell::new(false),
             wake: Notify::new(),
             pushed: RefCell::default(),
+            sock: Cell::new(None),
             dup: RefCell::default(),
             stolen: RefCell::default(),
             busy_multi: RefCell::default(),

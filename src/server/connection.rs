@@ -65,7 +65,7 @@ pub fn admit(st: &mut ServerState, stream: &TcpStream) -> Admission {
         return Admission::Refused(msg);
     }
     let shared = Rc::new(ClientShared::new(ClientInfo::new(id, peer, local, raw_fd(stream))));
-    *shared.dup.borrow_mut() = dup_socket(stream);
+    shared.sock.set(crate::server::client::SocketId::of(raw_fd(stream)));
     st.clients.insert(id, shared.clone());
     Admission::Client {
         id,
@@ -170,14 +170,6 @@ fn may_write(scripting: &Scripting, client: &Client, argv: &[Vec<u8>]) -> bool {
         _ => top,
     };
     spec.has(WRITE | MAY_REPLICATE)
-}
-
-/// A second handle on the client's socket, for a busy script to answer it (see
-/// `scripting::busy`). The file description is shared, so it is already non-blocking.
-#[cfg(unix)]
-fn dup_socket(s: &TcpStream) -> Option<std::net::TcpStream> {
-    use std::os::fd::AsFd;
-    s.as_fd().try_clone_to_owned().ok().map(std::net::TcpStream::from)
 }
 
 #[cfg(unix)]

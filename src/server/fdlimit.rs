@@ -10,9 +10,9 @@
 /// Descriptors kept for everything but clients: listeners, log, append-only and snapshot
 /// files, replication links (Redis's `CONFIG_MIN_RESERVED_FDS`).
 const RESERVED_FDS: u64 = 32;
-/// Descriptors per client: its socket, and the duplicate through which a busy script answers
-/// it (`connection::dup_socket`).
-const FDS_PER_CLIENT: u64 = 2;
+/// Descriptors per client: its socket. (A busy script duplicates the sockets of the clients it
+/// answers while it runs; one that finds no descriptor to spare leaves its client waiting.)
+const FDS_PER_CLIENT: u64 = 1;
 
 /// What [`adjust`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -149,11 +149,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn needs_two_descriptors_a_client_plus_the_reserve() {
-        assert_eq!(needed(10000), 20032);
+    fn needs_a_descriptor_a_client_plus_the_reserve() {
+        assert_eq!(needed(10000), 10032);
         assert_eq!(needed(0), 32);
-        assert_eq!(clients_for(20032), 10000);
-        assert_eq!(clients_for(256), 112);
+        assert_eq!(clients_for(10032), 10000);
+        assert_eq!(clients_for(256), 224);
         assert_eq!(clients_for(10), 0);
     }
 
