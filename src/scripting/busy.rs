@@ -4,8 +4,9 @@
 //! A script runs inside its command's handler on the event loop thread, so no other
 //! connection task can run until it returns. Instead, the instruction hook calls [`poll`]:
 //! it reads, without blocking, from a duplicate of each idle client's socket (made the first
-//! time, kept in its `ClientShared` until the script ends: see [`end`]), answers every complete command with `-BUSY` (or runs SCRIPT
-//! KILL / FUNCTION KILL / SHUTDOWN NOSAVE), and writes the replies straight to the socket.
+//! time, kept in its `ClientShared` until the script ends: see [`end`]), answers every
+//! complete command with `-BUSY` (or runs SCRIPT KILL / FUNCTION KILL / SHUTDOWN NOSAVE), and
+//! writes the replies straight to the socket.
 //! An incomplete trailing command is kept in the client's `stolen` buffer, which its
 //! connection task moves in front of its input once it runs again.
 //!
