@@ -479,8 +479,9 @@ const DOCTOR_CLIENTS: &str = " * Big client buffers: The clients output buffers 
 /// MEMORY DOCTOR
 /// ```
 ///
-/// Without separate allocator figures, the allocator fragmentation and RSS checks fold into the
-/// total RSS one; there are no replicas or scripts to check.
+/// Makes Redis's peak, total-RSS and client-buffer checks. Its allocator-fragmentation,
+/// allocator-RSS and process-RSS checks (whose figures [`Overhead::gaps`] now has), and its
+/// replica-buffer and script-cache checks, are not made yet.
 fn doctor(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
     let mh = Overhead::measure(ctx.ks, ctx.srv);
     let nclients = ctx.srv.clients.len().max(1);
