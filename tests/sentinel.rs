@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{free_port, q, wait_until_for};
+use common::{free_port, q};
 
 const MASTER_NAME: &str = "mymaster";
 
@@ -95,7 +95,8 @@ fn ferrodis(dir: &Path, name: &str, extra: &str) -> Proc {
 /// A field of `SENTINEL MASTER <name>` (a flat list of names and values).
 fn sentinel_master_field(s: &Proc, field: &str) -> Option<String> {
     let mut c = s.conn();
-    let v: Vec<String> = redis::cmd("SENTINEL").arg("MASTER").arg(MASTER_NAME).query(&mut c).ok()?;
+    let v: Vec<String> =
+        redis::cmd("SENTINEL").arg("MASTER").arg(MASTER_NAME).query(&mut c).ok()?;
     v.chunks(2).find(|p| p[0] == field).map(|p| p[1].clone())
 }
 
@@ -161,7 +162,9 @@ fn writer(sentinel: u16, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<u64>>>) {
 
 #[test]
 fn sentinel_fails_over_from_a_dead_ferrodis_master_without_losing_acknowledged_writes() {
-    let Some(redis_bin) = common::oracle::binary("sentinel") else { return };
+    let Some(redis_bin) = common::oracle::binary("sentinel") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let mut master = ferrodis(dir, "master", "");
@@ -187,7 +190,7 @@ fn sentinel_fails_over_from_a_dead_ferrodis_master_without_losing_acknowledged_w
     // Discovery: replicas through the master's INFO, the other sentinels through hello
     // messages published on our servers.
     for s in &sentinels {
-        wait_until_for(30, "sentinels see both replicas and each other", || {
+        wait_or_show_logs(dir, 30, "sentinels see both replicas and each other", || {
             sentinel_master_field(s, "num-slaves").as_deref() == Some("2")
                 && sentinel_master_field(s, "num-other-sentinels").as_deref() == Some("2")
         });
@@ -199,27 +202,27 @@ fn sentinel_fails_over_from_a_dead_ferrodis_master_without_losing_acknowledged_w
         let (stop, acked, port) = (stop.clone(), acked.clone(), sentinels[0].port);
         std::thread::spawn(move || writer(port, stop, acked))
     };
-    wait_until_for(10, "writes acknowledged", || acked.lock().unwrap().len() >= 200);
+    wait_or_show_logs(dir, 10, "writes acknowledged", || acked.lock().unwrap().len() >= 200);
     let old = master.port;
     master.kill();
     let before_failover = acked.lock().unwrap().len();
 
     // A sentinel promotes a replica; every sentinel agrees on it.
-    wait_until_for(40, "failover", || {
+    wait_or_show_logs(dir, 40, "failover", || {
         sentinels.iter().all(|s| master_port(s).is_some_and(|p| p != old))
     });
     let new_port = master_port(&sentinels[0]).unwrap();
     assert!(new_port == r1.port || new_port == r2.port);
     let other = if new_port == r1.port { &r2 } else { &r1 };
-    wait_until_for(20, "the new master is a master", || {
+    wait_or_show_logs(dir, 20, "the new master is a master", || {
         role(new_port).is_some_and(|(r, _)| r == "master")
     });
-    wait_until_for(30, "the other replica follows the new master", || {
+    wait_or_show_logs(dir, 30, "the other replica follows the new master", || {
         role(other.port) == Some(("slave".into(), Some(new_port)))
     });
     // The client found the new master through Sentinel and goes on writing there.
     let after = before_failover + 100;
-    wait_until_for(30, "writes acknowledged after the failover", || {
+    wait_or_show_logs(dir, 30, "writes acknowledged after the failover", || {
         acked.lock().unwrap().len() >= after
     });
     stop.store(true, SeqCst);
@@ -259,16 +262,71 @@ fn sentinel_fails_over_from_a_dead_ferrodis_master_without_losing_acknowledged_w
 
     // The old master comes back (same port and config): Sentinel turns it into a replica of
     // the new master.
-    let conf = dir.join("master").join("master.conf");
-    let child = Command::new(env!("CARGO_BIN_EXE_ferrodis-server"))
-        .arg(&conf)
-        .current_dir(dir.join("master"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _back = Proc { port: old, child: Some(child) };
-    wait_until_for(40, "the old master is re-pointed", || {
+    let master_dir = dir.join("master");
+    let restart = || {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(master_dir.join("master-restart.log"))
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_ferrodis-server"))
+            .arg(master_dir.join("master.conf"))
+            .current_dir(&master_dir)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap()
+    };
+    let mut back = Proc { port: old, child: Some(restart()) };
+    let mut restarts = 0;
+    wait_or_show_logs(dir, 40, "the old master is re-pointed", || {
+        if let Some(Ok(Some(status))) = back.child.as_mut().map(Child::try_wait) {
+            // It could not bind its port: where the ephemeral range leaves no room below it
+            // (see `free_port`), a sentinel's reconnection can hold the port for a moment.
+            // Its log says why; an operator would start it again, and so do we, a few times.
+            assert!(restarts < 10, "the old master keeps exiting ({status})\n{}", log_tails(dir));
+            restarts += 1;
+            std::thread::sleep(Duration::from_millis(200));
+            back.child = Some(restart());
+            return false;
+        }
         role(old) == Some(("slave".into(), Some(new_port)))
     });
+}
+
+/// [`common::wait_until_for`], but a timeout panics with the end of every log of the run (the
+/// sentinels' and the servers'): CI keeps nothing else of a failed run.
+fn wait_or_show_logs(dir: &Path, secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}\n{}", log_tails(dir));
+}
+
+/// The last 30 lines of each `*.log` in the subfolders of `dir`.
+fn log_tails(dir: &Path) -> String {
+    let mut logs: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|sub| std::fs::read_dir(sub.path()).into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    let mut out = String::new();
+    for path in logs {
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        out += &format!("==> {} <==\n", path.display());
+        for l in &lines[lines.len().saturating_sub(30)..] {
+            out += l;
+            out.push('\n');
+        }
+    }
+    out
 }

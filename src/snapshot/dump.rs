@@ -95,8 +95,7 @@ fn parse_own(payload: &[u8], limits: EncodingLimits) -> Result<Value, PayloadErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyspace::hash::HashLimits;
-    use crate::keyspace::{zset, HashValue, ListValue};
+    use crate::keyspace::{HashValue, ListValue};
 
     fn limits() -> EncodingLimits {
         EncodingLimits::default()

@@ -391,8 +391,7 @@ pub fn write_keyspace<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyspace::hash::HashLimits;
-    use crate::keyspace::{zset, Db, HashValue, ListValue, RString, NO_EXPIRE};
+    use crate::keyspace::{Db, HashValue, ListValue, RString, NO_EXPIRE};
     use crate::snapshot::codec::EncodingLimits;
     use crate::snapshot::engine::{KeyspaceSink, AUX_FUNCTIONS};
     use crate::snapshot::file::DbCount;

@@ -231,7 +231,8 @@ impl TestServer {
 
     /// The server's log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join(format!("server-{}.log", self.port))).unwrap_or_default()
+        std::fs::read_to_string(self.dir.join(format!("server-{}.log", self.port)))
+            .unwrap_or_default()
     }
 }
 
@@ -309,7 +310,8 @@ impl RawConn {
 
     fn read_value(&mut self, out: &mut Vec<u8>) {
         let line = self.read_line(out);
-        let n: i64 = std::str::from_utf8(&line[1..line.len() - 2]).unwrap_or("0").parse().unwrap_or(0);
+        let n: i64 =
+            std::str::from_utf8(&line[1..line.len() - 2]).unwrap_or("0").parse().unwrap_or(0);
         match line[0] {
             b'$' | b'=' | b'!' if n >= 0 => {
                 let mut buf = vec![0u8; n as usize + 2];
