@@ -279,7 +279,10 @@ fn sentinel_fails_over_from_a_dead_ferrodis_master_without_losing_acknowledged_w
     };
     let mut back = Proc { port: old, child: Some(restart()) };
     let mut restarts = 0;
-    wait_or_show_logs(dir, 40, "the old master is re-pointed", || {
+    // Sentinel waits for its next INFO of the instance (every 10 s) and 8 s after the role
+    // change it saw; a sentinel in TILT mode (its timer late by 2 s, as on a stalled machine)
+    // acts on nothing for 30 s more.
+    wait_or_show_logs(dir, 60, "the old master is re-pointed", || {
         if let Some(Ok(Some(status))) = back.child.as_mut().map(Child::try_wait) {
             // It could not bind its port: where the ephemeral range leaves no room below it
             // (see `free_port`), a sentinel's reconnection can hold the port for a moment.
