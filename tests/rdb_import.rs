@@ -320,3 +320,73 @@ fn modules_are_refused_by_name_and_streams_are_read() {
         (9, "module aux data is not supported (no modules)")
     );
 }
+
+/// Writes `fuzz/corpus/rdb_load/` from the oracle: small RDB files (with and without LZF
+/// compression, with the checksum left out so that mutations reach the decoders) and the
+/// object of a DUMP payload of every type in every encoding Redis 7.0 writes, with its version
+/// and CRC-64 trailer cut off (RESTORE checks those before it decodes). Run with
+/// `cargo test --test rdb_import -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore = "regenerates fuzz/corpus/rdb_load"]
+fn write_fuzz_seeds() {
+    let Some(bin) = oracle::binary("write_fuzz_seeds") else { return };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/rdb_load");
+    std::fs::create_dir_all(&dir).unwrap();
+    let put = |name: &str, b: &[u8]| std::fs::write(dir.join(name), b).unwrap();
+    let o = Oracle::start(&bin, &["--enable-debug-command", "yes", "--rdbchecksum", "no"]);
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{}/", o.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = q(&mut c, &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "100"]);
+    let cmds: &[&[&str]] = &[
+        &["SET", "str-raw", "hello world"],
+        &["SET", "str-int8", "-100"],
+        &["SET", "str-int16", "30000"],
+        &["SET", "str-int32", "-2000000000"],
+        &["SET", "str-lzf", &"abcdefgh".repeat(12)],
+        &["RPUSH", "list-listpack", "a", "1", "-70000", "12345678901", "b"],
+        &["RPUSH", "list-plain-node", "x", &"P".repeat(120), "y"],
+        &["HSET", "hash-listpack", "f", "v", "n", "7"],
+        &["HSET", "hash-table", "f", &"v".repeat(70)],
+        &["SADD", "set-intset", "1", "-5", "70000", "5000000000"],
+        &["SADD", "set-table", "a", "b", "3"],
+        &["ZADD", "zset-listpack", "1.5", "a", "-2", "b", "inf", "c"],
+        &["ZADD", "zset-skiplist", "1", &"m".repeat(70), "2", "n"],
+        &["XADD", "stream", "1-1", "f", "v", "g", "w"],
+        &["XADD", "stream", "2-0", "f", "v2"],
+        &["XADD", "stream", "3-5", "other", "x"],
+        &["XDEL", "stream", "2-0"],
+        &["XGROUP", "CREATE", "stream", "grp", "0"],
+        &["XREADGROUP", "GROUP", "grp", "alice", "COUNT", "2", "STREAMS", "stream", ">"],
+        &["XGROUP", "CREATECONSUMER", "stream", "grp", "bob"],
+        &["XADD", "stream-empty", "5-5", "f", "v"],
+        &["XDEL", "stream-empty", "5-5"],
+        &["PEXPIREAT", "str-raw", "4102444800123"],
+        &["FUNCTION", "LOAD", LIB],
+    ];
+    for cmd in cmds {
+        let _: redis::Value = q(&mut c, cmd);
+    }
+    let mut keys: Vec<String> = q(&mut c, &["KEYS", "*"]);
+    keys.sort();
+    for k in &keys {
+        let payload: Vec<u8> = q(&mut c, &["DUMP", k]);
+        put(&format!("obj-{k}"), &payload[..payload.len() - 10]);
+    }
+    let fdump: Vec<u8> = q(&mut c, &["FUNCTION", "DUMP"]);
+    put("functions", &fdump[..fdump.len() - 10]);
+    let save = |c: &mut redis::Connection, compress: &str| -> Vec<u8> {
+        let _: () = q(c, &["CONFIG", "SET", "rdbcompression", compress]);
+        let _: () = q(c, &["SAVE"]);
+        let dir: Vec<String> = q(c, &["CONFIG", "GET", "dir"]);
+        std::fs::read(PathBuf::from(&dir[1]).join("dump.rdb")).unwrap()
+    };
+    put("file-every-type-lzf", &save(&mut c, "yes"));
+    put("file-every-type-plain", &save(&mut c, "no"));
+    let _: () = q(&mut c, &["FLUSHALL"]);
+    let _: () = q(&mut c, &["FUNCTION", "FLUSH"]);
+    let _: () = q(&mut c, &["SELECT", "3"]);
+    let _: () = q(&mut c, &["SET", "k", "v"]);
+    put("file-db3", &save(&mut c, "yes"));
+}

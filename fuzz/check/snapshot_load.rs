@@ -17,10 +17,10 @@ use ferrodis::snapshot::file::{decode_records, load, LoadSink, Meta};
 
 /// Counts what a load delivers and checks the order of calls.
 #[derive(Default)]
-struct Counter {
-    meta: bool,
-    values: u64,
-    expires: u64,
+pub struct Counter {
+    pub meta: bool,
+    pub values: u64,
+    pub expires: u64,
 }
 
 impl LoadSink for Counter {
@@ -50,7 +50,7 @@ impl LoadSink for Counter {
 }
 
 /// Reads every element of a loaded value, checking the counts.
-fn walk(value: &Value) {
+pub fn walk(value: &Value) {
     match value {
         Value::Str(_) => {}
         Value::List(l) => {
@@ -78,7 +78,7 @@ fn walk(value: &Value) {
     }
 }
 
-fn tiny() -> EncodingLimits {
+pub fn tiny() -> EncodingLimits {
     EncodingLimits {
         hash: HashLimits {
             max_entries: 2,
