@@ -25,6 +25,36 @@ fn wait_bgsave(c: &mut redis::Connection) {
     }
 }
 
+/// Sleeps until the wall clock's second is past `secs` (a LASTSAVE), so that a save finishing
+/// from now on records a later second.
+fn sleep_past_second(secs: i64) {
+    let now = || std::time::SystemTime::UNIX_EPOCH.elapsed().unwrap().as_secs() as i64;
+    while now() <= secs {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends SHUTDOWN with `args` and waits until the process has exited, so that whatever the
+/// shutdown saves is on disk when this returns.
+fn shutdown(s: &mut TestServer, args: &[&str]) {
+    let mut c = s.conn();
+    let mut cmd = redis::cmd("SHUTDOWN");
+    for a in args {
+        cmd.arg(*a);
+    }
+    let _ = cmd.query::<()>(&mut c);
+    let child = s.child.as_mut().unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "SHUTDOWN {args:?} did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "SHUTDOWN {args:?}: {status}");
+}
+
 /// Builds one key of every type in every encoding (and a few expiries) across two databases.
 fn fill_every_encoding(c: &mut redis::Connection) {
     let _: () = q(c, &["SET", "str:int", "12345"]);
@@ -275,6 +305,87 @@ fn bgsave_replies_and_schedule() {
 }
 
 #[test]
+fn last_save_time_follows_save_and_bgsave() {
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    // Before any save, as in redis-server 7.0: the start-up time, and no BGSAVE yet.
+    let started: i64 = q(&mut c, &["LASTSAVE"]);
+    assert_eq!(info_field(&mut c, "rdb_last_save_time"), started.to_string());
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_time_sec"), "-1");
+    sleep_past_second(started);
+    let _: () = q(&mut c, &["SET", "k", "1"]);
+    assert_eq!(q::<String>(&mut c, &["SAVE"]), "OK");
+    let saved: i64 = q(&mut c, &["LASTSAVE"]);
+    assert!(saved > started, "{saved} {started}");
+    assert_eq!(info_field(&mut c, "rdb_last_save_time"), saved.to_string());
+    // A SAVE is not a BGSAVE: Redis leaves the BGSAVE duration alone too.
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_time_sec"), "-1");
+    sleep_past_second(saved);
+    assert_eq!(q::<String>(&mut c, &["BGSAVE"]), "Background saving started");
+    wait_bgsave(&mut c);
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    let bgsaved: i64 = q(&mut c, &["LASTSAVE"]);
+    assert!(bgsaved > saved, "{bgsaved} {saved}");
+    assert_eq!(info_field(&mut c, "rdb_last_save_time"), bgsaved.to_string());
+    let secs: i64 = info_field(&mut c, "rdb_last_bgsave_time_sec").parse().unwrap();
+    assert!((0..10).contains(&secs), "{secs}");
+    assert_eq!(info_field(&mut c, "rdb_saves"), "2");
+}
+
+#[test]
+fn bgsave_schedule_during_an_aof_rewrite_saves_once_the_rewrite_ends() {
+    let s = TestServer::start(&["--appendonly", "yes", "--enable-debug-command", "yes"]);
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["DEBUG", "POPULATE", "2000"]);
+    let before: i64 = q(&mut c, &["LASTSAVE"]);
+    sleep_past_second(before);
+    // 2000 keys at 500 us each: a rewrite of about a second.
+    let _: () = q(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "500"]);
+    assert_eq!(
+        q::<String>(&mut c, &["BGREWRITEAOF"]),
+        "Background append only file rewriting started"
+    );
+    assert_eq!(
+        err(&mut c, &["BGSAVE"]),
+        "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE \
+         SCHEDULE in order to schedule a BGSAVE whenever possible."
+    );
+    assert_eq!(q::<String>(&mut c, &["BGSAVE", "SCHEDULE"]), "Background saving scheduled");
+    assert_eq!(q::<String>(&mut c, &["BGSAVE", "SCHEDULE"]), "Background saving scheduled");
+    let info: String = q(&mut c, &["INFO", "persistence"]);
+    for line in ["aof_rewrite_in_progress:1", "rdb_bgsave_in_progress:0", "rdb_saves:0"] {
+        assert!(info.contains(line), "{line} in {info}");
+    }
+    let _: () = q(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    // The save starts only once the rewrite is over (never both in one INFO), then completes.
+    let start = Instant::now();
+    loop {
+        let info: String = q(&mut c, &["INFO", "persistence"]);
+        assert!(
+            !(info.contains("aof_rewrite_in_progress:1")
+                && info.contains("rdb_bgsave_in_progress:1")),
+            "{info}"
+        );
+        if info.contains("rdb_saves:1") && info.contains("rdb_bgsave_in_progress:0") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the scheduled BGSAVE never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(info_field(&mut c, "aof_rewrites"), "1");
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    assert_ne!(info_field(&mut c, "rdb_last_bgsave_time_sec"), "-1");
+    let after: i64 = q(&mut c, &["LASTSAVE"]);
+    assert!(after > before, "{after} {before}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrodis-check-snapshot"))
+        .arg(s.dir.join("dump.rdb"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("db 0: keys=2000 "), "{report}");
+}
+
+#[test]
 fn save_points_trigger_a_background_save() {
     let s = TestServer::start(&["--save", "1 2"]);
     let mut c = s.conn();
@@ -293,20 +404,37 @@ fn save_points_trigger_a_background_save() {
 #[test]
 fn shutdown_saves_unless_nosave_and_flushall_saves_an_empty_dataset() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = TestServer::start_in(tmp.path(), &[]);
-    let mut c = s.conn();
-    let _: () = q(&mut c, &["SET", "kept", "1"]);
-    let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut c);
-    drop(s);
-    let s = TestServer::start_in(tmp.path(), &[]);
+    let path = tmp.path().join("dump.rdb");
+    // Without save points SHUTDOWN saves only when told to.
+    let mut s = TestServer::start_in(tmp.path(), &[]);
+    let _: () = q(&mut s.conn(), &["SET", "unsaved", "1"]);
+    shutdown(&mut s, &[]);
+    assert!(!path.exists());
+    let mut s = TestServer::start_in(tmp.path(), &[]);
+    let _: () = q(&mut s.conn(), &["SET", "kept", "1"]);
+    shutdown(&mut s, &["SAVE"]);
+    // With save points SHUTDOWN saves, and SHUTDOWN NOSAVE leaves the file as it was.
+    let save = ["--save", "3600 1"];
+    let mut s = TestServer::start_in(tmp.path(), &save);
     let mut c = s.conn();
     assert_eq!(q::<String>(&mut c, &["GET", "kept"]), "1");
+    assert_eq!(q::<Option<String>>(&mut c, &["GET", "unsaved"]), None);
+    let _: () = q(&mut c, &["SET", "saved", "1"]);
+    shutdown(&mut s, &[]);
+    let file = std::fs::read(&path).unwrap();
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let mut s = TestServer::start_in(tmp.path(), &save);
+    let mut c = s.conn();
+    assert_eq!(q::<String>(&mut c, &["GET", "saved"]), "1");
     let _: () = q(&mut c, &["SET", "lost", "1"]);
-    let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut c);
-    drop(s);
-    let s = TestServer::start_in(tmp.path(), &["--save", "3600 1"]);
+    assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "1");
+    shutdown(&mut s, &["NOSAVE"]);
+    assert_eq!(std::fs::read(&path).unwrap(), file);
+    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+    let s = TestServer::start_in(tmp.path(), &save);
     let mut c = s.conn();
     assert_eq!(q::<Option<String>>(&mut c, &["GET", "lost"]), None);
+    assert_eq!(q::<String>(&mut c, &["GET", "saved"]), "1");
     assert_eq!(q::<String>(&mut c, &["GET", "kept"]), "1");
     // With save points, FLUSHALL saves the empty dataset at once.
     let _: () = q(&mut c, &["FLUSHALL"]);
@@ -316,6 +444,68 @@ fn shutdown_saves_unless_nosave_and_flushall_saves_an_empty_dataset() {
     let s = TestServer::start_in(tmp.path(), &[]);
     let mut c = s.conn();
     assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 0);
+}
+
+/// A server started without any `save` setting (the harness always passes `--save ""`),
+/// killed when dropped.
+struct NoSaveSetting {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl NoSaveSetting {
+    fn start(dir: &std::path::Path) -> NoSaveSetting {
+        for _ in 0..5 {
+            let port = common::free_port();
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrodis-server"))
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--dir", dir.to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            if common::wait_for_own_server(&mut child, port, Duration::from_secs(10), false) {
+                return NoSaveSetting { child, port };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("ferrodis-server did not start");
+    }
+
+    fn conn(&self) -> redis::Connection {
+        let url = format!("redis://127.0.0.1:{}/", self.port);
+        redis::Client::open(url).unwrap().get_connection().unwrap()
+    }
+}
+
+impl Drop for NoSaveSetting {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn save_points_default_to_redis_defaults_and_save_empty_disables_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = NoSaveSetting::start(tmp.path());
+    let mut c = s.conn();
+    // What redis-server 7.0 answers when started without a `save` setting.
+    let save: Vec<String> = q(&mut c, &["CONFIG", "GET", "save"]);
+    assert_eq!(save, ["save", "3600 1 300 100 60 10000"]);
+    // The defaults are in force: SHUTDOWN saves a changed dataset.
+    let _: () = q(&mut c, &["SET", "k", "v"]);
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
+    let start = Instant::now();
+    while !tmp.path().join("dump.rdb").exists() {
+        assert!(start.elapsed() < Duration::from_secs(10), "SHUTDOWN did not save");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(s);
+    let s = TestServer::start(&[]);
+    let save: Vec<String> = q(&mut s.conn(), &["CONFIG", "GET", "save"]);
+    assert_eq!(save, ["save", ""]);
 }
 
 #[test]
@@ -343,6 +533,20 @@ fn loading_answers_loading_and_reports_progress() {
     let _: () = q(&mut c, &["DEBUG", "POPULATE", "2000"]);
     let _: String = q(&mut c, &["SAVE"]);
     s.kill();
+    let path = tmp.path().join("dump.rdb");
+    let file_len = std::fs::metadata(&path).unwrap().len();
+    // The memory use the file recorded, as its checker reads it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrodis-check-snapshot"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let used_memory = report
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory: "))
+        .unwrap_or_else(|| panic!("{report}"))
+        .to_string();
+    assert!(used_memory.parse::<u64>().unwrap() > 0, "{report}");
     // 2000 keys at 1 ms each: two seconds of loading.
     let s = TestServer::start_in_loading(tmp.path(), &["--key-load-delay", "1000"]);
     let mut c = s.conn();
@@ -350,14 +554,27 @@ fn loading_answers_loading_and_reports_progress() {
     assert_eq!(info_field(&mut c, "loading"), "1");
     let info: String = q(&mut c, &["INFO", "persistence"]);
     assert!(info.contains("loading_loaded_perc:"), "{info}");
-    assert!(info.contains("loading_total_bytes:"), "{info}");
+    assert_eq!(info_field(&mut c, "loading_total_bytes"), file_len.to_string());
+    // As Redis sets it from the file's used-mem, once the loader has read the header.
+    common::wait_until("loading_rdb_used_mem", || {
+        info_field(&mut c, "loading_rdb_used_mem") == used_memory
+    });
     let start = Instant::now();
     while info_field(&mut c, "loading") == "1" {
         assert!(start.elapsed() < Duration::from_secs(20));
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 2000);
-    assert!(s.log().contains("DB loaded from disk"));
+    let log = s.log();
+    assert!(log.contains("DB loaded from disk"), "{log}");
+    // A load of over a second logs its progress once a second.
+    let progress = log
+        .lines()
+        .find_map(|l| l.split_once("Loading the snapshot: ").map(|(_, p)| p))
+        .unwrap_or_else(|| panic!("no progress line in {log}"));
+    let (perc, bytes) = progress.split_once("% (").unwrap();
+    assert!((0.0..=100.0).contains(&perc.parse::<f64>().unwrap()), "{progress}");
+    assert!(bytes.ends_with(&format!(" of {file_len} bytes)")), "{progress}");
 }
 
 /// Starts a server on `dir` expecting it to refuse to start; returns its log.

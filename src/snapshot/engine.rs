@@ -1016,6 +1016,7 @@ pub struct KeyspaceSink<'a> {
     /// asks for them: a restarted master sends their DELs to its replicas.
     pub expired_keys: Vec<(usize, Key)>,
     list_expired: bool,
+    used_memory_out: Option<Arc<HeaderUsedMemory>>,
 }
 
 impl<'a> KeyspaceSink<'a> {
@@ -1032,6 +1033,7 @@ impl<'a> KeyspaceSink<'a> {
             lru: crate::keyspace::evict::new_access(),
             expired_keys: Vec::new(),
             list_expired: false,
+            used_memory_out: None,
         }
     }
 
@@ -1082,6 +1084,10 @@ impl LoadSink for KeyspaceSink<'_> {
         let age = now_ms().saturating_sub(meta.created_ms) / 1000;
         tracing::info!("RDB age {age} seconds");
         tracing::info!("RDB memory usage when created {:.2} Mb", meta.used_memory as f64 / 1048576.0);
+        if let Some(out) = &self.used_memory_out {
+            out.value.store(meta.used_memory, Ordering::Relaxed);
+            out.read.notify_one();
+        }
         for c in &meta.dbs {
             let d = self.db(c.db)?;
             if d.is_empty() {
@@ -1151,6 +1157,7 @@ pub fn load_file(
     sink.progress = opts.progress;
     sink.key_delay_us = opts.key_delay_us;
     sink.list_expired = opts.list_expired;
+    sink.used_memory_out = opts.used_memory_out;
     // A Redis RDB (dump.rdb, an append-only base) is read by its own reader; both feed the
     // same sink.
     let loaded = if super::rdb::is_rdb(&map) {
@@ -1203,6 +1210,17 @@ pub struct LoadOptions {
     /// Record the keys dropped as expired (with `skip_expired`) into `expired_out`.
     pub list_expired: bool,
     pub expired_out: Option<ExpiredKeys>,
+    /// Where the header's `used_memory` goes as soon as it is read.
+    pub used_memory_out: Option<Arc<HeaderUsedMemory>>,
+}
+
+/// The `used_memory` a snapshot's header recorded, handed from the loading thread to the event
+/// loop as soon as the header is read: INFO's `loading_rdb_used_mem`, which Redis sets from the
+/// `used-mem` aux field early in the load.
+#[derive(Default)]
+pub struct HeaderUsedMemory {
+    value: AtomicU64,
+    read: tokio::sync::Notify,
 }
 
 /// Restores the function libraries saved in a snapshot's aux fields. `replace` lets them
@@ -1238,6 +1256,7 @@ pub struct StartupLoad {
     rx: tokio::sync::oneshot::Receiver<LoadResult>,
     /// Keys dropped as expired while loading, for the DELs a master propagates.
     expired: ExpiredKeys,
+    used_memory: Arc<HeaderUsedMemory>,
 }
 
 /// The load [`preload`] started, until [`start_loading`] takes it over.
@@ -1276,6 +1295,7 @@ fn spawn_loader(
     let md = std::fs::metadata(&path).ok()?;
     let progress = Arc::new(AtomicU64::new(0));
     let expired: ExpiredKeys = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let used_memory = Arc::new(HeaderUsedMemory::default());
     let opts = LoadOptions {
         skip_expired: true,
         merge: false,
@@ -1283,6 +1303,7 @@ fn spawn_loader(
         key_delay_us,
         list_expired,
         expired_out: Some(expired.clone()),
+        used_memory_out: Some(used_memory.clone()),
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new().name("ferrodis-load".into()).spawn(move || {
@@ -1301,6 +1322,7 @@ fn spawn_loader(
         progress,
         rx,
         expired,
+        used_memory,
     })
 }
 
@@ -1328,9 +1350,9 @@ pub fn start_loading(server: &Rc<RefCell<Server>>) {
         used_memory: 0,
     });
     let server = server.clone();
-    let (rx, expired) = (load.rx, load.expired);
+    let (rx, expired, used_memory) = (load.rx, load.expired, load.used_memory);
     tokio::task::spawn_local(async move {
-        let result = wait_logging_progress(&server, rx).await;
+        let result = wait_logging_progress(&server, rx, &used_memory).await;
         let mut srv = server.borrow_mut();
         let Server { ks, state, .. } = &mut *srv;
         let started = state.persist.loading.take().map(|l| l.started);
@@ -1385,16 +1407,25 @@ fn feed_expired_dels(state: &mut ServerState, dead: &[(usize, Key)]) {
     state.journal.reset_selected_db();
 }
 
-/// Waits for the loading thread, logging its progress every second as Redis does.
+/// Waits for the loading thread, logging its progress every second as Redis does, and shows
+/// the header's `used_memory` in INFO once the thread has read it.
 async fn wait_logging_progress<T>(
     server: &Rc<RefCell<Server>>,
     mut rx: tokio::sync::oneshot::Receiver<Result<T, String>>,
+    used_memory: &HeaderUsedMemory,
 ) -> Result<T, String> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
+    let mut header_read = false;
     loop {
         tokio::select! {
             r = &mut rx => return r.unwrap_or_else(|_| Err("the loading thread died".into())),
+            _ = used_memory.read.notified(), if !header_read => {
+                header_read = true;
+                if let Some(l) = &mut server.borrow_mut().state.persist.loading {
+                    l.used_memory = used_memory.value.load(Ordering::Relaxed);
+                }
+            }
             _ = tick.tick() => {
                 let srv = server.borrow();
                 if let Some(l) = &srv.state.persist.loading {
