@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use ferrodis::keyspace::hash::HashLimits;
-use ferrodis::keyspace::stream::{Group, NodeLimits, StreamId, StreamValue};
+use ferrodis::keyspace::stream::{
+    Group, NodeLimits, StreamId, StreamValue, Trim, ENTRIES_READ_INVALID,
+};
 use ferrodis::keyspace::list::ListValue;
 use ferrodis::keyspace::zset::{self, ZSetValue};
 use ferrodis::keyspace::{HashValue, RString, SetValue, Value};
@@ -243,8 +245,414 @@ fn zset_s() -> impl Strategy<Value = Value> {
     })
 }
 
+/// An ID argument of a stream command: `0`, `$` (the last ID), an entry's ID (a deleted one
+/// included) or any ID.
+#[derive(Debug, Clone)]
+enum IdArg {
+    Zero,
+    Last,
+    Entry(prop::sample::Index),
+    Any(u64, u64),
+}
+
+impl IdArg {
+    fn resolve(&self, s: &StreamValue) -> StreamId {
+        match self {
+            IdArg::Zero => StreamId::MIN,
+            IdArg::Last => s.last_id,
+            IdArg::Entry(i) => {
+                let ids: Vec<StreamId> =
+                    s.nodes().flat_map(|n| n.items().iter().map(|it| it.id)).collect();
+                if ids.is_empty() {
+                    s.last_id
+                } else {
+                    ids[i.index(ids.len())]
+                }
+            }
+            IdArg::Any(ms, seq) => StreamId::new(*ms, *seq),
+        }
+    }
+}
+
+/// How an XADD gives its ID.
+#[derive(Debug, Clone)]
+enum AddId {
+    /// `ms-seq`: `dms` after the last ID's ms, or with `dms` 0 the same ms and `seq` more.
+    Explicit(u64, u64),
+    /// `ms-*`, `dms` after the last ID's ms.
+    AutoSeq(u64),
+    /// `*` at this Unix ms.
+    Auto(u64),
+}
+
+/// One stream command, applied as the server applies it (`src/commands/stream.rs`,
+/// `stream_group.rs`). An `Index` picks among the groups, consumers or pending entries there
+/// are when the command runs; a command the server would refuse changes nothing.
+#[derive(Debug, Clone)]
+enum StreamOp {
+    XAdd(AddId, Vec<(Vec<u8>, Vec<u8>)>),
+    XDel(IdArg),
+    /// XTRIM MAXLEN (`Some(n)`) or MINID (`at`), `~` or `=`, LIMIT (0: the default).
+    XTrim {
+        maxlen: Option<u64>,
+        at: IdArg,
+        approx: bool,
+        limit: u64,
+    },
+    /// XSETID to `ahead` ms after the last ID, or to `to` in an empty stream, ENTRIESADDED
+    /// (`extra` more than the length), MAXDELETEDID (`max_del` ms below the new ID).
+    XSetId {
+        ahead: (u64, u64),
+        to: (u64, u64),
+        extra: Option<u64>,
+        max_del: Option<u64>,
+    },
+    Create(Vec<u8>, IdArg, i64),
+    SetGroupId(prop::sample::Index, IdArg, i64),
+    Destroy(prop::sample::Index),
+    CreateConsumer(prop::sample::Index, Vec<u8>, u64),
+    DelConsumer(prop::sample::Index, prop::sample::Index),
+    /// XREADGROUP GROUP g consumer COUNT count [NOACK] STREAMS key >
+    ReadNew {
+        group: prop::sample::Index,
+        consumer: Vec<u8>,
+        count: usize,
+        noack: bool,
+        now: u64,
+    },
+    /// XREADGROUP GROUP g consumer COUNT count STREAMS key 0 (the consumer's own history)
+    ReadHistory {
+        group: prop::sample::Index,
+        consumer: prop::sample::Index,
+        count: usize,
+        now: u64,
+    },
+    /// XCLAIM key g consumer 0 id [TIME time] [RETRYCOUNT n] of a pending entry
+    Claim {
+        group: prop::sample::Index,
+        pending: prop::sample::Index,
+        consumer: Vec<u8>,
+        time: u64,
+        retry: Option<u64>,
+    },
+    XAck(prop::sample::Index, prop::sample::Index),
+}
+
+fn pick<'a, T>(i: &prop::sample::Index, items: impl Iterator<Item = &'a T>) -> Option<T>
+where
+    T: Clone + 'a,
+{
+    let v: Vec<&T> = items.collect();
+    (!v.is_empty()).then(|| v[i.index(v.len())].clone())
+}
+
+/// Runs `f` on the group `i` picks, as the server does: taken out of the stream meanwhile.
+fn with_group(
+    s: &mut StreamValue,
+    i: &prop::sample::Index,
+    f: impl FnOnce(&StreamValue, &mut Group),
+) {
+    let Some(name) = pick(i, s.groups.keys()) else {
+        return;
+    };
+    let mut g = s.groups.remove(&name).unwrap();
+    f(s, &mut g);
+    s.groups.insert(name, g);
+}
+
+/// Finds the consumer (refreshing its seen time) or creates it (XREADGROUP, XCLAIM).
+fn ensure_consumer(g: &mut Group, name: &[u8], now: u64) {
+    if g.consumer(name, Some(now)).is_none() {
+        g.create_consumer(name, now);
+    }
+}
+
+/// A group's last delivered ID moves to `id`, its read counter kept exact when it can be (as
+/// `advance_group` in `src/commands/stream_group.rs` does).
+fn advance_group(s: &StreamValue, g: &mut Group, id: StreamId) {
+    if g.entries_read != ENTRIES_READ_INVALID && !s.range_has_tombstones(id, StreamId::MAX) {
+        g.entries_read = g.entries_read.wrapping_add(1);
+    } else if s.entries_added > 0 {
+        g.entries_read = s.estimate_distance(id).map_or(ENTRIES_READ_INVALID, |n| n as i64);
+    }
+    g.last_id = id;
+}
+
+fn apply_stream_op(s: &mut StreamValue, op: &StreamOp, lim: NodeLimits) {
+    match op {
+        StreamOp::XAdd(how, pairs) => {
+            let last = s.last_id;
+            let given = match *how {
+                AddId::Explicit(0, seq) => {
+                    last.seq.checked_add(seq.max(1)).map(|q| (StreamId::new(last.ms, q), true))
+                }
+                AddId::Explicit(dms, seq) => {
+                    last.ms.checked_add(dms).map(|ms| (StreamId::new(ms, seq), true))
+                }
+                AddId::AutoSeq(dms) => {
+                    last.ms.checked_add(dms).map(|ms| (StreamId::new(ms, 0), false))
+                }
+                AddId::Auto(_) => None,
+            };
+            if matches!(how, AddId::Explicit(..) | AddId::AutoSeq(_)) && given.is_none() {
+                return;
+            }
+            if s.last_id == StreamId::MAX || given.is_some_and(|(id, seq)| seq && id.is_zero()) {
+                return;
+            }
+            let now = if let AddId::Auto(now) = how { *now } else { 0 };
+            let fields =
+                pairs.iter().flat_map(|(f, v)| [Box::from(&f[..]), Box::from(&v[..])]).collect();
+            // Refused (an ID not above the last one) like the server refuses it.
+            let _ = s.append(given, now, fields, lim);
+        }
+        StreamOp::XDel(at) => {
+            let id = at.resolve(s);
+            if s.delete(id) && id > s.max_deleted_id {
+                s.max_deleted_id = id;
+            }
+        }
+        StreamOp::XTrim { maxlen, at, approx, limit } => {
+            let how = match maxlen {
+                Some(n) => Trim::MaxLen(*n),
+                None => Trim::MinId(at.resolve(s)),
+            };
+            let limit = match (approx, limit) {
+                (false, _) => 0,
+                (true, 0) if lim.max_entries == 0 => 10_000,
+                (true, 0) => (lim.max_entries as u64 * 100).min(1_000_000),
+                (true, n) => *n,
+            };
+            let before = s.clone();
+            s.trim(how, *approx, limit);
+            // An exact MINID trim up to a node's deleted last entry leaves a node of deleted
+            // entries only, which the loader refuses: left out here.
+            if s.nodes().any(|n| n.items().iter().all(|it| it.deleted)) {
+                *s = before;
+            }
+        }
+        StreamOp::XSetId { ahead, to, extra, max_del } => {
+            // Only forward in a stream with entries: XSETID accepts an ID between the last
+            // live entry and a deleted one after it, which the loader then refuses.
+            let id = if s.is_empty() {
+                StreamId::new(to.0, to.1)
+            } else if ahead.0 == 0 {
+                match s.last_id.seq.checked_add(ahead.1) {
+                    Some(seq) => StreamId::new(s.last_id.ms, seq),
+                    None => return,
+                }
+            } else {
+                match s.last_id.ms.checked_add(ahead.0) {
+                    Some(ms) => StreamId::new(ms, ahead.1),
+                    None => return,
+                }
+            };
+            let max_del = max_del.map(|back| StreamId::new(id.ms.saturating_sub(back), 0));
+            s.last_id = id;
+            if let Some(extra) = extra {
+                s.entries_added = s.len() + extra;
+            }
+            if let Some(m) = max_del.filter(|m| !m.is_zero()) {
+                s.max_deleted_id = m;
+            }
+        }
+        StreamOp::Create(name, at, read) => {
+            if !s.groups.contains_key(&name[..]) {
+                let id = at.resolve(s);
+                s.groups.insert(Box::from(&name[..]), Group::new(id, *read));
+            }
+        }
+        StreamOp::SetGroupId(i, at, read) => {
+            let id = at.resolve(s);
+            with_group(s, i, |_, g| {
+                g.last_id = id;
+                g.entries_read = *read;
+            });
+        }
+        StreamOp::Destroy(i) => {
+            if let Some(name) = pick(i, s.groups.keys()) {
+                s.groups.remove(&name);
+            }
+        }
+        StreamOp::CreateConsumer(i, name, now) => with_group(s, i, |_, g| {
+            g.create_consumer(name, *now);
+        }),
+        StreamOp::DelConsumer(i, c) => with_group(s, i, |_, g| {
+            if let Some(name) = pick(c, g.consumers.keys()) {
+                g.delete_consumer(&name);
+            }
+        }),
+        StreamOp::ReadNew { group, consumer, count, noack, now } => with_group(s, group, |s, g| {
+            if s.is_empty() || s.last_valid_id() <= g.last_id {
+                return;
+            }
+            ensure_consumer(g, consumer, *now);
+            let Some(start) = g.last_id.incr() else {
+                return;
+            };
+            let ids: Vec<StreamId> =
+                s.range(start, StreamId::MAX, false).take(*count).map(|it| it.id).collect();
+            for id in ids {
+                if id > g.last_id {
+                    advance_group(s, g, id);
+                }
+                if !noack {
+                    g.assign(id, consumer, *now, 1);
+                }
+            }
+        }),
+        StreamOp::ReadHistory { group, consumer, count, now } => with_group(s, group, |s, g| {
+            let Some(name) = pick(consumer, g.consumers.keys()) else {
+                return;
+            };
+            ensure_consumer(g, &name, *now);
+            let ids: Vec<StreamId> = g.consumers[&name].pel.iter().take(*count).copied().collect();
+            for id in ids {
+                if s.get(id).is_some() {
+                    let n = g.pel.get_mut(&id).unwrap();
+                    n.delivery_time = *now;
+                    n.delivery_count = n.delivery_count.wrapping_add(1);
+                }
+            }
+        }),
+        StreamOp::Claim { group, pending, consumer, time, retry } => {
+            with_group(s, group, |s, g| {
+                let Some(id) = pick(pending, g.pel.keys()) else {
+                    return;
+                };
+                if s.get(id).is_none() {
+                    // A deleted entry is dropped from the pending list instead.
+                    g.ack(id);
+                    return;
+                }
+                ensure_consumer(g, consumer, *time);
+                let count = retry.unwrap_or_else(|| g.pel[&id].delivery_count.wrapping_add(1));
+                g.assign(id, consumer, *time, count);
+            })
+        }
+        StreamOp::XAck(group, pending) => with_group(s, group, |_, g| {
+            if let Some(id) = pick(pending, g.pel.keys()) {
+                g.ack(id);
+            }
+        }),
+    }
+}
+
+/// A small name, often one of a few (so that groups and consumers meet again), or any bytes.
+fn name_s() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        3 => (0u8..3).prop_map(|i| vec![b'a' + i]),
+        1 => prop::collection::vec(any::<u8>(), 0..12),
+    ]
+}
+
+fn id_arg_s() -> impl Strategy<Value = IdArg> {
+    prop_oneof![
+        1 => Just(IdArg::Zero),
+        1 => Just(IdArg::Last),
+        3 => any::<prop::sample::Index>().prop_map(IdArg::Entry),
+        1 => (0u64..50, 0u64..3).prop_map(|(ms, seq)| IdArg::Any(ms, seq)),
+        1 => (any::<u64>(), any::<u64>()).prop_map(|(ms, seq)| IdArg::Any(ms, seq)),
+    ]
+}
+
+/// A group's `entries-read`: unknown (-1) or a count, not near i64::MAX (XGROUP accepts it,
+/// but the record's `entries_read + 1` overflows there).
+fn entries_read_s() -> impl Strategy<Value = i64> {
+    prop_oneof![Just(ENTRIES_READ_INVALID), 0i64..100, 0i64..1 << 62]
+}
+
+fn time_s() -> impl Strategy<Value = u64> {
+    prop_oneof![3 => 1_700_000_000_000u64..1_700_000_100_000, 1 => any::<u64>()]
+}
+
+fn stream_op_s() -> impl Strategy<Value = StreamOp> {
+    use prop::sample::Index;
+    let ix = any::<Index>;
+    let small_or_any = || prop_oneof![3 => 0u64..4, 1 => any::<u64>()];
+    let add_id = prop_oneof![
+        4 => (small_or_any(), small_or_any()).prop_map(|(d, s)| AddId::Explicit(d, s)),
+        1 => small_or_any().prop_map(AddId::AutoSeq),
+        1 => time_s().prop_map(AddId::Auto),
+    ];
+    let field = prop_oneof![3 => (0u8..3).prop_map(|i| vec![b'f' + i]), 1 => bytes_s(12)];
+    let pairs = prop::collection::vec((field, bytes_s(20)), 1..4);
+    let add = (add_id, pairs).prop_map(|(id, p)| StreamOp::XAdd(id, p));
+    let limit = prop_oneof![Just(0u64), 1u64..5];
+    let trim = (prop::option::of(0u64..20), id_arg_s(), any::<bool>(), limit)
+        .prop_map(|(maxlen, at, approx, limit)| StreamOp::XTrim { maxlen, at, approx, limit });
+    let extra = prop::option::of(prop_oneof![0u64..5, 0u64..1 << 62]);
+    let ids = ((small_or_any(), small_or_any()), (small_or_any(), small_or_any()));
+    let set_id = (ids, extra, prop::option::of(0u64..3))
+        .prop_map(|((ahead, to), extra, max_del)| StreamOp::XSetId { ahead, to, extra, max_del });
+    let create =
+        (name_s(), id_arg_s(), entries_read_s()).prop_map(|(n, at, r)| StreamOp::Create(n, at, r));
+    let group_set_id =
+        (ix(), id_arg_s(), entries_read_s()).prop_map(|(g, at, r)| StreamOp::SetGroupId(g, at, r));
+    let create_consumer =
+        (ix(), name_s(), time_s()).prop_map(|(g, c, t)| StreamOp::CreateConsumer(g, c, t));
+    let read_new = (ix(), name_s(), 1usize..4, prop::bool::weighted(0.2), time_s()).prop_map(
+        |(group, consumer, count, noack, now)| StreamOp::ReadNew {
+            group,
+            consumer,
+            count,
+            noack,
+            now,
+        },
+    );
+    let read_history =
+        (ix(), ix(), 1usize..4, time_s()).prop_map(|(group, consumer, count, now)| {
+            StreamOp::ReadHistory { group, consumer, count, now }
+        });
+    let claim = (ix(), ix(), name_s(), time_s(), prop::option::of(any::<u64>())).prop_map(
+        |(group, pending, consumer, time, retry)| StreamOp::Claim {
+            group,
+            pending,
+            consumer,
+            time,
+            retry,
+        },
+    );
+    prop_oneof![
+        12 => add,
+        3 => id_arg_s().prop_map(StreamOp::XDel),
+        1 => trim,
+        1 => set_id,
+        2 => create,
+        1 => group_set_id,
+        1 => ix().prop_map(StreamOp::Destroy),
+        1 => create_consumer,
+        1 => (ix(), ix()).prop_map(|(g, c)| StreamOp::DelConsumer(g, c)),
+        4 => read_new,
+        1 => read_history,
+        2 => claim,
+        2 => (ix(), ix()).prop_map(|(g, p)| StreamOp::XAck(g, p)),
+    ]
+}
+
+/// A stream built by a run of commands under random node limits: entries with increasing IDs
+/// in nodes of various sizes, deleted entries, trims, consumer groups with their consumers and
+/// pending entries, read counters and the stream's metadata.
+fn stream_s() -> impl Strategy<Value = Value> {
+    let limits = (prop_oneof![Just(4096usize), 0usize..400], 0usize..6)
+        .prop_map(|(max_bytes, max_entries)| NodeLimits { max_bytes, max_entries });
+    (limits, prop::collection::vec(stream_op_s(), 0..60)).prop_map(|(lim, ops)| {
+        let mut s = StreamValue::new();
+        for op in &ops {
+            apply_stream_op(&mut s, op, lim);
+        }
+        Value::Stream(Box::new(s))
+    })
+}
+
 fn value_s() -> impl Strategy<Value = Value> {
-    prop_oneof![string_s(), list_s(), hash_s(), set_s(), zset_s()]
+    prop_oneof![string_s(), list_s(), hash_s(), set_s(), zset_s(), stream_s()]
+}
+
+/// `n` cases, or as many as `PROPTEST_CASES` asks for (a count given in the config would
+/// otherwise override it): `PROPTEST_CASES=2000 cargo test --test snapshot_format`.
+fn cases(n: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(n)
 }
 
 fn data_s() -> impl Strategy<Value = Data> {
@@ -264,7 +672,7 @@ fn data_s() -> impl Strategy<Value = Data> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(cases(64)))]
 
     #[test]
     fn every_type_round_trips(data in data_s(), per_block in 1usize..8,
@@ -320,16 +728,19 @@ fn contents(v: &Value) -> Vec<Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(cases(128)))]
 
-    /// Compact encodings are written verbatim (format 1.1 record types), load back identical,
-    /// convert under limits they exceed, and a damaged record never panics the loader.
+    /// Compact encodings (format 1.1 record types) and streams (1.2) are written verbatim,
+    /// load back identical and re-encode to the same bytes, compact ones convert under limits
+    /// they exceed, and a damaged record never panics the loader.
     #[test]
-    fn verbatim_records_round_trip(v in prop_oneof![list_s(), hash_s(), set_s(), zset_s()],
-                                   flip_at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+    fn verbatim_records_round_trip(
+        v in prop_oneof![list_s(), hash_s(), set_s(), zset_s(), stream_s()],
+        flip_at in any::<prop::sample::Index>(), flip in 1u8..=255,
+    ) {
         let mut raw = Vec::new();
         encode_value(&mut raw, b"k", &v);
-        let compact = matches!(v.encoding(), "listpack" | "intset" | "quicklist");
+        let compact = matches!(v.encoding(), "listpack" | "intset" | "quicklist" | "stream");
         prop_assert_eq!(compact, raw[2] >= 10, "record type {} for {}", raw[2], v.encoding());
         let back = decode_one(&raw, limits()).unwrap();
         prop_assert_eq!(contents(&back), contents(&v));
@@ -338,10 +749,14 @@ proptest! {
         if compact {
             prop_assert_eq!(&back, &v);
             prop_assert_eq!(back.encoding(), v.encoding());
+            let mut again = Vec::new();
+            encode_value(&mut again, b"k", &back);
+            prop_assert_eq!(again, raw.clone());
         }
         let big = decode_one(&raw, tiny_limits()).unwrap();
         prop_assert_eq!(contents(&big), contents(&v));
-        if compact && !matches!(v, Value::List(_)) {
+        // Lists keep their encoding (quicklist) and streams have one.
+        if compact && !matches!(v, Value::List(_) | Value::Stream(_)) {
             prop_assert_ne!(big.encoding(), v.encoding());
         }
         let mut bad = raw.clone();
