@@ -48,6 +48,36 @@ fn doctor_purge_and_errors() {
     assert!(stats.contains("Allocated: "), "{stats}");
 }
 
+/// With over 5 MB in use, the doctor makes its checks: over 1000 cached scripts are reported
+/// in Redis's words (a release build reports exactly what redis-server 7.0 does for the same
+/// data and scripts; a debug build's own text pages also show as process RSS overhead).
+#[test]
+fn doctor_reports_many_cached_scripts() {
+    let srv = TestServer::start(&["--enable-debug-command", "yes"]);
+    let mut c = srv.conn();
+    let populate = redis::cmd("DEBUG").arg("POPULATE").arg(100_000).arg("k").arg(100).clone();
+    let _: () = populate.query(&mut c).unwrap();
+    let doctor = |c: &mut redis::Connection| -> String {
+        redis::cmd("MEMORY").arg("DOCTOR").query(c).unwrap()
+    };
+    const SCRIPTS: &str = " * Many scripts: There seem to be many cached scripts in this \
+        instance (more than 1000). This may be because scripts are generated and `EVAL`ed, \
+        instead of being parameterized (with KEYS and ARGV), `SCRIPT LOAD`ed and `EVALSHA`ed. \
+        Unless `SCRIPT FLUSH` is called periodically, the scripts' caches may end up consuming \
+        most of your memory.\n\n";
+    let mut p = redis::pipe();
+    for i in 0..1000 {
+        p.cmd("SCRIPT").arg("LOAD").arg(format!("return {i}")).ignore();
+    }
+    let _: () = p.query(&mut c).unwrap();
+    assert!(!doctor(&mut c).contains("Many scripts"));
+    let _: String = redis::cmd("SCRIPT").arg("LOAD").arg("return 1000").query(&mut c).unwrap();
+    let report = doctor(&mut c);
+    assert!(report.starts_with("Sam, I detected a few issues in this Redis instance"), "{report}");
+    let bye = "I'm here to keep you safe, Sam. I want to help you.\n";
+    assert!(report.ends_with(&format!("{SCRIPTS}{bye}")), "{report}");
+}
+
 /// INFO memory's allocator figures are jemalloc's: allocations fit in the pages jemalloc has
 /// active, which fit in what it holds resident.
 #[test]

@@ -464,7 +464,28 @@ const DOCTOR_FRAG: &str = " * High total RSS: This instance has a memory fragmen
     the report) or may result from a workload that causes the allocator to fragment memory a \
     lot. If the problem is a large peak memory, then there is no issue. Otherwise, make sure \
     you are using the Jemalloc allocator and not the default libc malloc. Note: The currently \
-    used allocator is \"jemalloc\".\n\n";
+    used allocator is \"";
+const DOCTOR_ALLOC_FRAG: &str = " * High allocator fragmentation: This instance has an \
+    allocator external fragmentation greater than 1.1. This problem is usually due either to a \
+    large peak memory (check if there is a peak memory entry above in the report) or may \
+    result from a workload that causes the allocator to fragment memory a lot. You can try \
+    enabling 'activedefrag' config option.\n\n";
+const DOCTOR_ALLOC_RSS: &str = " * High allocator RSS overhead: This instance has an RSS \
+    memory overhead is greater than 1.1 (this means that the Resident Set Size of the allocator \
+    is much larger than the sum what the allocator actually holds). This problem is usually due \
+    to a large peak memory (check if there is a peak memory entry above in the report), you can \
+    try the MEMORY PURGE command to reclaim it.\n\n";
+const DOCTOR_PROC_RSS: &str = " * High process RSS overhead: This instance has non-allocator \
+    RSS memory overhead is greater than 1.1 (this means that the Resident Set Size of the Redis \
+    process is much larger than the RSS the allocator holds). This problem may be due to Lua \
+    scripts or Modules.\n\n";
+const DOCTOR_REPLICAS: &str = " * Big replica buffers: The replica output buffers in this \
+    instance are greater than 10MB for each replica (on average). This likely means that there \
+    is some replica instance that is struggling receiving data, either because it is too slow \
+    or because of networking issues. As a result, data piles on the master output buffers. \
+    Please try to identify what replica is not receiving data correctly and why. You can use \
+    the INFO output in order to check the replicas delays and the CLIENT LIST command to check \
+    the output buffers of each replica.\n\n";
 const DOCTOR_CLIENTS: &str = " * Big client buffers: The clients output buffers in this \
     instance are greater than 200K per client (on average). This may result from different \
     causes, like Pub/Sub clients subscribed to channels bot not receiving data fast enough, so \
@@ -473,35 +494,51 @@ const DOCTOR_CLIENTS: &str = " * Big client buffers: The clients output buffers 
     LIST command in order to investigate the issue if it causes problems in your instance, or \
     to understand better why certain clients are using a big amount of memory.\n\n";
 
-/// A human-readable analysis of memory use (Redis's texts, for the checks that apply here).
+/// A human-readable analysis of memory use, in Redis's words.
 ///
 /// ```text
 /// MEMORY DOCTOR
 /// ```
 ///
-/// Makes Redis's peak, total-RSS and client-buffer checks. Its allocator-fragmentation,
-/// allocator-RSS and process-RSS checks (whose figures [`Overhead::gaps`] now has), and its
-/// replica-buffer and script-cache checks, are not made yet.
+/// Makes Redis's checks on the same figures as MEMORY STATS: peak against current use, total
+/// RSS against use, jemalloc's external fragmentation and resident overhead, the process's
+/// RSS beyond jemalloc, replica and client output buffers, and the size of the script cache.
 fn doctor(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
     let mh = Overhead::measure(ctx.ks, ctx.srv);
-    let nclients = ctx.srv.clients.len().max(1);
-    let text = doctor_report(&mh, nclients);
+    let replicas = ctx
+        .srv
+        .clients
+        .values()
+        .filter(|c| c.info.try_borrow().is_ok_and(|i| i.flags.contains('S')))
+        .count();
+    let normal = ctx.srv.clients.len().saturating_sub(replicas).max(1);
+    let text = doctor_report(&mh, normal, replicas, ctx.srv.scripting.scripts.len());
     ctx.out.verbatim("txt", text.as_bytes());
     Ok(())
 }
 
-fn doctor_report(mh: &Overhead, nclients: usize) -> String {
+/// Redis's `getMemoryDoctorReport`: `normal` clients (at least 1), `replicas` connected,
+/// `scripts` in the EVAL cache. Like Redis, the replica check compares the replicas' buffers
+/// together with 10 MB, though its text speaks of each replica.
+fn doctor_report(mh: &Overhead, normal: usize, replicas: usize, scripts: usize) -> String {
     if mh.total < 5 << 20 {
         return DOCTOR_EMPTY.to_string();
     }
-    let big_peak = mh.peak as f32 / mh.total as f32 > 1.5;
-    let high_frag = ratio(mh.rss, mh.total) > 1.4 && mh.rss.saturating_sub(mh.total) > 10 << 20;
-    let big_clients = mh.clients_normal / nclients > 200 * 1024;
-    let found: Vec<&str> = [(big_peak, DOCTOR_PEAK), (high_frag, DOCTOR_FRAG)]
-        .into_iter()
-        .chain([(big_clients, DOCTOR_CLIENTS)])
-        .filter_map(|(hit, text)| hit.then_some(text))
-        .collect();
+    const TEN_MB: i64 = 10 << 20;
+    let [(alloc_frag, alloc_frag_bytes), (alloc_rss, alloc_rss_bytes), (proc_rss, proc_rss_bytes)] =
+        mh.gaps();
+    let frag = format!("{DOCTOR_FRAG}{}\".\n\n", super::server::allocator_name());
+    let checks = [
+        (mh.peak as f32 / mh.total as f32 > 1.5, DOCTOR_PEAK),
+        (ratio(mh.rss, mh.total) > 1.4 && mh.rss.saturating_sub(mh.total) > 10 << 20, &frag),
+        (alloc_frag > 1.1 && alloc_frag_bytes > TEN_MB, DOCTOR_ALLOC_FRAG),
+        (alloc_rss > 1.1 && alloc_rss_bytes > TEN_MB, DOCTOR_ALLOC_RSS),
+        (proc_rss > 1.1 && proc_rss_bytes > TEN_MB, DOCTOR_PROC_RSS),
+        (replicas > 0 && mh.clients_slaves > 10 << 20, DOCTOR_REPLICAS),
+        (mh.clients_normal / normal > 200 * 1024, DOCTOR_CLIENTS),
+        (scripts > 1000, DOCTOR_SCRIPTS),
+    ];
+    let found: Vec<&str> = checks.iter().filter_map(|&(hit, text)| hit.then_some(text)).collect();
     if found.is_empty() {
         return DOCTOR_FINE.to_string();
     }
@@ -510,6 +547,12 @@ fn doctor_report(mh: &Overhead, nclients: usize) -> String {
     s.push_str(DOCTOR_BYE);
     s
 }
+
+const DOCTOR_SCRIPTS: &str = " * Many scripts: There seem to be many cached scripts in this \
+    instance (more than 1000). This may be because scripts are generated and `EVAL`ed, instead \
+    of being parameterized (with KEYS and ARGV), `SCRIPT LOAD`ed and `EVALSHA`ed. Unless \
+    `SCRIPT FLUSH` is called periodically, the scripts' caches may end up consuming most of \
+    your memory.\n\n";
 
 /// A short report from the memory allocator.
 ///
@@ -561,21 +604,56 @@ mod tests {
         }
     }
 
+    /// A report with exactly one finding, `what`.
+    fn only(r: String, what: &str) {
+        assert!(r.starts_with(DOCTOR_ISSUES) && r.ends_with(DOCTOR_BYE), "{r}");
+        assert_eq!(r.lines().filter(|l| l.starts_with(" * ")).count(), 1, "{r}");
+        assert!(r.contains(what), "{r}");
+    }
+
     #[test]
     fn doctor_texts() {
-        assert_eq!(
-            doctor_report(&overhead(1 << 20, 1 << 20, 1 << 20), 1),
-            DOCTOR_EMPTY
-        );
-        assert_eq!(
-            doctor_report(&overhead(50 << 20, 50 << 20, 55 << 20), 1),
-            DOCTOR_FINE
-        );
-        let r = doctor_report(&overhead(50 << 20, 100 << 20, 55 << 20), 1);
-        assert!(r.starts_with(DOCTOR_ISSUES) && r.contains(" * Peak memory:"));
-        assert!(r.ends_with(DOCTOR_BYE));
-        let r = doctor_report(&overhead(50 << 20, 50 << 20, 100 << 20), 1);
-        assert!(r.contains(" * High total RSS:") && !r.contains("Peak memory"));
+        const MB: usize = 1 << 20;
+        let report = |mh: &Overhead| doctor_report(mh, 1, 0, 0);
+        assert_eq!(report(&overhead(MB, MB, MB)), DOCTOR_EMPTY);
+        let fine = overhead(50 * MB, 50 * MB, 55 * MB);
+        assert_eq!(report(&fine), DOCTOR_FINE);
+        let r = report(&overhead(50 * MB, 100 * MB, 55 * MB));
+        only(r, " * Peak memory:");
+        // Three gaps of at most 1.1 each cannot make 1.4, so a high total RSS shows at least
+        // one of them too, as in Redis.
+        let r = report(&overhead(50 * MB, 50 * MB, 100 * MB));
+        assert!(r.contains(" * High total RSS:") && !r.contains("Peak memory"), "{r}");
+        assert!(r.contains("The currently used allocator is \"jemalloc"), "{r}");
+        // Each allocator gap alone: over 1.1 and over 10 MB.
+        let gaps = [
+            ((50, 61, 61), 62, " * High allocator fragmentation:"),
+            ((50, 50, 62), 63, " * High allocator RSS overhead:"),
+            ((50, 50, 50), 62, " * High process RSS overhead:"),
+        ];
+        for ((allocated, active, resident), rss, what) in gaps {
+            let mut m = overhead(50 * MB, 50 * MB, rss * MB);
+            m.alloc = AllocatorStats {
+                allocated: allocated * MB,
+                active: active * MB,
+                resident: resident * MB,
+            };
+            only(report(&m), what);
+        }
+        // Replica buffers: over 10 MB in all, with a replica connected.
+        let mut m = overhead(50 * MB, 50 * MB, 55 * MB);
+        m.clients_slaves = 11 * MB;
+        only(doctor_report(&m, 1, 1, 0), " * Big replica buffers:");
+        assert_eq!(doctor_report(&m, 1, 0, 0), DOCTOR_FINE);
+        // Client buffers: over 200 KB a normal client on average.
+        m.clients_slaves = 0;
+        m.clients_normal = 500 * 1024;
+        only(doctor_report(&m, 2, 0, 0), " * Big client buffers:");
+        assert_eq!(doctor_report(&m, 3, 0, 0), DOCTOR_FINE);
+        // The script cache: over 1000 scripts.
+        m.clients_normal = 0;
+        only(doctor_report(&m, 1, 0, 1001), " * Many scripts:");
+        assert_eq!(doctor_report(&m, 1, 0, 1000), DOCTOR_FINE);
     }
 
     /// A server whose "used memory" is 1000 bytes per key, with a journal consumer attached.

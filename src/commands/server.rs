@@ -593,7 +593,7 @@ fn info_memory(ks: &Keyspace, srv: &mut ServerState, s: &mut String) {
 }
 
 /// INFO `mem_allocator`: `jemalloc-5.3.0`, like a Redis built with its bundled jemalloc.
-fn allocator_name() -> String {
+pub(crate) fn allocator_name() -> String {
     crate::alloc::jemalloc_version().map_or_else(|| "jemalloc".into(), |v| format!("jemalloc-{v}"))
 }
 
