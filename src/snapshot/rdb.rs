@@ -512,7 +512,15 @@ fn parse_score(b: &[u8]) -> Result<f64, String> {
         "-inf" => Some(f64::NEG_INFINITY),
         t => t.parse::<f64>().ok(),
     });
-    v.ok_or_else(|| format!("bad score '{}'", String::from_utf8_lossy(b)))
+    not_nan(v.ok_or_else(|| format!("bad score '{}'", String::from_utf8_lossy(b)))?)
+}
+
+/// Refuses a NaN score, as Redis's loader does: a sorted set cannot order it.
+fn not_nan(score: f64) -> Result<f64, String> {
+    if score.is_nan() {
+        return Err("Zset with NAN score detected".into());
+    }
+    Ok(score)
 }
 
 /// Pairs up a flat member, score, member, score... sequence.
@@ -657,11 +665,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A double of the old ZSET encoding: a length byte (253 NaN, 254 +inf, 255 -inf) and text.
+    /// A double of the old ZSET encoding: a length byte (253 NaN, refused; 254 +inf, 255 -inf)
+    /// and text.
     fn text_double(&mut self) -> R<f64> {
         let at = self.c.pos;
         match self.u8("score")? {
-            253 => Ok(f64::NAN),
+            253 => lerr(at, "Zset with NAN score detected"),
             254 => Ok(f64::INFINITY),
             255 => Ok(f64::NEG_INFINITY),
             n => {
@@ -672,8 +681,9 @@ impl<'a> Reader<'a> {
     }
 
     fn binary_double(&mut self) -> R<f64> {
+        let at = self.c.pos;
         let s = self.take(8, "score")?;
-        Ok(f64::from_le_bytes(s.try_into().unwrap_or_default()))
+        not_nan(f64::from_le_bytes(s.try_into().unwrap_or_default())).or_else(|e| lerr(at, e))
     }
 
     /// A string holding a packed blob, walked by `walk` into `sink`.
