@@ -423,26 +423,23 @@ fn apply_stream_op(s: &mut StreamValue, op: &StreamOp, lim: NodeLimits) {
                 (true, 0) => (lim.max_entries as u64 * 100).min(1_000_000),
                 (true, n) => *n,
             };
-            let before = s.clone();
-            s.trim(how, *approx, limit);
             // An exact MINID trim up to a node's deleted last entry leaves a node of deleted
-            // entries only, which the loader refuses: left out here.
-            if s.nodes().any(|n| n.items().iter().all(|it| it.deleted)) {
-                *s = before;
-            }
+            // entries only, as in Redis.
+            s.trim(how, *approx, limit);
         }
         StreamOp::XSetId { ahead, to, extra, max_del } => {
-            // Only forward in a stream with entries: XSETID accepts an ID between the last
-            // live entry and a deleted one after it, which the loader then refuses.
+            // Not below the last live entry (as the server checks), so possibly below a
+            // deleted entry after it, as Redis allows.
+            let top = s.last_valid_id();
             let id = if s.is_empty() {
                 StreamId::new(to.0, to.1)
             } else if ahead.0 == 0 {
-                match s.last_id.seq.checked_add(ahead.1) {
-                    Some(seq) => StreamId::new(s.last_id.ms, seq),
+                match top.seq.checked_add(ahead.1) {
+                    Some(seq) => StreamId::new(top.ms, seq),
                     None => return,
                 }
             } else {
-                match s.last_id.ms.checked_add(ahead.0) {
+                match top.ms.checked_add(ahead.0) {
                     Some(ms) => StreamId::new(ms, ahead.1),
                     None => return,
                 }
@@ -556,10 +553,9 @@ fn id_arg_s() -> impl Strategy<Value = IdArg> {
     ]
 }
 
-/// A group's `entries-read`: unknown (-1) or a count, not near i64::MAX (XGROUP accepts it,
-/// but the record's `entries_read + 1` overflows there).
+/// A group's `entries-read`: unknown (-1) or a count, up to i64::MAX (XGROUP accepts any).
 fn entries_read_s() -> impl Strategy<Value = i64> {
-    prop_oneof![Just(ENTRIES_READ_INVALID), 0i64..100, 0i64..1 << 62]
+    prop_oneof![Just(ENTRIES_READ_INVALID), 0i64..100, 0i64..1 << 62, Just(i64::MAX)]
 }
 
 fn time_s() -> impl Strategy<Value = u64> {

@@ -497,6 +497,7 @@ impl StreamValue {
 
     /// Puts an item at the tail, in the last node or a new one per Redis's rule.
     fn push_item(&mut self, id: StreamId, fields: Vec<Box<[u8]>>, lim: NodeLimits, total: usize) {
+        self.drop_tombstones_from(id);
         let max_bytes = if lim.max_bytes == 0 || lim.max_bytes > MAX_ENTRY_BYTES {
             MAX_ENTRY_BYTES
         } else {
@@ -528,24 +529,66 @@ impl StreamValue {
         node.live += 1;
     }
 
-    /// Rebuilds a node as stored (loaders): entries in ascending order, at least one live.
-    /// Returns false if the node does not fit after the existing ones or is malformed.
-    pub fn load_node(&mut self, items: Vec<Item>) -> bool {
+    /// Removes the deleted entries at the tail that are not below `id`, and the last node if
+    /// that empties it, so that an entry with `id` can follow.
+    ///
+    /// Redis lets XSETID go below a deleted entry at the tail (it compares with the last live
+    /// entry only), and its next XADD then lands after that entry, out of order in the node.
+    /// Redis's readers skip deleted entries before comparing IDs, so the entry is found all the
+    /// same; here a node's entries stay in order for binary search, and a tombstone that no
+    /// reader ever returns can simply go.
+    fn drop_tombstones_from(&mut self, id: StreamId) {
+        let Some(mut last) = self.nodes.last_entry() else { return };
+        let node = last.get_mut();
+        while node.items.last().is_some_and(|it| it.deleted && it.id >= id) {
+            if node.items.len() == 1 {
+                last.remove();
+                return;
+            }
+            let it = node.items.pop().expect("checked non-empty");
+            node.items_bytes -= node.item_bytes(it.id, &it.fields);
+        }
+    }
+
+    /// Rebuilds a node as stored (loaders): entries in ascending order. Returns false if the
+    /// node does not fit after the existing ones or is malformed.
+    ///
+    /// A node may hold no live entry: Redis's exact XTRIM MINID marks entries deleted inside a
+    /// node it cannot drop whole and keeps the node, and saves it so. Deleted entries out of
+    /// order (see [`Self::drop_tombstones_from`]) are dropped, here and at the tail of the
+    /// node before.
+    pub fn load_node(&mut self, mut items: Vec<Item>) -> bool {
+        if items.is_empty() {
+            return false;
+        }
+        // Keep a tombstone only between the entries kept before it and the next live one.
+        let mut next_live = vec![StreamId::MAX; items.len()];
+        let mut after = None;
+        for (i, it) in items.iter().enumerate().rev() {
+            next_live[i] = after.unwrap_or(StreamId::MAX);
+            if !it.deleted {
+                after = Some(it.id);
+            }
+        }
+        let mut prev: Option<StreamId> = None;
+        let mut i = 0;
+        items.retain(|it| {
+            let keep = !it.deleted || (prev.is_none_or(|p| p < it.id) && it.id < next_live[i]);
+            i += 1;
+            if keep {
+                prev = Some(it.id);
+            }
+            keep
+        });
         let Some(first) = items.first() else {
             return false;
         };
-        if self
-            .nodes
-            .values()
-            .next_back()
-            .is_some_and(|n| n.last_id() >= first.id)
-        {
+        self.drop_tombstones_from(first.id);
+        if self.nodes.values().next_back().is_some_and(|n| n.last_id() >= first.id) {
             return false;
         }
         if items.windows(2).any(|w| w[0].id >= w[1].id)
-            || items
-                .iter()
-                .any(|i| i.fields.is_empty() || i.fields.len() % 2 != 0)
+            || items.iter().any(|i| i.fields.is_empty() || i.fields.len() % 2 != 0)
         {
             return false;
         }
@@ -563,19 +606,16 @@ impl StreamValue {
             }
             node.items.push(it);
         }
-        if node.live == 0 {
-            return false;
-        }
         self.length += node.live as u64;
         self.nodes.insert(node.master_or(StreamId::MIN), node);
         true
     }
 
-    /// After loading nodes: checks the metadata against them and sets the first ID.
+    /// After loading nodes: checks the metadata against them and sets the first ID. The last
+    /// ID may be below a deleted entry (XSETID allows it, as in Redis), not below a live one.
     pub fn finish_load(&mut self) -> bool {
         self.first_id = self.first_entry().map_or(StreamId::MIN, |i| i.id);
-        let top = self.nodes.values().next_back().map(Node::last_id);
-        top.is_none_or(|t| t <= self.last_id)
+        self.last_valid_id() <= self.last_id
     }
 
     /// The live entries from `start` to `end` inclusive, ascending (or descending with `rev`).
@@ -918,6 +958,69 @@ mod tests {
         };
         assert_eq!(parse_id(b"-", strict), None);
         assert_eq!(parse_id(b"7-*", strict), Some((StreamId::new(7, 0), false)));
+    }
+
+    fn ids(s: &StreamValue) -> Vec<(u64, bool)> {
+        s.nodes().flat_map(|n| n.items().iter().map(|it| (it.id.ms, it.deleted))).collect()
+    }
+
+    /// XSETID below a deleted tail entry (Redis allows it), then XADD: the new entry is found
+    /// by point and range reads, and the tombstone it would follow out of order is gone.
+    #[test]
+    fn an_entry_below_a_deleted_tail_entry_is_found() {
+        let mut s = StreamValue::new();
+        for ms in [1, 2] {
+            s.append(Some((StreamId::new(ms, 0), true)), 0, f(&["f", "v"]), lim(10)).unwrap();
+        }
+        assert!(s.delete(StreamId::new(2, 0)));
+        s.last_id = StreamId::new(1, 5);
+        let id = StreamId::new(1, 6);
+        s.append(Some((id, true)), 0, f(&["f", "v"]), lim(10)).unwrap();
+        assert!(s.get(id).is_some());
+        let found: Vec<StreamId> = s.range(id, StreamId::MAX, false).map(|i| i.id).collect();
+        assert_eq!(found, [id]);
+        assert_eq!(ids(&s), [(1, false), (1, false)]);
+        // A tail node of tombstones only (left by an exact MINID trim) goes whole.
+        let mut s = StreamValue::new();
+        for ms in 1..=4 {
+            s.append(Some((StreamId::new(ms, 0), true)), 0, f(&["f", "v"]), lim(2)).unwrap();
+        }
+        assert!(s.delete(StreamId::new(4, 0)));
+        s.trim(Trim::MinId(StreamId::new(4, 0)), false, 0);
+        assert_eq!((s.len(), ids(&s)), (0, vec![(3, true), (4, true)]));
+        s.last_id = StreamId::new(2, 5);
+        s.append(Some((StreamId::new(2, 6), true)), 0, f(&["f", "v"]), lim(2)).unwrap();
+        assert_eq!((s.len(), ids(&s)), (1, vec![(2, false)]));
+    }
+
+    /// Nodes as Redis may save them: one of deleted entries only (an exact XTRIM MINID keeps
+    /// it), and tombstones out of order after an XSETID below them.
+    #[test]
+    fn loads_nodes_redis_saves() {
+        let item =
+            |ms: u64, deleted: bool| Item { id: StreamId::new(ms, 0), deleted, fields: f(&["f", "v"]) };
+        let mut s = StreamValue::new();
+        assert!(s.load_node(vec![item(1, true), item(2, true)]));
+        assert!(s.load_node(vec![item(3, false), item(9, true), item(4, false), item(8, true)]));
+        assert!(s.load_node(vec![item(7, false)]));
+        s.last_id = StreamId::new(7, 0);
+        assert!(s.finish_load());
+        assert_eq!(s.len(), 3);
+        assert_eq!(ids(&s), [(1, true), (2, true), (3, false), (4, false), (7, false)]);
+        assert!(s.get(StreamId::new(4, 0)).is_some());
+        // The last ID may be below a tombstone, not below a live entry.
+        let mut s = StreamValue::new();
+        assert!(s.load_node(vec![item(1, false), item(5, true)]));
+        s.last_id = StreamId::new(3, 0);
+        assert!(s.finish_load());
+        s.last_id = StreamId::new(0, 5);
+        assert!(!s.finish_load());
+        // Still refused: an empty node, live entries out of order, a node before the last.
+        assert!(!StreamValue::new().load_node(Vec::new()));
+        assert!(!StreamValue::new().load_node(vec![item(2, false), item(1, false)]));
+        let mut s = StreamValue::new();
+        assert!(s.load_node(vec![item(5, false)]));
+        assert!(!s.load_node(vec![item(4, false)]));
     }
 
     #[test]

@@ -5,9 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::codec::{put_varint, Cur, DecodeError};
-use crate::keyspace::stream::{
-    Consumer, Group, Item, Nack, StreamId, StreamValue, ENTRIES_READ_INVALID,
-};
+use crate::keyspace::stream::{Consumer, Group, Item, Nack, StreamId, StreamValue};
 
 type DResult<T> = Result<T, DecodeError>;
 
@@ -42,8 +40,9 @@ pub fn encode_stream(out: &mut Vec<u8>, s: &StreamValue) {
     for (name, g) in &s.groups {
         put_bytes(out, name);
         put_id(out, g.last_id);
-        // entries_read is -1 (unknown) or a count: stored plus one.
-        put_varint(out, (g.entries_read + 1) as u64);
+        // entries_read is -1 (unknown) or a count up to i64::MAX (XGROUP ... ENTRIESREAD takes
+        // any): stored plus one, as an unsigned number.
+        put_varint(out, (g.entries_read as u64).wrapping_add(1));
         put_varint(out, g.pel.len() as u64);
         for (id, n) in &g.pel {
             put_id(out, *id);
@@ -131,7 +130,9 @@ pub(crate) fn decode_stream(c: &mut Cur<'_>) -> DResult<StreamValue> {
 fn decode_group(c: &mut Cur<'_>) -> DResult<Group> {
     let last_id = id(c, "group last id")?;
     let read = c.varint("entries read")?;
-    let entries_read = i64::try_from(read).map_or(ENTRIES_READ_INVALID, |r| r - 1);
+    // Stored plus one, as an unsigned number: 0 is -1 (unknown). A count that went past
+    // i64::MAX wraps as Redis's does (and as an RDB keeps it).
+    let entries_read = read.wrapping_sub(1) as i64;
     let npel = count(c, "pending count")?;
     let mut pel = BTreeMap::new();
     for _ in 0..npel {
@@ -192,7 +193,7 @@ fn decode_group(c: &mut Cur<'_>) -> DResult<Group> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyspace::stream::NodeLimits;
+    use crate::keyspace::stream::{NodeLimits, ENTRIES_READ_INVALID};
 
     fn sample() -> StreamValue {
         let mut s = StreamValue::new();
@@ -225,6 +226,15 @@ mod tests {
         encode_stream(&mut out, &s);
         let back = decode_stream(&mut Cur::new(&out)).unwrap();
         assert_eq!(back, s);
+        // Every entries-read counter: unknown, counts up to i64::MAX (XGROUP ... ENTRIESREAD
+        // takes any) and one that wrapped past it (as Redis's does).
+        for read in [ENTRIES_READ_INVALID, 0, 7, i64::MAX, i64::MIN] {
+            let mut s = sample();
+            s.groups.values_mut().for_each(|g| g.entries_read = read);
+            let mut out = Vec::new();
+            encode_stream(&mut out, &s);
+            assert_eq!(decode_stream(&mut Cur::new(&out)).unwrap(), s);
+        }
         assert_eq!(back.node_count(), 3);
     }
 
