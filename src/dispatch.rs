@@ -662,3 +662,42 @@ fn unknown_command(argv: &[&[u8]]) -> CmdError {
         args
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::protocol::Resp;
+    use crate::server::client::{ClientInfo, ClientShared};
+
+    /// A command whose handler writes part of its reply, then panics.
+    fn boom(ctx: &mut commands::Ctx<'_>, _argv: &[&[u8]]) -> CmdResult {
+        ctx.out.integer(1);
+        panic!("boom at {}", ctx.db);
+    }
+
+    static BOOM: CommandSpec = CommandSpec::new("boom", 1, flags::WRITE, 0, 0, 0, boom);
+
+    /// A panicking handler does not take the server down: its half-written reply gives way to
+    /// an error in Redis's shape, the failure is counted, and the next command runs as usual.
+    #[test]
+    fn a_panicking_handler_answers_an_error_and_the_server_goes_on() {
+        let mut cfg = crate::config::Config::from_args(&[]).expect("default config");
+        cfg.set("save", "").expect("save");
+        let mut server = Server::new(cfg);
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let shared = Rc::new(ClientShared::new(ClientInfo::new(1, addr, addr, -1)));
+        let mut client = Client::new(1, shared, true);
+        let mut out = ReplyBuf::new(Resp::V2);
+        let (id, _) = commands::registry().lookup(b"ping").expect("ping");
+        call(&mut server, &mut client, &mut out, id, &BOOM, &[b"boom"]);
+        assert_eq!(&out.buf[..], b"-ERR internal error while executing 'boom'\r\n");
+        // Counted in the slot of the id it was called with.
+        assert_eq!(server.state.cmd_stats_mut(id, &BOOM).failed_calls, 1);
+        out.buf.clear();
+        execute(&mut server, &mut client, &mut out, &[b"SET", b"k", b"v"]);
+        execute(&mut server, &mut client, &mut out, &[b"GET", b"k"]);
+        assert_eq!(&out.buf[..], b"+OK\r\n$1\r\nv\r\n");
+    }
+}
