@@ -17,24 +17,34 @@ pub struct TestServer {
     _tmp: Option<tempfile::TempDir>,
 }
 
-/// Finds a port that is free right now, below the kernel's ephemeral range when it can.
+/// Finds a port that is free right now, outside the kernel's ephemeral range when it can.
 ///
 /// Why not simply bind port 0: that hands out an ephemeral port, and tests kill servers and
 /// start them again on the same port while replicas and Sentinels keep reconnecting to it.
 /// Each reconnection takes the next ephemeral port for that destination, and when the one it
 /// takes is the dead server's own port, the connection succeeds to itself (TCP simultaneous
-/// open) and holds the port: the restarted server cannot bind it. A port below the range is
-/// never taken by an outgoing connection.
+/// open) and holds the port: the restarted server cannot bind it. A port outside the range
+/// (below it, or above it where the range starts low) is never taken by an outgoing
+/// connection.
 pub fn free_port() -> u16 {
     use rand::Rng;
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(0);
-    if low > 12_000 {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok();
+    let mut bounds = range.iter().flat_map(|s| s.split_whitespace().map(|w| w.parse::<u16>()));
+    let (low, high) = match (bounds.next(), bounds.next()) {
+        (Some(Ok(l)), Some(Ok(h))) => (l, h),
+        _ => (0, u16::MAX),
+    };
+    let outside = if low > 12_000 {
+        Some(10_000..low)
+    } else if high < 63_000 {
+        Some(high + 1..u16::MAX)
+    } else {
+        None
+    };
+    if let Some(ports) = outside {
         let mut rng = rand::thread_rng();
         for _ in 0..200 {
-            let port = rng.gen_range(10_000..low);
+            let port = rng.gen_range(ports.clone());
             if TcpListener::bind(("127.0.0.1", port)).is_ok() {
                 return port;
             }
