@@ -208,7 +208,9 @@ fn sentinel_fails_over_from_a_dead_ferrodis_master_without_losing_acknowledged_w
     let before_failover = acked.lock().unwrap().len();
 
     // A sentinel promotes a replica; every sentinel agrees on it.
-    wait_or_show_logs(dir, 40, "failover", || {
+    // Each wait for a sentinel's decision allows for one TILT period (30 s, during which it
+    // acts on nothing; see the last wait) besides the decision's own time.
+    wait_or_show_logs(dir, 60, "failover", || {
         sentinels.iter().all(|s| master_port(s).is_some_and(|p| p != old))
     });
     let new_port = master_port(&sentinels[0]).unwrap();
@@ -217,7 +219,7 @@ fn sentinel_fails_over_from_a_dead_ferrodis_master_without_losing_acknowledged_w
     wait_or_show_logs(dir, 20, "the new master is a master", || {
         role(new_port).is_some_and(|(r, _)| r == "master")
     });
-    wait_or_show_logs(dir, 30, "the other replica follows the new master", || {
+    wait_or_show_logs(dir, 60, "the other replica follows the new master", || {
         role(other.port) == Some(("slave".into(), Some(new_port)))
     });
     // The client found the new master through Sentinel and goes on writing there.
