@@ -286,7 +286,7 @@ fn sentinel_fails_over_from_a_dead_ferrodis_master_without_losing_acknowledged_w
     // acts on nothing for 30 s more.
     wait_or_show_logs(dir, 60, "the old master is re-pointed", || {
         if let Some(Ok(Some(status))) = back.child.as_mut().map(Child::try_wait) {
-            // It could not bind its port: where the ephemeral range leaves no room below it
+            // It could not bind its port: where the ephemeral range leaves no room outside it
             // (see `free_port`), a sentinel's reconnection can hold the port for a moment.
             // Its log says why; an operator would start it again, and so do we, a few times.
             assert!(restarts < 10, "the old master keeps exiting ({status})\n{}", log_tails(dir));
