@@ -15,6 +15,8 @@ mod snapshot_load;
 mod aof_load;
 #[path = "../fuzz/check/rdb_load.rs"]
 mod rdb_load;
+#[path = "../fuzz/check/commands.rs"]
+mod commands;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -264,5 +266,35 @@ fn inner_rdb_load_corpus_mutations() {
                 rdb_load::check(&d);
             }
         }
+    }
+}
+
+#[test]
+fn commands_corpus() {
+    run_guarded("inner_commands_corpus");
+}
+
+/// The corpus, then pseudo-random pipelines from a fixed seed (each a fresh server): a quick
+/// sweep of every command with arbitrary arguments on every run.
+#[test]
+#[ignore = "run through commands_corpus, under limits"]
+fn inner_commands_corpus() {
+    let files = corpus("commands");
+    assert!(files.len() >= 8, "the seed corpus has at least eight files");
+    for (name, data) in files {
+        eprintln!("checking {name}");
+        commands::check(&data);
+    }
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for round in 0..1000 {
+        let data: Vec<u8> = (0..64 + round % 256)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        commands::check(&data);
     }
 }
