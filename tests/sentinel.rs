@@ -210,10 +210,10 @@ fn sentinel_fails_over_from_a_dead_ferrodis_master_without_losing_acknowledged_w
     // A sentinel promotes a replica: every sentinel names it, it is a master, and the other
     // replica follows it. A sentinel that misses the promoted server's first replies for
     // down-after-milliseconds (a stalled machine: seen once, with a sentinel silent for a
-    // second after it switched) fails over once more, to the other replica, as it would with
-    // redis-server: the test follows whichever replica the sentinels settle on. Each wait for
-    // a sentinel's decisions allows for one TILT period (30 s, during which it acts on
-    // nothing; see the last wait) besides the decisions' own time.
+    // second after it switched) fails over once more, to the other replica, which is
+    // Sentinel's own decision: the test follows whichever replica the sentinels settle on.
+    // Each wait for a sentinel's decisions allows for one TILT period (30 s, during which it
+    // acts on nothing; see the last wait) besides the decisions' own time.
     let mut settled = None;
     wait_or_show_logs(dir, 90, "failover", || {
         settled = settled_master(&sentinels, old, [r1.port, r2.port]);
