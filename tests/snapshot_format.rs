@@ -299,8 +299,9 @@ enum StreamOp {
         approx: bool,
         limit: u64,
     },
-    /// XSETID to `ahead` ms after the last ID, or to `to` in an empty stream, ENTRIESADDED
-    /// (`extra` more than the length), MAXDELETEDID (`max_del` ms below the new ID).
+    /// XSETID to `ahead` ms after the last live entry's ID, or to `to` in an empty stream,
+    /// ENTRIESADDED (`extra` more than the length), MAXDELETEDID (`max_del` ms below the new
+    /// ID).
     XSetId {
         ahead: (u64, u64),
         to: (u64, u64),
