@@ -130,7 +130,7 @@ pub fn startup(server: &Rc<RefCell<Server>>) -> Result<(), String> {
         start_secs: crate::util::time::now_secs(),
         total_bytes,
         loaded_bytes: Default::default(),
-        used_memory: 0,
+        used_memory: Default::default(),
     });
     let config = srv.state.config.clone();
     drop(srv);

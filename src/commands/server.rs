@@ -677,7 +677,7 @@ fn info_persistence(srv: &ServerState, s: &mut String) {
         fields!(s,
             "loading_start_time" => l.start_secs,
             "loading_total_bytes" => l.total_bytes,
-            "loading_rdb_used_mem" => l.used_memory,
+            "loading_rdb_used_mem" => l.used_memory.load(std::sync::atomic::Ordering::Relaxed),
             "loading_loaded_bytes" => loaded,
             "loading_loaded_perc" => format!("{perc:.2}"),
             "loading_eta_seconds" => eta,

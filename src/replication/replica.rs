@@ -377,7 +377,7 @@ fn load_mode(server: &Rc<RefCell<Server>>, replid: &str) -> LoadMode {
                 start_secs: crate::util::time::now_secs(),
                 total_bytes: 0,
                 loaded_bytes: Default::default(),
-                used_memory: 0,
+                used_memory: Default::default(),
             });
         }
     }

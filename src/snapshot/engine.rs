@@ -159,8 +159,9 @@ pub struct Loading {
     pub start_secs: u64,
     pub total_bytes: u64,
     pub loaded_bytes: Arc<AtomicU64>,
-    /// `used_memory` recorded in the snapshot (`loading_rdb_used_mem`).
-    pub used_memory: u64,
+    /// `used_memory` recorded in the snapshot (`loading_rdb_used_mem`), stored by the loading
+    /// thread once it has read the header.
+    pub used_memory: Arc<AtomicU64>,
 }
 
 /// The blocks handed to the writer thread and not written yet, and the buffers it has
@@ -1016,7 +1017,7 @@ pub struct KeyspaceSink<'a> {
     /// asks for them: a restarted master sends their DELs to its replicas.
     pub expired_keys: Vec<(usize, Key)>,
     list_expired: bool,
-    used_memory_out: Option<Arc<HeaderUsedMemory>>,
+    used_memory_out: Option<Arc<AtomicU64>>,
 }
 
 impl<'a> KeyspaceSink<'a> {
@@ -1085,8 +1086,7 @@ impl LoadSink for KeyspaceSink<'_> {
         tracing::info!("RDB age {age} seconds");
         tracing::info!("RDB memory usage when created {:.2} Mb", meta.used_memory as f64 / 1048576.0);
         if let Some(out) = &self.used_memory_out {
-            out.value.store(meta.used_memory, Ordering::Relaxed);
-            out.read.notify_one();
+            out.store(meta.used_memory, Ordering::Relaxed);
         }
         for c in &meta.dbs {
             let d = self.db(c.db)?;
@@ -1210,17 +1210,10 @@ pub struct LoadOptions {
     /// Record the keys dropped as expired (with `skip_expired`) into `expired_out`.
     pub list_expired: bool,
     pub expired_out: Option<ExpiredKeys>,
-    /// Where the header's `used_memory` goes as soon as it is read.
-    pub used_memory_out: Option<Arc<HeaderUsedMemory>>,
-}
-
-/// The `used_memory` a snapshot's header recorded, handed from the loading thread to the event
-/// loop as soon as the header is read: INFO's `loading_rdb_used_mem`, which Redis sets from the
-/// `used-mem` aux field early in the load.
-#[derive(Default)]
-pub struct HeaderUsedMemory {
-    value: AtomicU64,
-    read: tokio::sync::Notify,
+    /// Where the header's `used_memory` goes as soon as it is read (INFO's
+    /// `loading_rdb_used_mem`, which Redis sets from the `used-mem` aux field early in the
+    /// load).
+    pub used_memory_out: Option<Arc<AtomicU64>>,
 }
 
 /// Restores the function libraries saved in a snapshot's aux fields. `replace` lets them
@@ -1256,7 +1249,7 @@ pub struct StartupLoad {
     rx: tokio::sync::oneshot::Receiver<LoadResult>,
     /// Keys dropped as expired while loading, for the DELs a master propagates.
     expired: ExpiredKeys,
-    used_memory: Arc<HeaderUsedMemory>,
+    used_memory: Arc<AtomicU64>,
 }
 
 /// The load [`preload`] started, until [`start_loading`] takes it over.
@@ -1295,7 +1288,7 @@ fn spawn_loader(
     let md = std::fs::metadata(&path).ok()?;
     let progress = Arc::new(AtomicU64::new(0));
     let expired: ExpiredKeys = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let used_memory = Arc::new(HeaderUsedMemory::default());
+    let used_memory = Arc::new(AtomicU64::new(0));
     let opts = LoadOptions {
         skip_expired: true,
         merge: false,
@@ -1347,12 +1340,12 @@ pub fn start_loading(server: &Rc<RefCell<Server>>) {
         start_secs: load.start_secs,
         total_bytes: load.total_bytes,
         loaded_bytes: load.progress,
-        used_memory: 0,
+        used_memory: load.used_memory,
     });
     let server = server.clone();
-    let (rx, expired, used_memory) = (load.rx, load.expired, load.used_memory);
+    let (rx, expired) = (load.rx, load.expired);
     tokio::task::spawn_local(async move {
-        let result = wait_logging_progress(&server, rx, &used_memory).await;
+        let result = wait_logging_progress(&server, rx).await;
         let mut srv = server.borrow_mut();
         let Server { ks, state, .. } = &mut *srv;
         let started = state.persist.loading.take().map(|l| l.started);
@@ -1407,25 +1400,16 @@ fn feed_expired_dels(state: &mut ServerState, dead: &[(usize, Key)]) {
     state.journal.reset_selected_db();
 }
 
-/// Waits for the loading thread, logging its progress every second as Redis does, and shows
-/// the header's `used_memory` in INFO once the thread has read it.
+/// Waits for the loading thread, logging its progress every second as Redis does.
 async fn wait_logging_progress<T>(
     server: &Rc<RefCell<Server>>,
     mut rx: tokio::sync::oneshot::Receiver<Result<T, String>>,
-    used_memory: &HeaderUsedMemory,
 ) -> Result<T, String> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
-    let mut header_read = false;
     loop {
         tokio::select! {
             r = &mut rx => return r.unwrap_or_else(|_| Err("the loading thread died".into())),
-            _ = used_memory.read.notified(), if !header_read => {
-                header_read = true;
-                if let Some(l) = &mut server.borrow_mut().state.persist.loading {
-                    l.used_memory = used_memory.value.load(Ordering::Relaxed);
-                }
-            }
             _ = tick.tick() => {
                 let srv = server.borrow();
                 if let Some(l) = &srv.state.persist.loading {
