@@ -315,15 +315,8 @@ fn settled_master(sentinels: &[Proc], old: u16, replicas: [u16; 2]) -> Option<u1
 
 /// [`common::wait_until_for`], but a timeout panics with the end of every log of the run (the
 /// sentinels' and the servers'): CI keeps nothing else of a failed run.
-fn wait_or_show_logs(dir: &Path, secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(secs) {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}\n{}", log_tails(dir));
+fn wait_or_show_logs(dir: &Path, secs: u64, what: &str, f: impl FnMut() -> bool) {
+    common::wait_until_or_report(secs, what, f, || log_tails(dir));
 }
 
 /// The last 30 lines of each `*.log` in the subfolders of `dir`.

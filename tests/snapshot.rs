@@ -446,50 +446,10 @@ fn shutdown_saves_unless_nosave_and_flushall_saves_an_empty_dataset() {
     assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 0);
 }
 
-/// A server started without any `save` setting (the harness always passes `--save ""`),
-/// killed when dropped.
-struct NoSaveSetting {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl NoSaveSetting {
-    fn start(dir: &std::path::Path) -> NoSaveSetting {
-        for _ in 0..5 {
-            let port = common::free_port();
-            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrodis-server"))
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--dir", dir.to_str().unwrap()])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            if common::wait_for_own_server(&mut child, port, Duration::from_secs(10), false) {
-                return NoSaveSetting { child, port };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("ferrodis-server did not start");
-    }
-
-    fn conn(&self) -> redis::Connection {
-        let url = format!("redis://127.0.0.1:{}/", self.port);
-        redis::Client::open(url).unwrap().get_connection().unwrap()
-    }
-}
-
-impl Drop for NoSaveSetting {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn save_points_default_to_redis_defaults_and_save_empty_disables_them() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = NoSaveSetting::start(tmp.path());
+    let s = TestServer::start_with_default_save_points(tmp.path());
     let mut c = s.conn();
     // What redis-server 7.0 answers when started without a `save` setting.
     let save: Vec<String> = q(&mut c, &["CONFIG", "GET", "save"]);

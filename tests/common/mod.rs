@@ -17,6 +17,17 @@ pub struct TestServer {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// How a test server is started, beyond its arguments.
+#[derive(Default, Clone, Copy)]
+struct Launch {
+    /// A server still loading its data (answering `-LOADING`) counts as started.
+    loading_ok: bool,
+    /// The open-file limit (soft and hard) to start it under.
+    fd_limit: Option<u64>,
+    /// Leave out `--save ""`: the server runs with its default save points.
+    default_save: bool,
+}
+
 /// Finds a port that is free right now, outside the kernel's ephemeral range when it can.
 ///
 /// Why not simply bind port 0: that hands out an ephemeral port, and tests kill servers and
@@ -146,23 +157,24 @@ impl TestServer {
     /// Starts a server whose open-file limit (soft and hard) is `limit`.
     pub fn start_with_fd_limit(limit: u64, extra: &[&str]) -> TestServer {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let mut s = TestServer::spawn_with(&dir, None, extra, false, Some(limit));
+        let launch = Launch { fd_limit: Some(limit), ..Launch::default() };
+        let mut s = TestServer::spawn_with(tmp.path(), None, extra, launch);
         s._tmp = Some(tmp);
         s
     }
 
-    fn spawn_in(dir: &Path, conf: Option<&Path>, extra: &[&str], loading_ok: bool) -> TestServer {
-        TestServer::spawn_with(dir, conf, extra, loading_ok, None)
+    /// Starts a server in `dir` with no `save` setting at all, so that it runs with the
+    /// default save points (every other start passes `--save ""`).
+    pub fn start_with_default_save_points(dir: &Path) -> TestServer {
+        let launch = Launch { default_save: true, ..Launch::default() };
+        TestServer::spawn_with(dir, None, &[], launch)
     }
 
-    fn spawn_with(
-        dir: &Path,
-        conf: Option<&Path>,
-        extra: &[&str],
-        loading_ok: bool,
-        fd_limit: Option<u64>,
-    ) -> TestServer {
+    fn spawn_in(dir: &Path, conf: Option<&Path>, extra: &[&str], loading_ok: bool) -> TestServer {
+        TestServer::spawn_with(dir, conf, extra, Launch { loading_ok, ..Launch::default() })
+    }
+
+    fn spawn_with(dir: &Path, conf: Option<&Path>, extra: &[&str], launch: Launch) -> TestServer {
         for _ in 0..5 {
             let port = free_port();
             let log = std::fs::File::create(dir.join(format!("server-{port}.log"))).unwrap();
@@ -174,16 +186,17 @@ impl TestServer {
                 "127.0.0.1".into(),
                 "--dir".into(),
                 dir.display().to_string(),
-                "--save".into(),
-                "".into(),
             ]);
+            if !launch.default_save {
+                args.extend(["--save".into(), "".into()]);
+            }
             args.extend(extra.iter().map(|s| s.to_string()));
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrodis-server"));
             cmd.args(&args)
                 .current_dir(dir)
                 .stdout(Stdio::from(log.try_clone().unwrap()))
                 .stderr(Stdio::from(log));
-            if let Some(n) = fd_limit {
+            if let Some(n) = launch.fd_limit {
                 use std::os::unix::process::CommandExt;
                 let l = libc::rlimit { rlim_cur: n as libc::rlim_t, rlim_max: n as libc::rlim_t };
                 // SAFETY: runs in the forked child before exec; setrlimit is async-signal-safe
@@ -200,7 +213,7 @@ impl TestServer {
             }
             let child = cmd.spawn().expect("spawn ferrodis-server");
             let mut s = TestServer { port, child: Some(child), dir: dir.to_path_buf(), _tmp: None };
-            if s.wait_ready(Duration::from_secs(10), loading_ok) {
+            if s.wait_ready(Duration::from_secs(10), launch.loading_ok) {
                 return s;
             }
             s.kill();
@@ -386,7 +399,17 @@ pub fn wait_blocked(c: &mut redis::Connection, n: i64) {
 }
 
 /// Polls `f` every 20 ms until it holds; panics after `secs` seconds naming `what`.
-pub fn wait_until_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+pub fn wait_until_for(secs: u64, what: &str, f: impl FnMut() -> bool) {
+    wait_until_or_report(secs, what, f, String::new)
+}
+
+/// [`wait_until_for`], adding what `report` gathers (logs, say) to the panic on a timeout.
+pub fn wait_until_or_report(
+    secs: u64,
+    what: &str,
+    mut f: impl FnMut() -> bool,
+    report: impl FnOnce() -> String,
+) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(secs) {
         if f() {
@@ -394,7 +417,7 @@ pub fn wait_until_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("timed out waiting for {what}");
+    panic!("timed out waiting for {what}\n{}", report());
 }
 
 /// [`wait_until_for`] with a 10 s limit.
