@@ -390,3 +390,40 @@ fn write_fuzz_seeds() {
     let _: () = q(&mut c, &["SET", "k", "v"]);
     put("file-db3", &save(&mut c, "yes"));
 }
+
+/// RESTORE of a payload whose sorted set has a NaN score, with a correct CRC-64: both servers
+/// refuse it with the same error, and ferrodis goes on serving.
+#[test]
+fn restore_refuses_a_nan_score_like_redis() {
+    let Some(bin) = oracle::binary("restore_refuses_a_nan_score_like_redis") else { return };
+    let o = Oracle::start(&bin, &[]);
+    let mut r = redis::Client::open(format!("redis://127.0.0.1:{}/", o.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    // A skiplist sorted set (type 5: binary double scores) of one long member.
+    let _: () = q(&mut r, &["CONFIG", "SET", "rdbcompression", "no"]);
+    let member = "m".repeat(70);
+    let _: () = q(&mut r, &["ZADD", "z", "2.5", &member]);
+    let mut payload: Vec<u8> = q(&mut r, &["DUMP", "z"]);
+    assert_eq!(payload[0], 5, "a ZSET_2 object");
+    // The score follows the member; its 8 bytes become a NaN, and the CRC-64 is recomputed.
+    let score = find(&payload, member.as_bytes()) + member.len();
+    payload[score..score + 8].copy_from_slice(&f64::NAN.to_le_bytes());
+    let body = payload.len() - 8;
+    let crc = rdb::crc64(&payload[..body]);
+    payload[body..].copy_from_slice(&crc.to_le_bytes());
+    let restore = |c: &mut redis::Connection| -> String {
+        match redis::cmd("RESTORE").arg("n").arg(0).arg(&payload).query::<String>(c) {
+            Ok(v) => v,
+            Err(e) => format!("{}: {}", e.code().unwrap_or("?"), e.detail().unwrap_or("")),
+        }
+    };
+    let s = TestServer::start(&[]);
+    let mut c = s.conn();
+    let want = restore(&mut r);
+    assert_eq!(want, "ERR: Bad data format");
+    assert_eq!(restore(&mut c), want);
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "n"]), 0);
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+}
