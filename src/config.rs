@@ -110,6 +110,8 @@ pub static PARAMS: &[Param] = &[
     Param::new("protected-mode", None, 0, Kind::Bool, "yes"),
     // snapshots
     Param::new("rdbcompression", None, 0, Kind::Bool, "yes"),
+    Param::new("rdb-save-incremental-fsync", None, 0, Kind::Bool, "yes"),
+    Param::new("aof-rewrite-incremental-fsync", None, 0, Kind::Bool, "yes"),
     // accepted and reported, not acted upon (snapshots)
     Param::new("rdb-del-sync-files", None, 0, Kind::Bool, "no"),
     // accepted and reported, not acted upon (process management)
@@ -130,12 +132,9 @@ pub static PARAMS: &[Param] = &[
     Param::new("repl-disable-tcp-nodelay", None, 0, Kind::Bool, "no"),
     Param::new("repl-diskless-sync", None, 0, Kind::Bool, "yes"),
     // accepted and reported, not acted upon (aof)
-    Param::new("aof-rewrite-incremental-fsync", None, 0, Kind::Bool, "yes"),
     Param::new("no-appendfsync-on-rewrite", None, 0, Kind::Bool, "no"),
     // accepted and reported, not acted upon (cluster)
     Param::new("cluster-require-full-coverage", None, 0, Kind::Bool, "yes"),
-    // accepted and reported, not acted upon (snapshots)
-    Param::new("rdb-save-incremental-fsync", None, 0, Kind::Bool, "yes"),
     Param::new("aof-load-truncated", None, 0, Kind::Bool, "yes"),
     Param::new("aof-use-rdb-preamble", None, 0, Kind::Bool, "yes"),
     Param::new("aof-timestamp-enabled", None, 0, Kind::Bool, "no"),
@@ -950,6 +949,8 @@ pub struct Config {
     pub zset_max_listpack_value: i64,
     pub rdbcompression: bool,
     pub rdbchecksum: bool,
+    pub rdb_save_incremental_fsync: bool,
+    pub aof_rewrite_incremental_fsync: bool,
     pub stop_writes_on_bgsave_error: bool,
     pub key_load_delay: i64,
     pub rdb_key_save_delay: i64,
@@ -1027,6 +1028,8 @@ impl Default for Config {
             zset_max_listpack_entries: 0,
             zset_max_listpack_value: 0,
             rdbcompression: true,
+            rdb_save_incremental_fsync: true,
+            aof_rewrite_incremental_fsync: true,
             rdbchecksum: true,
             stop_writes_on_bgsave_error: true,
             key_load_delay: 0,
@@ -1589,6 +1592,8 @@ impl Config {
         self.zset_max_listpack_entries = self.int("zset-max-listpack-entries");
         self.zset_max_listpack_value = self.int("zset-max-listpack-value");
         self.rdbcompression = self.flag("rdbcompression");
+        self.rdb_save_incremental_fsync = self.flag("rdb-save-incremental-fsync");
+        self.aof_rewrite_incremental_fsync = self.flag("aof-rewrite-incremental-fsync");
         self.rdbchecksum = self.flag("rdbchecksum");
         self.stop_writes_on_bgsave_error = self.flag("stop-writes-on-bgsave-error");
         self.key_load_delay = self.int("key-load-delay");

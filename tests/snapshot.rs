@@ -155,6 +155,31 @@ fn bgsave_and_debug_reload_round_trip() {
     );
 }
 
+/// `rdb-save-incremental-fsync` writes a save out every 4 MB as it goes (Redis's autosync):
+/// files of several steps, written both ways and by both kinds of save, load back whole.
+#[test]
+fn saves_of_many_4mb_steps_round_trip_with_incremental_fsync_on_and_off() {
+    let s = TestServer::start(&["--enable-debug-command", "yes", "--rdbcompression", "no"]);
+    let mut c = s.conn();
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["CONFIG", "GET", "rdb-save-incremental-fsync"]),
+        ["rdb-save-incremental-fsync", "yes"]
+    );
+    let _: () = q(&mut c, &["DEBUG", "POPULATE", "200000", "key", "64"]);
+    let before = common::digest(&mut c);
+    for (setting, save) in [("yes", "BGSAVE"), ("no", "BGSAVE"), ("yes", "SAVE"), ("no", "SAVE")] {
+        let _: () = q(&mut c, &["CONFIG", "SET", "rdb-save-incremental-fsync", setting]);
+        let _ = std::fs::remove_file(s.dir.join("dump.rdb"));
+        let _: String = q(&mut c, &[save]);
+        wait_bgsave(&mut c);
+        assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+        let size = std::fs::metadata(s.dir.join("dump.rdb")).unwrap().len();
+        assert!(size > 12 << 20, "{save} with {setting}: {size} bytes, fewer than three steps");
+        assert_eq!(q::<String>(&mut c, &["DEBUG", "RELOAD", "NOSAVE"]), "OK");
+        assert_eq!(common::digest(&mut c), before, "{save} with {setting}");
+    }
+}
+
 #[test]
 fn function_libraries_survive_a_restart() {
     let tmp = tempfile::tempdir().unwrap();

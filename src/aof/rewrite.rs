@@ -190,6 +190,7 @@ fn try_start(ks: &mut Keyspace, st: &mut ServerState) -> Result<(), String> {
         dest,
         is_bgsave: false,
         on_done: Some(on_done),
+        incremental_fsync: st.config.aof_rewrite_incremental_fsync,
     };
     engine::start_snapshot(ks, st, job)?;
     st.aof.rw.running = Some(Instant::now());

@@ -447,7 +447,12 @@ fn rdb_file(
             }
         });
     });
-    let job = engine::SnapshotJob { dest: path.clone(), is_bgsave: false, on_done: Some(on_done) };
+    let job = engine::SnapshotJob {
+        dest: path.clone(),
+        is_bgsave: false,
+        on_done: Some(on_done),
+        incremental_fsync: state.config.rdb_save_incremental_fsync,
+    };
     if let Err(e) = engine::start_snapshot_as(ks, state, job, Format::Rdb(parts)) {
         tracing::warn!("Can't start the RDB snapshot for a replica: {e}");
         return None;
