@@ -10,24 +10,28 @@ gives the median and the minimum of the rounds: the machine is shared, and the m
 the least disturbed restart. The snapshot file sizes are compared too.
 
 Part 2, BGSAVE under write load: each server is filled with `--bg-keys` 64-byte strings
-(about 2 GB of RSS in ferrodis at the default), then `redis-benchmark -t set -P 16 -c 50` runs
-for the whole measurement. Memory is sampled every 20 ms as the summed PSS of the server and
-its children (Redis's forked child shares pages with its parent until either writes: PSS
-counts each physical page once). A probe client sends GET every millisecond on its own
-connection; its p99 round trip during the BGSAVE is compared with its p99 over the same
-length of time just before, under the same write load, in a second run without memory
-sampling (reading a process's PSS walks its page tables under its mmap lock, which would
-disturb the latency being measured).
+under exactly the names `redis-benchmark -r` writes (about 2 GB of RSS in ferrodis at the
+default), then `redis-benchmark -t set -P 16 -c 50` overwrites them for the whole
+measurement, so the dataset keeps its size. Memory is sampled every 20 ms as the summed PSS
+of the server and its children (Redis's forked child shares pages with its parent until
+either writes: PSS counts each physical page once). A probe client sends GET every
+millisecond on its own connection. After a 2 s warm-up, a 10 s idle window gives the p99
+before the save; the p99 during the BGSAVE is compared with it, in a second run without
+memory sampling (reading a process's PSS walks its page tables under its mmap lock, which
+would disturb the latency being measured). The harness polls INFO over one connection
+every 100 ms in both windows alike.
 
 Usage: bench/snapshot.py [--scale 1.0] [--rounds 3] [--poll-ms 0.5] [--rows strings,hashes,...]
-                         [--bg-keys 17000000] [--skip-bg]
+                         [--bg-keys 17000000] [--skip-bg] [--skip-restart]
 (needs redis-server, redis-cli, redis-benchmark and `cargo build --release`). With --skip-bg
-the BGSAVE section already in bench/SNAPSHOT.md is kept as it is.
+the BGSAVE section already in bench/SNAPSHOT.md is kept as it is, with --skip-restart the
+restart table.
 """
 import argparse
 import datetime
 import importlib.util
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -155,6 +159,8 @@ def restart_part(scale, rounds, wanted):
                 stop(p, port)
                 assert got == keys, f"{kind} loaded {got} keys, saved {keys}"
                 times[kind].append(secs)
+        for d, _ in dirs.values():
+            shutil.rmtree(d, ignore_errors=True)
         rt, ft = statistics.median(times["redis"]), statistics.median(times["ferrodis"])
         rmin, fmin = min(times["redis"]), min(times["ferrodis"])
         rows.append((name, rt, ft, rmin, fmin, sizes["redis"], sizes["ferrodis"]))
@@ -212,43 +218,112 @@ def p99(xs):
     return xs[min(len(xs) - 1, int(len(xs) * 0.99))] if xs else float("nan")
 
 
+class Control:
+    """A plain RESP connection for the harness's own commands (BGSAVE, INFO). Spawning
+    `redis-cli` for each poll, as this script once did, forked a process ten times a second
+    during the save and never before it, on a machine whose two cores the load already fills:
+    the measurement disturbed only the window it measured."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.f = self.s.makefile("rb")
+
+    def call(self, *args):
+        req = f"*{len(args)}\r\n".encode()
+        for a in map(str, args):
+            req += f"${len(a.encode())}\r\n{a}\r\n".encode()
+        self.s.sendall(req)
+        line = self.f.readline()
+        if line[:1] == b"$":
+            n = int(line[1:])
+            return self.f.read(n + 2)[:-2].decode() if n >= 0 else None
+        if line[:1] == b"-":
+            raise RuntimeError(line.decode().strip())
+        return line[1:].decode().strip()
+
+    def close(self):
+        self.s.close()
+
+
+# Load running before the idle window starts (connections opening, the first allocations),
+# and the idle window that gives the "before" p99.
+WARMUP_S = 2.0
+IDLE_S = 10.0
+# How often INFO is polled, the same in the idle window and during the save.
+POLL_S = 0.1
+
+
+def poll_for(ctl, secs):
+    """Polls INFO persistence every POLL_S for `secs`, as the harness does during the save."""
+    end = time.perf_counter() + secs
+    while time.perf_counter() < end:
+        ctl.call("INFO", "persistence")
+        time.sleep(POLL_S)
+
+
+def populate_bench_keys(port, keys):
+    """Writes exactly the keys the load will overwrite: `redis-benchmark -r N` names them
+    key:%012d, 0 <= n < N, and its values are 64 bytes. Filled with DEBUG POPULATE's names
+    instead (key:N), the load inserts a new key with nearly every SET, and the dataset grows by
+    half within seconds: neither the memory peak nor the latency is then the save's. The same
+    data goes to both servers: key:%012d -> value:N padded with zero bytes to 64."""
+    pipe = subprocess.Popen(["redis-cli", "-p", str(port), "--pipe"], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL)
+    step = 1_000_000
+    for lo in range(0, keys, step):
+        pipe.stdin.write(b"".join(
+            b"*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$64\r\n%s\r\n"
+            % (i, (b"value:%d" % i).ljust(64, b"\0")) for i in range(lo, min(keys, lo + step))))
+    pipe.stdin.close()
+    if pipe.wait() != 0:
+        raise RuntimeError("redis-cli --pipe failed")
+    got = int(cli(port, "DBSIZE"))
+    if got != keys:
+        raise RuntimeError(f"populated {got} keys, wanted {keys}")
+
+
 def bgsave_run(kind, keys, sample_memory):
     """One BGSAVE under load. With `sample_memory` the PSS is sampled every 20 ms (walking the
     page tables takes the process's mmap lock, which disturbs latency); without it, the probe's
-    round trips are the measurement."""
+    round trips are the measurement. The harness does the same thing (INFO over one
+    connection every POLL_S) in the idle window and during the save, so that the only
+    difference between the two windows is the save."""
     d = tempfile.mkdtemp(prefix=f"snapbench-bg-{kind}-")
     p, port, _ = start(kind, d)
-    # The same data in both: key:N -> value:N padded to 64 bytes.
-    cli(port, "DEBUG", "POPULATE", keys, "key", 64)
+    populate_bench_keys(port, keys)
+    ctl = Control(port)
     bench = subprocess.Popen(["redis-benchmark", "-p", str(port), "-t", "set", "-P", "16",
                               "-c", "50", "-r", str(keys), "-d", "64", "-n", "2000000000", "-q"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     probe = Probe(port)
     probe.start()
-    time.sleep(3)
-    base = pss_tree(p.pid)
+    poll_for(ctl, WARMUP_S)
+    t_idle = time.perf_counter()
+    poll_for(ctl, IDLE_S)
+    base = peak = pss_tree(p.pid)
     t_start = time.perf_counter()
-    cli(port, "BGSAVE")
-    peak = base
+    ctl.call("BGSAVE")
     while True:
         if sample_memory:
             peak = max(peak, pss_tree(p.pid))
-        info = cli(port, "INFO", "persistence")
+        info = ctl.call("INFO", "persistence")
         if "rdb_bgsave_in_progress:0" in info:
             break
-        time.sleep(0.02 if sample_memory else 0.1)
+        time.sleep(0.02 if sample_memory else POLL_S)
     t_end = time.perf_counter()
     probe.stop = True
     probe.join()
     bench.kill()
     bench.wait()
+    ctl.close()
     status = [l for l in info.splitlines() if l.startswith("rdb_last_bgsave_status")][0]
-    dur = t_end - t_start
     during = [rt for t, rt in probe.samples if t_start <= t <= t_end]
-    before = [rt for t, rt in probe.samples if t_start - max(dur, 1.0) <= t < t_start]
+    before = [rt for t, rt in probe.samples if t_idle <= t < t_start]
     stop(p, port)
-    return {"kind": kind, "base": base, "peak": peak, "secs": dur, "status": status,
-            "p99_idle": p99(before) * 1000, "p99_save": p99(during) * 1000}
+    # Each run's files would otherwise pile up in the page cache (hundreds of MB a run).
+    shutil.rmtree(d, ignore_errors=True)
+    return {"kind": kind, "base": base, "peak": peak, "secs": t_end - t_start,
+            "status": status, "p99_idle": p99(before) * 1000, "p99_save": p99(during) * 1000}
 
 
 def bgsave_part(kind, keys):
@@ -276,8 +351,8 @@ def restart_table(rows, a):
 def bgsave_table(bg, a):
     out = (f"## BGSAVE under `redis-benchmark -t set -P 16 -c 50` ({a.bg_keys} keys of "
            "64 bytes)\n\nMemory is the summed PSS of the server and its forked child. "
-           "p99 is a GET probe's round trip during the save vs the same length of time "
-           "before it, under the same load.\n\n")
+           "p99 is a GET probe's round trip during the save vs a 10 s window just before it "
+           "(after a 2 s warm-up), under the same load, which overwrites the populated keys.\n\n")
     out += ("| server | before MB | peak MB | peak / before | save s | p99 before ms "
             "| p99 during ms | p99 ratio | status |\n"
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
@@ -301,21 +376,30 @@ def main():
     ap.add_argument("--bg-keys", type=int, default=17_000_000)
     ap.add_argument("--skip-bg", action="store_true",
                     help="skip the BGSAVE part (keeps its section of SNAPSHOT.md)")
+    ap.add_argument("--skip-restart", action="store_true",
+                    help="skip the restart part (keeps its table in SNAPSHOT.md)")
     a = ap.parse_args()
     POLL = a.poll_ms / 1000
     wanted = set(a.rows.split(","))
-    rows = restart_part(a.scale, a.rounds, wanted)
+    rows = [] if a.skip_restart else restart_part(a.scale, a.rounds, wanted)
     bg = [] if a.skip_bg else [bgsave_part(k, a.bg_keys) for k in ("redis", "ferrodis")]
     for r in bg:
         print(r, file=sys.stderr)
-    # The BGSAVE section (and anything after it) of the previous report is kept when skipped.
+    # A skipped part's section of the previous report is kept; so are the hand-written notes.
     old = open(OUT).read() if os.path.exists(OUT) else ""
+    head = "# Snapshots: ferrodis vs redis-server\n\n"
     cut = old.find("## BGSAVE")
-    kept = old[cut:] if cut >= 0 and not bg else ""
+    mark = old.find(NOTES_MARK)
+    old_restart = old[len(head):cut] if old.startswith(head) and cut >= 0 else ""
+    old_bg = old[cut:] if cut >= 0 else ""
+    notes = old[mark:] if mark >= 0 else ""
     with open(OUT, "w") as f:
-        f.write("# Snapshots: ferrodis vs redis-server\n\n")
-        f.write(restart_table(rows, a))
-        f.write("\n" + (bgsave_table(bg, a) if bg else kept))
+        f.write(head)
+        f.write(old_restart if a.skip_restart else restart_table(rows, a) + "\n")
+        if bg:
+            f.write(bgsave_table(bg, a) + ("\n" + notes if notes else ""))
+        else:
+            f.write(old_bg)
     print(open(OUT).read())
 
 
