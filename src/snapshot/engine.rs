@@ -358,7 +358,8 @@ pub fn save(ks: &Keyspace, srv: &mut ServerState) -> Result<(), String> {
 
 /// Writes a snapshot of `ks` to `dest` synchronously, leaving the save statistics alone (the
 /// file a full resync sends when a background save is already running, the append-only log's
-/// first base).
+/// first base). It is written out as it grows under `rdb-save-incremental-fsync`, whatever
+/// it is for.
 pub fn save_to(ks: &Keyspace, srv: &ServerState, dest: &Path) -> Result<(), String> {
     let pace = (srv.config.rdb_key_save_delay, srv.config.rdb_save_incremental_fsync);
     write_sync(ks, &meta_for(ks, srv), write_options(srv), dest, pace)
