@@ -342,8 +342,7 @@ pub fn save(ks: &Keyspace, srv: &mut ServerState) -> Result<(), String> {
     let dest = snapshot_path(srv);
     let meta = meta_for(ks, srv);
     let opts = write_options(srv);
-    let pace = (srv.config.rdb_key_save_delay, srv.config.rdb_save_incremental_fsync);
-    let result = write_sync(ks, &meta, opts, &dest, pace);
+    let result = write_sync(ks, &meta, opts, &dest, sync_pace(srv));
     match &result {
         Ok(()) => {
             tracing::warn!("DB saved on disk");
@@ -361,8 +360,13 @@ pub fn save(ks: &Keyspace, srv: &mut ServerState) -> Result<(), String> {
 /// first base). It is written out as it grows under `rdb-save-incremental-fsync`, whatever
 /// it is for.
 pub fn save_to(ks: &Keyspace, srv: &ServerState, dest: &Path) -> Result<(), String> {
-    let pace = (srv.config.rdb_key_save_delay, srv.config.rdb_save_incremental_fsync);
-    write_sync(ks, &meta_for(ks, srv), write_options(srv), dest, pace)
+    write_sync(ks, &meta_for(ks, srv), write_options(srv), dest, sync_pace(srv))
+}
+
+/// How a synchronous save paces its writing: `rdb-key-save-delay` and
+/// `rdb-save-incremental-fsync` (see [`write_sync`]).
+fn sync_pace(srv: &ServerState) -> (i64, bool) {
+    (srv.config.rdb_key_save_delay, srv.config.rdb_save_incremental_fsync)
 }
 
 /// Writes an RDB file of `ks` holding `parts` to `dest` synchronously (the payload of a full
@@ -727,8 +731,9 @@ impl<W: Write + SyncRange> Write for SaveFile<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let mut n = buf.len().min(WRITE_CHUNK);
         if self.autosync {
-            let room = AUTOSYNC_BYTES - self.written % AUTOSYNC_BYTES;
-            n = n.min(usize::try_from(room).unwrap_or(usize::MAX));
+            // Up to the next 4 MB boundary (a short write earlier may have left it off a
+            // chunk boundary): each sync then covers exactly the bytes written before it.
+            n = n.min((AUTOSYNC_BYTES - self.written % AUTOSYNC_BYTES) as usize);
         }
         let n = self.file.write(&buf[..n])?;
         self.written += n as u64;
