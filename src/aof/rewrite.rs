@@ -191,6 +191,7 @@ fn try_start(ks: &mut Keyspace, st: &mut ServerState) -> Result<(), String> {
         is_bgsave: false,
         on_done: Some(on_done),
         incremental_fsync: st.config.aof_rewrite_incremental_fsync,
+        paced: true,
     };
     engine::start_snapshot(ks, st, job)?;
     st.aof.rw.running = Some(Instant::now());

@@ -380,7 +380,9 @@ fn snapshot_file(ks: &mut crate::keyspace::Keyspace, state: &mut ServerState) ->
     if state.persist.bgsave.is_none() {
         let saves = state.persist.saves;
         let _ = engine::bgsave_start(ks, state);
-        if state.persist.bgsave.is_some() {
+        if let Some(save) = state.persist.bgsave.as_mut() {
+            // The replica waits for this save: it runs at full speed.
+            save.hurry();
             let path = engine::snapshot_path(state);
             state.repl.sync_bgsave = Some((offset, saves, path.clone()));
             let wait = FileWait::Bgsave(saves);
@@ -452,6 +454,7 @@ fn rdb_file(
         is_bgsave: false,
         on_done: Some(on_done),
         incremental_fsync: state.config.rdb_save_incremental_fsync,
+        paced: false,
     };
     if let Err(e) = engine::start_snapshot_as(ks, state, job, Format::Rdb(parts)) {
         tracing::warn!("Can't start the RDB snapshot for a replica: {e}");
