@@ -195,13 +195,20 @@ struct InFlight {
 /// Written buffers kept for reuse; more would only be held memory (the event loop takes one
 /// per block it collects).
 const SPARE_BUFFERS: usize = 8;
+/// The largest buffer kept for reuse, and the most a new one reserves up front. A step's
+/// records are a few hundred kilobytes; a collection after a burst of overwrites can be tens of
+/// megabytes, and spare buffers of that size would be memory outside the in-flight bound. So
+/// the spares add at most `SPARE_BUFFERS` megabytes to it.
+const SPARE_CAPACITY: usize = 1 << 20;
 
 impl InFlight {
     fn new() -> Self {
         InFlight { bytes: AtomicUsize::new(0), spare: std::sync::Mutex::new(Vec::new()) }
     }
 
-    /// Bytes handed over and not yet written.
+    /// Bytes handed over and not yet written: the buffers' capacity, which is the memory they
+    /// hold (a buffer grown by doubling holds up to twice its records; counting only the
+    /// records let a full overwrite during a save use twice the bound).
     fn bytes(&self) -> usize {
         self.bytes.load(Ordering::Acquire)
     }
@@ -209,19 +216,19 @@ impl InFlight {
     /// A buffer for the next block, with room for about `want` bytes.
     fn buffer(&self, want: usize) -> Vec<u8> {
         let reused = self.spare.lock().ok().and_then(|mut s| s.pop());
-        reused.unwrap_or_else(|| Vec::with_capacity(want))
+        reused.unwrap_or_else(|| Vec::with_capacity(want.min(SPARE_CAPACITY)))
     }
 
-    fn sent(&self, raw: &[u8]) {
-        self.bytes.fetch_add(raw.len(), Ordering::AcqRel);
+    fn sent(&self, raw: &Vec<u8>) {
+        self.bytes.fetch_add(raw.capacity(), Ordering::AcqRel);
     }
 
     /// The writer is done with `raw`.
     fn written(&self, mut raw: Vec<u8>) {
-        self.bytes.fetch_sub(raw.len(), Ordering::AcqRel);
+        self.bytes.fetch_sub(raw.capacity(), Ordering::AcqRel);
         raw.clear();
         if let Ok(mut s) = self.spare.lock() {
-            if s.len() < SPARE_BUFFERS {
+            if s.len() < SPARE_BUFFERS && raw.capacity() <= SPARE_CAPACITY {
                 s.push(raw);
             }
         }
