@@ -1024,6 +1024,12 @@ pub async fn driver(server: Rc<RefCell<Server>>) {
                 let Server { ks, state, .. } = &mut *srv;
                 let (entries, delay_pause) = step_pace(state.config.rdb_key_save_delay);
                 let Some(save) = state.persist.bgsave.as_ref() else { break };
+                if save.stopped.load(Ordering::Acquire) {
+                    // The writer gave up (its output failed: a full disk, or no replica left
+                    // to read a disk-less sync). Nothing drains the records in flight any more,
+                    // so waiting for them to fall below the limit would wait forever.
+                    break;
+                }
                 let step_start = Instant::now();
                 let in_flight = collect(ks, save);
                 let rdb = save.rdb.is_some();
