@@ -262,6 +262,7 @@ fn attach(
         ack_offset: Cell::new(0),
         ack_time: Cell::new(Instant::now()),
         acks: Cell::new(0),
+        sync_write_since: Cell::new(None),
         rdb_only: wants.rdb_only,
         pre_psync: ask.is_none(),
     });
@@ -634,7 +635,10 @@ async fn send_diskless(
             }
         };
         let Some(chunk) = chunk else { break };
-        if !write_killable(stream, &chunk, shared).await {
+        info.sync_write_since.set(Some(Instant::now()));
+        let written = write_killable(stream, &chunk, shared).await;
+        info.sync_write_since.set(None);
+        if !written {
             return false;
         }
     }
@@ -907,8 +911,9 @@ fn expire_backlog(state: &mut ServerState, alone_since: Instant) {
 }
 
 /// Once a second: a `PING` in the stream every `repl-ping-replica-period` seconds (so replicas
-/// can tell a silent master from a dead one), and replicas that acknowledged nothing for
-/// `repl-timeout` seconds are dropped.
+/// can tell a silent master from a dead one); replicas that acknowledged nothing for
+/// `repl-timeout` seconds are dropped, and so are replicas of a disk-less sync that have not
+/// taken a chunk of it for as long.
 pub async fn cron(server: Rc<RefCell<Server>>) {
     let mut last_ping = Instant::now();
     let mut alone_since = Instant::now();
@@ -935,9 +940,12 @@ pub async fn cron(server: Rc<RefCell<Server>>) {
         }
         let timeout = super::config_u64(state, "repl-timeout").max(1);
         for r in feed.replicas.borrow().iter() {
+            let name = replica_name(r);
             if r.online.get() && !r.pre_psync && r.ack_time.get().elapsed().as_secs() > timeout {
-                let (ip, port) = (&r.ip, r.listening_port.get());
-                tracing::warn!("Disconnecting timedout replica: {ip}:{port}");
+                tracing::warn!("Disconnecting timedout replica (streaming sync): {name}");
+                r.shared.kill();
+            } else if r.sync_write_since.get().is_some_and(|t| t.elapsed().as_secs() > timeout) {
+                tracing::warn!("Disconnecting timedout replica (full sync): {name}");
                 r.shared.kill();
             }
         }

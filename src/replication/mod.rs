@@ -222,6 +222,11 @@ pub struct ReplicaInfo {
     pub ack_time: Cell<Instant>,
     /// `REPLCONF ACK`s received.
     pub acks: Cell<u64>,
+    /// Since when a chunk of a disk-less payload has been waiting to be written to this
+    /// replica (none between chunks): a replica that stops reading would otherwise hold the
+    /// snapshot, and every other replica of it, forever. `repl-timeout` drops it, as Redis
+    /// drops a replica whose last partial write of the RDB pipe is that old.
+    pub sync_write_since: Cell<Option<Instant>>,
     /// `REPLCONF rdb-only 1`: gets the payload only, never the stream.
     pub rdb_only: bool,
     /// Synced with the old `SYNC` (`redis-cli --replica`): it is not expected to send
