@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use super::args::{self, is};
 use super::flags::*;
 use super::{CmdError, CmdResult, CommandSpec, Ctx};
-use crate::config::{self, Config, IMMUTABLE, PARAMS, PROTECTED, SENSITIVE};
+use crate::config::{self, Config, DENY_LOADING, IMMUTABLE, PARAMS, PROTECTED, SENSITIVE};
 use crate::keyspace::{Entry, Keyspace, Value};
 use crate::protocol::Resp;
 use crate::server::ServerState;
@@ -125,6 +125,11 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         .map(|p| (args::text(p[0]), args::text(p[1])))
         .collect();
     let mut indexes: Vec<usize> = Vec::with_capacity(pairs.len());
+    // Parameters named by their alias, which Redis keeps as parameters of their own for the
+    // duplicate check: `hash-max-ziplist-entries 5 hash-max-listpack-entries 6` sets both, in
+    // order.
+    let mut by_alias: Vec<bool> = Vec::with_capacity(pairs.len());
+    let loading = ctx.srv.persist.loading.is_some() || ctx.srv.persist.async_loading;
     for (name, _) in &pairs {
         let Some(i) = config::find_index(name) else {
             return Err(CmdError::err(format!(
@@ -138,10 +143,17 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         if p.has(PROTECTED) && !protected_allowed(ctx, "enable-protected-configs") {
             return Err(set_failed(name, "can't set protected config"));
         }
-        if indexes.contains(&i) {
+        // A parameter the load in progress depends on (`appendonly`, `dir`,
+        // `repl-diskless-load`) waits for the load to end.
+        if loading && p.has(DENY_LOADING) {
+            return Err(CmdError::Msg(super::persistence::LOADING_ERROR.into()));
+        }
+        let alias = !p.name.eq_ignore_ascii_case(name);
+        if indexes.iter().zip(&by_alias).any(|(&j, &a)| j == i && a == alias) {
             return Err(set_failed(name, "duplicate parameter"));
         }
         indexes.push(i);
+        by_alias.push(alias);
     }
     let mut next: Config = ctx.srv.config.clone();
     for (i, (_, value)) in indexes.iter().zip(&pairs) {
