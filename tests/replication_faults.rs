@@ -375,6 +375,114 @@ fn link_cut_mid_full_sync_and_mid_stream_converges() {
     assert_same_data(&master, &replica);
 }
 
+/// A disk-less load (`repl-diskless-load swapdb`) cut short: the replica logs the short read
+/// in Redis's words, which tools watching the log wait for (Redis's own test suite does), keeps
+/// serving its old data, and converges on the next attempt.
+#[test]
+fn diskless_load_cut_short_is_logged_in_redis_words_and_converges() {
+    let master = TestServer::start(&ROOMY);
+    let replica = TestServer::start(&[&DEBUG[..], &["--repl-diskless-load", "swapdb"]].concat());
+    let proxy = Proxy::start(master.port);
+    let mut m = master.conn();
+    let _: () = q(&mut m, &["DEBUG", "POPULATE", "100000", "key", "100"]);
+    let _: () = q(&mut replica.conn(), &["SET", "replica-only", "old"]);
+    proxy.st.cut_after.store(500_000, SeqCst);
+    replica_of(&replica, proxy.port);
+    // The first connection goes on until it is cut; the next attempts are refused until the
+    // old data has been looked at.
+    wait_until("a connection", || proxy.st.accepted.load(SeqCst) >= 1);
+    proxy.st.down.store(true, SeqCst);
+    let short_read = "Internal error in RDB reading offset";
+    wait_until("the short read logged", || replica.log().contains(short_read));
+    let log = replica.log();
+    let short = log.lines().find(|l| l.contains(short_read)).unwrap();
+    assert!(
+        short.contains("Failure loading rdb format from socket, assuming connection error"),
+        "{short}"
+    );
+    let mut r = replica.conn();
+    assert_eq!(q::<String>(&mut r, &["GET", "replica-only"]), "old");
+    assert_eq!(info_field(&mut r, "replication", "master_link_status"), "down");
+    proxy.st.down.store(false, SeqCst);
+    wait_caught_up(&replica, &master);
+    assert_same_data(&master, &replica);
+}
+
+/// Waits until the master has no snapshot running.
+fn wait_no_snapshot(m: &mut redis::Connection) {
+    wait_until("the disk-less snapshot ended", || {
+        info_field(m, "persistence", "rdb_bgsave_in_progress") == "0"
+    });
+}
+
+/// Starts a disk-less full sync (through `port`: the master, or a proxy) of a dataset far
+/// larger than the socket buffers, and once the replica is taking it in, calls `stall` to stop
+/// it reading: the master's snapshot is then held up with records in flight.
+fn stalled_diskless_sync(master: &TestServer, replica: &TestServer, port: u16, stall: impl Fn()) {
+    let mut m = master.conn();
+    // 40 MB that do not compress (a snapshot of DEBUG POPULATE's values would fit in the
+    // socket buffers).
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for batch in 0..40 {
+        let mut p = redis::pipe();
+        for i in 0..1000 {
+            let value: Vec<u8> = (0..1000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            p.cmd("SET").arg(format!("key:{batch}:{i}")).arg(value).ignore();
+        }
+        let _: () = p.query(&mut m).unwrap();
+    }
+    replica_of(replica, port);
+    wait_until("the full sync under way", || {
+        info_field(&mut m, "persistence", "rdb_bgsave_in_progress") == "1"
+    });
+    stall();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(info_field(&mut m, "persistence", "rdb_bgsave_in_progress"), "1");
+}
+
+/// The only replica of a disk-less sync dies while the snapshot is held up: the snapshot ends
+/// (it used to wait forever for its records in flight to drain).
+#[test]
+fn diskless_sync_ends_when_its_last_replica_goes() {
+    let master = TestServer::start(&ROOMY);
+    let mut replica = TestServer::start(&DEBUG);
+    let pid = replica.child.as_ref().unwrap().id().to_string();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(status.success());
+    };
+    stalled_diskless_sync(&master, &replica, master.port, || signal("-STOP"));
+    replica.kill();
+    let mut m = master.conn();
+    wait_no_snapshot(&mut m);
+    assert!(master.log().contains("Diskless rdb transfer, last replica dropped"));
+    let _: () = q(&mut m, &["SET", "after", "1"]);
+    assert_eq!(q::<String>(&mut m, &["GET", "after"]), "1");
+}
+
+/// A replica that stops reading its disk-less sync is dropped after `repl-timeout`, in Redis's
+/// words, and the snapshot ends.
+#[test]
+fn stalled_diskless_replica_is_dropped_after_repl_timeout() {
+    let master = TestServer::start(&ROOMY);
+    let replica = TestServer::start(&DEBUG);
+    let proxy = Proxy::start(master.port);
+    let _: () = q(&mut master.conn(), &["CONFIG", "SET", "repl-timeout", "2"]);
+    stalled_diskless_sync(&master, &replica, proxy.port, || proxy.stall(true));
+    let mut m = master.conn();
+    wait_no_snapshot(&mut m);
+    let log = master.log();
+    assert!(log.contains("Disconnecting timedout replica (full sync): 127.0.0.1:"), "{log}");
+    proxy.stall(false);
+}
+
 /// The master dies; one replica is promoted (REPLICAOF NO ONE) and takes writes; the other
 /// follows it with a partial resync under the old master's id (PSYNC2 second id).
 #[test]

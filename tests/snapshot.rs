@@ -612,6 +612,12 @@ fn loading_answers_loading_and_reports_progress() {
     let mut c = s.conn();
     assert_eq!(err(&mut c, &["GET", "key:1"]), "LOADING Redis is loading the dataset in memory");
     assert_eq!(info_field(&mut c, "loading"), "1");
+    // CONFIG works while loading, but not on what the load depends on.
+    assert_eq!(q::<String>(&mut c, &["CONFIG", "SET", "hz", "10"]), "OK");
+    let loading = "LOADING Redis is loading the dataset in memory";
+    assert_eq!(err(&mut c, &["CONFIG", "SET", "hz", "11", "appendonly", "yes"]), loading);
+    assert_eq!(err(&mut c, &["CONFIG", "SET", "repl-diskless-load", "swapdb"]), loading);
+    assert_eq!(q::<Vec<String>>(&mut c, &["CONFIG", "GET", "hz"]), ["hz", "10"]);
     let info: String = q(&mut c, &["INFO", "persistence"]);
     assert!(info.contains("loading_loaded_perc:"), "{info}");
     assert_eq!(info_field(&mut c, "loading_total_bytes"), file_len.to_string());
