@@ -226,16 +226,35 @@ async fn sync_delay(
     }
     // `repl-diskless-sync-max-replicas`: stop waiting once that many replicas wait.
     let max = super::config_u64(&server.borrow().state, "repl-diskless-sync-max-replicas");
-    server.borrow_mut().state.repl.delaying += 1;
+    let (round, over) = {
+        let mut srv = server.borrow_mut();
+        srv.state.repl.delaying += 1;
+        (srv.state.repl.delay_round, srv.state.repl.delay_over.clone())
+    };
     let end = Instant::now() + Duration::from_secs(delay);
-    while Instant::now() < end && !shared.killed.get() {
-        if max > 0 && server.borrow().state.repl.delaying as u64 >= max {
-            break;
+    loop {
+        // Created before the checks, so that a release between them and the wait below is
+        // not missed.
+        let released = over.notified();
+        {
+            let mut srv = server.borrow_mut();
+            let repl = &mut srv.state.repl;
+            if repl.delay_round != round || shared.killed.get() {
+                break;
+            }
+            if Instant::now() >= end || (max > 0 && repl.delaying as u64 >= max) {
+                // This replica's wait is over, and with it every other replica's.
+                repl.delay_round += 1;
+                over.notify_waiters();
+                break;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The pause bounds how late a killed client is noticed.
+        tokio::select! {
+            _ = released => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
     }
-    // Leave a moment for the other waiters to see the count before it drops.
-    tokio::time::sleep(Duration::from_millis(60)).await;
     server.borrow_mut().state.repl.delaying -= 1;
     !shared.killed.get()
 }

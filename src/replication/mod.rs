@@ -73,6 +73,11 @@ pub struct Replication {
     pub sync_bgsave: Option<(u64, u64, std::path::PathBuf)>,
     /// Replicas waiting out `repl-diskless-sync-delay`.
     pub delaying: usize,
+    /// Bumped, and `delay_over` notified, when the first of them is done waiting: the others
+    /// stop waiting with it, so that all of them share its snapshot (as Redis starts one
+    /// BGSAVE for every replica waiting to start one).
+    pub delay_round: u64,
+    pub delay_over: std::rc::Rc<tokio::sync::Notify>,
     /// FAILOVER in progress, if any.
     pub failover: Option<failover::Failover>,
     /// What clients announced with REPLCONF before their SYNC / PSYNC.
@@ -99,6 +104,8 @@ impl Default for Replication {
             failover: None,
             sync_bgsave: None,
             delaying: 0,
+            delay_round: 0,
+            delay_over: Default::default(),
             announced: HashMap::new(),
             wake: Rc::new(tokio::sync::Notify::new()),
         }
