@@ -404,6 +404,37 @@ fn diskless_sync_is_shared_by_the_replicas_within_the_delay() {
     assert_eq!(d, digest(&mut r2.conn()));
     let v: String = q(&mut r2.conn(), &["GET", "during"]);
     assert_eq!(v, "delay");
+    assert_eq!(master.log().matches("Starting BGSAVE for SYNC").count(), 1, "one snapshot");
+}
+
+/// `repl-diskless-sync-max-replicas`: the sync starts as soon as that many replicas wait,
+/// long before the delay, and all of them share it.
+#[test]
+fn diskless_sync_starts_once_max_replicas_wait_and_they_share_it() {
+    let args = [
+        "--repl-diskless-sync-delay",
+        "30",
+        "--repl-diskless-sync-max-replicas",
+        "2",
+        "--enable-debug-command",
+        "yes",
+    ];
+    let master = TestServer::start(&args);
+    let (r1, r2) = (TestServer::start(&DEBUG), TestServer::start(&DEBUG));
+    let mut m = master.conn();
+    let _: () = q(&mut m, &["DEBUG", "POPULATE", "20000"]);
+    let port = master.port.to_string();
+    let _: String = q(&mut r1.conn(), &["REPLICAOF", "127.0.0.1", &port]);
+    std::thread::sleep(Duration::from_millis(300));
+    let _: String = q(&mut r2.conn(), &["REPLICAOF", "127.0.0.1", &port]);
+    // wait_caught_up gives up after 20 s, well before the 30 s delay.
+    wait_caught_up(&r1, &master);
+    wait_caught_up(&r2, &master);
+    assert_eq!(master.log().matches("Starting BGSAVE for SYNC").count(), 1, "one snapshot");
+    assert_eq!(info_field(&mut m, "stats", "sync_full"), "2");
+    let d = digest(&mut m);
+    assert_eq!(d, digest(&mut r1.conn()));
+    assert_eq!(d, digest(&mut r2.conn()));
 }
 
 /// A replica loading disk-less with `swapdb` keeps its old dataset while the transfer runs
