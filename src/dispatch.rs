@@ -344,6 +344,12 @@ fn run(
         feed_monitors(state, client, spec, argv);
     }
     let wrote = state.dirty != dirty_before;
+    if wrote
+        && state.is_replica()
+        && state.repl.master.as_ref().is_some_and(|m| m.client_id != client.id)
+    {
+        remember_replica_expires(ks, state, db, spec, argv);
+    }
     if !custom && state.journal.is_active() {
         if spec.has(flags::WRITE) && wrote {
             effects.push(db, argv);
@@ -352,6 +358,26 @@ fn run(
         }
     }
     result.is_ok()
+}
+
+/// A write by one of a writable replica's own clients: the keys it gave a time to live are
+/// remembered, for the replica to expire them itself (see `replication::expire_replica_keys`).
+#[inline(never)]
+fn remember_replica_expires(
+    ks: &Keyspace,
+    state: &mut ServerState,
+    db: usize,
+    spec: &'static CommandSpec,
+    argv: &[&[u8]],
+) {
+    let Some(m) = commands::command::meta_of(spec) else {
+        return;
+    };
+    let Some(positions) = commands::command::command_keys(m, argv) else {
+        return;
+    };
+    let keys = positions.into_iter().filter_map(|(i, _)| argv.get(i).map(|k| k.to_vec()));
+    crate::replication::remember_replica_expires(ks, state, db, keys);
 }
 
 /// Client-side caching: a read-only command of a tracking client remembers the keys it read

@@ -437,6 +437,40 @@ fn diskless_sync_starts_once_max_replicas_wait_and_they_share_it() {
     assert_eq!(d, digest(&mut r2.conn()));
 }
 
+/// A writable replica (`replica-read-only no`) expires the keys its own clients gave a time to
+/// live, in any database, whatever command set it (SET EX, EXPIRE, a script). The master's keys
+/// still wait for the master's DEL: expired, they are hidden from reads but stay counted.
+#[test]
+fn a_writable_replica_expires_its_own_keys_but_not_the_masters() {
+    let master = TestServer::start(&DEBUG);
+    let replica = TestServer::start(&DEBUG);
+    replicate(&replica, &master);
+    let (mut m, mut r) = (master.conn(), replica.conn());
+    let _: () = q(&mut m, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    let _: () = q(&mut m, &["SET", "from-master", "1", "PX", "10"]);
+    wait_caught_up(&replica, &master);
+    let _: () = q(&mut r, &["CONFIG", "SET", "replica-read-only", "no"]);
+    let _: () = q(&mut r, &["SELECT", "6"]);
+    let _: () = q(&mut r, &["SET", "set-ex", "1", "PX", "300"]);
+    let _: () = q(&mut r, &["SET", "expire", "1"]);
+    let _: i64 = q(&mut r, &["PEXPIRE", "expire", "300"]);
+    let _: () = q(&mut r, &["EVAL", "redis.call('set', KEYS[1], '1', 'px', '300')", "1", "script"]);
+    let _: () = q(&mut r, &["SET", "long", "1", "EX", "100"]);
+    let _: () = q(&mut r, &["SET", "plain", "1"]);
+    assert_eq!(q::<i64>(&mut r, &["DBSIZE"]), 5);
+    wait_until("the replica's own keys expired", || q::<i64>(&mut r, &["DBSIZE"]) == 2);
+    let mut left: Vec<String> = q(&mut r, &["KEYS", "*"]);
+    left.sort();
+    assert_eq!(left, ["long", "plain"]);
+    assert_eq!(info_field(&mut r, "stats", "expired_keys"), "3");
+    // The master's key, expired by now: hidden, not deleted.
+    let _: () = q(&mut r, &["SELECT", "0"]);
+    assert_eq!(q::<i64>(&mut r, &["EXISTS", "from-master"]), 0);
+    assert_eq!(q::<i64>(&mut r, &["DBSIZE"]), 1);
+    let _: () = q(&mut m, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+    wait_until("the master's DEL", || q::<i64>(&mut r, &["DBSIZE"]) == 0);
+}
+
 /// A replica loading disk-less with `swapdb` keeps its old dataset while the transfer runs
 /// (answering `-LOADING` meanwhile, the master's history being another), gets it back when the
 /// link breaks mid-transfer, and has the master's once a transfer completes.

@@ -78,6 +78,11 @@ pub struct Replication {
     /// BGSAVE for every replica waiting to start one).
     pub delay_round: u64,
     pub delay_over: std::rc::Rc<tokio::sync::Notify>,
+    /// Keys that this replica's own clients (`replica-read-only no`) gave a time to live, with
+    /// a bit per database (the first 64): [`expire_replica_keys`] deletes them once it has
+    /// passed, since a replica never expires keys by its clock and its master knows nothing
+    /// of these.
+    pub replica_keys_with_expire: HashMap<Vec<u8>, u64>,
     /// FAILOVER in progress, if any.
     pub failover: Option<failover::Failover>,
     /// What clients announced with REPLCONF before their SYNC / PSYNC.
@@ -102,6 +107,7 @@ impl Default for Replication {
             sync_partial_err: 0,
             sync_partial_aof: 0,
             failover: None,
+            replica_keys_with_expire: HashMap::new(),
             sync_bgsave: None,
             delaying: 0,
             delay_round: 0,
@@ -611,4 +617,56 @@ pub fn start(server: &Rc<RefCell<crate::server::Server>>) {
     tokio::task::spawn_local(replica::run(server.clone()));
     tokio::task::spawn_local(master::cron(server.clone()));
     tokio::task::spawn_local(failover::cron(server.clone()));
+}
+
+/// After a write by one of this replica's own clients: remembers the written keys that now
+/// have a time to live (Redis's `rememberSlaveKeyWithExpire`).
+pub fn remember_replica_expires(
+    ks: &crate::keyspace::Keyspace,
+    state: &mut ServerState,
+    db: usize,
+    keys: impl Iterator<Item = Vec<u8>>,
+) {
+    if db >= 64 {
+        return;
+    }
+    for key in keys {
+        if ks.dbs.get(db).is_some_and(|d| d.expire_of(&key).is_some()) {
+            *state.repl.replica_keys_with_expire.entry(key).or_default() |= 1 << db;
+        }
+    }
+}
+
+/// Redis's `expireSlaveKeys`, from the cron of a replica: deletes the remembered keys whose
+/// time to live has passed, as expired keys (notified, counted, and logged like the active
+/// expire cycle's); forgets those that no longer have one. Stops after about a millisecond,
+/// leaving the rest for the next run.
+pub fn expire_replica_keys(srv: &mut crate::server::Server) {
+    let crate::server::Server { ks, state, effects } = srv;
+    let now = crate::util::time::now_ms();
+    let started = std::time::Instant::now();
+    let mut tracked = std::mem::take(&mut state.repl.replica_keys_with_expire);
+    tracked.retain(|key, dbs| {
+        if started.elapsed() > std::time::Duration::from_millis(1) {
+            return true;
+        }
+        let mut keep = 0u64;
+        for db in (0..ks.dbs.len().min(64)).filter(|db| *dbs & (1 << db) != 0) {
+            match ks.dbs[db].expire_of(key) {
+                Some(at) if at <= now => {
+                    if let (true, Some(e)) = (ks.lazy_expire, ks.dbs[db].remove(key)) {
+                        crate::keyspace::lazyfree::free(e.value);
+                    }
+                    ks.stats.expired_keys += 1;
+                    ks.expired.push((db, crate::keyspace::table::Key::new(key)));
+                }
+                Some(_) => keep |= 1 << db,
+                None => {}
+            }
+        }
+        *dbs = keep;
+        keep != 0
+    });
+    state.repl.replica_keys_with_expire = tracked;
+    crate::dispatch::propagate_expired(ks, state, effects);
 }

@@ -74,6 +74,8 @@ pub fn unset_master(ks: &mut Keyspace, state: &mut ServerState) {
     let _ = state.config.set("replicaof", "");
     state.repl.generation += 1;
     ks.expire_on_access = true;
+    // The active expire cycle covers every key from now on.
+    state.repl.replica_keys_with_expire.clear();
     super::shift_replid(state);
     super::ensure_feed(state);
     state.journal.reset_selected_db();
@@ -553,6 +555,7 @@ fn load_snapshot(
     };
     engine::bgsave_abort(ks, state);
     ks.dbs = fresh.dbs;
+    state.repl.replica_keys_with_expire.clear();
     state.modification_epoch += 1;
     // Cached keys are all invalid now, as after FLUSHALL (Redis's emptyData).
     state.tracking_on_flush();

@@ -38,6 +38,10 @@ pub fn tick(srv: &mut Server, hz: u64) {
         state.latency.add_if_needed("expire-cycle", ms, threshold, crate::util::time::now_secs());
         crate::dispatch::propagate_expired(ks, state, effects);
     }
+    let st = &srv.state;
+    if st.active_expire && st.is_replica() && !st.repl.replica_keys_with_expire.is_empty() {
+        crate::replication::expire_replica_keys(srv);
+    }
     crate::commands::memory::cron(srv);
     if srv.state.tracking.clients > 0 {
         srv.state.tracking_limit();
