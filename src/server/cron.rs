@@ -25,7 +25,8 @@ pub fn tick(srv: &mut Server, hz: u64) {
         return;
     }
     // A CLIENT PAUSE holds expiry too: deleting a key is a write (Redis skips the cycle). A
-    // replica never expires keys itself: its master's DELs do.
+    // replica never expires its master's keys itself: its master's DELs do. Only the keys its
+    // own clients gave a time to live are its to expire (below).
     srv.ks.expiry_paused = super::client::pause::holds(true).is_some();
     if srv.state.active_expire && !srv.ks.expiry_paused && srv.ks.expire_on_access {
         let budget = Duration::from_micros(1_000_000 * EXPIRE_CPU_PERCENT / hz / 100);
