@@ -370,14 +370,18 @@ fn remember_replica_expires(
     spec: &'static CommandSpec,
     argv: &[&[u8]],
 ) {
+    let keys = key_args(spec, argv);
+    crate::replication::remember_replica_expires(ks, state, db, &keys);
+}
+
+/// The key arguments of a command, found by its key specs (none when it has no metadata or
+/// the arguments do not fit them).
+fn key_args<'a>(spec: &'static CommandSpec, argv: &[&'a [u8]]) -> Vec<&'a [u8]> {
     let Some(m) = commands::command::meta_of(spec) else {
-        return;
+        return Vec::new();
     };
-    let Some(positions) = commands::command::command_keys(m, argv) else {
-        return;
-    };
-    let keys = positions.into_iter().filter_map(|(i, _)| argv.get(i).map(|k| k.to_vec()));
-    crate::replication::remember_replica_expires(ks, state, db, keys);
+    let positions = commands::command::command_keys(m, argv).unwrap_or_default();
+    positions.iter().filter_map(|&(i, _)| argv.get(i).copied()).collect()
 }
 
 /// Client-side caching: a read-only command of a tracking client remembers the keys it read
@@ -393,13 +397,7 @@ pub fn remember_tracked_keys(
     if client.shared.tracking.borrow().is_none() || spec.has(flags::PUBSUB) {
         return;
     }
-    let Some(m) = commands::command::meta_of(spec) else {
-        return;
-    };
-    let Some(positions) = commands::command::command_keys(m, argv) else {
-        return;
-    };
-    let keys: Vec<&[u8]> = positions.iter().filter_map(|&(i, _)| argv.get(i).copied()).collect();
+    let keys = key_args(spec, argv);
     if !keys.is_empty() {
         state.tracking_remember(&client.shared, &keys);
     }

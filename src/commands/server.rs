@@ -125,12 +125,8 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         .map(|p| (args::text(p[0]), args::text(p[1])))
         .collect();
     let mut indexes: Vec<usize> = Vec::with_capacity(pairs.len());
-    // Parameters named by their alias, which Redis keeps as parameters of their own for the
-    // duplicate check: `hash-max-ziplist-entries 5 hash-max-listpack-entries 6` sets both, in
-    // order.
-    let mut by_alias: Vec<bool> = Vec::with_capacity(pairs.len());
     let loading = ctx.srv.persist.loading.is_some() || ctx.srv.persist.async_loading;
-    for (name, _) in &pairs {
+    for (n, (name, _)) in pairs.iter().enumerate() {
         let Some(i) = config::find_index(name) else {
             return Err(CmdError::err(format!(
                 "Unknown option or number of arguments for CONFIG SET - '{name}'"
@@ -148,12 +144,13 @@ fn config_set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> CmdResult {
         if loading && p.has(DENY_LOADING) {
             return Err(CmdError::Msg(super::persistence::LOADING_ERROR.into()));
         }
-        let alias = !p.name.eq_ignore_ascii_case(name);
-        if indexes.iter().zip(&by_alias).any(|(&j, &a)| j == i && a == alias) {
+        // The same name twice, not a parameter and its alias: Redis keeps an alias as a
+        // parameter of its own for this check, so `hash-max-ziplist-entries 5
+        // hash-max-listpack-entries 6` sets both, in order.
+        if pairs[..n].iter().any(|(earlier, _)| earlier.eq_ignore_ascii_case(name)) {
             return Err(set_failed(name, "duplicate parameter"));
         }
         indexes.push(i);
-        by_alias.push(alias);
     }
     let mut next: Config = ctx.srv.config.clone();
     for (i, (_, value)) in indexes.iter().zip(&pairs) {

@@ -427,6 +427,18 @@ impl Keyspace {
         d.main.iter().filter(move |(k, _)| !d.is_expired(k, now))
     }
 
+    /// Deletes a key whose time to live has passed, as an expiry: counted in `expired_keys`,
+    /// freed lazily under `lazyfree-lazy-expire`, and queued in [`Keyspace::expired`] for its
+    /// notification and propagation, as the lookups and the active cycle do.
+    pub fn delete_expired(&mut self, db: usize, key: &[u8]) {
+        let Some(entry) = self.dbs[db].remove(key) else { return };
+        if self.lazy_expire {
+            lazyfree::free(entry.value);
+        }
+        self.stats.expired_keys += 1;
+        self.expired.push((db, Key::new(key)));
+    }
+
     /// True if the key exists and has not expired (deleting it if it has).
     pub fn exists(&mut self, db: usize, key: &[u8], now: u64) -> bool {
         self.lookup_write(db, key, now).is_some()

@@ -625,14 +625,20 @@ pub fn remember_replica_expires(
     ks: &crate::keyspace::Keyspace,
     state: &mut ServerState,
     db: usize,
-    keys: impl Iterator<Item = Vec<u8>>,
+    keys: &[&[u8]],
 ) {
     if db >= 64 {
         return;
     }
-    for key in keys {
-        if ks.dbs.get(db).is_some_and(|d| d.expire_of(&key).is_some()) {
-            *state.repl.replica_keys_with_expire.entry(key).or_default() |= 1 << db;
+    let tracked = &mut state.repl.replica_keys_with_expire;
+    for &key in keys {
+        if ks.dbs.get(db).is_some_and(|d| d.expire_of(key).is_some()) {
+            match tracked.get_mut(key) {
+                Some(dbs) => *dbs |= 1 << db,
+                None => {
+                    tracked.insert(key.to_vec(), 1 << db);
+                }
+            }
         }
     }
 }
@@ -653,13 +659,7 @@ pub fn expire_replica_keys(srv: &mut crate::server::Server) {
         let mut keep = 0u64;
         for db in (0..ks.dbs.len().min(64)).filter(|db| *dbs & (1 << db) != 0) {
             match ks.dbs[db].expire_of(key) {
-                Some(at) if at <= now => {
-                    if let (true, Some(e)) = (ks.lazy_expire, ks.dbs[db].remove(key)) {
-                        crate::keyspace::lazyfree::free(e.value);
-                    }
-                    ks.stats.expired_keys += 1;
-                    ks.expired.push((db, crate::keyspace::table::Key::new(key)));
-                }
+                Some(at) if at <= now => ks.delete_expired(db, key),
                 Some(_) => keep |= 1 << db,
                 None => {}
             }
